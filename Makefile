@@ -1,0 +1,46 @@
+# Two commands for a fresh clone: `make up` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: up test lint types layers unit install install-test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## make up: install into .venv and run Podium with the demo endpoint `iris`
+up: install
+	$(BIN)/podium up --demo
+
+## make test: lint, types, layering and every test
+test: install-test lint types layers
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: install-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+types: install-test
+	$(BIN)/mypy
+
+layers: install-test
+	$(BIN)/lint-imports
+
+## make bench: benchmarks (not in CI); results under bench/results/
+bench: install-test
+	$(BIN)/python bench/gateway.py
+
+clean:
+	rm -rf $(VENV) .podium .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Where replicas run. `local`: OS processes on this machine (default); `ray` later."""

@@ -1,0 +1,89 @@
+"""The Backend protocol: the one seam through which the controller starts and stops replicas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from podium.core.phases import ExitReason
+from podium.core.spec import InstanceType
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaLaunch:
+    """Everything a backend needs to start one replica of one revision."""
+
+    replica_id: str
+    endpoint: str
+    revision: int
+    runtime: str  # the endpoint's framework, e.g. "sklearn"
+    model_path: Path  # local folder with the model's files
+    instance_type: InstanceType
+    task: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    max_concurrency: int = 8
+    max_queue: int = 64
+    trust_pickle: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedReplica:
+    """A backend's view of one replica it manages."""
+
+    replica_id: str
+    endpoint: str
+    revision: int
+    host: str
+    port: int
+    pid: int | None
+    started_at: datetime
+    log_path: Path
+    alive: bool
+    exit_code: int | None = None
+    exit_reason: ExitReason | None = None
+    error: str | None = None  # load error or last log lines, for events
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptCandidate:
+    """A replica a previous server process started, as remembered in the store."""
+
+    replica_id: str
+    endpoint: str
+    revision: int
+    host: str
+    port: int
+    pid: int | None
+    started_at: datetime
+    log_path: str
+
+
+class Backend(Protocol):
+    name: str
+
+    def start(self, launch: ReplicaLaunch) -> ObservedReplica:
+        """Start the replica process and return at once (readiness is probed by the caller)."""
+        ...
+
+    def stop(self, replica_id: str) -> None:
+        """Ask the replica to exit gracefully (in-flight requests finish). Non-blocking:
+        `poll` escalates to a kill after the stop timeout and reports the exit."""
+        ...
+
+    def poll(self) -> list[ObservedReplica]:
+        """Every replica this backend manages, including ones that exited since the last poll
+        (reported once, then forgotten). Also enforces memory limits (exit_reason=OOM)."""
+        ...
+
+    def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
+        """Take over replicas of a previous server process that are still alive; return those
+        adopted. Candidates not alive (or not ours) are ignored."""
+        ...
+
+    def logs(self, replica_id: str, tail: int = 200) -> list[str]:
+        """The last `tail` lines of the replica's stdout+stderr (also after it exited)."""
+        ...
+
+    def close(self, *, stop_replicas: bool = True) -> None: ...

@@ -1,0 +1,79 @@
+"""The routing table the controller publishes and the gateway follows.
+
+Plain frozen dataclasses: the gateway reads them on every request without validation.
+The controller builds a new table and swaps the reference; readers never see a half-built one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from podium.core.phases import EndpointStatus
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRoute:
+    replica_id: str
+    host: str
+    port: int
+    revision: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRoute:
+    name: str
+    status: EndpointStatus
+    replicas: tuple[ReplicaRoute, ...] = ()
+    timeout_s: float = 60.0
+    max_concurrency: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingTable:
+    version: int = 0
+    endpoints: Mapping[str, EndpointRoute] = field(default_factory=dict)
+
+
+class RoutingTableHolder:
+    """Holds the current table; `publish` swaps it, `wait_newer` blocks until it changes."""
+
+    def __init__(self) -> None:
+        self._table = RoutingTable()
+        self._cond = threading.Condition()
+
+    @property
+    def table(self) -> RoutingTable:
+        return self._table
+
+    def publish(self, endpoints: Mapping[str, EndpointRoute]) -> RoutingTable:
+        with self._cond:
+            table = RoutingTable(self._table.version + 1, dict(endpoints))
+            self._table = table
+            self._cond.notify_all()
+        return table
+
+    def wait_newer(self, version: int, timeout: float) -> RoutingTable:
+        with self._cond:
+            self._cond.wait_for(lambda: self._table.version > version, timeout)
+            return self._table
+
+
+class GatewayView(Protocol):
+    """What the controller may ask of the gateway (wired by server.py)."""
+
+    def outstanding(self, replica_id: str) -> int:
+        """Requests now in flight to this replica through the gateway."""
+        ...
+
+
+class Waker(Protocol):
+    """Wakes the controller at once instead of at its next tick."""
+
+    def __call__(self, endpoint: str | None = None) -> None: ...

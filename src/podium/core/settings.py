@@ -1,0 +1,128 @@
+"""Settings: built once by the entry point (`Settings.from_env()`) and passed in.
+
+Environment variables (all optional):
+  PODIUM_HOME            state folder (store, artifacts, logs, caches)   default ./.podium
+  PODIUM_HOST/PORT       where `podium up` listens                       127.0.0.1:8000
+  PODIUM_DATABASE_URL    SQLAlchemy URL                                  sqlite:///$PODIUM_HOME/podium.db
+  PODIUM_INSTANCE_TYPES  JSON list of instance types replacing the built-in catalog
+  PODIUM_MAX_BODY_BYTES  gateway request body limit                      33554432 (32 MiB)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from podium.core.errors import Invalid
+from podium.core.spec import InstanceType
+
+DEFAULT_INSTANCE_TYPES: tuple[InstanceType, ...] = (
+    InstanceType(name="cpu-small", cpus=1, memory_mb=2048, price_per_hour=0.05),
+    InstanceType(name="cpu-medium", cpus=2, memory_mb=4096, price_per_hour=0.10),
+    InstanceType(name="cpu-large", cpus=4, memory_mb=8192, price_per_hour=0.20),
+    InstanceType(name="gpu-small", cpus=4, memory_mb=16384, gpus=1, price_per_hour=0.60),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    max_body_bytes: int = 32 * 1024 * 1024
+    retry_body_bytes: int = 1024 * 1024  # bodies up to this size are buffered and retryable
+    connect_timeout_s: float = 2.0
+    eject_s: float = 2.0  # how long a replica whose connection failed is skipped
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSettings:
+    tick_s: float = 1.0
+    restart_backoff_s: float = 1.0  # first restart delay; doubles per consecutive crash
+    restart_backoff_max_s: float = 30.0
+    crash_loop_threshold: int = 5  # consecutive crashes before the endpoint is failed
+    ready_timeout_s: float = 300.0  # a replica not ready by then is replaced
+    drain_timeout_s: float = 30.0
+    stop_timeout_s: float = 10.0  # SIGTERM -> SIGKILL
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = ""
+    instance_types: Mapping[str, InstanceType] = field(
+        default_factory=lambda: {t.name: t for t in DEFAULT_INSTANCE_TYPES}
+    )
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    control: ControlSettings = field(default_factory=ControlSettings)
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'podium.db'}")
+
+    # Folders under home; created by whoever writes there, never at import time.
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def public_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    def instance_type(self, name: str, field_name: str = "instance_type") -> InstanceType:
+        try:
+            return self.instance_types[name]
+        except KeyError:
+            known = ", ".join(sorted(self.instance_types))
+            raise Invalid(
+                f"unknown instance type {name!r}; known: {known}", field=field_name
+            ) from None
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("PODIUM_HOME", ".podium")).expanduser().resolve()
+        kwargs: dict[str, object] = {"home": home}
+        if "PODIUM_HOST" in env:
+            kwargs["host"] = env["PODIUM_HOST"]
+        if "PODIUM_PORT" in env:
+            kwargs["port"] = _int(env["PODIUM_PORT"], "PODIUM_PORT")
+        if env.get("PODIUM_DATABASE_URL"):
+            kwargs["database_url"] = env["PODIUM_DATABASE_URL"]
+        if env.get("PODIUM_INSTANCE_TYPES"):
+            try:
+                items = json.loads(env["PODIUM_INSTANCE_TYPES"])
+                types = [InstanceType.model_validate(i) for i in items]
+            except (ValueError, TypeError) as e:
+                raise Invalid(f"invalid instance types: {e}", field="PODIUM_INSTANCE_TYPES") from e
+            kwargs["instance_types"] = {t.name: t for t in types}
+        if "PODIUM_MAX_BODY_BYTES" in env:
+            kwargs["gateway"] = GatewaySettings(
+                max_body_bytes=_int(env["PODIUM_MAX_BODY_BYTES"], "PODIUM_MAX_BODY_BYTES")
+            )
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise Invalid(f"{name} must be an integer, not {value!r}", field=name) from None

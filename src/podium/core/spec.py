@@ -1,0 +1,206 @@
+"""What users write: the endpoint spec and model references (pydantic, no I/O).
+
+The same models validate JSON at the REST API and YAML at `podium deploy -f`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from podium.core.errors import Invalid
+from podium.core.ids import NAME_RE, NAME_RULE
+
+# ---------------------------------------------------------------- model references
+
+_REPO_REF = re.compile(r"^(?P<name>[a-z][a-z0-9-]{2,47})(?::(?P<version>[1-9][0-9]*))?$")
+_HF_REF = re.compile(
+    r"^hf://(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)?)"
+    r"(?:@(?P<revision>[A-Za-z0-9._/-]+))?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RepoRef:
+    """`iris` (latest version) or `iris:2`."""
+
+    name: str
+    version: int | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.version is None else f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class HfRef:
+    """`hf://ORG/NAME[@REVISION]`."""
+
+    repo_id: str
+    revision: str | None = None
+
+    def __str__(self) -> str:
+        return f"hf://{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+
+
+ModelRef = RepoRef | HfRef
+
+
+def parse_model_ref(value: str, field: str = "model") -> ModelRef:
+    if m := _REPO_REF.match(value):
+        v = m.group("version")
+        return RepoRef(m.group("name"), int(v) if v else None)
+    if m := _HF_REF.match(value):
+        return HfRef(m.group("repo"), m.group("revision"))
+    raise Invalid(
+        f"{value!r} is not a model reference: use NAME, NAME:VERSION or hf://ORG/NAME[@REVISION]",
+        field=field,
+    )
+
+
+# ---------------------------------------------------------------- spec blocks
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class ProbeSpec(_Strict):
+    path: str = Field("/health/ready", pattern=r"^/[A-Za-z0-9._~/%-]*$")
+    initial_delay_s: float = Field(0.0, ge=0, le=3600)
+    period_s: PositiveSeconds = 1.0
+    timeout_s: PositiveSeconds = 1.0
+    failure_threshold: int = Field(3, ge=1, le=100)
+
+
+def _liveness() -> ProbeSpec:
+    return ProbeSpec(path="/health/live", period_s=5.0, timeout_s=2.0, failure_threshold=3)
+
+
+class ScalingSpec(_Strict):
+    min_replicas: int = Field(1, ge=0, le=64)
+    max_replicas: int = Field(1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must not exceed "
+                f"max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
+class InstanceType(_Strict):
+    name: str
+    cpus: float = Field(gt=0)
+    memory_mb: int = Field(gt=0)
+    gpus: int = Field(0, ge=0)
+    price_per_hour: float = Field(0.0, ge=0)
+
+
+# Fields whose change needs new replica processes: a new revision and a rolling update.
+REVISION_FIELDS: frozenset[str] = frozenset(
+    {
+        "model",
+        "framework",
+        "task",
+        "instance_type",
+        "env",
+        "trust_pickle",
+        "max_concurrency",
+        "max_queue",
+    }
+)
+
+_FRAMEWORK = r"^[a-z][a-z0-9_.-]{1,31}$"
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _SpecFields(_Strict):
+    """Fields shared by the create and update schemas (all validated the same way)."""
+
+    @field_validator("model", check_fields=False)
+    @classmethod
+    def _model_ref(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                parse_model_ref(v)
+            except Invalid as e:
+                raise ValueError(e.message) from None
+        return v
+
+    @field_validator("env", "labels", check_fields=False)
+    @classmethod
+    def _keys(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for k in v or {}:
+            if not _ENV_KEY.match(k) and not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$", k):
+                raise ValueError(f"{k!r} is not a valid key")
+        return v
+
+
+class EndpointSpec(_SpecFields):
+    """A user's description of an endpoint. Unknown fields are refused."""
+
+    name: str = Field(description=f"unique; {NAME_RULE}")
+    model: str = Field(description="NAME, NAME:VERSION or hf://ORG/NAME[@REVISION]")
+    framework: str = Field(pattern=_FRAMEWORK, description="runtime: sklearn, python, …")
+    task: str | None = Field(None, max_length=64)
+    instance_type: str = "cpu-small"
+    scaling: ScalingSpec = Field(default_factory=ScalingSpec)
+    max_concurrency: int = Field(8, ge=1, le=4096, description="in-flight requests per replica")
+    max_queue: int = Field(64, ge=0, le=100_000, description="waiting requests per replica")
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="gateway timeout per request")
+    env: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    readiness: ProbeSpec = Field(default_factory=ProbeSpec)
+    liveness: ProbeSpec = Field(default_factory=_liveness)
+    trust_pickle: bool = Field(False, description="allow .pkl/.joblib models (runs their code)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid name: use {NAME_RULE}")
+        return v
+
+    def revision_view(self) -> dict[str, Any]:
+        """The part of the spec that a revision freezes."""
+        return self.model_dump(include=set(REVISION_FIELDS))
+
+
+class EndpointUpdate(_SpecFields):
+    """A partial change; absent fields keep their value."""
+
+    model: str | None = None
+    framework: str | None = Field(None, pattern=_FRAMEWORK)
+    task: str | None = None
+    instance_type: str | None = None
+    scaling: ScalingSpec | None = None
+    max_concurrency: int | None = Field(None, ge=1, le=4096)
+    max_queue: int | None = Field(None, ge=0, le=100_000)
+    timeout_s: float | None = Field(None, gt=0, le=3600)
+    env: dict[str, str] | None = None
+    labels: dict[str, str] | None = None
+    readiness: ProbeSpec | None = None
+    liveness: ProbeSpec | None = None
+    trust_pickle: bool | None = None
+
+    def apply(self, spec: EndpointSpec) -> EndpointSpec:
+        changes = self.model_dump(exclude_unset=True)
+        return EndpointSpec.model_validate({**spec.model_dump(), **changes})
+
+
+class ScaleRequest(_Strict):
+    min_replicas: int = Field(ge=0, le=64)
+    max_replicas: int = Field(ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScaleRequest:
+        ScalingSpec(min_replicas=self.min_replicas, max_replicas=self.max_replicas)
+        return self

@@ -1,0 +1,1 @@
+"""Wires api + gateway + control + backend into one process for `podium up`."""
