@@ -1,0 +1,12 @@
+"""Control plane REST API (FastAPI) under /api/v1.
+
+`create_api(ApiContext(...))` builds the app; routes are thin and call `services`, and
+`problems` alone turns errors into HTTP responses. May import core, store, artifacts,
+backends and runtimes; never gateway, control, server or cli.
+"""
+
+from podium.api.app import create_api
+from podium.api.deps import ApiContext
+from podium.api.services.logs import LogSource
+
+__all__ = ["ApiContext", "LogSource", "create_api"]

@@ -72,6 +72,11 @@ class Backend(Protocol):
         `poll` escalates to a kill after the stop timeout and reports the exit."""
         ...
 
+    def kill(self, replica_id: str, reason: ExitReason) -> None:
+        """Kill the replica now (failed liveness, readiness timeout); `poll` reports the exit
+        with this reason."""
+        ...
+
     def poll(self) -> list[ObservedReplica]:
         """Every replica this backend manages, including ones that exited since the last poll
         (reported once, then forgotten). Also enforces memory limits (exit_reason=OOM)."""

@@ -30,7 +30,17 @@ class EndpointStatus(StrEnum):
 _S = EndpointStatus
 
 TRANSITIONS: dict[EndpointStatus, frozenset[EndpointStatus]] = {
-    _S.PENDING: frozenset({_S.INITIALIZING, _S.PAUSED, _S.SCALED_TO_ZERO, _S.FAILED, _S.DELETING}),
+    _S.PENDING: frozenset(
+        {
+            _S.INITIALIZING,
+            _S.RUNNING,
+            _S.UPDATING,
+            _S.PAUSED,
+            _S.SCALED_TO_ZERO,
+            _S.FAILED,
+            _S.DELETING,
+        }
+    ),
     _S.INITIALIZING: frozenset(
         {_S.RUNNING, _S.UPDATING, _S.PAUSED, _S.SCALED_TO_ZERO, _S.FAILED, _S.DELETING}
     ),
@@ -40,7 +50,7 @@ TRANSITIONS: dict[EndpointStatus, frozenset[EndpointStatus]] = {
     _S.UPDATING: frozenset(
         {_S.RUNNING, _S.INITIALIZING, _S.PAUSED, _S.SCALED_TO_ZERO, _S.FAILED, _S.DELETING}
     ),
-    _S.PAUSED: frozenset({_S.PENDING, _S.INITIALIZING, _S.SCALED_TO_ZERO, _S.DELETING}),
+    _S.PAUSED: frozenset({_S.PENDING, _S.INITIALIZING, _S.RUNNING, _S.SCALED_TO_ZERO, _S.DELETING}),
     _S.SCALED_TO_ZERO: frozenset(
         {_S.INITIALIZING, _S.RUNNING, _S.UPDATING, _S.PAUSED, _S.FAILED, _S.DELETING}
     ),

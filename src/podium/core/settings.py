@@ -6,6 +6,7 @@ Environment variables (all optional):
   PODIUM_DATABASE_URL    SQLAlchemy URL                                  sqlite:///$PODIUM_HOME/podium.db
   PODIUM_INSTANCE_TYPES  JSON list of instance types replacing the built-in catalog
   PODIUM_MAX_BODY_BYTES  gateway request body limit                      33554432 (32 MiB)
+  PODIUM_RESTART_BACKOFF_S, PODIUM_CRASH_LOOP_THRESHOLD, PODIUM_STOP_TIMEOUT_S   controller
 """
 
 from __future__ import annotations
@@ -118,7 +119,29 @@ class Settings:
             kwargs["gateway"] = GatewaySettings(
                 max_body_bytes=_int(env["PODIUM_MAX_BODY_BYTES"], "PODIUM_MAX_BODY_BYTES")
             )
+        control: dict[str, float | int] = {}
+        if "PODIUM_RESTART_BACKOFF_S" in env:
+            control["restart_backoff_s"] = _float(
+                env["PODIUM_RESTART_BACKOFF_S"], "PODIUM_RESTART_BACKOFF_S"
+            )
+        if "PODIUM_CRASH_LOOP_THRESHOLD" in env:
+            control["crash_loop_threshold"] = _int(
+                env["PODIUM_CRASH_LOOP_THRESHOLD"], "PODIUM_CRASH_LOOP_THRESHOLD"
+            )
+        if "PODIUM_STOP_TIMEOUT_S" in env:
+            control["stop_timeout_s"] = _float(
+                env["PODIUM_STOP_TIMEOUT_S"], "PODIUM_STOP_TIMEOUT_S"
+            )
+        if control:
+            kwargs["control"] = ControlSettings(**control)  # type: ignore[arg-type]
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _float(value: str, name: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise Invalid(f"{name} must be a number, not {value!r}", field=name) from None
 
 
 def _int(value: str, name: str) -> int:

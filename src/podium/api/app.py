@@ -1,0 +1,51 @@
+"""`create_api(ctx)`: the control plane's FastAPI app, under /api/v1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+import podium
+from podium.api import problems
+from podium.api.deps import ApiContext
+from podium.api.routes import endpoints, models, observe, system
+
+PREFIX = "/api/v1"
+
+
+def create_api(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="Podium",
+        version=podium.__version__,
+        summary="Control plane of Podium: models, endpoints, revisions, events, logs.",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.podium = ctx
+    for module in (system, models, endpoints, observe):
+        app.include_router(module.router, prefix=PREFIX)
+    problems.install(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with error responses declared as `application/problem+json`."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+        )
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for code, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if code[:1] in "45" and "application/json" in content:
+                        content[problems.PROBLEM_JSON] = content.pop("application/json")
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,76 @@
+"""What the API needs from the rest of Podium (`ApiContext`) and the FastAPI dependencies
+that hand it to routes.
+
+The context is built by the entry point (server.py or a test) and stored on
+`app.state.podium` by `create_api`; nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from podium.api.services.endpoints import EndpointService
+from podium.api.services.logs import LogSource
+from podium.api.services.models import ModelService
+from podium.artifacts.store import ArtifactStore
+from podium.core.routing import RoutingTableHolder
+from podium.core.settings import Settings
+from podium.store import Database, UnitOfWork
+
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024**3  # 20 GiB
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    db: Database
+    artifacts: ArtifactStore
+    logs: LogSource  # replica logs: the backend, in production
+    wake: Callable[[str | None], None]  # wakes the controller (for one endpoint, or all)
+    routing: RoutingTableHolder | None = None
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    log_poll_s: float = 0.5  # how often `logs?follow=true` looks for new lines
+
+
+def get_ctx(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.podium
+    return ctx
+
+
+CtxDep = Annotated[ApiContext, Depends(get_ctx)]
+
+
+def get_settings(ctx: CtxDep) -> Settings:
+    return ctx.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_uow(ctx: CtxDep) -> Iterator[UnitOfWork]:
+    """A read-only unit of work for the request, closed when the route returns (before the
+    response is sent). It never waits for writers; changes go through `services`, which
+    commit before they wake the controller."""
+    with ctx.db.unit_of_work(read_only=True) as uow:
+        yield uow
+
+
+UowDep = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
+
+
+def get_endpoint_service(ctx: CtxDep) -> EndpointService:
+    return EndpointService(ctx.settings, ctx.db, ctx.wake)
+
+
+EndpointsDep = Annotated[EndpointService, Depends(get_endpoint_service)]
+
+
+def get_model_service(ctx: CtxDep) -> ModelService:
+    return ModelService(ctx.db, ctx.artifacts, ctx.settings.home / "tmp")
+
+
+ModelsDep = Annotated[ModelService, Depends(get_model_service)]

@@ -1,0 +1,192 @@
+"""Errors → HTTP, in one place: `application/problem+json` (RFC 9457).
+
+    NotFound 404 · Conflict 409 · Invalid / UnsafeArchive / LoadError 422 · TooLarge 413
+    Unavailable 503 (Retryable adds Retry-After) · request validation 422
+    routing errors (unknown route 404, wrong method 405) · anything else 500
+
+Every body is `{"type": "about:blank", "title", "status", "detail", "field"?, "errors"?}`;
+`field` names the offending input in dotted form (`scaling.min_replicas`, `label`, `body`).
+A 500 never carries a traceback: it is logged instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from podium.core.errors import (
+    Conflict,
+    Invalid,
+    LoadError,
+    NotFound,
+    PodiumError,
+    Retryable,
+    TooLarge,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+# Checked in order: the first class the error is an instance of decides (subclasses first).
+_STATUS: tuple[tuple[type[PodiumError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (Invalid, 422),  # UnsafeArchive included
+    (TooLarge, 413),
+    (Unavailable, 503),  # Retryable included
+    (LoadError, 422),
+)
+
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """What every error response carries."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    field: str | None = None
+    errors: list[FieldError] | None = None
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    field: str | None = None,
+    errors: Sequence[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        title=title or _phrase(status),
+        status=status,
+        detail=detail,
+        field=field,
+        errors=list(errors) if errors else None,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def status_for(error: PodiumError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(error, cls):
+            return status
+    return 400
+
+
+def from_podium_error(error: PodiumError) -> JSONResponse:
+    headers: dict[str, str] = {}
+    if isinstance(error, Retryable):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    errors = [FieldError(field=error.field, message=error.message)] if error.field else None
+    return problem_response(
+        status_for(error),
+        error.message,
+        title=error.title,
+        field=error.field,
+        errors=errors,
+        headers=headers,
+    )
+
+
+def from_validation_errors(raw: Iterable[Mapping[str, Any]]) -> JSONResponse:
+    """A 422 listing pydantic's errors, the first one as `field` and `detail`."""
+    errors = [FieldError(field=_dotted(e), message=_message(e)) for e in raw]
+    if not errors:
+        errors = [FieldError(field="body", message="invalid request")]
+    first = errors[0]
+    return problem_response(
+        422, f"{first.field}: {first.message}", title="Invalid", field=first.field, errors=errors
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register every handler on `app`."""
+
+    async def podium_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, PodiumError)
+        return from_podium_error(exc)
+
+    async def request_invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return from_validation_errors(exc.errors())
+
+    async def model_invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ValidationError)
+        return from_validation_errors(exc.errors())
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else _phrase(exc.status_code)
+        field = None
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "no such route"
+        elif exc.status_code == 400 and "parsing the body" in detail:  # e.g. not UTF-8
+            field, detail = "body", "body: malformed (not UTF-8 JSON)"
+        return problem_response(exc.status_code, detail, field=field, headers=exc.headers)
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem_response(500, "internal error", title="Internal Server Error")
+
+    app.add_exception_handler(PodiumError, podium_error)
+    app.add_exception_handler(RequestValidationError, request_invalid)
+    app.add_exception_handler(ValidationError, model_invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the problems a route may answer."""
+    return {s: {"model": Problem, "description": _phrase(s)} for s in statuses}
+
+
+def _dotted(error: Mapping[str, Any]) -> str:
+    loc = [str(p) for p in error.get("loc", ())]
+    if error.get("type") == "json_invalid":
+        return "body"
+    if loc and loc[0] in _LOCATIONS:
+        return ".".join(loc[1:]) or loc[0]
+    return ".".join(loc) or "body"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    msg = str(error.get("msg", "invalid"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error")
+        msg = f"malformed JSON ({reason})" if reason else "malformed JSON"
+    return msg
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

@@ -1,0 +1,111 @@
+"""The model repository: push versions, list, inspect, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+
+from podium.api.deps import CtxDep, ModelsDep, UowDep
+from podium.api.problems import responses
+from podium.api.services import views
+from podium.api.services.uploads import FILENAME_RE
+from podium.core.ids import NAME_RE, NAME_RULE
+from podium.core.schemas import ModelPublic, ModelVersionPublic
+
+router = APIRouter(prefix="/models", tags=["models"], responses=responses(422))
+
+# Patterns are documented, not enforced by FastAPI: the services check them with a
+# human message (and a lookup of a name that cannot exist is simply a 404).
+ModelName = Annotated[
+    str, Path(description=NAME_RULE, json_schema_extra={"pattern": NAME_RE.pattern})
+]
+Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "the model: one file, or a .zip / .tar / .tar.gz / .tgz archive",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.post(
+    "/{name}/versions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ModelVersionPublic,
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        200: {"model": ModelVersionPublic, "description": "the latest version has these bytes"},
+        **responses(413, 503),
+    },
+)
+async def push_version(
+    name: ModelName,
+    request: Request,
+    response: Response,
+    ctx: CtxDep,
+    service: ModelsDep,
+    filename: Annotated[
+        str,
+        Query(
+            description="the model file's name, or the archive's: .zip .tar .tar.gz .tgz",
+            json_schema_extra={"pattern": FILENAME_RE.pattern},
+        ),
+    ],
+    framework: Annotated[
+        str | None,
+        Query(
+            description="the runtime (sklearn, python, …); guessed from the files when absent",
+            json_schema_extra={"pattern": r"^[a-z][a-z0-9_.-]{1,31}$"},
+        ),
+    ] = None,
+) -> ModelVersionPublic:
+    """Push a new version. The body is streamed to disk, unpacked safely and hashed; when
+    the latest version holds the same bytes it is returned (200, `x-podium-duplicate`)."""
+    pushed = await service.push_upload(
+        name,
+        request.stream(),
+        filename=filename,
+        framework=framework,
+        content_length=request.headers.get("content-length"),
+        limit=ctx.max_upload_bytes,
+    )
+    if pushed.duplicate:
+        response.status_code = status.HTTP_200_OK
+        response.headers["x-podium-duplicate"] = "true"
+    return pushed.version
+
+
+@router.get("", response_model=list[ModelPublic])
+def list_models(uow: UowDep) -> list[ModelPublic]:
+    return [views.model(uow, name) for name in uow.models.list_names()]
+
+
+@router.get("/{name}", response_model=ModelPublic, responses=responses(404))
+def get_model(name: ModelName, uow: UowDep) -> ModelPublic:
+    return views.model(uow, name)
+
+
+@router.get(
+    "/{name}/versions/{version}", response_model=ModelVersionPublic, responses=responses(404)
+)
+def get_version(name: ModelName, version: Version, uow: UowDep) -> ModelVersionPublic:
+    return views.model_version(uow, uow.models.get(name, version))
+
+
+@router.delete(
+    "/{name}/versions/{version}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(404, 409),
+)
+def delete_version(name: ModelName, version: Version, service: ModelsDep) -> None:
+    """Delete one version and its files; refused while an endpoint serves it."""
+    service.delete_version(name, version)
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404, 409))
+def delete_model(name: ModelName, service: ModelsDep) -> None:
+    """Delete every version of the model; refused while an endpoint serves any of them."""
+    service.delete_model(name)

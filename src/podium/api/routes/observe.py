@@ -1,0 +1,82 @@
+"""What happened to an endpoint: events, revisions, replica logs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from podium.api.deps import ApiContext, CtxDep, UowDep
+from podium.api.problems import responses
+from podium.api.services import logs, views
+from podium.core.ids import NAME_RE, NAME_RULE
+from podium.core.schemas import EventList, LogList, RevisionPublic
+from podium.store.records import ReplicaRecord
+
+router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=responses(422))
+
+EndpointName = Annotated[  # the pattern is documented; a name that cannot exist is a 404
+    str, Path(description=NAME_RULE, json_schema_extra={"pattern": NAME_RE.pattern})
+]
+
+_FOLLOW = {
+    "description": "with follow=true: `[replica-id] line` text lines as they are written",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
+
+
+@router.get("/{name}/events", response_model=EventList, responses=responses(404))
+def list_events(
+    name: EndpointName,
+    uow: UowDep,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description="events with a larger id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> EventList:
+    uow.endpoints.get(name)
+    events = uow.events.list(name, after_id=after, limit=limit)
+    return EventList(items=[views.event(e) for e in events])
+
+
+@router.get("/{name}/revisions", response_model=list[RevisionPublic], responses=responses(404))
+def list_revisions(name: EndpointName, uow: UowDep) -> list[RevisionPublic]:
+    return [views.revision(r) for r in uow.endpoints.revisions(name)]
+
+
+@router.get(
+    "/{name}/logs",
+    response_model=LogList,
+    responses={**responses(404), 200: _FOLLOW},
+)
+async def get_logs(
+    name: EndpointName,
+    request: Request,
+    ctx: CtxDep,
+    tail: Annotated[int, Query(ge=0, le=100_000, description="lines per replica")] = 200,
+    replica: Annotated[str | None, Query(max_length=128)] = None,
+    follow: bool = False,
+) -> LogList | StreamingResponse:
+    """Each replica's last `tail` lines, replica after replica; with `follow=true` a
+    text stream that goes on with new lines until the client disconnects."""
+    chosen = await run_in_threadpool(_replicas, ctx, name, replica)
+    if not follow:
+        items = await run_in_threadpool(logs.recent, ctx.logs, chosen, tail)
+        return LogList(items=items)
+    stream = logs.follow(
+        ctx.db,
+        ctx.logs,
+        name,
+        chosen,
+        tail=tail,
+        poll_s=ctx.log_poll_s,
+        only=replica,
+        disconnected=request.is_disconnected,
+    )
+    return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
+
+
+def _replicas(ctx: ApiContext, name: str, replica: str | None) -> list[ReplicaRecord]:
+    with ctx.db.unit_of_work(read_only=True) as uow:
+        uow.endpoints.get(name)
+        return logs.pick(uow.replicas.list(endpoint=name), replica)

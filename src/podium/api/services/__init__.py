@@ -1,0 +1,1 @@
+"""Business rules of the control plane; routes stay thin and call these."""

@@ -1,0 +1,38 @@
+"""Checks shared by the endpoint and model services (no HTTP here)."""
+
+from __future__ import annotations
+
+from podium.core.errors import Invalid
+from podium.core.settings import Settings
+from podium.core.spec import EndpointSpec, HfRef, parse_model_ref
+from podium.runtimes.registry import known_runtimes
+from podium.store import UnitOfWork
+
+
+def check_framework(name: str) -> str:
+    """`name` if a runtime serves it. Uses the registry's cheap list: no runtime import."""
+    known = known_runtimes()
+    if name not in known:
+        raise Invalid(f"unknown framework {name!r}; known: {', '.join(known)}", field="framework")
+    return name
+
+
+def resolve_model(uow: UnitOfWork, ref: str) -> str:
+    """A repository ref resolved to `name:version` (latest when none is given; NotFound,
+    field "model", when absent). `hf://` refs are returned as given: the controller pins them."""
+    parsed = parse_model_ref(ref)
+    if isinstance(parsed, HfRef):
+        return str(parsed)
+    return uow.models.get(parsed.name, parsed.version).ref
+
+
+def check_spec(uow: UnitOfWork, settings: Settings, spec: EndpointSpec) -> str:
+    """Validate what pydantic cannot (framework, instance type, model) and return the
+    resolved model ref."""
+    check_framework(spec.framework)
+    settings.instance_type(spec.instance_type)
+    return resolve_model(uow, spec.model)
+
+
+def clamp(value: int, low: int, high: int) -> int:
+    return max(low, min(high, value))

@@ -1,0 +1,229 @@
+"""Endpoint changes a user asks for: create, update, scale, pause, resume, delete.
+
+Each change is one unit of work (spec, status and the event that says why, together);
+the controller is woken only after it committed, so it never reads the state before it.
+The controller does the rest (starting, rolling out, stopping, removing the row).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from podium.api.services import views
+from podium.api.services.checks import check_framework, check_spec, clamp, resolve_model
+from podium.core.errors import Conflict
+from podium.core.phases import EndpointStatus, EventKind
+from podium.core.schemas import EndpointPublic
+from podium.core.settings import Settings
+from podium.core.spec import (
+    REVISION_FIELDS,
+    EndpointSpec,
+    EndpointUpdate,
+    HfRef,
+    ScaleRequest,
+    ScalingSpec,
+    parse_model_ref,
+)
+from podium.store import Database, UnitOfWork
+from podium.store.records import EndpointRecord
+
+log = logging.getLogger(__name__)
+
+_S = EndpointStatus
+
+
+class EndpointService:
+    def __init__(
+        self, settings: Settings, db: Database, wake: Callable[[str | None], None]
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._wake = wake
+
+    # ------------------------------------------------------------------ create / update
+
+    def create(self, spec: EndpointSpec) -> EndpointPublic:
+        name = spec.name
+        with self._writing(name) as uow:
+            model_ref = check_spec(uow, self._settings, spec)
+            low = spec.scaling.min_replicas
+            rec = uow.endpoints.create(
+                spec,
+                model_ref=model_ref,
+                status=_S.SCALED_TO_ZERO if low == 0 else _S.PENDING,
+                desired_replicas=low,
+            )
+            uow.events.add(
+                name,
+                EventKind.SPEC,
+                f"created endpoint {name} (revision 1, model {model_ref})",
+                {"revision": 1, "model_ref": model_ref},
+            )
+            return views.endpoint(uow, self._settings, rec)
+
+    def update(self, name: str, update: EndpointUpdate) -> EndpointPublic:
+        """Apply a partial change. A new revision is made when a field that needs new
+        replicas changed (`REVISION_FIELDS`) or when the update names a model that resolves
+        to another version than the current revision's (e.g. `iris` now means `iris:2`).
+        Without `model` in the update, the current revision's model is kept."""
+        with self._writing(name) as uow:
+            rec = _require_live(uow, name)
+            old, new = rec.spec, update.apply(rec.spec)
+            check_framework(new.framework)
+            self._settings.instance_type(new.instance_type)
+            changed = [f for f in EndpointSpec.model_fields if getattr(old, f) != getattr(new, f)]
+            model_ref = rec.model_ref
+            if "model" in update.model_fields_set and new.model is not None:
+                model_ref = _target_model(uow, rec, new)
+            model_moved = model_ref != rec.model_ref
+            needs_revision = model_moved or any(
+                f in REVISION_FIELDS and f != "model" for f in changed
+            )
+            if not changed and not model_moved:
+                return views.endpoint(uow, self._settings, rec)
+            low, high = new.scaling.min_replicas, new.scaling.max_replicas
+            out = uow.endpoints.update_spec(
+                name,
+                new,
+                new_revision_model_ref=model_ref if needs_revision else None,
+                desired_replicas=clamp(rec.desired_replicas, low, high),
+            )
+            message = _update_message(rec, out, changed, model_moved, needs_revision)
+            data: dict[str, Any] = {
+                "changed": changed,
+                "revision": out.revision,
+                "new_revision": needs_revision,
+                "model_ref": out.model_ref,
+            }
+            uow.events.add(name, EventKind.SPEC, message, data)
+            out = _retry_if_failed(uow, out)
+            return views.endpoint(uow, self._settings, out)
+
+    def scale(self, name: str, bounds: ScaleRequest) -> EndpointPublic:
+        with self._writing(name) as uow:
+            rec = _require_live(uow, name)
+            low, high = bounds.min_replicas, bounds.max_replicas
+            scaling = ScalingSpec.model_validate(
+                {**rec.spec.scaling.model_dump(), "min_replicas": low, "max_replicas": high}
+            )
+            spec = rec.spec.model_copy(update={"scaling": scaling})
+            desired = clamp(rec.desired_replicas, low, high)
+            out = uow.endpoints.update_spec(
+                name, spec, new_revision_model_ref=None, desired_replicas=desired
+            )
+            uow.events.add(
+                name,
+                EventKind.SCALED,
+                f"scale bounds set to min {low}, max {high} by user",
+                {"min_replicas": low, "max_replicas": high, "desired_replicas": desired},
+            )
+            out = _retry_if_failed(uow, out)
+            return views.endpoint(uow, self._settings, out)
+
+    # ------------------------------------------------------------------ status changes
+
+    def pause(self, name: str) -> EndpointPublic:
+        """Stop serving, keeping the desired count for `resume`. Pausing a paused endpoint
+        changes nothing."""
+        with self._writing(name) as uow:
+            rec = _require_live(uow, name)
+            if rec.status != _S.PAUSED:
+                uow.endpoints.set_status(name, _S.PAUSED, reason="paused by user")
+                uow.events.add(name, EventKind.SPEC, f"paused endpoint {name}")
+            return views.endpoint(uow, self._settings, uow.endpoints.get(name))
+
+    def resume(self, name: str) -> EndpointPublic:
+        with self._writing(name) as uow:
+            rec = _require_live(uow, name)
+            if rec.status != _S.PAUSED:
+                raise Conflict(
+                    f"endpoint {name!r} is {rec.status.value}, not paused: only a paused "
+                    "endpoint can be resumed",
+                    field="status",
+                )
+            uow.endpoints.set_status(name, _S.PENDING, reason="resumed by user")
+            uow.events.add(name, EventKind.SPEC, f"resumed endpoint {name}")
+            return views.endpoint(uow, self._settings, uow.endpoints.get(name))
+
+    def delete(self, name: str) -> EndpointPublic:
+        """Mark the endpoint deleting; the controller stops its replicas and removes it.
+        Deleting twice is not an error."""
+        with self._writing(name) as uow:
+            rec = uow.endpoints.get(name)
+            if rec.status != _S.DELETING:
+                uow.endpoints.set_status(name, _S.DELETING, reason="deleted by user")
+                uow.events.add(name, EventKind.SPEC, f"deleting endpoint {name}")
+            return views.endpoint(uow, self._settings, uow.endpoints.get(name))
+
+    # ------------------------------------------------------------------ helpers
+
+    @contextmanager
+    def _writing(self, name: str) -> Iterator[UnitOfWork]:
+        """A unit of work; once it committed, wake the controller for `name`."""
+        with self._db.unit_of_work() as uow:
+            yield uow
+        try:
+            self._wake(name)
+        except Exception:  # the change is stored; the controller's next tick picks it up
+            log.exception("could not wake the controller for endpoint %s", name)
+
+
+def _require_live(uow: UnitOfWork, name: str) -> EndpointRecord:
+    rec = uow.endpoints.get(name)
+    if rec.status == _S.DELETING:
+        raise Conflict(f"endpoint {name!r} is being deleted", field="status")
+    return rec
+
+
+def _target_model(uow: UnitOfWork, rec: EndpointRecord, new: EndpointSpec) -> str:
+    """The model ref the endpoint should serve after the update.
+
+    An `hf://` ref is pinned later by the controller, so the stored one may carry a
+    revision the user never wrote: it counts as moved only when the user's text changed."""
+    if isinstance(parse_model_ref(new.model), HfRef) and new.model == rec.spec.model:
+        return rec.model_ref
+    return resolve_model(uow, new.model)
+
+
+def _update_message(
+    old: EndpointRecord,
+    new: EndpointRecord,
+    changed: list[str],
+    model_moved: bool,
+    new_revision: bool,
+) -> str:
+    parts: list[str] = []
+    if model_moved:
+        parts.append(f"model {old.model_ref} → {new.model_ref}")
+    for field in changed:
+        if field == "model":
+            if not model_moved:
+                parts.append(f"model {new.spec.model} (still {new.model_ref})")
+            continue
+        if field == "scaling":
+            s = new.spec.scaling
+            parts.append(f"scaling min {s.min_replicas}, max {s.max_replicas}")
+        else:
+            parts.append(field)
+    what = "; ".join(parts) or "spec"
+    if new_revision:
+        return f"updated endpoint {new.name} (revision {new.revision}: {what})"
+    return f"updated endpoint {new.name}: {what}"
+
+
+def _retry_if_failed(uow: UnitOfWork, rec: EndpointRecord) -> EndpointRecord:
+    """A user's change to a failed endpoint is a new attempt: it goes back to pending in the
+    same transaction, so nobody reads the old failure as the outcome of the change."""
+    if rec.status is not _S.FAILED:
+        return rec
+    uow.endpoints.set_status(rec.name, _S.PENDING, reason="changed by user; trying again")
+    uow.events.add(
+        rec.name,
+        EventKind.STATUS,
+        "status failed → pending: changed by user; trying again",
+        {"from": "failed", "to": "pending"},
+    )
+    return uow.endpoints.get(rec.name)

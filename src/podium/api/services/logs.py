@@ -1,0 +1,171 @@
+"""Replica logs: the recent lines of an endpoint's replicas, or a live follow of them.
+
+The recent lines come from the backend (`LogSource`). Following reads the replicas' log
+files (`ReplicaRecord.log_path`) directly: the tail first, then, every `poll_s`, whatever
+was appended since, one complete line at a time. Replicas that appear while following
+(scale up, rollout) are picked up from the store; the stream ends when the endpoint is
+gone or the client disconnects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+import anyio.to_thread
+
+from podium.core.errors import NotFound
+from podium.core.schemas import LogLine
+from podium.store import Database
+from podium.store.records import ReplicaRecord
+
+_READ_MAX = 1024 * 1024  # bytes read per replica per poll
+_REFRESH_EVERY = 4  # polls between looks for new replicas
+
+
+class LogSource(Protocol):
+    """Where replica logs come from: anything with the backend's `logs` method."""
+
+    def logs(self, replica_id: str, tail: int = 200) -> list[str]: ...
+
+
+def pick(replicas: Sequence[ReplicaRecord], replica: str | None) -> list[ReplicaRecord]:
+    """The endpoint's replicas, or the one asked for (NotFound, field "replica")."""
+    if replica is None:
+        return list(replicas)
+    chosen = [r for r in replicas if r.replica_id == replica]
+    if not chosen:
+        raise NotFound(f"the endpoint has no replica {replica!r}", field="replica")
+    return chosen
+
+
+def recent(source: LogSource, replicas: Sequence[ReplicaRecord], tail: int) -> list[LogLine]:
+    """Each replica's last `tail` lines, replica after replica."""
+    items: list[LogLine] = []
+    for r in sorted(replicas, key=lambda r: r.replica_id):
+        lines = source.logs(r.replica_id, tail)
+        if not lines and r.log_path:  # e.g. a replica this backend does not know (yet)
+            lines, _ = _tail_file(Path(r.log_path), tail)
+        items += [LogLine(replica_id=r.replica_id, line=line) for line in lines]
+    return items
+
+
+@dataclass
+class _Followed:
+    replica_id: str
+    path: Path | None
+    offset: int = 0
+    partial: bytes = b""
+
+
+async def follow(
+    db: Database,
+    source: LogSource,
+    endpoint: str,
+    replicas: Sequence[ReplicaRecord],
+    *,
+    tail: int,
+    poll_s: float,
+    only: str | None,
+    disconnected: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[str]:
+    """Lines as `[replica-id] text\\n`: the tail of each replica, then new lines as they come."""
+    followed: dict[str, _Followed] = {}
+    for r in sorted(replicas, key=lambda r: r.replica_id):
+        f, lines = await anyio.to_thread.run_sync(_start, source, r, tail)
+        followed[r.replica_id] = f
+        if lines:
+            yield _format(r.replica_id, lines)
+    polls = 0
+    while True:
+        await anyio.sleep(poll_s)
+        if await disconnected():
+            return
+        polls += 1
+        if only is None and polls % _REFRESH_EVERY == 0:
+            try:
+                current = await anyio.to_thread.run_sync(_replicas, db, endpoint)
+            except NotFound:
+                return
+            for r in current:
+                if r.replica_id not in followed:  # new: its whole log is news
+                    followed[r.replica_id] = _Followed(r.replica_id, _path(r))
+        for f in followed.values():
+            lines = await anyio.to_thread.run_sync(_read_new, f)
+            if lines:
+                yield _format(f.replica_id, lines)
+
+
+def _start(source: LogSource, r: ReplicaRecord, tail: int) -> tuple[_Followed, list[str]]:
+    path = _path(r)
+    if path is None:  # no file to follow: the backend's tail, then nothing
+        return _Followed(r.replica_id, None), source.logs(r.replica_id, tail)
+    lines, offset = _tail_file(path, tail)
+    return _Followed(r.replica_id, path, offset), lines
+
+
+def _replicas(db: Database, endpoint: str) -> list[ReplicaRecord]:
+    with db.unit_of_work(read_only=True) as uow:
+        uow.endpoints.get(endpoint)
+        return uow.replicas.list(endpoint=endpoint)
+
+
+def _path(r: ReplicaRecord) -> Path | None:
+    return Path(r.log_path) if r.log_path else None
+
+
+def _tail_file(path: Path, n: int, block: int = 8192) -> tuple[list[str], int]:
+    """The last `n` complete lines of `path` and the offset just after them (a trailing
+    partial line is left to be read when it is complete)."""
+    try:
+        f = path.open("rb")
+    except OSError:
+        return [], 0
+    with f:
+        end = f.seek(0, os.SEEK_END)
+        pos, chunks, newlines = end, [], 0
+        while pos > 0 and newlines <= n:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            chunk = f.read(step)
+            chunks.append(chunk)
+            newlines += chunk.count(b"\n")
+    data = b"".join(reversed(chunks))
+    cut = data.rfind(b"\n") + 1  # 0 when there is no complete line
+    complete = data[:cut]
+    lines = complete.decode("utf-8", errors="replace").splitlines()
+    return (lines[-n:] if n > 0 else []), pos + cut
+
+
+def _read_new(f: _Followed) -> list[str]:
+    if f.path is None:
+        return []
+    try:
+        size = f.path.stat().st_size
+        if size < f.offset:  # truncated or replaced: start over
+            f.offset, f.partial = 0, b""
+        if size == f.offset:
+            return []
+        with f.path.open("rb") as fh:
+            fh.seek(f.offset)
+            data = fh.read(_READ_MAX)
+    except OSError:
+        return []
+    f.offset += len(data)
+    data = f.partial + data
+    cut = data.rfind(b"\n") + 1
+    f.partial = data[cut:]
+    lines = data[:cut].decode("utf-8", errors="replace").splitlines()
+    if len(f.partial) > _READ_MAX:  # a runaway line without an end: show it in pieces
+        lines.append(f.partial.decode("utf-8", errors="replace"))
+        f.partial = b""
+    return lines
+
+
+def _format(replica_id: str, lines: list[str]) -> str:
+    return "".join(f"[{replica_id}] {line}\n" for line in lines)

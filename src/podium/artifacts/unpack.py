@@ -1,0 +1,313 @@
+"""Safe unpacking of model archives (.zip, .tar, .tar.gz/.tgz, .tar.bz2, .tar.xz).
+
+`safe_extract` reads the whole table of contents and validates every entry before it
+writes a single byte. It refuses, with `UnsafeArchive`:
+
+- names that could land outside the destination: `..` components, absolute paths,
+  Windows drive letters, backslashes, control characters;
+- anything but regular files and folders: symbolic and hard links, devices, fifos;
+- duplicate names, or a name that is both a file and a folder;
+- more than `max_entries` entries or more than `max_bytes` of uncompressed data.
+
+Files are then written one by one by this module (never by `extractall`), each opened with
+O_EXCL | O_NOFOLLOW into a private temporary folder next to `dest`, at most as many bytes as
+the entry declared; the folder is renamed to `dest` only once everything is written. So a
+refused or corrupt archive leaves `dest` absent (or empty, as it was). For tar archives the
+standard library's "data" filter checks every member as well, as a second line of defence.
+Archive modes, owners and times are not kept: files are 0644, folders 0755.
+"""
+
+from __future__ import annotations
+
+import lzma
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+from podium.core.errors import Conflict, Invalid, NotFound, UnsafeArchive
+
+ARCHIVE_SUFFIXES: tuple[str, ...] = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+DEFAULT_MAX_BYTES = 20 * 2**30
+DEFAULT_MAX_ENTRIES = 100_000
+
+_CHUNK = 1024 * 1024
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_MAX_COMPONENT_BYTES = 255
+# What a damaged archive raises while it is read (bz2 raises a plain OSError).
+_CORRUPT: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    OSError,
+)
+
+Kind = Literal["zip", "tar"]
+
+
+def is_archive(path: Path) -> bool:
+    """True if the file name ends with a supported archive suffix (case-insensitive)."""
+    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    rel: str  # normalized relative POSIX path ("" is never used)
+    is_dir: bool
+    size: int
+    open: Callable[[], AbstractContextManager[IO[bytes]]]
+
+
+def safe_extract(
+    archive: Path,
+    dest: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    name: str | None = None,
+) -> None:
+    """Unpack `archive` into `dest` (absent or an empty folder) after validating every entry.
+
+    `name` is the archive's file name when the file itself has another (an upload's temp
+    file); it picks the format and names the archive in errors.
+    """
+    label = Path(name or archive.name)
+    kind = _kind(label)
+    if not archive.is_file():
+        raise NotFound(f"no such archive: {archive}", field="archive")
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise Conflict(f"cannot unpack into {dest}: it is not an empty folder", field="path")
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                entries = _zip_entries(label, zf, max_entries)
+                _check_tree(label, entries, max_bytes)
+                _write(label, entries, dest)
+        else:
+            with tarfile.open(archive, "r:*") as tf:
+                entries = _tar_entries(label, tf, dest, max_entries)
+                _check_tree(label, entries, max_bytes)
+                _write(label, entries, dest)
+    except _Corrupt as e:
+        raise _invalid(label, kind, e.cause) from e.cause
+    except _CORRUPT as e:
+        if _is_io_error(e):
+            raise  # a real I/O error (permissions, disk full), not a damaged archive
+        raise _invalid(label, kind, e) from e
+
+
+def _invalid(archive: Path, kind: Kind, cause: BaseException) -> Invalid:
+    return Invalid(f"{archive.name} is not a valid {kind} archive: {cause}", field="archive")
+
+
+def _is_io_error(e: BaseException) -> bool:
+    """OSErrors with an errno come from the file system; damaged streams raise them without."""
+    return isinstance(e, OSError) and e.errno is not None
+
+
+def _kind(archive: Path) -> Kind:
+    name = archive.name.lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if is_archive(archive):
+        return "tar"
+    raise Invalid(
+        f"{archive.name} is not a supported archive: use {', '.join(ARCHIVE_SUFFIXES)}",
+        field="archive",
+    )
+
+
+class _Corrupt(Exception):
+    """Internal: reading the archive failed; carries the original error."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _refuse(archive: Path, name: str, why: str) -> UnsafeArchive:
+    return UnsafeArchive(f"refusing archive {archive.name}: entry {name!r} {why}", field="archive")
+
+
+def _normalize(archive: Path, name: str) -> str:
+    """The entry's safe relative path ("" for the archive's root folder), or refuse it."""
+    if not name:
+        raise _refuse(archive, name, "has an empty name")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise _refuse(archive, name, "has control characters in its name")
+    if _DRIVE.match(name):
+        raise _refuse(archive, name, "starts with a Windows drive letter")
+    if name.startswith("/"):
+        raise _refuse(archive, name, "is an absolute path")
+    if "\\" in name:
+        raise _refuse(archive, name, "has a backslash in its name (a Windows path separator)")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _refuse(archive, name, "has a '..' component that escapes the destination")
+    if any(len(p.encode("utf-8", "surrogateescape")) > _MAX_COMPONENT_BYTES for p in parts):
+        raise _refuse(archive, name, f"has a name part over {_MAX_COMPONENT_BYTES} bytes")
+    return "/".join(parts)
+
+
+def _too_many(archive: Path, max_entries: int) -> UnsafeArchive:
+    return UnsafeArchive(
+        f"refusing archive {archive.name}: more than {max_entries} entries", field="archive"
+    )
+
+
+def _zip_entries(archive: Path, zf: zipfile.ZipFile, max_entries: int) -> list[_Entry]:
+    infos = zf.infolist()
+    if len(infos) > max_entries:
+        raise _too_many(archive, max_entries)
+    entries: list[_Entry] = []
+    for info in infos:
+        rel = _normalize(archive, info.filename)
+        mode = info.external_attr >> 16
+        fmt = mode & 0o170000
+        if fmt == 0o120000:
+            raise _refuse(archive, info.filename, "is a symbolic link")
+        if fmt not in (0, 0o100000, 0o040000):
+            raise _refuse(archive, info.filename, "is a device, fifo or socket")
+        if info.flag_bits & 0x1:
+            raise _refuse(archive, info.filename, "is encrypted")
+        is_dir = info.is_dir() or fmt == 0o040000
+        if not rel:
+            if not is_dir:
+                raise _refuse(archive, info.filename, "is a file without a name")
+            continue
+        entries.append(_Entry(rel, is_dir, 0 if is_dir else info.file_size, _opener_zip(zf, info)))
+    return entries
+
+
+def _opener_zip(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo
+) -> Callable[[], AbstractContextManager[IO[bytes]]]:
+    return lambda: zf.open(info)
+
+
+def _tar_entries(archive: Path, tf: tarfile.TarFile, dest: Path, max_entries: int) -> list[_Entry]:
+    entries: list[_Entry] = []
+    data_filter = getattr(tarfile, "data_filter", None)
+    for count, member in enumerate(tf, start=1):
+        if count > max_entries:
+            raise _too_many(archive, max_entries)
+        rel = _normalize(archive, member.name)
+        if member.issym():
+            raise _refuse(archive, member.name, f"is a symbolic link (to {member.linkname!r})")
+        if member.islnk():
+            raise _refuse(archive, member.name, f"is a hard link (to {member.linkname!r})")
+        if member.ischr() or member.isblk():
+            raise _refuse(archive, member.name, "is a device")
+        if member.isfifo():
+            raise _refuse(archive, member.name, "is a fifo")
+        if not (member.isreg() or member.isdir()):
+            raise _refuse(archive, member.name, "is not a regular file or folder")
+        if data_filter is not None:  # defence in depth: the standard library's own checks
+            try:
+                data_filter(member, str(dest))
+            except tarfile.FilterError as e:
+                raise _refuse(archive, member.name, f"is unsafe ({e})") from None
+        if not rel:
+            if not member.isdir():
+                raise _refuse(archive, member.name, "is a file without a name")
+            continue
+        size = 0 if member.isdir() else member.size
+        entries.append(_Entry(rel, member.isdir(), size, _opener_tar(archive, tf, member)))
+    return entries
+
+
+def _opener_tar(
+    archive: Path, tf: tarfile.TarFile, member: tarfile.TarInfo
+) -> Callable[[], AbstractContextManager[IO[bytes]]]:
+    def open_member() -> AbstractContextManager[IO[bytes]]:
+        f = tf.extractfile(member)
+        if f is None:  # validated as a regular file above; cannot happen
+            raise _refuse(archive, member.name, "has no data")
+        return f
+
+    return open_member
+
+
+def _check_tree(archive: Path, entries: list[_Entry], max_bytes: int) -> None:
+    files: set[str] = set()
+    dirs: set[str] = set()
+    total = 0
+    for e in entries:
+        if e.rel in files or (not e.is_dir and e.rel in dirs):
+            raise _refuse(archive, e.rel, "appears more than once")
+        (dirs if e.is_dir else files).add(e.rel)
+        total += e.size
+    if total > max_bytes:
+        raise UnsafeArchive(
+            f"refusing archive {archive.name}: its files total {total} bytes uncompressed, "
+            f"over the limit of {max_bytes} bytes",
+            field="archive",
+        )
+    for e in entries:
+        parts = e.rel.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in files:
+                raise _refuse(archive, e.rel, f"is inside {parent!r}, which is a file")
+
+
+def _write(archive: Path, entries: list[_Entry], dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    try:
+        root = tmp.resolve()
+        for e in entries:
+            target = tmp.joinpath(*e.rel.split("/"))
+            if not target.resolve().is_relative_to(root):  # cannot happen after _normalize
+                raise _refuse(archive, e.rel, "escapes the destination")
+            if e.is_dir:
+                target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as out:
+                written = _copy(archive, e, out)
+            if written != e.size:
+                raise _Corrupt(ValueError(f"entry {e.rel!r} is shorter than it declares"))
+        tmp.chmod(0o755)
+        if dest.exists():
+            dest.rmdir()  # checked empty before we started
+        tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _copy(archive: Path, entry: _Entry, out: IO[bytes]) -> int:
+    written = 0
+    try:
+        src_cm = entry.open()
+    except _CORRUPT as e:
+        if _is_io_error(e):
+            raise
+        raise _Corrupt(e) from e
+    with src_cm as src:
+        while True:
+            try:
+                chunk = src.read(_CHUNK)
+            except _CORRUPT as e:
+                if _is_io_error(e):
+                    raise
+                raise _Corrupt(e) from e
+            if not chunk:
+                return written
+            written += len(chunk)
+            if written > entry.size:
+                why = f"holds more than the {entry.size} bytes it declares"
+                raise _refuse(archive, entry.rel, why)
+            out.write(chunk)

@@ -1,0 +1,418 @@
+"""The local backend: every replica is a `python -m podium.replica` OS process on this machine.
+
+The backend binds each replica's listening socket itself (port 0, so the port is known at
+once without a race) and hands the file descriptor to the child. Replicas run in their own
+session, so they survive a crash of the server and a new server can `adopt` them.
+
+One lock guards the table of managed replicas: the controller calls `start`/`stop`/`poll`
+from its thread while the API reads `logs` from others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psutil
+
+from podium.backends import processes
+from podium.backends.base import AdoptCandidate, Backend, ObservedReplica, ReplicaLaunch
+from podium.core.clock import Clock, SystemClock
+from podium.core.errors import Conflict, Unavailable
+from podium.core.phases import ExitReason
+from podium.core.settings import Settings
+
+HOST = "127.0.0.1"
+LISTEN_BACKLOG = 2048
+LOAD_FAILED_EXIT_CODE = 3  # the replica's exit code when its runtime cannot load the model
+CRASH_LOG_LINES = 20
+ENV_MEMORY_LIMIT = "PODIUM_MEMORY_LIMIT_MB"  # read back from the process when adopting
+ENV_INSTANCE_TYPE = "PODIUM_INSTANCE_TYPE"
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+@dataclass(slots=True)
+class _Managed:
+    """One replica process this backend watches."""
+
+    replica_id: str
+    endpoint: str
+    revision: int
+    port: int
+    pid: int
+    started_at: datetime
+    log_path: Path
+    status_path: Path
+    popen: subprocess.Popen[bytes] | None = None  # ours: exit code and reaping via Popen
+    proc: psutil.Process | None = None  # adopted: exit detection via psutil
+    memory_mb: int | None = None
+    instance_type: str = ""
+    stop_deadline: float | None = None  # set by stop(); SIGKILL once passed
+    escalated: bool = False
+    kill_reason: ExitReason | None = None  # set by kill() and by the memory check
+    kill_error: str | None = None
+
+    def observed(self) -> ObservedReplica:
+        """The replica as alive."""
+        return self._view(alive=True)
+
+    def exited(self, code: int | None, reason: ExitReason, error: str | None) -> ObservedReplica:
+        """The one report of the replica's exit."""
+        return self._view(alive=False, exit_code=code, exit_reason=reason, error=error)
+
+    def _view(
+        self,
+        *,
+        alive: bool,
+        exit_code: int | None = None,
+        exit_reason: ExitReason | None = None,
+        error: str | None = None,
+    ) -> ObservedReplica:
+        return ObservedReplica(
+            replica_id=self.replica_id,
+            endpoint=self.endpoint,
+            revision=self.revision,
+            host=HOST,
+            port=self.port,
+            pid=self.pid,
+            started_at=self.started_at,
+            log_path=self.log_path,
+            alive=alive,
+            exit_code=exit_code,
+            exit_reason=exit_reason,
+            error=error,
+        )
+
+    def running(self) -> bool:
+        """True while the pid still names our process (safe to signal)."""
+        if self.popen is not None:
+            return self.popen.returncode is None
+        return self.proc is not None and not processes.has_exited(self.proc)
+
+
+class LocalBackend:
+    """Replicas as OS processes on this machine (see the module docstring)."""
+
+    name = "local"
+
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, python: str = sys.executable
+    ) -> None:
+        self._settings = settings
+        self._clock: Clock = clock or SystemClock()
+        self._python = python
+        self._lock = threading.Lock()
+        self._replicas: dict[str, _Managed] = {}
+        self._log_paths: dict[str, Path] = {}  # every replica seen, for logs after exit
+
+    # ------------------------------------------------------------------ start
+
+    def start(self, launch: ReplicaLaunch) -> ObservedReplica:
+        with self._lock:
+            if launch.replica_id in self._replicas:
+                raise Conflict(f"replica {launch.replica_id} is already running", field="replica")
+            log_path = self._settings.logs_dir / launch.endpoint / f"{launch.replica_id}.log"
+            status_path = self._status_path(launch.replica_id)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            status_path.parent.mkdir(parents=True, exist_ok=True)
+            status_path.unlink(missing_ok=True)
+
+            sock = processes.listen_socket(HOST, LISTEN_BACKLOG)
+            try:
+                port = sock.getsockname()[1]
+                argv, env = self._command(launch, sock.fileno(), status_path)
+                with log_path.open("ab") as log:
+                    popen = subprocess.Popen(
+                        argv,
+                        pass_fds=(sock.fileno(),),
+                        start_new_session=True,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                        close_fds=True,
+                    )
+            except OSError as e:
+                raise Unavailable(
+                    f"could not start replica {launch.replica_id}: {e}", field="replica"
+                ) from e
+            finally:
+                sock.close()
+
+            replica = _Managed(
+                replica_id=launch.replica_id,
+                endpoint=launch.endpoint,
+                revision=launch.revision,
+                port=port,
+                pid=popen.pid,
+                started_at=self._clock.now(),
+                log_path=log_path,
+                status_path=status_path,
+                popen=popen,
+                memory_mb=launch.instance_type.memory_mb,
+                instance_type=launch.instance_type.name,
+            )
+            self._replicas[launch.replica_id] = replica
+            self._log_paths[launch.replica_id] = log_path
+            return replica.observed()
+
+    def _command(
+        self, launch: ReplicaLaunch, fd: int, status_path: Path
+    ) -> tuple[list[str], dict[str, str]]:
+        """argv and environment of the replica (`--fd` alone: the replica's `--port` and
+        `--fd` are mutually exclusive, and the socket already says which port it is)."""
+        threads = str(max(1, int(launch.instance_type.cpus)))
+        options = {
+            "--replica-id": launch.replica_id,
+            "--endpoint": launch.endpoint,
+            "--revision": str(launch.revision),
+            "--runtime": launch.runtime,
+            "--model-path": str(launch.model_path),
+            "--fd": str(fd),
+            "--max-concurrency": str(launch.max_concurrency),
+            "--max-queue": str(launch.max_queue),
+            "--threads": threads,
+            "--status-file": str(status_path),
+        }
+        argv = [self._python, "-m", "podium.replica", *itertools.chain(*options.items())]
+        if launch.task:
+            argv += ["--task", launch.task]
+        if launch.trust_pickle:
+            argv.append("--trust-pickle")
+        env = {**os.environ, **launch.env}
+        env.update(dict.fromkeys(_THREAD_VARS, threads))
+        env["PYTHONUNBUFFERED"] = "1"
+        env[ENV_MEMORY_LIMIT] = str(launch.instance_type.memory_mb)
+        env[ENV_INSTANCE_TYPE] = launch.instance_type.name
+        return argv, env
+
+    def _status_path(self, replica_id: str) -> Path:
+        return self._settings.run_dir / f"{replica_id}.status.json"
+
+    # ------------------------------------------------------------------ stop / kill
+
+    def stop(self, replica_id: str) -> None:
+        """SIGTERM the replica's process group; `poll` kills it after the stop timeout.
+        Unknown (already forgotten) replicas are ignored."""
+        with self._lock:
+            replica = self._replicas.get(replica_id)
+            if replica is None or replica.stop_deadline is not None:
+                return
+            replica.stop_deadline = self._clock.monotonic() + self._settings.control.stop_timeout_s
+            if replica.running():
+                processes.signal_group(replica.pid, signal.SIGTERM)
+
+    def kill(self, replica_id: str, reason: ExitReason) -> None:
+        """SIGKILL the replica now; `poll` reports its exit with `reason`."""
+        with self._lock:
+            replica = self._replicas.get(replica_id)
+            if replica is not None:
+                self._kill(replica, reason, None)
+
+    def _kill(self, replica: _Managed, reason: ExitReason, error: str | None) -> None:
+        if replica.kill_reason is None:
+            replica.kill_reason, replica.kill_error = reason, error
+        if replica.running():
+            processes.signal_group(replica.pid, signal.SIGKILL)
+
+    # ------------------------------------------------------------------ poll
+
+    def poll(self) -> list[ObservedReplica]:
+        with self._lock:
+            out: list[ObservedReplica] = []
+            kids: dict[int, list[int]] | None = None  # built at most once per poll
+            for replica in list(self._replicas.values()):
+                exited, code = self._check_exit(replica)
+                if exited:
+                    out.append(self._exit_report(replica, code))
+                    del self._replicas[replica.replica_id]
+                    continue
+                if self._escalate(replica) or replica.memory_mb is None:
+                    out.append(replica.observed())
+                    continue
+                kids = processes.children_map() if kids is None else kids
+                self._enforce_memory(replica, replica.memory_mb, kids)
+                out.append(replica.observed())
+            return out
+
+    def _check_exit(self, replica: _Managed) -> tuple[bool, int | None]:
+        """(exited, exit code if known); reaps the process."""
+        if replica.popen is not None:
+            code = replica.popen.poll()
+            if code is None:
+                return False, None
+            processes.kill_leftover_group(replica.pid)  # orphaned children of the replica
+            return True, code
+        if replica.proc is not None and not processes.has_exited(replica.proc):
+            return False, None
+        _, code = processes.reap(replica.pid)  # only succeeds if it happens to be our child
+        return True, code
+
+    def _escalate(self, replica: _Managed) -> bool:
+        """SIGKILL a replica past its stop deadline; True if it is being killed anyway."""
+        if replica.kill_reason is not None or replica.escalated:
+            return True
+        deadline = replica.stop_deadline
+        if deadline is not None and self._clock.monotonic() >= deadline:
+            replica.escalated = True
+            processes.signal_group(replica.pid, signal.SIGKILL)
+            return True
+        return False
+
+    def _enforce_memory(self, replica: _Managed, limit: int, kids: dict[int, list[int]]) -> None:
+        """SIGKILL a replica whose process tree uses more memory than its instance type."""
+        used = processes.tree_rss_mib(replica.pid, kids)
+        if used is not None and used > limit:
+            error = (
+                f"used {used} MiB, limit {limit} MiB "
+                f"(instance type {replica.instance_type or 'unknown'})"
+            )
+            self._kill(replica, ExitReason.OOM, error)
+
+    def _exit_report(self, replica: _Managed, code: int | None) -> ObservedReplica:
+        status = processes.read_status(replica.status_path)
+        _remove_status(replica.status_path)
+        reason: ExitReason
+        error: str | None
+        if replica.kill_reason is not None:
+            reason = replica.kill_reason
+            error = replica.kill_error or f"killed: {processes.describe_exit(code)}"
+        elif replica.stop_deadline is not None:
+            reason = ExitReason.STOPPED
+            error = None
+            if replica.escalated:
+                timeout = self._settings.control.stop_timeout_s
+                error = f"did not exit within {timeout:g}s of SIGTERM; killed"
+        elif code == LOAD_FAILED_EXIT_CODE or status.get("state") == "load_failed":
+            reason = ExitReason.LOAD_FAILED
+            error = str(status.get("error") or "") or self._crash_error(replica, code)
+        else:
+            reason = ExitReason.CRASHED
+            error = self._crash_error(replica, code)
+        return replica.exited(code, reason, error)
+
+    def _crash_error(self, replica: _Managed, code: int | None) -> str:
+        head = (
+            processes.describe_exit(code)
+            if code is not None or replica.popen is not None
+            else "exited; exit code unknown (adopted from an earlier server)"
+        )
+        lines = processes.tail_lines(replica.log_path, CRASH_LOG_LINES)
+        return "\n".join([head, *lines])
+
+    # ------------------------------------------------------------------ adopt
+
+    def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
+        adopted: list[ObservedReplica] = []
+        with self._lock:
+            for c in candidates:
+                if c.pid is None or c.replica_id in self._replicas:
+                    continue
+                try:
+                    proc = psutil.Process(c.pid)
+                except psutil.Error:
+                    continue
+                if not processes.is_replica_of(proc, c.replica_id):
+                    continue
+                limit = processes.process_env(proc, ENV_MEMORY_LIMIT)
+                replica = _Managed(
+                    replica_id=c.replica_id,
+                    endpoint=c.endpoint,
+                    revision=c.revision,
+                    port=c.port,
+                    pid=c.pid,
+                    started_at=c.started_at,
+                    log_path=Path(c.log_path),
+                    status_path=self._status_path(c.replica_id),
+                    proc=proc,
+                    memory_mb=int(limit) if limit and limit.isdigit() else None,
+                    instance_type=processes.process_env(proc, ENV_INSTANCE_TYPE) or "",
+                )
+                self._replicas[c.replica_id] = replica
+                self._log_paths[c.replica_id] = replica.log_path
+                adopted.append(replica.observed())
+        return adopted
+
+    # ------------------------------------------------------------------ logs
+
+    def log_path(self, replica_id: str) -> Path | None:
+        """Where the replica's stdout+stderr go (also for replicas of a previous server)."""
+        with self._lock:
+            known = self._log_paths.get(replica_id)
+        if known is not None:
+            return known
+        if not _SAFE_ID.match(replica_id):
+            return None
+        with contextlib.suppress(OSError):
+            for path in self._settings.logs_dir.glob(f"*/{replica_id}.log"):
+                return path
+        return None
+
+    def logs(self, replica_id: str, tail: int = 200) -> list[str]:
+        path = self.log_path(replica_id)
+        return [] if path is None else processes.tail_lines(path, tail)
+
+    # ------------------------------------------------------------------ close
+
+    def close(self, *, stop_replicas: bool = True) -> None:
+        """Stop every replica (SIGTERM, then SIGKILL after the stop timeout) and wait for
+        them; with `stop_replicas=False` leave them running for a later `adopt`."""
+        with self._lock:
+            replicas = list(self._replicas.values())
+            self._replicas.clear()
+        if not stop_replicas:
+            return
+        for r in replicas:
+            if r.running():
+                processes.signal_group(r.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self._settings.control.stop_timeout_s
+        if not _wait_exited(replicas, deadline):
+            for r in replicas:
+                if r.running():
+                    processes.signal_group(r.pid, signal.SIGKILL)
+            _wait_exited(replicas, time.monotonic() + 5.0)
+        for r in replicas:
+            if r.popen is not None:
+                processes.kill_leftover_group(r.pid)
+            _remove_status(r.status_path)
+
+
+def _remove_status(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".tmp").unlink(missing_ok=True)  # left by a replica killed mid-write
+
+
+def _wait_exited(replicas: list[_Managed], deadline: float) -> bool:
+    """Wait (real time) until every replica has exited, reaping them; False on timeout."""
+    while True:
+        alive = False
+        for r in replicas:
+            if r.popen is not None:
+                alive |= r.popen.poll() is None
+            elif r.proc is not None and not processes.has_exited(r.proc):
+                alive = True
+            else:
+                processes.reap(r.pid)
+        if not alive:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(settings: Settings) -> Backend:
+        return LocalBackend(settings)  # mypy checks LocalBackend against the Backend protocol

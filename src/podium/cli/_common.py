@@ -1,0 +1,105 @@
+"""What every command shares: the client, error reporting, consoles, K=V and JSON parsing.
+
+Errors: a `PodiumError` raised by any command becomes one line on stderr,
+`error: FIELD: MESSAGE`, and exit status 1 (`PodiumGroup`); bad command-line input raises
+`typer.BadParameter`, which typer reports with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from podium.client import PodiumClient, PodiumError, Retryable
+
+CLIENT_TIMEOUT = 60.0
+
+
+class PodiumGroup(TyperGroup):
+    """The root command group: turns Podium errors into one line and exit status 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PodiumError as e:
+            typer.echo(error_line(e), err=True)
+            raise typer.Exit(1) from None
+        except OSError as e:  # a local file we were asked to read or write
+            where = f": {e.filename}" if e.filename else ""
+            typer.echo(f"error: {e.strerror or e}{where}", err=True)
+            raise typer.Exit(1) from None
+
+
+def error_line(error: PodiumError) -> str:
+    """`error: FIELD: MESSAGE` on one line (no FIELD when the message starts with it)."""
+    lines = [line.strip() for line in error.message.strip().splitlines() if line.strip()]
+    message = "; ".join(lines) or type(error).__name__
+    if isinstance(error, Retryable):
+        message += f" (retry in {error.retry_after:g}s)"
+    if error.field and not message.startswith((f"{error.field}:", f"{error.field} ")):
+        message = f"{error.field}: {message}"
+    return f"error: {message}"
+
+
+def client_for(ctx: typer.Context) -> PodiumClient:
+    """The client for this invocation (closed when the command ends)."""
+    root = ctx.find_root()
+    url = root.obj.get("url") if isinstance(root.obj, dict) else None
+    return ctx.with_resource(PodiumClient(url, timeout=CLIENT_TIMEOUT))
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console on stdout (or stderr); wide when not a terminal, so pipes see it all."""
+    out = Console(stderr=stderr, highlight=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = 200
+    return out
+
+
+def parse_pairs(values: Iterable[str] | None, option: str) -> dict[str, str]:
+    """`["K=V", …]` -> `{K: V}`; a value without `=` or with an empty key is a usage error."""
+    pairs: dict[str, str] = {}
+    for item in values or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=f"'{option}'")
+        pairs[key.strip()] = value
+    return pairs
+
+
+def read_json_arg(value: str, option: str = "--json") -> Any:
+    """JSON given inline, as `@file.json`, or as `@-` (stdin)."""
+    source = "argument"
+    text = value
+    if value.startswith("@"):
+        name = value[1:]
+        if name == "-":
+            text, source = sys.stdin.read(), "stdin"
+        else:
+            path = Path(name).expanduser()
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as e:
+                raise typer.BadParameter(
+                    f"cannot read {name}: {e.strerror or e}", param_hint=f"'{option}'"
+                ) from None
+            source = name
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise typer.BadParameter(
+            f"the {source} is not valid JSON: {e}", param_hint=f"'{option}'"
+        ) from None
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output on stdout (plain, never reformatted by rich)."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))

@@ -1,0 +1,105 @@
+"""The `podium` command: a typer app over the REST API (through `podium.client`).
+
+Only `podium up` reaches past the API: it imports the server lazily and runs it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from podium import __version__
+from podium.cli import endpoints, models, observe
+from podium.cli._common import PodiumGroup
+from podium.core.settings import Settings
+
+app = typer.Typer(
+    cls=PodiumGroup,
+    name="podium",
+    help="Podium: deploy models as live, autoscaled HTTP endpoints.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"podium {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="PODIUM_URL",
+            help="Podium server URL (default http://127.0.0.1:8000).",
+            show_envvar=True,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Talk to a Podium server, or start one with `podium up`."""
+    ctx.obj = {"url": url}
+
+
+@app.command()
+def up(
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to listen on (default $PODIUM_HOST or 127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port (default $PODIUM_PORT or 8000).", min=1, max=65535),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo/--no-demo", help="Also deploy the demo endpoint `iris`.")
+    ] = False,
+) -> None:
+    """Run Podium on this machine (API, gateway, controller; state in $PODIUM_HOME)."""
+    settings = Settings.from_env()
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if overrides:
+        settings = settings.with_overrides(**overrides)
+    from podium.server.main import serve  # lazy: the only command that needs the server
+
+    serve(settings, demo=demo)
+
+
+app.add_typer(models.app, name="models")
+
+_COMMANDS = (
+    endpoints.deploy,
+    endpoints.update,
+    endpoints.ls,
+    endpoints.describe,
+    endpoints.pause,
+    endpoints.resume,
+    endpoints.wake,
+    endpoints.scale,
+    endpoints.rm,
+    observe.invoke,
+    observe.logs,
+    observe.events,
+)
+for _command in _COMMANDS:
+    app.command(_command.__name__)(_command)
+
+
+def run() -> None:
+    """Console-script entry point (`podium = "podium.cli.main:run"`)."""
+    app()

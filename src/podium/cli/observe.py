@@ -1,0 +1,73 @@
+"""Commands that use or watch an endpoint: invoke, logs, events."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from podium.cli._common import client_for, console, print_json, read_json_arg
+from podium.cli.render import events_table
+
+Name = Annotated[str, typer.Argument(help="Endpoint name.")]
+
+
+def invoke(
+    ctx: typer.Context,
+    name: Name,
+    payload: Annotated[
+        str,
+        typer.Option(
+            "--json",
+            "-d",
+            metavar="JSON|@FILE",
+            help="Request body: inline JSON, @file.json, or @- for stdin.",
+        ),
+    ],
+    path: Annotated[str, typer.Option("--path", help="Path under the endpoint.")] = "/",
+) -> None:
+    """Send one request to an endpoint and print its JSON answer."""
+    body = read_json_arg(payload)
+    answer = client_for(ctx).invoke(name, body, path=path)
+    if isinstance(answer, str):
+        typer.echo(answer)
+    else:
+        typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+
+
+def logs(
+    ctx: typer.Context,
+    name: Name,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing lines.")] = False,
+    tail: Annotated[int, typer.Option("--tail", "-n", min=0, help="Lines to show first.")] = 200,
+    replica: Annotated[str | None, typer.Option("--replica", help="Only this replica.")] = None,
+) -> None:
+    """Print an endpoint's replica logs."""
+    client = client_for(ctx)
+    if follow:
+        try:
+            for line in client.follow_logs(name, tail=tail, replica=replica):
+                typer.echo(line)
+        except KeyboardInterrupt:
+            pass
+        return
+    for item in client.logs(name, tail=tail, replica=replica):
+        typer.echo(f"{item.replica_id} | {item.line}")
+
+
+def events(
+    ctx: typer.Context,
+    name: Name,
+    after: Annotated[int, typer.Option("--after", min=0, help="Only events after this id.")] = 0,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List an endpoint's events, oldest first."""
+    items = client_for(ctx).events(name, after=after, limit=limit)
+    if as_json:
+        print_json([e.model_dump(mode="json") for e in items])
+    elif not items:
+        typer.echo("no events")
+    else:
+        console().print(events_table(items))

@@ -1,0 +1,180 @@
+"""Rich tables and small formatters for CLI output. Pure: builds renderables, prints nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from rich.table import Table
+from rich.text import Text
+
+from podium.client import (
+    EndpointPublic,
+    EndpointStatus,
+    EventPublic,
+    ModelPublic,
+    ModelVersionPublic,
+    ReplicaPublic,
+    ReplicaState,
+)
+
+STATUS_STYLE: dict[str, str] = {
+    EndpointStatus.RUNNING: "green",
+    EndpointStatus.PENDING: "yellow",
+    EndpointStatus.INITIALIZING: "yellow",
+    EndpointStatus.UPDATING: "cyan",
+    EndpointStatus.PAUSED: "dim",
+    EndpointStatus.SCALED_TO_ZERO: "blue",
+    EndpointStatus.FAILED: "bold red",
+    EndpointStatus.DELETING: "magenta",
+    ReplicaState.READY: "green",
+    ReplicaState.STARTING: "yellow",
+    ReplicaState.DRAINING: "cyan",
+    ReplicaState.STOPPING: "magenta",
+    ReplicaState.EXITED: "red",
+}
+
+
+def status_text(status: str) -> Text:
+    return Text(str(status), style=STATUS_STYLE.get(status, ""))
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover - the loop always returns
+
+
+def when(at: datetime | None) -> str:
+    """Local time, to the second."""
+    if at is None:
+        return "-"
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(*columns: str) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _add(table: Table, *cells: str | Text) -> None:
+    """Add a row of literal text (never rich markup: names and messages are data)."""
+    table.add_row(*(c if isinstance(c, Text) else Text(c) for c in cells))
+
+
+def models_table(models: Sequence[ModelPublic]) -> Table:
+    table = _table("NAME", "LATEST", "VERSIONS", "FRAMEWORK", "SIZE")
+    for m in models:
+        latest = next((v for v in m.versions if v.version == m.latest), None)
+        _add(
+            table,
+            m.name,
+            str(m.latest),
+            str(len(m.versions)),
+            (latest.framework if latest else None) or "-",
+            human_size(latest.size_bytes) if latest else "-",
+        )
+    return table
+
+
+def versions_table(versions: Sequence[ModelVersionPublic]) -> Table:
+    table = _table("REF", "FRAMEWORK", "SIZE", "FILES", "SHA256", "CREATED", "USED BY")
+    for v in versions:
+        _add(
+            table,
+            v.ref,
+            v.framework or "-",
+            human_size(v.size_bytes),
+            str(v.files),
+            v.sha256[:12],
+            when(v.created_at),
+            ", ".join(v.used_by) or "-",
+        )
+    return table
+
+
+def version_details(v: ModelVersionPublic) -> Table:
+    return key_values(
+        [
+            ("ref", v.ref),
+            ("framework", v.framework or "-"),
+            ("size", f"{human_size(v.size_bytes)} ({v.size_bytes} bytes, {v.files} files)"),
+            ("sha256", v.sha256),
+            ("source", v.source),
+            ("created", when(v.created_at)),
+            ("used by", ", ".join(v.used_by) or "-"),
+        ]
+    )
+
+
+def endpoints_table(endpoints: Sequence[EndpointPublic]) -> Table:
+    table = _table("NAME", "MODEL", "STATUS", "READY", "URL")
+    for ep in endpoints:
+        _add(
+            table,
+            ep.name,
+            ep.model_ref,
+            status_text(ep.status),
+            f"{ep.ready_replicas}/{ep.desired_replicas}",
+            ep.url,
+        )
+    return table
+
+
+def endpoint_summary(ep: EndpointPublic) -> Table:
+    status = status_text(ep.status)
+    if ep.status_reason:
+        status.append(f" ({ep.status_reason})")
+    scaling = ep.spec.scaling
+    return key_values(
+        [
+            ("name", ep.name),
+            ("status", status),
+            ("model", f"{ep.model_ref} ({ep.spec.framework})"),
+            ("revision", str(ep.revision)),
+            ("replicas", f"{ep.ready_replicas}/{ep.desired_replicas} ready"),
+            ("scaling", f"{scaling.min_replicas}..{scaling.max_replicas}"),
+            ("url", ep.url),
+            ("created", when(ep.created_at)),
+            ("updated", when(ep.updated_at)),
+        ]
+    )
+
+
+def replicas_table(replicas: Sequence[ReplicaPublic]) -> Table:
+    table = _table("REPLICA", "REVISION", "STATE", "PID", "ADDRESS", "RESTARTS", "STARTED")
+    for r in replicas:
+        _add(
+            table,
+            r.replica_id,
+            str(r.revision),
+            status_text(r.state),
+            str(r.pid) if r.pid is not None else "-",
+            f"{r.host}:{r.port}",
+            str(r.restarts),
+            when(r.started_at),
+        )
+    return table
+
+
+def events_table(events: Sequence[EventPublic]) -> Table:
+    table = _table("ID", "AT", "KIND", "MESSAGE")
+    for e in events:
+        _add(table, str(e.id), when(e.at), str(e.kind), e.message)
+    return table
+
+
+def key_values(rows: Sequence[tuple[str, str | Text]]) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        _add(table, key, value)
+    return table

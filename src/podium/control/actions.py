@@ -1,0 +1,324 @@
+"""The controller's effects: start, drain, stop and kill replicas, handle exits, write status.
+
+Every effect that a user would want to know about is recorded as an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from podium.artifacts.sources import NodeCache
+from podium.backends.base import ObservedReplica, ReplicaLaunch
+from podium.control.tracked import EndpointMemory, TrackedReplica
+from podium.core.errors import Conflict, PodiumError
+from podium.core.ids import new_replica_id
+from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState
+from podium.core.spec import HfRef, RepoRef, parse_model_ref
+from podium.store.records import EndpointRecord, ReplicaRecord, RevisionRecord
+
+if TYPE_CHECKING:
+    from podium.control.loop import Controller
+
+log = logging.getLogger("podium.control")
+
+_EXIT_EVENT = {
+    ExitReason.OOM: (EventKind.REPLICA_OOM, "was killed for using too much memory"),
+    ExitReason.UNHEALTHY: (EventKind.REPLICA_UNHEALTHY, "was restarted: unhealthy"),
+    ExitReason.LOAD_FAILED: (EventKind.REPLICA_CRASHED, "failed to load its model"),
+    ExitReason.CRASHED: (EventKind.REPLICA_CRASHED, "crashed"),
+    ExitReason.LOST: (EventKind.REPLICA_CRASHED, "was lost"),
+}
+
+
+class Actuator:
+    def __init__(self, ctl: Controller, node_cache: NodeCache) -> None:
+        self.ctl = ctl
+        self.node_cache = node_cache
+        self.seen: dict[str, EndpointRecord] = {}  # last record read per endpoint
+        self._status: dict[str, tuple[EndpointStatus, str | None]] = {}
+        self._revisions: dict[tuple[str, int], RevisionRecord] = {}
+
+    # ------------------------------------------------------------------ events and status
+
+    def event(self, endpoint: str, kind: EventKind, message: str, **data: object) -> None:
+        log.info("%s: %s", endpoint, message)
+        with self.ctl.db.unit_of_work() as uow:
+            uow.events.add(endpoint, kind, message, dict(data))
+
+    def observe(self, ep: EndpointRecord) -> None:
+        """Start of a pass for this endpoint: the store's record is the truth."""
+        self.seen[ep.name] = ep
+        self._status[ep.name] = (ep.status, ep.status_reason)
+
+    def current_status(self, ep: EndpointRecord) -> EndpointStatus:
+        return self._status.get(ep.name, (ep.status, ep.status_reason))[0]
+
+    def set_status(self, ep: EndpointRecord, status: EndpointStatus, reason: str | None) -> None:
+        old = self._status.get(ep.name, (ep.status, ep.status_reason))
+        if old == (status, reason):
+            return
+        try:
+            with self.ctl.db.unit_of_work() as uow:
+                changed = uow.endpoints.set_status(ep.name, status, reason)
+                if changed and old[0] is not status:
+                    text = f"status {old[0].value} → {status.value}" + (
+                        f": {reason}" if reason else ""
+                    )
+                    uow.events.add(
+                        ep.name,
+                        EventKind.STATUS,
+                        text,
+                        {"from": old[0].value, "to": status.value, "reason": reason},
+                    )
+        except Conflict as e:
+            log.warning("%s: %s", ep.name, e)
+            return
+        except PodiumError as e:  # e.g. deleted by the API meanwhile
+            log.info("%s: status not written: %s", ep.name, e)
+            return
+        self._status[ep.name] = (status, reason)
+
+    def delete_endpoint(self, name: str) -> None:
+        with self.ctl.db.unit_of_work() as uow:
+            uow.endpoints.delete(name)
+        self._status.pop(name, None)
+        self.seen.pop(name, None)
+        log.info("%s: deleted", name)
+
+    def fail(self, name: str, mem: EndpointMemory, reason: str) -> None:
+        ep = self.seen.get(name)
+        mem.failure = reason
+        mem.failure_generation = ep.generation if ep else None
+        self.ctl.wake(name)
+
+    # ------------------------------------------------------------------ start
+
+    def revision(self, ep: EndpointRecord) -> RevisionRecord:
+        key = (ep.name, ep.revision)
+        if key not in self._revisions:
+            with self.ctl.db.unit_of_work(read_only=True) as uow:
+                self._revisions[key] = uow.endpoints.revision(ep.name, ep.revision)
+        return self._revisions[key]
+
+    async def _model_path(self, rev: RevisionRecord) -> Path:
+        ref = parse_model_ref(rev.model_ref)
+        if isinstance(ref, RepoRef):
+            with self.ctl.db.unit_of_work(read_only=True) as uow:
+                return Path(uow.models.get(ref.name, ref.version).path)
+        assert isinstance(ref, HfRef)
+        resolved = await asyncio.to_thread(self.node_cache.resolve_hf, ref)
+        return resolved.path
+
+    async def start(self, ep: EndpointRecord, mem: EndpointMemory) -> bool:
+        """Start one replica of the endpoint's target revision; False if it cannot."""
+        self.seen[ep.name] = ep
+        try:
+            rev = self.revision(ep)
+            path = mem.model_paths.get(rev.number)
+            if path is None:
+                path = mem.model_paths[rev.number] = await self._model_path(rev)
+            spec = rev.spec
+            launch = ReplicaLaunch(
+                replica_id=new_replica_id(ep.name, rev.number),
+                endpoint=ep.name,
+                revision=rev.number,
+                runtime=spec.framework,
+                model_path=path,
+                instance_type=self.ctl.settings.instance_type(spec.instance_type),
+                task=spec.task,
+                env=dict(spec.env),
+                max_concurrency=spec.max_concurrency,
+                max_queue=spec.max_queue,
+                trust_pickle=spec.trust_pickle,
+            )
+        except PodiumError as e:
+            self.fail(ep.name, mem, f"revision {ep.revision} cannot start: {e}")
+            return False
+        try:
+            obs = self.ctl.backend.start(launch)
+        except Exception as e:
+            log.exception("%s: backend failed to start a replica", ep.name)
+            self._crashed(ep.name, ep.revision, mem, f"could not start: {e}")
+            return False
+        now = self.ctl.clock.monotonic()
+        restarted = mem.pending_restarts > 0
+        if restarted:
+            mem.pending_restarts -= 1
+            mem.restarts += 1
+        r = TrackedReplica(
+            replica_id=obs.replica_id,
+            endpoint=ep.name,
+            revision=rev.number,
+            host=obs.host,
+            port=obs.port,
+            pid=obs.pid,
+            started_mono=now,
+            started_at=obs.started_at,
+            log_path=obs.log_path,
+            restarts=mem.restarts if restarted else 0,
+            starting_since=now,
+        )
+        self.ctl.replicas[r.replica_id] = r
+        self._save(r)
+        kind = EventKind.REPLICA_RESTARTED if restarted else EventKind.REPLICA_STARTING
+        verb = "restarted as" if restarted else "starting"
+        self.event(
+            ep.name,
+            kind,
+            f"replica {r.replica_id} {verb} "
+            f"(revision {rev.number}, pid {obs.pid}, port {obs.port})",
+            replica_id=r.replica_id,
+            revision=rev.number,
+            pid=obs.pid,
+            port=obs.port,
+        )
+        return True
+
+    # ------------------------------------------------------------------ state changes
+
+    def became_ready(self, r: TrackedReplica) -> None:
+        now = self.ctl.clock.monotonic()
+        r.state, r.ready_at = ReplicaState.READY, now
+        r.readiness_failures = r.liveness_failures = 0
+        self._save(r)
+        took = now - r.starting_since
+        self.event(
+            r.endpoint,
+            EventKind.REPLICA_READY,
+            f"replica {r.replica_id} ready after {took:.2f}s",
+            replica_id=r.replica_id,
+            revision=r.revision,
+            ready_s=round(took, 3),
+        )
+
+    def not_ready(self, r: TrackedReplica, detail: str) -> None:
+        r.state, r.ready_at = ReplicaState.STARTING, None
+        r.starting_since = self.ctl.clock.monotonic()
+        self._save(r)
+        self.event(
+            r.endpoint,
+            EventKind.REPLICA_UNHEALTHY,
+            f"replica {r.replica_id} taken out of routing: {detail}",
+            replica_id=r.replica_id,
+        )
+
+    def drain(self, r: TrackedReplica) -> None:
+        if r.state is not ReplicaState.READY:
+            return
+        r.state, r.drain_since = ReplicaState.DRAINING, self.ctl.clock.monotonic()
+        self._save(r)
+
+    def stop(self, r: TrackedReplica, why: str) -> None:
+        if r.state is ReplicaState.STOPPING:
+            return
+        log.info("%s: stopping %s (%s)", r.endpoint, r.replica_id, why)
+        r.state = ReplicaState.STOPPING
+        self._save(r)
+        self.ctl.backend.stop(r.replica_id)
+
+    def kill(self, r: TrackedReplica, reason: ExitReason, detail: str) -> None:
+        r.kill_detail = detail
+        r.state = ReplicaState.STOPPING
+        self._save(r)
+        self.ctl.backend.kill(r.replica_id, reason)
+
+    # ------------------------------------------------------------------ exits
+
+    def replica_exited(self, obs: ObservedReplica) -> None:
+        r = self.ctl.replicas.pop(obs.replica_id, None)
+        if r is None:
+            return
+        with self.ctl.db.unit_of_work() as uow:
+            uow.replicas.delete(r.replica_id)
+        if r.kill_detail is None and (
+            obs.exit_reason is ExitReason.STOPPED
+            or (r.state is ReplicaState.STOPPING and obs.exit_reason is not ExitReason.OOM)
+        ):
+            self.event(
+                r.endpoint,
+                EventKind.REPLICA_STOPPED,
+                f"replica {r.replica_id} stopped",
+                replica_id=r.replica_id,
+                revision=r.revision,
+                exit_code=obs.exit_code,
+            )
+            return
+        reason = obs.exit_reason or ExitReason.CRASHED
+        kind, verb = _EXIT_EVENT.get(reason, _EXIT_EVENT[ExitReason.CRASHED])
+        detail = r.kill_detail or obs.error or f"exit code {obs.exit_code}"
+        self.event(
+            r.endpoint,
+            kind,
+            f"replica {r.replica_id} {verb}: {detail}",
+            replica_id=r.replica_id,
+            revision=r.revision,
+            exit_code=obs.exit_code,
+            reason=reason.value,
+        )
+        mem = self.ctl.memory.setdefault(r.endpoint, EndpointMemory())
+        ep = self.seen.get(r.endpoint)
+        if ep is not None and r.revision != ep.revision:
+            return  # an old revision's replica: the rollout replaces it anyway
+        if reason is ExitReason.LOAD_FAILED:
+            self.fail(r.endpoint, mem, f"revision {r.revision} failed to load: {detail}")
+        else:
+            self._crashed(r.endpoint, r.revision, mem, detail)
+
+    def _crashed(self, name: str, revision: int, mem: EndpointMemory, detail: str) -> None:
+        cfg = self.ctl.settings.control
+        mem.crash_streak += 1
+        mem.pending_restarts += 1
+        delay = min(cfg.restart_backoff_s * 2 ** (mem.crash_streak - 1), cfg.restart_backoff_max_s)
+        mem.backoff_until = self.ctl.clock.monotonic() + delay
+        if mem.crash_streak >= cfg.crash_loop_threshold:
+            self.fail(
+                name,
+                mem,
+                f"crash loop: revision {revision} crashed {mem.crash_streak} times in a row; "
+                f"last: {detail}",
+            )
+
+    # ------------------------------------------------------------------ adoption
+
+    def track_adopted(self, obs: ObservedReplica, *, restarts: int) -> None:
+        now = self.ctl.clock.monotonic()
+        r = TrackedReplica(
+            replica_id=obs.replica_id,
+            endpoint=obs.endpoint,
+            revision=obs.revision,
+            host=obs.host,
+            port=obs.port,
+            pid=obs.pid,
+            started_mono=now,
+            started_at=obs.started_at,
+            log_path=obs.log_path,
+            restarts=restarts,
+            starting_since=now,
+        )
+        self.ctl.replicas[r.replica_id] = r
+        self._save(r)
+        self.event(
+            r.endpoint,
+            EventKind.REPLICA_ADOPTED,
+            f"replica {r.replica_id} adopted after a server restart (pid {obs.pid})",
+            replica_id=r.replica_id,
+            pid=obs.pid,
+        )
+
+    def forget_lost(self, row: ReplicaRecord) -> None:
+        with self.ctl.db.unit_of_work() as uow:
+            uow.replicas.delete(row.replica_id)
+        self.event(
+            row.endpoint,
+            EventKind.REPLICA_CRASHED,
+            f"replica {row.replica_id} was not running after the server restarted",
+            replica_id=row.replica_id,
+            reason=ExitReason.LOST.value,
+        )
+
+    def _save(self, r: TrackedReplica) -> None:
+        with self.ctl.db.unit_of_work() as uow:
+            uow.replicas.upsert(r.record())

@@ -1,0 +1,338 @@
+"""The controller loop: observe, decide (pure `reconciler.plan`), act, publish.
+
+Runs in its own thread with its own asyncio loop, so database calls and process starts never
+stall the gateway. `run_once()` is one full iteration (tests call it directly); `wake()` is
+thread-safe and makes the next iteration start at once instead of at the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+
+import httpx
+
+from podium.artifacts.sources import NodeCache
+from podium.backends.base import AdoptCandidate, Backend, ObservedReplica
+from podium.control.actions import Actuator
+from podium.control.health import ProbeResult, probe
+from podium.control.reconciler import EndpointView, ReplicaView, plan
+from podium.control.tracked import EndpointMemory, TrackedReplica
+from podium.core.clock import Clock, SystemClock
+from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState
+from podium.core.routing import EndpointRoute, GatewayView, ReplicaRoute, RoutingTableHolder
+from podium.core.settings import Settings
+from podium.store.db import Database
+from podium.store.records import EndpointRecord
+
+log = logging.getLogger("podium.control")
+
+STARTING_PROBE_S = 0.05  # a starting replica is polled this often (connection refused is cheap)
+
+
+class Controller:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        backend: Backend,
+        holder: RoutingTableHolder,
+        *,
+        node_cache: NodeCache,
+        gateway: GatewayView | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.backend = backend
+        self.holder = holder
+        self.gateway = gateway
+        self.clock = clock or SystemClock()
+        self.replicas: dict[str, TrackedReplica] = {}
+        self.memory: dict[str, EndpointMemory] = {}
+        self.act = Actuator(self, node_cache)
+        self._routes: dict[str, EndpointRoute] = {}
+        self._adopted = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._first_pass = threading.Event()
+        self._http: httpx.AsyncClient | None = None
+        self.on_tick: Callable[[], None] | None = None  # test hook: called after each pass
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._thread_main, args=(ready,), name="podium-controller", daemon=True
+        )
+        self._thread.start()
+        ready.wait(10)
+        # Serve nothing before one full pass: replicas adopted, statuses corrected after a
+        # restart and the routing table published (otherwise the gateway would answer 404).
+        self._first_pass.wait(60)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def wake(self, endpoint: str | None = None) -> None:
+        loop, event = self._loop, self._wake
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+
+    def _thread_main(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._wake = asyncio.Event()
+        ready.set()
+        try:
+            loop.run_until_complete(self._run())
+        finally:
+            loop.close()
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while not self._stopping:
+            try:
+                await self.run_once()
+            except Exception:  # the loop must outlive any one bad pass
+                log.exception("controller pass failed")
+            self._first_pass.set()
+            if self._stopping:
+                break
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s())
+        if self._http is not None:
+            await self._http.aclose()
+
+    def _sleep_s(self) -> float:
+        now = self.clock.monotonic()
+        due = [r.next_probe - now for r in self.replicas.values()]
+        busy = any(
+            r.state in (ReplicaState.STARTING, ReplicaState.DRAINING, ReplicaState.STOPPING)
+            for r in self.replicas.values()
+        )
+        tick = self.settings.control.tick_s
+        if busy:
+            tick = min(tick, STARTING_PROBE_S * 2)
+        return max(0.01, min([tick, *due]))
+
+    # ------------------------------------------------------------------ one pass
+
+    async def run_once(self) -> None:
+        if self._http is None:
+            self._http = httpx.AsyncClient(trust_env=False)
+        if not self._adopted:
+            self._adopt()
+            self._adopted = True
+        for observed in self.backend.poll():
+            if not observed.alive:
+                self.act.replica_exited(observed)
+        await self._probe_all()
+        with self.db.unit_of_work(read_only=True) as uow:
+            endpoints = uow.endpoints.list()
+        names = {e.name for e in endpoints}
+        for ep in endpoints:
+            await self._reconcile(ep)
+        for r in list(self.replicas.values()):
+            if r.endpoint not in names and r.state in (ReplicaState.STARTING, ReplicaState.READY):
+                self.act.stop(r, "its endpoint no longer exists")
+        for name in list(self.memory):
+            if name not in names:
+                del self.memory[name]
+        self._advance_draining()
+        self._publish(endpoints)
+        if self.on_tick is not None:
+            self.on_tick()
+
+    async def _reconcile(self, ep: EndpointRecord) -> None:
+        self.act.observe(ep)
+        fresh = ep.name not in self.memory
+        mem = self.memory.setdefault(ep.name, EndpointMemory())
+        if fresh and ep.status is EndpointStatus.FAILED:
+            # Failed before this controller started: stay failed until the user changes
+            # the endpoint (its generation moves on).
+            mem.failure, mem.failure_generation = ep.status_reason or "failed", ep.generation
+        if mem.failure is not None and mem.failure_generation != ep.generation:
+            mem.failure = mem.failure_generation = None
+            mem.crash_streak, mem.backoff_until = 0, 0.0
+        now = self.clock.monotonic()
+        self._settle_streak(ep.name, mem, now)
+        view = EndpointView(
+            name=ep.name,
+            status=ep.status,
+            revision=ep.revision,
+            desired=ep.desired_replicas,
+            crash_streak=mem.crash_streak,
+            backoff_until=mem.backoff_until,
+            failure=mem.failure,
+        )
+        mine = [r for r in self.replicas.values() if r.endpoint == ep.name]
+        views = [ReplicaView(r.replica_id, r.revision, r.state, r.started_mono) for r in mine]
+        p = plan(view, views, now)
+        for rid in p.stop:
+            self.act.stop(self.replicas[rid], "not needed")
+        for rid in p.drain:
+            self.act.drain(self.replicas[rid])
+        for _ in range(p.start):
+            if not await self.act.start(ep, mem):
+                break
+        if p.status is not None and not (
+            ep.status is EndpointStatus.DELETING and p.status is not EndpointStatus.DELETING
+        ):
+            self.act.set_status(ep, p.status, p.reason)
+        if p.delete:
+            self.act.delete_endpoint(ep.name)
+
+    def _settle_streak(self, name: str, mem: EndpointMemory, now: float) -> None:
+        """A replica that stayed ready for a while ends a crash streak."""
+        if mem.crash_streak == 0:
+            return
+        settle = max(10.0, self.settings.control.restart_backoff_max_s)
+        for r in self.replicas.values():
+            if r.endpoint == name and r.ready_at is not None and now - r.ready_at >= settle:
+                mem.crash_streak, mem.backoff_until = 0, 0.0
+                return
+
+    # ------------------------------------------------------------------ probes
+
+    async def _probe_all(self) -> None:
+        now = self.clock.monotonic()
+        due = [
+            r
+            for r in self.replicas.values()
+            if r.state in (ReplicaState.STARTING, ReplicaState.READY) and r.next_probe <= now
+        ]
+        if not due:
+            return
+        specs = {}
+        with self.db.unit_of_work(read_only=True) as uow:
+            for name in {r.endpoint for r in due}:
+                try:
+                    specs[name] = uow.endpoints.get(name).spec
+                except Exception:
+                    continue
+        await asyncio.gather(*(self._probe_one(r, specs.get(r.endpoint)) for r in due))
+
+    async def _probe_one(self, r: TrackedReplica, spec: object) -> None:
+        from podium.core.spec import EndpointSpec
+
+        if not isinstance(spec, EndpointSpec) or self._http is None:
+            return
+        now = self.clock.monotonic()
+        ready_p, live_p = spec.readiness, spec.liveness
+        if r.state is ReplicaState.STARTING:
+            if now - r.starting_since < ready_p.initial_delay_s:
+                r.next_probe = r.starting_since + ready_p.initial_delay_s
+                return
+            res = await probe(self._http, r.base_url + ready_p.path, ready_p.timeout_s)
+            r.next_probe = self.clock.monotonic() + min(ready_p.period_s, STARTING_PROBE_S)
+            if res.ok:
+                self.act.became_ready(r)
+            elif now - r.starting_since > self.settings.control.ready_timeout_s:
+                self.act.kill(
+                    r,
+                    ExitReason.UNHEALTHY,
+                    f"not ready after {self.settings.control.ready_timeout_s:g}s ({res.detail})",
+                )
+            return
+        # Ready: liveness decides restarts, readiness decides routing.
+        live, ready = await asyncio.gather(
+            probe(self._http, r.base_url + live_p.path, live_p.timeout_s),
+            probe(self._http, r.base_url + ready_p.path, ready_p.timeout_s),
+        )
+        r.next_probe = self.clock.monotonic() + min(ready_p.period_s, live_p.period_s)
+        self._count(r, live, ready, live_p.failure_threshold, ready_p.failure_threshold)
+
+    def _count(
+        self,
+        r: TrackedReplica,
+        live: ProbeResult,
+        ready: ProbeResult,
+        live_max: int,
+        ready_max: int,
+    ) -> None:
+        r.liveness_failures = 0 if live.ok else r.liveness_failures + 1
+        r.readiness_failures = 0 if ready.ok else r.readiness_failures + 1
+        if r.liveness_failures >= live_max:
+            self.act.kill(
+                r,
+                ExitReason.UNHEALTHY,
+                f"liveness probe failed {r.liveness_failures} times: {live.detail}",
+            )
+        elif r.readiness_failures >= ready_max:
+            self.act.not_ready(
+                r, f"readiness probe failed {r.readiness_failures} times: {ready.detail}"
+            )
+
+    # ------------------------------------------------------------------ drain, publish, adopt
+
+    def _advance_draining(self) -> None:
+        now = self.clock.monotonic()
+        for r in list(self.replicas.values()):
+            if r.state is not ReplicaState.DRAINING or r.drain_since is None:
+                continue
+            busy = self.gateway.outstanding(r.replica_id) if self.gateway else 0
+            if busy == 0 or now - r.drain_since >= self.settings.control.drain_timeout_s:
+                self.act.stop(r, "drained")
+
+    def _publish(self, endpoints: list[EndpointRecord]) -> None:
+        routes: dict[str, EndpointRoute] = {}
+        for ep in endpoints:
+            if ep.status is EndpointStatus.DELETING:
+                continue
+            ready = tuple(
+                ReplicaRoute(r.replica_id, r.host, r.port, r.revision)
+                for r in sorted(self.replicas.values(), key=lambda r: r.replica_id)
+                if r.endpoint == ep.name and r.state is ReplicaState.READY
+            )
+            status = self.act.current_status(ep)
+            routes[ep.name] = EndpointRoute(
+                name=ep.name,
+                status=status,
+                replicas=ready,
+                timeout_s=ep.spec.timeout_s,
+                max_concurrency=ep.spec.max_concurrency,
+            )
+        if routes != self._routes:
+            self._routes = routes
+            self.holder.publish(routes)
+
+    def _adopt(self) -> None:
+        with self.db.unit_of_work(read_only=True) as uow:
+            rows = uow.replicas.list()
+        if not rows:
+            return
+        candidates = [
+            AdoptCandidate(
+                replica_id=r.replica_id,
+                endpoint=r.endpoint,
+                revision=r.revision,
+                host=r.host,
+                port=r.port,
+                pid=r.pid,
+                started_at=r.started_at,
+                log_path=r.log_path,
+            )
+            for r in rows
+        ]
+        adopted = {o.replica_id: o for o in self.backend.adopt(candidates)}
+        for row in rows:
+            found: ObservedReplica | None = adopted.get(row.replica_id)
+            if found is None:
+                self.act.forget_lost(row)
+                continue
+            self.act.track_adopted(found, restarts=row.restarts)
+        log.info("adopted %d of %d replicas", len(adopted), len(rows))
+
+
+__all__ = ["Controller", "EventKind"]

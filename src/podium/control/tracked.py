@@ -1,0 +1,63 @@
+"""What the controller remembers about each replica and each endpoint between ticks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from podium.core.phases import ReplicaState
+from podium.store.records import ReplicaRecord
+
+
+@dataclass(slots=True)
+class TrackedReplica:
+    replica_id: str
+    endpoint: str
+    revision: int
+    host: str
+    port: int
+    pid: int | None
+    started_mono: float
+    started_at: datetime
+    log_path: Path
+    state: ReplicaState = ReplicaState.STARTING
+    restarts: int = 0
+    ready_at: float | None = None
+    next_probe: float = 0.0  # readiness while starting, liveness+readiness once ready
+    readiness_failures: int = 0
+    liveness_failures: int = 0
+    drain_since: float | None = None
+    starting_since: float = 0.0  # when it (re)entered STARTING: bounds the wait for readiness
+    kill_detail: str | None = None  # why we killed it (liveness, readiness timeout)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def record(self) -> ReplicaRecord:
+        return ReplicaRecord(
+            replica_id=self.replica_id,
+            endpoint=self.endpoint,
+            revision=self.revision,
+            state=self.state,
+            host=self.host,
+            port=self.port,
+            pid=self.pid,
+            started_at=self.started_at,
+            restarts=self.restarts,
+            log_path=str(self.log_path),
+        )
+
+
+@dataclass(slots=True)
+class EndpointMemory:
+    """Per-endpoint controller state that is not worth persisting."""
+
+    crash_streak: int = 0
+    backoff_until: float = 0.0
+    restarts: int = 0  # replacements started after crashes (for the restarted event)
+    pending_restarts: int = 0
+    failure: str | None = None
+    failure_generation: int | None = None
+    model_paths: dict[int, Path] = field(default_factory=dict)  # revision -> model folder

@@ -1,0 +1,66 @@
+"""Decode `{"inputs": …, "parameters": {…}, "options": {…}}` and encode JSON answers.
+
+`options` (the hosted API's `wait_for_model` / `use_cache`) is accepted and ignored, as
+are other top-level keys, so existing clients keep working.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from podium.core.errors import Invalid
+
+
+@dataclass(frozen=True, slots=True)
+class HfRequest:
+    inputs: Any
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def decode_request(body: bytes) -> HfRequest:
+    """Parse a request body; Invalid (field body/inputs/parameters) when malformed."""
+    if not body.strip():
+        raise Invalid('the body is empty; send {"inputs": ...}', field="body")
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise Invalid(f"the body is not valid JSON: {e}", field="body") from None
+    if not isinstance(doc, dict):
+        raise Invalid('the body must be a JSON object: {"inputs": ...}', field="body")
+    if "inputs" not in doc:
+        raise Invalid('the body has no "inputs"', field="inputs")
+    inputs = doc["inputs"]
+    if inputs is None:
+        raise Invalid('"inputs" must not be null', field="inputs")
+    parameters = doc.get("parameters")
+    if parameters is None:
+        parameters = {}
+    elif not isinstance(parameters, dict):
+        raise Invalid('"parameters" must be a JSON object', field="parameters")
+    return HfRequest(inputs, parameters)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def to_json_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON; numpy arrays and scalars become plain lists and numbers."""
+    return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def encode_response(outputs: Any) -> bytes:
+    """A runtime's answer as a response body. TypeError if it cannot be JSON."""
+    return to_json_bytes(outputs)

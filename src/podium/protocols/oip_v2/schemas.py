@@ -1,0 +1,37 @@
+"""Open Inference Protocol v2 documents that are not tensors: server and model metadata,
+and the error body. Plain dicts, built here so the replica app stays free of wire details.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from podium.core.tensors import ModelMetadata, TensorSpec
+
+SERVER_NAME = "podium"
+
+
+def server_metadata(version: str, extensions: list[str] | None = None) -> dict[str, Any]:
+    """`GET /v2`."""
+    return {"name": SERVER_NAME, "version": version, "extensions": list(extensions or [])}
+
+
+def _tensor(spec: TensorSpec) -> dict[str, Any]:
+    return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
+
+
+def model_metadata(metadata: ModelMetadata, version: str | None = None) -> dict[str, Any]:
+    """`GET /v2/models/{name}`: the endpoint's name, its revision as version, tensors."""
+    versions = list(metadata.versions) or ([version] if version is not None else [])
+    return {
+        "name": metadata.name,
+        "versions": versions,
+        "platform": metadata.platform,
+        "inputs": [_tensor(s) for s in metadata.inputs],
+        "outputs": [_tensor(s) for s in metadata.outputs],
+    }
+
+
+def error(message: str) -> dict[str, str]:
+    """The v2 error body."""
+    return {"error": message}

@@ -1,0 +1,154 @@
+"""`python -m podium.replica`: load one model, then serve it over HTTP.
+
+    python -m podium.replica --replica-id ID --endpoint NAME --revision N \\
+        --runtime FRAMEWORK --model-path PATH [--task T] [--trust-pickle] \\
+        [--host 127.0.0.1] (--port P | --fd N) [--max-concurrency 8] [--max-queue 64] \\
+        [--threads 1] [--status-file PATH]
+
+`--fd N` serves on an already bound, listening socket inherited as file descriptor N (the
+backend binds 127.0.0.1:0 itself, so it knows the port without a race).
+
+The model is loaded before any socket is served. The status file (JSON, replaced
+atomically) then says either {"state": "ready", "load_s", "pid", "host", "port"} or
+{"state": "load_failed", "error"}; a failed load also prints one line to stderr and exits
+with code 3. SIGTERM stops accepting connections, lets in-flight requests finish, and
+exits 0.
+
+Only the standard library is imported at module level: thread limits for numerical
+libraries must be in the environment before numpy is first imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+EXIT_LOAD_FAILED = 3
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m podium.replica", description=__doc__.split("\n")[0])
+    p.add_argument("--replica-id", required=True)
+    p.add_argument("--endpoint", required=True, help="endpoint name (the v2 model name)")
+    p.add_argument("--revision", required=True, type=int)
+    p.add_argument("--runtime", required=True, help="framework: sklearn, python, …")
+    p.add_argument("--model-path", required=True, type=Path)
+    p.add_argument("--task", default=None)
+    p.add_argument("--trust-pickle", action="store_true")
+    p.add_argument("--host", default="127.0.0.1")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", type=int, help="bind this port (0: any free port)")
+    where.add_argument("--fd", type=int, help="serve on this inherited listening socket")
+    p.add_argument("--max-concurrency", type=_positive, default=8)
+    p.add_argument("--max-queue", type=_non_negative, default=64)
+    p.add_argument("--threads", type=_positive, default=1)
+    p.add_argument("--status-file", type=Path, default=None)
+    return p
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def _non_negative(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for name in THREAD_ENV:
+        os.environ[name] = str(args.threads)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT)
+
+    started = time.monotonic()
+    try:
+        runtime = _load(args)
+    except Exception as e:
+        from podium.core.errors import PodiumError
+
+        if isinstance(e, PodiumError):
+            message = e.message
+        else:
+            traceback.print_exc()
+            message = f"{type(e).__name__}: {e}"
+        print(f"replica {args.replica_id}: failed to load the model: {message}", file=sys.stderr)
+        _write_status(args.status_file, {"state": "load_failed", "error": message})
+        return EXIT_LOAD_FAILED
+    load_s = time.monotonic() - started
+    _limit_threadpools(args.threads)
+    return _serve(args, runtime, load_s)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from podium.runtimes.base import RuntimeConfig
+    from podium.runtimes.registry import get_runtime
+
+    cls = get_runtime(args.runtime)
+    config = RuntimeConfig(
+        model_name=args.endpoint,
+        task=args.task,
+        threads=args.threads,
+        trust_pickle=args.trust_pickle,
+        env=dict(os.environ),
+    )
+    runtime = cls(config)
+    runtime.load(args.model_path)
+    return runtime
+
+
+def _limit_threadpools(threads: int) -> None:
+    if find_spec("threadpoolctl") is None:
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+
+
+def _serve(args: argparse.Namespace, runtime: Any, load_s: float) -> int:
+    from podium.replica.app import ReplicaInfo, create_app
+    from podium.replica.server import serve
+
+    info = ReplicaInfo(
+        replica_id=args.replica_id,
+        endpoint=args.endpoint,
+        revision=args.revision,
+        runtime=args.runtime,
+        pid=os.getpid(),
+    )
+    app = create_app(runtime, info, max_concurrency=args.max_concurrency, max_queue=args.max_queue)
+
+    def ready(host: str, port: int) -> None:
+        state = {"state": "ready", "load_s": round(load_s, 3), "pid": os.getpid()}
+        _write_status(args.status_file, {**state, "host": host, "port": port})
+        print(f"replica {args.replica_id} ready on http://{host}:{port}", flush=True)
+
+    try:
+        started = serve(app, host=args.host, port=args.port or 0, fd=args.fd, on_ready=ready)
+    finally:
+        app.close()
+    return 0 if started else 1
+
+
+def _write_status(path: Path | None, state: dict[str, Any]) -> None:
+    if path is None:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,66 @@
+"""Which runtimes exist, by framework name, without importing them.
+
+Built-in runtimes are listed here; third-party packages add more under the
+`podium.runtimes` entry-point group:
+
+    [project.entry-points."podium.runtimes"]
+    mytool = "my_package.runtime:MyRuntime"
+
+A built-in name cannot be taken over by an entry point, so `framework: sklearn` always
+means Podium's own runtime. Runtime modules are imported only by `get_runtime`, so listing
+names never pays for importing scikit-learn or torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
+
+from podium.core.errors import Invalid, LoadError
+
+if TYPE_CHECKING:
+    from podium.runtimes.base import Runtime
+
+GROUP = "podium.runtimes"
+
+BUILTIN: dict[str, str] = {
+    "python": "podium.runtimes.python:PythonRuntime",
+    "sklearn": "podium.runtimes.sklearn:SklearnRuntime",
+}
+
+
+def _plugins() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=GROUP) if ep.name not in BUILTIN}
+
+
+def known_runtimes() -> list[str]:
+    """Every framework name, sorted. Imports no runtime module."""
+    return sorted({*BUILTIN, *_plugins()})
+
+
+def get_runtime(name: str) -> type[Runtime]:
+    """The runtime class for a framework name, imported now.
+
+    Raises Invalid for an unknown name and LoadError when the runtime cannot be imported
+    (e.g. its optional dependency is not installed).
+    """
+    if name in BUILTIN:
+        target = BUILTIN[name]
+    elif (ep := _plugins().get(name)) is not None:
+        target = ep.value
+    else:
+        known = ", ".join(known_runtimes())
+        raise Invalid(f"unknown framework {name!r}; known: {known}", field="framework")
+    from podium.runtimes.base import Runtime
+
+    module_name, _, attr = target.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except ImportError as e:
+        raise LoadError(f"the {name} runtime cannot be imported: {e}") from e
+    except AttributeError:
+        raise LoadError(f"the {name} runtime {target!r} does not exist") from None
+    if not (isinstance(obj, type) and issubclass(obj, Runtime)):
+        raise LoadError(f"the {name} runtime {target!r} is not a podium Runtime")
+    return obj

@@ -1,0 +1,129 @@
+"""The embedded server: one process running the API, the gateway and the controller.
+
+`/endpoints/…` goes to the gateway (raw ASGI, the hot path); everything else to the
+control-plane API (FastAPI). The controller runs in its own thread and publishes the
+routing table the gateway reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from podium.api.app import create_api
+from podium.api.deps import ApiContext
+from podium.artifacts.sources import NodeCache
+from podium.artifacts.store import ArtifactStore
+from podium.backends.local import LocalBackend
+from podium.control.loop import Controller
+from podium.core.routing import RoutingTableHolder
+from podium.core.settings import Settings
+from podium.gateway.app import Gateway
+from podium.store.db import Database
+
+log = logging.getLogger("podium.server")
+
+Scope = dict[str, Any]
+
+
+class Podium:
+    """All of Podium wired together, as one ASGI app (lifespan starts and stops the parts)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.database_url)
+        self.db.migrate()
+        self.artifacts = ArtifactStore(settings.artifacts_dir)
+        self.backend = LocalBackend(settings)
+        self.holder = RoutingTableHolder()
+        self.gateway = Gateway(self.holder, settings.gateway, wake=self._wake)
+        self.controller = Controller(
+            settings,
+            self.db,
+            self.backend,
+            self.holder,
+            node_cache=NodeCache(settings.cache_dir),
+            gateway=self.gateway,
+        )
+        self.api = create_api(
+            ApiContext(
+                settings=settings,
+                db=self.db,
+                artifacts=self.artifacts,
+                logs=self.backend,
+                wake=self._wake,
+                routing=self.holder,
+            )
+        )
+
+    def _wake(self, endpoint: str | None = None) -> None:
+        self.controller.wake(endpoint)
+
+    async def startup(self) -> None:
+        await self.gateway.startup()
+        self.controller.start()
+        log.info("Podium is up at %s (state in %s)", self.settings.public_url, self.settings.home)
+
+    async def shutdown(self, *, stop_replicas: bool = True) -> None:
+        self.controller.stop()
+        self.backend.close(stop_replicas=stop_replicas)
+        await self.gateway.shutdown()
+        self.db.dispose()
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        path: str = scope.get("path", "")
+        if kind == "http" and (path.startswith("/endpoints/") or path == "/endpoints"):
+            await self.gateway(scope, receive, send)
+        elif kind == "http" and path == "/metrics":
+            await _plain(
+                send, 200, generate_latest(self.gateway.metrics_registry), CONTENT_TYPE_LATEST
+            )
+        elif kind == "http" and path == "/":
+            await _redirect(send, "/api/v1/docs")
+        else:
+            await self.api(scope, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as e:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(e)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _plain(send: Any, status: int, body: bytes, content_type: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type.encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _redirect(send: Any, location: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 307,
+            "headers": [(b"location", location.encode()), (b"content-length", b"0")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})

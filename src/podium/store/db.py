@@ -1,0 +1,223 @@
+"""The database: one Engine, migrations, and units of work.
+
+`Database(url)` builds the engine but connects to nothing until used. One `Database` serves
+every thread of the process (FastAPI's threadpool, the controller thread): the engine's
+pool hands each unit of work its own connection, and a unit of work (one Session, one
+transaction) belongs to the thread that opened it.
+
+SQLite (the default, one machine): every connection runs in WAL mode (readers never block
+the writer) with `foreign_keys=ON`, `synchronous=NORMAL` and a 5 s busy timeout. SQLite
+allows one writer at a time, and a transaction that reads first and writes later cannot
+wait for the lock: it fails at once with "database is locked". So every unit of work begins
+`BEGIN IMMEDIATE`, taking the write lock up front; concurrent writers, in this process or
+another, then queue on the busy timeout instead of failing. Transactions are short, so the
+queue is too. A `unit_of_work(read_only=True)` begins `DEFERRED` with `PRAGMA query_only`
+on: it never waits for writers.
+
+PostgreSQL (`postgresql://…`, driver psycopg 3): READ COMMITTED; writers of one model or
+endpoint serialize on advisory locks (see `locks`).
+
+Lock contention and lost connections surface as `core.errors` (`Retryable`, `Unavailable`);
+every other database error propagates as it is (it is a bug).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from podium.core.clock import Clock, SystemClock
+from podium.core.errors import Invalid, Retryable, Unavailable
+from podium.store.endpoints import EndpointRepo
+from podium.store.events import EventRepo
+from podium.store.locks import LockSpace
+from podium.store.models import ModelRepo
+from podium.store.replicas import ReplicaRepo
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+_SQLITE_PRAGMAS = ("busy_timeout=5000", "journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL")
+_READ_ONLY = "podium_read_only"
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock
+
+
+def normalize_url(url: str) -> URL:
+    """Parse a database URL: SQLite files, or PostgreSQL through psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise Invalid(f"{url!r} is not a database URL", field="database_url") from None
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+            return parsed.set(drivername="postgresql+psycopg")
+    elif backend == "sqlite" and parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            raise Invalid(
+                "SQLite needs a file (sqlite:////absolute/path.db): an in-memory database "
+                "is private to one connection",
+                field="database_url",
+            )
+        return parsed.set(drivername="sqlite+pysqlite", database=os.path.abspath(database))
+    raise Invalid(
+        f"unsupported database {parsed.drivername!r}: use sqlite:///PATH or postgresql://…",
+        field="database_url",
+    )
+
+
+class UnitOfWork:
+    """The repositories of one transaction, sharing one Session."""
+
+    def __init__(self, session: Session, clock: Clock) -> None:
+        self.session = session
+        self.models = ModelRepo(session, clock)
+        self.endpoints = EndpointRepo(session, clock)
+        self.replicas = ReplicaRepo(session)
+        self.events = EventRepo(session, clock)
+
+
+class Database:
+    def __init__(self, url: str, *, clock: Clock | None = None) -> None:
+        self._url = normalize_url(url)
+        self._clock = clock or SystemClock()
+        self._engine = self._create_engine()
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        read_options: dict[str, Any] = {_READ_ONLY: True}
+        if self.dialect == "postgresql":
+            read_options["postgresql_readonly"] = True  # reset when back in the pool
+        self._read_sessions = sessionmaker(
+            self._engine.execution_options(**read_options), expire_on_commit=False
+        )
+
+    @property
+    def url(self) -> str:
+        """The URL with its password masked (safe to log or show)."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self._engine.dialect.name
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def __repr__(self) -> str:
+        return f"Database({self.url!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (a no-op when it is there already)."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        rendered = self._url.render_as_string(hide_password=False)
+        config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+        with self._translate_errors(), self.migration_connection() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def migration_connection(self) -> Iterator[Connection]:
+        """A connection in a transaction that only one migrator holds at a time.
+
+        Used by `migrate()` and by `migrations/env.py` when run from the alembic CLI.
+        Creates the folder of a SQLite file first.
+        """
+        if self.dialect == "sqlite" and self._url.database:
+            Path(self._url.database).parent.mkdir(parents=True, exist_ok=True)
+        with self._engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(int(LockSpace.MIGRATE), 0)))
+            yield conn
+
+    def dispose(self) -> None:
+        """Close every pooled connection (the Database stays usable and reconnects)."""
+        self._engine.dispose()
+
+    # ------------------------------------------------------------------ units of work
+
+    @contextmanager
+    def unit_of_work(self, *, read_only: bool = False) -> Iterator[UnitOfWork]:
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        `read_only=True` for blocks that only read: they never wait for writers, and a
+        write inside fails. Do not nest units of work in one thread: on SQLite the inner
+        one would wait for the outer one's write lock.
+        """
+        factory = self._read_sessions if read_only else self._sessions
+        with self._translate_errors(), factory() as session, session.begin():
+            yield UnitOfWork(session, self._clock)
+
+    # ------------------------------------------------------------------ internals
+
+    def _create_engine(self) -> Engine:
+        if self._url.get_backend_name() == "sqlite":
+            engine = create_engine(
+                self._url,
+                connect_args={"check_same_thread": False, "timeout": 5.0},
+                pool_size=5,
+                max_overflow=15,
+            )
+            event.listen(engine, "connect", _sqlite_connect)
+            event.listen(engine, "begin", _sqlite_begin)
+            return engine
+        try:
+            return create_engine(self._url, pool_pre_ping=True, pool_size=5, max_overflow=15)
+        except ModuleNotFoundError:
+            raise Invalid(
+                "PostgreSQL needs psycopg 3: pip install 'podium[postgres]'", field="database_url"
+            ) from None
+
+    @contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except DBAPIError as e:
+            translated = _translated(e)
+            if translated is None:
+                raise
+            raise translated from e
+
+
+def _translated(e: DBAPIError) -> Exception | None:
+    """The `core.errors` equivalent of a transient or connection error, else None."""
+    if not isinstance(e, OperationalError | InterfaceError):
+        return None
+    text = str(e.orig).lower()
+    sqlstate = getattr(e.orig, "sqlstate", None) or ""
+    if sqlstate in _TRANSIENT_SQLSTATES or "database is locked" in text or "is busy" in text:
+        return Retryable("the database is busy; try again", retry_after=0.5)
+    if e.connection_invalidated or sqlstate.startswith("08") or "connect" in text:
+        return Unavailable(f"the database is unavailable: {e.orig}")
+    return None
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Leave transaction control to SQLAlchemy (`_sqlite_begin`), not the sqlite3 module.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(f"PRAGMA {pragma}")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    read_only = bool(conn.get_execution_options().get(_READ_ONLY))
+    conn.exec_driver_sql(f"PRAGMA query_only={int(read_only)}")
+    conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")

@@ -1,0 +1,250 @@
+"""Endpoints and their revisions.
+
+An endpoint row holds the current spec, status and target revision; each revision row is
+an immutable snapshot (spec + resolved model ref) written when a change needs new replicas.
+Deciding *whether* a change needs a revision is the caller's business (see
+`core.spec.REVISION_FIELDS`); this module only keeps the rows consistent.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from podium.core.clock import Clock, SystemClock
+from podium.core.errors import Conflict, Invalid, NotFound
+from podium.core.phases import EndpointStatus, check_transition
+from podium.core.spec import EndpointSpec
+from podium.store.locks import LockSpace, lock_name
+from podium.store.records import EndpointRecord, RevisionRecord
+from podium.store.tables import EndpointRow, EventRow, ReplicaRow, RevisionRow
+
+
+def _record(row: EndpointRow) -> EndpointRecord:
+    return EndpointRecord(
+        name=row.name,
+        spec=EndpointSpec.model_validate(row.spec),
+        status=EndpointStatus(row.status),
+        status_reason=row.status_reason,
+        revision=row.revision,
+        model_ref=row.model_ref,
+        desired_replicas=row.desired_replicas,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        generation=row.generation,
+    )
+
+
+def _revision(row: RevisionRow) -> RevisionRecord:
+    return RevisionRecord(
+        endpoint=row.endpoint,
+        number=row.number,
+        model_ref=row.model_ref,
+        spec=EndpointSpec.model_validate(row.spec),
+        created_at=row.created_at,
+    )
+
+
+def _not_found(name: str) -> NotFound:
+    return NotFound(f"endpoint {name!r} not found", field="name")
+
+
+def _check_desired(desired: int) -> None:
+    if desired < 0:
+        raise Invalid(
+            f"desired replicas must be 0 or more, not {desired}", field="desired_replicas"
+        )
+
+
+class EndpointRepo:
+    def __init__(self, session: Session, clock: Clock | None = None) -> None:
+        self._s = session
+        self._clock = clock or SystemClock()
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, name: str) -> EndpointRecord:
+        row = self._s.get(EndpointRow, name)
+        if row is None:
+            raise _not_found(name)
+        return _record(row)
+
+    def list(
+        self,
+        *,
+        status: EndpointStatus | None = None,
+        label: tuple[str, str] | None = None,
+        name_contains: str | None = None,
+    ) -> builtins.list[EndpointRecord]:
+        """Endpoints ordered by name, filtered by status, one `label` (key, value) and a
+        substring of the name (matched literally: `%` and `_` are not wildcards)."""
+        stmt = select(EndpointRow).order_by(EndpointRow.name)
+        if status is not None:
+            stmt = stmt.where(EndpointRow.status == status.value)
+        if name_contains:
+            stmt = stmt.where(EndpointRow.name.contains(name_contains.lower(), autoescape=True))
+        records = [_record(r) for r in self._s.scalars(stmt)]
+        if label is not None:
+            key, value = label
+            records = [r for r in records if r.spec.labels.get(key) == value]
+        return records
+
+    def revisions(self, name: str) -> builtins.list[RevisionRecord]:
+        """Every revision of the endpoint, oldest first."""
+        self._require(name)
+        stmt = select(RevisionRow).where(RevisionRow.endpoint == name).order_by(RevisionRow.number)
+        return [_revision(r) for r in self._s.scalars(stmt)]
+
+    def revision(self, name: str, number: int) -> RevisionRecord:
+        row = self._s.get(RevisionRow, (name, number))
+        if row is None:
+            self._require(name)
+            raise NotFound(f"endpoint {name!r} has no revision {number}", field="revision")
+        return _revision(row)
+
+    def endpoints_using(self, model_name: str, version: int | None = None) -> builtins.list[str]:
+        """Names of endpoints whose current revision serves `model_name:version` (any version
+        of `model_name` when `version` is None), sorted."""
+        stmt = select(EndpointRow.name).order_by(EndpointRow.name)
+        if version is None:
+            stmt = stmt.where(EndpointRow.model_ref.startswith(f"{model_name}:", autoescape=True))
+        else:
+            stmt = stmt.where(EndpointRow.model_ref == f"{model_name}:{version}")
+        return list(self._s.scalars(stmt))
+
+    # ------------------------------------------------------------------ writes
+
+    def create(
+        self,
+        spec: EndpointSpec,
+        *,
+        model_ref: str,
+        status: EndpointStatus,
+        desired_replicas: int,
+    ) -> EndpointRecord:
+        """Write the endpoint and its revision 1 (same spec and model ref)."""
+        _check_desired(desired_replicas)
+        name = spec.name
+        lock_name(self._s, LockSpace.ENDPOINT, name)
+        if self._s.get(EndpointRow, name, populate_existing=True) is not None:
+            raise self._exists(name)
+        now = self._clock.now()
+        doc = spec.model_dump(mode="json")
+        row = EndpointRow(
+            name=name,
+            spec=doc,
+            status=status.value,
+            status_reason=None,
+            revision=1,
+            model_ref=model_ref,
+            desired_replicas=desired_replicas,
+            generation=1,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with self._s.begin_nested():
+                self._s.add(row)
+                self._s.flush()
+                self._s.add(
+                    RevisionRow(
+                        endpoint=name, number=1, model_ref=model_ref, spec=doc, created_at=now
+                    )
+                )
+        except IntegrityError:
+            raise self._exists(name) from None
+        return _record(row)
+
+    def update_spec(
+        self,
+        name: str,
+        spec: EndpointSpec,
+        *,
+        new_revision_model_ref: str | None,
+        desired_replicas: int,
+    ) -> EndpointRecord:
+        """Store a new spec (bumping generation). With `new_revision_model_ref`, also write
+        the next revision (this spec, that model ref) and make it the current one."""
+        if spec.name != name:
+            raise Invalid(f"the spec names {spec.name!r}, not endpoint {name!r}", field="name")
+        _check_desired(desired_replicas)
+        row = self._load_for_update(name)
+        now = self._clock.now()
+        doc = spec.model_dump(mode="json")
+        if new_revision_model_ref is not None:
+            latest = self._s.scalar(
+                select(func.max(RevisionRow.number)).where(RevisionRow.endpoint == name)
+            )
+            number = (latest or 0) + 1
+            self._s.add(
+                RevisionRow(
+                    endpoint=name,
+                    number=number,
+                    model_ref=new_revision_model_ref,
+                    spec=doc,
+                    created_at=now,
+                )
+            )
+            row.revision = number
+            row.model_ref = new_revision_model_ref
+        row.spec = doc
+        row.desired_replicas = desired_replicas
+        row.generation += 1
+        row.updated_at = now
+        self._s.flush()
+        return _record(row)
+
+    def set_status(self, name: str, status: EndpointStatus, reason: str | None = None) -> bool:
+        """Move to `status` (Conflict if `core.phases` forbids it). False, and nothing
+        written, when both status and reason are already those."""
+        row = self._load_for_update(name)
+        old = EndpointStatus(row.status)
+        if old == status and row.status_reason == reason:
+            return False
+        check_transition(old, status)
+        row.status = status.value
+        row.status_reason = reason
+        row.updated_at = self._clock.now()
+        self._s.flush()
+        return True
+
+    def set_desired(self, name: str, desired: int) -> bool:
+        """Set the desired replica count; False when unchanged, else bumps generation."""
+        _check_desired(desired)
+        row = self._load_for_update(name)
+        if row.desired_replicas == desired:
+            return False
+        row.desired_replicas = desired
+        row.generation += 1
+        row.updated_at = self._clock.now()
+        self._s.flush()
+        return True
+
+    def delete(self, name: str) -> None:
+        """Remove the endpoint with its revisions, replica rows and events."""
+        self._load_for_update(name)
+        self._s.execute(delete(ReplicaRow).where(ReplicaRow.endpoint == name))
+        self._s.execute(delete(EventRow).where(EventRow.endpoint == name))
+        self._s.execute(delete(RevisionRow).where(RevisionRow.endpoint == name))
+        self._s.execute(delete(EndpointRow).where(EndpointRow.name == name))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _require(self, name: str) -> None:
+        if self._s.get(EndpointRow, name) is None:
+            raise _not_found(name)
+
+    def _load_for_update(self, name: str) -> EndpointRow:
+        """The endpoint's row, freshly read under its lock (so no update is lost)."""
+        lock_name(self._s, LockSpace.ENDPOINT, name)
+        row = self._s.get(EndpointRow, name, populate_existing=True, with_for_update=True)
+        if row is None:
+            raise _not_found(name)
+        return row
+
+    @staticmethod
+    def _exists(name: str) -> Conflict:
+        return Conflict(f"endpoint {name!r} already exists", field="name")

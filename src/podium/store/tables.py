@@ -1,0 +1,149 @@
+"""The schema: one declarative class per table.
+
+These classes never leave the store: repositories turn rows into `records` before returning.
+`migrations/versions/` must create exactly this schema (a unit test compares the two).
+
+Enums are stored as their string values (no native database enums, so adding a status
+needs no migration). Every datetime column is `UTCDateTime`: stored in UTC and returned
+timezone-aware on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+NAME_LEN = 64  # endpoint and model names (core.ids allows 48)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A datetime stored in UTC and always returned timezone-aware (UTC).
+
+    Naive datetimes are refused on the way in: a naive value is ambiguous.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; use an aware one (UTC)")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":  # SQLite keeps text: store naive UTC, re-attach on read
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+metadata = Base.metadata
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    framework: Mapped[str | None] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    files: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class EndpointRow(Base):
+    __tablename__ = "endpoints"
+
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    spec: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(32))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer)
+    model_ref: Mapped[str] = mapped_column(Text)
+    desired_replicas: Mapped[int] = mapped_column(Integer)
+    generation: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class RevisionRow(Base):
+    __tablename__ = "revisions"
+
+    endpoint: Mapped[str] = mapped_column(
+        String(NAME_LEN), ForeignKey("endpoints.name", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_ref: Mapped[str] = mapped_column(Text)
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class ReplicaRow(Base):
+    __tablename__ = "replicas"
+
+    replica_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(NAME_LEN), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    restarts: Mapped[int] = mapped_column(Integer)
+    log_path: Mapped[str] = mapped_column(Text)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_endpoint_id", "endpoint", "id"),
+        {"sqlite_autoincrement": True},  # never reuse an id: followers page with `after_id`
+    )
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(NAME_LEN))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]

@@ -1,0 +1,113 @@
+"""A failing model marks its endpoint failed with the reason; nothing else is affected."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from podium.core.phases import EndpointStatus, EventKind
+from tests.support.models import train_iris_pickle, train_iris_skops, write_python_bundle
+from tests.support.server import ServerProcess, running_server, wait_running, wait_until
+
+SAMPLE = {"inputs": [[5.1, 3.5, 1.4, 0.2]]}
+TINY = {"name": "tiny", "cpus": 1, "memory_mb": 250, "price_per_hour": 0.01}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    types = [
+        {"name": "cpu-small", "cpus": 1, "memory_mb": 2048, "price_per_hour": 0.05},
+        TINY,
+    ]
+    with running_server(
+        tmp_path_factory.mktemp("podium"),
+        PODIUM_INSTANCE_TYPES=json.dumps(types),
+        PODIUM_RESTART_BACKOFF_S="0.2",
+        PODIUM_CRASH_LOOP_THRESHOLD="3",
+    ) as s:
+        yield s
+
+
+def wait_failed(server: ServerProcess, name: str) -> str:
+    def failed() -> bool:
+        with server.client() as c:
+            return c.endpoint(name).status is EndpointStatus.FAILED
+
+    wait_until(failed, timeout=90, what=f"{name} failed")
+    with server.client() as c:
+        reason = c.endpoint(name).status_reason
+    assert reason
+    return reason
+
+
+def test_load_failure_fails_only_that_endpoint(server: ServerProcess, tmp_path: Path) -> None:
+    with server.client() as c:
+        c.push_model(train_iris_skops(tmp_path / "iris"), "good", framework="sklearn")
+        c.deploy({"name": "good", "model": "good", "framework": "sklearn"})
+        c.push_model(write_python_bundle(tmp_path / "bad", fail_load="weights are corrupt"), "bad")
+        c.deploy({"name": "bad", "model": "bad", "framework": "python"})
+        wait_running(c, "good")
+    reason = wait_failed(server, "bad")
+    assert "weights are corrupt" in reason
+    with server.client() as c:
+        assert c.invoke("good", SAMPLE)
+        messages = [e.message for e in c.events("bad")]
+        assert any("weights are corrupt" in m for m in messages)
+        # No restart storm: a load failure is deterministic, so exactly one replica was tried.
+        starts = [e for e in c.events("bad") if e.kind is EventKind.REPLICA_RESTARTED]
+        assert starts == []
+    assert httpx.get(f"{server.url}/api/v1/health").status_code == 200
+
+
+def test_pickle_needs_trust_pickle(server: ServerProcess, tmp_path: Path) -> None:
+    with server.client() as c:
+        c.push_model(train_iris_pickle(tmp_path / "pkl"), "pickled", framework="sklearn")
+        c.deploy({"name": "pickled", "model": "pickled", "framework": "sklearn"})
+    assert "trust_pickle" in wait_failed(server, "pickled")
+    with server.client() as c:
+        c.update("pickled", {"trust_pickle": True})
+        wait_running(c, "pickled")
+        assert c.invoke("pickled", SAMPLE)
+
+
+def test_crash_loop_fails_the_endpoint_without_a_restart_storm(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "crasher"
+    bundle.mkdir()
+    (bundle / "model.py").write_text(
+        "import os\n\nclass Model:\n    def load(self, path):\n        os._exit(7)\n\n"
+        "    def predict(self, inputs, parameters):\n        return inputs\n"
+    )
+    with server.client() as c:
+        c.push_model(bundle, "crasher", framework="python")
+        c.deploy({"name": "crasher", "model": "crasher", "framework": "python"})
+    reason = wait_failed(server, "crasher")
+    assert "crash loop" in reason and "exit code 7" in reason
+    with server.client() as c:
+        crashes = [e for e in c.events("crasher") if e.kind is EventKind.REPLICA_CRASHED]
+    assert len(crashes) == 3
+
+
+def test_memory_limit_kills_and_reports_out_of_memory(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    bundle = write_python_bundle(tmp_path / "hog", alloc_mb_on_predict=400)
+    with server.client() as c:
+        c.push_model(bundle, "hog")
+        c.deploy({"name": "hog", "model": "hog", "framework": "python", "instance_type": "tiny"})
+        wait_running(c, "hog")
+    httpx.post(f"{server.url}/endpoints/hog/", json={"inputs": 1}, timeout=60)
+
+    def oom_reported() -> bool:
+        with server.client() as c:
+            return any(e.kind is EventKind.REPLICA_OOM for e in c.events("hog"))
+
+    wait_until(oom_reported, timeout=60, what="an out-of-memory event")
+    with server.client() as c:
+        oom = next(e for e in c.events("hog") if e.kind is EventKind.REPLICA_OOM)
+    assert "250" in oom.message  # the limit is named

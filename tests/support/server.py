@@ -1,0 +1,195 @@
+"""Run a real `podium up` in a subprocess, and a closed-loop load generator against it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from podium.client import PodiumClient
+from podium.core.phases import EndpointStatus
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    home: Path
+    port: int
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "server.log"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            PODIUM_HOME=str(self.home),
+            PODIUM_URL=self.url,
+            PYTHONUNBUFFERED="1",
+            HF_HUB_OFFLINE="1",
+            **self.extra_env,
+        )
+        return env
+
+    def start(self, timeout: float = 60) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        out = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "podium", "up", "--port", str(self.port), "--no-demo"],
+            env=self.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"podium up exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"podium up not healthy:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def client(self) -> PodiumClient:
+        return PodiumClient(self.url, timeout=60)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(
+            [sys.executable, "-m", "podium", *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if check and res.returncode != 0:
+            raise AssertionError(f"podium {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
+        return res
+
+
+@contextmanager
+def running_server(home: Path, **extra_env: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(home, free_port(), dict(extra_env))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_running(client: PodiumClient, name: str, timeout: float = 120) -> Any:
+    return client.wait_for(name, {EndpointStatus.RUNNING}, timeout=timeout)
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class LoadReport:
+    ok: int = 0
+    failures: list[str] = field(default_factory=list)
+    bodies: Counter[str] = field(default_factory=Counter)
+    replicas: Counter[str] = field(default_factory=Counter)
+    last_body: str = ""
+
+
+async def _closed_loop(
+    url: str,
+    payload: dict[str, Any],
+    clients: int,
+    stop: asyncio.Event,
+    report: LoadReport,
+    body_key: Callable[[Any], str],
+) -> None:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+
+        async def one_client() -> None:
+            while not stop.is_set():
+                try:
+                    resp = await http.post(url, json=payload)
+                except httpx.HTTPError as e:
+                    report.failures.append(f"{type(e).__name__}: {e}")
+                    continue
+                if resp.status_code != 200:
+                    report.failures.append(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                    continue
+                report.ok += 1
+                key = body_key(resp.json())
+                report.bodies[key] += 1
+                report.last_body = key
+                report.replicas[resp.headers.get("x-podium-replica", "?")] += 1
+
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+
+
+def run_load(
+    url: str,
+    payload: dict[str, Any],
+    *,
+    seconds: float,
+    clients: int = 8,
+    during: Callable[[float], None] | None = None,
+    body_key: Callable[[Any], str] = lambda body: str(body),
+) -> LoadReport:
+    """Closed-loop load for `seconds`; `during(elapsed)` runs in a thread alongside it."""
+    import threading
+
+    report = LoadReport()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        task = asyncio.create_task(_closed_loop(url, payload, clients, stop, report, body_key))
+        if during is not None:
+            t = threading.Thread(target=during, args=(started,), daemon=True)
+            t.start()
+        await asyncio.sleep(seconds)
+        stop.set()
+        await task
+        del loop
+
+    asyncio.run(main())
+    return report

@@ -1,0 +1,160 @@
+"""A real API over a migrated SQLite store and an artifact store, both in tmp_path."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from podium.api import ApiContext, create_api
+from podium.artifacts.store import ArtifactStore
+from podium.core.phases import ReplicaState
+from podium.core.settings import Settings
+from podium.store import Database
+from podium.store.records import ReplicaRecord
+from tests.support.db import sqlite_url
+
+__all__ = ["sqlite_url"]
+
+
+class FileLogs:
+    """A log source reading `<root>/<replica_id>.log`, like the local backend does."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, replica_id: str) -> Path:
+        return self.root / f"{replica_id}.log"
+
+    def logs(self, replica_id: str, tail: int = 200) -> list[str]:
+        path = self.path(replica_id)
+        if not path.exists() or tail <= 0:
+            return []
+        return path.read_text().splitlines()[-tail:]
+
+
+class WakeRecorder:
+    def __init__(self) -> None:
+        self.calls: list[str | None] = []
+
+    def __call__(self, endpoint: str | None = None) -> None:
+        self.calls.append(endpoint)
+
+
+@pytest.fixture
+def wake() -> WakeRecorder:
+    return WakeRecorder()
+
+
+@pytest.fixture
+def file_logs(tmp_path: Path) -> FileLogs:
+    root = tmp_path / "logs"
+    root.mkdir()
+    return FileLogs(root)
+
+
+@pytest.fixture
+def db(sqlite_url: str) -> Iterator[Database]:
+    database = Database(sqlite_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, db: Database, file_logs: FileLogs, wake: WakeRecorder) -> ApiContext:
+    settings = Settings(home=tmp_path / "home", port=8123)
+    return ApiContext(
+        settings=settings,
+        db=db,
+        artifacts=ArtifactStore(settings.artifacts_dir),
+        logs=file_logs,
+        wake=wake,
+        log_poll_s=0.05,
+    )
+
+
+@pytest.fixture
+def app(ctx: ApiContext) -> FastAPI:
+    return create_api(ctx)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def push(
+    client: TestClient,
+    name: str,
+    data: bytes,
+    filename: str = "model.bin",
+    framework: str | None = "sklearn",
+) -> Any:
+    params = {"filename": filename}
+    if framework is not None:
+        params["framework"] = framework
+    return client.post(
+        f"/api/v1/models/{name}/versions",
+        params=params,
+        content=data,
+        headers={"content-type": "application/octet-stream"},
+    )
+
+
+def spec(name: str = "iris-ep", model: str = "iris", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "model": model, "framework": "sklearn", **extra}
+
+
+def add_replica(
+    db: Database,
+    endpoint: str,
+    replica_id: str,
+    *,
+    state: ReplicaState = ReplicaState.READY,
+    log_path: Path | None = None,
+) -> None:
+    with db.unit_of_work() as uow:
+        uow.replicas.upsert(
+            ReplicaRecord(
+                replica_id=replica_id,
+                endpoint=endpoint,
+                revision=1,
+                state=state,
+                host="127.0.0.1",
+                port=9000,
+                pid=None,
+                started_at=datetime.now(UTC),
+                log_path=str(log_path or ""),
+            )
+        )

@@ -1,0 +1,88 @@
+"""The ASGI app in-process with small real runtimes: error rendering and readiness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from podium.core.errors import Invalid
+from podium.replica.app import ReplicaInfo, create_app
+from podium.runtimes.base import Runtime, RuntimeConfig
+
+
+class Fragile(Runtime):
+    name = "fragile"
+
+    def __init__(self, config: RuntimeConfig) -> None:
+        super().__init__(config)
+        self.healthy = True
+
+    def load(self, path: Path) -> None:
+        pass
+
+    def predict(self, inputs: Any, parameters: dict[str, Any]) -> Any:
+        if inputs == "crash":
+            raise KeyError("x" * 1000)
+        if inputs == "invalid":
+            raise Invalid("inputs must not say invalid", field="inputs")
+        if inputs == "unjsonable":
+            return object()
+        return inputs
+
+    def health(self) -> bool:
+        return self.healthy
+
+
+def client(runtime: Runtime) -> httpx.AsyncClient:
+    info = ReplicaInfo("f-r3-abc", "fragile", 3, "fragile", 1234)
+    app = create_app(runtime, info, max_concurrency=2, max_queue=2)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://replica")
+
+
+async def test_unexpected_errors_are_short_500s_without_traceback() -> None:
+    async with client(Fragile(RuntimeConfig("fragile"))) as c:
+        crash = await c.post("/", json={"inputs": "crash"})
+        unjsonable = await c.post("/", json={"inputs": "unjsonable"})
+    assert crash.status_code == 500
+    detail = crash.json()["detail"]
+    assert detail.startswith("the fragile runtime failed: KeyError: ")
+    assert len(detail) < 400
+    assert "Traceback" not in crash.text
+    assert unjsonable.status_code == 500
+    assert "not JSON serialisable" in unjsonable.json()["detail"]
+
+
+async def test_invalid_from_the_runtime_is_a_400_with_its_field() -> None:
+    async with client(Fragile(RuntimeConfig("fragile"))) as c:
+        r = await c.post("/", json={"inputs": "invalid"})
+    assert r.status_code == 400
+    assert r.json() == {
+        "type": "about:blank",
+        "title": "Invalid",
+        "status": 400,
+        "detail": "inputs must not say invalid",
+        "field": "inputs",
+    }
+
+
+async def test_readiness_follows_runtime_health() -> None:
+    runtime = Fragile(RuntimeConfig("fragile"))
+    async with client(runtime) as c:
+        assert (await c.get("/health/ready")).status_code == 200
+        runtime.healthy = False
+        ready = await c.get("/health/ready")
+        live = await c.get("/health/live")
+    assert ready.status_code == 503
+    assert ready.headers["x-podium-replica"] == "f-r3-abc"
+    assert live.status_code == 200
+
+
+async def test_v2_routes_are_absent_for_non_tensor_runtimes() -> None:
+    async with client(Fragile(RuntimeConfig("fragile"))) as c:
+        r = await c.get("/v2")
+    assert r.status_code == 404
+    assert r.json() == {
+        "error": "the fragile runtime does not serve the Open Inference Protocol v2"
+    }

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from podium.core.errors import Invalid
+from podium.runtimes.base import Runtime
+from podium.runtimes.registry import get_runtime, known_runtimes
+
+
+def test_builtins_are_known() -> None:
+    assert {"python", "sklearn"} <= set(known_runtimes())
+
+
+def test_get_runtime_returns_runtime_classes() -> None:
+    for name in ("python", "sklearn"):
+        cls = get_runtime(name)
+        assert issubclass(cls, Runtime)
+        assert cls.name == name
+
+
+def test_unknown_framework() -> None:
+    with pytest.raises(Invalid) as caught:
+        get_runtime("tensorflow-lite")
+    assert caught.value.field == "framework"
+    assert str(caught.value).startswith("unknown framework 'tensorflow-lite'; known: ")
+    assert "python, sklearn" in str(caught.value)
+
+
+def test_listing_names_imports_no_runtime_module() -> None:
+    code = (
+        "import sys\n"
+        "from podium.runtimes.registry import known_runtimes\n"
+        "known_runtimes()\n"
+        "heavy = [m for m in ('numpy', 'sklearn', 'torch', 'skops', 'podium.runtimes.sklearn') "
+        "if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_entry_points_are_declared() -> None:
+    from importlib.metadata import entry_points
+
+    names = {ep.name for ep in entry_points(group="podium.runtimes")}
+    assert {"python", "sklearn"} <= names
