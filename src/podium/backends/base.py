@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from podium.core.phases import ExitReason
-from podium.core.spec import InstanceType
+from podium.core.spec import BatchingSpec, CommandSpec, InstanceType
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,9 @@ class ReplicaLaunch:
     max_concurrency: int = 8
     max_queue: int = 64
     trust_pickle: bool = False
+    batching: BatchingSpec | None = None
+    command: CommandSpec | None = None  # framework `command`: run this instead of a replica
+    engine_args: dict[str, str | int | float | bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,6 +133,9 @@ class Actuator:
                 max_concurrency=spec.max_concurrency,
                 max_queue=spec.max_queue,
                 trust_pickle=spec.trust_pickle,
+                batching=spec.batching,
+                command=spec.command,
+                engine_args=dict(spec.engine_args),
             )
         except PodiumError as e:
             self.fail(ep.name, mem, f"revision {ep.revision} cannot start: {e}")

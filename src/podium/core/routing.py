@@ -65,11 +65,28 @@ class RoutingTableHolder:
             return self._table
 
 
+@dataclass(frozen=True, slots=True)
+class EndpointLoad:
+    """One endpoint's load as the gateway sees it (what the autoscaler reads).
+
+    Counters are totals since the gateway started; rates are differences between snapshots.
+    """
+
+    in_flight: int = 0  # requests forwarded to replicas and not yet answered
+    held: int = 0  # requests waiting in the activator because no replica is ready
+    requests: int = 0
+    errors: int = 0  # 5xx answers, from the gateway or a replica
+
+
 class GatewayView(Protocol):
     """What the controller may ask of the gateway (wired by server.py)."""
 
     def outstanding(self, replica_id: str) -> int:
         """Requests now in flight to this replica through the gateway."""
+        ...
+
+    def load_snapshot(self) -> Mapping[str, EndpointLoad]:
+        """Per endpoint load, keyed by endpoint name (absent: no traffic seen yet)."""
         ...
 
 

@@ -9,10 +9,19 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE
+from podium.core.scaling import ScalingRule as ScalingRule
+from podium.core.scaling import ScalingSpec as ScalingSpec
 
 # ---------------------------------------------------------------- model references
 
@@ -82,26 +91,34 @@ def _liveness() -> ProbeSpec:
     return ProbeSpec(path="/health/live", period_s=5.0, timeout_s=2.0, failure_threshold=3)
 
 
-class ScalingSpec(_Strict):
-    min_replicas: int = Field(1, ge=0, le=64)
-    max_replicas: int = Field(1, ge=1, le=64)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> ScalingSpec:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"min_replicas ({self.min_replicas}) must not exceed "
-                f"max_replicas ({self.max_replicas})"
-            )
-        return self
-
-
 class InstanceType(_Strict):
     name: str
     cpus: float = Field(gt=0)
     memory_mb: int = Field(gt=0)
     gpus: int = Field(0, ge=0)
     price_per_hour: float = Field(0.0, ge=0)
+
+
+class BatchingSpec(_Strict):
+    """Dynamic batching in the replica: concurrent requests grouped into one runtime call."""
+
+    max_batch_size: int = Field(8, ge=1, le=4096)
+    max_wait_ms: float = Field(5.0, ge=0, le=10_000, description="wait for more requests")
+
+
+class CommandSpec(_Strict):
+    """Bring your own server (framework `command`): Podium runs it as the replica process.
+
+    `{port}` and `{model_path}` in `command`/`args` are replaced; the process also gets
+    `PORT` and `PODIUM_MODEL_PATH` in its environment.
+    """
+
+    command: str = Field(min_length=1, description="program to run, e.g. python or /usr/bin/x")
+    args: list[str] = Field(default_factory=list)
+    port: int | None = Field(
+        None, ge=1, le=65535, description="fixed port; default: Podium picks a free one"
+    )
+    health_route: str = Field("/health", pattern=r"^/[A-Za-z0-9._~/%-]*$")
 
 
 # Fields whose change needs new replica processes: a new revision and a rolling update.
@@ -161,12 +178,29 @@ class EndpointSpec(_SpecFields):
     readiness: ProbeSpec = Field(default_factory=ProbeSpec)
     liveness: ProbeSpec = Field(default_factory=_liveness)
     trust_pickle: bool = Field(False, description="allow .pkl/.joblib models (runs their code)")
+    batching: BatchingSpec | None = None
+    command: CommandSpec | None = Field(
+        None, validate_default=True, description="framework `command` only"
+    )
+    engine_args: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="options for framework presets (vllm, tgi, …)"
+    )
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         if not NAME_RE.match(v):
             raise ValueError(f"{v!r} is not a valid name: use {NAME_RULE}")
+        return v
+
+    @field_validator("command")
+    @classmethod
+    def _command_block(cls, v: CommandSpec | None, info: ValidationInfo) -> CommandSpec | None:
+        framework = info.data.get("framework")
+        if framework == "command" and v is None:
+            raise ValueError("framework `command` needs a `command` block (command, args, …)")
+        if framework != "command" and v is not None:
+            raise ValueError("a `command` block applies only to framework `command`")
         return v
 
     def revision_view(self) -> dict[str, Any]:
@@ -190,6 +224,9 @@ class EndpointUpdate(_SpecFields):
     readiness: ProbeSpec | None = None
     liveness: ProbeSpec | None = None
     trust_pickle: bool | None = None
+    batching: BatchingSpec | None = None
+    command: CommandSpec | None = None
+    engine_args: dict[str, str | int | float | bool] | None = None
 
     def apply(self, spec: EndpointSpec) -> EndpointSpec:
         changes = self.model_dump(exclude_unset=True)

@@ -25,6 +25,7 @@ entry-point group (see `registry.py`).
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +55,36 @@ class Capabilities:
     batch: bool = False  # `predict_batch` is worth calling with several requests at once
     generative: bool = False  # produces text token by token (OpenAI-style routes)
     streaming: bool = False  # `predict_stream` yields partial results
+    embeddings: bool = False  # `embed`: OpenAI /v1/embeddings
+    chat: bool = False  # `chat_prompt` can render messages (the tokenizer has a chat template)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """One text generation (the OpenAI and Hugging Face routes both map onto this)."""
+
+    prompt: str
+    max_tokens: int | None = None  # None: the runtime's default
+    temperature: float = 1.0  # 0: greedy
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationChunk:
+    """A piece of generated text. The last chunk has `finish_reason` ("stop" or "length")."""
+
+    text: str  # new text since the previous chunk
+    prompt_tokens: int
+    completion_tokens: int  # generated so far, cumulative
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    vectors: list[list[float]]
+    prompt_tokens: int
 
 
 class Runtime(ABC):
@@ -103,6 +134,34 @@ class Runtime(ABC):
         a runtime may compute only those, and extra outputs it returns are dropped.
         """
         raise Invalid(f"the {self.name} runtime does not serve tensors", field="inputs")
+
+    # ------------------------------------------------ generative and embedding runtimes
+
+    def generate(
+        self, request: GenerationRequest, cancelled: threading.Event
+    ) -> Iterator[GenerationChunk]:
+        """Generate text chunk by chunk (only when `capabilities.generative`).
+
+        Runs in a worker thread. Stop soon after `cancelled` is set (the client went away)
+        and free whatever the generation holds. A prompt longer than the model's context
+        raises `Invalid(field="prompt")` naming the limit.
+        """
+        raise Invalid(f"the {self.name} runtime does not generate text", field="model")
+
+    def chat_prompt(self, messages: list[dict[str, Any]]) -> str:
+        """Render chat messages into a prompt with the model's chat template (only when
+        `capabilities.chat`); `Invalid(field="messages")` when the model has none."""
+        raise Invalid(
+            "this model has no chat template; use /v1/completions instead", field="messages"
+        )
+
+    def embed(self, texts: list[str]) -> Embeddings:
+        """One vector per text (only when `capabilities.embeddings`)."""
+        raise Invalid(f"the {self.name} runtime does not make embeddings", field="input")
+
+    def context_length(self) -> int | None:
+        """Maximum prompt + completion tokens, when the model has such a limit."""
+        return None
 
     def health(self) -> bool:
         """True while the runtime can answer requests. Cheap: no I/O."""

@@ -1,0 +1,100 @@
+"""The `scaling:` block of an endpoint spec: replica bounds and the autoscaling policy knobs.
+
+Durations accept seconds (`30`, `2.5`) or a string with a unit (`"500ms"`, `"30s"`,
+`"5m"`, `"1h"`). Changing this block never makes a new revision: it applies in place.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+def _seconds(value: object) -> object:
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError(
+                f"{value!r} is not a duration: use seconds or e.g. '500ms', '30s', '5m'"
+            )
+        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0, le=7 * 86400)]
+
+# Metrics a scaling rule may use. `custom` reads a gauge the replica exposes on /metrics.
+RuleMetric = Literal["cpu", "memory", "p95_latency_ms", "queue_depth", "custom"]
+
+
+class ScalingRule(BaseModel):
+    """Scale so that `metric` stays near `target` (averaged over replicas)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: RuleMetric
+    target: float = Field(gt=0, description="cpu/memory in %, latency in ms, depth in requests")
+    gauge: str | None = Field(
+        None,
+        pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+        description="name of the replica's Prometheus gauge (metric: custom only)",
+    )
+
+    @model_validator(mode="after")
+    def _gauge(self) -> ScalingRule:
+        if self.metric == "custom" and not self.gauge:
+            raise ValueError("a custom rule needs `gauge`: the name of a gauge on /metrics")
+        if self.metric != "custom" and self.gauge:
+            raise ValueError(f"`gauge` applies only to custom rules, not to {self.metric}")
+        if self.metric in ("cpu", "memory") and self.target > 100:
+            raise ValueError(f"a {self.metric} target is a percentage (at most 100)")
+        return self
+
+
+class ScalingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_replicas: int = Field(1, ge=0, le=64)
+    max_replicas: int = Field(1, ge=1, le=64)
+    target_concurrency: float = Field(
+        4.0, gt=0, le=10_000, description="in-flight requests per replica the autoscaler aims at"
+    )
+    target_rps: float | None = Field(None, gt=0, description="requests/s per replica (optional)")
+    stable_window: Duration = Field(30.0, gt=0, description="averaging window for decisions")
+    panic_window: Duration = Field(
+        3.0, gt=0, description="short window; entered when load reaches 2x current capacity"
+    )
+    scale_up_delay: Duration = Field(0.0, description="load must stay high this long first")
+    scale_down_delay: Duration = Field(30.0, description="load must stay low this long first")
+    stability_period: Duration = Field(
+        10.0, description="no scale-down sooner than this after any change of the count"
+    )
+    scale_to_zero_after: Duration = Field(
+        300.0, description="idle time before going to zero (when min_replicas is 0)"
+    )
+    max_queued_requests: int = Field(
+        1000, ge=0, le=1_000_000, description="requests the gateway holds while no replica is ready"
+    )
+    wait_timeout: Duration = Field(
+        60.0, gt=0, description="how long a held request waits (header X-Podium-Wait-Timeout)"
+    )
+    rules: list[ScalingRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must not exceed "
+                f"max_replicas ({self.max_replicas})"
+            )
+        if self.panic_window > self.stable_window:
+            raise ValueError(
+                f"panic_window ({self.panic_window:g}s) must not exceed "
+                f"stable_window ({self.stable_window:g}s)"
+            )
+        return self
