@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from podium.artifacts.sources import NodeCache
-from podium.backends.base import ObservedReplica, ReplicaLaunch
+from podium.backends.base import ObservedReplica, Prewarms, ReplicaLaunch, ReportsStartup
 from podium.control.tracked import EndpointMemory, TrackedReplica
-from podium.core.errors import Conflict, PodiumError
+from podium.core.errors import Conflict, LoadError, PodiumError
 from podium.core.ids import new_replica_id
 from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState
-from podium.core.spec import HfRef, RepoRef, parse_model_ref
+from podium.core.spec import EndpointSpec, HfRef, RepoRef, parse_model_ref
 from podium.store.records import EndpointRecord, ReplicaRecord, RevisionRecord
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ _EXIT_EVENT = {
     ExitReason.LOST: (EventKind.REPLICA_CRASHED, "was lost"),
 }
 
+_COLD = (EndpointStatus.PAUSED, EndpointStatus.FAILED, EndpointStatus.DELETING)
+
 
 class Actuator:
     def __init__(self, ctl: Controller, node_cache: NodeCache) -> None:
@@ -40,6 +42,7 @@ class Actuator:
         self.seen: dict[str, EndpointRecord] = {}  # last record read per endpoint
         self._status: dict[str, tuple[EndpointStatus, str | None]] = {}
         self._revisions: dict[tuple[str, int], RevisionRecord] = {}
+        self._starts: dict[str, float] = {}  # replica -> wall time its start was decided
 
     # ------------------------------------------------------------------ events and status
 
@@ -52,6 +55,9 @@ class Actuator:
         """Start of a pass for this endpoint: the store's record is the truth."""
         self.seen[ep.name] = ep
         self._status[ep.name] = (ep.status, ep.status_reason)
+        backend = self.ctl.backend
+        if isinstance(backend, Prewarms) and ep.status not in _COLD:
+            backend.prewarm(ep.spec.framework)  # e.g. a zygote, so wakes from zero fork
 
     def current_status(self, ep: EndpointRecord) -> EndpointStatus:
         return self._status.get(ep.name, (ep.status, ep.status_reason))[0]
@@ -103,6 +109,17 @@ class Actuator:
                 self._revisions[key] = uow.endpoints.revision(ep.name, ep.revision)
         return self._revisions[key]
 
+    def revision_spec(self, endpoint: str, number: int) -> EndpointSpec | None:
+        """The spec revision `number` froze (cached: revisions never change); None if gone."""
+        key = (endpoint, number)
+        if key not in self._revisions:
+            try:
+                with self.ctl.db.unit_of_work(read_only=True) as uow:
+                    self._revisions[key] = uow.endpoints.revision(endpoint, number)
+            except PodiumError:
+                return None
+        return self._revisions[key].spec
+
     async def _model_path(self, rev: RevisionRecord) -> Path:
         ref = parse_model_ref(rev.model_ref)
         if isinstance(ref, RepoRef):
@@ -115,6 +132,7 @@ class Actuator:
     async def start(self, ep: EndpointRecord, mem: EndpointMemory) -> bool:
         """Start one replica of the endpoint's target revision; False if it cannot."""
         self.seen[ep.name] = ep
+        decided = self.ctl.clock.now().timestamp()
         try:
             rev = self.revision(ep)
             path = mem.model_paths.get(rev.number)
@@ -142,6 +160,9 @@ class Actuator:
             return False
         try:
             obs = self.ctl.backend.start(launch)
+        except LoadError as e:  # deterministic (e.g. vllm not installed): no restarts
+            self.fail(ep.name, mem, f"revision {rev.number} cannot start: {e}")
+            return False
         except Exception as e:
             log.exception("%s: backend failed to start a replica", ep.name)
             self._crashed(ep.name, ep.revision, mem, f"could not start: {e}")
@@ -165,18 +186,21 @@ class Actuator:
             starting_since=now,
         )
         self.ctl.replicas[r.replica_id] = r
+        self._starts[r.replica_id] = decided
         self._save(r)
         kind = EventKind.REPLICA_RESTARTED if restarted else EventKind.REPLICA_STARTING
         verb = "restarted as" if restarted else "starting"
+        mode = f", {obs.start_mode}" if obs.start_mode else ""
         self.event(
             ep.name,
             kind,
             f"replica {r.replica_id} {verb} "
-            f"(revision {rev.number}, pid {obs.pid}, port {obs.port})",
+            f"(revision {rev.number}, pid {obs.pid}, port {obs.port}{mode})",
             replica_id=r.replica_id,
             revision=rev.number,
             pid=obs.pid,
             port=obs.port,
+            start_mode=obs.start_mode,
         )
         return True
 
@@ -188,14 +212,36 @@ class Actuator:
         r.readiness_failures = r.liveness_failures = 0
         self._save(r)
         took = now - r.starting_since
+        mode, phases = self._start_phases(r.replica_id)
+        detail = ", ".join(f"{k.replace('_', ' ')} {v:.3f}s" for k, v in phases.items())
         self.event(
             r.endpoint,
             EventKind.REPLICA_READY,
-            f"replica {r.replica_id} ready after {took:.2f}s",
+            f"replica {r.replica_id} ready after {took:.2f}s"
+            + (f" ({mode}: {detail})" if phases else ""),
             replica_id=r.replica_id,
             revision=r.revision,
             ready_s=round(took, 3),
+            start_mode=mode,
+            phases=phases,
         )
+
+    def _start_phases(self, replica_id: str) -> tuple[str | None, dict[str, float]]:
+        """(start mode, seconds per phase) of a replica's first start, once: waiting
+        (decided -> process asked for), fork|spawn, import, load, listen, first response
+        (listening -> the first readiness answer this controller got)."""
+        decided = self._starts.pop(replica_id, None)
+        backend = self.ctl.backend
+        if decided is None or not isinstance(backend, ReportsStartup):
+            return None, {}
+        report = backend.startup(replica_id)
+        if report is None:
+            return None, {}
+        phases = {"waiting": round(max(0.0, report.launched_at - decided), 4), **report.phases}
+        if report.listening_at is not None:
+            answered = self.ctl.clock.now().timestamp() - report.listening_at
+            phases["first_response"] = round(max(0.0, answered), 4)
+        return report.start_mode, phases
 
     def not_ready(self, r: TrackedReplica, detail: str) -> None:
         r.state, r.ready_at = ReplicaState.STARTING, None
@@ -231,6 +277,7 @@ class Actuator:
     # ------------------------------------------------------------------ exits
 
     def replica_exited(self, obs: ObservedReplica) -> None:
+        self._starts.pop(obs.replica_id, None)
         r = self.ctl.replicas.pop(obs.replica_id, None)
         if r is None:
             return

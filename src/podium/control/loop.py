@@ -20,11 +20,13 @@ from podium.backends.base import AdoptCandidate, Backend, ObservedReplica
 from podium.control.actions import Actuator
 from podium.control.health import ProbeResult, probe
 from podium.control.reconciler import EndpointView, ReplicaView, plan
+from podium.control.scaling import Autoscaling
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.clock import Clock, SystemClock
 from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState
 from podium.core.routing import EndpointRoute, GatewayView, ReplicaRoute, RoutingTableHolder
 from podium.core.settings import Settings
+from podium.runtimes.presets import probe_specs
 from podium.store.db import Database
 from podium.store.records import EndpointRecord
 
@@ -54,6 +56,7 @@ class Controller:
         self.replicas: dict[str, TrackedReplica] = {}
         self.memory: dict[str, EndpointMemory] = {}
         self.act = Actuator(self, node_cache)
+        self.scaling = Autoscaling(settings, db, self.clock, gateway)
         self._routes: dict[str, EndpointRoute] = {}
         self._adopted = False
         self._thread: threading.Thread | None = None
@@ -140,6 +143,10 @@ class Controller:
         await self._probe_all()
         with self.db.unit_of_work(read_only=True) as uow:
             endpoints = uow.endpoints.list()
+        # Autoscale first, so a wake for held requests starts replicas in this same pass.
+        endpoints = await self.scaling.run(
+            endpoints, self.replicas.values(), self._http, skip=self._failing
+        )
         names = {e.name for e in endpoints}
         for ep in endpoints:
             await self._reconcile(ep)
@@ -193,6 +200,11 @@ class Controller:
         if p.delete:
             self.act.delete_endpoint(ep.name)
 
+    def _failing(self, name: str) -> bool:
+        """The target revision cannot run (the failed status may not be written yet)."""
+        mem = self.memory.get(name)
+        return mem is not None and mem.failure is not None
+
     def _settle_streak(self, name: str, mem: EndpointMemory, now: float) -> None:
         """A replica that stayed ready for a while ends a crash streak."""
         if mem.crash_streak == 0:
@@ -229,7 +241,8 @@ class Controller:
         if not isinstance(spec, EndpointSpec) or self._http is None:
             return
         now = self.clock.monotonic()
-        ready_p, live_p = spec.readiness, spec.liveness
+        # External servers (command, vllm, …) are probed on their health route.
+        ready_p, live_p = probe_specs(spec, self.act.revision_spec(r.endpoint, r.revision))
         if r.state is ReplicaState.STARTING:
             if now - r.starting_since < ready_p.initial_delay_s:
                 r.next_probe = r.starting_since + ready_p.initial_delay_s

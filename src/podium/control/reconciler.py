@@ -74,17 +74,17 @@ def plan(ep: EndpointView, replicas: Sequence[ReplicaView], now: float) -> Plan:
             out.reason += f"; still serving revision {ready_old[0].revision}"
         return out
 
-    # Target revision: start what is missing (unless backing off after crashes),
-    # stop extras, newest and not-ready ones first.
+    # Target revision: start what is missing (unless backing off after crashes); a
+    # starting replica counts toward the desired count. Scaling down drains surplus READY
+    # replicas only, newest first: a starting one is never stopped (a wake may be waiting
+    # for it); once ready, it is drained if it is still surplus.
     missing = ep.desired - len(current)
     if missing > 0 and now >= ep.backoff_until:
         out.start = missing
-    elif missing < 0:
-        extras = sorted(current, key=lambda r: (r.state is ReplicaState.READY, -r.started_at))[
-            :-missing
-        ]
-        for r in extras:
-            (out.drain if r.state is ReplicaState.READY else out.stop).append(r.replica_id)
+    surplus = len(ready_current) - ep.desired
+    if missing < 0 and surplus > 0:
+        newest = sorted(ready_current, key=lambda r: -r.started_at)
+        out.drain += [r.replica_id for r in newest[:surplus]]
 
     # Old revisions: keep only as many ready ones as the new revision still lacks.
     keep_old = max(0, ep.desired - len(ready_current))
@@ -92,15 +92,28 @@ def plan(ep: EndpointView, replicas: Sequence[ReplicaView], now: float) -> Plan:
     ready_old.sort(key=lambda r: -r.started_at)  # keep the newest, drain the oldest
     out.drain += [r.replica_id for r in ready_old[keep_old:]]
 
-    out.status, out.reason = _status(ep, ready_current, old, now)
+    out.status, out.reason = _status(ep, ready_current, old, now, remaining=len(replicas))
     return out
 
 
 def _status(
-    ep: EndpointView, ready_current: list[ReplicaView], old: list[ReplicaView], now: float
+    ep: EndpointView,
+    ready_current: list[ReplicaView],
+    old: list[ReplicaView],
+    now: float,
+    *,
+    remaining: int,
 ) -> tuple[EndpointStatus, str | None]:
     if ep.desired == 0:
-        return EndpointStatus.SCALED_TO_ZERO, None
+        # Scaled to zero once no replica is left in any state (starting, draining, stopping).
+        if remaining == 0:
+            return EndpointStatus.SCALED_TO_ZERO, None
+        left = f"scaling to zero: {remaining} replica(s) left"
+        if ready_current or any(r.state is ReplicaState.READY for r in old):
+            return EndpointStatus.RUNNING, left
+        if ep.status in (EndpointStatus.RUNNING, EndpointStatus.UPDATING):
+            return ep.status, left
+        return EndpointStatus.INITIALIZING, left
     if old:
         return EndpointStatus.UPDATING, f"rolling out revision {ep.revision}"
     if len(ready_current) >= ep.desired:

@@ -132,6 +132,9 @@ REVISION_FIELDS: frozenset[str] = frozenset(
         "trust_pickle",
         "max_concurrency",
         "max_queue",
+        "batching",
+        "command",
+        "engine_args",
     }
 )
 

@@ -9,6 +9,10 @@ Built-in runtimes are listed here; third-party packages add more under the
 A built-in name cannot be taken over by an entry point, so `framework: sklearn` always
 means Podium's own runtime. Runtime modules are imported only by `get_runtime`, so listing
 names never pays for importing scikit-learn or torch.
+
+External frameworks (`command` and the presets in `presets.py`: vllm, tgi, …) are known
+names too, but have no runtime class: the backend runs their server instead of a replica,
+so `get_runtime` refuses them with a LoadError saying so.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
 from podium.core.errors import Invalid, LoadError
+from podium.runtimes.presets import EXTERNAL_FRAMEWORKS
 
 if TYPE_CHECKING:
     from podium.runtimes.base import Runtime
@@ -25,18 +30,21 @@ if TYPE_CHECKING:
 GROUP = "podium.runtimes"
 
 BUILTIN: dict[str, str] = {
+    "onnx": "podium.runtimes.onnx:OnnxRuntime",
     "python": "podium.runtimes.python:PythonRuntime",
     "sklearn": "podium.runtimes.sklearn:SklearnRuntime",
+    "transformers": "podium.runtimes.transformers:TransformersRuntime",
 }
 
 
 def _plugins() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=GROUP) if ep.name not in BUILTIN}
+    taken = BUILTIN.keys() | EXTERNAL_FRAMEWORKS
+    return {ep.name: ep for ep in entry_points(group=GROUP) if ep.name not in taken}
 
 
 def known_runtimes() -> list[str]:
     """Every framework name, sorted. Imports no runtime module."""
-    return sorted({*BUILTIN, *_plugins()})
+    return sorted({*BUILTIN, *EXTERNAL_FRAMEWORKS, *_plugins()})
 
 
 def get_runtime(name: str) -> type[Runtime]:
@@ -45,6 +53,11 @@ def get_runtime(name: str) -> type[Runtime]:
     Raises Invalid for an unknown name and LoadError when the runtime cannot be imported
     (e.g. its optional dependency is not installed).
     """
+    if name in EXTERNAL_FRAMEWORKS:
+        raise LoadError(
+            f"framework {name} runs as an external server started by the backend, "
+            "not inside a podium replica"
+        )
     if name in BUILTIN:
         target = BUILTIN[name]
     elif (ep := _plugins().get(name)) is not None:

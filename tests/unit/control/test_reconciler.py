@@ -95,17 +95,54 @@ def test_pause_stops_everything() -> None:
     assert p.status is S.PAUSED
 
 
-def test_scale_down_removes_not_ready_and_newest_first() -> None:
+def test_scale_down_drains_surplus_ready_replicas_newest_first() -> None:
+    replicas = [rep("a", started=1), rep("b", started=5), rep("c", started=9)]
+    p = plan(ep(status=S.RUNNING, desired=1), replicas, now=10)
+    assert p.drain == ["c", "b"]
+    assert p.stop == [] and p.start == 0
+
+
+def test_scale_down_never_stops_a_starting_replica() -> None:
     replicas = [rep("a", started=1), rep("b", started=5), rep("c", state=R.STARTING, started=9)]
     p = plan(ep(status=S.RUNNING, desired=1), replicas, now=10)
-    assert p.stop == ["c"]
-    assert p.drain == ["b"]
+    assert p.stop == []  # c counts toward the desired count and is left alone
+    assert p.drain == ["b"]  # one ready replica stays serving
+    assert p.start == 0
+
+
+def test_scale_down_keeps_ready_capacity_while_others_start() -> None:
+    replicas = [rep("a"), rep("b", state=R.STARTING), rep("c", state=R.STARTING)]
+    p = plan(ep(status=S.RUNNING, desired=1), replicas, now=10)
+    assert p.empty  # the starting ones are drained once ready, if still surplus
 
 
 def test_zero_desired_is_scaled_to_zero() -> None:
     p = plan(ep(desired=0), [], now=10)
     assert p.empty
     assert p.status is S.SCALED_TO_ZERO
+
+
+def test_scale_to_zero_drains_ready_and_leaves_starting_replicas_alone() -> None:
+    replicas = [rep("a"), rep("b", state=R.STARTING)]
+    p = plan(ep(status=S.RUNNING, desired=0), replicas, now=10)
+    assert p.drain == ["a"] and p.stop == []
+    assert (p.status, p.reason) == (S.RUNNING, "scaling to zero: 2 replica(s) left")
+
+
+def test_scaled_to_zero_only_once_no_replica_is_left() -> None:
+    draining = plan(ep(status=S.RUNNING, desired=0), [rep("a", state=R.DRAINING)], now=10)
+    assert draining.empty
+    assert draining.status is S.RUNNING
+    starting = plan(ep(status=S.INITIALIZING, desired=0), [rep("b", state=R.STARTING)], 10)
+    assert starting.empty
+    assert starting.status is S.INITIALIZING
+    gone = plan(ep(status=S.RUNNING, desired=0), [], now=10)
+    assert (gone.status, gone.reason) == (S.SCALED_TO_ZERO, None)
+
+
+def test_scale_up_from_zero_counts_starting_replicas() -> None:
+    p = plan(ep(status=S.INITIALIZING, desired=3), [rep("a", state=R.STARTING)], now=10)
+    assert p.start == 2
 
 
 def test_deleting_drains_then_deletes_when_nothing_is_left() -> None:

@@ -1,4 +1,4 @@
-"""Endpoints: create, list, inspect, update, scale, pause, resume, delete."""
+"""Endpoints: create, list, inspect, update, scale, pause, resume, wake, delete."""
 
 from __future__ import annotations
 
@@ -77,6 +77,14 @@ def pause_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
 @router.post("/{name}/resume", response_model=EndpointPublic, responses=responses(404, 409))
 def resume_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
     return service.resume(name)
+
+
+@router.post("/{name}/wake", response_model=EndpointPublic, responses=responses(404, 409))
+def wake_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
+    """Start an endpoint ahead of traffic (e.g. a scaled-to-zero one): at least one replica,
+    or `min_replicas`. 409 for a paused endpoint (resume it first), a failed or a deleting one.
+    """
+    return service.wake(name)
 
 
 @router.delete(

@@ -1,4 +1,4 @@
-"""Endpoint changes a user asks for: create, update, scale, pause, resume, delete.
+"""Endpoint changes a user asks for: create, update, scale, pause, resume, wake, delete.
 
 Each change is one unit of work (spec, status and the event that says why, together);
 the controller is woken only after it committed, so it never reads the state before it.
@@ -146,6 +146,36 @@ class EndpointService:
                 )
             uow.endpoints.set_status(name, _S.PENDING, reason="resumed by user")
             uow.events.add(name, EventKind.SPEC, f"resumed endpoint {name}")
+            return views.endpoint(uow, self._settings, uow.endpoints.get(name))
+
+    def wake(self, name: str) -> EndpointPublic:
+        """Bring the endpoint up ahead of traffic: desired becomes at least max(1,
+        min_replicas) (within max_replicas). The autoscaler scales it back to zero after
+        `scale_to_zero_after` without requests. Paused and failed endpoints do not wake."""
+        with self._writing(name) as uow:
+            rec = _require_live(uow, name)
+            if rec.status == _S.PAUSED:
+                raise Conflict(
+                    f"endpoint {name!r} is paused and does not wake: resume it first",
+                    field="status",
+                )
+            if rec.status == _S.FAILED:
+                raise Conflict(
+                    f"endpoint {name!r} failed ({rec.status_reason or 'no reason recorded'}): "
+                    "change it with an update to try again",
+                    field="status",
+                )
+            s = rec.spec.scaling
+            old = rec.desired_replicas
+            want = clamp(max(old, 1, s.min_replicas), s.min_replicas, s.max_replicas)
+            if want != old:
+                uow.endpoints.set_desired(name, want)
+                uow.events.add(
+                    name,
+                    EventKind.SCALED,
+                    f"scaled {old}→{want}: woken by user",
+                    {"from": old, "to": want, "signal": "wake"},
+                )
             return views.endpoint(uow, self._settings, uow.endpoints.get(name))
 
     def delete(self, name: str) -> EndpointPublic:

@@ -1,0 +1,175 @@
+"""Figures for scaling rules, scraped from each ready replica's `/metrics`.
+
+Only endpoints with `rules` are scraped, at most once per `interval_s` per replica. Rates
+(cpu) and latency quantiles need two scrapes: the scraper keeps the previous cumulative
+numbers of each replica, so the first scrape of a replica gives no cpu or latency figure.
+
+    cpu             % of the instance type's CPUs (podium_replica_cpu_seconds_total)
+    memory          % of the instance type's memory (podium_replica_memory_bytes)
+    queue_depth     requests waiting for a slot (podium_replica_queued)
+    p95_latency_ms  from podium_replica_request_seconds buckets since the last scrape
+    custom:<gauge>  the gauge's value (summed over its label sets)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from podium.control.autoscaler import rule_key
+from podium.core.scaling import ScalingRule
+
+log = logging.getLogger("podium.control")
+
+CPU = "podium_replica_cpu_seconds_total"
+MEMORY = "podium_replica_memory_bytes"
+QUEUED = "podium_replica_queued"
+LATENCY_BUCKET = "podium_replica_request_seconds_bucket"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One ready replica to scrape, with the size of its instance type."""
+
+    replica_id: str
+    base_url: str
+    cpus: float
+    memory_mb: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scrape:
+    """The cumulative numbers of one scrape: every sample summed over its labels, and the
+    latency histogram's cumulative bucket counts (upper bound -> count)."""
+
+    t: float
+    values: Mapping[str, float] = field(default_factory=dict)
+    buckets: Mapping[float, float] = field(default_factory=dict)
+
+
+def parse(text: str, t: float) -> Scrape:
+    values: dict[str, float] = {}
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == LATENCY_BUCKET:
+                le = float(s.labels.get("le", "inf"))
+                buckets[le] = buckets.get(le, 0.0) + s.value
+            else:
+                values[s.name] = values.get(s.name, 0.0) + s.value
+    return Scrape(t, values, buckets)
+
+
+def figures(
+    target: Target, now: Scrape, before: Scrape | None, rules: Iterable[ScalingRule]
+) -> dict[str, float]:
+    """This replica's figure for each rule (absent when it cannot be told yet)."""
+    out: dict[str, float] = {}
+    for rule in rules:
+        value = _figure(rule, target, now, before)
+        if value is not None and math.isfinite(value):
+            out[rule_key(rule)] = max(0.0, value)
+    return out
+
+
+def _figure(rule: ScalingRule, target: Target, now: Scrape, before: Scrape | None) -> float | None:
+    if rule.metric == "cpu":
+        if before is None or CPU not in now.values or CPU not in before.values:
+            return None
+        dt = now.t - before.t
+        used = now.values[CPU] - before.values[CPU]
+        return 100.0 * max(0.0, used) / dt / target.cpus if dt > 0 else None
+    if rule.metric == "memory":
+        rss = now.values.get(MEMORY)
+        return None if rss is None else 100.0 * rss / (target.memory_mb * 1024 * 1024)
+    if rule.metric == "queue_depth":
+        return now.values.get(QUEUED)
+    if rule.metric == "p95_latency_ms":
+        if before is None:
+            return None
+        q = quantile(0.95, now.buckets, before.buckets)
+        return None if q is None else q * 1000.0
+    assert rule.gauge is not None  # custom, validated by the spec
+    return now.values.get(rule.gauge)
+
+
+def quantile(q: float, now: Mapping[float, float], before: Mapping[float, float]) -> float | None:
+    """The q-quantile of the requests between two cumulative histograms (linear within a
+    bucket, like PromQL's histogram_quantile); 0 when no request finished in between."""
+    bounds = sorted(now)
+    if not bounds:
+        return None
+    counts = [now[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1]
+    if total <= 0:
+        return 0.0
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for bound, cum in zip(bounds, counts, strict=True):
+        if cum >= rank:
+            if math.isinf(bound):
+                return lower
+            inside = cum - below
+            return lower + (bound - lower) * ((rank - below) / inside if inside > 0 else 1.0)
+        lower, below = bound, cum
+    return lower
+
+
+class Scraper:
+    """Scrapes replicas concurrently and remembers each one's last scrape."""
+
+    def __init__(self, *, timeout_s: float = 1.0, interval_s: float = 1.0) -> None:
+        self.timeout_s = timeout_s
+        self.interval_s = interval_s
+        self._last: dict[str, Scrape] = {}
+        self._tried: dict[str, float] = {}  # last attempt, answered or not
+        self._figures: dict[str, dict[str, float]] = {}
+
+    async def collect(
+        self,
+        http: httpx.AsyncClient,
+        targets: Sequence[tuple[Target, Sequence[ScalingRule]]],
+        now: float,
+    ) -> dict[str, dict[str, float]]:
+        """Per replica id, its figure for each of its rules (the last known ones when a
+        replica was scraped less than `interval_s` ago or did not answer)."""
+        due = [
+            (t, rules)
+            for t, rules in targets
+            if now - self._tried.get(t.replica_id, -math.inf) >= self.interval_s
+        ]
+        for t, _ in due:
+            self._tried[t.replica_id] = now
+        if due:
+            texts = await asyncio.gather(*(self._get(http, t) for t, _ in due))
+            for (t, rules), text in zip(due, texts, strict=True):
+                if text is None:
+                    continue
+                try:
+                    scrape = parse(text, now)
+                except ValueError as e:
+                    log.debug("%s: unreadable /metrics: %s", t.replica_id, e)
+                    continue
+                before = self._last.get(t.replica_id)
+                self._figures[t.replica_id] = figures(t, scrape, before, rules)
+                self._last[t.replica_id] = scrape
+        live = {t.replica_id for t, _ in targets}
+        for rid in [r for r in self._tried if r not in live]:
+            self._tried.pop(rid, None)
+            self._last.pop(rid, None)
+            self._figures.pop(rid, None)
+        return {rid: dict(f) for rid, f in self._figures.items() if rid in live}
+
+    async def _get(self, http: httpx.AsyncClient, target: Target) -> str | None:
+        try:
+            resp = await http.get(target.base_url + "/metrics", timeout=self.timeout_s)
+        except httpx.HTTPError as e:
+            log.debug("%s: /metrics not scraped: %s", target.replica_id, e)
+            return None
+        return resp.text if resp.status_code == 200 else None

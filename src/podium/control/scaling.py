@@ -1,0 +1,205 @@
+"""The autoscaler's glue: sample load, ask the policy, write the desired count.
+
+Each controller pass, for every endpoint that is not paused, deleting or failed, this reads
+the gateway's `load_snapshot()` (in flight, held, request counter), scrapes the replicas'
+`/metrics` for endpoints with `rules`, appends a `Sample` to the endpoint's bounded history
+and calls the pure policy (`autoscaler.decide`). A changed count is written with
+`set_desired` and a `scaled` event carrying the reason and the figures, in one unit of work.
+A scale change never makes a revision and never restarts a running replica: the reconciler
+only starts or drains the difference.
+
+Without a gateway (unit tests of the loop) there is no load to read and nothing is scaled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import httpx
+
+from podium.control.autoscaler import Decision, Sample, ScalerState, ScalingContext, decide
+from podium.control.metrics import Scraper, Target
+from podium.control.tracked import TrackedReplica
+from podium.core.clock import Clock
+from podium.core.errors import PodiumError
+from podium.core.phases import EndpointStatus, EventKind, ReplicaState
+from podium.core.routing import EndpointLoad, GatewayView
+from podium.core.scaling import ScalingRule
+from podium.core.settings import Settings
+from podium.store.db import Database
+from podium.store.records import EndpointRecord
+
+log = logging.getLogger("podium.control")
+
+# Endpoints the autoscaler leaves alone: stopped by the user, going away, or broken.
+IDLE_STATUSES = frozenset({EndpointStatus.PAUSED, EndpointStatus.DELETING, EndpointStatus.FAILED})
+MIN_SPACING_S = 0.5  # samples closer than this are merged (passes run up to 10x a second)
+MAX_SAMPLES = 600  # per stable window: the spacing grows with the window
+
+
+@dataclass(slots=True)
+class _Track:
+    """One endpoint's recent samples (with the gateway's request counter at each)."""
+
+    samples: deque[Sample] = field(default_factory=deque)
+    counters: deque[int] = field(default_factory=deque)
+    state: ScalerState = field(default_factory=ScalerState)
+
+    def add(
+        self, now: float, load: EndpointLoad, metrics: Mapping[str, float], keep: float
+    ) -> None:
+        spacing = max(MIN_SPACING_S, keep / MAX_SAMPLES)
+        merge = len(self.samples) >= 2 and now - self.samples[-1].t < spacing
+        if merge:  # replace the last sample: it stood for too short a time
+            self.samples.pop()
+            self.counters.pop()
+        rps = 0.0
+        if self.samples:
+            dt = now - self.samples[-1].t
+            delta = load.requests - self.counters[-1]
+            rps = delta / dt if dt > 0 and delta > 0 else 0.0  # a reset counter reads as 0
+        held = int(getattr(load, "held", 0))  # a gateway without an activator holds nothing
+        self.samples.append(Sample(now, load.in_flight, held, rps, dict(metrics)))
+        self.counters.append(load.requests)
+        # Keep one sample older than the window: it bounds the first interval inside it.
+        while len(self.samples) > 2 and self.samples[1].t <= now - keep:
+            self.samples.popleft()
+            self.counters.popleft()
+
+
+class Autoscaling:
+    """Runs the policy for every endpoint, once per controller pass."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        clock: Clock,
+        gateway: GatewayView | None,
+        *,
+        scraper: Scraper | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock
+        self.gateway = gateway
+        self.scraper = scraper or Scraper()
+        self._tracks: dict[str, _Track] = {}
+
+    def state(self, name: str) -> ScalerState | None:
+        track = self._tracks.get(name)
+        return None if track is None else track.state
+
+    async def run(
+        self,
+        endpoints: Sequence[EndpointRecord],
+        replicas: Iterable[TrackedReplica],
+        http: httpx.AsyncClient | None,
+        *,
+        skip: Callable[[str], bool] = lambda name: False,
+    ) -> list[EndpointRecord]:
+        """One pass: the endpoints, with the desired counts written in this pass."""
+        names = {e.name for e in endpoints}
+        for gone in [n for n in self._tracks if n not in names]:
+            del self._tracks[gone]
+        if self.gateway is None:
+            return list(endpoints)
+        try:
+            snapshot = self.gateway.load_snapshot()
+        except Exception:
+            log.exception("could not read the gateway's load")
+            return list(endpoints)
+        by_endpoint: dict[str, list[TrackedReplica]] = {}
+        for r in replicas:
+            by_endpoint.setdefault(r.endpoint, []).append(r)
+        active = [e for e in endpoints if e.status not in IDLE_STATUSES and not skip(e.name)]
+        scaled = {e.name for e in active}
+        metrics = await self._rule_metrics(active, by_endpoint, http)
+        now = self.clock.monotonic()
+        out: list[EndpointRecord] = []
+        for ep in endpoints:
+            if ep.name in scaled:
+                ep = self._one(ep, by_endpoint.get(ep.name, []), snapshot, metrics, now)
+            out.append(ep)
+        return out
+
+    def _one(
+        self,
+        ep: EndpointRecord,
+        mine: list[TrackedReplica],
+        snapshot: Mapping[str, EndpointLoad],
+        metrics: Mapping[str, Mapping[str, float]],
+        now: float,
+    ) -> EndpointRecord:
+        spec = ep.spec.scaling
+        track = self._tracks.setdefault(ep.name, _Track())
+        ready = [r for r in mine if r.state is ReplicaState.READY]
+        starting = sum(1 for r in mine if r.state is ReplicaState.STARTING)
+        summed: dict[str, float] = {}
+        for r in ready:
+            for key, value in metrics.get(r.replica_id, {}).items():
+                summed[key] = summed.get(key, 0.0) + value
+        load = snapshot.get(ep.name, EndpointLoad())
+        track.add(now, load, summed, spec.stable_window)
+        ctx = ScalingContext(
+            now=now,
+            spec=spec,
+            desired=ep.desired_replicas,
+            ready=len(ready),
+            samples=tuple(track.samples),
+            starting=starting,
+        )
+        decision = decide(ctx, track.state)
+        if not decision.changed:
+            track.state = decision.state
+            return ep
+        if not self._write(ep, decision):
+            return ep  # changed meanwhile: the next pass decides again on the new record
+        track.state = decision.state
+        return replace(ep, desired_replicas=decision.desired, generation=ep.generation + 1)
+
+    def _write(self, ep: EndpointRecord, decision: Decision) -> bool:
+        assert decision.reason is not None
+        try:
+            with self.db.unit_of_work() as uow:
+                fresh = uow.endpoints.get(ep.name)
+                if (
+                    fresh.desired_replicas != ep.desired_replicas
+                    or fresh.spec.scaling != ep.spec.scaling
+                    or fresh.status in IDLE_STATUSES
+                ):
+                    return False
+                uow.endpoints.set_desired(ep.name, decision.desired)
+                uow.events.add(ep.name, EventKind.SCALED, decision.reason, dict(decision.data))
+        except PodiumError as e:  # deleted meanwhile
+            log.info("%s: desired count not written: %s", ep.name, e)
+            return False
+        log.info("%s: %s", ep.name, decision.reason)
+        return True
+
+    async def _rule_metrics(
+        self,
+        endpoints: Sequence[EndpointRecord],
+        by_endpoint: Mapping[str, list[TrackedReplica]],
+        http: httpx.AsyncClient | None,
+    ) -> dict[str, dict[str, float]]:
+        """Per ready replica of an endpoint with rules, its figure for each rule."""
+        targets: list[tuple[Target, Sequence[ScalingRule]]] = []
+        for ep in endpoints:
+            rules = ep.spec.scaling.rules
+            if not rules:
+                continue
+            try:
+                itype = self.settings.instance_type(ep.spec.instance_type)
+            except PodiumError:
+                continue
+            for r in by_endpoint.get(ep.name, []):
+                if r.state is ReplicaState.READY:
+                    target = Target(r.replica_id, r.base_url, itype.cpus, itype.memory_mb)
+                    targets.append((target, rules))
+        if http is None:
+            return {}
+        return await self.scraper.collect(http, targets, self.clock.monotonic())
