@@ -1,9 +1,11 @@
 """Raw ASGI helpers for the replica: read a body, send an answer, render errors.
 
-The replica answers two error shapes:
+The replica answers three error shapes:
 - `application/problem+json` {"type", "title", "status", "detail", "field"} on its own
-  and Hugging Face style routes;
-- `{"error": "…"}` on Open Inference Protocol v2 routes, as that protocol defines.
+  and Hugging Face style routes (text generation adds TGI's "error" and "error_type", so
+  Hugging Face clients raise their typed errors);
+- `{"error": "…"}` on Open Inference Protocol v2 routes, as that protocol defines;
+- `{"error": {"message", "type", "param", "code"}}` on OpenAI routes.
 Error classes map to status codes here (the replica cannot use the API's mapping, which
 lives in a higher layer).
 """
@@ -23,6 +25,7 @@ from podium.core.errors import (
     TooLarge,
     Unavailable,
 )
+from podium.protocols.openai import error_body as openai_error_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -82,17 +85,21 @@ def retry_headers(error: BaseException) -> list[tuple[bytes, bytes]]:
 
 
 def problem(
-    status: int, detail: str, *, title: str | None = None, field: str | None = None
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    field: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> bytes:
-    return dumps(
-        {
-            "type": "about:blank",
-            "title": title or _TITLES.get(status, "Error"),
-            "status": status,
-            "detail": detail,
-            "field": field,
-        }
-    )
+    doc = {
+        "type": "about:blank",
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "field": field,
+    }
+    return dumps(doc | extra if extra else doc)
 
 
 def problem_of(error: PodiumError) -> tuple[int, bytes]:
@@ -131,6 +138,33 @@ class Responder:
         status, body = problem_of(error)
         await self.send(send, status, body, PROBLEM, retry_headers(error))
 
+    async def generation_problem(self, send: Send, error: PodiumError) -> None:
+        """A problem with TGI's {"error", "error_type"} for text generation requests."""
+        status = status_of(error)
+        kind = "validation" if status < 500 else "generation"
+        if isinstance(error, Retryable):
+            kind = "overloaded"
+        body = problem(
+            status,
+            error.message,
+            title=error.title,
+            field=error.field,
+            extra={"error": error.message, "error_type": kind},
+        )
+        await self.send(send, status, body, PROBLEM, retry_headers(error))
+
     async def v2_error(self, send: Send, error: PodiumError) -> None:
         body = dumps({"error": error.message})
         await self.send(send, status_of(error), body, JSON, retry_headers(error))
+
+    async def openai_error(
+        self, send: Send, error: PodiumError, rename: dict[str, str] | None = None
+    ) -> None:
+        """OpenAI's error body; `rename` maps a runtime's field to the request's param."""
+        status = status_of(error)
+        param = error.field
+        if param is not None and rename:
+            param = rename.get(param, param)
+        code = "context_length_exceeded" if error.field == "prompt" and status == 400 else None
+        body = dumps(openai_error_body(status, error.message, param=param, code=code))
+        await self.send(send, status, body, JSON, retry_headers(error))

@@ -78,10 +78,6 @@ def test_scalar_and_empty_tensors() -> None:
         (tensor("x", "FP32", [-1], [1]), "non-negative integers"),
         ({"name": "x", "datatype": "FP32", "shape": [1]}, "has no data"),
         ({"datatype": "FP32", "shape": [1], "data": [1]}, "has no name"),
-        (
-            tensor("x", "FP32", [1], []) | {"parameters": {"binary_data_size": 4}},
-            "binary tensor data is not supported",
-        ),
     ],
 )
 def test_malformed_tensors(obj: dict[str, object], message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import httpx
 
 from podium.core.errors import Invalid
 from podium.replica.app import ReplicaInfo, create_app
-from podium.runtimes.base import Runtime, RuntimeConfig
+from podium.runtimes.base import Capabilities, Runtime, RuntimeConfig
 
 
 class Fragile(Runtime):
@@ -86,3 +87,41 @@ async def test_v2_routes_are_absent_for_non_tensor_runtimes() -> None:
     assert r.json() == {
         "error": "the fragile runtime does not serve the Open Inference Protocol v2"
     }
+
+
+class Partial(Runtime):
+    """Streams partial results of `predict` (capabilities.streaming)."""
+
+    name = "partial"
+    capabilities = Capabilities(streaming=True)
+
+    def load(self, path: Path) -> None:
+        pass
+
+    def predict(self, inputs: Any, parameters: dict[str, Any]) -> Any:
+        return inputs
+
+    def predict_stream(self, inputs: Any, parameters: dict[str, Any]) -> Iterator[Any]:
+        for x in inputs:
+            if x == "boom":
+                raise RuntimeError("broke")
+            yield {"partial": x}
+
+
+async def test_predict_stream_is_served_as_server_sent_events() -> None:
+    async with client(Partial(RuntimeConfig("partial"))) as c:
+        r = await c.post("/", json={"inputs": [1, 2], "stream": True})
+        whole = await c.post("/", json={"inputs": [1, 2]})
+        failed = await c.post("/", json={"inputs": [1, "boom"], "stream": True})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert r.content == b'data: {"partial":1}\n\ndata: {"partial":2}\n\n'
+    assert whole.json() == [1, 2]
+    assert failed.content == b'data: {"partial":1}\n\ndata: {"error":"broke"}\n\n'
+
+
+async def test_stream_on_a_runtime_that_does_not_stream_is_a_400() -> None:
+    async with client(Fragile(RuntimeConfig("fragile"))) as c:
+        r = await c.post("/", json={"inputs": "x", "stream": True})
+    assert r.status_code == 400
+    assert r.json()["field"] == "stream"

@@ -1,7 +1,9 @@
-"""Decode `{"inputs": …, "parameters": {…}, "options": {…}}` and encode JSON answers.
+"""Decode `{"inputs": …, "parameters": {…}, "options": {…}, "stream": …}` and encode answers.
 
 `options` (the hosted API's `wait_for_model` / `use_cache`) is accepted and ignored, as
-are other top-level keys, so existing clients keep working.
+are other top-level keys, so existing clients keep working. `stream: true` asks for
+server-sent events. The feature-extraction keys the Hugging Face clients send at the top
+level (`normalize`, `truncate`, …) are moved into `parameters`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from podium.core.errors import Invalid
 class HfRequest:
     inputs: Any
     parameters: dict[str, Any] = field(default_factory=dict)
+    stream: bool = False
+
+
+# Sent at the top level by huggingface_hub's feature_extraction (the task's spec says so).
+ROOT_PARAMETERS = ("normalize", "prompt_name", "truncate", "truncation_direction")
 
 
 def decode_request(body: bytes) -> HfRequest:
@@ -41,7 +48,18 @@ def decode_request(body: bytes) -> HfRequest:
         parameters = {}
     elif not isinstance(parameters, dict):
         raise Invalid('"parameters" must be a JSON object', field="parameters")
-    return HfRequest(inputs, parameters)
+    for key in ROOT_PARAMETERS:
+        if doc.get(key) is not None and key not in parameters:
+            parameters = {**parameters, key: doc[key]}
+    stream = doc.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise Invalid('"stream" must be true or false', field="stream")
+    return HfRequest(inputs, parameters, bool(stream))
+
+
+def sse(doc: Any) -> bytes:
+    """One server-sent event carrying a JSON document."""
+    return b"data: " + to_json_bytes(doc) + b"\n\n"
 
 
 def _default(value: Any) -> Any:

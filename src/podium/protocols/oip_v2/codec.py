@@ -2,8 +2,11 @@
 
 A tensor on the wire: {"name", "datatype", "shape", "data", "parameters"?}. `data` may be
 flat (row-major) or nested; its element count must equal the product of `shape`. BYTES
-elements are JSON strings and decode to a numpy object array of `str`. The binary data
-extension is not supported: such requests are refused with a clear message.
+elements are JSON strings and decode to a numpy object array of `str`. With the binary
+data extension (`binary.py`) a tensor's `parameters.binary_data_size` says how many bytes
+of the body after the JSON header are its data, and outputs are sent the same way when
+the request asks for it (`parameters.binary_data_output`, or an output's
+`parameters.binary_data`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ from typing import Any
 
 import numpy as np
 
+import podium.protocols.oip_v2.binary as binary
 from podium.core.errors import Invalid
 from podium.core.tensors import DTYPES, Array, ModelMetadata, datatype_of
+from podium.protocols.oip_v2.binary import encode as binary_encode
 from podium.protocols.oip_v2.validation import check_inputs, check_outputs
+
+# Request parameters the protocol itself uses; not passed to the runtime.
+RESERVED_PARAMETERS = frozenset({"binary_data_output"})
 
 # Element kinds (numpy `dtype.kind` of the parsed JSON) each datatype accepts.
 _KINDS: dict[str, str] = {
@@ -34,13 +42,25 @@ class InferRequest:
     parameters: dict[str, Any]
     outputs: tuple[str, ...] | None = None  # names the client asked for; None: all
     id: str | None = None
+    binary_outputs: frozenset[str] = frozenset()  # outputs to send as binary data
+    binary_default: bool = False  # outputs not named in `outputs` go binary too
+
+    def is_binary(self, name: str) -> bool:
+        if self.outputs is not None and name in self.outputs:
+            return name in self.binary_outputs
+        return self.binary_default
 
 
 # ---------------------------------------------------------------------- tensors
 
 
-def decode_tensor(obj: Any, where: str = "inputs[0]") -> tuple[str, Array]:
-    """One JSON tensor as (name, array); Invalid (field `where`) when malformed."""
+def decode_tensor(
+    obj: Any, where: str = "inputs[0]", raw: bytes | None = None
+) -> tuple[str, Array]:
+    """One JSON tensor as (name, array); Invalid (field `where`) when malformed.
+
+    `raw`: its binary data, when its `parameters.binary_data_size` said it has some.
+    """
     if not isinstance(obj, dict):
         raise Invalid(f"{where} must be an object with name, datatype, shape, data", field=where)
     name = obj.get("name")
@@ -57,11 +77,10 @@ def decode_tensor(obj: Any, where: str = "inputs[0]") -> tuple[str, Array]:
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         raise Invalid(f"input {name!r}: shape must be a list of non-negative integers", field=where)
-    params = obj.get("parameters") or {}
-    if isinstance(params, dict) and "binary_data_size" in params:
-        raise Invalid(
-            f"input {name!r}: binary tensor data is not supported; send JSON data", field=where
-        )
+    if raw is not None:
+        if "data" in obj:
+            raise Invalid(f"input {name!r} has both data and binary data", field=where)
+        return name, binary.decode(raw, datatype, shape, name, where)
     if "data" not in obj:
         raise Invalid(f"input {name!r} has no data", field=where)
     arr = _array(obj["data"], datatype, name, where)
@@ -124,27 +143,59 @@ def encode_tensor(name: str, value: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------- requests
 
 
-def decode_infer_request(body: bytes, metadata: ModelMetadata | None = None) -> InferRequest:
-    """Parse `POST /v2/models/{m}/infer`; checked against `metadata` when given."""
+def decode_infer_request(
+    body: bytes, metadata: ModelMetadata | None = None, header_length: str | None = None
+) -> InferRequest:
+    """Parse `POST /v2/models/{m}/infer`; checked against `metadata` when given.
+
+    `header_length`: the `Inference-Header-Content-Length` header (binary data follows
+    the JSON header), or None.
+    """
+    head, data = binary.split_body(body, header_length)
     try:
-        doc = json.loads(body)
+        doc = json.loads(head)
     except (ValueError, UnicodeDecodeError) as e:
-        raise Invalid(f"the body is not valid JSON: {e}", field="body") from None
+        hint = ""
+        if header_length is None and b"binary_data_size" in head:
+            hint = " (binary tensor data needs the Inference-Header-Content-Length header)"
+        raise Invalid(f"the body is not valid JSON: {e}{hint}", field="body") from None
     if not isinstance(doc, dict):
         raise Invalid('the body must be a JSON object with "inputs"', field="body")
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise Invalid('"inputs" must be a non-empty list of tensors', field="inputs")
     inputs: dict[str, Array] = {}
+    offset = 0
     for i, obj in enumerate(raw_inputs):
-        name, arr = decode_tensor(obj, f"inputs[{i}]")
+        where = f"inputs[{i}]"
+        size = _binary_size(obj, where)
+        raw = None
+        if size is not None:
+            if offset + size > len(data):
+                raise Invalid(
+                    f"{where}: binary_data_size {size} runs past the {len(data)} bytes of "
+                    "binary data (is the Inference-Header-Content-Length header missing?)",
+                    field=where,
+                )
+            raw = data[offset : offset + size]
+            offset += size
+        name, arr = decode_tensor(obj, where, raw)
         if name in inputs:
-            raise Invalid(f"input {name!r} is given twice", field=f"inputs[{i}]")
+            raise Invalid(f"input {name!r} is given twice", field=where)
         inputs[name] = arr
+    if offset != len(data):
+        raise Invalid(
+            f"the body has {len(data)} bytes of binary data but the inputs take {offset}",
+            field="inputs",
+        )
     parameters = doc.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise Invalid('"parameters" must be an object', field="parameters")
-    outputs = _requested_outputs(doc.get("outputs"))
+    binary_default = parameters.get("binary_data_output", False)
+    if not isinstance(binary_default, bool):
+        raise Invalid("binary_data_output must be true or false", field="parameters")
+    parameters = {k: v for k, v in parameters.items() if k not in RESERVED_PARAMETERS}
+    outputs, binary_outputs = _requested_outputs(doc.get("outputs"))
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise Invalid('"id" must be a string', field="id")
@@ -152,21 +203,44 @@ def decode_infer_request(body: bytes, metadata: ModelMetadata | None = None) -> 
         check_inputs(inputs, metadata)
         if outputs is not None:
             check_outputs(outputs, metadata)
-    return InferRequest(inputs, parameters, outputs, request_id)
+    return InferRequest(
+        inputs, parameters, outputs, request_id, frozenset(binary_outputs), binary_default
+    )
 
 
-def _requested_outputs(raw: Any) -> tuple[str, ...] | None:
-    if raw is None:
+def _binary_size(obj: Any, where: str) -> int | None:
+    params = obj.get("parameters") if isinstance(obj, dict) else None
+    if not isinstance(params, dict) or params.get("binary_data_size") is None:
         return None
+    size = params["binary_data_size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise Invalid(f"{where}: binary_data_size must be a non-negative integer", field=where)
+    return size
+
+
+def _requested_outputs(raw: Any) -> tuple[tuple[str, ...] | None, set[str]]:
+    if raw is None:
+        return None, set()
     if not isinstance(raw, list):
         raise Invalid('"outputs" must be a list of {"name": …}', field="outputs")
     names: list[str] = []
+    binary_names: set[str] = set()
     for i, item in enumerate(raw):
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str):
             raise Invalid(f"outputs[{i}] has no name", field=f"outputs[{i}]")
+        params = item.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise Invalid(f"outputs[{i}].parameters must be an object", field=f"outputs[{i}]")
+        if params.get("classification"):
+            raise Invalid(
+                f"output {name!r}: the classification extension is not supported",
+                field=f"outputs[{i}]",
+            )
+        if params.get("binary_data"):
+            binary_names.add(name)
         names.append(name)
-    return tuple(names) if names else None
+    return (tuple(names) if names else None), binary_names
 
 
 def encode_infer_response(
@@ -181,13 +255,59 @@ def encode_infer_response(
 
     A requested output the runtime did not produce is a runtime bug: RuntimeError.
     """
+    doc, _ = _response(outputs, model_name, model_version, request, parameters, binary=False)
+    return doc
+
+
+def encode_infer_body(
+    outputs: dict[str, Array],
+    *,
+    model_name: str,
+    model_version: str | None = None,
+    request: InferRequest | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> tuple[bytes, int | None]:
+    """The response body, with the outputs the request wants as binary data after the JSON
+    header; and the header's length for `Inference-Header-Content-Length` (None: all JSON).
+    """
+    doc, blobs = _response(outputs, model_name, model_version, request, parameters, binary=True)
+    head = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+    if not blobs:
+        return head, None
+    return b"".join([head, *blobs]), len(head)
+
+
+def _response(
+    outputs: dict[str, Array],
+    model_name: str,
+    model_version: str | None,
+    request: InferRequest | None,
+    parameters: dict[str, Any] | None,
+    *,
+    binary: bool,
+) -> tuple[dict[str, Any], list[bytes]]:
     wanted = request.outputs if request is not None else None
     names = list(outputs) if wanted is None else list(wanted)
     tensors = []
+    blobs: list[bytes] = []
     for name in names:
         if name not in outputs:
             raise RuntimeError(f"the runtime produced no output {name!r}")
-        tensors.append(encode_tensor(name, outputs[name]))
+        if binary and request is not None and request.is_binary(name):
+            arr = np.asarray(outputs[name])
+            datatype = datatype_of(arr.dtype)
+            raw = binary_encode(arr, datatype)
+            blobs.append(raw)
+            tensors.append(
+                {
+                    "name": name,
+                    "datatype": datatype,
+                    "shape": list(arr.shape),
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            )
+        else:
+            tensors.append(encode_tensor(name, outputs[name]))
     doc: dict[str, Any] = {"model_name": model_name}
     if model_version is not None:
         doc["model_version"] = model_version
@@ -196,7 +316,7 @@ def encode_infer_response(
     if parameters:
         doc["parameters"] = parameters
     doc["outputs"] = tensors
-    return doc
+    return doc, blobs
 
 
 def _big_integers_lost(raw: Array) -> bool:

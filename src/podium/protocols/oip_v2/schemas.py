@@ -32,6 +32,31 @@ def model_metadata(metadata: ModelMetadata, version: str | None = None) -> dict[
     }
 
 
+def model_config(metadata: ModelMetadata) -> dict[str, Any]:
+    """`GET /v2/models/{name}/config`: Triton's model configuration, the parts that apply
+    (tritonclient's `get_model_config`). Shapes are given whole; no batching dimension."""
+
+    def tensor(spec: TensorSpec) -> dict[str, Any]:
+        return {
+            "name": spec.name,
+            "data_type": f"TYPE_{_TRITON_TYPES.get(spec.datatype, spec.datatype)}",
+            "dims": list(spec.shape),
+        }
+
+    return {
+        "name": metadata.name,
+        "platform": metadata.platform,
+        "backend": SERVER_NAME,
+        "max_batch_size": 0,
+        "input": [tensor(s) for s in metadata.inputs],
+        "output": [tensor(s) for s in metadata.outputs],
+    }
+
+
+# Triton's config names where they differ from the protocol's datatype names.
+_TRITON_TYPES = {"BYTES": "STRING"}
+
+
 def error(message: str) -> dict[str, str]:
     """The v2 error body."""
     return {"error": message}
