@@ -41,6 +41,10 @@ layers: install-test
 ## make bench: benchmarks (not in CI); results under bench/results/
 bench: install-test
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/batching.py
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/coldstart.py
+	$(BIN)/python bench/autoscale.py
 
 clean:
 	rm -rf $(VENV) .podium .mypy_cache .ruff_cache .pytest_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from podium.core.phases import ExitReason
 from podium.core.spec import BatchingSpec, CommandSpec, InstanceType
@@ -47,6 +47,19 @@ class ObservedReplica:
     exit_code: int | None = None
     exit_reason: ExitReason | None = None
     error: str | None = None  # load error or last log lines, for events
+    start_mode: str | None = None  # "fork" (from a warm zygote) or "spawn"; None: not told
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStartup:
+    """How one replica started, and how long each phase of the start took."""
+
+    start_mode: str  # "fork" or "spawn"
+    launched_at: float  # wall clock (time.time()) when the backend asked for the process
+    # seconds, in order: "fork" | "spawn" (asked for -> replica code running), "import",
+    # "load" (the model), "listen" (serving); only the phases reached so far
+    phases: dict[str, float] = field(default_factory=dict)
+    listening_at: float | None = None  # wall clock when the replica started serving
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +74,20 @@ class AdoptCandidate:
     pid: int | None
     started_at: datetime
     log_path: str
+
+
+@runtime_checkable
+class ReportsStartup(Protocol):
+    """Optional for a backend: what each phase of a replica's start took."""
+
+    def startup(self, replica_id: str) -> ReplicaStartup | None: ...
+
+
+@runtime_checkable
+class Prewarms(Protocol):
+    """Optional for a backend: get ready to start this runtime's replicas fast."""
+
+    def prewarm(self, runtime: str) -> None: ...
 
 
 class Backend(Protocol):

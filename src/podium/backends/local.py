@@ -4,6 +4,9 @@ The backend binds each replica's listening socket itself (port 0, so the port is
 once without a race) and hands the file descriptor to the child. Replicas run in their own
 session, so they survive a crash of the server and a new server can `adopt` them.
 
+Replicas of external frameworks (`command`, vllm, tgi, …) run their own server program
+instead, on a port it binds itself (`external.py` builds and checks the command).
+
 One lock guards the table of managed replicas: the controller calls `start`/`stop`/`poll`
 from its thread while the API reads `logs` from others.
 """
@@ -26,8 +29,14 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from podium.backends import processes
-from podium.backends.base import AdoptCandidate, Backend, ObservedReplica, ReplicaLaunch
+from podium.backends import external, processes, zygote
+from podium.backends.base import (
+    AdoptCandidate,
+    Backend,
+    ObservedReplica,
+    ReplicaLaunch,
+    ReplicaStartup,
+)
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import Conflict, Unavailable
 from podium.core.phases import ExitReason
@@ -63,6 +72,9 @@ class _Managed:
     escalated: bool = False
     kill_reason: ExitReason | None = None  # set by kill() and by the memory check
     kill_error: str | None = None
+    start_mode: str = "spawn"  # or "fork": a child of a zygote (zygote.py)
+    launched_at: float = 0.0  # wall clock when the process was asked for
+    forked_by: zygote.Zygote | None = None  # our fork: the zygote reaps it, knows its code
 
     def observed(self) -> ObservedReplica:
         """The replica as alive."""
@@ -93,6 +105,7 @@ class _Managed:
             exit_code=exit_code,
             exit_reason=exit_reason,
             error=error,
+            start_mode=self.start_mode,
         )
 
     def running(self) -> bool:
@@ -108,9 +121,16 @@ class LocalBackend:
     name = "local"
 
     def __init__(
-        self, settings: Settings, *, clock: Clock | None = None, python: str = sys.executable
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        python: str = sys.executable,
+        start_mode: str | None = None,  # fork | spawn; default: PODIUM_START_MODE, else fork
     ) -> None:
         self._settings = settings
+        mode = start_mode or zygote.default_start_mode()
+        self.zygotes = zygote.ZygotePool(settings.run_dir, python=python, mode=mode)
         self._clock: Clock = clock or SystemClock()
         self._python = python
         self._lock = threading.Lock()
@@ -120,6 +140,8 @@ class LocalBackend:
     # ------------------------------------------------------------------ start
 
     def start(self, launch: ReplicaLaunch) -> ObservedReplica:
+        if external.is_external(launch):
+            return self._start_external(launch)
         with self._lock:
             if launch.replica_id in self._replicas:
                 raise Conflict(f"replica {launch.replica_id} is already running", field="replica")
@@ -133,17 +155,25 @@ class LocalBackend:
             try:
                 port = sock.getsockname()[1]
                 argv, env = self._command(launch, sock.fileno(), status_path)
+                launched_at = time.time()
                 with log_path.open("ab") as log:
-                    popen = subprocess.Popen(
-                        argv,
-                        pass_fds=(sock.fileno(),),
-                        start_new_session=True,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        env=env,
-                        close_fds=True,
-                    )
+                    fds = (sock.fileno(), log.fileno())
+                    forked = self.zygotes.fork(launch.runtime, argv[3:], env, launch.env, fds)
+                    popen: subprocess.Popen[bytes] | None = None
+                    if forked is not None:
+                        pid = forked[0]
+                    else:
+                        popen = subprocess.Popen(
+                            argv,
+                            pass_fds=(sock.fileno(),),
+                            start_new_session=True,
+                            stdin=subprocess.DEVNULL,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            env=env,
+                            close_fds=True,
+                        )
+                        pid = popen.pid
             except OSError as e:
                 raise Unavailable(
                     f"could not start replica {launch.replica_id}: {e}", field="replica"
@@ -156,10 +186,61 @@ class LocalBackend:
                 endpoint=launch.endpoint,
                 revision=launch.revision,
                 port=port,
-                pid=popen.pid,
+                pid=pid,
                 started_at=self._clock.now(),
                 log_path=log_path,
                 status_path=status_path,
+                popen=popen,
+                memory_mb=launch.instance_type.memory_mb,
+                instance_type=launch.instance_type.name,
+                start_mode="spawn" if forked is None else "fork",
+                launched_at=launched_at,
+            )
+            if forked is not None:
+                replica.forked_by, replica.proc = forked[1], zygote.process(replica.pid)
+                limits = {k: env[k] for k in (ENV_MEMORY_LIMIT, ENV_INSTANCE_TYPE)}
+                zygote.write_fork_record(status_path, replica.pid, limits)
+            self._replicas[launch.replica_id] = replica
+            self._log_paths[launch.replica_id] = log_path
+            return replica.observed()
+
+    def prewarm(self, runtime: str) -> None:
+        """Start the zygote of this runtime's family now, so its next replica forks."""
+        self.zygotes.prewarm(runtime)
+
+    def startup(self, replica_id: str) -> ReplicaStartup | None:
+        """How a replica started and what each phase took (None: unknown replica)."""
+        with self._lock:
+            r = self._replicas.get(replica_id)
+            if r is None:
+                return None
+            path, mode, launched_at = r.status_path, r.start_mode, r.launched_at
+        return zygote.startup_report(processes.read_status(path), mode, launched_at)
+
+    def _start_external(self, launch: ReplicaLaunch) -> ObservedReplica:
+        """Framework `command` or a preset: the server itself is the replica process
+        (`external.py`); LoadError when it cannot run here."""
+        limits = {
+            ENV_MEMORY_LIMIT: str(launch.instance_type.memory_mb),
+            ENV_INSTANCE_TYPE: launch.instance_type.name,
+        }
+        run_dir = self._settings.run_dir
+        plan = external.plan(launch, run_dir=run_dir, python=self._python, extra_env=limits)
+        with self._lock:
+            if launch.replica_id in self._replicas:
+                raise Conflict(f"replica {launch.replica_id} is already running", field="replica")
+            log_path = self._settings.logs_dir / launch.endpoint / f"{launch.replica_id}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            popen = external.spawn(plan, log_path)
+            replica = _Managed(
+                replica_id=launch.replica_id,
+                endpoint=launch.endpoint,
+                revision=launch.revision,
+                port=plan.port,
+                pid=popen.pid,
+                started_at=self._clock.now(),
+                log_path=log_path,
+                status_path=self._status_path(launch.replica_id),
                 popen=popen,
                 memory_mb=launch.instance_type.memory_mb,
                 instance_type=launch.instance_type.name,
@@ -191,6 +272,13 @@ class LocalBackend:
             argv += ["--task", launch.task]
         if launch.trust_pickle:
             argv.append("--trust-pickle")
+        if launch.batching is not None:
+            argv += [
+                "--max-batch-size",
+                str(launch.batching.max_batch_size),
+                "--max-wait-ms",
+                str(launch.batching.max_wait_ms),
+            ]
         env = {**os.environ, **launch.env}
         env.update(dict.fromkeys(_THREAD_VARS, threads))
         env["PYTHONUNBUFFERED"] = "1"
@@ -257,6 +345,9 @@ class LocalBackend:
             return True, code
         if replica.proc is not None and not processes.has_exited(replica.proc):
             return False, None
+        if replica.forked_by is not None:
+            processes.kill_leftover_group(replica.pid)
+            return True, self.zygotes.exit_code(replica.forked_by, replica.pid)
         _, code = processes.reap(replica.pid)  # only succeeds if it happens to be our child
         return True, code
 
@@ -324,9 +415,15 @@ class LocalBackend:
                     proc = psutil.Process(c.pid)
                 except psutil.Error:
                     continue
-                if not processes.is_replica_of(proc, c.replica_id):
+                forked = zygote.adoptable_fork(proc, self._status_path(c.replica_id))
+                if not (
+                    processes.is_replica_of(proc, c.replica_id)
+                    or external.is_external_replica(proc, c.replica_id)
+                    or forked is not None
+                ):
                     continue
-                limit = processes.process_env(proc, ENV_MEMORY_LIMIT)
+                env = forked or {}  # a fork's environment is its zygote's: read its record
+                limit = env.get(ENV_MEMORY_LIMIT) or processes.process_env(proc, ENV_MEMORY_LIMIT)
                 replica = _Managed(
                     replica_id=c.replica_id,
                     endpoint=c.endpoint,
@@ -338,7 +435,10 @@ class LocalBackend:
                     status_path=self._status_path(c.replica_id),
                     proc=proc,
                     memory_mb=int(limit) if limit and limit.isdigit() else None,
-                    instance_type=processes.process_env(proc, ENV_INSTANCE_TYPE) or "",
+                    instance_type=env.get(ENV_INSTANCE_TYPE)
+                    or processes.process_env(proc, ENV_INSTANCE_TYPE)
+                    or "",
+                    start_mode="fork" if forked else "spawn",
                 )
                 self._replicas[c.replica_id] = replica
                 self._log_paths[c.replica_id] = replica.log_path
@@ -372,6 +472,7 @@ class LocalBackend:
         with self._lock:
             replicas = list(self._replicas.values())
             self._replicas.clear()
+        self.zygotes.close()  # forked replicas are in their own sessions: not affected
         if not stop_replicas:
             return
         for r in replicas:
@@ -391,6 +492,7 @@ class LocalBackend:
 
 def _remove_status(path: Path) -> None:
     path.unlink(missing_ok=True)
+    zygote.remove_fork_record(path)
     path.with_name(path.name + ".tmp").unlink(missing_ok=True)  # left by a replica killed mid-write
 
 

@@ -3,7 +3,8 @@
     python -m podium.replica --replica-id ID --endpoint NAME --revision N \\
         --runtime FRAMEWORK --model-path PATH [--task T] [--trust-pickle] \\
         [--host 127.0.0.1] (--port P | --fd N) [--max-concurrency 8] [--max-queue 64] \\
-        [--threads 1] [--status-file PATH]
+        [--threads 1] [--status-file PATH] [--max-batch-size N [--max-wait-ms 5]
+        [--max-concurrent-batches 1]]
 
 `--fd N` serves on an already bound, listening socket inherited as file descriptor N (the
 backend binds 127.0.0.1:0 itself, so it knows the port without a race).
@@ -11,8 +12,12 @@ backend binds 127.0.0.1:0 itself, so it knows the port without a race).
 The model is loaded before any socket is served. The status file (JSON, replaced
 atomically) then says either {"state": "ready", "load_s", "pid", "host", "port"} or
 {"state": "load_failed", "error"}; a failed load also prints one line to stderr and exits
-with code 3. SIGTERM stops accepting connections, lets in-flight requests finish, and
-exits 0.
+with code 3. "ready" also carries "replica_id", "start_mode" ("spawn", or "fork" for a child
+of a zygote, `podium.replica.zygote`) and "times": wall-clock timestamps (`time.time()`) of
+the phases of the start, "main" (this function entered; in a fork, once set up), "imported"
+(the replica stack and the runtime module imported: already done in a forked child),
+"loaded" (model loaded) and "listening" (serving). SIGTERM stops accepting connections,
+lets in-flight requests finish, and exits 0.
 
 Only the standard library is imported at module level: thread limits for numerical
 libraries must be in the environment before numpy is first imported.
@@ -53,6 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrency", type=_positive, default=8)
     p.add_argument("--max-queue", type=_non_negative, default=64)
     p.add_argument("--threads", type=_positive, default=1)
+    p.add_argument(
+        "--max-batch-size",
+        type=_positive,
+        default=None,
+        help="dynamic batching: most requests per predict_batch call (default: off)",
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=_non_negative_float,
+        default=5.0,
+        help="dynamic batching: wait this long after a batch's first request",
+    )
+    p.add_argument(
+        "--max-concurrent-batches",
+        type=_positive,
+        default=1,
+        help="dynamic batching: batches computed at once",
+    )
     p.add_argument("--status-file", type=Path, default=None)
     return p
 
@@ -71,14 +94,33 @@ def _non_negative(value: str) -> int:
     return n
 
 
-def main(argv: list[str] | None = None) -> int:
+def _non_negative_float(value: str) -> float:
+    x = float(value)
+    if not x >= 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return x
+
+
+def main(
+    argv: list[str] | None = None, *, start_mode: str = "spawn", started_at: float | None = None
+) -> int:
+    """The replica process; a zygote's forked child calls it with `start_mode="fork"` and
+    the time of the fork as `started_at`."""
+    times = {"main": time.time() if started_at is None else started_at}
     args = build_parser().parse_args(argv)
     for name in THREAD_ENV:
         os.environ[name] = str(args.threads)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT)
 
+    startup: dict[str, Any] = {
+        "replica_id": args.replica_id,
+        "start_mode": start_mode,
+        "times": times,
+    }
     started = time.monotonic()
     try:
+        _import_stack(args.runtime)
+        times["imported"] = time.time()
         runtime = _load(args)
     except Exception as e:
         from podium.core.errors import PodiumError
@@ -92,8 +134,19 @@ def main(argv: list[str] | None = None) -> int:
         _write_status(args.status_file, {"state": "load_failed", "error": message})
         return EXIT_LOAD_FAILED
     load_s = time.monotonic() - started
+    times["loaded"] = time.time()
     _limit_threadpools(args.threads)
-    return _serve(args, runtime, load_s)
+    return _serve(args, runtime, load_s, startup=startup)
+
+
+def _import_stack(runtime: str) -> None:
+    """Import what serving needs: the replica's HTTP stack and the runtime's module (a
+    forked child finds them imported already; `get_runtime` in `_load` is then a lookup)."""
+    import podium.replica.app
+    import podium.replica.server  # noqa: F401
+    from podium.runtimes.registry import get_runtime
+
+    get_runtime(runtime)
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -121,8 +174,10 @@ def _limit_threadpools(threads: int) -> None:
     threadpool_limits(limits=threads)
 
 
-def _serve(args: argparse.Namespace, runtime: Any, load_s: float) -> int:
-    from podium.replica.app import ReplicaInfo, create_app
+def _serve(
+    args: argparse.Namespace, runtime: Any, load_s: float, *, startup: dict[str, Any] | None = None
+) -> int:
+    from podium.replica.app import BatchConfig, ReplicaInfo, create_app
     from podium.replica.server import serve
 
     info = ReplicaInfo(
@@ -132,10 +187,22 @@ def _serve(args: argparse.Namespace, runtime: Any, load_s: float) -> int:
         runtime=args.runtime,
         pid=os.getpid(),
     )
-    app = create_app(runtime, info, max_concurrency=args.max_concurrency, max_queue=args.max_queue)
+    batching = None
+    if args.max_batch_size is not None:
+        batching = BatchConfig(args.max_batch_size, args.max_wait_ms, args.max_concurrent_batches)
+    app = create_app(
+        runtime,
+        info,
+        max_concurrency=args.max_concurrency,
+        max_queue=args.max_queue,
+        batching=batching,
+    )
 
     def ready(host: str, port: int) -> None:
         state = {"state": "ready", "load_s": round(load_s, 3), "pid": os.getpid()}
+        if startup is not None:
+            startup["times"]["listening"] = time.time()
+            state.update(startup)
         _write_status(args.status_file, {**state, "host": host, "port": port})
         print(f"replica {args.replica_id} ready on http://{host}:{port}", flush=True)
 
