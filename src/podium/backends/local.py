@@ -14,16 +14,12 @@ from its thread while the API reads `logs` from others.
 from __future__ import annotations
 
 import contextlib
-import itertools
-import os
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,82 +33,17 @@ from podium.backends.base import (
     ReplicaLaunch,
     ReplicaStartup,
 )
+from podium.backends.launch import ENV_INSTANCE_TYPE, ENV_MEMORY_LIMIT, replica_command
+from podium.backends.managed import HOST, ManagedReplica
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import Conflict, Unavailable
 from podium.core.phases import ExitReason
 from podium.core.settings import Settings
 
-HOST = "127.0.0.1"
 LISTEN_BACKLOG = 2048
 LOAD_FAILED_EXIT_CODE = 3  # the replica's exit code when its runtime cannot load the model
 CRASH_LOG_LINES = 20
-ENV_MEMORY_LIMIT = "PODIUM_MEMORY_LIMIT_MB"  # read back from the process when adopting
-ENV_INSTANCE_TYPE = "PODIUM_INSTANCE_TYPE"
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-
-
-@dataclass(slots=True)
-class _Managed:
-    """One replica process this backend watches."""
-
-    replica_id: str
-    endpoint: str
-    revision: int
-    port: int
-    pid: int
-    started_at: datetime
-    log_path: Path
-    status_path: Path
-    popen: subprocess.Popen[bytes] | None = None  # ours: exit code and reaping via Popen
-    proc: psutil.Process | None = None  # adopted: exit detection via psutil
-    memory_mb: int | None = None
-    instance_type: str = ""
-    stop_deadline: float | None = None  # set by stop(); SIGKILL once passed
-    escalated: bool = False
-    kill_reason: ExitReason | None = None  # set by kill() and by the memory check
-    kill_error: str | None = None
-    start_mode: str = "spawn"  # or "fork": a child of a zygote (zygote.py)
-    launched_at: float = 0.0  # wall clock when the process was asked for
-    forked_by: zygote.Zygote | None = None  # our fork: the zygote reaps it, knows its code
-
-    def observed(self) -> ObservedReplica:
-        """The replica as alive."""
-        return self._view(alive=True)
-
-    def exited(self, code: int | None, reason: ExitReason, error: str | None) -> ObservedReplica:
-        """The one report of the replica's exit."""
-        return self._view(alive=False, exit_code=code, exit_reason=reason, error=error)
-
-    def _view(
-        self,
-        *,
-        alive: bool,
-        exit_code: int | None = None,
-        exit_reason: ExitReason | None = None,
-        error: str | None = None,
-    ) -> ObservedReplica:
-        return ObservedReplica(
-            replica_id=self.replica_id,
-            endpoint=self.endpoint,
-            revision=self.revision,
-            host=HOST,
-            port=self.port,
-            pid=self.pid,
-            started_at=self.started_at,
-            log_path=self.log_path,
-            alive=alive,
-            exit_code=exit_code,
-            exit_reason=exit_reason,
-            error=error,
-            start_mode=self.start_mode,
-        )
-
-    def running(self) -> bool:
-        """True while the pid still names our process (safe to signal)."""
-        if self.popen is not None:
-            return self.popen.returncode is None
-        return self.proc is not None and not processes.has_exited(self.proc)
 
 
 class LocalBackend:
@@ -134,7 +65,7 @@ class LocalBackend:
         self._clock: Clock = clock or SystemClock()
         self._python = python
         self._lock = threading.Lock()
-        self._replicas: dict[str, _Managed] = {}
+        self._replicas: dict[str, ManagedReplica] = {}
         self._log_paths: dict[str, Path] = {}  # every replica seen, for logs after exit
 
     # ------------------------------------------------------------------ start
@@ -154,7 +85,7 @@ class LocalBackend:
             sock = processes.listen_socket(HOST, LISTEN_BACKLOG)
             try:
                 port = sock.getsockname()[1]
-                argv, env = self._command(launch, sock.fileno(), status_path)
+                argv, env = replica_command(launch, sock.fileno(), status_path, self._python)
                 launched_at = time.time()
                 with log_path.open("ab") as log:
                     fds = (sock.fileno(), log.fileno())
@@ -181,7 +112,7 @@ class LocalBackend:
             finally:
                 sock.close()
 
-            replica = _Managed(
+            replica = ManagedReplica(
                 replica_id=launch.replica_id,
                 endpoint=launch.endpoint,
                 revision=launch.revision,
@@ -232,7 +163,7 @@ class LocalBackend:
             log_path = self._settings.logs_dir / launch.endpoint / f"{launch.replica_id}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             popen = external.spawn(plan, log_path)
-            replica = _Managed(
+            replica = ManagedReplica(
                 replica_id=launch.replica_id,
                 endpoint=launch.endpoint,
                 revision=launch.revision,
@@ -248,43 +179,6 @@ class LocalBackend:
             self._replicas[launch.replica_id] = replica
             self._log_paths[launch.replica_id] = log_path
             return replica.observed()
-
-    def _command(
-        self, launch: ReplicaLaunch, fd: int, status_path: Path
-    ) -> tuple[list[str], dict[str, str]]:
-        """argv and environment of the replica (`--fd` alone: the replica's `--port` and
-        `--fd` are mutually exclusive, and the socket already says which port it is)."""
-        threads = str(max(1, int(launch.instance_type.cpus)))
-        options = {
-            "--replica-id": launch.replica_id,
-            "--endpoint": launch.endpoint,
-            "--revision": str(launch.revision),
-            "--runtime": launch.runtime,
-            "--model-path": str(launch.model_path),
-            "--fd": str(fd),
-            "--max-concurrency": str(launch.max_concurrency),
-            "--max-queue": str(launch.max_queue),
-            "--threads": threads,
-            "--status-file": str(status_path),
-        }
-        argv = [self._python, "-m", "podium.replica", *itertools.chain(*options.items())]
-        if launch.task:
-            argv += ["--task", launch.task]
-        if launch.trust_pickle:
-            argv.append("--trust-pickle")
-        if launch.batching is not None:
-            argv += [
-                "--max-batch-size",
-                str(launch.batching.max_batch_size),
-                "--max-wait-ms",
-                str(launch.batching.max_wait_ms),
-            ]
-        env = {**os.environ, **launch.env}
-        env.update(dict.fromkeys(_THREAD_VARS, threads))
-        env["PYTHONUNBUFFERED"] = "1"
-        env[ENV_MEMORY_LIMIT] = str(launch.instance_type.memory_mb)
-        env[ENV_INSTANCE_TYPE] = launch.instance_type.name
-        return argv, env
 
     def _status_path(self, replica_id: str) -> Path:
         return self._settings.run_dir / f"{replica_id}.status.json"
@@ -309,7 +203,7 @@ class LocalBackend:
             if replica is not None:
                 self._kill(replica, reason, None)
 
-    def _kill(self, replica: _Managed, reason: ExitReason, error: str | None) -> None:
+    def _kill(self, replica: ManagedReplica, reason: ExitReason, error: str | None) -> None:
         if replica.kill_reason is None:
             replica.kill_reason, replica.kill_error = reason, error
         if replica.running():
@@ -335,7 +229,7 @@ class LocalBackend:
                 out.append(replica.observed())
             return out
 
-    def _check_exit(self, replica: _Managed) -> tuple[bool, int | None]:
+    def _check_exit(self, replica: ManagedReplica) -> tuple[bool, int | None]:
         """(exited, exit code if known); reaps the process."""
         if replica.popen is not None:
             code = replica.popen.poll()
@@ -351,7 +245,7 @@ class LocalBackend:
         _, code = processes.reap(replica.pid)  # only succeeds if it happens to be our child
         return True, code
 
-    def _escalate(self, replica: _Managed) -> bool:
+    def _escalate(self, replica: ManagedReplica) -> bool:
         """SIGKILL a replica past its stop deadline; True if it is being killed anyway."""
         if replica.kill_reason is not None or replica.escalated:
             return True
@@ -362,7 +256,9 @@ class LocalBackend:
             return True
         return False
 
-    def _enforce_memory(self, replica: _Managed, limit: int, kids: dict[int, list[int]]) -> None:
+    def _enforce_memory(
+        self, replica: ManagedReplica, limit: int, kids: dict[int, list[int]]
+    ) -> None:
         """SIGKILL a replica whose process tree uses more memory than its instance type."""
         used = processes.tree_rss_mib(replica.pid, kids)
         if used is not None and used > limit:
@@ -372,7 +268,7 @@ class LocalBackend:
             )
             self._kill(replica, ExitReason.OOM, error)
 
-    def _exit_report(self, replica: _Managed, code: int | None) -> ObservedReplica:
+    def _exit_report(self, replica: ManagedReplica, code: int | None) -> ObservedReplica:
         status = processes.read_status(replica.status_path)
         _remove_status(replica.status_path)
         reason: ExitReason
@@ -394,7 +290,7 @@ class LocalBackend:
             error = self._crash_error(replica, code)
         return replica.exited(code, reason, error)
 
-    def _crash_error(self, replica: _Managed, code: int | None) -> str:
+    def _crash_error(self, replica: ManagedReplica, code: int | None) -> str:
         head = (
             processes.describe_exit(code)
             if code is not None or replica.popen is not None
@@ -424,7 +320,7 @@ class LocalBackend:
                     continue
                 env = forked or {}  # a fork's environment is its zygote's: read its record
                 limit = env.get(ENV_MEMORY_LIMIT) or processes.process_env(proc, ENV_MEMORY_LIMIT)
-                replica = _Managed(
+                replica = ManagedReplica(
                     replica_id=c.replica_id,
                     endpoint=c.endpoint,
                     revision=c.revision,
@@ -496,7 +392,7 @@ def _remove_status(path: Path) -> None:
     path.with_name(path.name + ".tmp").unlink(missing_ok=True)  # left by a replica killed mid-write
 
 
-def _wait_exited(replicas: list[_Managed], deadline: float) -> bool:
+def _wait_exited(replicas: list[ManagedReplica], deadline: float) -> bool:
     """Wait (real time) until every replica has exited, reaping them; False on timeout."""
     while True:
         alive = False

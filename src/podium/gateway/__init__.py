@@ -1,0 +1,22 @@
+"""Data plane: routes `/endpoints/{name}/…` to the endpoint's ready replicas.
+
+Pure ASGI on the hot path: plain dicts and bytes, no database, no pydantic per request.
+Reads the routing table the controller publishes (`podium.core.routing`); may import
+`podium.core` and lower layers, never `api`, `control` or `server`.
+
+    app        Gateway: the ASGI app, lifespan, routing and the answers it makes itself
+    balancer   power of two choices on outstanding requests, ejection of failed replicas
+    proxy      forward, retry elsewhere, stream back (through a transport)
+    transport  the seam to replicas: Transport, UpstreamResponse, UpstreamFailed/Broken
+    http1      default transport: a pool of keep-alive HTTP/1.1 connections per replica
+    connection one such connection (asyncio protocol + httptools parser) and its exchange
+    aiohttp_transport   the alternative: one shared aiohttp ClientSession
+    body       request bodies: buffered (retryable) or streamed, with the size limit
+    headers    hop-by-hop stripping, request id, x-forwarded-*
+    metering   per-endpoint counters and their Prometheus collector
+    responses  application/problem+json
+"""
+
+from podium.gateway.app import Gateway
+
+__all__ = ["Gateway"]

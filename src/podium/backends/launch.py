@@ -1,0 +1,51 @@
+"""The command line and environment of a `python -m podium.replica` process."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+from podium.backends.base import ReplicaLaunch
+
+ENV_MEMORY_LIMIT = "PODIUM_MEMORY_LIMIT_MB"  # read back from the process when adopting
+ENV_INSTANCE_TYPE = "PODIUM_INSTANCE_TYPE"
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def replica_command(
+    launch: ReplicaLaunch, fd: int, status_path: Path, python: str
+) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of the replica (`--fd` alone: the replica's `--port` and
+    `--fd` are mutually exclusive, and the socket already says which port it is)."""
+    threads = str(max(1, int(launch.instance_type.cpus)))
+    options = {
+        "--replica-id": launch.replica_id,
+        "--endpoint": launch.endpoint,
+        "--revision": str(launch.revision),
+        "--runtime": launch.runtime,
+        "--model-path": str(launch.model_path),
+        "--fd": str(fd),
+        "--max-concurrency": str(launch.max_concurrency),
+        "--max-queue": str(launch.max_queue),
+        "--threads": threads,
+        "--status-file": str(status_path),
+    }
+    argv = [python, "-m", "podium.replica", *itertools.chain(*options.items())]
+    if launch.task:
+        argv += ["--task", launch.task]
+    if launch.trust_pickle:
+        argv.append("--trust-pickle")
+    if launch.batching is not None:
+        argv += [
+            "--max-batch-size",
+            str(launch.batching.max_batch_size),
+            "--max-wait-ms",
+            str(launch.batching.max_wait_ms),
+        ]
+    env = {**os.environ, **launch.env}
+    env.update(dict.fromkeys(THREAD_VARS, threads))
+    env["PYTHONUNBUFFERED"] = "1"
+    env[ENV_MEMORY_LIMIT] = str(launch.instance_type.memory_mb)
+    env[ENV_INSTANCE_TYPE] = launch.instance_type.name
+    return argv, env

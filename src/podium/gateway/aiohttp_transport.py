@@ -1,0 +1,121 @@
+"""`Transport` over one shared aiohttp session (the alternative to `http1`).
+
+Slower per request than `http1` (see bench/gateway.py), kept as a well-trodden fallback:
+`Gateway(..., transport=AiohttpTransport(settings))`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from podium.core.routing import ReplicaRoute
+from podium.core.settings import GatewaySettings
+from podium.gateway.transport import (
+    Body,
+    RawHeaders,
+    Transport,
+    UpstreamBroken,
+    UpstreamFailed,
+)
+
+# Failures before any response byte: safe to send the request elsewhere.
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+)
+# The session adds none of these on its own: the client's own headers pass through.
+_SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+
+
+class _Response:
+    __slots__ = ("_resp", "headers", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self.status = resp.status
+        self.headers: RawHeaders = list(resp.raw_headers)
+
+    def body_if_complete(self) -> bytes | None:
+        content = self._resp.content
+        return content.read_nowait() if content.is_eof() else None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._resp.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, OSError) as e:
+            raise UpstreamBroken(str(e) or type(e).__name__) from e
+
+    def close(self) -> None:
+        self._resp.close()
+
+    def release(self) -> None:
+        self._resp.release()
+
+
+class AiohttpTransport:
+    def __init__(self, settings: GatewaySettings, *, keepalive_s: float = 4.0) -> None:
+        self._settings = settings
+        self._keepalive_s = keepalive_s
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is not None:
+            return
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._settings.connect_timeout_s)
+        connector = aiohttp.TCPConnector(
+            limit=0, keepalive_timeout=self._keepalive_s, use_dns_cache=False
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=_SKIP_AUTO_HEADERS,
+            timeout=timeout,
+            trust_env=False,
+        )
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def request(
+        self,
+        replica: ReplicaRoute,
+        method: str,
+        target: str,
+        headers: RawHeaders,
+        body: Body | None,
+        content_length: int | None,
+    ) -> _Response:
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        str_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
+        data: Any = body
+        if isinstance(body, bytes | None):
+            if not body and content_length is None:
+                data = None
+        elif content_length is not None:
+            str_headers.append(("content-length", str(content_length)))
+        url = URL(f"http://{replica.host}:{replica.port}{target}", encoded=True)
+        try:
+            resp = await self._session.request(
+                method, url, headers=str_headers, data=data, allow_redirects=False
+            )
+        except _CONNECT_ERRORS as e:
+            raise UpstreamFailed(f"{type(e).__name__}: {e}") from e
+        except (aiohttp.ClientError, OSError) as e:
+            raise UpstreamBroken(f"{type(e).__name__}: {e}") from e
+        return _Response(resp)
+
+
+def _as_transport(transport: AiohttpTransport) -> Transport:  # mypy: it is a Transport
+    return transport

@@ -1,0 +1,97 @@
+"""Request bodies: small ones are read whole (so a retry can resend them), large ones stream.
+
+`read_body` returns `bytes` for a body of at most `retry_bytes`, else a `StreamedBody`
+whose `chunks()` passes the client's chunks on as they arrive. Both enforce `max_bytes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from podium.gateway.responses import Receive
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body is larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body was read."""
+
+
+class StreamedBody:
+    """A body too large to buffer: read from the client while it is sent upstream.
+
+    It can be sent again only while `started` is False (a connection that failed before
+    the upload began). `too_large` and `client_gone` say why an upload was cut short.
+    """
+
+    def __init__(self, receive: Receive, head: list[bytes], size: int, max_bytes: int) -> None:
+        self._receive = receive
+        self._head = head
+        self._size = size
+        self._max = max_bytes
+        self.started = False
+        self.done = False  # the client's last chunk was read
+        self.too_large = False
+        self.client_gone = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        self.started = True
+        head, self._head = self._head, []
+        for part in head:
+            yield part
+        receive, limit = self._receive, self._max
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.client_gone = True
+                raise ClientGone()
+            chunk: bytes = message.get("body", b"")
+            self._size += len(chunk)
+            if self._size > limit:
+                self.too_large = True
+                raise BodyTooLarge(limit)
+            more = message.get("more_body", False)
+            if not more:
+                self.done = True
+            if chunk:
+                yield chunk
+            if not more:
+                return
+
+
+async def read_body(
+    receive: Receive, content_length: int | None, *, retry_bytes: int, max_bytes: int
+) -> bytes | StreamedBody:
+    """Read the request body, raising `BodyTooLarge` or `ClientGone` before any upload."""
+    if content_length is not None:
+        if content_length > max_bytes:
+            raise BodyTooLarge(max_bytes)
+        if content_length > retry_bytes:
+            return StreamedBody(receive, [], 0, max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if not chunks:
+                if len(chunk) > max_bytes:
+                    raise BodyTooLarge(max_bytes)
+                return chunk  # the usual case: one message
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise BodyTooLarge(max_bytes)
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge(max_bytes)
+        if size > retry_bytes:
+            return StreamedBody(receive, chunks, size, max_bytes)

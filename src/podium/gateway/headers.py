@@ -1,0 +1,113 @@
+"""Header rewriting between the client and a replica (one pass over each list).
+
+Requests lose hop-by-hop headers and `host`, gain a request id and `x-forwarded-*`.
+Responses lose hop-by-hop headers, `date` and `server`, and carry the request id back.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from podium.gateway.responses import Scope
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+HOP_BY_HOP: frozenset[bytes] = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+    }
+)
+# Request headers the gateway sets itself.
+_REPLACED: frozenset[bytes] = HOP_BY_HOP | {
+    b"host",
+    b"x-request-id",
+    b"x-forwarded-for",
+    b"x-forwarded-host",
+    b"x-forwarded-proto",
+    b"content-length",
+    b"expect",  # the gateway sends the body at once; a replica's 100 Continue is skipped
+}
+_REQUEST_ID_B = b"x-request-id"
+# Response headers the gateway's own server writes (as nginx does, the replica's are dropped
+# rather than sent twice), and the request id, set once by the gateway.
+_RESPONSE_DROPPED: frozenset[bytes] = HOP_BY_HOP | {b"date", b"server", _REQUEST_ID_B}
+
+
+@dataclass(slots=True)
+class RequestHead:
+    """What the proxy sends upstream, and what the gateway needs to know about the body."""
+
+    headers: RawHeaders
+    request_id: str
+    content_length: int | None  # None: no (valid) content-length, the body is chunked or empty
+
+
+def request_head(scope: Scope) -> RequestHead:
+    """Headers for the upstream request, built from the ASGI scope."""
+    out: RawHeaders = []
+    request_id = host = forwarded_for = b""
+    content_length: int | None = None
+    extra_hop: frozenset[bytes] = frozenset()
+    raw: RawHeaders = scope["headers"]
+    for name, value in raw:
+        if name not in _REPLACED:
+            if name.startswith(b"proxy-"):
+                continue
+            out.append((name, value))
+        elif name == _REQUEST_ID_B:
+            request_id = value
+        elif name == b"host":
+            host = value
+        elif name == b"content-length":
+            try:
+                content_length = int(value)
+            except ValueError:
+                content_length = None
+        elif name == b"x-forwarded-for":
+            forwarded_for = value
+        elif name == b"connection":
+            extra_hop = _connection_tokens(value)
+    if extra_hop:
+        out = [(n, v) for n, v in out if n not in extra_hop]
+    if not request_id or len(request_id) > 128:
+        request_id = secrets.token_hex(8).encode()
+    client = scope.get("client")
+    if client:
+        peer = client[0].encode("latin-1")
+        forwarded_for = forwarded_for + b", " + peer if forwarded_for else peer
+    out.append((_REQUEST_ID_B, request_id))
+    if forwarded_for:
+        out.append((b"x-forwarded-for", forwarded_for))
+    if host:
+        out.append((b"x-forwarded-host", host))
+    out.append((b"x-forwarded-proto", scope.get("scheme", "http").encode("latin-1")))
+    return RequestHead(out, request_id.decode("latin-1"), content_length)
+
+
+def _connection_tokens(value: bytes) -> frozenset[bytes]:
+    """Header names listed in `Connection` (they are hop-by-hop too)."""
+    tokens = {t.strip().lower() for t in value.split(b",")}
+    return frozenset(tokens - {b"", b"close", b"keep-alive"})
+
+
+def response_headers(raw: Iterable[tuple[bytes, bytes]], request_id: bytes) -> RawHeaders:
+    """Upstream response headers for the client, with the request id."""
+    out: RawHeaders = []
+    for name, value in raw:
+        lower = name.lower()
+        if lower in _RESPONSE_DROPPED:
+            continue
+        out.append((lower, value))
+    out.append((_REQUEST_ID_B, request_id))
+    return out

@@ -1,0 +1,168 @@
+"""Per-endpoint request counters, and the Prometheus collector that renders them.
+
+The hot path only does integer and float additions on a slotted object; the
+Prometheus families are built at scrape time by `GatewayCollector.collect`.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from podium.core.routing import EndpointLoad
+
+# Upper bounds (seconds) of the latency histogram; +Inf is implied.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
+
+class EndpointMeter:
+    """Counters of one endpoint. Plain attributes: one event loop thread writes them."""
+
+    __slots__ = (
+        "buckets",
+        "by_class",
+        "in_flight",
+        "latency_count",
+        "latency_sum",
+        "name",
+        "replica_failures",
+        "requests",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.requests = 0
+        self.in_flight = 0
+        self.by_class = [0, 0, 0, 0, 0, 0]  # index = status // 100 (0 = no response sent)
+        self.latency_sum = 0.0
+        self.latency_count = 0
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.replica_failures = 0
+
+    def start(self) -> None:
+        self.requests += 1
+        self.in_flight += 1
+
+    def finish(self, status: int, seconds: float) -> None:
+        """One request is done; `status` is 0 when the client left before a response."""
+        self.in_flight -= 1
+        cls = status // 100
+        self.by_class[cls if 0 <= cls <= 5 else 0] += 1
+        self.latency_sum += seconds
+        self.latency_count += 1
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+
+    @property
+    def errors(self) -> int:
+        return self.by_class[5]
+
+    def load(self) -> EndpointLoad:
+        return EndpointLoad(in_flight=self.in_flight, requests=self.requests, errors=self.errors)
+
+
+class Meters:
+    """All endpoint meters of one gateway, created on first use of an endpoint name."""
+
+    def __init__(self) -> None:
+        self._meters: dict[str, EndpointMeter] = {}
+        self.unrouted = 0  # requests for a path or endpoint the gateway does not know
+
+    def get(self, name: str) -> EndpointMeter:
+        meter = self._meters.get(name)
+        if meter is None:
+            meter = self._meters[name] = EndpointMeter(name)
+        return meter
+
+    def __iter__(self) -> Iterator[EndpointMeter]:
+        return iter(list(self._meters.values()))
+
+    def snapshot(self) -> dict[str, EndpointLoad]:
+        return {m.name: m.load() for m in self}
+
+
+_CLASS_LABELS = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+class GatewayCollector(Collector):
+    """Renders `Meters` (and per-replica outstanding counts) when Prometheus scrapes."""
+
+    def __init__(self, meters: Meters, outstanding: Callable[[], Mapping[str, int]]) -> None:
+        self._meters = meters
+        self._outstanding = outstanding
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily(
+            "podium_gateway_requests",
+            "Requests answered by the gateway, by endpoint and status class.",
+            labels=["endpoint", "code"],
+        )
+        in_flight = GaugeMetricFamily(
+            "podium_gateway_in_flight",
+            "Requests in flight through the gateway.",
+            labels=["endpoint"],
+        )
+        latency = HistogramMetricFamily(
+            "podium_gateway_request_duration_seconds",
+            "Time from request to the last response byte.",
+            labels=["endpoint"],
+        )
+        failures = CounterMetricFamily(
+            "podium_gateway_replica_failures",
+            "Connections to a replica that failed before a response (then retried).",
+            labels=["endpoint"],
+        )
+        for m in self._meters:
+            for i, label in enumerate(_CLASS_LABELS):
+                if m.by_class[i]:
+                    requests.add_metric([m.name, label], m.by_class[i])
+            in_flight.add_metric([m.name], m.in_flight)
+            cumulative, buckets = 0, []
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), m.buckets, strict=True):
+                cumulative += count
+                buckets.append((_bound(bound), cumulative))
+            latency.add_metric([m.name], buckets, m.latency_sum)
+            failures.add_metric([m.name], m.replica_failures)
+        unrouted = CounterMetricFamily(
+            "podium_gateway_unrouted_requests",
+            "Requests for an unknown endpoint or path.",
+        )
+        unrouted.add_metric([], self._meters.unrouted)
+        outstanding = GaugeMetricFamily(
+            "podium_gateway_replica_outstanding",
+            "Requests in flight to each replica.",
+            labels=["replica"],
+        )
+        for replica_id, count in sorted(self._outstanding().items()):
+            outstanding.add_metric([replica_id], count)
+        return [requests, in_flight, latency, failures, unrouted, outstanding]
+
+
+def _bound(value: float) -> str:
+    return "+Inf" if value == float("inf") else repr(value)

@@ -1,0 +1,207 @@
+"""Forwarding one request to a replica, retrying elsewhere, and streaming the answer back.
+
+A connection that fails before any response byte arrived (refused, reset, closed before
+the status line, connect timeout) ejects that replica and the request goes to another,
+as long as its body can be sent again. A reused keep-alive connection that fails that way
+is first retried on a new connection to the same replica, which is not ejected for it.
+Response chunks are passed on as they arrive, never buffered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from podium.core.routing import EndpointRoute
+from podium.core.settings import GatewaySettings
+from podium.gateway.balancer import Balancer
+from podium.gateway.body import StreamedBody
+from podium.gateway.headers import RequestHead, response_headers
+from podium.gateway.metering import EndpointMeter
+from podium.gateway.responses import Receive, Send, send_problem
+from podium.gateway.transport import Transport, UpstreamBroken, UpstreamFailed, UpstreamResponse
+
+FailureHook = Callable[[str, str], None]
+
+
+class Proxy:
+    """`forward` answers one request: it always sends a response, or sees the client leave."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        balancer: Balancer,
+        transport: Transport,
+        *,
+        on_replica_failure: FailureHook | None = None,
+    ) -> None:
+        self._settings = settings
+        self._balancer = balancer
+        self._transport = transport
+        self._on_failure = on_replica_failure
+
+    async def forward(
+        self,
+        route: EndpointRoute,
+        meter: EndpointMeter,
+        method: str,
+        target: str,
+        head: RequestHead,
+        body: bytes | StreamedBody,
+        receive: Receive,
+        send: Send,
+    ) -> int:
+        """Send the request to a replica (others on failure) and relay the response.
+
+        Returns the status sent to the client, or 0 when the client left first.
+        """
+        balancer, transport = self._balancer, self._transport
+        replicas = route.replicas
+        tried: set[str] = set()
+        last_error = "no replica answered"
+        replica = balancer.pick(replicas)
+        while replica is not None:
+            replica_id = replica.replica_id
+            balancer.acquire(replica_id)
+            try:
+                try:
+                    data = body.chunks() if isinstance(body, StreamedBody) else body
+                    async with asyncio.timeout(route.timeout_s):
+                        resp = await transport.request(
+                            replica, method, target, head.headers, data, head.content_length
+                        )
+                except UpstreamFailed as e:
+                    if isinstance(body, StreamedBody) and body.started:
+                        return await self._upload_failed(route, body, head, send, e)
+                    if e.stale and replica_id not in tried:
+                        tried.add(replica_id)  # a closed keep-alive: try a new connection
+                        continue
+                    last_error = e.reason
+                    meter.replica_failures += 1
+                    tried.add(replica_id)
+                    balancer.eject(replica_id)
+                    if self._on_failure is not None:
+                        self._on_failure(replica_id, e.reason)
+                    replica = balancer.pick(replicas, tried)
+                    continue
+                except TimeoutError:
+                    await send_problem(
+                        send,
+                        504,
+                        f"endpoint {route.name!r} did not answer within {route.timeout_s:g} s",
+                        title="Upstream timeout",
+                        request_id=head.request_id,
+                        endpoint=route.name,
+                    )
+                    return 504
+                except UpstreamBroken as e:
+                    if isinstance(body, StreamedBody) and body.started:
+                        return await self._upload_failed(route, body, head, send, e)
+                    await send_problem(
+                        send,
+                        502,
+                        f"endpoint {route.name!r}: bad response from a replica: {e}",
+                        title="Bad gateway",
+                        request_id=head.request_id,
+                        endpoint=route.name,
+                    )
+                    return 502
+                return await self._relay(resp, head, body, receive, send)
+            finally:
+                balancer.release(replica_id)
+        await send_problem(
+            send,
+            502,
+            f"endpoint {route.name!r}: no replica could be reached ({last_error})",
+            title="Bad gateway",
+            request_id=head.request_id,
+            endpoint=route.name,
+        )
+        return 502
+
+    async def _relay(
+        self,
+        resp: UpstreamResponse,
+        head: RequestHead,
+        body: bytes | StreamedBody,
+        receive: Receive,
+        send: Send,
+    ) -> int:
+        status = resp.status
+        headers = response_headers(resp.headers, head.request_id.encode("latin-1"))
+        try:
+            whole = resp.body_if_complete()
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            if whole is not None:  # the usual small answer: it came with the head
+                await send({"type": "http.response.body", "body": whole, "more_body": False})
+                return status
+            return await self._stream(resp, body, receive, send)
+        finally:
+            resp.release()
+
+    async def _stream(
+        self, resp: UpstreamResponse, body: bytes | StreamedBody, receive: Receive, send: Send
+    ) -> int:
+        """Pass chunks on as they arrive; a client that leaves closes the upstream response."""
+        gone = asyncio.Event()
+        watcher: asyncio.Task[None] | None = None
+        if not isinstance(body, StreamedBody) or body.done:
+            # Only once the request body is consumed: receive() now only says "disconnect".
+            watcher = asyncio.ensure_future(_watch_disconnect(receive, resp, gone))
+        try:
+            async for chunk in resp.chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if gone.is_set():
+                    resp.close()
+                    return 0
+        except (UpstreamBroken, OSError):
+            # The client left (the watcher closed the response) or the replica broke off:
+            # end without completing, so the server drops the client's connection.
+            resp.close()
+            return 0 if gone.is_set() else resp.status
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return resp.status
+
+    async def _upload_failed(
+        self,
+        route: EndpointRoute,
+        body: StreamedBody,
+        head: RequestHead,
+        send: Send,
+        error: Exception,
+    ) -> int:
+        if body.client_gone:
+            return 0
+        if body.too_large:
+            limit = self._settings.max_body_bytes
+            await send_problem(
+                send,
+                413,
+                f"request body is larger than the limit of {limit} bytes",
+                title="Request body too large",
+                request_id=head.request_id,
+                endpoint=route.name,
+                limit=limit,
+            )
+            return 413
+        await send_problem(
+            send,
+            502,
+            f"endpoint {route.name!r}: the replica failed during the upload: {error}",
+            title="Bad gateway",
+            request_id=head.request_id,
+            endpoint=route.name,
+        )
+        return 502
+
+
+async def _watch_disconnect(receive: Receive, resp: UpstreamResponse, gone: asyncio.Event) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            gone.set()
+            resp.close()  # the replica sees its client leave
+            return

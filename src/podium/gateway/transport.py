@@ -1,0 +1,79 @@
+"""The seam between the proxy and HTTP to replicas.
+
+Two implementations: `http1.Http1Transport` (default: a lean keep-alive HTTP/1.1 client
+on asyncio + httptools) and `aiohttp_transport.AiohttpTransport` (one shared aiohttp
+session). The proxy sees only this module: failures arrive as one of
+
+    UpstreamFailed   no response byte arrived: the request may go to another replica
+                     (`stale`: it was a reused keep-alive connection, the replica itself
+                     may be fine: try it again on a new connection)
+    UpstreamBroken   the replica answered something unusable, or broke off mid-answer
+    TimeoutError     (from the proxy's own deadline on the response head)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Protocol
+
+from podium.core.routing import ReplicaRoute
+
+RawHeaders = list[tuple[bytes, bytes]]
+Body = bytes | AsyncIterable[bytes]
+
+
+class UpstreamFailed(Exception):
+    """The connection failed before any response byte arrived (safe to retry elsewhere)."""
+
+    def __init__(self, reason: str, *, stale: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.stale = stale
+
+
+class UpstreamBroken(Exception):
+    """The replica's answer is unusable, or it broke off after the response began."""
+
+
+class UpstreamResponse(Protocol):
+    status: int
+    headers: RawHeaders  # as the replica sent them (names in any case)
+
+    def body_if_complete(self) -> bytes | None:
+        """The whole body if it has already arrived (then `release()`), else None."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """Body chunks as they arrive; raises UpstreamBroken if the replica breaks off."""
+        ...
+
+    def close(self) -> None:
+        """Abort: drop the connection, so the replica sees its client leave."""
+        ...
+
+    def release(self) -> None:
+        """Done with the response: its connection may serve the next request."""
+        ...
+
+
+class Transport(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def request(
+        self,
+        replica: ReplicaRoute,
+        method: str,
+        target: str,
+        headers: RawHeaders,
+        body: Body | None,
+        content_length: int | None,
+    ) -> UpstreamResponse:
+        """Send a request; return once the response head arrived.
+
+        `body` is bytes (sent with a content-length) or an async iterable (sent with
+        `content_length` if known, else chunked). Raises UpstreamFailed / UpstreamBroken.
+        Cancellation (the proxy's deadline) drops the connection.
+        """
+        ...

@@ -1,0 +1,183 @@
+"""Requests and the gateway's own answers, over real sockets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from podium.core.phases import EndpointStatus
+from podium.core.settings import GatewaySettings
+from tests.unit.gateway.conftest import Replica, RunningGateway, Servers, endpoint
+
+
+@pytest.fixture(scope="module")
+def setup(module_servers: Servers) -> tuple[RunningGateway, Replica]:
+    (replica,) = module_servers.replicas(1)
+    running = module_servers.gateway(GatewaySettings(max_body_bytes=10_000, retry_body_bytes=1_000))
+    return running, replica
+
+
+@pytest.fixture
+def gw(setup: tuple[RunningGateway, Replica]) -> RunningGateway:
+    running, replica = setup
+    running.publish(endpoint("echo", replica.route))
+    running.woken.clear()
+    return running
+
+
+def headers_of(doc: dict[str, object]) -> dict[str, str]:
+    return {k: v for k, v in doc["headers"]}  # type: ignore[attr-defined,misc]
+
+
+def test_forwards_method_path_query_body_and_headers(gw: RunningGateway) -> None:
+    with gw.client() as client:
+        r = client.post(
+            "/endpoints/echo/v1/predict/a%2Fb?x=1&y=%20z",
+            content=b'{"inputs": [1, 2]}',
+            headers={
+                "content-type": "application/json",
+                "x-custom": "yes",
+                "proxy-authorization": "secret",
+                "connection": "keep-alive, x-hop",
+                "x-hop": "dropped",
+                "x-forwarded-for": "10.0.0.1",
+            },
+        )
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["method"] == "POST"
+    assert doc["raw_path"] == "/v1/predict/a%2Fb"  # escapes kept as the client sent them
+    assert doc["query"] == "x=1&y=%20z"
+    assert doc["body"] == '{"inputs": [1, 2]}'
+    headers = headers_of(doc)
+    assert headers["content-type"] == "application/json"
+    assert headers["content-length"] == "18"
+    assert headers["x-custom"] == "yes"
+    assert "proxy-authorization" not in headers
+    assert "x-hop" not in headers
+    assert headers["host"] != f"127.0.0.1:{gw.server.port}"  # the replica's own host
+    assert headers["x-forwarded-host"] == f"127.0.0.1:{gw.server.port}"
+    assert headers["x-forwarded-for"] == "10.0.0.1, 127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    # The session adds nothing the client did not send.
+    assert "user-agent" in headers  # httpx's own
+    assert r.headers["x-upstream"] == "r0"
+    assert r.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("path", "forwarded"),
+    [("/endpoints/echo", "/"), ("/endpoints/echo/", "/"), ("/endpoints/echo/a/b/", "/a/b/")],
+)
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_methods_and_paths(gw: RunningGateway, method: str, path: str, forwarded: str) -> None:
+    with gw.client() as client:
+        r = client.request(method, path)
+    assert r.status_code == 200
+    assert r.json()["method"] == method
+    assert r.json()["path"] == forwarded
+    assert r.json()["body"] == ""
+
+
+def test_request_id_generated_and_returned(gw: RunningGateway) -> None:
+    with gw.client() as client:
+        r = client.get("/endpoints/echo/")
+    request_id = r.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{16}", request_id)
+    assert headers_of(r.json())["x-request-id"] == request_id
+
+
+def test_request_id_propagated(gw: RunningGateway) -> None:
+    with gw.client() as client:
+        r = client.get("/endpoints/echo/", headers={"x-request-id": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    assert headers_of(r.json())["x-request-id"] == "abc-123"
+    assert r.headers.get_list("x-request-id") == ["abc-123"]
+
+
+def test_unknown_endpoint_is_404_problem(gw: RunningGateway) -> None:
+    with gw.client() as client:
+        r = client.post("/endpoints/nope/predict", json={"inputs": 1})
+        other = client.get("/elsewhere")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "endpoint 'nope' not found",
+        "endpoint": "nope",
+    }
+    assert other.status_code == 404
+    assert other.headers["content-type"] == "application/problem+json"
+
+
+def test_paused_endpoint_is_503_with_how_to_resume(gw: RunningGateway) -> None:
+    gw.publish(endpoint("echo", status=EndpointStatus.PAUSED))
+    with gw.client() as client:
+        r = client.post("/endpoints/echo/", json={"inputs": 1})
+    assert r.status_code == 503
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {
+        "type": "about:blank",
+        "title": "Endpoint paused",
+        "status": 503,
+        "detail": "endpoint 'echo' is paused; resume it with `podium resume echo`",
+        "endpoint": "echo",
+        "endpoint_status": "paused",
+    }
+    assert gw.woken == []
+
+
+@pytest.mark.parametrize(
+    "status", [EndpointStatus.SCALED_TO_ZERO, EndpointStatus.INITIALIZING, EndpointStatus.FAILED]
+)
+def test_no_ready_replica_is_503_retry_after_and_wakes(
+    gw: RunningGateway, status: EndpointStatus
+) -> None:
+    gw.publish(endpoint("echo", status=status))
+    with gw.client() as client:
+        r = client.post("/endpoints/echo/", json={"inputs": 1})
+    assert r.status_code == 503
+    assert r.headers["retry-after"] == "1"
+    problem = r.json()
+    assert problem["endpoint_status"] == status.value
+    assert status.value in problem["detail"]
+    assert gw.woken == ["echo"]
+
+
+def test_413_by_content_length(gw: RunningGateway) -> None:
+    with gw.client() as client:
+        r = client.post("/endpoints/echo/", content=b"x" * 10_001)
+    assert r.status_code == 413
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "10000" in r.json()["detail"]
+
+
+def chunks(total: int, size: int = 500) -> Iterator[bytes]:
+    for start in range(0, total, size):
+        yield b"x" * min(size, total - start)
+
+
+def test_413_by_streamed_count(gw: RunningGateway) -> None:
+    with gw.client() as client:
+        # A generator body goes out chunked: no content-length, so the gateway counts.
+        r = client.post("/endpoints/echo/", content=chunks(12_000))
+    assert r.status_code == 413
+    assert "10000" in r.json()["detail"]
+    gw.settle()
+    assert gw.gateway.outstanding("r0") == 0
+
+
+@pytest.mark.parametrize("total", [900, 5_000, 10_000])
+def test_chunked_bodies_up_to_the_limit_pass(gw: RunningGateway, total: int) -> None:
+    """Below retry_body_bytes the body is buffered; above it, it streams through."""
+    with gw.client() as client:
+        r = client.post("/endpoints/echo/", content=chunks(total))
+        sized = client.post("/endpoints/echo/", content=b"y" * total)
+    assert r.status_code == 200
+    assert r.json()["body"] == "x" * total
+    assert sized.json()["body"] == "y" * total
+    assert headers_of(sized.json())["content-length"] == str(total)

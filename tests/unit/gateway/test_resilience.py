@@ -1,0 +1,84 @@
+"""Failing replicas: retries elsewhere, ejection, 502 and 504."""
+
+from __future__ import annotations
+
+from podium.core.routing import ReplicaRoute
+from podium.core.settings import GatewaySettings
+from tests.unit.gateway.conftest import Servers, endpoint
+from tests.unit.gateway.servers import dead_port
+
+
+def test_refused_replica_is_retried_elsewhere_and_ejected(servers: Servers) -> None:
+    (live,) = servers.replicas(1)
+    dead = ReplicaRoute("dead", "127.0.0.1", dead_port(), revision=1)
+    gw = servers.gateway(GatewaySettings(eject_s=600))
+    gw.publish(endpoint("echo", live.route, dead))
+    statuses = []
+    with gw.client() as client:
+        # Until the balancer has tried the dead one (each pick is 50/50 while both are fresh).
+        for _ in range(200):
+            r = client.post("/endpoints/echo/", json={"inputs": 1})
+            statuses.append(r.status_code)
+            assert r.json()["server"] == live.id
+            if gw.failures:
+                break
+        assert [rid for rid, _ in gw.failures] == ["dead"]
+        assert gw.gateway.balancer.is_ejected("dead")
+        # Ejected: the next requests go straight to the live replica.
+        statuses += [client.get("/endpoints/echo/").status_code for _ in range(20)]
+    assert set(statuses) == {200}
+    assert len(gw.failures) == 1
+    gw.settle()
+    assert gw.gateway.outstanding("dead") == 0
+    assert gw.gateway.outstanding(live.id) == 0
+
+
+def test_replica_stopped_midway_requests_retried(servers: Servers) -> None:
+    a, b = servers.replicas(2)
+    gw = servers.gateway(GatewaySettings(eject_s=600))
+    gw.publish(endpoint("echo", a.route, b.route))
+    with gw.client() as client:
+        served = {client.get("/endpoints/echo/").json()["server"] for _ in range(40)}
+        assert served == {a.id, b.id}  # keep-alive connections to both are pooled
+        b.stop()
+        statuses = []
+        for _ in range(200):
+            r = client.post("/endpoints/echo/x", content=b"payload")
+            statuses.append(r.status_code)
+            assert r.json()["server"] == a.id
+            assert r.json()["body"] == "payload"
+            if gw.failures:
+                break
+    assert set(statuses) == {200}
+    assert [rid for rid, _ in gw.failures] == [b.id]
+    gw.settle()
+    assert gw.gateway.load_snapshot()["echo"].errors == 0
+
+
+def test_all_replicas_unreachable_is_502(servers: Servers) -> None:
+    gw = servers.gateway()
+    dead = [ReplicaRoute(f"d{i}", "127.0.0.1", dead_port(), revision=1) for i in range(2)]
+    gw.publish(endpoint("echo", *dead))
+    with gw.client() as client:
+        r = client.post("/endpoints/echo/", json={"inputs": 1})
+    assert r.status_code == 502
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["endpoint"] == "echo"
+    assert sorted(rid for rid, _ in gw.failures) == ["d0", "d1"]
+    gw.settle()
+    assert gw.gateway.load_snapshot()["echo"].errors == 1
+
+
+def test_slow_replica_is_504_and_released(servers: Servers) -> None:
+    (replica,) = servers.replicas(1)
+    gw = servers.gateway()
+    gw.publish(endpoint("echo", replica.route, timeout_s=0.2))
+    with gw.client() as client:
+        r = client.get("/endpoints/echo/slow")
+    assert r.status_code == 504
+    assert r.json()["title"] == "Upstream timeout"
+    # The gateway hung up on the replica, which sees its client leave.
+    assert replica.app.disconnected.wait(10)
+    gw.settle()
+    assert gw.gateway.outstanding(replica.id) == 0
+    assert gw.failures == []  # a slow replica is not ejected
