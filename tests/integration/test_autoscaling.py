@@ -3,11 +3,8 @@ scale changes in place. Every wait is on a condition with a generous deadline.""
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -160,31 +157,3 @@ def test_scaling_changes_apply_in_place(server: ServerProcess, bundle: str) -> N
         assert ep.revision == 1 and ep.desired_replicas == 1
         assert ready_pids(c, "steady") == {first}  # the newest was drained, not the first
         c.delete("steady")
-
-
-def _has_activator() -> bool:
-    return importlib.util.find_spec("podium.gateway.activator") is not None
-
-
-@pytest.mark.xfail(not _has_activator(), reason="needs the gateway activator", strict=False)
-def test_requests_to_a_scaled_to_zero_endpoint_wait_for_a_replica(
-    server: ServerProcess, tmp_path: Path
-) -> None:
-    folder = write_python_bundle(tmp_path / "cold", sleep_s=0.05)
-    scaling = {"min_replicas": 0, "max_replicas": 4, "scale_to_zero_after": "60s"}
-    with server.client() as c:
-        c.push_model(folder, "cold", framework="python")
-        deploy(c, "cold", "cold", scaling=scaling, max_concurrency=1)
-        c.wait_for("cold", {EndpointStatus.SCALED_TO_ZERO}, timeout=60)
-
-    def one(_: int) -> int:
-        with httpx.Client(base_url=server.url, timeout=120) as http:
-            return http.post("/endpoints/cold/", json=PING).status_code
-
-    with ThreadPoolExecutor(max_workers=100) as pool:
-        codes = list(pool.map(one, range(100)))
-    assert codes == [200] * 100
-    with server.client() as c:
-        assert c.endpoint("cold").desired_replicas >= 1
-        assert any(m.startswith("scaled 0→") for m in scaled(c, "cold"))
-        c.delete("cold")

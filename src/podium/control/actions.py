@@ -167,25 +167,11 @@ class Actuator:
             log.exception("%s: backend failed to start a replica", ep.name)
             self._crashed(ep.name, ep.revision, mem, f"could not start: {e}")
             return False
-        now = self.ctl.clock.monotonic()
         restarted = mem.pending_restarts > 0
         if restarted:
             mem.pending_restarts -= 1
             mem.restarts += 1
-        r = TrackedReplica(
-            replica_id=obs.replica_id,
-            endpoint=ep.name,
-            revision=rev.number,
-            host=obs.host,
-            port=obs.port,
-            pid=obs.pid,
-            started_mono=now,
-            started_at=obs.started_at,
-            log_path=obs.log_path,
-            restarts=mem.restarts if restarted else 0,
-            starting_since=now,
-        )
-        self.ctl.replicas[r.replica_id] = r
+        r = self._track(obs, restarts=mem.restarts if restarted else 0)
         self._starts[r.replica_id] = decided
         self._save(r)
         kind = EventKind.REPLICA_RESTARTED if restarted else EventKind.REPLICA_STARTING
@@ -334,21 +320,7 @@ class Actuator:
     # ------------------------------------------------------------------ adoption
 
     def track_adopted(self, obs: ObservedReplica, *, restarts: int) -> None:
-        now = self.ctl.clock.monotonic()
-        r = TrackedReplica(
-            replica_id=obs.replica_id,
-            endpoint=obs.endpoint,
-            revision=obs.revision,
-            host=obs.host,
-            port=obs.port,
-            pid=obs.pid,
-            started_mono=now,
-            started_at=obs.started_at,
-            log_path=obs.log_path,
-            restarts=restarts,
-            starting_since=now,
-        )
-        self.ctl.replicas[r.replica_id] = r
+        r = self._track(obs, restarts=restarts)
         self._save(r)
         self.event(
             r.endpoint,
@@ -368,6 +340,25 @@ class Actuator:
             replica_id=row.replica_id,
             reason=ExitReason.LOST.value,
         )
+
+    def _track(self, obs: ObservedReplica, *, restarts: int) -> TrackedReplica:
+        """Start watching a replica the backend has just started or adopted (as starting)."""
+        now = self.ctl.clock.monotonic()
+        r = TrackedReplica(
+            replica_id=obs.replica_id,
+            endpoint=obs.endpoint,
+            revision=obs.revision,
+            host=obs.host,
+            port=obs.port,
+            pid=obs.pid,
+            started_mono=now,
+            started_at=obs.started_at,
+            log_path=obs.log_path,
+            restarts=restarts,
+            starting_since=now,
+        )
+        self.ctl.replicas[r.replica_id] = r
+        return r
 
     def _save(self, r: TrackedReplica) -> None:
         with self.ctl.db.unit_of_work() as uow:

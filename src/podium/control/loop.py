@@ -33,6 +33,10 @@ from podium.store.records import EndpointRecord
 log = logging.getLogger("podium.control")
 
 STARTING_PROBE_S = 0.05  # a starting replica is polled this often (connection refused is cheap)
+# A drained replica is out of the published table at least this long before it is stopped:
+# the gateway reads the table and takes a replica slot without awaiting anything between,
+# so this only has to outlast a thread switch, with a wide margin.
+UNROUTED_GRACE_S = 0.1
 
 
 class Controller:
@@ -156,8 +160,10 @@ class Controller:
         for name in list(self.memory):
             if name not in names:
                 del self.memory[name]
-        self._advance_draining()
+        # Publish before stopping anything drained: a replica leaves the gateway's table
+        # before its process is told to stop.
         self._publish(endpoints)
+        self._advance_draining()
         if self.on_tick is not None:
             self.on_tick()
 
@@ -294,6 +300,8 @@ class Controller:
         for r in list(self.replicas.values()):
             if r.state is not ReplicaState.DRAINING or r.drain_since is None:
                 continue
+            if now - r.drain_since < UNROUTED_GRACE_S:
+                continue  # a request may have read the table just before it was published
             busy = self.gateway.outstanding(r.replica_id) if self.gateway else 0
             if busy == 0 or now - r.drain_since >= self.settings.control.drain_timeout_s:
                 self.act.stop(r, "drained")
@@ -315,6 +323,9 @@ class Controller:
                 replicas=ready,
                 timeout_s=ep.spec.timeout_s,
                 max_concurrency=ep.spec.max_concurrency,
+                max_queued_requests=ep.spec.scaling.max_queued_requests,
+                wait_timeout_s=ep.spec.scaling.wait_timeout,
+                created=int(ep.created_at.timestamp()),
             )
         if routes != self._routes:
             self._routes = routes

@@ -52,7 +52,11 @@ class _Track:
         self, now: float, load: EndpointLoad, metrics: Mapping[str, float], keep: float
     ) -> None:
         spacing = max(MIN_SPACING_S, keep / MAX_SAMPLES)
-        merge = len(self.samples) >= 2 and now - self.samples[-1].t < spacing
+        # Replace the last sample while the interval since the one before it is shorter than
+        # the spacing (comparing with the last one instead would keep replacing it as long
+        # as passes come faster than the spacing, and the rate would then cover all the
+        # time since the sample before: a request long ago would read as still arriving).
+        merge = len(self.samples) >= 2 and now - self.samples[-2].t < spacing
         if merge:  # replace the last sample: it stood for too short a time
             self.samples.pop()
             self.counters.pop()
@@ -61,8 +65,7 @@ class _Track:
             dt = now - self.samples[-1].t
             delta = load.requests - self.counters[-1]
             rps = delta / dt if dt > 0 and delta > 0 else 0.0  # a reset counter reads as 0
-        held = int(getattr(load, "held", 0))  # a gateway without an activator holds nothing
-        self.samples.append(Sample(now, load.in_flight, held, rps, dict(metrics)))
+        self.samples.append(Sample(now, load.in_flight, load.held, rps, dict(metrics)))
         self.counters.append(load.requests)
         # Keep one sample older than the window: it bounds the first interval inside it.
         while len(self.samples) > 2 and self.samples[1].t <= now - keep:

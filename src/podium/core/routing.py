@@ -7,7 +7,7 @@ The controller builds a new table and swaps the reference; readers never see a h
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,7 +32,10 @@ class EndpointRoute:
     status: EndpointStatus
     replicas: tuple[ReplicaRoute, ...] = ()
     timeout_s: float = 60.0
-    max_concurrency: int = 8
+    max_concurrency: int = 8  # requests the gateway sends one replica at a time
+    max_queued_requests: int = 1000  # requests the gateway holds waiting for a replica slot
+    wait_timeout_s: float = 60.0  # how long a held request waits (X-Podium-Wait-Timeout)
+    created: int = 0  # unix time the endpoint was created (the OpenAI model list shows it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +44,20 @@ class RoutingTable:
     endpoints: Mapping[str, EndpointRoute] = field(default_factory=dict)
 
 
+TableListener = Callable[["RoutingTable"], None]
+
+
 class RoutingTableHolder:
-    """Holds the current table; `publish` swaps it, `wait_newer` blocks until it changes."""
+    """Holds the current table; `publish` swaps it, `wait_newer` blocks until it changes.
+
+    `subscribe(listener)` calls `listener(table)` after each publish, on the publishing
+    thread (an event-loop reader hands it over with `loop.call_soon_threadsafe`).
+    """
 
     def __init__(self) -> None:
         self._table = RoutingTable()
         self._cond = threading.Condition()
+        self._listeners: tuple[TableListener, ...] = ()
 
     @property
     def table(self) -> RoutingTable:
@@ -57,7 +68,21 @@ class RoutingTableHolder:
             table = RoutingTable(self._table.version + 1, dict(endpoints))
             self._table = table
             self._cond.notify_all()
+            listeners = self._listeners
+        for listener in listeners:
+            listener(table)
         return table
+
+    def subscribe(self, listener: TableListener) -> Callable[[], None]:
+        """Call `listener(table)` after every publish; returns the function that stops it."""
+        with self._cond:
+            self._listeners = (*self._listeners, listener)
+
+        def unsubscribe() -> None:
+            with self._cond:
+                self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+        return unsubscribe
 
     def wait_newer(self, version: int, timeout: float) -> RoutingTable:
         with self._cond:

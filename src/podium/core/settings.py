@@ -6,6 +6,7 @@ Environment variables (all optional):
   PODIUM_DATABASE_URL    SQLAlchemy URL                                  sqlite:///$PODIUM_HOME/podium.db
   PODIUM_INSTANCE_TYPES  JSON list of instance types replacing the built-in catalog
   PODIUM_MAX_BODY_BYTES  gateway request body limit                      33554432 (32 MiB)
+  PODIUM_TICK_S          seconds between controller passes (traffic wakes it sooner)   1.0
   PODIUM_RESTART_BACKOFF_S, PODIUM_CRASH_LOOP_THRESHOLD, PODIUM_STOP_TIMEOUT_S   controller
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -120,18 +121,9 @@ class Settings:
                 max_body_bytes=_int(env["PODIUM_MAX_BODY_BYTES"], "PODIUM_MAX_BODY_BYTES")
             )
         control: dict[str, float | int] = {}
-        if "PODIUM_RESTART_BACKOFF_S" in env:
-            control["restart_backoff_s"] = _float(
-                env["PODIUM_RESTART_BACKOFF_S"], "PODIUM_RESTART_BACKOFF_S"
-            )
-        if "PODIUM_CRASH_LOOP_THRESHOLD" in env:
-            control["crash_loop_threshold"] = _int(
-                env["PODIUM_CRASH_LOOP_THRESHOLD"], "PODIUM_CRASH_LOOP_THRESHOLD"
-            )
-        if "PODIUM_STOP_TIMEOUT_S" in env:
-            control["stop_timeout_s"] = _float(
-                env["PODIUM_STOP_TIMEOUT_S"], "PODIUM_STOP_TIMEOUT_S"
-            )
+        for var, name, parse in _CONTROL_ENV:
+            if var in env:
+                control[name] = parse(env[var], var)
         if control:
             kwargs["control"] = ControlSettings(**control)  # type: ignore[arg-type]
         return cls(**kwargs)  # type: ignore[arg-type]
@@ -149,3 +141,12 @@ def _int(value: str, name: str) -> int:
         return int(value)
     except ValueError:
         raise Invalid(f"{name} must be an integer, not {value!r}", field=name) from None
+
+
+# (environment variable, ControlSettings field, parser)
+_CONTROL_ENV: tuple[tuple[str, str, Callable[[str, str], float]], ...] = (
+    ("PODIUM_TICK_S", "tick_s", _float),
+    ("PODIUM_RESTART_BACKOFF_S", "restart_backoff_s", _float),
+    ("PODIUM_CRASH_LOOP_THRESHOLD", "crash_loop_threshold", _int),
+    ("PODIUM_STOP_TIMEOUT_S", "stop_timeout_s", _float),
+)

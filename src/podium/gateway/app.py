@@ -1,8 +1,10 @@
 """The gateway: a raw ASGI app routing `/endpoints/{name}/{path...}` to the endpoint's replicas.
 
-It reads the routing table the controller publishes (never the database), picks a replica
-(`balancer`), forwards the request and streams the answer back (`proxy`), and counts
-(`metering`). Answers it makes itself are `application/problem+json`.
+It reads the routing table the controller publishes (never the database), takes a replica
+slot or holds the request until one frees (`activator`), picks a replica (`balancer`),
+forwards the request and streams the answer back (`proxy`), and counts (`metering`).
+`/v1/…` is the OpenAI router (`openai_router`). Answers it makes itself are
+`application/problem+json` (OpenAI's error body under `/v1/`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from urllib.parse import quote
 
 from prometheus_client import CollectorRegistry
 
-from podium.core.phases import EndpointStatus
 from podium.core.routing import (
     EndpointLoad,
     EndpointRoute,
@@ -22,16 +23,28 @@ from podium.core.routing import (
     Waker,
 )
 from podium.core.settings import GatewaySettings
+from podium.gateway.activator import (
+    Activator,
+    InvalidWaitTimeout,
+    Refusal,
+    refusal_for,
+    wait_timeout,
+)
 from podium.gateway.balancer import Balancer
-from podium.gateway.body import BodyTooLarge, ClientGone, read_body
+from podium.gateway.body import BodyTooLarge, ClientGone, StreamedBody, read_body
 from podium.gateway.headers import RequestHead, request_head
 from podium.gateway.http1 import Http1Transport
 from podium.gateway.metering import EndpointMeter, GatewayCollector, Meters
-from podium.gateway.proxy import Proxy
+from podium.gateway.openai_router import PREFIX as OPENAI_PREFIX
+from podium.gateway.openai_router import OpenAIRouter
+from podium.gateway.proxy import Proxy, Unreached
 from podium.gateway.responses import Receive, Scope, Send, send_problem
 from podium.gateway.transport import Transport
 
 PREFIX = "/endpoints/"
+# How long a request no replica could take waits for the controller to publish a new
+# table: it is woken by the failure, and finds a dead replica in its first poll.
+UNREACHED_WAIT_S = 1.0
 
 
 class Gateway:
@@ -61,6 +74,10 @@ class Gateway:
             settings, self.balancer, self._transport, on_replica_failure=on_replica_failure
         )
         self._meters = Meters()
+        self.activator = Activator(holder, self.balancer, wake)
+        self._openai = OpenAIRouter(
+            holder, settings.max_body_bytes, self._forward_openai, self._count_unrouted
+        )
         self.metrics_registry = CollectorRegistry(auto_describe=False)
         collector = GatewayCollector(self._meters, self.balancer.outstanding_all)
         self.metrics_registry.register(collector)
@@ -72,7 +89,8 @@ class Gateway:
         await self._transport.start()
 
     async def shutdown(self) -> None:
-        """Close the upstream connections."""
+        """Answer held requests, close the upstream connections."""
+        self.activator.close()
         await self._transport.close()
 
     # -- GatewayView and load -------------------------------------------------------------
@@ -82,8 +100,7 @@ class Gateway:
         return self.balancer.outstanding(replica_id)
 
     def load_snapshot(self) -> dict[str, EndpointLoad]:
-        """Per endpoint: in flight now, requests and 5xx answers since start (held: 0
-        until the activator exists)."""
+        """Per endpoint: forwarded and held now, requests and 5xx answers since start."""
         return self._meters.snapshot()
 
     # -- ASGI -----------------------------------------------------------------------------
@@ -117,6 +134,9 @@ class Gateway:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
+        if path.startswith(OPENAI_PREFIX):
+            await self._openai(scope, path, receive, send)
+            return
         if not path.startswith(PREFIX):
             self._meters.unrouted += 1
             await send_problem(send, 404, "no such path; endpoints are under /endpoints/{name}/")
@@ -140,19 +160,10 @@ class Gateway:
         self, route: EndpointRoute, meter: EndpointMeter, scope: Scope, receive: Receive, send: Send
     ) -> int:
         head = request_head(scope)
-        if route.status is EndpointStatus.PAUSED:
-            await send_problem(
-                send,
-                503,
-                f"endpoint {route.name!r} is paused; resume it with `podium resume {route.name}`",
-                title="Endpoint paused",
-                request_id=head.request_id,
-                endpoint=route.name,
-                endpoint_status="paused",
-            )
-            return 503
-        if not route.replicas:
-            return await self._no_ready_replica(route, meter, scope, receive, send, head)
+        refusal = refusal_for(route)  # paused; failed with nothing ready
+        if refusal is not None:
+            await refusal.send(send, head.request_id)
+            return refusal.status
         settings = self._settings
         try:
             body = await read_body(
@@ -174,11 +185,10 @@ class Gateway:
             return 413
         except ClientGone:
             return 0
-        return await self._proxy.forward(
-            route, meter, scope["method"], _target(scope, route.name), head, body, receive, send
-        )
+        target = _target(scope, route.name)
+        return await self._serve(route, meter, scope, receive, send, head, body, target)
 
-    async def _no_ready_replica(
+    async def _serve(
         self,
         route: EndpointRoute,
         meter: EndpointMeter,
@@ -186,26 +196,94 @@ class Gateway:
         receive: Receive,
         send: Send,
         head: RequestHead,
+        body: bytes | StreamedBody,
+        target: str,
     ) -> int:
-        """No replica to send to; returns the status sent.
+        """Take a replica slot (or wait for one in the activator), then forward."""
+        try:
+            wait_s = wait_timeout(scope["headers"])
+        except InvalidWaitTimeout as e:
+            await send_problem(
+                send,
+                400,
+                str(e),
+                title="Invalid header",
+                request_id=head.request_id,
+                endpoint=route.name,
+                header="X-Podium-Wait-Timeout",
+            )
+            return 400
+        activator, holder = self.activator, self._holder
+        name = route.name
+        # A body read whole leaves `receive` free to notice the client leave while held.
+        watch = receive if isinstance(body, bytes) else None
+        second_try = False
+        while True:
+            table = holder.table
+            route = table.endpoints.get(name, route)  # the newest, after the body
+            # Fast path: every replica has a free slot when no more than max_concurrency of
+            # the endpoint's requests (this one included) are in the gateway, nobody waits.
+            limit = route.max_concurrency
+            if not route.replicas or meter.in_flight > limit or name in activator.queues:
+                admitted = await activator.admit(route, meter, wait_s, watch)
+                if admitted is None:
+                    return 0  # the client left while held
+                if isinstance(admitted, Refusal):
+                    await admitted.send(send, head.request_id)
+                    return admitted.status
+                route = admitted
+            try:
+                return await self._proxy.forward(
+                    route,
+                    meter,
+                    scope["method"],
+                    target,
+                    head,
+                    body,
+                    receive,
+                    send,
+                    raise_unreached=not second_try,
+                )
+            except Unreached:
+                # Every replica it knew refused the connection (crashed, or stopping as the
+                # table changed): wait for the controller's next table (it was woken by the
+                # failure), then admit again; a second failure is the client's 502.
+                second_try = True
+                timeout = route.wait_timeout_s if wait_s is None else wait_s
+                await activator.newer_table(table.version, min(timeout, UNREACHED_WAIT_S))
+            finally:
+                activator.done(name)
 
-        The activator goes here: hold the request, wake the controller, forward to the
-        first ready replica (it has all it needs to call `self._proxy.forward`). For now
-        the controller is woken and the client is asked to retry."""
-        if self._wake is not None:
-            self._wake(route.name)
-        status = route.status.value
-        await send_problem(
-            send,
-            503,
-            f"endpoint {route.name!r} has no ready replica (status: {status}); retry shortly",
-            title="No ready replica",
-            request_id=head.request_id,
-            headers=((b"retry-after", b"1"),),
-            endpoint=route.name,
-            endpoint_status=status,
-        )
-        return 503
+    # -- the OpenAI router ----------------------------------------------------------------
+
+    async def _forward_openai(
+        self,
+        route: EndpointRoute,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        body: bytes,
+        target: str,
+    ) -> int:
+        """A request the OpenAI router resolved to an endpoint (`body` already read)."""
+        meter = self._meters.get(route.name)
+        meter.start()
+        started = time.perf_counter()
+        status = 0
+        try:
+            head = request_head(scope)
+            refusal = refusal_for(route)
+            if refusal is not None:
+                await refusal.send(send, head.request_id)
+                status = refusal.status
+            else:
+                status = await self._serve(route, meter, scope, receive, send, head, body, target)
+        finally:
+            meter.finish(status, time.perf_counter() - started)
+        return status
+
+    def _count_unrouted(self) -> None:
+        self._meters.unrouted += 1
 
 
 def _target(scope: Scope, name: str) -> str:

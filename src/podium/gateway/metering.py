@@ -45,6 +45,7 @@ class EndpointMeter:
     __slots__ = (
         "buckets",
         "by_class",
+        "held",
         "in_flight",
         "latency_count",
         "latency_sum",
@@ -56,7 +57,8 @@ class EndpointMeter:
     def __init__(self, name: str) -> None:
         self.name = name
         self.requests = 0
-        self.in_flight = 0
+        self.in_flight = 0  # every request of the endpoint in the gateway, held ones too
+        self.held = 0  # of those, waiting in the activator for a replica slot
         self.by_class = [0, 0, 0, 0, 0, 0]  # index = status // 100 (0 = no response sent)
         self.latency_sum = 0.0
         self.latency_count = 0
@@ -81,7 +83,10 @@ class EndpointMeter:
         return self.by_class[5]
 
     def load(self) -> EndpointLoad:
-        return EndpointLoad(in_flight=self.in_flight, requests=self.requests, errors=self.errors)
+        """Read from the controller's thread: the two counts may be a step apart."""
+        held = self.held
+        in_flight = max(0, self.in_flight - held)
+        return EndpointLoad(in_flight, held, self.requests, self.errors)
 
 
 class Meters:
@@ -125,7 +130,12 @@ class GatewayCollector(Collector):
         )
         in_flight = GaugeMetricFamily(
             "podium_gateway_in_flight",
-            "Requests in flight through the gateway.",
+            "Requests in flight through the gateway (held ones too).",
+            labels=["endpoint"],
+        )
+        held = GaugeMetricFamily(
+            "podium_gateway_held",
+            "Requests the gateway holds until a replica slot is free (none ready, or all busy).",
             labels=["endpoint"],
         )
         latency = HistogramMetricFamily(
@@ -143,6 +153,7 @@ class GatewayCollector(Collector):
                 if m.by_class[i]:
                     requests.add_metric([m.name, label], m.by_class[i])
             in_flight.add_metric([m.name], m.in_flight)
+            held.add_metric([m.name], m.held)
             cumulative, buckets = 0, []
             for bound, count in zip((*LATENCY_BUCKETS, float("inf")), m.buckets, strict=True):
                 cumulative += count
@@ -161,7 +172,7 @@ class GatewayCollector(Collector):
         )
         for replica_id, count in sorted(self._outstanding().items()):
             outstanding.add_metric([replica_id], count)
-        return [requests, in_flight, latency, failures, unrouted, outstanding]
+        return [requests, in_flight, held, latency, failures, unrouted, outstanding]
 
 
 def _bound(value: float) -> str:

@@ -24,6 +24,11 @@ from podium.gateway.transport import Transport, UpstreamBroken, UpstreamFailed, 
 FailureHook = Callable[[str, str], None]
 
 
+class Unreached(Exception):
+    """No replica of the route could be reached and nothing was sent to the client; the
+    request (its body whole or unsent) can go through admission again."""
+
+
 class Proxy:
     """`forward` answers one request: it always sends a response, or sees the client leave."""
 
@@ -50,10 +55,14 @@ class Proxy:
         body: bytes | StreamedBody,
         receive: Receive,
         send: Send,
+        *,
+        raise_unreached: bool = False,
     ) -> int:
         """Send the request to a replica (others on failure) and relay the response.
 
-        Returns the status sent to the client, or 0 when the client left first.
+        Returns the status sent to the client, or 0 when the client left first. When no
+        replica could be reached it answers 502, or raises `Unreached` if `raise_unreached`
+        and the body can still be sent again.
         """
         balancer, transport = self._balancer, self._transport
         replicas = route.replicas
@@ -109,6 +118,8 @@ class Proxy:
                 return await self._relay(resp, head, body, receive, send)
             finally:
                 balancer.release(replica_id)
+        if raise_unreached and not (isinstance(body, StreamedBody) and body.started):
+            raise Unreached(last_error)
         await send_problem(
             send,
             502,

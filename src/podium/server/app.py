@@ -1,8 +1,8 @@
 """The embedded server: one process running the API, the gateway and the controller.
 
-`/endpoints/…` goes to the gateway (raw ASGI, the hot path); everything else to the
-control-plane API (FastAPI). The controller runs in its own thread and publishes the
-routing table the gateway reads.
+`/endpoints/…` and the OpenAI router's `/v1/…` go to the gateway (raw ASGI, the hot path);
+everything else to the control-plane API (FastAPI, under `/api/v1`). The controller runs in
+its own thread and publishes the routing table the gateway reads.
 """
 
 from __future__ import annotations
@@ -39,7 +39,13 @@ class Podium:
         self.artifacts = ArtifactStore(settings.artifacts_dir)
         self.backend = LocalBackend(settings)
         self.holder = RoutingTableHolder()
-        self.gateway = Gateway(self.holder, settings.gateway, wake=self._wake)
+        self.gateway = Gateway(
+            self.holder,
+            settings.gateway,
+            wake=self._wake,
+            # A replica that refused a connection: the controller looks at once.
+            on_replica_failure=lambda _replica, _reason: self._wake(),
+        )
         self.controller = Controller(
             settings,
             self.db,
@@ -79,8 +85,10 @@ class Podium:
             await self._lifespan(receive, send)
             return
         path: str = scope.get("path", "")
-        if kind == "http" and (path.startswith("/endpoints/") or path == "/endpoints"):
-            await self.gateway(scope, receive, send)
+        if kind == "http" and (
+            path.startswith("/endpoints/") or path == "/endpoints" or path.startswith("/v1/")
+        ):
+            await self.gateway(scope, receive, send)  # /v1/…: the OpenAI router
         elif kind == "http" and path == "/metrics":
             await _plain(
                 send, 200, generate_latest(self.gateway.metrics_registry), CONTENT_TYPE_LATEST

@@ -131,21 +131,29 @@ def test_paused_endpoint_is_503_with_how_to_resume(gw: RunningGateway) -> None:
     assert gw.woken == []
 
 
-@pytest.mark.parametrize(
-    "status", [EndpointStatus.SCALED_TO_ZERO, EndpointStatus.INITIALIZING, EndpointStatus.FAILED]
-)
-def test_no_ready_replica_is_503_retry_after_and_wakes(
-    gw: RunningGateway, status: EndpointStatus
-) -> None:
+@pytest.mark.parametrize("status", [EndpointStatus.SCALED_TO_ZERO, EndpointStatus.INITIALIZING])
+def test_no_ready_replica_is_held_and_wakes(gw: RunningGateway, status: EndpointStatus) -> None:
+    """Held until a replica is ready (tests/unit/gateway/test_activator.py); with a wait
+    timeout of 0 the answer comes at once."""
     gw.publish(endpoint("echo", status=status))
     with gw.client() as client:
-        r = client.post("/endpoints/echo/", json={"inputs": 1})
-    assert r.status_code == 503
-    assert r.headers["retry-after"] == "1"
+        r = client.post(
+            "/endpoints/echo/", json={"inputs": 1}, headers={"x-podium-wait-timeout": "0"}
+        )
+    assert r.status_code == 504
     problem = r.json()
     assert problem["endpoint_status"] == status.value
     assert status.value in problem["detail"]
     assert gw.woken == ["echo"]
+
+
+def test_failed_endpoint_without_replicas_is_503_and_not_woken(gw: RunningGateway) -> None:
+    gw.publish(endpoint("echo", status=EndpointStatus.FAILED))
+    with gw.client() as client:
+        r = client.post("/endpoints/echo/", json={"inputs": 1})
+    assert r.status_code == 503
+    assert r.json()["endpoint_status"] == "failed"
+    assert gw.woken == []
 
 
 def test_413_by_content_length(gw: RunningGateway) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 from podium.core.routing import ReplicaRoute
 from podium.core.settings import GatewaySettings
 from tests.unit.gateway.conftest import Servers, endpoint
-from tests.unit.gateway.servers import dead_port
+from tests.unit.gateway.servers import dead_port, wait_until
 
 
 def test_refused_replica_is_retried_elsewhere_and_ejected(servers: Servers) -> None:
@@ -55,18 +57,46 @@ def test_replica_stopped_midway_requests_retried(servers: Servers) -> None:
     assert gw.gateway.load_snapshot()["echo"].errors == 0
 
 
-def test_all_replicas_unreachable_is_502(servers: Servers) -> None:
+def test_all_replicas_unreachable_and_no_new_table_is_502(servers: Servers) -> None:
+    """It waits for a newer routing table as long as the wait timeout allows (here 0.3 s),
+    then tries the replicas it has once more."""
     gw = servers.gateway()
     dead = [ReplicaRoute(f"d{i}", "127.0.0.1", dead_port(), revision=1) for i in range(2)]
     gw.publish(endpoint("echo", *dead))
     with gw.client() as client:
-        r = client.post("/endpoints/echo/", json={"inputs": 1})
+        r = client.post(
+            "/endpoints/echo/", json={"inputs": 1}, headers={"x-podium-wait-timeout": "0.3"}
+        )
     assert r.status_code == 502
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["endpoint"] == "echo"
-    assert sorted(rid for rid, _ in gw.failures) == ["d0", "d1"]
+    assert {rid for rid, _ in gw.failures} == {"d0", "d1"}
     gw.settle()
     assert gw.gateway.load_snapshot()["echo"].errors == 1
+
+
+def test_unreachable_replicas_wait_for_the_next_table(servers: Servers) -> None:
+    """The only replica refuses (it crashed, or was stopped as the table changed): the
+    request waits for the controller's next table and is served by the new replica."""
+    (live,) = servers.replicas(1)
+    gw = servers.gateway()
+    dead = ReplicaRoute("dead", "127.0.0.1", dead_port(), revision=1)
+    gw.publish(endpoint("echo", dead))
+
+    def replace_on_failure() -> None:
+        assert wait_until(lambda: bool(gw.failures))
+        gw.publish(endpoint("echo", live.route))
+
+    fixer = threading.Thread(target=replace_on_failure)
+    fixer.start()
+    with gw.client() as client:
+        r = client.post("/endpoints/echo/x", content=b"payload")
+    fixer.join()
+    assert r.status_code == 200
+    assert r.json()["server"] == live.id
+    assert r.json()["body"] == "payload"
+    gw.settle()
+    assert gw.gateway.load_snapshot()["echo"].errors == 0
 
 
 def test_slow_replica_is_504_and_released(servers: Servers) -> None:

@@ -1,0 +1,228 @@
+"""The OpenAI router: `/v1/…` at the gateway's root, routed by the body's `model` field.
+
+    POST /v1/chat/completions, /v1/completions, /v1/embeddings
+                         the endpoint named by `model`, at the same path on its replica
+    GET  /v1/models      every endpoint in the routing table, as OpenAI's model list
+    GET  /v1/models/{id} one of them
+
+This is the one place the gateway reads a request body before forwarding it: whole, at
+most `max_body_bytes`, parsed only for `model`, then sent on unchanged. The answer
+streams back like any other. Every error made here, or by the gateway for a request
+routed here (paused, no replica in time, …), uses OpenAI's body
+`{"error": {"message", "type", "param", "code"}}` instead of problem+json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from podium.core.routing import EndpointRoute, RoutingTableHolder
+from podium.gateway.body import BodyTooLarge, ClientGone
+from podium.gateway.responses import Message, Receive, Scope, Send
+
+PREFIX = "/v1/"
+ROUTED = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+MODELS = "/v1/models"
+
+_JSON = (b"content-type", b"application/json")
+_PROBLEM = b"application/problem+json"
+_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    429: "rate_limit_error",
+}
+
+
+def error_body(
+    status: int, message: str, *, param: str | None = None, code: str | None = None
+) -> bytes:
+    """OpenAI's error document."""
+    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    doc = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return json.dumps(doc).encode()
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    raw = [_JSON, (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    await send_json(send, status, error_body(status, message, param=param, code=code), headers)
+
+
+def openai_errors(send: Send) -> Send:
+    """`send`, with the gateway's problem+json answers rewritten as OpenAI errors.
+
+    The gateway sends a problem as one head and one whole body, so the head waits for the
+    body; anything else passes straight through."""
+    held: list[Message] = []
+
+    async def rewriting(message: Message) -> None:
+        if held:
+            start = held.pop()
+            status: int = start["status"]
+            body = _from_problem(status, message.get("body", b""))
+            headers = [
+                (k, v) for k, v in start["headers"] if k not in (b"content-type", b"content-length")
+            ]
+            await send_json(send, status, body, tuple(headers))
+            return
+        if message["type"] == "http.response.start":
+            for name, value in message["headers"]:
+                if name == b"content-type":
+                    if value == _PROBLEM:
+                        held.append(message)
+                        return
+                    break
+        await send(message)
+
+    return rewriting
+
+
+def _from_problem(status: int, body: bytes) -> bytes:
+    try:
+        doc = json.loads(body)
+        message = str(doc.get("detail") or doc.get("title") or "error")
+        title = str(doc.get("title") or "")
+    except (ValueError, AttributeError):
+        message, title = body.decode("utf-8", "replace") or "error", ""
+    code = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_") or None
+    return error_body(status, message, code=code)
+
+
+Forward = Callable[[EndpointRoute, Scope, Receive, Send, bytes, str], Awaitable[int]]
+
+
+class OpenAIRouter:
+    """Answers `/v1/…` (returns the status sent; 0: the client left).
+
+    `forward(route, scope, receive, send, body, target)`, the gateway's, serves a request
+    once its endpoint is known; `unrouted()` counts one for an unknown model or path."""
+
+    def __init__(
+        self,
+        holder: RoutingTableHolder,
+        max_body_bytes: int,
+        forward: Forward,
+        unrouted: Callable[[], None],
+    ) -> None:
+        self._holder = holder
+        self._max_body = max_body_bytes
+        self._forward = forward
+        self._unrouted = unrouted  # counts a request for an unknown model or path
+
+    async def __call__(self, scope: Scope, path: str, receive: Receive, send: Send) -> int:
+        send = openai_errors(send)
+        method: str = scope["method"]
+        if path in ROUTED:
+            if method != "POST":
+                return await _wrong_method(send, "POST", path)
+            return await self._routed(scope, path, receive, send)
+        if path == MODELS or path.startswith(MODELS + "/"):
+            if method not in ("GET", "HEAD"):
+                return await _wrong_method(send, "GET", path)
+            return await self._models(path, send)
+        self._unrouted()
+        served = ", ".join(sorted(ROUTED | {MODELS}))
+        await send_error(send, 404, f"no route {path}; the gateway serves {served}")
+        return 404
+
+    async def _routed(self, scope: Scope, path: str, receive: Receive, send: Send) -> int:
+        try:
+            body = await _read_whole(receive, scope, self._max_body)
+        except BodyTooLarge as e:
+            await send_error(send, 413, f"request body is larger than the limit of {e.limit} bytes")
+            return 413
+        except ClientGone:
+            return 0
+        model, problem, param = _model_of(body)
+        if model is None:
+            await send_error(send, 400, problem, param=param)
+            return 400
+        route = self._holder.table.endpoints.get(model)
+        if route is None:
+            self._unrouted()
+            await send_error(
+                send, 404, f"model {model!r} not found", param="model", code="model_not_found"
+            )
+            return 404
+        query: bytes = scope.get("query_string", b"")
+        target = f"{path}?{query.decode('latin-1')}" if query else path
+        return await self._forward(route, scope, receive, send, body, target)
+
+    async def _models(self, path: str, send: Send) -> int:
+        endpoints = self._holder.table.endpoints
+        name = path[len(MODELS) + 1 :]
+        if not name:
+            data = [_model(endpoints[n]) for n in sorted(endpoints)]
+            await send_json(send, 200, json.dumps({"object": "list", "data": data}).encode())
+            return 200
+        route = endpoints.get(name)
+        if route is None:
+            self._unrouted()
+            await send_error(
+                send, 404, f"model {name!r} not found", param="model", code="model_not_found"
+            )
+            return 404
+        await send_json(send, 200, json.dumps(_model(route)).encode())
+        return 200
+
+
+def _model(route: EndpointRoute) -> dict[str, Any]:
+    return {"id": route.name, "object": "model", "created": route.created, "owned_by": "podium"}
+
+
+def _model_of(body: bytes) -> tuple[str | None, str, str | None]:
+    """(the endpoint name in `model`, "", None) or (None, what is wrong, its param)."""
+    try:
+        doc = json.loads(body)
+    except ValueError as e:  # UnicodeDecodeError too
+        return None, f"the request body is not valid JSON: {e}", None
+    if not isinstance(doc, dict):
+        return None, "the request body must be a JSON object", None
+    model = doc.get("model")
+    if model is None:
+        return None, "you must provide a model parameter (the endpoint's name)", "model"
+    if not isinstance(model, str) or not model:
+        return None, "model must be a non-empty string (the endpoint's name)", "model"
+    return model, "", None
+
+
+async def _read_whole(receive: Receive, scope: Scope, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _wrong_method(send: Send, allowed: str, path: str) -> int:
+    allow = ((b"allow", allowed.encode()),)
+    await send_error(send, 405, f"use {allowed} for {path}", headers=allow)
+    return 405
