@@ -79,7 +79,13 @@ def test_unhealthy_command_server_is_not_routed(server: ServerProcess, byo_model
     wait_until(probed, timeout=30, what="a readiness probe on /health")
     with server.client() as c:
         assert c.endpoint("byo-sick").status is EndpointStatus.INITIALIZING
-    assert httpx.get(f"{server.url}/endpoints/byo-sick/x", timeout=30).status_code == 503
+    # Held for a replica that never becomes ready: 504 once the request's wait is over.
+    r = httpx.get(
+        f"{server.url}/endpoints/byo-sick/x", headers={"X-Podium-Wait-Timeout": "1"}, timeout=30
+    )
+    assert r.status_code == 504
+    assert r.json()["endpoint_status"] == "initializing"
+    assert "no replica became ready" in r.json()["detail"]
 
 
 def test_missing_preset_fails_at_once(server: ServerProcess, byo_model: str) -> None:
