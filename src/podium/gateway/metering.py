@@ -17,26 +17,8 @@ from prometheus_client.core import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from podium.core.metrics import LATENCY_BUCKETS
 from podium.core.routing import EndpointLoad
-
-# Upper bounds (seconds) of the latency histogram; +Inf is implied.
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-)
 
 
 class EndpointMeter:

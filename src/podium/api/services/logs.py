@@ -9,7 +9,6 @@ gone or the client disconnects.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Protocol
 import anyio
 import anyio.to_thread
 
+from podium.backends.processes import read_tail
 from podium.core.errors import NotFound
 from podium.core.schemas import LogLine
 from podium.store import Database
@@ -118,27 +118,12 @@ def _path(r: ReplicaRecord) -> Path | None:
     return Path(r.log_path) if r.log_path else None
 
 
-def _tail_file(path: Path, n: int, block: int = 8192) -> tuple[list[str], int]:
+def _tail_file(path: Path, n: int) -> tuple[list[str], int]:
     """The last `n` complete lines of `path` and the offset just after them (a trailing
     partial line is left to be read when it is complete)."""
-    try:
-        f = path.open("rb")
-    except OSError:
-        return [], 0
-    with f:
-        end = f.seek(0, os.SEEK_END)
-        pos, chunks, newlines = end, [], 0
-        while pos > 0 and newlines <= n:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            chunk = f.read(step)
-            chunks.append(chunk)
-            newlines += chunk.count(b"\n")
-    data = b"".join(reversed(chunks))
+    data, pos = read_tail(path, n)
     cut = data.rfind(b"\n") + 1  # 0 when there is no complete line
-    complete = data[:cut]
-    lines = complete.decode("utf-8", errors="replace").splitlines()
+    lines = data[:cut].decode("utf-8", errors="replace").splitlines()
     return (lines[-n:] if n > 0 else []), pos + cut
 
 

@@ -17,12 +17,12 @@ and `logprob` null. A failure after the stream began is `data: {"error", "error_
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from podium.core.errors import Invalid
 from podium.protocols.hf.codec import HfRequest
+from podium.protocols.params import bounded, stop_sequences
 
 UNSUPPORTED = (
     "top_k",
@@ -105,7 +105,7 @@ def decode_params(p: dict[str, Any]) -> GenerateParams:
         max_new_tokens=max_new,
         temperature=temperature,
         top_p=1.0 if top_p is None else top_p,
-        stop=_stop(p.get("stop") if p.get("stop") is not None else p.get("stop_sequences")),
+        stop=_stop(p),
         seed=seed,
         details=_flag(p, "details"),
         return_full_text=_flag(p, "return_full_text"),
@@ -127,25 +127,7 @@ def _flag(p: dict[str, Any], name: str) -> bool:
 
 def _number(p: dict[str, Any], name: str, low: float, high: float) -> float | None:
     value = p.get(name)
-    if value is None:
-        return None
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not low <= value <= high:
-        raise Invalid(
-            f"{name} must be a number from {low:g} to {high:g}; got {value!r}",
-            field=f"parameters.{name}",
-        )
-    return float(value)
-
-
-def _stop(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
-        raise Invalid("stop must be a list of non-empty strings", field="parameters.stop")
-    return tuple(value)
+    return None if value is None else bounded(value, f"parameters.{name}", low, high)
 
 
 # ---------------------------------------------------------------------- answers
@@ -218,3 +200,9 @@ class GenerateStream:
                 "details": details,
             }
         ]
+
+
+def _stop(p: dict[str, Any]) -> tuple[str, ...]:
+    if p.get("stop") is None and p.get("stop_sequences") is not None:  # the older name
+        return stop_sequences(p["stop_sequences"], "parameters.stop_sequences")
+    return stop_sequences(p.get("stop"), "parameters.stop")

@@ -10,13 +10,12 @@ already chose the endpoint (as with TGI and Hugging Face Inference Endpoints).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from podium.core.errors import Invalid
+from podium.protocols.params import bounded, stop_sequences
 
-MAX_STOP = 16
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
@@ -158,14 +157,6 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
-
-
 def _model(doc: dict[str, Any]) -> str | None:
     model = doc.get("model")
     if model is not None and not isinstance(model, str):
@@ -236,32 +227,14 @@ def _sampling(doc: dict[str, Any], max_tokens: int | None) -> Sampling:
         max_tokens=max_tokens,
         temperature=temperature,
         top_p=top_p,
-        stop=_stop(doc.get("stop")),
+        stop=stop_sequences(doc.get("stop"), "stop"),
         seed=seed,
     )
 
 
 def _number(doc: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
     value = doc.get(name)
-    if value is None:
-        return default
-    if not _is_number(value) or not low <= value <= high:
-        raise Invalid(
-            f"'{name}' must be a number from {low:g} to {high:g}; got {value!r}", field=name
-        )
-    return float(value)
-
-
-def _stop(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
-        raise Invalid("'stop' must be a non-empty string or a list of them", field="stop")
-    if len(value) > MAX_STOP:
-        raise Invalid(f"'stop' takes at most {MAX_STOP} sequences", field="stop")
-    return tuple(value)
+    return default if value is None else bounded(value, name, low, high)
 
 
 def _stream(doc: dict[str, Any]) -> tuple[bool, bool]:
