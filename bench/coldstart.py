@@ -9,11 +9,9 @@ transformers runtime, task feature-extraction, one torch thread). Each endpoint 
 zero after 1 s idle. One cold start = the time from sending the first request to an
 endpoint with no replica until its response arrives, measured by the client:
 
-* Podium (a real `podium up`, once with PODIUM_START_MODE=fork, once with spawn): if the
-  gateway holds the request (the activator), that one request is timed; if it answers 503
-  (no activator yet), the bench calls `POST /api/v1/endpoints/{name}/wake` at once and
-  retries every 5 ms until the first 200; the clock runs from the first send either way
-  (`path` in the results says which). The replica_ready event's phases are recorded too.
+* Podium (a real `podium up`, once with PODIUM_START_MODE=fork, once with spawn): the
+  gateway holds the request while the endpoint wakes (its activator), so that one request
+  is timed. The replica_ready event's phases are recorded too.
 * Ray Serve: a deployment per model with autoscaling min_replicas=0, max_replicas=1;
   the request goes to Ray's HTTP proxy, which holds it while Serve starts a replica.
   Only the settings that bring it back to zero quickly differ from Ray's defaults.
@@ -111,21 +109,15 @@ def _podium_cold(http: httpx.Client, name: str, payload: dict[str, Any]) -> dict
     after = max([e["id"] for e in _events(http, name)], default=0)
     t0 = time.perf_counter()
     r = http.post(f"/endpoints/{name}/", json=payload)
-    path = "activator"
     if r.status_code != 200:
-        path = "wake+retry"
-        http.post(f"/api/v1/endpoints/{name}/wake").raise_for_status()
-        while r.status_code != 200:
-            if r.status_code not in (502, 503, 504):
-                raise RuntimeError(f"{name}: {r.status_code} {r.text}")
-            time.sleep(0.005)
-            r = http.post(f"/endpoints/{name}/", json=payload)
+        raise RuntimeError(
+            f"{name}: the first request after scale to zero: {r.status_code} {r.text}"
+        )
     took = time.perf_counter() - t0
     ready = [e for e in _events(http, name) if e["id"] > after and e["kind"] == "replica_ready"]
     data = ready[-1]["data"] if ready else {}
     return {
         "seconds": round(took, 4),
-        "path": path,
         "start_mode": data.get("start_mode"),
         "phases": data.get("phases"),
     }
@@ -241,7 +233,7 @@ def _ray_cold(http: httpx.Client, url: str, name: str, payload: dict[str, Any]) 
     r = http.post(url, json=payload)
     took = time.perf_counter() - t0
     r.raise_for_status()
-    return {"seconds": round(took, 4), "path": "ray-proxy"}
+    return {"seconds": round(took, 4)}
 
 
 def _ray_running(status: Any, name: str) -> int:

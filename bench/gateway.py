@@ -69,7 +69,10 @@ def serve_gateway(port: int, upstream: str, transport: str) -> None:
     host, _, replica_port = upstream.rpartition(":")
     holder = RoutingTableHolder()
     replica = ReplicaRoute("echo-1", host, int(replica_port), revision=1)
-    holder.publish({"echo": EndpointRoute("echo", EndpointStatus.RUNNING, (replica,))})
+    # The replica's own limit: the gateway sends it up to 64 requests at once, as wrk does
+    # when it calls the replica directly.
+    route = EndpointRoute("echo", EndpointStatus.RUNNING, (replica,), max_concurrency=64)
+    holder.publish({"echo": route})
     settings = GatewaySettings()
     app = Gateway(
         holder,

@@ -13,7 +13,9 @@ on fake time. The semantics (Knative KPA-like) are documented in docs/autoscalin
   last `scale_down_delay`, and never within `stability_period` of the last change;
 * zero only with `min_replicas == 0` after `scale_to_zero_after` with nothing in flight,
   held, arriving or starting;
-* requests held while no replica is ready -> at least ceil(held / target) at once.
+* requests held while no replica is ready -> at least ceil(held / target) at once;
+* at zero, nothing but load arriving now (held requests) brings it up: the windows still
+  remember the traffic from before it went to zero.
 """
 
 from __future__ import annotations
@@ -154,6 +156,11 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
     # 3. Idle long enough: to zero.
     if lo == 0 and cur > 0 and idle_s >= spec.scale_to_zero_after:
         return to(state, 0, f"idle for {_seconds(idle_s)}", "idle", idle_s=round(idle_s, 3))
+
+    # At zero, only requests arriving now bring it up (rule 2: the gateway holds them): the
+    # windows still average the traffic from before it went to zero, which must not.
+    if cur == 0 and latest.concurrency == 0 and latest.rps == 0:
+        return to(state, 0, "", "idle")
 
     # 4. Panic: a burst far beyond capacity scales up at once and holds.
     if panic_best.replicas >= PANIC_THRESHOLD * max(ctx.ready, 1):

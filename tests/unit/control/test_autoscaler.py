@@ -223,6 +223,18 @@ def test_wake_is_not_undone_before_the_idle_time() -> None:
     assert sim.desired == 0
 
 
+def test_gone_to_zero_stays_there_while_the_window_remembers_the_traffic() -> None:
+    """The stable window still averages the requests from before the endpoint went to zero;
+    that memory must not bring it back up (it did: 0→1→0→… with no traffic at all)."""
+    sim = Sim(spec(min_replicas=0, scale_to_zero_after=1, stable_window=30), desired=0)
+    sim.step(held=1)  # a request wakes it
+    assert sim.desired == 1
+    sim.run(2, steady(in_flight=1))
+    sim.run(30, steady())
+    assert [(before, after) for _, before, after, _ in sim.changes] == [(0, 1), (1, 0)]
+    assert sim.step(held=1).desired == 1  # the next request still wakes it at once
+
+
 def test_at_zero_nothing_happens_without_load() -> None:
     sim = Sim(spec(min_replicas=0), desired=0)
     sim.run(600, steady())
