@@ -10,7 +10,7 @@ autoscaling min 1, max 8 and every other autoscaling setting at Ray's default
 (target_ongoing_requests 2, upscale_delay_s 30, look_back_period_s 30, …).
 
 Closed-loop clients (aiohttp, each sends its next request when the last one is answered)
-step through `--steps` concurrency levels (default 1, 8, 32), holding each for `--hold`
+step through `--steps` concurrency levels (default 1, then 32), holding each for `--hold`
 seconds, while the replica count is sampled every 100 ms. For each step: `needed` (the
 replicas the system's own target asks for: ceil(clients / target), within min..max), the
 seconds from the step until the ready replicas reach `needed` (null: not within the
@@ -240,7 +240,7 @@ def table(results: dict[str, Any]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", default="1,8,32")
+    p.add_argument("--steps", default="1,32")
     p.add_argument("--hold", type=float, default=40.0, help="seconds per step (Podium)")
     p.add_argument("--ray-hold", type=float, default=75.0, help="seconds per step (Ray)")
     p.add_argument("--skip-ray", action="store_true")

@@ -54,6 +54,11 @@ def test_resume_forks_records_phases_and_survives_a_crash(tmp_path: Path) -> Non
             assert last.data["start_mode"] == "fork", last.message
             assert set(last.data["phases"]) == PHASES
             assert "(fork: waiting " in last.message
+            (shown,) = c.endpoint("echo").replicas  # the same phases on the API
+            assert shown.replica_id == last.data["replica_id"]
+            assert shown.start_mode == "fork"
+            assert shown.start_phases == last.data["phases"]
+            assert shown.ready_s == last.data["ready_s"]
 
             (pid,) = _replica_pids(c, "echo")
             zygote = psutil.Process(pid).parent()

@@ -80,7 +80,8 @@ def test_crash_loop_fails_the_endpoint_without_a_restart_storm(
     bundle = tmp_path / "crasher"
     bundle.mkdir()
     (bundle / "model.py").write_text(
-        "import os\n\nclass Model:\n    def load(self, path):\n        os._exit(7)\n\n"
+        "import os\n\nclass Model:\n    def load(self, path):\n"
+        "        print('the disk is on fire', flush=True)\n        os._exit(7)\n\n"
         "    def predict(self, inputs, parameters):\n        return inputs\n"
     )
     with server.client() as c:
@@ -91,6 +92,29 @@ def test_crash_loop_fails_the_endpoint_without_a_restart_storm(
     with server.client() as c:
         crashes = [e for e in c.events("crasher") if e.kind is EventKind.REPLICA_CRASHED]
     assert len(crashes) == 3
+    for crash in crashes:  # the exit code and the replica's last log lines
+        assert "exit code 7" in crash.message and "the disk is on fire" in crash.message
+        assert crash.data["exit_code"] == 7
+
+
+def test_a_failing_liveness_probe_restarts_the_replica(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    liveness = {"path": "/no-such-route", "period_s": 0.2, "failure_threshold": 2}
+    with server.client() as c:
+        c.push_model(write_python_bundle(tmp_path / "sick"), "sick")
+        c.deploy({"name": "sick", "model": "sick", "framework": "python", "liveness": liveness})
+
+    def restarted() -> bool:
+        with server.client() as c:
+            kinds = [e.kind for e in c.events("sick")]
+        return EventKind.REPLICA_UNHEALTHY in kinds and EventKind.REPLICA_RESTARTED in kinds
+
+    wait_until(restarted, timeout=60, what="an unhealthy replica and its restart")
+    with server.client() as c:
+        unhealthy = next(e for e in c.events("sick") if e.kind is EventKind.REPLICA_UNHEALTHY)
+        c.delete("sick")
+    assert "liveness probe failed 2 times: HTTP 404" in unhealthy.message
 
 
 def test_memory_limit_kills_and_reports_out_of_memory(

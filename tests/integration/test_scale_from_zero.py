@@ -160,7 +160,10 @@ def test_requests_at_the_scale_to_zero_moment_all_succeed(fast_server: ServerPro
     print(report)
     assert failures == [], report
     assert len(sent) == 200, report
-    assert total >= 20, report  # the race was run: the endpoints did go to zero between
+    # The race was run: the endpoints did go to zero between requests, and many requests
+    # were sent within 0.15 s of that moment (about a third of them, in quiet runs).
+    assert total >= 20, report
+    assert near >= 10, report
 
 
 def test_openai_client_routes_by_model(server: ServerProcess) -> None:

@@ -33,6 +33,7 @@ class ServerProcess:
     home: Path
     port: int
     extra_env: dict[str, str] = field(default_factory=dict)
+    demo: bool = False  # `podium up --demo`, as `make up` runs it
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -58,7 +59,10 @@ class ServerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         out = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "podium", "up", "--port", str(self.port), "--no-demo"],
+            [
+                *(sys.executable, "-m", "podium", "up", "--port", str(self.port)),
+                "--demo" if self.demo else "--no-demo",
+            ],
             env=self.env(),
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -27,6 +27,7 @@ from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaSta
 from podium.core.routing import EndpointRoute, GatewayView, ReplicaRoute, RoutingTableHolder
 from podium.core.settings import Settings
 from podium.runtimes.presets import probe_specs
+from podium.runtimes.registry import serves_openai
 from podium.store.db import Database
 from podium.store.records import EndpointRecord
 
@@ -326,6 +327,8 @@ class Controller:
                 max_queued_requests=ep.spec.scaling.max_queued_requests,
                 wait_timeout_s=ep.spec.scaling.wait_timeout,
                 created=int(ep.created_at.timestamp()),
+                framework=ep.spec.framework,
+                openai=serves_openai(ep.spec.framework, ep.spec.task),
             )
         if routes != self._routes:
             self._routes = routes

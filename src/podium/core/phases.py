@@ -1,6 +1,6 @@
 """Status enums and their allowed transitions.
 
-Endpoint status (documented in docs/endpoints.md):
+Endpoint status (the transition table is in docs/architecture.md, "Endpoint status"):
 
     pending ──► initializing ──► running ◄──► updating
        │             │  ▲           │ ▲          │

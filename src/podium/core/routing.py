@@ -36,6 +36,10 @@ class EndpointRoute:
     max_queued_requests: int = 1000  # requests the gateway holds waiting for a replica slot
     wait_timeout_s: float = 60.0  # how long a held request waits (X-Podium-Wait-Timeout)
     created: int = 0  # unix time the endpoint was created (the OpenAI model list shows it)
+    framework: str = ""  # the endpoint's runtime (the OpenAI router names it in errors)
+    # The replicas answer OpenAI's routes: True, False, or None when only the running model
+    # can tell (`podium.runtimes.registry.serves_openai`).
+    openai: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,12 @@ class ReplicaPublic(BaseModel):
     port: int
     started_at: datetime | None = None
     restarts: int = 0
+    # How it started (from its `replica_ready` event; None until it is ready): fork or
+    # spawn, seconds from the decision to ready, and seconds per phase (waiting, fork or
+    # spawn, import, load, listen, first_response).
+    start_mode: str | None = None
+    ready_s: float | None = None
+    start_phases: dict[str, float] = Field(default_factory=dict)
 
 
 class RevisionPublic(BaseModel):

@@ -2,8 +2,13 @@
 
     POST /v1/chat/completions, /v1/completions, /v1/embeddings
                          the endpoint named by `model`, at the same path on its replica
-    GET  /v1/models      every endpoint in the routing table, as OpenAI's model list
+    GET  /v1/models      the endpoints that serve the OpenAI API, as OpenAI's model list
     GET  /v1/models/{id} one of them
+
+An endpoint whose spec says it cannot serve the OpenAI API (sklearn, onnx, triton, a
+transformers classifier…) is not listed, and a request naming it is a 404; one that only
+its running model can tell (a `python` bundle, a `command` server, a transformers model
+without `task`) is listed and routed (`EndpointRoute.openai` is None).
 
 This is the one place the gateway reads a request body before forwarding it: whole, at
 most `max_body_bytes`, parsed only for `model`, then sent on unchanged. The answer
@@ -155,10 +160,10 @@ class OpenAIRouter:
             await send_error(send, 400, problem, param=param)
             return 400
         route = self._holder.table.endpoints.get(model)
-        if route is None:
+        if route is None or route.openai is False:
             self._unrouted()
             await send_error(
-                send, 404, f"model {model!r} not found", param="model", code="model_not_found"
+                send, 404, _not_found(model, route), param="model", code="model_not_found"
             )
             return 404
         query: bytes = scope.get("query_string", b"")
@@ -169,18 +174,28 @@ class OpenAIRouter:
         endpoints = self._holder.table.endpoints
         name = path[len(MODELS) + 1 :]
         if not name:
-            data = [_model(endpoints[n]) for n in sorted(endpoints)]
+            listed = sorted(n for n, r in endpoints.items() if r.openai is not False)
+            data = [_model(endpoints[n]) for n in listed]
             await send_json(send, 200, json.dumps({"object": "list", "data": data}).encode())
             return 200
         route = endpoints.get(name)
-        if route is None:
+        if route is None or route.openai is False:
             self._unrouted()
             await send_error(
-                send, 404, f"model {name!r} not found", param="model", code="model_not_found"
+                send, 404, _not_found(name, route), param="model", code="model_not_found"
             )
             return 404
         await send_json(send, 200, json.dumps(_model(route)).encode())
         return 200
+
+
+def _not_found(model: str, route: EndpointRoute | None) -> str:
+    if route is None:
+        return f"model {model!r} not found"
+    return (
+        f"model {model!r} not found: endpoint {model!r} ({route.framework}) does not serve "
+        f"the OpenAI API; call it at /endpoints/{model}/"
+    )
 
 
 def _model(route: EndpointRoute) -> dict[str, Any]:

@@ -80,6 +80,7 @@ COMMON_MODULES = (
 # Runtime family -> the modules its zygote imports before forking. Names that cannot be
 # imported are skipped (and reported); the runtime then imports what it needs after fork.
 FAMILIES: dict[str, tuple[str, ...]] = {
+    "onnx": ("numpy", "onnxruntime", "podium.runtimes.onnx"),
     "python": ("numpy", "podium.runtimes.python"),
     "sklearn": (
         "numpy",

@@ -70,6 +70,7 @@ class Preset:
     model_suffix: str | None = None  # the base command names one file of this kind
     config: str | None = None  # a config file the backend writes first ({config_file})
     env: tuple[tuple[str, str], ...] = ()  # environment defaults ({names} replaced)
+    openai: bool = False  # the server answers OpenAI's /v1/chat/completions, /v1/embeddings…
 
     @property
     def package(self) -> str | None:
@@ -113,6 +114,7 @@ PRESETS: dict[str, Preset] = {
     for p in (
         Preset(
             name="vllm",
+            openai=True,
             program="vllm",
             base="serve {model_path} --host {host} --port {port} --served-model-name {endpoint}",
             health_route="/health",
@@ -121,6 +123,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="sglang",
+            openai=True,
             program="python",
             module="sglang.launch_server",
             base="--model-path {model_path} --host {host} --port {port} "
@@ -131,6 +134,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="tgi",
+            openai=True,
             program="text-generation-launcher",
             base="--model-id {model_path} --hostname {host} --port {port} "
             "--shard-uds-path {scratch}tgi-server --master-port {port1}",
@@ -143,6 +147,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="llama.cpp",
+            openai=True,
             program="llama-server",
             base="-m {model_file} --host {host} --port {port}",
             health_route="/health",

@@ -22,12 +22,15 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
 from podium.core.errors import Invalid, LoadError
-from podium.runtimes.presets import EXTERNAL_FRAMEWORKS
+from podium.runtimes.presets import EXTERNAL_FRAMEWORKS, get_preset
 
 if TYPE_CHECKING:
     from podium.runtimes.base import Runtime
 
 GROUP = "podium.runtimes"
+
+# transformers tasks whose replicas serve the OpenAI routes (text and embeddings).
+OPENAI_TASKS = frozenset({"text-generation", "feature-extraction"})
 
 BUILTIN: dict[str, str] = {
     "onnx": "podium.runtimes.onnx:OnnxRuntime",
@@ -77,3 +80,18 @@ def get_runtime(name: str) -> type[Runtime]:
     if not (isinstance(obj, type) and issubclass(obj, Runtime)):
         raise LoadError(f"the {name} runtime {target!r} is not a podium Runtime")
     return obj
+
+
+def serves_openai(framework: str, task: str | None) -> bool | None:
+    """Whether an endpoint's replicas answer the OpenAI routes, known from its spec alone:
+    True, False, or None when only the running model can tell (a `python` bundle that may
+    define `generate`/`embed`, a `command` server, a transformers model whose task comes
+    from its config, a third-party runtime)."""
+    preset = get_preset(framework)
+    if preset is not None:
+        return preset.openai
+    if framework in ("sklearn", "onnx"):
+        return False
+    if framework == "transformers" and task is not None:
+        return task in OPENAI_TASKS
+    return None

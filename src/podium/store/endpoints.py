@@ -9,6 +9,8 @@ Deciding *whether* a change needs a revision is the caller's business (see
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -76,20 +78,20 @@ class EndpointRepo:
         self,
         *,
         status: EndpointStatus | None = None,
-        label: tuple[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
         name_contains: str | None = None,
     ) -> builtins.list[EndpointRecord]:
-        """Endpoints ordered by name, filtered by status, one `label` (key, value) and a
-        substring of the name (matched literally: `%` and `_` are not wildcards)."""
+        """Endpoints ordered by name, filtered by status, `labels` (every one must match)
+        and a substring of the name (matched literally: `%` and `_` are not wildcards)."""
         stmt = select(EndpointRow).order_by(EndpointRow.name)
         if status is not None:
             stmt = stmt.where(EndpointRow.status == status.value)
         if name_contains:
             stmt = stmt.where(EndpointRow.name.contains(name_contains.lower(), autoescape=True))
         records = [_record(r) for r in self._s.scalars(stmt)]
-        if label is not None:
-            key, value = label
-            records = [r for r in records if r.spec.labels.get(key) == value]
+        if labels:
+            wanted = labels.items()
+            records = [r for r in records if wanted <= r.spec.labels.items()]
         return records
 
     def revisions(self, name: str) -> builtins.list[RevisionRecord]:
@@ -106,14 +108,27 @@ class EndpointRepo:
         return _revision(row)
 
     def endpoints_using(self, model_name: str, version: int | None = None) -> builtins.list[str]:
-        """Names of endpoints whose current revision serves `model_name:version` (any version
-        of `model_name` when `version` is None), sorted."""
-        stmt = select(EndpointRow.name).order_by(EndpointRow.name)
-        if version is None:
-            stmt = stmt.where(EndpointRow.model_ref.startswith(f"{model_name}:", autoescape=True))
-        else:
-            stmt = stmt.where(EndpointRow.model_ref == f"{model_name}:{version}")
-        return list(self._s.scalars(stmt))
+        """Names of endpoints that serve `model_name:version` (any version of `model_name`
+        when `version` is None), sorted: by their current revision, or by replicas of an
+        older revision still running (a rollout in progress)."""
+
+        def matches(ref: Any) -> Any:
+            if version is None:
+                return ref.startswith(f"{model_name}:", autoescape=True)
+            return ref == f"{model_name}:{version}"
+
+        current = select(EndpointRow.name).where(matches(EndpointRow.model_ref))
+        running = (
+            select(ReplicaRow.endpoint)
+            .join(
+                RevisionRow,
+                (RevisionRow.endpoint == ReplicaRow.endpoint)
+                & (RevisionRow.number == ReplicaRow.revision),
+            )
+            .where(matches(RevisionRow.model_ref))
+        )
+        names = set(self._s.scalars(current)) | set(self._s.scalars(running))
+        return sorted(names)
 
     # ------------------------------------------------------------------ writes
 

@@ -72,6 +72,16 @@ class EventRepo:
         )
         return [_record(r) for r in self._s.scalars(stmt)]
 
+    def newest(self, endpoint: str, kind: EventKind, limit: int) -> builtins.list[EventRecord]:
+        """The newest `limit` events of one kind of `endpoint`, newest first."""
+        stmt = (
+            select(EventRow)
+            .where(EventRow.endpoint == endpoint, EventRow.kind == kind.value)
+            .order_by(EventRow.id.desc())
+            .limit(limit)
+        )
+        return [_record(r) for r in self._s.scalars(stmt)]
+
     def delete_for(self, endpoint: str) -> None:
         """Remove every event of `endpoint`."""
         self._s.execute(delete(EventRow).where(EventRow.endpoint == endpoint))

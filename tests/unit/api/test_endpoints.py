@@ -65,6 +65,13 @@ def test_hf_refs_are_stored_as_given(client: TestClient) -> None:
         ({"name": "Bad Name"}, "name"),
         ({"scaling": {"min_replicas": 3, "max_replicas": 1}}, "scaling"),
         ({"scaling": {"min_replicas": -1}}, "scaling.min_replicas"),
+        ({"scaling": {"target_concurrency": 0}}, "scaling.target_concurrency"),
+        ({"scaling": {"stable_window": "-5s"}}, "scaling.stable_window"),
+        ({"scaling": {"scale_down_delay": -1}}, "scaling.scale_down_delay"),
+        ({"scaling": {"panic_window": "1m", "stable_window": "30s"}}, "scaling"),
+        ({"scaling": {"rules": [{"metric": "gpu", "target": 50}]}}, "scaling.rules.0.metric"),
+        ({"scaling": {"rules": [{"metric": "custom", "target": 5}]}}, "scaling.rules.0"),
+        ({"scaling": {"max_queued_requests": -1}}, "scaling.max_queued_requests"),
         ({"framework": "nope"}, "framework"),
         ({"instance_type": "gpu-huge"}, "instance_type"),
         ({"colour": "red"}, "colour"),
@@ -99,11 +106,13 @@ def test_malformed_json_names_the_body(client: TestClient) -> None:
 
 
 def test_list_filters(client: TestClient, iris: None) -> None:
-    _create(client, name="alpha-one", labels={"team": "a"})
+    _create(client, name="alpha-one", labels={"team": "a", "tier": "gold"})
     _create(client, name="beta-two", labels={"team": "b"}, scaling={"min_replicas": 0})
     names = lambda q: [e["name"] for e in client.get(EP, params=q).json()["items"]]  # noqa: E731
     assert names({}) == ["alpha-one", "beta-two"]
     assert names({"label": "team=b"}) == ["beta-two"]
+    assert names([("label", "team=a"), ("label", "tier=gold")]) == ["alpha-one"]  # all match
+    assert names([("label", "team=b"), ("label", "tier=gold")]) == []
     assert names({"name": "alpha"}) == ["alpha-one"]
     assert names({"status": "scaled_to_zero"}) == ["beta-two"]
     assert names({"status": "pending", "label": "team=b"}) == []

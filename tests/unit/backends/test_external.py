@@ -209,6 +209,56 @@ def test_llama_cpp_preset_serves(
     assert httpx.get(f"http://{r.host}:{r.port}/x", timeout=5).json()["model_file"]
 
 
+def test_gpu_preset_plans(
+    model: Path, fake_bin: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The command lines of vllm, sglang and tgi, built from the model and engine_args.
+    No GPU here: its detection (a /dev/nvidia* device) is the one thing replaced."""
+    monkeypatch.setattr(external, "gpu_visible", lambda env: True)
+    env = _path_env(fake_bin)
+    args = {"max_model_len": 4096, "enforce_eager": True, "dtype": "float16"}
+    vllm = external.plan(
+        launch("v-r1-a", model, runtime="vllm", instance_type=GPU, env=env, engine_args=args),
+        run_dir=Path("/r"),
+    )
+    assert vllm.argv == [
+        str(fake_bin / "vllm"), "serve", str(model), "--host", "127.0.0.1",
+        "--port", str(vllm.port), "--served-model-name", "demo",
+        "--max-model-len", "4096", "--enforce-eager", "--dtype", "float16",
+    ]  # fmt: skip
+    assert vllm.health_route == "/health"
+
+    tgi = external.plan(
+        launch("t-r1-a", model, runtime="tgi", instance_type=GPU, env=env), run_dir=Path("/r")
+    )
+    assert tgi.argv[:7] == [
+        str(fake_bin / "text-generation-launcher"), "--model-id", str(model),
+        "--hostname", "127.0.0.1", "--port", str(tgi.port),
+    ]  # fmt: skip
+    assert tgi.argv[7:9] == ["--shard-uds-path", "/r/t-r1-a-tgi-server"]
+    assert tgi.argv[9] == "--master-port" and int(tgi.argv[10]) != tgi.port
+
+    # sglang is a module: the interpreter that runs it must be able to import it.
+    python = tmp_path / "python-with-sglang"
+    python.write_text("#!/bin/sh\nexit 0\n")
+    python.chmod(0o755)
+    sglang = external.plan(
+        launch("s-r1-a", model, runtime="sglang", instance_type=GPU, env=env),
+        run_dir=Path("/r"),
+        python=str(python),
+    )
+    assert sglang.argv == [
+        str(python), "-m", "sglang.launch_server", "--model-path", str(model),
+        "--host", "127.0.0.1", "--port", str(sglang.port), "--served-model-name", "demo",
+    ]  # fmt: skip
+    with pytest.raises(LoadError, match="--port is set by Podium for vllm"):
+        external.plan(
+            launch("v-r1-b", model, runtime="vllm", instance_type=GPU, env=env,
+                   engine_args={"port": 1}),
+            run_dir=Path("/r"),
+        )  # fmt: skip
+
+
 def test_torchserve_and_triton_plans(model: Path, fake_bin: Path, settings: Settings) -> None:
     env = _path_env(fake_bin)
     ts = external.plan(launch("ts-r1-a", model, runtime="torchserve", env=env), run_dir=Path("/r"))

@@ -86,7 +86,8 @@ def test_start_mode_and_which_launches_fork() -> None:
     assert zygote.default_start_mode({}) == "fork"  # Linux
     assert zygote.default_start_mode({"PODIUM_START_MODE": "clone"}) == "fork"
     assert zygote.family_of("sklearn") == "sklearn"
-    assert zygote.family_of("onnx") is None
+    assert zygote.family_of("onnx") == "onnx"
+    assert zygote.family_of("command") is None
     env = {"HF_HOME": "/x", "LD_PRELOAD": "y", "GREETING": "hi", "OMP_NUM_THREADS": "2"}
     assert zygote.import_time_vars(env) == ["HF_HOME", "LD_PRELOAD", "OMP_NUM_THREADS"]
 

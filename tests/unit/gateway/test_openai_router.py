@@ -28,6 +28,9 @@ def gw(setup: tuple[RunningGateway, list[Replica]]) -> RunningGateway:
         EndpointRoute("gpt", EndpointStatus.RUNNING, (gpt.route,), created=1_700_000_000),
         EndpointRoute("emb", EndpointStatus.RUNNING, (emb.route,), created=1_700_000_001),
         EndpointRoute("sleepy", EndpointStatus.PAUSED, (), created=1_700_000_002),
+        EndpointRoute(
+            "iris", EndpointStatus.RUNNING, (gpt.route,), framework="sklearn", openai=False
+        ),
     )
     return running
 
@@ -103,7 +106,7 @@ def test_a_body_over_the_limit_is_413_in_openai_format(gw: RunningGateway) -> No
     assert "2000 bytes" in r.json()["error"]["message"]
 
 
-def test_models_lists_every_endpoint(gw: RunningGateway) -> None:
+def test_models_lists_the_endpoints_that_may_serve_openai(gw: RunningGateway) -> None:
     with gw.client() as client:
         listed = client.get("/v1/models")
         one = client.get("/v1/models/emb")
@@ -125,6 +128,20 @@ def test_models_lists_every_endpoint(gw: RunningGateway) -> None:
     }
     assert missing.status_code == 404
     assert missing.json() == not_found("nope")
+
+
+def test_an_endpoint_that_does_not_serve_openai_is_not_a_model(gw: RunningGateway) -> None:
+    """`iris` (sklearn) is in the table but not listed; naming it is OpenAI's 404, which
+    says where to call it instead, and it is not forwarded."""
+    with gw.client() as client:
+        one = client.get("/v1/models/iris")
+        chat = client.post("/v1/chat/completions", json={"model": "iris", "messages": []})
+    for r in (one, chat):
+        assert r.status_code == 404
+        error = r.json()["error"]
+        assert error["code"] == "model_not_found"
+        assert "(sklearn) does not serve the OpenAI API" in error["message"]
+        assert "/endpoints/iris/" in error["message"]
 
 
 def test_the_gateways_own_answers_use_openai_errors_too(gw: RunningGateway) -> None:

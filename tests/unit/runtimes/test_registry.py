@@ -7,7 +7,7 @@ import pytest
 
 from podium.core.errors import Invalid
 from podium.runtimes.base import Runtime
-from podium.runtimes.registry import get_runtime, known_runtimes
+from podium.runtimes.registry import get_runtime, known_runtimes, serves_openai
 
 
 def test_builtins_are_known() -> None:
@@ -47,3 +47,24 @@ def test_entry_points_are_declared() -> None:
 
     names = {ep.name for ep in entry_points(group="podium.runtimes")}
     assert {"python", "sklearn"} <= names
+
+
+@pytest.mark.parametrize(
+    ("framework", "task", "serves"),
+    [
+        ("transformers", "text-generation", True),
+        ("transformers", "feature-extraction", True),
+        ("transformers", "text-classification", False),
+        ("transformers", None, None),  # the task comes from the model's config
+        ("sklearn", None, False),
+        ("onnx", None, False),
+        ("python", None, None),  # a bundle may define generate/embed
+        ("command", None, None),
+        ("vllm", None, True),
+        ("llama.cpp", None, True),
+        ("triton", None, False),
+        ("my-plugin", None, None),
+    ],
+)
+def test_serves_openai_from_the_spec(framework: str, task: str | None, serves: bool | None) -> None:
+    assert serves_openai(framework, task) is serves

@@ -147,9 +147,10 @@ def test_list_filters(database: Database) -> None:
 
         assert names() == ["alpha-api", "beta-api", "gamma-svc"]
         assert names(status=S.PENDING) == ["alpha-api", "beta-api"]
-        assert names(label=("team", "ml")) == ["beta-api", "gamma-svc"]
-        assert names(label=("team", "ml"), status=S.PENDING) == ["beta-api"]
-        assert names(label=("tier", "silver")) == []
+        assert names(labels={"team": "ml"}) == ["beta-api", "gamma-svc"]
+        assert names(labels={"team": "ml", "tier": "gold"}) == ["gamma-svc"]
+        assert names(labels={"team": "ml"}, status=S.PENDING) == ["beta-api"]
+        assert names(labels={"tier": "silver"}) == []
         assert names(name_contains="api") == ["alpha-api", "beta-api"]
         assert names(name_contains="ETA-") == ["beta-api"]  # case-insensitive
         # LIKE wildcards in the substring are literal characters
@@ -178,6 +179,12 @@ def test_endpoints_using(database: Database) -> None:
         assert uow.endpoints.endpoints_using("iris") == ["one", "two"]
         assert uow.endpoints.endpoints_using("iris-big") == ["three"]
         assert uow.endpoints.endpoints_using("wine") == []
+        # A rollout in progress: a replica of two's first revision (iris:1) still runs.
+        now = datetime.now(UTC)
+        old = ReplicaRecord("two-r1-a", "two", 1, ReplicaState.DRAINING, "127.0.0.1", 1, 2, now)
+        uow.replicas.upsert(old)
+        assert uow.endpoints.endpoints_using("iris", 1) == ["one", "two"]
+        assert uow.endpoints.endpoints_using("iris", 2) == ["two"]
 
 
 def test_delete_removes_revisions_replicas_and_events(database: Database) -> None:

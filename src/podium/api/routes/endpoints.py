@@ -39,12 +39,16 @@ def list_endpoints(
     settings: SettingsDep,
     status: EndpointStatus | None = None,
     label: Annotated[
-        str | None,
-        Query(description="KEY=VALUE", max_length=200, json_schema_extra={"pattern": "^[^=]+="}),
+        list[str] | None,
+        Query(
+            description="KEY=VALUE; repeat it to require several labels (all must match)",
+            max_length=32,
+        ),
     ] = None,
     name: Annotated[str | None, Query(description="part of the name", max_length=48)] = None,
 ) -> EndpointList:
-    records = uow.endpoints.list(status=status, label=_label(label), name_contains=name)
+    labels = dict(_label(value) for value in label or ())
+    records = uow.endpoints.list(status=status, labels=labels, name_contains=name)
     return EndpointList(items=[views.endpoint(uow, settings, r) for r in records])
 
 
@@ -98,9 +102,7 @@ def delete_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic
     return service.delete(name)
 
 
-def _label(value: str | None) -> tuple[str, str] | None:
-    if value is None:
-        return None
+def _label(value: str) -> tuple[str, str]:
     key, sep, val = value.partition("=")
     if not sep or not key:
         raise Invalid(f"{value!r} is not a label filter: use KEY=VALUE", field="label")

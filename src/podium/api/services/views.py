@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from podium.core.phases import ReplicaState
+from collections.abc import Mapping
+from typing import Any
+
+from podium.core.phases import EventKind, ReplicaState
 from podium.core.schemas import (
     EndpointPublic,
     EventPublic,
@@ -42,7 +45,9 @@ def model(uow: UnitOfWork, name: str) -> ModelPublic:
     return ModelPublic(name=name, latest=max(v.version for v in versions), versions=versions)
 
 
-def replica(rec: ReplicaRecord) -> ReplicaPublic:
+def replica(rec: ReplicaRecord, started: Mapping[str, Any] | None = None) -> ReplicaPublic:
+    """`started`: the data of the replica's `replica_ready` event, if it has one."""
+    start = started or {}
     return ReplicaPublic(
         replica_id=rec.replica_id,
         revision=rec.revision,
@@ -52,11 +57,19 @@ def replica(rec: ReplicaRecord) -> ReplicaPublic:
         port=rec.port,
         started_at=rec.started_at,
         restarts=rec.restarts,
+        start_mode=start.get("start_mode"),
+        ready_s=start.get("ready_s"),
+        start_phases=start.get("phases") or {},
     )
 
 
 def endpoint(uow: UnitOfWork, settings: Settings, rec: EndpointRecord) -> EndpointPublic:
-    replicas = [replica(r) for r in uow.replicas.list(endpoint=rec.name)]
+    records = uow.replicas.list(endpoint=rec.name)
+    started: dict[str, Mapping[str, Any]] = {}
+    if records:  # the newest ready events cover every live replica but rare restarts
+        for e in uow.events.newest(rec.name, EventKind.REPLICA_READY, 4 * len(records)):
+            started.setdefault(str(e.data.get("replica_id")), e.data)
+    replicas = [replica(r, started.get(r.replica_id)) for r in records]
     return EndpointPublic(
         name=rec.name,
         spec=rec.spec,
