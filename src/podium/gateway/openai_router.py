@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from podium.core.routing import EndpointRoute, RoutingTableHolder
-from podium.gateway.body import BodyTooLarge, ClientGone
+from podium.gateway.body import BodyTooLarge, ClientGone, read_body
+from podium.gateway.headers import request_head
 from podium.gateway.responses import Message, Receive, Scope, Send
 
 PREFIX = "/v1/"
@@ -219,22 +220,12 @@ def _model_of(body: bytes) -> tuple[str | None, str, str | None]:
 
 
 async def _read_whole(receive: Receive, scope: Scope, limit: int) -> bytes:
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise BodyTooLarge(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone()
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    """The whole body (at most `limit` bytes: with nothing left to stream, `read_body`
+    answers bytes or raises)."""
+    length = request_head(scope).content_length
+    body = await read_body(receive, length, retry_bytes=limit, max_bytes=limit)
+    assert isinstance(body, bytes)
+    return body
 
 
 async def _wrong_method(send: Send, allowed: str, path: str) -> int:
