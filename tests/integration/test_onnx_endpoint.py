@@ -8,8 +8,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.support.onnx_models import build_linear_onnx, linear_expected
 from tests.support.server import ServerProcess, wait_running
+from tests.support.tiny_models import build_linear_onnx, linear_expected
 
 ROWS = [[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 0.0, 2.0]]
 

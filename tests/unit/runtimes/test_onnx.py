@@ -1,4 +1,4 @@
-"""The onnx runtime with real ONNX graphs built by tests/support/onnx_models.py."""
+"""The onnx runtime with real ONNX graphs built by tests/support/tiny_models.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from podium.core.errors import Invalid, LoadError
 from podium.runtimes.base import RuntimeConfig
 from podium.runtimes.onnx import OnnxRuntime
 from podium.runtimes.registry import get_runtime
-from tests.support.onnx_models import (
+from tests.support.tiny_models import (
     build_linear_onnx,
     build_multi_dtype_onnx,
     build_sequence_output_onnx,
