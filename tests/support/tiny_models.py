@@ -401,3 +401,25 @@ def build_sequence_output_onnx(dest: Path) -> Path:
     ]
     graph = helper.make_graph(nodes, "sequence_output", [x], [y, parts])
     return _save(graph, dest, "model.onnx")
+
+
+def export_torch_onnx(dest: Path) -> tuple[Path, Any]:
+    """A small torch classifier (seeded) exported with `torch.onnx.export`; returns the
+    folder holding `model.onnx` and the torch module, to compare answers with."""
+    import torch
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3), torch.nn.Softmax(dim=1)
+    ).eval()
+    dest.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        module,
+        (torch.zeros(1, 4),),
+        str(dest / "model.onnx"),
+        input_names=["features"],
+        output_names=["probabilities"],
+        dynamic_axes={"features": {0: "batch"}, "probabilities": {0: "batch"}},
+        dynamo=False,  # the TorchScript exporter: no onnxscript needed
+    )
+    return dest, module

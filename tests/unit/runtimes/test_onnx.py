@@ -15,6 +15,7 @@ from tests.support.tiny_models import (
     build_linear_onnx,
     build_multi_dtype_onnx,
     build_sequence_output_onnx,
+    export_torch_onnx,
     linear_expected,
 )
 
@@ -35,6 +36,19 @@ def linear(tmp_path_factory: pytest.TempPathFactory) -> OnnxRuntime:
 @pytest.fixture(scope="module")
 def multi(tmp_path_factory: pytest.TempPathFactory) -> OnnxRuntime:
     return _load(build_multi_dtype_onnx(tmp_path_factory.mktemp("multi")), "multi")
+
+
+def test_a_model_exported_from_torch(tmp_path: Path) -> None:
+    import torch
+
+    folder, module = export_torch_onnx(tmp_path / "exported")
+    rt = _load(folder, "clf")
+    meta = rt.v2_metadata()
+    assert [(t.name, t.datatype, t.shape) for t in meta.inputs] == [("features", "FP32", (-1, 4))]
+    assert [(t.name, t.datatype) for t in meta.outputs] == [("probabilities", "FP32")]
+    with torch.no_grad():
+        expected = module(torch.tensor(ROWS)).numpy()
+    np.testing.assert_allclose(np.asarray(rt.predict(ROWS, {})), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_registered() -> None:
