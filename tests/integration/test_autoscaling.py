@@ -157,3 +157,37 @@ def test_scaling_changes_apply_in_place(server: ServerProcess, bundle: str) -> N
         assert ep.revision == 1 and ep.desired_replicas == 1
         assert ready_pids(c, "steady") == {first}  # the newest was drained, not the first
         c.delete("steady")
+
+
+GAUGE_MODEL = """\
+from prometheus_client import Gauge
+
+
+class Model:
+    def load(self, path):
+        # A queue the model keeps itself, exposed on the replica's /metrics.
+        Gauge("tokens_waiting", "tokens queued inside the model").set(2500)
+
+    def predict(self, inputs, parameters):
+        return inputs
+"""
+
+
+def test_a_custom_gauge_rule_scales_on_what_the_replica_exposes(
+    server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No traffic at all: the rule alone (2500 tokens waiting, target 1000 per replica)
+    asks for 3 replicas, read from the real replica's /metrics."""
+    folder = tmp_path_factory.mktemp("gauge") / "gauge"
+    folder.mkdir()
+    (folder / "model.py").write_text(GAUGE_MODEL, encoding="utf-8")
+    rule = {"metric": "custom", "gauge": "tokens_waiting", "target": 1000}
+    scaling = {"min_replicas": 1, "max_replicas": 3, "rules": [rule],
+               "stable_window": "2s", "panic_window": "1s"}  # fmt: skip
+    with server.client() as c:
+        c.push_model(folder, "gauge", framework="python")
+        deploy(c, "gauge", "gauge", scaling=scaling)
+        wait_until(lambda: c.endpoint("gauge").desired_replicas == 3, timeout=60, what="3 replicas")
+        (message,) = [m for m in scaled(c, "gauge") if m.startswith("scaled 1→3")]
+        c.delete("gauge")
+    assert "gauge tokens_waiting 2500" in message and "target 1000" in message
