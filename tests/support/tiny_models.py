@@ -316,7 +316,7 @@ def linear_expected(rows: list[list[float]]) -> tuple[list[list[float]], list[in
     return y.tolist(), y.argmax(axis=1).tolist()
 
 
-def _save(graph: object, dest: Path, filename: str) -> Path:
+def _save_onnx(graph: object, dest: Path, filename: str) -> Path:
     import onnx
     from onnx import helper
 
@@ -345,7 +345,7 @@ def build_linear_onnx(dest: Path, *, batch: int | str = "N", filename: str = "mo
     ]
     init = [numpy_helper.from_array(LINEAR_W, "W"), numpy_helper.from_array(LINEAR_B, "b")]
     graph = helper.make_graph(nodes, "linear", [x], [y, label], initializer=init)
-    return _save(graph, dest, filename)
+    return _save_onnx(graph, dest, filename)
 
 
 def build_multi_dtype_onnx(dest: Path) -> Path:
@@ -384,7 +384,7 @@ def build_multi_dtype_onnx(dest: Path) -> Path:
     ]
     init = [numpy_helper.from_array(np.array(2.0, dtype=np.float64), "two")]
     graph = helper.make_graph(nodes, "multi_dtype", inputs, outputs, initializer=init)
-    return _save(graph, dest, "model.onnx")
+    return _save_onnx(graph, dest, "model.onnx")
 
 
 def build_sequence_output_onnx(dest: Path) -> Path:
@@ -400,7 +400,7 @@ def build_sequence_output_onnx(dest: Path) -> Path:
         helper.make_node("SequenceConstruct", ["x", "x"], ["parts"]),
     ]
     graph = helper.make_graph(nodes, "sequence_output", [x], [y, parts])
-    return _save(graph, dest, "model.onnx")
+    return _save_onnx(graph, dest, "model.onnx")
 
 
 def export_torch_onnx(dest: Path) -> tuple[Path, Any]:
