@@ -105,6 +105,7 @@ class EndpointLoad:
     held: int = 0  # requests waiting in the activator because no replica is ready
     requests: int = 0
     errors: int = 0  # 5xx answers, from the gateway or a replica
+    succeeded: int = 0  # 2xx and 3xx answers (the endpoint served successfully)
 
 
 class GatewayView(Protocol):

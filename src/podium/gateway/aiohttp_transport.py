@@ -6,7 +6,9 @@ Slower per request than `http1` (see bench/gateway.py), kept as a well-trodden f
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -19,13 +21,17 @@ from podium.gateway.transport import (
     RawHeaders,
     Transport,
     UpstreamBroken,
+    UpstreamDied,
     UpstreamFailed,
 )
 
-# Failures before any response byte: safe to send the request elsewhere.
+# No connection: the request cannot have reached the replica.
 _CONNECT_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ClientConnectorError,
     aiohttp.ConnectionTimeoutError,
+)
+# The connection ended before any response byte: sent or not, as the trace tells.
+_LOST_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ServerDisconnectedError,
     aiohttp.ClientOSError,
 )
@@ -59,6 +65,37 @@ class _Response:
         self._resp.release()
 
 
+class _Attempt:
+    """What aiohttp's tracing told about one request (aiohttp may itself retry an
+    idempotent request once on a new connection: `sent` stays true from the first try)."""
+
+    __slots__ = ("reused", "sent")
+
+    def __init__(self) -> None:
+        self.reused = False
+        self.sent = False
+
+
+async def _on_reuse(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+    ctx.trace_request_ctx.reused = True
+
+
+async def _on_create(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+    ctx.trace_request_ctx.reused = False
+
+
+async def _on_sent(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+    ctx.trace_request_ctx.sent = True
+
+
+def _trace() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig(trace_config_ctx_factory=SimpleNamespace)
+    trace.on_connection_reuseconn.append(_on_reuse)
+    trace.on_connection_create_start.append(_on_create)
+    trace.on_request_headers_sent.append(_on_sent)
+    return trace
+
+
 class AiohttpTransport:
     def __init__(self, settings: GatewaySettings, *, keepalive_s: float = 4.0) -> None:
         self._settings = settings
@@ -79,6 +116,7 @@ class AiohttpTransport:
             skip_auto_headers=_SKIP_AUTO_HEADERS,
             timeout=timeout,
             trust_env=False,
+            trace_configs=[_trace()],
         )
 
     async def close(self) -> None:
@@ -106,12 +144,28 @@ class AiohttpTransport:
         elif content_length is not None:
             str_headers.append(("content-length", str(content_length)))
         url = URL(f"http://{replica.host}:{replica.port}{target}", encoded=True)
+        attempt = _Attempt()
         try:
             resp = await self._session.request(
-                method, url, headers=str_headers, data=data, allow_redirects=False
+                method,
+                url,
+                headers=str_headers,
+                data=data,
+                allow_redirects=False,
+                trace_request_ctx=attempt,
             )
         except _CONNECT_ERRORS as e:
+            if attempt.sent:  # aiohttp's own retry after the request went out: it died
+                raise UpstreamDied(f"{type(e).__name__}: {e}") from e
             raise UpstreamFailed(f"{type(e).__name__}: {e}") from e
+        except _LOST_ERRORS as e:
+            reason = f"{type(e).__name__}: {e}"
+            reset = getattr(e, "errno", None) == errno.ECONNRESET or isinstance(
+                e.__cause__, ConnectionResetError
+            )  # the replica never read the request
+            if attempt.sent and not reset:
+                raise UpstreamDied(reason, stale=attempt.reused) from e
+            raise UpstreamFailed(reason, stale=attempt.reused) from e
         except (aiohttp.ClientError, OSError) as e:
             raise UpstreamBroken(f"{type(e).__name__}: {e}") from e
         return _Response(resp)

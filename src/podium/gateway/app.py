@@ -37,7 +37,7 @@ from podium.gateway.http1 import Http1Transport
 from podium.gateway.metering import EndpointMeter, GatewayCollector, Meters
 from podium.gateway.openai_router import PREFIX as OPENAI_PREFIX
 from podium.gateway.openai_router import OpenAIRouter
-from podium.gateway.proxy import Proxy, Unreached
+from podium.gateway.proxy import Proxy, Unreached, WhyFailed
 from podium.gateway.responses import Receive, Scope, Send, send_problem
 from podium.gateway.transport import Transport
 
@@ -53,7 +53,9 @@ class Gateway:
     The server that mounts it calls `startup()` / `shutdown()`; run on its own, it answers
     the ASGI lifespan messages itself. `on_replica_failure(replica_id, reason)` hears of
     each replica whose connection failed (it is ejected for `settings.eject_s`);
-    `transport` replaces the default HTTP/1.1 client (`http1.Http1Transport`).
+    `transport` replaces the default HTTP/1.1 client (`http1.Http1Transport`);
+    `why_failed(replica_id)` says why a replica that died serving a request ended (for
+    the 502), e.g. "ran out of memory".
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class Gateway:
         wake: Waker | None = None,
         on_replica_failure: Callable[[str, str], None] | None = None,
         transport: Transport | None = None,
+        why_failed: WhyFailed | None = None,
     ) -> None:
         self._holder = holder
         self._settings = settings
@@ -71,7 +74,11 @@ class Gateway:
         self.balancer = Balancer(settings.eject_s)
         self._transport: Transport = transport or Http1Transport(settings)
         self._proxy = Proxy(
-            settings, self.balancer, self._transport, on_replica_failure=on_replica_failure
+            settings,
+            self.balancer,
+            self._transport,
+            on_replica_failure=on_replica_failure,
+            why_failed=why_failed,
         )
         self._meters = Meters()
         self.activator = Activator(holder, self.balancer, wake)

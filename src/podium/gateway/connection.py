@@ -9,7 +9,13 @@ from typing import Protocol, cast
 
 import httptools
 
-from podium.gateway.transport import Body, RawHeaders, UpstreamBroken, UpstreamFailed
+from podium.gateway.transport import (
+    Body,
+    RawHeaders,
+    UpstreamBroken,
+    UpstreamDied,
+    UpstreamFailed,
+)
 
 HIGH_WATER = 256 * 1024  # buffered response bytes at which reading from the replica pauses
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
@@ -42,6 +48,7 @@ class Exchange:
         "headers",
         "interim",
         "parts",
+        "sent",
         "status",
         "upload",
     )
@@ -61,6 +68,7 @@ class Exchange:
         self.interim = False  # inside a 1xx response, which is skipped
         self.delimited = False  # content-length or chunked (else the body ends at EOF)
         self.upload: asyncio.Task[None] | None = None
+        self.sent = False  # the whole request was handed to the socket
 
     # -- fed by the connection ------------------------------------------------------------
 
@@ -170,8 +178,7 @@ class Connection(asyncio.Protocol):
                 if resp.got_bytes:
                     resp.fail(UpstreamBroken("the replica closed the connection mid-response"))
                 else:
-                    reason = f"connection lost: {exc}" if exc else "server disconnected"
-                    resp.fail(UpstreamFailed(reason, stale=self.reused))
+                    resp.fail(_lost_before_answer(resp.sent, exc, self.reused))
                     if self.reused:  # its idle siblings are likely closed too
                         self._pool.drop_idle(self.key)
             elif not resp.delimited and resp.status not in (204, 304):
@@ -266,6 +273,7 @@ class Connection(asyncio.Protocol):
             parts.append(data)
             self._write(b"".join(parts))
             self.response = resp  # no byte can arrive before this: same step as the write
+            resp.sent = True
         else:
             chunked = content_length is None
             if content_length is None:
@@ -301,6 +309,7 @@ class Connection(asyncio.Protocol):
                     await self._drain
             if chunked and not self.closed:
                 transport.write(b"0\r\n\r\n")
+            resp.sent = not self.closed
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the client's body failed (too large, client gone)
@@ -334,3 +343,16 @@ class Connection(asyncio.Protocol):
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
+
+
+def _lost_before_answer(sent: bool, exc: Exception | None, reused: bool) -> Exception:
+    """What a connection that ended before any response byte means for its request.
+
+    Not fully written, or reset (the kernel resets a socket closed with unread data, so
+    the replica never read the request): it cannot have reached the model. Otherwise the
+    replica read the request and then closed: it may have died serving it.
+    """
+    reason = f"connection lost: {exc}" if exc else "server disconnected"
+    if not sent or isinstance(exc, ConnectionResetError):
+        return UpstreamFailed(reason, stale=reused)
+    return UpstreamDied(reason, stale=reused)

@@ -32,6 +32,7 @@ class EndpointMeter:
         "latency_count",
         "latency_sum",
         "name",
+        "replica_crashes",
         "replica_failures",
         "requests",
     )
@@ -46,6 +47,7 @@ class EndpointMeter:
         self.latency_count = 0
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.replica_failures = 0
+        self.replica_crashes = 0  # requests whose replica crashed while serving them
 
     def start(self) -> None:
         self.requests += 1
@@ -68,7 +70,8 @@ class EndpointMeter:
         """Read from the controller's thread: the two counts may be a step apart."""
         held = self.held
         in_flight = max(0, self.in_flight - held)
-        return EndpointLoad(in_flight, held, self.requests, self.errors)
+        succeeded = self.by_class[2] + self.by_class[3]
+        return EndpointLoad(in_flight, held, self.requests, self.errors, succeeded)
 
 
 class Meters:
@@ -130,7 +133,13 @@ class GatewayCollector(Collector):
             "Connections to a replica that failed before a response (then retried).",
             labels=["endpoint"],
         )
+        crashes = CounterMetricFamily(
+            "podium_gateway_replica_crashes",
+            "Requests whose replica crashed while serving them (answered 502, not retried).",
+            labels=["endpoint"],
+        )
         for m in self._meters:
+            crashes.add_metric([m.name], m.replica_crashes)
             for i, label in enumerate(_CLASS_LABELS):
                 if m.by_class[i]:
                     requests.add_metric([m.name, label], m.by_class[i])
@@ -154,7 +163,7 @@ class GatewayCollector(Collector):
         )
         for replica_id, count in sorted(self._outstanding().items()):
             outstanding.add_metric([replica_id], count)
-        return [requests, in_flight, held, latency, failures, unrouted, outstanding]
+        return [requests, in_flight, held, latency, failures, crashes, unrouted, outstanding]
 
 
 def _bound(value: float) -> str:

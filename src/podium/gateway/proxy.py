@@ -1,16 +1,22 @@
 """Forwarding one request to a replica, retrying elsewhere, and streaming the answer back.
 
-A connection that fails before any response byte arrived (refused, reset, closed before
-the status line, connect timeout) ejects that replica and the request goes to another,
-as long as its body can be sent again. A reused keep-alive connection that fails that way
-is first retried on a new connection to the same replica, which is not ejected for it.
+A request goes to another replica only when it cannot have reached the model: connect
+refused or timed out, the connection failed before the request was fully written, or the
+replica reset it unread (`UpstreamFailed`). That replica is ejected. A request that was
+sent whole and whose connection then ended before any response byte (`UpstreamDied`) is
+never sent elsewhere: the replica may have crashed serving it, and a poison request would
+crash every replica in turn. It gets a 502 that says the replica crashed while serving it
+(with the reason the backend knows, e.g. out of memory), and the replica is reported.
+A reused keep-alive connection that fails either way is first retried once on a new
+connection to the same replica (the replica may have closed it as idle just then); if the
+replica then cannot be reached, it died with the request and the same 502 follows.
 Response chunks are passed on as they arrive, never buffered.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from podium.core.routing import EndpointRoute
 from podium.core.settings import GatewaySettings
@@ -19,9 +25,19 @@ from podium.gateway.body import StreamedBody
 from podium.gateway.headers import RequestHead, response_headers
 from podium.gateway.metering import EndpointMeter
 from podium.gateway.responses import Receive, Send, send_problem
-from podium.gateway.transport import Transport, UpstreamBroken, UpstreamFailed, UpstreamResponse
+from podium.gateway.transport import (
+    Transport,
+    UpstreamBroken,
+    UpstreamDied,
+    UpstreamFailed,
+    UpstreamResponse,
+)
 
 FailureHook = Callable[[str, str], None]
+# Why a replica's process ended (e.g. "ran out of memory (limit 256 MiB)"), as the backend
+# knows it; None when not known (it waits a short, bounded time for the backend to see it).
+WhyFailed = Callable[[str], Awaitable[str | None]]
+CRASHED = "the replica crashed while serving this request"
 
 
 class Unreached(Exception):
@@ -39,11 +55,13 @@ class Proxy:
         transport: Transport,
         *,
         on_replica_failure: FailureHook | None = None,
+        why_failed: WhyFailed | None = None,
     ) -> None:
         self._settings = settings
         self._balancer = balancer
         self._transport = transport
         self._on_failure = on_replica_failure
+        self._why_failed = why_failed
 
     async def forward(
         self,
@@ -68,6 +86,7 @@ class Proxy:
         replicas = route.replicas
         tried: set[str] = set()
         last_error = "no replica answered"
+        maybe_delivered = False  # a stale connection may have delivered it to this replica
         replica = balancer.pick(replicas)
         while replica is not None:
             replica_id = replica.replica_id
@@ -79,7 +98,16 @@ class Proxy:
                         resp = await transport.request(
                             replica, method, target, head.headers, data, head.content_length
                         )
+                except UpstreamDied as e:
+                    resendable = not (isinstance(body, StreamedBody) and body.started)
+                    if e.stale and replica_id not in tried and resendable:
+                        tried.add(replica_id)  # perhaps closed as idle: try a new connection
+                        maybe_delivered = True
+                        continue
+                    return await self._crashed(route, meter, replica_id, head, send, e.reason)
                 except UpstreamFailed as e:
+                    if maybe_delivered:  # its first try may have killed it: not elsewhere
+                        return await self._crashed(route, meter, replica_id, head, send, e.reason)
                     if isinstance(body, StreamedBody) and body.started:
                         return await self._upload_failed(route, body, head, send, e)
                     if e.stale and replica_id not in tried:
@@ -127,6 +155,34 @@ class Proxy:
             title="Bad gateway",
             request_id=head.request_id,
             endpoint=route.name,
+        )
+        return 502
+
+    async def _crashed(
+        self,
+        route: EndpointRoute,
+        meter: EndpointMeter,
+        replica_id: str,
+        head: RequestHead,
+        send: Send,
+        reason: str,
+    ) -> int:
+        """The replica took the request and its connection ended without an answer."""
+        meter.replica_failures += 1
+        meter.replica_crashes += 1
+        self._balancer.eject(replica_id)
+        if self._on_failure is not None:
+            self._on_failure(replica_id, f"{CRASHED} ({reason})")
+        why = await self._why_failed(replica_id) if self._why_failed is not None else None
+        await send_problem(
+            send,
+            502,
+            f"endpoint {route.name!r}: {CRASHED}" + (f": {why}" if why else ""),
+            title="Replica crashed",
+            request_id=head.request_id,
+            endpoint=route.name,
+            replica=replica_id,
+            cause=why or "crashed",
         )
         return 502
 

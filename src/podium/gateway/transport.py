@@ -4,9 +4,16 @@ Two implementations: `http1.Http1Transport` (default: a lean keep-alive HTTP/1.1
 on asyncio + httptools) and `aiohttp_transport.AiohttpTransport` (one shared aiohttp
 session). The proxy sees only this module: failures arrive as one of
 
-    UpstreamFailed   no response byte arrived: the request may go to another replica
+    UpstreamFailed   the request cannot have reached the model (connect refused or timed
+                     out, the connection failed before the request was fully written, or
+                     reset by a replica that never read it): it may go to another replica
                      (`stale`: it was a reused keep-alive connection, the replica itself
                      may be fine: try it again on a new connection)
+    UpstreamDied     the whole request was sent, then the connection ended before any
+                     response byte: the replica may have died serving it, so it is never
+                     sent to another replica (`stale`: a reused keep-alive connection,
+                     which the replica may have closed as idle just as the request went
+                     out: try the same replica once on a new connection)
     UpstreamBroken   the replica answered something unusable, or broke off mid-answer
     TimeoutError     (from the proxy's own deadline on the response head)
 """
@@ -23,7 +30,17 @@ Body = bytes | AsyncIterable[bytes]
 
 
 class UpstreamFailed(Exception):
-    """The connection failed before any response byte arrived (safe to retry elsewhere)."""
+    """The request cannot have reached the model: safe to send it to another replica."""
+
+    def __init__(self, reason: str, *, stale: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.stale = stale
+
+
+class UpstreamDied(Exception):
+    """The request was sent whole, then the connection ended before any response byte:
+    the replica may have crashed serving it (never retried on another replica)."""
 
     def __init__(self, reason: str, *, stale: bool = False) -> None:
         super().__init__(reason)
@@ -73,7 +90,8 @@ class Transport(Protocol):
         """Send a request; return once the response head arrived.
 
         `body` is bytes (sent with a content-length) or an async iterable (sent with
-        `content_length` if known, else chunked). Raises UpstreamFailed / UpstreamBroken.
+        `content_length` if known, else chunked). Raises UpstreamFailed / UpstreamDied /
+        UpstreamBroken.
         Cancellation (the proxy's deadline) drops the connection.
         """
         ...
