@@ -41,7 +41,6 @@ from podium.core.phases import ExitReason
 from podium.core.settings import Settings
 
 LISTEN_BACKLOG = 2048
-LOAD_FAILED_EXIT_CODE = 3  # the replica's exit code when its runtime cannot load the model
 CRASH_LOG_LINES = 20
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -282,7 +281,7 @@ class LocalBackend:
             if replica.escalated:
                 timeout = self._settings.control.stop_timeout_s
                 error = f"did not exit within {timeout:g}s of SIGTERM; killed"
-        elif code == LOAD_FAILED_EXIT_CODE or status.get("state") == "load_failed":
+        elif status.get("state") == "load_failed":  # its loader's word: never the exit code
             reason = ExitReason.LOAD_FAILED
             error = str(status.get("error") or "") or self._crash_error(replica, code)
         else:

@@ -194,7 +194,7 @@ class Actuator:
 
     def became_ready(self, r: TrackedReplica) -> None:
         now = self.ctl.clock.monotonic()
-        r.state, r.ready_at = ReplicaState.READY, now
+        r.state, r.ready_at, r.was_ready = ReplicaState.READY, now, True
         r.readiness_failures = r.liveness_failures = 0
         self._save(r)
         took = now - r.starting_since
@@ -283,6 +283,8 @@ class Actuator:
             )
             return
         reason = obs.exit_reason or ExitReason.CRASHED
+        if r.was_ready and reason is ExitReason.LOAD_FAILED:
+            reason = ExitReason.CRASHED  # it had loaded: whatever it wrote, this is a crash
         kind, verb = _EXIT_EVENT.get(reason, _EXIT_EVENT[ExitReason.CRASHED])
         detail = r.kill_detail or obs.error or f"exit code {obs.exit_code}"
         self.event(
@@ -298,7 +300,9 @@ class Actuator:
         ep = self.seen.get(r.endpoint)
         if ep is not None and r.revision != ep.revision:
             return  # an old revision's replica: the rollout replaces it anyway
-        if reason is ExitReason.LOAD_FAILED:
+        if r.was_ready:
+            self._crashed_serving(r, mem, detail)
+        elif reason is ExitReason.LOAD_FAILED:
             self.fail(r.endpoint, mem, f"revision {r.revision} failed to load: {detail}")
         else:
             self._crashed(r.endpoint, r.revision, mem, detail)
@@ -316,6 +320,45 @@ class Actuator:
                 f"crash loop: revision {revision} crashed {mem.crash_streak} times in a row; "
                 f"last: {detail}",
             )
+
+    def _crashed_serving(self, r: TrackedReplica, mem: EndpointMemory, detail: str) -> None:
+        """A replica that had become ready exited (a poison request, out of memory…).
+
+        It is restarted with backoff. Such crashes make a crash loop only when the
+        endpoint answered no request successfully (2xx/3xx, as the gateway counts them)
+        between them: `crash_loop_threshold` serving crashes with no success in between
+        fail the endpoint. Without a gateway in this process, a replica that stayed ready
+        for the settle time counts as having served.
+        """
+        cfg = self.ctl.settings.control
+        now = self.ctl.clock.monotonic()
+        succeeded = self._succeeded(r.endpoint)
+        if succeeded is not None:
+            before = mem.succeeded_at_crash
+            served = before is None or succeeded > before
+        else:
+            settle = max(10.0, cfg.restart_backoff_max_s)
+            served = r.ready_at is not None and now - r.ready_at >= settle
+        mem.serving_crashes = 1 if served else mem.serving_crashes + 1
+        mem.succeeded_at_crash = succeeded
+        mem.pending_restarts += 1
+        streak = mem.serving_crashes
+        delay = min(cfg.restart_backoff_s * 2 ** (streak - 1), cfg.restart_backoff_max_s)
+        mem.backoff_until = max(mem.backoff_until, now + delay)
+        if streak >= cfg.crash_loop_threshold:
+            self.fail(
+                r.endpoint,
+                mem,
+                f"crash loop: revision {r.revision} crashed {streak} times while serving, "
+                f"with no successful request in between; last: {detail}",
+            )
+
+    def _succeeded(self, endpoint: str) -> int | None:
+        gateway = self.ctl.gateway
+        if gateway is None:
+            return None
+        load = gateway.load_snapshot().get(endpoint)
+        return 0 if load is None else load.succeeded
 
     # ------------------------------------------------------------------ adoption
 

@@ -179,6 +179,7 @@ class Controller:
         if mem.failure is not None and mem.failure_generation != ep.generation:
             mem.failure = mem.failure_generation = None
             mem.crash_streak, mem.backoff_until = 0, 0.0
+            mem.serving_crashes, mem.succeeded_at_crash = 0, None
         now = self.clock.monotonic()
         self._settle_streak(ep.name, mem, now)
         view = EndpointView(
@@ -186,7 +187,7 @@ class Controller:
             status=ep.status,
             revision=ep.revision,
             desired=ep.desired_replicas,
-            crash_streak=mem.crash_streak,
+            crash_streak=max(mem.crash_streak, mem.serving_crashes),
             backoff_until=mem.backoff_until,
             failure=mem.failure,
         )

@@ -30,6 +30,7 @@ class TrackedReplica:
     drain_since: float | None = None
     starting_since: float = 0.0  # when it (re)entered STARTING: bounds the wait for readiness
     kill_detail: str | None = None  # why we killed it (liveness, readiness timeout)
+    was_ready: bool = False  # it became ready once: an exit now is a crash while serving
 
     @property
     def base_url(self) -> str:
@@ -54,8 +55,13 @@ class TrackedReplica:
 class EndpointMemory:
     """Per-endpoint controller state that is not worth persisting."""
 
-    crash_streak: int = 0
+    crash_streak: int = 0  # replicas that crashed in a row before becoming ready
     backoff_until: float = 0.0
+    # Crashes of replicas that had become ready, in a row with no successful request of
+    # the endpoint between them (see Actuator.crashed_serving), and the endpoint's count
+    # of successful requests at the last one (None: not known).
+    serving_crashes: int = 0
+    succeeded_at_crash: int | None = None
     restarts: int = 0  # replacements started after crashes (for the restarted event)
     pending_restarts: int = 0
     failure: str | None = None
