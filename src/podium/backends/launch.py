@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 from podium.backends.base import ReplicaLaunch
+from podium.replica import memory
 
-ENV_MEMORY_LIMIT = "PODIUM_MEMORY_LIMIT_MB"  # read back from the process when adopting
+# The replica sets its kernel memory limit from it; read back from the process when adopting.
+ENV_MEMORY_LIMIT = memory.ENV_MEMORY_LIMIT
 ENV_INSTANCE_TYPE = "PODIUM_INSTANCE_TYPE"
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ from podium.core.settings import Settings
 
 LISTEN_BACKLOG = 2048
 CRASH_LOG_LINES = 20
+KEPT_EXIT_CAUSES = 1024
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
@@ -66,6 +68,7 @@ class LocalBackend:
         self._lock = threading.Lock()
         self._replicas: dict[str, ManagedReplica] = {}
         self._log_paths: dict[str, Path] = {}  # every replica seen, for logs after exit
+        self._ended: OrderedDict[str, str] = OrderedDict()  # replica -> exit cause, recent
 
     # ------------------------------------------------------------------ start
 
@@ -281,13 +284,32 @@ class LocalBackend:
             if replica.escalated:
                 timeout = self._settings.control.stop_timeout_s
                 error = f"did not exit within {timeout:g}s of SIGTERM; killed"
+        elif status.get("state") == "out_of_memory":  # a request ran over the kernel limit
+            reason = ExitReason.OOM
+            limit = replica.memory_mb
+            error = (
+                f"a request needed more memory than the kernel limit allows; limit {limit} "
+                f"MiB (instance type {replica.instance_type or 'unknown'})"
+            )
         elif status.get("state") == "load_failed":  # its loader's word: never the exit code
             reason = ExitReason.LOAD_FAILED
             error = str(status.get("error") or "") or self._crash_error(replica, code)
         else:
             reason = ExitReason.CRASHED
             error = self._crash_error(replica, code)
+        self._ended[replica.replica_id] = _cause(reason, error, code)
+        while len(self._ended) > KEPT_EXIT_CAUSES:
+            self._ended.popitem(last=False)
         return replica.exited(code, reason, error)
+
+    def exit_cause(self, replica_id: str) -> str | None:
+        """Why the replica's process ended, in a few words (None: running or unknown).
+        An out-of-memory kill is known as soon as it is decided."""
+        with self._lock:
+            replica = self._replicas.get(replica_id)
+            if replica is not None and replica.kill_reason is ExitReason.OOM:
+                return _cause(ExitReason.OOM, replica.kill_error, None)
+            return self._ended.get(replica_id)
 
     def _crash_error(self, replica: ManagedReplica, code: int | None) -> str:
         head = (
@@ -383,6 +405,14 @@ class LocalBackend:
             if r.popen is not None:
                 processes.kill_leftover_group(r.pid)
             _remove_status(r.status_path)
+
+
+def _cause(reason: ExitReason, error: str | None, code: int | None) -> str:
+    """`ran out of memory (used 300 MiB, limit 256 MiB …)`, `crashed (exit code -11 …)`."""
+    if reason is ExitReason.OOM:
+        return f"it ran out of memory ({error})" if error else "it ran out of memory"
+    first = (error or "").split("\n", 1)[0] or processes.describe_exit(code)
+    return f"{reason.value}: {first}"
 
 
 def _remove_status(path: Path) -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("podium.control")
 
 _EXIT_EVENT = {
-    ExitReason.OOM: (EventKind.REPLICA_OOM, "was killed for using too much memory"),
+    ExitReason.OOM: (EventKind.REPLICA_OOM, "ran out of memory"),
     ExitReason.UNHEALTHY: (EventKind.REPLICA_UNHEALTHY, "was restarted: unhealthy"),
     ExitReason.LOAD_FAILED: (EventKind.REPLICA_CRASHED, "failed to load its model"),
     ExitReason.CRASHED: (EventKind.REPLICA_CRASHED, "crashed"),

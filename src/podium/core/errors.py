@@ -8,7 +8,8 @@
      ├── TooLarge          a body or upload over its limit         (HTTP 413)
      ├── Unavailable       cannot serve right now                  (HTTP 503)
      │    └── Retryable    try again after `retry_after` seconds
-     └── LoadError         a runtime could not load a model (endpoint -> failed)
+     ├── LoadError         a runtime could not load a model (endpoint -> failed)
+     └── OutOfMemory       a replica ran out of its memory limit     (HTTP 507)
 
 `api/problems.py` alone maps these to HTTP (application/problem+json).
 Every error carries a human message and, where one applies, the offending `field`.
@@ -67,3 +68,9 @@ class LoadError(PodiumError):
     """A runtime failed to load a model; deterministic, so not retried."""
 
     title = "Model failed to load"
+
+
+class OutOfMemory(PodiumError):
+    """A replica ran out of its instance type's memory serving a request."""
+
+    title = "Out of memory"

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, TypeVar
 
-from podium.core.errors import PodiumError
+from podium.core.errors import OutOfMemory, PodiumError
+from podium.replica import memory
 from podium.replica.concurrency import Limiter
 from podium.replica.http import ClientGone, Receive, Responder, Send, status_of, wait_disconnect
 from podium.replica.metrics import ReplicaMetrics
@@ -49,6 +50,8 @@ class Serving:
         self.metrics = ReplicaMetrics(self.limiter)
         self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="predict")
         self.http = Responder(info.replica_id)
+        # Told once a request ran out of memory (main: record it, then stop gracefully).
+        self.on_out_of_memory: Callable[[str], None] | None = None
 
     def stream_headers(self) -> list[tuple[bytes, bytes]]:
         """Headers of a streamed answer beyond the stream's own (the replica's id)."""
@@ -70,6 +73,13 @@ class Serving:
         except PodiumError as e:
             status = status_of(e)
             await render(send, e)
+        except MemoryError as e:  # the kernel refused an allocation: over the limit
+            log.error("out of memory in the %s runtime: %r", self.info.runtime, e)
+            error = OutOfMemory(memory.describe(memory.limit_mb()))
+            status = status_of(error)
+            await render(send, error)
+            if self.on_out_of_memory is not None:
+                self.on_out_of_memory(error.message)
         except Exception as e:
             log.exception("prediction failed in the %s runtime", self.info.runtime)
             status = 500

@@ -20,6 +20,7 @@ from podium.core.errors import (
     Conflict,
     Invalid,
     NotFound,
+    OutOfMemory,
     PodiumError,
     Retryable,
     TooLarge,
@@ -41,6 +42,7 @@ _STATUS: tuple[tuple[type[PodiumError], int], ...] = (
     (Conflict, 409),
     (TooLarge, 413),
     (Unavailable, 503),
+    (OutOfMemory, 507),
 )
 _TITLES = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Error"}
 

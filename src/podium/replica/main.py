@@ -12,8 +12,11 @@ backend binds 127.0.0.1:0 itself, so it knows the port without a race).
 The model is loaded before any socket is served. The status file (JSON, replaced
 atomically) then says either {"state": "ready", "load_s", "pid", "host", "port"} or
 {"state": "load_failed", "error"}; a failed load also prints one line to stderr and exits
-with code 3. "ready" also carries "replica_id", "start_mode" ("spawn", or "fork" for a child
-of a zygote, `podium.replica.zygote`) and "times": wall-clock timestamps (`time.time()`) of
+with code 3 (the backend trusts the status file, never the exit code, which user code can
+also produce). A request that runs out of memory (`memory`: the kernel limit set first
+thing) writes {"state": "out_of_memory", "error"} and stops the replica gracefully.
+"ready" also carries "replica_id", "start_mode" ("spawn", or "fork" for a child of a
+zygote, `podium.replica.zygote`) and "times": wall-clock timestamps (`time.time()`) of
 the phases of the start, "main" (this function entered; in a fork, once set up), "imported"
 (the replica stack and the runtime module imported: already done in a forked child),
 "loaded" (model loaded) and "listening" (serving). SIGTERM stops accepting connections,
@@ -29,6 +32,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -108,6 +112,9 @@ def main(
     the time of the fork as `started_at`."""
     times = {"main": time.time() if started_at is None else started_at}
     args = build_parser().parse_args(argv)
+    from podium.replica import memory  # standard library only
+
+    limit_mb = memory.apply_limit()  # first: the model loads under the limit too
     for name in THREAD_ENV:
         os.environ[name] = str(args.threads)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT)
@@ -127,6 +134,8 @@ def main(
 
         if isinstance(e, PodiumError):
             message = e.message
+        elif isinstance(e, MemoryError):
+            message = f"the model does not fit in the memory limit ({limit_mb} MiB)"
         else:
             traceback.print_exc()
             message = f"{type(e).__name__}: {e}"
@@ -206,6 +215,16 @@ def _serve(
         _write_status(args.status_file, {**state, "host": host, "port": port})
         print(f"replica {args.replica_id} ready on http://{host}:{port}", flush=True)
 
+    def out_of_memory(message: str) -> None:
+        """Record it for the backend (exit reason `oom`), then stop gracefully, once."""
+        if app.serving.on_out_of_memory is None:
+            return
+        app.serving.on_out_of_memory = None
+        _write_status(args.status_file, {"state": "out_of_memory", "error": message})
+        print(f"replica {args.replica_id}: {message}; stopping", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    app.serving.on_out_of_memory = out_of_memory
     try:
         started = serve(app, host=args.host, port=args.port or 0, fd=args.fd, on_ready=ready)
     finally:

@@ -7,6 +7,7 @@ its own thread and publishes the routing table the gateway reads.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -24,6 +25,7 @@ from podium.gateway.app import Gateway
 from podium.store.db import Database
 
 log = logging.getLogger("podium.server")
+WHY_FAILED_WAIT_S = 2.0  # how long a 502 for a crashed replica waits to say why
 
 Scope = dict[str, Any]
 
@@ -45,6 +47,7 @@ class Podium:
             wake=self._wake,
             # A replica that refused a connection: the controller looks at once.
             on_replica_failure=lambda _replica, _reason: self._wake(),
+            why_failed=self._why_failed,
         )
         self.controller = Controller(
             settings,
@@ -67,6 +70,17 @@ class Podium:
 
     def _wake(self, endpoint: str | None = None) -> None:
         self.controller.wake(endpoint)
+
+    async def _why_failed(self, replica_id: str) -> str | None:
+        """Why a replica died serving a request, as the backend learns it (the controller,
+        woken by the failure, polls it): waits at most WHY_FAILED_WAIT_S."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WHY_FAILED_WAIT_S
+        while (cause := self.backend.exit_cause(replica_id)) is None:
+            if loop.time() >= deadline:
+                return None
+            await asyncio.sleep(0.05)
+        return cause
 
     async def startup(self) -> None:
         await self.gateway.startup()
