@@ -18,7 +18,7 @@ def ready_ids(server: ServerProcess, name: str) -> set[str]:
     return {r.replica_id for r in ep.replicas if r.state is ReplicaState.READY}
 
 
-def test_sigkill_one_of_two_replicas_under_load_fails_no_request(
+def test_sigkill_one_of_two_replicas_under_load_fails_only_its_requests(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     with server.client() as c:
@@ -47,7 +47,12 @@ def test_sigkill_one_of_two_replicas_under_load_fails_no_request(
         clients=8,
         during=kill_victim,
     )
-    assert report.failures == [], report.failures[:5]
+    # Only the requests the victim was serving when it died fail, with a 502 that says so:
+    # they may have reached the model, so they are never re-sent (a poison request would
+    # crash every replica in turn). Everything else is retried elsewhere or served.
+    crashed = "the replica crashed while serving this request"
+    assert all(crashed in f for f in report.failures), report.failures[:5]
+    assert len(report.failures) <= 8  # at most one per client
     assert report.ok > 200
     assert report.replicas[victim.replica_id] > 0  # it did serve before it was killed
 
