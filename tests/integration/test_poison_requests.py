@@ -112,3 +112,31 @@ def test_exit_code_3_after_ready_is_a_crash(server: ServerProcess, tmp_path: Pat
         assert c.invoke("exit3", {"inputs": "ping"}) == {"echo": "ping"}
         assert c.endpoint("exit3").status is EndpointStatus.RUNNING
     assert not failed_ever(server, "exit3")
+
+
+def test_crashes_while_serving_with_successes_between_are_no_crash_loop(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    deploy(server, tmp_path, "twice", 3)
+    assert poison(server, "twice", "segfault").status_code == 502
+    with server.client() as c:
+        for _ in range(5):  # served successfully between the crashes
+            assert c.invoke("twice", {"inputs": "ping"}) == {"echo": "ping"}
+    assert poison(server, "twice", "segfault").status_code == 502
+    wait_until(lambda: len(crashes(server, "twice")) == 2, what="two crash events")
+    wait_until(lambda: ready(server, "twice") == 3, timeout=120, what="replacements")
+    with server.client() as c:
+        assert c.endpoint("twice").status is EndpointStatus.RUNNING
+    assert not failed_ever(server, "twice")
+
+
+def test_crashes_while_serving_with_no_success_between_are_a_crash_loop(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    deploy(server, tmp_path, "always", 3)
+    for _ in range(2):  # the threshold: every request it got crashed a replica
+        assert poison(server, "always", "segfault").status_code == 502
+    wait_until(lambda: failed_ever(server, "always"), timeout=60, what="failed")
+    with server.client() as c:
+        reason = c.endpoint("always").status_reason or ""
+    assert "crash loop" in reason and "while serving" in reason
