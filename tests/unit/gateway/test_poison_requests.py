@@ -43,7 +43,7 @@ class CrashingServer(RawServer):
     ) -> None:
         self._writers.add(writer)
         while request := await read_request(reader):
-            if request.endswith(POISON):
+            if request.endswith(POISON) or request.startswith(b"GET /poison "):
                 self.poisoned += 1
                 assert self._listener is not None
                 self._listener.close()  # the process is gone: connections are refused
@@ -88,6 +88,23 @@ def test_poison_on_a_reused_connection_is_not_sent_elsewhere(servers: Servers) -
             assert client.post("/endpoints/ep/x", content=b"x").status_code == 200
         assert a.served and b.served
         r = client.post("/endpoints/ep/predict", content=POISON)
+        assert a.poisoned + b.poisoned == 1
+        assert r.status_code == 502
+        assert "crashed while serving this request" in r.json()["detail"]
+    gw.settle()
+
+
+def test_idempotent_poison_on_a_reused_connection_is_not_sent_elsewhere(
+    servers: Servers,
+) -> None:
+    # GET: aiohttp itself retries it once on a new connection; that retry must not count
+    # as "never sent" when the replica it reached first is gone.
+    gw = servers.gateway()
+    with CrashingServer("a") as a, CrashingServer("b") as b, gw.client() as client:
+        gw.publish(endpoint("ep", a.route, b.route))
+        for _ in range(20):
+            assert client.get("/endpoints/ep/x").status_code == 200
+        r = client.get("/endpoints/ep/poison")
         assert a.poisoned + b.poisoned == 1
         assert r.status_code == 502
         assert "crashed while serving this request" in r.json()["detail"]
