@@ -30,6 +30,7 @@ class TrackedReplica:
     drain_since: float | None = None
     starting_since: float = 0.0  # when it (re)entered STARTING: bounds the wait for readiness
     kill_detail: str | None = None  # why we killed it (liveness, readiness timeout)
+    kill_figures: dict[str, float] = field(default_factory=dict)  # e.g. how long it hung
 
     @property
     def base_url(self) -> str:

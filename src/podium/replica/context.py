@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from time import perf_counter
@@ -21,6 +20,7 @@ from podium.core.errors import PodiumError
 from podium.replica.concurrency import Limiter
 from podium.replica.http import ClientGone, Receive, Responder, Send, status_of, wait_disconnect
 from podium.replica.metrics import ReplicaMetrics
+from podium.replica.watch import WatchedPool
 from podium.runtimes.base import Runtime
 
 log = logging.getLogger("podium.replica")
@@ -47,7 +47,7 @@ class Serving:
         self.info = info
         self.limiter = Limiter(max_concurrency, max_queue)
         self.metrics = ReplicaMetrics(self.limiter)
-        self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="predict")
+        self.pool = WatchedPool(max_concurrency, thread_name_prefix="predict")
         self.http = Responder(info.replica_id)
 
     def stream_headers(self) -> list[tuple[bytes, bytes]]:
