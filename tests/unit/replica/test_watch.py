@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from podium.replica.app import ReplicaInfo, create_app
+from podium.replica.streaming import END, WorkerStream
 from podium.replica.watch import WatchedPool
 from podium.runtimes.base import Runtime, RuntimeConfig
 
@@ -72,6 +75,34 @@ def test_progress_restarts_the_clock_of_a_streaming_call() -> None:
         pool.progress()  # from outside any call: ignored
         done.set()
         future.result(WAIT_S)
+
+
+async def test_a_flowing_stream_is_not_a_stalled_call() -> None:
+    clock = FakeClock()
+    items: queue.Queue[str | None] = queue.Queue()
+
+    def produce() -> Iterator[str]:
+        while (item := items.get(timeout=2 * WAIT_S)) is not None:
+            yield item
+
+    async def settle(predicate: Any, what: str) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.01)
+
+    with WatchedPool(1, clock=clock) as pool:
+        stream = WorkerStream(pool, produce, threading.Event())
+        await settle(lambda: pool.running() == 1, "the stream to run")
+        for token in ("a", "b"):
+            clock.now += 50  # longer than any limit, between two items
+            assert pool.stalled_s() == 50
+            items.put(token)
+            assert await stream.next() == token
+            await settle(lambda: pool.stalled_s() == 0, "the item to count as progress")
+        items.put(None)
+        assert await stream.next() is END
+        await stream.stop()
 
 
 class Spinner(Runtime):
