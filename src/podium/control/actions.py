@@ -27,6 +27,7 @@ log = logging.getLogger("podium.control")
 _EXIT_EVENT = {
     ExitReason.OOM: (EventKind.REPLICA_OOM, "ran out of memory"),
     ExitReason.UNHEALTHY: (EventKind.REPLICA_UNHEALTHY, "was restarted: unhealthy"),
+    ExitReason.HUNG: (EventKind.REPLICA_HUNG, "was restarted"),
     ExitReason.LOAD_FAILED: (EventKind.REPLICA_CRASHED, "failed to load its model"),
     ExitReason.CRASHED: (EventKind.REPLICA_CRASHED, "crashed"),
     ExitReason.LOST: (EventKind.REPLICA_CRASHED, "was lost"),
@@ -254,6 +255,19 @@ class Actuator:
         self._save(r)
         self.ctl.backend.stop(r.replica_id)
 
+    def hung(self, r: TrackedReplica, detail: str, figures: dict[str, float]) -> None:
+        """Kill a hung replica: it leaves routing with this pass's table (it is no longer
+        ready), its replacement starts in this pass as a restart, and its exit is recorded
+        as `replica_hung` with `figures`.
+
+        A request hung it (like a poison request), not the revision: a hang is outside the
+        crash streak and its backoff, so one bad input cannot fail the endpoint."""
+        r.kill_figures = dict(figures)
+        ep = self.seen.get(r.endpoint)
+        if ep is not None and r.revision == ep.revision:
+            self.ctl.memory.setdefault(r.endpoint, EndpointMemory()).pending_restarts += 1
+        self.kill(r, ExitReason.HUNG, detail)
+
     def kill(self, r: TrackedReplica, reason: ExitReason, detail: str) -> None:
         r.kill_detail = detail
         r.state = ReplicaState.STOPPING
@@ -295,11 +309,14 @@ class Actuator:
             revision=r.revision,
             exit_code=obs.exit_code,
             reason=reason.value,
+            **(r.kill_figures if reason is ExitReason.HUNG else {}),
         )
         mem = self.ctl.memory.setdefault(r.endpoint, EndpointMemory())
         ep = self.seen.get(r.endpoint)
         if ep is not None and r.revision != ep.revision:
             return  # an old revision's replica: the rollout replaces it anyway
+        if reason is ExitReason.HUNG:
+            return  # replaced already, outside the crash streak (`hung`)
         if r.was_ready:
             self._crashed_serving(r, mem, detail)
         elif reason is ExitReason.LOAD_FAILED:

@@ -26,7 +26,8 @@ from podium.core.clock import Clock, SystemClock
 from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState
 from podium.core.routing import EndpointRoute, GatewayView, ReplicaRoute, RoutingTableHolder
 from podium.core.settings import Settings
-from podium.runtimes.presets import probe_specs
+from podium.core.spec import EndpointSpec
+from podium.runtimes.presets import DEFAULT_LIVENESS, probe_specs
 from podium.runtimes.registry import serves_openai
 from podium.store.db import Database
 from podium.store.records import EndpointRecord
@@ -51,6 +52,7 @@ class Controller:
         node_cache: NodeCache,
         gateway: GatewayView | None = None,
         clock: Clock | None = None,
+        http: httpx.AsyncClient | None = None,  # probes and scrapes (tests: a MockTransport)
     ) -> None:
         self.settings = settings
         self.db = db
@@ -69,7 +71,7 @@ class Controller:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._first_pass = threading.Event()
-        self._http: httpx.AsyncClient | None = None
+        self._http: httpx.AsyncClient | None = http
         self.on_tick: Callable[[], None] | None = None  # test hook: called after each pass
 
     # ------------------------------------------------------------------ lifecycle
@@ -244,8 +246,6 @@ class Controller:
         await asyncio.gather(*(self._probe_one(r, specs.get(r.endpoint)) for r in due))
 
     async def _probe_one(self, r: TrackedReplica, spec: object) -> None:
-        from podium.core.spec import EndpointSpec
-
         if not isinstance(spec, EndpointSpec) or self._http is None:
             return
         now = self.clock.monotonic()
@@ -267,12 +267,21 @@ class Controller:
                 )
             return
         # Ready: liveness decides restarts, readiness decides routing.
+        hung_after = self._hung_after(spec, live_p.path)
         live, ready = await asyncio.gather(
-            probe(self._http, r.base_url + live_p.path, live_p.timeout_s),
+            probe(self._http, r.base_url + live_p.path, live_p.timeout_s, hung_after),
             probe(self._http, r.base_url + ready_p.path, ready_p.timeout_s),
         )
         r.next_probe = self.clock.monotonic() + min(ready_p.period_s, live_p.period_s)
         self._count(r, live, ready, live_p.failure_threshold, ready_p.failure_threshold)
+
+    def _hung_after(self, spec: EndpointSpec, live_path: str) -> dict[str, str] | None:
+        """Ask a Podium replica's liveness route to say "hung" once a call has run past the
+        endpoint's current timeout plus the grace (external servers are not asked)."""
+        if live_path != DEFAULT_LIVENESS:
+            return None
+        grace = max(0.0, self.settings.control.hung_grace_s)
+        return {"hung_after_s": f"{spec.timeout_s + grace:g}"}
 
     def _count(
         self,
@@ -284,7 +293,16 @@ class Controller:
     ) -> None:
         r.liveness_failures = 0 if live.ok else r.liveness_failures + 1
         r.readiness_failures = 0 if ready.ok else r.readiness_failures + 1
-        if r.liveness_failures >= live_max:
+        if live.hung:  # already past timeout + grace: no threshold to wait for
+            self.act.hung(r, live.detail, live.figures)
+        elif r.liveness_failures >= live_max and live.timed_out:
+            self.act.hung(
+                r,
+                f"hung: no answer to {r.liveness_failures} liveness probes in a row "
+                f"({live.detail}): its event loop is blocked, e.g. by a call holding the GIL",
+                {"unanswered_probes": float(r.liveness_failures)},
+            )
+        elif r.liveness_failures >= live_max:
             self.act.kill(
                 r,
                 ExitReason.UNHEALTHY,

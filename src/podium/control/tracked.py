@@ -31,6 +31,7 @@ class TrackedReplica:
     starting_since: float = 0.0  # when it (re)entered STARTING: bounds the wait for readiness
     kill_detail: str | None = None  # why we killed it (liveness, readiness timeout)
     was_ready: bool = False  # it became ready once: an exit now is a crash while serving
+    kill_figures: dict[str, float] = field(default_factory=dict)  # e.g. how long it hung
 
     @property
     def base_url(self) -> str:

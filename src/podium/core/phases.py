@@ -86,6 +86,7 @@ class EventKind(StrEnum):
     REPLICA_RESTARTED = "replica_restarted"
     REPLICA_STOPPED = "replica_stopped"
     REPLICA_UNHEALTHY = "replica_unhealthy"
+    REPLICA_HUNG = "replica_hung"  # restarted: a call ran past the timeout, or no answer
     REPLICA_OOM = "replica_oom"
     REPLICA_ADOPTED = "replica_adopted"
     ROLLOUT = "rollout"
@@ -99,4 +100,5 @@ class ExitReason(StrEnum):
     LOAD_FAILED = "load_failed"  # the runtime could not load the model
     OOM = "oom"  # killed for exceeding the instance type's memory
     UNHEALTHY = "unhealthy"  # killed after failing its liveness probe
+    HUNG = "hung"  # killed: a call ran far past the endpoint's timeout, or probes unanswered
     LOST = "lost"  # disappeared (e.g. not found after a server restart)

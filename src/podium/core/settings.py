@@ -8,6 +8,7 @@ Environment variables (all optional):
   PODIUM_MAX_BODY_BYTES  gateway request body limit                      33554432 (32 MiB)
   PODIUM_TICK_S          seconds between controller passes (traffic wakes it sooner)   1.0
   PODIUM_RESTART_BACKOFF_S, PODIUM_CRASH_LOOP_THRESHOLD, PODIUM_STOP_TIMEOUT_S   controller
+  PODIUM_HUNG_GRACE_S    a call running this long past the endpoint's timeout_s is hung   10
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ControlSettings:
     ready_timeout_s: float = 300.0  # a replica not ready by then is replaced
     drain_timeout_s: float = 30.0
     stop_timeout_s: float = 10.0  # SIGTERM -> SIGKILL
+    hung_grace_s: float = 10.0  # a call past the endpoint's timeout_s by this much: hung
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,4 +151,5 @@ _CONTROL_ENV: tuple[tuple[str, str, Callable[[str, str], float]], ...] = (
     ("PODIUM_RESTART_BACKOFF_S", "restart_backoff_s", _float),
     ("PODIUM_CRASH_LOOP_THRESHOLD", "crash_loop_threshold", _int),
     ("PODIUM_STOP_TIMEOUT_S", "stop_timeout_s", _float),
+    ("PODIUM_HUNG_GRACE_S", "hung_grace_s", _float),
 )

@@ -1,6 +1,6 @@
 """The replica's ASGI app: health, info, metrics and the wire protocols of one runtime.
 
-    GET  /health/live  /health/ready  /podium/info  /metrics
+    GET  /health/live[?hung_after_s=N]  /health/ready  /podium/info  /metrics
     POST /                     Hugging Face style, TGI text generation    (routes_hf)
     /v1/...                    OpenAI: generative and embedding runtimes   (routes_openai)
     /v2/...                    Open Inference Protocol v2: tensor runtimes (routes_v2)
@@ -10,6 +10,10 @@ Raw ASGI, no framework: this is the hot path. Predictions run in a pool of
 while models compute; streams cross from their worker thread through a queue
 (`streaming`). The `Limiter` admits requests; a client that disconnects while queued gives
 its place up, and one that leaves a stream stops its generation.
+
+`/health/live` reports how long the oldest call into the runtime has run without progress
+(`watch`); given `hung_after_s` (the controller sends the endpoint's timeout plus a grace)
+it answers 503 "hung" once that call has run longer.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import parse_qs
 
-from podium.core.errors import NotFound
+from podium.core.errors import Invalid, NotFound
 from podium.replica.batching import BatchConfig, Batcher
 from podium.replica.context import ReplicaInfo, Serving
 from podium.replica.http import PROBLEM, Receive, Scope, Send, problem
@@ -72,7 +77,7 @@ class ReplicaApp:
         self.hf = HfRoute(s, self.batcher)
         self.v2 = V2Routes(s)
         self.openai = OpenAIRoutes(s)
-        self._get: dict[str, Callable[[Send], Awaitable[None]]] = {
+        self._get: dict[str, Callable[[Scope, Send], Awaitable[None]]] = {
             "/health/live": self._live,
             "/health/ready": self._ready,
             "/podium/info": self._info,
@@ -96,7 +101,7 @@ class ReplicaApp:
         handler = self._get.get(path)
         if handler is not None:
             if method in ("GET", "HEAD"):
-                await handler(send)
+                await handler(scope, send)
             else:
                 await self._not_allowed(send, "GET")
             return
@@ -120,17 +125,33 @@ class ReplicaApp:
             log.exception("health check of the %s runtime failed", self.info.runtime)
             return False
 
-    async def _live(self, send: Send) -> None:
-        await self.http.json(send, 200, {"status": "live"})
+    async def _live(self, scope: Scope, send: Send) -> None:
+        try:
+            limit = _hung_after(scope)
+        except Invalid as e:
+            await self.http.problem(send, e)
+            return
+        pool = self.serving.pool
+        stalled = round(pool.stalled_s(), 3)
+        figures = {"running_calls": pool.running(), "oldest_call_s": stalled}
+        if limit is None or stalled <= limit:
+            await self.http.json(send, 200, {"status": "live", **figures})
+            return
+        detail = (
+            f"hung: the oldest call into the {self.info.runtime} runtime has run for "
+            f"{stalled:.1f} s without finishing (limit {limit:g} s)"
+        )
+        extra = {"hung": True, "limit_s": limit, **figures}
+        await self.http.send(send, 503, problem(503, detail, title="Hung", extra=extra), PROBLEM)
 
-    async def _ready(self, send: Send) -> None:
+    async def _ready(self, _scope: Scope, send: Send) -> None:
         if self._healthy():
             await self.http.json(send, 200, {"status": "ready", "replica_id": self.info.replica_id})
         else:
             body = problem(503, "the runtime reports it is not healthy", title="Not Ready")
             await self.http.send(send, 503, body, PROBLEM)
 
-    async def _info(self, send: Send) -> None:
+    async def _info(self, _scope: Scope, send: Send) -> None:
         doc: dict[str, Any] = asdict(self.info)
         doc["capabilities"] = asdict(self.runtime.capabilities)
         doc["load"] = {"in_flight": self.limiter.in_flight, "queued": self.limiter.queued}
@@ -145,12 +166,31 @@ class ReplicaApp:
         )
         await self.http.json(send, 200, doc)
 
-    async def _metrics(self, send: Send) -> None:
+    async def _metrics(self, _scope: Scope, send: Send) -> None:
         await self.http.send(send, 200, self.metrics.render(), self.metrics.content_type.encode())
 
     async def _not_allowed(self, send: Send, allow: str) -> None:
         body = problem(405, f"use {allow}")
         await self.http.send(send, 405, body, PROBLEM, [(b"allow", allow.encode())])
+
+
+def _hung_after(scope: Scope) -> float | None:
+    """The `hung_after_s` query parameter: seconds a call may run (None: not asked)."""
+    raw = scope.get("query_string", b"")
+    if not raw:
+        return None
+    values = parse_qs(raw.decode("latin-1")).get("hung_after_s")
+    if not values:
+        return None
+    try:
+        limit = float(values[0])
+    except ValueError:
+        limit = -1.0
+    if not 0 < limit <= 86_400:
+        raise Invalid(
+            "hung_after_s must be a number of seconds in (0, 86400]", field="hung_after_s"
+        )
+    return limit
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from time import perf_counter
@@ -22,6 +21,7 @@ from podium.replica import memory
 from podium.replica.concurrency import Limiter
 from podium.replica.http import ClientGone, Receive, Responder, Send, status_of, wait_disconnect
 from podium.replica.metrics import ReplicaMetrics
+from podium.replica.watch import WatchedPool
 from podium.runtimes.base import Runtime
 
 log = logging.getLogger("podium.replica")
@@ -48,7 +48,7 @@ class Serving:
         self.info = info
         self.limiter = Limiter(max_concurrency, max_queue)
         self.metrics = ReplicaMetrics(self.limiter)
-        self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="predict")
+        self.pool = WatchedPool(max_concurrency, thread_name_prefix="predict")
         self.http = Responder(info.replica_id)
         # Told once a request ran out of memory (main: record it, then stop gracefully).
         self.on_out_of_memory: Callable[[str], None] | None = None

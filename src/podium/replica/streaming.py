@@ -19,6 +19,7 @@ from concurrent.futures import Executor
 from typing import Any, Protocol
 
 from podium.replica.http import ClientGone, Receive, Send, wait_disconnect
+from podium.replica.watch import WatchedPool
 
 log = logging.getLogger("podium.replica")
 
@@ -50,6 +51,8 @@ class WorkerStream:
         self.cancelled = cancelled
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        # each item is progress: a flowing stream is not a hung call (`watch`)
+        self._progress = pool.progress if isinstance(pool, WatchedPool) else None
         self.done = self._loop.run_in_executor(pool, self._pump, produce)
 
     def _put(self, item: Any) -> None:
@@ -64,6 +67,8 @@ class WorkerStream:
             iterator = iter(produce())
             for item in iterator:
                 self._put(item)
+                if self._progress is not None:
+                    self._progress()
                 if self.cancelled.is_set():
                     break
         except BaseException as e:
