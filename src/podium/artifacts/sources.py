@@ -67,6 +67,11 @@ class NodeCache:
     # ------------------------------------------------------------------ configuration
 
     @property
+    def env(self) -> Mapping[str, str]:
+        """The environment this cache was configured from (a download process gets it)."""
+        return self._env
+
+    @property
     def hf_cache(self) -> Path:
         """The huggingface_hub cache folder (models--ORG--NAME/… live here)."""
         if value := self._env.get("HF_HUB_CACHE"):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from podium.artifacts.sources import NodeCache
 from podium.backends.base import ObservedReplica, Prewarms, ReplicaLaunch, ReportsStartup
+from podium.control.downloads import Downloads
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.errors import Conflict, LoadError, PodiumError
 from podium.core.ids import new_replica_id
@@ -43,6 +44,7 @@ class Actuator:
         self._status: dict[str, tuple[EndpointStatus, str | None]] = {}
         self._revisions: dict[tuple[str, int], RevisionRecord] = {}
         self._starts: dict[str, float] = {}  # replica -> wall time its start was decided
+        self.downloads = Downloads(node_cache, ctl.settings.download)
 
     # ------------------------------------------------------------------ events and status
 
@@ -120,14 +122,49 @@ class Actuator:
                 return None
         return self._revisions[key].spec
 
-    async def _model_path(self, rev: RevisionRecord) -> Path:
+    async def _model_path(self, ep: EndpointRecord, rev: RevisionRecord) -> Path | None:
+        """The revision's model folder on this node; None while it is being downloaded
+        (the controller never waits for a download: a later pass looks again)."""
         ref = parse_model_ref(rev.model_ref)
         if isinstance(ref, RepoRef):
             with self.ctl.db.unit_of_work(read_only=True) as uow:
                 return Path(uow.models.get(ref.name, ref.version).path)
         assert isinstance(ref, HfRef)
-        resolved = await asyncio.to_thread(self.node_cache.resolve_hf, ref)
-        return resolved.path
+        if self.node_cache.hf_offline:  # the cache only: no network, nothing can hang
+            resolved = await asyncio.to_thread(self.node_cache.resolve_hf, ref)
+            return resolved.path
+        key = (ep.name, rev.number)
+        if key not in self.downloads:
+            job = self.downloads.start(key, ref)
+            self.event(
+                ep.name,
+                EventKind.DOWNLOAD_STARTED,
+                f"downloading {job.label} from {self.node_cache.hf_endpoint}",
+                model=rev.model_ref,
+                revision=rev.number,
+            )
+            return None
+        try:
+            resolved = self.downloads.poll(key)
+        except PodiumError as e:
+            self.event(
+                ep.name,
+                EventKind.DOWNLOAD_FAILED,
+                f"download failed: {e}",
+                model=rev.model_ref,
+                revision=rev.number,
+                reason=str(e),
+            )
+            raise
+        if resolved is not None:
+            self.event(
+                ep.name,
+                EventKind.DOWNLOAD_DONE,
+                f"downloaded {resolved.ref}",
+                model=resolved.ref,
+                revision=rev.number,
+            )
+        return None if resolved is None else resolved.path
 
     async def start(self, ep: EndpointRecord, mem: EndpointMemory) -> bool:
         """Start one replica of the endpoint's target revision; False if it cannot."""
@@ -137,7 +174,10 @@ class Actuator:
             rev = self.revision(ep)
             path = mem.model_paths.get(rev.number)
             if path is None:
-                path = mem.model_paths[rev.number] = await self._model_path(rev)
+                path = await self._model_path(ep, rev)
+                if path is None:
+                    return False  # downloading
+                mem.model_paths[rev.number] = path
             spec = rev.spec
             launch = ReplicaLaunch(
                 replica_id=new_replica_id(ep.name, rev.number),
