@@ -19,6 +19,7 @@ Bounds, all configurable (`core.settings.DownloadSettings`):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -89,7 +90,7 @@ class HubDownload:
             *("--cache-dir", str(self.cache.cache_dir)),
             *("--connect-timeout", f"{connect:g}", "--read-timeout", f"{read:g}"),
         ]
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by check/cancel
         self._proc = subprocess.Popen(
             argv,
             env=env,
@@ -126,7 +127,9 @@ class HubDownload:
         if result is not None and "path" in result:
             return ResolvedSource(Path(result["path"]), result["ref"], result["revision"])
         if result is not None and "error" in result:
-            raise _error_class(str(result["error"]))(str(result["message"]), field=result.get("field"))
+            raise _error_class(str(result["error"]))(
+                str(result["message"]), field=result.get("field")
+            )
         raise Unavailable(
             f"the download of {self.label} exited with code {code}: {stderr}",
             field="model",
@@ -140,10 +143,8 @@ class HubDownload:
                 os.killpg(proc.pid, signal.SIGKILL)
             except OSError:
                 proc.kill()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL is not ignored
                 proc.wait(5)
-            except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not ignored
-                pass
         self._close()
 
     def _close(self) -> None:

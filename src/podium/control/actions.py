@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from podium.artifacts.sources import NodeCache
-from podium.backends.base import ObservedReplica, Prewarms, ReplicaLaunch, ReportsStartup
+from podium.backends.base import (
+    KeepsLogs,
+    ObservedReplica,
+    Prewarms,
+    ReplicaLaunch,
+    ReportsStartup,
+)
 from podium.control.downloads import Downloads
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.errors import Conflict, LoadError, PodiumError
@@ -32,6 +38,8 @@ _EXIT_EVENT = {
     ExitReason.CRASHED: (EventKind.REPLICA_CRASHED, "crashed"),
     ExitReason.LOST: (EventKind.REPLICA_CRASHED, "was lost"),
 }
+
+_EVENT_LOG_LINES = 20  # last log lines a failure event carries
 
 _COLD = (EndpointStatus.PAUSED, EndpointStatus.FAILED, EndpointStatus.DELETING)
 
@@ -92,6 +100,8 @@ class Actuator:
     def delete_endpoint(self, name: str) -> None:
         with self.ctl.db.unit_of_work() as uow:
             uow.endpoints.delete(name)
+        if isinstance(self.ctl.backend, KeepsLogs):
+            self.ctl.backend.forget_endpoint(name)
         self._status.pop(name, None)
         self.seen.pop(name, None)
         log.info("%s: deleted", name)
@@ -131,8 +141,8 @@ class Actuator:
                 return Path(uow.models.get(ref.name, ref.version).path)
         assert isinstance(ref, HfRef)
         if self.node_cache.hf_offline:  # the cache only: no network, nothing can hang
-            resolved = await asyncio.to_thread(self.node_cache.resolve_hf, ref)
-            return resolved.path
+            cached = await asyncio.to_thread(self.node_cache.resolve_hf, ref)
+            return cached.path
         key = (ep.name, rev.number)
         if key not in self.downloads:
             job = self.downloads.start(key, ref)
@@ -325,14 +335,17 @@ class Actuator:
         reason = obs.exit_reason or ExitReason.CRASHED
         kind, verb = _EXIT_EVENT.get(reason, _EXIT_EVENT[ExitReason.CRASHED])
         detail = r.kill_detail or obs.error or f"exit code {obs.exit_code}"
+        tail = self._log_tail(r.replica_id)
+        shown = "" if not tail or tail[-1] in detail else "\nlast log lines:\n" + "\n".join(tail)
         self.event(
             r.endpoint,
             kind,
-            f"replica {r.replica_id} {verb}: {detail}",
+            f"replica {r.replica_id} {verb}: {detail}{shown}",
             replica_id=r.replica_id,
             revision=r.revision,
             exit_code=obs.exit_code,
             reason=reason.value,
+            log_tail=tail,
         )
         mem = self.ctl.memory.setdefault(r.endpoint, EndpointMemory())
         ep = self.seen.get(r.endpoint)
@@ -342,6 +355,14 @@ class Actuator:
             self.fail(r.endpoint, mem, f"revision {r.revision} failed to load: {detail}")
         else:
             self._crashed(r.endpoint, r.revision, mem, detail)
+
+    def _log_tail(self, replica_id: str) -> list[str]:
+        """The replica's last log lines, for the event that says why it ended."""
+        try:
+            return self.ctl.backend.logs(replica_id, _EVENT_LOG_LINES)
+        except Exception:  # a log that cannot be read must not lose the event
+            log.warning("could not read the log of %s", replica_id, exc_info=True)
+            return []
 
     def _crashed(self, name: str, revision: int, mem: EndpointMemory, detail: str) -> None:
         cfg = self.ctl.settings.control

@@ -145,7 +145,9 @@ class Settings:
         if download:
             kwargs["download"] = DownloadSettings(**download)
         if "PODIUM_LOG_RETENTION" in env:
-            kwargs["log_retention"] = max(1, _int(env["PODIUM_LOG_RETENTION"], "PODIUM_LOG_RETENTION"))
+            kwargs["log_retention"] = max(
+                1, _int(env["PODIUM_LOG_RETENTION"], "PODIUM_LOG_RETENTION")
+            )
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
