@@ -71,6 +71,15 @@ class HubDownload:
         """The repo's folder in the huggingface_hub cache (blobs grow here while fetching)."""
         return self.cache.hf_cache / f"models--{self.ref.repo_id.replace('/', '--')}"
 
+    @property
+    def xet_cache(self) -> Path:
+        """Where hf_xet keeps chunks it fetched (it may fill this before the blob grows)."""
+        env = self.cache.env
+        if value := env.get("HF_XET_CACHE"):
+            return Path(value).expanduser()
+        home = env.get("HF_HOME")
+        return Path(home).expanduser() / "xet" if home else Path.home() / ".cache/huggingface/xet"
+
     def start(self) -> None:
         endpoint = self.cache.hf_endpoint  # Invalid for a malformed HF_ENDPOINT: before forking
         connect, read = self._timeouts
@@ -165,18 +174,17 @@ class HubDownload:
         return text[-_STDERR_TAIL:].strip()
 
     def _measure(self) -> tuple[int, int]:
-        """(files, bytes) under the repo's cache folder: grows while data arrives."""
+        """(files, bytes) under the repo's cache folder and hf_xet's chunk cache: they grow
+        while data arrives."""
         count = size = 0
-        try:
-            for root, _dirs, files in os.walk(self.folder):
+        for folder in (self.folder, self.xet_cache):
+            for root, _dirs, files in os.walk(folder):  # a missing folder yields nothing
                 for name in files:
                     try:
                         size += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
                     except OSError:
                         continue
                     count += 1
-        except OSError:
-            pass
         return count, size
 
 

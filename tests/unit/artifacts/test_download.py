@@ -67,6 +67,7 @@ def test_every_request_to_the_hub_has_a_read_timeout(tmp_path: Path, headers: by
         error = outcome(download(tmp_path, hub, read_timeout_s=1.0))
     assert isinstance(error, Unavailable)
     assert "acme/never" in str(error) and hub in str(error)
+    assert "ReadTimeout" in str(error)
 
 
 def test_cancel_kills_the_download_at_once(tmp_path: Path) -> None:
