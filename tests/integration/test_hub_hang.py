@@ -15,9 +15,9 @@ import psutil
 
 from podium.client import PodiumClient
 from podium.core.errors import NotFound
-from tests.support.models import train_iris_skops
+from tests.support.models import train_iris_skops, write_python_bundle
 from tests.support.server import running_server, wait_running, wait_until
-from tests.support.silent_hub import silent_listener
+from tests.support.silent_hub import fake_hub, silent_listener
 
 
 def _kinds(c: PodiumClient, name: str) -> list[str]:
@@ -85,3 +85,20 @@ def test_a_silent_hub_fails_the_endpoint_and_blocks_nothing(tmp_path: Path) -> N
         except subprocess.TimeoutExpired:
             raise AssertionError("podium up did not exit on SIGINT during a download") from None
         wait_until(lambda: not _downloads(home), 30, "the download to end with the server")
+
+
+def test_a_model_downloaded_from_a_hub_that_answers_deploys(tmp_path: Path) -> None:
+    bundle = write_python_bundle(tmp_path / "echo", version=5)
+    files = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    with (
+        fake_hub("acme/echo", files) as hub,
+        running_server(
+            tmp_path / "podium", HF_HUB_OFFLINE="0", HF_ENDPOINT=hub, HF_HOME=str(tmp_path / "hf")
+        ) as server,
+        server.client() as c,
+    ):
+        c.deploy({"name": "echo", "model": "hf://acme/echo", "framework": "python"})
+        wait_running(c, "echo")
+        assert c.invoke("echo", {"inputs": "hi"}) == {"version": 5, "echo": "hi"}
+        kinds = _kinds(c, "echo")
+        assert kinds.index("download_started") < kinds.index("download_done")

@@ -16,7 +16,7 @@ from podium.artifacts.download import HubDownload
 from podium.artifacts.sources import NodeCache, ResolvedSource
 from podium.core.errors import PodiumError, Unavailable
 from podium.core.spec import HfRef
-from tests.support.silent_hub import silent_listener
+from tests.support.silent_hub import fake_hub, silent_listener
 
 WAIT_S = 90  # generous: the machine is shared and slow
 
@@ -78,3 +78,21 @@ def test_cancel_kills_the_download_at_once(tmp_path: Path) -> None:
         time.sleep(0.5)
         job.cancel()
         assert proc.poll() is not None
+
+
+FILES = {"model.py": b"x = 1\n", "weights.bin": b"\x01" * 300_000}
+
+
+def test_a_hub_that_answers_gives_a_pinned_snapshot(tmp_path: Path) -> None:
+    with fake_hub("acme/never", FILES) as hub:
+        done = outcome(download(tmp_path, hub, stall_s=30.0, read_timeout_s=30.0))
+    assert isinstance(done, ResolvedSource), done
+    assert done.ref == f"hf://acme/never@{done.revision}"
+    assert (done.path / "weights.bin").read_bytes() == FILES["weights.bin"]
+
+
+def test_a_file_body_that_stops_coming_fails_as_stalled(tmp_path: Path) -> None:
+    with fake_hub("acme/never", FILES, stall_after=100_000) as hub:
+        error = outcome(download(tmp_path, hub, stall_s=2.0))
+    assert isinstance(error, Unavailable)
+    assert "download of hf://acme/never stalled: no data for 2 s" in str(error)
