@@ -99,16 +99,22 @@ class HubDownload:
             *("--cache-dir", str(self.cache.cache_dir)),
             *("--connect-timeout", f"{connect:g}", "--read-timeout", f"{read:g}"),
         ]
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by check/cancel
-        self._proc = subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            start_new_session=True,
-            close_fds=True,
-        )
+        try:
+            self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by check/cancel
+            self._proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as e:
+            self._close()
+            raise Unavailable(
+                f"could not start the download of {self.label}: {e}", field="model"
+            ) from e
         self._progress, self._progress_at = self._measure(), self._monotonic()
 
     def check(self) -> ResolvedSource | None:

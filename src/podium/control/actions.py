@@ -52,7 +52,7 @@ class Actuator:
         self._status: dict[str, tuple[EndpointStatus, str | None]] = {}
         self._revisions: dict[tuple[str, int], RevisionRecord] = {}
         self._starts: dict[str, float] = {}  # replica -> wall time its start was decided
-        self.downloads = Downloads(node_cache, ctl.settings.download)
+        self.downloads = Downloads(node_cache, ctl.settings.download, self.event)
 
     # ------------------------------------------------------------------ events and status
 
@@ -143,38 +143,7 @@ class Actuator:
         if self.node_cache.hf_offline:  # the cache only: no network, nothing can hang
             cached = await asyncio.to_thread(self.node_cache.resolve_hf, ref)
             return cached.path
-        key = (ep.name, rev.number)
-        if key not in self.downloads:
-            job = self.downloads.start(key, ref)
-            self.event(
-                ep.name,
-                EventKind.DOWNLOAD_STARTED,
-                f"downloading {job.label} from {self.node_cache.hf_endpoint}",
-                model=rev.model_ref,
-                revision=rev.number,
-            )
-            return None
-        try:
-            resolved = self.downloads.poll(key)
-        except PodiumError as e:
-            self.event(
-                ep.name,
-                EventKind.DOWNLOAD_FAILED,
-                f"download failed: {e}",
-                model=rev.model_ref,
-                revision=rev.number,
-                reason=str(e),
-            )
-            raise
-        if resolved is not None:
-            self.event(
-                ep.name,
-                EventKind.DOWNLOAD_DONE,
-                f"downloaded {resolved.ref}",
-                model=resolved.ref,
-                revision=rev.number,
-            )
-        return None if resolved is None else resolved.path
+        return self.downloads.path((ep.name, rev.number), ref)
 
     async def start(self, ep: EndpointRecord, mem: EndpointMemory) -> bool:
         """Start one replica of the endpoint's target revision; False if it cannot."""

@@ -2,7 +2,7 @@
 
 The controller never awaits a download. A start that needs an `hf://` model that is not on
 this node yet starts its download (`artifacts.download.HubDownload`, a child process) and
-returns; each later pass looks at it again (`poll`) until it has a folder or a failure. A
+returns; each later pass looks at it again (`path`) until it has a folder or a failure. A
 download nobody needs any more (the endpoint was deleted, paused, failed or moved to another
 revision) is cancelled at the end of the pass (`retain`), and every one when the controller
 stops (`cancel_all`).
@@ -11,23 +11,66 @@ stops (`cancel_all`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from podium.artifacts.download import HubDownload
 from podium.artifacts.sources import NodeCache, ResolvedSource
+from podium.core.errors import PodiumError
+from podium.core.phases import EventKind
 from podium.core.settings import DownloadSettings
 from podium.core.spec import HfRef
 
 log = logging.getLogger("podium.control")
 
 Key = tuple[str, int]  # (endpoint, revision)
+EventSink = Callable[..., None]  # (endpoint, kind, message, **data): the actuator's `event`
 
 
 class Downloads:
-    def __init__(self, cache: NodeCache, settings: DownloadSettings) -> None:
+    def __init__(self, cache: NodeCache, settings: DownloadSettings, event: EventSink) -> None:
         self.cache = cache
         self.settings = settings
+        self._event = event
         self._jobs: dict[Key, HubDownload] = {}
+
+    def path(self, key: Key, ref: HfRef) -> Path | None:
+        """The model folder of `ref` for (endpoint, revision) `key`: None while it is being
+        downloaded (the first call starts the download); raises why the download failed.
+        Each step is an event."""
+        endpoint, revision = key
+        if key not in self._jobs:
+            job = self.start(key, ref)
+            self._event(
+                endpoint,
+                EventKind.DOWNLOAD_STARTED,
+                f"downloading {job.label} from {self.cache.hf_endpoint}",
+                model=str(ref),
+                revision=revision,
+            )
+            return None
+        try:
+            done = self.poll(key)
+        except PodiumError as e:
+            self._event(
+                endpoint,
+                EventKind.DOWNLOAD_FAILED,
+                f"download failed: {e}",
+                model=str(ref),
+                revision=revision,
+                reason=str(e),
+            )
+            raise
+        if done is None:
+            return None
+        self._event(
+            endpoint,
+            EventKind.DOWNLOAD_DONE,
+            f"downloaded {done.ref}",
+            model=done.ref,
+            revision=revision,
+        )
+        return done.path
 
     def __contains__(self, key: Key) -> bool:
         return key in self._jobs
