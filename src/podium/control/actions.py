@@ -369,6 +369,7 @@ class Actuator:
             f"replica {row.replica_id} was not running after the server restarted",
             replica_id=row.replica_id,
             reason=ExitReason.LOST.value,
+            log_tail=self._log_tail(row.replica_id),
         )
 
     def _track(self, obs: ObservedReplica, *, restarts: int) -> TrackedReplica:
