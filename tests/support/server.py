@@ -51,8 +51,8 @@ class ServerProcess:
             PODIUM_URL=self.url,
             PYTHONUNBUFFERED="1",
             HF_HUB_OFFLINE="1",
-            **self.extra_env,
         )
+        env.update(self.extra_env)  # may override the defaults above (HF_HUB_OFFLINE)
         return env
 
     def start(self, timeout: float = 60) -> None:

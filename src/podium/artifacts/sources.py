@@ -67,6 +67,11 @@ class NodeCache:
     # ------------------------------------------------------------------ configuration
 
     @property
+    def env(self) -> Mapping[str, str]:
+        """The environment this cache was configured from (a download process gets it)."""
+        return self._env
+
+    @property
     def hf_cache(self) -> Path:
         """The huggingface_hub cache folder (models--ORG--NAME/… live here)."""
         if value := self._env.get("HF_HUB_CACHE"):
@@ -174,9 +179,11 @@ class NodeCache:
                     "is set: download it first, or unset HF_HUB_OFFLINE",
                     field="model",
                 )
+            cause = e.__cause__ or e.__context__
+            why = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
             return Unavailable(
-                f"cannot reach the Hugging Face Hub at {endpoint} to fetch {label}, and it "
-                f"is not in the model cache ({self.hf_cache})",
+                f"cannot reach the Hugging Face Hub at {endpoint} to fetch {label}{why}, and "
+                f"it is not in the model cache ({self.hf_cache})",
                 field="model",
             )
         if isinstance(e, HFValidationError):

@@ -90,6 +90,13 @@ class Prewarms(Protocol):
     def prewarm(self, runtime: str) -> None: ...
 
 
+@runtime_checkable
+class KeepsLogs(Protocol):
+    """Optional for a backend: replica logs that outlive their replicas, until this."""
+
+    def forget_endpoint(self, endpoint: str) -> None: ...
+
+
 class Backend(Protocol):
     name: str
 

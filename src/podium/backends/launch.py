@@ -48,6 +48,7 @@ def replica_command(
     env = {**os.environ, **launch.env}
     env.update(dict.fromkeys(THREAD_VARS, threads))
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a fatal signal prints a traceback, even during imports
     env[ENV_MEMORY_LIMIT] = str(launch.instance_type.memory_mb)
     env[ENV_INSTANCE_TYPE] = launch.instance_type.name
     return argv, env

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from podium.backends import external, processes, zygote
+from podium.backends import external, logfiles, processes, zygote
 from podium.backends.base import (
     AdoptCandidate,
     Backend,
@@ -135,6 +135,7 @@ class LocalBackend:
                 zygote.write_fork_record(status_path, replica.pid, limits)
             self._replicas[launch.replica_id] = replica
             self._log_paths[launch.replica_id] = log_path
+            self._prune_logs(launch.endpoint)
             return replica.observed()
 
     def prewarm(self, runtime: str) -> None:
@@ -180,6 +181,7 @@ class LocalBackend:
             )
             self._replicas[launch.replica_id] = replica
             self._log_paths[launch.replica_id] = log_path
+            self._prune_logs(launch.endpoint)
             return replica.observed()
 
     def _status_path(self, replica_id: str) -> Path:
@@ -376,6 +378,17 @@ class LocalBackend:
             for path in self._settings.logs_dir.glob(f"*/{replica_id}.log"):
                 return path
         return None
+
+    def _prune_logs(self, endpoint: str) -> None:
+        """Keep the endpoint's newest `log_retention` log files (never a running one's)."""
+        live = {r.replica_id for r in self._replicas.values() if r.endpoint == endpoint}
+        logfiles.prune(
+            self._settings.logs_dir, endpoint, self._settings.log_retention, protect=live
+        )
+
+    def forget_endpoint(self, endpoint: str) -> None:
+        """The endpoint is deleted: its replicas' log files go with it."""
+        logfiles.remove_endpoint(self._settings.logs_dir, endpoint)
 
     def logs(self, replica_id: str, tail: int = 200) -> list[str]:
         path = self.log_path(replica_id)

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from podium.artifacts.sources import NodeCache
-from podium.backends.base import ObservedReplica, Prewarms, ReplicaLaunch, ReportsStartup
+from podium.backends.base import (
+    KeepsLogs,
+    ObservedReplica,
+    Prewarms,
+    ReplicaLaunch,
+    ReportsStartup,
+)
+from podium.control.downloads import Downloads
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.errors import Conflict, LoadError, PodiumError
 from podium.core.ids import new_replica_id
@@ -33,6 +40,8 @@ _EXIT_EVENT = {
     ExitReason.LOST: (EventKind.REPLICA_CRASHED, "was lost"),
 }
 
+_EVENT_LOG_LINES = 20  # last log lines a failure event carries
+
 _COLD = (EndpointStatus.PAUSED, EndpointStatus.FAILED, EndpointStatus.DELETING)
 
 
@@ -44,6 +53,7 @@ class Actuator:
         self._status: dict[str, tuple[EndpointStatus, str | None]] = {}
         self._revisions: dict[tuple[str, int], RevisionRecord] = {}
         self._starts: dict[str, float] = {}  # replica -> wall time its start was decided
+        self.downloads = Downloads(node_cache, ctl.settings.download, self.event)
 
     # ------------------------------------------------------------------ events and status
 
@@ -91,6 +101,8 @@ class Actuator:
     def delete_endpoint(self, name: str) -> None:
         with self.ctl.db.unit_of_work() as uow:
             uow.endpoints.delete(name)
+        if isinstance(self.ctl.backend, KeepsLogs):
+            self.ctl.backend.forget_endpoint(name)
         self._status.pop(name, None)
         self.seen.pop(name, None)
         log.info("%s: deleted", name)
@@ -121,14 +133,18 @@ class Actuator:
                 return None
         return self._revisions[key].spec
 
-    async def _model_path(self, rev: RevisionRecord) -> Path:
+    async def _model_path(self, ep: EndpointRecord, rev: RevisionRecord) -> Path | None:
+        """The revision's model folder on this node; None while it is being downloaded
+        (the controller never waits for a download: a later pass looks again)."""
         ref = parse_model_ref(rev.model_ref)
         if isinstance(ref, RepoRef):
             with self.ctl.db.unit_of_work(read_only=True) as uow:
                 return Path(uow.models.get(ref.name, ref.version).path)
         assert isinstance(ref, HfRef)
-        resolved = await asyncio.to_thread(self.node_cache.resolve_hf, ref)
-        return resolved.path
+        if self.node_cache.hf_offline:  # the cache only: no network, nothing can hang
+            cached = await asyncio.to_thread(self.node_cache.resolve_hf, ref)
+            return cached.path
+        return self.downloads.path((ep.name, rev.number), ref)
 
     async def start(self, ep: EndpointRecord, mem: EndpointMemory) -> bool:
         """Start one replica of the endpoint's target revision; False if it cannot."""
@@ -138,7 +154,10 @@ class Actuator:
             rev = self.revision(ep)
             path = mem.model_paths.get(rev.number)
             if path is None:
-                path = mem.model_paths[rev.number] = await self._model_path(rev)
+                path = await self._model_path(ep, rev)
+                if path is None:
+                    return False  # downloading
+                mem.model_paths[rev.number] = path
             spec = rev.spec
             launch = ReplicaLaunch(
                 replica_id=new_replica_id(ep.name, rev.number),
@@ -301,15 +320,18 @@ class Actuator:
             reason = ExitReason.CRASHED  # it had loaded: whatever it wrote, this is a crash
         kind, verb = _EXIT_EVENT.get(reason, _EXIT_EVENT[ExitReason.CRASHED])
         detail = r.kill_detail or obs.error or f"exit code {obs.exit_code}"
+        tail = self._log_tail(r.replica_id)
+        shown = "" if not tail or tail[-1] in detail else "\nlast log lines:\n" + "\n".join(tail)
         self.event(
             r.endpoint,
             kind,
-            f"replica {r.replica_id} {verb}: {detail}",
+            f"replica {r.replica_id} {verb}: {detail}{shown}",
             replica_id=r.replica_id,
             revision=r.revision,
             exit_code=obs.exit_code,
             reason=reason.value,
             **(r.kill_figures if reason is ExitReason.HUNG else {}),
+            log_tail=tail,
         )
         mem = self.ctl.memory.setdefault(r.endpoint, EndpointMemory())
         ep = self.seen.get(r.endpoint)
@@ -323,6 +345,14 @@ class Actuator:
             self.fail(r.endpoint, mem, f"revision {r.revision} failed to load: {detail}")
         else:
             self._crashed(r.endpoint, r.revision, mem, detail)
+
+    def _log_tail(self, replica_id: str) -> list[str]:
+        """The replica's last log lines, for the event that says why it ended."""
+        try:
+            return self.ctl.backend.logs(replica_id, _EVENT_LOG_LINES)
+        except Exception:  # a log that cannot be read must not lose the event
+            log.warning("could not read the log of %s", replica_id, exc_info=True)
+            return []
 
     def _crashed(self, name: str, revision: int, mem: EndpointMemory, detail: str) -> None:
         cfg = self.ctl.settings.control
@@ -399,6 +429,7 @@ class Actuator:
             f"replica {row.replica_id} was not running after the server restarted",
             replica_id=row.replica_id,
             reason=ExitReason.LOST.value,
+            log_tail=self._log_tail(row.replica_id),
         )
 
     def _track(self, obs: ObservedReplica, *, restarts: int) -> TrackedReplica:

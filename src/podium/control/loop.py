@@ -39,6 +39,7 @@ STARTING_PROBE_S = 0.05  # a starting replica is polled this often (connection r
 # the gateway reads the table and takes a replica slot without awaiting anything between,
 # so this only has to outlast a thread switch, with a wide margin.
 UNROUTED_GRACE_S = 0.1
+_NO_STARTS = (EndpointStatus.PAUSED, EndpointStatus.FAILED, EndpointStatus.DELETING)
 
 
 class Controller:
@@ -121,6 +122,7 @@ class Controller:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s())
+        self.act.downloads.cancel_all()
         if self._http is not None:
             await self._http.aclose()
 
@@ -163,6 +165,12 @@ class Controller:
         for name in list(self.memory):
             if name not in names:
                 del self.memory[name]
+        # Downloads nobody waits for any more (deleted, paused, failed, another revision).
+        self.act.downloads.retain(
+            (ep.name, ep.revision)
+            for ep in endpoints
+            if ep.status not in _NO_STARTS and not self._failing(ep.name)
+        )
         # Publish before stopping anything drained: a replica leaves the gateway's table
         # before its process is told to stop.
         self._publish(endpoints)

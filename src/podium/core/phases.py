@@ -92,6 +92,9 @@ class EventKind(StrEnum):
     ROLLOUT = "rollout"
     SCALED = "scaled"
     SPEC = "spec"  # created / updated / paused / resumed by a user
+    DOWNLOAD_STARTED = "download_started"  # a model (hf://) is being fetched onto this node
+    DOWNLOAD_DONE = "download_done"
+    DOWNLOAD_FAILED = "download_failed"  # with the reason (stalled, not found, …)
 
 
 class ExitReason(StrEnum):

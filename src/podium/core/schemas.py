@@ -91,5 +91,15 @@ class LogLine(BaseModel):
     line: str
 
 
+class LogReplica(BaseModel):
+    replica_id: str
+    state: str = Field(description="the replica's state while it runs; `exited` once it is gone")
+
+
 class LogList(BaseModel):
     items: list[LogLine]
+    replicas: list[LogReplica] = Field(
+        default_factory=list,
+        description="replicas with logs: exited ones whose log is kept (oldest first), then "
+        "running ones",
+    )

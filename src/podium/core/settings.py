@@ -9,6 +9,10 @@ Environment variables (all optional):
   PODIUM_TICK_S          seconds between controller passes (traffic wakes it sooner)   1.0
   PODIUM_RESTART_BACKOFF_S, PODIUM_CRASH_LOOP_THRESHOLD, PODIUM_STOP_TIMEOUT_S   controller
   PODIUM_HUNG_GRACE_S    a call running this long past the endpoint's timeout_s is hung   10
+  PODIUM_DOWNLOAD_STALL_S        fail a model download with no new data for this long    60
+  PODIUM_HUB_CONNECT_TIMEOUT_S   connect timeout of every request to the Hugging Face Hub 10
+  PODIUM_HUB_READ_TIMEOUT_S      read timeout of every request to the Hugging Face Hub    30
+  PODIUM_LOG_RETENTION           replica log files kept per endpoint (older are deleted)  20
 """
 
 from __future__ import annotations
@@ -51,6 +55,15 @@ class ControlSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DownloadSettings:
+    """Bounds of model downloads (hf://): see `artifacts/download.py`."""
+
+    stall_s: float = 60.0  # no new bytes in the cache for this long: the download fails
+    connect_timeout_s: float = 10.0  # of every request to the Hub
+    read_timeout_s: float = 30.0  # of every request to the Hub (between two reads)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     home: Path
     host: str = "127.0.0.1"
@@ -61,6 +74,8 @@ class Settings:
     )
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     control: ControlSettings = field(default_factory=ControlSettings)
+    download: DownloadSettings = field(default_factory=DownloadSettings)
+    log_retention: int = 20  # replica log files kept per endpoint; older ones are deleted
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -128,6 +143,13 @@ class Settings:
                 control[name] = parse(env[var], var)
         if control:
             kwargs["control"] = ControlSettings(**control)  # type: ignore[arg-type]
+        download = {name: _positive(env[var], var) for var, name in _DOWNLOAD_ENV if var in env}
+        if download:
+            kwargs["download"] = DownloadSettings(**download)
+        if "PODIUM_LOG_RETENTION" in env:
+            kwargs["log_retention"] = max(
+                1, _int(env["PODIUM_LOG_RETENTION"], "PODIUM_LOG_RETENTION")
+            )
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
@@ -144,6 +166,20 @@ def _int(value: str, name: str) -> int:
     except ValueError:
         raise Invalid(f"{name} must be an integer, not {value!r}", field=name) from None
 
+
+def _positive(value: str, name: str) -> float:
+    number = _float(value, name)
+    if not number > 0:
+        raise Invalid(f"{name} must be a positive number, not {value!r}", field=name)
+    return number
+
+
+# (environment variable, DownloadSettings field)
+_DOWNLOAD_ENV: tuple[tuple[str, str], ...] = (
+    ("PODIUM_DOWNLOAD_STALL_S", "stall_s"),
+    ("PODIUM_HUB_CONNECT_TIMEOUT_S", "connect_timeout_s"),
+    ("PODIUM_HUB_READ_TIMEOUT_S", "read_timeout_s"),
+)
 
 # (environment variable, ControlSettings field, parser)
 _CONTROL_ENV: tuple[tuple[str, str, Callable[[str, str], float]], ...] = (

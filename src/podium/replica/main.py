@@ -29,6 +29,7 @@ libraries must be in the environment before numpy is first imported.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import os
@@ -111,6 +112,8 @@ def main(
     """The replica process; a zygote's forked child calls it with `start_mode="fork"` and
     the time of the fork as `started_at`."""
     times = {"main": time.time() if started_at is None else started_at}
+    # A crash in native code (a segfault at import) leaves its traceback in the log.
+    faulthandler.enable()
     args = build_parser().parse_args(argv)
     from podium.replica import memory  # standard library only
 

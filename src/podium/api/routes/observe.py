@@ -13,7 +13,6 @@ from podium.api.problems import responses
 from podium.api.services import logs, views
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.schemas import EventList, LogList, RevisionPublic
-from podium.store.records import ReplicaRecord
 
 router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=responses(422))
 
@@ -62,7 +61,7 @@ async def get_logs(
     chosen = await run_in_threadpool(_replicas, ctx, name, replica)
     if not follow:
         items = await run_in_threadpool(logs.recent, ctx.logs, chosen, tail)
-        return LogList(items=items)
+        return LogList(items=items, replicas=[r.public() for r in chosen])
     stream = logs.follow(
         ctx.db,
         ctx.logs,
@@ -76,7 +75,9 @@ async def get_logs(
     return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
 
 
-def _replicas(ctx: ApiContext, name: str, replica: str | None) -> list[ReplicaRecord]:
+def _replicas(ctx: ApiContext, name: str, replica: str | None) -> list[logs.LoggedReplica]:
+    """The endpoint's replicas with logs (running, and exited ones whose log is kept)."""
     with ctx.db.unit_of_work(read_only=True) as uow:
         uow.endpoints.get(name)
-        return logs.pick(uow.replicas.list(endpoint=name), replica)
+        running = uow.replicas.list(endpoint=name)
+    return logs.pick(logs.known(running, ctx.settings.logs_dir, name), replica)

@@ -1,5 +1,8 @@
 """Replica logs: the recent lines of an endpoint's replicas, or a live follow of them.
 
+The replicas are the running ones (the store) and the exited ones whose log files are still
+kept (`backends.logfiles`: they outlive their replica and the server, up to the retention),
+so the log of a replica that failed stays readable, also with `?replica=ID`.
 The recent lines come from the backend (`LogSource`). Following reads the replicas' log
 files (`ReplicaRecord.log_path`) directly: the tail first, then, every `poll_s`, whatever
 was appended since, one complete line at a time. Replicas that appear while following
@@ -17,9 +20,10 @@ from typing import Protocol
 import anyio
 import anyio.to_thread
 
+from podium.backends import logfiles
 from podium.backends.processes import read_tail
 from podium.core.errors import NotFound
-from podium.core.schemas import LogLine
+from podium.core.schemas import LogLine, LogReplica
 from podium.store import Database
 from podium.store.records import ReplicaRecord
 
@@ -33,7 +37,35 @@ class LogSource(Protocol):
     def logs(self, replica_id: str, tail: int = 200) -> list[str]: ...
 
 
-def pick(replicas: Sequence[ReplicaRecord], replica: str | None) -> list[ReplicaRecord]:
+EXITED = "exited"  # the state shown for a replica that is gone but whose log is kept
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedReplica:
+    """A replica whose log can be read: running, or exited with its file kept."""
+
+    replica_id: str
+    log_path: str  # "" when unknown (the backend may still know it)
+    state: str
+
+    def public(self) -> LogReplica:
+        return LogReplica(replica_id=self.replica_id, state=self.state)
+
+
+def known(running: Sequence[ReplicaRecord], logs_dir: Path, endpoint: str) -> list[LoggedReplica]:
+    """Exited replicas with a kept log file (oldest first), then running ones (by id)."""
+    live = {
+        r.replica_id: LoggedReplica(r.replica_id, r.log_path or "", r.state.value) for r in running
+    }
+    past = [
+        LoggedReplica(f.replica_id, str(f.path), EXITED)
+        for f in logfiles.list_files(logs_dir, endpoint)
+        if f.replica_id not in live
+    ]
+    return past + [live[k] for k in sorted(live)]
+
+
+def pick(replicas: Sequence[LoggedReplica], replica: str | None) -> list[LoggedReplica]:
     """The endpoint's replicas, or the one asked for (NotFound, field "replica")."""
     if replica is None:
         return list(replicas)
@@ -43,10 +75,10 @@ def pick(replicas: Sequence[ReplicaRecord], replica: str | None) -> list[Replica
     return chosen
 
 
-def recent(source: LogSource, replicas: Sequence[ReplicaRecord], tail: int) -> list[LogLine]:
-    """Each replica's last `tail` lines, replica after replica."""
+def recent(source: LogSource, replicas: Sequence[LoggedReplica], tail: int) -> list[LogLine]:
+    """Each replica's last `tail` lines, replica after replica (in the order given)."""
     items: list[LogLine] = []
-    for r in sorted(replicas, key=lambda r: r.replica_id):
+    for r in replicas:
         lines = source.logs(r.replica_id, tail)
         if not lines and r.log_path:  # e.g. a replica this backend does not know (yet)
             lines, _ = _tail_file(Path(r.log_path), tail)
@@ -66,7 +98,7 @@ async def follow(
     db: Database,
     source: LogSource,
     endpoint: str,
-    replicas: Sequence[ReplicaRecord],
+    replicas: Sequence[LoggedReplica],
     *,
     tail: int,
     poll_s: float,
@@ -75,7 +107,7 @@ async def follow(
 ) -> AsyncIterator[str]:
     """Lines as `[replica-id] text\\n`: the tail of each replica, then new lines as they come."""
     followed: dict[str, _Followed] = {}
-    for r in sorted(replicas, key=lambda r: r.replica_id):
+    for r in replicas:
         f, lines = await anyio.to_thread.run_sync(_start, source, r, tail)
         followed[r.replica_id] = f
         if lines:
@@ -91,16 +123,16 @@ async def follow(
                 current = await anyio.to_thread.run_sync(_replicas, db, endpoint)
             except NotFound:
                 return
-            for r in current:
-                if r.replica_id not in followed:  # new: its whole log is news
-                    followed[r.replica_id] = _Followed(r.replica_id, _path(r))
+            for new in current:
+                if new.replica_id not in followed:  # new: its whole log is news
+                    followed[new.replica_id] = _Followed(new.replica_id, _path(new))
         for f in followed.values():
             lines = await anyio.to_thread.run_sync(_read_new, f)
             if lines:
                 yield _format(f.replica_id, lines)
 
 
-def _start(source: LogSource, r: ReplicaRecord, tail: int) -> tuple[_Followed, list[str]]:
+def _start(source: LogSource, r: LoggedReplica, tail: int) -> tuple[_Followed, list[str]]:
     path = _path(r)
     if path is None:  # no file to follow: the backend's tail, then nothing
         return _Followed(r.replica_id, None), source.logs(r.replica_id, tail)
@@ -114,7 +146,7 @@ def _replicas(db: Database, endpoint: str) -> list[ReplicaRecord]:
         return uow.replicas.list(endpoint=endpoint)
 
 
-def _path(r: ReplicaRecord) -> Path | None:
+def _path(r: ReplicaRecord | LoggedReplica) -> Path | None:
     return Path(r.log_path) if r.log_path else None
 
 

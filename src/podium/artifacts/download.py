@@ -1,0 +1,265 @@
+"""Hugging Face downloads in a child process: bounded, watched for progress, cancellable.
+
+`HubDownload.start()` runs `python -m podium.artifacts.download` (`NodeCache.resolve_hf` in
+a process of its own, in its own session) and returns at once; `check()` says whether it is
+still running, what it resolved to, or raises why it failed; `cancel()` kills it.
+
+Why a process and not a thread: a thread blocked in a socket read cannot be stopped, and
+huggingface_hub downloads files in a thread pool that the interpreter joins at exit, so a
+hung Hub would hold up a delete, a revision change and the server's own exit. A process is
+killed at once.
+
+Bounds, all configurable (`core.settings.DownloadSettings`):
+- every HTTP request the child makes has connect and read timeouts, whatever timeout
+  huggingface_hub passes (it passes none for `repo_info`): `_CappedTransport`;
+- a download whose cache folder (`models--ORG--NAME`, partial `.incomplete` files included)
+  has not grown for `stall_s` seconds is killed and fails with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from podium.artifacts.sources import NodeCache, ResolvedSource
+from podium.core import errors
+from podium.core.errors import PodiumError, Unavailable
+from podium.core.spec import HfRef
+
+_HUB_VARS = ("HF_", "HUGGING_FACE_", "TRANSFORMERS_OFFLINE")
+_STDERR_TAIL = 2000  # characters of a child's stderr quoted when it dies without a result
+
+
+class HubDownload:
+    """One `hf://` reference being fetched into the node cache by a child process."""
+
+    def __init__(
+        self,
+        cache: NodeCache,
+        ref: HfRef,
+        *,
+        stall_s: float,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        python: str = sys.executable,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cache = cache
+        self.ref = ref
+        self.label = f"hf://{ref.repo_id}" + (f"@{ref.revision}" if ref.revision else "")
+        self.stall_s = stall_s
+        self._timeouts = (connect_timeout_s, read_timeout_s)
+        self._python = python
+        self._monotonic = monotonic
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
+        self._progress: tuple[int, int] = (-1, -1)
+        self._progress_at = 0.0
+
+    @property
+    def folder(self) -> Path:
+        """The repo's folder in the huggingface_hub cache (blobs grow here while fetching)."""
+        return self.cache.hf_cache / f"models--{self.ref.repo_id.replace('/', '--')}"
+
+    @property
+    def xet_cache(self) -> Path:
+        """Where hf_xet keeps chunks it fetched (it may fill this before the blob grows)."""
+        env = self.cache.env
+        if value := env.get("HF_XET_CACHE"):
+            return Path(value).expanduser()
+        home = env.get("HF_HOME")
+        return Path(home).expanduser() / "xet" if home else Path.home() / ".cache/huggingface/xet"
+
+    def start(self) -> None:
+        endpoint = self.cache.hf_endpoint  # Invalid for a malformed HF_ENDPOINT: before forking
+        connect, read = self._timeouts
+        # The process's own environment (PATH, PYTHONPATH…) without any Hub setting of its
+        # own: the cache's configuration decides those, as it does in this process.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_HUB_VARS)}
+        env.update(self.cache.env)
+        env.update(
+            HF_HUB_DISABLE_PROGRESS_BARS="1",
+            HF_HUB_ETAG_TIMEOUT=f"{read:g}",
+            HF_HUB_DOWNLOAD_TIMEOUT=f"{read:g}",
+            HF_ENDPOINT=endpoint,
+        )
+        argv = [
+            *(self._python, "-m", "podium.artifacts.download", self.ref.repo_id),
+            *("--revision", self.ref.revision or ""),
+            *("--cache-dir", str(self.cache.cache_dir)),
+            *("--connect-timeout", f"{connect:g}", "--read-timeout", f"{read:g}"),
+        ]
+        try:
+            self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by check/cancel
+            self._proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as e:
+            self._close()
+            raise Unavailable(
+                f"could not start the download of {self.label}: {e}", field="model"
+            ) from e
+        self._progress, self._progress_at = self._measure(), self._monotonic()
+
+    def check(self) -> ResolvedSource | None:
+        """None while it runs; the resolved snapshot once done; raises why it failed."""
+        proc = self._proc
+        if proc is None:
+            raise Unavailable(f"the download of {self.label} was not started", field="model")
+        code = proc.poll()
+        if code is None:
+            now, seen = self._monotonic(), self._measure()
+            if seen != self._progress:
+                self._progress, self._progress_at = seen, now
+            elif now - self._progress_at >= self.stall_s:
+                self.cancel()
+                raise Unavailable(
+                    f"download of {self.label} stalled: no data for {self.stall_s:g} s "
+                    f"from {self.cache.hf_endpoint}",
+                    field="model",
+                )
+            return None
+        assert proc.stdout is not None
+        result = _last_json(proc.stdout.read())
+        stderr = self._stderr_tail()
+        self._close()
+        if result is not None and "path" in result:
+            return ResolvedSource(Path(result["path"]), result["ref"], result["revision"])
+        if result is not None and "error" in result:
+            raise _error_class(str(result["error"]))(
+                str(result["message"]), field=result.get("field")
+            )
+        raise Unavailable(
+            f"the download of {self.label} exited with code {code}: {stderr}",
+            field="model",
+        )
+
+    def cancel(self) -> None:
+        """Kill the download (its whole process group) now; a no-op once it has ended."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL is not ignored
+                proc.wait(5)
+        self._close()
+
+    def _close(self) -> None:
+        if self._proc is not None and self._proc.stdout is not None:
+            self._proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        try:
+            self._stderr.seek(0)
+            text = self._stderr.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return text[-_STDERR_TAIL:].strip()
+
+    def _measure(self) -> tuple[int, int]:
+        """(files, bytes) under the repo's cache folder and hf_xet's chunk cache: they grow
+        while data arrives."""
+        count = size = 0
+        for folder in (self.folder, self.xet_cache):
+            for root, _dirs, files in os.walk(folder):  # a missing folder yields nothing
+                for name in files:
+                    try:
+                        size += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
+                    except OSError:
+                        continue
+                    count += 1
+        return count, size
+
+
+def _error_class(name: str) -> type[PodiumError]:
+    cls = getattr(errors, name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, PodiumError) else PodiumError
+
+
+def _last_json(data: bytes) -> dict[str, Any] | None:
+    for line in reversed(data.decode("utf-8", errors="replace").splitlines()):
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
+
+
+# ---------------------------------------------------------------------- the child process
+
+
+def _install_timeouts(connect_s: float, read_s: float) -> None:
+    """Every request huggingface_hub makes from here on gets at most these timeouts."""
+    import httpx2
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils import _http
+
+    caps = {"connect": connect_s, "read": read_s, "write": read_s, "pool": connect_s}
+
+    class _CappedTransport(httpx2.HTTPTransport):
+        def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+            asked = request.extensions.get("timeout") or {}
+            request.extensions["timeout"] = {
+                key: cap if asked.get(key) is None else min(float(asked[key]), cap)
+                for key, cap in caps.items()
+            }
+            return super().handle_request(request)
+
+    def factory() -> httpx2.Client:
+        return httpx2.Client(
+            transport=_CappedTransport(),
+            event_hooks={"request": [_http.hf_request_event_hook]},
+            follow_redirects=True,
+            timeout=httpx2.Timeout(read_s, connect=connect_s),
+        )
+
+    set_client_factory(factory)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m podium.artifacts.download")
+    parser.add_argument("repo_id")
+    parser.add_argument("--revision", default="")
+    parser.add_argument("--cache-dir", type=Path, required=True)
+    parser.add_argument("--connect-timeout", type=float, default=10.0)
+    parser.add_argument("--read-timeout", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    _install_timeouts(args.connect_timeout, args.read_timeout)
+    cache = NodeCache(args.cache_dir)
+    result: dict[str, Any]
+    try:
+        got = cache.resolve_hf(HfRef(args.repo_id, args.revision or None))
+        result = {"path": str(got.path), "ref": got.ref, "revision": got.revision}
+    except PodiumError as e:
+        result = {"error": type(e).__name__, "message": e.message, "field": e.field}
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
