@@ -4,7 +4,6 @@ spec without a framework takes the model version's (the CLI, against a real serv
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 

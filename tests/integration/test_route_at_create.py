@@ -3,6 +3,8 @@ after the create returned is held until a replica is ready, never a 404."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
 from podium.core.phases import EndpointStatus
@@ -12,7 +14,9 @@ from tests.support.server import ServerProcess
 ROUNDS = 4
 
 
-def test_request_right_after_create_is_held_not_404(server: ServerProcess, models_dir) -> None:  # type: ignore[no-untyped-def]
+def test_request_right_after_create_is_held_not_404(
+    server: ServerProcess, models_dir: Path
+) -> None:
     with server.client() as c:
         c.push_model(write_python_bundle(models_dir / "b", version=7), "held", framework="python")
     with httpx.Client(base_url=server.url, timeout=120) as http:
