@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pydantic import ValidationError
+
 from podium.api.services import views
 from podium.api.services.checks import check_framework, check_spec, clamp, resolve_model
 from podium.core.errors import Conflict, Invalid
@@ -248,7 +250,15 @@ def _with_framework(uow: UnitOfWork, create: EndpointCreate) -> EndpointSpec:
             f"model {version.ref} does not record its framework: give `framework`",
             field="framework",
         )
-    return create.with_framework(version.framework)
+    try:
+        return create.with_framework(version.framework)
+    except ValidationError as e:  # e.g. `command` needs its own block: say which field
+        first = e.errors()[0]
+        field = ".".join(str(x) for x in first["loc"]) or "framework"
+        raise Invalid(
+            f"with the framework of model {version.ref} ({version.framework}): {first['msg']}",
+            field=field,
+        ) from None
 
 
 def _rolling_out(uow: UnitOfWork, rec: EndpointRecord) -> EndpointRecord:
