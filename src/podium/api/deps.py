@@ -63,7 +63,7 @@ UowDep = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 
 
 def get_endpoint_service(ctx: CtxDep) -> EndpointService:
-    return EndpointService(ctx.settings, ctx.db, ctx.wake)
+    return EndpointService(ctx.settings, ctx.db, ctx.wake, ctx.routing)
 
 
 EndpointsDep = Annotated[EndpointService, Depends(get_endpoint_service)]

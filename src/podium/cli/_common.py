@@ -1,8 +1,9 @@
 """What every command shares: the client, error reporting, consoles, K=V and JSON parsing.
 
 Errors: a `PodiumError` raised by any command becomes one line on stderr,
-`error: FIELD: MESSAGE`, and exit status 1 (`PodiumGroup`); bad command-line input raises
-`typer.BadParameter`, which typer reports with exit status 2.
+`error: FIELD: MESSAGE`, and exit status 1 (`PodiumGroup`); bad command-line input (a
+missing argument, a bad option value, an unknown command, `typer.BadParameter`) becomes one
+line too, `error: MESSAGE (see 'podium COMMAND -h')`, and exit status 2.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer vendors click
 from typer.core import TyperGroup
 
 from podium.client import PodiumClient, PodiumError, Retryable
@@ -24,7 +26,30 @@ CLIENT_TIMEOUT = 60.0
 
 
 class PodiumGroup(TyperGroup):
-    """The root command group: turns Podium errors into one line and exit status 1."""
+    """The root command group: turns Podium errors into one line and exit status 1, and
+    usage errors into one line and exit status 2 (instead of typer's boxed message)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except NoArgsIsHelpError as e:  # the help was printed already
+            sys.exit(e.exit_code)
+        except ClickException as e:
+            typer.echo(usage_line(e), err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -46,6 +71,16 @@ def error_line(error: PodiumError) -> str:
         message += f" (retry in {error.retry_after:g}s)"
     if error.field and not message.startswith((f"{error.field}:", f"{error.field} ")):
         message = f"{error.field}: {message}"
+    return f"error: {message}"
+
+
+def usage_line(error: ClickException) -> str:
+    """`error: MESSAGE (see 'podium COMMAND -h')` on one line."""
+    lines = [line.strip() for line in error.format_message().splitlines() if line.strip()]
+    message = "; ".join(lines) or type(error).__name__
+    ctx = getattr(error, "ctx", None)
+    if ctx is not None:
+        message += f" (see '{ctx.command_path} -h')"
     return f"error: {message}"
 
 

@@ -15,8 +15,8 @@ from rich.text import Text
 from podium.cli._common import client_for, console, parse_pairs, print_json
 from podium.cli.render import endpoint_summary, endpoints_table, events_table, replicas_table
 from podium.client import (
+    EndpointCreate,
     EndpointPublic,
-    EndpointSpec,
     EndpointStatus,
     EndpointUpdate,
     EventPublic,
@@ -25,11 +25,17 @@ from podium.client import (
     invalid_from_validation,
 )
 
-M = TypeVar("M", EndpointSpec, EndpointUpdate)
+M = TypeVar("M", EndpointCreate, EndpointUpdate)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Name = Annotated[str, typer.Argument(help="Endpoint name.")]
-Wait = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until it is running.")]
+Wait = Annotated[
+    bool,
+    typer.Option(
+        "--wait/--no-wait",
+        help="Wait until it is running (update: until the change is rolled out).",
+    ),
+]
 WaitTimeout = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait with --wait.", min=0)
 ]
@@ -37,7 +43,8 @@ Model = Annotated[
     str | None, typer.Option("--model", "-m", help="NAME, NAME:VERSION or hf://ORG/NAME@REV.")
 ]
 Framework = Annotated[
-    str | None, typer.Option("--framework", help="Runtime: sklearn, onnx, python, …")
+    str | None,
+    typer.Option("--framework", help="Runtime: sklearn, onnx, python, … (default: the model's)."),
 ]
 Task = Annotated[str | None, typer.Option("--task", help="Task, e.g. text-classification.")]
 InstanceType = Annotated[str | None, typer.Option("--instance-type", help="e.g. cpu-small.")]
@@ -76,7 +83,7 @@ def deploy(
     """Deploy a model as a new endpoint, from options or from a YAML spec (-f)."""
     data: dict[str, Any] = _load_spec_file(file) if file else {}
     if file is None:
-        given = (("NAME", name), ("--model", model), ("--framework", framework))
+        given = (("NAME", name), ("--model", model))
         missing = [option for option, value in given if not value]
         if missing:
             ctx.fail(f"missing {', '.join(missing)} (or give a spec file with -f)")
@@ -94,7 +101,7 @@ def deploy(
     _merge(data, "labels", parse_pairs(label, "--label"))
     if trust_pickle:
         data["trust_pickle"] = True
-    spec = _validate(EndpointSpec, data, file)
+    spec = _validate(EndpointCreate, data, file)
     client = client_for(ctx)
     ep = client.deploy(spec)
     typer.echo(f"endpoint {ep.name} created: revision {ep.revision}, status {ep.status}")
@@ -150,7 +157,14 @@ def update(
     ep = client.update(name, _validate(EndpointUpdate, changes, None))
     typer.echo(f"endpoint {ep.name} updated: revision {ep.revision}, status {ep.status}")
     if wait:
-        _wait_running(client, ep.name, ep.spec.scaling.min_replicas, timeout)
+        # Keyed on the revision this update made: done once only its replicas serve (the old
+        # ones gone); a failure of this revision is an error, even while older ones serve.
+        with console(stderr=True).status(f"waiting for revision {ep.revision} of {name}…"):
+            ep = client.wait_rolled_out(name, ep.revision, timeout=timeout, poll=0.5)
+        typer.echo(
+            f"endpoint {ep.name} is {ep.status}: revision {ep.revision}, "
+            f"{ep.ready_replicas}/{ep.desired_replicas} replicas ready at {ep.url}"
+        )
 
 
 def ls(
@@ -207,7 +221,7 @@ def resume(ctx: typer.Context, name: Name) -> None:
 
 def wake(ctx: typer.Context, name: Name) -> None:
     """Start a scaled-to-zero endpoint now, before the first request."""
-    _said(client_for(ctx).wake(name))
+    _said(client_for(ctx).wake(name), replicas=True)
 
 
 def scale(
@@ -261,8 +275,9 @@ def _wait_running(client: PodiumClient, name: str, min_replicas: int, timeout: f
     )
 
 
-def _said(ep: EndpointPublic) -> None:
-    typer.echo(f"endpoint {ep.name}: {ep.status}")
+def _said(ep: EndpointPublic, *, replicas: bool = False) -> None:
+    ready = f" ({ep.ready_replicas}/{ep.desired_replicas} replicas ready)" if replicas else ""
+    typer.echo(f"endpoint {ep.name}: {ep.status}{ready}")
 
 
 def _first(value: int | None, default: int) -> int:

@@ -33,11 +33,18 @@ from podium.core.schemas import (
     ReplicaPublic,
     RevisionPublic,
 )
-from podium.core.spec import EndpointSpec, EndpointUpdate, InstanceType, ScalingSpec
+from podium.core.spec import (
+    EndpointCreate,
+    EndpointSpec,
+    EndpointUpdate,
+    InstanceType,
+    ScalingSpec,
+)
 
 __all__ = [
     "DEFAULT_URL",
     "Conflict",
+    "EndpointCreate",
     "EndpointPublic",
     "EndpointSpec",
     "EndpointStatus",

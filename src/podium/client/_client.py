@@ -25,8 +25,8 @@ from podium.client._errors import (
     translate_transport,
 )
 from podium.client._packing import iter_file, pack_folder
-from podium.core.errors import Invalid, LoadError, PodiumError, Unavailable
-from podium.core.phases import EndpointStatus
+from podium.core.errors import Conflict, Invalid, LoadError, PodiumError, Unavailable
+from podium.core.phases import EndpointStatus, ReplicaState
 from podium.core.schemas import (
     EndpointList,
     EndpointPublic,
@@ -38,7 +38,13 @@ from podium.core.schemas import (
     ModelVersionPublic,
     RevisionPublic,
 )
-from podium.core.spec import EndpointSpec, EndpointUpdate, InstanceType, RepoRef, parse_model_ref
+from podium.core.spec import (
+    EndpointCreate,
+    EndpointUpdate,
+    InstanceType,
+    RepoRef,
+    parse_model_ref,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API_PREFIX = "/api/v1"
@@ -151,9 +157,10 @@ class PodiumClient:
 
     # ------------------------------------------------------------ endpoints
 
-    def deploy(self, spec: EndpointSpec | Mapping[str, Any]) -> EndpointPublic:
-        """Create an endpoint. A mapping is validated locally first (`Invalid` names the field)."""
-        checked = _validated(EndpointSpec, spec)
+    def deploy(self, spec: EndpointCreate | Mapping[str, Any]) -> EndpointPublic:
+        """Create an endpoint. A mapping is validated locally first (`Invalid` names the field).
+        Without `framework`, the server takes the one the model version records."""
+        checked = _validated(EndpointCreate, spec)
         body = checked.model_dump(mode="json", exclude_unset=True)
         return self._parse(self._request("POST", "/endpoints", json=body), EndpointPublic)
 
@@ -180,12 +187,25 @@ class PodiumClient:
     def endpoint(self, name: str) -> EndpointPublic:
         return self._parse(self._request("GET", f"/endpoints/{_seg(name)}"), EndpointPublic)
 
-    def update(self, name: str, changes: EndpointUpdate | Mapping[str, Any]) -> EndpointPublic:
-        """Change some fields; only the fields given (set) are sent."""
+    def update(
+        self,
+        name: str,
+        changes: EndpointUpdate | Mapping[str, Any],
+        *,
+        wait: bool = False,
+        timeout: float = 300,
+    ) -> EndpointPublic:
+        """Change some fields; only the fields given (set) are sent.
+
+        `wait=True`: return only once the change is rolled out (`wait_rolled_out`), raising
+        `LoadError` with the reason if the endpoint's new revision fails."""
         checked = _validated(EndpointUpdate, changes)
         body = checked.model_dump(mode="json", exclude_unset=True)
         response = self._request("PATCH", f"/endpoints/{_seg(name)}", json=body)
-        return self._parse(response, EndpointPublic)
+        ep = self._parse(response, EndpointPublic)
+        if wait:
+            return self.wait_rolled_out(name, ep.revision, timeout=timeout)
+        return ep
 
     def pause(self, name: str) -> EndpointPublic:
         return self._action(name, "pause")
@@ -271,6 +291,44 @@ class PodiumClient:
                 )
             time.sleep(min(poll, left))
 
+    def wait_rolled_out(
+        self, name: str, revision: int, timeout: float = 300, poll: float = 0.25
+    ) -> EndpointPublic:
+        """Poll until `revision` is the endpoint's current revision and fully serves: every
+        replica is of it and ready, as many as desired, and no replica of an older revision
+        is left (or, at zero desired replicas, none at all).
+
+        Raises `LoadError` at once if the endpoint becomes failed at this revision (e.g. its
+        model does not load, while older replicas may still serve), with the status reason;
+        `Conflict` if a newer revision replaced it meanwhile; `Unavailable` after `timeout`
+        seconds, with what is still missing.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            ep = self.endpoint(name)
+            if ep.revision > revision:
+                raise Conflict(
+                    f"endpoint {name}: revision {revision} was replaced by revision "
+                    f"{ep.revision} before it was rolled out",
+                    field="revision",
+                )
+            reason = f": {ep.status_reason}" if ep.status_reason else ""
+            if ep.status is EndpointStatus.FAILED:
+                raise LoadError(
+                    f"endpoint {name} failed at revision {ep.revision}"
+                    f"{reason or ' (no reason given)'}"
+                )
+            missing = _rollout_missing(ep, revision)
+            if missing is None:
+                return ep
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Unavailable(
+                    f"endpoint {name} has not rolled out revision {revision} after "
+                    f"{timeout:g}s: {missing} (status {ep.status.value}{reason})"
+                )
+            time.sleep(min(poll, left))
+
     # ------------------------------------------------------------ data plane
 
     def invoke(
@@ -328,6 +386,23 @@ class PodiumClient:
 def _seg(value: str) -> str:
     """One URL path segment (names never contain '/', but never trust input)."""
     return quote(value, safe="")
+
+
+def _rollout_missing(ep: EndpointPublic, revision: int) -> str | None:
+    """What keeps `revision` from being rolled out, or None once it is."""
+    if ep.status in (EndpointStatus.PAUSED, EndpointStatus.DELETING):
+        raise Conflict(f"endpoint {ep.name} is {ep.status.value}", field="status")
+    old = [r for r in ep.replicas if r.revision != revision]
+    if old:
+        return f"{len(old)} replica(s) of an older revision still up"
+    ready = ep.ready_replicas
+    if ready < ep.desired_replicas or any(r.state is not ReplicaState.READY for r in ep.replicas):
+        return f"{ready}/{ep.desired_replicas} replicas of revision {revision} ready"
+    if ep.desired_replicas == 0 and ep.status is not EndpointStatus.SCALED_TO_ZERO:
+        return "not yet scaled to zero"
+    if ep.desired_replicas > 0 and ep.status is not EndpointStatus.RUNNING:
+        return f"status {ep.status.value}"
+    return None
 
 
 def _log_params(tail: int, replica: str | None, *, follow: bool) -> dict[str, Any]:

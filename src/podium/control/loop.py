@@ -24,7 +24,13 @@ from podium.control.scaling import Autoscaling
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.clock import Clock, SystemClock
 from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState
-from podium.core.routing import EndpointRoute, GatewayView, ReplicaRoute, RoutingTableHolder
+from podium.core.routing import (
+    EndpointRoute,
+    GatewayView,
+    ReplicaRoute,
+    RoutingTableHolder,
+    endpoint_route,
+)
 from podium.core.settings import Settings
 from podium.core.spec import EndpointSpec
 from podium.runtimes.presets import DEFAULT_LIVENESS, probe_specs
@@ -344,20 +350,15 @@ class Controller:
                 for r in sorted(self.replicas.values(), key=lambda r: r.replica_id)
                 if r.endpoint == ep.name and r.state is ReplicaState.READY
             )
-            status = self.act.current_status(ep)
-            routes[ep.name] = EndpointRoute(
-                name=ep.name,
-                status=status,
-                replicas=ready,
-                timeout_s=ep.spec.timeout_s,
-                max_concurrency=ep.spec.max_concurrency,
-                max_queued_requests=ep.spec.scaling.max_queued_requests,
-                wait_timeout_s=ep.spec.scaling.wait_timeout,
+            routes[ep.name] = endpoint_route(
+                ep.spec,
+                self.act.current_status(ep),
                 created=int(ep.created_at.timestamp()),
-                framework=ep.spec.framework,
                 openai=serves_openai(ep.spec.framework, ep.spec.task),
+                replicas=ready,
             )
         if routes != self._routes:
+            # The holder keeps what the API added or removed since this pass read the store.
             self._routes = routes
             self.holder.publish(routes)
 

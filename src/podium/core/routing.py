@@ -9,9 +9,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from podium.core.phases import EndpointStatus
+
+if TYPE_CHECKING:
+    from podium.core.spec import EndpointSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +52,42 @@ class RoutingTable:
 
 
 TableListener = Callable[["RoutingTable"], None]
+_Listeners = tuple[TableListener, ...]
+
+
+def endpoint_route(
+    spec: EndpointSpec,
+    status: EndpointStatus,
+    *,
+    created: int,
+    openai: bool | None,
+    replicas: tuple[ReplicaRoute, ...] = (),
+) -> EndpointRoute:
+    """The route of an endpoint with this spec (the controller's and the API's alike)."""
+    return EndpointRoute(
+        name=spec.name,
+        status=status,
+        replicas=replicas,
+        timeout_s=spec.timeout_s,
+        max_concurrency=spec.max_concurrency,
+        max_queued_requests=spec.scaling.max_queued_requests,
+        wait_timeout_s=spec.scaling.wait_timeout,
+        created=created,
+        framework=spec.framework,
+        openai=openai,
+    )
 
 
 class RoutingTableHolder:
     """Holds the current table; `publish` swaps it, `wait_newer` blocks until it changes.
+
+    The controller publishes whole tables built from its last read of the store. The API
+    also changes the table at once, for one endpoint: `add` (just created: routable, so its
+    requests are held, not refused) and `remove` (just deleted). Such a change stays in
+    every table the controller publishes until the controller's own table agrees with it
+    (includes the added endpoint, lacks the removed one): a table built from a store read
+    made before the API's change cannot undo it. The controller lists every endpoint that
+    is not being deleted, so each change is confirmed by its next pass.
 
     `subscribe(listener)` calls `listener(table)` after each publish, on the publishing
     thread (an event-loop reader hands it over with `loop.call_soon_threadsafe`).
@@ -62,18 +97,62 @@ class RoutingTableHolder:
         self._table = RoutingTable()
         self._cond = threading.Condition()
         self._listeners: tuple[TableListener, ...] = ()
+        self._added: dict[str, EndpointRoute] = {}  # by the API, not yet in a published table
+        self._removed: set[str] = set()  # by the API, still in the controller's table
 
     @property
     def table(self) -> RoutingTable:
         return self._table
 
     def publish(self, endpoints: Mapping[str, EndpointRoute]) -> RoutingTable:
+        """The controller's table, with the API's changes it does not know of yet."""
         with self._cond:
-            table = RoutingTable(self._table.version + 1, dict(endpoints))
-            self._table = table
-            self._cond.notify_all()
-            listeners = self._listeners
-        for listener in listeners:
+            merged = dict(endpoints)
+            for name in list(self._added):
+                if name in merged:
+                    del self._added[name]  # the controller knows it now
+                else:
+                    merged[name] = self._added[name]
+            for name in list(self._removed):
+                if name in merged:
+                    del merged[name]
+                else:
+                    self._removed.discard(name)  # the controller knows it is gone
+            table, listeners = self._swap(merged)
+        return self._tell(table, listeners)
+
+    def add(self, route: EndpointRoute) -> None:
+        """An endpoint was just created (committed): route it now. A route the table
+        already has (the controller's, with replicas) is kept."""
+        with self._cond:
+            self._removed.discard(route.name)
+            if route.name in self._table.endpoints:
+                return
+            self._added[route.name] = route
+            table, listeners = self._swap({**self._table.endpoints, route.name: route})
+        self._tell(table, listeners)
+
+    def remove(self, name: str) -> None:
+        """An endpoint is being deleted (committed): stop routing it now."""
+        with self._cond:
+            self._added.pop(name, None)
+            self._removed.add(name)
+            if name not in self._table.endpoints:
+                return
+            kept = {k: v for k, v in self._table.endpoints.items() if k != name}
+            table, listeners = self._swap(kept)
+        self._tell(table, listeners)
+
+    def _swap(self, endpoints: dict[str, EndpointRoute]) -> tuple[RoutingTable, _Listeners]:
+        """Install a new table; the caller holds the lock and then calls `_tell`."""
+        table = RoutingTable(self._table.version + 1, endpoints)
+        self._table = table
+        self._cond.notify_all()
+        return table, self._listeners
+
+    @staticmethod
+    def _tell(table: RoutingTable, listeners: _Listeners) -> RoutingTable:
+        for listener in listeners:  # outside the lock: a listener may read the holder
             listener(table)
         return table
 

@@ -164,12 +164,17 @@ class _SpecFields(_Strict):
         return v
 
 
-class EndpointSpec(_SpecFields):
-    """A user's description of an endpoint. Unknown fields are refused."""
+class EndpointCreate(_SpecFields):
+    """What a user writes to create an endpoint: an `EndpointSpec` whose `framework` may be
+    left out (the API then takes the one the model version records)."""
 
     name: str = Field(description=f"unique; {NAME_RULE}")
     model: str = Field(description="NAME, NAME:VERSION or hf://ORG/NAME[@REVISION]")
-    framework: str = Field(pattern=_FRAMEWORK, description="runtime: sklearn, python, …")
+    framework: str | None = Field(
+        None,
+        pattern=_FRAMEWORK,
+        description="runtime: sklearn, python, …; default: the model version's framework",
+    )
     task: str | None = Field(None, max_length=64)
     instance_type: str = "cpu-small"
     scaling: ScalingSpec = Field(default_factory=ScalingSpec)
@@ -202,9 +207,25 @@ class EndpointSpec(_SpecFields):
         framework = info.data.get("framework")
         if framework == "command" and v is None:
             raise ValueError("framework `command` needs a `command` block (command, args, …)")
+        if framework is None and v is not None and "framework" not in info.data:
+            return v  # the framework itself is invalid: that error is reported
+        if framework is None and v is not None:
+            raise ValueError("a `command` block needs `framework: command`")
         if framework != "command" and v is not None:
             raise ValueError("a `command` block applies only to framework `command`")
         return v
+
+    def with_framework(self, framework: str) -> EndpointSpec:
+        """The full spec, with `framework` where this one has none."""
+        return EndpointSpec.model_validate(
+            {**self.model_dump(exclude_unset=True), "framework": self.framework or framework}
+        )
+
+
+class EndpointSpec(EndpointCreate):
+    """A user's description of an endpoint. Unknown fields are refused."""
+
+    framework: str = Field(pattern=_FRAMEWORK, description="runtime: sklearn, python, …")
 
     def revision_view(self) -> dict[str, Any]:
         """The part of the spec that a revision freezes."""

@@ -111,9 +111,9 @@ def test_deploy_file_not_yaml_or_not_mapping(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_deploy_usage_errors_exit_2(cli: Cli) -> None:
-    result = cli("deploy", "iris", "--model", "iris")
+    result = cli("deploy", "iris")
     assert result.exit_code == 2
-    assert "missing --framework" in result.stderr
+    assert "missing --model" in result.stderr
     result = cli(*DEPLOY, "--env", "NO_EQUALS")
     assert result.exit_code == 2
     assert "'NO_EQUALS' is not KEY=VALUE" in result.stderr
@@ -180,7 +180,7 @@ def test_pause_resume_wake_scale_rm(cli: Cli, deployed: str) -> None:
     assert cli("resume", "iris").stdout == "endpoint iris: pending\n"
     result = cli("scale", "iris", "--min", "0", "--max", "2")
     assert result.stdout == "endpoint iris scales 0..2: status scaled_to_zero\n"
-    assert cli("wake", "iris").stdout == "endpoint iris: initializing\n"
+    assert cli("wake", "iris").stdout == "endpoint iris: initializing (0/1 replicas ready)\n"
     result = cli("scale", "iris", "--max", "5")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("endpoint iris scales 0..5")

@@ -49,7 +49,7 @@ from podium.core.schemas import (
 )
 from podium.core.settings import DEFAULT_INSTANCE_TYPES
 from podium.core.spec import (
-    EndpointSpec,
+    EndpointCreate,
     EndpointUpdate,
     RepoRef,
     ScaleRequest,
@@ -165,6 +165,15 @@ class FakePodium:
                 created_at=_now(),
             )
         )
+
+    def framework_of(self, ref: str) -> str:
+        """The framework a model version records (as the server fills a missing one)."""
+        parsed = parse_model_ref(ref)
+        if not isinstance(parsed, RepoRef):
+            return ""
+        name, _, version = self.resolve(ref).partition(":")
+        found = [v for v in self.models[name] if v.version == int(version)]
+        return found[0].framework or "" if found else ""
 
     def resolve(self, ref: str) -> str:
         parsed = parse_model_ref(ref)
@@ -323,7 +332,11 @@ def create_app(state: FakePodium) -> FastAPI:
 
     @app.post(api + "/endpoints", status_code=201)
     async def create(request: Request) -> dict[str, Any]:
-        spec: EndpointSpec = _validate(EndpointSpec, await request.json())
+        create: EndpointCreate = _validate(EndpointCreate, await request.json())
+        framework = create.framework or state.framework_of(create.model)
+        if not framework:
+            raise Invalid(f"{create.model} does not record its framework", field="framework")
+        spec = create.with_framework(framework)
         if spec.name in state.endpoints:
             raise Conflict(f"endpoint {spec.name!r} already exists", field="name")
         if spec.instance_type not in {t.name for t in DEFAULT_INSTANCE_TYPES}:

@@ -13,7 +13,7 @@ from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.phases import EndpointStatus
 from podium.core.schemas import EndpointList, EndpointPublic
-from podium.core.spec import EndpointSpec, EndpointUpdate, ScaleRequest
+from podium.core.spec import EndpointCreate, EndpointUpdate, ScaleRequest
 
 router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=responses(400, 422))
 
@@ -28,7 +28,7 @@ EndpointName = Annotated[  # the pattern is documented; a name that cannot exist
     response_model=EndpointPublic,
     responses=responses(404, 409),
 )
-def create_endpoint(spec: EndpointSpec, service: EndpointsDep) -> EndpointPublic:
+def create_endpoint(spec: EndpointCreate, service: EndpointsDep) -> EndpointPublic:
     """Create an endpoint; the controller starts its replicas."""
     return service.create(spec)
 

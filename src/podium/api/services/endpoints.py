@@ -12,14 +12,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pydantic import ValidationError
+
 from podium.api.services import views
 from podium.api.services.checks import check_framework, check_spec, clamp, resolve_model
-from podium.core.errors import Conflict
+from podium.core.errors import Conflict, Invalid
 from podium.core.phases import EndpointStatus, EventKind
+from podium.core.routing import RoutingTableHolder, endpoint_route
 from podium.core.schemas import EndpointPublic
 from podium.core.settings import Settings
 from podium.core.spec import (
     REVISION_FIELDS,
+    EndpointCreate,
     EndpointSpec,
     EndpointUpdate,
     HfRef,
@@ -27,6 +31,7 @@ from podium.core.spec import (
     ScalingSpec,
     parse_model_ref,
 )
+from podium.runtimes.registry import serves_openai
 from podium.store import Database, UnitOfWork
 from podium.store.records import EndpointRecord
 
@@ -36,18 +41,28 @@ _S = EndpointStatus
 
 
 class EndpointService:
+    """`routing` (the gateway's table, when the API runs next to it): a created endpoint is
+    routed at once (its requests are held until a replica is ready, never a 404), a deleted
+    one leaves at once; the controller's next table agrees."""
+
     def __init__(
-        self, settings: Settings, db: Database, wake: Callable[[str | None], None]
+        self,
+        settings: Settings,
+        db: Database,
+        wake: Callable[[str | None], None],
+        routing: RoutingTableHolder | None = None,
     ) -> None:
         self._settings = settings
         self._db = db
         self._wake = wake
+        self._routing = routing
 
     # ------------------------------------------------------------------ create / update
 
-    def create(self, spec: EndpointSpec) -> EndpointPublic:
-        name = spec.name
+    def create(self, create: EndpointCreate) -> EndpointPublic:
+        name = create.name
         with self._writing(name) as uow:
+            spec = _with_framework(uow, create)
             model_ref = check_spec(uow, self._settings, spec)
             low = spec.scaling.min_replicas
             rec = uow.endpoints.create(
@@ -62,7 +77,17 @@ class EndpointService:
                 f"created endpoint {name} (revision 1, model {model_ref})",
                 {"revision": 1, "model_ref": model_ref},
             )
-            return views.endpoint(uow, self._settings, rec)
+            out = views.endpoint(uow, self._settings, rec)
+        if self._routing is not None:  # committed: the gateway may hold its requests now
+            self._routing.add(
+                endpoint_route(
+                    spec,
+                    rec.status,
+                    created=int(rec.created_at.timestamp()),
+                    openai=serves_openai(spec.framework, spec.task),
+                )
+            )
+        return out
 
     def update(self, name: str, update: EndpointUpdate) -> EndpointPublic:
         """Apply a partial change. A new revision is made when a field that needs new
@@ -100,6 +125,8 @@ class EndpointService:
             }
             uow.events.add(name, EventKind.SPEC, message, data)
             out = _retry_if_failed(uow, out)
+            if needs_revision:
+                out = _rolling_out(uow, out)
             return views.endpoint(uow, self._settings, out)
 
     def scale(self, name: str, bounds: ScaleRequest) -> EndpointPublic:
@@ -176,6 +203,9 @@ class EndpointService:
                     f"scaled {old}→{want}: woken by user",
                     {"from": old, "to": want, "signal": "wake"},
                 )
+            if rec.status in (_S.SCALED_TO_ZERO, _S.PENDING) and want > 0:
+                # The answer says what happens next, not the state before the wake.
+                _set_status(uow, rec.name, rec.status, _S.INITIALIZING, "woken by user")
             return views.endpoint(uow, self._settings, uow.endpoints.get(name))
 
     def delete(self, name: str) -> EndpointPublic:
@@ -186,7 +216,10 @@ class EndpointService:
             if rec.status != _S.DELETING:
                 uow.endpoints.set_status(name, _S.DELETING, reason="deleted by user")
                 uow.events.add(name, EventKind.SPEC, f"deleting endpoint {name}")
-            return views.endpoint(uow, self._settings, uow.endpoints.get(name))
+            out = views.endpoint(uow, self._settings, uow.endpoints.get(name))
+        if self._routing is not None:  # committed: new requests get a 404 from now on
+            self._routing.remove(name)
+        return out
 
     # ------------------------------------------------------------------ helpers
 
@@ -199,6 +232,57 @@ class EndpointService:
             self._wake(name)
         except Exception:  # the change is stored; the controller's next tick picks it up
             log.exception("could not wake the controller for endpoint %s", name)
+
+
+def _with_framework(uow: UnitOfWork, create: EndpointCreate) -> EndpointSpec:
+    """The spec to store: without `framework`, the one the model version records."""
+    if create.framework is not None:
+        return create.with_framework(create.framework)
+    ref = parse_model_ref(create.model)
+    if isinstance(ref, HfRef):
+        raise Invalid(
+            f"{create.model} is a Hugging Face model: give `framework` (e.g. transformers)",
+            field="framework",
+        )
+    version = uow.models.get(ref.name, ref.version)
+    if not version.framework:
+        raise Invalid(
+            f"model {version.ref} does not record its framework: give `framework`",
+            field="framework",
+        )
+    try:
+        return create.with_framework(version.framework)
+    except ValidationError as e:  # e.g. `command` needs its own block: say which field
+        first = e.errors()[0]
+        field = ".".join(str(x) for x in first["loc"]) or "framework"
+        raise Invalid(
+            f"with the framework of model {version.ref} ({version.framework}): {first['msg']}",
+            field=field,
+        ) from None
+
+
+def _rolling_out(uow: UnitOfWork, rec: EndpointRecord) -> EndpointRecord:
+    """A new revision with replicas of an older one still up is a rollout: the answer (and
+    the status) says `updating` from the moment it started, never the old `running`."""
+    if rec.desired_replicas == 0 or rec.status in (_S.PAUSED, _S.UPDATING):
+        return rec
+    if not uow.replicas.list(endpoint=rec.name):
+        return rec
+    _set_status(uow, rec.name, rec.status, _S.UPDATING, f"rolling out revision {rec.revision}")
+    return uow.endpoints.get(rec.name)
+
+
+def _set_status(
+    uow: UnitOfWork, name: str, old: EndpointStatus, new: EndpointStatus, reason: str
+) -> None:
+    """A status change made by the API, with its event (as the controller writes them)."""
+    uow.endpoints.set_status(name, new, reason=reason)
+    uow.events.add(
+        name,
+        EventKind.STATUS,
+        f"status {old.value} → {new.value}: {reason}",
+        {"from": old.value, "to": new.value, "reason": reason},
+    )
 
 
 def _require_live(uow: UnitOfWork, name: str) -> EndpointRecord:
