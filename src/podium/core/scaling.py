@@ -38,9 +38,12 @@ class ScalingRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     metric: RuleMetric
-    target: float = Field(gt=0, description="cpu/memory in %, latency in ms, depth in requests")
+    target: float = Field(
+        gt=0, allow_inf_nan=False, description="cpu/memory in %, latency in ms, depth in requests"
+    )
     gauge: str | None = Field(
         None,
+        max_length=128,
         pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
         description="name of the replica's Prometheus gauge (metric: custom only)",
     )
@@ -83,7 +86,7 @@ class ScalingSpec(BaseModel):
     wait_timeout: Duration = Field(
         60.0, gt=0, description="how long a held request waits (header X-Podium-Wait-Timeout)"
     )
-    rules: list[ScalingRule] = Field(default_factory=list)
+    rules: list[ScalingRule] = Field(default_factory=list, max_length=16)
 
     @model_validator(mode="after")
     def _consistent(self) -> ScalingSpec:

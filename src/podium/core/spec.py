@@ -26,6 +26,7 @@ from podium.core.scaling import ScalingSpec as ScalingSpec
 # ---------------------------------------------------------------- model references
 
 _REPO_REF = re.compile(r"^(?P<name>[a-z][a-z0-9-]{2,47})(?::(?P<version>[1-9][0-9]*))?$")
+MAX_VERSION = 2**31 - 1  # model versions are numbered 1, 2, …; the store holds 32-bit ints
 _HF_REF = re.compile(
     r"^hf://(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)?)"
     r"(?:@(?P<revision>[A-Za-z0-9._/-]+))?$"
@@ -55,11 +56,16 @@ class HfRef:
 
 
 ModelRef = RepoRef | HfRef
+MAX_REF_CHARS = 512
 
 
 def parse_model_ref(value: str, field: str = "model") -> ModelRef:
+    if len(value) > MAX_REF_CHARS:
+        raise Invalid(f"a model reference has at most {MAX_REF_CHARS} characters", field=field)
     if m := _REPO_REF.match(value):
         v = m.group("version")
+        if v and (len(v) > 10 or int(v) > MAX_VERSION):
+            raise Invalid(f"version {v} is too large: versions go up to {MAX_VERSION}", field=field)
         return RepoRef(m.group("name"), int(v) if v else None)
     if m := _HF_REF.match(value):
         return HfRef(m.group("repo"), m.group("revision"))
@@ -78,9 +84,32 @@ class _Strict(BaseModel):
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 
+# Bounds on every free-form field: a spec is stored in every revision and sent in every
+# list response, so one huge spec must not cost the server (413/422 naming the field).
+MAX_SPEC_BYTES = 64 * 1024  # the whole spec, as JSON
+MAX_LABELS = 64
+MAX_ENV = 256
+MAX_ENV_VALUE_CHARS = 16 * 1024
+MAX_ARGS = 256
+MAX_ARG_CHARS = 4096
+MAX_ENGINE_ARGS = 64
+
+_Short = Annotated[str, Field(max_length=64)]
+_Path = Annotated[str, Field(max_length=256, pattern=r"^/[A-Za-z0-9._~/%-]*$")]
+_LabelKey = Annotated[str, Field(max_length=63)]
+_LabelValue = Annotated[str, Field(max_length=256)]
+_EnvKey = Annotated[str, Field(max_length=256)]
+_EnvValue = Annotated[str, Field(max_length=MAX_ENV_VALUE_CHARS)]
+_Arg = Annotated[str, Field(max_length=MAX_ARG_CHARS)]
+_EngineValue = Annotated[str, Field(max_length=MAX_ARG_CHARS)] | int | float | bool
+Labels = Annotated[dict[_LabelKey, _LabelValue], Field(max_length=MAX_LABELS)]
+Env = Annotated[dict[_EnvKey, _EnvValue], Field(max_length=MAX_ENV)]
+EngineArgs = Annotated[dict[_Short, _EngineValue], Field(max_length=MAX_ENGINE_ARGS)]
+ModelRefField = Annotated[str, Field(max_length=MAX_REF_CHARS)]
+
 
 class ProbeSpec(_Strict):
-    path: str = Field("/health/ready", pattern=r"^/[A-Za-z0-9._~/%-]*$")
+    path: _Path = "/health/ready"
     initial_delay_s: float = Field(0.0, ge=0, le=3600)
     period_s: PositiveSeconds = 1.0
     timeout_s: PositiveSeconds = 1.0
@@ -113,12 +142,14 @@ class CommandSpec(_Strict):
     `PORT` and `PODIUM_MODEL_PATH` in its environment.
     """
 
-    command: str = Field(min_length=1, description="program to run, e.g. python or /usr/bin/x")
-    args: list[str] = Field(default_factory=list)
+    command: str = Field(
+        min_length=1, max_length=MAX_ARG_CHARS, description="program to run, e.g. /usr/bin/x"
+    )
+    args: list[_Arg] = Field(default_factory=list, max_length=MAX_ARGS)
     port: int | None = Field(
         None, ge=1, le=65535, description="fixed port; default: Podium picks a free one"
     )
-    health_route: str = Field("/health", pattern=r"^/[A-Za-z0-9._~/%-]*$")
+    health_route: _Path = "/health"
 
 
 # Fields whose change needs new replica processes: a new revision and a rolling update.
@@ -167,17 +198,17 @@ class _SpecFields(_Strict):
 class EndpointSpec(_SpecFields):
     """A user's description of an endpoint. Unknown fields are refused."""
 
-    name: str = Field(description=f"unique; {NAME_RULE}")
-    model: str = Field(description="NAME, NAME:VERSION or hf://ORG/NAME[@REVISION]")
+    name: str = Field(max_length=48, description=f"unique; {NAME_RULE}")
+    model: ModelRefField = Field(description="NAME, NAME:VERSION or hf://ORG/NAME[@REVISION]")
     framework: str = Field(pattern=_FRAMEWORK, description="runtime: sklearn, python, …")
     task: str | None = Field(None, max_length=64)
-    instance_type: str = "cpu-small"
+    instance_type: _Short = "cpu-small"
     scaling: ScalingSpec = Field(default_factory=ScalingSpec)
     max_concurrency: int = Field(8, ge=1, le=4096, description="in-flight requests per replica")
     max_queue: int = Field(64, ge=0, le=100_000, description="waiting requests per replica")
     timeout_s: float = Field(60.0, gt=0, le=3600, description="gateway timeout per request")
-    env: dict[str, str] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
+    env: Env = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     readiness: ProbeSpec = Field(default_factory=ProbeSpec)
     liveness: ProbeSpec = Field(default_factory=_liveness)
     trust_pickle: bool = Field(False, description="allow .pkl/.joblib models (runs their code)")
@@ -185,7 +216,7 @@ class EndpointSpec(_SpecFields):
     command: CommandSpec | None = Field(
         None, validate_default=True, description="framework `command` only"
     )
-    engine_args: dict[str, str | int | float | bool] = Field(
+    engine_args: EngineArgs = Field(
         default_factory=dict, description="options for framework presets (vllm, tgi, …)"
     )
 
@@ -206,6 +237,16 @@ class EndpointSpec(_SpecFields):
             raise ValueError("a `command` block applies only to framework `command`")
         return v
 
+    @model_validator(mode="after")
+    def _size(self) -> EndpointSpec:
+        size = len(self.model_dump_json())
+        if size > MAX_SPEC_BYTES:
+            raise ValueError(
+                f"the spec is {size} bytes as JSON; the limit is {MAX_SPEC_BYTES} "
+                "(env and labels are the usual culprits)"
+            )
+        return self
+
     def revision_view(self) -> dict[str, Any]:
         """The part of the spec that a revision freezes."""
         return self.model_dump(include=set(REVISION_FIELDS))
@@ -214,22 +255,22 @@ class EndpointSpec(_SpecFields):
 class EndpointUpdate(_SpecFields):
     """A partial change; absent fields keep their value."""
 
-    model: str | None = None
+    model: ModelRefField | None = None
     framework: str | None = Field(None, pattern=_FRAMEWORK)
-    task: str | None = None
-    instance_type: str | None = None
+    task: _Short | None = None
+    instance_type: _Short | None = None
     scaling: ScalingSpec | None = None
     max_concurrency: int | None = Field(None, ge=1, le=4096)
     max_queue: int | None = Field(None, ge=0, le=100_000)
     timeout_s: float | None = Field(None, gt=0, le=3600)
-    env: dict[str, str] | None = None
-    labels: dict[str, str] | None = None
+    env: Env | None = None
+    labels: Labels | None = None
     readiness: ProbeSpec | None = None
     liveness: ProbeSpec | None = None
     trust_pickle: bool | None = None
     batching: BatchingSpec | None = None
     command: CommandSpec | None = None
-    engine_args: dict[str, str | int | float | bool] | None = None
+    engine_args: EngineArgs | None = None
 
     def apply(self, spec: EndpointSpec) -> EndpointSpec:
         changes = self.model_dump(exclude_unset=True)
