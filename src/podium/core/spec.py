@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -101,7 +102,15 @@ _LabelValue = Annotated[str, Field(max_length=256)]
 _EnvKey = Annotated[str, Field(max_length=256)]
 _EnvValue = Annotated[str, Field(max_length=MAX_ENV_VALUE_CHARS)]
 _Arg = Annotated[str, Field(max_length=MAX_ARG_CHARS)]
-_EngineValue = Annotated[str, Field(max_length=MAX_ARG_CHARS)] | int | float | bool
+
+
+def _bounded_str(value: object) -> object:
+    if isinstance(value, str) and len(value) > MAX_ARG_CHARS:
+        raise ValueError(f"String should have at most {MAX_ARG_CHARS} characters")
+    return value
+
+
+_EngineValue = Annotated[str | int | float | bool, AfterValidator(_bounded_str)]
 Labels = Annotated[dict[_LabelKey, _LabelValue], Field(max_length=MAX_LABELS)]
 Env = Annotated[dict[_EnvKey, _EnvValue], Field(max_length=MAX_ENV)]
 EngineArgs = Annotated[dict[_Short, _EngineValue], Field(max_length=MAX_ENGINE_ARGS)]
