@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from podium.core.phases import EndpointStatus
@@ -172,7 +172,13 @@ def _exchange(port: int, raw: bytes) -> bytes:
     return bytes(received)
 
 
+# What the fuzzer found first: the OpenAI router's json.loads raised RecursionError (a 500).
+_DEEP = b'{"model": "echo", "x": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+
+
 @PROFILE
+@example("POST", "/v1/chat/completions", [], _DEEP, "length", [], False)
+@example("POST", "/v1/embeddings", [], _DEEP, "chunked", [7, 9000], True)
 @given(
     method=method,
     target=path,
