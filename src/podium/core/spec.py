@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from podium.core.bounds import AtMost, is_stored
 from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.scaling import ScalingRule as ScalingRule
@@ -95,26 +96,26 @@ MAX_ARGS = 256
 MAX_ARG_CHARS = 4096
 MAX_ENGINE_ARGS = 64
 
-_Short = Annotated[str, Field(max_length=64)]
-_Path = Annotated[str, Field(max_length=256, pattern=r"^/[A-Za-z0-9._~/%-]*$")]
-_LabelKey = Annotated[str, Field(max_length=63)]
-_LabelValue = Annotated[str, Field(max_length=256)]
-_EnvKey = Annotated[str, Field(max_length=256)]
-_EnvValue = Annotated[str, Field(max_length=MAX_ENV_VALUE_CHARS)]
-_Arg = Annotated[str, Field(max_length=MAX_ARG_CHARS)]
+_Short = Annotated[str, AtMost(64)]
+_Path = Annotated[str, AtMost(256), Field(pattern=r"^/[A-Za-z0-9._~/%-]*$")]
+_LabelKey = Annotated[str, AtMost(63)]
+_LabelValue = Annotated[str, AtMost(256)]
+_EnvKey = Annotated[str, AtMost(256)]
+_EnvValue = Annotated[str, AtMost(MAX_ENV_VALUE_CHARS)]
+_Arg = Annotated[str, AtMost(MAX_ARG_CHARS)]
 
 
-def _bounded_str(value: object) -> object:
-    if isinstance(value, str) and len(value) > MAX_ARG_CHARS:
-        raise ValueError(f"String should have at most {MAX_ARG_CHARS} characters")
+def _bounded_str(value: object, info: ValidationInfo) -> object:
+    if isinstance(value, str) and len(value) > MAX_ARG_CHARS and not is_stored(info):
+        raise ValueError(f"at most {MAX_ARG_CHARS} characters allowed, not {len(value)}")
     return value
 
 
 _EngineValue = Annotated[str | int | float | bool, AfterValidator(_bounded_str)]
-Labels = Annotated[dict[_LabelKey, _LabelValue], Field(max_length=MAX_LABELS)]
-Env = Annotated[dict[_EnvKey, _EnvValue], Field(max_length=MAX_ENV)]
-EngineArgs = Annotated[dict[_Short, _EngineValue], Field(max_length=MAX_ENGINE_ARGS)]
-ModelRefField = Annotated[str, Field(max_length=MAX_REF_CHARS)]
+Labels = Annotated[dict[_LabelKey, _LabelValue], AtMost(MAX_LABELS)]
+Env = Annotated[dict[_EnvKey, _EnvValue], AtMost(MAX_ENV)]
+EngineArgs = Annotated[dict[_Short, _EngineValue], AtMost(MAX_ENGINE_ARGS)]
+ModelRefField = Annotated[str, AtMost(MAX_REF_CHARS)]
 
 
 class ProbeSpec(_Strict):
@@ -151,10 +152,10 @@ class CommandSpec(_Strict):
     `PORT` and `PODIUM_MODEL_PATH` in its environment.
     """
 
-    command: str = Field(
-        min_length=1, max_length=MAX_ARG_CHARS, description="program to run, e.g. /usr/bin/x"
+    command: Annotated[str, AtMost(MAX_ARG_CHARS)] = Field(
+        min_length=1, description="program to run, e.g. python or /usr/bin/x"
     )
-    args: list[_Arg] = Field(default_factory=list, max_length=MAX_ARGS)
+    args: Annotated[list[_Arg], AtMost(MAX_ARGS)] = Field(default_factory=list)
     port: int | None = Field(
         None, ge=1, le=65535, description="fixed port; default: Podium picks a free one"
     )
@@ -187,8 +188,8 @@ class _SpecFields(_Strict):
 
     @field_validator("model", check_fields=False)
     @classmethod
-    def _model_ref(cls, v: str | None) -> str | None:
-        if v is not None:
+    def _model_ref(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and not is_stored(info):  # stored: checked when it was written
             try:
                 parse_model_ref(v)
             except Invalid as e:
@@ -247,7 +248,9 @@ class EndpointSpec(_SpecFields):
         return v
 
     @model_validator(mode="after")
-    def _size(self) -> EndpointSpec:
+    def _size(self, info: ValidationInfo) -> EndpointSpec:
+        if is_stored(info):
+            return self
         size = len(self.model_dump_json())
         if size > MAX_SPEC_BYTES:
             raise ValueError(
