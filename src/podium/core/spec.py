@@ -115,7 +115,13 @@ _EngineValue = Annotated[str | int | float | bool, AfterValidator(_bounded_str)]
 Labels = Annotated[dict[_LabelKey, _LabelValue], AtMost(MAX_LABELS)]
 Env = Annotated[dict[_EnvKey, _EnvValue], AtMost(MAX_ENV)]
 EngineArgs = Annotated[dict[_Short, _EngineValue], AtMost(MAX_ENGINE_ARGS)]
-ModelRefField = Annotated[str, AtMost(MAX_REF_CHARS)]
+# ECMA-262 has no named groups: (?P<x>…) becomes (?:…)
+_REF_PATTERN = re.sub(r"\(\?P<\w+>", "(?:", f"{_REPO_REF.pattern}|{_HF_REF.pattern}")
+ModelRefField = Annotated[  # the pattern is documented (for clients and fuzzers), checked above
+    str,
+    AtMost(MAX_REF_CHARS),
+    Field(json_schema_extra={"pattern": _REF_PATTERN}),
+]
 
 
 class ProbeSpec(_Strict):
