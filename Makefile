@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up test lint types layers unit install install-test bench clean
+.PHONY: up test lint types layers unit install install-test bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,13 @@ bench: install-test
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/coldstart.py
 	$(BIN)/python bench/autoscale.py
+
+## make fuzz: long fuzzing (not in CI): schemathesis, stateful, against a real server's API;
+## hypothesis over the gateway's request parsing and the API schema with many examples
+fuzz: install-test
+	$(BIN)/python -m tests.fuzz.api --max-examples 500 --max-time 900
+	PODIUM_FUZZ_PROFILE=podium-fuzz $(BIN)/pytest -q -p no:cacheprovider \
+		tests/unit/gateway/test_request_fuzz.py tests/unit/api/test_openapi_fuzz.py
 
 clean:
 	rm -rf $(VENV) .podium .mypy_cache .ruff_cache .pytest_cache

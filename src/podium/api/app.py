@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 import podium
 from podium.api import problems
 from podium.api.deps import ApiContext
+from podium.api.limits import BodyLimit
 from podium.api.routes import endpoints, models, observe, system
 
 PREFIX = "/api/v1"
@@ -27,6 +28,10 @@ def create_api(ctx: ApiContext) -> FastAPI:
     app.state.podium = ctx
     for module in (system, models, endpoints, observe):
         app.include_router(module.router, prefix=PREFIX)
+    limits = ctx.settings.limits
+    app.add_middleware(  # before problems.install: its ServerErrorGuard goes outside this
+        BodyLimit, max_json_bytes=limits.max_json_bytes, max_upload_bytes=ctx.max_upload_bytes
+    )
     problems.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

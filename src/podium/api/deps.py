@@ -18,10 +18,10 @@ from podium.api.services.logs import LogSource
 from podium.api.services.models import ModelService
 from podium.artifacts.store import ArtifactStore
 from podium.core.routing import RoutingTableHolder
-from podium.core.settings import Settings
+from podium.core.settings import ApiLimits, Settings
 from podium.store import Database, UnitOfWork
 
-DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024**3  # 20 GiB
+DEFAULT_MAX_UPLOAD_BYTES = ApiLimits().max_upload_bytes  # 20 GiB
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
     NotFound 404 · Conflict 409 · Invalid / UnsafeArchive / LoadError 422 · TooLarge 413
     Unavailable 503 (Retryable adds Retry-After) · request validation 422
-    routing errors (unknown route 404, wrong method 405) · anything else 500
+    routing errors (unknown route 404, wrong method 405) · anything else 500, answered by
+    `ServerErrorGuard` (outermost, so the connection survives it)
 
 Every body is `{"type": "about:blank", "title", "status", "detail", "field"?, "errors"?}`;
 `field` names the offending input in dotted form (`scaling.min_replicas`, `label`, `body`).
@@ -149,15 +150,49 @@ def install(app: FastAPI) -> None:
             field, detail = "body", "body: malformed (not UTF-8 JSON)"
         return problem_response(exc.status_code, detail, field=field, headers=exc.headers)
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem_response(500, "internal error", title="Internal Server Error")
-
     app.add_exception_handler(PodiumError, podium_error)
     app.add_exception_handler(RequestValidationError, request_invalid)
     app.add_exception_handler(ValidationError, model_invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)
+    app.add_middleware(ServerErrorGuard)
+
+
+class ServerErrorGuard:
+    """Pure ASGI middleware for true server bugs: a 500 problem, and the exception stops here.
+
+    (Starlette's own handler for `Exception` answers the 500 and then re-raises, so the
+    server drops the connection without `connection: close`; a keep-alive client then
+    fails its next request.) When the answer had already begun, the connection is the only
+    way left to say it is cut short, so the exception goes on to the server.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = ended = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started, ended
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                ended = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.error("unhandled error on %s %s", scope.get("method"), scope["path"], exc_info=exc)
+            if ended:
+                return  # the client has its whole answer; keep the connection
+            if started:
+                raise
+            response = problem_response(500, "internal error", title="Internal Server Error")
+            await response(scope, receive, send)
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -27,14 +27,10 @@ from pathlib import Path
 
 from podium.artifacts.detect import detect_framework
 from podium.artifacts.hashing import TreeDigest, list_files, sha256_tree
-from podium.artifacts.unpack import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_ENTRIES,
-    is_archive,
-    safe_extract,
-)
+from podium.artifacts.unpack import is_archive, safe_extract
 from podium.core.errors import Conflict, Invalid, NotFound
 from podium.core.ids import check_name
+from podium.core.settings import ArchiveLimits
 
 __all__ = ["ArtifactStore", "StagedModel", "detect_framework"]
 
@@ -60,11 +56,13 @@ class ArtifactStore:
         self,
         root: Path,
         *,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        max_entries: int = DEFAULT_MAX_ENTRIES,
+        limits: ArchiveLimits | None = None,
+        max_bytes: int | None = None,
+        max_entries: int | None = None,
     ) -> None:
         self.root = root
-        self.max_bytes = max_bytes  # limits for unpacking an archive
+        self.limits = limits or ArchiveLimits()  # for unpacking an archive
+        self.max_bytes = max_bytes  # overrides of `limits`
         self.max_entries = max_entries
 
     @property
@@ -98,6 +96,7 @@ class ArtifactStore:
                 safe_extract(
                     src,
                     staged,
+                    limits=self.limits,
                     max_bytes=self.max_bytes,
                     max_entries=self.max_entries,
                     name=name,

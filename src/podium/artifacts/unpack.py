@@ -7,7 +7,11 @@ writes a single byte. It refuses, with `UnsafeArchive`:
   Windows drive letters, backslashes, control characters;
 - anything but regular files and folders: symbolic and hard links, devices, fifos;
 - duplicate names, or a name that is both a file and a folder;
-- more than `max_entries` entries or more than `max_bytes` of uncompressed data.
+- more entries than `limits.max_entries`, more uncompressed bytes than `limits.max_bytes`,
+  or more than `limits.max_ratio` uncompressed bytes per archive byte (past the first
+  `limits.ratio_free_bytes`): a zip or tar bomb. The sizes the entries declare are checked
+  as the table of contents is read (a tar.gz is refused before it is read to the end), and
+  the bytes actually written are counted against the same limits while they are written.
 
 Files are then written one by one by this module (never by `extractall`), each opened with
 O_EXCL | O_NOFOLLOW into a private temporary folder next to `dest`, at most as many bytes as
@@ -29,15 +33,16 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Literal
 
 from podium.core.errors import Conflict, Invalid, NotFound, UnsafeArchive
+from podium.core.settings import ArchiveLimits
 
 ARCHIVE_SUFFIXES: tuple[str, ...] = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-DEFAULT_MAX_BYTES = 20 * 2**30
-DEFAULT_MAX_ENTRIES = 100_000
+DEFAULT_MAX_BYTES = ArchiveLimits().max_bytes
+DEFAULT_MAX_ENTRIES = ArchiveLimits().max_entries
 
 _CHUNK = 1024 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -68,36 +73,70 @@ class _Entry:
     open: Callable[[], AbstractContextManager[IO[bytes]]]
 
 
+class _Budget:
+    """How many uncompressed bytes this archive may produce; refuses past them."""
+
+    def __init__(self, archive: Path, limits: ArchiveLimits, archive_bytes: int) -> None:
+        self.archive = archive
+        self.limits = limits
+        self.by_ratio = max(int(limits.max_ratio * archive_bytes), limits.ratio_free_bytes)
+        self.archive_bytes = archive_bytes
+
+    def check(self, total: int) -> None:
+        if total > self.limits.max_bytes:
+            raise UnsafeArchive(
+                f"refusing archive {self.archive.name}: its files total {total} bytes "
+                f"uncompressed, over the limit of {self.limits.max_bytes} bytes "
+                "(PODIUM_ARCHIVE_MAX_BYTES)",
+                field="archive",
+            )
+        if total > self.by_ratio:
+            raise UnsafeArchive(
+                f"refusing archive {self.archive.name}: it unpacks to {total} bytes "
+                f"from {self.archive_bytes}, over the compression ratio limit of "
+                f"{self.limits.max_ratio:g} (PODIUM_ARCHIVE_MAX_RATIO)",
+                field="archive",
+            )
+
+
 def safe_extract(
     archive: Path,
     dest: Path,
     *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_entries: int = DEFAULT_MAX_ENTRIES,
+    limits: ArchiveLimits | None = None,
+    max_bytes: int | None = None,
+    max_entries: int | None = None,
     name: str | None = None,
 ) -> None:
     """Unpack `archive` into `dest` (absent or an empty folder) after validating every entry.
 
-    `name` is the archive's file name when the file itself has another (an upload's temp
-    file); it picks the format and names the archive in errors.
+    `limits` bound what it may unpack (`max_bytes`/`max_entries` override theirs). `name`
+    is the archive's file name when the file itself has another (an upload's temp file);
+    it picks the format and names the archive in errors.
     """
+    limits = limits or ArchiveLimits()
+    if max_bytes is not None:
+        limits = replace(limits, max_bytes=max_bytes)
+    if max_entries is not None:
+        limits = replace(limits, max_entries=max_entries)
     label = Path(name or archive.name)
     kind = _kind(label)
     if not archive.is_file():
         raise NotFound(f"no such archive: {archive}", field="archive")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise Conflict(f"cannot unpack into {dest}: it is not an empty folder", field="path")
+    budget = _Budget(label, limits, archive.stat().st_size)
     try:
         if kind == "zip":
             with zipfile.ZipFile(archive) as zf:
-                entries = _zip_entries(label, zf, max_entries)
-                _check_tree(label, entries, max_bytes)
-                _write(label, entries, dest)
+                entries = _zip_entries(label, zf, limits.max_entries)
+                _check_tree(label, entries, budget)
+                _write(label, entries, dest, budget)
         else:
             with tarfile.open(archive, "r:*") as tf:
-                entries = _tar_entries(label, tf, dest, max_entries)
-                _check_tree(label, entries, max_bytes)
-                _write(label, entries, dest)
+                entries = _tar_entries(label, tf, dest, budget)
+                _check_tree(label, entries, budget)
+                _write(label, entries, dest, budget)
     except _Corrupt as e:
         raise _invalid(label, kind, e.cause) from e.cause
     except _CORRUPT as e:
@@ -161,7 +200,9 @@ def _normalize(archive: Path, name: str) -> str:
 
 def _too_many(archive: Path, max_entries: int) -> UnsafeArchive:
     return UnsafeArchive(
-        f"refusing archive {archive.name}: more than {max_entries} entries", field="archive"
+        f"refusing archive {archive.name}: more than {max_entries} entries "
+        "(PODIUM_ARCHIVE_MAX_FILES)",
+        field="archive",
     )
 
 
@@ -195,12 +236,19 @@ def _opener_zip(
     return lambda: zf.open(info)
 
 
-def _tar_entries(archive: Path, tf: tarfile.TarFile, dest: Path, max_entries: int) -> list[_Entry]:
+def _tar_entries(archive: Path, tf: tarfile.TarFile, dest: Path, budget: _Budget) -> list[_Entry]:
+    """Read the table of contents, refusing as soon as the entries declare too much (a
+    compressed tar is read to its end to list it: a bomb must stop early)."""
     entries: list[_Entry] = []
     data_filter = getattr(tarfile, "data_filter", None)
+    max_entries = budget.limits.max_entries
+    declared = 0
     for count, member in enumerate(tf, start=1):
         if count > max_entries:
             raise _too_many(archive, max_entries)
+        if member.isreg():
+            declared += member.size
+            budget.check(declared)
         rel = _normalize(archive, member.name)
         if member.issym():
             raise _refuse(archive, member.name, f"is a symbolic link (to {member.linkname!r})")
@@ -238,7 +286,7 @@ def _opener_tar(
     return open_member
 
 
-def _check_tree(archive: Path, entries: list[_Entry], max_bytes: int) -> None:
+def _check_tree(archive: Path, entries: list[_Entry], budget: _Budget) -> None:
     files: set[str] = set()
     dirs: set[str] = set()
     total = 0
@@ -247,12 +295,7 @@ def _check_tree(archive: Path, entries: list[_Entry], max_bytes: int) -> None:
             raise _refuse(archive, e.rel, "appears more than once")
         (dirs if e.is_dir else files).add(e.rel)
         total += e.size
-    if total > max_bytes:
-        raise UnsafeArchive(
-            f"refusing archive {archive.name}: its files total {total} bytes uncompressed, "
-            f"over the limit of {max_bytes} bytes",
-            field="archive",
-        )
+    budget.check(total)  # what the entries declare; `_write` counts what they hold
     for e in entries:
         parts = e.rel.split("/")
         for i in range(1, len(parts)):
@@ -261,11 +304,12 @@ def _check_tree(archive: Path, entries: list[_Entry], max_bytes: int) -> None:
                 raise _refuse(archive, e.rel, f"is inside {parent!r}, which is a file")
 
 
-def _write(archive: Path, entries: list[_Entry], dest: Path) -> None:
+def _write(archive: Path, entries: list[_Entry], dest: Path, budget: _Budget) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
     try:
         root = tmp.resolve()
+        total = 0
         for e in entries:
             target = tmp.joinpath(*e.rel.split("/"))
             if not target.resolve().is_relative_to(root):  # cannot happen after _normalize
@@ -276,7 +320,8 @@ def _write(archive: Path, entries: list[_Entry], dest: Path) -> None:
             target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as out:
-                written = _copy(archive, e, out)
+                written = _copy(archive, e, out, budget, total)
+            total += written
             if written != e.size:
                 raise _Corrupt(ValueError(f"entry {e.rel!r} is shorter than it declares"))
         tmp.chmod(0o755)
@@ -288,7 +333,9 @@ def _write(archive: Path, entries: list[_Entry], dest: Path) -> None:
         raise
 
 
-def _copy(archive: Path, entry: _Entry, out: IO[bytes]) -> int:
+def _copy(archive: Path, entry: _Entry, out: IO[bytes], budget: _Budget, before: int) -> int:
+    """Copy one entry; refuses past its declared size or past the archive's budget
+    (`before`: bytes the archive's earlier entries wrote)."""
     written = 0
     try:
         src_cm = entry.open()
@@ -310,4 +357,5 @@ def _copy(archive: Path, entry: _Entry, out: IO[bytes]) -> int:
             if written > entry.size:
                 why = f"holds more than the {entry.size} bytes it declares"
                 raise _refuse(archive, entry.rel, why)
+            budget.check(before + written)
             out.write(chunk)

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from podium.core.bounds import AtMost
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
@@ -38,8 +40,10 @@ class ScalingRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     metric: RuleMetric
-    target: float = Field(gt=0, description="cpu/memory in %, latency in ms, depth in requests")
-    gauge: str | None = Field(
+    target: float = Field(
+        gt=0, allow_inf_nan=False, description="cpu/memory in %, latency in ms, depth in requests"
+    )
+    gauge: Annotated[str, AtMost(128)] | None = Field(
         None,
         pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
         description="name of the replica's Prometheus gauge (metric: custom only)",
@@ -83,7 +87,7 @@ class ScalingSpec(BaseModel):
     wait_timeout: Duration = Field(
         60.0, gt=0, description="how long a held request waits (header X-Podium-Wait-Timeout)"
     )
-    rules: list[ScalingRule] = Field(default_factory=list)
+    rules: Annotated[list[ScalingRule], AtMost(16)] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> ScalingSpec:

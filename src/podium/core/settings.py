@@ -6,6 +6,11 @@ Environment variables (all optional):
   PODIUM_DATABASE_URL    SQLAlchemy URL                                  sqlite:///$PODIUM_HOME/podium.db
   PODIUM_INSTANCE_TYPES  JSON list of instance types replacing the built-in catalog
   PODIUM_MAX_BODY_BYTES  gateway request body limit                      33554432 (32 MiB)
+  PODIUM_API_MAX_JSON_BYTES  control API body limit (all but uploads)    1048576 (1 MiB)
+  PODIUM_MAX_UPLOAD_BYTES    model upload limit (streamed to disk)       21474836480 (20 GiB)
+  PODIUM_ARCHIVE_MAX_BYTES   an archive's files, unpacked, in all        21474836480 (20 GiB)
+  PODIUM_ARCHIVE_MAX_FILES   entries in one archive                      10000
+  PODIUM_ARCHIVE_MAX_RATIO   unpacked bytes per archive byte             100
   PODIUM_TICK_S          seconds between controller passes (traffic wakes it sooner)   1.0
   PODIUM_RESTART_BACKOFF_S, PODIUM_CRASH_LOOP_THRESHOLD, PODIUM_STOP_TIMEOUT_S   controller
   PODIUM_HUNG_GRACE_S    a call running this long past the endpoint's timeout_s is hung   10
@@ -43,6 +48,23 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchiveLimits:
+    """What unpacking one archive may produce; counted while writing, not read from headers."""
+
+    max_bytes: int = 20 * 2**30  # uncompressed bytes of all its files
+    max_entries: int = 10_000  # files and folders
+    max_ratio: float = 100.0  # uncompressed bytes per archive byte (beyond ratio_free_bytes)
+    ratio_free_bytes: int = 16 * 2**20  # this much may always be unpacked, whatever the ratio
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    max_json_bytes: int = 2**20  # any control API body but a model upload
+    max_upload_bytes: int = 20 * 2**30  # a model upload (streamed to disk, never in memory)
+    archive: ArchiveLimits = field(default_factory=ArchiveLimits)
+
+
+@dataclass(frozen=True, slots=True)
 class ControlSettings:
     tick_s: float = 1.0
     restart_backoff_s: float = 1.0  # first restart delay; doubles per consecutive crash
@@ -76,6 +98,7 @@ class Settings:
     control: ControlSettings = field(default_factory=ControlSettings)
     download: DownloadSettings = field(default_factory=DownloadSettings)
     log_retention: int = 20  # replica log files kept per endpoint; older ones are deleted
+    limits: ApiLimits = field(default_factory=ApiLimits)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -137,13 +160,17 @@ class Settings:
             kwargs["gateway"] = GatewaySettings(
                 max_body_bytes=_int(env["PODIUM_MAX_BODY_BYTES"], "PODIUM_MAX_BODY_BYTES")
             )
+        if limits := _limits(env):
+            kwargs["limits"] = limits
         control: dict[str, float | int] = {}
         for var, name, parse in _CONTROL_ENV:
             if var in env:
                 control[name] = parse(env[var], var)
         if control:
             kwargs["control"] = ControlSettings(**control)  # type: ignore[arg-type]
-        download = {name: _positive(env[var], var) for var, name in _DOWNLOAD_ENV if var in env}
+        download = {
+            name: _positive(_float(env[var], var), var) for var, name in _DOWNLOAD_ENV if var in env
+        }
         if download:
             kwargs["download"] = DownloadSettings(**download)
         if "PODIUM_LOG_RETENTION" in env:
@@ -151,6 +178,26 @@ class Settings:
                 1, _int(env["PODIUM_LOG_RETENTION"], "PODIUM_LOG_RETENTION")
             )
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _limits(env: Mapping[str, str]) -> ApiLimits | None:
+    api: dict[str, object] = {}
+    archive: dict[str, float | int] = {}
+    for var, name, parse in _API_ENV:
+        if var in env:
+            api[name] = _positive(parse(env[var], var), var)
+    for var, name, parse in _ARCHIVE_ENV:
+        if var in env:
+            archive[name] = _positive(parse(env[var], var), var)
+    if not api and not archive:
+        return None
+    return ApiLimits(**api, archive=ArchiveLimits(**archive))  # type: ignore[arg-type]
+
+
+def _positive(value: float, name: str) -> float:
+    if value <= 0:
+        raise Invalid(f"{name} must be positive, not {value}", field=name)
+    return value
 
 
 def _float(value: str, name: str) -> float:
@@ -167,13 +214,6 @@ def _int(value: str, name: str) -> int:
         raise Invalid(f"{name} must be an integer, not {value!r}", field=name) from None
 
 
-def _positive(value: str, name: str) -> float:
-    number = _float(value, name)
-    if not number > 0:
-        raise Invalid(f"{name} must be a positive number, not {value!r}", field=name)
-    return number
-
-
 # (environment variable, DownloadSettings field)
 _DOWNLOAD_ENV: tuple[tuple[str, str], ...] = (
     ("PODIUM_DOWNLOAD_STALL_S", "stall_s"),
@@ -188,4 +228,14 @@ _CONTROL_ENV: tuple[tuple[str, str, Callable[[str, str], float]], ...] = (
     ("PODIUM_CRASH_LOOP_THRESHOLD", "crash_loop_threshold", _int),
     ("PODIUM_STOP_TIMEOUT_S", "stop_timeout_s", _float),
     ("PODIUM_HUNG_GRACE_S", "hung_grace_s", _float),
+)
+
+_API_ENV: tuple[tuple[str, str, Callable[[str, str], float]], ...] = (
+    ("PODIUM_API_MAX_JSON_BYTES", "max_json_bytes", _int),
+    ("PODIUM_MAX_UPLOAD_BYTES", "max_upload_bytes", _int),
+)
+_ARCHIVE_ENV: tuple[tuple[str, str, Callable[[str, str], float]], ...] = (
+    ("PODIUM_ARCHIVE_MAX_BYTES", "max_bytes", _int),
+    ("PODIUM_ARCHIVE_MAX_FILES", "max_entries", _int),
+    ("PODIUM_ARCHIVE_MAX_RATIO", "max_ratio", _float),
 )

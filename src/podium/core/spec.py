@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from podium.core.bounds import AtMost, is_stored
 from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.scaling import ScalingRule as ScalingRule
@@ -26,6 +28,7 @@ from podium.core.scaling import ScalingSpec as ScalingSpec
 # ---------------------------------------------------------------- model references
 
 _REPO_REF = re.compile(r"^(?P<name>[a-z][a-z0-9-]{2,47})(?::(?P<version>[1-9][0-9]*))?$")
+MAX_VERSION = 2**31 - 1  # model versions are numbered 1, 2, …; the store holds 32-bit ints
 _HF_REF = re.compile(
     r"^hf://(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)?)"
     r"(?:@(?P<revision>[A-Za-z0-9._/-]+))?$"
@@ -55,11 +58,16 @@ class HfRef:
 
 
 ModelRef = RepoRef | HfRef
+MAX_REF_CHARS = 512
 
 
 def parse_model_ref(value: str, field: str = "model") -> ModelRef:
+    if len(value) > MAX_REF_CHARS:
+        raise Invalid(f"a model reference has at most {MAX_REF_CHARS} characters", field=field)
     if m := _REPO_REF.match(value):
         v = m.group("version")
+        if v and (len(v) > 10 or int(v) > MAX_VERSION):
+            raise Invalid(f"version {v} is too large: versions go up to {MAX_VERSION}", field=field)
         return RepoRef(m.group("name"), int(v) if v else None)
     if m := _HF_REF.match(value):
         return HfRef(m.group("repo"), m.group("revision"))
@@ -78,9 +86,46 @@ class _Strict(BaseModel):
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 
+# Bounds on every free-form field: a spec is stored in every revision and sent in every
+# list response, so one huge spec must not cost the server (413/422 naming the field).
+MAX_SPEC_BYTES = 64 * 1024  # the whole spec, as JSON
+MAX_LABELS = 64
+MAX_ENV = 256
+MAX_ENV_VALUE_CHARS = 16 * 1024
+MAX_ARGS = 256
+MAX_ARG_CHARS = 4096
+MAX_ENGINE_ARGS = 64
+
+_Short = Annotated[str, AtMost(64)]
+_Path = Annotated[str, AtMost(256), Field(pattern=r"^/[A-Za-z0-9._~/%-]*$")]
+_LabelKey = Annotated[str, AtMost(63)]
+_LabelValue = Annotated[str, AtMost(256)]
+_EnvKey = Annotated[str, AtMost(256)]
+_EnvValue = Annotated[str, AtMost(MAX_ENV_VALUE_CHARS)]
+_Arg = Annotated[str, AtMost(MAX_ARG_CHARS)]
+
+
+def _bounded_str(value: object, info: ValidationInfo) -> object:
+    if isinstance(value, str) and len(value) > MAX_ARG_CHARS and not is_stored(info):
+        raise ValueError(f"at most {MAX_ARG_CHARS} characters allowed, not {len(value)}")
+    return value
+
+
+_EngineValue = Annotated[str | int | float | bool, AfterValidator(_bounded_str)]
+Labels = Annotated[dict[_LabelKey, _LabelValue], AtMost(MAX_LABELS)]
+Env = Annotated[dict[_EnvKey, _EnvValue], AtMost(MAX_ENV)]
+EngineArgs = Annotated[dict[_Short, _EngineValue], AtMost(MAX_ENGINE_ARGS)]
+# ECMA-262 has no named groups: (?P<x>…) becomes (?:…)
+_REF_PATTERN = re.sub(r"\(\?P<\w+>", "(?:", f"{_REPO_REF.pattern}|{_HF_REF.pattern}")
+ModelRefField = Annotated[  # the pattern is documented (for clients and fuzzers), checked above
+    str,
+    AtMost(MAX_REF_CHARS),
+    Field(json_schema_extra={"pattern": _REF_PATTERN}),
+]
+
 
 class ProbeSpec(_Strict):
-    path: str = Field("/health/ready", pattern=r"^/[A-Za-z0-9._~/%-]*$")
+    path: _Path = "/health/ready"
     initial_delay_s: float = Field(0.0, ge=0, le=3600)
     period_s: PositiveSeconds = 1.0
     timeout_s: PositiveSeconds = 1.0
@@ -113,12 +158,14 @@ class CommandSpec(_Strict):
     `PORT` and `PODIUM_MODEL_PATH` in its environment.
     """
 
-    command: str = Field(min_length=1, description="program to run, e.g. python or /usr/bin/x")
-    args: list[str] = Field(default_factory=list)
+    command: Annotated[str, AtMost(MAX_ARG_CHARS)] = Field(
+        min_length=1, description="program to run, e.g. python or /usr/bin/x"
+    )
+    args: Annotated[list[_Arg], AtMost(MAX_ARGS)] = Field(default_factory=list)
     port: int | None = Field(
         None, ge=1, le=65535, description="fixed port; default: Podium picks a free one"
     )
-    health_route: str = Field("/health", pattern=r"^/[A-Za-z0-9._~/%-]*$")
+    health_route: _Path = "/health"
 
 
 # Fields whose change needs new replica processes: a new revision and a rolling update.
@@ -147,8 +194,8 @@ class _SpecFields(_Strict):
 
     @field_validator("model", check_fields=False)
     @classmethod
-    def _model_ref(cls, v: str | None) -> str | None:
-        if v is not None:
+    def _model_ref(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and not is_stored(info):  # stored: checked when it was written
             try:
                 parse_model_ref(v)
             except Invalid as e:
@@ -168,21 +215,21 @@ class EndpointCreate(_SpecFields):
     """What a user writes to create an endpoint: an `EndpointSpec` whose `framework` may be
     left out (the API then takes the one the model version records)."""
 
-    name: str = Field(description=f"unique; {NAME_RULE}")
-    model: str = Field(description="NAME, NAME:VERSION or hf://ORG/NAME[@REVISION]")
+    name: str = Field(max_length=48, description=f"unique; {NAME_RULE}")
+    model: ModelRefField = Field(description="NAME, NAME:VERSION or hf://ORG/NAME[@REVISION]")
     framework: str | None = Field(
         None,
         pattern=_FRAMEWORK,
         description="runtime: sklearn, python, …; default: the model version's framework",
     )
     task: str | None = Field(None, max_length=64)
-    instance_type: str = "cpu-small"
+    instance_type: _Short = "cpu-small"
     scaling: ScalingSpec = Field(default_factory=ScalingSpec)
     max_concurrency: int = Field(8, ge=1, le=4096, description="in-flight requests per replica")
     max_queue: int = Field(64, ge=0, le=100_000, description="waiting requests per replica")
     timeout_s: float = Field(60.0, gt=0, le=3600, description="gateway timeout per request")
-    env: dict[str, str] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
+    env: Env = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     readiness: ProbeSpec = Field(default_factory=ProbeSpec)
     liveness: ProbeSpec = Field(default_factory=_liveness)
     trust_pickle: bool = Field(False, description="allow .pkl/.joblib models (runs their code)")
@@ -190,7 +237,7 @@ class EndpointCreate(_SpecFields):
     command: CommandSpec | None = Field(
         None, validate_default=True, description="framework `command` only"
     )
-    engine_args: dict[str, str | int | float | bool] = Field(
+    engine_args: EngineArgs = Field(
         default_factory=dict, description="options for framework presets (vllm, tgi, …)"
     )
 
@@ -215,6 +262,18 @@ class EndpointCreate(_SpecFields):
             raise ValueError("a `command` block applies only to framework `command`")
         return v
 
+    @model_validator(mode="after")
+    def _size(self, info: ValidationInfo) -> Self:
+        if is_stored(info):
+            return self
+        size = len(self.model_dump_json())
+        if size > MAX_SPEC_BYTES:
+            raise ValueError(
+                f"the spec is {size} bytes as JSON; the limit is {MAX_SPEC_BYTES} "
+                "(env and labels are the usual culprits)"
+            )
+        return self
+
     def with_framework(self, framework: str) -> EndpointSpec:
         """The full spec, with `framework` where this one has none."""
         return EndpointSpec.model_validate(
@@ -235,22 +294,22 @@ class EndpointSpec(EndpointCreate):
 class EndpointUpdate(_SpecFields):
     """A partial change; absent fields keep their value."""
 
-    model: str | None = None
+    model: ModelRefField | None = None
     framework: str | None = Field(None, pattern=_FRAMEWORK)
-    task: str | None = None
-    instance_type: str | None = None
+    task: _Short | None = None
+    instance_type: _Short | None = None
     scaling: ScalingSpec | None = None
     max_concurrency: int | None = Field(None, ge=1, le=4096)
     max_queue: int | None = Field(None, ge=0, le=100_000)
     timeout_s: float | None = Field(None, gt=0, le=3600)
-    env: dict[str, str] | None = None
-    labels: dict[str, str] | None = None
+    env: Env | None = None
+    labels: Labels | None = None
     readiness: ProbeSpec | None = None
     liveness: ProbeSpec | None = None
     trust_pickle: bool | None = None
     batching: BatchingSpec | None = None
     command: CommandSpec | None = None
-    engine_args: dict[str, str | int | float | bool] | None = None
+    engine_args: EngineArgs | None = None
 
     def apply(self, spec: EndpointSpec) -> EndpointSpec:
         changes = self.model_dump(exclude_unset=True)

@@ -24,6 +24,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from podium.core.jsondepth import MAX_JSON_DEPTH, too_deep
 from podium.core.routing import EndpointRoute, RoutingTableHolder
 from podium.gateway.body import BodyTooLarge, ClientGone, read_body
 from podium.gateway.headers import request_head
@@ -205,6 +206,8 @@ def _model(route: EndpointRoute) -> dict[str, Any]:
 
 def _model_of(body: bytes) -> tuple[str | None, str, str | None]:
     """(the endpoint name in `model`, "", None) or (None, what is wrong, its param)."""
+    if too_deep(body):
+        return None, f"the request body nests deeper than {MAX_JSON_DEPTH} levels", None
     try:
         doc = json.loads(body)
     except ValueError as e:  # UnicodeDecodeError too

@@ -38,7 +38,7 @@ class Podium:
         settings.home.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.database_url)
         self.db.migrate()
-        self.artifacts = ArtifactStore(settings.artifacts_dir)
+        self.artifacts = ArtifactStore(settings.artifacts_dir, limits=settings.limits.archive)
         self.backend = LocalBackend(settings)
         self.holder = RoutingTableHolder()
         self.gateway = Gateway(
@@ -65,6 +65,7 @@ class Podium:
                 logs=self.backend,
                 wake=self._wake,
                 routing=self.holder,
+                max_upload_bytes=settings.limits.max_upload_bytes,
             )
         )
 

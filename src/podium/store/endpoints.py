@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from podium.core.bounds import STORED
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import Conflict, Invalid, NotFound
 from podium.core.phases import EndpointStatus, check_transition
@@ -28,7 +29,7 @@ from podium.store.tables import EndpointRow, EventRow, ReplicaRow, RevisionRow
 def _record(row: EndpointRow) -> EndpointRecord:
     return EndpointRecord(
         name=row.name,
-        spec=EndpointSpec.model_validate(row.spec),
+        spec=EndpointSpec.model_validate(row.spec, context=STORED),
         status=EndpointStatus(row.status),
         status_reason=row.status_reason,
         revision=row.revision,
@@ -45,7 +46,7 @@ def _revision(row: RevisionRow) -> RevisionRecord:
         endpoint=row.endpoint,
         number=row.number,
         model_ref=row.model_ref,
-        spec=EndpointSpec.model_validate(row.spec),
+        spec=EndpointSpec.model_validate(row.spec, context=STORED),
         created_at=row.created_at,
     )
 

@@ -7,6 +7,8 @@ Hypothesis drives schemathesis' strategies directly: schemathesis' pytest integr
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from fastapi import FastAPI
@@ -16,9 +18,10 @@ from hypothesis.errors import Unsatisfiable
 
 from tests.unit.api.conftest import push, spec
 
+_LONG = os.environ.get("PODIUM_FUZZ_PROFILE") == "podium-fuzz"  # `make fuzz`
 _SETTINGS = settings(
-    max_examples=10,
-    derandomize=True,
+    max_examples=300 if _LONG else 10,
+    derandomize=not _LONG,
     deadline=None,
     database=None,
     suppress_health_check=list(HealthCheck),

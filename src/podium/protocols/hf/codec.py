@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from podium.core.errors import Invalid
+from podium.core.jsondepth import check_depth
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ def decode_request(body: bytes) -> HfRequest:
     """Parse a request body; Invalid (field body/inputs/parameters) when malformed."""
     if not body.strip():
         raise Invalid('the body is empty; send {"inputs": ...}', field="body")
+    check_depth(body)
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:

@@ -20,6 +20,7 @@ import numpy as np
 
 import podium.protocols.oip_v2.binary as binary
 from podium.core.errors import Invalid
+from podium.core.jsondepth import check_depth
 from podium.core.tensors import DTYPES, Array, ModelMetadata, datatype_of
 from podium.protocols.oip_v2.binary import encode as binary_encode
 from podium.protocols.oip_v2.validation import check_inputs, check_outputs
@@ -152,6 +153,7 @@ def decode_infer_request(
     the JSON header), or None.
     """
     head, data = binary.split_body(body, header_length)
+    check_depth(head)
     try:
         doc = json.loads(head)
     except (ValueError, UnicodeDecodeError) as e:

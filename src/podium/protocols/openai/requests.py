@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podium.core.errors import Invalid
+from podium.core.jsondepth import check_depth
 from podium.protocols.params import bounded, stop_sequences
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -144,6 +145,7 @@ def decode_embedding_request(body: bytes) -> EmbeddingRequest:
 def _object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise Invalid("the request body is empty; send a JSON object", field=None)
+    check_depth(body, field=None)
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
