@@ -113,14 +113,16 @@ def test_command_fixed_port(backend: LocalBackend, model: Path) -> None:
     _wait_healthy(backend, r)
 
 
-def test_command_exit_codes(backend: LocalBackend, model: Path) -> None:
+def test_command_exit_codes_are_crashes(backend: LocalBackend, model: Path) -> None:
+    # Only Podium's own loader can say "failed to load" (issue 8): a server of the user's
+    # that exits with 3 has crashed, like one exiting with 1; its last log lines say why.
     backend.start(launch("byo-r1-c", model, runtime="command", command=_byo("--exit-code", "3")))
     backend.start(launch("byo-r1-d", model, runtime="command", command=_byo("--exit-code", "1")))
     reports = wait_exits(backend, "byo-r1-c", "byo-r1-d")
-    load_failed, crashed = reports["byo-r1-c"], reports["byo-r1-d"]
-    assert load_failed.exit_reason is ExitReason.LOAD_FAILED
-    assert load_failed.error and "exiting with 3" in load_failed.error
-    assert crashed.exit_reason is ExitReason.CRASHED and crashed.exit_code == 1
+    three, one = reports["byo-r1-c"], reports["byo-r1-d"]
+    assert three.exit_reason is ExitReason.CRASHED and three.exit_code == 3
+    assert three.error and "exiting with 3" in three.error
+    assert one.exit_reason is ExitReason.CRASHED and one.exit_code == 1
 
 
 def test_missing_command_is_a_load_error(backend: LocalBackend, model: Path) -> None:
