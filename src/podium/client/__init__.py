@@ -30,6 +30,7 @@ from podium.core.schemas import (
     LogLine,
     ModelPublic,
     ModelVersionPublic,
+    ModelVersionPushed,
     ReplicaPublic,
     RevisionPublic,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "LogLine",
     "ModelPublic",
     "ModelVersionPublic",
+    "ModelVersionPushed",
     "NotFound",
     "PodiumClient",
     "PodiumError",
