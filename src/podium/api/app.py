@@ -1,4 +1,9 @@
-"""`create_api(ctx)`: the control plane's FastAPI app, under /api/v1."""
+"""`create_api(ctx)`: the control plane's FastAPI app, under /api/v1.
+
+The docs page (`/api/v1/docs`, Swagger UI) loads its JavaScript and CSS from Podium itself
+(`/api/v1/docs-assets/…`, the files the `fastapi-offline` package ships), not from a CDN:
+it works on a machine without internet access.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 import podium
 from podium.api import problems
@@ -14,16 +20,19 @@ from podium.api.limits import BodyLimit
 from podium.api.routes import endpoints, models, observe, system
 
 PREFIX = "/api/v1"
+DOCS_ASSETS = f"{PREFIX}/docs-assets"  # Swagger UI's files, served locally
 
 
 def create_api(ctx: ApiContext) -> FastAPI:
-    app = FastAPI(
+    app = FastAPIOffline(
         title="Podium",
         version=podium.__version__,
         summary="Control plane of Podium: models, endpoints, revisions, events, logs.",
         openapi_url=f"{PREFIX}/openapi.json",
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
+        static_url=DOCS_ASSETS,
+        swagger_ui_oauth2_redirect_url=f"{PREFIX}/docs/oauth2-redirect",
     )
     app.state.podium = ctx
     for module in (system, models, endpoints, observe):

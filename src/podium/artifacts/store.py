@@ -34,10 +34,11 @@ from podium.core.settings import ArchiveLimits
 
 __all__ = ["ArtifactStore", "StagedModel", "detect_framework"]
 
-_FILE_MODE = 0o644
-_READ_ONLY_FILE = 0o444
-_READ_ONLY_DIR = 0o555
-_WRITABLE_DIR = 0o755
+# Owner-only, like everything in PODIUM_HOME (replicas run as the same user).
+_FILE_MODE = 0o600
+_READ_ONLY_FILE = 0o400
+_READ_ONLY_DIR = 0o500
+_WRITABLE_DIR = 0o700
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,9 @@ def push(
 ) -> None:
     """Upload a new version of a model (a folder is sent as a .tar.gz)."""
     version = client_for(ctx).push_model(path, name, framework=framework)
+    if not version.created:
+        typer.echo(f"already stored as {version.ref} (identical contents)")
+        return
     typer.echo(
         f"pushed {version.ref}: {human_size(version.size_bytes)}, {version.files} files, "
         f"sha256 {version.sha256[:12]}"

@@ -30,6 +30,7 @@ from podium.core.schemas import (
     LogLine,
     ModelPublic,
     ModelVersionPublic,
+    ModelVersionPushed,
     ReplicaPublic,
     RevisionPublic,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "LogLine",
     "ModelPublic",
     "ModelVersionPublic",
+    "ModelVersionPushed",
     "NotFound",
     "PodiumClient",
     "PodiumError",

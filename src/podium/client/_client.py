@@ -36,6 +36,7 @@ from podium.core.schemas import (
     LogList,
     ModelPublic,
     ModelVersionPublic,
+    ModelVersionPushed,
     RevisionPublic,
 )
 from podium.core.spec import (
@@ -102,8 +103,11 @@ class PodiumClient:
 
     def push_model(
         self, path: str | Path, name: str, *, framework: str | None = None
-    ) -> ModelVersionPublic:
-        """Upload a model: a folder is packed as NAME.tar.gz; a file or archive is sent as is."""
+    ) -> ModelVersionPushed:
+        """Upload a model: a folder is packed as NAME.tar.gz; a file or archive is sent as is.
+
+        When the latest version already holds the same bytes, that version is returned with
+        `created` False (nothing new is stored)."""
         source = Path(path).expanduser()
         if not source.exists():
             raise Invalid(f"{source} does not exist", field="path")
@@ -116,7 +120,7 @@ class PodiumClient:
             raise Invalid(f"{source} is neither a file nor a folder", field="path")
         return self._upload(source, name, framework)
 
-    def _upload(self, file: Path, name: str, framework: str | None) -> ModelVersionPublic:
+    def _upload(self, file: Path, name: str, framework: str | None) -> ModelVersionPushed:
         params = {"filename": file.name}
         if framework:
             params["framework"] = framework
@@ -131,7 +135,7 @@ class PodiumClient:
             },
             timeout=httpx.Timeout(self.timeout, read=max(self.timeout, 600.0), write=None),
         )
-        return self._parse(response, ModelVersionPublic)
+        return self._parse(response, ModelVersionPushed)
 
     def models(self) -> list[ModelPublic]:
         return self._parse_list(self._request("GET", "/models"), ModelPublic)

@@ -24,6 +24,12 @@ class ModelVersionPublic(BaseModel):
     used_by: list[str] = Field(default_factory=list)  # endpoints whose revision uses it
 
 
+class ModelVersionPushed(ModelVersionPublic):
+    """The answer to a push: the version, and whether the push created it."""
+
+    created: bool = True  # False: the latest version already held these bytes (HTTP 200)
+
+
 class ModelPublic(BaseModel):
     name: str
     latest: int

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import sys
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -86,7 +89,10 @@ class Podium:
     async def startup(self) -> None:
         await self.gateway.startup()
         self.controller.start()
+        # The port is bound already (`server.main.serve` binds it before building the app).
         log.info("Podium is up at %s (state in %s)", self.settings.public_url, self.settings.home)
+        if hint := cli_hint():
+            log.info("%s", hint)
 
     async def shutdown(self, *, stop_replicas: bool = True) -> None:
         self.controller.stop()
@@ -128,6 +134,16 @@ class Podium:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def cli_hint() -> str:
+    """How to run the `podium` command from another shell, when it is not on PATH."""
+    script = Path(sys.executable).parent / "podium"
+    if not script.exists() or shutil.which("podium") == str(script):
+        return ""
+    activate = script.parent / "activate"
+    also = f", or `source {activate}` to put it on PATH" if activate.exists() else ""
+    return f"The podium command is {script}{also}"
 
 
 async def _plain(send: Any, status: int, body: bytes, content_type: str) -> None:

@@ -15,6 +15,7 @@ from podium.client import PodiumClient
 from podium.core.errors import NotFound, PodiumError
 from podium.core.phases import EndpointStatus
 from podium.core.settings import Settings
+from podium.server.app import cli_hint
 
 log = logging.getLogger("podium.demo")
 
@@ -57,6 +58,6 @@ def deploy_demo(settings: Settings, server: Any) -> None:
         f"\n  Podium is up: {url}   (API docs: {url}/api/v1/docs)\n"
         f"  Demo endpoint 'iris' is {ep.status.value}: {ep.url}\n\n"
         f"  curl -s {ep.url}/ -H 'content-type: application/json' \\\n"
-        f"       -d '{SAMPLE}'\n",
+        f"       -d '{SAMPLE}'\n" + (f"\n  {hint}\n" if (hint := cli_hint()) else ""),
         flush=True,
     )

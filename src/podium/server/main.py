@@ -1,14 +1,23 @@
-"""`podium up`: run the embedded server (and optionally deploy the demo endpoint)."""
+"""`podium up`: run the embedded server (and optionally deploy the demo endpoint).
+
+Order matters, so that a server that cannot run changes nothing: the umask and the lock on
+`PODIUM_HOME` first (a second server on one home stops here), then the listening socket (a
+port in use stops here), and only then the database migration and the controller, which
+adopts the replicas a previous server left running.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 
 import uvicorn
 
 from podium.core.settings import Settings
 from podium.server.app import Podium
+from podium.server.home import UMASK, bind, claim_home
 
 
 def serve(settings: Settings, *, demo: bool = False) -> None:
@@ -17,6 +26,19 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
     )
     for noisy in ("httpx", "httpcore"):  # one line per probe and per SDK call otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.umask(UMASK)  # state, logs and artifacts are the user's alone (replicas inherit it)
+    lock = claim_home(settings)
+    try:
+        sock = bind(settings.host, settings.port)
+        try:
+            _run(settings, sock, demo=demo)
+        finally:
+            sock.close()
+    finally:
+        lock.release()
+
+
+def _run(settings: Settings, sock: socket.socket, *, demo: bool) -> None:
     app = Podium(settings)
     config = uvicorn.Config(
         app,
@@ -34,4 +56,4 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
         threading.Thread(
             target=deploy_demo, args=(settings, server), name="podium-demo", daemon=True
         ).start()
-    server.run()
+    server.run(sockets=[sock])

@@ -14,6 +14,12 @@ another, then queue on the busy timeout instead of failing. Transactions are sho
 queue is too. A `unit_of_work(read_only=True)` begins `DEFERRED` with `PRAGMA query_only`
 on: it never waits for writers.
 
+Migrations on SQLite are serialized by a file lock next to the database
+(`podium.db.migrate.lock`, waited for up to `MIGRATE_LOCK_TIMEOUT_S`), taken before the
+first connection, and run with a long busy timeout (`MIGRATE_BUSY_TIMEOUT_S`): a migration
+can hold the write lock longer than a unit of work, and processes migrating one file at
+once (servers, tests, the alembic CLI) must wait for each other, not fail.
+
 PostgreSQL (`postgresql://…`, driver psycopg 3): READ COMMITTED; writers of one model or
 endpoint serialize on advisory locks (see `locks`).
 
@@ -24,6 +30,8 @@ every other database error propagates as it is (it is a bug).
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +39,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from filelock import FileLock, Timeout
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
@@ -46,8 +55,15 @@ from podium.store.models import ModelRepo
 from podium.store.replicas import ReplicaRepo
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATE_LOCK_TIMEOUT_S = 300.0  # waiting for other processes migrating the same file
+MIGRATE_BUSY_TIMEOUT_S = 60.0  # waiting for the write lock held by a unit of work
 
-_SQLITE_PRAGMAS = ("busy_timeout=5000", "journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL")
+BUSY_TIMEOUT_S = 5.0  # a unit of work waits this long for the write lock
+_SQLITE_PRAGMAS = (
+    f"busy_timeout={int(BUSY_TIMEOUT_S * 1000)}",
+    "foreign_keys=ON",
+    "synchronous=NORMAL",
+)
 _READ_ONLY = "podium_read_only"
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock
 
@@ -137,12 +153,33 @@ class Database:
         Used by `migrate()` and by `migrations/env.py` when run from the alembic CLI.
         Creates the folder of a SQLite file first.
         """
-        if self.dialect == "sqlite" and self._url.database:
-            Path(self._url.database).parent.mkdir(parents=True, exist_ok=True)
-        with self._engine.begin() as conn:
-            if self.dialect == "postgresql":
+        if self.dialect == "postgresql":
+            with self._engine.begin() as conn:
                 conn.execute(select(func.pg_advisory_xact_lock(int(LockSpace.MIGRATE), 0)))
-            yield conn
+                yield conn
+            return
+        path = Path(self._url.database or "")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{path}.migrate.lock", timeout=MIGRATE_LOCK_TIMEOUT_S, mode=0o600)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise Retryable(
+                f"another process has been migrating {path} for {MIGRATE_LOCK_TIMEOUT_S:g}s",
+                retry_after=5.0,
+            ) from None
+        try:
+            with self._engine.connect() as conn:
+                raw = conn.connection.dbapi_connection  # before BEGIN: no autobegin here
+                assert raw is not None
+                raw.execute(f"PRAGMA busy_timeout={int(MIGRATE_BUSY_TIMEOUT_S * 1000)}")
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    raw.execute(f"PRAGMA {_SQLITE_PRAGMAS[0]}")  # back to the pool's timeout
+        finally:
+            lock.release()
 
     def dispose(self) -> None:
         """Close every pooled connection (the Database stays usable and reconnects)."""
@@ -168,7 +205,7 @@ class Database:
         if self._url.get_backend_name() == "sqlite":
             engine = create_engine(
                 self._url,
-                connect_args={"check_same_thread": False, "timeout": 5.0},
+                connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
                 pool_size=5,
                 max_overflow=15,
             )
@@ -213,8 +250,28 @@ def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     try:
         for pragma in _SQLITE_PRAGMAS:
             cursor.execute(f"PRAGMA {pragma}")
+        _use_wal(cursor)
     finally:
         cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL (persistent: once per file), waiting for other connections.
+
+    The switch needs the file to itself, and SQLite fails it at once, without the busy
+    timeout, while another connection still in rollback mode writes (the first connection
+    of another process to a new file, say): retry until the busy timeout has passed.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _sqlite_begin(conn: Connection) -> None:

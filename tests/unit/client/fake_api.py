@@ -281,7 +281,8 @@ def create_app(state: FakePodium) -> FastAPI:
         versions = state.models.setdefault(name, [])
         if versions and versions[-1].sha256 == sha:
             return JSONResponse(
-                versions[-1].model_dump(mode="json"), headers={"x-podium-duplicate": "true"}
+                {**versions[-1].model_dump(mode="json"), "created": False},
+                headers={"x-podium-duplicate": "true"},
             )
         number = versions[-1].version + 1 if versions else 1
         version = ModelVersionPublic(

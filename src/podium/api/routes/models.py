@@ -11,7 +11,7 @@ from podium.api.problems import responses
 from podium.api.services import views
 from podium.api.services.uploads import FILENAME_RE
 from podium.core.ids import NAME_RE, NAME_RULE
-from podium.core.schemas import ModelPublic, ModelVersionPublic
+from podium.core.schemas import ModelPublic, ModelVersionPublic, ModelVersionPushed
 
 router = APIRouter(prefix="/models", tags=["models"], responses=responses(422))
 
@@ -34,10 +34,13 @@ _UPLOAD_BODY = {
 @router.post(
     "/{name}/versions",
     status_code=status.HTTP_201_CREATED,
-    response_model=ModelVersionPublic,
+    response_model=ModelVersionPushed,
     openapi_extra=_UPLOAD_BODY,
     responses={
-        200: {"model": ModelVersionPublic, "description": "the latest version has these bytes"},
+        200: {
+            "model": ModelVersionPushed,
+            "description": "the latest version has these bytes (`created: false`)",
+        },
         **responses(413, 503),
     },
 )
@@ -75,7 +78,7 @@ async def push_version(
     if pushed.duplicate:
         response.status_code = status.HTTP_200_OK
         response.headers["x-podium-duplicate"] = "true"
-    return pushed.version
+    return ModelVersionPushed(**pushed.version.model_dump(), created=not pushed.duplicate)
 
 
 @router.get("", response_model=list[ModelPublic])

@@ -1,0 +1,60 @@
+"""The server's claim on its home: the lock, the modes, the listening socket."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from podium.core.errors import Conflict, Unavailable
+from podium.core.settings import Settings
+from podium.server.home import bind, claim_home
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_new_home_is_private_and_locked_once(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", port=8123)
+    lock = claim_home(settings)
+    try:
+        assert _mode(settings.home) == 0o700
+        assert _mode(lock.path) == 0o600
+        with pytest.raises(Conflict) as raised:
+            claim_home(settings)
+        assert f"pid {os.getpid()} at http://127.0.0.1:8123" in str(raised.value)
+    finally:
+        lock.release()
+    claim_home(settings).release()  # released: the next server may start
+
+
+def test_an_open_home_and_its_database_are_made_private(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in ("podium.db", "podium.db-wal"):
+        (home / name).write_bytes(b"")
+    os.chmod(home, 0o755)
+    os.chmod(home / "podium.db", 0o644)
+    os.chmod(home / "podium.db-wal", 0o644)
+    claim_home(Settings(home=home)).release()
+    assert [_mode(p) for p in (home, home / "podium.db", home / "podium.db-wal")] == [
+        0o700,
+        0o600,
+        0o600,
+    ]
+
+
+def test_binding_a_taken_port_is_one_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(Unavailable) as raised:
+            bind("127.0.0.1", port)
+    assert raised.value.field == "port"
+    assert "address already in use" in str(raised.value).lower()
+    assert "\n" not in str(raised.value)
