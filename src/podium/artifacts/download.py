@@ -13,7 +13,14 @@ Bounds, all configurable (`core.settings.DownloadSettings`):
 - every HTTP request the child makes has connect and read timeouts, whatever timeout
   huggingface_hub passes (it passes none for `repo_info`): `_CappedTransport`;
 - a download whose cache folder (`models--ORG--NAME`, partial `.incomplete` files included)
-  has not grown for `stall_s` seconds is killed and fails with the reason.
+  and its own hf_xet chunk cache (`HF_XET_CACHE`, one folder per download under the node
+  cache, so another download's data is not taken for this one's progress) have not grown
+  for `stall_s` seconds is killed and fails with the reason. Both are measured at most
+  every `MEASURE_EVERY_S` per download, whatever the controller's pass rate;
+- the child dies with the process that started it (Linux: `PR_SET_PDEATHSIG`), so a server
+  killed with SIGKILL leaves no download running. The signal follows the *thread* that
+  started the child: start downloads from a long-lived thread (the controller's loop);
+- URLs reach events and errors without credentials or query strings (`core.redact`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,12 +40,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from podium.artifacts.sources import NodeCache, ResolvedSource
-from podium.core import errors
+from podium.core import errors, redact
 from podium.core.errors import PodiumError, Unavailable
 from podium.core.spec import HfRef
 
 _HUB_VARS = ("HF_", "HUGGING_FACE_", "TRANSFORMERS_OFFLINE")
 _STDERR_TAIL = 2000  # characters of a child's stderr quoted when it dies without a result
+MEASURE_EVERY_S = 1.0  # the cache folders are walked at most this often per download
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class HubDownload:
@@ -65,6 +75,8 @@ class HubDownload:
         self._stderr: IO[bytes] | None = None
         self._progress: tuple[int, int] = (-1, -1)
         self._progress_at = 0.0
+        self._measured_at = 0.0
+        self._xet: Path | None = None
 
     @property
     def folder(self) -> Path:
@@ -72,13 +84,15 @@ class HubDownload:
         return self.cache.hf_cache / f"models--{self.ref.repo_id.replace('/', '--')}"
 
     @property
-    def xet_cache(self) -> Path:
-        """Where hf_xet keeps chunks it fetched (it may fill this before the blob grows)."""
-        env = self.cache.env
-        if value := env.get("HF_XET_CACHE"):
-            return Path(value).expanduser()
-        home = env.get("HF_HOME")
-        return Path(home).expanduser() / "xet" if home else Path.home() / ".cache/huggingface/xet"
+    def xet_cache(self) -> Path | None:
+        """This download's own hf_xet chunk cache (hf_xet may fill it before the blob grows);
+        None before `start` and after the end."""
+        return self._xet
+
+    @property
+    def endpoint(self) -> str:
+        """The Hub's URL as it may be shown (no credentials, no query)."""
+        return redact.url(self.cache.hf_endpoint)
 
     def start(self) -> None:
         endpoint = self.cache.hf_endpoint  # Invalid for a malformed HF_ENDPOINT: before forking
@@ -87,7 +101,16 @@ class HubDownload:
         # own: the cache's configuration decides those, as it does in this process.
         env = {k: v for k, v in os.environ.items() if not k.startswith(_HUB_VARS)}
         env.update(self.cache.env)
+        downloads = self.cache.cache_dir / "downloads"
+        try:
+            downloads.mkdir(parents=True, exist_ok=True)
+            self._xet = Path(tempfile.mkdtemp(prefix="xet-", dir=downloads))
+        except OSError as e:
+            raise Unavailable(
+                f"could not start the download of {self.label}: {e}", field="model"
+            ) from e
         env.update(
+            HF_XET_CACHE=str(self._xet),
             HF_HUB_DISABLE_PROGRESS_BARS="1",
             HF_HUB_ETAG_TIMEOUT=f"{read:g}",
             HF_HUB_DOWNLOAD_TIMEOUT=f"{read:g}",
@@ -98,6 +121,7 @@ class HubDownload:
             *("--revision", self.ref.revision or ""),
             *("--cache-dir", str(self.cache.cache_dir)),
             *("--connect-timeout", f"{connect:g}", "--read-timeout", f"{read:g}"),
+            *("--parent-pid", str(os.getpid())),
         ]
         try:
             self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by check/cancel
@@ -116,6 +140,7 @@ class HubDownload:
                 f"could not start the download of {self.label}: {e}", field="model"
             ) from e
         self._progress, self._progress_at = self._measure(), self._monotonic()
+        self._measured_at = self._progress_at
 
     def check(self) -> ResolvedSource | None:
         """None while it runs; the resolved snapshot once done; raises why it failed."""
@@ -124,14 +149,17 @@ class HubDownload:
             raise Unavailable(f"the download of {self.label} was not started", field="model")
         code = proc.poll()
         if code is None:
-            now, seen = self._monotonic(), self._measure()
+            now = self._monotonic()
+            if now - self._measured_at < MEASURE_EVERY_S:
+                return None  # walked the folders less than a second ago
+            seen, self._measured_at = self._measure(), now
             if seen != self._progress:
                 self._progress, self._progress_at = seen, now
             elif now - self._progress_at >= self.stall_s:
                 self.cancel()
                 raise Unavailable(
                     f"download of {self.label} stalled: no data for {self.stall_s:g} s "
-                    f"from {self.cache.hf_endpoint}",
+                    f"from {self.endpoint}",
                     field="model",
                 )
             return None
@@ -143,10 +171,10 @@ class HubDownload:
             return ResolvedSource(Path(result["path"]), result["ref"], result["revision"])
         if result is not None and "error" in result:
             raise _error_class(str(result["error"]))(
-                str(result["message"]), field=result.get("field")
+                redact.urls_in(str(result["message"])), field=result.get("field")
             )
         raise Unavailable(
-            f"the download of {self.label} exited with code {code}: {stderr}",
+            f"the download of {self.label} exited with code {code}: {redact.urls_in(stderr)}",
             field="model",
         )
 
@@ -168,6 +196,9 @@ class HubDownload:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+        if self._xet is not None:  # chunks already in the blobs; nothing else reads them
+            shutil.rmtree(self._xet, ignore_errors=True)
+            self._xet = None
 
     def _stderr_tail(self) -> str:
         if self._stderr is None:
@@ -183,7 +214,9 @@ class HubDownload:
         """(files, bytes) under the repo's cache folder and hf_xet's chunk cache: they grow
         while data arrives."""
         count = size = 0
-        for folder in (self.folder, self.xet_cache):
+        for folder in (self.folder, self._xet):
+            if folder is None:
+                continue
             for root, _dirs, files in os.walk(folder):  # a missing folder yields nothing
                 for name in files:
                     try:
@@ -213,11 +246,36 @@ def _last_json(data: bytes) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------- the child process
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGKILL this process when the process that started it dies (a server killed
+    with SIGKILL must not leave its downloads running). Elsewhere: nothing."""
+    if not sys.platform.startswith("linux") or parent_pid <= 0:
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # it died before the prctl: nobody will signal us
+        os._exit(1)
+
+
 def _install_timeouts(connect_s: float, read_s: float) -> None:
-    """Every request huggingface_hub makes from here on gets at most these timeouts."""
-    import httpx2
-    from huggingface_hub import set_client_factory
-    from huggingface_hub.utils import _http
+    """Every request huggingface_hub makes from here on gets at most these timeouts.
+
+    The transport cap needs huggingface_hub's client factory (`set_client_factory`, httpx2)
+    and its private request hook; without them (another huggingface_hub) the child keeps
+    the documented HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT that `start` sets."""
+    try:
+        import httpx2
+        from huggingface_hub import set_client_factory
+        from huggingface_hub.utils import _http
+
+        hook = _http.hf_request_event_hook
+    except (ImportError, AttributeError):
+        return
 
     caps = {"connect": connect_s, "read": read_s, "write": read_s, "pool": connect_s}
 
@@ -233,7 +291,7 @@ def _install_timeouts(connect_s: float, read_s: float) -> None:
     def factory() -> httpx2.Client:
         return httpx2.Client(
             transport=_CappedTransport(),
-            event_hooks={"request": [_http.hf_request_event_hook]},
+            event_hooks={"request": [hook]},
             follow_redirects=True,
             timeout=httpx2.Timeout(read_s, connect=connect_s),
         )
@@ -248,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, required=True)
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--read-timeout", type=float, default=30.0)
+    parser.add_argument("--parent-pid", type=int, default=0)
     args = parser.parse_args(argv)
+    _die_with_parent(args.parent_pid)
     _install_timeouts(args.connect_timeout, args.read_timeout)
     cache = NodeCache(args.cache_dir)
     result: dict[str, Any]

@@ -39,6 +39,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from podium.core import redact
 from podium.core.errors import Invalid, NotFound, PodiumError, Unavailable
 from podium.core.spec import HfRef
 
@@ -94,7 +95,8 @@ class NodeCache:
             or parts.fragment
         ):
             raise Invalid(
-                f"HF_ENDPOINT must be an http(s) URL without credentials or query, not {value!r}",
+                "HF_ENDPOINT must be an http(s) URL without credentials or query, not "
+                f"{redact.url(value)!r} (credentials and query not shown)",
                 field="HF_ENDPOINT",
             )
         return value

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from podium.artifacts.download import HubDownload
 from podium.artifacts.sources import NodeCache, ResolvedSource
+from podium.core import redact
 from podium.core.errors import PodiumError
 from podium.core.phases import EventKind
 from podium.core.settings import DownloadSettings
@@ -44,7 +45,7 @@ class Downloads:
             self._event(
                 endpoint,
                 EventKind.DOWNLOAD_STARTED,
-                f"downloading {job.label} from {self.cache.hf_endpoint}",
+                f"downloading {job.label} from {job.endpoint}",
                 model=str(ref),
                 revision=revision,
             )
@@ -52,13 +53,14 @@ class Downloads:
         try:
             done = self.poll(key)
         except PodiumError as e:
+            reason = redact.urls_in(str(e))  # HubDownload redacts too; events never leak
             self._event(
                 endpoint,
                 EventKind.DOWNLOAD_FAILED,
-                f"download failed: {e}",
+                f"download failed: {reason}",
                 model=str(ref),
                 revision=revision,
-                reason=str(e),
+                reason=reason,
             )
             raise
         if done is None:
