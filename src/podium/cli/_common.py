@@ -17,8 +17,14 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer vendors click
 from typer.core import TyperGroup
+
+# typer exports no public name for click's usage errors: since 0.29 it vendors click as the
+# private `typer._click`; before, and should that move, click's own classes are the ones.
+try:
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - another typer than the one pinned
+    from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[assignment]
 
 from podium.client import PodiumClient, PodiumError, Retryable
 

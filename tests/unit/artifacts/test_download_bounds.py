@@ -170,3 +170,17 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_the_child_keeps_hubs_own_timeouts_without_its_private_hook(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from huggingface_hub.utils import _http
+
+    from podium.artifacts import download
+
+    installed: list[object] = []
+    monkeypatch.delattr(_http, "hf_request_event_hook")
+    monkeypatch.setattr("huggingface_hub.set_client_factory", installed.append)
+    download._install_timeouts(1.0, 2.0)  # no AttributeError: the env timeouts stay
+    assert installed == []

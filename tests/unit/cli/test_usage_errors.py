@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tests.unit.cli.conftest import Cli
@@ -48,3 +51,14 @@ def test_deploy_without_framework_takes_the_models(cli: Cli, pushed: str) -> Non
     result = cli("deploy", "iris", "--model", "iris")
     assert result.exit_code == 0, result.output
     assert cli.api.endpoints["iris"].public.spec.framework == "sklearn"
+
+
+def test_the_cli_imports_without_typers_private_click() -> None:
+    """typer's vendored click (`typer._click`) is private: without it, click's own classes."""
+    code = (
+        "import sys, typer; sys.modules['typer._click.exceptions'] = None\n"
+        "import click.exceptions, podium.cli._common as c\n"
+        "assert c.ClickException is click.exceptions.ClickException\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

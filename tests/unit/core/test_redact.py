@@ -4,7 +4,9 @@ from podium.core import redact
 
 
 def test_url_drops_userinfo_query_and_fragment() -> None:
-    assert redact.url("https://me:tok@hub.example:8443/a/b?sig=1#x") == "https://hub.example:8443/a/b"
+    assert (
+        redact.url("https://me:tok@hub.example:8443/a/b?sig=1#x") == "https://hub.example:8443/a/b"
+    )
     assert redact.url("https://hub.example") == "https://hub.example"
 
 
