@@ -113,9 +113,15 @@ def _read_holder(fd: int) -> str:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port, or `Unavailable` in one line if it is taken."""
+    """A listening TCP socket on host:port, or `Unavailable` in one line if it is taken.
+
+    IPv4 unless `host` is an IPv6 literal (has a ':'): `localhost` may resolve to ::1 first,
+    and a server listening on ::1 alone is not reached at 127.0.0.1 (its `public_url`)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(
+            host, port, family=family, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     except socket.gaierror as e:
         raise Unavailable(f"cannot listen on {host}:{port}: {e.strerror}", field="host") from None
     family, kind, proto, _, address = infos[0]

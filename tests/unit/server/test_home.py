@@ -58,3 +58,35 @@ def test_binding_a_taken_port_is_one_clear_error() -> None:
     assert raised.value.field == "port"
     assert "address already in use" in str(raised.value).lower()
     assert "\n" not in str(raised.value)
+
+
+def test_a_host_name_listens_on_ipv4_even_when_it_resolves_to_ipv6_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = socket.getaddrinfo
+
+    def v6_first(host: str, port: int, family: int = 0, *args: object, **kw: object) -> list:
+        v6 = real("::1", port, socket.AF_INET6, socket.SOCK_STREAM)
+        v4 = real("127.0.0.1", port, socket.AF_INET, socket.SOCK_STREAM)
+        return {0: v6 + v4, socket.AF_INET: v4, socket.AF_INET6: v6}[family]
+
+    monkeypatch.setattr(socket, "getaddrinfo", v6_first)
+    sock = bind("localhost", 0)
+    try:
+        assert sock.family == socket.AF_INET
+        assert sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()
+
+
+def test_an_ipv6_literal_listens_on_ipv6() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    try:
+        sock = bind("::1", 0)
+    except Unavailable:
+        pytest.skip("::1 is not configured here")
+    try:
+        assert sock.family == socket.AF_INET6
+    finally:
+        sock.close()
