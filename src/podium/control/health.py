@@ -8,13 +8,14 @@ is true when a call into its runtime has run longer than N seconds; the result t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 MAX_DETAIL = 300  # characters of a replica's own explanation kept in a probe's detail
-MAX_BODY = 64 * 1024  # a larger 503 body is not a replica's "hung" problem: not parsed
+MAX_BODY = 64 * 1024  # bytes of a probe's body read at most; a larger one is not parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +31,10 @@ class ProbeResult:
 async def probe(
     client: httpx.AsyncClient, url: str, timeout_s: float, params: dict[str, str] | None = None
 ) -> ProbeResult:
+    """GET `url`; the body is streamed and at most `MAX_BODY` bytes of it are read."""
     try:
-        resp = await client.get(url, params=params, timeout=timeout_s)
+        async with client.stream("GET", url, params=params, timeout=timeout_s) as resp:
+            body = await _read_at_most(resp, MAX_BODY)
     except httpx.ConnectError as e:
         return ProbeResult(ok=False, refused=True, detail=f"connection failed: {e}")
     except httpx.TimeoutException:
@@ -40,19 +43,27 @@ async def probe(
         return ProbeResult(ok=False, detail=f"{type(e).__name__}: {e}")
     if resp.status_code == 200:
         return ProbeResult(ok=True)
-    if resp.status_code == 503:
-        hung = _hung(resp)
+    if resp.status_code == 503 and body is not None:
+        hung = _hung(body)
         if hung is not None:
             return hung
     return ProbeResult(ok=False, detail=f"HTTP {resp.status_code}")
 
 
-def _hung(resp: httpx.Response) -> ProbeResult | None:
-    """The replica's "hung" problem, if that is what this 503 is."""
-    if len(resp.content) > MAX_BODY:
-        return None
+async def _read_at_most(resp: httpx.Response, limit: int) -> bytes | None:
+    """The body if it is at most `limit` bytes; None (and the rest left unread) if longer."""
+    data = bytearray()
+    async for chunk in resp.aiter_bytes():
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)
+
+
+def _hung(body: bytes) -> ProbeResult | None:
+    """The replica's "hung" problem, if that is what this 503's body is."""
     try:
-        doc: Any = resp.json()
+        doc: Any = json.loads(body)
     except ValueError:
         return None
     if not isinstance(doc, dict) or doc.get("hung") is not True:
