@@ -18,6 +18,9 @@ Environment variables (all optional):
   PODIUM_HUB_CONNECT_TIMEOUT_S   connect timeout of every request to the Hugging Face Hub 10
   PODIUM_HUB_READ_TIMEOUT_S      read timeout of every request to the Hugging Face Hub    30
   PODIUM_LOG_RETENTION           replica log files kept per endpoint (older are deleted)  20
+
+Every numeric one must be positive (PODIUM_PORT: 0-65535, 0 for any free port); a bad
+value is `Invalid` naming the variable, never silently replaced.
 """
 
 from __future__ import annotations
@@ -140,13 +143,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Every numeric variable comes from one table (`_ENV`) under one rule: a value that
+        is not a number of its kind, or not positive where a positive one is required (all
+        but the port), is `Invalid` naming the variable."""
         env = os.environ if env is None else env
         home = Path(env.get("PODIUM_HOME", ".podium")).expanduser().resolve()
         kwargs: dict[str, object] = {"home": home}
         if "PODIUM_HOST" in env:
             kwargs["host"] = env["PODIUM_HOST"]
-        if "PODIUM_PORT" in env:
-            kwargs["port"] = _int(env["PODIUM_PORT"], "PODIUM_PORT")
         if env.get("PODIUM_DATABASE_URL"):
             kwargs["database_url"] = env["PODIUM_DATABASE_URL"]
         if env.get("PODIUM_INSTANCE_TYPES"):
@@ -156,48 +160,17 @@ class Settings:
             except (ValueError, TypeError) as e:
                 raise Invalid(f"invalid instance types: {e}", field="PODIUM_INSTANCE_TYPES") from e
             kwargs["instance_types"] = {t.name: t for t in types}
-        if "PODIUM_MAX_BODY_BYTES" in env:
-            kwargs["gateway"] = GatewaySettings(
-                max_body_bytes=_int(env["PODIUM_MAX_BODY_BYTES"], "PODIUM_MAX_BODY_BYTES")
-            )
-        if limits := _limits(env):
-            kwargs["limits"] = limits
-        control: dict[str, float | int] = {}
-        for var, name, parse in _CONTROL_ENV:
-            if var in env:
-                control[name] = parse(env[var], var)
-        if control:
-            kwargs["control"] = ControlSettings(**control)  # type: ignore[arg-type]
-        download = {
-            name: _positive(_float(env[var], var), var) for var, name in _DOWNLOAD_ENV if var in env
-        }
-        if download:
-            kwargs["download"] = DownloadSettings(**download)
-        if "PODIUM_LOG_RETENTION" in env:
-            kwargs["log_retention"] = max(
-                1, _int(env["PODIUM_LOG_RETENTION"], "PODIUM_LOG_RETENTION")
-            )
+        sections: dict[str, dict[str, object]] = {}
+        for var in _ENV:
+            if var.env in env:
+                sections.setdefault(var.section, {})[var.name] = var.read(env[var.env])
+        kwargs.update(sections.pop("", {}))
+        if archive := sections.pop("archive", None):
+            limits = sections.setdefault("limits", {})
+            limits["archive"] = ArchiveLimits(**archive)  # type: ignore[arg-type]
+        for name, values in sections.items():
+            kwargs[name] = _SECTIONS[name](**values)
         return cls(**kwargs)  # type: ignore[arg-type]
-
-
-def _limits(env: Mapping[str, str]) -> ApiLimits | None:
-    api: dict[str, object] = {}
-    archive: dict[str, float | int] = {}
-    for var, name, parse in _API_ENV:
-        if var in env:
-            api[name] = _positive(parse(env[var], var), var)
-    for var, name, parse in _ARCHIVE_ENV:
-        if var in env:
-            archive[name] = _positive(parse(env[var], var), var)
-    if not api and not archive:
-        return None
-    return ApiLimits(**api, archive=ArchiveLimits(**archive))  # type: ignore[arg-type]
-
-
-def _positive(value: float, name: str) -> float:
-    if value <= 0:
-        raise Invalid(f"{name} must be positive, not {value}", field=name)
-    return value
 
 
 def _float(value: str, name: str) -> float:
@@ -214,28 +187,49 @@ def _int(value: str, name: str) -> int:
         raise Invalid(f"{name} must be an integer, not {value!r}", field=name) from None
 
 
-# (environment variable, DownloadSettings field)
-_DOWNLOAD_ENV: tuple[tuple[str, str], ...] = (
-    ("PODIUM_DOWNLOAD_STALL_S", "stall_s"),
-    ("PODIUM_HUB_CONNECT_TIMEOUT_S", "connect_timeout_s"),
-    ("PODIUM_HUB_READ_TIMEOUT_S", "read_timeout_s"),
-)
+@dataclass(frozen=True, slots=True)
+class _Var:
+    """One numeric environment variable: the Settings field it sets and how it is read."""
 
-# (environment variable, ControlSettings field, parser)
-_CONTROL_ENV: tuple[tuple[str, str, Callable[[str, str], float]], ...] = (
-    ("PODIUM_TICK_S", "tick_s", _float),
-    ("PODIUM_RESTART_BACKOFF_S", "restart_backoff_s", _float),
-    ("PODIUM_CRASH_LOOP_THRESHOLD", "crash_loop_threshold", _int),
-    ("PODIUM_STOP_TIMEOUT_S", "stop_timeout_s", _float),
-    ("PODIUM_HUNG_GRACE_S", "hung_grace_s", _float),
-)
+    env: str
+    section: (
+        str  # "" for a field of Settings itself, else the group's field ("archive": limits.archive)
+    )
+    name: str
+    parse: Callable[[str, str], float]
+    positive: bool = True
 
-_API_ENV: tuple[tuple[str, str, Callable[[str, str], float]], ...] = (
-    ("PODIUM_API_MAX_JSON_BYTES", "max_json_bytes", _int),
-    ("PODIUM_MAX_UPLOAD_BYTES", "max_upload_bytes", _int),
-)
-_ARCHIVE_ENV: tuple[tuple[str, str, Callable[[str, str], float]], ...] = (
-    ("PODIUM_ARCHIVE_MAX_BYTES", "max_bytes", _int),
-    ("PODIUM_ARCHIVE_MAX_FILES", "max_entries", _int),
-    ("PODIUM_ARCHIVE_MAX_RATIO", "max_ratio", _float),
+    def read(self, raw: str) -> float:
+        value = self.parse(raw, self.env)
+        if self.positive and not value > 0:  # `not >`: NaN too
+            raise Invalid(f"{self.env} must be positive, not {raw.strip()}", field=self.env)
+        if not self.positive and not 0 <= value <= 65535:
+            raise Invalid(f"{self.env} must be a port (0-65535), not {raw.strip()}", field=self.env)
+        return value
+
+
+_SECTIONS: dict[str, Callable[..., object]] = {
+    "gateway": GatewaySettings,
+    "limits": ApiLimits,
+    "control": ControlSettings,
+    "download": DownloadSettings,
+}
+
+_ENV: tuple[_Var, ...] = (
+    _Var("PODIUM_PORT", "", "port", _int, positive=False),  # 0: any free port
+    _Var("PODIUM_LOG_RETENTION", "", "log_retention", _int),
+    _Var("PODIUM_MAX_BODY_BYTES", "gateway", "max_body_bytes", _int),
+    _Var("PODIUM_API_MAX_JSON_BYTES", "limits", "max_json_bytes", _int),
+    _Var("PODIUM_MAX_UPLOAD_BYTES", "limits", "max_upload_bytes", _int),
+    _Var("PODIUM_ARCHIVE_MAX_BYTES", "archive", "max_bytes", _int),
+    _Var("PODIUM_ARCHIVE_MAX_FILES", "archive", "max_entries", _int),
+    _Var("PODIUM_ARCHIVE_MAX_RATIO", "archive", "max_ratio", _float),
+    _Var("PODIUM_TICK_S", "control", "tick_s", _float),
+    _Var("PODIUM_RESTART_BACKOFF_S", "control", "restart_backoff_s", _float),
+    _Var("PODIUM_CRASH_LOOP_THRESHOLD", "control", "crash_loop_threshold", _int),
+    _Var("PODIUM_STOP_TIMEOUT_S", "control", "stop_timeout_s", _float),
+    _Var("PODIUM_HUNG_GRACE_S", "control", "hung_grace_s", _float),
+    _Var("PODIUM_DOWNLOAD_STALL_S", "download", "stall_s", _float),
+    _Var("PODIUM_HUB_CONNECT_TIMEOUT_S", "download", "connect_timeout_s", _float),
+    _Var("PODIUM_HUB_READ_TIMEOUT_S", "download", "read_timeout_s", _float),
 )
