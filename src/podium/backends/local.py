@@ -13,8 +13,6 @@ from its thread while the API reads `logs` from others.
 
 from __future__ import annotations
 
-import contextlib
-import re
 import signal
 import subprocess
 import sys
@@ -44,7 +42,6 @@ from podium.core.settings import Settings
 LISTEN_BACKLOG = 2048
 CRASH_LOG_LINES = 20
 KEPT_EXIT_CAUSES = 1024
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 class LocalBackend:
@@ -78,7 +75,9 @@ class LocalBackend:
         with self._lock:
             if launch.replica_id in self._replicas:
                 raise Conflict(f"replica {launch.replica_id} is already running", field="replica")
-            log_path = self._settings.logs_dir / launch.endpoint / f"{launch.replica_id}.log"
+            log_path = logfiles.path_for(
+                self._settings.logs_dir, launch.endpoint, launch.replica_id
+            )
             status_path = self._status_path(launch.replica_id)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             status_path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +162,9 @@ class LocalBackend:
         with self._lock:
             if launch.replica_id in self._replicas:
                 raise Conflict(f"replica {launch.replica_id} is already running", field="replica")
-            log_path = self._settings.logs_dir / launch.endpoint / f"{launch.replica_id}.log"
+            log_path = logfiles.path_for(
+                self._settings.logs_dir, launch.endpoint, launch.replica_id
+            )
             log_path.parent.mkdir(parents=True, exist_ok=True)
             popen = external.spawn(plan, log_path)
             replica = ManagedReplica(
@@ -319,7 +320,7 @@ class LocalBackend:
             if code is not None or replica.popen is not None
             else "exited; exit code unknown (adopted from an earlier server)"
         )
-        lines = processes.tail_lines(replica.log_path, CRASH_LOG_LINES)
+        lines = logfiles.tail_lines(replica.log_path, CRASH_LOG_LINES)
         return "\n".join([head, *lines])
 
     # ------------------------------------------------------------------ adopt
@@ -370,14 +371,7 @@ class LocalBackend:
         """Where the replica's stdout+stderr go (also for replicas of a previous server)."""
         with self._lock:
             known = self._log_paths.get(replica_id)
-        if known is not None:
-            return known
-        if not _SAFE_ID.match(replica_id):
-            return None
-        with contextlib.suppress(OSError):
-            for path in self._settings.logs_dir.glob(f"*/{replica_id}.log"):
-                return path
-        return None
+        return known if known is not None else logfiles.find(self._settings.logs_dir, replica_id)
 
     def _prune_logs(self, endpoint: str) -> None:
         """Keep the endpoint's newest `log_retention` log files (never a running one's)."""
@@ -392,7 +386,7 @@ class LocalBackend:
 
     def logs(self, replica_id: str, tail: int = 200) -> list[str]:
         path = self.log_path(replica_id)
-        return [] if path is None else processes.tail_lines(path, tail)
+        return [] if path is None else logfiles.tail_lines(path, tail)
 
     # ------------------------------------------------------------------ close
 

@@ -153,33 +153,3 @@ def read_status(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def tail_lines(path: Path, n: int, *, block: int = 8192) -> list[str]:
-    """The last `n` lines of a text file (a trailing partial line counts as one)."""
-    if n <= 0:
-        return []
-    data, _ = read_tail(path, n, block=block)
-    return data.decode("utf-8", errors="replace").splitlines()[-n:]
-
-
-def read_tail(path: Path, n: int, *, block: int = 8192) -> tuple[bytes, int]:
-    """The bytes at the end of a file that hold at least its last `n` lines, and the offset
-    they start at; reads backwards from the end in blocks. (b"", 0) if it cannot be read."""
-    try:
-        f = path.open("rb")
-    except OSError:
-        return b"", 0
-    with f:
-        pos = f.seek(0, os.SEEK_END)
-        chunks: list[bytes] = []
-        newlines = 0
-        # n lines need n newlines before them, plus possibly one terminating the last line.
-        while pos > 0 and newlines <= n:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            chunk = f.read(step)
-            chunks.append(chunk)
-            newlines += chunk.count(b"\n")
-    return b"".join(reversed(chunks)), pos

@@ -29,7 +29,7 @@ from typing import Any
 
 import psutil
 
-from podium.backends import processes
+from podium.backends import logfiles, processes
 from podium.backends.base import ReplicaStartup
 from podium.replica import zygote as wire
 
@@ -193,7 +193,7 @@ class Zygote:
         code = self.popen.poll()
         if code is None:
             return "still running"
-        tail = " | ".join(processes.tail_lines(self.log_path, 3))
+        tail = " | ".join(logfiles.tail_lines(self.log_path, 3))
         return f"{processes.describe_exit(code)}; log: {tail}"
 
 

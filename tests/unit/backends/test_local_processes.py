@@ -8,11 +8,9 @@ import signal
 from pathlib import Path
 
 import psutil
-import pytest
 
 from podium.backends.base import AdoptCandidate, ObservedReplica
 from podium.backends.local import LocalBackend
-from podium.backends.processes import tail_lines
 from podium.core.clock import FakeClock
 from podium.core.phases import ExitReason
 from podium.core.settings import ControlSettings, Settings
@@ -191,13 +189,3 @@ def test_logs_of_unknown_and_earlier_replicas(settings: Settings, tmp_path: Path
     assert b.log_path("demo-r1-old") == log  # found on disk: a previous server's replica
     assert b.logs("demo-r1-old", tail=3) == ["line 4997", "line 4998", "line 4999"]
     assert b.logs("nope") == [] and b.log_path("../etc") is None
-
-
-@pytest.mark.parametrize("ending", ["\n", ""])
-def test_tail_lines_reads_from_the_end(tmp_path: Path, ending: str) -> None:
-    path = tmp_path / "x.log"
-    lines = [f"{i} " + "é" * (i % 50) for i in range(2000)]
-    path.write_text("\n".join(lines) + ending, encoding="utf-8")
-    for n in (0, 1, 7, 200, 1999, 2000, 5000):
-        assert tail_lines(path, n, block=64) == (lines[-n:] if n else [])
-    assert tail_lines(tmp_path / "missing.log", 5) == []

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from podium.backends import logfiles
+from podium.backends.logfiles import tail_lines
+from podium.core.errors import Invalid
 
 
 def _write(logs_dir: Path, endpoint: str, replica_id: str, mtime: float) -> Path:
@@ -41,3 +45,63 @@ def test_remove_endpoint(tmp_path: Path) -> None:
     _write(tmp_path, "ep2", "ep2-r1-a", 100)
     logfiles.remove_endpoint(tmp_path, "ep")
     assert not (tmp_path / "ep").exists() and (tmp_path / "ep2").exists()
+
+
+@pytest.mark.parametrize("ending", ["\n", ""])
+def test_tail_lines_reads_from_the_end(tmp_path: Path, ending: str) -> None:
+    path = tmp_path / "x.log"
+    lines = [f"{i} " + "é" * (i % 50) for i in range(2000)]
+    path.write_text("\n".join(lines) + ending, encoding="utf-8")
+    for n in (0, 1, 7, 200, 1999, 2000, 5000):
+        assert tail_lines(path, n, block=64) == (lines[-n:] if n else [])
+    assert tail_lines(tmp_path / "missing.log", 5) == []
+
+
+def test_a_tail_cuts_long_lines(tmp_path: Path) -> None:
+    path = tmp_path / "x.log"
+    path.write_text("short\n" + "y" * 10_000 + "\n" + "z" * 600)  # the last without "\n"
+    got = tail_lines(path, 3)
+    assert got[0] == "short" and all(len(line) <= logfiles.MAX_LINE_CHARS for line in got)
+    assert got[1] == "y" * (logfiles.MAX_LINE_CHARS - 1) + "…" and got[2].startswith("zzz")
+    lines, offset = logfiles.tail(path, 3, complete=True)  # a follower's start
+    assert len(lines) == 2 and offset == len("short\n") + 10_001
+
+
+def test_a_tail_reads_a_bounded_number_of_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "big.log"
+    with path.open("wb") as f:  # 64 MiB without a newline, then two lines
+        f.truncate(64 * 2**20)
+        f.seek(0, os.SEEK_END)
+        f.write(b"\none\ntwo\n")
+    read = 0
+    real_open = Path.open
+
+    def counted(self: Path, *args: object, **kw: object) -> object:
+        fh = real_open(self, *args, **kw)  # type: ignore[call-overload]
+        real_read = fh.read
+
+        def reading(size: int = -1) -> bytes:
+            nonlocal read
+            data = real_read(size)
+            read += len(data)
+            return data
+
+        fh.read = reading
+        return fh
+
+    monkeypatch.setattr(Path, "open", counted)
+    assert tail_lines(path, 200)[-2:] == ["one", "two"]
+    assert tail_lines(path, 1) == ["two"]
+    assert read <= 2 * logfiles.TAIL_MAX_BYTES
+
+
+def test_path_for_and_find_are_the_one_way_to_a_log_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "ep", "ep-r1-a", 100)
+    assert path == tmp_path / "ep" / "ep-r1-a.log"
+    assert logfiles.find(tmp_path, "ep-r1-a") == path
+    assert logfiles.find(tmp_path, "../ep/ep-r1-a") is None
+    assert logfiles.find(tmp_path, "*") is None
+    with pytest.raises(Invalid):
+        logfiles.path_for(tmp_path, "../up", "r1")

@@ -3,7 +3,9 @@
 The replicas are the running ones (the store) and the exited ones whose log files are still
 kept (`backends.logfiles`: they outlive their replica and the server, up to the retention),
 so the log of a replica that failed stays readable, also with `?replica=ID`.
-The recent lines come from the backend (`LogSource`). Following reads the replicas' log
+The recent lines come from the backend (`LogSource`), or from `logfiles.tail` for a file
+the backend does not know: either way each line is cut to `logfiles.MAX_LINE_CHARS` and at
+most `logfiles.TAIL_MAX_BYTES` are read. Following reads the replicas' log
 files (`ReplicaRecord.log_path`) directly: the tail first, then, every `poll_s`, whatever
 was appended since, one complete line at a time. Replicas that appear while following
 (scale up, rollout) are picked up from the store; the stream ends when the endpoint is
@@ -21,7 +23,6 @@ import anyio
 import anyio.to_thread
 
 from podium.backends import logfiles
-from podium.backends.processes import read_tail
 from podium.core.errors import NotFound
 from podium.core.schemas import LogLine, LogReplica
 from podium.store import Database
@@ -81,7 +82,7 @@ def recent(source: LogSource, replicas: Sequence[LoggedReplica], tail: int) -> l
     for r in replicas:
         lines = source.logs(r.replica_id, tail)
         if not lines and r.log_path:  # e.g. a replica this backend does not know (yet)
-            lines, _ = _tail_file(Path(r.log_path), tail)
+            lines = logfiles.tail_lines(Path(r.log_path), tail)
         items += [LogLine(replica_id=r.replica_id, line=line) for line in lines]
     return items
 
@@ -136,7 +137,7 @@ def _start(source: LogSource, r: LoggedReplica, tail: int) -> tuple[_Followed, l
     path = _path(r)
     if path is None:  # no file to follow: the backend's tail, then nothing
         return _Followed(r.replica_id, None), source.logs(r.replica_id, tail)
-    lines, offset = _tail_file(path, tail)
+    lines, offset = logfiles.tail(path, tail, complete=True)
     return _Followed(r.replica_id, path, offset), lines
 
 
@@ -148,15 +149,6 @@ def _replicas(db: Database, endpoint: str) -> list[ReplicaRecord]:
 
 def _path(r: ReplicaRecord | LoggedReplica) -> Path | None:
     return Path(r.log_path) if r.log_path else None
-
-
-def _tail_file(path: Path, n: int) -> tuple[list[str], int]:
-    """The last `n` complete lines of `path` and the offset just after them (a trailing
-    partial line is left to be read when it is complete)."""
-    data, pos = read_tail(path, n)
-    cut = data.rfind(b"\n") + 1  # 0 when there is no complete line
-    lines = data[:cut].decode("utf-8", errors="replace").splitlines()
-    return (lines[-n:] if n > 0 else []), pos + cut
 
 
 def _read_new(f: _Followed) -> list[str]:
