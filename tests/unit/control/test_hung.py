@@ -5,7 +5,7 @@ is tests/integration/test_hung_model.py."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +18,7 @@ from podium.backends.base import AdoptCandidate, ObservedReplica, ReplicaLaunch
 from podium.control.loop import Controller
 from podium.core.clock import FakeClock
 from podium.core.phases import EndpointStatus, EventKind, ExitReason
-from podium.core.routing import RoutingTableHolder
+from podium.core.routing import EndpointLoad, RoutingTableHolder
 from podium.core.settings import ControlSettings, Settings
 from podium.core.spec import EndpointSpec
 from podium.store import Database
@@ -87,6 +87,23 @@ class FakeBackend:
 
     def close(self, *, stop_replicas: bool = True) -> None:
         pass
+
+
+class FakeGateway:
+    """Successful requests per revision, as the gateway would count them."""
+
+    def __init__(self) -> None:
+        self.succeeded: dict[int, int] = {}
+
+    def serve(self, revision: int, n: int = 1) -> None:
+        self.succeeded[revision] = self.succeeded.get(revision, 0) + n
+
+    def outstanding(self, replica_id: str) -> int:
+        return 0
+
+    def load_snapshot(self) -> Mapping[str, EndpointLoad]:
+        total = sum(self.succeeded.values())
+        return {"spin": EndpointLoad(succeeded=total, succeeded_by_revision=dict(self.succeeded))}
 
 
 class Replicas:
@@ -161,8 +178,10 @@ Handler = Callable[[httpx.Request], httpx.Response]
 class Harness:
     """A controller on fake time whose replicas answer through `handler`."""
 
-    def __init__(self, tmp_path: Path, db: Database, handler: Handler) -> None:
-        self.tmp_path, self.db, self.handler = tmp_path, db, handler
+    def __init__(
+        self, tmp_path: Path, db: Database, handler: Handler, gateway: FakeGateway | None = None
+    ) -> None:
+        self.tmp_path, self.db, self.handler, self.gateway = tmp_path, db, handler, gateway
         self.backend = FakeBackend()
         self.holder = RoutingTableHolder()
         self.clock = FakeClock()
@@ -187,6 +206,7 @@ class Harness:
                     node_cache=NodeCache(self.tmp_path / "cache"),
                     clock=self.clock,
                     http=http,
+                    gateway=self.gateway,
                 )
                 await steps(ctl)
 
@@ -226,13 +246,16 @@ def test_a_replica_that_says_hung_leaves_routing_at_once_and_is_replaced(
     assert status(db) is EndpointStatus.RUNNING
 
 
-def test_hangs_are_not_a_crash_loop(tmp_path: Path, db: Database) -> None:
-    replicas = Replicas()
-    h = Harness(tmp_path, db, replicas)
+def test_one_poison_input_among_good_traffic_never_fails_the_endpoint(
+    tmp_path: Path, db: Database
+) -> None:
+    replicas, gateway = Replicas(), FakeGateway()
+    h = Harness(tmp_path, db, replicas, gateway)
 
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 3)
         for _ in range(5):  # more hangs than the crash loop threshold (3)
+            gateway.serve(1)  # the revision served good requests between the hangs
             replicas.hung.add(h.routed()[0])
             await h.passes(ctl, 4)
 
@@ -242,24 +265,66 @@ def test_hangs_are_not_a_crash_loop(tmp_path: Path, db: Database) -> None:
     assert len(h.routed()) == 2
 
 
-def test_a_replica_that_does_not_answer_liveness_is_hung(tmp_path: Path, db: Database) -> None:
+def test_a_model_that_hangs_on_every_input_fails_the_endpoint(tmp_path: Path, db: Database) -> None:
+    # Successes of another revision (an old one, during a rollout) do not hide it either.
+    replicas, gateway = Replicas(), FakeGateway()
+    h = Harness(tmp_path, db, replicas, gateway)
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 3)
+        for _ in range(3):  # the crash loop threshold
+            gateway.serve(0, 10)
+            replicas.hung.add(h.routed()[0])
+            await h.passes(ctl, 4)
+
+    h.run(steps)
+    assert len(events(db, EventKind.REPLICA_HUNG)) == 3
+    with db.unit_of_work(read_only=True) as uow:
+        ep = uow.endpoints.get("spin")
+    assert ep.status is EndpointStatus.FAILED
+    assert ep.status_reason is not None
+    assert "crashed or hung 3 times while serving" in ep.status_reason
+    assert str(HUNG["detail"]) in ep.status_reason
+
+
+def test_a_replica_that_answers_no_probe_past_timeout_and_grace_is_hung(
+    tmp_path: Path, db: Database
+) -> None:
     replicas = Replicas()
     h = Harness(tmp_path, db, replicas)
 
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 3)
         replicas.silent.add("r2.test")  # its event loop is blocked (a call holding the GIL)
-        await h.passes(ctl, 2)
-        assert h.backend.killed == []  # below the liveness failure threshold (3)
-        await h.passes(ctl, 1)
-        assert h.routed() == ["r1.test"]
+        await h.passes(ctl, 12)  # silent for 11 s: under timeout_s 2 + grace 10
+        assert h.backend.killed == []
+        await h.passes(ctl, 1)  # 12 s
+        assert [reason for _, reason in h.backend.killed] == [ExitReason.HUNG]
         await h.passes(ctl, 3)
 
     h.run(steps)
     (hung,) = events(db, EventKind.REPLICA_HUNG)
-    assert "no answer to 3 liveness probes in a row" in hung.message
-    assert hung.data["unanswered_probes"] == 3
+    assert "no answer to liveness probes for 12s" in hung.message
+    assert (hung.data["unanswered_s"], hung.data["limit_s"]) == (12, 12)
     assert len(events(db, EventKind.REPLICA_RESTARTED)) == 1
+    assert h.routed() == ["r1.test", "r3.test"]
+
+
+def test_a_long_call_within_the_timeout_is_not_a_hang(tmp_path: Path, db: Database) -> None:
+    replicas = Replicas()
+    h = Harness(tmp_path, db, replicas)
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 3)
+        replicas.silent.add("r2.test")
+        await h.passes(ctl, 11)  # more unanswered probes than the failure threshold (3)
+        replicas.silent.clear()  # the call finished
+        await h.passes(ctl, 20)
+
+    h.run(steps)
+    assert h.backend.killed == []
+    assert events(db, EventKind.REPLICA_HUNG) == []
+    assert h.routed() == ["r1.test", "r2.test"]
 
 
 def test_other_liveness_failures_stay_unhealthy(tmp_path: Path, db: Database) -> None:
