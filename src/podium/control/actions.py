@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from podium.artifacts.sources import NodeCache
 from podium.backends.base import (
+    AdoptCandidate,
     KeepsLogs,
     ObservedReplica,
     Prewarms,
@@ -285,6 +286,35 @@ class Actuator:
         self.exits.replica_exited(obs)
 
     # ------------------------------------------------------------------ adoption
+
+    def adopt_all(self) -> None:
+        """After a server start: take over the replicas the store lists that still run;
+        the others are recorded as lost."""
+        with self.ctl.db.unit_of_work(read_only=True) as uow:
+            rows = uow.replicas.list()
+        if not rows:
+            return
+        candidates = [
+            AdoptCandidate(
+                replica_id=r.replica_id,
+                endpoint=r.endpoint,
+                revision=r.revision,
+                host=r.host,
+                port=r.port,
+                pid=r.pid,
+                started_at=r.started_at,
+                log_path=r.log_path,
+            )
+            for r in rows
+        ]
+        adopted = {o.replica_id: o for o in self.ctl.backend.adopt(candidates)}
+        for row in rows:
+            found: ObservedReplica | None = adopted.get(row.replica_id)
+            if found is None:
+                self.forget_lost(row)
+                continue
+            self.track_adopted(found, restarts=row.restarts)
+        log.info("adopted %d of %d replicas", len(adopted), len(rows))
 
     def track_adopted(self, obs: ObservedReplica, *, restarts: int) -> None:
         r = self._track(obs, restarts=restarts)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import httpx
 
 from podium.artifacts.sources import NodeCache
-from podium.backends.base import AdoptCandidate, Backend, ObservedReplica
+from podium.backends.base import Backend
 from podium.control.actions import Actuator
 from podium.control.exits import settle_s
 from podium.control.health import ProbeResult, probe
@@ -151,7 +151,7 @@ class Controller:
         if self._http is None:
             self._http = httpx.AsyncClient(trust_env=False)
         if not self._adopted:
-            self._adopt()
+            self.act.adopt_all()
             self._adopted = True
         for observed in self.backend.poll():
             if not observed.alive:
@@ -391,33 +391,6 @@ class Controller:
             # The holder keeps what the API added or removed since this pass read the store.
             self._routes = routes
             self.holder.publish(routes)
-
-    def _adopt(self) -> None:
-        with self.db.unit_of_work(read_only=True) as uow:
-            rows = uow.replicas.list()
-        if not rows:
-            return
-        candidates = [
-            AdoptCandidate(
-                replica_id=r.replica_id,
-                endpoint=r.endpoint,
-                revision=r.revision,
-                host=r.host,
-                port=r.port,
-                pid=r.pid,
-                started_at=r.started_at,
-                log_path=r.log_path,
-            )
-            for r in rows
-        ]
-        adopted = {o.replica_id: o for o in self.backend.adopt(candidates)}
-        for row in rows:
-            found: ObservedReplica | None = adopted.get(row.replica_id)
-            if found is None:
-                self.act.forget_lost(row)
-                continue
-            self.act.track_adopted(found, restarts=row.restarts)
-        log.info("adopted %d of %d replicas", len(adopted), len(rows))
 
 
 __all__ = ["Controller", "EventKind"]
