@@ -6,7 +6,8 @@ replica reset it unread (`UpstreamFailed`). That replica is ejected. A request t
 sent whole and whose connection then ended before any response byte (`UpstreamDied`) is
 never sent elsewhere: the replica may have crashed serving it, and a poison request would
 crash every replica in turn. It gets a 502 that says the replica crashed while serving it
-(with the reason the backend knows, e.g. out of memory), and the replica is reported.
+(with the reason the backend knows, e.g. out of memory), or, when the backend knows of no
+exit, that the replica closed the connection without answering; the replica is reported.
 A reused keep-alive connection that fails either way is first retried once on a new
 connection to the same replica (the replica may have closed it as idle just then); if the
 replica then cannot be reached, it died with the request and the same 502 follows.
@@ -181,7 +182,7 @@ class Proxy:
         meter.replica_failures += 1
         self._balancer.eject(replica_id)
         if self._on_failure is not None:
-            self._on_failure(replica_id, f"{CRASHED} ({reason})")
+            self._on_failure(replica_id, f"the connection ended without an answer ({reason})")
         why = await self._why_failed(replica_id) if self._why_failed is not None else None
         if why is None:
             await send_problem(
