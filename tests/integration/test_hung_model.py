@@ -121,7 +121,7 @@ def test_a_model_holding_the_gil_is_restarted_when_liveness_gets_no_answer(
     hanging = in_background(server, "regex", "regex")
     wait_until(lambda: bool(events(server, "regex", EventKind.REPLICA_HUNG)), 120, "replica_hung")
     (hung,) = events(server, "regex", EventKind.REPLICA_HUNG)
-    assert "hung: no answer to 2 liveness probes in a row" in hung.message
+    assert "hung: no answer to liveness probes for" in hung.message  # past timeout_s + grace
     assert "holding the GIL" in hung.message
     with server.client() as c:
         wait_running(c, "regex")

@@ -40,7 +40,6 @@ from podium.core.phases import ExitReason
 from podium.core.settings import Settings
 
 LISTEN_BACKLOG = 2048
-CRASH_LOG_LINES = 20
 KEPT_EXIT_CAUSES = 1024
 
 
@@ -65,7 +64,11 @@ class LocalBackend:
         self._lock = threading.Lock()
         self._replicas: dict[str, ManagedReplica] = {}
         self._log_paths: dict[str, Path] = {}  # every replica seen, for logs after exit
-        self._ended: OrderedDict[str, str] = OrderedDict()  # replica -> exit cause, recent
+        # Replica -> why it ended (recent ones), under its own lock: the gateway's event loop
+        # reads it (`exit_cause`) and must never wait for `_lock`, which `poll` holds across
+        # process-tree walks and `start` across forks.
+        self._ended: OrderedDict[str, str] = OrderedDict()
+        self._ended_lock = threading.Lock()
 
     # ------------------------------------------------------------------ start
 
@@ -211,6 +214,8 @@ class LocalBackend:
     def _kill(self, replica: ManagedReplica, reason: ExitReason, error: str | None) -> None:
         if replica.kill_reason is None:
             replica.kill_reason, replica.kill_error = reason, error
+            if reason is ExitReason.OOM:  # known as soon as it is decided
+                self._record_cause(replica.replica_id, _cause(reason, error, None))
         if replica.running():
             processes.signal_group(replica.pid, signal.SIGKILL)
 
@@ -278,7 +283,16 @@ class LocalBackend:
         _remove_status(replica.status_path)
         reason: ExitReason
         error: str | None
-        if replica.kill_reason is not None:
+        if status.get("state") == "out_of_memory":  # a request ran over the kernel limit
+            # The replica's own word wins over a kill: after an OOM it stops listening, so
+            # liveness may fail and the controller kill it as unhealthy.
+            reason = ExitReason.OOM
+            limit = replica.memory_mb
+            error = (
+                f"a request needed more memory than the kernel limit allows; limit {limit} "
+                f"MiB (instance type {replica.instance_type or 'unknown'})"
+            )
+        elif replica.kill_reason is not None:
             reason = replica.kill_reason
             error = replica.kill_error or f"killed: {processes.describe_exit(code)}"
         elif replica.stop_deadline is not None:
@@ -287,41 +301,33 @@ class LocalBackend:
             if replica.escalated:
                 timeout = self._settings.control.stop_timeout_s
                 error = f"did not exit within {timeout:g}s of SIGTERM; killed"
-        elif status.get("state") == "out_of_memory":  # a request ran over the kernel limit
-            reason = ExitReason.OOM
-            limit = replica.memory_mb
-            error = (
-                f"a request needed more memory than the kernel limit allows; limit {limit} "
-                f"MiB (instance type {replica.instance_type or 'unknown'})"
-            )
         elif status.get("state") == "load_failed":  # its loader's word: never the exit code
             reason = ExitReason.LOAD_FAILED
             error = str(status.get("error") or "") or self._crash_error(replica, code)
         else:
             reason = ExitReason.CRASHED
             error = self._crash_error(replica, code)
-        self._ended[replica.replica_id] = _cause(reason, error, code)
-        while len(self._ended) > KEPT_EXIT_CAUSES:
-            self._ended.popitem(last=False)
+        self._record_cause(replica.replica_id, _cause(reason, error, code))
         return replica.exited(code, reason, error)
+
+    def _record_cause(self, replica_id: str, cause: str) -> None:
+        with self._ended_lock:
+            self._ended[replica_id] = cause
+            while len(self._ended) > KEPT_EXIT_CAUSES:
+                self._ended.popitem(last=False)
 
     def exit_cause(self, replica_id: str) -> str | None:
         """Why the replica's process ended, in a few words (None: running or unknown).
-        An out-of-memory kill is known as soon as it is decided."""
-        with self._lock:
-            replica = self._replicas.get(replica_id)
-            if replica is not None and replica.kill_reason is ExitReason.OOM:
-                return _cause(ExitReason.OOM, replica.kill_error, None)
+        An out-of-memory kill is known as soon as it is decided. Never waits for `poll`
+        or `start`."""
+        with self._ended_lock:
             return self._ended.get(replica_id)
 
     def _crash_error(self, replica: ManagedReplica, code: int | None) -> str:
-        head = (
-            processes.describe_exit(code)
-            if code is not None or replica.popen is not None
-            else "exited; exit code unknown (adopted from an earlier server)"
-        )
-        lines = logfiles.tail_lines(replica.log_path, CRASH_LOG_LINES)
-        return "\n".join([head, *lines])
+        """One line (the event that reports the exit carries the log's last lines)."""
+        if code is not None or replica.popen is not None:
+            return processes.describe_exit(code)
+        return "exited; exit code unknown (adopted from an earlier server)"
 
     # ------------------------------------------------------------------ adopt
 

@@ -1,4 +1,6 @@
-"""The controller's effects: start, drain, stop and kill replicas, handle exits, write status.
+"""The controller's effects: start, drain, stop and kill replicas, write status.
+
+What an exit means for the endpoint (restart, backoff, failure) is `control.exits`.
 
 Every effect that a user would want to know about is recorded as an event.
 """
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from podium.artifacts.sources import NodeCache
 from podium.backends.base import (
+    AdoptCandidate,
     KeepsLogs,
     ObservedReplica,
     Prewarms,
@@ -19,6 +22,7 @@ from podium.backends.base import (
     ReportsStartup,
 )
 from podium.control.downloads import Downloads
+from podium.control.exits import Exits
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.errors import Conflict, LoadError, PodiumError
 from podium.core.ids import new_replica_id
@@ -30,17 +34,6 @@ if TYPE_CHECKING:
     from podium.control.loop import Controller
 
 log = logging.getLogger("podium.control")
-
-_EXIT_EVENT = {
-    ExitReason.OOM: (EventKind.REPLICA_OOM, "ran out of memory"),
-    ExitReason.UNHEALTHY: (EventKind.REPLICA_UNHEALTHY, "was restarted: unhealthy"),
-    ExitReason.HUNG: (EventKind.REPLICA_HUNG, "was restarted"),
-    ExitReason.LOAD_FAILED: (EventKind.REPLICA_CRASHED, "failed to load its model"),
-    ExitReason.CRASHED: (EventKind.REPLICA_CRASHED, "crashed"),
-    ExitReason.LOST: (EventKind.REPLICA_CRASHED, "was lost"),
-}
-
-_EVENT_LOG_LINES = 20  # last log lines a failure event carries
 
 _COLD = (EndpointStatus.PAUSED, EndpointStatus.FAILED, EndpointStatus.DELETING)
 
@@ -54,6 +47,7 @@ class Actuator:
         self._revisions: dict[tuple[str, int], RevisionRecord] = {}
         self._starts: dict[str, float] = {}  # replica -> wall time its start was decided
         self.downloads = Downloads(node_cache, ctl.settings.download, self.event)
+        self.exits = Exits(self)
 
     # ------------------------------------------------------------------ events and status
 
@@ -185,7 +179,7 @@ class Actuator:
             return False
         except Exception as e:
             log.exception("%s: backend failed to start a replica", ep.name)
-            self._crashed(ep.name, ep.revision, mem, f"could not start: {e}")
+            self.exits.crashed(ep.name, ep.revision, mem, f"could not start: {e}")
             return False
         restarted = mem.pending_restarts > 0
         if restarted:
@@ -275,17 +269,8 @@ class Actuator:
         self.ctl.backend.stop(r.replica_id)
 
     def hung(self, r: TrackedReplica, detail: str, figures: dict[str, float]) -> None:
-        """Kill a hung replica: it leaves routing with this pass's table (it is no longer
-        ready), its replacement starts in this pass as a restart, and its exit is recorded
-        as `replica_hung` with `figures`.
-
-        A request hung it (like a poison request), not the revision: a hang is outside the
-        crash streak and its backoff, so one bad input cannot fail the endpoint."""
-        r.kill_figures = dict(figures)
-        ep = self.seen.get(r.endpoint)
-        if ep is not None and r.revision == ep.revision:
-            self.ctl.memory.setdefault(r.endpoint, EndpointMemory()).pending_restarts += 1
-        self.kill(r, ExitReason.HUNG, detail)
+        """Kill a hung replica; it counts as a crash while serving (`exits.Exits.hung`)."""
+        self.exits.hung(r, detail, figures)
 
     def kill(self, r: TrackedReplica, reason: ExitReason, detail: str) -> None:
         r.kill_detail = detail
@@ -296,118 +281,40 @@ class Actuator:
     # ------------------------------------------------------------------ exits
 
     def replica_exited(self, obs: ObservedReplica) -> None:
+        """A replica's process ended: its event, a restart or the endpoint's failure."""
         self._starts.pop(obs.replica_id, None)
-        r = self.ctl.replicas.pop(obs.replica_id, None)
-        if r is None:
-            return
-        with self.ctl.db.unit_of_work() as uow:
-            uow.replicas.delete(r.replica_id)
-        if r.kill_detail is None and (
-            obs.exit_reason is ExitReason.STOPPED
-            or (r.state is ReplicaState.STOPPING and obs.exit_reason is not ExitReason.OOM)
-        ):
-            self.event(
-                r.endpoint,
-                EventKind.REPLICA_STOPPED,
-                f"replica {r.replica_id} stopped",
-                replica_id=r.replica_id,
-                revision=r.revision,
-                exit_code=obs.exit_code,
-            )
-            return
-        reason = obs.exit_reason or ExitReason.CRASHED
-        if r.was_ready and reason is ExitReason.LOAD_FAILED:
-            reason = ExitReason.CRASHED  # it had loaded: whatever it wrote, this is a crash
-        kind, verb = _EXIT_EVENT.get(reason, _EXIT_EVENT[ExitReason.CRASHED])
-        detail = r.kill_detail or obs.error or f"exit code {obs.exit_code}"
-        tail = self._log_tail(r.replica_id)
-        shown = "" if not tail or tail[-1] in detail else "\nlast log lines:\n" + "\n".join(tail)
-        self.event(
-            r.endpoint,
-            kind,
-            f"replica {r.replica_id} {verb}: {detail}{shown}",
-            replica_id=r.replica_id,
-            revision=r.revision,
-            exit_code=obs.exit_code,
-            reason=reason.value,
-            **(r.kill_figures if reason is ExitReason.HUNG else {}),
-            log_tail=tail,
-        )
-        mem = self.ctl.memory.setdefault(r.endpoint, EndpointMemory())
-        ep = self.seen.get(r.endpoint)
-        if ep is not None and r.revision != ep.revision:
-            return  # an old revision's replica: the rollout replaces it anyway
-        if reason is ExitReason.HUNG:
-            return  # replaced already, outside the crash streak (`hung`)
-        if r.was_ready:
-            self._crashed_serving(r, mem, detail)
-        elif reason is ExitReason.LOAD_FAILED:
-            self.fail(r.endpoint, mem, f"revision {r.revision} failed to load: {detail}")
-        else:
-            self._crashed(r.endpoint, r.revision, mem, detail)
-
-    def _log_tail(self, replica_id: str) -> list[str]:
-        """The replica's last log lines, for the event that says why it ended."""
-        try:
-            return self.ctl.backend.logs(replica_id, _EVENT_LOG_LINES)
-        except Exception:  # a log that cannot be read must not lose the event
-            log.warning("could not read the log of %s", replica_id, exc_info=True)
-            return []
-
-    def _crashed(self, name: str, revision: int, mem: EndpointMemory, detail: str) -> None:
-        cfg = self.ctl.settings.control
-        mem.crash_streak += 1
-        mem.pending_restarts += 1
-        delay = min(cfg.restart_backoff_s * 2 ** (mem.crash_streak - 1), cfg.restart_backoff_max_s)
-        mem.backoff_until = self.ctl.clock.monotonic() + delay
-        if mem.crash_streak >= cfg.crash_loop_threshold:
-            self.fail(
-                name,
-                mem,
-                f"crash loop: revision {revision} crashed {mem.crash_streak} times in a row; "
-                f"last: {detail}",
-            )
-
-    def _crashed_serving(self, r: TrackedReplica, mem: EndpointMemory, detail: str) -> None:
-        """A replica that had become ready exited (a poison request, out of memory…).
-
-        It is restarted with backoff. Such crashes make a crash loop only when the
-        endpoint answered no request successfully (2xx/3xx, as the gateway counts them)
-        between them: `crash_loop_threshold` serving crashes with no success in between
-        fail the endpoint. Without a gateway in this process, a replica that stayed ready
-        for the settle time counts as having served.
-        """
-        cfg = self.ctl.settings.control
-        now = self.ctl.clock.monotonic()
-        succeeded = self._succeeded(r.endpoint)
-        if succeeded is not None:
-            before = mem.succeeded_at_crash
-            served = before is None or succeeded > before
-        else:
-            settle = max(10.0, cfg.restart_backoff_max_s)
-            served = r.ready_at is not None and now - r.ready_at >= settle
-        mem.serving_crashes = 1 if served else mem.serving_crashes + 1
-        mem.succeeded_at_crash = succeeded
-        mem.pending_restarts += 1
-        streak = mem.serving_crashes
-        delay = min(cfg.restart_backoff_s * 2 ** (streak - 1), cfg.restart_backoff_max_s)
-        mem.backoff_until = max(mem.backoff_until, now + delay)
-        if streak >= cfg.crash_loop_threshold:
-            self.fail(
-                r.endpoint,
-                mem,
-                f"crash loop: revision {r.revision} crashed {streak} times while serving, "
-                f"with no successful request in between; last: {detail}",
-            )
-
-    def _succeeded(self, endpoint: str) -> int | None:
-        gateway = self.ctl.gateway
-        if gateway is None:
-            return None
-        load = gateway.load_snapshot().get(endpoint)
-        return 0 if load is None else load.succeeded
+        self.exits.replica_exited(obs)
 
     # ------------------------------------------------------------------ adoption
+
+    def adopt_all(self) -> None:
+        """After a server start: take over the replicas the store lists that still run;
+        the others are recorded as lost."""
+        with self.ctl.db.unit_of_work(read_only=True) as uow:
+            rows = uow.replicas.list()
+        if not rows:
+            return
+        candidates = [
+            AdoptCandidate(
+                replica_id=r.replica_id,
+                endpoint=r.endpoint,
+                revision=r.revision,
+                host=r.host,
+                port=r.port,
+                pid=r.pid,
+                started_at=r.started_at,
+                log_path=r.log_path,
+            )
+            for r in rows
+        ]
+        adopted = {o.replica_id: o for o in self.ctl.backend.adopt(candidates)}
+        for row in rows:
+            found: ObservedReplica | None = adopted.get(row.replica_id)
+            if found is None:
+                self.forget_lost(row)
+                continue
+            self.track_adopted(found, restarts=row.restarts)
+        log.info("adopted %d of %d replicas", len(adopted), len(rows))
 
     def track_adopted(self, obs: ObservedReplica, *, restarts: int) -> None:
         r = self._track(obs, restarts=restarts)
@@ -429,7 +336,7 @@ class Actuator:
             f"replica {row.replica_id} was not running after the server restarted",
             replica_id=row.replica_id,
             reason=ExitReason.LOST.value,
-            log_tail=self._log_tail(row.replica_id),
+            log_tail=self.exits.log_tail(row.replica_id),
         )
 
     def _track(self, obs: ObservedReplica, *, restarts: int) -> TrackedReplica:

@@ -3,7 +3,8 @@
 A replica's `/health/live?hung_after_s=N` answers 503 with a problem whose `hung` member
 is true when a call into its runtime has run longer than N seconds; the result then says
 `hung`, with the replica's own words and figures. A probe that gets no answer in time is
-`timed_out`: the replica's event loop is blocked (liveness counts that as hung too).
+`timed_out`: the replica's event loop may be blocked (the controller calls it hung once
+no probe has been answered for the endpoint's timeout plus the grace).
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ from collections.abc import Callable
 import httpx
 
 from podium.artifacts.sources import NodeCache
-from podium.backends.base import AdoptCandidate, Backend, ObservedReplica
+from podium.backends.base import Backend
 from podium.control.actions import Actuator
+from podium.control.exits import settle_s
 from podium.control.health import ProbeResult, probe
 from podium.control.reconciler import EndpointView, ReplicaView, plan
 from podium.control.scaling import Autoscaling
@@ -150,7 +151,7 @@ class Controller:
         if self._http is None:
             self._http = httpx.AsyncClient(trust_env=False)
         if not self._adopted:
-            self._adopt()
+            self.act.adopt_all()
             self._adopted = True
         for observed in self.backend.poll():
             if not observed.alive:
@@ -195,7 +196,7 @@ class Controller:
         if mem.failure is not None and mem.failure_generation != ep.generation:
             mem.failure = mem.failure_generation = None
             mem.crash_streak, mem.backoff_until = 0, 0.0
-            mem.serving_crashes, mem.succeeded_at_crash = 0, None
+            mem.serving_crashes, mem.succeeded_at_crash, mem.serving_revision = 0, None, None
         now = self.clock.monotonic()
         self._settle_streak(ep.name, mem, now)
         view = EndpointView(
@@ -233,7 +234,7 @@ class Controller:
         """A replica that stayed ready for a while ends a crash streak."""
         if mem.crash_streak == 0:
             return
-        settle = max(10.0, self.settings.control.restart_backoff_max_s)
+        settle = settle_s(self.settings.control)
         for r in self.replicas.values():
             if r.endpoint == name and r.ready_at is not None and now - r.ready_at >= settle:
                 mem.crash_streak, mem.backoff_until = 0, 0.0
@@ -271,8 +272,12 @@ class Controller:
                 return
             res = await probe(self._http, r.base_url + ready_p.path, ready_p.timeout_s)
             r.next_probe = self.clock.monotonic() + min(ready_p.period_s, STARTING_PROBE_S)
+            if not res.timed_out:
+                r.unanswered_since = None  # it answered: its event loop runs
             if res.ok:
                 self.act.became_ready(r)
+            elif res.timed_out and self._hung_for(r, spec, now) is not None:
+                self._no_answer(r, spec, now, res)  # taken out of routing, still silent
             elif now - r.starting_since > self.settings.control.ready_timeout_s:
                 self.act.kill(
                     r,
@@ -287,15 +292,45 @@ class Controller:
             probe(self._http, r.base_url + ready_p.path, ready_p.timeout_s),
         )
         r.next_probe = self.clock.monotonic() + min(ready_p.period_s, live_p.period_s)
+        if live.timed_out and r.unanswered_since is None:
+            r.unanswered_since = now  # when the first unanswered probe was sent
+        elif not live.timed_out:
+            r.unanswered_since = None
+        if live.timed_out and self._hung_for(r, spec, now) is not None:
+            self._no_answer(r, spec, now, live)
+            return
         self._count(r, live, ready, live_p.failure_threshold, ready_p.failure_threshold)
+
+    def _hung_limit_s(self, spec: EndpointSpec) -> float:
+        """A call that runs this long is hung: the endpoint's timeout plus the grace."""
+        return spec.timeout_s + max(0.0, self.settings.control.hung_grace_s)
+
+    def _hung_for(self, r: TrackedReplica, spec: EndpointSpec, now: float) -> float | None:
+        """How long the replica has answered no probe, once that reaches the hung limit
+        (a long call holding the GIL within the endpoint's timeout is not a hang)."""
+        if r.unanswered_since is None:
+            return None
+        silent = now - r.unanswered_since
+        return silent if silent >= self._hung_limit_s(spec) else None
+
+    def _no_answer(
+        self, r: TrackedReplica, spec: EndpointSpec, now: float, res: ProbeResult
+    ) -> None:
+        silent = now - (r.unanswered_since or now)
+        self.act.hung(
+            r,
+            f"hung: no answer to liveness probes for {silent:.0f}s ({res.detail}), past the "
+            f"endpoint's timeout {spec.timeout_s:g}s plus the grace: its event loop is "
+            "blocked, e.g. by a call holding the GIL",
+            {"unanswered_s": round(silent, 3), "limit_s": self._hung_limit_s(spec)},
+        )
 
     def _hung_after(self, spec: EndpointSpec, live_path: str) -> dict[str, str] | None:
         """Ask a Podium replica's liveness route to say "hung" once a call has run past the
         endpoint's current timeout plus the grace (external servers are not asked)."""
         if live_path != DEFAULT_LIVENESS:
             return None
-        grace = max(0.0, self.settings.control.hung_grace_s)
-        return {"hung_after_s": f"{spec.timeout_s + grace:g}"}
+        return {"hung_after_s": f"{self._hung_limit_s(spec):g}"}
 
     def _count(
         self,
@@ -305,17 +340,12 @@ class Controller:
         live_max: int,
         ready_max: int,
     ) -> None:
-        r.liveness_failures = 0 if live.ok else r.liveness_failures + 1
+        # An unanswered probe is not a liveness failure: only its duration counts (hung).
+        if not live.timed_out:
+            r.liveness_failures = 0 if live.ok else r.liveness_failures + 1
         r.readiness_failures = 0 if ready.ok else r.readiness_failures + 1
         if live.hung:  # already past timeout + grace: no threshold to wait for
             self.act.hung(r, live.detail, live.figures)
-        elif r.liveness_failures >= live_max and live.timed_out:
-            self.act.hung(
-                r,
-                f"hung: no answer to {r.liveness_failures} liveness probes in a row "
-                f"({live.detail}): its event loop is blocked, e.g. by a call holding the GIL",
-                {"unanswered_probes": float(r.liveness_failures)},
-            )
         elif r.liveness_failures >= live_max:
             self.act.kill(
                 r,
@@ -361,33 +391,6 @@ class Controller:
             # The holder keeps what the API added or removed since this pass read the store.
             self._routes = routes
             self.holder.publish(routes)
-
-    def _adopt(self) -> None:
-        with self.db.unit_of_work(read_only=True) as uow:
-            rows = uow.replicas.list()
-        if not rows:
-            return
-        candidates = [
-            AdoptCandidate(
-                replica_id=r.replica_id,
-                endpoint=r.endpoint,
-                revision=r.revision,
-                host=r.host,
-                port=r.port,
-                pid=r.pid,
-                started_at=r.started_at,
-                log_path=r.log_path,
-            )
-            for r in rows
-        ]
-        adopted = {o.replica_id: o for o in self.backend.adopt(candidates)}
-        for row in rows:
-            found: ObservedReplica | None = adopted.get(row.replica_id)
-            if found is None:
-                self.act.forget_lost(row)
-                continue
-            self.act.track_adopted(found, restarts=row.restarts)
-        log.info("adopted %d of %d replicas", len(adopted), len(rows))
 
 
 __all__ = ["Controller", "EventKind"]

@@ -32,6 +32,8 @@ class TrackedReplica:
     kill_detail: str | None = None  # why we killed it (liveness, readiness timeout)
     was_ready: bool = False  # it became ready once: an exit now is a crash while serving
     kill_figures: dict[str, float] = field(default_factory=dict)  # e.g. how long it hung
+    counted: bool = False  # its end was counted when it was killed (hung): not again at exit
+    unanswered_since: float | None = None  # first liveness probe it has not answered since
 
     @property
     def base_url(self) -> str:
@@ -58,11 +60,13 @@ class EndpointMemory:
 
     crash_streak: int = 0  # replicas that crashed in a row before becoming ready
     backoff_until: float = 0.0
-    # Crashes of replicas that had become ready, in a row with no successful request of
-    # the endpoint between them (see Actuator.crashed_serving), and the endpoint's count
-    # of successful requests at the last one (None: not known).
+    # Crashes and hangs of replicas that had become ready, in a row with no successful
+    # request of their revision between them (see `exits.Exits.serving_crash`), the
+    # revision's count of successful requests at the last one (None: not known), and
+    # that revision.
     serving_crashes: int = 0
     succeeded_at_crash: int | None = None
+    serving_revision: int | None = None
     restarts: int = 0  # replacements started after crashes (for the restarted event)
     pending_restarts: int = 0
     failure: str | None = None

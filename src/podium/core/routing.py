@@ -185,6 +185,8 @@ class EndpointLoad:
     requests: int = 0
     errors: int = 0  # 5xx answers, from the gateway or a replica
     succeeded: int = 0  # 2xx and 3xx answers (the endpoint served successfully)
+    # Of those, the ones a replica answered, per revision of the replica (crash accounting).
+    succeeded_by_revision: Mapping[int, int] = field(default_factory=dict)
 
 
 class GatewayView(Protocol):

@@ -35,6 +35,7 @@ class EndpointMeter:
         "replica_crashes",
         "replica_failures",
         "requests",
+        "served_by_revision",
     )
 
     def __init__(self, name: str) -> None:
@@ -48,6 +49,11 @@ class EndpointMeter:
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.replica_failures = 0
         self.replica_crashes = 0  # requests whose replica crashed while serving them
+        self.served_by_revision: dict[int, int] = {}  # 2xx/3xx answers of replicas
+
+    def served(self, revision: int) -> None:
+        """A replica of `revision` answered a request successfully (2xx or 3xx)."""
+        self.served_by_revision[revision] = self.served_by_revision.get(revision, 0) + 1
 
     def start(self) -> None:
         self.requests += 1
@@ -71,7 +77,8 @@ class EndpointMeter:
         held = self.held
         in_flight = max(0, self.in_flight - held)
         succeeded = self.by_class[2] + self.by_class[3]
-        return EndpointLoad(in_flight, held, self.requests, self.errors, succeeded)
+        by_revision = dict(self.served_by_revision)  # one C-level copy: safe to read here
+        return EndpointLoad(in_flight, held, self.requests, self.errors, succeeded, by_revision)
 
 
 class Meters:

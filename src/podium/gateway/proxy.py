@@ -6,7 +6,8 @@ replica reset it unread (`UpstreamFailed`). That replica is ejected. A request t
 sent whole and whose connection then ended before any response byte (`UpstreamDied`) is
 never sent elsewhere: the replica may have crashed serving it, and a poison request would
 crash every replica in turn. It gets a 502 that says the replica crashed while serving it
-(with the reason the backend knows, e.g. out of memory), and the replica is reported.
+(with the reason the backend knows, e.g. out of memory), or, when the backend knows of no
+exit, that the replica closed the connection without answering; the replica is reported.
 A reused keep-alive connection that fails either way is first retried once on a new
 connection to the same replica (the replica may have closed it as idle just then); if the
 replica then cannot be reached, it died with the request and the same 502 follows.
@@ -38,6 +39,10 @@ FailureHook = Callable[[str, str], None]
 # knows it; None when not known (it waits a short, bounded time for the backend to see it).
 WhyFailed = Callable[[str], Awaitable[str | None]]
 CRASHED = "the replica crashed while serving this request"
+CLOSED = (
+    "the replica closed the connection without answering this request "
+    "(it was not re-sent: it may have reached the model)"
+)
 
 
 class Unreached(Exception):
@@ -143,7 +148,10 @@ class Proxy:
                         endpoint=route.name,
                     )
                     return 502
-                return await self._relay(resp, head, body, receive, send)
+                status = await self._relay(resp, head, body, receive, send)
+                if 200 <= status < 400:
+                    meter.served(replica.revision)
+                return status
             finally:
                 balancer.release(replica_id)
         if raise_unreached and not (isinstance(body, StreamedBody) and body.started):
@@ -167,22 +175,37 @@ class Proxy:
         send: Send,
         reason: str,
     ) -> int:
-        """The replica took the request and its connection ended without an answer."""
+        """The replica took the request and its connection ended without an answer.
+
+        It crashed if the backend learns why its process ended; if not (it is alive and
+        merely closed the connection), the 502 says just that, and it is no crash."""
         meter.replica_failures += 1
-        meter.replica_crashes += 1
         self._balancer.eject(replica_id)
         if self._on_failure is not None:
-            self._on_failure(replica_id, f"{CRASHED} ({reason})")
+            self._on_failure(replica_id, f"the connection ended without an answer ({reason})")
         why = await self._why_failed(replica_id) if self._why_failed is not None else None
+        if why is None:
+            await send_problem(
+                send,
+                502,
+                f"endpoint {route.name!r}: {CLOSED}",
+                title="Bad gateway",
+                request_id=head.request_id,
+                endpoint=route.name,
+                replica=replica_id,
+                cause="closed",
+            )
+            return 502
+        meter.replica_crashes += 1
         await send_problem(
             send,
             502,
-            f"endpoint {route.name!r}: {CRASHED}" + (f": {why}" if why else ""),
+            f"endpoint {route.name!r}: {CRASHED}: {why}",
             title="Replica crashed",
             request_id=head.request_id,
             endpoint=route.name,
             replica=replica_id,
-            cause=why or "crashed",
+            cause=why,
         )
         return 502
 

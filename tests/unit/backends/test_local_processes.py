@@ -3,12 +3,15 @@ processes, signals and psutil, without loading any model."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import threading
 from pathlib import Path
 
 import psutil
 
+from podium.backends import processes
 from podium.backends.base import AdoptCandidate, ObservedReplica
 from podium.backends.local import LocalBackend
 from podium.core.clock import FakeClock
@@ -89,9 +92,55 @@ def test_crash_reports_exit_code_and_log_tail(settings: Settings, fake_python: s
     b.start(launch("demo-r1-c", Path("/m"), env={"FAKE_MODE": "crash"}))
     report = wait_exit(b, "demo-r1-c")
     assert report.exit_reason == ExitReason.CRASHED and report.exit_code == 7
-    assert report.error is not None
-    lines = report.error.splitlines()
-    assert lines[0] == "exit code 7" and lines[-1] == "crash line 29" and len(lines) == 21
+    assert report.error == "exit code 7"  # one line: the controller's event adds the log
+    assert b.logs("demo-r1-c", 20)[-1] == "crash line 29"
+    assert b.exit_cause("demo-r1-c") == "crashed: exit code 7"
+    b.close()
+
+
+def test_the_replicas_own_out_of_memory_wins_over_a_kill(
+    settings: Settings, fake_python: str
+) -> None:
+    # After an OOM a replica stops itself and refuses connections: liveness may fail and
+    # the controller kill it as unhealthy. The event must still say out of memory.
+    b = LocalBackend(settings, python=fake_python)
+    b.start(launch("demo-r1-o", Path("/m")))
+    status = settings.run_dir / "demo-r1-o.status.json"
+    status.write_text(json.dumps({"state": "out_of_memory"}), encoding="utf-8")
+    b.kill("demo-r1-o", ExitReason.UNHEALTHY)
+    report = wait_exit(b, "demo-r1-o")
+    assert report.exit_reason is ExitReason.OOM
+    assert report.error and "more memory than the kernel limit allows" in report.error
+    b.close()
+
+
+def test_exit_cause_never_waits_for_a_poll(
+    settings: Settings, fake_python: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gateway's event loop asks exit_cause while poll walks process trees.
+    b = LocalBackend(settings, python=fake_python)
+    tiny = InstanceType(name="tiny", cpus=0.5, memory_mb=1000)
+    b.start(launch("demo-r1-w", Path("/m"), instance_type=tiny))
+    walking, release = threading.Event(), threading.Event()
+
+    def slow_walk() -> dict[int, list[int]]:
+        walking.set()
+        release.wait(30)
+        return {}
+
+    monkeypatch.setattr(processes, "children_map", slow_walk)
+    poller = threading.Thread(target=b.poll)
+    poller.start()
+    try:
+        assert walking.wait(30)
+        answered: list[str | None] = []
+        asker = threading.Thread(target=lambda: answered.append(b.exit_cause("demo-r1-w")))
+        asker.start()
+        asker.join(10)
+        assert answered == [None]  # answered while the poll still holds the backend
+    finally:
+        release.set()
+        poller.join(30)
     b.close()
 
 

@@ -11,6 +11,7 @@ from podium.core.routing import EndpointRoute, ReplicaRoute, RoutingTableHolder
 from podium.core.settings import GatewaySettings
 from podium.gateway import Gateway
 from podium.gateway.aiohttp_transport import AiohttpTransport
+from podium.gateway.proxy import WhyFailed
 from tests.unit.gateway.servers import ServerThread, Upstream, stop_all, wait_until
 
 
@@ -88,7 +89,9 @@ class Servers:
             out.append(replica)
         return out
 
-    def gateway(self, settings: GatewaySettings | None = None) -> RunningGateway:
+    def gateway(
+        self, settings: GatewaySettings | None = None, *, why_failed: WhyFailed | None = None
+    ) -> RunningGateway:
         holder = RoutingTableHolder()
         failures: list[tuple[str, str]] = []
         woken: list[str | None] = []
@@ -98,6 +101,7 @@ class Servers:
             settings,
             wake=woken.append,
             on_replica_failure=lambda rid, reason: failures.append((rid, reason)),
+            why_failed=why_failed,
             transport=AiohttpTransport(settings) if self.transport == "aiohttp" else None,
         )
         server = ServerThread(gateway, lifespan="on").start()

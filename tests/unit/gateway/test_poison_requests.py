@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from dataclasses import replace
 
 from podium.core.routing import ReplicaRoute
 from tests.unit.gateway.conftest import Servers, endpoint
@@ -59,9 +60,22 @@ class CrashingServer(RawServer):
         return ReplicaRoute(self.name, "127.0.0.1", self.port, revision=1)
 
 
+class Deaths:
+    """The backend's `exit_cause` as the gateway asks it: a poisoned server has died."""
+
+    def __init__(self) -> None:
+        self.servers: list[CrashingServer] = []
+
+    async def __call__(self, replica_id: str) -> str | None:
+        dead = [s for s in self.servers if s.name == replica_id and s.poisoned]
+        return "exit code -11" if dead else None
+
+
 def test_poison_request_crashes_one_replica_and_gets_a_502_saying_so(servers: Servers) -> None:
-    gw = servers.gateway()
+    deaths = Deaths()
+    gw = servers.gateway(why_failed=deaths)
     with CrashingServer("a") as a, CrashingServer("b") as b, gw.client() as client:
+        deaths.servers += [a, b]
         gw.publish(endpoint("ep", a.route, b.route))
         r = client.post("/endpoints/ep/predict", content=POISON)
         assert a.poisoned + b.poisoned == 1  # not re-sent to the other replica
@@ -80,9 +94,52 @@ def test_poison_request_crashes_one_replica_and_gets_a_502_saying_so(servers: Se
     assert load.errors == 1
 
 
-def test_poison_on_a_reused_connection_is_not_sent_elsewhere(servers: Servers) -> None:
+async def _close_after_reading(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+) -> None:
+    # Alive, but closes the connection after reading the whole request, without answering.
+    await read_request(reader)
+    writer.close()
+
+
+def test_a_live_replica_that_closes_without_answering_is_not_called_crashed(
+    servers: Servers,
+) -> None:
+    gw = servers.gateway(why_failed=Deaths())  # the backend knows of no exit
+    with RawServer(_close_after_reading) as raw, gw.client() as client:
+        gw.publish(endpoint("ep", ReplicaRoute("alive", "127.0.0.1", raw.port, revision=1)))
+        r = client.post("/endpoints/ep/predict", content=b"payload")
+        assert r.status_code == 502
+        detail = r.json()["detail"]
+        assert "closed the connection without answering this request" in detail
+        assert "it was not re-sent: it may have reached the model" in detail
+        assert "crash" not in detail and r.json()["cause"] == "closed"
+    gw.settle()
+    registry = gw.gateway.metrics_registry
+    labels = {"endpoint": "ep"}
+    assert registry.get_sample_value("podium_gateway_replica_crashes_total", labels) == 0
+    assert registry.get_sample_value("podium_gateway_replica_failures_total", labels) == 1
+
+
+def test_successes_are_counted_per_revision(servers: Servers) -> None:
+    old, new = servers.replicas(2)
     gw = servers.gateway()
+    with gw.client() as client:
+        gw.publish(endpoint("ep", replace(old.route, revision=1)))
+        for _ in range(3):
+            assert client.post("/endpoints/ep/x", content=b"x").status_code == 200
+        gw.publish(endpoint("ep", replace(new.route, revision=2)))
+        assert client.post("/endpoints/ep/x", content=b"x").status_code == 200
+    gw.settle()
+    load = gw.gateway.load_snapshot()["ep"]
+    assert load.succeeded == 4 and dict(load.succeeded_by_revision) == {1: 3, 2: 1}
+
+
+def test_poison_on_a_reused_connection_is_not_sent_elsewhere(servers: Servers) -> None:
+    deaths = Deaths()
+    gw = servers.gateway(why_failed=deaths)
     with CrashingServer("a") as a, CrashingServer("b") as b, gw.client() as client:
+        deaths.servers += [a, b]
         gw.publish(endpoint("ep", a.route, b.route))
         for _ in range(20):  # pooled keep-alive connections to both
             assert client.post("/endpoints/ep/x", content=b"x").status_code == 200
@@ -99,8 +156,10 @@ def test_idempotent_poison_on_a_reused_connection_is_not_sent_elsewhere(
 ) -> None:
     # GET: aiohttp itself retries it once on a new connection; that retry must not count
     # as "never sent" when the replica it reached first is gone.
-    gw = servers.gateway()
+    deaths = Deaths()
+    gw = servers.gateway(why_failed=deaths)
     with CrashingServer("a") as a, CrashingServer("b") as b, gw.client() as client:
+        deaths.servers += [a, b]
         gw.publish(endpoint("ep", a.route, b.route))
         for _ in range(20):
             assert client.get("/endpoints/ep/x").status_code == 200
