@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import psutil
+import pytest
 
 from podium.backends import processes
 from podium.backends.base import AdoptCandidate, ObservedReplica
