@@ -142,7 +142,7 @@ def test_exit_cause_never_waits_for_a_poll(
     finally:
         release.set()
         poller.join(30)
-    b.close()
+        b.close()  # also when the assertion failed: never leave the replica running
 
 
 def test_load_failure_and_kill_reasons(settings: Settings, fake_python: str) -> None:
