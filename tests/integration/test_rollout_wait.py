@@ -59,6 +59,9 @@ def test_deploy_without_framework_then_update_wait(server: ServerProcess) -> Non
         "--wait",
     )
     assert "status pending" in res.stdout
+    # `deploy --wait` returns once every desired replica is ready, not at the first one.
+    assert f"endpoint {NAME} is running: 2/2 replicas ready" in res.stdout
+    _assert_rolled_out(server, revision=1, version=1)
     with server.client() as c:
         assert c.endpoint(NAME).spec.framework == "python"  # the model version's
 

@@ -107,7 +107,7 @@ def deploy(
     typer.echo(f"endpoint {ep.name} created: revision {ep.revision}, status {ep.status}")
     typer.echo(f"url: {ep.url}")
     if wait:
-        _wait_running(client, ep.name, spec.scaling.min_replicas, timeout)
+        _wait_running(client, ep.name, ep.revision, timeout)
 
 
 def update(
@@ -263,12 +263,10 @@ def last_events(client: PodiumClient, name: str, n: int) -> list[EventPublic]:
         after = items[-1].id
 
 
-def _wait_running(client: PodiumClient, name: str, min_replicas: int, timeout: float) -> None:
-    wanted = {EndpointStatus.RUNNING}
-    if min_replicas == 0:
-        wanted.add(EndpointStatus.SCALED_TO_ZERO)
+def _wait_running(client: PodiumClient, name: str, revision: int, timeout: float) -> None:
+    """Until every desired replica of `revision` is ready (not just the first one)."""
     with console(stderr=True).status(f"waiting for {name} to be running…"):
-        ep = client.wait_for(name, wanted, timeout=timeout, poll=0.5)
+        ep = client.wait_rolled_out(name, revision, timeout=timeout, poll=0.5)
     typer.echo(
         f"endpoint {ep.name} is {ep.status}: "
         f"{ep.ready_replicas}/{ep.desired_replicas} replicas ready at {ep.url}"

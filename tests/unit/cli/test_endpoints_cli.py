@@ -51,7 +51,10 @@ def test_deploy_wait_failed_exits_1_with_reason(cli: Cli, pushed: str, model_dir
     assert cli("models", "push", str(model_dir), "--name", "broken").exit_code == 0
     result = cli("deploy", "bad", "-m", "broken", "--framework", "sklearn", "--wait")
     assert result.exit_code == 1
-    assert result.stderr == "error: endpoint bad failed: model failed to load: bad pickle\n"
+    assert (
+        result.stderr
+        == "error: endpoint bad failed at revision 1: model failed to load: bad pickle\n"
+    )
 
 
 def test_deploy_from_file(cli: Cli, pushed: str, tmp_path: Path) -> None:
