@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up test lint types layers unit install install-test bench fuzz clean
+.PHONY: up test lint types layers unit install install-test bench fuzz mutants clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,5 +53,12 @@ fuzz: install-test
 	PODIUM_FUZZ_PROFILE=podium-fuzz $(BIN)/pytest -q -p no:cacheprovider \
 		tests/unit/gateway/test_request_fuzz.py tests/unit/api/test_openapi_fuzz.py
 
+## make mutants: mutation testing (not in CI) of the reconciler, autoscaler, activator, proxy and
+## balancer, archive unpacking and the error-to-status mapping against their unit tests;
+## `make mutants TARGETS=unpack` for one. Results: .mutants/summary.json
+mutants: install-test
+	$(BIN)/pip install -q -e '.[mutants]'
+	$(BIN)/python -m tests.mutation.run $(TARGETS)
+
 clean:
-	rm -rf $(VENV) .podium .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .podium .mypy_cache .ruff_cache .pytest_cache .mutants
