@@ -4,7 +4,8 @@ One job: turn an ended (or hung and killed) replica into its event, a restart wi
 or the endpoint's failure. Two streaks are kept per endpoint (`EndpointMemory`):
 
 - crashes before ready (`crash_streak`): `crash_loop_threshold` in a row fail the endpoint;
-  a replica that stays ready for the settle time ends the streak;
+  a replica that stays ready for the settle time after the last of them ends the streak
+  (one that was ready before proves nothing about the replica that now crashes at start);
 - crashes and hangs while serving (`serving_crashes`): a replica of the target revision
   that had become ready crashed, ran out of memory or hung. They fail the endpoint only
   when `crash_loop_threshold` of them come with no successful request *of that revision*
@@ -145,9 +146,11 @@ class Exits:
     def crashed(self, name: str, revision: int, mem: EndpointMemory, detail: str) -> None:
         """A replica crashed before it became ready (or could not be started)."""
         cfg = self.ctl.settings.control
+        now = self.ctl.clock.monotonic()
         mem.crash_streak += 1
+        mem.crashed_at = now
         mem.pending_restarts += 1
-        mem.backoff_until = self.ctl.clock.monotonic() + backoff_s(cfg, mem.crash_streak)
+        mem.backoff_until = now + backoff_s(cfg, mem.crash_streak)
         if mem.crash_streak >= cfg.crash_loop_threshold:
             self.act.fail(
                 name,

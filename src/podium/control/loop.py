@@ -231,12 +231,15 @@ class Controller:
         return mem is not None and mem.failure is not None
 
     def _settle_streak(self, name: str, mem: EndpointMemory, now: float) -> None:
-        """A replica that stayed ready for a while ends a crash streak."""
+        """A replica that stayed ready for a while since the last crash ends the streak (a
+        sibling ready since before it must not cancel the backoff of a crash loop)."""
         if mem.crash_streak == 0:
             return
         settle = settle_s(self.settings.control)
         for r in self.replicas.values():
-            if r.endpoint == name and r.ready_at is not None and now - r.ready_at >= settle:
+            if r.endpoint != name or r.ready_at is None:
+                continue
+            if now - max(r.ready_at, mem.crashed_at) >= settle:
                 mem.crash_streak, mem.backoff_until = 0, 0.0
                 return
 

@@ -59,6 +59,7 @@ class EndpointMemory:
     """Per-endpoint controller state that is not worth persisting."""
 
     crash_streak: int = 0  # replicas that crashed in a row before becoming ready
+    crashed_at: float = 0.0  # when the last of them crashed (monotonic)
     backoff_until: float = 0.0
     # Crashes and hangs of replicas that had become ready, in a row with no successful
     # request of their revision between them (see `exits.Exits.serving_crash`), the

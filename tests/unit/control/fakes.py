@@ -195,6 +195,7 @@ class Harness:
         self.backend = FakeBackend()
         self.holder = RoutingTableHolder()
         self.clock = FakeClock()
+        self.control = ControlSettings(hung_grace_s=10.0, crash_loop_threshold=3)
 
     def routed(self) -> list[str]:
         return sorted(r.host for r in self.holder.table.endpoints["spin"].replicas)
@@ -202,7 +203,7 @@ class Harness:
     def run(self, steps: Callable[[Controller], Awaitable[None]]) -> None:
         settings = Settings(
             home=self.tmp_path / "home",
-            control=ControlSettings(hung_grace_s=10.0, crash_loop_threshold=3),
+            control=self.control,
         )
 
         async def main() -> None:

@@ -1,0 +1,117 @@
+"""Draining on fake time: a replica that leaves routing (scale-down, the end of a rollout)
+is stopped only once the gateway reports no request in flight to it, or at the drain
+timeout; never while requests are outstanding."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from podium.control.loop import Controller
+from podium.core.phases import EventKind, ExitReason, ReplicaState
+from podium.core.scaling import ScalingSpec
+from podium.store import Database
+from tests.unit.control.fakes import Harness, db, sqlite_url
+from tests.unit.control.lifecycle import BusyGateway, Probes, replica_events
+
+__all__ = ["db", "sqlite_url"]
+
+DRAIN_TIMEOUT_S = 30.0  # ControlSettings' default
+
+
+def scale_to_one(db: Database) -> None:
+    """`podium scale spin --min 1 --max 1`: in place, no new revision."""
+    with db.unit_of_work() as uow:
+        spec = uow.endpoints.get("spin").spec
+        spec = spec.model_copy(update={"scaling": ScalingSpec(min_replicas=1, max_replicas=1)})
+        uow.endpoints.update_spec("spin", spec, new_revision_model_ref=None, desired_replicas=1)
+
+
+def roll_out(db: Database) -> None:
+    """A new revision (2), as `podium update` with a new model does."""
+    with db.unit_of_work() as uow:
+        ep = uow.endpoints.get("spin")
+        uow.endpoints.update_spec(
+            "spin", ep.spec, new_revision_model_ref="bundle:1", desired_replicas=2
+        )
+
+
+def draining(ctl: Controller) -> list[str]:
+    return sorted(r.replica_id for r in ctl.replicas.values() if r.state is ReplicaState.DRAINING)
+
+
+def stopped(h: Harness) -> list[str]:
+    return sorted(rid for rid, reason in h.backend.killed if reason is ExitReason.STOPPED)
+
+
+CHANGES: dict[str, tuple[Callable[[Database], None], int]] = {
+    "scale-down": (scale_to_one, 1),  # (the change, how many replicas it drains)
+    "rollout": (roll_out, 2),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_draining_replica_is_stopped_only_when_its_requests_have_finished(
+    tmp_path: Path, db: Database, change: str
+) -> None:
+    make_change, drains = CHANGES[change]
+    gateway = BusyGateway()
+    h = Harness(tmp_path, db, Probes(), gateway)
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 3)
+        old = h.backend.live(1)
+        assert len(old) == 2 and h.routed() == ["r1.test", "r2.test"]
+        for rid in old:
+            gateway.busy[rid] = 1  # a long request in flight to every replica
+        make_change(db)
+        for _ in range(4):  # a rollout first starts the new revision and waits for it
+            await h.passes(ctl, 1)
+            if out := draining(ctl):
+                break
+        assert len(out) == drains
+        # Out of routing at once, but not stopped while its request runs: well past the
+        # 0.1 s grace, for most of the drain timeout.
+        await h.passes(ctl, int(DRAIN_TIMEOUT_S) - 8)
+        assert draining(ctl) == out
+        assert stopped(h) == []
+        assert not {ctl.replicas[rid].host for rid in out} & set(h.routed())
+        assert replica_events(db, EventKind.REPLICA_STOPPED) == []
+        # The requests finish: the next pass stops the drained replicas.
+        for rid in out:
+            gateway.busy[rid] = 0
+        await h.passes(ctl, 1)
+        assert stopped(h) == out
+        await h.passes(ctl, 1)
+        assert sorted(replica_events(db, EventKind.REPLICA_STOPPED)) == out
+        assert draining(ctl) == []
+
+    h.run(steps)
+    # A drained replica's end is not a crash: nothing restarted.
+    assert replica_events(db, EventKind.REPLICA_CRASHED) == []
+    assert replica_events(db, EventKind.REPLICA_RESTARTED) == []
+
+
+def test_a_request_that_never_finishes_is_cut_at_the_drain_timeout(
+    tmp_path: Path, db: Database
+) -> None:
+    gateway = BusyGateway()
+    h = Harness(tmp_path, db, Probes(), gateway)
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 3)
+        for rid in h.backend.live(1):
+            gateway.busy[rid] = 1
+        scale_to_one(db)
+        await h.passes(ctl, 1)
+        (out,) = draining(ctl)
+        since = h.clock.monotonic()
+        while h.clock.monotonic() - since < DRAIN_TIMEOUT_S - 1:
+            await h.passes(ctl, 1)
+        assert stopped(h) == [] and draining(ctl) == [out]
+        await h.passes(ctl, 2)
+        assert stopped(h) == [out]  # the request is still "in flight": the timeout decided
+
+    h.run(steps)
