@@ -151,13 +151,21 @@ class Exits:
         mem.crashed_at = now
         mem.pending_restarts += 1
         mem.backoff_until = now + backoff_s(cfg, mem.crash_streak)
-        if mem.crash_streak >= cfg.crash_loop_threshold:
+        if mem.crash_streak >= cfg.crash_loop_threshold and not self._serving(name, revision):
             self.act.fail(
                 name,
                 mem,
                 f"crash loop: revision {revision} crashed {mem.crash_streak} times in a row; "
                 f"last: {detail}",
             )
+
+    def _serving(self, name: str, revision: int) -> bool:
+        """A replica of this revision is ready: failing the endpoint would stop it, so a
+        sibling's crash loop only goes on at the capped backoff (each crash an event)."""
+        return any(
+            r.endpoint == name and r.revision == revision and r.state is ReplicaState.READY
+            for r in self.ctl.replicas.values()
+        )
 
     def serving_crash(self, r: TrackedReplica, mem: EndpointMemory, detail: str) -> None:
         """A replica of the target revision that had become ready crashed or hung.

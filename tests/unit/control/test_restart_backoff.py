@@ -62,12 +62,15 @@ async def crash_each_start(h: Harness, ctl: Controller, crashes: int) -> None:
     backend = h.backend
     assert isinstance(backend, TimedBackend)
     done = 0
-    while done < crashes:
+    for _ in range(int(120 / STEP_S)):  # bounded: a loop that stops restarting fails below
+        if done >= crashes:
+            break
         for rid in backend.live(1):
             if not ctl.replicas[rid].was_ready:
                 backend.crash(rid)
                 done += 1
         await step(h, ctl)
+    assert done == crashes, f"only {done} of {crashes} starts came"
     await until_started(h, ctl, len(backend.started) + 1)  # the last restart is timed too
 
 
@@ -161,3 +164,31 @@ def test_a_healthy_sibling_does_not_cancel_the_backoff_of_a_crash_loop(
     h.run(steps)
     assert isinstance(h.backend, TimedBackend)
     assert delays(h.backend.started_at[1:]) == [1.0, 2.0, 4.0, 4.0]
+
+
+def test_a_crash_loop_beside_a_serving_replica_never_stops_it(tmp_path: Path, db: Database) -> None:
+    # Failing the endpoint would stop the replica that serves: the sibling's crash loop goes
+    # on at the capped backoff instead, each crash an event, and the endpoint keeps serving.
+    probes = Probes()
+    h = harness(tmp_path, db, probes, desired=1)
+    h.control = replace(h.control, crash_loop_threshold=3)
+
+    async def steps(ctl: Controller) -> None:
+        backend = h.backend
+        assert isinstance(backend, TimedBackend)
+        await step(h, ctl, 2)
+        (survivor,) = backend.live(1)
+        probes.refuse_all = True
+        ctl.replicas[survivor].next_probe = float("inf")
+        with db.unit_of_work() as uow:
+            uow.endpoints.set_desired("spin", 2)
+        await step(h, ctl)
+        await crash_each_start(h, ctl, 5)  # past the threshold of 3
+        assert survivor in backend.live(1)
+        assert h.routed() == ["r1.test"]
+
+    h.run(steps)
+    assert isinstance(h.backend, TimedBackend)
+    assert delays(h.backend.started_at[1:]) == [1.0, 2.0, 4.0, 4.0, 4.0]
+    assert status(db) is not EndpointStatus.FAILED
+    assert len(events(db, EventKind.REPLICA_CRASHED)) == 5
