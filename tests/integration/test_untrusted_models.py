@@ -1,0 +1,68 @@
+"""Through push + deploy on a real `podium up`: a model file that runs code when loaded
+never runs in a replica unless the endpoint trusts pickles. Each model writes a marker
+file when its code runs (tests/support/malicious.py); with `trust_pickle: true` the
+sklearn one does run, which proves the fixture is live in a replica process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from podium.core.phases import EndpointStatus
+from tests.support import malicious
+from tests.support.server import ServerProcess, wait_until
+
+VIRGINICA = {"inputs": [[6.3, 3.3, 6.0, 2.5]]}
+
+
+def wait_failed(server: ServerProcess, name: str) -> str:
+    def failed() -> bool:
+        with server.client() as c:
+            return c.endpoint(name).status is EndpointStatus.FAILED
+
+    wait_until(failed, timeout=120, what=f"{name} failed")
+    with server.client() as c:
+        reason = c.endpoint(name).status_reason
+    assert reason
+    return reason
+
+
+def test_untrusted_sklearn_pickle_never_runs_until_trusted(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    folder = malicious.sklearn_pickle(tmp_path / "evil", marker)
+    with server.client() as c:
+        c.push_model(folder, "evil-pickle")
+        c.deploy({"name": "evil-pickle", "model": "evil-pickle"})  # framework detected: sklearn
+    reason = wait_failed(server, "evil-pickle")
+    assert "model.joblib is a pickle, which runs code when loaded" in reason
+    assert "trust_pickle: true" in reason
+    assert not marker.exists(), "a replica unpickled the untrusted model"
+
+    with server.client() as c:
+        c.update("evil-pickle", {"trust_pickle": True}, wait=True, timeout=120)
+        assert marker.read_text() == malicious.PAYLOAD  # trusted: its code ran in the replica
+        assert c.invoke("evil-pickle", VIRGINICA) == [2]
+        c.delete("evil-pickle")
+
+
+def test_transformers_pickled_weights_and_remote_code_are_refused(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    weights_marker, code_marker = tmp_path / "weights-marker", tmp_path / "code-marker"
+    weights = malicious.torch_weights(tmp_path / "weights", weights_marker)
+    code = malicious.remote_code(tmp_path / "code", code_marker)
+    with server.client() as c:
+        c.push_model(weights, "evil-weights", framework="transformers")
+        c.push_model(code, "evil-code", framework="transformers")
+        c.deploy({"name": "evil-weights", "model": "evil-weights"})
+        # Trusting pickles does not make a model's own Python code run.
+        c.deploy({"name": "evil-code", "model": "evil-code", "trust_pickle": True})
+    assert "weights are pickles (pytorch_model.bin)" in wait_failed(server, "evil-weights")
+    reason = wait_failed(server, "evil-code")
+    assert "needs its own Python code (config.json: modeling_evil.EvilConfig" in reason
+    assert not weights_marker.exists(), "a replica unpickled the untrusted weights"
+    assert not code_marker.exists(), "a replica imported the model's own code"
+    with server.client() as c:
+        c.delete("evil-weights")
+        c.delete("evil-code")
