@@ -9,21 +9,19 @@ from pathlib import Path
 
 from podium.core.phases import EndpointStatus
 from tests.support import malicious
-from tests.support.server import ServerProcess, wait_until
+from tests.support.server import ServerProcess
 
 VIRGINICA = {"inputs": [[6.3, 3.3, 6.0, 2.5]]}
 
 
 def wait_failed(server: ServerProcess, name: str) -> str:
-    def failed() -> bool:
-        with server.client() as c:
-            return c.endpoint(name).status is EndpointStatus.FAILED
-
-    wait_until(failed, timeout=120, what=f"{name} failed")
+    """The endpoint's status reason once it failed; an endpoint that runs instead fails
+    the test at once."""
     with server.client() as c:
-        reason = c.endpoint(name).status_reason
-    assert reason
-    return reason
+        ep = c.wait_for(name, {EndpointStatus.FAILED, EndpointStatus.RUNNING}, timeout=120)
+    assert ep.status is EndpointStatus.FAILED, f"{name} is running: its model was loaded"
+    assert ep.status_reason
+    return str(ep.status_reason)
 
 
 def test_untrusted_sklearn_pickle_never_runs_until_trusted(
