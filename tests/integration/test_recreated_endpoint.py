@@ -6,9 +6,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from podium.client import PodiumClient
 from podium.core.errors import NotFound
 from tests.support.models import write_python_bundle
 from tests.support.server import ServerProcess, wait_running, wait_until
+
+
+def delete_and_wait(c: PodiumClient, name: str) -> None:
+    c.delete(name)
+
+    def gone() -> bool:
+        try:
+            c.endpoint(name)
+        except NotFound:
+            return True
+        return False
+
+    wait_until(gone, timeout=60, what=f"{name} to be deleted")
 
 
 def test_a_recreated_endpoint_serves_its_own_model(server: ServerProcess, tmp_path: Path) -> None:
@@ -18,17 +32,8 @@ def test_a_recreated_endpoint_serves_its_own_model(server: ServerProcess, tmp_pa
         c.deploy({"name": "recreated", "model": "recreated-one", "framework": "python"})
         wait_running(c, "recreated")
         assert c.invoke("recreated", {"inputs": "x"})["version"] == 1
-        c.delete("recreated")
-
-        def gone() -> bool:
-            try:
-                c.endpoint("recreated")
-            except NotFound:
-                return True
-            return False
-
-        wait_until(gone, timeout=60, what="the endpoint to be deleted")
+        delete_and_wait(c, "recreated")
         c.deploy({"name": "recreated", "model": "recreated-two", "framework": "python"})
         wait_running(c, "recreated")
         assert c.invoke("recreated", {"inputs": "x"})["version"] == 2
-        c.delete("recreated")
+        delete_and_wait(c, "recreated")
