@@ -99,6 +99,8 @@ class Actuator:
             self.ctl.backend.forget_endpoint(name)
         self._status.pop(name, None)
         self.seen.pop(name, None)
+        # A new endpoint of the same name numbers its revisions from 1 again.
+        self._revisions = {k: v for k, v in self._revisions.items() if k[0] != name}
         log.info("%s: deleted", name)
 
     def fail(self, name: str, mem: EndpointMemory, reason: str) -> None:

@@ -224,6 +224,7 @@ class Controller:
             self.act.set_status(ep, p.status, p.reason)
         if p.delete:
             self.act.delete_endpoint(ep.name)
+            self.memory.pop(ep.name, None)  # its model paths are per revision number
 
     def _failing(self, name: str) -> bool:
         """The target revision cannot run (the failed status may not be written yet)."""

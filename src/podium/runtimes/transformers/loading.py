@@ -1,7 +1,9 @@
 """Loading transformers objects from a local folder, safely and quietly.
 
 - Local files only (`local_files_only=True`): nothing is ever fetched from the Hub.
-- Never `trust_remote_code`: a model that needs its own Python code is refused.
+- Never `trust_remote_code`: a model that names its own Python code (`auto_map` in its
+  config files, a sentence-transformers module outside that library) is refused before
+  transformers sees it, even where transformers would fall back to its own class.
 - Weights: safetensors (memory-mapped by transformers). A folder holding only pickled
   PyTorch weights (`pytorch_model.bin`) is refused unless the endpoint trusts pickles.
 - float32 on CPU; `model.eval()`; torch uses the endpoint's `threads`.
@@ -13,6 +15,7 @@ Heavy imports (torch, transformers) happen inside the functions.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +35,14 @@ AUTO_CLASSES = {
     "image-classification": "AutoModelForImageClassification",
     "feature-extraction": "AutoModel",
 }
+# Files where a model names its own classes (`auto_map`): model, tokenizer, processors.
+CODE_CONFIGS = (
+    "config.json",
+    "tokenizer_config.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+)
+MAX_CONFIG_BYTES = 1024 * 1024
 HUGE = 1_000_000  # tokenizers say model_max_length = 1e30 when they do not know
 
 
@@ -67,6 +78,44 @@ def check_weights(folder: Path, trust_pickle: bool) -> bool:
             "trust_pickle: true on the endpoint"
         )
     return False
+
+
+def check_remote_code(folder: Path) -> None:
+    """LoadError when the model names Python code of its own, which is never run."""
+    for path in sorted(folder.rglob("*.json")):
+        if ".git" in path.parts or path.name not in (*CODE_CONFIGS, "modules.json"):
+            continue
+        refs = _code_refs(path.name, _small_json(path))
+        if refs:
+            where = path.relative_to(folder).as_posix()
+            raise LoadError(
+                f"the model needs its own Python code ({where}: {', '.join(refs[:3])}), which "
+                "Podium never runs; use a model whose architecture the installed "
+                "transformers provides"
+            )
+
+
+def _small_json(path: Path) -> Any:
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # transformers reports unreadable files when it loads them
+
+
+def _code_refs(name: str, data: Any) -> list[str]:
+    """The classes of the model's own code that one config file names."""
+    if name == "modules.json":  # sentence-transformers: modules outside the library
+        modules = data if isinstance(data, list) else []
+        types = [str(m.get("type", "")) for m in modules if isinstance(m, dict)]
+        return [t for t in types if t and not t.startswith("sentence_transformers.")]
+    auto_map = data.get("auto_map") if isinstance(data, dict) else None
+    if not auto_map:
+        return []
+    values = auto_map.values() if isinstance(auto_map, dict) else [auto_map]
+    refs = [str(v) for value in values for v in (value if isinstance(value, list) else [value])]
+    return [r for r in refs if r and r != "None"] or ["auto_map"]
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """`TransformersRuntime`: Hugging Face models from a local folder, one task per endpoint.
 
-`load` finds the folder (config.json or modules.json), decides the task (the endpoint's
+`load` finds the folder (config.json or modules.json), refuses a model that names its
+own Python code (`auto_map`), decides the task (the endpoint's
 `task`, checked against the model, or inferred from its architecture: `tasks.py`),
 checks the weights (safetensors unless pickles are trusted), prepares torch (threads,
 seed, quiet) and builds the handler for the task; the runtime then delegates every call
@@ -45,6 +46,7 @@ class TransformersRuntime(Runtime):
 
     def load(self, path: Path) -> None:
         folder = tasks.find_model_folder(path)
+        loading.check_remote_code(folder)  # before anything reads the model with transformers
         info = tasks.read_model_info(folder)
         task = tasks.resolve_task(self.config.task, info)
         safetensors = loading.check_weights(folder, self.config.trust_pickle)
