@@ -34,10 +34,11 @@ def test_a_fresh_endpoint_whose_model_fails_to_load_starts_nothing_more(
         first, second = started(h, 1)  # two desired replicas, started together
         h.backend.crash(first, ExitReason.LOAD_FAILED)
         await h.passes(ctl, 10)
+        assert h.backend.killed == [(second, ExitReason.STOPPED)]  # the other one is stopped
 
     h.run(steps)
     assert len(started(h, 1)) == 2  # nothing after the load failure
-    assert h.backend.live(1) == []  # and the other one was stopped
+    assert h.backend.live(1) == []
     status, why = reason(db)
     assert status is EndpointStatus.FAILED
     assert why is not None and why.startswith("revision 1 failed to load: ")
