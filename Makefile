@@ -42,6 +42,7 @@ layers: install-test
 bench: install-test
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/batching.py
+	$(BIN)/python bench/embeddings.py
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/coldstart.py
 	$(BIN)/python bench/autoscale.py

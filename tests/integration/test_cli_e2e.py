@@ -92,6 +92,6 @@ def test_cli_errors_are_one_clear_line(server: ServerProcess) -> None:
 )
 def test_invalid_spec_names_the_field(server: ServerProcess, spec: dict, field: str) -> None:
     resp = httpx.post(f"{server.url}/api/v1/endpoints", json=spec)
-    assert resp.status_code in (404, 422)
+    assert resp.status_code == 422, resp.text
     assert resp.headers["content-type"].startswith("application/problem+json")
-    assert resp.json()["field"].startswith(field)
+    assert resp.json()["field"] == field

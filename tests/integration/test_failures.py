@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from podium.core.phases import EndpointStatus, EventKind
+from podium.core.phases import EndpointStatus, EventKind, ReplicaState
 from tests.support.models import train_iris_pickle, train_iris_skops, write_python_bundle
 from tests.support.server import ServerProcess, running_server, wait_running, wait_until
 
@@ -54,12 +54,25 @@ def test_load_failure_fails_only_that_endpoint(server: ServerProcess, tmp_path: 
     reason = wait_failed(server, "bad")
     assert "weights are corrupt" in reason
     with server.client() as c:
-        assert c.invoke("good", SAMPLE)
+        assert c.invoke("good", SAMPLE) == [0]  # setosa
         messages = [e.message for e in c.events("bad")]
         assert any("weights are corrupt" in m for m in messages)
         # No restart storm: a load failure is deterministic, so exactly one replica was tried.
-        starts = [e for e in c.events("bad") if e.kind is EventKind.REPLICA_RESTARTED]
-        assert starts == []
+        events = c.events("bad")
+        starts = [
+            e for e in events if e.kind in (EventKind.REPLICA_STARTING, EventKind.REPLICA_RESTARTED)
+        ]
+        assert [e.kind for e in starts] == [EventKind.REPLICA_STARTING]
+        (crashed,) = [e for e in events if e.kind is EventKind.REPLICA_CRASHED]
+        assert crashed.data["replica_id"] == starts[0].data["replica_id"]
+        assert crashed.data["reason"] == "load_failed"
+        assert "failed to load its model" in crashed.message
+        bad = c.endpoint("bad")
+        assert bad.replicas == []
+        assert (
+            reason
+            == "revision 1 failed to load: Model.load() raised RuntimeError: weights are corrupt"
+        )
     assert httpx.get(f"{server.url}/api/v1/health").status_code == 200
 
 
@@ -71,7 +84,7 @@ def test_pickle_needs_trust_pickle(server: ServerProcess, tmp_path: Path) -> Non
     with server.client() as c:
         c.update("pickled", {"trust_pickle": True})
         wait_running(c, "pickled")
-        assert c.invoke("pickled", SAMPLE)
+        assert c.invoke("pickled", SAMPLE) == [0]  # setosa
 
 
 def test_crash_loop_fails_the_endpoint_without_a_restart_storm(
@@ -117,15 +130,33 @@ def test_a_failing_liveness_probe_restarts_the_replica(
     assert "liveness probe failed 2 times: HTTP 404" in unhealthy.message
 
 
+HOG = """\
+class Model:
+    def load(self, path):
+        self.hoard = []
+
+    def predict(self, inputs, parameters):
+        if inputs == "hog":  # 400 MB against the tiny type's 250 MiB
+            self.hoard.append(b"\\x01" * (400 * 1024 * 1024))
+        return {"echo": inputs}
+"""
+
+
 def test_memory_limit_kills_and_reports_out_of_memory(
     server: ServerProcess, tmp_path: Path
 ) -> None:
-    bundle = write_python_bundle(tmp_path / "hog", alloc_mb_on_predict=400)
+    bundle = tmp_path / "hog"
+    bundle.mkdir()
+    (bundle / "model.py").write_text(HOG, encoding="utf-8")
     with server.client() as c:
-        c.push_model(bundle, "hog")
+        c.push_model(bundle, "hog", framework="python")
         c.deploy({"name": "hog", "model": "hog", "framework": "python", "instance_type": "tiny"})
-        wait_running(c, "hog")
-    httpx.post(f"{server.url}/endpoints/hog/", json={"inputs": 1}, timeout=60)
+        (first,) = wait_running(c, "hog").replicas
+    r = httpx.post(f"{server.url}/endpoints/hog/", json={"inputs": "hog"}, timeout=60)
+    assert r.status_code == 507, r.text
+    assert r.json()["detail"] == (
+        "the replica ran out of memory serving this request (limit 250 MiB)"
+    )
 
     def oom_reported() -> bool:
         with server.client() as c:
@@ -133,5 +164,28 @@ def test_memory_limit_kills_and_reports_out_of_memory(
 
     wait_until(oom_reported, timeout=60, what="an out-of-memory event")
     with server.client() as c:
-        oom = next(e for e in c.events("hog") if e.kind is EventKind.REPLICA_OOM)
-    assert "250" in oom.message  # the limit is named
+        (oom,) = [e for e in c.events("hog") if e.kind is EventKind.REPLICA_OOM]
+    assert oom.message.startswith(
+        f"replica {first.replica_id} ran out of memory: a request needed more memory than "
+        "the kernel limit allows; limit 250 MiB (instance type tiny)"
+    )
+    assert oom.data["replica_id"] == first.replica_id
+    assert oom.data["reason"] == "oom"
+    assert oom.data["revision"] == 1
+
+    # A replacement (a crash while serving, not a failure of the endpoint) serves.
+    def replaced() -> bool:
+        with server.client() as c:
+            ep = c.endpoint("hog")
+        return ep.status is EndpointStatus.RUNNING and any(
+            r.replica_id != first.replica_id and r.state is ReplicaState.READY for r in ep.replicas
+        )
+
+    wait_until(replaced, timeout=90, what="a replacement replica")
+    with server.client() as c:
+        assert c.invoke("hog", {"inputs": "ping"}) == {"echo": "ping"}
+        (second,) = c.endpoint("hog").replicas
+        restarted = [e for e in c.events("hog") if e.kind is EventKind.REPLICA_RESTARTED]
+        c.delete("hog")
+    assert second.replica_id != first.replica_id and second.pid != first.pid
+    assert [e.data["replica_id"] for e in restarted] == [second.replica_id]

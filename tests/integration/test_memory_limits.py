@@ -6,6 +6,7 @@ poll kills the replica and the gateway's 502 says it ran out of memory."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,17 +98,22 @@ def oom_events(server: ServerProcess, name: str) -> list[str]:
         return [e.message for e in c.events(name) if e.kind is EventKind.REPLICA_OOM]
 
 
-def serves_again(server: ServerProcess, name: str) -> None:
+def serves_again(server: ServerProcess, name: str, old_pid: int) -> None:
+    """A replacement (another process than `old_pid`, which is gone) is ready and serves."""
+
     def ready() -> bool:
         with server.client() as c:
             ep = c.endpoint(name)
         return ep.status is EndpointStatus.RUNNING and any(
-            r.state is ReplicaState.READY for r in ep.replicas
+            r.state is ReplicaState.READY and r.pid != old_pid for r in ep.replicas
         )
 
     wait_until(ready, timeout=120, what="a replacement replica")
     with server.client() as c:
         assert c.invoke(name, {"inputs": "ping"}) == {"echo": "ping"}
+        (replica,) = c.endpoint(name).replicas
+    assert replica.pid != old_pid and replica.pid is not None and psutil.pid_exists(replica.pid)
+    assert not psutil.pid_exists(old_pid) or psutil.Process(old_pid).status() == "zombie"
 
 
 def test_kernel_limit_stops_an_allocation_at_the_limit(
@@ -119,22 +125,36 @@ def test_kernel_limit_stops_an_allocation_at_the_limit(
     wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie")
     peak_mb = peak.stop()
     assert r.status_code == 507, r.text
-    assert "ran out of memory" in r.json()["detail"]
-    assert f"limit {LIMIT_MB} MiB" in r.json()["detail"]
+    assert r.json()["detail"] == (
+        f"the replica ran out of memory serving this request (limit {LIMIT_MB} MiB)"
+    )
     assert 0 < peak_mb < LIMIT_MB + MARGIN_MB, f"peak RSS {peak_mb:.0f} MiB"
     wait_until(lambda: len(oom_events(server, "hog")) == 1, what="an oom event")
-    assert f"limit {LIMIT_MB} MiB" in oom_events(server, "hog")[0]
-    serves_again(server, "hog")
+    (message,) = oom_events(server, "hog")
+    assert re.match(
+        r"replica hog-r1-\w+ ran out of memory: a request needed more memory than the kernel "
+        rf"limit allows; limit {LIMIT_MB} MiB \(instance type small\)",
+        message,
+    ), message
+    serves_again(server, "hog", pid)
 
 
 def test_polled_limit_kill_is_a_502_naming_out_of_memory(
     server: ServerProcess, tmp_path: Path
 ) -> None:
-    deploy(server, tmp_path, "creep", {"PODIUM_MEMORY_RLIMIT": "off"})
+    pid = deploy(server, tmp_path, "creep", {"PODIUM_MEMORY_RLIMIT": "off"})
     r = httpx.post(f"{server.url}/endpoints/creep/", json={"inputs": "creep"}, timeout=60)
     assert r.status_code == 502, r.text
     detail = r.json()["detail"]
-    assert "crashed while serving this request" in detail
-    assert "ran out of memory" in detail and f"limit {LIMIT_MB} MiB" in detail
+    assert re.fullmatch(
+        "endpoint 'creep': the replica crashed while serving this request: it ran out of memory "
+        rf"\(used \d+ MiB, limit {LIMIT_MB} MiB \(instance type small\)\)",
+        detail,
+    ), detail
     wait_until(lambda: len(oom_events(server, "creep")) == 1, what="an oom event")
-    serves_again(server, "creep")
+    assert re.match(
+        rf"replica creep-r1-\w+ ran out of memory: used \d+ MiB, limit {LIMIT_MB} MiB "
+        r"\(instance type small\)",
+        oom_events(server, "creep")[0],
+    ), oom_events(server, "creep")[0]
+    serves_again(server, "creep", pid)

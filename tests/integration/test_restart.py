@@ -46,6 +46,7 @@ def test_restart_serves_again_with_events_intact(tmp_path: Path) -> None:
         with server.client() as c:
             ep = wait_running(c, "iris", timeout=30)
             assert {r.pid for r in ep.replicas} == pids
+            assert all(_running(pid) for pid in pids if pid)  # adopted, not just remembered
             assert c.invoke("iris", SAMPLE) == answer
             kinds = [e.kind for e in c.events("iris")]
             assert EventKind.REPLICA_ADOPTED in kinds

@@ -143,12 +143,14 @@ def install(app: FastAPI) -> None:
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else _phrase(exc.status_code)
-        field = None
+        if exc.status_code == 400 and "parsing the body" in detail:  # e.g. not UTF-8
+            # A body that is not JSON is one error, whatever byte gives it away: the same
+            # 422 as malformed JSON (FastAPI raises this 400 only when decoding fails).
+            error = {"type": "json_invalid", "loc": ("body",), "ctx": {"error": "not UTF-8"}}
+            return from_validation_errors([error])
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such route"
-        elif exc.status_code == 400 and "parsing the body" in detail:  # e.g. not UTF-8
-            field, detail = "body", "body: malformed (not UTF-8 JSON)"
-        return problem_response(exc.status_code, detail, field=field, headers=exc.headers)
+        return problem_response(exc.status_code, detail, headers=exc.headers)
 
     app.add_exception_handler(PodiumError, podium_error)
     app.add_exception_handler(RequestValidationError, request_invalid)

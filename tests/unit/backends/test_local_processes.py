@@ -202,10 +202,14 @@ def test_adopt_checks_identity_and_takes_over(settings: Settings, fake_python: s
     ]
     assert second.adopt(bogus) == []
     adopted = second.adopt([_candidate(r1), _candidate(r2)])
-    assert [a.replica_id for a in adopted] == ["demo-r1-h", "demo-r1-i"]
-    assert all((a.alive and a.port == r1.port) or a.port == r2.port for a in adopted)
+    assert [(a.replica_id, a.alive, a.pid, a.port) for a in adopted] == [
+        ("demo-r1-h", True, r1.pid, r1.port),
+        ("demo-r1-i", True, r2.pid, r2.port),
+    ]
     assert second.adopt([_candidate(r1)]) == []  # not twice
-    assert {o.replica_id for o in second.poll()} == {"demo-r1-h", "demo-r1-i"}
+    polled = {o.replica_id: (o.alive, o.pid, o.exit_reason) for o in second.poll()}
+    assert polled == {"demo-r1-h": (True, r1.pid, None), "demo-r1-i": (True, r2.pid, None)}
+    assert not _gone(r1.pid or 0) and not _gone(r2.pid or 0)  # both processes still run
 
     second.stop("demo-r1-h")
     assert wait_exit(second, "demo-r1-h").exit_reason == ExitReason.STOPPED

@@ -64,7 +64,7 @@ def test_iris_replica_serves_logs_and_stops(backend: LocalBackend, tmp_path: Pat
     )
     assert answer.status_code == 200, answer.text
     assert answer.json() == [0]  # setosa
-    assert backend.logs("iris-r1-a")
+    assert f"replica iris-r1-a ready on http://127.0.0.1:{r.port}" in backend.logs("iris-r1-a")
 
     backend.stop("iris-r1-a")
     report = wait_exit(backend, "iris-r1-a")
@@ -129,7 +129,7 @@ def test_adopt_after_a_server_restart(settings: Settings, bundle: Path) -> None:
         assert [(a.replica_id, a.alive, a.port) for a in adopted] == [("demo-r1-d", True, r.port)]
         assert second.adopt([_candidate(r, r.pid)]) == []
         assert _ready(r)
-        assert second.logs("demo-r1-d")
+        assert f"replica demo-r1-d ready on http://127.0.0.1:{r.port}" in second.logs("demo-r1-d")
         second.stop("demo-r1-d")
         assert wait_exit(second, "demo-r1-d").exit_reason == ExitReason.STOPPED
     finally:

@@ -84,6 +84,7 @@ def test_failed_target_revision_keeps_old_one_serving() -> None:
     )
     assert p.stop == ["n"]
     assert p.drain == []
+    assert p.start == 0  # nothing new of the failed revision (desired is 2)
     assert p.status is S.FAILED
     assert p.reason == "revision 2 failed to load: boom; still serving revision 1"
 

@@ -15,7 +15,7 @@ from podium.core.phases import EndpointStatus
 from podium.core.schemas import EndpointList, EndpointPublic
 from podium.core.spec import EndpointCreate, EndpointUpdate, ScaleRequest
 
-router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=responses(400, 422))
+router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=responses(422))
 
 EndpointName = Annotated[  # the pattern is documented; a name that cannot exist is a 404
     str, Path(description=NAME_RULE, json_schema_extra={"pattern": NAME_RE.pattern})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
@@ -95,21 +94,3 @@ def test_bare_encoder_batch_equals_single(encoder: TransformersRuntime) -> None:
     for got, item in zip(batched, items, strict=True):
         for a, b in zip(got, encoder.predict(item, {}), strict=True):
             assert a == pytest.approx(b, abs=1e-5)
-
-
-def test_minilm_throughput_single_vs_batch(minilm: TransformersRuntime) -> None:
-    """A measurement, printed (run with -s), not an assertion."""
-    texts = [f"sentence number {i} about the weather, trains and cats" for i in range(32)]
-    minilm.embed(texts[:2])  # warm up
-    started = time.perf_counter()
-    for text in texts:
-        minilm.embed([text])
-    single_s = time.perf_counter() - started
-    started = time.perf_counter()
-    minilm.embed(texts)
-    batch_s = time.perf_counter() - started
-    print(
-        f"\nMiniLM embed, 32 texts: one at a time {32 / single_s:.0f} texts/s "
-        f"({single_s / 32 * 1000:.1f} ms each); one batch of 32 {32 / batch_s:.0f} texts/s "
-        f"({batch_s * 1000:.0f} ms)"
-    )
