@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,12 +75,24 @@ def ready(c: PodiumClient, name: str, revision: int | None = None) -> list[Any]:
     ]
 
 
+def settle() -> None:
+    """Let the controller go to sleep for the hour before the next action.
+
+    A replica that has just become ready gets its first ready-state probe 0.05 s later, and
+    an action the API committed just before that pass would be seen without a wake. No API
+    shows that pass, so this waits far longer than it takes. It can only make the test
+    stricter (an action then has nothing but its wake), never make it fail.
+    """
+    time.sleep(1.0)
+
+
 def step(what: str, check: Any) -> None:
     """Wait (at most PROMPT_S) for the controller to have acted on `what`."""
     wait_until(check, PROMPT_S, what)
 
 
 def test_a_held_request_wakes_the_controller_and_is_answered(server: ServerProcess) -> None:
+    settle()  # after the passes the fixture's creates woke
     with server.client() as c:
         assert c.endpoint("cold").status is EndpointStatus.SCALED_TO_ZERO
         assert c.endpoint("cold").replicas == []
@@ -100,6 +113,7 @@ def test_a_request_that_finds_its_replica_dead_gets_a_new_one(server: ServerProc
         c.deploy(spec("sturdy", 1, 1))
         step("sturdy running", lambda: len(ready(c, "sturdy")) == 1)
         (old,) = ready(c, "sturdy")
+    settle()  # else that pass might poll the backend after the kill below
     assert old.pid is not None
     os.kill(old.pid, signal.SIGKILL)
     wait_until(lambda: _gone(old.pid), 30, f"replica process {old.pid} to end")
@@ -118,16 +132,18 @@ def test_a_request_that_finds_its_replica_dead_gets_a_new_one(server: ServerProc
 
 
 def test_api_actions_are_acted_on_at_once(server: ServerProcess) -> None:
-    """Each step waits for the previous one to settle (no replica starting or stopping),
-    so the controller is asleep for the hour when the next action is sent."""
+    """Each step waits for the previous one to be done (no replica starting or stopping)
+    and settles, so the controller is asleep for the hour when the next action is sent."""
     with server.client() as c:
         c.deploy(spec("acts", 1, 1))
         step("create: a ready replica", lambda: len(ready(c, "acts")) == 1)
         step("create: running", lambda: c.endpoint("acts").status is EndpointStatus.RUNNING)
 
+        settle()
         c.scale("acts", 2, 2)
         step("scale: two ready replicas", lambda: len(ready(c, "acts")) == 2)
 
+        settle()
         rev = c.update("acts", {"env": {"ACTS": "2"}}).revision
         assert rev == 2
         step(
@@ -135,6 +151,7 @@ def test_api_actions_are_acted_on_at_once(server: ServerProcess) -> None:
             lambda: len(ready(c, "acts", 2)) == 2 and len(c.endpoint("acts").replicas) == 2,
         )
 
+        settle()
         c.pause("acts")
         step(
             "pause: no replica left",
@@ -144,14 +161,17 @@ def test_api_actions_are_acted_on_at_once(server: ServerProcess) -> None:
             ),
         )
 
+        settle()
         c.resume("acts")
         step("resume: two ready replicas", lambda: len(ready(c, "acts", 2)) == 2)
         step("resume: running", lambda: c.endpoint("acts").status is EndpointStatus.RUNNING)
 
         assert c.endpoint("nudge").replicas == []
+        settle()
         c.wake("nudge")
         step("wake: a ready replica", lambda: len(ready(c, "nudge")) == 1)
 
+        settle()
         c.delete("acts")
         step("delete: gone", lambda: _deleted(c, "acts"))
 

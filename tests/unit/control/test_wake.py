@@ -154,8 +154,9 @@ def test_a_wake_that_arrives_during_a_pass_is_not_lost(controller: Controller) -
 def test_a_crashed_replica_is_restarted_when_its_backoff_ends(
     controller: Controller, db: Database
 ) -> None:
-    """A crash is seen at once (the wake), the restart waits for the backoff: the
-    controller sleeps until the backoff ends, not for the tick."""
+    """The replica crashes while the controller sleeps (its next probe an hour away): the
+    wake makes the controller see the exit at once; the restart waits for the backoff, and
+    the controller sleeps until the backoff ends, not for the tick."""
     add_endpoint(db, desired=1)
     backend = controller.backend
     assert isinstance(backend, FakeBackend)
@@ -163,7 +164,12 @@ def test_a_crashed_replica_is_restarted_when_its_backoff_ends(
     crashed: list[str] = []
 
     def crash_once_ready(_n: int) -> None:  # in the controller's thread, between passes
-        ready = [r for r in controller.replicas.values() if r.state is ReplicaState.READY]
+        soon = controller.clock.monotonic() + 60
+        ready = [
+            r
+            for r in controller.replicas.values()
+            if r.state is ReplicaState.READY and r.next_probe > soon
+        ]
         if ready and not crashed:
             crashed.append(ready[0].replica_id)
             backend.crash(ready[0].replica_id)
