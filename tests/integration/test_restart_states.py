@@ -13,6 +13,7 @@ start them, are done. Nothing asserts on a duration.
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,12 @@ def _kept(
 
 
 def _wakes(server: ServerProcess, c: PodiumClient, name: str, marks: dict[str, int]) -> None:
-    """A request to the endpoint at zero is held, wakes it, and is answered."""
+    """A request to the endpoint at zero is held, wakes it, and is answered.
+
+    First the controller goes to sleep for the hour: `live`, just ready, is probed again
+    0.05 s later, and a request held before that pass would be seen without a wake. No API
+    shows that pass; the pause can only make the test stricter, never make it fail."""
+    time.sleep(1.0)
     with httpx.Client(base_url=server.url, timeout=90) as http:
         r = http.post(f"/endpoints/{name}/", json={"inputs": name}, headers=WAIT)
     assert r.status_code == 200, r.text
