@@ -119,6 +119,9 @@ class Controller:
     async def _run(self) -> None:
         assert self._wake is not None
         while not self._stopping:
+            # Cleared before the pass, not after it: a wake during the pass (which may have
+            # read the store before the change that woke it) brings another pass at once.
+            self._wake.clear()
             try:
                 await self.run_once()
             except Exception:  # the loop must outlive any one bad pass
@@ -126,7 +129,6 @@ class Controller:
             self._first_pass.set()
             if self._stopping:
                 break
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s())
         self.act.downloads.cancel_all()
@@ -136,6 +138,8 @@ class Controller:
     def _sleep_s(self) -> float:
         now = self.clock.monotonic()
         due = [r.next_probe - now for r in self.replicas.values()]
+        # A crashed replica's restart is due when its backoff ends, not at the next tick.
+        due += [m.backoff_until - now for m in self.memory.values() if m.backoff_until > now]
         busy = any(
             r.state in (ReplicaState.STARTING, ReplicaState.DRAINING, ReplicaState.STOPPING)
             for r in self.replicas.values()
