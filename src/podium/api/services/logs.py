@@ -9,7 +9,7 @@ most `logfiles.TAIL_MAX_BYTES` are read. Following reads the replicas' log
 files (`ReplicaRecord.log_path`) directly: the tail first, then, every `poll_s`, whatever
 was appended since, one complete line at a time. Replicas that appear while following
 (scale up, rollout) are picked up from the store; the stream ends when the endpoint is
-gone (after the last lines its replicas wrote) or the client disconnects.
+gone or the client disconnects.
 """
 
 from __future__ import annotations
@@ -119,12 +119,11 @@ async def follow(
         if await disconnected():
             return
         polls += 1
-        gone = False
         if only is None and polls % _REFRESH_EVERY == 0:
             try:
                 current = await anyio.to_thread.run_sync(_replicas, db, endpoint)
-            except NotFound:  # the endpoint is gone: what its replicas wrote last still goes
-                current, gone = [], True
+            except NotFound:
+                return
             for new in current:
                 if new.replica_id not in followed:  # new: its whole log is news
                     followed[new.replica_id] = _Followed(new.replica_id, _path(new))
@@ -132,8 +131,6 @@ async def follow(
             lines = await anyio.to_thread.run_sync(_read_new, f)
             if lines:
                 yield _format(f.replica_id, lines)
-        if gone:
-            return
 
 
 def _start(source: LogSource, r: LoggedReplica, tail: int) -> tuple[_Followed, list[str]]:
