@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -95,3 +98,64 @@ def test_invalid_spec_names_the_field(server: ServerProcess, spec: dict, field: 
     assert resp.status_code == 422, resp.text
     assert resp.headers["content-type"].startswith("application/problem+json")
     assert resp.json()["field"] == field
+
+
+def test_ls_filters_scale_describe_and_logs_follow(server: ServerProcess, tmp_path: Path) -> None:
+    """`ls` filters, `scale`, `describe` and `logs -f` against the real API and controller."""
+    model = train_iris_skops(tmp_path / "iris")
+    server.cli("models", "push", str(model), "--name", "petals", "--framework", "sklearn")
+    server.cli("deploy", "petals", "-m", "petals", "-l", "team=ml", "--wait")
+    server.cli("deploy", "sepals", "-m", "petals", "-l", "team=web", "--min-replicas", "0")
+
+    def ls(*filters: str) -> list[str]:
+        lines = server.cli("ls", *filters).stdout.splitlines()
+        return [line.split()[0] for line in lines[1:]] if len(lines) > 1 else lines
+
+    assert ls("--status", "running") == ["petals"]
+    assert ls("--label", "team=web", "--name", "als") == ["sepals"]
+    assert ls("-l", "team=web", "-s", "running") == ["no endpoints match"]
+
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "podium", "logs", "petals", "-f"],
+        env=server.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    followed: list[str] = []
+    reader = threading.Thread(target=lambda: followed.extend(iter(follow.stdout.readline, "")))  # type: ignore[union-attr]
+    reader.start()
+    try:
+        wait_until(lambda: any(" ready on http://" in line for line in followed), what="tail")
+        [first] = {line.split("]")[0].lstrip("[") for line in followed}
+
+        out = server.cli("scale", "petals", "--min", "2", "--max", "2").stdout
+        assert out == "endpoint petals scales 2..2: status running\n"
+
+        def two_ready() -> bool:
+            with server.client() as c:
+                return c.endpoint("petals").ready_replicas == 2
+
+        wait_until(two_ready, timeout=120, what="a second replica")
+        # The follow picks up the new replica's log as it is written.
+        wait_until(
+            lambda: len({line.split("]")[0] for line in followed if " ready on " in line}) == 2,
+            what="the second replica's log in `logs -f`",
+        )
+        assert all(line.startswith("[petals-r1-") for line in followed), followed
+
+        described = server.cli("describe", "petals").stdout
+        rows = [line.split() for line in described.splitlines() if line.startswith("petals-r1-")]
+        assert len(rows) == 2 and all("ready" in row for row in rows), described
+        assert any(row[0] == first for row in rows)
+        assert "scale bounds set to min 2, max 2 by user" in described
+        assert "min_replicas: 2" in described and "team: ml" in described  # the spec
+
+        server.cli("rm", "petals")
+        assert follow.wait(timeout=120) == 0  # the stream ends once the endpoint is gone
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+        reader.join(timeout=10)
+    server.cli("rm", "sepals")

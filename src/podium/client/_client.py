@@ -44,6 +44,7 @@ from podium.core.spec import (
     EndpointUpdate,
     InstanceType,
     RepoRef,
+    ScaleRequest,
     parse_model_ref,
 )
 
@@ -222,7 +223,15 @@ class PodiumClient:
         return self._action(name, "wake")
 
     def scale(self, name: str, min_replicas: int, max_replicas: int) -> EndpointPublic:
+        """Set the replica bounds; checked locally first (`Invalid` with field `scaling`, as
+        deploy and update name it: the API, for this route, says `body`)."""
         body = {"min_replicas": min_replicas, "max_replicas": max_replicas}
+        try:
+            ScaleRequest.model_validate(body)
+        except ValidationError as e:
+            error = invalid_from_validation(e)
+            where = f"scaling.{error.field}" if error.field else "scaling"
+            raise Invalid(error.message, field=where) from None
         return self._action(name, "scale", body)
 
     def delete(self, name: str) -> EndpointPublic:

@@ -13,8 +13,8 @@ from podium.cli._common import error_line
 from podium.cli.main import app
 from podium.client import Invalid, NotFound, Retryable
 from podium.core.settings import Settings
+from tests.support.server import free_port
 from tests.unit.cli.conftest import Cli
-from tests.unit.client.fake_api import free_port
 
 
 def test_error_line_format() -> None:

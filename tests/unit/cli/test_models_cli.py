@@ -3,16 +3,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.support.inproc import InProcessPodium
 from tests.unit.cli.conftest import Cli
+
+
+def stored_folder(api: InProcessPodium, name: str, version: int) -> Path:
+    with api.podium.db.unit_of_work(read_only=True) as uow:
+        return Path(uow.models.get(name, version).path)
 
 
 def test_push_folder(cli: Cli, model_dir: Path) -> None:
     result = cli("models", "push", str(model_dir), "--name", "iris", "--framework", "sklearn")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("pushed iris:1: ")
-    upload = cli.api.uploads[-1]
-    assert (upload.filename, upload.framework) == ("iris.tar.gz", "sklearn")
-    assert "sub/deeper/vocab.txt" in upload.members
+    assert cli.api.requests == [
+        "POST /api/v1/models/iris/versions?filename=iris.tar.gz&framework=sklearn"
+    ]
+    stored = stored_folder(cli.api, "iris", 1)
+    assert (stored / "sub" / "deeper" / "vocab.txt").read_text() == "a\nb\n"
 
 
 def test_push_file(cli: Cli, tmp_path: Path) -> None:
@@ -21,7 +29,7 @@ def test_push_file(cli: Cli, tmp_path: Path) -> None:
     result = cli("models", "push", str(model), "-n", "digits")
     assert result.exit_code == 0, result.output
     assert "pushed digits:1" in result.stdout
-    assert cli.api.uploads[-1].body == b"onnx"
+    assert (stored_folder(cli.api, "digits", 1) / "digits.onnx").read_bytes() == b"onnx"
 
 
 def test_push_missing_path(cli: Cli, tmp_path: Path) -> None:
@@ -57,10 +65,13 @@ def test_show_model_and_version(cli: Cli, pushed: str) -> None:
     assert json.loads(cli("models", "show", "iris:1", "--json").stdout)["ref"] == "iris:1"
 
 
-def test_show_unknown(cli: Cli) -> None:
+def test_show_unknown(cli: Cli, pushed: str) -> None:
     result = cli("models", "show", "ghost:3")
     assert result.exit_code == 1
-    assert result.stderr == "error: model ghost:3 not found\n"
+    assert result.stderr == "error: model 'ghost' not found\n"
+    result = cli("models", "show", "iris:3")
+    assert result.exit_code == 1
+    assert result.stderr == "error: model 'iris' has no version 3\n"
 
 
 def test_rm(cli: Cli, pushed: str) -> None:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.unit.cli.conftest import Cli
+from tests.unit.cli.conftest import Cli, spec_of
 
 CASES = [
     (("describe",), "error: Missing argument 'name'."),
@@ -50,7 +50,7 @@ def test_no_command_prints_the_help_and_exits_2(cli: Cli) -> None:
 def test_deploy_without_framework_takes_the_models(cli: Cli, pushed: str) -> None:
     result = cli("deploy", "iris", "--model", "iris")
     assert result.exit_code == 0, result.output
-    assert cli.api.endpoints["iris"].public.spec.framework == "sklearn"
+    assert spec_of(cli.api, "iris")["framework"] == "sklearn"
 
 
 def test_the_cli_imports_without_typers_private_click() -> None:

@@ -1,27 +1,31 @@
+"""The SDK against the real server app (`tests.support.inproc`): real routes, validation
+and problem+json errors over loopback HTTP; the test plays the controller."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from podium.client import PodiumClient
-from tests.unit.client.fake_api import FakePodium, fake_podium
+from tests.support.inproc import InProcessPodium, Served, serving
 
 
 @pytest.fixture(scope="session")
-def _served_api() -> Iterator[FakePodium]:
-    with fake_podium() as state:
-        yield state
+def _served() -> Iterator[Served]:
+    with serving() as served:
+        yield served
 
 
 @pytest.fixture
-def api(_served_api: FakePodium) -> FakePodium:
-    """The fake REST API, emptied for each test."""
-    _served_api.reset()
-    return _served_api
+def podium(_served: Served, tmp_path: Path) -> Iterator[InProcessPodium]:
+    """A fresh Podium (empty store, new home) for each test."""
+    yield _served.fresh(tmp_path / "home")
+    _served.close_current()
 
 
 @pytest.fixture
-def client(api: FakePodium) -> Iterator[PodiumClient]:
-    with PodiumClient(api.url, timeout=10) as c:
+def client(podium: InProcessPodium) -> Iterator[PodiumClient]:
+    with PodiumClient(podium.url, timeout=10) as c:
         yield c

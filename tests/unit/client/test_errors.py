@@ -19,7 +19,7 @@ from podium.client import (
     TooLarge,
     Unavailable,
 )
-from tests.unit.client.fake_api import free_port
+from tests.support.server import free_port
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
