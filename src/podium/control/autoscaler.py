@@ -106,11 +106,14 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
     spec, now, cur = ctx.spec, ctx.now, ctx.desired
     lo, hi = spec.min_replicas, spec.max_replicas
     if state.known_desired != cur:  # changed by someone else (deploy, wake, scale): start over
-        state = ScalerState(last_change=now, last_active=now, needs=state.needs)
+        # (idle time restarts just below; the needs of before cannot matter: a scale-down
+        # waits `scale_down_delay` from now, and by then they have left the window)
+        state = ScalerState(last_change=now)
     latest = ctx.samples[-1] if ctx.samples else Sample(now)
-    if latest.concurrency > 0 or latest.rps > 0 or ctx.starting > 0 or state.last_active is None:
-        state = replace(state, last_active=now)
-    idle_s = now - (state.last_active if state.last_active is not None else now)
+    active = latest.concurrency > 0 or latest.rps > 0 or ctx.starting > 0
+    last_active = now if active or state.last_active is None else state.last_active
+    state = replace(state, last_active=last_active)
+    idle_s = now - last_active
 
     stable = _signals(ctx, spec.stable_window)
     panic = _signals(ctx, spec.panic_window, rules=False)
@@ -129,13 +132,14 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
         "panic_need": panic_best.need,
     }
 
-    def to(st: ScalerState, n: int, why: str, signal: str, **extra: object) -> Decision:
-        nxt = replace(st, known_desired=n)
-        if n != cur:
-            nxt = replace(nxt, last_change=now, above_since=None, below_since=None)
-            data = {**figures, "to": n, "signal": signal, **extra}
-            return Decision(n, nxt, f"scaled {cur}→{n}: {why}", data)
-        return Decision(n, nxt, None, figures)
+    def to(st: ScalerState, n: int, why: str, signal: str) -> Decision:
+        """Change the count to `n` (never `cur`), saying why."""
+        nxt = replace(st, known_desired=n, last_change=now, above_since=None, below_since=None)
+        data = {**figures, "to": n, "signal": signal}
+        return Decision(n, nxt, f"scaled {cur}→{n}: {why}", data)
+
+    def stay(st: ScalerState) -> Decision:
+        return Decision(cur, replace(st, known_desired=cur), None, figures)
 
     # 1. Bounds changed under us: clamp at once.
     if cur > hi:
@@ -155,12 +159,12 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
 
     # 3. Idle long enough: to zero.
     if lo == 0 and cur > 0 and idle_s >= spec.scale_to_zero_after:
-        return to(state, 0, f"idle for {_seconds(idle_s)}", "idle", idle_s=round(idle_s, 3))
+        return to(state, 0, f"idle for {_seconds(idle_s)}", "idle")
 
     # At zero, only requests arriving now bring it up (rule 2: the gateway holds them): the
     # windows still average the traffic from before it went to zero, which must not.
     if cur == 0 and latest.concurrency == 0 and latest.rps == 0:
-        return to(state, 0, "", "idle")
+        return stay(state)
 
     # 4. Panic: a burst far beyond capacity scales up at once and holds.
     if panic_best.replicas >= PANIC_THRESHOLD * max(ctx.ready, 1):
@@ -169,14 +173,14 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
     need = min(hi, max(floor, best.need))
     state = replace(state, needs=_recent_needs(state.needs, now, need, spec.scale_down_delay))
     if state.in_panic(now):
-        want = min(hi, max(cur, need, panic_best.need))
+        want = min(hi, max(need, panic_best.need))
         if want > cur:
             why = (
                 f"panic: {panic_best.text} "
                 f"(at least {PANIC_THRESHOLD:g}x the capacity of {ctx.ready} ready)"
             )
             return to(state, want, why, f"panic_{panic_best.name}")
-        return to(state, cur, "", "panic")
+        return stay(state)
 
     # 5. Stable mode: up after scale_up_delay, down after scale_down_delay and stability.
     if need > cur:
@@ -184,7 +188,7 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
         state = replace(state, above_since=since, below_since=None)
         if now - since >= spec.scale_up_delay:
             return to(state, need, best.text, best.name)
-        return to(state, cur, "", best.name)
+        return stay(state)
     if need < cur:
         since = state.below_since if state.below_since is not None else now
         state = replace(state, below_since=since, above_since=None)
@@ -195,9 +199,9 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
             if down_to > need:
                 why += f"; {down_to} needed within the last {_seconds(spec.scale_down_delay)}"
             return to(state, down_to, why, best.name)
-        return to(state, cur, "", best.name)
+        return stay(state)
     state = replace(state, above_since=None, below_since=None)
-    return to(state, cur, "", best.name)
+    return stay(state)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -255,19 +259,18 @@ def _average(
     start = now - window
     total = weight = 0.0
     prev: float | None = None
-    inside: list[float] = []
+    last: float | None = None  # the newest sample inside the window
     for s in samples:
         if s.t > start and s.t <= now:
-            v = value(s)
-            inside.append(v)
+            last = value(s)
             if prev is not None:
                 w = s.t - max(prev, start)
-                total += v * w
+                total += last * w
                 weight += w
         prev = s.t
     if weight > 0:
         return total / weight
-    return sum(inside) / len(inside) if inside else 0.0
+    return last if last is not None else 0.0
 
 
 def _recent_needs(

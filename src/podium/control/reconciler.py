@@ -55,9 +55,9 @@ def plan(ep: EndpointView, replicas: Sequence[ReplicaView], now: float) -> Plan:
     live = [r for r in replicas if r.state in _LIVE]
 
     if ep.status is EndpointStatus.DELETING:
-        return _stop_all(live, EndpointStatus.DELETING, None, delete=not replicas)
+        return _stop_all(live, EndpointStatus.DELETING, delete=not replicas)
     if ep.status is EndpointStatus.PAUSED:
-        return _stop_all(live, EndpointStatus.PAUSED, None)
+        return _stop_all(live, EndpointStatus.PAUSED)
 
     current = [r for r in live if r.revision == ep.revision]
     old = [r for r in live if r.revision != ep.revision]
@@ -81,8 +81,8 @@ def plan(ep: EndpointView, replicas: Sequence[ReplicaView], now: float) -> Plan:
     missing = ep.desired - len(current)
     if missing > 0 and now >= ep.backoff_until:
         out.start = missing
-    surplus = len(ready_current) - ep.desired
-    if missing < 0 and surplus > 0:
+    surplus = len(ready_current) - ep.desired  # > 0 only when scaling down (missing < 0)
+    if surplus > 0:
         newest = sorted(ready_current, key=lambda r: -r.started_at)
         out.drain += [r.replica_id for r in newest[:surplus]]
 
@@ -126,10 +126,8 @@ def _status(
     return EndpointStatus.INITIALIZING, None
 
 
-def _stop_all(
-    live: list[ReplicaView], status: EndpointStatus, reason: str | None, *, delete: bool = False
-) -> Plan:
-    out = Plan(status=status, reason=reason, delete=delete)
+def _stop_all(live: list[ReplicaView], status: EndpointStatus, *, delete: bool = False) -> Plan:
+    out = Plan(status=status, delete=delete)
     for r in live:
         (out.drain if r.state is ReplicaState.READY else out.stop).append(r.replica_id)
     return out
