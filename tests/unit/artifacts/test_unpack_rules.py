@@ -448,6 +448,7 @@ def test_a_missing_archive_is_not_found(tmp_path: Path, out: Path) -> None:
     with pytest.raises(NotFound) as e:
         safe_extract(tmp_path / "gone.zip", out / "model")
     assert e.value.field == "archive"
+    assert e.value.message == f"no such archive: {tmp_path / 'gone.zip'}"
     (tmp_path / "folder.zip").mkdir()
     with pytest.raises(NotFound):
         safe_extract(tmp_path / "folder.zip", out / "model")
@@ -458,6 +459,7 @@ def test_dest_that_is_a_file_is_a_conflict(tmp_path: Path, out: Path) -> None:
     with pytest.raises(Conflict) as e:
         safe_extract(_zip(tmp_path / "m.zip", Z("f", b"1")), out / "model")
     assert e.value.field == "path"
+    assert e.value.message == f"cannot unpack into {out / 'model'}: it is not an empty folder"
     assert (out / "model").read_text() == "here"
 
 
