@@ -59,9 +59,18 @@ TARGETS: dict[str, Target] = {
         ("src/podium/artifacts/unpack.py",),
         ("tests/unit/artifacts",),
     ),
+    # The control plane's problems and the gateway's own: both are what a client reads.
+    # Only the tests about answering errors: every test in tests/unit/api builds an app and
+    # so "covers" problems.install, and mutmut would rerun them all for each of its mutants.
     "errors": Target(
-        ("src/podium/api/problems.py",),
-        ("tests/unit/api",),
+        ("src/podium/api/problems.py", "src/podium/gateway/responses.py"),
+        (
+            "tests/unit/api/test_problems.py",
+            "tests/unit/api/test_status_mapping.py",
+            "tests/unit/api/test_server_errors.py",
+            "tests/unit/api/test_system.py",
+            "tests/unit/gateway/test_problem_responses.py",
+        ),
     ),
 }
 

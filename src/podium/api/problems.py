@@ -193,13 +193,14 @@ class ServerErrorGuard:
                 return  # the client has its whole answer; keep the connection
             if started:
                 raise
-            response = problem_response(500, "internal error", title="Internal Server Error")
+            response = problem_response(500, "internal error")
             await response(scope, receive, send)
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the problems a route may answer."""
-    return {s: {"model": Problem, "description": _phrase(s)} for s in statuses}
+    """OpenAPI `responses=` entries for the problems a route may answer (FastAPI describes
+    each by its status phrase)."""
+    return {s: {"model": Problem} for s in statuses}
 
 
 def _dotted(error: Mapping[str, Any]) -> str:

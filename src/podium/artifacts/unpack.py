@@ -270,17 +270,16 @@ def _tar_entries(archive: Path, tf: tarfile.TarFile, dest: Path, budget: _Budget
                 raise _refuse(archive, member.name, "is a file without a name")
             continue
         size = 0 if member.isdir() else member.size
-        entries.append(_Entry(rel, member.isdir(), size, _opener_tar(archive, tf, member)))
+        entries.append(_Entry(rel, member.isdir(), size, _opener_tar(tf, member)))
     return entries
 
 
 def _opener_tar(
-    archive: Path, tf: tarfile.TarFile, member: tarfile.TarInfo
+    tf: tarfile.TarFile, member: tarfile.TarInfo
 ) -> Callable[[], AbstractContextManager[IO[bytes]]]:
     def open_member() -> AbstractContextManager[IO[bytes]]:
         f = tf.extractfile(member)
-        if f is None:  # validated as a regular file above; cannot happen
-            raise _refuse(archive, member.name, "has no data")
+        assert f is not None  # None only for members that are not files, refused above
         return f
 
     return open_member
@@ -311,13 +310,14 @@ def _write(archive: Path, entries: list[_Entry], dest: Path, budget: _Budget) ->
         root = tmp.resolve()
         total = 0
         for e in entries:
-            target = tmp.joinpath(*e.rel.split("/"))
+            parts = e.rel.split("/")
+            target = tmp.joinpath(*parts)
             if not target.resolve().is_relative_to(root):  # cannot happen after _normalize
                 raise _refuse(archive, e.rel, "escapes the destination")
             if e.is_dir:
-                target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                _folders(tmp, parts)
                 continue
-            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            _folders(tmp, parts[:-1])
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as out:
                 written = _copy(archive, e, out, budget, total)
@@ -333,24 +333,24 @@ def _write(archive: Path, entries: list[_Entry], dest: Path, budget: _Budget) ->
         raise
 
 
+def _folders(root: Path, parts: list[str]) -> None:
+    """Make root/parts[0]/parts[1]/..., each folder 0755 (`Path.mkdir(parents=True)` would
+    give the parents it makes the default mode, 0777 less the umask: under umask 0, folders
+    anyone may write into)."""
+    folder = root
+    for part in parts:
+        folder = folder / part
+        folder.mkdir(mode=0o755, exist_ok=True)
+
+
 def _copy(archive: Path, entry: _Entry, out: IO[bytes], budget: _Budget, before: int) -> int:
     """Copy one entry; refuses past its declared size or past the archive's budget
-    (`before`: bytes the archive's earlier entries wrote)."""
+    (`before`: bytes the archive's earlier entries wrote). A damaged entry raises what its
+    reader raises, for `safe_extract` to tell from an I/O error."""
     written = 0
-    try:
-        src_cm = entry.open()
-    except _CORRUPT as e:
-        if _is_io_error(e):
-            raise
-        raise _Corrupt(e) from e
-    with src_cm as src:
+    with entry.open() as src:
         while True:
-            try:
-                chunk = src.read(_CHUNK)
-            except _CORRUPT as e:
-                if _is_io_error(e):
-                    raise
-                raise _Corrupt(e) from e
+            chunk = src.read(_CHUNK)
             if not chunk:
                 return written
             written += len(chunk)
