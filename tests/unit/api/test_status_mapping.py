@@ -268,14 +268,14 @@ def test_request_validation_names_the_parameter(client: TestClient) -> None:
     assert body["detail"].startswith("body: malformed JSON")
 
 
-def test_a_body_that_is_not_utf8_is_a_400_naming_the_body(client: TestClient) -> None:
+def test_a_body_that_is_not_utf8_is_the_422_of_malformed_json(client: TestClient) -> None:
     r = client.post(
         "/json",
         content=b'{"min_replicas": "\xff\xfe"}',
         headers={"content-type": "application/json"},
     )
-    body = _problem(r, 400)
-    assert (body["field"], body["detail"]) == ("body", "body: malformed (not UTF-8 JSON)")
+    body = _problem(r, 422)
+    assert (body["field"], body["detail"]) == ("body", "body: malformed JSON (not UTF-8)")
 
 
 def test_unknown_route_and_method(client: TestClient) -> None:
