@@ -71,3 +71,14 @@ def test_exclude_for_retries() -> None:
     assert balancer.pick((A, B), exclude={"r0", "r1"}) is None
     assert balancer.pick((A,), exclude={"r0"}) is None
     assert balancer.pick((), exclude=()) is None
+
+
+def test_a_seeded_rng_makes_the_choice_repeatable() -> None:
+    """The `rng` seam: the same seed, the same choices (the tests above rely on it)."""
+
+    def picks(seed: int) -> list[ReplicaRoute | None]:
+        balancer = Balancer(2.0, rng=random.Random(seed))
+        return [balancer.pick((A, B, C)) for _ in range(30)]
+
+    assert picks(7) == picks(7)
+    assert picks(7) != picks(8)

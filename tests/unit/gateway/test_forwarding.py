@@ -172,9 +172,16 @@ def chunks(total: int, size: int = 500) -> Iterator[bytes]:
 def test_413_by_streamed_count(gw: RunningGateway) -> None:
     with gw.client() as client:
         # A generator body goes out chunked: no content-length, so the gateway counts.
-        r = client.post("/endpoints/echo/", content=chunks(12_000))
-    assert r.status_code == 413
-    assert "10000" in r.json()["detail"]
+        r = client.post("/endpoints/echo/", content=chunks(12_000), headers={"x-request-id": "big"})
+    assert r.status_code == 413  # found while it streamed to the replica (over 1,000 bytes)
+    assert r.headers["x-request-id"] == "big"
+    problem = r.json()
+    assert problem["detail"] == "request body is larger than the limit of 10000 bytes"
+    assert (problem["title"], problem["limit"], problem["endpoint"]) == (
+        "Request body too large",
+        10_000,
+        "echo",
+    )
     gw.settle()
     assert gw.gateway.outstanding("r0") == 0
 

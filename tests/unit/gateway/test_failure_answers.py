@@ -1,0 +1,147 @@
+"""What a client is told when its replica fails it, what the gateway counts, and which
+replica it skips afterwards. Stand-in replicas are hand-written servers (see
+`test_poison_requests`); each test runs once per upstream transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import Iterator
+
+from podium.core.routing import ReplicaRoute
+from podium.core.settings import GatewaySettings
+from podium.gateway.proxy import CLOSED, CRASHED
+from tests.unit.gateway.conftest import RunningGateway, Servers, endpoint
+from tests.unit.gateway.servers import RawServer
+from tests.unit.gateway.test_poison_requests import (
+    POISON,
+    CrashingServer,
+    Deaths,
+    _close_after_reading,
+)
+
+
+def counters(gw: RunningGateway, endpoint: str = "ep") -> dict[str, float | None]:
+    registry, labels = gw.gateway.metrics_registry, {"endpoint": endpoint}
+    return {
+        name: registry.get_sample_value(f"podium_gateway_{name}_total", labels)
+        for name in ("replica_failures", "replica_crashes", "retries")
+    }
+
+
+def test_each_crash_is_a_502_naming_the_replica_and_why_it_ended(servers: Servers) -> None:
+    deaths = Deaths()
+    gw = servers.gateway(GatewaySettings(eject_s=600), why_failed=deaths)
+    with CrashingServer("a") as a, CrashingServer("b") as b, gw.client() as client:
+        deaths.servers += [a, b]
+        gw.publish(endpoint("ep", a.route, b.route))
+        answers = [
+            client.post("/endpoints/ep/predict", content=POISON, headers={"x-request-id": rid})
+            for rid in ("p1", "p2")
+        ]
+    assert (a.poisoned, b.poisoned) == (1, 1)  # the first one's replica was skipped after
+    for r, rid in zip(answers, ("p1", "p2"), strict=True):
+        assert r.status_code == 502
+        assert r.headers["x-request-id"] == rid
+        problem = r.json()
+        assert problem["title"] == "Replica crashed"
+        assert problem["detail"] == f"endpoint 'ep': {CRASHED}: exit code -11"
+        assert (problem["endpoint"], problem["cause"]) == ("ep", "exit code -11")
+    assert {answers[0].json()["replica"], answers[1].json()["replica"]} == {"a", "b"}
+    gw.settle()
+    assert counters(gw) == {"replica_failures": 2, "replica_crashes": 2, "retries": 0}
+
+
+def test_a_replica_that_closes_without_answering_is_502_then_skipped(servers: Servers) -> None:
+    """The backend cannot say why (the gateway has no `why_failed` here): no crash."""
+    (live,) = servers.replicas(1)
+    gw = servers.gateway(GatewaySettings(eject_s=600))
+    with RawServer(_close_after_reading) as raw, gw.client() as client:
+        closer = ReplicaRoute("closer", "127.0.0.1", raw.port, revision=1)
+        gw.publish(endpoint("ep", closer, live.route))
+        for i in range(200):  # until the balancer picks the closer (50/50 while both fresh)
+            r = client.post("/endpoints/ep/x", content=b"x", headers={"x-request-id": f"q{i}"})
+            if r.status_code != 200:
+                break
+            assert r.json()["server"] == live.id
+        assert r.status_code == 502
+        assert r.headers["x-request-id"] == f"q{i}"
+        problem = r.json()
+        assert problem["title"] == "Bad gateway"
+        assert problem["detail"] == f"endpoint 'ep': {CLOSED}"
+        assert (problem["endpoint"], problem["replica"], problem["cause"]) == (
+            "ep",
+            "closer",
+            "closed",
+        )
+        # Ejected: everything that follows goes to the live replica.
+        for _ in range(20):
+            r = client.post("/endpoints/ep/x", content=b"x")
+            assert (r.status_code, r.json()["server"]) == (200, live.id)
+    assert [rid for rid, _ in gw.failures] == ["closer"]
+    assert gw.failures[0][1].startswith("the connection ended without an answer (")
+    gw.settle()
+    assert counters(gw) == {"replica_failures": 1, "replica_crashes": 0, "retries": 0}
+
+
+async def _break_off_upload(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+) -> None:
+    # Reads the head and the first 1,500 bytes of the body (more than the gateway buffers:
+    # the upload is under way), then dies (reset, nothing answered).
+    await reader.readuntil(b"\r\n\r\n")
+    await reader.readexactly(1500)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def chunks(n: int, size: int = 1000) -> Iterator[bytes]:
+    for _ in range(n):
+        yield b"u" * size
+
+
+def test_a_replica_that_breaks_off_a_streamed_upload_is_502_and_not_retried(
+    servers: Servers,
+) -> None:
+    """A body over `retry_body_bytes` streams: once its upload began it cannot be re-sent.
+    (A connection reset before the upload began is retried whole, and counted.)"""
+    (live,) = servers.replicas(1)
+    gw = servers.gateway(GatewaySettings(eject_s=0, retry_body_bytes=1000))  # never skipped
+    with RawServer(_break_off_upload) as raw, gw.client() as client:
+        breaker = ReplicaRoute("breaker", "127.0.0.1", raw.port, revision=1)
+        gw.publish(endpoint("ep", breaker, live.route))
+        for i in range(200):  # until the balancer picks the breaker
+            r = client.post(
+                "/endpoints/ep/x", content=chunks(20), headers={"x-request-id": f"u{i}"}
+            )
+            if r.status_code != 200:
+                break
+            assert (r.json()["server"], r.json()["body"]) == (live.id, "u" * 20_000)
+        assert r.status_code == 502
+        assert r.headers["x-request-id"] == f"u{i}"
+        problem = r.json()
+        assert problem["title"] == "Bad gateway"
+        assert problem["endpoint"] == "ep"
+        assert problem["detail"].startswith("endpoint 'ep': the replica failed during the upload: ")
+    gw.settle()
+    assert counters(gw)["retries"] == len(gw.failures)
+
+
+def test_a_small_body_is_read_whole_and_retried(servers: Servers) -> None:
+    """The same replica, a body under `retry_body_bytes`: it is re-sent to the live one."""
+    (live,) = servers.replicas(1)
+    gw = servers.gateway(GatewaySettings(eject_s=600, retry_body_bytes=100_000))
+    with RawServer(_break_off_upload) as raw, gw.client() as client:
+        breaker = ReplicaRoute("breaker", "127.0.0.1", raw.port, revision=1)
+        gw.publish(endpoint("ep", breaker, live.route))
+        for _ in range(200):
+            r = client.post("/endpoints/ep/x", content=b"".join(chunks(20)))
+            assert (r.status_code, r.json()["server"]) == (200, live.id)
+            if gw.failures:
+                break
+    assert [rid for rid, _ in gw.failures] == ["breaker"]
+    gw.settle()
+    assert counters(gw)["retries"] == 1
