@@ -14,13 +14,8 @@ from podium.core.routing import ReplicaRoute
 from podium.core.settings import GatewaySettings
 from podium.gateway.proxy import CLOSED, CRASHED
 from tests.unit.gateway.conftest import RunningGateway, Servers, endpoint
-from tests.unit.gateway.servers import RawServer
-from tests.unit.gateway.test_poison_requests import (
-    POISON,
-    CrashingServer,
-    Deaths,
-    _close_after_reading,
-)
+from tests.unit.gateway.servers import RawServer, read_request
+from tests.unit.gateway.test_poison_requests import POISON, CrashingServer, Deaths
 
 
 def counters(gw: RunningGateway, endpoint: str = "ep") -> dict[str, float | None]:
@@ -58,7 +53,16 @@ def test_a_replica_that_closes_without_answering_is_502_then_skipped(servers: Se
     """The backend cannot say why (the gateway has no `why_failed` here): no crash."""
     (live,) = servers.replicas(1)
     gw = servers.gateway(GatewaySettings(eject_s=600))
-    with RawServer(_close_after_reading) as raw, gw.client() as client:
+    read: list[bytes] = []
+
+    async def close_after_reading(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+    ) -> None:
+        # Alive, but closes the connection after reading a whole request, without answering.
+        read.append(await read_request(reader))
+        writer.close()
+
+    with RawServer(close_after_reading) as raw, gw.client() as client:
         closer = ReplicaRoute("closer", "127.0.0.1", raw.port, revision=1)
         gw.publish(endpoint("ep", closer, live.route))
         for i in range(200):  # until the balancer picks the closer (50/50 while both fresh)
@@ -80,6 +84,7 @@ def test_a_replica_that_closes_without_answering_is_502_then_skipped(servers: Se
         for _ in range(20):
             r = client.post("/endpoints/ep/x", content=b"x")
             assert (r.status_code, r.json()["server"]) == (200, live.id)
+    assert len(read) == 1  # it may have reached the model: not re-sent, not even to it
     assert [rid for rid, _ in gw.failures] == ["closer"]
     assert gw.failures[0][1].startswith("the connection ended without an answer (")
     gw.settle()
