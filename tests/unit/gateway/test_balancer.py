@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from podium.core.clock import FakeClock
 from podium.core.routing import ReplicaRoute
 from podium.gateway.balancer import Balancer
@@ -82,3 +84,14 @@ def test_a_seeded_rng_makes_the_choice_repeatable() -> None:
 
     assert picks(7) == picks(7)
     assert picks(7) != picks(8)
+
+
+@pytest.mark.parametrize("busiest", [0, 1, 2])
+def test_the_busiest_of_three_is_never_picked_whichever_it_is(busiest: int) -> None:
+    """The two choices are always two different replicas: one is less busy."""
+    balancer, _ = make()
+    replicas = (A, B, C)
+    for _ in range(3):
+        balancer.acquire(replicas[busiest].replica_id)
+    picks = {balancer.pick(replicas) for _ in range(300)}
+    assert picks == set(replicas) - {replicas[busiest]}
