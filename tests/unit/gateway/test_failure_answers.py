@@ -130,7 +130,9 @@ def test_a_replica_that_breaks_off_a_streamed_upload_is_502_and_not_retried(
         problem = r.json()
         assert problem["title"] == "Bad gateway"
         assert problem["endpoint"] == "ep"
-        assert problem["detail"].startswith("endpoint 'ep': the replica failed during the upload: ")
+        prefix = "endpoint 'ep': the replica failed during the upload: "
+        assert problem["detail"].startswith(prefix)
+        assert "reset" in problem["detail"].removeprefix(prefix).lower()  # the transport's reason
     gw.settle()
     assert counters(gw)["retries"] == len(gw.failures)
 
@@ -150,3 +152,39 @@ def test_a_small_body_is_read_whole_and_retried(servers: Servers) -> None:
     assert [rid for rid, _ in gw.failures] == ["breaker"]
     gw.settle()
     assert counters(gw)["retries"] == 1
+
+
+async def _resets_an_idle_connection(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+) -> None:
+    # The first connection answers one request, then closes as the next arrives, unread
+    # (a reset: an idle keep-alive closed by the replica just then). Later ones answer.
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+    await writer.drain()
+    while n == 0:
+        await reader.readuntil(b"\r\n")  # the next request is arriving
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        return
+    while await read_request(reader):
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+
+
+def test_a_reset_keep_alive_is_retried_on_a_new_connection_to_the_same_replica(
+    servers: Servers,
+) -> None:
+    """The replica is fine (it closed an idle connection): it is neither ejected nor
+    reported, and the request is not counted as a retry on another replica."""
+    gw = servers.gateway(GatewaySettings(eject_s=600))
+    with RawServer(_resets_an_idle_connection) as raw, gw.client() as client:
+        gw.publish(endpoint("ep", ReplicaRoute("idle", "127.0.0.1", raw.port, revision=1)))
+        statuses = [client.post("/endpoints/ep/x", content=b"x").status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    if servers.transport == "http1":  # aiohttp cannot tell a stale connection apart
+        assert gw.failures == []
+        assert not gw.gateway.balancer.is_ejected("idle")
+    gw.settle()
+    assert counters(gw)["retries"] == 0

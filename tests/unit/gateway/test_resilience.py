@@ -89,6 +89,9 @@ def test_all_replicas_unreachable_and_no_new_table_is_502(servers: Servers) -> N
     assert r.status_code == 502
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["endpoint"] == "echo"
+    detail = r.json()["detail"]
+    assert detail.startswith("endpoint 'echo': no replica could be reached (")
+    assert "connect" in detail.lower()  # the last failure's reason, as the transport gave it
     assert {rid for rid, _ in gw.failures} == {"d0", "d1"}
     gw.settle()
     assert gw.gateway.load_snapshot()["echo"].errors == 1
