@@ -309,7 +309,9 @@ class PodiumClient:
     ) -> EndpointPublic:
         """Poll until `revision` is the endpoint's current revision and fully serves: every
         replica is of it and ready, as many as desired, and no replica of an older revision
-        is left (or, at zero desired replicas, none at all).
+        is left (or, at zero desired replicas, none at all). The server says `updating` until
+        then, also while old replicas drain; the replicas are checked as well, so an answer
+        read just before the controller acted on the change is not taken for the end.
 
         Raises `LoadError` at once if the endpoint becomes failed at this revision (e.g. its
         model does not load, while older replicas may still serve), with the status reason;
