@@ -223,8 +223,9 @@ class PodiumClient:
         return self._action(name, "wake")
 
     def scale(self, name: str, min_replicas: int, max_replicas: int) -> EndpointPublic:
-        """Set the replica bounds; checked locally first (`Invalid` with field `scaling`, as
-        deploy and update name it: the API, for this route, says `body`)."""
+        """Set the replica bounds; checked locally first (`Invalid` with the field under
+        `scaling`, as deploy and update name it: `scaling.max_replicas` where the API, whose
+        body has no `scaling`, says `max_replicas`)."""
         body = {"min_replicas": min_replicas, "max_replicas": max_replicas}
         try:
             ScaleRequest.model_validate(body)

@@ -96,9 +96,7 @@ def plan(ep: EndpointView, replicas: Sequence[ReplicaView], now: float) -> Plan:
     # An old revision's replica still draining or stopping keeps the rollout under way:
     # `running` means only the current revision is left.
     leaving = [r for r in replicas if r.revision != ep.revision and r.state in _LEAVING]
-    out.status, out.reason = _status(
-        ep, ready_current, old + leaving, now, remaining=len(replicas)
-    )
+    out.status, out.reason = _status(ep, ready_current, old + leaving, now, remaining=len(replicas))
     return out
 
 

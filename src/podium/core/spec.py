@@ -320,7 +320,12 @@ class ScaleRequest(_Strict):
     min_replicas: int = Field(ge=0, le=64)
     max_replicas: int = Field(ge=1, le=64)
 
-    @model_validator(mode="after")
-    def _bounds(self) -> ScaleRequest:
-        ScalingSpec(min_replicas=self.min_replicas, max_replicas=self.max_replicas)
-        return self
+    @field_validator("max_replicas")
+    @classmethod
+    def _bounds(cls, high: int, info: ValidationInfo) -> int:
+        """Checked on `max_replicas`, so the error names that field (a model-level check
+        would name only `body`); the message is the one deploy and update give."""
+        low = info.data.get("min_replicas")
+        if low is not None:
+            ScalingSpec.check_bounds(low, high)
+        return high
