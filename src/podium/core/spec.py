@@ -61,6 +61,19 @@ ModelRef = RepoRef | HfRef
 MAX_REF_CHARS = 512
 
 
+def model_version(model_ref: str) -> str | None:
+    """The version a resolved model reference names, as protocols report it: `iris:3` → "3",
+    `hf://org/name@v1.2` → "v1.2" (no revision: "main", what the Hub serves); None when
+    the reference names no version or is not one."""
+    try:
+        ref = parse_model_ref(model_ref)
+    except Invalid:
+        return None
+    if isinstance(ref, RepoRef):
+        return None if ref.version is None else str(ref.version)
+    return ref.revision or "main"
+
+
 def parse_model_ref(value: str, field: str = "model") -> ModelRef:
     if len(value) > MAX_REF_CHARS:
         raise Invalid(f"a model reference has at most {MAX_REF_CHARS} characters", field=field)
