@@ -259,6 +259,12 @@ class PodiumClient:
         response = self._request("GET", f"/endpoints/{_seg(name)}/logs", params=params)
         return self._parse(response, LogList).items
 
+    def replica_metrics(self, name: str, replica_id: str) -> str:
+        """One replica's Prometheus metrics text, fetched from it by the server now (the
+        gateway does not serve a replica's own `/metrics`)."""
+        path = f"/endpoints/{_seg(name)}/replicas/{_seg(replica_id)}/metrics"
+        return self._request("GET", path).text
+
     def follow_logs(self, name: str, tail: int = 200, replica: str | None = None) -> Iterator[str]:
         """Yield log lines as they are written (the last `tail` first) until the server stops.
 
