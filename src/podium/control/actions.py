@@ -214,10 +214,8 @@ class Actuator:
             mem = self.ctl.memory.get(name) or EndpointMemory()  # deleted meanwhile
             if res.path is not None:
                 mem.model_paths.setdefault(batch.revision, res.path)
-            for obs in res.started:
-                r = self._started(obs, mem, batch.decided)
-                if obs.replica_id in batch.cancelled:
-                    self.stop(r, "not needed any more")
+            for obs in res.started:  # one the plan cancelled meanwhile: it stops it
+                self._started(obs, mem, batch.decided)
             e = res.error
             if e is None:
                 continue

@@ -11,8 +11,9 @@ While a batch runs, its replicas are *starting* for the reconciler (they count t
 desired count and the endpoint is not deleted under them). The pass gives the batches it
 launched `GRACE_S` to finish, so a fast start is tracked in the same pass as before; a
 longer one is picked up by a later pass, which its end wakes (`Starts.done`). A start the
-plan no longer wants (paused, deleted, failed, scaled down) is marked cancelled: replicas of
-its batch not yet started are skipped, one already started is stopped once it is tracked.
+plan no longer wants (paused, deleted, failed, an older revision) is marked cancelled: the
+replicas of its batch not started yet are skipped; one already started is tracked and the
+next plan stops it like any starting replica it does not want.
 
 A `hf://` download that is not in the node cache yet is not a start: `control.downloads`
 runs it in a child process and the pass looks at it without waiting ("resolving").
