@@ -113,8 +113,10 @@ def test_a_blocked_start_does_not_stop_another_endpoints_replacement(
     h.run(steps)
 
 
-def test_a_start_no_longer_wanted_is_stopped_once_it_returns(tmp_path: Path, db: Database) -> None:
-    add_slow(db)
+def test_starts_no_longer_wanted_are_skipped_or_stopped(tmp_path: Path, db: Database) -> None:
+    """slow wants two replicas: one batch, whose first start blocks. The endpoint is paused
+    meanwhile: the second start is skipped, the first is stopped once it has returned."""
+    add_slow(db, replicas=2)
     h = Harness(tmp_path, db, Probes())
     backend = SlowBackend()
     h.backend = backend
@@ -135,7 +137,7 @@ def test_a_start_no_longer_wanted_is_stopped_once_it_returns(tmp_path: Path, db:
                 break
         slow = [launch.replica_id for launch in backend.started if launch.endpoint == "slow"]
         assert len(slow) == 1  # the second start of the batch was skipped
-        assert [rid for rid, _ in backend.killed] == slow  # stopped once it was tracked
+        assert [rid for rid, _ in backend.killed] == slow  # stopped by the next plan once tracked
         assert routed(h, "slow") == []
         assert not any(r.endpoint == "slow" for r in ctl.replicas.values())
 
