@@ -239,10 +239,14 @@ class Controller:
             self.act.drain(self.replicas[rid])
         if p.start > 0:
             self.act.start(ep, mem, p.start)
+        reason = p.reason
+        if p.status is EndpointStatus.INITIALIZING and reason is None:
+            # Resolving: the model's download progress is the status reason.
+            reason = self.act.downloads.describe((ep.name, ep.revision))
         if p.status is not None and not (
             ep.status is EndpointStatus.DELETING and p.status is not EndpointStatus.DELETING
         ):
-            self.act.set_status(ep, p.status, p.reason)
+            self.act.set_status(ep, p.status, reason)
         if p.delete:
             self.act.delete_endpoint(ep.name)
             self.memory.pop(ep.name, None)  # its model paths are per revision number
