@@ -90,6 +90,12 @@ class HubDownload:
         return self._xet
 
     @property
+    def bytes_done(self) -> int:
+        """Bytes fetched so far (cache folder and chunk cache), as last measured (at most
+        every `MEASURE_EVERY_S`, by `check`)."""
+        return max(0, self._progress[1])
+
+    @property
     def endpoint(self) -> str:
         """The Hub's URL as it may be shown (no credentials, no query)."""
         return redact.url(self.cache.hf_endpoint)
@@ -164,6 +170,7 @@ class HubDownload:
                 )
             return None
         assert proc.stdout is not None
+        self._progress = self._measure()  # what it fetched in all (`bytes_done`)
         result = _last_json(proc.stdout.read())
         stderr = self._stderr_tail()
         self._close()

@@ -7,8 +7,9 @@ Every effect that a user would want to know about is recorded as an event.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from podium.backends.base import (
 )
 from podium.control.downloads import Downloads
 from podium.control.exits import Exits
+from podium.control.starts import Batch, BatchResult, Starts
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.errors import Conflict, LoadError, PodiumError
 from podium.core.ids import new_replica_id
@@ -48,6 +50,7 @@ class Actuator:
         self._starts: dict[str, float] = {}  # replica -> wall time its start was decided
         self.downloads = Downloads(node_cache, ctl.settings.download, self.event)
         self.exits = Exits(self)
+        self.starts = Starts(ctl.wake)
 
     # ------------------------------------------------------------------ events and status
 
@@ -129,61 +132,103 @@ class Actuator:
                 return None
         return self._revisions[key].spec
 
-    async def _model_path(self, ep: EndpointRecord, rev: RevisionRecord) -> Path | None:
+    def _model_path(
+        self, ep: EndpointRecord, rev: RevisionRecord, ref: RepoRef | HfRef
+    ) -> Path | None:
         """The revision's model folder on this node; None while it is being downloaded
         (the controller never waits for a download: a later pass looks again)."""
-        ref = parse_model_ref(rev.model_ref)
         if isinstance(ref, RepoRef):
             with self.ctl.db.unit_of_work(read_only=True) as uow:
                 return Path(uow.models.get(ref.name, ref.version).path)
-        assert isinstance(ref, HfRef)
-        if self.node_cache.hf_offline:  # the cache only: no network, nothing can hang
-            cached = await asyncio.to_thread(self.node_cache.resolve_hf, ref)
-            return cached.path
         return self.downloads.path((ep.name, rev.number), ref)
 
-    async def start(self, ep: EndpointRecord, mem: EndpointMemory) -> bool:
-        """Start one replica of the endpoint's target revision; False if it cannot."""
+    def start(self, ep: EndpointRecord, mem: EndpointMemory, n: int) -> None:
+        """Launch `n` starts of the endpoint's target revision (`control.starts`): the
+        pass does not wait for them. Nothing is launched while its model downloads."""
         self.seen[ep.name] = ep
         decided = self.ctl.clock.now().timestamp()
+        resolve: Callable[[], Path] | None = None
         try:
             rev = self.revision(ep)
             path = mem.model_paths.get(rev.number)
             if path is None:
-                path = await self._model_path(ep, rev)
-                if path is None:
-                    return False  # downloading
-                mem.model_paths[rev.number] = path
-            spec = rev.spec
-            launch = ReplicaLaunch(
-                replica_id=new_replica_id(ep.name, rev.number),
-                endpoint=ep.name,
-                revision=rev.number,
-                runtime=spec.framework,
-                model_path=path,
-                instance_type=self.ctl.settings.instance_type(spec.instance_type),
-                task=spec.task,
-                env=dict(spec.env),
-                max_concurrency=spec.max_concurrency,
-                max_queue=spec.max_queue,
-                trust_pickle=spec.trust_pickle,
-                batching=spec.batching,
-                command=spec.command,
-                engine_args=dict(spec.engine_args),
-                model_version=model_version(rev.model_ref),
-            )
+                ref = parse_model_ref(rev.model_ref)
+                if isinstance(ref, HfRef) and self.node_cache.hf_offline:
+                    # The cache only (no network): resolved in the start's thread.
+                    resolve = partial(self._cached, ref)
+                else:
+                    path = self._model_path(ep, rev, ref)
+                    if path is None:
+                        return  # downloading
+                    mem.model_paths[rev.number] = path
         except PodiumError as e:
             self.fail(ep.name, mem, f"revision {ep.revision} cannot start: {e}")
-            return False
-        try:
-            obs = self.ctl.backend.start(launch)
-        except LoadError as e:  # deterministic (e.g. vllm not installed): no restarts
-            self.fail(ep.name, mem, f"revision {rev.number} cannot start: {e}")
-            return False
-        except Exception as e:
-            log.exception("%s: backend failed to start a replica", ep.name)
-            self.exits.crashed(ep.name, ep.revision, mem, f"could not start: {e}")
-            return False
+            return
+        backend = self.ctl.backend
+
+        def work(batch: Batch) -> BatchResult:  # in a start thread
+            out = BatchResult(path=path)
+            try:
+                if out.path is None and resolve is not None:
+                    out.path = resolve()
+                for rid in batch.replica_ids:
+                    if rid not in batch.cancelled:
+                        out.started.append(backend.start(self._launch(rid, rev, out.path)))
+            except Exception as e:  # judged by the pass that collects it
+                out.error = e
+            return out
+
+        ids = [str(new_replica_id(ep.name, rev.number)) for _ in range(n)]
+        now = self.ctl.clock.monotonic()
+        self.starts.launch(ep.name, rev.number, ids, decided=decided, since=now, work=work)
+
+    def _cached(self, ref: HfRef) -> Path:
+        return self.node_cache.resolve_hf(ref).path
+
+    def _launch(self, replica_id: str, rev: RevisionRecord, path: Path | None) -> ReplicaLaunch:
+        assert path is not None
+        spec = rev.spec
+        return ReplicaLaunch(
+            replica_id=replica_id,
+            endpoint=rev.endpoint,
+            revision=rev.number,
+            runtime=spec.framework,
+            model_path=path,
+            instance_type=self.ctl.settings.instance_type(spec.instance_type),
+            task=spec.task,
+            env=dict(spec.env),
+            max_concurrency=spec.max_concurrency,
+            max_queue=spec.max_queue,
+            trust_pickle=spec.trust_pickle,
+            batching=spec.batching,
+            command=spec.command,
+            engine_args=dict(spec.engine_args),
+            model_version=model_version(rev.model_ref),
+        )
+
+    def collect_starts(self) -> None:
+        """Track the replicas of the start batches that have ended; a batch that ended
+        early fails the endpoint (a load error, a model that does not resolve) or counts
+        as a crash at start (anything else), as a start in the pass did."""
+        for batch, res in self.starts.done():
+            name = batch.endpoint
+            mem = self.ctl.memory.get(name) or EndpointMemory()  # deleted meanwhile
+            if res.path is not None:
+                mem.model_paths.setdefault(batch.revision, res.path)
+            for obs in res.started:  # one the plan cancelled meanwhile: it stops it
+                self._started(obs, mem, batch.decided)
+            e = res.error
+            if e is None:
+                continue
+            # A model that does not resolve, or a load error (deterministic, e.g. vllm
+            # not installed): no restarts.
+            if isinstance(e, LoadError) or (res.path is None and isinstance(e, PodiumError)):
+                self.fail(name, mem, f"revision {batch.revision} cannot start: {e}")
+            else:
+                log.error("%s: backend failed to start a replica", name, exc_info=e)
+                self.exits.crashed(name, batch.revision, mem, f"could not start: {e}")
+
+    def _started(self, obs: ObservedReplica, mem: EndpointMemory, decided: float) -> TrackedReplica:
         restarted = mem.pending_restarts > 0
         if restarted:
             mem.pending_restarts -= 1
@@ -195,17 +240,17 @@ class Actuator:
         verb = "restarted as" if restarted else "starting"
         mode = f", {obs.start_mode}" if obs.start_mode else ""
         self.event(
-            ep.name,
+            obs.endpoint,
             kind,
             f"replica {r.replica_id} {verb} "
-            f"(revision {rev.number}, pid {obs.pid}, port {obs.port}{mode})",
+            f"(revision {obs.revision}, pid {obs.pid}, port {obs.port}{mode})",
             replica_id=r.replica_id,
-            revision=rev.number,
+            revision=obs.revision,
             pid=obs.pid,
             port=obs.port,
             start_mode=obs.start_mode,
         )
-        return True
+        return r
 
     # ------------------------------------------------------------------ state changes
 

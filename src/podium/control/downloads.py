@@ -34,6 +34,7 @@ class Downloads:
         self.settings = settings
         self._event = event
         self._jobs: dict[Key, HubDownload] = {}
+        self._fetched: dict[Key, int] = {}  # bytes a finished download had last measured
 
     def path(self, key: Key, ref: HfRef) -> Path | None:
         """The model folder of `ref` for (endpoint, revision) `key`: None while it is being
@@ -65,14 +66,24 @@ class Downloads:
             raise
         if done is None:
             return None
+        fetched = self._fetched.pop(key, 0)
         self._event(
             endpoint,
             EventKind.DOWNLOAD_DONE,
-            f"downloaded {done.ref}",
+            f"downloaded {done.ref} ({_size(fetched)})",
             model=done.ref,
             revision=revision,
+            bytes=fetched,
         )
         return done.path
+
+    def describe(self, key: Key) -> str | None:
+        """What the download of `key` has fetched so far, for the endpoint's status reason;
+        None when there is none (the Hub does not tell the total before the end)."""
+        job = self._jobs.get(key)
+        if job is None:
+            return None
+        return f"downloading {job.label}: {_size(job.bytes_done)} so far"
 
     def __contains__(self, key: Key) -> bool:
         return key in self._jobs
@@ -99,6 +110,7 @@ class Downloads:
             del self._jobs[key]
             raise
         if done is not None:
+            self._fetched[key] = job.bytes_done
             del self._jobs[key]
         return done
 
@@ -111,3 +123,9 @@ class Downloads:
 
     def cancel_all(self) -> None:
         self.retain(())
+
+
+def _size(n: int) -> str:
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / 1024 / 1024:.1f} MiB"

@@ -132,6 +132,7 @@ class Controller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s())
         self.act.downloads.cancel_all()
+        self.act.starts.close()
         if self._http is not None:
             await self._http.aclose()
 
@@ -157,6 +158,9 @@ class Controller:
         if not self._adopted:
             self.act.adopt_all()
             self._adopted = True
+        # Starts that ended since the last pass: tracked before the backend's report, so
+        # a replica that already exited is known when its exit is.
+        self.act.collect_starts()
         for observed in self.backend.poll():
             if not observed.alive:
                 self.act.replica_exited(observed)
@@ -173,6 +177,10 @@ class Controller:
         for r in list(self.replicas.values()):
             if r.endpoint not in names and r.state in (ReplicaState.STARTING, ReplicaState.READY):
                 self.act.stop(r, "its endpoint no longer exists")
+        self.act.starts.cancel_endpoints(names)
+        # Starts launched by this pass: a fast one is tracked now, a slow one later.
+        await self.act.starts.settle()
+        self.act.collect_starts()
         for name in list(self.memory):
             if name not in names:
                 del self.memory[name]
@@ -214,18 +222,31 @@ class Controller:
         )
         mine = [r for r in self.replicas.values() if r.endpoint == ep.name]
         views = [ReplicaView(r.replica_id, r.revision, r.state, r.started_mono) for r in mine]
+        # Starts in flight are starting replicas: they count toward the desired count, and
+        # the endpoint is not deleted under them (a cancelled one is stopped once tracked).
+        views += [
+            ReplicaView(rid, b.revision, ReplicaState.STARTING, b.since)
+            for b in self.act.starts.pending(ep.name)
+            for rid in b.replica_ids
+        ]
         p = plan(view, views, now)
         for rid in p.stop:
-            self.act.stop(self.replicas[rid], "not needed")
+            if rid in self.replicas:
+                self.act.stop(self.replicas[rid], "not needed")
+            else:
+                self.act.starts.cancel(rid)
         for rid in p.drain:
             self.act.drain(self.replicas[rid])
-        for _ in range(p.start):
-            if not await self.act.start(ep, mem):
-                break
+        if p.start > 0:
+            self.act.start(ep, mem, p.start)
+        reason = p.reason
+        if p.status is EndpointStatus.INITIALIZING and reason is None:
+            # Resolving: the model's download progress is the status reason.
+            reason = self.act.downloads.describe((ep.name, ep.revision))
         if p.status is not None and not (
             ep.status is EndpointStatus.DELETING and p.status is not EndpointStatus.DELETING
         ):
-            self.act.set_status(ep, p.status, p.reason)
+            self.act.set_status(ep, p.status, reason)
         if p.delete:
             self.act.delete_endpoint(ep.name)
             self.memory.pop(ep.name, None)  # its model paths are per revision number

@@ -1,0 +1,109 @@
+"""A model download's progress shows in the endpoint's status reason, and its size in the
+`download_done` event (issue 10). A real download child against a loopback Hub that sends
+part of a file and then holds the rest (tests/support/silent_hub.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from podium.artifacts.sources import NodeCache
+from podium.control.loop import Controller
+from podium.core.phases import EndpointStatus, EventKind
+from podium.core.routing import RoutingTableHolder
+from podium.core.settings import Settings
+from podium.core.spec import EndpointSpec
+from podium.store import Database
+from tests.support.db import sqlite_url
+from tests.support.silent_hub import fake_hub
+from tests.unit.control.fakes import FakeBackend
+from tests.unit.control.lifecycle import Probes
+
+__all__ = ["sqlite_url"]
+
+WAIT_S = 90
+BODY = bytes(range(256)) * 2048  # 512 KiB
+SENT = 300_000  # what the Hub sends of it before it holds the rest
+
+
+def _status(db: Database) -> tuple[EndpointStatus, str | None]:
+    with db.unit_of_work(read_only=True) as uow:
+        ep = uow.endpoints.get("echo")
+        return ep.status, ep.status_reason
+
+
+def _endpoint(sqlite_url: str) -> Database:
+    db = Database(sqlite_url)
+    db.migrate()
+    spec = EndpointSpec.model_validate(
+        {"name": "echo", "model": "hf://acme/echo", "framework": "python"}
+    )
+    with db.unit_of_work() as uow:
+        uow.endpoints.create(
+            spec, model_ref="hf://acme/echo", status=EndpointStatus.PENDING, desired_replicas=1
+        )
+    return db
+
+
+def _passes(
+    tmp_path: Path, db: Database, backend: FakeBackend, hub: str, until: Callable[[], bool]
+) -> None:
+    """Controller passes (real time: the download child is real) until `until()`."""
+
+    async def main() -> None:
+        cache = NodeCache(
+            tmp_path / "cache", env={"HF_ENDPOINT": hub, "HF_HOME": str(tmp_path / "hf")}
+        )
+        async with httpx.AsyncClient(transport=httpx.MockTransport(Probes())) as http:
+            ctl = Controller(
+                Settings(home=tmp_path / "home"),
+                db,
+                backend,
+                RoutingTableHolder(),
+                node_cache=cache,
+                http=http,
+            )
+            deadline = time.monotonic() + WAIT_S
+            try:
+                while not until():
+                    assert time.monotonic() < deadline, _status(db)
+                    await ctl.run_once()
+                    await asyncio.sleep(0.1)
+            finally:
+                ctl.act.downloads.cancel_all()
+
+    asyncio.run(main())
+
+
+def test_the_bytes_fetched_so_far_are_the_status_reason(tmp_path: Path, sqlite_url: str) -> None:
+    db = _endpoint(sqlite_url)
+    backend = FakeBackend()
+
+    def fetched() -> bool:
+        reason = _status(db)[1]
+        return reason is not None and "so far" in reason and " 0.0 KiB" not in reason
+
+    with fake_hub("acme/echo", {"model.bin": BODY}, stall_after=SENT) as hub:
+        _passes(tmp_path, db, backend, hub, fetched)
+    status, reason = _status(db)
+    db.dispose()
+    assert status is EndpointStatus.INITIALIZING
+    assert reason is not None and reason.startswith("downloading hf://acme/echo: ")
+    assert backend.started == []  # resolving: nothing to start yet
+
+
+def test_the_done_event_says_how_much_was_fetched(tmp_path: Path, sqlite_url: str) -> None:
+    db = _endpoint(sqlite_url)
+    backend = FakeBackend()
+    with fake_hub("acme/echo", {"model.bin": BODY}) as hub:
+        _passes(tmp_path, db, backend, hub, lambda: bool(backend.started))
+    with db.unit_of_work(read_only=True) as uow:
+        done = [e for e in uow.events.list("echo") if e.kind is EventKind.DOWNLOAD_DONE]
+    db.dispose()
+    assert [launch.endpoint for launch in backend.started] == ["echo"]
+    assert len(done) == 1
+    assert int(str(done[0].data["bytes"])) >= len(BODY)

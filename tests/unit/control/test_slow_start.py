@@ -1,0 +1,144 @@
+"""A slow replica start never holds up the controller pass (issue 10).
+
+Endpoint "slow" has a start that blocks (a backend whose start waits, in real time, until
+the test lets it go, at most 20 s) while endpoint "spin" loses a replica: spin's replacement
+is started, found ready and routed while slow's start is still blocked, and slow still
+comes up once its start returns. If the pass awaited starts, the first pass would sit in
+slow's start for 20 s and spin would be replaced only after it (the order asserted here).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from podium.backends.base import ObservedReplica, ReplicaLaunch
+from podium.control.loop import Controller
+from podium.core.phases import EndpointStatus, EventKind
+from podium.core.spec import EndpointSpec
+from podium.store import Database
+from tests.unit.control.fakes import FakeBackend, Harness, db, events, sqlite_url
+from tests.unit.control.lifecycle import Probes
+
+__all__ = ["db", "sqlite_url"]
+
+BLOCK_S = 20.0  # the most a slow start blocks (only reached when the pass waits for it)
+
+
+class SlowBackend(FakeBackend):
+    """Starts of endpoint "slow" block until `release` is set (or `BLOCK_S` passes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.slow_entered = threading.Event()
+        self.released_before_return: list[bool] = []
+
+    def start(self, launch: ReplicaLaunch) -> ObservedReplica:
+        if launch.endpoint == "slow":
+            self.slow_entered.set()
+            self.released_before_return.append(self.release.wait(BLOCK_S))
+        return super().start(launch)
+
+
+def add_slow(db: Database, replicas: int = 1) -> None:
+    spec = EndpointSpec.model_validate(
+        {
+            "name": "slow",
+            "model": "bundle:1",
+            "framework": "python",
+            "scaling": {"min_replicas": replicas, "max_replicas": replicas},
+        }
+    )
+    with db.unit_of_work() as uow:
+        uow.endpoints.create(
+            spec, model_ref="bundle:1", status=EndpointStatus.PENDING, desired_replicas=replicas
+        )
+
+
+def routed(h: Harness, name: str) -> list[str]:
+    route = h.holder.table.endpoints.get(name)
+    return sorted(r.replica_id for r in route.replicas) if route else []
+
+
+def status_of(db: Database, name: str) -> EndpointStatus:
+    with db.unit_of_work(read_only=True) as uow:
+        return uow.endpoints.get(name).status
+
+
+def test_a_blocked_start_does_not_stop_another_endpoints_replacement(
+    tmp_path: Path, db: Database
+) -> None:
+    add_slow(db)
+    h = Harness(tmp_path, db, Probes())
+    backend = SlowBackend()
+    h.backend = backend
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 2)  # spin's two replicas start and are probed ready
+        assert backend.slow_entered.is_set()
+        assert len(routed(h, "spin")) == 2
+        assert status_of(db, "spin") is EndpointStatus.RUNNING
+        # slow's start is in flight: starting for the plan, nothing started twice
+        assert status_of(db, "slow") is EndpointStatus.INITIALIZING
+        assert [b.replica_ids for b in ctl.act.starts.pending("slow")] != []
+        assert not any(r.endpoint == "slow" for r in ctl.replicas.values())
+
+        victim = routed(h, "spin")[0]
+        backend.crash(victim)
+        for _ in range(10):  # the crash, 1 s backoff, the restart, its readiness
+            await h.passes(ctl, 1)
+            spin = routed(h, "spin")
+            if len(spin) == 2 and victim not in spin:
+                break
+        spin = routed(h, "spin")
+        assert victim not in spin and len(spin) == 2, spin
+        assert len(events(db, EventKind.REPLICA_RESTARTED)) == 1
+        # ... all while slow's start was still blocked
+        assert not backend.release.is_set()
+        assert backend.released_before_return == []
+        assert routed(h, "slow") == []
+
+        backend.release.set()
+        for _ in range(20):
+            await h.passes(ctl, 1)
+            if routed(h, "slow"):
+                break
+        assert backend.released_before_return == [True]
+        assert len(routed(h, "slow")) == 1
+        assert status_of(db, "slow") is EndpointStatus.RUNNING
+        assert [b for b in ctl.act.starts.pending("slow")] == []
+        assert sum(1 for launch in backend.started if launch.endpoint == "slow") == 1
+
+    h.run(steps)
+
+
+def test_starts_no_longer_wanted_are_skipped_or_stopped(tmp_path: Path, db: Database) -> None:
+    """slow wants two replicas: one batch, whose first start blocks. The endpoint is paused
+    meanwhile: the second start is skipped, the first is stopped once it has returned."""
+    add_slow(db, replicas=2)
+    h = Harness(tmp_path, db, Probes())
+    backend = SlowBackend()
+    h.backend = backend
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 1)
+        assert backend.slow_entered.is_set()
+        with db.unit_of_work() as uow:
+            uow.endpoints.set_status("slow", EndpointStatus.PAUSED)
+        await h.passes(ctl, 1)  # the plan stops what slow has: its start is cancelled
+        assert status_of(db, "slow") is EndpointStatus.PAUSED
+        backend.release.set()
+        for _ in range(10):
+            await h.passes(ctl, 1)
+            if not ctl.act.starts.pending("slow") and not any(
+                r.endpoint == "slow" for r in ctl.replicas.values()
+            ):
+                break
+        slow = [launch.replica_id for launch in backend.started if launch.endpoint == "slow"]
+        assert len(slow) == 1  # the second start of the batch was skipped
+        assert [rid for rid, _ in backend.killed] == slow  # stopped by the next plan once tracked
+        assert routed(h, "slow") == []
+        assert not any(r.endpoint == "slow" for r in ctl.replicas.values())
+
+    h.run(steps)
