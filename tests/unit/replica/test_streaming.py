@@ -137,7 +137,7 @@ def test_unsupported_tgi_parameters_are_refused(llm: Replica) -> None:
         client.text_generation("x", top_k=5)
     with llm.client() as http:
         r = http.post("/", json={"inputs": "x", "parameters": {"max_new_tokens": -1}})
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["field"] == "parameters.max_new_tokens"
     assert r.json()["error_type"] == "validation"
@@ -147,5 +147,5 @@ def test_prompt_too_long_is_refused_before_streaming(llm: Replica) -> None:
     long_prompt = " ".join(["w"] * 100)
     with llm.client() as http:
         r = http.post("/", json={"inputs": long_prompt, "stream": True})
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert "context length is 64 tokens" in r.json()["detail"]
