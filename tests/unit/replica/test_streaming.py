@@ -60,8 +60,9 @@ def test_first_token_arrives_while_generation_is_still_running(llm: Replica, sta
         lines = r.iter_lines()
         first = next(line for line in lines if line)
         assert json.loads(first.removeprefix("data: "))["token"]["text"] == "echo:"
-        # The generator is parked after its first token: generation has not ended.
-        assert (state / "started").exists()
+        # The generator parks after its first token (it marks that just after yielding it,
+        # so the token can arrive first): generation has not ended.
+        wait_until(lambda: (state / "started").exists(), 15, "the generator parked")
         assert generations(state) == []
         assert in_flight(llm) == 1
         (state / "release").touch()
