@@ -10,8 +10,8 @@ working tree is never touched, so targets run one after another without interfer
     python -m tests.mutation.run [TARGET ...] [--max-children N]
 
 Prints a table per target (mutants, killed, survived, other) and writes it, with the name of
-every surviving mutant, to `.mutants/summary.json`. Read a survivor's diff with
-`cd .mutants/<target> && ../../.venv/bin/mutmut show <name>`.
+every surviving mutant, to `.mutants/summary.json` (which keeps the last run of each target).
+Read a survivor's diff with `cd .mutants/<target> && ../../.venv/bin/mutmut show <name>`.
 """
 
 from __future__ import annotations
@@ -163,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown target {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
     summary = {name: run_target(name, TARGETS[name], args.max_children) for name in names}
     WORK.mkdir(exist_ok=True)
-    (WORK / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    path = WORK / "summary.json"
+    earlier = json.loads(path.read_text()) if path.exists() else {}  # other targets' last runs
+    path.write_text(json.dumps({**earlier, **summary}, indent=2) + "\n")
     print(f"\n{'target':16} {'mutants':>8} {'killed':>7} {'survived':>9} {'%':>6}  other")
     for name, row in summary.items():
         print(

@@ -34,6 +34,7 @@ class ApiContext:
     routing: RoutingTableHolder | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     log_poll_s: float = 0.5  # how often `logs?follow=true` looks for new lines
+    replica_timeout_s: float = 5.0  # a replica's answer to the API (its /metrics)
 
 
 def get_ctx(request: Request) -> ApiContext:

@@ -116,7 +116,7 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400 and "parsing the body" in detail:  # e.g. not UTF-8
             # A body that is not JSON is one error, whatever byte gives it away: the same
             # 422 as malformed JSON (FastAPI raises this 400 only when decoding fails).
-            error = {"type": "json_invalid", "loc": ("body",), "ctx": {"error": "not UTF-8"}}
+            error = {"type": "json_invalid", "ctx": {"error": "not UTF-8"}}  # field: body
             return from_validation_errors([error])
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such route"

@@ -29,6 +29,7 @@ class ReplicaLaunch:
     batching: BatchingSpec | None = None
     command: CommandSpec | None = None  # framework `command`: run this instead of a replica
     engine_args: dict[str, str | int | float | bool] = field(default_factory=dict)
+    model_version: str | None = None  # the model's own version ("3" of iris:3), for protocols
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,8 @@ def replica_command(
     argv = [python, "-m", "podium.replica", *itertools.chain(*options.items())]
     if launch.task:
         argv += ["--task", launch.task]
+    if launch.model_version is not None:
+        argv += ["--model-version", launch.model_version]
     if launch.trust_pickle:
         argv.append("--trust-pickle")
     if launch.batching is not None:

@@ -94,6 +94,7 @@ _COMMANDS = (
     endpoints.rm,
     observe.invoke,
     observe.logs,
+    observe.metrics,
     observe.events,
 )
 for _command in _COMMANDS:

@@ -56,6 +56,15 @@ def logs(
         typer.echo(f"{item.replica_id} | {item.line}")
 
 
+def metrics(
+    ctx: typer.Context,
+    name: Name,
+    replica: Annotated[str, typer.Argument(help="Replica id (see `podium describe`).")],
+) -> None:
+    """Print one replica's Prometheus metrics (the server asks the replica for them)."""
+    typer.echo(client_for(ctx).replica_metrics(name, replica), nl=False)
+
+
 def events(
     ctx: typer.Context,
     name: Name,

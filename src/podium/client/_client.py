@@ -223,8 +223,9 @@ class PodiumClient:
         return self._action(name, "wake")
 
     def scale(self, name: str, min_replicas: int, max_replicas: int) -> EndpointPublic:
-        """Set the replica bounds; checked locally first (`Invalid` with field `scaling`, as
-        deploy and update name it: the API, for this route, says `body`)."""
+        """Set the replica bounds; checked locally first (`Invalid` with the field under
+        `scaling`, as deploy and update name it: `scaling.max_replicas` where the API, whose
+        body has no `scaling`, says `max_replicas`)."""
         body = {"min_replicas": min_replicas, "max_replicas": max_replicas}
         try:
             ScaleRequest.model_validate(body)
@@ -257,6 +258,12 @@ class PodiumClient:
         params = _log_params(tail, replica, follow=False)
         response = self._request("GET", f"/endpoints/{_seg(name)}/logs", params=params)
         return self._parse(response, LogList).items
+
+    def replica_metrics(self, name: str, replica_id: str) -> str:
+        """One replica's Prometheus metrics text, fetched from it by the server now (the
+        gateway does not serve a replica's own `/metrics`)."""
+        path = f"/endpoints/{_seg(name)}/replicas/{_seg(replica_id)}/metrics"
+        return self._request("GET", path).text
 
     def follow_logs(self, name: str, tail: int = 200, replica: str | None = None) -> Iterator[str]:
         """Yield log lines as they are written (the last `tail` first) until the server stops.
@@ -309,7 +316,9 @@ class PodiumClient:
     ) -> EndpointPublic:
         """Poll until `revision` is the endpoint's current revision and fully serves: every
         replica is of it and ready, as many as desired, and no replica of an older revision
-        is left (or, at zero desired replicas, none at all).
+        is left (or, at zero desired replicas, none at all). The server says `updating` until
+        then, also while old replicas drain; the replicas are checked as well, so an answer
+        read just before the controller acted on the change is not taken for the end.
 
         Raises `LoadError` at once if the endpoint becomes failed at this revision (e.g. its
         model does not load, while older replicas may still serve), with the status reason;

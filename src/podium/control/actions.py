@@ -27,7 +27,7 @@ from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.errors import Conflict, LoadError, PodiumError
 from podium.core.ids import new_replica_id
 from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState
-from podium.core.spec import EndpointSpec, HfRef, RepoRef, parse_model_ref
+from podium.core.spec import EndpointSpec, HfRef, RepoRef, model_version, parse_model_ref
 from podium.store.records import EndpointRecord, ReplicaRecord, RevisionRecord
 
 if TYPE_CHECKING:
@@ -170,6 +170,7 @@ class Actuator:
                 batching=spec.batching,
                 command=spec.command,
                 engine_args=dict(spec.engine_args),
+                model_version=model_version(rev.model_ref),
             )
         except PodiumError as e:
             self.fail(ep.name, mem, f"revision {ep.revision} cannot start: {e}")

@@ -49,6 +49,7 @@ class Plan:
 
 
 _LIVE = (ReplicaState.STARTING, ReplicaState.READY)
+_LEAVING = (ReplicaState.DRAINING, ReplicaState.STOPPING)
 
 
 def plan(ep: EndpointView, replicas: Sequence[ReplicaView], now: float) -> Plan:
@@ -92,14 +93,17 @@ def plan(ep: EndpointView, replicas: Sequence[ReplicaView], now: float) -> Plan:
     ready_old.sort(key=lambda r: -r.started_at)  # keep the newest, drain the oldest
     out.drain += [r.replica_id for r in ready_old[keep_old:]]
 
-    out.status, out.reason = _status(ep, ready_current, old, now, remaining=len(replicas))
+    # An old revision's replica still draining or stopping keeps the rollout under way:
+    # `running` means only the current revision is left.
+    leaving = [r for r in replicas if r.revision != ep.revision and r.state in _LEAVING]
+    out.status, out.reason = _status(ep, ready_current, old + leaving, now, remaining=len(replicas))
     return out
 
 
 def _status(
     ep: EndpointView,
     ready_current: list[ReplicaView],
-    old: list[ReplicaView],
+    old: list[ReplicaView],  # of older revisions: live, draining or stopping
     now: float,
     *,
     remaining: int,

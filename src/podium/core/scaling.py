@@ -89,13 +89,17 @@ class ScalingSpec(BaseModel):
     )
     rules: Annotated[list[ScalingRule], AtMost(16)] = Field(default_factory=list)
 
+    @staticmethod
+    def check_bounds(min_replicas: int, max_replicas: int) -> None:
+        """ValueError (for pydantic) unless min_replicas <= max_replicas."""
+        if min_replicas > max_replicas:
+            raise ValueError(
+                f"min_replicas ({min_replicas}) must not exceed max_replicas ({max_replicas})"
+            )
+
     @model_validator(mode="after")
     def _consistent(self) -> ScalingSpec:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"min_replicas ({self.min_replicas}) must not exceed "
-                f"max_replicas ({self.max_replicas})"
-            )
+        self.check_bounds(self.min_replicas, self.max_replicas)
         if self.panic_window > self.stable_window:
             raise ValueError(
                 f"panic_window ({self.panic_window:g}s) must not exceed "

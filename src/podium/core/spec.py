@@ -61,6 +61,19 @@ ModelRef = RepoRef | HfRef
 MAX_REF_CHARS = 512
 
 
+def model_version(model_ref: str) -> str | None:
+    """The version a resolved model reference names, as protocols report it: `iris:3` → "3",
+    `hf://org/name@v1.2` → "v1.2" (no revision: "main", what the Hub serves); None when
+    the reference names no version or is not one."""
+    try:
+        ref = parse_model_ref(model_ref)
+    except Invalid:
+        return None
+    if isinstance(ref, RepoRef):
+        return None if ref.version is None else str(ref.version)
+    return ref.revision or "main"
+
+
 def parse_model_ref(value: str, field: str = "model") -> ModelRef:
     if len(value) > MAX_REF_CHARS:
         raise Invalid(f"a model reference has at most {MAX_REF_CHARS} characters", field=field)
@@ -320,7 +333,12 @@ class ScaleRequest(_Strict):
     min_replicas: int = Field(ge=0, le=64)
     max_replicas: int = Field(ge=1, le=64)
 
-    @model_validator(mode="after")
-    def _bounds(self) -> ScaleRequest:
-        ScalingSpec(min_replicas=self.min_replicas, max_replicas=self.max_replicas)
-        return self
+    @field_validator("max_replicas")
+    @classmethod
+    def _bounds(cls, high: int, info: ValidationInfo) -> int:
+        """Checked on `max_replicas`, so the error names that field (a model-level check
+        would name only `body`); the message is the one deploy and update give."""
+        low = info.data.get("min_replicas")
+        if low is not None:
+            ScalingSpec.check_bounds(low, high)
+        return high

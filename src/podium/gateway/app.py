@@ -5,6 +5,9 @@ slot or holds the request until one frees (`activator`), picks a replica (`balan
 forwards the request and streams the answer back (`proxy`), and counts (`metering`).
 `/v1/…` is the OpenAI router (`openai_router`). Answers it makes itself are
 `application/problem+json` (OpenAI's error body under `/v1/`).
+
+A replica's own routes (`/metrics`, `/health/…`, `/podium/…`) are for Podium alone (probes,
+scraping, the control API): the gateway answers 404 for them and never forwards them.
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ from podium.gateway.responses import Receive, Scope, Send, send_problem
 from podium.gateway.transport import Transport
 
 PREFIX = "/endpoints/"
+# A replica's internal routes, as they follow `/endpoints/{name}/`: refused with 404. The
+# check is a comparison and a `startswith` on a string the request split makes anyway.
+INTERNAL_EXACT = "metrics"
+INTERNAL_PREFIXES = ("health/", "podium/")
 # How long a request no replica could take waits for the controller to publish a new
 # table: it is woken by the failure, and finds a dead replica in its first poll.
 UNREACHED_WAIT_S = 1.0
@@ -138,7 +145,11 @@ class Gateway:
             self._meters.unrouted += 1
             await send_problem(send, 404, "no such path; endpoints are under /endpoints/{name}/")
             return
-        name, _, _ = path[len(PREFIX) :].partition("/")
+        name, _, sub = path[len(PREFIX) :].partition("/")
+        if sub == INTERNAL_EXACT or sub.startswith(INTERNAL_PREFIXES):
+            self._meters.unrouted += 1
+            await send_problem(send, 404, f"no such path /{sub} on endpoint {name!r}")
+            return
         route = self._holder.table.endpoints.get(name)
         if route is None:
             self._meters.unrouted += 1

@@ -35,6 +35,7 @@ class EndpointMeter:
         "replica_crashes",
         "replica_failures",
         "requests",
+        "retries",
         "served_by_revision",
     )
 
@@ -49,6 +50,7 @@ class EndpointMeter:
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.replica_failures = 0
         self.replica_crashes = 0  # requests whose replica crashed while serving them
+        self.retries = 0  # requests re-sent to another replica after a failed connection
         self.served_by_revision: dict[int, int] = {}  # 2xx/3xx answers of replicas
 
     def served(self, revision: int) -> None:
@@ -140,6 +142,12 @@ class GatewayCollector(Collector):
             "Connections to a replica that failed before a response (then retried).",
             labels=["endpoint"],
         )
+        retries = CounterMetricFamily(
+            "podium_gateway_retries",
+            "Requests re-sent to another replica after a connection failed before the request "
+            "reached the model.",
+            labels=["endpoint"],
+        )
         crashes = CounterMetricFamily(
             "podium_gateway_replica_crashes",
             "Requests whose replica crashed while serving them (answered 502, not retried).",
@@ -158,6 +166,7 @@ class GatewayCollector(Collector):
                 buckets.append((_bound(bound), cumulative))
             latency.add_metric([m.name], buckets, m.latency_sum)
             failures.add_metric([m.name], m.replica_failures)
+            retries.add_metric([m.name], m.retries)
         unrouted = CounterMetricFamily(
             "podium_gateway_unrouted_requests",
             "Requests for an unknown endpoint or path.",
@@ -170,7 +179,17 @@ class GatewayCollector(Collector):
         )
         for replica_id, count in sorted(self._outstanding().items()):
             outstanding.add_metric([replica_id], count)
-        return [requests, in_flight, held, latency, failures, crashes, unrouted, outstanding]
+        return [
+            requests,
+            in_flight,
+            held,
+            latency,
+            failures,
+            retries,
+            crashes,
+            unrouted,
+            outstanding,
+        ]
 
 
 def _bound(value: float) -> str:

@@ -126,6 +126,8 @@ class Proxy:
                     if self._on_failure is not None:
                         self._on_failure(replica_id, e.reason)
                     replica = balancer.pick(replicas, tried)
+                    if replica is not None:
+                        meter.retries += 1  # the same request, sent to another replica
                     continue
                 except TimeoutError:
                     await send_problem(

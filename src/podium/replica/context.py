@@ -38,6 +38,7 @@ class ReplicaInfo:
     revision: int
     runtime: str
     pid: int
+    model_version: str | None = None  # the model's version ("3" of iris:3), not the revision
 
 
 class Serving:

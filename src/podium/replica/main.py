@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replica-id", required=True)
     p.add_argument("--endpoint", required=True, help="endpoint name (the v2 model name)")
     p.add_argument("--revision", required=True, type=int)
+    p.add_argument(
+        "--model-version", default=None, help="the model's version (the v2 model_version)"
+    )
     p.add_argument("--runtime", required=True, help="framework: sklearn, python, …")
     p.add_argument("--model-path", required=True, type=Path)
     p.add_argument("--task", default=None)
@@ -198,6 +201,7 @@ def _serve(
         revision=args.revision,
         runtime=args.runtime,
         pid=os.getpid(),
+        model_version=args.model_version,
     )
     batching = None
     if args.max_batch_size is not None:

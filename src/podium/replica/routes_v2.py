@@ -9,6 +9,10 @@
 Infer takes JSON tensors or the binary tensor data extension (`Inference-Header-Content-
 Length`), gzip- or deflate-encoded bodies too, and answers binary outputs when asked (as
 `tritonclient` does by default). Errors are {"error": "…"}.
+
+The model's version is the version of the model the endpoint serves ("3" of `iris:3`), as
+`versions` in the metadata and `model_version` in answers; the endpoint's revision (which
+changes with the spec, not the model) is the `X-Podium-Revision` header of both.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from podium.replica.http import JSON, Receive, Scope, Send, dumps, read_body
 PREFIX = "/v2"
 MODELS = "/v2/models/"
 OCTETS = b"application/octet-stream"
+REVISION_HEADER = b"x-podium-revision"
 
 
 class V2Routes:
@@ -33,6 +38,7 @@ class V2Routes:
         self.metadata = (
             serving.runtime.v2_metadata() if serving.runtime.capabilities.tensor else None
         )
+        self.revision = [(REVISION_HEADER, str(serving.info.revision).encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         http = self.s.http
@@ -61,7 +67,7 @@ class V2Routes:
             return
         name, *rest = path[len(MODELS) :].split("/")
         if len(rest) >= 2 and rest[0] == "versions":
-            rest = rest[2:]  # any version: a replica serves exactly one revision
+            rest = rest[2:]  # any version: a replica serves exactly one model version
         if name != self.s.info.endpoint:
             await http.v2_error(send, NotFound(f"model {name!r} not found"))
             return
@@ -81,8 +87,8 @@ class V2Routes:
         elif action == "config":
             await http.json(send, 200, oip_v2.model_config(self.metadata))
         else:
-            meta = oip_v2.model_metadata(self.metadata, str(self.s.info.revision))
-            await http.json(send, 200, meta)
+            meta = oip_v2.model_metadata(self.metadata, self.s.info.model_version)
+            await http.send(send, 200, dumps(meta), JSON, self.revision)
 
     def _healthy(self) -> bool:
         try:
@@ -103,9 +109,9 @@ class V2Routes:
         async with self.s.slot(receive):
             payload, json_length = await self.s.call(self._work, body, header_length, encoding)
         if json_length is None:
-            await self.s.http.send(send, 200, payload, JSON)
+            await self.s.http.send(send, 200, payload, JSON, self.revision)
         else:
-            extra = [(oip_v2.BINARY_HEADER.encode(), str(json_length).encode())]
+            extra = [(oip_v2.BINARY_HEADER.encode(), str(json_length).encode()), *self.revision]
             await self.s.http.send(send, 200, payload, OCTETS, extra)
         return 200
 
@@ -119,7 +125,7 @@ class V2Routes:
         return oip_v2.encode_infer_body(
             outputs,
             model_name=self.s.info.endpoint,
-            model_version=str(self.s.info.revision),
+            model_version=self.s.info.model_version,
             request=request,
         )
 

@@ -192,6 +192,10 @@ def test_scale(client: TestClient, iris: None, wake: WakeRecorder) -> None:
     assert wake.calls[-1] == "iris-ep"
     r = client.post(f"{EP}/iris-ep/scale", json={"min_replicas": 3, "max_replicas": 2})
     assert r.status_code == 422
+    assert (r.json()["field"], r.json()["detail"]) == (
+        "max_replicas",
+        "max_replicas: min_replicas (3) must not exceed max_replicas (2)",
+    )
 
 
 def test_pause_and_resume(client: TestClient, iris: None) -> None:

@@ -59,6 +59,7 @@ PROMISED = {
     ("GET", "/endpoints/{name}/events"),
     ("GET", "/endpoints/{name}/revisions"),
     ("GET", "/endpoints/{name}/logs"),
+    ("GET", "/endpoints/{name}/replicas/{replica_id}/metrics"),
 }
 
 

@@ -273,7 +273,9 @@ def test_pause_resume_wake_scale_rm(cli: Cli, deployed: str) -> None:
 def test_scale_error_line(cli: Cli, deployed: str) -> None:
     result = cli("scale", "iris", "--min", "3", "--max", "1")
     assert result.exit_code == 1
-    assert result.stderr == "error: scaling: min_replicas (3) must not exceed max_replicas (1)\n"
+    assert result.stderr == (
+        "error: scaling.max_replicas: min_replicas (3) must not exceed max_replicas (1)\n"
+    )
     assert result.stdout == ""
     assert cli("scale", "iris").exit_code == 2
     assert cli.api.requests == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from podium.core.clock import FakeClock
 from podium.core.routing import ReplicaRoute
 from podium.gateway.balancer import Balancer
@@ -71,3 +73,25 @@ def test_exclude_for_retries() -> None:
     assert balancer.pick((A, B), exclude={"r0", "r1"}) is None
     assert balancer.pick((A,), exclude={"r0"}) is None
     assert balancer.pick((), exclude=()) is None
+
+
+def test_a_seeded_rng_makes_the_choice_repeatable() -> None:
+    """The `rng` seam: the same seed, the same choices (the tests above rely on it)."""
+
+    def picks(seed: int) -> list[ReplicaRoute | None]:
+        balancer = Balancer(2.0, rng=random.Random(seed))
+        return [balancer.pick((A, B, C)) for _ in range(30)]
+
+    assert picks(7) == picks(7)
+    assert picks(7) != picks(8)
+
+
+@pytest.mark.parametrize("busiest", [0, 1, 2])
+def test_the_busiest_of_three_is_never_picked_whichever_it_is(busiest: int) -> None:
+    """The two choices are always two different replicas: one is less busy."""
+    balancer, _ = make()
+    replicas = (A, B, C)
+    for _ in range(3):
+        balancer.acquire(replicas[busiest].replica_id)
+    picks = {balancer.pick(replicas) for _ in range(300)}
+    assert picks == set(replicas) - {replicas[busiest]}

@@ -10,6 +10,7 @@ import pytest
 from podium.core.phases import EndpointStatus
 from podium.core.settings import GatewaySettings
 from tests.unit.gateway.conftest import Replica, RunningGateway, Servers, endpoint
+from tests.unit.gateway.servers import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +176,27 @@ def test_413_by_streamed_count(gw: RunningGateway) -> None:
         r = client.post("/endpoints/echo/", content=chunks(12_000))
     assert r.status_code == 413
     assert "10000" in r.json()["detail"]
+    gw.settle()
+    assert gw.gateway.outstanding("r0") == 0
+
+
+def test_413_found_while_the_body_streams_to_the_replica(gw: RunningGateway) -> None:
+    def body() -> Iterator[bytes]:
+        yield b"x" * 1_500  # over retry_body_bytes: the gateway starts the upload
+        assert wait_until(lambda: gw.gateway.outstanding("r0") == 1)
+        yield from chunks(10_000)
+
+    with gw.client() as client:
+        r = client.post("/endpoints/echo/", content=body(), headers={"x-request-id": "big"})
+    assert r.status_code == 413
+    assert r.headers["x-request-id"] == "big"
+    problem = r.json()
+    assert problem["detail"] == "request body is larger than the limit of 10000 bytes"
+    assert (problem["title"], problem["limit"], problem["endpoint"]) == (
+        "Too Large",  # TooLarge's title, as on the API
+        10_000,
+        "echo",
+    )
     gw.settle()
     assert gw.gateway.outstanding("r0") == 0
 

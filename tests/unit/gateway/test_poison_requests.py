@@ -189,3 +189,6 @@ def test_request_reset_unread_goes_to_another_replica(servers: Servers) -> None:
             assert r.status_code == 200
             assert r.json()["server"] == live.id
     gw.settle()
+    labels = {"endpoint": "ep"}
+    retries = gw.gateway.metrics_registry.get_sample_value("podium_gateway_retries_total", labels)
+    assert retries == len(gw.failures)  # each reset was re-sent to the live replica

@@ -1,4 +1,11 @@
-"""Failing replicas: retries elsewhere, ejection, 502 and 504."""
+"""Failing replicas: retries elsewhere, ejection, 502 and 504.
+
+A request that meets a refused or reset connection is re-sent to another replica within the
+same pass through the proxy, and `podium_gateway_retries` counts it. Without that retry the
+client would still get a 200 (the gateway waits for a newer routing table, up to 1 s, then
+admits the request again and the ejected replica is skipped), so these tests assert the
+count of retries, not only the status and the replica that answered.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,14 @@ import threading
 
 from podium.core.routing import ReplicaRoute
 from podium.core.settings import GatewaySettings
-from tests.unit.gateway.conftest import Servers, endpoint
+from tests.unit.gateway.conftest import RunningGateway, Servers, endpoint
 from tests.unit.gateway.servers import dead_port, wait_until
+
+
+def counter(gw: RunningGateway, name: str, endpoint: str = "echo") -> float | None:
+    """A per-endpoint counter as `/metrics` shows it."""
+    labels = {"endpoint": endpoint}
+    return gw.gateway.metrics_registry.get_sample_value(f"podium_gateway_{name}_total", labels)
 
 
 def test_refused_replica_is_retried_elsewhere_and_ejected(servers: Servers) -> None:
@@ -31,6 +44,9 @@ def test_refused_replica_is_retried_elsewhere_and_ejected(servers: Servers) -> N
     assert set(statuses) == {200}
     assert len(gw.failures) == 1
     gw.settle()
+    # The one request that met the dead replica was re-sent to the live one at once.
+    assert counter(gw, "replica_failures") == 1
+    assert counter(gw, "retries") == 1
     assert gw.gateway.outstanding("dead") == 0
     assert gw.gateway.outstanding(live.id) == 0
 
@@ -55,6 +71,9 @@ def test_replica_stopped_midway_requests_retried(servers: Servers) -> None:
     assert [rid for rid, _ in gw.failures] == [b.id]
     gw.settle()
     assert gw.gateway.load_snapshot()["echo"].errors == 0
+    # b's pooled connection was tried again on a new one (refused): then once to `a`.
+    assert counter(gw, "replica_failures") == 1
+    assert counter(gw, "retries") == 1
 
 
 def test_all_replicas_unreachable_and_no_new_table_is_502(servers: Servers) -> None:
@@ -70,9 +89,15 @@ def test_all_replicas_unreachable_and_no_new_table_is_502(servers: Servers) -> N
     assert r.status_code == 502
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["endpoint"] == "echo"
+    detail = r.json()["detail"]
+    assert detail.startswith("endpoint 'echo': no replica could be reached (")
+    assert "connect" in detail.lower()  # the last failure's reason, as the transport gave it
     assert {rid for rid, _ in gw.failures} == {"d0", "d1"}
     gw.settle()
     assert gw.gateway.load_snapshot()["echo"].errors == 1
+    # Two passes (before and after the wait), each trying one replica then the other.
+    assert counter(gw, "replica_failures") == 4
+    assert counter(gw, "retries") == 2
 
 
 def test_unreachable_replicas_wait_for_the_next_table(servers: Servers) -> None:
@@ -97,6 +122,7 @@ def test_unreachable_replicas_wait_for_the_next_table(servers: Servers) -> None:
     assert r.json()["body"] == "payload"
     gw.settle()
     assert gw.gateway.load_snapshot()["echo"].errors == 0
+    assert counter(gw, "retries") == 0  # no other replica: admitted again, not retried
 
 
 def test_slow_replica_is_504_and_released(servers: Servers) -> None:

@@ -45,9 +45,11 @@ def test_client_leaving_mid_stream_releases_the_replica(
         # Leaving the block closes the unfinished response, and with it the connection.
     assert replica.app.disconnected.wait(10)
     assert wait_until(lambda: running.gateway.outstanding(replica.id) == 0)
+    running.settle()
     load = running.gateway.load_snapshot()["echo"]
     assert load.in_flight == 0
     assert load.errors == 0
+    assert load.succeeded == 0  # nobody got the answer: no success of its revision
 
 
 def test_many_streams_in_parallel_then_counts_back_to_zero(

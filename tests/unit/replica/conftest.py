@@ -54,6 +54,9 @@ class Replica:
                 self.proc.stdout.close()
 
 
+MODEL_VERSION = "3"  # the version of the model the test replicas serve (revision 1)
+
+
 def launch(
     tmp: Path,
     *,
@@ -70,6 +73,7 @@ def launch(
     cmd = [
         sys.executable, "-m", "podium.replica",
         "--replica-id", replica_id, "--endpoint", endpoint, "--revision", "1",
+        "--model-version", MODEL_VERSION,  # not the revision: protocols report this one
         "--runtime", runtime, "--model-path", str(model_path),
         "--status-file", str(status_file), *(extra or []),
     ]  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.unit.replica.conftest import Replica
+from tests.unit.replica.conftest import MODEL_VERSION, Replica
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 VIRGINICA = [6.7, 3.0, 5.2, 2.3]
@@ -75,10 +75,12 @@ def test_v2_server_and_model_metadata(iris: Replica) -> None:
         assert c.get("/v2/health/live").status_code == 200
         assert c.get("/v2/health/ready").json() == {"ready": True}
         assert c.get("/v2/models/iris/ready").json() == {"name": "iris", "ready": True}
-        meta = c.get("/v2/models/iris").json()
-        assert c.get("/v2/models/iris/versions/1").json() == meta
+        answer = c.get("/v2/models/iris")
+        meta = answer.json()
+        assert c.get("/v2/models/iris/versions/3").json() == meta
     assert meta["name"] == "iris"
-    assert meta["versions"] == ["1"]
+    # The model's version; the endpoint's revision is a header.
+    assert (meta["versions"], answer.headers["x-podium-revision"]) == ([MODEL_VERSION], "1")
     assert meta["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
     assert [o["name"] for o in meta["outputs"]] == ["predict", "predict_proba"]
 
@@ -90,12 +92,13 @@ def test_v2_infer(iris: Replica) -> None:
     }
     with iris.client() as c:
         r = c.post("/v2/models/iris/infer", json=body)
-        also = c.post("/v2/models/iris/versions/1/infer", json=infer_body([1, 4], SETOSA))
+        also = c.post("/v2/models/iris/versions/3/infer", json=infer_body([1, 4], SETOSA))
     assert r.status_code == 200, r.text
     assert r.headers["x-podium-replica"] == iris.replica_id
+    assert r.headers["x-podium-revision"] == "1"
     assert r.json() == {
         "model_name": "iris",
-        "model_version": "1",
+        "model_version": MODEL_VERSION,
         "id": "req-7",
         "outputs": [{"name": "predict", "datatype": "INT64", "shape": [2], "data": [0, 2]}],
     }

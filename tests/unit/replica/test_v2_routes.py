@@ -13,7 +13,7 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from tests.unit.replica.bundles import write_tensor_bundle
-from tests.unit.replica.conftest import Replica, launch
+from tests.unit.replica.conftest import MODEL_VERSION, Replica, launch
 
 ARRAYS = {
     "BOOL": np.array([[True, False]]),
@@ -62,7 +62,7 @@ def test_health_and_metadata(tensors: Replica) -> None:
         meta = c.get_model_metadata("tensors")
         assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, -1]}]
         assert [o["name"] for o in meta["outputs"]] == ["y", "count", "params"]
-        assert meta["versions"] == ["1"]
+        assert meta["versions"] == [MODEL_VERSION]  # the model's, not the revision
         config = c.get_model_config("tensors")
         assert config["input"][0] == {"name": "x", "data_type": "TYPE_FP32", "dims": [-1, -1]}
         with pytest.raises(InferenceServerException, match="model 'other' not found"):
@@ -90,7 +90,7 @@ def test_infer_every_datatype(tensors: Replica, datatype: str, binary: bool) -> 
     response = result.get_response()
     assert (response["model_name"], response["model_version"], response["id"]) == (
         "tensors",
-        "1",
+        MODEL_VERSION,
         "r7",
     )
 

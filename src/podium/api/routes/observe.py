@@ -1,16 +1,16 @@
-"""What happened to an endpoint: events, revisions, replica logs."""
+"""What happened to an endpoint: events, revisions, replica logs, a replica's metrics."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from podium.api.deps import ApiContext, CtxDep, UowDep
 from podium.api.problems import responses
-from podium.api.services import logs, views
+from podium.api.services import logs, replica_metrics, views
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.schemas import EventList, LogList, RevisionPublic
 
@@ -73,6 +73,34 @@ async def get_logs(
         disconnected=request.is_disconnected,
     )
     return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
+
+
+_METRICS = {
+    "description": "the replica's Prometheus metrics, as the replica gave them",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
+
+
+@router.get(
+    "/{name}/replicas/{replica_id}/metrics",
+    response_class=Response,
+    responses={**responses(404, 503), 200: _METRICS},
+)
+async def get_replica_metrics(
+    name: EndpointName,
+    replica_id: Annotated[str, Path(max_length=128)],
+    ctx: CtxDep,
+) -> Response:
+    """One replica's Prometheus metrics (its own `/metrics`, which the gateway does not
+    serve), fetched from the replica now; 503 if it does not answer in time."""
+    replica = await run_in_threadpool(_replica, ctx, name, replica_id)
+    got = await replica_metrics.fetch(replica, ctx.replica_timeout_s)
+    return Response(got.body, media_type=got.content_type)
+
+
+def _replica(ctx: ApiContext, name: str, replica_id: str) -> replica_metrics.ReplicaAddress:
+    with ctx.db.unit_of_work(read_only=True) as uow:
+        return replica_metrics.find(uow, name, replica_id)
 
 
 def _replicas(ctx: ApiContext, name: str, replica: str | None) -> list[logs.LoggedReplica]:

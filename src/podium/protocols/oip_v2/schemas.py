@@ -21,7 +21,7 @@ def _tensor(spec: TensorSpec) -> dict[str, Any]:
 
 
 def model_metadata(metadata: ModelMetadata, version: str | None = None) -> dict[str, Any]:
-    """`GET /v2/models/{name}`: the endpoint's name, its revision as version, tensors."""
+    """`GET /v2/models/{name}`: the endpoint's name, the model's version, tensors."""
     versions = list(metadata.versions) or ([version] if version is not None else [])
     return {
         "name": metadata.name,
