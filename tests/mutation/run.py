@@ -59,11 +59,17 @@ TARGETS: dict[str, Target] = {
         ("src/podium/artifacts/unpack.py",),
         ("tests/unit/artifacts",),
     ),
-    # The control plane's problems and the gateway's own: both are what a client reads.
+    # The error rule (statuses on the classes, the one problem+json builder), the control
+    # plane's problems and the gateway's own: what a client reads.
     # Only the tests about answering errors: every test in tests/unit/api builds an app and
     # so "covers" problems.install, and mutmut would rerun them all for each of its mutants.
     "errors": Target(
-        ("src/podium/api/problems.py", "src/podium/gateway/responses.py"),
+        (
+            "src/podium/core/errors.py",
+            "src/podium/core/problems.py",
+            "src/podium/api/problems.py",
+            "src/podium/gateway/responses.py",
+        ),
         (
             "tests/unit/api/test_problems.py",
             "tests/unit/api/test_status_mapping.py",

@@ -10,16 +10,11 @@ limit ends the request. Either way the answer is a 413 problem naming the limit,
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from podium.core.asgi import ASGIApp, Message, Receive, Scope, Send, send_whole
+from podium.core.errors import TooLarge
+from podium.core.problems import PROBLEM, problem_body
 
 _UPLOAD = re.compile(r"^/api/v1/models/[^/]+/versions/?$")
 
@@ -96,25 +91,5 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _too_large(send: Send, detail: str, limit: int) -> None:
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": "Too Large",
-            "status": 413,
-            "detail": detail,
-            "field": "body",
-            "limit": limit,
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    body = problem_body(TooLarge.status, detail, title=TooLarge.title, field="body", limit=limit)
+    await send_whole(send, TooLarge.status, PROBLEM, body, ((b"connection", b"close"),))

@@ -1,9 +1,9 @@
-"""Errors → HTTP, in one place: `application/problem+json` (RFC 9457).
+"""The control API's errors as `application/problem+json` (RFC 9457), built by `core/problems`.
 
-    NotFound 404 · Conflict 409 · Invalid / UnsafeArchive / LoadError 422 · TooLarge 413
-    Unavailable 503 (Retryable adds Retry-After) · request validation 422
-    routing errors (unknown route 404, wrong method 405) · anything else 500, answered by
-    `ServerErrorGuard` (outermost, so the connection survives it)
+    a PodiumError: its class's status and title (`core/errors.py`; Retryable adds
+    Retry-After) · request validation 422 (as `Invalid`) · routing errors (unknown route
+    404, wrong method 405) · anything else 500, answered by `ServerErrorGuard` (outermost,
+    so the connection survives it)
 
 Every body is `{"type": "about:blank", "title", "status", "detail", "field"?, "errors"?}`;
 `field` names the offending input in dotted form (`scaling.min_replicas`, `label`, `body`).
@@ -13,9 +13,7 @@ A 500 never carries a traceback: it is logged instead.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,30 +22,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from podium.core.errors import (
-    Conflict,
-    Invalid,
-    LoadError,
-    NotFound,
-    PodiumError,
-    Retryable,
-    TooLarge,
-    Unavailable,
-)
+from podium.core.asgi import Message, Receive, Scope, Send
+from podium.core.errors import Invalid, PodiumError
+from podium.core.problems import PROBLEM_JSON as PROBLEM_JSON
+from podium.core.problems import problem_doc, retry_after, title_for
 
 log = logging.getLogger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
-
-# Checked in order: the first class the error is an instance of decides (subclasses first).
-_STATUS: tuple[tuple[type[PodiumError], int], ...] = (
-    (NotFound, 404),
-    (Conflict, 409),
-    (Invalid, 422),  # UnsafeArchive included
-    (TooLarge, 413),
-    (Unavailable, 503),  # Retryable included
-    (LoadError, 422),
-)
 
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 
@@ -77,35 +57,21 @@ def problem_response(
     errors: Sequence[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body = Problem(
-        title=title or _phrase(status),
-        status=status,
-        detail=detail,
-        field=field,
-        errors=list(errors) if errors else None,
-    )
+    extra = {"errors": [e.model_dump() for e in errors]} if errors else {}
     return JSONResponse(
-        body.model_dump(exclude_none=True),
+        problem_doc(status, detail, title=title, field=field, **extra),
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=dict(headers or {}),
     )
 
 
-def status_for(error: PodiumError) -> int:
-    for cls, status in _STATUS:
-        if isinstance(error, cls):
-            return status
-    return 400
-
-
 def from_podium_error(error: PodiumError) -> JSONResponse:
-    headers: dict[str, str] = {}
-    if isinstance(error, Retryable):
-        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    wait = retry_after(error)
+    headers = {"Retry-After": wait} if wait is not None else {}
     errors = [FieldError(field=error.field, message=error.message)] if error.field else None
     return problem_response(
-        status_for(error),
+        error.status,
         error.message,
         title=error.title,
         field=error.field,
@@ -121,7 +87,11 @@ def from_validation_errors(raw: Iterable[Mapping[str, Any]]) -> JSONResponse:
         errors = [FieldError(field="body", message="invalid request")]
     first = errors[0]
     return problem_response(
-        422, f"{first.field}: {first.message}", title="Invalid", field=first.field, errors=errors
+        Invalid.status,
+        f"{first.field}: {first.message}",
+        title=Invalid.title,
+        field=first.field,
+        errors=errors,
     )
 
 
@@ -142,7 +112,7 @@ def install(app: FastAPI) -> None:
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        detail = exc.detail if isinstance(exc.detail, str) else _phrase(exc.status_code)
+        detail = exc.detail if isinstance(exc.detail, str) else title_for(exc.status_code)
         if exc.status_code == 400 and "parsing the body" in detail:  # e.g. not UTF-8
             # A body that is not JSON is one error, whatever byte gives it away: the same
             # 422 as malformed JSON (FastAPI raises this 400 only when decoding fails).
@@ -171,13 +141,13 @@ class ServerErrorGuard:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = ended = False
 
-        async def tracking_send(message: Any) -> None:
+        async def tracking_send(message: Message) -> None:
             nonlocal started, ended
             if message["type"] == "http.response.start":
                 started = True
@@ -221,10 +191,3 @@ def _message(error: Mapping[str, Any]) -> str:
         reason = (error.get("ctx") or {}).get("error")
         msg = f"malformed JSON ({reason})" if reason else "malformed JSON"
     return msg
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"

@@ -1,17 +1,21 @@
 """One error tree for all of Podium.
 
-    PodiumError
-     ├── NotFound          a named thing does not exist            (HTTP 404)
-     ├── Conflict          it exists / is in use / wrong state     (HTTP 409)
-     ├── Invalid           the user's input is wrong               (HTTP 422 / 400)
-     │    └── UnsafeArchive   an archive entry escapes the store
-     ├── TooLarge          a body or upload over its limit         (HTTP 413)
-     ├── Unavailable       cannot serve right now                  (HTTP 503)
-     │    └── Retryable    try again after `retry_after` seconds
-     ├── LoadError         a runtime could not load a model (endpoint -> failed)
-     └── OutOfMemory       a replica ran out of its memory limit     (HTTP 507)
+    PodiumError            a bug or a failure no class below names    500 Error
+     ├── NotFound          a named thing does not exist               404 Not Found
+     ├── Conflict          it exists / is in use / wrong state        409 Conflict
+     ├── Invalid           the user's input is wrong                  422 Invalid
+     │    └── UnsafeArchive   an archive entry escapes the store      422 Unsafe archive
+     ├── TooLarge          a body or upload over its limit            413 Too Large
+     ├── Unavailable       cannot serve right now                     503 Unavailable
+     │    └── Retryable    try again after `retry_after` s            503 Retry later, Retry-After
+     ├── LoadError         a runtime could not load a model           422 Model failed to load
+     └── OutOfMemory       a replica ran out of its memory limit      507 Out of memory
 
-`api/problems.py` alone maps these to HTTP (application/problem+json).
+The rule: an error's HTTP status and problem title are attributes of its class (`status`,
+`title`), and every surface (control API, gateway, replica) answers with them, built by
+`core/problems.py`. Input that is wrong, malformed JSON included, is 422 everywhere; the
+one exception is a wire protocol that fixes its own code: OpenAI-shaped answers turn 422
+into 400, as OpenAI does (`protocols/openai.error_status`).
 Every error carries a human message and, where one applies, the offending `field`.
 """
 
@@ -22,6 +26,7 @@ class PodiumError(Exception):
     """Base of every error Podium raises on purpose."""
 
     title = "Error"
+    status = 500
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -34,14 +39,17 @@ class PodiumError(Exception):
 
 class NotFound(PodiumError):
     title = "Not Found"
+    status = 404
 
 
 class Conflict(PodiumError):
     title = "Conflict"
+    status = 409
 
 
 class Invalid(PodiumError):
     title = "Invalid"
+    status = 422
 
 
 class UnsafeArchive(Invalid):
@@ -50,10 +58,12 @@ class UnsafeArchive(Invalid):
 
 class TooLarge(PodiumError):
     title = "Too Large"
+    status = 413
 
 
 class Unavailable(PodiumError):
     title = "Unavailable"
+    status = 503
 
 
 class Retryable(Unavailable):
@@ -68,9 +78,11 @@ class LoadError(PodiumError):
     """A runtime failed to load a model; deterministic, so not retried."""
 
     title = "Model failed to load"
+    status = 422  # the model the user gave cannot be used
 
 
 class OutOfMemory(PodiumError):
     """A replica ran out of its instance type's memory serving a request."""
 
     title = "Out of memory"
+    status = 507

@@ -17,7 +17,7 @@ Reads the routing table the controller publishes (`podium.core.routing`); may im
     body       request bodies: buffered (retryable) or streamed, with the size limit
     headers    hop-by-hop stripping, request id, x-forwarded-*
     metering   per-endpoint counters and their Prometheus collector
-    responses  application/problem+json
+    responses  its own errors: problem+json (core/problems), or OpenAI's body under /v1/
 """
 
 from podium.gateway.app import Gateway

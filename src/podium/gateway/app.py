@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 from prometheus_client import CollectorRegistry
 
+from podium.core.asgi import serve_lifespan
+from podium.core.errors import TooLarge
 from podium.core.routing import (
     EndpointLoad,
     EndpointRoute,
@@ -129,19 +131,7 @@ class Gateway:
             await send({"type": "websocket.close", "code": 1008})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as e:
-                    await send({"type": "lifespan.startup.failed", "message": str(e)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send, self.startup, self.shutdown)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -195,7 +185,7 @@ class Gateway:
                 send,
                 413,
                 f"request body is larger than the limit of {e.limit} bytes",
-                title="Request body too large",
+                title=TooLarge.title,
                 request_id=head.request_id,
                 endpoint=route.name,
                 limit=e.limit,

@@ -2,23 +2,21 @@
 
 `read_body` returns `bytes` for a body of at most `retry_bytes`, else a `StreamedBody`
 whose `chunks()` passes the client's chunks on as they arrive. Both enforce `max_bytes`.
+(The limit is why this is not the kit's `core.asgi.read_body`; `ClientGone` is the kit's.)
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from podium.gateway.responses import Receive
+from podium.core.asgi import ClientGone as ClientGone
+from podium.core.asgi import Receive
 
 
 class BodyTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body is larger than the limit of {limit} bytes")
         self.limit = limit
-
-
-class ClientGone(Exception):
-    """The client disconnected before its request body was read."""
 
 
 class StreamedBody:

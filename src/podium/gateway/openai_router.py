@@ -14,50 +14,32 @@ This is the one place the gateway reads a request body before forwarding it: who
 most `max_body_bytes`, parsed only for `model`, then sent on unchanged. The answer
 streams back like any other. Every error made here, or by the gateway for a request
 routed here (paused, no replica in time, …), uses OpenAI's body
-`{"error": {"message", "type", "param", "code"}}` instead of problem+json.
+`{"error": {"message", "type", "param", "code"}}` instead of problem+json: the router
+wraps `send` in `OpenAIErrors`, and the gateway's `send_problem` builds that body directly.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from podium.core.asgi import send_whole
 from podium.core.jsondepth import MAX_JSON_DEPTH, too_deep
 from podium.core.routing import EndpointRoute, RoutingTableHolder
 from podium.gateway.body import BodyTooLarge, ClientGone, read_body
 from podium.gateway.headers import request_head
-from podium.gateway.responses import Message, Receive, Scope, Send
+from podium.gateway.responses import JSON, OpenAIErrors, Receive, Scope, Send, openai_error
 
 PREFIX = "/v1/"
 ROUTED = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
 MODELS = "/v1/models"
 
-_JSON = (b"content-type", b"application/json")
-_PROBLEM = b"application/problem+json"
-_TYPES = {
-    401: "authentication_error",
-    403: "permission_error",
-    429: "rate_limit_error",
-}
-
-
-def error_body(
-    status: int, message: str, *, param: str | None = None, code: str | None = None
-) -> bytes:
-    """OpenAI's error document."""
-    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    doc = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return json.dumps(doc).encode()
-
 
 async def send_json(
     send: Send, status: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
-    raw = [_JSON, (b"content-length", str(len(body)).encode()), *headers]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send_whole(send, status, JSON, body, headers)
 
 
 async def send_error(
@@ -69,47 +51,7 @@ async def send_error(
     code: str | None = None,
     headers: tuple[tuple[bytes, bytes], ...] = (),
 ) -> None:
-    await send_json(send, status, error_body(status, message, param=param, code=code), headers)
-
-
-def openai_errors(send: Send) -> Send:
-    """`send`, with the gateway's problem+json answers rewritten as OpenAI errors.
-
-    The gateway sends a problem as one head and one whole body, so the head waits for the
-    body; anything else passes straight through."""
-    held: list[Message] = []
-
-    async def rewriting(message: Message) -> None:
-        if held:
-            start = held.pop()
-            status: int = start["status"]
-            body = _from_problem(status, message.get("body", b""))
-            headers = [
-                (k, v) for k, v in start["headers"] if k not in (b"content-type", b"content-length")
-            ]
-            await send_json(send, status, body, tuple(headers))
-            return
-        if message["type"] == "http.response.start":
-            for name, value in message["headers"]:
-                if name == b"content-type":
-                    if value == _PROBLEM:
-                        held.append(message)
-                        return
-                    break
-        await send(message)
-
-    return rewriting
-
-
-def _from_problem(status: int, body: bytes) -> bytes:
-    try:
-        doc = json.loads(body)
-        message = str(doc.get("detail") or doc.get("title") or "error")
-        title = str(doc.get("title") or "")
-    except (ValueError, AttributeError):
-        message, title = body.decode("utf-8", "replace") or "error", ""
-    code = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_") or None
-    return error_body(status, message, code=code)
+    await send_json(send, status, openai_error(status, message, param=param, code=code), headers)
 
 
 Forward = Callable[[EndpointRoute, Scope, Receive, Send, bytes, str], Awaitable[int]]
@@ -134,7 +76,7 @@ class OpenAIRouter:
         self._unrouted = unrouted  # counts a request for an unknown model or path
 
     async def __call__(self, scope: Scope, path: str, receive: Receive, send: Send) -> int:
-        send = openai_errors(send)
+        send = OpenAIErrors(send)
         method: str = scope["method"]
         if path in ROUTED:
             if method != "POST":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from podium.core.errors import TooLarge
 from podium.core.routing import EndpointRoute
 from podium.core.settings import GatewaySettings
 from podium.gateway.balancer import Balancer
@@ -273,7 +274,7 @@ class Proxy:
                 send,
                 413,
                 f"request body is larger than the limit of {limit} bytes",
-                title="Request body too large",
+                title=TooLarge.title,
                 request_id=head.request_id,
                 endpoint=route.name,
                 limit=limit,

@@ -1,36 +1,61 @@
-"""Responses the gateway makes itself: `application/problem+json` (RFC 9457)."""
+"""Errors the gateway makes itself, in the shape the request's surface speaks.
+
+`send_problem` sends `application/problem+json` (`core/problems.py`, RFC 9457) for
+`/endpoints/…`; for a request the OpenAI router took, whose `send` it wrapped in
+`OpenAIErrors`, the same call builds OpenAI's `{"error": {"message", "type", "param",
+"code"}}` directly (same status and headers; `code` is the title in snake case). Answers
+forwarded from a replica are never rewritten. The ASGI types are the shared kit's
+(`core/asgi.py`).
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, MutableMapping
+import re
 from typing import Any
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from podium.core.asgi import Message, Receive, Scope, Send, send_whole
+from podium.core.problems import PROBLEM, dumps, problem_doc, title_for
+from podium.protocols.openai import error_body as openai_error_body
 
-_TITLES = {
-    400: "Bad Request",
-    404: "Not Found",
-    413: "Content Too Large",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
+__all__ = [
+    "Message",
+    "OpenAIErrors",
+    "Receive",
+    "Scope",
+    "Send",
+    "openai_error",
+    "problem_body",
+    "send_problem",
+]
+
+JSON = b"application/json"
+
+
+class OpenAIErrors:
+    """The `send` of a request routed by the OpenAI router: messages pass straight on, and
+    `send_problem` answers in OpenAI's shape when handed one."""
+
+    __slots__ = ("send",)
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+
+    async def __call__(self, message: Message) -> None:
+        await self.send(message)
 
 
 def problem_body(status: int, detail: str, title: str | None = None, **extra: Any) -> bytes:
-    doc: dict[str, Any] = {
-        "type": "about:blank",
-        "title": title or _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-    }
-    doc.update(extra)
-    return json.dumps(doc).encode()
+    return dumps(problem_doc(status, detail, title=title, **extra))
+
+
+def openai_error(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+) -> bytes:
+    return dumps(openai_error_body(status, message, param=param, code=code))
 
 
 async def send_problem(
@@ -43,14 +68,14 @@ async def send_problem(
     headers: tuple[tuple[bytes, bytes], ...] = (),
     **extra: Any,
 ) -> None:
-    """Send a whole problem response (head and body)."""
-    body = problem_body(status, detail, title, **extra)
-    raw = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", str(len(body)).encode()),
-        *headers,
-    ]
+    """Send a whole error response (head and body): a problem, or OpenAI's error body when
+    `send` is an `OpenAIErrors`."""
+    raw = list(headers)
     if request_id:
         raw.append((b"x-request-id", request_id.encode("latin-1")))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    if isinstance(send, OpenAIErrors):
+        slug = re.sub(r"[^a-z0-9]+", "_", (title or title_for(status)).lower()).strip("_")
+        body = openai_error(status, detail, code=slug or None)
+        await send_whole(send.send, status, JSON, body, raw)
+        return
+    await send_whole(send, status, PROBLEM, problem_body(status, detail, title, **extra), raw)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from podium.core.errors import OutOfMemory, PodiumError
 from podium.replica import memory
 from podium.replica.concurrency import Limiter
-from podium.replica.http import ClientGone, Receive, Responder, Send, status_of, wait_disconnect
+from podium.replica.http import ClientGone, Receive, Responder, Send, wait_disconnect
 from podium.replica.metrics import ReplicaMetrics
 from podium.replica.watch import WatchedPool
 from podium.runtimes.base import Runtime
@@ -27,7 +27,7 @@ from podium.runtimes.base import Runtime
 log = logging.getLogger("podium.replica")
 
 T = TypeVar("T")
-ErrorRenderer = Callable[[Send, PodiumError], Awaitable[None]]
+ErrorRenderer = Callable[[Send, PodiumError], Awaitable[int]]  # returns the status sent
 MAX_DETAIL = 300
 
 
@@ -72,19 +72,16 @@ class Serving:
         except ClientGone:
             status = 499
         except PodiumError as e:
-            status = status_of(e)
-            await render(send, e)
+            status = await render(send, e)
         except MemoryError as e:  # the kernel refused an allocation: over the limit
             log.error("out of memory in the %s runtime: %r", self.info.runtime, e)
             error = OutOfMemory(memory.describe(memory.limit_mb()))
-            status = status_of(error)
-            await render(send, error)
+            status = await render(send, error)
             if self.on_out_of_memory is not None:
                 self.on_out_of_memory(error.message)
         except Exception as e:
             log.exception("prediction failed in the %s runtime", self.info.runtime)
-            status = 500
-            await render(send, self.internal_error(e))
+            status = await render(send, self.internal_error(e))
         self.metrics.observe(protocol, status, perf_counter() - started)
 
     def internal_error(self, e: BaseException) -> PodiumError:

@@ -1,89 +1,58 @@
-"""Raw ASGI helpers for the replica: read a body, send an answer, render errors.
+"""The replica's answers over raw ASGI: whole answers, and errors in each protocol's shape.
 
-The replica answers three error shapes:
-- `application/problem+json` {"type", "title", "status", "detail", "field"} on its own
-  and Hugging Face style routes (text generation adds TGI's "error" and "error_type", so
-  Hugging Face clients raise their typed errors);
+The ASGI types and helpers (`Receive`, `Send`, `ClientGone`, `read_body`,
+`wait_disconnect`) are the shared kit's (`core/asgi.py`), named here for the routes.
+The replica answers three error shapes, each with the error class's status
+(`core/errors.py`):
+- `application/problem+json` {"type", "title", "status", "detail", "field"?}
+  (`core/problems.py`) on its own and Hugging Face style routes (text generation adds
+  TGI's "error" and "error_type", so Hugging Face clients raise their typed errors);
 - `{"error": "…"}` on Open Inference Protocol v2 routes, as that protocol defines;
-- `{"error": {"message", "type", "param", "code"}}` on OpenAI routes.
-Error classes map to status codes here (the replica cannot use the API's mapping, which
-lives in a higher layer).
+- `{"error": {"message", "type", "param", "code"}}` on OpenAI routes, whose status follows
+  OpenAI's (input that is wrong is 400 there: `protocols/openai.error_status`).
+Each error renderer returns the status it sent.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from podium.core.errors import (
-    Conflict,
-    Invalid,
-    NotFound,
-    OutOfMemory,
-    PodiumError,
-    Retryable,
-    TooLarge,
-    Unavailable,
+from podium.core.asgi import (
+    ClientGone,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    wait_disconnect,
 )
+from podium.core.errors import PodiumError, Retryable
+from podium.core.problems import PROBLEM, dumps, error_doc, problem_body, retry_after
 from podium.protocols.openai import error_body as openai_error_body
+from podium.protocols.openai import error_status as openai_error_status
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+__all__ = [
+    "JSON",
+    "PROBLEM",
+    "ClientGone",
+    "Message",
+    "Receive",
+    "Responder",
+    "Scope",
+    "Send",
+    "dumps",
+    "problem",
+    "read_body",
+    "retry_headers",
+    "wait_disconnect",
+]
 
 JSON = b"application/json"
-PROBLEM = b"application/problem+json"
-
-_STATUS: tuple[tuple[type[PodiumError], int], ...] = (
-    (Invalid, 400),
-    (NotFound, 404),
-    (Conflict, 409),
-    (TooLarge, 413),
-    (Unavailable, 503),
-    (OutOfMemory, 507),
-)
-_TITLES = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Error"}
-
-
-class ClientGone(Exception):
-    """The client disconnected before its answer was ready; nothing is sent."""
-
-
-def dumps(doc: Any) -> bytes:
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-async def read_body(receive: Receive) -> bytes:
-    """The whole request body; ClientGone if the client disconnects first."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def wait_disconnect(receive: Receive) -> None:
-    """Return when the client goes away (call only after the body was read)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-def status_of(error: PodiumError) -> int:
-    for cls, status in _STATUS:
-        if isinstance(error, cls):
-            return status
-    return 500
 
 
 def retry_headers(error: BaseException) -> list[tuple[bytes, bytes]]:
-    if isinstance(error, Retryable):
-        return [(b"retry-after", str(max(1, round(error.retry_after))).encode())]
-    return []
+    wait = retry_after(error)
+    return [(b"retry-after", wait.encode())] if wait is not None else []
 
 
 def problem(
@@ -94,19 +63,7 @@ def problem(
     field: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> bytes:
-    doc = {
-        "type": "about:blank",
-        "title": title or _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        "field": field,
-    }
-    return dumps(doc | extra if extra else doc)
-
-
-def problem_of(error: PodiumError) -> tuple[int, bytes]:
-    status = status_of(error)
-    return status, problem(status, error.message, title=error.title, field=error.field)
+    return problem_body(status, detail, title=title, field=field, **(extra or {}))
 
 
 class Responder:
@@ -136,37 +93,34 @@ class Responder:
     async def json(self, send: Send, status: int, doc: Any) -> None:
         await self.send(send, status, dumps(doc))
 
-    async def problem(self, send: Send, error: PodiumError) -> None:
-        status, body = problem_of(error)
-        await self.send(send, status, body, PROBLEM, retry_headers(error))
+    async def problem(self, send: Send, error: PodiumError) -> int:
+        await self.send(send, error.status, dumps(error_doc(error)), PROBLEM, retry_headers(error))
+        return error.status
 
-    async def generation_problem(self, send: Send, error: PodiumError) -> None:
+    async def generation_problem(self, send: Send, error: PodiumError) -> int:
         """A problem with TGI's {"error", "error_type"} for text generation requests."""
-        status = status_of(error)
+        status = error.status
         kind = "validation" if status < 500 else "generation"
         if isinstance(error, Retryable):
             kind = "overloaded"
-        body = problem(
-            status,
-            error.message,
-            title=error.title,
-            field=error.field,
-            extra={"error": error.message, "error_type": kind},
-        )
+        body = dumps(error_doc(error, error=error.message, error_type=kind))
         await self.send(send, status, body, PROBLEM, retry_headers(error))
+        return status
 
-    async def v2_error(self, send: Send, error: PodiumError) -> None:
+    async def v2_error(self, send: Send, error: PodiumError) -> int:
         body = dumps({"error": error.message})
-        await self.send(send, status_of(error), body, JSON, retry_headers(error))
+        await self.send(send, error.status, body, JSON, retry_headers(error))
+        return error.status
 
     async def openai_error(
         self, send: Send, error: PodiumError, rename: dict[str, str] | None = None
-    ) -> None:
+    ) -> int:
         """OpenAI's error body; `rename` maps a runtime's field to the request's param."""
-        status = status_of(error)
+        status = openai_error_status(error.status)
         param = error.field
         if param is not None and rename:
             param = rename.get(param, param)
         code = "context_length_exceeded" if error.field == "prompt" and status == 400 else None
         body = dumps(openai_error_body(status, error.message, param=param, code=code))
         await self.send(send, status, body, JSON, retry_headers(error))
+        return status

@@ -20,7 +20,7 @@ from podium import __version__
 from podium.core.errors import NotFound, PodiumError
 from podium.protocols import openai
 from podium.replica.context import Serving
-from podium.replica.http import Receive, Send, dumps, read_body, status_of
+from podium.replica.http import Receive, Send, dumps, read_body
 from podium.replica.streaming import WorkerStream, collect, serve_events
 from podium.runtimes.base import GenerationChunk, GenerationRequest
 
@@ -63,8 +63,8 @@ class OpenAIRoutes:
             return
         rename = CHAT if path.startswith("/v1/chat") else None
 
-        async def render(send: Send, error: PodiumError) -> None:
-            await self.s.http.openai_error(send, error, rename)
+        async def render(send: Send, error: PodiumError) -> int:
+            return await self.s.http.openai_error(send, error, rename)
 
         await self.s.handle("openai", send, lambda: handler(receive, send), render)
 
@@ -221,7 +221,8 @@ def _choice(chunks: list[GenerationChunk]) -> openai.Choice:
 
 def _failure(error: Exception) -> list[bytes]:
     if isinstance(error, PodiumError):
-        doc = openai.error_body(status_of(error), error.message, param=error.field)
+        status = openai.error_status(error.status)
+        doc = openai.error_body(status, error.message, param=error.field)
     else:
         doc = openai.error_body(500, f"generation failed: {type(error).__name__}: {error}")
     return [openai.sse(doc)]

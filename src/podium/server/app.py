@@ -22,6 +22,7 @@ from podium.artifacts.sources import NodeCache
 from podium.artifacts.store import ArtifactStore
 from podium.backends.local import LocalBackend
 from podium.control.loop import Controller
+from podium.core.asgi import Receive, Scope, Send, serve_lifespan
 from podium.core.routing import RoutingTableHolder
 from podium.core.settings import Settings
 from podium.gateway.app import Gateway
@@ -29,8 +30,6 @@ from podium.store.db import Database
 
 log = logging.getLogger("podium.server")
 WHY_FAILED_WAIT_S = 2.0  # how long a 502 for a crashed replica waits to say why
-
-Scope = dict[str, Any]
 
 
 class Podium:
@@ -100,7 +99,7 @@ class Podium:
         await self.gateway.shutdown()
         self.db.dispose()
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
             await self._lifespan(receive, send)
@@ -119,21 +118,8 @@ class Podium:
         else:
             await self.api(scope, receive, send)
 
-    async def _lifespan(self, receive: Any, send: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as e:
-                    log.exception("startup failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(e)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        await serve_lifespan(receive, send, self.startup, self.shutdown)
 
 
 def cli_hint() -> str:

@@ -22,7 +22,6 @@ from podium.api.problems import (
     from_podium_error,
     from_validation_errors,
     problem_response,
-    status_for,
 )
 from podium.core.errors import (
     Conflict,
@@ -58,12 +57,13 @@ class _Unmapped(PodiumError):
         (_GoneModel("gone"), 404),
         (UnsafeArchive("x"), 422),  # an Invalid, not a 400
         (Retryable("x"), 503),  # an Unavailable
-        (_Unmapped("odd"), 400),
-        (PodiumError("plain"), 400),
+        (_Unmapped("odd"), 500),  # the base's: a failure no class names
+        (PodiumError("plain"), 500),
     ],
 )
 def test_status_follows_the_error_tree(error: PodiumError, status: int) -> None:
-    assert status_for(error) == status
+    assert error.status == status
+    assert from_podium_error(error).status_code == status
 
 
 @pytest.mark.parametrize(

@@ -193,7 +193,7 @@ def test_413_found_while_the_body_streams_to_the_replica(gw: RunningGateway) -> 
     problem = r.json()
     assert problem["detail"] == "request body is larger than the limit of 10000 bytes"
     assert (problem["title"], problem["limit"], problem["endpoint"]) == (
-        "Request body too large",
+        "Too Large",  # TooLarge's title, as on the API
         10_000,
         "echo",
     )

@@ -75,7 +75,7 @@ def test_a_refusal_carries_its_title_extras_and_the_request_id(gateway: RunningG
         (502, "Bad Gateway"),
         (503, "Service Unavailable"),
         (504, "Gateway Timeout"),
-        (418, "Error"),  # a status the gateway never titles itself
+        (599, "Error"),  # a status with no title at all
     ],
 )
 def test_untitled_problems_are_titled_by_their_status(status: int, title: str) -> None:

@@ -55,14 +55,14 @@ async def test_unexpected_errors_are_short_500s_without_traceback() -> None:
     assert "not JSON serialisable" in unjsonable.json()["detail"]
 
 
-async def test_invalid_from_the_runtime_is_a_400_with_its_field() -> None:
+async def test_invalid_from_the_runtime_is_a_422_with_its_field() -> None:
     async with client(Fragile(RuntimeConfig("fragile"))) as c:
         r = await c.post("/", json={"inputs": "invalid"})
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert r.json() == {
         "type": "about:blank",
         "title": "Invalid",
-        "status": 400,
+        "status": 422,
         "detail": "inputs must not say invalid",
         "field": "inputs",
     }
@@ -120,8 +120,8 @@ async def test_predict_stream_is_served_as_server_sent_events() -> None:
     assert failed.content == b'data: {"partial":1}\n\ndata: {"error":"broke"}\n\n'
 
 
-async def test_stream_on_a_runtime_that_does_not_stream_is_a_400() -> None:
+async def test_stream_on_a_runtime_that_does_not_stream_is_a_422() -> None:
     async with client(Fragile(RuntimeConfig("fragile"))) as c:
         r = await c.post("/", json={"inputs": "x", "stream": True})
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert r.json()["field"] == "stream"

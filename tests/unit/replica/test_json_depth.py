@@ -1,4 +1,4 @@
-"""Deeply nested JSON sent to a real replica is a 400 naming the limit, never a 500
+"""Deeply nested JSON sent to a real replica is a 422 naming the limit, never a 500
 (RecursionError in `json.loads` or in the runtime after it)."""
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ def nested(depth: int) -> bytes:
         ),
     ],
 )
-def test_deep_json_is_a_400(iris: Replica, depth: int, path: str, wrap: object) -> None:
+def test_deep_json_is_a_422(iris: Replica, depth: int, path: str, wrap: object) -> None:
     body = wrap(nested(depth))  # type: ignore[operator]
     with iris.client() as c:
         r = c.post(path, content=body, headers={"content-type": "application/json"})
-        assert r.status_code == 400, r.text
+        assert r.status_code == 422, r.text
         assert f"deeper than {MAX_JSON_DEPTH} levels" in r.text
         assert c.get("/health/ready").status_code == 200  # same connection, still served
 
@@ -43,7 +43,7 @@ def test_json_at_the_limit_is_parsed(iris: Replica) -> None:
     """Depth itself is fine up to the limit: this body fails on its rows, not its depth."""
     with iris.client() as c:
         r = c.post("/", content=b'{"inputs": ' + nested(MAX_JSON_DEPTH - 1) + b"}")
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert "deeper than" not in r.text
 
 

@@ -47,24 +47,24 @@ def test_hf_predict(iris: Replica) -> None:
         assert max(probs, key=probs.__getitem__) == "0"
 
 
-def test_invalid_json_is_a_400_problem(iris: Replica) -> None:
+def test_invalid_json_is_a_422_problem(iris: Replica) -> None:
     with iris.client() as c:
         r = c.post("/", content=b"{not json", headers={"content-type": "application/json"})
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
     assert r.headers["x-podium-replica"] == iris.replica_id
     body = r.json()
     assert body["type"] == "about:blank"
-    assert body["status"] == 400
+    assert body["status"] == 422
     assert body["field"] == "body"
     assert "not valid JSON" in body["detail"]
     assert "Traceback" not in r.text
 
 
-def test_bad_rows_are_a_400_naming_the_field(iris: Replica) -> None:
+def test_bad_rows_are_a_422_naming_the_field(iris: Replica) -> None:
     with iris.client() as c:
         r = c.post("/", json={"inputs": [1, 2, 3]})
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert r.json()["field"] == "inputs"
     assert r.json()["detail"] == "each row needs 4 features, got 3"
 
@@ -112,15 +112,15 @@ def test_v2_errors_use_the_error_body(iris: Replica) -> None:
         dtype = c.post("/v2/models/iris/infer", json=infer_body([1, 4], [1, 2, 3, 4], "INT64"))
         unknown = c.post("/v2/models/nope/infer", json=infer_body([1, 4], SETOSA))
         bad_json = c.post("/v2/models/iris/infer", content=b"[")
-    assert shape.status_code == 400
+    assert shape.status_code == 422
     assert shape.json() == {
         "error": "input 'input-0' has shape [1, 3]; expected [-1, 4] (-1: any size)"
     }
-    assert dtype.status_code == 400
+    assert dtype.status_code == 422
     assert dtype.json() == {"error": "input 'input-0' has datatype INT64; expected FP64 or FP32"}
     assert unknown.status_code == 404
     assert unknown.json() == {"error": "model 'nope' not found"}
-    assert bad_json.status_code == 400
+    assert bad_json.status_code == 422
     assert set(bad_json.json()) == {"error"}
     for r in (shape, dtype, unknown, bad_json):
         assert r.headers["x-podium-replica"] == iris.replica_id
@@ -142,7 +142,7 @@ def test_metrics_count_predictions(iris: Replica) -> None:
         c.post("/", content=b"nope")
         text = c.get("/metrics").text
     assert 'podium_replica_requests_total{code="200",protocol="hf"}' in text
-    assert 'podium_replica_requests_total{code="400",protocol="hf"}' in text
+    assert 'podium_replica_requests_total{code="422",protocol="hf"}' in text
     assert "podium_replica_in_flight 0.0" in text
     assert "podium_replica_queued 0.0" in text
     assert "podium_replica_request_seconds_bucket" in text

@@ -60,8 +60,9 @@ def test_first_token_arrives_while_generation_is_still_running(llm: Replica, sta
         lines = r.iter_lines()
         first = next(line for line in lines if line)
         assert json.loads(first.removeprefix("data: "))["token"]["text"] == "echo:"
-        # The generator is parked after its first token: generation has not ended.
-        assert (state / "started").exists()
+        # The generator parks after its first token (it marks that just after yielding it,
+        # so the token can arrive first): generation has not ended.
+        wait_until(lambda: (state / "started").exists(), 15, "the generator parked")
         assert generations(state) == []
         assert in_flight(llm) == 1
         (state / "release").touch()
@@ -137,7 +138,7 @@ def test_unsupported_tgi_parameters_are_refused(llm: Replica) -> None:
         client.text_generation("x", top_k=5)
     with llm.client() as http:
         r = http.post("/", json={"inputs": "x", "parameters": {"max_new_tokens": -1}})
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["field"] == "parameters.max_new_tokens"
     assert r.json()["error_type"] == "validation"
@@ -147,5 +148,5 @@ def test_prompt_too_long_is_refused_before_streaming(llm: Replica) -> None:
     long_prompt = " ".join(["w"] * 100)
     with llm.client() as http:
         r = http.post("/", json={"inputs": long_prompt, "stream": True})
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert "context length is 64 tokens" in r.json()["detail"]

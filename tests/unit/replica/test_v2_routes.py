@@ -136,7 +136,7 @@ def test_errors_name_the_input_and_what_was_expected(tensors: Replica) -> None:
     assert "unknown input 'features'; model 'tensors' takes x (FP32 or" in str(caught.value)
     r = httpx.post(tensors.url + "/v2/models/tensors/infer", content=b"{}")
     assert (r.status_code, r.json()) == (
-        400,
+        422,
         {"error": '"inputs" must be a non-empty list of tensors'},
     )
 

@@ -156,5 +156,5 @@ async def test_liveness_says_hung_once_a_call_runs_past_the_limit_it_is_given() 
     assert doc["limit_s"] == 0.05 and doc["oldest_call_s"] > 0.05 and doc["running_calls"] == 1
     assert plain.status_code == 200 and plain.json()["running_calls"] == 1
     assert other.status_code == 200
-    assert bad.status_code == 400 and bad.json()["field"] == "hung_after_s"
+    assert bad.status_code == 422 and bad.json()["field"] == "hung_after_s"
     assert after.status_code == 200

@@ -41,6 +41,12 @@ def sse(doc: Any) -> bytes:
     return b"data: " + json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
 
+def error_status(status: int) -> int:
+    """The status an OpenAI-shaped answer carries for an error of `status`: OpenAI answers
+    input it cannot use with 400 where Podium's rule says 422; every other code is kept."""
+    return 400 if status == 422 else status
+
+
 def error_body(
     status: int, message: str, *, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
