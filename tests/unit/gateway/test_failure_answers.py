@@ -132,7 +132,9 @@ def test_a_replica_that_breaks_off_a_streamed_upload_is_502_and_not_retried(
         assert problem["endpoint"] == "ep"
         prefix = "endpoint 'ep': the replica failed during the upload: "
         assert problem["detail"].startswith(prefix)
-        assert "reset" in problem["detail"].removeprefix(prefix).lower()  # the transport's reason
+        # Then the transport's own reason, which depends on timing ("connection reset",
+        # aiohttp's "can not write request body"): present, not pinned.
+        assert problem["detail"].removeprefix(prefix).strip()
     gw.settle()
     assert counters(gw)["retries"] == len(gw.failures)
 
