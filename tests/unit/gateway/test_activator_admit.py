@@ -127,7 +127,8 @@ def test_a_request_to_an_endpoint_paused_while_its_body_was_read_is_told_so() ->
             adm.publish(replace(ep(status=EndpointStatus.PAUSED), max_queued_requests=max_queued))
             refusal = await admit(adm, ep(status=EndpointStatus.SCALED_TO_ZERO))
             assert isinstance(refusal, Refusal), refusal
-            assert (refusal.status, refusal.title) == (503, "Endpoint paused"), max_queued
+            why = (max_queued, refusal.detail)
+            assert (refusal.status, refusal.title) == (503, "Endpoint paused"), why
             assert refusal.extra == {"endpoint": "e", "endpoint_status": "paused"}
         assert adm.woken == []
         assert adm.meter.held == 0
