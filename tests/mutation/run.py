@@ -76,6 +76,8 @@ TARGETS: dict[str, Target] = {
             "tests/unit/api/test_server_errors.py",
             "tests/unit/api/test_system.py",
             "tests/unit/gateway/test_problem_responses.py",
+            "tests/unit/gateway/test_openai_errors.py",
+            "tests/unit/gateway/test_openai_router.py",
         ),
     ),
 }
