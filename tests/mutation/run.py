@@ -78,6 +78,8 @@ TARGETS: dict[str, Target] = {
             "tests/unit/gateway/test_problem_responses.py",
             "tests/unit/gateway/test_openai_errors.py",
             "tests/unit/gateway/test_openai_router.py",
+            "tests/unit/api/test_limits.py",  # the body limit's 413 (core/problems.problem_body)
+            "tests/unit/replica/test_app.py",  # the replica's answers (core/problems.error_doc)
         ),
     ),
 }
