@@ -122,10 +122,17 @@ def test_a_bad_response_during_a_streamed_upload_says_what_was_wrong(servers: Se
     assert r.headers["x-request-id"] == "g1"
     problem = r.json()
     assert (problem["title"], problem["endpoint"]) == ("Bad gateway", "ep")
-    prefix = "endpoint 'ep': the replica failed during the upload: "
-    assert problem["detail"].startswith(prefix)
-    # Then what was wrong with the response, in the transport's words (not a placeholder).
-    reason = problem["detail"].removeprefix(prefix)
+    # Usually the garbage is seen while the body still uploads; on a loaded machine aiohttp
+    # may finish the upload first and report it as a bad response. Either way the detail
+    # goes on with what was wrong, in the transport's words (not a placeholder).
+    detail = problem["detail"]
+    prefixes = (
+        "endpoint 'ep': the replica failed during the upload: ",
+        "endpoint 'ep': bad response from a replica: ",
+    )
+    prefix = next((p for p in prefixes if detail.startswith(p)), None)
+    assert prefix is not None, detail
+    reason = detail.removeprefix(prefix)
     expected = {
         "http1": "invalid HTTP response from the replica: ",
         "aiohttp": "ClientResponseError: ",
