@@ -44,7 +44,7 @@ TARGETS: dict[str, Target] = {
         ("tests/unit/control",),
     ),
     "autoscaler": Target(
-        ("src/podium/control/autoscaler.py",),
+        ("src/podium/control/scale_policy.py",),
         ("tests/unit/control",),
     ),
     "activator": Target(

@@ -1,7 +1,7 @@
 """What the API needs from the rest of Podium (`ApiContext`) and the FastAPI dependencies
 that hand it to routes.
 
-The context is built by the entry point (server.py or a test) and stored on
+The context is built by the entry point (server/app.py or a test) and stored on
 `app.state.podium` by `create_api`; nothing here runs at import time.
 """
 

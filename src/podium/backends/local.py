@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from podium.backends import external, logfiles, processes, zygote
+from podium.backends import external, logfiles, processes, zygote_pool
 from podium.backends.base import (
     AdoptCandidate,
     Backend,
@@ -57,8 +57,8 @@ class LocalBackend:
         start_mode: str | None = None,  # fork | spawn; default: PODIUM_START_MODE, else fork
     ) -> None:
         self._settings = settings
-        mode = start_mode or zygote.default_start_mode()
-        self.zygotes = zygote.ZygotePool(settings.run_dir, python=python, mode=mode)
+        mode = start_mode or zygote_pool.default_start_mode()
+        self.zygotes = zygote_pool.ZygotePool(settings.run_dir, python=python, mode=mode)
         self._clock: Clock = clock or SystemClock()
         self._python = python
         self._lock = threading.Lock()
@@ -132,9 +132,9 @@ class LocalBackend:
                 launched_at=launched_at,
             )
             if forked is not None:
-                replica.forked_by, replica.proc = forked[1], zygote.process(replica.pid)
+                replica.forked_by, replica.proc = forked[1], zygote_pool.process(replica.pid)
                 limits = {k: env[k] for k in (ENV_MEMORY_LIMIT, ENV_INSTANCE_TYPE)}
-                zygote.write_fork_record(status_path, replica.pid, limits)
+                zygote_pool.write_fork_record(status_path, replica.pid, limits)
             self._replicas[launch.replica_id] = replica
             self._log_paths[launch.replica_id] = log_path
             self._prune_logs(launch.endpoint)
@@ -151,7 +151,7 @@ class LocalBackend:
             if r is None:
                 return None
             path, mode, launched_at = r.status_path, r.start_mode, r.launched_at
-        return zygote.startup_report(processes.read_status(path), mode, launched_at)
+        return zygote_pool.startup_report(processes.read_status(path), mode, launched_at)
 
     def _start_external(self, launch: ReplicaLaunch) -> ObservedReplica:
         """Framework `command` or a preset: the server itself is the replica process
@@ -341,7 +341,7 @@ class LocalBackend:
                     proc = psutil.Process(c.pid)
                 except psutil.Error:
                     continue
-                forked = zygote.adoptable_fork(proc, self._status_path(c.replica_id))
+                forked = zygote_pool.adoptable_fork(proc, self._status_path(c.replica_id))
                 if not (
                     processes.is_replica_of(proc, c.replica_id)
                     or external.is_external_replica(proc, c.replica_id)
@@ -430,7 +430,7 @@ def _cause(reason: ExitReason, error: str | None, code: int | None) -> str:
 
 def _remove_status(path: Path) -> None:
     path.unlink(missing_ok=True)
-    zygote.remove_fork_record(path)
+    zygote_pool.remove_fork_record(path)
     path.with_name(path.name + ".tmp").unlink(missing_ok=True)  # left by a replica killed mid-write
 
 

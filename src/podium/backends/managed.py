@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from podium.backends import processes, zygote
+from podium.backends import processes, zygote_pool
 from podium.backends.base import ObservedReplica
 from podium.core.phases import ExitReason
 
@@ -36,9 +36,9 @@ class ManagedReplica:
     escalated: bool = False
     kill_reason: ExitReason | None = None  # set by kill() and by the memory check
     kill_error: str | None = None
-    start_mode: str = "spawn"  # or "fork": a child of a zygote (zygote.py)
+    start_mode: str = "spawn"  # or "fork": a child of a zygote (zygote_pool.py)
     launched_at: float = 0.0  # wall clock when the process was asked for
-    forked_by: zygote.Zygote | None = None  # our fork: the zygote reaps it, knows its code
+    forked_by: zygote_pool.Zygote | None = None  # our fork: the zygote reaps it, knows its code
 
     def observed(self) -> ObservedReplica:
         """The replica as alive."""

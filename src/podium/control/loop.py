@@ -18,10 +18,10 @@ import httpx
 from podium.artifacts.sources import NodeCache
 from podium.backends.base import Backend
 from podium.control.actions import Actuator
+from podium.control.autoscaling import Autoscaling
 from podium.control.exits import settle_s
 from podium.control.health import ProbeResult, probe
 from podium.control.reconciler import EndpointView, ReplicaView, plan
-from podium.control.scaling import Autoscaling
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.clock import Clock, SystemClock
 from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState

@@ -190,7 +190,7 @@ class EndpointLoad:
 
 
 class GatewayView(Protocol):
-    """What the controller may ask of the gateway (wired by server.py)."""
+    """What the controller may ask of the gateway (wired by server/app.py)."""
 
     def outstanding(self, replica_id: str) -> int:
         """Requests now in flight to this replica through the gateway."""

@@ -22,8 +22,8 @@ from pydantic import (
 from podium.core.bounds import AtMost, is_stored
 from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE
-from podium.core.scaling import ScalingRule as ScalingRule
-from podium.core.scaling import ScalingSpec as ScalingSpec
+from podium.core.scaling_spec import ScalingRule as ScalingRule
+from podium.core.scaling_spec import ScalingSpec as ScalingSpec
 
 # ---------------------------------------------------------------- model references
 

@@ -17,7 +17,7 @@ from prometheus_client.core import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from podium.core.metrics import LATENCY_BUCKETS
+from podium.core.metric_names import LATENCY_BUCKETS
 from podium.core.routing import EndpointLoad
 
 

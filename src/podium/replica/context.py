@@ -20,7 +20,7 @@ from podium.core.errors import OutOfMemory, PodiumError
 from podium.replica import memory
 from podium.replica.concurrency import Limiter
 from podium.replica.http import ClientGone, Receive, Responder, Send, wait_disconnect
-from podium.replica.metrics import ReplicaMetrics
+from podium.replica.instruments import ReplicaMetrics
 from podium.replica.watch import WatchedPool
 from podium.runtimes.base import Runtime
 

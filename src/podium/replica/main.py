@@ -158,7 +158,7 @@ def _import_stack(runtime: str) -> None:
     """Import what serving needs: the replica's HTTP stack and the runtime's module (a
     forked child finds them imported already; `get_runtime` in `_load` is then a lookup)."""
     import podium.replica.app
-    import podium.replica.server  # noqa: F401
+    import podium.replica.uvicorn_runner  # noqa: F401
     from podium.runtimes.registry import get_runtime
 
     get_runtime(runtime)
@@ -193,7 +193,7 @@ def _serve(
     args: argparse.Namespace, runtime: Any, load_s: float, *, startup: dict[str, Any] | None = None
 ) -> int:
     from podium.replica.app import BatchConfig, ReplicaInfo, create_app
-    from podium.replica.server import serve
+    from podium.replica.uvicorn_runner import serve
 
     info = ReplicaInfo(
         replica_id=args.replica_id,

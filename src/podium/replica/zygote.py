@@ -66,7 +66,7 @@ THREAD_ENV = (
 COMMON_MODULES = (
     "podium.runtimes.registry",
     "podium.replica.app",
-    "podium.replica.server",
+    "podium.replica.uvicorn_runner",
     "podium.replica.main",
     "uvicorn",
     "uvicorn.loops.uvloop",

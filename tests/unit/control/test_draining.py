@@ -11,7 +11,7 @@ import pytest
 
 from podium.control.loop import Controller
 from podium.core.phases import EventKind, ExitReason, ReplicaState
-from podium.core.scaling import ScalingSpec
+from podium.core.scaling_spec import ScalingSpec
 from podium.store import Database
 from tests.unit.control.fakes import Harness, db, sqlite_url
 from tests.unit.control.lifecycle import BusyGateway, Probes, replica_events

@@ -6,7 +6,7 @@ from __future__ import annotations
 import psutil
 from prometheus_client.core import Metric
 
-from podium.replica.metrics import ProcessTreeCollector
+from podium.replica.instruments import ProcessTreeCollector
 from tests.support.memory_tree import MiB, parent_with_a_hungry_child
 
 HELD_MB = 100

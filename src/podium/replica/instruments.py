@@ -31,7 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from podium.core.metrics import LATENCY_BUCKETS
+from podium.core.metric_names import LATENCY_BUCKETS
 from podium.replica.concurrency import Limiter
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)

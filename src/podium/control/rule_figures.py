@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from podium.control.autoscaler import rule_key
-from podium.core.scaling import ScalingRule
+from podium.control.scale_policy import rule_key
+from podium.core.scaling_spec import ScalingRule
 
 log = logging.getLogger("podium.control")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from podium.control.autoscaler import (
+from podium.control.scale_policy import (
     Decision,
     Sample,
     ScalerState,
@@ -19,7 +19,7 @@ from podium.control.autoscaler import (
     decide,
     rule_key,
 )
-from podium.core.scaling import ScalingRule, ScalingSpec
+from podium.core.scaling_spec import ScalingRule, ScalingSpec
 
 
 def spec(**kw: Any) -> ScalingSpec:

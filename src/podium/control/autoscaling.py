@@ -20,14 +20,14 @@ from dataclasses import dataclass, field, replace
 
 import httpx
 
-from podium.control.autoscaler import Decision, Sample, ScalerState, ScalingContext, decide
-from podium.control.metrics import Scraper, Target
+from podium.control.rule_figures import Scraper, Target
+from podium.control.scale_policy import Decision, Sample, ScalerState, ScalingContext, decide
 from podium.control.tracked import TrackedReplica
 from podium.core.clock import Clock
 from podium.core.errors import PodiumError
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
 from podium.core.routing import EndpointLoad, GatewayView
-from podium.core.scaling import ScalingRule
+from podium.core.scaling_spec import ScalingRule
 from podium.core.settings import Settings
 from podium.store.db import Database
 from podium.store.records import EndpointRecord

@@ -1,7 +1,7 @@
 """The autoscaling policy: a pure function from recent load to a desired replica count.
 
 `decide(ctx, state) -> Decision` reads no clock and does no I/O: the controller's glue
-(`control.scaling`) samples the gateway and the replicas, keeps the recent samples and the
+(`control.autoscaling`) samples the gateway and the replicas, keeps the recent samples and the
 `ScalerState` between passes, and writes the decision. Every scenario is a plain unit test
 on fake time. The semantics (Knative KPA-like) are documented in docs/autoscaling.md:
 
@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from podium.core.scaling import ScalingRule, ScalingSpec
+from podium.core.scaling_spec import ScalingRule, ScalingSpec
 
 PANIC_THRESHOLD = 2.0  # panic when the panic-window load reaches this many times capacity
 EPSILON = 1e-9  # ceil(8.000000001 / 4) must still be 2

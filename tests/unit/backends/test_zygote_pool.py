@@ -16,7 +16,7 @@ import httpx
 import psutil
 import pytest
 
-from podium.backends import zygote
+from podium.backends import zygote_pool
 from podium.backends.base import AdoptCandidate, ObservedReplica
 from podium.backends.local import LocalBackend
 from podium.core.phases import ExitReason
@@ -81,15 +81,15 @@ def test_messages_carry_descriptors_over_a_socketpair(tmp_path: Path) -> None:
 
 
 def test_start_mode_and_which_launches_fork() -> None:
-    assert zygote.default_start_mode({"PODIUM_START_MODE": "spawn"}) == "spawn"
-    assert zygote.default_start_mode({"PODIUM_START_MODE": " FORK "}) == "fork"
-    assert zygote.default_start_mode({}) == "fork"  # Linux
-    assert zygote.default_start_mode({"PODIUM_START_MODE": "clone"}) == "fork"
-    assert zygote.family_of("sklearn") == "sklearn"
-    assert zygote.family_of("onnx") == "onnx"
-    assert zygote.family_of("command") is None
+    assert zygote_pool.default_start_mode({"PODIUM_START_MODE": "spawn"}) == "spawn"
+    assert zygote_pool.default_start_mode({"PODIUM_START_MODE": " FORK "}) == "fork"
+    assert zygote_pool.default_start_mode({}) == "fork"  # Linux
+    assert zygote_pool.default_start_mode({"PODIUM_START_MODE": "clone"}) == "fork"
+    assert zygote_pool.family_of("sklearn") == "sklearn"
+    assert zygote_pool.family_of("onnx") == "onnx"
+    assert zygote_pool.family_of("command") is None
     env = {"HF_HOME": "/x", "LD_PRELOAD": "y", "GREETING": "hi", "OMP_NUM_THREADS": "2"}
-    assert zygote.import_time_vars(env) == ["HF_HOME", "LD_PRELOAD", "OMP_NUM_THREADS"]
+    assert zygote_pool.import_time_vars(env) == ["HF_HOME", "LD_PRELOAD", "OMP_NUM_THREADS"]
 
 
 def test_startup_report_from_status_times() -> None:
@@ -97,10 +97,10 @@ def test_startup_report_from_status_times() -> None:
         "start_mode": "fork",
         "times": {"main": 10.5, "imported": 10.6, "loaded": 11.0, "listening": 11.25},
     }
-    report = zygote.startup_report(status, "fork", launched_at=10.0)
+    report = zygote_pool.startup_report(status, "fork", launched_at=10.0)
     assert report.phases == {"fork": 0.5, "import": 0.1, "load": 0.4, "listen": 0.25}
     assert report.listening_at == 11.25
-    partial = zygote.startup_report({"times": {"main": 10.5}}, "spawn", launched_at=10.0)
+    partial = zygote_pool.startup_report({"times": {"main": 10.5}}, "spawn", launched_at=10.0)
     assert partial.phases == {"spawn": 0.5} and partial.listening_at is None
 
 

@@ -33,7 +33,7 @@ from podium.backends import logfiles, processes
 from podium.backends.base import ReplicaStartup
 from podium.replica import zygote as wire
 
-log = logging.getLogger("podium.backends.zygote")
+log = logging.getLogger("podium.backends.zygote_pool")
 
 ENV_START_MODE = "PODIUM_START_MODE"
 START_MODES = ("fork", "spawn")

@@ -7,8 +7,8 @@ import asyncio
 import httpx
 import pytest
 
-from podium.control.metrics import Scraper, Target, figures, parse, quantile
-from podium.core.scaling import ScalingRule
+from podium.control.rule_figures import Scraper, Target, figures, parse, quantile
+from podium.core.scaling_spec import ScalingRule
 
 TARGET = Target("r1", "http://replica.test:9000", cpus=2, memory_mb=1024)
 

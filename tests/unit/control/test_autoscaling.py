@@ -14,8 +14,8 @@ import pytest
 
 from podium.artifacts.sources import NodeCache
 from podium.backends.base import AdoptCandidate, ObservedReplica, ReplicaLaunch
+from podium.control.autoscaling import Autoscaling
 from podium.control.loop import Controller
-from podium.control.scaling import Autoscaling
 from podium.control.tracked import TrackedReplica
 from podium.core.clock import FakeClock
 from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState

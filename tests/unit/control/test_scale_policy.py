@@ -1,7 +1,7 @@
 """The autoscaling policy at its edges: exact thresholds and delays, what restarts a delay,
 the figures a `scaled` event carries, and signals that are missing.
 
-The main scenarios are in test_autoscaler.py; these pin what docs/autoscaling.md promises at
+The main scenarios are in test_scale_policy_sim.py; these pin what docs/autoscaling.md promises at
 the boundaries (panic at 2x, up at once with no delay, down exactly `scale_down_delay` after
 the need fell, the stability period counted from the last change), on the same fake-time
 simulator.
@@ -9,9 +9,9 @@ simulator.
 
 from __future__ import annotations
 
-from podium.control.autoscaler import Sample, ScalerState, ScalingContext, decide
-from podium.core.scaling import ScalingRule
-from tests.unit.control.test_autoscaler import Sim, spec, steady
+from podium.control.scale_policy import Sample, ScalerState, ScalingContext, decide
+from podium.core.scaling_spec import ScalingRule
+from tests.unit.control.test_scale_policy_sim import Sim, spec, steady
 
 S0 = ScalerState()
 
