@@ -39,7 +39,7 @@ def roll_out(db: Database) -> None:
 
 
 def draining(ctl: Controller) -> list[str]:
-    return sorted(r.replica_id for r in ctl.replicas.values() if r.state is ReplicaState.DRAINING)
+    return sorted(r.replica_id for r in ctl.state.replicas.values() if r.state is ReplicaState.DRAINING)
 
 
 def stopped(h: Harness) -> list[str]:
@@ -77,7 +77,7 @@ def test_a_draining_replica_is_stopped_only_when_its_requests_have_finished(
         await h.passes(ctl, int(DRAIN_TIMEOUT_S) - 8)
         assert draining(ctl) == out
         assert stopped(h) == []
-        assert not {ctl.replicas[rid].host for rid in out} & set(h.routed())
+        assert not {ctl.state.replicas[rid].host for rid in out} & set(h.routed())
         assert replica_events(db, EventKind.REPLICA_STOPPED) == []
         # The requests finish: the next pass stops the drained replicas.
         for rid in out:

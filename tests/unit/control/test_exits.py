@@ -63,9 +63,9 @@ def test_an_oom_on_the_way_out_is_reported_but_not_counted(tmp_path: Path, db: D
         await h.passes(ctl, 3)
         h.backend.stop_exit = ExitReason.OOM
         (first, *_) = h.backend.live(1)
-        ctl.act.stop(ctl.replicas[first], "not needed")
+        ctl.act.stop(ctl.state.replicas[first], "not needed")
         await h.passes(ctl, 1)
-        mem = ctl.memory["spin"]
+        mem = ctl.state.memory["spin"]
         assert (mem.serving_crashes, mem.pending_restarts, mem.backoff_until) == (0, 0, 0.0)
 
     h.run(steps)
@@ -79,11 +79,11 @@ def test_a_crash_of_a_draining_replica_is_not_counted(tmp_path: Path, db: Databa
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 3)
         (first, *_) = h.backend.live(1)
-        ctl.act.drain(ctl.replicas[first])
+        ctl.act.drain(ctl.state.replicas[first])
         h.backend.crash(first)
         await h.passes(ctl, 1)
-        assert ctl.memory["spin"].serving_crashes == 0
-        assert ctl.memory["spin"].pending_restarts == 0
+        assert ctl.state.memory["spin"].serving_crashes == 0
+        assert ctl.state.memory["spin"].pending_restarts == 0
 
     h.run(steps)
     (crashed,) = events(db, EventKind.REPLICA_CRASHED)

@@ -66,7 +66,7 @@ async def crash_each_start(h: Harness, ctl: Controller, crashes: int) -> None:
         if done >= crashes:
             break
         for rid in backend.live(1):
-            if not ctl.replicas[rid].was_ready:
+            if not ctl.state.replicas[rid].was_ready:
                 backend.crash(rid)
                 done += 1
         await step(h, ctl)
@@ -122,7 +122,7 @@ def test_a_healthy_period_ends_the_crash_streak(
         await crash_each_start(h, ctl, 3)  # delays 1, 2, 4: the next one would be 4 (cap)
         await step(h, ctl, 2)
         (survivor,) = backend.live(1)
-        ready_at = ctl.replicas[survivor].ready_at
+        ready_at = ctl.state.replicas[survivor].ready_at
         assert ready_at is not None
         while h.clock.monotonic() - ready_at < ready_for:
             await step(h, ctl)
@@ -155,7 +155,7 @@ def test_a_healthy_sibling_does_not_cancel_the_backoff_of_a_crash_loop(
         await step(h, ctl, int(3 * SETTLE_S / STEP_S))  # long settled
         assert h.routed() == ["r1.test"]
         probes.refuse_all = True  # from now on nothing new becomes ready
-        ctl.replicas[survivor].next_probe = float("inf")  # (the survivor is not asked)
+        ctl.state.replicas[survivor].next_probe = float("inf")  # (the survivor is not asked)
         with db.unit_of_work() as uow:
             uow.endpoints.set_desired("spin", 2)
         await step(h, ctl)
@@ -179,7 +179,7 @@ def test_a_crash_loop_beside_a_serving_replica_never_stops_it(tmp_path: Path, db
         await step(h, ctl, 2)
         (survivor,) = backend.live(1)
         probes.refuse_all = True
-        ctl.replicas[survivor].next_probe = float("inf")
+        ctl.state.replicas[survivor].next_probe = float("inf")
         with db.unit_of_work() as uow:
             uow.endpoints.set_desired("spin", 2)
         await step(h, ctl)

@@ -21,7 +21,7 @@ S = EndpointStatus
 
 
 def old_replicas(ctl: Controller) -> list[tuple[str, ReplicaState]]:
-    return sorted((r.replica_id, r.state) for r in ctl.replicas.values() if r.revision == 1)
+    return sorted((r.replica_id, r.state) for r in ctl.state.replicas.values() if r.revision == 1)
 
 
 def test_updating_until_the_old_revision_has_drained_and_stopped(

@@ -81,8 +81,8 @@ def test_a_blocked_start_does_not_stop_another_endpoints_replacement(
         assert status_of(db, "spin") is EndpointStatus.RUNNING
         # slow's start is in flight: starting for the plan, nothing started twice
         assert status_of(db, "slow") is EndpointStatus.INITIALIZING
-        assert [b.replica_ids for b in ctl.act.starts.pending("slow")] != []
-        assert not any(r.endpoint == "slow" for r in ctl.replicas.values())
+        assert [b.replica_ids for b in ctl.state.starts.pending("slow")] != []
+        assert not any(r.endpoint == "slow" for r in ctl.state.replicas.values())
 
         victim = routed(h, "spin")[0]
         backend.crash(victim)
@@ -107,7 +107,7 @@ def test_a_blocked_start_does_not_stop_another_endpoints_replacement(
         assert backend.released_before_return == [True]
         assert len(routed(h, "slow")) == 1
         assert status_of(db, "slow") is EndpointStatus.RUNNING
-        assert [b for b in ctl.act.starts.pending("slow")] == []
+        assert [b for b in ctl.state.starts.pending("slow")] == []
         assert sum(1 for launch in backend.started if launch.endpoint == "slow") == 1
 
     h.run(steps)
@@ -131,14 +131,14 @@ def test_starts_no_longer_wanted_are_skipped_or_stopped(tmp_path: Path, db: Data
         backend.release.set()
         for _ in range(10):
             await h.passes(ctl, 1)
-            if not ctl.act.starts.pending("slow") and not any(
-                r.endpoint == "slow" for r in ctl.replicas.values()
+            if not ctl.state.starts.pending("slow") and not any(
+                r.endpoint == "slow" for r in ctl.state.replicas.values()
             ):
                 break
         slow = [launch.replica_id for launch in backend.started if launch.endpoint == "slow"]
         assert len(slow) == 1  # the second start of the batch was skipped
         assert [rid for rid, _ in backend.killed] == slow  # stopped by the next plan once tracked
         assert routed(h, "slow") == []
-        assert not any(r.endpoint == "slow" for r in ctl.replicas.values())
+        assert not any(r.endpoint == "slow" for r in ctl.state.replicas.values())
 
     h.run(steps)

@@ -167,7 +167,7 @@ def test_a_crashed_replica_is_restarted_when_its_backoff_ends(
         soon = controller.clock.monotonic() + 60
         ready = [
             r
-            for r in controller.replicas.values()
+            for r in controller.state.replicas.values()
             if r.state is ReplicaState.READY and r.next_probe > soon
         ]
         if ready and not crashed:
