@@ -13,18 +13,19 @@ import httpx
 import pytest
 
 from podium.artifacts.sources import NodeCache
-from podium.backends.base import AdoptCandidate, ObservedReplica, ReplicaLaunch
 from podium.control.autoscaling import Autoscaling
 from podium.control.loop import Controller
 from podium.control.tracked import TrackedReplica
 from podium.core.clock import FakeClock
-from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState
+from podium.core.phases import EndpointStatus, EventKind, ReplicaState
 from podium.core.routing import EndpointLoad, RoutingTableHolder
 from podium.core.settings import Settings
 from podium.core.spec import EndpointSpec
 from podium.store import Database
 from podium.store.records import EndpointRecord, EventRecord
 from tests.support.db import sqlite_url
+from tests.support.fake_backend import FakeBackend
+from tests.support.fake_replicas import FakeReplicas
 
 __all__ = ["sqlite_url"]
 
@@ -249,46 +250,6 @@ def test_rules_read_the_ready_replicas_metrics(
 # ---------------------------------------------------------------------- the controller
 
 
-class FakeBackend:
-    name = "fake"
-
-    def __init__(self) -> None:
-        self.started: list[ReplicaLaunch] = []
-        self.stopped: list[str] = []
-
-    def start(self, launch: ReplicaLaunch) -> ObservedReplica:
-        self.started.append(launch)
-        return ObservedReplica(
-            replica_id=launch.replica_id,
-            endpoint=launch.endpoint,
-            revision=launch.revision,
-            host="127.0.0.1",
-            port=9,  # nothing listens: the replica stays starting
-            pid=None,
-            started_at=datetime.now(UTC),
-            log_path=Path("/dev/null"),
-            alive=True,
-        )
-
-    def stop(self, replica_id: str) -> None:
-        self.stopped.append(replica_id)
-
-    def kill(self, replica_id: str, reason: ExitReason) -> None:
-        self.stopped.append(replica_id)
-
-    def poll(self) -> list[ObservedReplica]:
-        return []
-
-    def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
-        return []
-
-    def logs(self, replica_id: str, tail: int = 200) -> list[str]:
-        return []
-
-    def close(self, *, stop_replicas: bool = True) -> None:
-        pass
-
-
 def test_controller_starts_replicas_in_the_pass_that_scales_up(
     tmp_path: Path, settings: Settings, db: Database, clock: FakeClock, gateway: FakeGateway
 ) -> None:
@@ -312,6 +273,7 @@ def test_controller_starts_replicas_in_the_pass_that_scales_up(
         node_cache=NodeCache(tmp_path / "cache"),
         gateway=gateway,
         clock=clock,
+        http=FakeReplicas(refuse_all=True).client(),  # the replica stays starting
     )
     asyncio.run(ctl.run_once())
     assert backend.started == []

@@ -10,7 +10,8 @@ import pytest
 from podium.control.loop import Controller
 from podium.core.phases import EndpointStatus, EventKind, ExitReason
 from podium.store import Database
-from tests.unit.control.fakes import FakeGateway, Harness, Replicas, db, events, sqlite_url
+from tests.support.fake_replicas import FakeReplicas
+from tests.unit.control.fakes import FakeGateway, Harness, db, events, sqlite_url
 
 __all__ = ["db", "sqlite_url"]
 
@@ -33,7 +34,7 @@ def test_only_successes_of_the_crashing_revision_end_its_streak(
     # Revision 2 crashes on every request once ready; successes of revision 1 (the old
     # one, during the rollout) must not make that look healthy.
     gateway = FakeGateway()
-    h = Harness(tmp_path, db, Replicas(), gateway)
+    h = Harness(tmp_path, db, FakeReplicas(), gateway)
 
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 3)
@@ -57,7 +58,7 @@ def test_only_successes_of_the_crashing_revision_end_its_streak(
 
 def test_an_oom_on_the_way_out_is_reported_but_not_counted(tmp_path: Path, db: Database) -> None:
     # A replica of the target revision being stopped (scale-down) runs out of memory.
-    h = Harness(tmp_path, db, Replicas())
+    h = Harness(tmp_path, db, FakeReplicas())
 
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 3)
@@ -74,7 +75,7 @@ def test_an_oom_on_the_way_out_is_reported_but_not_counted(tmp_path: Path, db: D
 
 
 def test_a_crash_of_a_draining_replica_is_not_counted(tmp_path: Path, db: Database) -> None:
-    h = Harness(tmp_path, db, Replicas())
+    h = Harness(tmp_path, db, FakeReplicas())
 
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 3)

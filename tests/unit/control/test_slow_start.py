@@ -17,8 +17,9 @@ from podium.control.loop import Controller
 from podium.core.phases import EndpointStatus, EventKind
 from podium.core.spec import EndpointSpec
 from podium.store import Database
-from tests.unit.control.fakes import FakeBackend, Harness, db, events, sqlite_url
-from tests.unit.control.lifecycle import Probes
+from tests.support.fake_backend import FakeBackend
+from tests.support.fake_replicas import FakeReplicas
+from tests.unit.control.fakes import Harness, db, events, sqlite_url
 
 __all__ = ["db", "sqlite_url"]
 
@@ -70,7 +71,7 @@ def test_a_blocked_start_does_not_stop_another_endpoints_replacement(
     tmp_path: Path, db: Database
 ) -> None:
     add_slow(db)
-    h = Harness(tmp_path, db, Probes())
+    h = Harness(tmp_path, db, FakeReplicas())
     backend = SlowBackend()
     h.backend = backend
 
@@ -117,7 +118,7 @@ def test_starts_no_longer_wanted_are_skipped_or_stopped(tmp_path: Path, db: Data
     """slow wants two replicas: one batch, whose first start blocks. The endpoint is paused
     meanwhile: the second start is skipped, the first is stopped once it has returned."""
     add_slow(db, replicas=2)
-    h = Harness(tmp_path, db, Probes())
+    h = Harness(tmp_path, db, FakeReplicas())
     backend = SlowBackend()
     h.backend = backend
 
