@@ -22,7 +22,7 @@ import httpx
 
 from podium.control.rule_figures import Scraper, Target
 from podium.control.scale_policy import Decision, Sample, ScalerState, ScalingContext, decide
-from podium.control.tracked import TrackedReplica
+from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.clock import Clock
 from podium.core.errors import PodiumError
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
@@ -84,8 +84,12 @@ class Autoscaling:
         gateway: GatewayView | None,
         *,
         scraper: Scraper | None = None,
+        memory: Mapping[str, EndpointMemory] | None = None,
     ) -> None:
         self.settings = settings
+        # The controller's memory of each endpoint: the last decision is kept there (and
+        # persisted by `recall`), and a new controller resumes from it.
+        self.memory: Mapping[str, EndpointMemory] = {} if memory is None else memory
         self.db = db
         self.clock = clock
         self.gateway = gateway
@@ -138,7 +142,7 @@ class Autoscaling:
         now: float,
     ) -> EndpointRecord:
         spec = ep.spec.scaling
-        track = self._tracks.setdefault(ep.name, _Track())
+        track = self._tracks.get(ep.name) or self._resume(ep)
         ready = [r for r in mine if r.state is ReplicaState.READY]
         starting = sum(1 for r in mine if r.state is ReplicaState.STARTING)
         summed: dict[str, float] = {}
@@ -162,7 +166,25 @@ class Autoscaling:
         if not self._write(ep, decision):
             return ep  # changed meanwhile: the next pass decides again on the new record
         track.state = decision.state
+        mem = self.memory.get(ep.name)
+        if mem is not None:
+            mem.scale_desired, mem.scale_reason, mem.scaled_at = (
+                decision.desired,
+                decision.reason,
+                now,
+            )
         return replace(ep, desired_replicas=decision.desired, generation=ep.generation + 1)
+
+    def _resume(self, ep: EndpointRecord) -> _Track:
+        """A new track for the endpoint. When the count is still the one the last decision
+        wrote (by this controller or one before it), the policy knows when it changed, so
+        its stability period runs on from then instead of starting over."""
+        track = self._tracks[ep.name] = _Track()
+        mem = self.memory.get(ep.name)
+        resumable = mem is not None and mem.scaled_at is not None
+        if resumable and mem is not None and mem.scale_desired == ep.desired_replicas:
+            track.state = ScalerState(known_desired=mem.scale_desired, last_change=mem.scaled_at)
+        return track
 
     def _write(self, ep: EndpointRecord, decision: Decision) -> bool:
         assert decision.reason is not None

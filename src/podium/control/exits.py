@@ -20,15 +20,16 @@ of a rollout) is not a crash, whatever it exited with.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from podium.backends.base import ObservedReplica
+from podium.backends.base import Backend, ObservedReplica
+from podium.control.journal import Journal
+from podium.control.state import ControllerState
 from podium.control.tracked import EndpointMemory, TrackedReplica
+from podium.core.clock import Clock
 from podium.core.phases import EventKind, ExitReason, ReplicaState
+from podium.core.routing import GatewayView
 from podium.core.settings import ControlSettings
-
-if TYPE_CHECKING:
-    from podium.control.actions import Actuator
 
 log = logging.getLogger("podium.control")
 
@@ -58,33 +59,44 @@ def settle_s(cfg: ControlSettings) -> float:
 class Exits:
     """The exit accounting of one controller (the `Actuator` delegates to it)."""
 
-    def __init__(self, act: Actuator) -> None:
-        self.act = act
-        self.ctl = act.ctl
+    def __init__(
+        self,
+        cfg: ControlSettings,
+        clock: Clock,
+        backend: Backend,
+        state: ControllerState,
+        journal: Journal,
+        gateway: GatewayView | None,
+        wake: Callable[[str], None],
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.backend = backend
+        self.state = state
+        self.journal = journal
+        self.gateway = gateway
+        self.wake = wake
 
-    def _memory(self, endpoint: str) -> EndpointMemory:
-        return self.ctl.memory.setdefault(endpoint, EndpointMemory())
-
-    def _target(self, r: TrackedReplica) -> bool:
-        ep = self.act.seen.get(r.endpoint)
-        return ep is None or r.revision == ep.revision
+    def fail(self, name: str, mem: EndpointMemory, reason: str) -> None:
+        """The target revision cannot run: the next pass fails the endpoint."""
+        self.state.fail(name, mem, reason)
+        self.wake(name)
 
     def hung(self, r: TrackedReplica, detail: str, figures: dict[str, float]) -> None:
-        """Kill a hung replica: it leaves routing with this pass's table, it counts as a
-        crash while serving at once (so its replacement starts in this pass as a restart,
-        after the backoff), and its exit is recorded as `replica_hung` with `figures`."""
+        """Account for a hung replica the caller is about to kill: it counts as a crash
+        while serving at once (so its replacement starts in this pass as a restart, after
+        the backoff), and its exit is recorded as `replica_hung` with `figures`."""
         r.kill_figures = dict(figures)
-        if self._target(r):
-            self.serving_crash(r, self._memory(r.endpoint), detail)
+        if self.state.is_target(r):
+            self.serving_crash(r, self.state.memory_of(r.endpoint), detail)
             r.counted = True
-        self.act.kill(r, ExitReason.HUNG, detail)
 
     def replica_exited(self, obs: ObservedReplica) -> None:
-        r = self.ctl.replicas.pop(obs.replica_id, None)
+        self.state.decided.pop(obs.replica_id, None)
+        r = self.state.replicas.pop(obs.replica_id, None)
         if r is None:
             return
-        with self.ctl.db.unit_of_work() as uow:
-            uow.replicas.delete(r.replica_id)
+        self.journal.forget(r.replica_id)
         # Already on its way out (scale-down, a rollout's end): never a crash of the endpoint.
         leaving = r.kill_detail is None and r.state in (
             ReplicaState.STOPPING,
@@ -94,7 +106,7 @@ class Exits:
             obs.exit_reason is ExitReason.STOPPED
             or (r.state is ReplicaState.STOPPING and obs.exit_reason is not ExitReason.OOM)
         ):
-            self.act.event(
+            self.journal.event(
                 r.endpoint,
                 EventKind.REPLICA_STOPPED,
                 f"replica {r.replica_id} stopped",
@@ -111,7 +123,7 @@ class Exits:
         detail = detail or obs.error or f"exit code {obs.exit_code}"
         tail = self.log_tail(r.replica_id)
         shown = "\nlast log lines:\n" + "\n".join(tail) if tail else ""
-        self.act.event(
+        self.journal.event(
             r.endpoint,
             kind,
             f"replica {r.replica_id} {verb}: {detail}{shown}",
@@ -122,14 +134,14 @@ class Exits:
             **(r.kill_figures if reason is ExitReason.HUNG else {}),
             log_tail=tail,
         )
-        if leaving or r.counted or not self._target(r):
+        if leaving or r.counted or not self.state.is_target(r):
             return  # stopped anyway (an OOM on the way out), counted at the kill, or an
             # old revision's replica that the rollout replaces anyway
-        mem = self._memory(r.endpoint)
+        mem = self.state.memory_of(r.endpoint)
         if r.was_ready:
             self.serving_crash(r, mem, detail)
         elif reason is ExitReason.LOAD_FAILED:
-            self.act.fail(r.endpoint, mem, f"revision {r.revision} failed to load: {detail}")
+            self.fail(r.endpoint, mem, f"revision {r.revision} failed to load: {detail}")
         else:
             self.crashed(r.endpoint, r.revision, mem, detail)
 
@@ -137,7 +149,7 @@ class Exits:
         """The replica's last log lines, each cut short, for the event that says why it
         ended."""
         try:
-            lines = self.ctl.backend.logs(replica_id, EVENT_LOG_LINES)
+            lines = self.backend.logs(replica_id, EVENT_LOG_LINES)
         except Exception:  # a log that cannot be read must not lose the event
             log.warning("could not read the log of %s", replica_id, exc_info=True)
             return []
@@ -145,14 +157,14 @@ class Exits:
 
     def crashed(self, name: str, revision: int, mem: EndpointMemory, detail: str) -> None:
         """A replica crashed before it became ready (or could not be started)."""
-        cfg = self.ctl.settings.control
-        now = self.ctl.clock.monotonic()
+        cfg = self.cfg
+        now = self.clock.monotonic()
         mem.crash_streak += 1
         mem.crashed_at = now
         mem.pending_restarts += 1
         mem.backoff_until = now + backoff_s(cfg, mem.crash_streak)
         if mem.crash_streak >= cfg.crash_loop_threshold and not self._serving(name, revision):
-            self.act.fail(
+            self.fail(
                 name,
                 mem,
                 f"crash loop: revision {revision} crashed {mem.crash_streak} times in a row; "
@@ -164,7 +176,7 @@ class Exits:
         sibling's crash loop only goes on at the capped backoff (each crash an event)."""
         return any(
             r.endpoint == name and r.revision == revision and r.state is ReplicaState.READY
-            for r in self.ctl.replicas.values()
+            for r in self.state.replicas.values()
         )
 
     def serving_crash(self, r: TrackedReplica, mem: EndpointMemory, detail: str) -> None:
@@ -175,8 +187,8 @@ class Exits:
         endpoint. Without a gateway in this process, a replica that stayed ready for the
         settle time counts as having served.
         """
-        cfg = self.ctl.settings.control
-        now = self.ctl.clock.monotonic()
+        cfg = self.cfg
+        now = self.clock.monotonic()
         succeeded = self._succeeded(r.endpoint, r.revision)
         if succeeded is not None:
             same = mem.serving_revision == r.revision
@@ -190,7 +202,7 @@ class Exits:
         streak = mem.serving_crashes
         mem.backoff_until = max(mem.backoff_until, now + backoff_s(cfg, streak))
         if streak >= cfg.crash_loop_threshold:
-            self.act.fail(
+            self.fail(
                 r.endpoint,
                 mem,
                 f"crash loop: revision {r.revision} crashed or hung {streak} times while "
@@ -199,7 +211,7 @@ class Exits:
 
     def _succeeded(self, endpoint: str, revision: int) -> int | None:
         """Successful requests of this revision the gateway has seen (None: no gateway)."""
-        gateway = self.ctl.gateway
+        gateway = self.gateway
         if gateway is None:
             return None
         load = gateway.load_snapshot().get(endpoint)

@@ -56,7 +56,10 @@ class TrackedReplica:
 
 @dataclass(slots=True)
 class EndpointMemory:
-    """Per-endpoint controller state that is not worth persisting."""
+    """Per-endpoint controller state between passes. The part that must outlive this
+    controller (streaks, failure, last scale decision) is written to the store when it
+    changes and read back when a controller first sees the endpoint (`control.recall`);
+    the rest (pending restarts, model folders) is rebuilt by the next passes."""
 
     crash_streak: int = 0  # replicas that crashed in a row before becoming ready
     crashed_at: float = 0.0  # when the last of them crashed (monotonic)
@@ -72,4 +75,15 @@ class EndpointMemory:
     pending_restarts: int = 0
     failure: str | None = None
     failure_generation: int | None = None
+    # The autoscaler's last decision: the count it wrote, why, and when (monotonic).
+    scale_desired: int | None = None
+    scale_reason: str | None = None
+    scaled_at: float | None = None
     model_paths: dict[int, Path] = field(default_factory=dict)  # revision -> model folder
+    saved: tuple[object, ...] | None = None  # `recall.persisted_key` as last written
+
+    def forget_failure(self) -> None:
+        """The endpoint changed (a new generation): its failure and streaks start over."""
+        self.failure = self.failure_generation = None
+        self.crash_streak, self.backoff_until = 0, 0.0
+        self.serving_crashes, self.succeeded_at_crash, self.serving_revision = 0, None, None

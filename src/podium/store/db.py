@@ -51,6 +51,7 @@ from podium.core.errors import Invalid, Retryable, Unavailable
 from podium.store.endpoints import EndpointRepo
 from podium.store.events import EventRepo
 from podium.store.locks import LockSpace
+from podium.store.memory import EndpointMemoryRepo
 from podium.store.models import ModelRepo
 from podium.store.replicas import ReplicaRepo
 
@@ -102,6 +103,7 @@ class UnitOfWork:
         self.endpoints = EndpointRepo(session, clock)
         self.replicas = ReplicaRepo(session)
         self.events = EventRepo(session, clock)
+        self.memory = EndpointMemoryRepo(session, clock)
 
 
 class Database:

@@ -23,7 +23,7 @@ from podium.core.phases import EndpointStatus, check_transition
 from podium.core.spec import EndpointSpec
 from podium.store.locks import LockSpace, lock_name
 from podium.store.records import EndpointRecord, RevisionRecord
-from podium.store.tables import EndpointRow, EventRow, ReplicaRow, RevisionRow
+from podium.store.tables import EndpointMemoryRow, EndpointRow, EventRow, ReplicaRow, RevisionRow
 
 
 def _record(row: EndpointRow) -> EndpointRecord:
@@ -240,8 +240,10 @@ class EndpointRepo:
         return True
 
     def delete(self, name: str) -> None:
-        """Remove the endpoint with its revisions, replica rows and events."""
+        """Remove the endpoint with its revisions, replica rows, events and the
+        controller's memory of it."""
         self._load_for_update(name)
+        self._s.execute(delete(EndpointMemoryRow).where(EndpointMemoryRow.endpoint == name))
         self._s.execute(delete(ReplicaRow).where(ReplicaRow.endpoint == name))
         self._s.execute(delete(EventRow).where(EventRow.endpoint == name))
         self._s.execute(delete(RevisionRow).where(RevisionRow.endpoint == name))

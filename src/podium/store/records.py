@@ -67,6 +67,27 @@ class ReplicaRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointMemoryRecord:
+    """The controller's memory of one endpoint that outlives the controller (a restart of
+    the server, another server taking the lead): crash streaks, the failure and the
+    generation it applies to, the autoscaler's last decision. Times are wall-clock (UTC):
+    monotonic readings mean nothing to another process."""
+
+    endpoint: str
+    crash_streak: int = 0  # crashes before ready, in a row
+    crashed_at: datetime | None = None  # the last of them
+    backoff_until: datetime | None = None  # no start of the endpoint before this
+    serving_crashes: int = 0  # crashes/hangs while serving with no success in between
+    serving_revision: int | None = None  # the revision those crashes are of
+    restarts: int = 0  # replacements started after crashes
+    failure: str | None = None  # why the target revision cannot run
+    failure_generation: int | None = None  # the endpoint generation `failure` applies to
+    scale_desired: int | None = None  # the count the autoscaler last wrote
+    scale_reason: str | None = None  # and why
+    scaled_at: datetime | None = None  # and when
+
+
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     id: int
     endpoint: str

@@ -134,6 +134,29 @@ class ReplicaRow(Base):
     log_path: Mapped[str] = mapped_column(Text)
 
 
+class EndpointMemoryRow(Base):
+    """What the controller remembers about an endpoint across its own restarts (one row per
+    endpoint, deleted with it): see `records.EndpointMemoryRecord`."""
+
+    __tablename__ = "endpoint_memory"
+
+    endpoint: Mapped[str] = mapped_column(
+        String(NAME_LEN), ForeignKey("endpoints.name", ondelete="CASCADE"), primary_key=True
+    )
+    crash_streak: Mapped[int] = mapped_column(Integer)
+    crashed_at: Mapped[datetime | None]
+    backoff_until: Mapped[datetime | None]
+    serving_crashes: Mapped[int] = mapped_column(Integer)
+    serving_revision: Mapped[int | None] = mapped_column(Integer)
+    restarts: Mapped[int] = mapped_column(Integer)
+    failure: Mapped[str | None] = mapped_column(Text)
+    failure_generation: Mapped[int | None] = mapped_column(Integer)
+    scale_desired: Mapped[int | None] = mapped_column(Integer)
+    scale_reason: Mapped[str | None] = mapped_column(Text)
+    scaled_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
 class EventRow(Base):
     __tablename__ = "events"
     __table_args__ = (

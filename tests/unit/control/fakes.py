@@ -1,102 +1,29 @@
 """The controller on fake time: a real SQLite store with one endpoint ("spin", two
-replicas), a fake backend, replicas answered by an httpx MockTransport, a fake gateway's
-success counts. Used by test_hung.py and test_exits.py."""
+replicas), the shared fake backend (`tests.support.fake_backend`), replicas answered in
+memory (`tests.support.fake_replicas`), a fake gateway's success counts."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from podium.artifacts.sources import NodeCache
-from podium.backends.base import AdoptCandidate, ObservedReplica, ReplicaLaunch
 from podium.control.loop import Controller
 from podium.core.clock import FakeClock
-from podium.core.phases import EndpointStatus, EventKind, ExitReason
+from podium.core.phases import EndpointStatus, EventKind
 from podium.core.routing import EndpointLoad, RoutingTableHolder
 from podium.core.settings import ControlSettings, Settings
 from podium.core.spec import EndpointSpec
 from podium.store import Database
 from podium.store.records import EventRecord
 from tests.support.db import sqlite_url
+from tests.support.fake_backend import FakeBackend
 
 __all__ = ["sqlite_url"]  # the fixture `db` needs
-
-HUNG = {
-    "type": "about:blank",
-    "title": "Hung",
-    "status": 503,
-    "detail": "hung: the oldest call into the python runtime has run for 13.0 s without "
-    "finishing (limit 12 s)",
-    "hung": True,
-    "limit_s": 12,
-    "running_calls": 1,
-    "oldest_call_s": 13.0,
-}
-
-
-class FakeBackend:
-    """Starts nothing; a killed replica is reported exited by the next `poll`."""
-
-    name = "fake"
-
-    def __init__(self) -> None:
-        self.started: list[ReplicaLaunch] = []
-        self.killed: list[tuple[str, ExitReason]] = []
-        self._live: dict[str, ObservedReplica] = {}
-        self._exited: list[ObservedReplica] = []
-
-    def start(self, launch: ReplicaLaunch) -> ObservedReplica:
-        self.started.append(launch)
-        obs = ObservedReplica(
-            replica_id=launch.replica_id,
-            endpoint=launch.endpoint,
-            revision=launch.revision,
-            host=f"r{len(self.started)}.test",
-            port=9000,
-            pid=None,
-            started_at=datetime.now(UTC),
-            log_path=Path("/dev/null"),
-            alive=True,
-        )
-        self._live[launch.replica_id] = obs
-        return obs
-
-    stop_exit = ExitReason.STOPPED  # what a stopped replica reports (e.g. OOM on its way out)
-
-    def stop(self, replica_id: str) -> None:
-        self.kill(replica_id, self.stop_exit)
-
-    def crash(self, replica_id: str, reason: ExitReason = ExitReason.CRASHED) -> None:
-        """The replica's process ends by itself (reported by the next `poll`)."""
-        obs = self._live.pop(replica_id)
-        self._exited.append(replace(obs, alive=False, exit_code=-11, exit_reason=reason))
-
-    def live(self, revision: int) -> list[str]:
-        return sorted(rid for rid, obs in self._live.items() if obs.revision == revision)
-
-    def kill(self, replica_id: str, reason: ExitReason) -> None:
-        self.killed.append((replica_id, reason))
-        obs = self._live.pop(replica_id)
-        self._exited.append(replace(obs, alive=False, exit_code=-9, exit_reason=reason))
-
-    def poll(self) -> list[ObservedReplica]:
-        out, self._exited = self._exited, []
-        return [*self._live.values(), *out]
-
-    def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
-        return []
-
-    def logs(self, replica_id: str, tail: int = 200) -> list[str]:
-        return []
-
-    def close(self, *, stop_replicas: bool = True) -> None:
-        pass
 
 
 class FakeGateway:
@@ -114,26 +41,6 @@ class FakeGateway:
     def load_snapshot(self) -> Mapping[str, EndpointLoad]:
         total = sum(self.succeeded.values())
         return {"spin": EndpointLoad(succeeded=total, succeeded_by_revision=dict(self.succeeded))}
-
-
-class Replicas:
-    """What the fake replicas answer: `hung` hosts say so, `silent` hosts time out."""
-
-    def __init__(self) -> None:
-        self.hung: set[str] = set()
-        self.silent: set[str] = set()
-        self.asked: list[str] = []  # hung_after_s of each liveness probe
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        if host in self.silent:
-            raise httpx.ReadTimeout("no answer", request=request)
-        if request.url.path == "/health/live":
-            self.asked.append(request.url.params.get("hung_after_s", ""))
-            if host in self.hung:
-                return httpx.Response(503, json=HUNG)
-            return httpx.Response(200, json={"status": "live"})
-        return httpx.Response(200, json={"status": "ready"})
 
 
 @pytest.fixture
@@ -196,6 +103,11 @@ class Harness:
         self.holder = RoutingTableHolder()
         self.clock = FakeClock()
         self.control = ControlSettings(hung_grace_s=10.0, crash_loop_threshold=3)
+
+    def host(self, replica_id: str) -> str:
+        """The host the fake backend gave the replica (how `FakeReplicas` knows it)."""
+        (launch,) = [i for i, s in enumerate(self.backend.started) if s.replica_id == replica_id]
+        return f"r{launch + 1}.test"
 
     def routed(self) -> list[str]:
         return sorted(r.host for r in self.holder.table.endpoints["spin"].replicas)

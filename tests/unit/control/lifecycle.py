@@ -1,34 +1,13 @@
-"""Fakes for the replica lifecycle tests on fake time (draining, rollout order, readiness,
-restart backoff), on top of `fakes.py`: replicas whose readiness the test switches, a
-gateway with requests in flight, and the events of the endpoint in order."""
+"""Helpers for the replica lifecycle tests on fake time (draining, rollout order, readiness,
+restart backoff), on top of `fakes.py`: a gateway with requests in flight, and the events
+of the endpoint in order. The replicas are `tests.support.fake_replicas.FakeReplicas`."""
 
 from __future__ import annotations
-
-import httpx
 
 from podium.core.phases import EventKind
 from podium.store import Database
 from podium.store.records import EventRecord
 from tests.unit.control.fakes import FakeGateway
-
-
-class Probes:
-    """What the fake replicas answer: `refused` hosts are not listening (a replica that is
-    starting, or has crashed), `not_ready` hosts answer readiness with 503. Hosts are
-    `r1.test`, `r2.test`, … in the order the backend started them."""
-
-    def __init__(self, *, refuse_all: bool = False) -> None:
-        self.refuse_all = refuse_all
-        self.refused: set[str] = set()
-        self.not_ready: set[str] = set()
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        if self.refuse_all or host in self.refused:
-            raise httpx.ConnectError("connection refused", request=request)
-        if request.url.path == "/health/ready" and host in self.not_ready:
-            return httpx.Response(503, json={"title": "Not Ready"})
-        return httpx.Response(200, json={"status": "ok"})
 
 
 class BusyGateway(FakeGateway):

@@ -13,18 +13,19 @@ import httpx
 import pytest
 
 from podium.artifacts.sources import NodeCache
-from podium.backends.base import AdoptCandidate, ObservedReplica, ReplicaLaunch
 from podium.control.autoscaling import Autoscaling
 from podium.control.loop import Controller
-from podium.control.tracked import TrackedReplica
+from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.clock import FakeClock
-from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState
+from podium.core.phases import EndpointStatus, EventKind, ReplicaState
 from podium.core.routing import EndpointLoad, RoutingTableHolder
 from podium.core.settings import Settings
 from podium.core.spec import EndpointSpec
 from podium.store import Database
 from podium.store.records import EndpointRecord, EventRecord
 from tests.support.db import sqlite_url
+from tests.support.fake_backend import FakeBackend
+from tests.support.fake_replicas import FakeReplicas
 
 __all__ = ["sqlite_url"]
 
@@ -134,6 +135,37 @@ def test_held_requests_at_zero_write_desired_and_a_scaled_event(
     )
     assert event.data["from"] == 0 and event.data["to"] == 3
     assert event.data["held"] == 9 and event.data["signal"] == "held"
+
+
+def test_the_last_decision_is_remembered_and_a_new_scaler_resumes_from_it(
+    settings: Settings, db: Database, clock: FakeClock, gateway: FakeGateway
+) -> None:
+    """The decision goes into the controller's endpoint memory (which `recall` persists);
+    a scaler of a new controller, given that memory, knows when the count last changed, so
+    the stability period runs on from then instead of starting over."""
+    deploy(db, desired=0, status=EndpointStatus.SCALED_TO_ZERO, min_replicas=0, max_replicas=4)
+    memory = {"echo": EndpointMemory()}
+    scaler = Autoscaling(settings, db, clock, gateway, memory=memory)
+    gateway.loads["echo"] = EndpointLoad(held=9, requests=9)
+    one_pass(scaler, db)
+    mem = memory["echo"]
+    assert (mem.scale_desired, mem.scaled_at) == (3, clock.monotonic())
+    assert mem.scale_reason is not None and mem.scale_reason.startswith("scaled 0→3")
+    clock.advance(5)
+    fresh = Autoscaling(settings, db, clock, gateway, memory=memory)
+    one_pass(fresh, db)
+    state = fresh.state("echo")
+    assert state is not None
+    assert (state.known_desired, state.last_change) == (3, clock.monotonic() - 5)
+    # A count changed by someone else since: the policy starts over, as before.
+    with db.unit_of_work() as uow:
+        uow.endpoints.set_desired("echo", 1)
+    gateway.loads["echo"] = EndpointLoad(in_flight=1, requests=9)  # one per replica
+    other = Autoscaling(settings, db, clock, gateway, memory=memory)
+    one_pass(other, db)
+    state = other.state("echo")
+    assert state is not None
+    assert (state.known_desired, state.last_change) == (1, clock.monotonic())
 
 
 def test_idle_endpoint_goes_to_zero_with_an_event_naming_the_idle_time(
@@ -249,46 +281,6 @@ def test_rules_read_the_ready_replicas_metrics(
 # ---------------------------------------------------------------------- the controller
 
 
-class FakeBackend:
-    name = "fake"
-
-    def __init__(self) -> None:
-        self.started: list[ReplicaLaunch] = []
-        self.stopped: list[str] = []
-
-    def start(self, launch: ReplicaLaunch) -> ObservedReplica:
-        self.started.append(launch)
-        return ObservedReplica(
-            replica_id=launch.replica_id,
-            endpoint=launch.endpoint,
-            revision=launch.revision,
-            host="127.0.0.1",
-            port=9,  # nothing listens: the replica stays starting
-            pid=None,
-            started_at=datetime.now(UTC),
-            log_path=Path("/dev/null"),
-            alive=True,
-        )
-
-    def stop(self, replica_id: str) -> None:
-        self.stopped.append(replica_id)
-
-    def kill(self, replica_id: str, reason: ExitReason) -> None:
-        self.stopped.append(replica_id)
-
-    def poll(self) -> list[ObservedReplica]:
-        return []
-
-    def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
-        return []
-
-    def logs(self, replica_id: str, tail: int = 200) -> list[str]:
-        return []
-
-    def close(self, *, stop_replicas: bool = True) -> None:
-        pass
-
-
 def test_controller_starts_replicas_in_the_pass_that_scales_up(
     tmp_path: Path, settings: Settings, db: Database, clock: FakeClock, gateway: FakeGateway
 ) -> None:
@@ -312,6 +304,7 @@ def test_controller_starts_replicas_in_the_pass_that_scales_up(
         node_cache=NodeCache(tmp_path / "cache"),
         gateway=gateway,
         clock=clock,
+        http=FakeReplicas(refuse_all=True).client(),  # the replica stays starting
     )
     asyncio.run(ctl.run_once())
     assert backend.started == []

@@ -19,9 +19,9 @@ from podium.core.settings import Settings
 from podium.core.spec import EndpointSpec
 from podium.store import Database
 from tests.support.db import sqlite_url
+from tests.support.fake_backend import FakeBackend
+from tests.support.fake_replicas import FakeReplicas
 from tests.support.silent_hub import fake_hub
-from tests.unit.control.fakes import FakeBackend
-from tests.unit.control.lifecycle import Probes
 
 __all__ = ["sqlite_url"]
 
@@ -58,7 +58,7 @@ def _passes(
         cache = NodeCache(
             tmp_path / "cache", env={"HF_ENDPOINT": hub, "HF_HOME": str(tmp_path / "hf")}
         )
-        async with httpx.AsyncClient(transport=httpx.MockTransport(Probes())) as http:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(FakeReplicas())) as http:
             ctl = Controller(
                 Settings(home=tmp_path / "home"),
                 db,

@@ -1,6 +1,7 @@
 """Draining on fake time: a replica that leaves routing (scale-down, the end of a rollout)
-is stopped only once the gateway reports no request in flight to it, or at the drain
-timeout; never while requests are outstanding."""
+is stopped only once it holds no request, or at the drain timeout; never while requests
+are outstanding. The count is the replica's own (`/podium/info`: it covers every gateway)
+and, for requests still on their way, the local gateway's."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import pytest
 from podium.control.loop import Controller
 from podium.core.phases import EventKind, ExitReason, ReplicaState
 from podium.core.scaling_spec import ScalingSpec
+from podium.core.spec import CommandSpec
 from podium.store import Database
+from tests.support.fake_replicas import FakeReplicas
 from tests.unit.control.fakes import Harness, db, sqlite_url
-from tests.unit.control.lifecycle import BusyGateway, Probes, replica_events
+from tests.unit.control.lifecycle import BusyGateway, replica_events
 
 __all__ = ["db", "sqlite_url"]
 
@@ -39,7 +42,9 @@ def roll_out(db: Database) -> None:
 
 
 def draining(ctl: Controller) -> list[str]:
-    return sorted(r.replica_id for r in ctl.replicas.values() if r.state is ReplicaState.DRAINING)
+    return sorted(
+        r.replica_id for r in ctl.state.replicas.values() if r.state is ReplicaState.DRAINING
+    )
 
 
 def stopped(h: Harness) -> list[str]:
@@ -52,20 +57,29 @@ CHANGES: dict[str, tuple[Callable[[Database], None], int]] = {
 }
 
 
+@pytest.mark.parametrize("counted_by", ["gateway", "replica"])
 @pytest.mark.parametrize("change", CHANGES)
 def test_a_draining_replica_is_stopped_only_when_its_requests_have_finished(
-    tmp_path: Path, db: Database, change: str
+    tmp_path: Path, db: Database, change: str, counted_by: str
 ) -> None:
+    """`replica`: the request came through another gateway (this one counts 0), and only
+    the replica's own count keeps it running."""
     make_change, drains = CHANGES[change]
-    gateway = BusyGateway()
-    h = Harness(tmp_path, db, Probes(), gateway)
+    gateway, replicas = BusyGateway(), FakeReplicas()
+    h = Harness(tmp_path, db, replicas, gateway)
+
+    def in_flight(rid: str, n: int) -> None:
+        if counted_by == "gateway":
+            gateway.busy[rid] = n
+        else:
+            replicas.in_flight[h.host(rid)] = n
 
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 3)
         old = h.backend.live(1)
         assert len(old) == 2 and h.routed() == ["r1.test", "r2.test"]
         for rid in old:
-            gateway.busy[rid] = 1  # a long request in flight to every replica
+            in_flight(rid, 1)  # a long request in flight to every replica
         make_change(db)
         for _ in range(4):  # a rollout first starts the new revision and waits for it
             await h.passes(ctl, 1)
@@ -77,11 +91,11 @@ def test_a_draining_replica_is_stopped_only_when_its_requests_have_finished(
         await h.passes(ctl, int(DRAIN_TIMEOUT_S) - 8)
         assert draining(ctl) == out
         assert stopped(h) == []
-        assert not {ctl.replicas[rid].host for rid in out} & set(h.routed())
+        assert not {ctl.state.replicas[rid].host for rid in out} & set(h.routed())
         assert replica_events(db, EventKind.REPLICA_STOPPED) == []
         # The requests finish: the next pass stops the drained replicas.
         for rid in out:
-            gateway.busy[rid] = 0
+            in_flight(rid, 0)
         await h.passes(ctl, 1)
         assert stopped(h) == out
         await h.passes(ctl, 1)
@@ -98,7 +112,7 @@ def test_a_request_that_never_finishes_is_cut_at_the_drain_timeout(
     tmp_path: Path, db: Database
 ) -> None:
     gateway = BusyGateway()
-    h = Harness(tmp_path, db, Probes(), gateway)
+    h = Harness(tmp_path, db, FakeReplicas(), gateway)
 
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 3)
@@ -115,3 +129,33 @@ def test_a_request_that_never_finishes_is_cut_at_the_drain_timeout(
         assert stopped(h) == [out]  # the request is still "in flight": the timeout decided
 
     h.run(steps)
+
+
+def test_an_external_server_drains_on_the_gateways_count(tmp_path: Path, db: Database) -> None:
+    """An external server (a framework `command`) reports no count of its own: it is not
+    asked, and the local gateway's counter decides."""
+    with db.unit_of_work() as uow:
+        spec = uow.endpoints.get("spin").spec.model_copy(
+            update={"framework": "command", "command": CommandSpec(command="serve")}
+        )
+        uow.endpoints.update_spec(
+            "spin", spec, new_revision_model_ref="bundle:1", desired_replicas=2
+        )
+    gateway, replicas = BusyGateway(), FakeReplicas()
+    h = Harness(tmp_path, db, replicas, gateway)
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 3)
+        for rid in h.backend.live(2):
+            gateway.busy[rid] = 1
+            replicas.in_flight[h.host(rid)] = 0  # (never asked)
+        scale_to_one(db)
+        await h.passes(ctl, 3)
+        (out,) = draining(ctl)
+        assert stopped(h) == []
+        gateway.busy[out] = 0
+        await h.passes(ctl, 1)
+        assert stopped(h) == [out]
+
+    h.run(steps)
+    assert replicas.asked_for("/podium/info") == []

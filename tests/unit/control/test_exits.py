@@ -10,7 +10,8 @@ import pytest
 from podium.control.loop import Controller
 from podium.core.phases import EndpointStatus, EventKind, ExitReason
 from podium.store import Database
-from tests.unit.control.fakes import FakeGateway, Harness, Replicas, db, events, sqlite_url
+from tests.support.fake_replicas import FakeReplicas
+from tests.unit.control.fakes import FakeGateway, Harness, db, events, sqlite_url
 
 __all__ = ["db", "sqlite_url"]
 
@@ -33,7 +34,7 @@ def test_only_successes_of_the_crashing_revision_end_its_streak(
     # Revision 2 crashes on every request once ready; successes of revision 1 (the old
     # one, during the rollout) must not make that look healthy.
     gateway = FakeGateway()
-    h = Harness(tmp_path, db, Replicas(), gateway)
+    h = Harness(tmp_path, db, FakeReplicas(), gateway)
 
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 3)
@@ -57,15 +58,15 @@ def test_only_successes_of_the_crashing_revision_end_its_streak(
 
 def test_an_oom_on_the_way_out_is_reported_but_not_counted(tmp_path: Path, db: Database) -> None:
     # A replica of the target revision being stopped (scale-down) runs out of memory.
-    h = Harness(tmp_path, db, Replicas())
+    h = Harness(tmp_path, db, FakeReplicas())
 
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 3)
         h.backend.stop_exit = ExitReason.OOM
         (first, *_) = h.backend.live(1)
-        ctl.act.stop(ctl.replicas[first], "not needed")
+        ctl.act.stop(ctl.state.replicas[first], "not needed")
         await h.passes(ctl, 1)
-        mem = ctl.memory["spin"]
+        mem = ctl.state.memory["spin"]
         assert (mem.serving_crashes, mem.pending_restarts, mem.backoff_until) == (0, 0, 0.0)
 
     h.run(steps)
@@ -74,16 +75,16 @@ def test_an_oom_on_the_way_out_is_reported_but_not_counted(tmp_path: Path, db: D
 
 
 def test_a_crash_of_a_draining_replica_is_not_counted(tmp_path: Path, db: Database) -> None:
-    h = Harness(tmp_path, db, Replicas())
+    h = Harness(tmp_path, db, FakeReplicas())
 
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 3)
         (first, *_) = h.backend.live(1)
-        ctl.act.drain(ctl.replicas[first])
+        ctl.act.drain(ctl.state.replicas[first])
         h.backend.crash(first)
         await h.passes(ctl, 1)
-        assert ctl.memory["spin"].serving_crashes == 0
-        assert ctl.memory["spin"].pending_restarts == 0
+        assert ctl.state.memory["spin"].serving_crashes == 0
+        assert ctl.state.memory["spin"].pending_restarts == 0
 
     h.run(steps)
     (crashed,) = events(db, EventKind.REPLICA_CRASHED)

@@ -10,16 +10,8 @@ import httpx
 from podium.control.loop import Controller
 from podium.core.phases import EndpointStatus, EventKind, ExitReason
 from podium.store import Database
-from tests.unit.control.fakes import (
-    HUNG,
-    FakeGateway,
-    Harness,
-    Replicas,
-    db,
-    events,
-    sqlite_url,
-    status,
-)
+from tests.support.fake_replicas import HUNG, FakeReplicas
+from tests.unit.control.fakes import FakeGateway, Harness, db, events, sqlite_url, status
 
 __all__ = ["db", "sqlite_url"]
 
@@ -27,7 +19,7 @@ __all__ = ["db", "sqlite_url"]
 def test_a_replica_that_says_hung_leaves_routing_at_once_and_is_replaced(
     tmp_path: Path, db: Database
 ) -> None:
-    replicas = Replicas()
+    replicas = FakeReplicas()
     h = Harness(tmp_path, db, replicas)
 
     async def steps(ctl: Controller) -> None:
@@ -55,7 +47,7 @@ def test_a_replica_that_says_hung_leaves_routing_at_once_and_is_replaced(
 def test_one_poison_input_among_good_traffic_never_fails_the_endpoint(
     tmp_path: Path, db: Database
 ) -> None:
-    replicas, gateway = Replicas(), FakeGateway()
+    replicas, gateway = FakeReplicas(), FakeGateway()
     h = Harness(tmp_path, db, replicas, gateway)
 
     async def steps(ctl: Controller) -> None:
@@ -73,7 +65,7 @@ def test_one_poison_input_among_good_traffic_never_fails_the_endpoint(
 
 def test_a_model_that_hangs_on_every_input_fails_the_endpoint(tmp_path: Path, db: Database) -> None:
     # Successes of another revision (an old one, during a rollout) do not hide it either.
-    replicas, gateway = Replicas(), FakeGateway()
+    replicas, gateway = FakeReplicas(), FakeGateway()
     h = Harness(tmp_path, db, replicas, gateway)
 
     async def steps(ctl: Controller) -> None:
@@ -96,7 +88,7 @@ def test_a_model_that_hangs_on_every_input_fails_the_endpoint(tmp_path: Path, db
 def test_a_replica_that_answers_no_probe_past_timeout_and_grace_is_hung(
     tmp_path: Path, db: Database
 ) -> None:
-    replicas = Replicas()
+    replicas = FakeReplicas()
     h = Harness(tmp_path, db, replicas)
 
     async def steps(ctl: Controller) -> None:
@@ -117,7 +109,7 @@ def test_a_replica_that_answers_no_probe_past_timeout_and_grace_is_hung(
 
 
 def test_a_long_call_within_the_timeout_is_not_a_hang(tmp_path: Path, db: Database) -> None:
-    replicas = Replicas()
+    replicas = FakeReplicas()
     h = Harness(tmp_path, db, replicas)
 
     async def steps(ctl: Controller) -> None:
@@ -134,7 +126,7 @@ def test_a_long_call_within_the_timeout_is_not_a_hang(tmp_path: Path, db: Databa
 
 
 def test_other_liveness_failures_stay_unhealthy(tmp_path: Path, db: Database) -> None:
-    replicas = Replicas()
+    replicas = FakeReplicas()
 
     def broken(request: httpx.Request) -> httpx.Response:
         if request.url.host == "r1.test" and request.url.path == "/health/live":

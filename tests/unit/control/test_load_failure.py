@@ -9,7 +9,8 @@ from pathlib import Path
 from podium.control.loop import Controller
 from podium.core.phases import EndpointStatus, EventKind, ExitReason
 from podium.store import Database
-from tests.unit.control.fakes import Harness, Replicas, db, events, sqlite_url
+from tests.support.fake_replicas import FakeReplicas
+from tests.unit.control.fakes import Harness, db, events, sqlite_url
 
 __all__ = ["db", "sqlite_url"]
 
@@ -27,7 +28,7 @@ def reason(db: Database) -> tuple[EndpointStatus, str | None]:
 def test_a_fresh_endpoint_whose_model_fails_to_load_starts_nothing_more(
     tmp_path: Path, db: Database
 ) -> None:
-    h = Harness(tmp_path, db, Replicas())
+    h = Harness(tmp_path, db, FakeReplicas())
 
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 1)
@@ -50,7 +51,7 @@ def test_a_fresh_endpoint_whose_model_fails_to_load_starts_nothing_more(
 def test_a_new_revision_that_fails_to_load_is_not_retried_and_the_old_one_serves(
     tmp_path: Path, db: Database
 ) -> None:
-    h = Harness(tmp_path, db, Replicas())
+    h = Harness(tmp_path, db, FakeReplicas())
 
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 3)

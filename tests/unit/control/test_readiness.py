@@ -10,8 +10,9 @@ from pathlib import Path
 from podium.control.loop import Controller
 from podium.core.phases import EventKind, ExitReason
 from podium.store import Database
+from tests.support.fake_replicas import FakeReplicas
 from tests.unit.control.fakes import Harness, db, events, sqlite_url
-from tests.unit.control.lifecycle import Probes, replica_events
+from tests.unit.control.lifecycle import replica_events
 
 __all__ = ["db", "sqlite_url"]
 
@@ -22,7 +23,7 @@ FAILURE_THRESHOLD = 3  # the endpoint's readiness probe (the spec's default), pe
 def test_a_ready_replica_failing_readiness_leaves_routing_and_comes_back(
     tmp_path: Path, db: Database
 ) -> None:
-    probes = Probes()
+    probes = FakeReplicas()
     h = Harness(tmp_path, db, probes)
     h.control = replace(h.control, ready_timeout_s=READY_TIMEOUT_S)
 
@@ -56,7 +57,7 @@ def test_a_ready_replica_failing_readiness_leaves_routing_and_comes_back(
 def test_a_replica_never_ready_is_killed_after_its_ready_timeout(
     tmp_path: Path, db: Database
 ) -> None:
-    probes = Probes()
+    probes = FakeReplicas()
     h = Harness(tmp_path, db, probes)
     h.control = replace(h.control, ready_timeout_s=READY_TIMEOUT_S)
 

@@ -14,8 +14,9 @@ from podium.backends.base import ObservedReplica, ReplicaLaunch
 from podium.control.loop import Controller
 from podium.core.phases import EndpointStatus, EventKind
 from podium.store import Database
-from tests.unit.control.fakes import FakeBackend, Harness, db, events, sqlite_url, status
-from tests.unit.control.lifecycle import Probes
+from tests.support.fake_backend import FakeBackend
+from tests.support.fake_replicas import FakeReplicas
+from tests.unit.control.fakes import Harness, db, events, sqlite_url, status
 
 __all__ = ["db", "sqlite_url"]
 
@@ -37,7 +38,7 @@ class TimedBackend(FakeBackend):
         return super().start(launch)
 
 
-def harness(tmp_path: Path, db: Database, probes: Probes, desired: int) -> Harness:
+def harness(tmp_path: Path, db: Database, probes: FakeReplicas, desired: int) -> Harness:
     h = Harness(tmp_path, db, probes)
     h.backend = TimedBackend(h)
     h.control = replace(
@@ -66,7 +67,7 @@ async def crash_each_start(h: Harness, ctl: Controller, crashes: int) -> None:
         if done >= crashes:
             break
         for rid in backend.live(1):
-            if not ctl.replicas[rid].was_ready:
+            if not ctl.state.replicas[rid].was_ready:
                 backend.crash(rid)
                 done += 1
         await step(h, ctl)
@@ -90,7 +91,7 @@ def delays(starts: list[float]) -> list[float]:
 
 
 def test_backoff_doubles_up_to_its_cap(tmp_path: Path, db: Database) -> None:
-    h = harness(tmp_path, db, Probes(refuse_all=True), desired=1)
+    h = harness(tmp_path, db, FakeReplicas(refuse_all=True), desired=1)
 
     async def steps(ctl: Controller) -> None:
         await step(h, ctl)
@@ -112,7 +113,7 @@ def test_backoff_doubles_up_to_its_cap(tmp_path: Path, db: Database) -> None:
 def test_a_healthy_period_ends_the_crash_streak(
     tmp_path: Path, db: Database, ready_for: float, next_delay: float
 ) -> None:
-    probes = Probes()
+    probes = FakeReplicas()
     h = harness(tmp_path, db, probes, desired=1)
 
     async def steps(ctl: Controller) -> None:
@@ -122,7 +123,7 @@ def test_a_healthy_period_ends_the_crash_streak(
         await crash_each_start(h, ctl, 3)  # delays 1, 2, 4: the next one would be 4 (cap)
         await step(h, ctl, 2)
         (survivor,) = backend.live(1)
-        ready_at = ctl.replicas[survivor].ready_at
+        ready_at = ctl.state.replicas[survivor].ready_at
         assert ready_at is not None
         while h.clock.monotonic() - ready_at < ready_for:
             await step(h, ctl)
@@ -144,7 +145,7 @@ def test_a_healthy_sibling_does_not_cancel_the_backoff_of_a_crash_loop(
     # Regression: a replica ready for longer than the settle time used to end the streak
     # of every later crash in the pass that saw it, so a sibling that crashed at start was
     # restarted at once, forever (delays 0, 0, 0, …): a restart storm.
-    probes = Probes()
+    probes = FakeReplicas()
     h = harness(tmp_path, db, probes, desired=1)
 
     async def steps(ctl: Controller) -> None:
@@ -155,7 +156,7 @@ def test_a_healthy_sibling_does_not_cancel_the_backoff_of_a_crash_loop(
         await step(h, ctl, int(3 * SETTLE_S / STEP_S))  # long settled
         assert h.routed() == ["r1.test"]
         probes.refuse_all = True  # from now on nothing new becomes ready
-        ctl.replicas[survivor].next_probe = float("inf")  # (the survivor is not asked)
+        ctl.state.replicas[survivor].next_probe = float("inf")  # (the survivor is not asked)
         with db.unit_of_work() as uow:
             uow.endpoints.set_desired("spin", 2)
         await step(h, ctl)
@@ -169,7 +170,7 @@ def test_a_healthy_sibling_does_not_cancel_the_backoff_of_a_crash_loop(
 def test_a_crash_loop_beside_a_serving_replica_never_stops_it(tmp_path: Path, db: Database) -> None:
     # Failing the endpoint would stop the replica that serves: the sibling's crash loop goes
     # on at the capped backoff instead, each crash an event, and the endpoint keeps serving.
-    probes = Probes()
+    probes = FakeReplicas()
     h = harness(tmp_path, db, probes, desired=1)
     h.control = replace(h.control, crash_loop_threshold=3)
 
@@ -179,7 +180,7 @@ def test_a_crash_loop_beside_a_serving_replica_never_stops_it(tmp_path: Path, db
         await step(h, ctl, 2)
         (survivor,) = backend.live(1)
         probes.refuse_all = True
-        ctl.replicas[survivor].next_probe = float("inf")
+        ctl.state.replicas[survivor].next_probe = float("inf")
         with db.unit_of_work() as uow:
             uow.endpoints.set_desired("spin", 2)
         await step(h, ctl)

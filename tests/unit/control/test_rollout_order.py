@@ -10,8 +10,9 @@ from podium.control.loop import Controller
 from podium.core.phases import EndpointStatus, EventKind
 from podium.store import Database
 from podium.store.records import EventRecord
+from tests.support.fake_replicas import FakeReplicas
 from tests.unit.control.fakes import Harness, db, sqlite_url, status
-from tests.unit.control.lifecycle import Probes, all_events
+from tests.unit.control.lifecycle import all_events
 
 __all__ = ["db", "sqlite_url"]
 
@@ -40,7 +41,7 @@ def check_order(events: list[EventRecord]) -> None:
 
 
 def test_new_replicas_are_ready_before_old_ones_leave_routing(tmp_path: Path, db: Database) -> None:
-    probes = Probes()
+    probes = FakeReplicas()
     h = Harness(tmp_path, db, probes)
     routed_per_pass: list[list[str]] = []
 

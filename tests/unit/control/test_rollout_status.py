@@ -11,8 +11,9 @@ from podium.control.loop import Controller
 from podium.control.reconciler import EndpointView, ReplicaView, plan
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
 from podium.store import Database
+from tests.support.fake_replicas import FakeReplicas
 from tests.unit.control.fakes import Harness, db, events, sqlite_url, status
-from tests.unit.control.lifecycle import BusyGateway, Probes
+from tests.unit.control.lifecycle import BusyGateway
 from tests.unit.control.test_draining import draining, roll_out
 
 __all__ = ["db", "sqlite_url"]
@@ -21,14 +22,14 @@ S = EndpointStatus
 
 
 def old_replicas(ctl: Controller) -> list[tuple[str, ReplicaState]]:
-    return sorted((r.replica_id, r.state) for r in ctl.replicas.values() if r.revision == 1)
+    return sorted((r.replica_id, r.state) for r in ctl.state.replicas.values() if r.revision == 1)
 
 
 def test_updating_until_the_old_revision_has_drained_and_stopped(
     tmp_path: Path, db: Database
 ) -> None:
     gateway = BusyGateway()
-    h = Harness(tmp_path, db, Probes(), gateway)
+    h = Harness(tmp_path, db, FakeReplicas(), gateway)
 
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 3)

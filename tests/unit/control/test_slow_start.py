@@ -17,8 +17,9 @@ from podium.control.loop import Controller
 from podium.core.phases import EndpointStatus, EventKind
 from podium.core.spec import EndpointSpec
 from podium.store import Database
-from tests.unit.control.fakes import FakeBackend, Harness, db, events, sqlite_url
-from tests.unit.control.lifecycle import Probes
+from tests.support.fake_backend import FakeBackend
+from tests.support.fake_replicas import FakeReplicas
+from tests.unit.control.fakes import Harness, db, events, sqlite_url
 
 __all__ = ["db", "sqlite_url"]
 
@@ -70,7 +71,7 @@ def test_a_blocked_start_does_not_stop_another_endpoints_replacement(
     tmp_path: Path, db: Database
 ) -> None:
     add_slow(db)
-    h = Harness(tmp_path, db, Probes())
+    h = Harness(tmp_path, db, FakeReplicas())
     backend = SlowBackend()
     h.backend = backend
 
@@ -81,8 +82,8 @@ def test_a_blocked_start_does_not_stop_another_endpoints_replacement(
         assert status_of(db, "spin") is EndpointStatus.RUNNING
         # slow's start is in flight: starting for the plan, nothing started twice
         assert status_of(db, "slow") is EndpointStatus.INITIALIZING
-        assert [b.replica_ids for b in ctl.act.starts.pending("slow")] != []
-        assert not any(r.endpoint == "slow" for r in ctl.replicas.values())
+        assert [b.replica_ids for b in ctl.state.starts.pending("slow")] != []
+        assert not any(r.endpoint == "slow" for r in ctl.state.replicas.values())
 
         victim = routed(h, "spin")[0]
         backend.crash(victim)
@@ -107,7 +108,7 @@ def test_a_blocked_start_does_not_stop_another_endpoints_replacement(
         assert backend.released_before_return == [True]
         assert len(routed(h, "slow")) == 1
         assert status_of(db, "slow") is EndpointStatus.RUNNING
-        assert [b for b in ctl.act.starts.pending("slow")] == []
+        assert [b for b in ctl.state.starts.pending("slow")] == []
         assert sum(1 for launch in backend.started if launch.endpoint == "slow") == 1
 
     h.run(steps)
@@ -117,7 +118,7 @@ def test_starts_no_longer_wanted_are_skipped_or_stopped(tmp_path: Path, db: Data
     """slow wants two replicas: one batch, whose first start blocks. The endpoint is paused
     meanwhile: the second start is skipped, the first is stopped once it has returned."""
     add_slow(db, replicas=2)
-    h = Harness(tmp_path, db, Probes())
+    h = Harness(tmp_path, db, FakeReplicas())
     backend = SlowBackend()
     h.backend = backend
 
@@ -131,14 +132,14 @@ def test_starts_no_longer_wanted_are_skipped_or_stopped(tmp_path: Path, db: Data
         backend.release.set()
         for _ in range(10):
             await h.passes(ctl, 1)
-            if not ctl.act.starts.pending("slow") and not any(
-                r.endpoint == "slow" for r in ctl.replicas.values()
+            if not ctl.state.starts.pending("slow") and not any(
+                r.endpoint == "slow" for r in ctl.state.replicas.values()
             ):
                 break
         slow = [launch.replica_id for launch in backend.started if launch.endpoint == "slow"]
         assert len(slow) == 1  # the second start of the batch was skipped
         assert [rid for rid, _ in backend.killed] == slow  # stopped by the next plan once tracked
         assert routed(h, "slow") == []
-        assert not any(r.endpoint == "slow" for r in ctl.replicas.values())
+        assert not any(r.endpoint == "slow" for r in ctl.state.replicas.values())
 
     h.run(steps)

@@ -23,8 +23,9 @@ from podium.core.spec import EndpointSpec
 from podium.store import Database
 from podium.store.records import EndpointRecord
 from tests.support.db import sqlite_url
+from tests.support.fake_backend import FakeBackend
+from tests.support.fake_replicas import FakeReplicas
 from tests.support.server import wait_until
-from tests.unit.control.fakes import FakeBackend
 
 __all__ = ["sqlite_url"]
 
@@ -96,7 +97,7 @@ def controller(tmp_path: Path, db: Database) -> Iterator[Controller]:
         home=tmp_path / "home",
         control=ControlSettings(tick_s=HOUR, restart_backoff_s=0.05),
     )
-    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda _r: httpx.Response(200)))
+    http = FakeReplicas().client()
     ctl = Controller(
         settings,
         db,
@@ -167,7 +168,7 @@ def test_a_crashed_replica_is_restarted_when_its_backoff_ends(
         soon = controller.clock.monotonic() + 60
         ready = [
             r
-            for r in controller.replicas.values()
+            for r in controller.state.replicas.values()
             if r.state is ReplicaState.READY and r.next_probe > soon
         ]
         if ready and not crashed:

@@ -1,0 +1,87 @@
+"""Adoption: after a server start, take over the replicas a previous server started.
+
+The store lists the replicas the last controller knew; the backend says which of them
+still run (`Backend.adopt`). Those are tracked again (as starting: the next probe decides);
+the others are recorded as lost, with the last lines of their logs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from podium.backends.base import AdoptCandidate, Backend, ObservedReplica
+from podium.control.exits import Exits
+from podium.control.journal import Journal
+from podium.control.state import ControllerState
+from podium.core.clock import Clock
+from podium.core.phases import EventKind, ExitReason
+from podium.store.records import ReplicaRecord
+
+log = logging.getLogger("podium.control")
+
+
+class Adoption:
+    def __init__(
+        self,
+        backend: Backend,
+        clock: Clock,
+        state: ControllerState,
+        journal: Journal,
+        exits: Exits,
+    ) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.state = state
+        self.journal = journal
+        self.exits = exits
+
+    def adopt_all(self) -> None:
+        """After a server start: take over the replicas the store lists that still run;
+        the others are recorded as lost."""
+        with self.journal.db.unit_of_work(read_only=True) as uow:
+            rows = uow.replicas.list()
+        if not rows:
+            return
+        candidates = [
+            AdoptCandidate(
+                replica_id=r.replica_id,
+                endpoint=r.endpoint,
+                revision=r.revision,
+                host=r.host,
+                port=r.port,
+                pid=r.pid,
+                started_at=r.started_at,
+                log_path=r.log_path,
+            )
+            for r in rows
+        ]
+        adopted = {o.replica_id: o for o in self.backend.adopt(candidates)}
+        for row in rows:
+            found: ObservedReplica | None = adopted.get(row.replica_id)
+            if found is None:
+                self.forget_lost(row)
+                continue
+            self.track_adopted(found, restarts=row.restarts)
+        log.info("adopted %d of %d replicas", len(adopted), len(rows))
+
+    def track_adopted(self, obs: ObservedReplica, *, restarts: int) -> None:
+        r = self.state.track(obs, restarts=restarts, now=self.clock.monotonic())
+        self.journal.save(r)
+        self.journal.event(
+            r.endpoint,
+            EventKind.REPLICA_ADOPTED,
+            f"replica {r.replica_id} adopted after a server restart (pid {obs.pid})",
+            replica_id=r.replica_id,
+            pid=obs.pid,
+        )
+
+    def forget_lost(self, row: ReplicaRecord) -> None:
+        self.journal.forget(row.replica_id)
+        self.journal.event(
+            row.endpoint,
+            EventKind.REPLICA_CRASHED,
+            f"replica {row.replica_id} was not running after the server restarted",
+            replica_id=row.replica_id,
+            reason=ExitReason.LOST.value,
+            log_tail=self.exits.log_tail(row.replica_id),
+        )

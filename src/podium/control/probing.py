@@ -1,0 +1,162 @@
+"""Probing: readiness and liveness of every replica, and what their answers mean.
+
+Each pass probes the replicas whose probe is due, all at once (`health.probe`): a starting
+replica is polled often until it is ready (or its readiness timeout ends); a ready one is
+asked for liveness (restarts) and readiness (routing). A replica that answers no liveness
+probe for the endpoint's timeout plus the grace is hung (its event loop is blocked); one
+that says a call has run too long is hung too. The effects go through the `Actuator`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from podium.control.actions import Actuator
+from podium.control.health import ProbeResult, probe
+from podium.control.journal import Journal
+from podium.control.state import ControllerState
+from podium.control.tracked import TrackedReplica
+from podium.core.clock import Clock
+from podium.core.phases import ExitReason, ReplicaState
+from podium.core.settings import ControlSettings
+from podium.core.spec import EndpointSpec
+from podium.runtimes.presets import DEFAULT_LIVENESS, probe_specs
+from podium.store.db import Database
+
+STARTING_PROBE_S = 0.05  # a starting replica is polled this often (connection refused is cheap)
+
+
+class Probing:
+    def __init__(
+        self,
+        cfg: ControlSettings,
+        db: Database,
+        clock: Clock,
+        state: ControllerState,
+        journal: Journal,
+        act: Actuator,
+    ) -> None:
+        self.cfg = cfg
+        self.db = db
+        self.clock = clock
+        self.state = state
+        self.journal = journal
+        self.act = act
+
+    async def run(self, http: httpx.AsyncClient) -> None:
+        """Probe every starting or ready replica whose probe is due, concurrently."""
+        now = self.clock.monotonic()
+        due = [
+            r
+            for r in self.state.replicas.values()
+            if r.state in (ReplicaState.STARTING, ReplicaState.READY) and r.next_probe <= now
+        ]
+        if not due:
+            return
+        specs = {}
+        with self.db.unit_of_work(read_only=True) as uow:
+            for name in {r.endpoint for r in due}:
+                try:
+                    specs[name] = uow.endpoints.get(name).spec
+                except Exception:
+                    continue
+        await asyncio.gather(*(self._probe_one(http, r, specs.get(r.endpoint)) for r in due))
+
+    async def _probe_one(self, http: httpx.AsyncClient, r: TrackedReplica, spec: object) -> None:
+        if not isinstance(spec, EndpointSpec):
+            return
+        now = self.clock.monotonic()
+        # External servers (command, vllm, …) are probed on their health route.
+        ready_p, live_p = probe_specs(spec, self.journal.revision_spec(r.endpoint, r.revision))
+        if r.state is ReplicaState.STARTING:
+            if now - r.starting_since < ready_p.initial_delay_s:
+                r.next_probe = r.starting_since + ready_p.initial_delay_s
+                return
+            res = await probe(http, r.base_url + ready_p.path, ready_p.timeout_s)
+            r.next_probe = self.clock.monotonic() + min(ready_p.period_s, STARTING_PROBE_S)
+            if not res.timed_out:
+                r.unanswered_since = None  # it answered: its event loop runs
+            if res.ok:
+                self.act.became_ready(r)
+            elif res.timed_out and self._hung_for(r, spec, now) is not None:
+                self._no_answer(r, spec, now, res)  # taken out of routing, still silent
+            elif now - r.starting_since > self.cfg.ready_timeout_s:
+                self.act.kill(
+                    r,
+                    ExitReason.UNHEALTHY,
+                    f"not ready after {self.cfg.ready_timeout_s:g}s ({res.detail})",
+                )
+            return
+        # Ready: liveness decides restarts, readiness decides routing.
+        hung_after = self._hung_after(spec, live_p.path)
+        live, ready = await asyncio.gather(
+            probe(http, r.base_url + live_p.path, live_p.timeout_s, hung_after),
+            probe(http, r.base_url + ready_p.path, ready_p.timeout_s),
+        )
+        r.next_probe = self.clock.monotonic() + min(ready_p.period_s, live_p.period_s)
+        if live.timed_out and r.unanswered_since is None:
+            r.unanswered_since = now  # when the first unanswered probe was sent
+        elif not live.timed_out:
+            r.unanswered_since = None
+        if live.timed_out and self._hung_for(r, spec, now) is not None:
+            self._no_answer(r, spec, now, live)
+            return
+        self._count(r, live, ready, live_p.failure_threshold, ready_p.failure_threshold)
+
+    def _hung_limit_s(self, spec: EndpointSpec) -> float:
+        """A call that runs this long is hung: the endpoint's timeout plus the grace."""
+        return spec.timeout_s + max(0.0, self.cfg.hung_grace_s)
+
+    def _hung_for(self, r: TrackedReplica, spec: EndpointSpec, now: float) -> float | None:
+        """How long the replica has answered no probe, once that reaches the hung limit
+        (a long call holding the GIL within the endpoint's timeout is not a hang)."""
+        if r.unanswered_since is None:
+            return None
+        silent = now - r.unanswered_since
+        return silent if silent >= self._hung_limit_s(spec) else None
+
+    def _no_answer(
+        self, r: TrackedReplica, spec: EndpointSpec, now: float, res: ProbeResult
+    ) -> None:
+        silent = now - (r.unanswered_since or now)
+        self.act.hung(
+            r,
+            f"hung: no answer to liveness probes for {silent:.0f}s ({res.detail}), past the "
+            f"endpoint's timeout {spec.timeout_s:g}s plus the grace: its event loop is "
+            "blocked, e.g. by a call holding the GIL",
+            {"unanswered_s": round(silent, 3), "limit_s": self._hung_limit_s(spec)},
+        )
+
+    def _hung_after(self, spec: EndpointSpec, live_path: str) -> dict[str, str] | None:
+        """Ask a Podium replica's liveness route to say "hung" once a call has run past the
+        endpoint's current timeout plus the grace (external servers are not asked)."""
+        if live_path != DEFAULT_LIVENESS:
+            return None
+        return {"hung_after_s": f"{self._hung_limit_s(spec):g}"}
+
+    def _count(
+        self,
+        r: TrackedReplica,
+        live: ProbeResult,
+        ready: ProbeResult,
+        live_max: int,
+        ready_max: int,
+    ) -> None:
+        # An unanswered probe is not a liveness failure: only its duration counts (hung).
+        if not live.timed_out:
+            r.liveness_failures = 0 if live.ok else r.liveness_failures + 1
+        r.readiness_failures = 0 if ready.ok else r.readiness_failures + 1
+        if live.hung:  # already past timeout + grace: no threshold to wait for
+            self.act.hung(r, live.detail, live.figures)
+        elif r.liveness_failures >= live_max:
+            self.act.kill(
+                r,
+                ExitReason.UNHEALTHY,
+                f"liveness probe failed {r.liveness_failures} times: {live.detail}",
+            )
+        elif r.readiness_failures >= ready_max:
+            self.act.not_ready(
+                r, f"readiness probe failed {r.readiness_failures} times: {ready.detail}"
+            )
