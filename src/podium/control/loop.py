@@ -29,7 +29,7 @@ from podium.core.routing import (
     EndpointRoute,
     GatewayView,
     ReplicaRoute,
-    RoutingTableHolder,
+    RoutingSource,
     endpoint_route,
 )
 from podium.core.settings import Settings
@@ -55,7 +55,7 @@ class Controller:
         settings: Settings,
         db: Database,
         backend: Backend,
-        holder: RoutingTableHolder,
+        holder: RoutingSource,
         *,
         node_cache: NodeCache,
         gateway: GatewayView | None = None,

@@ -23,7 +23,7 @@ from podium.artifacts.store import ArtifactStore
 from podium.backends.local import LocalBackend
 from podium.control.loop import Controller
 from podium.core.asgi import Receive, Scope, Send, serve_lifespan
-from podium.core.routing import RoutingTableHolder
+from podium.core.routing import InProcessRoutingSource
 from podium.core.settings import Settings
 from podium.gateway.app import Gateway
 from podium.store.db import Database
@@ -42,7 +42,7 @@ class Podium:
         self.db.migrate()
         self.artifacts = ArtifactStore(settings.artifacts_dir, limits=settings.limits.archive)
         self.backend = LocalBackend(settings)
-        self.holder = RoutingTableHolder()
+        self.holder = InProcessRoutingSource()
         self.gateway = Gateway(
             self.holder,
             settings.gateway,

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from podium.core.phases import EndpointStatus
-from podium.core.routing import EndpointRoute, ReplicaRoute, RoutingTableHolder
+from podium.core.routing import EndpointRoute, InProcessRoutingSource, ReplicaRoute
 from podium.core.settings import GatewaySettings
 from podium.gateway import Gateway
 from podium.gateway.aiohttp_transport import AiohttpTransport
@@ -38,7 +38,7 @@ class Replica:
 @dataclass
 class RunningGateway:
     gateway: Gateway
-    holder: RoutingTableHolder
+    holder: InProcessRoutingSource
     server: ServerThread
     failures: list[tuple[str, str]] = field(default_factory=list)
     woken: list[str | None] = field(default_factory=list)
@@ -92,7 +92,7 @@ class Servers:
     def gateway(
         self, settings: GatewaySettings | None = None, *, why_failed: WhyFailed | None = None
     ) -> RunningGateway:
-        holder = RoutingTableHolder()
+        holder = InProcessRoutingSource()
         failures: list[tuple[str, str]] = []
         woken: list[str | None] = []
         settings = settings or GatewaySettings()

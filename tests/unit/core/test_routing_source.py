@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from podium.core.phases import EndpointStatus
-from podium.core.routing import EndpointRoute, ReplicaRoute, RoutingTable, RoutingTableHolder
+from podium.core.routing import EndpointRoute, InProcessRoutingSource, ReplicaRoute, RoutingTable
 
 RUNNING = EndpointRoute(
     "old-ep", EndpointStatus.RUNNING, (ReplicaRoute("r1", "127.0.0.1", 9000, 1),)
@@ -15,7 +15,7 @@ def _pending(name: str) -> EndpointRoute:
 
 
 def test_added_route_is_in_the_table_at_once() -> None:
-    holder = RoutingTableHolder()
+    holder = InProcessRoutingSource()
     seen: list[RoutingTable] = []
     holder.subscribe(seen.append)
     holder.publish({"old-ep": RUNNING})
@@ -27,7 +27,7 @@ def test_added_route_is_in_the_table_at_once() -> None:
 
 
 def test_a_table_read_before_the_create_does_not_drop_it() -> None:
-    holder = RoutingTableHolder()
+    holder = InProcessRoutingSource()
     holder.publish({"old-ep": RUNNING})
     holder.add(_pending("new-ep"))
     holder.publish({"old-ep": RUNNING})  # the controller read the store before the create
@@ -42,7 +42,7 @@ def test_a_table_read_before_the_create_does_not_drop_it() -> None:
 
 
 def test_add_keeps_a_route_the_controller_already_published() -> None:
-    holder = RoutingTableHolder()
+    holder = InProcessRoutingSource()
     holder.publish({"old-ep": RUNNING})
     version = holder.table.version
     holder.add(_pending("old-ep"))
@@ -51,7 +51,7 @@ def test_add_keeps_a_route_the_controller_already_published() -> None:
 
 
 def test_removed_route_leaves_at_once_and_stays_out() -> None:
-    holder = RoutingTableHolder()
+    holder = InProcessRoutingSource()
     holder.publish({"old-ep": RUNNING})
     holder.remove("old-ep")
     assert "old-ep" not in holder.table.endpoints
@@ -63,7 +63,7 @@ def test_removed_route_leaves_at_once_and_stays_out() -> None:
 
 
 def test_create_then_delete_before_the_controller_saw_either() -> None:
-    holder = RoutingTableHolder()
+    holder = InProcessRoutingSource()
     holder.add(_pending("brief"))
     holder.remove("brief")
     holder.publish({"brief": _pending("brief")})  # read between the create and the delete
