@@ -1,9 +1,17 @@
-"""The routing table holder: the API's changes survive a controller table built before them."""
+"""The in-process routing source: API changes survive a controller table read before them."""
 
 from __future__ import annotations
 
+import threading
+
 from podium.core.phases import EndpointStatus
-from podium.core.routing import EndpointRoute, InProcessRoutingSource, ReplicaRoute, RoutingTable
+from podium.core.routing import (
+    EndpointRoute,
+    InProcessRoutingSource,
+    ReplicaRoute,
+    RoutingSource,
+    RoutingTable,
+)
 
 RUNNING = EndpointRoute(
     "old-ep", EndpointStatus.RUNNING, (ReplicaRoute("r1", "127.0.0.1", 9000, 1),)
@@ -68,3 +76,34 @@ def test_create_then_delete_before_the_controller_saw_either() -> None:
     holder.remove("brief")
     holder.publish({"brief": _pending("brief")})  # read between the create and the delete
     assert "brief" not in holder.table.endpoints
+
+
+def test_wait_newer_returns_once_a_table_is_published() -> None:
+    source = InProcessRoutingSource()
+    assert source.wait_newer(0, 0.01).version == 0  # nothing newer: after the timeout
+    ready = threading.Event()
+
+    def publisher() -> None:
+        ready.wait()
+        source.publish({"old-ep": RUNNING})
+
+    thread = threading.Thread(target=publisher)
+    thread.start()
+    ready.set()
+    table = source.wait_newer(0, 30)
+    thread.join()
+    assert table.version == 1
+    assert table.endpoints["old-ep"] is RUNNING
+
+
+def test_the_in_process_source_is_the_routing_source() -> None:
+    """What the gateway, the API and the controller are typed against (mypy checks this
+    assignment; at run time the source answers every method of the Protocol)."""
+    source: RoutingSource = InProcessRoutingSource()
+    missing = [
+        name
+        for name in ("publish", "add", "remove", "subscribe", "wait_newer")
+        if not callable(getattr(source, name, None))
+    ]
+    assert missing == []
+    assert isinstance(source.table, RoutingTable)
