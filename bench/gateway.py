@@ -61,13 +61,13 @@ def serve_gateway(port: int, upstream: str, transport: str) -> None:
     import uvicorn
 
     from podium.core.phases import EndpointStatus
-    from podium.core.routing import EndpointRoute, ReplicaRoute, RoutingTableHolder
+    from podium.core.routing import EndpointRoute, InProcessRoutingSource, ReplicaRoute
     from podium.core.settings import GatewaySettings
     from podium.gateway import Gateway
     from podium.gateway.aiohttp_transport import AiohttpTransport
 
     host, _, replica_port = upstream.rpartition(":")
-    holder = RoutingTableHolder()
+    holder = InProcessRoutingSource()
     replica = ReplicaRoute("echo-1", host, int(replica_port), revision=1)
     # The replica's own limit: the gateway sends it up to 64 requests at once, as wrk does
     # when it calls the replica directly.

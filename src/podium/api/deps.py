@@ -17,7 +17,7 @@ from podium.api.services.endpoints import EndpointService
 from podium.api.services.logs import LogSource
 from podium.api.services.models import ModelService
 from podium.artifacts.store import ArtifactStore
-from podium.core.routing import RoutingTableHolder
+from podium.core.routing import RoutingSource
 from podium.core.settings import ApiLimits, Settings
 from podium.store import Database, UnitOfWork
 
@@ -31,7 +31,7 @@ class ApiContext:
     artifacts: ArtifactStore
     logs: LogSource  # replica logs: the backend, in production
     wake: Callable[[str | None], None]  # wakes the controller (for one endpoint, or all)
-    routing: RoutingTableHolder | None = None
+    routing: RoutingSource | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     log_poll_s: float = 0.5  # how often `logs?follow=true` looks for new lines
     replica_timeout_s: float = 5.0  # a replica's answer to the API (its /metrics)

@@ -33,7 +33,7 @@ from podium.control.state import ControllerState
 from podium.control.tracked import EndpointMemory
 from podium.core.clock import Clock, SystemClock
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
-from podium.core.routing import GatewayView, RoutingTableHolder
+from podium.core.routing import GatewayView, RoutingSource
 from podium.core.settings import Settings
 from podium.store.db import Database
 from podium.store.records import EndpointRecord
@@ -52,7 +52,7 @@ class Controller:
         settings: Settings,
         db: Database,
         backend: Backend,
-        holder: RoutingTableHolder,
+        holder: RoutingSource,
         *,
         node_cache: NodeCache,
         gateway: GatewayView | None = None,

@@ -1,5 +1,5 @@
 """The routing table: built from the tracked replicas at the end of each pass and published
-to the gateway (`core.routing.RoutingTableHolder`) when it differs from the last one.
+to the gateway (`core.routing.RoutingSource`) when it differs from the last one.
 
 Only ready replicas are routed; an endpoint being deleted has no route. Published before
 anything drained is stopped, so a replica leaves the table before its process is told to
@@ -12,13 +12,13 @@ from collections.abc import Iterable
 
 from podium.control.state import ControllerState
 from podium.core.phases import EndpointStatus, ReplicaState
-from podium.core.routing import EndpointRoute, ReplicaRoute, RoutingTableHolder, endpoint_route
+from podium.core.routing import EndpointRoute, ReplicaRoute, RoutingSource, endpoint_route
 from podium.runtimes.registry import serves_openai
 from podium.store.records import EndpointRecord
 
 
 class Publisher:
-    def __init__(self, holder: RoutingTableHolder, state: ControllerState) -> None:
+    def __init__(self, holder: RoutingSource, state: ControllerState) -> None:
         self.holder = holder
         self.state = state
         self._routes: dict[str, EndpointRoute] = {}  # as last published

@@ -1,7 +1,13 @@
-"""The routing table the controller publishes and the gateway follows.
+"""The routing table the controller publishes and the gateway follows, and its source.
 
 Plain frozen dataclasses: the gateway reads them on every request without validation.
 The controller builds a new table and swaps the reference; readers never see a half-built one.
+
+The table travels through a `RoutingSource` (publish, read the current one, be told of or
+wait for a newer one). The gateway, the API and the controller depend only on that
+Protocol; the server wires `InProcessRoutingSource`, the one for a single process. A source
+shared by several server processes (e.g. PostgreSQL LISTEN/NOTIFY) implements the same
+Protocol and changes nothing in the gateway.
 """
 
 from __future__ import annotations
@@ -78,8 +84,45 @@ def endpoint_route(
     )
 
 
-class RoutingTableHolder:
-    """Holds the current table; `publish` swaps it, `wait_newer` blocks until it changes.
+class RoutingSource(Protocol):
+    """Where the routing table is published and followed (the seam; see the module doc).
+
+    `table` is the current table: a plain attribute read, on every gateway request, so an
+    implementation keeps the latest table in memory and swaps the reference. `subscribe`'s
+    listeners may be called on any thread (an event-loop reader hands the news over with
+    `loop.call_soon_threadsafe`); `wait_newer` blocks a thread, never an event loop.
+    """
+
+    @property
+    def table(self) -> RoutingTable:
+        """The current table (never a half-built one)."""
+        ...
+
+    def publish(self, endpoints: Mapping[str, EndpointRoute]) -> RoutingTable:
+        """The controller's whole table; returns the table now current."""
+        ...
+
+    def add(self, route: EndpointRoute) -> None:
+        """The API just created this endpoint: route it now, before the controller knows."""
+        ...
+
+    def remove(self, name: str) -> None:
+        """The API is deleting this endpoint: stop routing it now."""
+        ...
+
+    def subscribe(self, listener: TableListener) -> Callable[[], None]:
+        """Call `listener(table)` after each change; returns the function that stops it."""
+        ...
+
+    def wait_newer(self, version: int, timeout: float) -> RoutingTable:
+        """The current table once its version is above `version`, or after `timeout` s."""
+        ...
+
+
+class InProcessRoutingSource:
+    """The `RoutingSource` of one process: the controller, the API and the gateway share it.
+
+    Holds the current table; `publish` swaps it, `wait_newer` blocks until it changes.
 
     The controller publishes whole tables built from its last read of the store. The API
     also changes the table at once, for one endpoint: `add` (just created: routable, so its
@@ -168,6 +211,8 @@ class RoutingTableHolder:
         return unsubscribe
 
     def wait_newer(self, version: int, timeout: float) -> RoutingTable:
+        """The current table once newer than `version`, or after `timeout` s (a thread's
+        wait: the publisher notifies under the lock)."""
         with self._cond:
             self._cond.wait_for(lambda: self._table.version > version, timeout)
             return self._table
@@ -187,6 +232,10 @@ class EndpointLoad:
     succeeded: int = 0  # 2xx and 3xx answers (the endpoint served successfully)
     # Of those, the ones a replica answered, per revision of the replica (crash accounting).
     succeeded_by_revision: Mapping[int, int] = field(default_factory=dict)
+
+
+def _as_source(source: InProcessRoutingSource) -> RoutingSource:  # mypy: it implements it
+    return source
 
 
 class GatewayView(Protocol):

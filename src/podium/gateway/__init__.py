@@ -2,12 +2,15 @@
 endpoint's ready replicas.
 
 Pure ASGI on the hot path: plain dicts and bytes, no database, no pydantic per request.
-Reads the routing table the controller publishes (`podium.core.routing`); may import
-`podium.core` and lower layers, never `api`, `control` or `server`.
+Reads the routing table the controller publishes (through `podium.core.routing`'s
+`RoutingSource`); may import `podium.core` and lower layers, never `api`, `control` or
+`server`. Inside, the layers are checked by `.importlinter` (contract `gateway`).
 
-    app        Gateway: the ASGI app, lifespan, routing and the answers it makes itself
+    app        Gateway: the ASGI app, lifespan, resolving `/endpoints/{name}/…` to a route
+    openai_router   /v1/…: resolves the body's `model` to a route, lists endpoints as models
+    pipeline   every invocation once routed: metering, stages (auth, limits, records),
+               refusals, body, admission, forward
     activator  replica slots (max_concurrency), holding requests until one frees, wake
-    openai_router   /v1/…: routes by the body's `model`, lists endpoints as models
     balancer   power of two choices on outstanding requests, ejection of failed replicas
     proxy      forward, retry elsewhere, stream back (through a transport)
     transport  the seam to replicas: Transport, UpstreamResponse, UpstreamFailed/Broken

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from podium.core.phases import EndpointStatus
-from podium.core.routing import EndpointRoute, RoutingTable, RoutingTableHolder, Waker
+from podium.core.routing import EndpointRoute, RoutingSource, RoutingTable, Waker
 from podium.gateway.balancer import Balancer
 from podium.gateway.metering import EndpointMeter
 from podium.gateway.responses import Receive, Send, send_problem
@@ -146,8 +146,8 @@ class _Queue:
 class Activator:
     """Grants replica slots; holds requests that find none (see the module docstring)."""
 
-    def __init__(self, holder: RoutingTableHolder, balancer: Balancer, wake: Waker | None) -> None:
-        self._holder = holder
+    def __init__(self, routing: RoutingSource, balancer: Balancer, wake: Waker | None) -> None:
+        self._routing = routing
         self._balancer = balancer
         self._wake = wake
         # Endpoints with held requests or reserved slots; empty almost always, so
@@ -198,7 +198,7 @@ class Activator:
         None when the client left while held. `receive` (given when the request body was
         read whole) lets a held request notice its client leave."""
         name = route.name
-        route = self._holder.table.endpoints.get(name, route)  # the newest, after the body
+        route = self._routing.table.endpoints.get(name, route)  # the newest, after the body
         q = self.queues.get(name)
         if q is None or not q.waiting:
             target = self._free(route, q.granted if q else 0)
@@ -253,11 +253,11 @@ class Activator:
                 if outcome is _LEFT:
                     return None
                 if outcome is _TIMEOUT:
-                    return _timed_out(route, self._holder.table, timeout)
+                    return _timed_out(route, self._routing.table, timeout)
                 if isinstance(outcome, Refusal):
                     return outcome
                 q.granted -= 1
-                current = self._holder.table.endpoints.get(name)
+                current = self._routing.table.endpoints.get(name)
                 if current is None:
                     return _gone(name)
                 refusal = refusal_for(current)
@@ -309,7 +309,7 @@ class Activator:
     async def newer_table(self, version: int, timeout: float) -> None:
         """Return once the routing table is newer than `version`, or after `timeout` s."""
         self._listen()
-        if self._holder.table.version > version:
+        if self._routing.table.version > version:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._table_waiters.append(fut)
@@ -336,7 +336,7 @@ class Activator:
         q = self.queues.get(name)
         if q is None or not q.waiting:
             return
-        route = self._holder.table.endpoints.get(name)
+        route = self._routing.table.endpoints.get(name)
         refusal = _gone(name) if route is None else refusal_for(route)
         if refusal is not None:
             self._settle(q, refusal)
@@ -382,7 +382,7 @@ class Activator:
                 with contextlib.suppress(RuntimeError):  # closed meanwhile
                     loop.call_soon_threadsafe(self._on_table)
 
-        self._unsubscribe = self._holder.subscribe(published)
+        self._unsubscribe = self._routing.subscribe(published)
 
     def close(self) -> None:
         """Stop following the table; held requests are answered 503 (shutting down)."""

@@ -21,14 +21,14 @@ wraps `send` in `OpenAIErrors`, and the gateway's `send_problem` builds that bod
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from podium.core.asgi import send_whole
 from podium.core.jsondepth import MAX_JSON_DEPTH, too_deep
-from podium.core.routing import EndpointRoute, RoutingTableHolder
+from podium.core.routing import EndpointRoute, RoutingSource
 from podium.gateway.body import BodyTooLarge, ClientGone, read_body
 from podium.gateway.headers import request_head
+from podium.gateway.pipeline import Pipeline
 from podium.gateway.responses import JSON, OpenAIErrors, Receive, Scope, Send, openai_error
 
 PREFIX = "/v1/"
@@ -54,26 +54,18 @@ async def send_error(
     await send_json(send, status, openai_error(status, message, param=param, code=code), headers)
 
 
-Forward = Callable[[EndpointRoute, Scope, Receive, Send, bytes, str], Awaitable[int]]
-
-
 class OpenAIRouter:
     """Answers `/v1/…` (returns the status sent; 0: the client left).
 
-    `forward(route, scope, receive, send, body, target)`, the gateway's, serves a request
-    once its endpoint is known; `unrouted()` counts one for an unknown model or path."""
+    It only resolves the endpoint (from `model`) and the replica path, then hands the
+    request to the gateway's `pipeline` (metering, stages, refusals, admission, forward),
+    the same one `/endpoints/…` goes through; `pipeline.unrouted()` counts a request for
+    an unknown model or path."""
 
-    def __init__(
-        self,
-        holder: RoutingTableHolder,
-        max_body_bytes: int,
-        forward: Forward,
-        unrouted: Callable[[], None],
-    ) -> None:
-        self._holder = holder
+    def __init__(self, routing: RoutingSource, max_body_bytes: int, pipeline: Pipeline) -> None:
+        self._routing = routing
         self._max_body = max_body_bytes
-        self._forward = forward
-        self._unrouted = unrouted  # counts a request for an unknown model or path
+        self._pipeline = pipeline
 
     async def __call__(self, scope: Scope, path: str, receive: Receive, send: Send) -> int:
         send = OpenAIErrors(send)
@@ -86,7 +78,7 @@ class OpenAIRouter:
             if method not in ("GET", "HEAD"):
                 return await _wrong_method(send, "GET", path)
             return await self._models(path, send)
-        self._unrouted()
+        self._pipeline.unrouted()
         served = ", ".join(sorted(ROUTED | {MODELS}))
         await send_error(send, 404, f"no route {path}; the gateway serves {served}")
         return 404
@@ -103,19 +95,19 @@ class OpenAIRouter:
         if model is None:
             await send_error(send, 400, problem, param=param)
             return 400
-        route = self._holder.table.endpoints.get(model)
+        route = self._routing.table.endpoints.get(model)
         if route is None or route.openai is False:
-            self._unrouted()
+            self._pipeline.unrouted()
             await send_error(
                 send, 404, _not_found(model, route), param="model", code="model_not_found"
             )
             return 404
         query: bytes = scope.get("query_string", b"")
         target = f"{path}?{query.decode('latin-1')}" if query else path
-        return await self._forward(route, scope, receive, send, body, target)
+        return await self._pipeline.invoke(route, scope, receive, send, target, body)
 
     async def _models(self, path: str, send: Send) -> int:
-        endpoints = self._holder.table.endpoints
+        endpoints = self._routing.table.endpoints
         name = path[len(MODELS) + 1 :]
         if not name:
             listed = sorted(n for n, r in endpoints.items() if r.openai is not False)
@@ -124,7 +116,7 @@ class OpenAIRouter:
             return 200
         route = endpoints.get(name)
         if route is None or route.openai is False:
-            self._unrouted()
+            self._pipeline.unrouted()
             await send_error(
                 send, 404, _not_found(name, route), param="model", code="model_not_found"
             )

@@ -23,7 +23,7 @@ from podium.artifacts.store import ArtifactStore
 from podium.backends.local import LocalBackend
 from podium.control.loop import Controller
 from podium.core.asgi import Receive, Scope, Send, serve_lifespan
-from podium.core.routing import RoutingTableHolder
+from podium.core.routing import InProcessRoutingSource, RoutingSource
 from podium.core.settings import Settings
 from podium.gateway.app import Gateway
 from podium.store.db import Database
@@ -42,7 +42,9 @@ class Podium:
         self.db.migrate()
         self.artifacts = ArtifactStore(settings.artifacts_dir, limits=settings.limits.archive)
         self.backend = LocalBackend(settings)
-        self.holder = RoutingTableHolder()
+        # One server process: the routing table travels in memory. A source shared by
+        # several processes (PostgreSQL LISTEN/NOTIFY) would be chosen here, and only here.
+        self.holder: RoutingSource = InProcessRoutingSource()
         self.gateway = Gateway(
             self.holder,
             settings.gateway,

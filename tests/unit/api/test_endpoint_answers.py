@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from podium.api import ApiContext, create_api
 from podium.core.phases import EndpointStatus, ReplicaState
-from podium.core.routing import RoutingTableHolder
+from podium.core.routing import InProcessRoutingSource
 from podium.store import Database
 from tests.unit.api.conftest import add_replica, push, spec
 
@@ -21,12 +21,12 @@ EP = "/api/v1/endpoints"
 
 
 @pytest.fixture
-def holder() -> RoutingTableHolder:
-    return RoutingTableHolder()
+def holder() -> InProcessRoutingSource:
+    return InProcessRoutingSource()
 
 
 @pytest.fixture
-def routed(ctx: ApiContext, holder: RoutingTableHolder) -> Iterator[TestClient]:
+def routed(ctx: ApiContext, holder: InProcessRoutingSource) -> Iterator[TestClient]:
     ctx.routing = holder
     with TestClient(create_api(ctx)) as c:
         assert push(c, "iris", b"v1", filename="m.skops").status_code == 201
@@ -34,7 +34,7 @@ def routed(ctx: ApiContext, holder: RoutingTableHolder) -> Iterator[TestClient]:
 
 
 def test_created_endpoint_is_routed_before_the_controller_runs(
-    routed: TestClient, holder: RoutingTableHolder
+    routed: TestClient, holder: InProcessRoutingSource
 ) -> None:
     r = routed.post(EP, json=spec(timeout_s=12, max_concurrency=3))
     assert r.status_code == 201, r.text
@@ -47,7 +47,7 @@ def test_created_endpoint_is_routed_before_the_controller_runs(
 
 
 def test_scaled_to_zero_endpoint_is_routed_as_such(
-    routed: TestClient, holder: RoutingTableHolder
+    routed: TestClient, holder: InProcessRoutingSource
 ) -> None:
     body = spec(scaling={"min_replicas": 0, "max_replicas": 1})
     assert routed.post(EP, json=body).status_code == 201
@@ -55,14 +55,14 @@ def test_scaled_to_zero_endpoint_is_routed_as_such(
 
 
 def test_deleted_endpoint_leaves_the_table_at_once(
-    routed: TestClient, holder: RoutingTableHolder
+    routed: TestClient, holder: InProcessRoutingSource
 ) -> None:
     assert routed.post(EP, json=spec()).status_code == 201
     assert routed.delete(f"{EP}/iris-ep").status_code == 202
     assert "iris-ep" not in holder.table.endpoints
 
 
-def test_refused_create_routes_nothing(routed: TestClient, holder: RoutingTableHolder) -> None:
+def test_refused_create_routes_nothing(routed: TestClient, holder: InProcessRoutingSource) -> None:
     r = routed.post(EP, json=spec(model="nosuch"))
     assert r.status_code == 404
     assert holder.table.endpoints == {}

@@ -15,7 +15,7 @@ from podium.artifacts.sources import NodeCache
 from podium.control.loop import Controller
 from podium.core.clock import FakeClock
 from podium.core.phases import EndpointStatus, EventKind
-from podium.core.routing import EndpointLoad, RoutingTableHolder
+from podium.core.routing import EndpointLoad, InProcessRoutingSource
 from podium.core.settings import ControlSettings, Settings
 from podium.core.spec import EndpointSpec
 from podium.store import Database
@@ -100,7 +100,7 @@ class Harness:
     ) -> None:
         self.tmp_path, self.db, self.handler, self.gateway = tmp_path, db, handler, gateway
         self.backend = FakeBackend()
-        self.holder = RoutingTableHolder()
+        self.holder = InProcessRoutingSource()
         self.clock = FakeClock()
         self.control = ControlSettings(hung_grace_s=10.0, crash_loop_threshold=3)
 

@@ -18,7 +18,7 @@ from podium.control.loop import Controller
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.clock import FakeClock
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
-from podium.core.routing import EndpointLoad, RoutingTableHolder
+from podium.core.routing import EndpointLoad, InProcessRoutingSource
 from podium.core.settings import Settings
 from podium.core.spec import EndpointSpec
 from podium.store import Database
@@ -300,7 +300,7 @@ def test_controller_starts_replicas_in_the_pass_that_scales_up(
         settings,
         db,
         backend,
-        RoutingTableHolder(),
+        InProcessRoutingSource(),
         node_cache=NodeCache(tmp_path / "cache"),
         gateway=gateway,
         clock=clock,

@@ -14,7 +14,7 @@ import httpx
 from podium.artifacts.sources import NodeCache
 from podium.control.loop import Controller
 from podium.core.phases import EndpointStatus, EventKind
-from podium.core.routing import RoutingTableHolder
+from podium.core.routing import InProcessRoutingSource
 from podium.core.settings import Settings
 from podium.core.spec import EndpointSpec
 from podium.store import Database
@@ -63,7 +63,7 @@ def _passes(
                 Settings(home=tmp_path / "home"),
                 db,
                 backend,
-                RoutingTableHolder(),
+                InProcessRoutingSource(),
                 node_cache=cache,
                 http=http,
             )

@@ -17,7 +17,7 @@ from podium.backends.base import ObservedReplica, ReplicaLaunch
 from podium.control.loop import Controller
 from podium.core.clock import Clock, FakeClock
 from podium.core.phases import EndpointStatus, EventKind
-from podium.core.routing import RoutingTableHolder
+from podium.core.routing import InProcessRoutingSource
 from podium.core.settings import ControlSettings, Settings
 from podium.store import Database
 from podium.store.memory import EndpointMemoryRepo
@@ -79,7 +79,7 @@ class Scene:
             self.settings,
             self.db,
             backend,
-            RoutingTableHolder(),
+            InProcessRoutingSource(),
             node_cache=NodeCache(self.tmp_path / "cache"),
             clock=clock,
             http=self.replicas.client(),

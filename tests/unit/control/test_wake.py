@@ -17,7 +17,7 @@ from podium.artifacts.sources import NodeCache
 from podium.control.loop import Controller
 from podium.control.tracked import TrackedReplica
 from podium.core.phases import EndpointStatus, ReplicaState
-from podium.core.routing import RoutingTableHolder
+from podium.core.routing import InProcessRoutingSource
 from podium.core.settings import ControlSettings, Settings
 from podium.core.spec import EndpointSpec
 from podium.store import Database
@@ -102,7 +102,7 @@ def controller(tmp_path: Path, db: Database) -> Iterator[Controller]:
         settings,
         db,
         FakeBackend(),
-        RoutingTableHolder(),
+        InProcessRoutingSource(),
         node_cache=NodeCache(tmp_path / "cache"),
         http=http,
     )

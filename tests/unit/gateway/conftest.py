@@ -1,16 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
 
 from podium.core.phases import EndpointStatus
-from podium.core.routing import EndpointRoute, ReplicaRoute, RoutingTableHolder
+from podium.core.routing import EndpointRoute, InProcessRoutingSource, ReplicaRoute, RoutingSource
 from podium.core.settings import GatewaySettings
 from podium.gateway import Gateway
 from podium.gateway.aiohttp_transport import AiohttpTransport
+from podium.gateway.pipeline import Stage
 from podium.gateway.proxy import WhyFailed
 from tests.unit.gateway.servers import ServerThread, Upstream, stop_all, wait_until
 
@@ -38,7 +39,7 @@ class Replica:
 @dataclass
 class RunningGateway:
     gateway: Gateway
-    holder: RoutingTableHolder
+    holder: RoutingSource
     server: ServerThread
     failures: list[tuple[str, str]] = field(default_factory=list)
     woken: list[str | None] = field(default_factory=list)
@@ -90,9 +91,14 @@ class Servers:
         return out
 
     def gateway(
-        self, settings: GatewaySettings | None = None, *, why_failed: WhyFailed | None = None
+        self,
+        settings: GatewaySettings | None = None,
+        *,
+        why_failed: WhyFailed | None = None,
+        routing: RoutingSource | None = None,
+        stages: Sequence[Stage] = (),
     ) -> RunningGateway:
-        holder = RoutingTableHolder()
+        holder = routing if routing is not None else InProcessRoutingSource()
         failures: list[tuple[str, str]] = []
         woken: list[str | None] = []
         settings = settings or GatewaySettings()
@@ -103,6 +109,7 @@ class Servers:
             on_replica_failure=lambda rid, reason: failures.append((rid, reason)),
             why_failed=why_failed,
             transport=AiohttpTransport(settings) if self.transport == "aiohttp" else None,
+            stages=stages,
         )
         server = ServerThread(gateway, lifespan="on").start()
         running = RunningGateway(gateway, holder, server, failures, woken)

@@ -18,9 +18,9 @@ from podium.core.asgi import Message
 from podium.core.phases import EndpointStatus
 from podium.core.routing import (
     EndpointRoute,
+    InProcessRoutingSource,
     ReplicaRoute,
     RoutingTable,
-    RoutingTableHolder,
 )
 from podium.gateway.activator import Activator, Refusal
 from podium.gateway.balancer import Balancer
@@ -40,7 +40,7 @@ def ep(
     return EndpointRoute("e", status, tuple(replicas), max_concurrency=1)
 
 
-class RacingHolder(RoutingTableHolder):
+class RacingHolder(InProcessRoutingSource):
     """A holder whose controller publishes `pending` just before a listener subscribes:
     the table changes between the activator reading it and following it."""
 
@@ -69,8 +69,8 @@ class Client:
 
 
 class Admission:
-    def __init__(self, holder: RoutingTableHolder | None = None) -> None:
-        self.holder = holder or RoutingTableHolder()
+    def __init__(self, holder: InProcessRoutingSource | None = None) -> None:
+        self.holder = holder or InProcessRoutingSource()
         self.balancer = Balancer(eject_s=600)
         self.woken: list[str] = []
         self.activator = Activator(self.holder, self.balancer, self.woken.append)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from podium.core.phases import EndpointStatus
-from podium.core.routing import EndpointRoute, ReplicaRoute, RoutingTableHolder
+from podium.core.routing import EndpointRoute, InProcessRoutingSource, ReplicaRoute
 from podium.gateway.activator import (
     WAIT_HEADER,
     Activator,
@@ -42,7 +42,7 @@ class Admission:
     """An activator over a table holder and a balancer, as the gateway builds it."""
 
     def __init__(self) -> None:
-        self.holder = RoutingTableHolder()
+        self.holder = InProcessRoutingSource()
         self.balancer = Balancer(eject_s=600)
         self.woken: list[str | None] = []
         self.activator = Activator(self.holder, self.balancer, self.woken.append)

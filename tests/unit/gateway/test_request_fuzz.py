@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from podium.core.phases import EndpointStatus
-from podium.core.routing import EndpointRoute, ReplicaRoute, RoutingTableHolder
+from podium.core.routing import EndpointRoute, InProcessRoutingSource, ReplicaRoute
 from podium.core.settings import GatewaySettings
 from podium.gateway import Gateway
 from tests.unit.gateway.servers import ServerThread, stop_all
@@ -59,7 +59,7 @@ async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
     replica = ServerThread(echo).start()
-    holder = RoutingTableHolder()
+    holder = InProcessRoutingSource()
     gateway = Gateway(holder, GatewaySettings(max_body_bytes=MAX_BODY), wake=lambda _e=None: None)
     server = ServerThread(gateway, lifespan="on").start()
     route = ReplicaRoute("r1", "127.0.0.1", replica.port, revision=1)

@@ -18,7 +18,7 @@ from podium.api.services import views
 from podium.api.services.checks import check_framework, check_spec, clamp, resolve_model
 from podium.core.errors import Conflict, Invalid
 from podium.core.phases import EndpointStatus, EventKind
-from podium.core.routing import RoutingTableHolder, endpoint_route
+from podium.core.routing import RoutingSource, endpoint_route
 from podium.core.schemas import EndpointPublic
 from podium.core.settings import Settings
 from podium.core.spec import (
@@ -50,7 +50,7 @@ class EndpointService:
         settings: Settings,
         db: Database,
         wake: Callable[[str | None], None],
-        routing: RoutingTableHolder | None = None,
+        routing: RoutingSource | None = None,
     ) -> None:
         self._settings = settings
         self._db = db

@@ -1,9 +1,17 @@
-"""The routing table holder: the API's changes survive a controller table built before them."""
+"""The in-process routing source: API changes survive a controller table read before them."""
 
 from __future__ import annotations
 
+import threading
+
 from podium.core.phases import EndpointStatus
-from podium.core.routing import EndpointRoute, ReplicaRoute, RoutingTable, RoutingTableHolder
+from podium.core.routing import (
+    EndpointRoute,
+    InProcessRoutingSource,
+    ReplicaRoute,
+    RoutingSource,
+    RoutingTable,
+)
 
 RUNNING = EndpointRoute(
     "old-ep", EndpointStatus.RUNNING, (ReplicaRoute("r1", "127.0.0.1", 9000, 1),)
@@ -15,7 +23,7 @@ def _pending(name: str) -> EndpointRoute:
 
 
 def test_added_route_is_in_the_table_at_once() -> None:
-    holder = RoutingTableHolder()
+    holder = InProcessRoutingSource()
     seen: list[RoutingTable] = []
     holder.subscribe(seen.append)
     holder.publish({"old-ep": RUNNING})
@@ -27,7 +35,7 @@ def test_added_route_is_in_the_table_at_once() -> None:
 
 
 def test_a_table_read_before_the_create_does_not_drop_it() -> None:
-    holder = RoutingTableHolder()
+    holder = InProcessRoutingSource()
     holder.publish({"old-ep": RUNNING})
     holder.add(_pending("new-ep"))
     holder.publish({"old-ep": RUNNING})  # the controller read the store before the create
@@ -42,7 +50,7 @@ def test_a_table_read_before_the_create_does_not_drop_it() -> None:
 
 
 def test_add_keeps_a_route_the_controller_already_published() -> None:
-    holder = RoutingTableHolder()
+    holder = InProcessRoutingSource()
     holder.publish({"old-ep": RUNNING})
     version = holder.table.version
     holder.add(_pending("old-ep"))
@@ -51,7 +59,7 @@ def test_add_keeps_a_route_the_controller_already_published() -> None:
 
 
 def test_removed_route_leaves_at_once_and_stays_out() -> None:
-    holder = RoutingTableHolder()
+    holder = InProcessRoutingSource()
     holder.publish({"old-ep": RUNNING})
     holder.remove("old-ep")
     assert "old-ep" not in holder.table.endpoints
@@ -63,8 +71,39 @@ def test_removed_route_leaves_at_once_and_stays_out() -> None:
 
 
 def test_create_then_delete_before_the_controller_saw_either() -> None:
-    holder = RoutingTableHolder()
+    holder = InProcessRoutingSource()
     holder.add(_pending("brief"))
     holder.remove("brief")
     holder.publish({"brief": _pending("brief")})  # read between the create and the delete
     assert "brief" not in holder.table.endpoints
+
+
+def test_wait_newer_returns_once_a_table_is_published() -> None:
+    source = InProcessRoutingSource()
+    assert source.wait_newer(0, 0.01).version == 0  # nothing newer: after the timeout
+    ready = threading.Event()
+
+    def publisher() -> None:
+        ready.wait()
+        source.publish({"old-ep": RUNNING})
+
+    thread = threading.Thread(target=publisher)
+    thread.start()
+    ready.set()
+    table = source.wait_newer(0, 30)
+    thread.join()
+    assert table.version == 1
+    assert table.endpoints["old-ep"] is RUNNING
+
+
+def test_the_in_process_source_is_the_routing_source() -> None:
+    """What the gateway, the API and the controller are typed against (mypy checks this
+    assignment; at run time the source answers every method of the Protocol)."""
+    source: RoutingSource = InProcessRoutingSource()
+    missing = [
+        name
+        for name in ("publish", "add", "remove", "subscribe", "wait_newer")
+        if not callable(getattr(source, name, None))
+    ]
+    assert missing == []
+    assert isinstance(source.table, RoutingTable)
