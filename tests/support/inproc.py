@@ -148,7 +148,7 @@ class InProcessPodium:
             ep = uow.endpoints.get(name)
             ids = [f"{name}-r{ep.revision}-{i:06x}" for i in range(ep.desired_replicas)]
             for rid in ids:
-                log = self.settings.home / "replica-logs" / f"{rid}.log"
+                log = self.settings.logs_dir / name / f"{rid}.log"  # where the backend keeps it
                 log.parent.mkdir(parents=True, exist_ok=True)
                 log.write_text("".join(f"log line {i} of {rid}\n" for i in range(1, log_lines + 1)))
                 uow.replicas.upsert(

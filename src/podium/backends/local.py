@@ -8,7 +8,15 @@ Replicas of external frameworks (`command`, vllm, tgi, …) run their own server
 instead, on a port it binds itself (`external.py` builds and checks the command).
 
 One lock guards the table of managed replicas: the controller calls `start`/`stop`/`poll`
-from its thread while the API reads `logs` from others.
+from its thread. Logs (`local_logs.LocalLogs`) and exit causes have locks of their own, so
+the API's and the gateway's threads never wait for a start or a poll.
+
+Forking and this lock: `start` holds `_lock` while a zygote forks and while
+`subprocess.Popen` forks, but no child ever runs with a copy of it. A zygote is a process
+of its own, started by fork+exec: it forks itself, and its children inherit the zygote's
+memory, never the server's. `Popen` (no `preexec_fn` anywhere in Podium) runs no Python
+code between fork and exec, and exec replaces the copied memory, locked or not. The server
+process never calls `os.fork()` without an exec (test_local_fork_safety.py).
 """
 
 from __future__ import annotations
@@ -24,15 +32,17 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from podium.backends import external, logfiles, processes, zygote_pool
+from podium.backends import external, processes, zygote_pool
 from podium.backends.base import (
     AdoptCandidate,
     Backend,
+    LogFollower,
     ObservedReplica,
     ReplicaLaunch,
     ReplicaStartup,
 )
 from podium.backends.launch import ENV_INSTANCE_TYPE, ENV_MEMORY_LIMIT, replica_command
+from podium.backends.local_logs import LocalLogs
 from podium.backends.managed import HOST, ManagedReplica
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import Conflict, Unavailable
@@ -63,7 +73,7 @@ class LocalBackend:
         self._python = python
         self._lock = threading.Lock()
         self._replicas: dict[str, ManagedReplica] = {}
-        self._log_paths: dict[str, Path] = {}  # every replica seen, for logs after exit
+        self.replica_logs = LocalLogs(settings.logs_dir, settings.log_retention)
         # Replica -> why it ended (recent ones), under its own lock: the gateway's event loop
         # reads it (`exit_cause`) and must never wait for `_lock`, which `poll` holds across
         # process-tree walks and `start` across forks.
@@ -78,11 +88,8 @@ class LocalBackend:
         with self._lock:
             if launch.replica_id in self._replicas:
                 raise Conflict(f"replica {launch.replica_id} is already running", field="replica")
-            log_path = logfiles.path_for(
-                self._settings.logs_dir, launch.endpoint, launch.replica_id
-            )
+            log_path = self.replica_logs.open_for(launch.endpoint, launch.replica_id)
             status_path = self._status_path(launch.replica_id)
-            log_path.parent.mkdir(parents=True, exist_ok=True)
             status_path.parent.mkdir(parents=True, exist_ok=True)
             status_path.unlink(missing_ok=True)
 
@@ -136,7 +143,6 @@ class LocalBackend:
                 limits = {k: env[k] for k in (ENV_MEMORY_LIMIT, ENV_INSTANCE_TYPE)}
                 zygote_pool.write_fork_record(status_path, replica.pid, limits)
             self._replicas[launch.replica_id] = replica
-            self._log_paths[launch.replica_id] = log_path
             self._prune_logs(launch.endpoint)
             return replica.observed()
 
@@ -165,10 +171,7 @@ class LocalBackend:
         with self._lock:
             if launch.replica_id in self._replicas:
                 raise Conflict(f"replica {launch.replica_id} is already running", field="replica")
-            log_path = logfiles.path_for(
-                self._settings.logs_dir, launch.endpoint, launch.replica_id
-            )
-            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path = self.replica_logs.open_for(launch.endpoint, launch.replica_id)
             popen = external.spawn(plan, log_path)
             replica = ManagedReplica(
                 replica_id=launch.replica_id,
@@ -184,7 +187,6 @@ class LocalBackend:
                 instance_type=launch.instance_type.name,
             )
             self._replicas[launch.replica_id] = replica
-            self._log_paths[launch.replica_id] = log_path
             self._prune_logs(launch.endpoint)
             return replica.observed()
 
@@ -357,7 +359,7 @@ class LocalBackend:
                     port=c.port,
                     pid=c.pid,
                     started_at=c.started_at,
-                    log_path=Path(c.log_path),
+                    log_path=self.replica_logs.location(c.endpoint, c.replica_id, c.log_location),
                     status_path=self._status_path(c.replica_id),
                     proc=proc,
                     memory_mb=int(limit) if limit and limit.isdigit() else None,
@@ -367,32 +369,29 @@ class LocalBackend:
                     start_mode="fork" if forked else "spawn",
                 )
                 self._replicas[c.replica_id] = replica
-                self._log_paths[c.replica_id] = replica.log_path
+                self.replica_logs.remember(c.replica_id, replica.log_path)
                 adopted.append(replica.observed())
         return adopted
 
     # ------------------------------------------------------------------ logs
 
-    def log_path(self, replica_id: str) -> Path | None:
-        """Where the replica's stdout+stderr go (also for replicas of a previous server)."""
-        with self._lock:
-            known = self._log_paths.get(replica_id)
-        return known if known is not None else logfiles.find(self._settings.logs_dir, replica_id)
-
     def _prune_logs(self, endpoint: str) -> None:
         """Keep the endpoint's newest `log_retention` log files (never a running one's)."""
         live = {r.replica_id for r in self._replicas.values() if r.endpoint == endpoint}
-        logfiles.prune(
-            self._settings.logs_dir, endpoint, self._settings.log_retention, protect=live
-        )
+        self.replica_logs.prune(endpoint, live)
 
     def forget_endpoint(self, endpoint: str) -> None:
         """The endpoint is deleted: its replicas' log files go with it."""
-        logfiles.remove_endpoint(self._settings.logs_dir, endpoint)
+        self.replica_logs.forget_endpoint(endpoint)
 
     def logs(self, replica_id: str, tail: int = 200) -> list[str]:
-        path = self.log_path(replica_id)
-        return [] if path is None else logfiles.tail_lines(path, tail)
+        return self.replica_logs.logs(replica_id, tail)
+
+    def kept_logs(self, endpoint: str) -> list[str]:
+        return self.replica_logs.kept_logs(endpoint)
+
+    def follow_logs(self, replica_id: str, tail: int | None) -> tuple[list[str], LogFollower]:
+        return self.replica_logs.follow_logs(replica_id, tail)
 
     # ------------------------------------------------------------------ close
 

@@ -64,7 +64,7 @@ class ManagedReplica:
             port=self.port,
             pid=self.pid,
             started_at=self.started_at,
-            log_path=self.log_path,
+            log_location=str(self.log_path),
             alive=alive,
             exit_code=exit_code,
             exit_reason=exit_reason,

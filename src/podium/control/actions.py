@@ -351,7 +351,7 @@ class Actuator:
                 port=r.port,
                 pid=r.pid,
                 started_at=r.started_at,
-                log_path=r.log_path,
+                log_location=r.log_path or None,
             )
             for r in rows
         ]
@@ -399,7 +399,7 @@ class Actuator:
             pid=obs.pid,
             started_mono=now,
             started_at=obs.started_at,
-            log_path=obs.log_path,
+            log_location=obs.log_location,
             restarts=restarts,
             starting_since=now,
         )

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from podium.api import ApiContext
-from tests.unit.api.conftest import FileLogs, add_replica, push, spec
+from tests.unit.api.conftest import add_replica, push, spec, write_log
 
 LOGS = "/api/v1/endpoints/iris-ep/logs"
 
@@ -24,18 +24,15 @@ def endpoint(client: TestClient) -> None:
     assert client.post("/api/v1/endpoints", json=spec()).status_code == 201
 
 
-def _replica(ctx: ApiContext, file_logs: FileLogs, replica_id: str, text: str) -> Path:
-    path = file_logs.path(replica_id)
-    path.write_text(text)
+def _replica(ctx: ApiContext, replica_id: str, text: str) -> Path:
+    path = write_log(ctx, "iris-ep", replica_id, text)
     add_replica(ctx.db, "iris-ep", replica_id, log_path=path)
     return path
 
 
-def test_recent_lines(
-    client: TestClient, endpoint: None, ctx: ApiContext, file_logs: FileLogs, tmp_path: Path
-) -> None:
-    _replica(ctx, file_logs, "iris-ep-r1-bbb", "b1\nb2\nb3\n")
-    _replica(ctx, file_logs, "iris-ep-r1-aaa", "a1\na2\n")
+def test_recent_lines(client: TestClient, endpoint: None, ctx: ApiContext) -> None:
+    _replica(ctx, "iris-ep-r1-bbb", "b1\nb2\nb3\n")
+    _replica(ctx, "iris-ep-r1-aaa", "a1\na2\n")
     r = client.get(LOGS, params={"tail": 2})
     assert r.status_code == 200
     assert [(i["replica_id"], i["line"]) for i in r.json()["items"]] == [
@@ -51,14 +48,23 @@ def test_recent_lines(
     assert client.get("/api/v1/endpoints/nobody/logs").status_code == 404
 
 
-def test_recent_lines_of_a_replica_the_source_does_not_know(
+def test_recent_lines_come_from_the_backend_not_the_stored_path(
     client: TestClient, endpoint: None, ctx: ApiContext, tmp_path: Path
 ) -> None:
-    elsewhere = tmp_path / "adopted.log"
-    elsewhere.write_text("x\ny\n")
+    """The store's log location is the backend's business: the API asks the backend, which
+    finds the log of a replica it did not start (a previous server's) where it keeps logs,
+    and never opens a path it reads from the store."""
+    write_log(ctx, "iris-ep", "iris-ep-r1-ccc", "x\ny\n")
+    elsewhere = tmp_path / "not-a-log.txt"
+    elsewhere.write_text("secret\n")
     add_replica(ctx.db, "iris-ep", "iris-ep-r1-ccc", log_path=elsewhere)
-    items = client.get(LOGS).json()["items"]
-    assert [i["line"] for i in items] == ["x", "y"]
+    add_replica(ctx.db, "iris-ep", "iris-ep-r1-ddd", log_path=elsewhere)  # no log kept
+    body = client.get(LOGS).json()
+    assert [(i["replica_id"], i["line"]) for i in body["items"]] == [
+        ("iris-ep-r1-ccc", "x"),
+        ("iris-ep-r1-ccc", "y"),
+    ]
+    assert [r["replica_id"] for r in body["replicas"]] == ["iris-ep-r1-ccc", "iris-ep-r1-ddd"]
 
 
 @pytest.fixture
@@ -83,9 +89,9 @@ def server_url(app: FastAPI) -> Iterator[str]:
 
 
 def test_follow_streams_the_tail_then_new_lines(
-    endpoint: None, ctx: ApiContext, file_logs: FileLogs, server_url: str
+    endpoint: None, ctx: ApiContext, server_url: str
 ) -> None:
-    path = _replica(ctx, file_logs, "iris-ep-r1-aaa", "one\ntwo\nthree\npart")
+    path = _replica(ctx, "iris-ep-r1-aaa", "one\ntwo\nthree\npart")
     params = {"follow": "true", "tail": "2"}
     with (
         httpx.Client(base_url=server_url, timeout=30) as http,
@@ -99,16 +105,16 @@ def test_follow_streams_the_tail_then_new_lines(
             f.write("ial\nfour\n")
         assert [next(lines), next(lines)] == ["[iris-ep-r1-aaa] partial", "[iris-ep-r1-aaa] four"]
         # a replica started while following is picked up, from its first line
-        _replica(ctx, file_logs, "iris-ep-r2-bbb", "hello\n")
+        _replica(ctx, "iris-ep-r2-bbb", "hello\n")
         assert next(lines) == "[iris-ep-r2-bbb] hello"
     # the client went away: the server shuts down cleanly (the fixture joins its thread)
 
 
 def test_follow_first_chunk_of_one_replica(
-    endpoint: None, ctx: ApiContext, file_logs: FileLogs, server_url: str
+    endpoint: None, ctx: ApiContext, server_url: str
 ) -> None:
-    _replica(ctx, file_logs, "iris-ep-r1-aaa", "a1\n")
-    _replica(ctx, file_logs, "iris-ep-r1-bbb", "b1\n")
+    _replica(ctx, "iris-ep-r1-aaa", "a1\n")
+    _replica(ctx, "iris-ep-r1-bbb", "b1\n")
     params = {"follow": "true", "replica": "iris-ep-r1-bbb"}
     with httpx.stream("GET", server_url + LOGS, params=params, timeout=30) as r:
         chunk = next(r.iter_text())

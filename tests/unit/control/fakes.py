@@ -61,7 +61,6 @@ class FakeBackend:
             port=9000,
             pid=None,
             started_at=datetime.now(UTC),
-            log_path=Path("/dev/null"),
             alive=True,
         )
         self._live[launch.replica_id] = obs

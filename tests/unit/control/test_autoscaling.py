@@ -98,7 +98,7 @@ def replica(rid: str, state: ReplicaState = ReplicaState.READY, endpoint: str = 
         pid=None,
         started_mono=0.0,
         started_at=datetime(2026, 1, 1, tzinfo=UTC),
-        log_path=Path("/dev/null"),
+        log_location=None,
         state=state,
     )
 
@@ -266,7 +266,6 @@ class FakeBackend:
             port=9,  # nothing listens: the replica stays starting
             pid=None,
             started_at=datetime.now(UTC),
-            log_path=Path("/dev/null"),
             alive=True,
         )
 
