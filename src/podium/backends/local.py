@@ -43,7 +43,7 @@ from podium.backends.base import (
 )
 from podium.backends.launch import ENV_INSTANCE_TYPE, ENV_MEMORY_LIMIT, replica_command
 from podium.backends.local_logs import LocalLogs
-from podium.backends.managed import HOST, ManagedReplica
+from podium.backends.managed import HOST, ManagedReplica, cause, remove_status, wait_exited
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import Conflict, Unavailable
 from podium.core.phases import ExitReason
@@ -217,7 +217,7 @@ class LocalBackend:
         if replica.kill_reason is None:
             replica.kill_reason, replica.kill_error = reason, error
             if reason is ExitReason.OOM:  # known as soon as it is decided
-                self._record_cause(replica.replica_id, _cause(reason, error, None))
+                self._record_cause(replica.replica_id, cause(reason, error, None))
         if replica.running():
             processes.signal_group(replica.pid, signal.SIGKILL)
 
@@ -282,34 +282,9 @@ class LocalBackend:
 
     def _exit_report(self, replica: ManagedReplica, code: int | None) -> ObservedReplica:
         status = processes.read_status(replica.status_path)
-        _remove_status(replica.status_path)
-        reason: ExitReason
-        error: str | None
-        if status.get("state") == "out_of_memory":  # a request ran over the kernel limit
-            # The replica's own word wins over a kill: after an OOM it stops listening, so
-            # liveness may fail and the controller kill it as unhealthy.
-            reason = ExitReason.OOM
-            limit = replica.memory_mb
-            error = (
-                f"a request needed more memory than the kernel limit allows; limit {limit} "
-                f"MiB (instance type {replica.instance_type or 'unknown'})"
-            )
-        elif replica.kill_reason is not None:
-            reason = replica.kill_reason
-            error = replica.kill_error or f"killed: {processes.describe_exit(code)}"
-        elif replica.stop_deadline is not None:
-            reason = ExitReason.STOPPED
-            error = None
-            if replica.escalated:
-                timeout = self._settings.control.stop_timeout_s
-                error = f"did not exit within {timeout:g}s of SIGTERM; killed"
-        elif status.get("state") == "load_failed":  # its loader's word: never the exit code
-            reason = ExitReason.LOAD_FAILED
-            error = str(status.get("error") or "") or self._crash_error(replica, code)
-        else:
-            reason = ExitReason.CRASHED
-            error = self._crash_error(replica, code)
-        self._record_cause(replica.replica_id, _cause(reason, error, code))
+        remove_status(replica.status_path)
+        reason, error = replica.verdict(code, status, self._settings.control.stop_timeout_s)
+        self._record_cause(replica.replica_id, cause(reason, error, code))
         return replica.exited(code, reason, error)
 
     def _record_cause(self, replica_id: str, cause: str) -> None:
@@ -324,12 +299,6 @@ class LocalBackend:
         or `start`."""
         with self._ended_lock:
             return self._ended.get(replica_id)
-
-    def _crash_error(self, replica: ManagedReplica, code: int | None) -> str:
-        """One line (the event that reports the exit carries the log's last lines)."""
-        if code is not None or replica.popen is not None:
-            return processes.describe_exit(code)
-        return "exited; exit code unknown (adopted from an earlier server)"
 
     # ------------------------------------------------------------------ adopt
 
@@ -408,47 +377,15 @@ class LocalBackend:
             if r.running():
                 processes.signal_group(r.pid, signal.SIGTERM)
         deadline = time.monotonic() + self._settings.control.stop_timeout_s
-        if not _wait_exited(replicas, deadline):
+        if not wait_exited(replicas, deadline):
             for r in replicas:
                 if r.running():
                     processes.signal_group(r.pid, signal.SIGKILL)
-            _wait_exited(replicas, time.monotonic() + 5.0)
+            wait_exited(replicas, time.monotonic() + 5.0)
         for r in replicas:
             if r.popen is not None:
                 processes.kill_leftover_group(r.pid)
-            _remove_status(r.status_path)
-
-
-def _cause(reason: ExitReason, error: str | None, code: int | None) -> str:
-    """`ran out of memory (used 300 MiB, limit 256 MiB …)`, `crashed (exit code -11 …)`."""
-    if reason is ExitReason.OOM:
-        return f"it ran out of memory ({error})" if error else "it ran out of memory"
-    first = (error or "").split("\n", 1)[0] or processes.describe_exit(code)
-    return f"{reason.value}: {first}"
-
-
-def _remove_status(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    zygote_pool.remove_fork_record(path)
-    path.with_name(path.name + ".tmp").unlink(missing_ok=True)  # left by a replica killed mid-write
-
-
-def _wait_exited(replicas: list[ManagedReplica], deadline: float) -> bool:
-    """Wait (real time) until every replica has exited, reaping them; False on timeout."""
-    while True:
-        alive = False
-        for r in replicas:
-            if r.popen is not None:
-                alive |= r.popen.poll() is None
-            elif r.proc is not None and not processes.has_exited(r.proc):
-                alive = True
-            else:
-                processes.reap(r.pid)
-        if not alive:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
+            remove_status(r.status_path)
 
 
 if TYPE_CHECKING:
