@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import socket
 import tarfile
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -71,6 +75,27 @@ def app(ctx: ApiContext) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture
+def server_url(app: FastAPI) -> Iterator[str]:
+    """The app on a real uvicorn, in a thread, on a free port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.01)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join()
+        sock.close()
 
 
 # ---------------------------------------------------------------- helpers

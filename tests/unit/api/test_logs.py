@@ -1,15 +1,9 @@
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from podium.api import ApiContext
@@ -65,27 +59,6 @@ def test_recent_lines_come_from_the_backend_not_the_stored_path(
         ("iris-ep-r1-ccc", "y"),
     ]
     assert [r["replica_id"] for r in body["replicas"]] == ["iris-ep-r1-ccc", "iris-ep-r1-ddd"]
-
-
-@pytest.fixture
-def server_url(app: FastAPI) -> Iterator[str]:
-    """The app on a real uvicorn, in a thread, on a free port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        time.sleep(0.01)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
-        sock.close()
 
 
 def test_follow_streams_the_tail_then_new_lines(
