@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 from podium.backends.base import AdoptCandidate, ObservedReplica, ReplicaLaunch
 from podium.core.phases import ExitReason
@@ -39,7 +38,6 @@ class FakeBackend:
             port=PORT,
             pid=None,
             started_at=datetime.now(UTC),
-            log_path=Path("/dev/null"),
             alive=True,
         )
         self._live[launch.replica_id] = obs

@@ -28,7 +28,9 @@ from typing import Any
 
 import uvicorn
 
+from podium.core.errors import OutOfMemory
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
+from podium.core.problems import error_doc
 from podium.core.routing import EndpointRoute, ReplicaRoute, endpoint_route
 from podium.core.settings import Settings
 from podium.server.app import Podium
@@ -65,7 +67,8 @@ def served(app: Any) -> Iterator[tuple[str, int]]:
 
 class EchoReplica:
     """What the gateway forwards to: answers `{"outputs": inputs, "path": path}`, a 500
-    problem for `{"inputs": "boom"}` (a model that raised), and records each request."""
+    problem for `{"inputs": "boom"}` (a model that raised), the replica's 507 problem for
+    `{"inputs": "oom"}` (out of memory), and records each request."""
 
     def __init__(self) -> None:
         self.received: list[tuple[str, Any]] = []  # (path, JSON body)
@@ -86,6 +89,8 @@ class EchoReplica:
         inputs = data.get("inputs") if isinstance(data, dict) else data
         if inputs == "boom":
             status, answer = 500, {"status": 500, "detail": "the model raised ValueError: boom"}
+        elif inputs == "oom":  # what a replica answers when a request ran out of memory
+            status, answer = 507, error_doc(OutOfMemory("the replica ran out of memory"))
         else:
             status, answer = 200, {"outputs": inputs, "path": scope["path"]}
         await _json(send, status, answer)
@@ -148,7 +153,7 @@ class InProcessPodium:
             ep = uow.endpoints.get(name)
             ids = [f"{name}-r{ep.revision}-{i:06x}" for i in range(ep.desired_replicas)]
             for rid in ids:
-                log = self.settings.home / "replica-logs" / f"{rid}.log"
+                log = self.settings.logs_dir / name / f"{rid}.log"  # where the backend keeps it
                 log.parent.mkdir(parents=True, exist_ok=True)
                 log.write_text("".join(f"log line {i} of {rid}\n" for i in range(1, log_lines + 1)))
                 uow.replicas.upsert(

@@ -47,11 +47,17 @@ def silent_listener(*, headers: bytes | None = None) -> Iterator[str]:
 
 @contextmanager
 def fake_hub(
-    repo_id: str, files: dict[str, bytes], *, stall_after: int | None = None
+    repo_id: str,
+    files: dict[str, bytes],
+    *,
+    stall_after: int | None = None,
+    file_sizes: bool = True,
 ) -> Iterator[str]:
     """`http://127.0.0.1:PORT` of a tiny Hub serving one model repo (the routes
     huggingface_hub's snapshot_download uses). With `stall_after`, a file's body stops after
-    that many bytes (headers and the first bytes sent, then nothing) until the block ends."""
+    that many bytes (headers and the first bytes sent, then nothing) until the block ends.
+    The repo's info gives each file's size when asked (`?blobs=True`, as the Hub does),
+    unless `file_sizes` is False (a Hub that does not tell the total)."""
     import hashlib
     import json
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,9 +91,12 @@ def fake_hub(
             self.do_GET()
 
         def do_GET(self) -> None:
-            path = self.path.split("?")[0]
+            path, _, query = self.path.partition("?")
             if path.startswith(f"/api/models/{repo_id}/revision/"):
-                siblings = [{"rfilename": name} for name in files]
+                siblings: list[dict[str, object]] = [{"rfilename": name} for name in files]
+                if file_sizes and "blobs=" in query:
+                    for sibling, data in zip(siblings, files.values(), strict=True):
+                        sibling["size"] = len(data)
                 return self._json({"id": repo_id, "sha": sha, "siblings": siblings})
             if path.startswith(f"/api/models/{repo_id}/tree/"):
                 return self._json(

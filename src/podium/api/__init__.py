@@ -7,6 +7,5 @@ backends and runtimes; never gateway, control, server or cli.
 
 from podium.api.app import create_api
 from podium.api.deps import ApiContext
-from podium.api.services.logs import LogSource
 
-__all__ = ["ApiContext", "LogSource", "create_api"]
+__all__ = ["ApiContext", "create_api"]

@@ -14,9 +14,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from podium.api.services.endpoints import EndpointService
-from podium.api.services.logs import LogSource
 from podium.api.services.models import ModelService
 from podium.artifacts.store import ArtifactStore
+from podium.backends.base import ReplicaLogs
 from podium.core.routing import RoutingSource
 from podium.core.settings import ApiLimits, Settings
 from podium.store import Database, UnitOfWork
@@ -29,7 +29,7 @@ class ApiContext:
     settings: Settings
     db: Database
     artifacts: ArtifactStore
-    logs: LogSource  # replica logs: the backend, in production
+    logs: ReplicaLogs  # replica logs are read only through the backend
     wake: Callable[[str | None], None]  # wakes the controller (for one endpoint, or all)
     routing: RoutingSource | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES

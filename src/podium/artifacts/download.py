@@ -2,7 +2,11 @@
 
 `HubDownload.start()` runs `python -m podium.artifacts.download` (`NodeCache.resolve_hf` in
 a process of its own, in its own session) and returns at once; `check()` says whether it is
-still running, what it resolved to, or raises why it failed; `cancel()` kills it.
+still running, what it resolved to, or raises why it failed; `cancel()` kills it. Progress:
+`bytes_done` (measured on disk) and `bytes_total`, the size of the repo's files as the Hub's
+metadata gives it (the child asks for it first and prints it on a line of its own; None
+when the Hub does not say, e.g. a file without a size, or the request failed: the download
+goes on without it).
 
 Why a process and not a thread: a thread blocked in a socket read cannot be stopped, and
 huggingface_hub downloads files in a thread pool that the interpreter joins at exit, so a
@@ -39,13 +43,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from podium.artifacts.sources import NodeCache, ResolvedSource
+from podium.artifacts.sources import DEFAULT_REVISION, NodeCache, ResolvedSource
 from podium.core import errors, redact
 from podium.core.errors import PodiumError, Unavailable
 from podium.core.spec import HfRef
 
 _HUB_VARS = ("HF_", "HUGGING_FACE_", "TRANSFORMERS_OFFLINE")
 _STDERR_TAIL = 2000  # characters of a child's stderr quoted when it dies without a result
+_STDOUT_MAX = 1024 * 1024  # a child prints two short lines; more is not read
 MEASURE_EVERY_S = 1.0  # the cache folders are walked at most this often per download
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -77,6 +82,8 @@ class HubDownload:
         self._progress_at = 0.0
         self._measured_at = 0.0
         self._xet: Path | None = None
+        self._out = bytearray()  # what the child printed so far: its total, then its result
+        self._total: int | None = None
 
     @property
     def folder(self) -> Path:
@@ -94,6 +101,12 @@ class HubDownload:
         """Bytes fetched so far (cache folder and chunk cache), as last measured (at most
         every `MEASURE_EVERY_S`, by `check`)."""
         return max(0, self._progress[1])
+
+    @property
+    def bytes_total(self) -> int | None:
+        """The size of the repo's files, once the child has read it from the Hub (None
+        before, or when the Hub does not tell it)."""
+        return self._total
 
     @property
     def endpoint(self) -> str:
@@ -145,6 +158,8 @@ class HubDownload:
             raise Unavailable(
                 f"could not start the download of {self.label}: {e}", field="model"
             ) from e
+        assert self._proc.stdout is not None
+        os.set_blocking(self._proc.stdout.fileno(), False)  # `check` reads what is there
         self._progress, self._progress_at = self._measure(), self._monotonic()
         self._measured_at = self._progress_at
 
@@ -154,6 +169,7 @@ class HubDownload:
         if proc is None:
             raise Unavailable(f"the download of {self.label} was not started", field="model")
         code = proc.poll()
+        self._read_out()
         if code is None:
             now = self._monotonic()
             if now - self._measured_at < MEASURE_EVERY_S:
@@ -169,9 +185,8 @@ class HubDownload:
                     field="model",
                 )
             return None
-        assert proc.stdout is not None
         self._progress = self._measure()  # what it fetched in all (`bytes_done`)
-        result = _last_json(proc.stdout.read())
+        result = _last_json(bytes(self._out))
         stderr = self._stderr_tail()
         self._close()
         if result is not None and "path" in result:
@@ -207,6 +222,22 @@ class HubDownload:
             shutil.rmtree(self._xet, ignore_errors=True)
             self._xet = None
 
+    def _read_out(self) -> None:
+        """Take what the child has printed since the last call (never waits for more)."""
+        proc = self._proc
+        if proc is None or proc.stdout is None or proc.stdout.closed:
+            return
+        while len(self._out) < _STDOUT_MAX:
+            try:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+            except (BlockingIOError, OSError):
+                break
+            if not chunk:
+                break
+            self._out += chunk
+        if self._total is None:
+            self._total = _total_line(bytes(self._out))
+
     def _stderr_tail(self) -> str:
         if self._stderr is None:
             return ""
@@ -237,6 +268,17 @@ class HubDownload:
 def _error_class(name: str) -> type[PodiumError]:
     cls = getattr(errors, name, None)
     return cls if isinstance(cls, type) and issubclass(cls, PodiumError) else PodiumError
+
+
+def _total_line(data: bytes) -> int | None:
+    """The total the child announced (`{"total": N}`), if it has."""
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        if line.startswith('{"total"'):
+            with contextlib.suppress(ValueError):
+                value = json.loads(line).get("total")
+                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                    return value
+    return None
 
 
 def _last_json(data: bytes) -> dict[str, Any] | None:
@@ -306,6 +348,24 @@ def _install_timeouts(connect_s: float, read_s: float) -> None:
     set_client_factory(factory)
 
 
+def _total_size(cache: NodeCache, ref: HfRef) -> int | None:
+    """The size of the repo's files at `ref`, from the Hub's metadata (`model_info` with
+    `files_metadata`: one request); None when a file has no size or the Hub does not answer
+    (the download itself then reports the error, if there is one)."""
+    try:
+        from huggingface_hub import HfApi
+
+        api = HfApi(endpoint=cache.hf_endpoint, token=cache.env.get("HF_TOKEN") or False)
+        revision = ref.revision or DEFAULT_REVISION
+        info = api.model_info(ref.repo_id, revision=revision, files_metadata=True)
+    except Exception:  # any failure: no total, the download goes on
+        return None
+    sizes = [s.size for s in info.siblings or ()]
+    if not sizes or any(not isinstance(n, int) for n in sizes):
+        return None
+    return sum(n for n in sizes if isinstance(n, int))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m podium.artifacts.download")
     parser.add_argument("repo_id")
@@ -318,9 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent(args.parent_pid)
     _install_timeouts(args.connect_timeout, args.read_timeout)
     cache = NodeCache(args.cache_dir)
+    ref = HfRef(args.repo_id, args.revision or None)
+    if not cache.hf_offline and (total := _total_size(cache, ref)) is not None:
+        print(json.dumps({"total": total}), flush=True)  # first: the parent shows progress
     result: dict[str, Any]
     try:
-        got = cache.resolve_hf(HfRef(args.repo_id, args.revision or None))
+        got = cache.resolve_hf(ref)
         result = {"path": str(got.path), "ref": got.ref, "revision": got.revision}
     except PodiumError as e:
         result = {"error": type(e).__name__, "message": e.message, "field": e.field}

@@ -34,17 +34,22 @@ class ReplicaLaunch:
 
 @dataclass(frozen=True, slots=True)
 class ObservedReplica:
-    """A backend's view of one replica it manages."""
+    """A backend's view of one replica it manages: where it answers (`host`, `port`), on
+    whichever machine the backend placed it. `pid` is for people and events (a remote
+    backend may not know one); `log_location` says where the backend keeps the replica's log
+    (a path for the local backend, something else for a remote one), kept in the store so a
+    later server's backend can find it: readers ask the backend (`ReplicaLogs`), never the
+    location itself."""
 
     replica_id: str
     endpoint: str
     revision: int
     host: str
     port: int
-    pid: int | None
     started_at: datetime
-    log_path: Path
     alive: bool
+    pid: int | None = None
+    log_location: str | None = None
     exit_code: int | None = None
     exit_reason: ExitReason | None = None
     error: str | None = None  # load error or last log lines, for events
@@ -74,7 +79,7 @@ class AdoptCandidate:
     port: int
     pid: int | None
     started_at: datetime
-    log_path: str
+    log_location: str | None = None  # as the backend reported it (`ObservedReplica`)
 
 
 @runtime_checkable
@@ -98,7 +103,39 @@ class KeepsLogs(Protocol):
     def forget_endpoint(self, endpoint: str) -> None: ...
 
 
-class Backend(Protocol):
+class LogFollower(Protocol):
+    """One replica's log being followed."""
+
+    def read_new(self) -> list[str]:
+        """The complete lines written since the last call ([] if none)."""
+        ...
+
+
+class ReplicaLogs(Protocol):
+    """Replica logs, read only through the backend that placed the replicas: it knows where
+    they live (files on this node for `local`, the replica's node for a remote backend).
+    Logs outlive their replica and the server that started it, until the endpoint is
+    deleted (`KeepsLogs.forget_endpoint`) or a retention drops the oldest."""
+
+    def logs(self, replica_id: str, tail: int = 200) -> list[str]:
+        """The last `tail` lines of the replica's stdout+stderr (also after it exited, and
+        for a replica of a previous server); [] when there is no log."""
+        ...
+
+    def kept_logs(self, endpoint: str) -> list[str]:
+        """The ids of the endpoint's replicas whose logs are kept, oldest first (running
+        and exited ones alike)."""
+        ...
+
+    def follow_logs(self, replica_id: str, tail: int | None) -> tuple[list[str], LogFollower]:
+        """The last `tail` complete lines of the replica's log and a follower of the lines
+        written after them; `tail` None: no lines now, the follower starts at the log's
+        first line (a replica that appeared while following). A log that does not exist
+        yet is followed from when it appears."""
+        ...
+
+
+class Backend(ReplicaLogs, Protocol):
     name: str
 
     def start(self, launch: ReplicaLaunch) -> ObservedReplica:
@@ -123,10 +160,6 @@ class Backend(Protocol):
     def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
         """Take over replicas of a previous server process that are still alive; return those
         adopted. Candidates not alive (or not ours) are ignored."""
-        ...
-
-    def logs(self, replica_id: str, tail: int = 200) -> list[str]:
-        """The last `tail` lines of the replica's stdout+stderr (also after it exited)."""
         ...
 
     def close(self, *, stop_replicas: bool = True) -> None: ...

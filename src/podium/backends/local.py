@@ -8,7 +8,15 @@ Replicas of external frameworks (`command`, vllm, tgi, …) run their own server
 instead, on a port it binds itself (`external.py` builds and checks the command).
 
 One lock guards the table of managed replicas: the controller calls `start`/`stop`/`poll`
-from its thread while the API reads `logs` from others.
+from its thread. Logs (`local_logs.LocalLogs`) and exit causes have locks of their own, so
+the API's and the gateway's threads never wait for a start or a poll.
+
+Forking and this lock: `start` holds `_lock` while a zygote forks and while
+`subprocess.Popen` forks, but no child ever runs with a copy of it. A zygote is a process
+of its own, started by fork+exec: it forks itself, and its children inherit the zygote's
+memory, never the server's. `Popen` (no `preexec_fn` anywhere in Podium) runs no Python
+code between fork and exec, and exec replaces the copied memory, locked or not. The server
+process never calls `os.fork()` without an exec (test_local_fork_safety.py).
 """
 
 from __future__ import annotations
@@ -24,16 +32,18 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from podium.backends import external, logfiles, processes, zygote_pool
+from podium.backends import external, processes, zygote_pool
 from podium.backends.base import (
     AdoptCandidate,
     Backend,
+    LogFollower,
     ObservedReplica,
     ReplicaLaunch,
     ReplicaStartup,
 )
 from podium.backends.launch import ENV_INSTANCE_TYPE, ENV_MEMORY_LIMIT, replica_command
-from podium.backends.managed import HOST, ManagedReplica
+from podium.backends.local_logs import LocalLogs
+from podium.backends.managed import HOST, ManagedReplica, cause, remove_status, wait_exited
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import Conflict, Unavailable
 from podium.core.phases import ExitReason
@@ -63,7 +73,7 @@ class LocalBackend:
         self._python = python
         self._lock = threading.Lock()
         self._replicas: dict[str, ManagedReplica] = {}
-        self._log_paths: dict[str, Path] = {}  # every replica seen, for logs after exit
+        self.replica_logs = LocalLogs(settings.logs_dir, settings.log_retention)
         # Replica -> why it ended (recent ones), under its own lock: the gateway's event loop
         # reads it (`exit_cause`) and must never wait for `_lock`, which `poll` holds across
         # process-tree walks and `start` across forks.
@@ -78,11 +88,8 @@ class LocalBackend:
         with self._lock:
             if launch.replica_id in self._replicas:
                 raise Conflict(f"replica {launch.replica_id} is already running", field="replica")
-            log_path = logfiles.path_for(
-                self._settings.logs_dir, launch.endpoint, launch.replica_id
-            )
+            log_path = self.replica_logs.open_for(launch.endpoint, launch.replica_id)
             status_path = self._status_path(launch.replica_id)
-            log_path.parent.mkdir(parents=True, exist_ok=True)
             status_path.parent.mkdir(parents=True, exist_ok=True)
             status_path.unlink(missing_ok=True)
 
@@ -136,7 +143,6 @@ class LocalBackend:
                 limits = {k: env[k] for k in (ENV_MEMORY_LIMIT, ENV_INSTANCE_TYPE)}
                 zygote_pool.write_fork_record(status_path, replica.pid, limits)
             self._replicas[launch.replica_id] = replica
-            self._log_paths[launch.replica_id] = log_path
             self._prune_logs(launch.endpoint)
             return replica.observed()
 
@@ -165,10 +171,7 @@ class LocalBackend:
         with self._lock:
             if launch.replica_id in self._replicas:
                 raise Conflict(f"replica {launch.replica_id} is already running", field="replica")
-            log_path = logfiles.path_for(
-                self._settings.logs_dir, launch.endpoint, launch.replica_id
-            )
-            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path = self.replica_logs.open_for(launch.endpoint, launch.replica_id)
             popen = external.spawn(plan, log_path)
             replica = ManagedReplica(
                 replica_id=launch.replica_id,
@@ -184,7 +187,6 @@ class LocalBackend:
                 instance_type=launch.instance_type.name,
             )
             self._replicas[launch.replica_id] = replica
-            self._log_paths[launch.replica_id] = log_path
             self._prune_logs(launch.endpoint)
             return replica.observed()
 
@@ -215,7 +217,7 @@ class LocalBackend:
         if replica.kill_reason is None:
             replica.kill_reason, replica.kill_error = reason, error
             if reason is ExitReason.OOM:  # known as soon as it is decided
-                self._record_cause(replica.replica_id, _cause(reason, error, None))
+                self._record_cause(replica.replica_id, cause(reason, error, None))
         if replica.running():
             processes.signal_group(replica.pid, signal.SIGKILL)
 
@@ -280,34 +282,9 @@ class LocalBackend:
 
     def _exit_report(self, replica: ManagedReplica, code: int | None) -> ObservedReplica:
         status = processes.read_status(replica.status_path)
-        _remove_status(replica.status_path)
-        reason: ExitReason
-        error: str | None
-        if status.get("state") == "out_of_memory":  # a request ran over the kernel limit
-            # The replica's own word wins over a kill: after an OOM it stops listening, so
-            # liveness may fail and the controller kill it as unhealthy.
-            reason = ExitReason.OOM
-            limit = replica.memory_mb
-            error = (
-                f"a request needed more memory than the kernel limit allows; limit {limit} "
-                f"MiB (instance type {replica.instance_type or 'unknown'})"
-            )
-        elif replica.kill_reason is not None:
-            reason = replica.kill_reason
-            error = replica.kill_error or f"killed: {processes.describe_exit(code)}"
-        elif replica.stop_deadline is not None:
-            reason = ExitReason.STOPPED
-            error = None
-            if replica.escalated:
-                timeout = self._settings.control.stop_timeout_s
-                error = f"did not exit within {timeout:g}s of SIGTERM; killed"
-        elif status.get("state") == "load_failed":  # its loader's word: never the exit code
-            reason = ExitReason.LOAD_FAILED
-            error = str(status.get("error") or "") or self._crash_error(replica, code)
-        else:
-            reason = ExitReason.CRASHED
-            error = self._crash_error(replica, code)
-        self._record_cause(replica.replica_id, _cause(reason, error, code))
+        remove_status(replica.status_path)
+        reason, error = replica.verdict(code, status, self._settings.control.stop_timeout_s)
+        self._record_cause(replica.replica_id, cause(reason, error, code))
         return replica.exited(code, reason, error)
 
     def _record_cause(self, replica_id: str, cause: str) -> None:
@@ -322,12 +299,6 @@ class LocalBackend:
         or `start`."""
         with self._ended_lock:
             return self._ended.get(replica_id)
-
-    def _crash_error(self, replica: ManagedReplica, code: int | None) -> str:
-        """One line (the event that reports the exit carries the log's last lines)."""
-        if code is not None or replica.popen is not None:
-            return processes.describe_exit(code)
-        return "exited; exit code unknown (adopted from an earlier server)"
 
     # ------------------------------------------------------------------ adopt
 
@@ -357,7 +328,7 @@ class LocalBackend:
                     port=c.port,
                     pid=c.pid,
                     started_at=c.started_at,
-                    log_path=Path(c.log_path),
+                    log_path=self.replica_logs.location(c.endpoint, c.replica_id, c.log_location),
                     status_path=self._status_path(c.replica_id),
                     proc=proc,
                     memory_mb=int(limit) if limit and limit.isdigit() else None,
@@ -367,32 +338,29 @@ class LocalBackend:
                     start_mode="fork" if forked else "spawn",
                 )
                 self._replicas[c.replica_id] = replica
-                self._log_paths[c.replica_id] = replica.log_path
+                self.replica_logs.remember(c.replica_id, replica.log_path)
                 adopted.append(replica.observed())
         return adopted
 
     # ------------------------------------------------------------------ logs
 
-    def log_path(self, replica_id: str) -> Path | None:
-        """Where the replica's stdout+stderr go (also for replicas of a previous server)."""
-        with self._lock:
-            known = self._log_paths.get(replica_id)
-        return known if known is not None else logfiles.find(self._settings.logs_dir, replica_id)
-
     def _prune_logs(self, endpoint: str) -> None:
         """Keep the endpoint's newest `log_retention` log files (never a running one's)."""
         live = {r.replica_id for r in self._replicas.values() if r.endpoint == endpoint}
-        logfiles.prune(
-            self._settings.logs_dir, endpoint, self._settings.log_retention, protect=live
-        )
+        self.replica_logs.prune(endpoint, live)
 
     def forget_endpoint(self, endpoint: str) -> None:
         """The endpoint is deleted: its replicas' log files go with it."""
-        logfiles.remove_endpoint(self._settings.logs_dir, endpoint)
+        self.replica_logs.forget_endpoint(endpoint)
 
     def logs(self, replica_id: str, tail: int = 200) -> list[str]:
-        path = self.log_path(replica_id)
-        return [] if path is None else logfiles.tail_lines(path, tail)
+        return self.replica_logs.logs(replica_id, tail)
+
+    def kept_logs(self, endpoint: str) -> list[str]:
+        return self.replica_logs.kept_logs(endpoint)
+
+    def follow_logs(self, replica_id: str, tail: int | None) -> tuple[list[str], LogFollower]:
+        return self.replica_logs.follow_logs(replica_id, tail)
 
     # ------------------------------------------------------------------ close
 
@@ -409,47 +377,15 @@ class LocalBackend:
             if r.running():
                 processes.signal_group(r.pid, signal.SIGTERM)
         deadline = time.monotonic() + self._settings.control.stop_timeout_s
-        if not _wait_exited(replicas, deadline):
+        if not wait_exited(replicas, deadline):
             for r in replicas:
                 if r.running():
                     processes.signal_group(r.pid, signal.SIGKILL)
-            _wait_exited(replicas, time.monotonic() + 5.0)
+            wait_exited(replicas, time.monotonic() + 5.0)
         for r in replicas:
             if r.popen is not None:
                 processes.kill_leftover_group(r.pid)
-            _remove_status(r.status_path)
-
-
-def _cause(reason: ExitReason, error: str | None, code: int | None) -> str:
-    """`ran out of memory (used 300 MiB, limit 256 MiB …)`, `crashed (exit code -11 …)`."""
-    if reason is ExitReason.OOM:
-        return f"it ran out of memory ({error})" if error else "it ran out of memory"
-    first = (error or "").split("\n", 1)[0] or processes.describe_exit(code)
-    return f"{reason.value}: {first}"
-
-
-def _remove_status(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    zygote_pool.remove_fork_record(path)
-    path.with_name(path.name + ".tmp").unlink(missing_ok=True)  # left by a replica killed mid-write
-
-
-def _wait_exited(replicas: list[ManagedReplica], deadline: float) -> bool:
-    """Wait (real time) until every replica has exited, reaping them; False on timeout."""
-    while True:
-        alive = False
-        for r in replicas:
-            if r.popen is not None:
-                alive |= r.popen.poll() is None
-            elif r.proc is not None and not processes.has_exited(r.proc):
-                alive = True
-            else:
-                processes.reap(r.pid)
-        if not alive:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
+            remove_status(r.status_path)
 
 
 if TYPE_CHECKING:

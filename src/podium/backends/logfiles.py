@@ -7,8 +7,9 @@ outlive their replica, and the server: they are how a user reads why a replica f
 the endpoint itself is deleted.
 
 This module is the one place that knows where a log file is (`path_for`, `find`: ids that
-are not `SAFE_ID` never become paths) and how its end is read (`tail`, `tail_lines`: the
-backend's crash events, its `logs`, and the logs API alike). A tail reads at most
+are not `SAFE_ID` never become paths), how its end is read (`tail`, `tail_lines`: the
+backend's crash events and its `logs`) and how it is followed (`Follower`: what was appended
+since the last read, one complete line at a time). A tail reads at most
 `TAIL_MAX_BYTES` from the end of the file, never the whole file, and cuts each line to
 `MAX_LINE_CHARS`, so a replica that prints megabytes without a newline cannot bloat an
 event or the server's memory.
@@ -20,7 +21,7 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ SUFFIX = ".log"
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")  # endpoint names and replica ids
 MAX_LINE_CHARS = 500  # a longer line in a tail is cut, ending in "…"
 TAIL_MAX_BYTES = 1024 * 1024  # read from the end of a file for a tail, at most
+READ_MAX = 1024 * 1024  # bytes a follower reads per `read_new`
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,58 @@ def tail(
 
 def _cut(line: str) -> str:
     return line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 1] + "…"
+
+
+class Follower:
+    """One log file being followed: `read_new` returns the complete lines appended since the
+    last call (at most `READ_MAX` bytes a call). A file that shrank was truncated or replaced:
+    it is read again from its start. A file not there yet is looked for again each call
+    (`locate`), so a replica whose log appears later is followed from its first line."""
+
+    def __init__(
+        self, path: Path | None, offset: int = 0, locate: Callable[[], Path | None] | None = None
+    ) -> None:
+        self.path = path
+        self.offset = offset
+        self._partial = b""
+        self._locate = locate
+
+    def read_new(self) -> list[str]:
+        if self.path is None and self._locate is not None:
+            self.path = self._locate()
+        if self.path is None:
+            return []
+        try:
+            size = self.path.stat().st_size
+            if size < self.offset:  # truncated or replaced: start over
+                self.offset, self._partial = 0, b""
+            if size == self.offset:
+                return []
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read(READ_MAX)
+        except OSError:
+            return []
+        self.offset += len(data)
+        data = self._partial + data
+        cut = data.rfind(b"\n") + 1
+        self._partial = data[cut:]
+        lines = data[:cut].decode("utf-8", errors="replace").splitlines()
+        if len(self._partial) > READ_MAX:  # a runaway line without an end: show it in pieces
+            lines.append(self._partial.decode("utf-8", errors="replace"))
+            self._partial = b""
+        return lines
+
+
+def follow(
+    path: Path | None, n: int | None, locate: Callable[[], Path | None] | None = None
+) -> tuple[list[str], Follower]:
+    """The last `n` complete lines of `path` and a `Follower` of what comes after them; with
+    `n` None no tail: the follower starts at the file's first byte."""
+    if path is None or n is None:
+        return [], Follower(path, 0, locate)
+    lines, offset = tail(path, n, complete=True)
+    return lines, Follower(path, offset, locate)
 
 
 def list_files(logs_dir: Path, endpoint: str) -> list[LogFile]:

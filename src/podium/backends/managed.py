@@ -1,11 +1,14 @@
-"""What the local backend remembers about one replica process it watches."""
+"""What the local backend remembers about one replica process it watches, and how its end
+reads (`verdict`: the exit reason and error; `cause`: a few words for the gateway)."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -64,7 +67,7 @@ class ManagedReplica:
             port=self.port,
             pid=self.pid,
             started_at=self.started_at,
-            log_path=self.log_path,
+            log_location=str(self.log_path),
             alive=alive,
             exit_code=exit_code,
             exit_reason=exit_reason,
@@ -72,8 +75,71 @@ class ManagedReplica:
             start_mode=self.start_mode,
         )
 
+    def verdict(
+        self, code: int | None, status: dict[str, Any], stop_timeout_s: float
+    ) -> tuple[ExitReason, str | None]:
+        """Why the process ended, and the error to report, from its exit `code`, its status
+        file and what this backend did to it (a stop, a kill)."""
+        if status.get("state") == "out_of_memory":  # a request ran over the kernel limit
+            # The replica's own word wins over a kill: after an OOM it stops listening, so
+            # liveness may fail and the controller kill it as unhealthy.
+            return ExitReason.OOM, (
+                f"a request needed more memory than the kernel limit allows; limit "
+                f"{self.memory_mb} MiB (instance type {self.instance_type or 'unknown'})"
+            )
+        if self.kill_reason is not None:
+            return self.kill_reason, self.kill_error or f"killed: {processes.describe_exit(code)}"
+        if self.stop_deadline is not None:
+            if self.escalated:
+                return (
+                    ExitReason.STOPPED,
+                    f"did not exit within {stop_timeout_s:g}s of SIGTERM; killed",
+                )
+            return ExitReason.STOPPED, None
+        if status.get("state") == "load_failed":  # its loader's word: never the exit code
+            return ExitReason.LOAD_FAILED, str(status.get("error") or "") or self._crash_error(code)
+        return ExitReason.CRASHED, self._crash_error(code)
+
+    def _crash_error(self, code: int | None) -> str:
+        """One line (the event that reports the exit carries the log's last lines)."""
+        if code is not None or self.popen is not None:
+            return processes.describe_exit(code)
+        return "exited; exit code unknown (adopted from an earlier server)"
+
     def running(self) -> bool:
         """True while the pid still names our process (safe to signal)."""
         if self.popen is not None:
             return self.popen.returncode is None
         return self.proc is not None and not processes.has_exited(self.proc)
+
+
+def cause(reason: ExitReason, error: str | None, code: int | None) -> str:
+    """`ran out of memory (used 300 MiB, limit 256 MiB …)`, `crashed (exit code -11 …)`."""
+    if reason is ExitReason.OOM:
+        return f"it ran out of memory ({error})" if error else "it ran out of memory"
+    first = (error or "").split("\n", 1)[0] or processes.describe_exit(code)
+    return f"{reason.value}: {first}"
+
+
+def remove_status(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    zygote_pool.remove_fork_record(path)
+    path.with_name(path.name + ".tmp").unlink(missing_ok=True)  # left by a replica killed mid-write
+
+
+def wait_exited(replicas: list[ManagedReplica], deadline: float) -> bool:
+    """Wait (real time) until every replica has exited, reaping them; False on timeout."""
+    while True:
+        alive = False
+        for r in replicas:
+            if r.popen is not None:
+                alive |= r.popen.poll() is None
+            elif r.proc is not None and not processes.has_exited(r.proc):
+                alive = True
+            else:
+                processes.reap(r.pid)
+        if not alive:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)

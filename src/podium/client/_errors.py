@@ -19,6 +19,7 @@ from podium.core.errors import (
     Conflict,
     Invalid,
     NotFound,
+    OutOfMemory,
     PodiumError,
     Retryable,
     TooLarge,
@@ -34,6 +35,7 @@ _BY_STATUS: dict[int, type[PodiumError]] = {
     502: Unavailable,
     503: Unavailable,
     504: Unavailable,
+    507: OutOfMemory,  # a replica ran out of its memory limit serving the request
 }
 
 

@@ -51,7 +51,7 @@ class Adoption:
                 port=r.port,
                 pid=r.pid,
                 started_at=r.started_at,
-                log_path=r.log_path,
+                log_location=r.log_path or None,
             )
             for r in rows
         ]

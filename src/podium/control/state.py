@@ -68,7 +68,7 @@ class ControllerState:
             pid=obs.pid,
             started_mono=now,
             started_at=obs.started_at,
-            log_path=obs.log_path,
+            log_location=obs.log_location,
             restarts=restarts,
             starting_since=now,
         )

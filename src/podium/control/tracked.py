@@ -20,7 +20,7 @@ class TrackedReplica:
     pid: int | None
     started_mono: float
     started_at: datetime
-    log_path: Path
+    log_location: str | None  # where the backend keeps its log (`ObservedReplica`)
     state: ReplicaState = ReplicaState.STARTING
     restarts: int = 0
     ready_at: float | None = None
@@ -50,7 +50,7 @@ class TrackedReplica:
             pid=self.pid,
             started_at=self.started_at,
             restarts=self.restarts,
-            log_path=str(self.log_path),
+            log_path=self.log_location or "",
         )
 
 

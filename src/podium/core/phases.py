@@ -93,6 +93,7 @@ class EventKind(StrEnum):
     SCALED = "scaled"
     SPEC = "spec"  # created / updated / paused / resumed by a user
     DOWNLOAD_STARTED = "download_started"  # a model (hf://) is being fetched onto this node
+    DOWNLOAD_PROGRESS = "download_progress"  # bytes so far (of the total when known)
     DOWNLOAD_DONE = "download_done"
     DOWNLOAD_FAILED = "download_failed"  # with the reason (stalled, not found, …)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import socket
 import tarfile
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from podium.api import ApiContext, create_api
 from podium.artifacts.store import ArtifactStore
+from podium.backends import logfiles
+from podium.backends.local_logs import LocalLogs
 from podium.core.phases import ReplicaState
 from podium.core.settings import Settings
 from podium.store import Database
@@ -23,22 +29,6 @@ from podium.store.records import ReplicaRecord
 from tests.support.db import sqlite_url
 
 __all__ = ["sqlite_url"]
-
-
-class FileLogs:
-    """A log source reading `<root>/<replica_id>.log`, like the local backend does."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, replica_id: str) -> Path:
-        return self.root / f"{replica_id}.log"
-
-    def logs(self, replica_id: str, tail: int = 200) -> list[str]:
-        path = self.path(replica_id)
-        if not path.exists() or tail <= 0:
-            return []
-        return path.read_text().splitlines()[-tail:]
 
 
 class WakeRecorder:
@@ -55,13 +45,6 @@ def wake() -> WakeRecorder:
 
 
 @pytest.fixture
-def file_logs(tmp_path: Path) -> FileLogs:
-    root = tmp_path / "logs"
-    root.mkdir()
-    return FileLogs(root)
-
-
-@pytest.fixture
 def db(sqlite_url: str) -> Iterator[Database]:
     database = Database(sqlite_url)
     database.migrate()
@@ -70,13 +53,14 @@ def db(sqlite_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def ctx(tmp_path: Path, db: Database, file_logs: FileLogs, wake: WakeRecorder) -> ApiContext:
+def ctx(tmp_path: Path, db: Database, wake: WakeRecorder) -> ApiContext:
     settings = Settings(home=tmp_path / "home", port=8123)
     return ApiContext(
         settings=settings,
         db=db,
         artifacts=ArtifactStore(settings.artifacts_dir),
-        logs=file_logs,
+        # the local backend's own log reader, over the files a replica would write
+        logs=LocalLogs(settings.logs_dir, settings.log_retention),
         wake=wake,
         log_poll_s=0.05,
     )
@@ -91,6 +75,27 @@ def app(ctx: ApiContext) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture
+def server_url(app: FastAPI) -> Iterator[str]:
+    """The app on a real uvicorn, in a thread, on a free port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.01)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join()
+        sock.close()
 
 
 # ---------------------------------------------------------------- helpers
@@ -134,6 +139,14 @@ def push(
 
 def spec(name: str = "iris-ep", model: str = "iris", **extra: Any) -> dict[str, Any]:
     return {"name": name, "model": model, "framework": "sklearn", **extra}
+
+
+def write_log(ctx: ApiContext, endpoint: str, replica_id: str, text: str) -> Path:
+    """The replica's log file where the local backend keeps it, with `text` in it."""
+    path = logfiles.path_for(ctx.settings.logs_dir, endpoint, replica_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
 
 
 def add_replica(

@@ -1,19 +1,13 @@
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from podium.api import ApiContext
-from tests.unit.api.conftest import FileLogs, add_replica, push, spec
+from tests.unit.api.conftest import add_replica, push, spec, write_log
 
 LOGS = "/api/v1/endpoints/iris-ep/logs"
 
@@ -24,18 +18,15 @@ def endpoint(client: TestClient) -> None:
     assert client.post("/api/v1/endpoints", json=spec()).status_code == 201
 
 
-def _replica(ctx: ApiContext, file_logs: FileLogs, replica_id: str, text: str) -> Path:
-    path = file_logs.path(replica_id)
-    path.write_text(text)
+def _replica(ctx: ApiContext, replica_id: str, text: str) -> Path:
+    path = write_log(ctx, "iris-ep", replica_id, text)
     add_replica(ctx.db, "iris-ep", replica_id, log_path=path)
     return path
 
 
-def test_recent_lines(
-    client: TestClient, endpoint: None, ctx: ApiContext, file_logs: FileLogs, tmp_path: Path
-) -> None:
-    _replica(ctx, file_logs, "iris-ep-r1-bbb", "b1\nb2\nb3\n")
-    _replica(ctx, file_logs, "iris-ep-r1-aaa", "a1\na2\n")
+def test_recent_lines(client: TestClient, endpoint: None, ctx: ApiContext) -> None:
+    _replica(ctx, "iris-ep-r1-bbb", "b1\nb2\nb3\n")
+    _replica(ctx, "iris-ep-r1-aaa", "a1\na2\n")
     r = client.get(LOGS, params={"tail": 2})
     assert r.status_code == 200
     assert [(i["replica_id"], i["line"]) for i in r.json()["items"]] == [
@@ -51,41 +42,29 @@ def test_recent_lines(
     assert client.get("/api/v1/endpoints/nobody/logs").status_code == 404
 
 
-def test_recent_lines_of_a_replica_the_source_does_not_know(
+def test_recent_lines_come_from_the_backend_not_the_stored_path(
     client: TestClient, endpoint: None, ctx: ApiContext, tmp_path: Path
 ) -> None:
-    elsewhere = tmp_path / "adopted.log"
-    elsewhere.write_text("x\ny\n")
+    """The store's log location is the backend's business: the API asks the backend, which
+    finds the log of a replica it did not start (a previous server's) where it keeps logs,
+    and never opens a path it reads from the store."""
+    write_log(ctx, "iris-ep", "iris-ep-r1-ccc", "x\ny\n")
+    elsewhere = tmp_path / "not-a-log.txt"
+    elsewhere.write_text("secret\n")
     add_replica(ctx.db, "iris-ep", "iris-ep-r1-ccc", log_path=elsewhere)
-    items = client.get(LOGS).json()["items"]
-    assert [i["line"] for i in items] == ["x", "y"]
-
-
-@pytest.fixture
-def server_url(app: FastAPI) -> Iterator[str]:
-    """The app on a real uvicorn, in a thread, on a free port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        time.sleep(0.01)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
-        sock.close()
+    add_replica(ctx.db, "iris-ep", "iris-ep-r1-ddd", log_path=elsewhere)  # no log kept
+    body = client.get(LOGS).json()
+    assert [(i["replica_id"], i["line"]) for i in body["items"]] == [
+        ("iris-ep-r1-ccc", "x"),
+        ("iris-ep-r1-ccc", "y"),
+    ]
+    assert [r["replica_id"] for r in body["replicas"]] == ["iris-ep-r1-ccc", "iris-ep-r1-ddd"]
 
 
 def test_follow_streams_the_tail_then_new_lines(
-    endpoint: None, ctx: ApiContext, file_logs: FileLogs, server_url: str
+    endpoint: None, ctx: ApiContext, server_url: str
 ) -> None:
-    path = _replica(ctx, file_logs, "iris-ep-r1-aaa", "one\ntwo\nthree\npart")
+    path = _replica(ctx, "iris-ep-r1-aaa", "one\ntwo\nthree\npart")
     params = {"follow": "true", "tail": "2"}
     with (
         httpx.Client(base_url=server_url, timeout=30) as http,
@@ -99,16 +78,16 @@ def test_follow_streams_the_tail_then_new_lines(
             f.write("ial\nfour\n")
         assert [next(lines), next(lines)] == ["[iris-ep-r1-aaa] partial", "[iris-ep-r1-aaa] four"]
         # a replica started while following is picked up, from its first line
-        _replica(ctx, file_logs, "iris-ep-r2-bbb", "hello\n")
+        _replica(ctx, "iris-ep-r2-bbb", "hello\n")
         assert next(lines) == "[iris-ep-r2-bbb] hello"
     # the client went away: the server shuts down cleanly (the fixture joins its thread)
 
 
 def test_follow_first_chunk_of_one_replica(
-    endpoint: None, ctx: ApiContext, file_logs: FileLogs, server_url: str
+    endpoint: None, ctx: ApiContext, server_url: str
 ) -> None:
-    _replica(ctx, file_logs, "iris-ep-r1-aaa", "a1\n")
-    _replica(ctx, file_logs, "iris-ep-r1-bbb", "b1\n")
+    _replica(ctx, "iris-ep-r1-aaa", "a1\n")
+    _replica(ctx, "iris-ep-r1-bbb", "b1\n")
     params = {"follow": "true", "replica": "iris-ep-r1-bbb"}
     with httpx.stream("GET", server_url + LOGS, params=params, timeout=30) as r:
         chunk = next(r.iter_text())

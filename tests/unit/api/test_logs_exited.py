@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from podium.api import ApiContext
-from tests.unit.api.conftest import FileLogs, add_replica, push, spec
+from tests.unit.api.conftest import add_replica, push, spec, write_log
 
 LOGS = "/api/v1/endpoints/iris-ep/logs"
 
@@ -20,15 +20,14 @@ def endpoint(client: TestClient) -> None:
 
 
 def test_exited_replicas_come_first_then_running_ones(
-    client: TestClient, endpoint: None, ctx: ApiContext, file_logs: FileLogs
+    client: TestClient, endpoint: None, ctx: ApiContext
 ) -> None:
     folder = ctx.settings.logs_dir / "iris-ep"
     folder.mkdir(parents=True)
     for rid, mtime in (("iris-ep-r1-old", 100), ("iris-ep-r1-dead", 200)):
         (folder / f"{rid}.log").write_text(f"{rid} says goodbye\n")
         os.utime(folder / f"{rid}.log", (mtime, mtime))
-    running = file_logs.path("iris-ep-r1-live")
-    running.write_text("serving\n")
+    running = write_log(ctx, "iris-ep", "iris-ep-r1-live", "serving\n")
     add_replica(ctx.db, "iris-ep", "iris-ep-r1-live", log_path=running)
 
     body = client.get(LOGS).json()

@@ -85,10 +85,35 @@ FILES = {"model.py": b"x = 1\n", "weights.bin": b"\x01" * 300_000}
 
 def test_a_hub_that_answers_gives_a_pinned_snapshot(tmp_path: Path) -> None:
     with fake_hub("acme/never", FILES) as hub:
-        done = outcome(download(tmp_path, hub, stall_s=30.0, read_timeout_s=30.0))
+        job = download(tmp_path, hub, stall_s=30.0, read_timeout_s=30.0)
+        done = outcome(job)
     assert isinstance(done, ResolvedSource), done
     assert done.ref == f"hf://acme/never@{done.revision}"
     assert (done.path / "weights.bin").read_bytes() == FILES["weights.bin"]
+    assert job.bytes_total == sum(len(data) for data in FILES.values())  # the Hub's metadata
+    assert job.bytes_done >= job.bytes_total
+
+
+def test_the_total_is_known_while_the_download_runs(tmp_path: Path) -> None:
+    with fake_hub("acme/never", FILES, stall_after=100_000) as hub:
+        job = download(tmp_path, hub)
+        try:
+            deadline = time.monotonic() + WAIT_S
+            while job.bytes_total is None:
+                assert job.check() is None  # still running: the body stalls
+                assert time.monotonic() < deadline, "the total never came"
+                time.sleep(0.1)
+        finally:
+            job.cancel()
+    assert job.bytes_total == 300_006
+
+
+def test_no_total_when_the_hub_does_not_give_sizes(tmp_path: Path) -> None:
+    with fake_hub("acme/never", FILES, file_sizes=False) as hub:
+        job = download(tmp_path, hub, stall_s=30.0, read_timeout_s=30.0)
+        done = outcome(job)
+    assert isinstance(done, ResolvedSource), done
+    assert job.bytes_total is None and job.bytes_done >= 300_006
 
 
 def test_a_file_body_that_stops_coming_fails_as_stalled(tmp_path: Path) -> None:

@@ -153,7 +153,7 @@ def test_adopt_external_replica(settings: Settings, model: Path) -> None:
             port=r.port,
             pid=r.pid,
             started_at=r.started_at,
-            log_path=str(r.log_path),
+            log_location=r.log_location,
         )
         other = dataclasses.replace(candidate, replica_id="byo-r1-zz")
         assert second.adopt([other]) == []  # the process belongs to another replica id

@@ -28,7 +28,10 @@ def test_exited_replicas_logs_are_kept_up_to_the_retention(
         assert len(kept) == 3
         assert {"demo-r1-serve", "demo-r1-last"} <= set(kept)  # running: never deleted
         assert "demo-r1-crash3" in kept  # the newest exited one
-        wait_for(lambda: running.log_path.exists(), "the running replica's log")
+        assert b.kept_logs("demo") == kept  # what the logs API lists, oldest first
+        assert running.log_location is not None
+        log = Path(running.log_location)
+        wait_for(log.exists, "the running replica's log")
 
         b.forget_endpoint("demo")
         assert logfiles.list_files(settings.logs_dir, "demo") == []

@@ -42,7 +42,7 @@ def _candidate(r: ObservedReplica, *, pid: int | None = None, rid: str = "") -> 
         port=r.port,
         pid=r.pid if pid is None else pid,
         started_at=r.started_at,
-        log_path=str(r.log_path),
+        log_location=r.log_location,
     )
 
 
@@ -52,7 +52,7 @@ def test_start_passes_socket_args_and_env_then_stop(settings: Settings, fake_pyt
     spec = launch("demo-r1-a", Path("/models/x"), instance_type=it, task="t", trust_pickle=True)
     r = b.start(spec)
     assert r.alive and r.host == "127.0.0.1" and r.port > 0 and r.pid
-    assert r.log_path == settings.logs_dir / "demo" / "demo-r1-a.log"
+    assert r.log_location == str(settings.logs_dir / "demo" / "demo-r1-a.log")
     wait_for(lambda: _log_has(b, "demo-r1-a", "ready"), "the fake replica to start")
     argv = psutil.Process(r.pid).cmdline()
     assert "--port" not in argv  # the replica learns it from the inherited socket
@@ -240,6 +240,6 @@ def test_logs_of_unknown_and_earlier_replicas(settings: Settings, tmp_path: Path
     log.parent.mkdir(parents=True)
     log.write_text("".join(f"line {i}\n" for i in range(5000)))
     b = LocalBackend(settings)
-    assert b.log_path("demo-r1-old") == log  # found on disk: a previous server's replica
+    assert b.replica_logs.path("demo-r1-old") == log  # found on disk: a previous server's replica
     assert b.logs("demo-r1-old", tail=3) == ["line 4997", "line 4998", "line 4999"]
-    assert b.logs("nope") == [] and b.log_path("../etc") is None
+    assert b.logs("nope") == [] and b.replica_logs.path("../etc") is None

@@ -46,7 +46,7 @@ def _candidate(r: ObservedReplica, pid: int | None) -> AdoptCandidate:
         port=r.port,
         pid=pid,
         started_at=r.started_at,
-        log_path=str(r.log_path),
+        log_location=r.log_location,
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from podium.backends import logfiles
+from podium.backends.local_logs import LocalLogs
 from podium.backends.logfiles import tail_lines
 from podium.core.errors import Invalid
 
@@ -105,3 +106,34 @@ def test_path_for_and_find_are_the_one_way_to_a_log_file(tmp_path: Path) -> None
     assert logfiles.find(tmp_path, "*") is None
     with pytest.raises(Invalid):
         logfiles.path_for(tmp_path, "../up", "r1")
+
+
+def test_a_follower_reads_complete_lines_as_they_are_appended(tmp_path: Path) -> None:
+    path = _write(tmp_path, "ep", "ep-r1-a", 100)  # "ep-r1-a\n"
+    with path.open("a") as f:
+        f.write("two\npart")
+    lines, follower = logfiles.follow(path, 1)
+    assert lines == ["two"]  # the partial line waits until it is complete
+    assert follower.read_new() == []
+    with path.open("a") as f:
+        f.write("ial\nthree\n")
+    assert follower.read_new() == ["partial", "three"]
+    path.write_text("new\n")  # truncated and rewritten: read again from its start
+    assert follower.read_new() == ["new"]
+
+
+def test_a_follower_without_a_tail_starts_at_the_first_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "ep", "ep-r1-a", 100)
+    lines, follower = logfiles.follow(path, None)
+    assert lines == [] and follower.read_new() == ["ep-r1-a"]
+
+
+def test_local_logs_follow_a_log_that_appears_later(tmp_path: Path) -> None:
+    logs = LocalLogs(tmp_path, retention=5)
+    lines, follower = logs.follow_logs("ep-r1-late", 10)
+    assert lines == [] and follower.read_new() == []
+    _write(tmp_path, "ep", "ep-r1-late", 100)  # e.g. a previous server's replica, found on disk
+    assert follower.read_new() == ["ep-r1-late"]
+    assert logs.kept_logs("ep") == ["ep-r1-late"] and logs.logs("ep-r1-late") == ["ep-r1-late"]
+    logs.forget_endpoint("ep")
+    assert logs.kept_logs("ep") == [] and logs.logs("ep-r1-late") == []

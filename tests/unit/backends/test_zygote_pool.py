@@ -126,7 +126,7 @@ def test_forked_replica_serves_in_its_own_session(forking: LocalBackend, bundle:
         target = os.readlink(f"/proc/{r.pid}/fd/{fd}")
         assert target not in zygote_socks, f"fd {fd} is the zygote's {target}"
     assert stat.S_ISREG(os.stat(f"/proc/{r.pid}/fd/1").st_mode)  # stdout: its log file
-    assert os.readlink(f"/proc/{r.pid}/fd/1") == str(r.log_path)
+    assert os.readlink(f"/proc/{r.pid}/fd/1") == r.log_location
     # Signals as in a fresh interpreter: nothing blocked, SIGINT (ignored by the zygote) not.
     assert _signal_mask(r.pid, "SigBlk") == 0
     assert not _signal_mask(r.pid, "SigIgn") & (1 << (signal.SIGINT - 1))
@@ -251,7 +251,7 @@ def test_forked_replica_is_adopted_after_a_server_restart(settings: Settings, bu
             port=r.port,
             pid=r.pid,
             started_at=r.started_at,
-            log_path=str(r.log_path),
+            log_location=r.log_location,
         )
         wrong = dataclasses.replace(candidate, replica_id="demo-r1-zz")
         assert second.adopt([wrong]) == []  # another replica's id: the record does not match

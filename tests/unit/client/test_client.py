@@ -16,6 +16,7 @@ from podium.client import (
     Invalid,
     LoadError,
     NotFound,
+    OutOfMemory,
     PodiumClient,
     PodiumError,
     Unavailable,
@@ -286,7 +287,7 @@ def test_follow_logs_yields_the_tail_then_new_lines_until_the_endpoint_goes(
         f"[{rid}] log line 4 of {rid}",
         f"[{rid}] log line 5 of {rid}",
     ]
-    log = podium.settings.home / "replica-logs" / f"{rid}.log"
+    log = podium.settings.logs_dir / "iris" / f"{rid}.log"
     with log.open("a") as f:
         f.write("a new line\n")
     assert next(follow) == f"[{rid}] a new line"
@@ -308,6 +309,8 @@ def test_invoke_goes_through_the_gateway(
     with pytest.raises(PodiumError, match="boom") as info:
         client.invoke("iris", {"inputs": "boom"})
     assert type(info.value) is PodiumError
+    with pytest.raises(OutOfMemory, match="ran out of memory"):  # the replica's 507
+        client.invoke("iris", {"inputs": "oom"})
     with pytest.raises(NotFound, match="ghost"):
         client.invoke("ghost", {"inputs": 1})
     client.pause("iris")

@@ -99,7 +99,7 @@ def replica(rid: str, state: ReplicaState = ReplicaState.READY, endpoint: str = 
         pid=None,
         started_mono=0.0,
         started_at=datetime(2026, 1, 1, tzinfo=UTC),
-        log_path=Path("/dev/null"),
+        log_location=None,
         state=state,
     )
 

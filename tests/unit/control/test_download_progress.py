@@ -1,10 +1,12 @@
-"""A model download's progress shows in the endpoint's status reason, and its size in the
-`download_done` event (issue 10). A real download child against a loopback Hub that sends
+"""A model download's progress shows in the endpoint's status reason (of the total, when the
+Hub tells it), in `download_progress` events, and its size in the `download_done` event
+(issue 10). A real download child against a loopback Hub that sends
 part of a file and then holds the rest (tests/support/silent_hub.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +82,7 @@ def _passes(
 
 
 def test_the_bytes_fetched_so_far_are_the_status_reason(tmp_path: Path, sqlite_url: str) -> None:
+    """A Hub that does not give the files' sizes: bytes only."""
     db = _endpoint(sqlite_url)
     backend = FakeBackend()
 
@@ -87,13 +90,30 @@ def test_the_bytes_fetched_so_far_are_the_status_reason(tmp_path: Path, sqlite_u
         reason = _status(db)[1]
         return reason is not None and "so far" in reason and " 0.0 KiB" not in reason
 
-    with fake_hub("acme/echo", {"model.bin": BODY}, stall_after=SENT) as hub:
+    with fake_hub("acme/echo", {"model.bin": BODY}, stall_after=SENT, file_sizes=False) as hub:
         _passes(tmp_path, db, backend, hub, fetched)
     status, reason = _status(db)
     db.dispose()
     assert status is EndpointStatus.INITIALIZING
     assert reason is not None and reason.startswith("downloading hf://acme/echo: ")
     assert backend.started == []  # resolving: nothing to start yet
+
+
+def test_the_status_reason_shows_the_share_of_the_total(tmp_path: Path, sqlite_url: str) -> None:
+    db = _endpoint(sqlite_url)
+    backend = FakeBackend()
+
+    def of_total() -> bool:
+        reason = _status(db)[1]
+        return reason is not None and " of 512.0 KiB (" in reason
+
+    with fake_hub("acme/echo", {"model.bin": BODY}, stall_after=SENT) as hub:
+        _passes(tmp_path, db, backend, hub, of_total)
+    status, reason = _status(db)
+    db.dispose()
+    assert status is EndpointStatus.INITIALIZING
+    assert reason is not None
+    assert re.fullmatch(r"downloading hf://acme/echo: \d+\.\d KiB of 512\.0 KiB \(\d+%\)", reason)
 
 
 def test_the_done_event_says_how_much_was_fetched(tmp_path: Path, sqlite_url: str) -> None:

@@ -5,12 +5,13 @@ Real download processes against loopback Hubs (tests/support/silent_hub.py)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from podium.artifacts.sources import NodeCache
-from podium.control.downloads import Downloads
+from podium.control.downloads import PROGRESS_EVERY_S, Downloads, progress
 from podium.core.errors import Unavailable
 from podium.core.phases import EventKind
 from podium.core.settings import DownloadSettings
@@ -21,13 +22,24 @@ WAIT_S = 90
 
 
 class Events(list[tuple[str, EventKind, str]]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: list[dict[str, object]] = []
+
     def __call__(self, endpoint: str, kind: EventKind, message: str, **data: object) -> None:
         self.append((endpoint, kind, message))
+        self.data.append(data)
 
 
-def _downloads(tmp_path: Path, hub: str, events: Events, stall_s: float = 30.0) -> Downloads:
+def _downloads(
+    tmp_path: Path,
+    hub: str,
+    events: Events,
+    stall_s: float = 30.0,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Downloads:
     cache = NodeCache(tmp_path / "cache", env={"HF_ENDPOINT": hub, "HF_HOME": str(tmp_path)})
-    return Downloads(cache, DownloadSettings(stall_s=stall_s), events)
+    return Downloads(cache, DownloadSettings(stall_s=stall_s), events, monotonic=monotonic)
 
 
 def _until_done(d: Downloads, key: tuple[str, int], ref: HfRef) -> Path:
@@ -73,3 +85,73 @@ def test_retain_cancels_unwanted_downloads(tmp_path: Path) -> None:
         assert procs[("a", 1)].poll() is not None and procs[("b", 1)].poll() is not None  # type: ignore[union-attr]
         d.cancel_all()
         assert procs[("a", 2)].poll() is not None  # type: ignore[union-attr]
+
+
+def test_progress_reads_as_a_share_of_the_total_when_it_is_known() -> None:
+    assert progress(12_897_485, 47_815_065) == "12.3 MiB of 45.6 MiB (26%)"
+    assert progress(2_000, None) == "2.0 KiB so far"
+    assert progress(5 * 1024**3, 4 * 1024**3) == "4.0 GiB of 4.0 GiB (100%)"  # never over
+
+
+def test_progress_events_every_tenth_of_the_total(tmp_path: Path) -> None:
+    """A Hub that tells the total and sends part of the file: one progress event for the
+    tenths reached (with the total and the share), none more while nothing new arrives."""
+    events = Events()
+    # a.bin arrives whole; b.bin stops after 250 000 bytes (not written until it ends)
+    files = {"a.bin": b"\1" * 200_000, "b.bin": b"\2" * 400_000}
+    with fake_hub("acme/echo", files, stall_after=250_000) as hub:
+        d = _downloads(tmp_path, hub, events)
+        key, ref = ("echo", 1), HfRef("acme/echo")
+
+        def shares() -> list[int]:
+            return [
+                int(str(data["percent"]))
+                for (_, kind, _), data in zip(events, events.data, strict=True)
+                if kind is EventKind.DOWNLOAD_PROGRESS
+            ]
+
+        deadline = time.monotonic() + WAIT_S
+        while not shares() or shares()[-1] < 30:
+            assert d.path(key, ref) is None
+            assert time.monotonic() < deadline, d.describe(key)
+            time.sleep(0.1)
+        seen = shares()
+        for _ in range(15):  # the rest of b.bin never comes: no further event
+            assert d.path(key, ref) is None
+            time.sleep(0.1)
+        assert shares() == seen
+        d.cancel_all()
+    assert 30 <= seen[-1] < 40  # a.bin of the 600 000 bytes
+    assert len({p // 10 for p in seen}) == len(seen)  # one event per tenth, at most
+    last = [i for i, (_, k, _) in enumerate(events) if k is EventKind.DOWNLOAD_PROGRESS][-1]
+    assert events.data[last]["total"] == 600_000
+    assert "of 585.9 KiB (3" in events[last][2]
+
+
+def test_progress_events_by_time_when_the_total_is_unknown(tmp_path: Path) -> None:
+    """No total: a progress event once data has arrived and PROGRESS_EVERY_S has passed
+    since the last (fake time), then none until it passes again."""
+    events = Events()
+    now = [0.0]
+    with fake_hub(
+        "acme/echo",
+        {"model.py": b"x = 1\n" * 10, "model.bin": b"\1" * 300_000},
+        stall_after=100_000,
+        file_sizes=False,
+    ) as hub:
+        d = _downloads(tmp_path, hub, events, monotonic=lambda: now[0])
+        key, ref = ("echo", 1), HfRef("acme/echo")
+        assert d.path(key, ref) is None  # started
+        deadline = time.monotonic() + WAIT_S
+        while d._jobs[key].bytes_done == 0:  # measured by the job, once a (real) second
+            d._jobs[key].check()
+            assert time.monotonic() < deadline, "no data arrived"
+            time.sleep(0.2)
+        assert d.path(key, ref) is None
+        assert not [k for _, k, _ in events if k is EventKind.DOWNLOAD_PROGRESS]  # too soon
+        now[0] += PROGRESS_EVERY_S
+        assert d.path(key, ref) is None
+        assert d.path(key, ref) is None
+        d.cancel_all()
+    progress_events = [m for _, k, m in events if k is EventKind.DOWNLOAD_PROGRESS]
+    assert len(progress_events) == 1 and progress_events[0].endswith(" so far")

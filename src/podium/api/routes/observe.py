@@ -108,4 +108,4 @@ def _replicas(ctx: ApiContext, name: str, replica: str | None) -> list[logs.Logg
     with ctx.db.unit_of_work(read_only=True) as uow:
         uow.endpoints.get(name)
         running = uow.replicas.list(endpoint=name)
-    return logs.pick(logs.known(running, ctx.settings.logs_dir, name), replica)
+    return logs.pick(logs.known(running, ctx.logs.kept_logs(name)), replica)
