@@ -169,19 +169,20 @@ class ModelCache:
         with self._lock:
             if key in self._verified:
                 return folder
+        if model.digest is None:
+            return folder  # nothing to check it against: the replica's load says
         if not folder.exists():
             raise LoadError(f"model {model.ref} has no files here ({folder})", field="model")
-        if model.digest is not None:
-            try:
-                found = sha256_tree(folder).sha256
-            except OSError as e:
-                raise LoadError(f"model {model.ref} cannot be read: {e}", field="model") from e
-            if found != model.digest:
-                raise LoadError(
-                    f"model {model.ref} at {folder} does not match its digest "
-                    f"(sha256 {found[:12]}…, the repository recorded {model.digest[:12]}…)",
-                    field="model",
-                )
+        try:
+            found = sha256_tree(folder).sha256
+        except OSError as e:
+            raise LoadError(f"model {model.ref} cannot be read: {e}", field="model") from e
+        if found != model.digest:
+            raise LoadError(
+                f"model {model.ref} at {folder} does not match its digest "
+                f"(sha256 {found[:12]}…, the repository recorded {model.digest[:12]}…)",
+                field="model",
+            )
         with self._lock:
             self._verified.add(key)
         return folder
