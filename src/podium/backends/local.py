@@ -39,10 +39,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psutil
-
 from podium.artifacts.sources import NodeCache
 from podium.backends import external, processes, zygote_pool
+from podium.backends.adopted import adoptable
 from podium.backends.base import (
     AdoptCandidate,
     Backend,
@@ -355,37 +354,12 @@ class LocalBackend:
         adopted: list[ObservedReplica] = []
         with self._lock:
             for c in candidates:
-                if c.pid is None or c.replica_id in self._replicas:
+                if c.replica_id in self._replicas:
                     continue
-                try:
-                    proc = psutil.Process(c.pid)
-                except psutil.Error:
+                log_path = self.replica_logs.location(c.endpoint, c.replica_id, c.log_location)
+                replica = adoptable(c, self._status_path(c.replica_id), log_path)
+                if replica is None:
                     continue
-                forked = zygote_pool.adoptable_fork(proc, self._status_path(c.replica_id))
-                if not (
-                    processes.is_replica_of(proc, c.replica_id)
-                    or external.is_external_replica(proc, c.replica_id)
-                    or forked is not None
-                ):
-                    continue
-                env = forked or {}  # a fork's environment is its zygote's: read its record
-                limit = env.get(ENV_MEMORY_LIMIT) or processes.process_env(proc, ENV_MEMORY_LIMIT)
-                replica = ManagedReplica(
-                    replica_id=c.replica_id,
-                    endpoint=c.endpoint,
-                    revision=c.revision,
-                    port=c.port,
-                    pid=c.pid,
-                    started_at=c.started_at,
-                    log_path=self.replica_logs.location(c.endpoint, c.replica_id, c.log_location),
-                    status_path=self._status_path(c.replica_id),
-                    proc=proc,
-                    memory_mb=int(limit) if limit and limit.isdigit() else None,
-                    instance_type=env.get(ENV_INSTANCE_TYPE)
-                    or processes.process_env(proc, ENV_INSTANCE_TYPE)
-                    or "",
-                    start_mode="fork" if forked else "spawn",
-                )
                 self._replicas[c.replica_id] = replica
                 self.replica_logs.remember(c.replica_id, replica.log_path)
                 adopted.append(replica.observed())
