@@ -55,13 +55,16 @@ class Preparing:
         self._event = event
         self._monotonic = monotonic
         self._watched: dict[Key, _Watched] = {}
-        self._wanted: dict[Key, ModelSource] = {}  # asked about in this pass
+        self._wanted: dict[Key, ModelSource] = {}  # asked about, and still wanted
+        self._asked: set[ModelSource] = set()  # asked about since the last `retain`
+        self._kept: set[ModelSource] | None = None  # what the backend was last told
 
     async def ready(self, key: Key, model: ModelSource) -> bool:
         """Whether the model of (endpoint, revision) `key` is ready to start replicas;
         raises `Unavailable` with the reason when it cannot be fetched. Each step of a
         fetch is an event."""
         self._wanted[key] = model
+        self._asked.add(model)
         prep = await self.backend.prepare(model)
         endpoint, revision = key
         watched = self._watched.get(key)
@@ -140,11 +143,17 @@ class Preparing:
 
     async def retain(self, wanted: Iterable[Key]) -> None:
         """End of a pass: only the models of `wanted` (endpoint, revision) pairs that were
-        asked about are still needed; the backend releases the others."""
+        asked about are still needed; the backend releases the others. Told only when that
+        changes something (most passes ask nothing new and drop nothing)."""
         keep = set(wanted)
         self._wanted = {k: m for k, m in self._wanted.items() if k in keep}
         self._watched = {k: w for k, w in self._watched.items() if k in keep}
-        await self.backend.retain(self._wanted.values())
+        models = set(self._wanted.values())
+        asked, self._asked = self._asked, set()
+        if models == self._kept and asked <= models:
+            return
+        self._kept = models
+        await self.backend.retain(models)
 
     async def release_all(self) -> None:
         await self.retain(())
