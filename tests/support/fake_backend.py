@@ -3,14 +3,25 @@
 Each started replica gets its own host (`r1.test`, `r2.test`, … in start order; port 9000),
 which is how `fake_replicas.FakeReplicas` tells them apart. A stopped or killed replica,
 and one the test `crash`es, is reported exited by the next `poll`, as a real backend does.
+
+Models are ready at once, unless the test gives it the local backend's real model cache
+(`models`, for download tests): then `prepare` and `retain` are that cache's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from podium.backends.base import AdoptCandidate, ObservedReplica, ReplicaLaunch
+from podium.backends.base import (
+    AdoptCandidate,
+    ModelSource,
+    ObservedReplica,
+    Preparation,
+    ReplicaLaunch,
+)
+from podium.backends.model_cache import ModelCache
 from podium.core.phases import ExitReason
 
 PORT = 9000
@@ -21,14 +32,27 @@ class FakeBackend:
 
     stop_exit = ExitReason.STOPPED  # what a stopped replica reports (e.g. OOM on its way out)
 
-    def __init__(self) -> None:
+    def __init__(self, models: ModelCache | None = None) -> None:
+        self.models = models
         self.started: list[ReplicaLaunch] = []
         self.stopped: list[str] = []  # asked to stop (drained, not needed)
         self.killed: list[tuple[str, ExitReason]] = []  # killed, or stopped, with the reason
         self._live: dict[str, ObservedReplica] = {}
         self._exited: list[ObservedReplica] = []
 
-    def start(self, launch: ReplicaLaunch) -> ObservedReplica:
+    async def prepare(self, model: ModelSource) -> Preparation:
+        if self.models is None:
+            return Preparation.ready()
+        return self.models.prepare(model)
+
+    async def retain(self, models: Iterable[ModelSource]) -> None:
+        if self.models is not None:
+            self.models.retain(models)
+
+    async def start(self, launch: ReplicaLaunch) -> ObservedReplica:
+        return self.start_now(launch)
+
+    def start_now(self, launch: ReplicaLaunch) -> ObservedReplica:
         self.started.append(launch)
         obs = ObservedReplica(
             replica_id=launch.replica_id,
@@ -43,11 +67,11 @@ class FakeBackend:
         self._live[launch.replica_id] = obs
         return obs
 
-    def stop(self, replica_id: str) -> None:
+    async def stop(self, replica_id: str) -> None:
         self.stopped.append(replica_id)
-        self.kill(replica_id, self.stop_exit)
+        await self.kill(replica_id, self.stop_exit)
 
-    def kill(self, replica_id: str, reason: ExitReason) -> None:
+    async def kill(self, replica_id: str, reason: ExitReason) -> None:
         self.killed.append((replica_id, reason))
         obs = self._live.pop(replica_id)  # a second stop of one replica is a bug
         self._exited.append(replace(obs, alive=False, exit_code=-9, exit_reason=reason))
@@ -63,15 +87,18 @@ class FakeBackend:
             rid for rid, obs in self._live.items() if revision is None or obs.revision == revision
         )
 
-    def poll(self) -> list[ObservedReplica]:
+    async def poll(self) -> list[ObservedReplica]:
         out, self._exited = self._exited, []
         return [*self._live.values(), *out]
 
-    def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
+    async def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
         return []  # a new process: nothing of a previous server's replicas runs
 
     def logs(self, replica_id: str, tail: int = 200) -> list[str]:
         return []
 
-    def close(self, *, stop_replicas: bool = True) -> None:
+    def kept_logs(self, endpoint: str) -> list[str]:
+        return []
+
+    async def close(self, *, stop_replicas: bool = True) -> None:
         pass

@@ -269,7 +269,7 @@ class Served:
         if id(podium) in self._started:
             self._started.discard(id(podium))
             asyncio.run_coroutine_threadsafe(podium.gateway.shutdown(), self._loop).result(30)
-        podium.backend.close(stop_replicas=True)  # it started nothing
+        asyncio.run(podium.backend.close(stop_replicas=True))  # it started nothing
         podium.db.dispose()
 
 

@@ -1,14 +1,71 @@
-"""The Backend protocol: the one seam through which the controller starts and stops replicas."""
+"""The Backend protocol: the one seam through which the controller starts and stops replicas.
+
+The protocol is async: the controller awaits every call on its own event loop, so a backend
+that talks to other machines can do so without a thread per call, and the local backend
+moves its blocking work (a fork, a spawn, a process-tree walk) off that loop with
+`asyncio.to_thread`. A few cheap reads stay plain calls (said on each).
+
+A backend starts replicas of a model it is given by reference (`ModelSource`), not by a
+path: fetching the model's files onto the node that runs the replica is the backend's job.
+The controller asks, without waiting, whether a model is ready where the backend would
+place its replicas (`prepare`, each pass) and starts replicas only once it is.
+"""
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from podium.core.phases import ExitReason
 from podium.core.spec import BatchingSpec, CommandSpec, InstanceType
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSource:
+    """The model a replica serves, as a reference a node can fetch, never a local path.
+
+    `ref`: "iris:3" (the model repository) or "hf://org/name[@rev]". `digest`: what the
+    files must be: the sha256 the store recorded for a repository model (`artifacts.hashing`),
+    the Hub revision asked for an `hf://` model (None: the default branch). `location`:
+    where the repository keeps a repository model's files (a folder of the artifact store),
+    for a node that can read it; None for `hf://` models."""
+
+    ref: str
+    digest: str | None = None
+    location: str | None = None
+
+    def __str__(self) -> str:
+        return self.ref
+
+
+class Readiness(enum.StrEnum):
+    READY = "ready"  # the model is on the node(s): replicas can start
+    FETCHING = "fetching"  # being fetched: ask again later
+    FAILED = "failed"  # cannot be fetched (`reason`): the revision cannot run
+
+
+@dataclass(frozen=True, slots=True)
+class Preparation:
+    """A backend's answer to "is this model ready where you would start its replicas?".
+
+    While `FETCHING`: `label` names what is fetched, `origin` where from (shown to people,
+    no credentials), `bytes_done` of `bytes_total` (None: not told). Once `READY` after a
+    fetch, `bytes_done` says how much was fetched and `resolved` the pinned reference."""
+
+    state: Readiness
+    label: str = ""
+    origin: str = ""
+    bytes_done: int = 0
+    bytes_total: int | None = None
+    resolved: str | None = None
+    reason: str | None = None  # FAILED: why
+
+    @classmethod
+    def ready(cls) -> Preparation:
+        return cls(Readiness.READY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +76,7 @@ class ReplicaLaunch:
     endpoint: str
     revision: int
     runtime: str  # the endpoint's framework, e.g. "sklearn"
-    model_path: Path  # local folder with the model's files
+    model: ModelSource  # the backend finds (or fetches) its files on the replica's node
     instance_type: InstanceType
     task: str | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -84,7 +141,9 @@ class AdoptCandidate:
 
 @runtime_checkable
 class ReportsStartup(Protocol):
-    """Optional for a backend: what each phase of a replica's start took."""
+    """Optional for a backend: what each phase of a replica's start took. A plain call: the
+    answer is what the backend already knows of the replica (a small status file on this
+    node for `local`; a remote backend answers from the reports it has received)."""
 
     def startup(self, replica_id: str) -> ReplicaStartup | None: ...
 
@@ -93,14 +152,14 @@ class ReportsStartup(Protocol):
 class Prewarms(Protocol):
     """Optional for a backend: get ready to start this runtime's replicas fast."""
 
-    def prewarm(self, runtime: str) -> None: ...
+    async def prewarm(self, runtime: str) -> None: ...
 
 
 @runtime_checkable
 class KeepsLogs(Protocol):
     """Optional for a backend: replica logs that outlive their replicas, until this."""
 
-    def forget_endpoint(self, endpoint: str) -> None: ...
+    async def forget_endpoint(self, endpoint: str) -> None: ...
 
 
 class LogFollower(Protocol):
@@ -115,7 +174,11 @@ class ReplicaLogs(Protocol):
     """Replica logs, read only through the backend that placed the replicas: it knows where
     they live (files on this node for `local`, the replica's node for a remote backend).
     Logs outlive their replica and the server that started it, until the endpoint is
-    deleted (`KeepsLogs.forget_endpoint`) or a retention drops the oldest."""
+    deleted (`KeepsLogs.forget_endpoint`) or a retention drops the oldest.
+
+    Plain (blocking) calls: their readers are the API's handlers, which FastAPI runs in its
+    thread pool, and a follower's loop, which polls `read_new` from a thread. The controller
+    reads a log tail the same way, from a thread (`asyncio.to_thread`), never on its loop."""
 
     def logs(self, replica_id: str, tail: int = 200) -> list[str]:
         """The last `tail` lines of the replica's stdout+stderr (also after it exited, and
@@ -138,28 +201,42 @@ class ReplicaLogs(Protocol):
 class Backend(ReplicaLogs, Protocol):
     name: str
 
-    def start(self, launch: ReplicaLaunch) -> ObservedReplica:
-        """Start the replica process and return at once (readiness is probed by the caller)."""
+    async def prepare(self, model: ModelSource) -> Preparation:
+        """Is `model` ready where this backend would start its replicas? Never waits for a
+        fetch: the first call may start one (READY at once for a model already there, or
+        for a backend whose replicas fetch it themselves); later calls report its progress,
+        then READY, or FAILED with the reason."""
         ...
 
-    def stop(self, replica_id: str) -> None:
+    async def retain(self, models: Iterable[ModelSource]) -> None:
+        """Only `models` are still wanted: cancel the fetches of the others and forget what
+        was prepared for them (the next `prepare` of one looks again)."""
+        ...
+
+    async def start(self, launch: ReplicaLaunch) -> ObservedReplica:
+        """Start the replica process and return once it is launched (readiness is probed by
+        the caller). Finds the model's files on the node itself; raises `LoadError` when the
+        model cannot be found there (or is not what `launch.model.digest` says)."""
+        ...
+
+    async def stop(self, replica_id: str) -> None:
         """Ask the replica to exit gracefully (in-flight requests finish). Non-blocking:
         `poll` escalates to a kill after the stop timeout and reports the exit."""
         ...
 
-    def kill(self, replica_id: str, reason: ExitReason) -> None:
+    async def kill(self, replica_id: str, reason: ExitReason) -> None:
         """Kill the replica now (failed liveness, readiness timeout); `poll` reports the exit
         with this reason."""
         ...
 
-    def poll(self) -> list[ObservedReplica]:
+    async def poll(self) -> list[ObservedReplica]:
         """Every replica this backend manages, including ones that exited since the last poll
         (reported once, then forgotten). Also enforces memory limits (exit_reason=OOM)."""
         ...
 
-    def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
+    async def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
         """Take over replicas of a previous server process that are still alive; return those
         adopted. Candidates not alive (or not ours) are ignored."""
         ...
 
-    def close(self, *, stop_replicas: bool = True) -> None: ...
+    async def close(self, *, stop_replicas: bool = True) -> None: ...

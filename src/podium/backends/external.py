@@ -62,37 +62,40 @@ def is_external(launch: ReplicaLaunch) -> bool:
 
 def plan(
     launch: ReplicaLaunch,
+    model_path: Path,
     *,
     run_dir: Path,
     python: str = sys.executable,
     extra_env: Mapping[str, str] | None = None,
 ) -> ExternalPlan:
-    """The server to start for `launch`; LoadError when it cannot run on this backend."""
+    """The server to start for `launch`, whose model is at `model_path` on this node;
+    LoadError when it cannot run on this backend."""
     env = {**os.environ, **launch.env}
     if launch.runtime == presets.COMMAND:
-        return _command_plan(launch, env, extra_env or {})
+        return _command_plan(launch, model_path, env, extra_env or {})
     preset = presets.get_preset(launch.runtime)
     if preset is None:
         raise LoadError(f"framework {launch.runtime} is not an external server")
-    return _preset_plan(launch, preset, env, run_dir, python, extra_env or {})
+    return _preset_plan(launch, model_path, preset, env, run_dir, python, extra_env or {})
 
 
 def _command_plan(
-    launch: ReplicaLaunch, env: dict[str, str], extra_env: Mapping[str, str]
+    launch: ReplicaLaunch, model_path: Path, env: dict[str, str], extra_env: Mapping[str, str]
 ) -> ExternalPlan:
     spec = launch.command
     if spec is None:
         raise LoadError("framework command needs a `command` block (command, args, port, …)")
     port = spec.port or free_port()
-    place = Placeholders(model_path=str(launch.model_path), port=port, endpoint=launch.endpoint)
+    place = Placeholders(model_path=str(model_path), port=port, endpoint=launch.endpoint)
     argv = presets.command_args(spec, place)
     argv[0] = resolve_program(argv[0], env)
-    env = _server_env(env, launch, port, extra_env)
+    env = _server_env(env, launch, model_path, port, extra_env)
     return ExternalPlan(argv=argv, env=env, port=port, health_route=spec.health_route)
 
 
 def _preset_plan(
     launch: ReplicaLaunch,
+    model_path: Path,
     preset: Preset,
     env: dict[str, str],
     run_dir: Path,
@@ -102,12 +105,12 @@ def _preset_plan(
     program = _installed(preset, env, python)
     if preset.needs_gpu:
         _require_gpu(preset, launch, env)
-    folder = launch.model_path if launch.model_path.is_dir() else launch.model_path.parent
-    model_file = presets.pick_model_file(preset, _file_names(launch.model_path))
+    folder = model_path if model_path.is_dir() else model_path.parent
+    model_file = presets.pick_model_file(preset, _file_names(model_path))
     port = free_port()
     config_file = run_dir / f"{launch.replica_id}-{preset.name}.config"
     place = Placeholders(
-        model_path=str(launch.model_path),
+        model_path=str(model_path),
         port=port,
         endpoint=launch.endpoint,
         model_file=str(folder / model_file) if model_file else "",
@@ -122,18 +125,22 @@ def _preset_plan(
     values = place.values()
     for key, value in preset.env:
         env.setdefault(key, presets.substitute(value, values))
-    env = _server_env(env, launch, port, extra_env)
+    env = _server_env(env, launch, model_path, port, extra_env)
     return ExternalPlan(
         argv=argv, env=env, port=port, health_route=preset.health_route, files=files
     )
 
 
 def _server_env(
-    env: dict[str, str], launch: ReplicaLaunch, port: int, extra_env: Mapping[str, str]
+    env: dict[str, str],
+    launch: ReplicaLaunch,
+    model_path: Path,
+    port: int,
+    extra_env: Mapping[str, str],
 ) -> dict[str, str]:
     env.update(extra_env)
     env[ENV_PORT] = str(port)
-    env[ENV_MODEL_PATH] = str(launch.model_path)
+    env[ENV_MODEL_PATH] = str(model_path)
     env[ENV_REPLICA_ID] = launch.replica_id
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env

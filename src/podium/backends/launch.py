@@ -16,17 +16,18 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def replica_command(
-    launch: ReplicaLaunch, fd: int, status_path: Path, python: str
+    launch: ReplicaLaunch, model_path: Path, fd: int, status_path: Path, python: str
 ) -> tuple[list[str], dict[str, str]]:
     """argv and environment of the replica (`--fd` alone: the replica's `--port` and
-    `--fd` are mutually exclusive, and the socket already says which port it is)."""
+    `--fd` are mutually exclusive, and the socket already says which port it is).
+    `model_path`: the model's folder on this node (`model_cache.ModelCache.path`)."""
     threads = str(max(1, int(launch.instance_type.cpus)))
     options = {
         "--replica-id": launch.replica_id,
         "--endpoint": launch.endpoint,
         "--revision": str(launch.revision),
         "--runtime": launch.runtime,
-        "--model-path": str(launch.model_path),
+        "--model-path": str(model_path),
         "--fd": str(fd),
         "--max-concurrency": str(launch.max_concurrency),
         "--max-queue": str(launch.max_queue),

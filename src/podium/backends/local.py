@@ -7,9 +7,16 @@ session, so they survive a crash of the server and a new server can `adopt` them
 Replicas of external frameworks (`command`, vllm, tgi, …) run their own server program
 instead, on a port it binds itself (`external.py` builds and checks the command).
 
-One lock guards the table of managed replicas: the controller calls `start`/`stop`/`poll`
-from its thread. Logs (`local_logs.LocalLogs`) and exit causes have locks of their own, so
-the API's and the gateway's threads never wait for a start or a poll.
+The `Backend` methods are async, but what they do here blocks (forks, spawns, signals
+under the table's lock, process-tree walks): each runs its blocking body in a worker thread
+(`asyncio.to_thread`), so the controller's event loop never waits for it. One lock guards
+the table of managed replicas, which those threads share. Logs (`local_logs.LocalLogs`) and
+exit causes have locks of their own, so the API's and the gateway's threads never wait for
+a start or a poll.
+
+The model of a replica is found (or fetched) on this machine by `model_cache.ModelCache`:
+`prepare` looks at a download without waiting, `start` resolves the folder (checking a
+repository model's digest) in its worker thread before it launches anything.
 
 Forking and this lock: `start` holds `_lock` while a zygote forks and while
 `subprocess.Popen` forks, but no child ever runs with a copy of it. A zygote is a process
@@ -21,29 +28,34 @@ process never calls `os.fork()` without an exec (test_local_fork_safety.py).
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psutil
-
+from podium.artifacts.sources import NodeCache
 from podium.backends import external, processes, zygote_pool
+from podium.backends.adopted import adoptable
 from podium.backends.base import (
     AdoptCandidate,
     Backend,
     LogFollower,
+    ModelSource,
     ObservedReplica,
+    Preparation,
     ReplicaLaunch,
     ReplicaStartup,
 )
 from podium.backends.launch import ENV_INSTANCE_TYPE, ENV_MEMORY_LIMIT, replica_command
 from podium.backends.local_logs import LocalLogs
 from podium.backends.managed import HOST, ManagedReplica, cause, remove_status, wait_exited
+from podium.backends.model_cache import ModelCache
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import Conflict, Unavailable
 from podium.core.phases import ExitReason
@@ -65,8 +77,10 @@ class LocalBackend:
         clock: Clock | None = None,
         python: str = sys.executable,
         start_mode: str | None = None,  # fork | spawn; default: PODIUM_START_MODE, else fork
+        models: ModelCache | None = None,  # default: the node cache under settings.cache_dir
     ) -> None:
         self._settings = settings
+        self.models = models or ModelCache(NodeCache(settings.cache_dir), settings.download)
         mode = start_mode or zygote_pool.default_start_mode()
         self.zygotes = zygote_pool.ZygotePool(settings.run_dir, python=python, mode=mode)
         self._clock: Clock = clock or SystemClock()
@@ -80,11 +94,26 @@ class LocalBackend:
         self._ended: OrderedDict[str, str] = OrderedDict()
         self._ended_lock = threading.Lock()
 
+    # ------------------------------------------------------------------ models
+
+    async def prepare(self, model: ModelSource) -> Preparation:
+        """Ready at once for a repository model or an offline Hub (checked at start); for an
+        `hf://` model, starts its download or reports its progress (`ModelCache`)."""
+        return await asyncio.to_thread(self.models.prepare, model)
+
+    async def retain(self, models: Iterable[ModelSource]) -> None:
+        wanted = list(models)
+        await asyncio.to_thread(self.models.retain, wanted)
+
     # ------------------------------------------------------------------ start
 
-    def start(self, launch: ReplicaLaunch) -> ObservedReplica:
+    async def start(self, launch: ReplicaLaunch) -> ObservedReplica:
+        return await asyncio.to_thread(self._start, launch)
+
+    def _start(self, launch: ReplicaLaunch) -> ObservedReplica:
+        model_path = self.models.path(launch.model)  # LoadError: not here, or not it
         if external.is_external(launch):
-            return self._start_external(launch)
+            return self._start_external(launch, model_path)
         with self._lock:
             if launch.replica_id in self._replicas:
                 raise Conflict(f"replica {launch.replica_id} is already running", field="replica")
@@ -96,7 +125,9 @@ class LocalBackend:
             sock = processes.listen_socket(HOST, LISTEN_BACKLOG)
             try:
                 port = sock.getsockname()[1]
-                argv, env = replica_command(launch, sock.fileno(), status_path, self._python)
+                argv, env = replica_command(
+                    launch, model_path, sock.fileno(), status_path, self._python
+                )
                 launched_at = time.time()
                 with log_path.open("ab") as log:
                     fds = (sock.fileno(), log.fileno())
@@ -146,12 +177,14 @@ class LocalBackend:
             self._prune_logs(launch.endpoint)
             return replica.observed()
 
-    def prewarm(self, runtime: str) -> None:
+    async def prewarm(self, runtime: str) -> None:
         """Start the zygote of this runtime's family now, so its next replica forks."""
-        self.zygotes.prewarm(runtime)
+        await asyncio.to_thread(self.zygotes.prewarm, runtime)
 
     def startup(self, replica_id: str) -> ReplicaStartup | None:
-        """How a replica started and what each phase took (None: unknown replica)."""
+        """How a replica started and what each phase took (None: unknown replica). A plain
+        call: one small status file of this node, read under the table's lock only to find
+        its path."""
         with self._lock:
             r = self._replicas.get(replica_id)
             if r is None:
@@ -159,7 +192,7 @@ class LocalBackend:
             path, mode, launched_at = r.status_path, r.start_mode, r.launched_at
         return zygote_pool.startup_report(processes.read_status(path), mode, launched_at)
 
-    def _start_external(self, launch: ReplicaLaunch) -> ObservedReplica:
+    def _start_external(self, launch: ReplicaLaunch, model_path: Path) -> ObservedReplica:
         """Framework `command` or a preset: the server itself is the replica process
         (`external.py`); LoadError when it cannot run here."""
         limits = {
@@ -167,7 +200,9 @@ class LocalBackend:
             ENV_INSTANCE_TYPE: launch.instance_type.name,
         }
         run_dir = self._settings.run_dir
-        plan = external.plan(launch, run_dir=run_dir, python=self._python, extra_env=limits)
+        plan = external.plan(
+            launch, model_path, run_dir=run_dir, python=self._python, extra_env=limits
+        )
         with self._lock:
             if launch.replica_id in self._replicas:
                 raise Conflict(f"replica {launch.replica_id} is already running", field="replica")
@@ -195,9 +230,12 @@ class LocalBackend:
 
     # ------------------------------------------------------------------ stop / kill
 
-    def stop(self, replica_id: str) -> None:
+    async def stop(self, replica_id: str) -> None:
         """SIGTERM the replica's process group; `poll` kills it after the stop timeout.
         Unknown (already forgotten) replicas are ignored."""
+        await asyncio.to_thread(self._stop, replica_id)
+
+    def _stop(self, replica_id: str) -> None:
         with self._lock:
             replica = self._replicas.get(replica_id)
             if replica is None or replica.stop_deadline is not None:
@@ -206,8 +244,11 @@ class LocalBackend:
             if replica.running():
                 processes.signal_group(replica.pid, signal.SIGTERM)
 
-    def kill(self, replica_id: str, reason: ExitReason) -> None:
+    async def kill(self, replica_id: str, reason: ExitReason) -> None:
         """SIGKILL the replica now; `poll` reports its exit with `reason`."""
+        await asyncio.to_thread(self._kill_now, replica_id, reason)
+
+    def _kill_now(self, replica_id: str, reason: ExitReason) -> None:
         with self._lock:
             replica = self._replicas.get(replica_id)
             if replica is not None:
@@ -223,7 +264,11 @@ class LocalBackend:
 
     # ------------------------------------------------------------------ poll
 
-    def poll(self) -> list[ObservedReplica]:
+    async def poll(self) -> list[ObservedReplica]:
+        """Reaps, escalates stops and walks process trees for memory: in a worker thread."""
+        return await asyncio.to_thread(self._poll)
+
+    def _poll(self) -> list[ObservedReplica]:
         with self._lock:
             out: list[ObservedReplica] = []
             kids: dict[int, list[int]] | None = None  # built at most once per poll
@@ -302,41 +347,19 @@ class LocalBackend:
 
     # ------------------------------------------------------------------ adopt
 
-    def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
+    async def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
+        return await asyncio.to_thread(self._adopt, candidates)
+
+    def _adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
         adopted: list[ObservedReplica] = []
         with self._lock:
             for c in candidates:
-                if c.pid is None or c.replica_id in self._replicas:
+                if c.replica_id in self._replicas:
                     continue
-                try:
-                    proc = psutil.Process(c.pid)
-                except psutil.Error:
+                log_path = self.replica_logs.location(c.endpoint, c.replica_id, c.log_location)
+                replica = adoptable(c, self._status_path(c.replica_id), log_path)
+                if replica is None:
                     continue
-                forked = zygote_pool.adoptable_fork(proc, self._status_path(c.replica_id))
-                if not (
-                    processes.is_replica_of(proc, c.replica_id)
-                    or external.is_external_replica(proc, c.replica_id)
-                    or forked is not None
-                ):
-                    continue
-                env = forked or {}  # a fork's environment is its zygote's: read its record
-                limit = env.get(ENV_MEMORY_LIMIT) or processes.process_env(proc, ENV_MEMORY_LIMIT)
-                replica = ManagedReplica(
-                    replica_id=c.replica_id,
-                    endpoint=c.endpoint,
-                    revision=c.revision,
-                    port=c.port,
-                    pid=c.pid,
-                    started_at=c.started_at,
-                    log_path=self.replica_logs.location(c.endpoint, c.replica_id, c.log_location),
-                    status_path=self._status_path(c.replica_id),
-                    proc=proc,
-                    memory_mb=int(limit) if limit and limit.isdigit() else None,
-                    instance_type=env.get(ENV_INSTANCE_TYPE)
-                    or processes.process_env(proc, ENV_INSTANCE_TYPE)
-                    or "",
-                    start_mode="fork" if forked else "spawn",
-                )
                 self._replicas[c.replica_id] = replica
                 self.replica_logs.remember(c.replica_id, replica.log_path)
                 adopted.append(replica.observed())
@@ -349,9 +372,9 @@ class LocalBackend:
         live = {r.replica_id for r in self._replicas.values() if r.endpoint == endpoint}
         self.replica_logs.prune(endpoint, live)
 
-    def forget_endpoint(self, endpoint: str) -> None:
+    async def forget_endpoint(self, endpoint: str) -> None:
         """The endpoint is deleted: its replicas' log files go with it."""
-        self.replica_logs.forget_endpoint(endpoint)
+        await asyncio.to_thread(self.replica_logs.forget_endpoint, endpoint)
 
     def logs(self, replica_id: str, tail: int = 200) -> list[str]:
         return self.replica_logs.logs(replica_id, tail)
@@ -364,9 +387,14 @@ class LocalBackend:
 
     # ------------------------------------------------------------------ close
 
-    def close(self, *, stop_replicas: bool = True) -> None:
+    async def close(self, *, stop_replicas: bool = True) -> None:
         """Stop every replica (SIGTERM, then SIGKILL after the stop timeout) and wait for
-        them; with `stop_replicas=False` leave them running for a later `adopt`."""
+        them; with `stop_replicas=False` leave them running for a later `adopt`. Downloads
+        in flight are cancelled."""
+        await asyncio.to_thread(self._close, stop_replicas)
+
+    def _close(self, stop_replicas: bool) -> None:
+        self.models.cancel_all()
         with self._lock:
             replicas = list(self._replicas.values())
             self._replicas.clear()

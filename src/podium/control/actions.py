@@ -9,22 +9,19 @@ would want to know about is recorded as an event (`control.journal`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from functools import partial
-from pathlib import Path
 
-from podium.artifacts.sources import NodeCache
 from podium.backends.base import (
     Backend,
     KeepsLogs,
+    ModelSource,
     ObservedReplica,
     Prewarms,
     ReplicaLaunch,
     ReportsStartup,
 )
-from podium.control.downloads import Downloads
 from podium.control.exits import Exits
 from podium.control.journal import Journal
+from podium.control.preparing import Preparing
 from podium.control.starts import Batch, BatchResult
 from podium.control.state import ControllerState
 from podium.control.tracked import EndpointMemory, TrackedReplica
@@ -33,7 +30,7 @@ from podium.core.errors import LoadError, PodiumError
 from podium.core.ids import new_replica_id
 from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState
 from podium.core.settings import Settings
-from podium.core.spec import HfRef, RepoRef, model_version, parse_model_ref
+from podium.core.spec import RepoRef, model_version, parse_model_ref
 from podium.store.db import Database
 from podium.store.records import EndpointRecord, RevisionRecord
 
@@ -45,7 +42,7 @@ _COLD = (EndpointStatus.PAUSED, EndpointStatus.FAILED, EndpointStatus.DELETING)
 class Actuator:
     """Applies the plan to replicas. Holds its collaborators, not the controller: the
     store (for models), the backend, the clock, the settings, the shared state, the
-    journal, the exit accounting and the downloads."""
+    journal, the exit accounting and the models being prepared."""
 
     def __init__(
         self,
@@ -56,8 +53,7 @@ class Actuator:
         state: ControllerState,
         journal: Journal,
         exits: Exits,
-        downloads: Downloads,
-        node_cache: NodeCache,
+        preparing: Preparing,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -66,69 +62,58 @@ class Actuator:
         self.state = state
         self.journal = journal
         self.exits = exits
-        self.downloads = downloads
-        self.node_cache = node_cache
+        self.preparing = preparing
 
-    def observe(self, ep: EndpointRecord) -> None:
+    async def observe(self, ep: EndpointRecord) -> None:
         """Start of a pass for this endpoint: the store's record is the truth."""
         self.state.seen[ep.name] = ep
         self.state.status[ep.name] = (ep.status, ep.status_reason)
         backend = self.backend
         if isinstance(backend, Prewarms) and ep.status not in _COLD:
-            backend.prewarm(ep.spec.framework)  # e.g. a zygote, so wakes from zero fork
+            await backend.prewarm(ep.spec.framework)  # e.g. a zygote: wakes from zero fork
 
-    def delete_endpoint(self, name: str) -> None:
+    async def delete_endpoint(self, name: str) -> None:
         with self.db.unit_of_work() as uow:
             uow.endpoints.delete(name)
         if isinstance(self.backend, KeepsLogs):
-            self.backend.forget_endpoint(name)
+            await self.backend.forget_endpoint(name)
         self.state.forget_endpoint(name)
         log.info("%s: deleted", name)
 
     # ------------------------------------------------------------------ start
 
-    def _model_path(
-        self, ep: EndpointRecord, rev: RevisionRecord, ref: RepoRef | HfRef
-    ) -> Path | None:
-        """The revision's model folder on this node; None while it is being downloaded
-        (the controller never waits for a download: a later pass looks again)."""
+    def _model(self, ref_text: str) -> ModelSource:
+        """What the backend needs to find the revision's model on a node: the reference and
+        its digest (the store's sha256 and folder for a repository model; the revision
+        asked for an `hf://` one). Never a path of this machine's choosing."""
+        ref = parse_model_ref(ref_text)
         if isinstance(ref, RepoRef):
             with self.db.unit_of_work(read_only=True) as uow:
-                return Path(uow.models.get(ref.name, ref.version).path)
-        return self.downloads.path((ep.name, rev.number), ref)
+                rec = uow.models.get(ref.name, ref.version)
+            return ModelSource(ref=ref_text, digest=rec.sha256, location=rec.path)
+        return ModelSource(ref=str(ref), digest=ref.revision)
 
-    def start(self, ep: EndpointRecord, mem: EndpointMemory, n: int) -> None:
-        """Launch `n` starts of the endpoint's target revision (`control.starts`): the
-        pass does not wait for them. Nothing is launched while its model downloads."""
+    async def start(self, ep: EndpointRecord, mem: EndpointMemory, n: int) -> None:
+        """Launch `n` starts of the endpoint's target revision (`control.starts`) once the
+        backend has its model ready: the pass waits for neither (a later pass asks again)."""
         self.state.seen[ep.name] = ep
         decided = self.clock.now().timestamp()
-        resolve: Callable[[], Path] | None = None
         try:
             rev = self.journal.revision(ep.name, ep.revision)
-            path = mem.model_paths.get(rev.number)
-            if path is None:
-                ref = parse_model_ref(rev.model_ref)
-                if isinstance(ref, HfRef) and self.node_cache.hf_offline:
-                    # The cache only (no network): resolved in the start's thread.
-                    resolve = partial(self._cached, ref)
-                else:
-                    path = self._model_path(ep, rev, ref)
-                    if path is None:
-                        return  # downloading
-                    mem.model_paths[rev.number] = path
+            model = self._model(rev.model_ref)
+            if not await self.preparing.ready((ep.name, rev.number), model):
+                return  # fetching
         except PodiumError as e:
             self.exits.fail(ep.name, mem, f"revision {ep.revision} cannot start: {e}")
             return
         backend = self.backend
 
-        def work(batch: Batch) -> BatchResult:  # in a start thread
-            out = BatchResult(path=path)
+        async def work(batch: Batch) -> BatchResult:  # a task on the controller's loop
+            out = BatchResult()
             try:
-                if out.path is None and resolve is not None:
-                    out.path = resolve()
                 for rid in batch.replica_ids:
                     if rid not in batch.cancelled:
-                        out.started.append(backend.start(self._launch(rid, rev, out.path)))
+                        out.started.append(await backend.start(self._launch(rid, rev, model)))
             except Exception as e:  # judged by the pass that collects it
                 out.error = e
             return out
@@ -137,18 +122,14 @@ class Actuator:
         now = self.clock.monotonic()
         self.state.starts.launch(ep.name, rev.number, ids, decided=decided, since=now, work=work)
 
-    def _cached(self, ref: HfRef) -> Path:
-        return self.node_cache.resolve_hf(ref).path
-
-    def _launch(self, replica_id: str, rev: RevisionRecord, path: Path | None) -> ReplicaLaunch:
-        assert path is not None
+    def _launch(self, replica_id: str, rev: RevisionRecord, model: ModelSource) -> ReplicaLaunch:
         spec = rev.spec
         return ReplicaLaunch(
             replica_id=replica_id,
             endpoint=rev.endpoint,
             revision=rev.number,
             runtime=spec.framework,
-            model_path=path,
+            model=model,
             instance_type=self.settings.instance_type(spec.instance_type),
             task=spec.task,
             env=dict(spec.env),
@@ -163,21 +144,20 @@ class Actuator:
 
     def collect_starts(self) -> None:
         """Track the replicas of the start batches that have ended; a batch that ended
-        early fails the endpoint (a load error, a model that does not resolve) or counts
-        as a crash at start (anything else), as a start in the pass did."""
+        early fails the endpoint (a load error: e.g. the model is not on the node, or not
+        what its digest says) or counts as a crash at start (anything else), as a start in
+        the pass did."""
         for batch, res in self.state.starts.done():
             name = batch.endpoint
             mem = self.state.memory.get(name) or EndpointMemory()  # deleted meanwhile
-            if res.path is not None:
-                mem.model_paths.setdefault(batch.revision, res.path)
             for obs in res.started:  # one the plan cancelled meanwhile: it stops it
                 self._started(obs, mem, batch.decided)
             e = res.error
             if e is None:
                 continue
-            # A model that does not resolve, or a load error (deterministic, e.g. vllm
-            # not installed): no restarts.
-            if isinstance(e, LoadError) or (res.path is None and isinstance(e, PodiumError)):
+            # A load error (deterministic: vllm not installed, a model that does not
+            # resolve on the node): no restarts.
+            if isinstance(e, LoadError):
                 self.exits.fail(name, mem, f"revision {batch.revision} cannot start: {e}")
             else:
                 log.error("%s: backend failed to start a replica", name, exc_info=e)
@@ -265,26 +245,26 @@ class Actuator:
         r.state, r.drain_since = ReplicaState.DRAINING, self.clock.monotonic()
         self.journal.save(r)
 
-    def stop(self, r: TrackedReplica, why: str) -> None:
+    async def stop(self, r: TrackedReplica, why: str) -> None:
         if r.state is ReplicaState.STOPPING:
             return
         log.info("%s: stopping %s (%s)", r.endpoint, r.replica_id, why)
         r.state = ReplicaState.STOPPING
         self.journal.save(r)
-        self.backend.stop(r.replica_id)
+        await self.backend.stop(r.replica_id)
 
-    def hung(self, r: TrackedReplica, detail: str, figures: dict[str, float]) -> None:
+    async def hung(self, r: TrackedReplica, detail: str, figures: dict[str, float]) -> None:
         """Kill a hung replica; it counts as a crash while serving (`exits.Exits.hung`).
         It leaves routing with this pass's table."""
         self.exits.hung(r, detail, figures)
-        self.kill(r, ExitReason.HUNG, detail)
+        await self.kill(r, ExitReason.HUNG, detail)
 
-    def kill(self, r: TrackedReplica, reason: ExitReason, detail: str) -> None:
+    async def kill(self, r: TrackedReplica, reason: ExitReason, detail: str) -> None:
         r.kill_detail = detail
         r.state = ReplicaState.STOPPING
         self.journal.save(r)
-        self.backend.kill(r.replica_id, reason)
+        await self.backend.kill(r.replica_id, reason)
 
-    def replica_exited(self, obs: ObservedReplica) -> None:
+    async def replica_exited(self, obs: ObservedReplica) -> None:
         """A replica's process ended: its event, a restart or the endpoint's failure."""
-        self.exits.replica_exited(obs)
+        await self.exits.replica_exited(obs)

@@ -35,7 +35,7 @@ class Adoption:
         self.journal = journal
         self.exits = exits
 
-    def adopt_all(self) -> None:
+    async def adopt_all(self) -> None:
         """After a server start: take over the replicas the store lists that still run;
         the others are recorded as lost."""
         with self.journal.db.unit_of_work(read_only=True) as uow:
@@ -55,11 +55,11 @@ class Adoption:
             )
             for r in rows
         ]
-        adopted = {o.replica_id: o for o in self.backend.adopt(candidates)}
+        adopted = {o.replica_id: o for o in await self.backend.adopt(candidates)}
         for row in rows:
             found: ObservedReplica | None = adopted.get(row.replica_id)
             if found is None:
-                self.forget_lost(row)
+                await self.forget_lost(row)
                 continue
             self.track_adopted(found, restarts=row.restarts)
         log.info("adopted %d of %d replicas", len(adopted), len(rows))
@@ -75,7 +75,7 @@ class Adoption:
             pid=obs.pid,
         )
 
-    def forget_lost(self, row: ReplicaRecord) -> None:
+    async def forget_lost(self, row: ReplicaRecord) -> None:
         self.journal.forget(row.replica_id)
         self.journal.event(
             row.endpoint,
@@ -83,5 +83,5 @@ class Adoption:
             f"replica {row.replica_id} was not running after the server restarted",
             replica_id=row.replica_id,
             reason=ExitReason.LOST.value,
-            log_tail=self.exits.log_tail(row.replica_id),
+            log_tail=await self.exits.log_tail(row.replica_id),
         )

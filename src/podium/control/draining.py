@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -49,7 +49,7 @@ class Draining:
         state: ControllerState,
         journal: Journal,
         gateway: GatewayView | None,
-        stop: Callable[[TrackedReplica, str], None],
+        stop: Callable[[TrackedReplica, str], Awaitable[None]],
     ) -> None:
         self.cfg = cfg
         self.clock = clock
@@ -78,7 +78,7 @@ class Draining:
             busy = max(local, own or 0)
             assert r.drain_since is not None
             if busy == 0 or now - r.drain_since >= self.cfg.drain_timeout_s:
-                self._stop(r, "drained")
+                await self._stop(r, "drained")
 
     async def _replica_load(self, http: httpx.AsyncClient, r: TrackedReplica) -> int | None:
         """The requests the replica holds by its own count; None for an external server

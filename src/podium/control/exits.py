@@ -19,6 +19,7 @@ of a rollout) is not a crash, whatever it exited with.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -91,7 +92,7 @@ class Exits:
             self.serving_crash(r, self.state.memory_of(r.endpoint), detail)
             r.counted = True
 
-    def replica_exited(self, obs: ObservedReplica) -> None:
+    async def replica_exited(self, obs: ObservedReplica) -> None:
         self.state.decided.pop(obs.replica_id, None)
         r = self.state.replicas.pop(obs.replica_id, None)
         if r is None:
@@ -121,7 +122,7 @@ class Exits:
         kind, verb = _EXIT_EVENT.get(reason, _EXIT_EVENT[ExitReason.CRASHED])
         detail = (obs.error if reason is ExitReason.OOM else None) or r.kill_detail
         detail = detail or obs.error or f"exit code {obs.exit_code}"
-        tail = self.log_tail(r.replica_id)
+        tail = await self.log_tail(r.replica_id)
         shown = "\nlast log lines:\n" + "\n".join(tail) if tail else ""
         self.journal.event(
             r.endpoint,
@@ -145,11 +146,12 @@ class Exits:
         else:
             self.crashed(r.endpoint, r.revision, mem, detail)
 
-    def log_tail(self, replica_id: str) -> list[str]:
+    async def log_tail(self, replica_id: str) -> list[str]:
         """The replica's last log lines, each cut short, for the event that says why it
-        ended."""
+        ended. Read in a worker thread (`ReplicaLogs` calls block: a file here, a remote
+        node's log for another backend), never on the controller's loop."""
         try:
-            lines = self.backend.logs(replica_id, EVENT_LOG_LINES)
+            lines = await asyncio.to_thread(self.backend.logs, replica_id, EVENT_LOG_LINES)
         except Exception:  # a log that cannot be read must not lose the event
             log.warning("could not read the log of %s", replica_id, exc_info=True)
             return []

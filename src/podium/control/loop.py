@@ -1,8 +1,10 @@
 """The controller loop: observe, decide (pure `reconciler.plan`), act, publish.
 
 Runs in its own thread with its own asyncio loop, so database calls and process starts never
-stall the gateway. `run_once()` is one full iteration (tests call it directly); `wake()` is
-thread-safe and makes the next iteration start at once instead of at the next tick.
+stall the gateway. Every backend call is awaited on that loop (the backend keeps its own
+blocking work off it); replica starts are tasks on it (`starts`). `run_once()` is one
+full iteration (tests call it directly); `wake()` is thread-safe and makes the next
+iteration start at once instead of at the next tick.
 """
 
 from __future__ import annotations
@@ -15,15 +17,14 @@ from collections.abc import Callable
 
 import httpx
 
-from podium.artifacts.sources import NodeCache
 from podium.backends.base import Backend
 from podium.control.actions import Actuator
 from podium.control.adoption import Adoption
 from podium.control.autoscaling import Autoscaling
-from podium.control.downloads import Downloads
 from podium.control.draining import Draining
 from podium.control.exits import Exits, settle_s
 from podium.control.journal import Journal
+from podium.control.preparing import Preparing
 from podium.control.probing import STARTING_PROBE_S, Probing
 from podium.control.publishing import Publisher
 from podium.control.recall import Recall
@@ -54,7 +55,6 @@ class Controller:
         backend: Backend,
         holder: RoutingSource,
         *,
-        node_cache: NodeCache,
         gateway: GatewayView | None = None,
         clock: Clock | None = None,
         http: httpx.AsyncClient | None = None,  # probes and scrapes (tests: a MockTransport)
@@ -68,17 +68,9 @@ class Controller:
         self.journal = Journal(db, self.state)
         self.recall = Recall(db, self.clock, self.state)
         exits = Exits(cfg, self.clock, backend, self.state, self.journal, gateway, self.wake)
-        downloads = Downloads(node_cache, settings.download, self.journal.event)
+        self.preparing = Preparing(backend, self.journal.event)
         self.act = Actuator(
-            settings,
-            db,
-            backend,
-            self.clock,
-            self.state,
-            self.journal,
-            exits,
-            downloads,
-            node_cache,
+            settings, db, backend, self.clock, self.state, self.journal, exits, self.preparing
         )
         self.adoption = Adoption(backend, self.clock, self.state, self.journal, exits)
         self.probing = Probing(cfg, db, self.clock, self.state, self.journal, self.act)
@@ -143,8 +135,8 @@ class Controller:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s())
-        self.act.downloads.cancel_all()
-        self.state.starts.close()
+        await self.preparing.release_all()
+        await self.state.starts.close()
         if self._http is not None:
             await self._http.aclose()
 
@@ -170,14 +162,14 @@ class Controller:
             self._http = httpx.AsyncClient(trust_env=False)
         http, state = self._http, self.state
         if not self._adopted:
-            self.adoption.adopt_all()
+            await self.adoption.adopt_all()
             self._adopted = True
         # Starts that ended since the last pass: tracked before the backend's report, so
         # a replica that already exited is known when its exit is.
         self.act.collect_starts()
-        for observed in self.backend.poll():
+        for observed in await self.backend.poll():
             if not observed.alive:
-                self.act.replica_exited(observed)
+                await self.act.replica_exited(observed)
         await self.probing.run(http)
         with self.db.unit_of_work(read_only=True) as uow:
             endpoints = uow.endpoints.list()
@@ -189,10 +181,10 @@ class Controller:
         )
         names = {e.name for e in endpoints}
         for ep in endpoints:
-            self._reconcile(ep)
+            await self._reconcile(ep)
         for r in list(state.replicas.values()):
             if r.endpoint not in names and r.state in (ReplicaState.STARTING, ReplicaState.READY):
-                self.act.stop(r, "its endpoint no longer exists")
+                await self.act.stop(r, "its endpoint no longer exists")
         state.starts.cancel_endpoints(names)
         # Starts launched by this pass: a fast one is tracked now, a slow one later.
         await state.starts.settle()
@@ -200,8 +192,9 @@ class Controller:
         for name in [n for n in state.memory if n not in names]:
             del state.memory[name]
         self.recall.save_changed()
-        # Downloads nobody waits for any more (deleted, paused, failed, another revision).
-        self.act.downloads.retain(
+        # Models nobody waits for any more (deleted, paused, failed, another revision):
+        # the backend cancels their downloads.
+        await self.preparing.retain(
             (ep.name, ep.revision)
             for ep in endpoints
             if ep.status not in _NO_STARTS and not state.failing(ep.name)
@@ -213,8 +206,8 @@ class Controller:
         if self.on_tick is not None:
             self.on_tick()
 
-    def _reconcile(self, ep: EndpointRecord) -> None:
-        self.act.observe(ep)
+    async def _reconcile(self, ep: EndpointRecord) -> None:
+        await self.act.observe(ep)
         mem = self.recall.remember(ep)
         if mem.failure is not None and mem.failure_generation != ep.generation:
             mem.forget_failure()
@@ -244,23 +237,23 @@ class Controller:
         p = plan(view, views, now)
         for rid in p.stop:
             if rid in replicas:
-                self.act.stop(replicas[rid], "not needed")
+                await self.act.stop(replicas[rid], "not needed")
             else:
                 starts.cancel(rid)
         for rid in p.drain:
             self.act.drain(replicas[rid])
         if p.start > 0:
-            self.act.start(ep, mem, p.start)
+            await self.act.start(ep, mem, p.start)
         reason = p.reason
         if p.status is EndpointStatus.INITIALIZING and reason is None:
             # Resolving: the model's download progress is the status reason.
-            reason = self.act.downloads.describe((ep.name, ep.revision))
+            reason = self.preparing.describe((ep.name, ep.revision))
         if p.status is not None and not (
             ep.status is EndpointStatus.DELETING and p.status is not EndpointStatus.DELETING
         ):
             self.journal.set_status(ep, p.status, reason)
         if p.delete:
-            self.act.delete_endpoint(ep.name)  # its memory too: revisions restart from 1
+            await self.act.delete_endpoint(ep.name)  # its memory too: revisions restart from 1
 
     def _settle_streak(self, name: str, mem: EndpointMemory, now: float) -> None:
         """A replica that stayed ready for a while since the last crash ends the streak (a

@@ -81,9 +81,9 @@ class Probing:
             if res.ok:
                 self.act.became_ready(r)
             elif res.timed_out and self._hung_for(r, spec, now) is not None:
-                self._no_answer(r, spec, now, res)  # taken out of routing, still silent
+                await self._no_answer(r, spec, now, res)  # taken out of routing, still silent
             elif now - r.starting_since > self.cfg.ready_timeout_s:
-                self.act.kill(
+                await self.act.kill(
                     r,
                     ExitReason.UNHEALTHY,
                     f"not ready after {self.cfg.ready_timeout_s:g}s ({res.detail})",
@@ -101,9 +101,9 @@ class Probing:
         elif not live.timed_out:
             r.unanswered_since = None
         if live.timed_out and self._hung_for(r, spec, now) is not None:
-            self._no_answer(r, spec, now, live)
+            await self._no_answer(r, spec, now, live)
             return
-        self._count(r, live, ready, live_p.failure_threshold, ready_p.failure_threshold)
+        await self._count(r, live, ready, live_p.failure_threshold, ready_p.failure_threshold)
 
     def _hung_limit_s(self, spec: EndpointSpec) -> float:
         """A call that runs this long is hung: the endpoint's timeout plus the grace."""
@@ -117,11 +117,11 @@ class Probing:
         silent = now - r.unanswered_since
         return silent if silent >= self._hung_limit_s(spec) else None
 
-    def _no_answer(
+    async def _no_answer(
         self, r: TrackedReplica, spec: EndpointSpec, now: float, res: ProbeResult
     ) -> None:
         silent = now - (r.unanswered_since or now)
-        self.act.hung(
+        await self.act.hung(
             r,
             f"hung: no answer to liveness probes for {silent:.0f}s ({res.detail}), past the "
             f"endpoint's timeout {spec.timeout_s:g}s plus the grace: its event loop is "
@@ -136,7 +136,7 @@ class Probing:
             return None
         return {"hung_after_s": f"{self._hung_limit_s(spec):g}"}
 
-    def _count(
+    async def _count(
         self,
         r: TrackedReplica,
         live: ProbeResult,
@@ -149,9 +149,9 @@ class Probing:
             r.liveness_failures = 0 if live.ok else r.liveness_failures + 1
         r.readiness_failures = 0 if ready.ok else r.readiness_failures + 1
         if live.hung:  # already past timeout + grace: no threshold to wait for
-            self.act.hung(r, live.detail, live.figures)
+            await self.act.hung(r, live.detail, live.figures)
         elif r.liveness_failures >= live_max:
-            self.act.kill(
+            await self.act.kill(
                 r,
                 ExitReason.UNHEALTHY,
                 f"liveness probe failed {r.liveness_failures} times: {live.detail}",

@@ -1,11 +1,11 @@
 """Replica starts in flight: the controller pass launches them and never waits for them.
 
-A start (resolving a cached `hf://` model offline, then `Backend.start`: a fork from a
-zygote, a spawn, an external server's checks) runs in a small thread pool, one batch per
+A start (`Backend.start`: a fork from a zygote, a spawn, an external server's checks, on
+this machine or another) runs as an asyncio task on the controller's loop, one batch per
 (endpoint, pass): the replicas a pass decided to start for one endpoint are started one
 after another in that batch, and a failure ends the batch (as the old in-pass loop did), so
 crash accounting is unchanged. Batches of different endpoints run side by side, at most
-`WORKERS` at once.
+`WORKERS` at once (a semaphore); the backend keeps its own blocking work off the loop.
 
 While a batch runs, its replicas are *starting* for the reconciler (they count toward the
 desired count and the endpoint is not deleted under them). The pass gives the batches it
@@ -15,33 +15,30 @@ plan no longer wants (paused, deleted, failed, an older revision) is marked canc
 replicas of its batch not started yet are skipped; one already started is tracked and the
 next plan stops it like any starting replica it does not want.
 
-A `hf://` download that is not in the node cache yet is not a start: `control.downloads`
-runs it in a child process and the pass looks at it without waiting ("resolving").
+A model that is not on the node yet is not a start: the pass asks the backend whether it is
+ready (`control.preparing`) and launches starts only once it is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from podium.backends.base import ObservedReplica
 
 WORKERS = 4  # batches (endpoints) starting at once
 GRACE_S = 0.25  # how long a pass waits for the batches it launched (then moves on)
+CLOSE_WAIT_S = 5.0  # how long a closing controller lets a replica start under way finish
 
 Wake = Callable[[str], None]
 
 
 @dataclass(slots=True)
 class BatchResult:
-    """What a batch did: the model folder it used, the replicas it started (in order) and
-    the exception that ended it early (None: every replica not cancelled was started)."""
+    """What a batch did: the replicas it started (in order) and the exception that ended
+    it early (None: every replica not cancelled was started)."""
 
-    path: Path | None = None
     started: list[ObservedReplica] = field(default_factory=list)
     error: BaseException | None = None
 
@@ -53,8 +50,8 @@ class Batch:
     replica_ids: list[str]
     decided: float  # wall clock when the pass decided these starts
     since: float  # monotonic, the same moment
-    future: asyncio.Future[BatchResult] = field(init=False)
-    cancelled: set[str] = field(default_factory=set)  # read by the worker thread
+    task: asyncio.Task[BatchResult] = field(init=False)
+    cancelled: set[str] = field(default_factory=set)  # read by the batch before each start
 
     def waiting(self) -> list[str]:
         """The replicas of this batch the plan still counts as starting."""
@@ -66,7 +63,8 @@ class Starts:
 
     def __init__(self, wake: Wake, *, workers: int = WORKERS) -> None:
         self._wake = wake
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="podium-start")
+        self._workers = workers
+        self._slots: asyncio.Semaphore | None = None  # made on the controller's loop
         self._batches: list[Batch] = []
         self._launched: list[Batch] = []  # in this pass, for `settle`
 
@@ -78,15 +76,27 @@ class Starts:
         *,
         decided: float,
         since: float,
-        work: Callable[[Batch], BatchResult],
+        work: Callable[[Batch], Awaitable[BatchResult]],
     ) -> Batch:
-        """Run `work(batch)` in the pool; its end wakes the controller for `endpoint`."""
+        """Run `work(batch)` as a task once a slot is free; its end wakes the controller
+        for `endpoint`."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._workers)
         batch = Batch(endpoint, revision, list(replica_ids), decided, since)
-        batch.future = asyncio.get_running_loop().run_in_executor(self._pool, work, batch)
-        batch.future.add_done_callback(lambda _: self._wake(endpoint))
+        batch.task = asyncio.get_running_loop().create_task(
+            self._run(self._slots, batch, work), name=f"podium-start-{endpoint}"
+        )
+        batch.task.add_done_callback(lambda _: self._wake(endpoint))
         self._batches.append(batch)
         self._launched.append(batch)
         return batch
+
+    @staticmethod
+    async def _run(
+        slots: asyncio.Semaphore, batch: Batch, work: Callable[[Batch], Awaitable[BatchResult]]
+    ) -> BatchResult:
+        async with slots:
+            return await work(batch)
 
     def pending(self, endpoint: str) -> list[Batch]:
         return [b for b in self._batches if b.endpoint == endpoint]
@@ -109,27 +119,30 @@ class Starts:
     async def settle(self, grace_s: float = GRACE_S) -> None:
         """Give the batches launched since the last call up to `grace_s` to finish."""
         launched, self._launched = self._launched, []
-        waiting = [b.future for b in launched if not b.future.done()]
+        waiting = [b.task for b in launched if not b.task.done()]
         if waiting:
             await asyncio.wait(waiting, timeout=grace_s)
 
     def done(self) -> list[tuple[Batch, BatchResult]]:
         """The batches that have finished since the last call, in launch order."""
         out: list[tuple[Batch, BatchResult]] = []
-        for b in [b for b in self._batches if b.future.done()]:
+        for b in [b for b in self._batches if b.task.done()]:
             self._batches.remove(b)
-            if b.future.cancelled():
+            if b.task.cancelled():
                 continue
-            exc = b.future.exception()
-            out.append((b, BatchResult(error=exc) if exc is not None else b.future.result()))
+            exc = b.task.exception()
+            out.append((b, BatchResult(error=exc) if exc is not None else b.task.result()))
         return out
 
-    def close(self) -> None:
-        """The controller stops: batches not begun are dropped, running ones end on their
-        own (the backend knows their replicas and stops them when it closes)."""
-        for b in self._batches:
+    async def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
+        """The controller stops: replicas not started yet are skipped; a start under way
+        gets `wait_s` to finish (its replica is then the backend's, which stops it when it
+        closes), then its task is cancelled."""
+        batches, self._batches = self._batches, []
+        for b in batches:
             b.cancelled.update(b.replica_ids)
-            with contextlib.suppress(Exception):
-                b.future.cancel()
-        self._batches.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        running = [b.task for b in batches if not b.task.done()]
+        if running:
+            await asyncio.wait(running, timeout=wait_s)
+        for task in running:
+            task.cancel()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from podium.core.phases import ReplicaState
 from podium.store.records import ReplicaRecord
@@ -79,7 +78,6 @@ class EndpointMemory:
     scale_desired: int | None = None
     scale_reason: str | None = None
     scaled_at: float | None = None
-    model_paths: dict[int, Path] = field(default_factory=dict)  # revision -> model folder
     saved: tuple[object, ...] | None = None  # `recall.persisted_key` as last written
 
     def forget_failure(self) -> None:

@@ -18,7 +18,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from podium.api.app import create_api
 from podium.api.deps import ApiContext
-from podium.artifacts.sources import NodeCache
 from podium.artifacts.store import ArtifactStore
 from podium.backends.local import LocalBackend
 from podium.control.loop import Controller
@@ -41,6 +40,8 @@ class Podium:
         self.db = Database(settings.database_url)
         self.db.migrate()
         self.artifacts = ArtifactStore(settings.artifacts_dir, limits=settings.limits.archive)
+        # Replicas on this machine; the backend fetches their models into the node cache
+        # (settings.cache_dir) itself.
         self.backend = LocalBackend(settings)
         # One server process: the routing table travels in memory. A source shared by
         # several processes (PostgreSQL LISTEN/NOTIFY) would be chosen here, and only here.
@@ -58,7 +59,6 @@ class Podium:
             self.db,
             self.backend,
             self.holder,
-            node_cache=NodeCache(settings.cache_dir),
             gateway=self.gateway,
         )
         self.api = create_api(
@@ -97,7 +97,7 @@ class Podium:
 
     async def shutdown(self, *, stop_replicas: bool = True) -> None:
         self.controller.stop()
-        self.backend.close(stop_replicas=stop_replicas)
+        await self.backend.close(stop_replicas=stop_replicas)
         await self.gateway.shutdown()
         self.db.dispose()
 

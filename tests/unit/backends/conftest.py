@@ -1,17 +1,23 @@
 """Fixtures for the local backend tests: settings under tmp_path, a backend closed afterwards,
-and a stand-in interpreter that runs tests/unit/backends/fake_replica.py."""
+and a stand-in interpreter that runs tests/unit/backends/fake_replica.py.
+
+The tests drive the backend from their own thread: `SyncLocal` is the real `LocalBackend`
+whose async methods each run to their end in an event loop of their own (what the
+controller awaits), so the tests read as the sequence of calls they make."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
-from podium.backends.base import ObservedReplica, ReplicaLaunch
+from podium.backends.base import ModelSource, ObservedReplica, ReplicaLaunch
 from podium.backends.local import LocalBackend
 from podium.core.settings import Settings
 from podium.core.spec import InstanceType
@@ -20,6 +26,24 @@ T = TypeVar("T")
 DEADLINE_S = 60.0
 SMALL = InstanceType(name="cpu-small", cpus=1, memory_mb=2048)
 FAKE_REPLICA = Path(__file__).with_name("fake_replica.py")
+
+
+class SyncLocal:
+    """A `LocalBackend` called from a test's thread (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.backend = LocalBackend(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.backend, name)
+        if inspect.iscoroutinefunction(attr):
+            return lambda *a, **k: asyncio.run(attr(*a, **k))
+        return attr
+
+
+def model_at(path: Path, ref: str = "demo:1") -> ModelSource:
+    """A repository model whose files are at `path` (no digest: not checked)."""
+    return ModelSource(ref=ref, location=str(path))
 
 
 def wait_for(fn: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:
@@ -34,7 +58,7 @@ def wait_for(fn: Callable[[], T | None], what: str, timeout: float = DEADLINE_S)
         time.sleep(0.05)
 
 
-def wait_exits(backend: LocalBackend, *replica_ids: str) -> dict[str, ObservedReplica]:
+def wait_exits(backend: SyncLocal, *replica_ids: str) -> dict[str, ObservedReplica]:
     """Poll until the backend has reported each replica's exit (once); check they are then
     forgotten."""
     reports: dict[str, ObservedReplica] = {}
@@ -51,7 +75,7 @@ def wait_exits(backend: LocalBackend, *replica_ids: str) -> dict[str, ObservedRe
     return reports
 
 
-def wait_exit(backend: LocalBackend, replica_id: str) -> ObservedReplica:
+def wait_exit(backend: SyncLocal, replica_id: str) -> ObservedReplica:
     return wait_exits(backend, replica_id)[replica_id]
 
 
@@ -69,7 +93,7 @@ def launch(
         endpoint="demo",
         revision=1,
         runtime=runtime,
-        model_path=model_path,
+        model=model_at(model_path),
         instance_type=instance_type,
         env=env or {},
         **kwargs,  # type: ignore[arg-type]
@@ -82,8 +106,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def backend(settings: Settings) -> Iterator[LocalBackend]:
-    b = LocalBackend(settings)
+def backend(settings: Settings) -> Iterator[SyncLocal]:
+    b = SyncLocal(settings)
     yield b
     b.close()
 

@@ -19,7 +19,6 @@ import pytest
 
 from podium.backends import external
 from podium.backends.base import AdoptCandidate, ObservedReplica
-from podium.backends.local import LocalBackend
 from podium.core.errors import Invalid, LoadError
 from podium.core.phases import ExitReason
 from podium.core.settings import Settings
@@ -27,7 +26,7 @@ from podium.core.spec import CommandSpec, EndpointSpec, InstanceType
 from podium.runtimes import presets
 from podium.runtimes.registry import get_runtime, known_runtimes
 from tests.support.server import free_port
-from tests.unit.backends.conftest import launch, wait_exit, wait_exits, wait_for
+from tests.unit.backends.conftest import SyncLocal, launch, wait_exit, wait_exits, wait_for
 
 BYO = Path(__file__).resolve().parents[2] / "support" / "byo_server.py"
 GPU = InstanceType(name="gpu-small", cpus=4, memory_mb=16384, gpus=1)
@@ -70,7 +69,7 @@ def _get(r: ObservedReplica, path: str) -> httpx.Response | None:
         return None
 
 
-def _wait_healthy(b: LocalBackend, r: ObservedReplica, path: str = "/health") -> None:
+def _wait_healthy(b: SyncLocal, r: ObservedReplica, path: str = "/health") -> None:
     def healthy() -> bool:
         alive = {o.replica_id for o in b.poll() if o.alive}
         assert r.replica_id in alive, f"server exited: {b.logs(r.replica_id)[-20:]}"
@@ -84,7 +83,7 @@ def _wait_healthy(b: LocalBackend, r: ObservedReplica, path: str = "/health") ->
 
 
 def test_command_server_runs_with_port_and_model_path(
-    backend: LocalBackend, model: Path, settings: Settings
+    backend: SyncLocal, model: Path, settings: Settings
 ) -> None:
     spec = _byo("--port", "{port}")
     r = backend.start(
@@ -106,14 +105,14 @@ def test_command_server_runs_with_port_and_model_path(
     assert report.exit_reason is ExitReason.STOPPED and report.exit_code == 0
 
 
-def test_command_fixed_port(backend: LocalBackend, model: Path) -> None:
+def test_command_fixed_port(backend: SyncLocal, model: Path) -> None:
     port = free_port()
     r = backend.start(launch("byo-r1-b", model, runtime="command", command=_byo(port=port)))
     assert r.port == port
     _wait_healthy(backend, r)
 
 
-def test_command_exit_codes_are_crashes(backend: LocalBackend, model: Path) -> None:
+def test_command_exit_codes_are_crashes(backend: SyncLocal, model: Path) -> None:
     # Only Podium's own loader can say "failed to load" (issue 8): a server of the user's
     # that exits with 3 has crashed, like one exiting with 1; its last log lines say why.
     backend.start(launch("byo-r1-c", model, runtime="command", command=_byo("--exit-code", "3")))
@@ -126,7 +125,7 @@ def test_command_exit_codes_are_crashes(backend: LocalBackend, model: Path) -> N
     assert one.exit_reason is ExitReason.CRASHED and one.exit_code == 1
 
 
-def test_missing_command_is_a_load_error(backend: LocalBackend, model: Path) -> None:
+def test_missing_command_is_a_load_error(backend: SyncLocal, model: Path) -> None:
     missing = CommandSpec(command="no-such-server-program-xyz")
     with pytest.raises(LoadError, match="`no-such-server-program-xyz` was not found on PATH"):
         backend.start(launch("byo-r1-e", model, runtime="command", command=missing))
@@ -138,12 +137,12 @@ def test_missing_command_is_a_load_error(backend: LocalBackend, model: Path) -> 
 
 
 def test_adopt_external_replica(settings: Settings, model: Path) -> None:
-    first = LocalBackend(settings)
+    first = SyncLocal(settings)
     r = first.start(launch("byo-r1-g", model, runtime="command", command=_byo()))
     _wait_healthy(first, r)
     first.close(stop_replicas=False)
 
-    second = LocalBackend(settings)
+    second = SyncLocal(settings)
     try:
         candidate = AdoptCandidate(
             replica_id=r.replica_id,
@@ -171,7 +170,7 @@ def test_adopt_external_replica(settings: Settings, model: Path) -> None:
 # ---------------------------------------------------------------------- presets
 
 
-def test_preset_not_installed(backend: LocalBackend, model: Path) -> None:
+def test_preset_not_installed(backend: SyncLocal, model: Path) -> None:
     env = {"PATH": "/nonexistent"}
     with pytest.raises(LoadError) as caught:
         backend.start(launch("llm-r1-a", model, runtime="vllm", env=env))
@@ -182,7 +181,7 @@ def test_preset_not_installed(backend: LocalBackend, model: Path) -> None:
         backend.start(launch("llm-r1-b", model, runtime="sglang", env=env))
 
 
-def test_gpu_presets_need_a_gpu(backend: LocalBackend, model: Path, fake_bin: Path) -> None:
+def test_gpu_presets_need_a_gpu(backend: SyncLocal, model: Path, fake_bin: Path) -> None:
     env = _path_env(fake_bin)
     with pytest.raises(LoadError) as caught:
         backend.start(launch("llm-r1-c", model, runtime="vllm", env=env))
@@ -193,14 +192,14 @@ def test_gpu_presets_need_a_gpu(backend: LocalBackend, model: Path, fake_bin: Pa
 
 
 def test_llama_cpp_preset_serves(
-    backend: LocalBackend, model: Path, fake_bin: Path, settings: Settings
+    backend: SyncLocal, model: Path, fake_bin: Path, settings: Settings
 ) -> None:
     with pytest.raises(LoadError, match=r"llama.cpp needs a \.gguf file in the model"):
         backend.start(launch("gguf-r1-a", model, runtime="llama.cpp", env=_path_env(fake_bin)))
     (model / "tiny-q4.gguf").write_bytes(b"GGUF")
     args = {"ctx_size": 2048, "-ngl": 99, "flash_attn": True, "mlock": False}
     run = launch("gguf-r1-b", model, runtime="llama.cpp", env=_path_env(fake_bin), engine_args=args)
-    plan = external.plan(run, run_dir=settings.run_dir)
+    plan = external.plan(run, model, run_dir=settings.run_dir)
     assert plan.argv == [
         str(fake_bin / "llama-server"),
         "-m", str(model / "tiny-q4.gguf"), "--host", "127.0.0.1", "--port", str(plan.port),
@@ -222,6 +221,7 @@ def test_gpu_preset_plans(
     args = {"max_model_len": 4096, "enforce_eager": True, "dtype": "float16"}
     vllm = external.plan(
         launch("v-r1-a", model, runtime="vllm", instance_type=GPU, env=env, engine_args=args),
+        model,
         run_dir=Path("/r"),
     )
     assert vllm.argv == [
@@ -232,7 +232,9 @@ def test_gpu_preset_plans(
     assert vllm.health_route == "/health"
 
     tgi = external.plan(
-        launch("t-r1-a", model, runtime="tgi", instance_type=GPU, env=env), run_dir=Path("/r")
+        launch("t-r1-a", model, runtime="tgi", instance_type=GPU, env=env),
+        model,
+        run_dir=Path("/r"),
     )
     assert tgi.argv[:7] == [
         str(fake_bin / "text-generation-launcher"), "--model-id", str(model),
@@ -247,6 +249,7 @@ def test_gpu_preset_plans(
     python.chmod(0o755)
     sglang = external.plan(
         launch("s-r1-a", model, runtime="sglang", instance_type=GPU, env=env),
+        model,
         run_dir=Path("/r"),
         python=str(python),
     )
@@ -258,20 +261,24 @@ def test_gpu_preset_plans(
         external.plan(
             launch("v-r1-b", model, runtime="vllm", instance_type=GPU, env=env,
                    engine_args={"port": 1}),
-            run_dir=Path("/r"),
+            model, run_dir=Path("/r"),
         )  # fmt: skip
 
 
 def test_torchserve_and_triton_plans(model: Path, fake_bin: Path, settings: Settings) -> None:
     env = _path_env(fake_bin)
-    ts = external.plan(launch("ts-r1-a", model, runtime="torchserve", env=env), run_dir=Path("/r"))
+    ts = external.plan(
+        launch("ts-r1-a", model, runtime="torchserve", env=env), model, run_dir=Path("/r")
+    )
     [(config_path, text)] = ts.files.items()
     assert ts.argv[ts.argv.index("--ts-config") + 1] == str(config_path)
     assert f"inference_address=http://127.0.0.1:{ts.port}\n" in text
     assert "management_address=http://127.0.0.1:" in text and "{" not in text
     assert ts.health_route == "/ping" and ts.env["LOG_LOCATION"].startswith("/r/ts-r1-a-")
 
-    tr = external.plan(launch("tr-r1-a", model, runtime="triton", env=env), run_dir=Path("/r"))
+    tr = external.plan(
+        launch("tr-r1-a", model, runtime="triton", env=env), model, run_dir=Path("/r")
+    )
     assert tr.argv[1:7] == [
         "--model-repository", str(model), "--http-address", "127.0.0.1",
         "--http-port", str(tr.port),
@@ -280,6 +287,7 @@ def test_torchserve_and_triton_plans(model: Path, fake_bin: Path, settings: Sett
     with pytest.raises(LoadError, match="--http-port is set by Podium for triton"):
         external.plan(
             launch("tr-r1-b", model, runtime="triton", env=env, engine_args={"http_port": 1}),
+            model,
             run_dir=Path("/r"),
         )
 

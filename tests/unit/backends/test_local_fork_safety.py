@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 
 from podium.backends import logfiles
-from podium.backends.local import LocalBackend
 from podium.backends.zygote_pool import Zygote
 from podium.core.settings import Settings
 from tests.support.models import write_python_bundle
-from tests.unit.backends.conftest import launch, wait_for
+from tests.unit.backends.conftest import SyncLocal, launch, wait_for
 
 _MARKS: list[Path] = []  # the folder where a forked copy of this process leaves its pid
 
@@ -58,8 +57,8 @@ def test_starting_replicas_never_runs_python_in_a_copy_of_the_server(
     """Spawned (Popen) and forked (zygote) replicas, with the backend's lock held by another
     thread's `poll` in between: no child of this process ever ran Python code before its
     exec, so none can hold a copy of a lock taken here."""
-    spawning = LocalBackend(settings, python=fake_python, start_mode="spawn")
-    forking = LocalBackend(settings, start_mode="fork")
+    spawning = SyncLocal(settings, python=fake_python, start_mode="spawn")
+    forking = SyncLocal(settings, start_mode="fork")
     stop = threading.Event()
 
     def polls() -> None:  # another thread takes the locks while the starts fork
@@ -92,7 +91,7 @@ def test_reading_logs_never_waits_for_a_start_in_progress(
     old = logfiles.path_for(settings.logs_dir, "demo", "demo-r1-old")
     old.parent.mkdir(parents=True)
     old.write_text("one\ntwo\n")
-    backend = LocalBackend(settings, python=fake_python, start_mode="fork")
+    backend = SyncLocal(settings, python=fake_python, start_mode="fork")
     forking = threading.Event()
     release = threading.Event()
 

@@ -6,16 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from podium.backends import logfiles
-from podium.backends.local import LocalBackend
 from podium.core.settings import Settings
-from tests.unit.backends.conftest import launch, wait_exit, wait_for
+from tests.unit.backends.conftest import SyncLocal, launch, wait_exit, wait_for
 
 
 def test_exited_replicas_logs_are_kept_up_to_the_retention(
     tmp_path: Path, fake_python: str
 ) -> None:
     settings = Settings(home=tmp_path / "home", log_retention=3)
-    b = LocalBackend(settings, python=fake_python)
+    b = SyncLocal(settings, python=fake_python)
     try:
         running = b.start(launch("demo-r1-serve", Path("/m")))
         for i in range(4):

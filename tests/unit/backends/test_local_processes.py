@@ -14,15 +14,14 @@ import pytest
 
 from podium.backends import processes
 from podium.backends.base import AdoptCandidate, ObservedReplica
-from podium.backends.local import LocalBackend
 from podium.core.clock import FakeClock
 from podium.core.phases import ExitReason
 from podium.core.settings import ControlSettings, Settings
 from podium.core.spec import InstanceType
-from tests.unit.backends.conftest import launch, wait_exit, wait_exits, wait_for
+from tests.unit.backends.conftest import SyncLocal, launch, wait_exit, wait_exits, wait_for
 
 
-def _log_has(b: LocalBackend, replica_id: str, text: str) -> bool:
+def _log_has(b: SyncLocal, replica_id: str, text: str) -> bool:
     return any(text in line for line in b.logs(replica_id))
 
 
@@ -47,7 +46,7 @@ def _candidate(r: ObservedReplica, *, pid: int | None = None, rid: str = "") -> 
 
 
 def test_start_passes_socket_args_and_env_then_stop(settings: Settings, fake_python: str) -> None:
-    b = LocalBackend(settings, python=fake_python)
+    b = SyncLocal(settings, python=fake_python)
     it = InstanceType(name="cpu-medium", cpus=2, memory_mb=4096)
     spec = launch("demo-r1-a", Path("/models/x"), instance_type=it, task="t", trust_pickle=True)
     r = b.start(spec)
@@ -74,7 +73,7 @@ def test_stop_escalates_to_sigkill_after_the_stop_timeout(
     settings: Settings, fake_python: str
 ) -> None:
     clock = FakeClock()
-    b = LocalBackend(settings, clock=clock, python=fake_python)
+    b = SyncLocal(settings, clock=clock, python=fake_python)
     r = b.start(launch("demo-r1-b", Path("/m"), env={"FAKE_MODE": "ignore_term"}))
     wait_for(lambda: _log_has(b, "demo-r1-b", "ready"), "SIGTERM to be ignored")
     b.stop("demo-r1-b")
@@ -89,7 +88,7 @@ def test_stop_escalates_to_sigkill_after_the_stop_timeout(
 
 
 def test_crash_reports_exit_code_and_log_tail(settings: Settings, fake_python: str) -> None:
-    b = LocalBackend(settings, python=fake_python)
+    b = SyncLocal(settings, python=fake_python)
     b.start(launch("demo-r1-c", Path("/m"), env={"FAKE_MODE": "crash"}))
     report = wait_exit(b, "demo-r1-c")
     assert report.exit_reason == ExitReason.CRASHED and report.exit_code == 7
@@ -104,7 +103,7 @@ def test_the_replicas_own_out_of_memory_wins_over_a_kill(
 ) -> None:
     # After an OOM a replica stops itself and refuses connections: liveness may fail and
     # the controller kill it as unhealthy. The event must still say out of memory.
-    b = LocalBackend(settings, python=fake_python)
+    b = SyncLocal(settings, python=fake_python)
     b.start(launch("demo-r1-o", Path("/m")))
     status = settings.run_dir / "demo-r1-o.status.json"
     status.write_text(json.dumps({"state": "out_of_memory"}), encoding="utf-8")
@@ -119,7 +118,7 @@ def test_exit_cause_never_waits_for_a_poll(
     settings: Settings, fake_python: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The gateway's event loop asks exit_cause while poll walks process trees.
-    b = LocalBackend(settings, python=fake_python)
+    b = SyncLocal(settings, python=fake_python)
     tiny = InstanceType(name="tiny", cpus=0.5, memory_mb=1000)
     b.start(launch("demo-r1-w", Path("/m"), instance_type=tiny))
     walking, release = threading.Event(), threading.Event()
@@ -146,7 +145,7 @@ def test_exit_cause_never_waits_for_a_poll(
 
 
 def test_load_failure_and_kill_reasons(settings: Settings, fake_python: str) -> None:
-    b = LocalBackend(settings, python=fake_python)
+    b = SyncLocal(settings, python=fake_python)
     b.start(launch("demo-r1-d", Path("/m"), env={"FAKE_MODE": "load_failed"}))
     b.start(launch("demo-r1-e", Path("/m")))
     b.kill("demo-r1-e", ExitReason.UNHEALTHY)
@@ -161,7 +160,7 @@ def test_load_failure_and_kill_reasons(settings: Settings, fake_python: str) -> 
 
 
 def test_memory_limit_kills_with_oom(settings: Settings, fake_python: str) -> None:
-    b = LocalBackend(settings, python=fake_python)
+    b = SyncLocal(settings, python=fake_python)
     tiny = InstanceType(name="tiny", cpus=0.5, memory_mb=100)
     env = {"FAKE_MODE": "alloc", "FAKE_ALLOC_MB": "200"}
     b.start(launch("demo-r1-f", Path("/m"), instance_type=tiny, env=env))
@@ -173,7 +172,7 @@ def test_memory_limit_kills_with_oom(settings: Settings, fake_python: str) -> No
 
 
 def test_children_of_a_replica_die_with_it(settings: Settings, fake_python: str) -> None:
-    b = LocalBackend(settings, python=fake_python)
+    b = SyncLocal(settings, python=fake_python)
     b.start(launch("demo-r1-g", Path("/m"), env={"FAKE_MODE": "child"}))
     line = wait_for(
         lambda: next((x for x in b.logs("demo-r1-g") if x.startswith("child pid")), None),
@@ -187,14 +186,14 @@ def test_children_of_a_replica_die_with_it(settings: Settings, fake_python: str)
 
 
 def test_adopt_checks_identity_and_takes_over(settings: Settings, fake_python: str) -> None:
-    first = LocalBackend(settings, python=fake_python)
+    first = SyncLocal(settings, python=fake_python)
     r1 = first.start(launch("demo-r1-h", Path("/m")))
     r2 = first.start(launch("demo-r1-i", Path("/m")))
     wait_for(lambda: _log_has(first, "demo-r1-i", "ready"), "the fake replica to start")
     first.close(stop_replicas=False)
     assert first.poll() == []
 
-    second = LocalBackend(settings, python=fake_python)
+    second = SyncLocal(settings, python=fake_python)
     bogus = [
         _candidate(r1, pid=os.getpid()),  # a live process, but not a replica
         _candidate(r1, rid="demo-r1-zzz"),  # a replica, but another one
@@ -221,7 +220,7 @@ def test_adopt_checks_identity_and_takes_over(settings: Settings, fake_python: s
 
 def test_close_stops_everything(tmp_path: Path, fake_python: str) -> None:
     settings = Settings(home=tmp_path / "h", control=ControlSettings(stop_timeout_s=1.0))
-    b = LocalBackend(settings, python=fake_python)
+    b = SyncLocal(settings, python=fake_python)
     pids = [
         b.start(launch(f"demo-r1-{m}", Path("/m"), env={"FAKE_MODE": m})).pid or 0
         for m in ("serve", "ignore_term", "child")
@@ -239,7 +238,7 @@ def test_logs_of_unknown_and_earlier_replicas(settings: Settings, tmp_path: Path
     log = settings.logs_dir / "demo" / "demo-r1-old.log"
     log.parent.mkdir(parents=True)
     log.write_text("".join(f"line {i}\n" for i in range(5000)))
-    b = LocalBackend(settings)
+    b = SyncLocal(settings)
     assert b.replica_logs.path("demo-r1-old") == log  # found on disk: a previous server's replica
     assert b.logs("demo-r1-old", tail=3) == ["line 4997", "line 4998", "line 4999"]
     assert b.logs("nope") == [] and b.replica_logs.path("../etc") is None

@@ -13,12 +13,11 @@ import psutil
 import pytest
 
 from podium.backends.base import AdoptCandidate, ObservedReplica
-from podium.backends.local import LocalBackend
 from podium.core.phases import ExitReason
 from podium.core.settings import Settings
 from podium.core.spec import InstanceType
 from tests.support.models import train_iris_skops, write_python_bundle
-from tests.unit.backends.conftest import launch, wait_exit, wait_for
+from tests.unit.backends.conftest import SyncLocal, launch, wait_exit, wait_for
 
 
 def _ready(r: ObservedReplica) -> bool:
@@ -28,7 +27,7 @@ def _ready(r: ObservedReplica) -> bool:
         return False
 
 
-def _wait_ready(b: LocalBackend, r: ObservedReplica) -> None:
+def _wait_ready(b: SyncLocal, r: ObservedReplica) -> None:
     def ready() -> bool:
         alive = {o.replica_id for o in b.poll() if o.alive}
         assert r.replica_id in alive, f"replica exited: {b.logs(r.replica_id)[-20:]}"
@@ -55,7 +54,7 @@ def bundle(tmp_path: Path) -> Path:
     return write_python_bundle(tmp_path / "bundle")
 
 
-def test_iris_replica_serves_logs_and_stops(backend: LocalBackend, tmp_path: Path) -> None:
+def test_iris_replica_serves_logs_and_stops(backend: SyncLocal, tmp_path: Path) -> None:
     model = train_iris_skops(tmp_path / "iris")
     r = backend.start(launch("iris-r1-a", model, runtime="sklearn"))
     _wait_ready(backend, r)
@@ -71,7 +70,7 @@ def test_iris_replica_serves_logs_and_stops(backend: LocalBackend, tmp_path: Pat
     assert report.exit_reason == ExitReason.STOPPED and report.exit_code == 0
 
 
-def test_sigkill_from_outside_is_a_crash(backend: LocalBackend, bundle: Path) -> None:
+def test_sigkill_from_outside_is_a_crash(backend: SyncLocal, bundle: Path) -> None:
     r = backend.start(launch("demo-r1-a", bundle))
     _wait_ready(backend, r)
     os.kill(r.pid or 0, signal.SIGKILL)
@@ -81,7 +80,7 @@ def test_sigkill_from_outside_is_a_crash(backend: LocalBackend, bundle: Path) ->
     assert backend.logs("demo-r1-a", 20)
 
 
-def test_load_failure(backend: LocalBackend, tmp_path: Path) -> None:
+def test_load_failure(backend: SyncLocal, tmp_path: Path) -> None:
     broken = write_python_bundle(tmp_path / "broken", fail_load="boom")
     backend.start(launch("demo-r1-b", broken))
     report = wait_exit(backend, "demo-r1-b")
@@ -89,7 +88,7 @@ def test_load_failure(backend: LocalBackend, tmp_path: Path) -> None:
     assert report.error and "boom" in report.error
 
 
-def test_memory_limit(backend: LocalBackend, tmp_path: Path) -> None:
+def test_memory_limit(backend: SyncLocal, tmp_path: Path) -> None:
     hog = write_python_bundle(tmp_path / "hog", alloc_mb_on_predict=300)
     tiny = InstanceType(name="tiny", cpus=1, memory_mb=150)
     r = backend.start(launch("demo-r1-c", hog, instance_type=tiny))
@@ -117,12 +116,12 @@ def test_memory_limit(backend: LocalBackend, tmp_path: Path) -> None:
 
 
 def test_adopt_after_a_server_restart(settings: Settings, bundle: Path) -> None:
-    first = LocalBackend(settings)
+    first = SyncLocal(settings)
     r = first.start(launch("demo-r1-d", bundle))
     _wait_ready(first, r)
     first.close(stop_replicas=False)
 
-    second = LocalBackend(settings)
+    second = SyncLocal(settings)
     try:
         assert second.adopt([_candidate(r, os.getpid())]) == []  # pid is not a replica
         adopted = second.adopt([_candidate(r, r.pid)])
@@ -137,7 +136,7 @@ def test_adopt_after_a_server_restart(settings: Settings, bundle: Path) -> None:
 
 
 def test_close_stops_everything(settings: Settings, bundle: Path) -> None:
-    b = LocalBackend(settings)
+    b = SyncLocal(settings)
     started = [b.start(launch(f"demo-r1-{i}", bundle)) for i in ("e", "f")]
     _wait_ready(b, started[0])
     b.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from podium.backends.base import ReplicaLaunch
+from podium.backends.base import ModelSource, ReplicaLaunch
 from podium.backends.launch import replica_command
 from podium.core.settings import Settings
 from podium.core.spec import model_version
@@ -36,14 +36,14 @@ def test_the_replica_is_told_its_model_version(tmp_path: Path) -> None:
         endpoint="iris",
         revision=2,
         runtime="sklearn",
-        model_path=tmp_path,
+        model=ModelSource(ref="iris:3", location=str(tmp_path)),
         instance_type=settings.instance_type("cpu-small"),
         model_version="3",
     )
-    argv, _ = replica_command(launch, 5, tmp_path / "s.json", sys.executable)
+    argv, _ = replica_command(launch, tmp_path, 5, tmp_path / "s.json", sys.executable)
     assert argv[argv.index("--model-version") + 1] == "3"
     assert argv[argv.index("--revision") + 1] == "2"
     argv, _ = replica_command(
-        replace(launch, model_version=None), 5, tmp_path / "s.json", sys.executable
+        replace(launch, model_version=None), tmp_path, 5, tmp_path / "s.json", sys.executable
     )
     assert "--model-version" not in argv

@@ -18,13 +18,12 @@ import pytest
 
 from podium.backends import zygote_pool
 from podium.backends.base import AdoptCandidate, ObservedReplica
-from podium.backends.local import LocalBackend
 from podium.core.phases import ExitReason
 from podium.core.settings import Settings
 from podium.core.spec import InstanceType
 from podium.replica import zygote as wire
 from tests.support.models import write_python_bundle
-from tests.unit.backends.conftest import launch, wait_exit, wait_for
+from tests.unit.backends.conftest import SyncLocal, launch, wait_exit, wait_for
 
 
 def _ready(r: ObservedReplica) -> bool:
@@ -34,7 +33,7 @@ def _ready(r: ObservedReplica) -> bool:
         return False
 
 
-def _wait_ready(b: LocalBackend, r: ObservedReplica) -> None:
+def _wait_ready(b: SyncLocal, r: ObservedReplica) -> None:
     def ready() -> bool:
         alive = {o.replica_id for o in b.poll() if o.alive}
         assert r.replica_id in alive, f"replica exited: {b.logs(r.replica_id)[-20:]}"
@@ -43,7 +42,7 @@ def _wait_ready(b: LocalBackend, r: ObservedReplica) -> None:
     wait_for(ready, f"{r.replica_id} to be ready")
 
 
-def _zygote_pid(b: LocalBackend, runtime: str = "python") -> int:
+def _zygote_pid(b: SyncLocal, runtime: str = "python") -> int:
     assert b.zygotes.wait_ready(runtime, 60), "the zygote did not become ready"
     z = b.zygotes._families["python"].zygote
     assert z is not None
@@ -56,8 +55,8 @@ def bundle(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def forking(settings: Settings) -> Iterator[LocalBackend]:
-    b = LocalBackend(settings, start_mode="fork")
+def forking(settings: Settings) -> Iterator[SyncLocal]:
+    b = SyncLocal(settings, start_mode="fork")
     yield b
     b.close()
 
@@ -107,7 +106,7 @@ def test_startup_report_from_status_times() -> None:
 # ---------------------------------------------------------------------- real processes
 
 
-def test_forked_replica_serves_in_its_own_session(forking: LocalBackend, bundle: Path) -> None:
+def test_forked_replica_serves_in_its_own_session(forking: SyncLocal, bundle: Path) -> None:
     zpid = _zygote_pid(forking)
     r = forking.start(launch("demo-r1-a", bundle))
     assert r.start_mode == "fork" and r.pid is not None
@@ -148,7 +147,7 @@ def _signal_mask(pid: int, field: str) -> int:
     return 0
 
 
-def test_exit_codes_of_forked_replicas(forking: LocalBackend, tmp_path: Path) -> None:
+def test_exit_codes_of_forked_replicas(forking: SyncLocal, tmp_path: Path) -> None:
     _zygote_pid(forking)
     broken = write_python_bundle(tmp_path / "broken", fail_load="boom")
     forking.start(launch("demo-r1-b", broken))
@@ -164,7 +163,7 @@ def test_exit_codes_of_forked_replicas(forking: LocalBackend, tmp_path: Path) ->
     assert crashed.exit_reason == ExitReason.CRASHED and crashed.exit_code == -9
 
 
-def test_memory_limit_counts_the_fork_not_its_zygote(forking: LocalBackend, tmp_path: Path) -> None:
+def test_memory_limit_counts_the_fork_not_its_zygote(forking: SyncLocal, tmp_path: Path) -> None:
     zpid = _zygote_pid(forking)
     hog = write_python_bundle(tmp_path / "hog", alloc_mb_on_predict=300)
     tiny = InstanceType(name="tiny", cpus=1, memory_mb=150)
@@ -189,14 +188,14 @@ def test_memory_limit_counts_the_fork_not_its_zygote(forking: LocalBackend, tmp_
 
 
 def test_spawn_when_asked_or_when_env_is_read_at_import(
-    settings: Settings, forking: LocalBackend, bundle: Path
+    settings: Settings, forking: SyncLocal, bundle: Path
 ) -> None:
     _zygote_pid(forking)
     r = forking.start(launch("demo-r1-d", bundle, env={"HF_HOME": str(settings.home)}))
     assert r.start_mode == "spawn"
     assert psutil.Process(r.pid).ppid() == os.getpid()
 
-    spawning = LocalBackend(settings, start_mode="spawn")
+    spawning = SyncLocal(settings, start_mode="spawn")
     try:
         s = spawning.start(launch("demo-r1-e", bundle))
         assert s.start_mode == "spawn"
@@ -208,9 +207,7 @@ def test_spawn_when_asked_or_when_env_is_read_at_import(
         spawning.close()
 
 
-def test_a_dead_zygote_means_spawning_and_forks_live_on(
-    forking: LocalBackend, bundle: Path
-) -> None:
+def test_a_dead_zygote_means_spawning_and_forks_live_on(forking: SyncLocal, bundle: Path) -> None:
     zpid = _zygote_pid(forking)
     forked = forking.start(launch("demo-r1-f", bundle))
     assert forked.start_mode == "fork"
@@ -233,7 +230,7 @@ def _zombie(pid: int) -> bool:
 
 
 def test_forked_replica_is_adopted_after_a_server_restart(settings: Settings, bundle: Path) -> None:
-    first = LocalBackend(settings, start_mode="fork")
+    first = SyncLocal(settings, start_mode="fork")
     zpid = _zygote_pid(first)
     r = first.start(launch("demo-r1-h", bundle))
     assert r.start_mode == "fork"
@@ -241,7 +238,7 @@ def test_forked_replica_is_adopted_after_a_server_restart(settings: Settings, bu
     first.close(stop_replicas=False)  # as if the server died: its zygote goes, not the fork
     assert not psutil.pid_exists(zpid) or _zombie(zpid)
 
-    second = LocalBackend(settings, start_mode="fork")
+    second = SyncLocal(settings, start_mode="fork")
     try:
         candidate = AdoptCandidate(
             replica_id=r.replica_id,
@@ -264,7 +261,7 @@ def test_forked_replica_is_adopted_after_a_server_restart(settings: Settings, bu
         second.close()
 
 
-def test_transformers_zygote_forks_a_working_minilm(forking: LocalBackend) -> None:
+def test_transformers_zygote_forks_a_working_minilm(forking: SyncLocal) -> None:
     """torch is imported by the zygote with one thread and no thread pool; the forked
     replica sizes its own pools (2 CPUs here) and answers."""
     from tests.support.tiny_models import minilm_path

@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from podium.artifacts.sources import NodeCache
 from podium.control.loop import Controller
 from podium.core.clock import FakeClock
 from podium.core.phases import EndpointStatus, EventKind
@@ -126,7 +125,6 @@ class Harness:
                     self.db,
                     self.backend,
                     self.holder,
-                    node_cache=NodeCache(self.tmp_path / "cache"),
                     clock=self.clock,
                     http=http,
                     gateway=self.gateway,

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from podium.artifacts.sources import NodeCache
 from podium.control.autoscaling import Autoscaling
 from podium.control.loop import Controller
 from podium.control.tracked import EndpointMemory, TrackedReplica
@@ -301,7 +300,6 @@ def test_controller_starts_replicas_in_the_pass_that_scales_up(
         db,
         backend,
         InProcessRoutingSource(),
-        node_cache=NodeCache(tmp_path / "cache"),
         gateway=gateway,
         clock=clock,
         http=FakeReplicas(refuse_all=True).client(),  # the replica stays starting

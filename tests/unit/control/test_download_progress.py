@@ -14,10 +14,11 @@ from pathlib import Path
 import httpx
 
 from podium.artifacts.sources import NodeCache
+from podium.backends.model_cache import ModelCache
 from podium.control.loop import Controller
 from podium.core.phases import EndpointStatus, EventKind
 from podium.core.routing import InProcessRoutingSource
-from podium.core.settings import Settings
+from podium.core.settings import DownloadSettings, Settings
 from podium.core.spec import EndpointSpec
 from podium.store import Database
 from tests.support.db import sqlite_url
@@ -51,22 +52,24 @@ def _endpoint(sqlite_url: str) -> Database:
     return db
 
 
+def _backend(tmp_path: Path, hub: str) -> FakeBackend:
+    """A fake backend whose models are prepared by the local backend's real model cache."""
+    cache = NodeCache(tmp_path / "cache", env={"HF_ENDPOINT": hub, "HF_HOME": str(tmp_path / "hf")})
+    return FakeBackend(ModelCache(cache, DownloadSettings()))
+
+
 def _passes(
     tmp_path: Path, db: Database, backend: FakeBackend, hub: str, until: Callable[[], bool]
 ) -> None:
     """Controller passes (real time: the download child is real) until `until()`."""
 
     async def main() -> None:
-        cache = NodeCache(
-            tmp_path / "cache", env={"HF_ENDPOINT": hub, "HF_HOME": str(tmp_path / "hf")}
-        )
         async with httpx.AsyncClient(transport=httpx.MockTransport(FakeReplicas())) as http:
             ctl = Controller(
                 Settings(home=tmp_path / "home"),
                 db,
                 backend,
                 InProcessRoutingSource(),
-                node_cache=cache,
                 http=http,
             )
             deadline = time.monotonic() + WAIT_S
@@ -76,7 +79,7 @@ def _passes(
                     await ctl.run_once()
                     await asyncio.sleep(0.1)
             finally:
-                ctl.act.downloads.cancel_all()
+                await ctl.preparing.release_all()
 
     asyncio.run(main())
 
@@ -84,13 +87,13 @@ def _passes(
 def test_the_bytes_fetched_so_far_are_the_status_reason(tmp_path: Path, sqlite_url: str) -> None:
     """A Hub that does not give the files' sizes: bytes only."""
     db = _endpoint(sqlite_url)
-    backend = FakeBackend()
 
     def fetched() -> bool:
         reason = _status(db)[1]
         return reason is not None and "so far" in reason and " 0.0 KiB" not in reason
 
     with fake_hub("acme/echo", {"model.bin": BODY}, stall_after=SENT, file_sizes=False) as hub:
+        backend = _backend(tmp_path, hub)
         _passes(tmp_path, db, backend, hub, fetched)
     status, reason = _status(db)
     db.dispose()
@@ -101,13 +104,13 @@ def test_the_bytes_fetched_so_far_are_the_status_reason(tmp_path: Path, sqlite_u
 
 def test_the_status_reason_shows_the_share_of_the_total(tmp_path: Path, sqlite_url: str) -> None:
     db = _endpoint(sqlite_url)
-    backend = FakeBackend()
 
     def of_total() -> bool:
         reason = _status(db)[1]
         return reason is not None and " of 512.0 KiB (" in reason
 
     with fake_hub("acme/echo", {"model.bin": BODY}, stall_after=SENT) as hub:
+        backend = _backend(tmp_path, hub)
         _passes(tmp_path, db, backend, hub, of_total)
     status, reason = _status(db)
     db.dispose()
@@ -118,8 +121,8 @@ def test_the_status_reason_shows_the_share_of_the_total(tmp_path: Path, sqlite_u
 
 def test_the_done_event_says_how_much_was_fetched(tmp_path: Path, sqlite_url: str) -> None:
     db = _endpoint(sqlite_url)
-    backend = FakeBackend()
     with fake_hub("acme/echo", {"model.bin": BODY}) as hub:
+        backend = _backend(tmp_path, hub)
         _passes(tmp_path, db, backend, hub, lambda: bool(backend.started))
     with db.unit_of_work(read_only=True) as uow:
         done = [e for e in uow.events.list("echo") if e.kind is EventKind.DOWNLOAD_DONE]

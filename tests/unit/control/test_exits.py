@@ -64,7 +64,7 @@ def test_an_oom_on_the_way_out_is_reported_but_not_counted(tmp_path: Path, db: D
         await h.passes(ctl, 3)
         h.backend.stop_exit = ExitReason.OOM
         (first, *_) = h.backend.live(1)
-        ctl.act.stop(ctl.state.replicas[first], "not needed")
+        await ctl.act.stop(ctl.state.replicas[first], "not needed")
         await h.passes(ctl, 1)
         mem = ctl.state.memory["spin"]
         assert (mem.serving_crashes, mem.pending_restarts, mem.backoff_until) == (0, 0, 0.0)

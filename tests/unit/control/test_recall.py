@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from podium.artifacts.sources import NodeCache
 from podium.backends.base import ObservedReplica, ReplicaLaunch
 from podium.control.loop import Controller
 from podium.core.clock import Clock, FakeClock
@@ -53,9 +52,9 @@ class TimedBackend(FakeBackend):
         self.clock = clock
         self.started_at: list[float] = []
 
-    def start(self, launch: ReplicaLaunch) -> ObservedReplica:
+    async def start(self, launch: ReplicaLaunch) -> ObservedReplica:
         self.started_at.append(self.clock.monotonic())
-        return super().start(launch)
+        return await super().start(launch)
 
 
 class Scene:
@@ -80,7 +79,6 @@ class Scene:
             self.db,
             backend,
             InProcessRoutingSource(),
-            node_cache=NodeCache(self.tmp_path / "cache"),
             clock=clock,
             http=self.replicas.client(),
         )

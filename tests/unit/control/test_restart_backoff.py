@@ -33,9 +33,9 @@ class TimedBackend(FakeBackend):
         self.h = h
         self.started_at: list[float] = []
 
-    def start(self, launch: ReplicaLaunch) -> ObservedReplica:
+    async def start(self, launch: ReplicaLaunch) -> ObservedReplica:
         self.started_at.append(self.h.clock.monotonic())
-        return super().start(launch)
+        return await super().start(launch)
 
 
 def harness(tmp_path: Path, db: Database, probes: FakeReplicas, desired: int) -> Harness:

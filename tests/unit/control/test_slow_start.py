@@ -9,6 +9,7 @@ slow's start for 20 s and spin would be replaced only after it (the order assert
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -35,11 +36,12 @@ class SlowBackend(FakeBackend):
         self.slow_entered = threading.Event()
         self.released_before_return: list[bool] = []
 
-    def start(self, launch: ReplicaLaunch) -> ObservedReplica:
-        if launch.endpoint == "slow":
+    async def start(self, launch: ReplicaLaunch) -> ObservedReplica:
+        if launch.endpoint == "slow":  # a start awaited as a remote backend's would be
             self.slow_entered.set()
-            self.released_before_return.append(self.release.wait(BLOCK_S))
-        return super().start(launch)
+            released = await asyncio.to_thread(self.release.wait, BLOCK_S)
+            self.released_before_return.append(released)
+        return await super().start(launch)
 
 
 def add_slow(db: Database, replicas: int = 1) -> None:

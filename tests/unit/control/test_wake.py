@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from podium.artifacts.sources import NodeCache
 from podium.control.loop import Controller
 from podium.control.tracked import TrackedReplica
 from podium.core.phases import EndpointStatus, ReplicaState
@@ -103,7 +102,6 @@ def controller(tmp_path: Path, db: Database) -> Iterator[Controller]:
         db,
         FakeBackend(),
         InProcessRoutingSource(),
-        node_cache=NodeCache(tmp_path / "cache"),
         http=http,
     )
     yield ctl

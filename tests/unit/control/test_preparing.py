@@ -1,21 +1,29 @@
-"""The controller's downloads: started, looked at without waiting, cancelled when unwanted.
+"""Models being prepared: the controller asks the backend without waiting, reports each step
+of a download as events, and releases what nobody wants; the local backend's model cache
+starts one download per model and cancels unwanted ones.
 
-Real download processes against loopback Hubs (tests/support/silent_hub.py)."""
+Real download processes (`backends.model_cache.ModelCache`) against loopback Hubs
+(tests/support/silent_hub.py), behind the fake backend's `prepare`."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from podium.artifacts.download import HubDownload
 from podium.artifacts.sources import NodeCache
-from podium.control.downloads import PROGRESS_EVERY_S, Downloads, progress
+from podium.backends.base import ModelSource
+from podium.backends.model_cache import ModelCache
+from podium.control.preparing import PROGRESS_EVERY_S, Preparing, progress
 from podium.core.errors import Unavailable
 from podium.core.phases import EventKind
 from podium.core.settings import DownloadSettings
 from podium.core.spec import HfRef
+from tests.support.fake_backend import FakeBackend
 from tests.support.silent_hub import fake_hub, silent_listener
 
 WAIT_S = 90
@@ -31,18 +39,57 @@ class Events(list[tuple[str, EventKind, str]]):
         self.data.append(data)
 
 
+def _model(ref: HfRef) -> ModelSource:
+    return ModelSource(ref=str(ref), digest=ref.revision)
+
+
+class Prepared:
+    """`Preparing` over a backend whose `prepare` is the local backend's model cache, driven
+    from the test's thread (each call a pass's question)."""
+
+    def __init__(
+        self, cache: NodeCache, events: Events, stall_s: float, monotonic: Callable[[], float]
+    ) -> None:
+        self.models = ModelCache(cache, DownloadSettings(stall_s=stall_s))
+        self.preparing = Preparing(FakeBackend(self.models), events, monotonic=monotonic)
+
+    def path(self, key: tuple[str, int], ref: HfRef) -> Path | None:
+        """The model's folder once ready (None while it is fetched)."""
+        model = _model(ref)
+        if asyncio.run(self.preparing.ready(key, model)):
+            return self.models.path(model)
+        return None
+
+    def job(self, ref: HfRef) -> HubDownload:
+        job = self.models.fetching(_model(ref))
+        assert job is not None
+        return job
+
+    def describe(self, key: tuple[str, int]) -> str | None:
+        return self.preparing.describe(key)
+
+    def retain(self, keys: list[tuple[str, int]]) -> None:
+        asyncio.run(self.preparing.retain(keys))
+
+    def cancel_all(self) -> None:
+        asyncio.run(self.preparing.release_all())
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self.preparing
+
+
 def _downloads(
     tmp_path: Path,
     hub: str,
     events: Events,
     stall_s: float = 30.0,
     monotonic: Callable[[], float] = time.monotonic,
-) -> Downloads:
+) -> Prepared:
     cache = NodeCache(tmp_path / "cache", env={"HF_ENDPOINT": hub, "HF_HOME": str(tmp_path)})
-    return Downloads(cache, DownloadSettings(stall_s=stall_s), events, monotonic=monotonic)
+    return Prepared(cache, events, stall_s, monotonic)
 
 
-def _until_done(d: Downloads, key: tuple[str, int], ref: HfRef) -> Path:
+def _until_done(d: Prepared, key: tuple[str, int], ref: HfRef) -> Path:
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         path = d.path(key, ref)
@@ -75,16 +122,34 @@ def test_a_stalled_download_fails_with_an_event(tmp_path: Path) -> None:
 
 def test_retain_cancels_unwanted_downloads(tmp_path: Path) -> None:
     events = Events()
+    refs = {("a", 1): HfRef("acme/never-a1"), ("a", 2): HfRef("acme/never-a2")}
+    refs[("b", 1)] = HfRef("acme/never-b1")
     with silent_listener() as hub:
         d = _downloads(tmp_path, hub, events)
-        for key in (("a", 1), ("a", 2), ("b", 1)):
-            d.path(key, HfRef("acme/never"))
-        procs = {key: d._jobs[key]._proc for key in d._jobs}
+        for key, ref in refs.items():
+            d.path(key, ref)
+        procs = {key: d.job(ref)._proc for key, ref in refs.items()}
         d.retain([("a", 2)])  # a moved on to revision 2; b was deleted
         assert ("a", 2) in d and ("a", 1) not in d and ("b", 1) not in d
         assert procs[("a", 1)].poll() is not None and procs[("b", 1)].poll() is not None  # type: ignore[union-attr]
+        assert d.models.fetching(_model(refs[("a", 1)])) is None
         d.cancel_all()
         assert procs[("a", 2)].poll() is not None  # type: ignore[union-attr]
+
+
+def test_endpoints_that_want_one_model_share_its_download(tmp_path: Path) -> None:
+    """One download per model on the node; each endpoint still gets its own events."""
+    events = Events()
+    with fake_hub("acme/echo", {"model.py": b"x = 1\n"}) as hub:
+        d = _downloads(tmp_path, hub, events)
+        ref = HfRef("acme/echo")
+        assert d.path(("a", 1), ref) is None and d.path(("b", 1), ref) is None
+        job = d.job(ref)
+        a, b = _until_done(d, ("a", 1), ref), _until_done(d, ("b", 1), ref)
+        assert a == b and job._proc is not None and job._proc.poll() is not None
+    started = [e for e, k, _ in events if k is EventKind.DOWNLOAD_STARTED]
+    done = [e for e, k, _ in events if k is EventKind.DOWNLOAD_DONE]
+    assert sorted(started) == ["a", "b"] and sorted(done) == ["a", "b"]
 
 
 def test_progress_reads_as_a_share_of_the_total_when_it_is_known() -> None:
@@ -143,8 +208,8 @@ def test_progress_events_by_time_when_the_total_is_unknown(tmp_path: Path) -> No
         key, ref = ("echo", 1), HfRef("acme/echo")
         assert d.path(key, ref) is None  # started
         deadline = time.monotonic() + WAIT_S
-        while d._jobs[key].bytes_done == 0:  # measured by the job, once a (real) second
-            d._jobs[key].check()
+        while d.job(ref).bytes_done == 0:  # measured by the job, once a (real) second
+            d.job(ref).check()
             assert time.monotonic() < deadline, "no data arrived"
             time.sleep(0.2)
         assert d.path(key, ref) is None
