@@ -13,7 +13,13 @@ import asyncio
 import threading
 from pathlib import Path
 
-from podium.backends.base import ObservedReplica, ReplicaLaunch
+from podium.backends.base import (
+    ModelSource,
+    ObservedReplica,
+    Preparation,
+    Readiness,
+    ReplicaLaunch,
+)
 from podium.control.loop import Controller
 from podium.core.phases import EndpointStatus, EventKind
 from podium.core.spec import EndpointSpec
@@ -44,18 +50,50 @@ class SlowBackend(FakeBackend):
         return await super().start(launch)
 
 
-def add_slow(db: Database, replicas: int = 1) -> None:
+class SlowSourceBackend(FakeBackend):
+    """The model of endpoint "slow" takes up to `BLOCK_S` to fetch (a source that sleeps):
+    `prepare` answers FETCHING, with progress, until the test lets the fetch end. A pass
+    that waited for a model would sit here for 20 s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.asked: list[str] = []
+
+    async def prepare(self, model: ModelSource) -> Preparation:
+        if model.ref != "big:1":
+            return Preparation.ready()
+        self.asked.append(model.ref)
+        if self.release.is_set():
+            return Preparation(Readiness.READY, label=model.ref, bytes_done=4 << 20)
+        return Preparation(
+            Readiness.FETCHING, label=model.ref, bytes_done=1 << 20, bytes_total=4 << 20
+        )
+
+
+def add_slow(db: Database, replicas: int = 1, model: str = "bundle") -> None:
+    if model != "bundle":
+        with db.unit_of_work() as uow:
+            uow.models.add_version(
+                model,
+                framework="python",
+                sha256="1" * 64,
+                size_bytes=4 << 20,
+                files=1,
+                source="test",
+                path="/nonexistent",
+            )
     spec = EndpointSpec.model_validate(
         {
             "name": "slow",
-            "model": "bundle:1",
+            "model": f"{model}:1",
             "framework": "python",
             "scaling": {"min_replicas": replicas, "max_replicas": replicas},
         }
     )
     with db.unit_of_work() as uow:
         uow.endpoints.create(
-            spec, model_ref="bundle:1", status=EndpointStatus.PENDING, desired_replicas=replicas
+            spec, model_ref=f"{model}:1", status=EndpointStatus.PENDING, desired_replicas=replicas
         )
 
 
@@ -111,6 +149,50 @@ def test_a_blocked_start_does_not_stop_another_endpoints_replacement(
         assert len(routed(h, "slow")) == 1
         assert status_of(db, "slow") is EndpointStatus.RUNNING
         assert [b for b in ctl.state.starts.pending("slow")] == []
+        assert sum(1 for launch in backend.started if launch.endpoint == "slow") == 1
+
+    h.run(steps)
+
+
+def test_a_slow_model_source_does_not_stop_another_endpoints_replacement(
+    tmp_path: Path, db: Database
+) -> None:
+    """The issue's case: "slow"'s model takes long to resolve while "spin" loses a replica.
+    spin's replacement is ready and routed within its usual passes, slow's status shows the
+    fetch's progress meanwhile, and slow comes up once its model is there."""
+    add_slow(db, model="big")
+    h = Harness(tmp_path, db, FakeReplicas())
+    backend = SlowSourceBackend()
+    h.backend = backend
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 2)
+        assert backend.asked, "the controller never asked for slow's model"
+        assert len(routed(h, "spin")) == 2
+        with db.unit_of_work(read_only=True) as uow:
+            slow = uow.endpoints.get("slow")
+        assert slow.status is EndpointStatus.INITIALIZING
+        assert slow.status_reason is not None and "25%" in slow.status_reason, slow
+        assert not any(launch.endpoint == "slow" for launch in backend.started)
+
+        victim = routed(h, "spin")[0]
+        backend.crash(victim)
+        for _ in range(10):  # the crash, 1 s backoff, the restart, its readiness
+            await h.passes(ctl, 1)
+            spin = routed(h, "spin")
+            if len(spin) == 2 and victim not in spin:
+                break
+        spin = routed(h, "spin")
+        assert victim not in spin and len(spin) == 2, spin
+        assert routed(h, "slow") == [] and not backend.release.is_set()
+
+        backend.release.set()  # the fetch ends
+        for _ in range(20):
+            await h.passes(ctl, 1)
+            if routed(h, "slow"):
+                break
+        assert len(routed(h, "slow")) == 1
+        assert status_of(db, "slow") is EndpointStatus.RUNNING
         assert sum(1 for launch in backend.started if launch.endpoint == "slow") == 1
 
     h.run(steps)
