@@ -55,6 +55,12 @@ TARGETS: dict[str, Target] = {
         ("src/podium/gateway/proxy.py", "src/podium/gateway/balancer.py"),
         ("tests/unit/gateway",),
     ),
+    # The request pipeline every invocation goes through (issue 10): refusals, admission,
+    # the one re-admission after an unreached replica, metering and the stages.
+    "pipeline": Target(
+        ("src/podium/gateway/pipeline.py",),
+        ("tests/unit/gateway",),
+    ),
     "unpack": Target(
         ("src/podium/artifacts/unpack.py",),
         ("tests/unit/artifacts",),
