@@ -67,6 +67,7 @@ class Controller:
         self.state = ControllerState(starts=Starts(self.wake))
         self.journal = Journal(db, self.state)
         self.recall = Recall(db, self.clock, self.state)
+        self.state.load_memory = self.recall.load
         exits = Exits(cfg, self.clock, backend, self.state, self.journal, gateway, self.wake)
         self.preparing = Preparing(backend, self.journal.event)
         self.act = Actuator(

@@ -1,6 +1,7 @@
 """The endpoint memory that outlives a controller (a server restart, another server taking
-the lead): read from the store when a controller first sees an endpoint, written back at the
-end of a pass when it has changed (never on every pass).
+the lead): read from the store the first time a controller needs it (`load`, wired as
+`ControllerState.load_memory`, so an exit in the first pass counts on top of the stored
+streak), written back at the end of a pass when it has changed (never on every pass).
 
 Kept (`store.records.EndpointMemoryRecord`): the crash streak and when its last crash was,
 the backoff, the serving-crash streak and its revision, the restart count, the failure with
@@ -13,11 +14,10 @@ and turned back into this process's monotonic time when read: a backoff with 3 s
 the controller stopped ends 3 s after that, whoever then runs the loop (it has simply
 ended if the controller was down longer).
 
-Not kept: starts that were pending (the next plan decides again), model folders (looked up
-again) and the gateway's success count at the last serving crash. That count belongs to a
-gateway, whose counters start at zero when it restarts: a restored serving streak is
-compared with 0, so any successful request after the restart ends it, and none continues
-it.
+Not kept: starts that were pending (the next plan decides again) and the gateway's
+success count at the last serving crash. That count belongs to a gateway, whose counters
+start at zero when it restarts: a restored serving streak is compared with 0, so any
+successful request after the restart ends it, and none continues it.
 """
 
 from __future__ import annotations
@@ -55,21 +55,26 @@ class Recall:
         self.clock = clock
         self.state = state
 
-    def remember(self, ep: EndpointRecord) -> EndpointMemory:
-        """The endpoint's memory; read from the store the first time this controller
-        sees the endpoint."""
-        mem = self.state.memory.get(ep.name)
-        if mem is not None:
-            return mem
+    def load(self, name: str) -> EndpointMemory:
+        """The endpoint's memory as the store keeps it (blank if it has none); the loop
+        wires this as `ControllerState.load_memory`, so the first part of a pass that needs
+        an endpoint's memory (an exit, a hang, the reconcile) reads it."""
         with self.db.unit_of_work(read_only=True) as uow:
-            row = uow.memory.get(ep.name)
+            row = uow.memory.get(name)
         mem = EndpointMemory() if row is None else self._memory(row)
         mem.saved = persisted_key(mem)
-        if ep.status is EndpointStatus.FAILED and mem.failure is None:
-            # Failed before any memory was written: stay failed until the user changes
-            # the endpoint (its generation moves on).
-            mem.failure, mem.failure_generation = ep.status_reason or "failed", ep.generation
-        self.state.memory[ep.name] = mem
+        return mem
+
+    def remember(self, ep: EndpointRecord) -> EndpointMemory:
+        """The endpoint's memory, with what its record says the first time this controller
+        sees the endpoint: failed before any memory was written stays failed until the user
+        changes the endpoint (its generation moves on)."""
+        mem = self.state.memory_of(ep.name)
+        if not mem.record_seen:
+            mem.record_seen = True
+            if ep.status is EndpointStatus.FAILED and mem.failure is None:
+                mem.failure = ep.status_reason or "failed"
+                mem.failure_generation = ep.generation
         return mem
 
     def save_changed(self) -> None:

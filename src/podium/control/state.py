@@ -9,6 +9,7 @@ controllers: what must outlive one is written by `recall`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from podium.backends.base import ObservedReplica
@@ -29,10 +30,20 @@ class ControllerState:
     status: dict[str, tuple[EndpointStatus, str | None]] = field(default_factory=dict)
     revisions: dict[tuple[str, int], RevisionRecord] = field(default_factory=dict)  # frozen
     decided: dict[str, float] = field(default_factory=dict)  # replica -> wall time of start
+    # Where an endpoint's memory comes from the first time this controller needs it (the
+    # loop wires `recall.Recall.load`: the store's row); None: a blank memory.
+    load_memory: Callable[[str], EndpointMemory] | None = None
 
     def memory_of(self, endpoint: str) -> EndpointMemory:
-        """The endpoint's memory (a blank one if the controller has none yet)."""
-        return self.memory.setdefault(endpoint, EndpointMemory())
+        """The endpoint's memory. The first time, it is what a previous controller left
+        (`load_memory`), whichever part of a pass asks first: an exit or a hang seen before
+        the pass reads the endpoints must count on top of the persisted streak, never
+        replace it with a blank one."""
+        mem = self.memory.get(endpoint)
+        if mem is None:
+            mem = self.load_memory(endpoint) if self.load_memory else EndpointMemory()
+            self.memory[endpoint] = mem
+        return mem
 
     def failing(self, endpoint: str) -> bool:
         """The target revision cannot run (the failed status may not be written yet)."""

@@ -57,8 +57,8 @@ class TrackedReplica:
 class EndpointMemory:
     """Per-endpoint controller state between passes. The part that must outlive this
     controller (streaks, failure, last scale decision) is written to the store when it
-    changes and read back when a controller first sees the endpoint (`control.recall`);
-    the rest (pending restarts, model folders) is rebuilt by the next passes."""
+    changes and read back when a controller first needs it (`control.recall`); the rest
+    (pending restarts) is rebuilt by the next passes."""
 
     crash_streak: int = 0  # replicas that crashed in a row before becoming ready
     crashed_at: float = 0.0  # when the last of them crashed (monotonic)
@@ -79,6 +79,7 @@ class EndpointMemory:
     scale_reason: str | None = None
     scaled_at: float | None = None
     saved: tuple[object, ...] | None = None  # `recall.persisted_key` as last written
+    record_seen: bool = False  # `recall.remember` has applied the endpoint's record once
 
     def forget_failure(self) -> None:
         """The endpoint changed (a new generation): its failure and streaks start over."""

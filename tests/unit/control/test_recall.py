@@ -7,12 +7,13 @@ same."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from podium.backends.base import ObservedReplica, ReplicaLaunch
+from podium.backends.base import AdoptCandidate, ObservedReplica, ReplicaLaunch
 from podium.control.loop import Controller
 from podium.core.clock import Clock, FakeClock
 from podium.core.phases import EndpointStatus, EventKind
@@ -214,5 +215,53 @@ def test_the_memory_is_written_only_when_it_changes(
         assert [(w.crash_streak, w.restarts) for w in writes] == [(1, 0), (1, 1)]
         await s.step(ctl, 20)  # it stays starting: nothing changes, nothing is written
         assert len(writes) == 2
+
+    asyncio.run(main())
+
+
+class AdoptThenCrash(TimedBackend):
+    """Adopts the previous controller's replicas, which have all exited by its first poll."""
+
+    async def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
+        out = []
+        for c in candidates:
+            obs = ObservedReplica(
+                replica_id=c.replica_id,
+                endpoint=c.endpoint,
+                revision=c.revision,
+                host=c.host,
+                port=c.port,
+                started_at=c.started_at,
+                alive=True,
+            )
+            out.append(obs)
+            self._exited.append(replace(obs, alive=False, exit_code=-11))
+        return out
+
+
+def test_an_exit_in_the_first_pass_counts_on_top_of_the_stored_streak(
+    tmp_path: Path, db: Database
+) -> None:
+    """The new controller's first poll reports an exit before the pass reads the endpoints:
+    the exit must add to the stored streak (3 → 4), not start a blank memory that then
+    overwrites the row (it did: 3 → 1)."""
+    s = Scene(tmp_path, db, threshold=100)
+    first = TimedBackend(s.clock)
+    second = AdoptThenCrash(s.clock)
+
+    async def main() -> None:
+        old = s.controller(first, s.clock)
+        await s.step(old)
+        await s.crash_starts(old, first, 3)
+        await s.until_started(old, first, 4)
+        with db.unit_of_work(read_only=True) as uow:
+            before = uow.memory.get("spin")
+        assert before is not None and before.crash_streak == 3, before
+        new = s.controller(second, OtherProcessClock(s.clock, offset=5000.0))
+        await s.step(new, 1)
+        assert new.state.memory["spin"].crash_streak == 4
+        with db.unit_of_work(read_only=True) as uow:
+            after = uow.memory.get("spin")
+        assert after is not None and after.crash_streak == 4, after
 
     asyncio.run(main())
