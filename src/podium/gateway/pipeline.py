@@ -23,6 +23,7 @@ awaits nothing more: the hot path is steps 1, 3, 5 (a comparison when a slot is 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -42,6 +43,8 @@ from podium.gateway.headers import RequestHead, request_head
 from podium.gateway.metering import EndpointMeter, Meters
 from podium.gateway.proxy import Proxy, Unreached
 from podium.gateway.responses import Receive, Scope, Send, send_problem
+
+log = logging.getLogger("podium.gateway")
 
 # How long a request no replica could take waits for the controller to publish a new
 # table: it is woken by the failure, and finds a dead replica in its first poll.
@@ -123,11 +126,13 @@ class Pipeline:
         started = time.perf_counter()
         status = 0
         call: Invocation | None = None
+        checked = 0  # stages whose `check` ran (raised or not): only they `finish`
         try:
             head = request_head(scope)
             if self._stages:
                 call = Invocation(route, scope, head, target, started)
                 for stage in self._stages:
+                    checked += 1
                     refusal = await stage.check(call)
                     if refusal is not None:
                         await refusal.send(send, head.request_id)
@@ -139,8 +144,16 @@ class Pipeline:
             seconds = time.perf_counter() - started
             meter.finish(status, seconds)
             if call is not None:
-                for stage in self._stages:
-                    stage.finish(call, status, seconds)
+                self._finish(call, checked, status, seconds)
+
+    def _finish(self, call: Invocation, checked: int, status: int, seconds: float) -> None:
+        """`Stage.finish` of the stages that checked this call, in order; one that raises is
+        logged and never keeps the others from finishing (a rate limit releases its slot)."""
+        for stage in self._stages[:checked]:
+            try:
+                stage.finish(call, status, seconds)
+            except Exception:
+                log.exception("gateway stage %s failed to finish a request", type(stage).__name__)
 
     async def _serve(
         self,

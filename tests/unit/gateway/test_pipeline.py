@@ -130,3 +130,29 @@ def test_unrouted_requests_do_not_reach_the_stages(
         assert client.get("/v1/models").status_code == 200  # answered by the router itself
     assert gate.checked == []
     assert gate.finished == []
+
+
+class Broken(Gate):
+    """A stage whose `finish` raises (a bug in a later issue's stage)."""
+
+    def finish(self, call: Invocation, status: int, seconds: float) -> None:
+        super().finish(call, status, seconds)
+        raise RuntimeError("stage bug")
+
+
+def test_only_stages_that_checked_finish_and_one_that_raises_stops_no_other(
+    setup: tuple[Servers, Replica],
+) -> None:
+    """Stages [first, second]: a refusal by the first never reaches the second, so the second
+    does not `finish` either (a rate limit would release a slot it never took); a `finish`
+    that raises is logged and the next stage still finishes."""
+    servers, replica = setup
+    first, second = Broken(), Gate()
+    gw = servers.gateway(stages=[first, second])
+    gw.publish(EndpointRoute("e", EndpointStatus.RUNNING, (replica.route,)))
+    with gw.client() as client:
+        assert client.post("/endpoints/e/x", headers={"x-test-deny": "1"}).status_code == 401
+        assert client.post("/endpoints/e/echo", content=b"hi").status_code == 200
+    assert first.finished == [("e", "/x", 401), ("e", "/echo", 200)]
+    assert len(second.checked) == 1  # the refused request never reached it
+    assert second.finished == [("e", "/echo", 200)]  # finished despite first's bug
