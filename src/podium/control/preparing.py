@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from podium.backends.base import Backend, ModelSource, Preparation, Readiness
+from podium.core import redact
 from podium.core.errors import Unavailable
 from podium.core.phases import EventKind
 
@@ -41,6 +42,18 @@ class _Watched:
     reported_at: float  # monotonic, the last progress event (or the start)
     reported_bytes: int = 0
     reported_step: int = 0  # tenths of the total
+
+
+def _redacted(prep: Preparation) -> Preparation:
+    """What a backend reports, with credentials taken out of any URL in it (a remote
+    backend's origin may be a signed URL): it goes into events and the status reason."""
+    return replace(
+        prep,
+        label=redact.urls_in(prep.label),
+        origin=redact.url(prep.origin) if prep.origin else prep.origin,
+        reason=redact.urls_in(prep.reason) if prep.reason else prep.reason,
+        resolved=redact.urls_in(prep.resolved) if prep.resolved else prep.resolved,
+    )
 
 
 class Preparing:
@@ -66,6 +79,9 @@ class Preparing:
         self._wanted[key] = model
         self._asked.add(model)
         prep = await self.backend.prepare(model)
+        if prep.state is Readiness.READY and key not in self._watched:
+            return True  # the common case: nothing fetched, nothing to tell
+        prep = _redacted(prep)
         endpoint, revision = key
         watched = self._watched.get(key)
         if prep.state is Readiness.FETCHING:

@@ -16,7 +16,7 @@ import pytest
 
 from podium.artifacts.download import HubDownload
 from podium.artifacts.sources import NodeCache
-from podium.backends.base import ModelSource
+from podium.backends.base import ModelSource, Preparation, Readiness
 from podium.backends.model_cache import ModelCache
 from podium.control.preparing import PROGRESS_EVERY_S, Preparing, progress
 from podium.core.errors import Unavailable
@@ -220,3 +220,44 @@ def test_progress_events_by_time_when_the_total_is_unknown(tmp_path: Path) -> No
         d.cancel_all()
     progress_events = [m for _, k, m in events if k is EventKind.DOWNLOAD_PROGRESS]
     assert len(progress_events) == 1 and progress_events[0].endswith(" so far")
+
+
+class Reporting(FakeBackend):
+    """A backend (a remote one, say) that names signed URLs in what it reports."""
+
+    def __init__(self, answers: list[Preparation]) -> None:
+        super().__init__()
+        self.answers = answers
+
+    async def prepare(self, model: ModelSource) -> Preparation:
+        return self.answers.pop(0)
+
+
+def test_credentials_in_what_a_backend_reports_never_reach_events() -> None:
+    signed = "https://user:s3cret@bucket.example/m.bin?X-Sig=t0ken"
+    backend = Reporting(
+        [
+            Preparation(Readiness.FETCHING, label=signed, origin=signed, bytes_total=10),
+            Preparation(
+                Readiness.FETCHING, label=signed, origin=signed, bytes_done=5, bytes_total=10
+            ),
+            Preparation(Readiness.FAILED, label=signed, reason=f"403 from {signed}"),
+        ]
+    )
+    events = Events()
+    preparing = Preparing(backend, events)
+    model = ModelSource(ref="remote:1")
+    assert asyncio.run(preparing.ready(("e", 1), model)) is False
+    assert asyncio.run(preparing.ready(("e", 1), model)) is False
+    described = preparing.describe(("e", 1))
+    with pytest.raises(Unavailable) as failed:
+        asyncio.run(preparing.ready(("e", 1), model))
+    said = [m for _, _, m in events] + [str(d) for d in events.data]
+    said += [described or "", str(failed.value)]
+    assert [k for _, k, _ in events] == [
+        EventKind.DOWNLOAD_STARTED,
+        EventKind.DOWNLOAD_PROGRESS,
+        EventKind.DOWNLOAD_FAILED,
+    ]
+    assert all("s3cret" not in s and "t0ken" not in s for s in said), said
+    assert "https://bucket.example/m.bin" in events[0][2]
