@@ -8,11 +8,20 @@ Replicas of external frameworks (`command`, vllm, tgi, …) run their own server
 instead, on a port it binds itself (`external.py` builds and checks the command).
 
 The `Backend` methods are async, but what they do here blocks (forks, spawns, signals
-under the table's lock, process-tree walks): each runs its blocking body in a worker thread
-(`asyncio.to_thread`), so the controller's event loop never waits for it. One lock guards
-the table of managed replicas, which those threads share. Logs (`local_logs.LocalLogs`) and
-exit causes have locks of their own, so the API's and the gateway's threads never wait for
-a start or a poll.
+under the table's lock, process-tree walks): each runs its blocking body in a worker thread,
+so the controller's event loop never waits for it. Starts run on a small pool of their own
+(`START_WORKERS` threads, "podium-start"): a start holds its thread for seconds (a digest
+hash, a zygote request), and on the loop's default executor a few batches of them would
+leave `poll`, `stop` and `kill` queued behind. Every other call uses `asyncio.to_thread`.
+One lock guards the table of managed replicas, which those threads share. Logs
+(`local_logs.LocalLogs`), exit causes and what `startup` reads have locks of their own, so
+the API's and the gateway's threads and the controller's loop never wait for a start or a
+poll.
+
+Closing: a start's thread outlives the task that awaited it (a cancelled task cannot stop a
+thread), so `close` marks the backend closing under the table's lock before it takes the
+table; a start that reaches its spawn later raises `Unavailable` instead of leaving a
+replica nobody knows about (no store row, so never adopted, never stopped).
 
 The model of a replica is found (or fetched) on this machine by `model_cache.ModelCache`:
 `prepare` looks at a download without waiting, `start` resolves the folder (checking a
@@ -29,6 +38,7 @@ process never calls `os.fork()` without an exec (test_local_fork_safety.py).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import signal
 import subprocess
 import sys
@@ -36,6 +46,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +74,8 @@ from podium.core.settings import Settings
 
 LISTEN_BACKLOG = 2048
 KEPT_EXIT_CAUSES = 1024
+START_WORKERS = 4  # starts under way at once (the controller runs at most 4 batches)
+CLOSING = "the backend is closing"
 
 
 class LocalBackend:
@@ -93,6 +106,13 @@ class LocalBackend:
         # process-tree walks and `start` across forks.
         self._ended: OrderedDict[str, str] = OrderedDict()
         self._ended_lock = threading.Lock()
+        # Replica -> (status path, start mode, launched at): what `startup` reads, a plain
+        # call from the controller's loop, so under a lock of its own as well.
+        self._launches: dict[str, tuple[Path, str, float]] = {}
+        self._launches_lock = threading.Lock()
+        self._closing = False  # set under `_lock` by `close`: no start spawns after it
+        # Threads start on first use (ThreadPoolExecutor starts them as work comes).
+        self._start_pool = ThreadPoolExecutor(START_WORKERS, thread_name_prefix="podium-start")
 
     # ------------------------------------------------------------------ models
 
@@ -108,15 +128,24 @@ class LocalBackend:
     # ------------------------------------------------------------------ start
 
     async def start(self, launch: ReplicaLaunch) -> ObservedReplica:
-        return await asyncio.to_thread(self._start, launch)
+        """On the starts' own pool (see the module docstring); `Unavailable` once closing."""
+        run = contextvars.copy_context().run  # as asyncio.to_thread does
+        try:
+            future = asyncio.get_running_loop().run_in_executor(
+                self._start_pool, run, self._start, launch
+            )
+        except RuntimeError as e:  # the pool is shut down: closed
+            raise Unavailable(CLOSING, field="replica") from e
+        return await future
 
     def _start(self, launch: ReplicaLaunch) -> ObservedReplica:
+        if self._closing:  # queued before `close`: spare the model lookup (checked again)
+            raise Unavailable(CLOSING, field="replica")
         model_path = self.models.path(launch.model)  # LoadError: not here, or not it
         if external.is_external(launch):
             return self._start_external(launch, model_path)
         with self._lock:
-            if launch.replica_id in self._replicas:
-                raise Conflict(f"replica {launch.replica_id} is already running", field="replica")
+            self._check_startable(launch.replica_id)
             log_path = self.replica_logs.open_for(launch.endpoint, launch.replica_id)
             status_path = self._status_path(launch.replica_id)
             status_path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,23 +202,49 @@ class LocalBackend:
                 replica.forked_by, replica.proc = forked[1], zygote_pool.process(replica.pid)
                 limits = {k: env[k] for k in (ENV_MEMORY_LIMIT, ENV_INSTANCE_TYPE)}
                 zygote_pool.write_fork_record(status_path, replica.pid, limits)
-            self._replicas[launch.replica_id] = replica
+            self._add(replica)
             self._prune_logs(launch.endpoint)
             return replica.observed()
 
+    def _check_startable(self, replica_id: str) -> None:
+        """Under `_lock`, before anything is spawned: not closing, not running already."""
+        if self._closing:
+            raise Unavailable(CLOSING, field="replica")
+        if replica_id in self._replicas:
+            raise Conflict(f"replica {replica_id} is already running", field="replica")
+
+    def _add(self, replica: ManagedReplica) -> None:
+        """Under `_lock`: the replica joins the table (and what `startup` reads)."""
+        self._replicas[replica.replica_id] = replica
+        with self._launches_lock:
+            self._launches[replica.replica_id] = (
+                replica.status_path,
+                replica.start_mode,
+                replica.launched_at,
+            )
+
+    def _forget(self, replica_id: str) -> None:
+        """Under `_lock`: the replica leaves the table."""
+        del self._replicas[replica_id]
+        with self._launches_lock:
+            self._launches.pop(replica_id, None)
+
     async def prewarm(self, runtime: str) -> None:
-        """Start the zygote of this runtime's family now, so its next replica forks."""
-        await asyncio.to_thread(self.zygotes.prewarm, runtime)
+        """Start the zygote of this runtime's family now, so its next replica forks. Called
+        every pass for each endpoint: no thread at all when there is nothing to do (no
+        family, spawning, or its zygote already importing or ready)."""
+        if self.zygotes.needs_prewarm(runtime):
+            await asyncio.to_thread(self.zygotes.prewarm, runtime)
 
     def startup(self, replica_id: str) -> ReplicaStartup | None:
         """How a replica started and what each phase took (None: unknown replica). A plain
-        call: one small status file of this node, read under the table's lock only to find
-        its path."""
-        with self._lock:
-            r = self._replicas.get(replica_id)
-            if r is None:
-                return None
-            path, mode, launched_at = r.status_path, r.start_mode, r.launched_at
+        call from the controller's loop: one small status file of this node, found under a
+        lock of its own (never `_lock`, which a start holds across a zygote request)."""
+        with self._launches_lock:
+            known = self._launches.get(replica_id)
+        if known is None:
+            return None
+        path, mode, launched_at = known
         return zygote_pool.startup_report(processes.read_status(path), mode, launched_at)
 
     def _start_external(self, launch: ReplicaLaunch, model_path: Path) -> ObservedReplica:
@@ -204,8 +259,7 @@ class LocalBackend:
             launch, model_path, run_dir=run_dir, python=self._python, extra_env=limits
         )
         with self._lock:
-            if launch.replica_id in self._replicas:
-                raise Conflict(f"replica {launch.replica_id} is already running", field="replica")
+            self._check_startable(launch.replica_id)
             log_path = self.replica_logs.open_for(launch.endpoint, launch.replica_id)
             popen = external.spawn(plan, log_path)
             replica = ManagedReplica(
@@ -221,7 +275,7 @@ class LocalBackend:
                 memory_mb=launch.instance_type.memory_mb,
                 instance_type=launch.instance_type.name,
             )
-            self._replicas[launch.replica_id] = replica
+            self._add(replica)
             self._prune_logs(launch.endpoint)
             return replica.observed()
 
@@ -276,7 +330,7 @@ class LocalBackend:
                 exited, code = self._check_exit(replica)
                 if exited:
                     out.append(self._exit_report(replica, code))
-                    del self._replicas[replica.replica_id]
+                    self._forget(replica.replica_id)
                     continue
                 if self._escalate(replica) or replica.memory_mb is None:
                     out.append(replica.observed())
@@ -360,7 +414,7 @@ class LocalBackend:
                 replica = adoptable(c, self._status_path(c.replica_id), log_path)
                 if replica is None:
                     continue
-                self._replicas[c.replica_id] = replica
+                self._add(replica)
                 self.replica_logs.remember(c.replica_id, replica.log_path)
                 adopted.append(replica.observed())
         return adopted
@@ -390,14 +444,20 @@ class LocalBackend:
     async def close(self, *, stop_replicas: bool = True) -> None:
         """Stop every replica (SIGTERM, then SIGKILL after the stop timeout) and wait for
         them; with `stop_replicas=False` leave them running for a later `adopt`. Downloads
-        in flight are cancelled."""
+        in flight are cancelled; a start still under way raises `Unavailable` instead of
+        spawning (see the module docstring)."""
         await asyncio.to_thread(self._close, stop_replicas)
 
     def _close(self, stop_replicas: bool) -> None:
         self.models.cancel_all()
         with self._lock:
+            self._closing = True
             replicas = list(self._replicas.values())
             self._replicas.clear()
+        with self._launches_lock:
+            self._launches.clear()
+        # Not waited for: a start blocked on its model raises `Unavailable` when it goes on.
+        self._start_pool.shutdown(wait=False)
         self.zygotes.close()  # forked replicas are in their own sessions: not affected
         if not stop_replicas:
             return

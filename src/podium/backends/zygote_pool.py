@@ -228,6 +228,18 @@ class ZygotePool:
         with self._lock:
             self._usable(family)
 
+    def needs_prewarm(self, runtime: str) -> bool:
+        """False when `prewarm` would have nothing to do: no zygote for this runtime, or its
+        family's zygote is already importing or ready and alive. Reads without the pool's
+        lock (a fork holds it across a request): a stale answer costs one `prewarm` call
+        more or one pass later, nothing else."""
+        family = family_of(runtime)
+        if not self.enabled or family is None or self._closed:
+            return False
+        state = self._families.get(family)
+        z = state.zygote if state is not None else None
+        return z is None or not z.alive()
+
     def wait_ready(self, runtime: str, timeout: float) -> bool:
         """Start the family's zygote if needed and wait until it is ready (tests, benches)."""
         family = family_of(runtime)

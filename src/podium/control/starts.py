@@ -22,6 +22,7 @@ ready (`control.preparing`) and launches starts only once it is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -137,12 +138,18 @@ class Starts:
     async def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """The controller stops: replicas not started yet are skipped; a start under way
         gets `wait_s` to finish (its replica is then the backend's, which stops it when it
-        closes), then its task is cancelled."""
+        closes), then its task is cancelled, and awaited (up to `wait_s` more) so that it
+        has ended before the backend closes. A backend's start that runs on in a thread of
+        its own is the backend's to refuse once it closes (`LocalBackend`)."""
         batches, self._batches = self._batches, []
         for b in batches:
             b.cancelled.update(b.replica_ids)
         running = [b.task for b in batches if not b.task.done()]
         if running:
             await asyncio.wait(running, timeout=wait_s)
-        for task in running:
+        stuck = [task for task in running if not task.done()]
+        for task in stuck:
             task.cancel()
+        if stuck:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*stuck, return_exceptions=True), wait_s)

@@ -207,6 +207,26 @@ def test_spawn_when_asked_or_when_env_is_read_at_import(
         spawning.close()
 
 
+def test_prewarm_is_needed_only_without_a_live_zygote(
+    forking: SyncLocal, settings: Settings
+) -> None:
+    """`prewarm` runs each pass for each endpoint: its thread hop is skipped while the
+    family's zygote is importing or ready, and wherever there is nothing to warm."""
+    pool = forking.zygotes
+    assert pool.needs_prewarm("python") and not pool.needs_prewarm("command")
+    forking.prewarm("python")
+    assert not pool.needs_prewarm("python")  # importing: nothing to do
+    pid = _zygote_pid(forking)
+    assert not pool.needs_prewarm("python")  # ready
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: pool.needs_prewarm("python"), "the dead zygote to need a prewarm")
+    spawning = SyncLocal(settings, start_mode="spawn")
+    try:
+        assert not spawning.zygotes.needs_prewarm("python")
+    finally:
+        spawning.close()
+
+
 def test_a_dead_zygote_means_spawning_and_forks_live_on(forking: SyncLocal, bundle: Path) -> None:
     zpid = _zygote_pid(forking)
     forked = forking.start(launch("demo-r1-f", bundle))

@@ -99,3 +99,27 @@ def test_close_lets_a_start_under_way_finish_and_begins_none() -> None:
         assert starts.pending("a") == [] and starts.pending("b") == []
 
     asyncio.run(main())
+
+
+def test_close_waits_until_a_cancelled_start_has_ended() -> None:
+    """The backend closes after `Starts.close`: a start task it cancelled must have ended
+    by then (its cleanup run), not merely been asked to."""
+
+    async def main() -> None:
+        starts = Starts(lambda _: None)
+        ended: list[str] = []
+
+        async def stuck(batch: Batch) -> BatchResult:
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await asyncio.sleep(0.05)  # e.g. a backend call that gives up
+                ended.append(batch.endpoint)
+            return BatchResult()
+
+        batch = starts.launch("a", 1, ["a-r1-a"], decided=0, since=0, work=stuck)
+        await asyncio.sleep(0.01)
+        await starts.close(wait_s=0.2)
+        assert ended == ["a"] and batch.task.cancelled()
+
+    asyncio.run(main())
