@@ -23,7 +23,8 @@ Bounds, all configurable (`core.settings.DownloadSettings`):
   every `MEASURE_EVERY_S` per download, whatever the controller's pass rate;
 - the child dies with the process that started it (Linux: `PR_SET_PDEATHSIG`), so a server
   killed with SIGKILL leaves no download running. The signal follows the *thread* that
-  started the child: start downloads from a long-lived thread (the controller's loop);
+  started the child: start downloads from a long-lived thread (the controller's loop: the
+  local backend's `prepare` runs on it, never in a worker thread);
 - URLs reach events and errors without credentials or query strings (`core.redact`).
 """
 

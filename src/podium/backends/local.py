@@ -118,8 +118,13 @@ class LocalBackend:
 
     async def prepare(self, model: ModelSource) -> Preparation:
         """Ready at once for a repository model or an offline Hub (checked at start); for an
-        `hf://` model, starts its download or reports its progress (`ModelCache`)."""
-        return await asyncio.to_thread(self.models.prepare, model)
+        `hf://` model, starts its download or reports its progress (`ModelCache`).
+
+        On the caller's thread, not a worker's: a download child dies with the *thread*
+        that started it (`PR_SET_PDEATHSIG`, see `artifacts.download`), and the controller's
+        loop thread lives as long as the server. The work is a process start or a size
+        check at most every `MEASURE_EVERY_S`, as it was when the controller did it."""
+        return self.models.prepare(model)
 
     async def retain(self, models: Iterable[ModelSource]) -> None:
         wanted = list(models)

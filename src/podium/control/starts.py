@@ -54,10 +54,6 @@ class Batch:
     task: asyncio.Task[BatchResult] = field(init=False)
     cancelled: set[str] = field(default_factory=set)  # read by the batch before each start
 
-    def waiting(self) -> list[str]:
-        """The replicas of this batch the plan still counts as starting."""
-        return [rid for rid in self.replica_ids if rid not in self.cancelled]
-
 
 class Starts:
     """The batches of replica starts in flight (see the module docstring)."""
