@@ -242,6 +242,7 @@ def test_wait_timeout_from_the_header_and_from_the_spec(gw: RunningGateway) -> N
         assert r.status_code == 400
         assert r.json()["header"] == "X-Podium-Wait-Timeout"
         assert "X-Podium-Wait-Timeout" in r.json()["detail"]
+        assert (r.json()["title"], r.json()["endpoint"]) == ("Invalid header", "e")
     assert load(gw).held == 0
     assert gw.gateway.activator.queues == {}
 

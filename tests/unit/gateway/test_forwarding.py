@@ -159,10 +159,17 @@ def test_failed_endpoint_without_replicas_is_503_and_not_woken(gw: RunningGatewa
 
 def test_413_by_content_length(gw: RunningGateway) -> None:
     with gw.client() as client:
-        r = client.post("/endpoints/echo/", content=b"x" * 10_001)
+        r = client.post("/endpoints/echo/", content=b"x" * 10_001, headers={"x-request-id": "q"})
     assert r.status_code == 413
     assert r.headers["content-type"] == "application/problem+json"
-    assert "10000" in r.json()["detail"]
+    assert r.headers["x-request-id"] == "q"
+    problem = r.json()
+    assert problem["detail"] == "request body is larger than the limit of 10000 bytes"
+    assert (problem["title"], problem["limit"], problem["endpoint"]) == (
+        "Too Large",
+        10_000,
+        "echo",
+    )
 
 
 def chunks(total: int, size: int = 500) -> Iterator[bytes]:

@@ -55,6 +55,7 @@ def test_load_snapshot_and_metrics(servers: Servers) -> None:
         for _ in range(3):
             assert client.post("/endpoints/echo/", json={"inputs": 1}).status_code == 200
         assert client.get("/endpoints/nope/").status_code == 404
+        assert client.get("/nowhere").status_code == 404  # not a gateway path at all
     gw.settle()
     load = gw.gateway.load_snapshot()
     assert set(load) == {"echo"}
@@ -63,4 +64,4 @@ def test_load_snapshot_and_metrics(servers: Servers) -> None:
     assert 'podium_gateway_requests_total{code="2xx",endpoint="echo"} 3.0' in text
     assert 'podium_gateway_request_duration_seconds_count{endpoint="echo"} 3.0' in text
     assert 'podium_gateway_in_flight{endpoint="echo"} 0.0' in text
-    assert "podium_gateway_unrouted_requests_total 1.0" in text
+    assert "podium_gateway_unrouted_requests_total 2.0" in text
