@@ -230,7 +230,7 @@ def test_wait_timeout_from_the_header_and_from_the_spec(gw: RunningGateway) -> N
     with gw.client() as client:
         by_header = client.post("/endpoints/e/", content="x", headers={WAIT: "0.2"})
         by_spec = client.post("/endpoints/e/", content="x")
-        bad = client.post("/endpoints/e/", content="x", headers={WAIT: "soon"})
+        bad = client.post("/endpoints/e/", content="x", headers={WAIT: "soon", "x-request-id": "b"})
         negative = client.post("/endpoints/e/", content="x", headers={WAIT: "-1"})
     assert by_header.status_code == 504
     assert "waited 0.2 s" in by_header.json()["detail"]
@@ -243,6 +243,7 @@ def test_wait_timeout_from_the_header_and_from_the_spec(gw: RunningGateway) -> N
         assert r.json()["header"] == "X-Podium-Wait-Timeout"
         assert "X-Podium-Wait-Timeout" in r.json()["detail"]
         assert (r.json()["title"], r.json()["endpoint"]) == ("Invalid header", "e")
+    assert bad.headers["x-request-id"] == "b"
     assert load(gw).held == 0
     assert gw.gateway.activator.queues == {}
 

@@ -8,6 +8,7 @@ refuses requests carrying `x-test-deny` and records every invocation it sees end
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +28,7 @@ class Gate:
     def __init__(self) -> None:
         self.checked: list[str] = []  # request ids, in the order checked
         self.finished: list[tuple[str, str, int]] = []  # (endpoint, target, status)
+        self.seconds: list[float] = []  # what each finish was told the call took
 
     async def check(self, call: Invocation) -> Refusal | None:
         self.checked.append(call.head.request_id)
@@ -37,7 +39,9 @@ class Gate:
 
     def finish(self, call: Invocation, status: int, seconds: float) -> None:
         assert call.state["gate"] == "seen"  # what check learnt reaches finish
-        assert seconds >= 0
+        # `started` is the call's perf_counter reading; `seconds` how long it took since.
+        assert 0 <= call.started <= time.perf_counter() - seconds
+        self.seconds.append(seconds)
         self.finished.append((call.route.name, call.target, status))
 
 
@@ -69,11 +73,15 @@ def test_a_stage_sees_every_invocation_of_both_routes(
     gated: tuple[RunningGateway, Gate, Replica],
 ) -> None:
     gw, gate, _ = gated
+    began = time.perf_counter()
     with gw.client() as client:
         assert client.post("/endpoints/e/echo?x=1", content=b"hi").status_code == 200
         r = client.post("/v1/chat/completions", content=chat("e"))
         assert r.status_code == 200
         assert r.json()["path"] == "/v1/chat/completions"
+    took = time.perf_counter() - began
+    # Each call's duration is part of the test's (a bound, not a speed requirement).
+    assert all(0 <= s <= took for s in gate.seconds), (gate.seconds, took)
     assert gate.finished == [("e", "/echo?x=1", 200), ("e", "/v1/chat/completions", 200)]
     assert len(gate.checked) == 2
     gw.settle()
