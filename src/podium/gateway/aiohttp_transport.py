@@ -17,6 +17,7 @@ from yarl import URL
 from podium.core.routing import ReplicaRoute
 from podium.core.settings import GatewaySettings
 from podium.gateway.transport import (
+    WHOLE_UP_TO,
     Body,
     RawHeaders,
     Transport,
@@ -40,14 +41,17 @@ _SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
 
 class _Response:
-    __slots__ = ("_resp", "headers", "status")
+    __slots__ = ("_resp", "_whole", "headers", "status")
 
-    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, whole: bytes | None = None) -> None:
         self._resp = resp
+        self._whole = whole
         self.status = resp.status
         self.headers: RawHeaders = list(resp.raw_headers)
 
     def body_if_complete(self) -> bytes | None:
+        if self._whole is not None:
+            return self._whole
         content = self._resp.content
         return content.read_nowait() if content.is_eof() else None
 
@@ -168,7 +172,17 @@ class AiohttpTransport:
             raise UpstreamFailed(reason, stale=attempt.reused) from e
         except (aiohttp.ClientError, OSError) as e:
             raise UpstreamBroken(f"{type(e).__name__}: {e}") from e
-        return _Response(resp)
+        length = resp.content_length
+        if length is None or not 0 < length <= WHOLE_UP_TO or method == "HEAD":
+            return _Response(resp)
+        try:  # a small answer is collected whole (see transport.py)
+            return _Response(resp, await resp.read())
+        except (aiohttp.ClientError, OSError) as e:
+            resp.close()
+            raise UpstreamDied(f"the connection ended in the middle of the answer: {e}") from e
+        except BaseException:
+            resp.close()
+            raise
 
 
 def _as_transport(transport: AiohttpTransport) -> Transport:  # mypy: it is a Transport

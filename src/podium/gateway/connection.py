@@ -10,6 +10,7 @@ from typing import Protocol, cast
 import httptools
 
 from podium.gateway.transport import (
+    WHOLE_UP_TO,
     Body,
     RawHeaders,
     UpstreamBroken,
@@ -46,7 +47,9 @@ class Exchange:
         "head",
         "head_only",
         "headers",
+        "held",
         "interim",
+        "length",
         "parts",
         "sent",
         "status",
@@ -67,6 +70,8 @@ class Exchange:
         self.got_bytes = False
         self.interim = False  # inside a 1xx response, which is skipped
         self.delimited = False  # content-length or chunked (else the body ends at EOF)
+        self.length = -1  # the declared content-length, -1 when none
+        self.held = False  # the head waits for the whole (small) body
         self.upload: asyncio.Task[None] | None = None
         self.sent = False  # the whole request was handed to the socket
 
@@ -174,7 +179,11 @@ class Connection(asyncio.Protocol):
         self._pool.forget(self)
         resp = self.response
         if resp is not None and not resp.complete:
-            if not resp.head.done():
+            if resp.held:
+                # It answered, then its connection ended mid-answer: it took the request
+                # (so it is never re-sent) and likely died serving it.
+                resp.fail(UpstreamDied("the connection ended in the middle of the answer"))
+            elif not resp.head.done():
                 if resp.got_bytes:
                     resp.fail(UpstreamBroken("the replica closed the connection mid-response"))
                 else:
@@ -204,7 +213,10 @@ class Connection(asyncio.Protocol):
         assert resp is not None
         resp.headers.append((name, value))
         lower = name.lower()
-        if lower == b"content-length" or lower == b"transfer-encoding":
+        if lower == b"content-length":
+            resp.delimited = True
+            resp.length = int(value) if value.isdigit() else -1
+        elif lower == b"transfer-encoding":
             resp.delimited = True
 
     def on_headers_complete(self) -> None:
@@ -215,6 +227,7 @@ class Connection(asyncio.Protocol):
             resp.interim = True  # 100 Continue and friends: wait for the real head
             resp.headers = []
             resp.delimited = False
+            resp.length = -1
             return
         resp.status = status
         if resp.head_only:
@@ -222,6 +235,8 @@ class Connection(asyncio.Protocol):
             # so this connection is not reused.
             self.keep_alive = False
             resp.finish()
+        elif 0 < resp.length <= WHOLE_UP_TO:
+            resp.held = True  # `finish` gives the head with the whole body
         elif not resp.head.done():
             resp.head.set_result(None)
 

@@ -11,7 +11,9 @@ exit, that the replica closed the connection without answering; the replica is r
 A reused keep-alive connection that fails either way is first retried once on a new
 connection to the same replica (the replica may have closed it as idle just then); if the
 replica then cannot be reached, it died with the request and the same 502 follows.
-Response chunks are passed on as they arrive, never buffered.
+An answer that declares a length up to 64 KiB comes whole from the transport, so a replica
+that dies mid-answer gets the same 502; larger and streamed answers are passed on chunk by
+chunk as they arrive, never buffered, and one cut short drops the client's connection.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ session). The proxy sees only this module: failures arrive as one of
                      which the replica may have closed as idle just as the request went
                      out: try the same replica once on a new connection)
     UpstreamBroken   the replica answered something unusable, or broke off mid-answer
+                     (only a streamed or large answer: see `WHOLE_UP_TO`)
     TimeoutError     (from the proxy's own deadline on the response head)
 """
 
@@ -26,6 +27,10 @@ from typing import Protocol
 from podium.core.routing import ReplicaRoute
 
 RawHeaders = list[tuple[bytes, bytes]]
+# An answer that declares a length up to this is collected whole before `request` returns,
+# so a replica killed between writing its head and its body (uvicorn writes them apart)
+# raises `UpstreamDied` and the client gets a clear 502, not a 200 head on a cut connection.
+WHOLE_UP_TO = 64 * 1024
 Body = bytes | AsyncIterable[bytes]
 
 
@@ -87,7 +92,8 @@ class Transport(Protocol):
         body: Body | None,
         content_length: int | None,
     ) -> UpstreamResponse:
-        """Send a request; return once the response head arrived.
+        """Send a request; return once the response head arrived (with the whole body
+        when it declares a length up to `WHOLE_UP_TO`).
 
         `body` is bytes (sent with a content-length) or an async iterable (sent with
         `content_length` if known, else chunked). Raises UpstreamFailed / UpstreamDied /

@@ -201,6 +201,11 @@ class RawServer:
         self.port = 0
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
 
+    @property
+    def connections(self) -> int:
+        """How many connections it has accepted."""
+        return self._connections
+
     def __enter__(self) -> RawServer:
         self._thread.start()
         if not self._ready.wait(10):

@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from podium.core.routing import ReplicaRoute
+from podium.gateway.transport import WHOLE_UP_TO
 from tests.unit.gateway.conftest import RunningGateway, Servers, endpoint
-from tests.unit.gateway.servers import RawServer, read_request
+from tests.unit.gateway.servers import RawHandler, RawServer, read_request
 
 
 def route_to(gw: RunningGateway, server: RawServer) -> None:
@@ -87,19 +88,42 @@ def test_invalid_response_is_502(servers: Servers) -> None:
     assert r.headers["content-type"] == "application/problem+json"
 
 
-async def truncated(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-    await read_request(reader)
-    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
-    await writer.drain()
+def truncated(length: int) -> RawHandler:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\nonly part" % length)
+        await writer.drain()
+
+    return answer
 
 
-def test_body_cut_short_drops_the_client_connection(servers: Servers) -> None:
+def test_large_body_cut_short_drops_the_client_connection(servers: Servers) -> None:
     gw = servers.gateway()
-    with RawServer(truncated) as raw, gw.client() as client:
+    with RawServer(truncated(WHOLE_UP_TO + 1)) as raw, gw.client() as client:
         route_to(gw, raw)
         with pytest.raises(httpx.RemoteProtocolError):  # not passed on as complete
             client.get("/endpoints/raw/")
     gw.settle()
+
+
+@pytest.mark.parametrize("length", [27, WHOLE_UP_TO])
+def test_small_body_cut_short_is_a_502_that_says_so(servers: Servers, length: int) -> None:
+    # A replica killed between writing its answer's head and its body (uvicorn writes them
+    # apart) once cut the client's connection after a 200 head: a small answer is collected
+    # whole first, so the client gets a problem it can read, and nothing is re-sent.
+    gw = servers.gateway()
+    with RawServer(truncated(length)) as raw, gw.client() as client:
+        route_to(gw, raw)
+        r = client.post("/endpoints/raw/", content=b"x")
+        assert r.status_code == 502
+        assert r.headers["content-type"] == "application/problem+json"
+        problem = r.json()
+        assert problem["cause"] == "closed"
+        assert problem["replica"] == "raw"
+        assert "closed the connection without answering" in problem["detail"]
+        assert raw.connections == 1  # taken by the replica: never re-sent
+    gw.settle()
+    assert [replica for replica, _ in gw.failures] == ["raw"]
 
 
 async def closes_second_request(
