@@ -17,6 +17,8 @@ from podium.api.services.endpoints import EndpointService
 from podium.api.services.models import ModelService
 from podium.artifacts.store import ArtifactStore
 from podium.backends.base import ReplicaLogs
+from podium.core.access import NOBODY_CHECKS, AuthFailure, Principal, TokenDirectory, bearer
+from podium.core.errors import Unauthenticated
 from podium.core.routing import RoutingSource
 from podium.core.settings import ApiLimits, Settings
 from podium.store import Database, UnitOfWork
@@ -32,6 +34,8 @@ class ApiContext:
     logs: ReplicaLogs  # replica logs are read only through the backend
     wake: Callable[[str | None], None]  # wakes the controller (for one endpoint, or all)
     routing: RoutingSource | None = None
+    # The live tokens (`settings.auth`); the server keeps it in step with the store.
+    tokens: TokenDirectory | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     log_poll_s: float = 0.5  # how often `logs?follow=true` looks for new lines
     replica_timeout_s: float = 5.0  # a replica's answer to the API (its /metrics)
@@ -58,6 +62,26 @@ def get_uow(ctx: CtxDep) -> Iterator[UnitOfWork]:
     commit before they wake the controller."""
     with ctx.db.unit_of_work(read_only=True) as uow:
         yield uow
+
+
+def get_caller(request: Request, ctx: CtxDep) -> Principal:
+    """Who calls: the principal of the request's bearer token (everyone may do everything
+    when `settings.auth` is off). 401 when there is no valid token. Whether the caller may
+    do what the route does is the route's own `Needs` dependency (api/access.py)."""
+    if not ctx.settings.auth:
+        return NOBODY_CHECKS
+    found = request.scope.get("podium.principal")
+    if isinstance(found, Principal):
+        return found
+    tokens = ctx.tokens if ctx.tokens is not None else TokenDirectory()
+    result = tokens.authenticate(bearer(request.headers.get("authorization")))
+    if isinstance(result, AuthFailure):
+        raise Unauthenticated(result.value)
+    request.scope["podium.principal"] = result
+    return result
+
+
+CallerDep = Annotated[Principal, Depends(get_caller)]
 
 
 UowDep = Annotated[UnitOfWork, Depends(get_uow, scope="function")]

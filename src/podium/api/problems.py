@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from podium.core.asgi import Message, Receive, Scope, Send
-from podium.core.errors import Invalid, PodiumError
+from podium.core.errors import Invalid, PodiumError, Unauthenticated
 from podium.core.problems import PROBLEM_JSON as PROBLEM_JSON
 from podium.core.problems import problem_doc, retry_after, title_for
 
@@ -69,6 +69,8 @@ def problem_response(
 def from_podium_error(error: PodiumError) -> JSONResponse:
     wait = retry_after(error)
     headers = {"Retry-After": wait} if wait is not None else {}
+    if isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="podium"'
     errors = [FieldError(field=error.field, message=error.message)] if error.field else None
     return problem_response(
         error.status,

@@ -1,11 +1,15 @@
 """One error tree for all of Podium.
 
     PodiumError            a bug or a failure no class below names    500 Error
+     ├── Unauthenticated   no valid token was given                   401 Unauthorized (+ WWW-Auth.)
+     ├── Forbidden         the token lacks the scope or project       403 Forbidden
      ├── NotFound          a named thing does not exist               404 Not Found
      ├── Conflict          it exists / is in use / wrong state        409 Conflict
+     │    └── QuotaExceeded   a project's quota would be passed       409 Quota exceeded
      ├── Invalid           the user's input is wrong                  422 Invalid
      │    └── UnsafeArchive   an archive entry escapes the store      422 Unsafe archive
      ├── TooLarge          a body or upload over its limit            413 Too Large
+     ├── RateLimited       over a token's or endpoint's rate limit    429 Too Many Requests
      ├── Unavailable       cannot serve right now                     503 Unavailable
      │    └── Retryable    try again after `retry_after` s            503 Retry later, Retry-After
      ├── LoadError         a runtime could not load a model           422 Model failed to load
@@ -37,6 +41,22 @@ class PodiumError(Exception):
         return self.message
 
 
+class Unauthenticated(PodiumError):
+    """No token, or one that is malformed, unknown, revoked or expired. Answered with
+    `WWW-Authenticate: Bearer`."""
+
+    title = "Unauthorized"
+    status = 401
+
+
+class Forbidden(PodiumError):
+    """A valid token without the scope (or the project) the action needs; the message
+    names the scope missing."""
+
+    title = "Forbidden"
+    status = 403
+
+
 class NotFound(PodiumError):
     title = "Not Found"
     status = 404
@@ -45,6 +65,12 @@ class NotFound(PodiumError):
 class Conflict(PodiumError):
     title = "Conflict"
     status = 409
+
+
+class QuotaExceeded(Conflict):
+    """The action would pass a project's quota; `field` names the quota (`max_replicas`)."""
+
+    title = "Quota exceeded"
 
 
 class Invalid(PodiumError):
@@ -59,6 +85,17 @@ class UnsafeArchive(Invalid):
 class TooLarge(PodiumError):
     title = "Too Large"
     status = 413
+
+
+class RateLimited(PodiumError):
+    """Over a rate limit; try again after `retry_after` seconds."""
+
+    title = "Too Many Requests"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
 
 
 class Unavailable(PodiumError):

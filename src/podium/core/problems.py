@@ -15,7 +15,7 @@ import math
 from http import HTTPStatus
 from typing import Any
 
-from podium.core.errors import PodiumError, Retryable
+from podium.core.errors import PodiumError, RateLimited, Retryable
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM = PROBLEM_JSON.encode()
@@ -78,7 +78,8 @@ def error_doc(error: PodiumError, /, **extra: Any) -> dict[str, Any]:
 
 
 def retry_after(error: BaseException) -> str | None:
-    """The Retry-After value (whole seconds, rounded up, at least 1) of a Retryable."""
-    if isinstance(error, Retryable):
+    """The Retry-After value (whole seconds, rounded up, at least 1) of a Retryable or a
+    RateLimited error."""
+    if isinstance(error, Retryable | RateLimited):
         return str(max(1, math.ceil(error.retry_after)))
     return None

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from podium.core.access import DEFAULT_PROJECT, RateLimit, Visibility, endpoint_key
 from podium.core.phases import EndpointStatus
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class ReplicaRoute:
 
 @dataclass(frozen=True, slots=True)
 class EndpointRoute:
-    name: str
+    name: str  # the endpoint's key (`core.access.endpoint_key`): its name in `default`
     status: EndpointStatus
     replicas: tuple[ReplicaRoute, ...] = ()
     timeout_s: float = 60.0
@@ -49,6 +50,9 @@ class EndpointRoute:
     # The replicas answer OpenAI's routes: True, False, or None when only the running model
     # can tell (`podium.runtimes.registry.serves_openai`).
     openai: bool | None = None
+    project: str = DEFAULT_PROJECT
+    visibility: Visibility = Visibility.PROTECTED
+    rate_limit: RateLimit | None = None  # for all callers of the endpoint together
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +74,9 @@ def endpoint_route(
     replicas: tuple[ReplicaRoute, ...] = (),
 ) -> EndpointRoute:
     """The route of an endpoint with this spec (the controller's and the API's alike)."""
+    limit = spec.rate_limit
     return EndpointRoute(
-        name=spec.name,
+        name=endpoint_key(spec.project, spec.name),
         status=status,
         replicas=replicas,
         timeout_s=spec.timeout_s,
@@ -81,6 +86,9 @@ def endpoint_route(
         created=created,
         framework=spec.framework,
         openai=openai,
+        project=spec.project,
+        visibility=spec.visibility,
+        rate_limit=RateLimit(limit.rps, limit.burst) if limit is not None else None,
     )
 
 

@@ -18,6 +18,9 @@ Environment variables (all optional):
   PODIUM_HUB_CONNECT_TIMEOUT_S   connect timeout of every request to the Hugging Face Hub 10
   PODIUM_HUB_READ_TIMEOUT_S      read timeout of every request to the Hugging Face Hub    30
   PODIUM_LOG_RETENTION           replica log files kept per endpoint (older are deleted)  20
+  PODIUM_SERVER_NAMES    comma-separated host names the server answers to besides the
+                         loopback names and PODIUM_HOST (the Host header check)
+  PODIUM_TOKEN_REFRESH_S how often the token directory is reloaded from the store     0.5
 
 Every numeric one must be positive (PODIUM_PORT: 0-65535, 0 for any free port); a bad
 value is `Invalid` naming the variable, never silently replaced.
@@ -102,6 +105,10 @@ class Settings:
     download: DownloadSettings = field(default_factory=DownloadSettings)
     log_retention: int = 20  # replica log files kept per endpoint; older ones are deleted
     limits: ApiLimits = field(default_factory=ApiLimits)
+    # Access control (docs/security.md): off only with `podium up --no-auth` (loopback only).
+    auth: bool = True
+    server_names: tuple[str, ...] = ()  # Host names answered besides loopback and `host`
+    token_refresh_s: float = 0.5  # the token directory is reloaded from the store this often
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -123,6 +130,16 @@ class Settings:
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+    @property
+    def credentials_path(self) -> Path:
+        """The admin token `podium up` creates, for the CLI and SDK on this machine (0600)."""
+        return self.home / "credentials"
+
+    @property
+    def secret_key_path(self) -> Path:
+        """The key that encrypts secrets at rest (0600)."""
+        return self.home / "secret.key"
 
     @property
     def public_url(self) -> str:
@@ -153,6 +170,9 @@ class Settings:
             kwargs["host"] = env["PODIUM_HOST"]
         if env.get("PODIUM_DATABASE_URL"):
             kwargs["database_url"] = env["PODIUM_DATABASE_URL"]
+        if env.get("PODIUM_SERVER_NAMES"):
+            names = (n.strip().lower() for n in env["PODIUM_SERVER_NAMES"].split(","))
+            kwargs["server_names"] = tuple(n for n in names if n)
         if env.get("PODIUM_INSTANCE_TYPES"):
             try:
                 items = json.loads(env["PODIUM_INSTANCE_TYPES"])
@@ -218,6 +238,7 @@ _SECTIONS: dict[str, Callable[..., object]] = {
 _ENV: tuple[_Var, ...] = (
     _Var("PODIUM_PORT", "", "port", _int, positive=False),  # 0: any free port
     _Var("PODIUM_LOG_RETENTION", "", "log_retention", _int),
+    _Var("PODIUM_TOKEN_REFRESH_S", "", "token_refresh_s", _float),
     _Var("PODIUM_MAX_BODY_BYTES", "gateway", "max_body_bytes", _int),
     _Var("PODIUM_API_MAX_JSON_BYTES", "limits", "max_json_bytes", _int),
     _Var("PODIUM_MAX_UPLOAD_BYTES", "limits", "max_upload_bytes", _int),

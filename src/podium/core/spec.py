@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from podium.core.access import DEFAULT_PROJECT, Visibility
 from podium.core.bounds import AtMost, is_stored
 from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE
@@ -127,6 +128,7 @@ def _bounded_str(value: object, info: ValidationInfo) -> object:
 _EngineValue = Annotated[str | int | float | bool, AfterValidator(_bounded_str)]
 Labels = Annotated[dict[_LabelKey, _LabelValue], AtMost(MAX_LABELS)]
 Env = Annotated[dict[_EnvKey, _EnvValue], AtMost(MAX_ENV)]
+SecretRefs = Annotated[dict[_EnvKey, Annotated[str, AtMost(48)]], AtMost(MAX_ENV)]
 EngineArgs = Annotated[dict[_Short, _EngineValue], AtMost(MAX_ENGINE_ARGS)]
 # ECMA-262 has no named groups: (?P<x>…) becomes (?:…)
 _REF_PATTERN = re.sub(r"\(\?P<\w+>", "(?:", f"{_REPO_REF.pattern}|{_HF_REF.pattern}")
@@ -181,9 +183,32 @@ class CommandSpec(_Strict):
     health_route: _Path = "/health"
 
 
+class RateLimitSpec(_Strict):
+    """A token bucket the gateway keeps: `rps` requests per second, bursts up to `burst`."""
+
+    rps: float = Field(gt=0, le=1_000_000, description="requests per second, on average")
+    burst: int = Field(ge=1, le=1_000_000, description="requests allowed at once")
+
+
+class ModelSourceSpec(_Strict):
+    """How the model's files are fetched: `token_secret` names the project's secret that
+    holds a Hugging Face token (for gated or private `hf://` models)."""
+
+    token_secret: str | None = Field(None, description="a secret's name in the project")
+
+    @field_validator("token_secret")
+    @classmethod
+    def _secret_name(cls, v: str | None) -> str | None:
+        if v is not None and not NAME_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid secret name: use {NAME_RULE}")
+        return v
+
+
 # Fields whose change needs new replica processes: a new revision and a rolling update.
 REVISION_FIELDS: frozenset[str] = frozenset(
     {
+        "model_source",
+        "env_from_secrets",
         "model",
         "framework",
         "task",
@@ -223,12 +248,23 @@ class _SpecFields(_Strict):
                 raise ValueError(f"{k!r} is not a valid key")
         return v
 
+    @field_validator("env_from_secrets", check_fields=False)
+    @classmethod
+    def _secret_refs(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for var, secret in (v or {}).items():
+            if not _ENV_KEY.match(var):
+                raise ValueError(f"{var!r} is not a valid environment variable name")
+            if not NAME_RE.match(secret):
+                raise ValueError(f"{secret!r} is not a valid secret name: use {NAME_RULE}")
+        return v
+
 
 class EndpointCreate(_SpecFields):
     """What a user writes to create an endpoint: an `EndpointSpec` whose `framework` may be
     left out (the API then takes the one the model version records)."""
 
-    name: str = Field(max_length=48, description=f"unique; {NAME_RULE}")
+    name: str = Field(max_length=48, description=f"unique in its project; {NAME_RULE}")
+    project: str = Field(DEFAULT_PROJECT, max_length=48, description="the project it belongs to")
     model: ModelRefField = Field(description="NAME, NAME:VERSION or hf://ORG/NAME[@REVISION]")
     framework: str | None = Field(
         None,
@@ -242,6 +278,14 @@ class EndpointCreate(_SpecFields):
     max_queue: int = Field(64, ge=0, le=100_000, description="waiting requests per replica")
     timeout_s: float = Field(60.0, gt=0, le=3600, description="gateway timeout per request")
     env: Env = Field(default_factory=dict)
+    env_from_secrets: SecretRefs = Field(
+        default_factory=dict, description="ENV_VAR: secret name (the project's secrets)"
+    )
+    model_source: ModelSourceSpec | None = None
+    visibility: Visibility = Field(
+        Visibility.PROTECTED, description="protected: invoking needs a token; public: not"
+    )
+    rate_limit: RateLimitSpec | None = Field(None, description="for all callers together")
     labels: Labels = Field(default_factory=dict)
     readiness: ProbeSpec = Field(default_factory=ProbeSpec)
     liveness: ProbeSpec = Field(default_factory=_liveness)
@@ -254,7 +298,7 @@ class EndpointCreate(_SpecFields):
         default_factory=dict, description="options for framework presets (vllm, tgi, …)"
     )
 
-    @field_validator("name")
+    @field_validator("name", "project")
     @classmethod
     def _name(cls, v: str) -> str:
         if not NAME_RE.match(v):
@@ -316,6 +360,10 @@ class EndpointUpdate(_SpecFields):
     max_queue: int | None = Field(None, ge=0, le=100_000)
     timeout_s: float | None = Field(None, gt=0, le=3600)
     env: Env | None = None
+    env_from_secrets: SecretRefs | None = None
+    model_source: ModelSourceSpec | None = None
+    visibility: Visibility | None = None
+    rate_limit: RateLimitSpec | None = None
     labels: Labels | None = None
     readiness: ProbeSpec | None = None
     liveness: ProbeSpec | None = None
