@@ -22,7 +22,7 @@ from pydantic import (
 from podium.core.access import DEFAULT_PROJECT, Visibility
 from podium.core.bounds import AtMost, is_stored
 from podium.core.errors import Invalid
-from podium.core.ids import NAME_RE, NAME_RULE
+from podium.core.ids import NAME_RE, NAME_RULE, PROJECT_RE, PROJECT_RULE
 from podium.core.scaling_spec import ScalingRule as ScalingRule
 from podium.core.scaling_spec import ScalingSpec as ScalingSpec
 
@@ -264,7 +264,7 @@ class EndpointCreate(_SpecFields):
     left out (the API then takes the one the model version records)."""
 
     name: str = Field(max_length=48, description=f"unique in its project; {NAME_RULE}")
-    project: str = Field(DEFAULT_PROJECT, max_length=48, description="the project it belongs to")
+    project: str = Field(DEFAULT_PROJECT, max_length=15, description=f"its project; {PROJECT_RULE}")
     model: ModelRefField = Field(description="NAME, NAME:VERSION or hf://ORG/NAME[@REVISION]")
     framework: str | None = Field(
         None,
@@ -298,7 +298,14 @@ class EndpointCreate(_SpecFields):
         default_factory=dict, description="options for framework presets (vllm, tgi, …)"
     )
 
-    @field_validator("name", "project")
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str) -> str:
+        if not PROJECT_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid project name: use {PROJECT_RULE}")
+        return v
+
+    @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         if not NAME_RE.match(v):

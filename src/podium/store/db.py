@@ -54,6 +54,7 @@ from podium.store.locks import LockSpace
 from podium.store.memory import EndpointMemoryRepo
 from podium.store.models import ModelRepo
 from podium.store.replicas import ReplicaRepo
+from podium.store.tokens import TokenRepo
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATE_LOCK_TIMEOUT_S = 300.0  # waiting for other processes migrating the same file
@@ -104,6 +105,7 @@ class UnitOfWork:
         self.replicas = ReplicaRepo(session)
         self.events = EventRepo(session, clock)
         self.memory = EndpointMemoryRepo(session, clock)
+        self.tokens = TokenRepo(session, clock)
 
 
 class Database:

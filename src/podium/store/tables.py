@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -36,7 +37,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-NAME_LEN = 64  # endpoint and model names (core.ids allows 48)
+NAME_LEN = 64  # endpoint and model keys: `project.name` (core.ids: 15 + 1 + 48)
+PROJECT_LEN = 16  # core.ids allows 15
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -81,7 +83,8 @@ metadata = Base.metadata
 class ModelVersionRow(Base):
     __tablename__ = "model_versions"
 
-    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)  # the model's key
+    project: Mapped[str] = mapped_column(String(PROJECT_LEN), server_default="default")
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     framework: Mapped[str | None] = mapped_column(String(32))
     sha256: Mapped[str] = mapped_column(String(64))
@@ -95,7 +98,8 @@ class ModelVersionRow(Base):
 class EndpointRow(Base):
     __tablename__ = "endpoints"
 
-    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)  # the endpoint's key
+    project: Mapped[str] = mapped_column(String(PROJECT_LEN), server_default="default")
     spec: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(32))
     status_reason: Mapped[str | None] = mapped_column(Text)
@@ -170,3 +174,95 @@ class EventRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]]
+
+
+class ProjectRow(Base):
+    """A project: endpoints, models, secrets and tokens belong to one. Quotas are None when
+    unlimited. `default` is made by the migration and cannot be deleted."""
+
+    __tablename__ = "projects"
+
+    name: Mapped[str] = mapped_column(String(PROJECT_LEN), primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    max_endpoints: Mapped[int | None] = mapped_column(Integer)
+    max_replicas: Mapped[int | None] = mapped_column(Integer)
+    max_cpus: Mapped[float | None] = mapped_column(Float)
+    max_gpus: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
+class TokenRow(Base):
+    """An API token. The secret is never stored: `secret_hash` is its SHA-256
+    (`core.access`). A revoked token keeps its row (for the audit log), `revoked_at` set."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    projects: Mapped[list[str] | None] = mapped_column(JSON)  # None: every project
+    creator: Mapped[str] = mapped_column(String(NAME_LEN))  # a token id, or "podium up"
+    rate_rps: Mapped[float | None] = mapped_column(Float)
+    rate_burst: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class SecretRow(Base):
+    """A named secret of a project, encrypted at rest (`ciphertext`: a Fernet token made
+    with the key under PODIUM_HOME); the API never returns it."""
+
+    __tablename__ = "secrets"
+
+    project: Mapped[str] = mapped_column(String(PROJECT_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(NAME_LEN))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AuditRow(Base):
+    """One control action: who (token id and name), what (`action`, e.g. endpoint.create),
+    which object, its state before and after, from which address, and the HTTP status."""
+
+    __tablename__ = "audit"
+    __table_args__ = (
+        Index("ix_audit_project_id", "project", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(16))
+    actor_name: Mapped[str] = mapped_column(String(NAME_LEN))
+    action: Mapped[str] = mapped_column(String(64))
+    object_kind: Mapped[str] = mapped_column(String(32))
+    object_name: Mapped[str | None] = mapped_column(String(128))
+    project: Mapped[str | None] = mapped_column(String(PROJECT_LEN))
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
+    address: Mapped[str | None] = mapped_column(String(64))
+    result: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class ReplicaUsageRow(Base):
+    """How long one replica ran, for usage and cost: written when it starts, `ended_at`
+    set when it is stopped or exits (None while it runs)."""
+
+    __tablename__ = "replica_usage"
+    __table_args__ = (
+        Index("ix_replica_usage_project_started_at", "project", "started_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    replica_id: Mapped[str] = mapped_column(String(128), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(NAME_LEN))  # the endpoint's key
+    project: Mapped[str] = mapped_column(String(PROJECT_LEN))
+    instance_type: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
