@@ -15,9 +15,11 @@ from fastapi_offline import FastAPIOffline
 
 import podium
 from podium.api import problems
+from podium.api.audit import AuditTrail, AuditWriter
 from podium.api.deps import ApiContext
+from podium.api.headers import SecurityHeaders
 from podium.api.limits import BodyLimit
-from podium.api.routes import endpoints, models, observe, system
+from podium.api.routes import audit, endpoints, models, observe, session, system, tokens
 
 PREFIX = "/api/v1"
 DOCS_ASSETS = f"{PREFIX}/docs-assets"  # Swagger UI's files, served locally
@@ -35,13 +37,17 @@ def create_api(ctx: ApiContext) -> FastAPI:
         swagger_ui_oauth2_redirect_url=f"{PREFIX}/docs/oauth2-redirect",
     )
     app.state.podium = ctx
-    for module in (system, models, endpoints, observe):
+    for module in (system, session, tokens, audit, models, endpoints, observe):
         app.include_router(module.router, prefix=PREFIX)
     limits = ctx.settings.limits
     app.add_middleware(  # before problems.install: its ServerErrorGuard goes outside this
         BodyLimit, max_json_bytes=limits.max_json_bytes, max_upload_bytes=ctx.max_upload_bytes
     )
+    app.state.audit = AuditWriter(ctx.db)  # outside BodyLimit: a 413 is recorded too
+    app.add_middleware(AuditTrail, writer=app.state.audit)
     problems.install(app)
+    docs = frozenset({f"{PREFIX}/docs", f"{PREFIX}/docs/oauth2-redirect"})
+    app.add_middleware(SecurityHeaders, docs_paths=docs)  # outermost: on 500s too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -7,6 +7,7 @@ The context is built by the entry point (server/app.py or a test) and stored on
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -18,7 +19,7 @@ from podium.api.services.models import ModelService
 from podium.artifacts.store import ArtifactStore
 from podium.backends.base import ReplicaLogs
 from podium.core.access import NOBODY_CHECKS, AuthFailure, Principal, TokenDirectory, bearer
-from podium.core.errors import Unauthenticated
+from podium.core.errors import Forbidden, Unauthenticated
 from podium.core.routing import RoutingSource
 from podium.core.settings import ApiLimits, Settings
 from podium.store import Database, UnitOfWork
@@ -64,21 +65,48 @@ def get_uow(ctx: CtxDep) -> Iterator[UnitOfWork]:
         yield uow
 
 
+SESSION_COOKIE = "podium_session"  # the token, for the browser (HttpOnly)
+CSRF_COOKIE = "podium_csrf"  # random; readable by the page, echoed in CSRF_HEADER
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_caller(request: Request, ctx: CtxDep) -> Principal:
-    """Who calls: the principal of the request's bearer token (everyone may do everything
-    when `settings.auth` is off). 401 when there is no valid token. Whether the caller may
-    do what the route does is the route's own `Needs` dependency (api/access.py)."""
+    """Who calls: the principal of the request's bearer token, else of its session cookie
+    (everyone may do everything when `settings.auth` is off). 401 when there is no valid
+    token; 403 when a cookie-authenticated request that changes something lacks the CSRF
+    header. Whether the caller may do what the route does is the route's own `needs`
+    dependency (api/access.py)."""
     if not ctx.settings.auth:
         return NOBODY_CHECKS
     found = request.scope.get("podium.principal")
     if isinstance(found, Principal):
         return found
     tokens = ctx.tokens if ctx.tokens is not None else TokenDirectory()
-    result = tokens.authenticate(bearer(request.headers.get("authorization")))
+    token = bearer(request.headers.get("authorization"))
+    by_cookie = token is None and SESSION_COOKIE in request.cookies
+    if by_cookie:
+        token = request.cookies[SESSION_COOKIE]
+    result = tokens.authenticate(token)
     if isinstance(result, AuthFailure):
         raise Unauthenticated(result.value)
+    if by_cookie and request.method not in SAFE_METHODS:
+        _check_csrf(request)
     request.scope["podium.principal"] = result
     return result
+
+
+def _check_csrf(request: Request) -> None:
+    """A cookie rides along on any request the browser sends, a forged one included; only
+    a page of this origin can read `podium_csrf` and echo it in the header."""
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    given = request.headers.get(CSRF_HEADER, "")
+    if not expected or not given or not hmac.compare_digest(expected, given):
+        raise Forbidden(
+            f"CSRF check failed: a request authenticated by the session cookie that changes "
+            f"something must send header {CSRF_HEADER} equal to cookie {CSRF_COOKIE}",
+            field=CSRF_HEADER,
+        )
 
 
 CallerDep = Annotated[Principal, Depends(get_caller)]

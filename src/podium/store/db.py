@@ -48,6 +48,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import Invalid, Retryable, Unavailable
+from podium.store.audit import AuditRepo
 from podium.store.endpoints import EndpointRepo
 from podium.store.events import EventRepo
 from podium.store.locks import LockSpace
@@ -106,6 +107,7 @@ class UnitOfWork:
         self.events = EventRepo(session, clock)
         self.memory = EndpointMemoryRepo(session, clock)
         self.tokens = TokenRepo(session, clock)
+        self.audit = AuditRepo(session, clock)
 
 
 class Database:

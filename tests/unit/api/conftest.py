@@ -1,4 +1,7 @@
-"""A real API over a migrated SQLite store and an artifact store, both in tmp_path."""
+"""A real API over a migrated SQLite store and an artifact store, both in tmp_path.
+
+Auth is on, as in production: the context's token directory holds an admin token made in
+the store (`admin_token`), and the `client` fixture sends it (`admin_headers`)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from podium.api import ApiContext, create_api
 from podium.artifacts.store import ArtifactStore
 from podium.backends import logfiles
 from podium.backends.local_logs import LocalLogs
+from podium.core.access import Scope, TokenDirectory, issue_token
 from podium.core.phases import ReplicaState
 from podium.core.settings import Settings
 from podium.store import Database
@@ -52,10 +56,42 @@ def db(sqlite_url: str) -> Iterator[Database]:
     database.dispose()
 
 
+def make_token(
+    db: Database,
+    name: str,
+    scopes: tuple[Scope, ...],
+    projects: tuple[str, ...] | None = ("default",),
+    tokens: TokenDirectory | None = None,
+) -> str:
+    """A real token in the store (and in `tokens`, when given); returns its string."""
+    issued = issue_token()
+    with db.unit_of_work() as uow:
+        uow.tokens.create(issued, name=name, scopes=scopes, projects=projects, creator="test")
+    if tokens is not None:
+        tokens.load(_live(db))
+    return issued.token
+
+
+def _live(db: Database) -> list[Any]:
+    with db.unit_of_work(read_only=True) as uow:
+        return uow.tokens.live_entries()
+
+
 @pytest.fixture
-def ctx(tmp_path: Path, db: Database, wake: WakeRecorder) -> ApiContext:
+def admin_token(db: Database) -> str:
+    return make_token(db, "test-admin", (Scope.ADMIN,), projects=None)
+
+
+@pytest.fixture
+def admin_headers(admin_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {admin_token}"}
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, db: Database, wake: WakeRecorder, admin_token: str) -> ApiContext:
     settings = Settings(home=tmp_path / "home", port=8123)
     return ApiContext(
+        tokens=TokenDirectory(_live(db)),
         settings=settings,
         db=db,
         artifacts=ArtifactStore(settings.artifacts_dir),
@@ -72,8 +108,8 @@ def app(ctx: ApiContext) -> FastAPI:
 
 
 @pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as c:
+def client(app: FastAPI, admin_headers: dict[str, str]) -> Iterator[TestClient]:
+    with TestClient(app, headers=admin_headers) as c:
         yield c
 
 

@@ -32,9 +32,9 @@ _NOISE = random.Random(0).randbytes(64 * 1024)  # does not compress
 
 
 @pytest.fixture
-def strict(ctx: ApiContext) -> Iterator[TestClient]:
+def strict(ctx: ApiContext, admin_headers: dict[str, str]) -> Iterator[TestClient]:
     store = ArtifactStore(ctx.settings.artifacts_dir, limits=LIMITS)
-    with TestClient(create_api(replace(ctx, artifacts=store))) as c:
+    with TestClient(create_api(replace(ctx, artifacts=store)), headers=admin_headers) as c:
         yield c
 
 

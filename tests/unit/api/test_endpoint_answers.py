@@ -26,9 +26,11 @@ def holder() -> InProcessRoutingSource:
 
 
 @pytest.fixture
-def routed(ctx: ApiContext, holder: InProcessRoutingSource) -> Iterator[TestClient]:
+def routed(
+    ctx: ApiContext, holder: InProcessRoutingSource, admin_headers: dict[str, str]
+) -> Iterator[TestClient]:
     ctx.routing = holder
-    with TestClient(create_api(ctx)) as c:
+    with TestClient(create_api(ctx), headers=admin_headers) as c:
         assert push(c, "iris", b"v1", filename="m.skops").status_code == 201
         yield c
 

@@ -23,11 +23,11 @@ UPLOAD_LIMIT = 64 * 1024
 
 
 @pytest.fixture
-def small(ctx: ApiContext) -> Iterator[TestClient]:
+def small(ctx: ApiContext, admin_headers: dict[str, str]) -> Iterator[TestClient]:
     """An API whose JSON limit is 4 KiB and whose upload limit is 64 KiB."""
     settings = replace(ctx.settings, limits=ApiLimits(max_json_bytes=JSON_LIMIT))
     small_ctx = replace(ctx, settings=settings, max_upload_bytes=UPLOAD_LIMIT)
-    with TestClient(create_api(small_ctx)) as c:
+    with TestClient(create_api(small_ctx), headers=admin_headers) as c:
         yield c
 
 

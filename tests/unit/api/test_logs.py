@@ -62,12 +62,12 @@ def test_recent_lines_come_from_the_backend_not_the_stored_path(
 
 
 def test_follow_streams_the_tail_then_new_lines(
-    endpoint: None, ctx: ApiContext, server_url: str
+    endpoint: None, ctx: ApiContext, server_url: str, admin_headers: dict[str, str]
 ) -> None:
     path = _replica(ctx, "iris-ep-r1-aaa", "one\ntwo\nthree\npart")
     params = {"follow": "true", "tail": "2"}
     with (
-        httpx.Client(base_url=server_url, timeout=30) as http,
+        httpx.Client(base_url=server_url, timeout=30, headers=admin_headers) as http,
         http.stream("GET", LOGS, params=params) as r,
     ):
         assert r.status_code == 200
@@ -84,11 +84,13 @@ def test_follow_streams_the_tail_then_new_lines(
 
 
 def test_follow_first_chunk_of_one_replica(
-    endpoint: None, ctx: ApiContext, server_url: str
+    endpoint: None, ctx: ApiContext, server_url: str, admin_headers: dict[str, str]
 ) -> None:
     _replica(ctx, "iris-ep-r1-aaa", "a1\n")
     _replica(ctx, "iris-ep-r1-bbb", "b1\n")
     params = {"follow": "true", "replica": "iris-ep-r1-bbb"}
-    with httpx.stream("GET", server_url + LOGS, params=params, timeout=30) as r:
+    with httpx.stream(
+        "GET", server_url + LOGS, params=params, timeout=30, headers=admin_headers
+    ) as r:
         chunk = next(r.iter_text())
     assert chunk == "[iris-ep-r1-bbb] b1\n"

@@ -84,13 +84,17 @@ def test_recent_and_exited_logs_come_from_the_backend(
 
 
 def test_follow_goes_through_the_backend(
-    endpoint: None, ctx: ApiContext, memory_logs: MemoryLogs, server_url: str
+    endpoint: None,
+    ctx: ApiContext,
+    memory_logs: MemoryLogs,
+    server_url: str,
+    admin_headers: dict[str, str],
 ) -> None:
     memory_logs.lines["iris-ep-r1-live"] = ["one", "two"]
     add_replica(ctx.db, "iris-ep", "iris-ep-r1-live")
     params = {"follow": "true", "tail": "1"}
     with (
-        httpx.Client(base_url=server_url, timeout=30) as http,
+        httpx.Client(base_url=server_url, timeout=30, headers=admin_headers) as http,
         http.stream("GET", LOGS, params=params) as r,
     ):
         lines = r.iter_lines()

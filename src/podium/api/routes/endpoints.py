@@ -6,16 +6,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from podium.api.access import From, needs
 from podium.api.deps import EndpointsDep, SettingsDep, UowDep
 from podium.api.problems import responses
 from podium.api.services import views
+from podium.core.access import Scope
 from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.phases import EndpointStatus
 from podium.core.schemas import EndpointList, EndpointPublic
 from podium.core.spec import EndpointCreate, EndpointUpdate, ScaleRequest
 
-router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=responses(422))
+router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=responses(401, 403, 422))
+READ = needs(Scope.READ)
+DEPLOY = needs(Scope.DEPLOY)
 
 EndpointName = Annotated[  # the pattern is documented; a name that cannot exist is a 404
     str, Path(description=NAME_RULE, json_schema_extra={"pattern": NAME_RE.pattern})
@@ -27,13 +31,14 @@ EndpointName = Annotated[  # the pattern is documented; a name that cannot exist
     status_code=201,
     response_model=EndpointPublic,
     responses=responses(404, 409),
+    dependencies=[needs(Scope.DEPLOY, From.BODY)],
 )
 def create_endpoint(spec: EndpointCreate, service: EndpointsDep) -> EndpointPublic:
     """Create an endpoint; the controller starts its replicas."""
     return service.create(spec)
 
 
-@router.get("", response_model=EndpointList)
+@router.get("", response_model=EndpointList, dependencies=[needs(Scope.READ, From.ANY)])
 def list_endpoints(
     uow: UowDep,
     settings: SettingsDep,
@@ -52,12 +57,17 @@ def list_endpoints(
     return EndpointList(items=[views.endpoint(uow, settings, r) for r in records])
 
 
-@router.get("/{name}", response_model=EndpointPublic, responses=responses(404))
+@router.get("/{name}", response_model=EndpointPublic, responses=responses(404), dependencies=[READ])
 def get_endpoint(name: EndpointName, uow: UowDep, settings: SettingsDep) -> EndpointPublic:
     return views.endpoint(uow, settings, uow.endpoints.get(name))
 
 
-@router.patch("/{name}", response_model=EndpointPublic, responses=responses(404, 409))
+@router.patch(
+    "/{name}",
+    response_model=EndpointPublic,
+    responses=responses(404, 409),
+    dependencies=[DEPLOY],
+)
 def update_endpoint(
     name: EndpointName, update: EndpointUpdate, service: EndpointsDep
 ) -> EndpointPublic:
@@ -66,24 +76,44 @@ def update_endpoint(
     return service.update(name, update)
 
 
-@router.post("/{name}/scale", response_model=EndpointPublic, responses=responses(404, 409))
+@router.post(
+    "/{name}/scale",
+    response_model=EndpointPublic,
+    responses=responses(404, 409),
+    dependencies=[DEPLOY],
+)
 def scale_endpoint(
     name: EndpointName, bounds: ScaleRequest, service: EndpointsDep
 ) -> EndpointPublic:
     return service.scale(name, bounds)
 
 
-@router.post("/{name}/pause", response_model=EndpointPublic, responses=responses(404, 409))
+@router.post(
+    "/{name}/pause",
+    response_model=EndpointPublic,
+    responses=responses(404, 409),
+    dependencies=[DEPLOY],
+)
 def pause_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
     return service.pause(name)
 
 
-@router.post("/{name}/resume", response_model=EndpointPublic, responses=responses(404, 409))
+@router.post(
+    "/{name}/resume",
+    response_model=EndpointPublic,
+    responses=responses(404, 409),
+    dependencies=[DEPLOY],
+)
 def resume_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
     return service.resume(name)
 
 
-@router.post("/{name}/wake", response_model=EndpointPublic, responses=responses(404, 409))
+@router.post(
+    "/{name}/wake",
+    response_model=EndpointPublic,
+    responses=responses(404, 409),
+    dependencies=[DEPLOY],
+)
 def wake_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
     """Start an endpoint ahead of traffic (e.g. a scaled-to-zero one): at least one replica,
     or `min_replicas`. 409 for a paused endpoint (resume it first), a failed or a deleting one.
@@ -96,6 +126,7 @@ def wake_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
     status_code=202,
     response_model=EndpointPublic,
     responses=responses(404, 409),
+    dependencies=[DEPLOY],
 )
 def delete_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
     """Mark the endpoint deleting; the controller stops its replicas, then removes it."""

@@ -6,14 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
+from podium.api.access import From, needs
 from podium.api.deps import CtxDep, ModelsDep, UowDep
 from podium.api.problems import responses
 from podium.api.services import views
 from podium.api.services.uploads import FILENAME_RE
+from podium.core.access import Scope
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.schemas import ModelPublic, ModelVersionPublic, ModelVersionPushed
 
-router = APIRouter(prefix="/models", tags=["models"], responses=responses(422))
+router = APIRouter(prefix="/models", tags=["models"], responses=responses(401, 403, 422))
+READ = needs(Scope.READ)
+DEPLOY = needs(Scope.DEPLOY)
 
 # Patterns are documented, not enforced by FastAPI: the services check them with a
 # human message (and a lookup of a name that cannot exist is simply a 404).
@@ -35,7 +39,8 @@ _UPLOAD_BODY = {
     "/{name}/versions",
     status_code=status.HTTP_201_CREATED,
     response_model=ModelVersionPushed,
-    openapi_extra=_UPLOAD_BODY,
+    openapi_extra={**_UPLOAD_BODY, "x-podium-action": "model.push"},
+    dependencies=[DEPLOY],
     responses={
         200: {
             "model": ModelVersionPushed,
@@ -81,18 +86,21 @@ async def push_version(
     return ModelVersionPushed(**pushed.version.model_dump(), created=not pushed.duplicate)
 
 
-@router.get("", response_model=list[ModelPublic])
+@router.get("", response_model=list[ModelPublic], dependencies=[needs(Scope.READ, From.ANY)])
 def list_models(uow: UowDep) -> list[ModelPublic]:
     return [views.model(uow, name) for name in uow.models.list_names()]
 
 
-@router.get("/{name}", response_model=ModelPublic, responses=responses(404))
+@router.get("/{name}", response_model=ModelPublic, responses=responses(404), dependencies=[READ])
 def get_model(name: ModelName, uow: UowDep) -> ModelPublic:
     return views.model(uow, name)
 
 
 @router.get(
-    "/{name}/versions/{version}", response_model=ModelVersionPublic, responses=responses(404)
+    "/{name}/versions/{version}",
+    response_model=ModelVersionPublic,
+    responses=responses(404),
+    dependencies=[READ],
 )
 def get_version(name: ModelName, version: Version, uow: UowDep) -> ModelVersionPublic:
     return views.model_version(uow, uow.models.get(name, version))
@@ -102,13 +110,19 @@ def get_version(name: ModelName, version: Version, uow: UowDep) -> ModelVersionP
     "/{name}/versions/{version}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(404, 409),
+    dependencies=[DEPLOY],
 )
 def delete_version(name: ModelName, version: Version, service: ModelsDep) -> None:
     """Delete one version and its files; refused while an endpoint serves it."""
     service.delete_version(name, version)
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404, 409))
+@router.delete(
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(404, 409),
+    dependencies=[DEPLOY],
+)
 def delete_model(name: ModelName, service: ModelsDep) -> None:
     """Delete every version of the model; refused while an endpoint serves any of them."""
     service.delete_model(name)

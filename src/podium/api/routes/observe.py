@@ -8,13 +8,20 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from podium.api.access import needs
 from podium.api.deps import ApiContext, CtxDep, UowDep
 from podium.api.problems import responses
 from podium.api.services import logs, replica_metrics, views
+from podium.core.access import Scope
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.schemas import EventList, LogList, RevisionPublic
 
-router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=responses(422))
+router = APIRouter(
+    prefix="/endpoints",
+    tags=["endpoints"],
+    responses=responses(401, 403, 422),
+    dependencies=[needs(Scope.READ)],  # every route here only reads
+)
 
 EndpointName = Annotated[  # the pattern is documented; a name that cannot exist is a 404
     str, Path(description=NAME_RULE, json_schema_extra={"pattern": NAME_RE.pattern})

@@ -1,0 +1,118 @@
+"""What each control route needs: `dependencies=[needs(Scope.DEPLOY)]` on the route.
+
+`needs(scope, From.X)` builds a FastAPI dependency that finds the project the action
+touches, authenticates the caller (`deps.get_caller`: bearer token or session cookie + CSRF)
+and checks `caller.may(scope, project)`:
+
+    From.QUERY  the `?project=` query parameter, `default` when absent (by-name routes)
+    From.BODY   the JSON body's `project` field, `default` when absent (POST /endpoints)
+    From.ANY    `?project=` when given, else: the scope on any project (list routes)
+    From.NONE   no project: the token's scope alone (tokens, audit, instance types)
+
+401 when no valid token was given, 403 naming the scope and the project otherwise. The
+project and the principal are left in the request's scope for the audit trail
+(`api/audit.py`), which also asks here for the object's state before a change.
+`PUBLIC` marks the few routes that need no token, `AUTHENTICATED` those that need any
+valid token. Every route in the OpenAPI document
+carries one or the other (tests/unit/api/test_auth_matrix.py checks both the marks and
+what each answers).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from podium.api import audit
+from podium.api.deps import SAFE_METHODS, get_caller, get_ctx
+from podium.core.access import DEFAULT_PROJECT, Principal, Scope
+from podium.core.errors import Forbidden
+from podium.core.ids import PROJECT_RE, check_project
+
+ACCESS_MARK = "__podium_access__"  # attribute of every dependency made here
+
+
+class From(StrEnum):
+    QUERY = "query"
+    BODY = "body"
+    ANY = "any"
+    NONE = "none"
+
+
+def needs(scope: Scope, where: From = From.QUERY) -> Any:
+    """A `Depends(...)` that lets the request through only for a caller holding `scope`
+    (on the project found as `where` says)."""
+
+    async def check(request: Request) -> Principal:
+        ctx = get_ctx(request)
+        project = await _project(request, where)
+        if project is not None and PROJECT_RE.match(project):
+            request.scope[audit.PROJECT_KEY] = project
+        caller = get_caller(request, ctx)
+        if project is not None:
+            check_project(project)
+        if not caller.may(scope, project):
+            raise Forbidden(_refusal(caller, scope, project), field="scope")
+        if request.method not in SAFE_METHODS and project is not None:
+            before = await run_in_threadpool(audit.state_before, request, ctx, project)
+            if before is not None:
+                request.scope[audit.BEFORE_KEY] = before
+        return caller
+
+    setattr(check, ACCESS_MARK, (scope, where))
+    return Depends(check)
+
+
+def _public() -> None:
+    """Needs no token (health, `POST /session`)."""
+
+
+def _authenticated(request: Request) -> Principal:
+    """Any valid token, whatever its scopes (whoami, instance types)."""
+    return get_caller(request, get_ctx(request))
+
+
+setattr(_public, ACCESS_MARK, None)
+setattr(_authenticated, ACCESS_MARK, "token")
+PUBLIC = Depends(_public)
+AUTHENTICATED = Depends(_authenticated)
+
+
+async def _project(request: Request, where: From) -> str | None:
+    if where is From.NONE:
+        return None
+    if where is From.BODY:
+        return await _body_project(request)
+    given = request.query_params.get("project")
+    if given is None and where is From.QUERY:
+        return DEFAULT_PROJECT
+    return given
+
+
+async def _body_project(request: Request) -> str:
+    """The `project` of a JSON object body (FastAPI has read the body already, so this
+    costs a parse, not a read). A body that is not a JSON object is the route's 422 to give
+    once the caller is known; until then it counts as the default project."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return DEFAULT_PROJECT
+    project = body.get("project") if isinstance(body, dict) else None
+    return project if isinstance(project, str) else DEFAULT_PROJECT
+
+
+def _refusal(caller: Principal, scope: Scope, project: str | None) -> str:
+    where = f"on project {project!r}" if project is not None else "on any project"
+    return f"token {caller.name!r} ({caller.token_id}) lacks scope {scope.value!r} {where}"
+
+
+def requirement(dependency: Any) -> tuple[Scope, From] | str | bool | None:
+    """What a dependency callable made here asks: `(scope, where)`, "token" for
+    AUTHENTICATED, None for PUBLIC, False when it is not one of ours (for tests that check
+    every route)."""
+    mark = getattr(dependency, ACCESS_MARK, False)
+    return mark  # type: ignore[no-any-return]

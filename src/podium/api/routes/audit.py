@@ -1,0 +1,38 @@
+"""The audit log (admin): every control action and refused attempt, oldest first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from podium.api.access import From, needs
+from podium.api.deps import UowDep
+from podium.api.problems import responses
+from podium.api.services import access_views
+from podium.api.services.access_views import AuditList
+from podium.core.access import Scope
+from podium.store.audit import MAX_PAGE
+
+router = APIRouter(
+    tags=["audit"],
+    responses=responses(401, 403, 422),
+    dependencies=[needs(Scope.ADMIN, From.NONE)],
+)
+
+
+@router.get("/audit", response_model=AuditList)
+def list_audit(
+    uow: UowDep,
+    project: Annotated[str | None, Query(max_length=15)] = None,
+    actor: Annotated[str | None, Query(max_length=64, description="token id or name")] = None,
+    action: Annotated[
+        str | None, Query(max_length=64, description="endpoint.create, or a kind: endpoint")
+    ] = None,
+    after_id: Annotated[int, Query(ge=0, le=2**63 - 1, description="entries after this")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> AuditList:
+    records = uow.audit.list(
+        project=project, actor=actor, action=action, after_id=after_id, limit=limit
+    )
+    return AuditList(entries=[access_views.audit_entry(r) for r in records])

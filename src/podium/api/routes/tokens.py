@@ -1,0 +1,144 @@
+"""API tokens (admin): create (the token is in that answer only), list, inspect, revoke.
+
+After each commit the process's `TokenDirectory` is told at once, so a new token works
+and a revoked one fails from the next request on (other processes reload within
+`settings.token_refresh_s`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from podium.api.access import From, needs
+from podium.api.deps import CallerDep, CtxDep, UowDep
+from podium.api.problems import responses
+from podium.api.services import access_views
+from podium.api.services.access_views import TokenCreated, TokenList, TokenPublic
+from podium.core.access import DEFAULT_PROJECT, RateLimit, Scope, TokenEntry, issue_token
+from podium.core.errors import Forbidden, Invalid
+from podium.core.ids import check_project
+from podium.store.tables import ProjectRow
+
+router = APIRouter(
+    prefix="/tokens",
+    tags=["tokens"],
+    responses=responses(401, 403, 422),
+    dependencies=[needs(Scope.ADMIN, From.NONE)],
+)
+
+MAX_EXPIRES_S = 10 * 365 * 86400  # ten years
+TokenId = Annotated[str, Path(description="12 hex digits", max_length=16)]
+
+
+class RateLimitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rps: float = Field(gt=0, le=1_000_000, description="requests per second, on average")
+    burst: int = Field(ge=1, le=1_000_000, description="requests at once")
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64, description="printable, up to 64 characters")
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
+    projects: list[str] | None = Field(
+        default_factory=lambda: [DEFAULT_PROJECT],
+        max_length=256,
+        description="the projects it acts on; null: every project (only an all-projects admin)",
+    )
+    expires_in_s: int | None = Field(
+        None, ge=1, le=MAX_EXPIRES_S, description="lifetime in seconds; none: no expiry"
+    )
+    rate_limit: RateLimitIn | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.isprintable() or v.strip() != v:
+            raise ValueError("use printable characters, no leading or trailing space")
+        return v
+
+    @field_validator("projects")
+    @classmethod
+    def _projects(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        if not v:
+            raise ValueError("name at least one project, or null for every project")
+        for i, project in enumerate(v):
+            check_project(project, field=f"projects.{i}")
+        return sorted(set(v))
+
+
+@router.post("", status_code=201, response_model=TokenCreated, responses=responses(409))
+def create_token(body: TokenCreate, caller: CallerDep, ctx: CtxDep) -> TokenCreated:
+    """Make a token. Its string is in this answer only: the store keeps its hash."""
+    if body.projects is None and caller.projects is not None:
+        raise Forbidden(
+            f"token {caller.name!r} ({caller.token_id}) is bound to projects; only an admin "
+            "of every project may create a token for every project",
+            field="projects",
+        )
+    if body.projects is not None and caller.projects is not None:
+        outside = sorted(set(body.projects) - caller.projects)
+        if outside:
+            raise Forbidden(
+                f"token {caller.name!r} ({caller.token_id}) lacks scope 'admin' on project "
+                f"{outside[0]!r}",
+                field="projects",
+            )
+    issued = issue_token()
+    with ctx.db.unit_of_work() as uow:
+        for i, project in enumerate(body.projects or ()):
+            if uow.session.get(ProjectRow, project) is None:
+                raise Invalid(f"project {project!r} does not exist", field=f"projects.{i}")
+        expires_at = None
+        if body.expires_in_s is not None:
+            expires_at = datetime.now(UTC) + timedelta(seconds=body.expires_in_s)
+        limit = body.rate_limit
+        record = uow.tokens.create(
+            issued,
+            name=body.name,
+            scopes=tuple(dict.fromkeys(body.scopes)),
+            projects=None if body.projects is None else tuple(body.projects),
+            creator=caller.token_id,
+            expires_at=expires_at,
+            rate_limit=None if limit is None else RateLimit(limit.rps, limit.burst),
+        )
+    if ctx.tokens is not None:
+        ctx.tokens.put(TokenEntry(record.principal(), issued.secret_hash))
+    return TokenCreated(**access_views.token(record).model_dump(), token=issued.token)
+
+
+@router.get("", response_model=TokenList)
+def list_tokens(
+    uow: UowDep,
+    include_revoked: Annotated[bool, Query(description="revoked tokens too")] = False,
+) -> TokenList:
+    return TokenList(
+        items=[access_views.token(r) for r in uow.tokens.list(include_revoked=include_revoked)]
+    )
+
+
+@router.get("/{id}", response_model=TokenPublic, responses=responses(404))
+def get_token(id: TokenId, uow: UowDep) -> TokenPublic:
+    return access_views.token(uow.tokens.get(id))
+
+
+@router.delete(
+    "/{id}",
+    response_model=TokenPublic,
+    responses=responses(404),
+    openapi_extra={"x-podium-action": "token.revoke"},
+)
+def revoke_token(id: TokenId, ctx: CtxDep) -> TokenPublic:
+    """Revoke a token: it fails from the next request on. It keeps its row (the audit log
+    names it); revoking it again changes nothing."""
+    with ctx.db.unit_of_work() as uow:
+        record = uow.tokens.revoke(id)
+    if ctx.tokens is not None:
+        ctx.tokens.drop(id)
+    return access_views.token(record)
