@@ -7,6 +7,7 @@ and checks `caller.may(scope, project)`:
     From.QUERY  the `?project=` query parameter, `default` when absent (by-name routes)
     From.BODY   the JSON body's `project` field, `default` when absent (POST /endpoints)
     From.ANY    `?project=` when given, else: the scope on any project (list routes)
+    From.PATH   the `{name}` path parameter (routes of a project itself: /projects/{name})
     From.NONE   no project: the token's scope alone (tokens, audit, instance types)
 
 401 when no valid token was given, 403 naming the scope and the project otherwise. The
@@ -40,6 +41,7 @@ class From(StrEnum):
     QUERY = "query"
     BODY = "body"
     ANY = "any"
+    PATH = "path"
     NONE = "none"
 
 
@@ -87,6 +89,9 @@ async def _project(request: Request, where: From) -> str | None:
         return None
     if where is From.BODY:
         return await _body_project(request)
+    if where is From.PATH:
+        name = request.path_params.get("name")
+        return name if isinstance(name, str) else DEFAULT_PROJECT
     given = request.query_params.get("project")
     if given is None and where is From.QUERY:
         return DEFAULT_PROJECT

@@ -62,17 +62,29 @@ def make_token(
     scopes: tuple[Scope, ...],
     projects: tuple[str, ...] | None = ("default",),
     tokens: TokenDirectory | None = None,
+    *,
+    expires_at: datetime | None = None,
+    revoked: bool = False,
 ) -> str:
     """A real token in the store (and in `tokens`, when given); returns its string."""
     issued = issue_token()
     with db.unit_of_work() as uow:
-        uow.tokens.create(issued, name=name, scopes=scopes, projects=projects, creator="test")
+        uow.tokens.create(
+            issued,
+            name=name,
+            scopes=scopes,
+            projects=projects,
+            creator="test",
+            expires_at=expires_at,
+        )
+        if revoked:
+            uow.tokens.revoke(issued.token_id)
     if tokens is not None:
-        tokens.load(_live(db))
+        tokens.load(live_tokens(db))
     return issued.token
 
 
-def _live(db: Database) -> list[Any]:
+def live_tokens(db: Database) -> list[Any]:
     with db.unit_of_work(read_only=True) as uow:
         return uow.tokens.live_entries()
 
@@ -91,7 +103,7 @@ def admin_headers(admin_token: str) -> dict[str, str]:
 def ctx(tmp_path: Path, db: Database, wake: WakeRecorder, admin_token: str) -> ApiContext:
     settings = Settings(home=tmp_path / "home", port=8123)
     return ApiContext(
-        tokens=TokenDirectory(_live(db)),
+        tokens=TokenDirectory(live_tokens(db)),
         settings=settings,
         db=db,
         artifacts=ArtifactStore(settings.artifacts_dir),
