@@ -59,7 +59,7 @@ def needs(scope: Scope, where: From = From.QUERY) -> Any:
             check_project(project)
         if not caller.may(scope, project):
             raise Forbidden(_refusal(caller, scope, project), field="scope")
-        if request.method not in SAFE_METHODS and project is not None:
+        if request.method not in SAFE_METHODS:
             before = await run_in_threadpool(audit.state_before, request, ctx, project)
             if before is not None:
                 request.scope[audit.BEFORE_KEY] = before
@@ -120,4 +120,4 @@ def requirement(dependency: Any) -> tuple[Scope, From] | str | bool | None:
     AUTHENTICATED, None for PUBLIC, False when it is not one of ours (for tests that check
     every route)."""
     mark = getattr(dependency, ACCESS_MARK, False)
-    return mark  # type: ignore[no-any-return]
+    return mark

@@ -38,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from podium.api.services import access_views, views
-from podium.core.access import Principal, endpoint_key
+from podium.core.access import DEFAULT_PROJECT, Principal, endpoint_key
 from podium.core.asgi import ASGIApp, Message, Receive, Scope, Send
 from podium.core.errors import NotFound
 from podium.store import Database
@@ -92,7 +92,7 @@ def _compact(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def state_before(request: Request, ctx: Any, project: str) -> dict[str, Any] | None:
+def state_before(request: Request, ctx: Any, project: str | None) -> dict[str, Any] | None:
     """The object's public view before a change, for the routes whose object has one
     (`ctx` is the ApiContext). Runs in a worker thread."""
     route = request.scope.get("route")
@@ -101,6 +101,7 @@ def state_before(request: Request, ctx: Any, project: str) -> dict[str, Any] | N
     _, kind = action_of(route, request.method)
     params = request.path_params
     name = params.get("name")
+    project = project or DEFAULT_PROJECT
     doc: dict[str, Any] | None = None
     try:
         with ctx.db.unit_of_work(read_only=True) as uow:
@@ -179,7 +180,7 @@ class AuditTrail:
             written = True  # the whole (small) answer, or the start of a big one
             status = int(head["status"]) if head else 500
             whole = not message.get("more_body")
-            await self._record(scope, status, bytes(answer) if whole else b"", request_body)
+            await self._record(scope, status, bytes(answer) if whole else b"", bytes(request_body))
             if head is not None:
                 await send(head)
             for m in held:
@@ -189,7 +190,7 @@ class AuditTrail:
             await self.app(scope, reading, sending)
         except Exception:
             if not written:
-                await self._record(scope, 500, b"", request_body)
+                await self._record(scope, 500, b"", bytes(request_body))
             raise
 
     async def _record(self, scope: Scope, status: int, answer: bytes, body: bytes) -> None:
@@ -206,7 +207,7 @@ class AuditTrail:
 def _entry(scope: Scope, status: int, answer: bytes, body: bytes) -> dict[str, Any] | None:
     route = scope.get("route")
     method = scope["method"]
-    if not isinstance(route, APIRoute) or method not in route.methods:
+    if not isinstance(route, APIRoute) or method not in (route.methods or ()):
         return None  # no such route or method: not a control action
     action, kind = action_of(route, method)
     caller = scope.get(PRINCIPAL_KEY)

@@ -1,0 +1,187 @@
+"""The audit trail: every mutating control request, allowed or refused, leaves an entry
+with who, what, before/after, from where and the result; never a token or a secret."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from podium.api import ApiContext
+from podium.api.access import needs
+from podium.core.access import Scope
+from tests.unit.api.conftest import make_token, push, spec
+
+AUDIT = "/api/v1/audit"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def entries(client: TestClient, **filters: Any) -> list[dict[str, Any]]:
+    r = client.get(AUDIT, params=filters)
+    assert r.status_code == 200, r.text
+    return list(r.json()["entries"])
+
+
+def token_id(token: str) -> str:
+    return token.split("_")[1]
+
+
+def test_an_endpoint_change_is_recorded_with_before_and_after(
+    client: TestClient, ctx: ApiContext
+) -> None:
+    assert ctx.tokens is not None
+    deployer = make_token(ctx.db, "ci", (Scope.DEPLOY,), tokens=ctx.tokens)
+    assert push(client, "iris", b"v1", filename="m.skops").status_code == 201
+    r = client.post("/api/v1/endpoints", json=spec(), headers=bearer(deployer))
+    assert r.status_code == 201
+    r = client.patch(
+        "/api/v1/endpoints/iris-ep",
+        json={"scaling": {"min_replicas": 2, "max_replicas": 3}},
+        headers=bearer(deployer),
+    )
+    assert r.status_code == 200, r.text
+
+    created, updated = entries(client, action="endpoint")
+    assert created["action"] == "endpoint.create"
+    assert (created["actor"], created["actor_name"]) == (token_id(deployer), "ci")
+    assert (created["object_kind"], created["object_name"]) == ("endpoint", "iris-ep")
+    assert created["project"] == "default"
+    assert created["before"] is None
+    assert created["after"]["spec"]["model"] == "iris"
+    assert created["address"] == "testclient"
+    assert (created["result"], created["detail"]) == (201, None)
+
+    assert updated["action"] == "endpoint.update"
+    assert updated["before"]["spec"]["scaling"]["min_replicas"] == 1
+    assert updated["after"]["spec"]["scaling"]["min_replicas"] == 2
+    assert "replicas" not in updated["after"]  # the spec and status, not the replicas
+    assert updated["result"] == 200
+
+
+def test_refused_attempts_are_recorded(client: TestClient, ctx: ApiContext) -> None:
+    assert ctx.tokens is not None
+    reader = make_token(ctx.db, "viewer", (Scope.READ,), tokens=ctx.tokens)
+    r = client.post("/api/v1/endpoints/iris-ep/pause", headers={"Authorization": ""})
+    assert r.status_code == 401
+    r = client.post("/api/v1/endpoints/iris-ep/pause", headers=bearer(reader))
+    assert r.status_code == 403
+    r = client.post("/api/v1/endpoints/iris-ep/pause")
+    assert r.status_code == 404
+    r = client.post("/api/v1/endpoints", json={"name": "x"})
+    assert r.status_code == 422
+
+    anonymous, refused, missing, invalid = entries(client)
+    assert (anonymous["actor"], anonymous["actor_name"]) == ("-", "anonymous")
+    assert (anonymous["action"], anonymous["result"]) == ("endpoint.pause", 401)
+    assert anonymous["object_name"] == "iris-ep"
+    assert anonymous["project"] == "default"
+    assert "no token" in anonymous["detail"]
+    assert (refused["actor_name"], refused["result"]) == ("viewer", 403)
+    assert "lacks scope 'deploy' on project 'default'" in refused["detail"]
+    assert (missing["actor_name"], missing["result"]) == ("test-admin", 404)
+    assert missing["before"] is None and missing["after"] is None
+    assert (invalid["action"], invalid["result"]) == ("endpoint.create", 422)
+    assert invalid["object_name"] == "x"  # from the request body
+    assert invalid["detail"]
+
+
+def test_token_strings_never_reach_the_log(
+    client: TestClient, app: FastAPI, admin_token: str
+) -> None:
+    made = client.post("/api/v1/tokens", json={"name": "ci", "scopes": ["read"]}).json()
+    with TestClient(app) as browser:
+        assert browser.post("/api/v1/session", json={"token": made["token"]}).status_code == 200
+    assert client.delete(f"/api/v1/tokens/{made['id']}").status_code == 200
+
+    log = entries(client)
+    assert [e["action"] for e in log] == ["token.create", "session.create", "token.revoke"]
+    create, login, revoke = log
+    assert create["after"]["token"] == "[redacted]"
+    assert create["object_name"] == made["id"]
+    assert login["actor"] == made["id"]
+    assert revoke["before"]["revoked_at"] is None
+    assert revoke["after"]["revoked_at"] is not None
+    dumped = json.dumps(log)
+    for secret in (made["token"], admin_token):
+        assert secret not in dumped
+        assert secret.rsplit("_", 1)[1] not in dumped
+
+
+def test_reads_are_not_recorded(client: TestClient) -> None:
+    client.get("/api/v1/endpoints")
+    client.get("/api/v1/endpoints/nope")
+    assert entries(client) == []
+
+
+def test_filters_and_paging(client: TestClient, ctx: ApiContext) -> None:
+    assert ctx.tokens is not None
+    other = make_token(ctx.db, "other", (Scope.DEPLOY,), tokens=ctx.tokens)
+    for name in ("a1", "a2", "a3"):
+        client.post(f"/api/v1/endpoints/{name}/pause")
+    client.post("/api/v1/endpoints/b1/resume", headers=bearer(other))
+    client.post("/api/v1/tokens", json={"name": "t", "scopes": ["read"]})
+
+    assert [e["object_name"] for e in entries(client, action="endpoint.pause")] == [
+        "a1",
+        "a2",
+        "a3",
+    ]
+    assert [e["object_name"] for e in entries(client, actor="other")] == ["b1"]
+    assert [e["object_name"] for e in entries(client, actor=token_id(other))] == ["b1"]
+    assert len(entries(client, action="token")) == 1
+    assert len(entries(client, project="default")) == 4  # a token belongs to no project
+    first = entries(client, limit=2)
+    assert len(first) == 2
+    rest = entries(client, after_id=first[-1]["id"])
+    assert [e["id"] for e in first + rest] == [e["id"] for e in entries(client)]
+    assert len(rest) == 3
+    assert client.get(AUDIT, params={"limit": 0}).status_code == 422
+
+
+def test_a_new_mutating_route_is_audited_without_code_of_its_own(
+    app: FastAPI, client: TestClient
+) -> None:
+    def polish(name: str) -> dict[str, str]:
+        return {"name": name, "value": "shiny-secret"}
+
+    app.add_api_route(
+        "/api/v1/widgets/{name}/polish",
+        polish,
+        methods=["POST"],
+        dependencies=[needs(Scope.DEPLOY)],
+    )
+    assert client.post("/api/v1/widgets/w1/polish").status_code == 200
+    (entry,) = entries(client)
+    assert (entry["action"], entry["object_kind"], entry["object_name"]) == (
+        "widget.polish",
+        "widget",
+        "w1",
+    )
+    assert entry["after"] == {"name": "w1", "value": "[redacted]"}
+
+
+def test_a_failed_audit_write_does_not_fail_the_action(
+    client: TestClient, app: FastAPI, ctx: ApiContext, caplog: Any
+) -> None:
+    with ctx.db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE audit"))
+    r = client.post("/api/v1/tokens", json={"name": "ci", "scopes": ["read"]})
+    assert r.status_code == 201
+    assert app.state.audit.failures == 1
+    assert "audit entry lost (token.create" in caplog.text
+    assert r.json()["token"] not in caplog.text
+
+
+def test_the_address_is_the_client_s(server_url: str, admin_headers: dict[str, str]) -> None:
+    with httpx.Client(base_url=server_url, headers=admin_headers, timeout=30) as http:
+        assert http.post("/api/v1/endpoints/ghost/pause").status_code == 404
+        (entry,) = http.get(AUDIT).json()["entries"]
+    assert entry["address"] == "127.0.0.1"
+    assert entry["result"] == 404

@@ -1,0 +1,69 @@
+"""Security headers on every answer of the API; no CORS, ever."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from podium.api.headers import DOCS_CSP, STRICT_CSP
+
+FIXED = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "auth"),
+    [
+        ("GET", "/api/v1/health", 200, False),
+        ("GET", "/api/v1/endpoints", 200, True),
+        ("GET", "/api/v1/endpoints", 401, False),
+        ("GET", "/api/v1/no-such-route", 404, True),
+        ("POST", "/api/v1/endpoints", 422, True),
+        ("GET", "/api/v1/openapi.json", 200, False),
+    ],
+)
+def test_every_answer_carries_the_security_headers(
+    client: TestClient, method: str, path: str, status: int, auth: bool
+) -> None:
+    headers = {} if auth else {"Authorization": ""}
+    r = client.request(method, path, headers=headers, json={} if method == "POST" else None)
+    assert r.status_code == status
+    for name, value in FIXED.items():
+        assert r.headers.get_list(name) == [value], name
+    assert r.headers.get_list("content-security-policy") == [STRICT_CSP]
+
+
+def test_the_docs_page_may_run_swagger_ui_and_nothing_foreign(client: TestClient) -> None:
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert csp == DOCS_CSP
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+    # Every asset the page loads is on this origin ('self'); no host is allowed anywhere.
+    assert not re.search(r"https?:|\*", csp)
+    assets = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]+)['"]""", page.text)
+    assert assets and all(a.startswith("/api/v1/docs-assets/") for a in assets), assets
+    assert "'self'" in directives["script-src"] and "'self'" in directives["style-src"]
+    assert directives["connect-src"] == "'self'"  # the page fetches openapi.json
+
+
+def test_a_cors_preflight_from_another_origin_is_not_allowed(client: TestClient) -> None:
+    r = client.options(
+        "/api/v1/endpoints",
+        headers={
+            "Origin": "https://evil.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert not any(h.lower().startswith("access-control-") for h in r.headers)
+    r = client.get("/api/v1/endpoints", headers={"Origin": "https://evil.example"})
+    assert r.status_code == 200
+    assert "access-control-allow-origin" not in r.headers
