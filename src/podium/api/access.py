@@ -21,17 +21,24 @@ what each answers).
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from podium.api import audit
 from podium.api.deps import SAFE_METHODS, get_caller, get_ctx
+from podium.api.problems import from_podium_error
 from podium.core.access import DEFAULT_PROJECT, Principal, Scope
-from podium.core.errors import Forbidden
+from podium.core.errors import Forbidden, PodiumError
 from podium.core.ids import PROJECT_RE, check_project
 
 ACCESS_MARK = "__podium_access__"  # attribute of every dependency made here
@@ -121,3 +128,39 @@ def requirement(dependency: Any) -> tuple[Scope, From] | str | bool | None:
     every route)."""
     mark = getattr(dependency, ACCESS_MARK, False)
     return mark
+
+
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+def check_before_body_errors(app: FastAPI) -> None:
+    """FastAPI parses a JSON body before any dependency runs, so a malformed body would be
+    answered 422 even to a caller with no token. Wrap the handlers of those errors: when
+    the route's access check has not run yet, it runs first, and a caller who may not call
+    the route gets its 401/403 instead of learning anything about its body."""
+    for kind in (RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(kind, _checked_first(app.exception_handlers[kind]))
+
+
+def _checked_first(handler: Handler) -> Handler:
+    async def checked(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 422)
+        route = request.scope.get("route")
+        if (
+            status in (400, 422)
+            and isinstance(route, APIRoute)
+            and audit.PRINCIPAL_KEY not in request.scope
+        ):
+            for dependency in route.dependant.dependencies:
+                if requirement(dependency.call) in (False, None):
+                    continue
+                try:
+                    outcome = dependency.call(request)  # type: ignore[misc]
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                except PodiumError as refusal:
+                    return from_podium_error(refusal)
+        answer = handler(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    return checked

@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 import podium
-from podium.api import problems
+from podium.api import access, problems
 from podium.api.audit import AuditTrail, AuditWriter
 from podium.api.deps import ApiContext
 from podium.api.headers import SecurityHeaders
@@ -46,6 +46,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
     app.state.audit = AuditWriter(ctx.db)  # outside BodyLimit: a 413 is recorded too
     app.add_middleware(AuditTrail, writer=app.state.audit)
     problems.install(app)
+    access.check_before_body_errors(app)
     docs = frozenset({f"{PREFIX}/docs", f"{PREFIX}/docs/oauth2-redirect"})
     app.add_middleware(SecurityHeaders, docs_paths=docs)  # outermost: on 500s too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -265,3 +265,17 @@ def test_invalid_project_is_a_422_naming_it(world: World) -> None:
     assert r.status_code == 422
     assert r.json()["field"] == "project"
     assert From.QUERY.value == "query"
+
+
+@pytest.mark.parametrize(
+    ("caller", "status"), [("none", 401), ("revoked", 401), ("read", 403), ("admin", 422)]
+)
+@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe"])
+def test_a_malformed_body_is_judged_after_the_caller(
+    world: World, caller: str, status: int, body: bytes
+) -> None:
+    """FastAPI parses the body before any dependency: the refusal still comes first."""
+    token = world.tokens[caller]
+    headers = {"content-type": "application/json", "Authorization": f"Bearer {token or ''}"}
+    r = world.client.post("/api/v1/endpoints", content=body, headers=headers)
+    assert r.status_code == status, r.text
