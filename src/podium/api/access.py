@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from enum import StrEnum
 from typing import Any
 
@@ -120,6 +120,23 @@ async def _body_project(request: Request) -> str:
 def _refusal(caller: Principal, scope: Scope, project: str | None) -> str:
     where = f"on project {project!r}" if project is not None else "on any project"
     return f"token {caller.name!r} ({caller.token_id}) lacks scope {scope.value!r} {where}"
+
+
+def routes(app: FastAPI) -> Iterator[tuple[frozenset[str], str, list[Any]]]:
+    """`(methods, path, requirements)` of every FastAPI route of `app`, those of included
+    routers too (FastAPI 0.13x+ keeps an included router whole in `app.routes`)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: included routes are copied into app.routes
+        contexts: Iterable[Any] = app.routes
+    else:
+        contexts = iter_route_contexts(app.routes)
+    for route in contexts:
+        dependant = getattr(route, "dependant", None)
+        if dependant is None or not getattr(route, "include_in_schema", False):
+            continue
+        marks = [requirement(d.call) for d in dependant.dependencies]
+        yield frozenset(route.methods or ()), str(route.path_format), marks
 
 
 def requirement(dependency: Any) -> tuple[Scope, From] | str | bool | None:

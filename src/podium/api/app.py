@@ -43,7 +43,9 @@ def create_api(ctx: ApiContext) -> FastAPI:
     app.add_middleware(  # before problems.install: its ServerErrorGuard goes outside this
         BodyLimit, max_json_bytes=limits.max_json_bytes, max_upload_bytes=ctx.max_upload_bytes
     )
-    app.state.audit = AuditWriter(ctx.db)  # outside BodyLimit: a 413 is recorded too
+    # Outside BodyLimit: a 413 met while the body streams in is recorded (one answered
+    # from the declared length, before routing, names no route and is not).
+    app.state.audit = AuditWriter(ctx.db)
     app.add_middleware(AuditTrail, writer=app.state.audit)
     problems.install(app)
     access.check_before_body_errors(app)
@@ -54,7 +56,9 @@ def create_api(ctx: ApiContext) -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema, with error responses declared as `application/problem+json`."""
+    """FastAPI's schema, with error responses declared as `application/problem+json` and
+    the bearer token each operation needs (none for the public ones), so the docs page's
+    "Authorize" button works."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title,
@@ -62,11 +66,26 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             summary=app.summary,
             routes=app.routes,
         )
-        for path in schema.get("paths", {}).values():
-            for operation in path.values():
+        public = _public_operations(app)
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "an API token"}
+        }
+        for route_path, path in schema.get("paths", {}).items():
+            for method, operation in path.items():
+                secured = (method.upper(), route_path) not in public
+                operation["security"] = [{"bearer": []}] if secured else []
                 for code, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if code[:1] in "45" and "application/json" in content:
                         content[problems.PROBLEM_JSON] = content.pop("application/json")
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _public_operations(app: FastAPI) -> set[tuple[str, str]]:
+    """`(METHOD, path)` of the routes marked `access.PUBLIC`."""
+    out: set[tuple[str, str]] = set()
+    for methods, path, marks in access.routes(app):
+        if None in marks:
+            out |= {(m, path) for m in methods}
+    return out

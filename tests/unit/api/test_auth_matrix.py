@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from podium.api import ApiContext, create_api
-from podium.api.access import From, requirement
+from podium.api.access import From, routes
 from podium.artifacts.store import ArtifactStore
 from podium.backends.local_logs import LocalLogs
 from podium.core.access import Scope, TokenDirectory
@@ -249,13 +249,14 @@ def test_every_route_declares_what_it_needs(world: World) -> None:
     """Each route of the app carries a `needs(...)`, `AUTHENTICATED` or `PUBLIC`
     dependency (api/access.py), so none is open by omission."""
     app = world.client.app
-    bare = []
-    for route in app.routes:  # type: ignore[attr-defined]
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
-            continue
-        marks = [requirement(d.call) for d in route.dependant.dependencies]
-        if all(m is False for m in marks):
-            bare.append(f"{sorted(route.methods)} {route.path}")
+    assert isinstance(app, FastAPI)
+    seen = {(m, path.removeprefix("/api/v1")) for ms, path, _ in routes(app) for m in ms}
+    assert seen == set(world.paths)  # every operation of the document, nothing else
+    bare = [
+        f"{sorted(methods)} {path}"
+        for methods, path, marks in routes(app)
+        if all(m is False for m in marks)
+    ]
     assert bare == []
 
 
@@ -279,3 +280,11 @@ def test_a_malformed_body_is_judged_after_the_caller(
     headers = {"content-type": "application/json", "Authorization": f"Bearer {token or ''}"}
     r = world.client.post("/api/v1/endpoints", content=body, headers=headers)
     assert r.status_code == status, r.text
+
+
+def test_the_openapi_document_says_which_operations_need_a_token(world: World) -> None:
+    doc = world.client.get("/api/v1/openapi.json").json()
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for (method, path), op in world.paths.items():
+        public = MATRIX[(method, path)] is Need.PUBLIC
+        assert op["security"] == ([] if public else [{"bearer": []}]), (method, path)
