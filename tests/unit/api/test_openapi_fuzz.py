@@ -62,6 +62,14 @@ PROMISED = {
     ("GET", "/endpoints/{name}/revisions"),
     ("GET", "/endpoints/{name}/logs"),
     ("GET", "/endpoints/{name}/replicas/{replica_id}/metrics"),
+    ("GET", "/whoami"),
+    ("POST", "/session"),
+    ("DELETE", "/session"),
+    ("POST", "/tokens"),
+    ("GET", "/tokens"),
+    ("GET", "/tokens/{id}"),
+    ("DELETE", "/tokens/{id}"),
+    ("GET", "/audit"),
 }
 
 
