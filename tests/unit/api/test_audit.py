@@ -4,6 +4,7 @@ with who, what, before/after, from where and the result; never a token or a secr
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from podium.api import ApiContext
+from podium.api import ApiContext, create_api
 from podium.api.access import needs
 from podium.core.access import Scope
 from tests.unit.api.conftest import make_token, push, spec
@@ -185,3 +186,11 @@ def test_the_address_is_the_client_s(server_url: str, admin_headers: dict[str, s
         (entry,) = http.get(AUDIT).json()["entries"]
     assert entry["address"] == "127.0.0.1"
     assert entry["result"] == 404
+
+
+def test_with_auth_off_everyone_acts_and_the_log_says_so(ctx: ApiContext) -> None:
+    open_ctx = replace(ctx, settings=replace(ctx.settings, auth=False))
+    with TestClient(create_api(open_ctx)) as anyone:
+        assert anyone.post("/api/v1/endpoints/ghost/pause").status_code == 404
+        (entry,) = anyone.get(AUDIT).json()["entries"]
+    assert (entry["actor"], entry["actor_name"]) == ("-", "auth disabled")

@@ -7,8 +7,10 @@ import hashlib
 import re
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from podium.api.access import PUBLIC
 from podium.api.headers import STRICT_CSP
 
 FIXED = {
@@ -79,3 +81,15 @@ def test_a_cors_preflight_from_another_origin_is_not_allowed(client: TestClient)
     r = client.get("/api/v1/endpoints", headers={"Origin": "https://evil.example"})
     assert r.status_code == 200
     assert "access-control-allow-origin" not in r.headers
+
+
+def test_a_server_error_carries_them_too(app: FastAPI) -> None:
+    def boom() -> None:
+        raise RuntimeError("bug")
+
+    app.add_api_route("/api/v1/boom", boom, dependencies=[PUBLIC])
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/api/v1/boom")
+    assert r.status_code == 500
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["content-security-policy"] == STRICT_CSP
