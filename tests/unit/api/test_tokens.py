@@ -29,6 +29,7 @@ def create(client: TestClient, **body: Any) -> Any:
 def test_a_new_token_is_shown_once_and_stored_hashed(client: TestClient, db: Database) -> None:
     r = create(client, expires_in_s=3600, rate_limit={"rps": 5, "burst": 10})
     assert r.status_code == 201, r.text
+    assert r.headers["cache-control"] == "no-store"
     made = r.json()
     token = made["token"]
     assert token.startswith(f"pod_{made['id']}_")

@@ -51,6 +51,7 @@ def create_session(
     if isinstance(result, AuthFailure):
         raise Unauthenticated(result.value, field="token")
     request.scope[PRINCIPAL_KEY] = result  # the audit trail names who logged in
+    response.headers["Cache-Control"] = "no-store"
     secure = request.url.scheme == "https"
     response.set_cookie(
         SESSION_COOKIE, body.token, httponly=True, samesite="strict", path="/", secure=secure

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from podium.api.access import From, needs
@@ -74,8 +74,11 @@ class TokenCreate(BaseModel):
 
 
 @router.post("", status_code=201, response_model=TokenCreated, responses=responses(409))
-def create_token(body: TokenCreate, caller: CallerDep, ctx: CtxDep) -> TokenCreated:
+def create_token(
+    body: TokenCreate, caller: CallerDep, ctx: CtxDep, response: Response
+) -> TokenCreated:
     """Make a token. Its string is in this answer only: the store keeps its hash."""
+    response.headers["Cache-Control"] = "no-store"  # nor kept by any cache
     if body.projects is None and caller.projects is not None:
         raise Forbidden(
             f"token {caller.name!r} ({caller.token_id}) is bound to projects; only an admin "
