@@ -4,8 +4,8 @@
 `problems` alone turns errors into HTTP responses. Every route declares what it needs
 (`access.needs(scope, From.X)`, `AUTHENTICATED` or `PUBLIC`); `audit` records every
 mutating request and `headers` adds the security headers, both as pure ASGI middleware.
-`ApiContext.tokens` is the token directory requests are checked against. May import core, store, artifacts,
-backends and runtimes; never gateway, control, server or cli.
+`ApiContext.tokens` is the token directory requests are checked against. May import
+core, store, artifacts, backends and runtimes; never gateway, control, server or cli.
 """
 
 from podium.api.app import create_api
