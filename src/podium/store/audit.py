@@ -5,6 +5,7 @@ this module stores what it is given."""
 from __future__ import annotations
 
 import builtins
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -97,6 +98,7 @@ class AuditRepo:
         self,
         *,
         project: str | None = None,
+        projects: Collection[str] | None = None,
         actor: str | None = None,
         action: str | None = None,
         after_id: int = 0,
@@ -104,12 +106,15 @@ class AuditRepo:
     ) -> builtins.list[AuditRecord]:
         """Up to `limit` entries with id > `after_id`, oldest first. `actor` matches the
         token id or the token's name; `action` a whole action (`endpoint.create`) or its
-        object kind (`endpoint`)."""
+        object kind (`endpoint`); `projects` (when not None) keeps the entries of those
+        projects only."""
         if not 1 <= limit <= MAX_PAGE:
             raise Invalid(f"limit must be between 1 and {MAX_PAGE}, not {limit}", field="limit")
         stmt = select(AuditRow).where(AuditRow.id > after_id)
         if project is not None:
             stmt = stmt.where(AuditRow.project == project)
+        if projects is not None:
+            stmt = stmt.where(AuditRow.project.in_(sorted(projects)))
         if actor is not None:
             stmt = stmt.where((AuditRow.actor == actor) | (AuditRow.actor_name == actor))
         if action is not None:

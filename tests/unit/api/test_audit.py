@@ -194,3 +194,17 @@ def test_with_auth_off_everyone_acts_and_the_log_says_so(ctx: ApiContext) -> Non
         assert anyone.post("/api/v1/endpoints/ghost/pause").status_code == 404
         (entry,) = anyone.get(AUDIT).json()["entries"]
     assert (entry["actor"], entry["actor_name"]) == ("-", "auth disabled")
+
+
+def test_an_admin_of_one_project_reads_only_its_entries(
+    client: TestClient, ctx: ApiContext
+) -> None:
+    assert ctx.tokens is not None
+    local = bearer(make_token(ctx.db, "local-admin", (Scope.ADMIN,), tokens=ctx.tokens))
+    client.post("/api/v1/endpoints/here/pause")  # project default
+    client.post("/api/v1/endpoints/there/pause", params={"project": "team"})
+    client.post("/api/v1/tokens", json={"name": "t", "scopes": ["read"]})  # no project
+    r = client.get(AUDIT, headers=local)
+    assert r.status_code == 200
+    assert [e["object_name"] for e in r.json()["entries"]] == ["here"]
+    assert len(entries(client)) == 3

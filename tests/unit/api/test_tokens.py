@@ -145,3 +145,26 @@ def test_a_non_admin_cannot_make_tokens(client: TestClient, ctx: ApiContext) -> 
 def test_unknown_token_id_is_a_404(client: TestClient) -> None:
     assert client.get(f"{TOKENS}/000000000000").status_code == 404
     assert client.delete(f"{TOKENS}/000000000000").status_code == 404
+
+
+def test_an_admin_of_one_project_sees_and_revokes_only_its_tokens(
+    client: TestClient, ctx: ApiContext, admin_token: str
+) -> None:
+    assert ctx.tokens is not None
+    local = bearer(make_token(ctx.db, "local-admin", (Scope.ADMIN,), tokens=ctx.tokens))
+    mine = client.post(TOKENS, json={"name": "mine", "scopes": ["read"]}, headers=local).json()
+    everywhere = create(client, projects=None).json()
+
+    listed = {t["id"] for t in client.get(TOKENS, headers=local).json()["items"]}
+    assert mine["id"] in listed
+    assert everywhere["id"] not in listed
+    assert token_of(admin_token) not in listed
+    assert client.get(f"{TOKENS}/{everywhere['id']}", headers=local).status_code == 404
+    r = client.delete(f"{TOKENS}/{token_of(admin_token)}", headers=local)
+    assert r.status_code == 404  # the admin of every project is out of its reach
+    assert client.get("/api/v1/whoami").status_code == 200
+    assert client.delete(f"{TOKENS}/{mine['id']}", headers=local).status_code == 200
+
+
+def token_of(token: str) -> str:
+    return token.split("_")[1]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from podium.api.access import From, needs
-from podium.api.deps import UowDep
+from podium.api.deps import CallerDep, UowDep
 from podium.api.problems import responses
 from podium.api.services import access_views
 from podium.api.services.access_views import AuditList
@@ -24,6 +24,7 @@ router = APIRouter(
 @router.get("/audit", response_model=AuditList)
 def list_audit(
     uow: UowDep,
+    caller: CallerDep,
     project: Annotated[str | None, Query(max_length=15)] = None,
     actor: Annotated[str | None, Query(max_length=64, description="token id or name")] = None,
     action: Annotated[
@@ -32,7 +33,14 @@ def list_audit(
     after_id: Annotated[int, Query(ge=0, le=2**63 - 1, description="entries after this")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> AuditList:
+    """Entries oldest first. An admin bound to projects sees the entries of its projects
+    only (not those of tokens, which belong to no project)."""
     records = uow.audit.list(
-        project=project, actor=actor, action=action, after_id=after_id, limit=limit
+        project=project,
+        projects=caller.projects,
+        actor=actor,
+        action=action,
+        after_id=after_id,
+        limit=limit,
     )
     return AuditList(entries=[access_views.audit_entry(r) for r in records])

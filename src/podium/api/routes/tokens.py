@@ -7,6 +7,7 @@ and a revoked one fails from the next request on (other processes reload within
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -18,10 +19,19 @@ from podium.api.deps import CallerDep, CtxDep, UowDep
 from podium.api.problems import responses
 from podium.api.services import access_views
 from podium.api.services.access_views import TokenCreated, TokenList, TokenPublic
-from podium.core.access import DEFAULT_PROJECT, RateLimit, Scope, TokenEntry, issue_token
-from podium.core.errors import Forbidden, Invalid
+from podium.core.access import (
+    DEFAULT_PROJECT,
+    Principal,
+    RateLimit,
+    Scope,
+    TokenEntry,
+    issue_token,
+)
+from podium.core.errors import Forbidden, Invalid, NotFound
 from podium.core.ids import check_project
+from podium.store import UnitOfWork
 from podium.store.tables import ProjectRow
+from podium.store.tokens import TokenRecord
 
 router = APIRouter(
     prefix="/tokens",
@@ -79,20 +89,13 @@ def create_token(
 ) -> TokenCreated:
     """Make a token. Its string is in this answer only: the store keeps its hash."""
     response.headers["Cache-Control"] = "no-store"  # nor kept by any cache
-    if body.projects is None and caller.projects is not None:
+    if not _within(caller, body.projects):
+        outside = "every project" if body.projects is None else _outside(caller, body.projects)
         raise Forbidden(
-            f"token {caller.name!r} ({caller.token_id}) is bound to projects; only an admin "
-            "of every project may create a token for every project",
+            f"token {caller.name!r} ({caller.token_id}) lacks scope 'admin' on {outside}: "
+            "a token may grant only projects its creator administers",
             field="projects",
         )
-    if body.projects is not None and caller.projects is not None:
-        outside = sorted(set(body.projects) - caller.projects)
-        if outside:
-            raise Forbidden(
-                f"token {caller.name!r} ({caller.token_id}) lacks scope 'admin' on project "
-                f"{outside[0]!r}",
-                field="projects",
-            )
     issued = issue_token()
     with ctx.db.unit_of_work() as uow:
         for i, project in enumerate(body.projects or ()):
@@ -119,16 +122,17 @@ def create_token(
 @router.get("", response_model=TokenList)
 def list_tokens(
     uow: UowDep,
+    caller: CallerDep,
     include_revoked: Annotated[bool, Query(description="revoked tokens too")] = False,
 ) -> TokenList:
-    return TokenList(
-        items=[access_views.token(r) for r in uow.tokens.list(include_revoked=include_revoked)]
-    )
+    """The tokens (an admin bound to projects sees those within its projects)."""
+    records = uow.tokens.list(include_revoked=include_revoked)
+    return TokenList(items=[access_views.token(r) for r in records if _within(caller, r.projects)])
 
 
 @router.get("/{id}", response_model=TokenPublic, responses=responses(404))
-def get_token(id: TokenId, uow: UowDep) -> TokenPublic:
-    return access_views.token(uow.tokens.get(id))
+def get_token(id: TokenId, uow: UowDep, caller: CallerDep) -> TokenPublic:
+    return access_views.token(_visible(uow, caller, id))
 
 
 @router.delete(
@@ -137,11 +141,33 @@ def get_token(id: TokenId, uow: UowDep) -> TokenPublic:
     responses=responses(404),
     openapi_extra={"x-podium-action": "token.revoke"},
 )
-def revoke_token(id: TokenId, ctx: CtxDep) -> TokenPublic:
+def revoke_token(id: TokenId, ctx: CtxDep, caller: CallerDep) -> TokenPublic:
     """Revoke a token: it fails from the next request on. It keeps its row (the audit log
     names it); revoking it again changes nothing."""
     with ctx.db.unit_of_work() as uow:
+        _visible(uow, caller, id)
         record = uow.tokens.revoke(id)
     if ctx.tokens is not None:
         ctx.tokens.drop(id)
     return access_views.token(record)
+
+
+def _within(caller: Principal, projects: Sequence[str] | None) -> bool:
+    """Whether every project of a token (`None`: all) is one `caller` administers."""
+    if caller.projects is None:
+        return True
+    return projects is not None and set(projects) <= caller.projects
+
+
+def _outside(caller: Principal, projects: Sequence[str]) -> str:
+    held = caller.projects or frozenset()
+    return f"project {sorted(set(projects) - held)[0]!r}"
+
+
+def _visible(uow: UnitOfWork, caller: Principal, token_id: str) -> TokenRecord:
+    """The token, if `caller` administers all its projects; else the same 404 as an
+    unknown id (an admin of one project learns nothing of other projects' tokens)."""
+    record = uow.tokens.get(token_id)
+    if not _within(caller, record.projects):
+        raise NotFound(f"token {token_id!r} not found", field="id")
+    return record
