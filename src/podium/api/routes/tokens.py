@@ -18,7 +18,7 @@ from podium.api.access import From, needs
 from podium.api.deps import CallerDep, CtxDep, UowDep
 from podium.api.problems import responses
 from podium.api.services import access_views
-from podium.api.services.access_views import TokenCreated, TokenList, TokenPublic
+from podium.api.services.access_views import TokenCreated, TokenPublic
 from podium.core.access import (
     DEFAULT_PROJECT,
     Principal,
@@ -119,15 +119,15 @@ def create_token(
     return TokenCreated(**access_views.token(record).model_dump(), token=issued.token)
 
 
-@router.get("", response_model=TokenList)
+@router.get("", response_model=list[TokenPublic])
 def list_tokens(
     uow: UowDep,
     caller: CallerDep,
     include_revoked: Annotated[bool, Query(description="revoked tokens too")] = False,
-) -> TokenList:
+) -> list[TokenPublic]:
     """The tokens (an admin bound to projects sees those within its projects)."""
     records = uow.tokens.list(include_revoked=include_revoked)
-    return TokenList(items=[access_views.token(r) for r in records if _within(caller, r.projects)])
+    return [access_views.token(r) for r in records if _within(caller, r.projects)]
 
 
 @router.get("/{id}", response_model=TokenPublic, responses=responses(404))

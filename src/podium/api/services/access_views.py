@@ -34,10 +34,6 @@ class TokenCreated(TokenPublic):
     token: str  # shown once: only its hash is kept
 
 
-class TokenList(BaseModel):
-    items: list[TokenPublic]
-
-
 class WhoAmI(BaseModel):
     id: str
     name: str
