@@ -54,7 +54,7 @@ def db(sqlite_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def ctx(tmp_path: Path, db: Database, wake: WakeRecorder) -> ApiContext:
-    settings = Settings(home=tmp_path / "home", port=8123)
+    settings = Settings(home=tmp_path / "home", port=8123, auth=False)
     return ApiContext(
         settings=settings,
         db=db,

@@ -6,9 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from podium.api.deps import EndpointsDep, SettingsDep, UowDep
+from podium.api.deps import CallerDep, EndpointsDep, SettingsDep, UowDep
 from podium.api.problems import responses
+from podium.api.routes.params import ProjectDep, SomeProjectDep
 from podium.api.services import views
+from podium.api.services.scopes import readable, require
+from podium.core.access import Scope, endpoint_key
 from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.phases import EndpointStatus
@@ -26,10 +29,14 @@ EndpointName = Annotated[  # the pattern is documented; a name that cannot exist
     "",
     status_code=201,
     response_model=EndpointPublic,
-    responses=responses(404, 409),
+    responses=responses(403, 404, 409),
 )
-def create_endpoint(spec: EndpointCreate, service: EndpointsDep) -> EndpointPublic:
-    """Create an endpoint; the controller starts its replicas."""
+def create_endpoint(
+    spec: EndpointCreate, service: EndpointsDep, caller: CallerDep
+) -> EndpointPublic:
+    """Create an endpoint in `spec.project` (needs `deploy` there); the controller starts
+    its replicas. 409 `Quota exceeded` when it would pass one of the project's quotas."""
+    require(caller, Scope.DEPLOY, spec.project)
     return service.create(spec)
 
 
@@ -37,6 +44,8 @@ def create_endpoint(spec: EndpointCreate, service: EndpointsDep) -> EndpointPubl
 def list_endpoints(
     uow: UowDep,
     settings: SettingsDep,
+    caller: CallerDep,
+    project: SomeProjectDep,
     status: EndpointStatus | None = None,
     label: Annotated[
         list[str] | None,
@@ -47,59 +56,91 @@ def list_endpoints(
     ] = None,
     name: Annotated[str | None, Query(description="part of the name", max_length=48)] = None,
 ) -> EndpointList:
+    """Endpoints of `project`, or of every project the token may read."""
     labels = dict(_label(value) for value in label or ())
-    records = uow.endpoints.list(status=status, labels=labels, name_contains=name)
+    projects = readable(caller)
+    if project is not None:
+        require(caller, Scope.READ, project)
+        projects = frozenset({project})
+    records = uow.endpoints.list(
+        status=status, labels=labels, name_contains=name, projects=projects
+    )
     return EndpointList(items=[views.endpoint(uow, settings, r) for r in records])
 
 
-@router.get("/{name}", response_model=EndpointPublic, responses=responses(404))
-def get_endpoint(name: EndpointName, uow: UowDep, settings: SettingsDep) -> EndpointPublic:
-    return views.endpoint(uow, settings, uow.endpoints.get(name))
+@router.get("/{name}", response_model=EndpointPublic, responses=responses(403, 404))
+def get_endpoint(
+    name: EndpointName, project: ProjectDep, uow: UowDep, settings: SettingsDep, caller: CallerDep
+) -> EndpointPublic:
+    require(caller, Scope.READ, project)
+    return views.endpoint(uow, settings, uow.endpoints.get(endpoint_key(project, name)))
 
 
-@router.patch("/{name}", response_model=EndpointPublic, responses=responses(404, 409))
+@router.patch("/{name}", response_model=EndpointPublic, responses=responses(403, 404, 409))
 def update_endpoint(
-    name: EndpointName, update: EndpointUpdate, service: EndpointsDep
+    name: EndpointName,
+    update: EndpointUpdate,
+    project: ProjectDep,
+    service: EndpointsDep,
+    caller: CallerDep,
 ) -> EndpointPublic:
     """Change part of the spec; a change that needs new replicas makes a new revision,
     which the controller rolls out."""
-    return service.update(name, update)
+    require(caller, Scope.DEPLOY, project)
+    return service.update(endpoint_key(project, name), update)
 
 
-@router.post("/{name}/scale", response_model=EndpointPublic, responses=responses(404, 409))
+@router.post("/{name}/scale", response_model=EndpointPublic, responses=responses(403, 404, 409))
 def scale_endpoint(
-    name: EndpointName, bounds: ScaleRequest, service: EndpointsDep
+    name: EndpointName,
+    bounds: ScaleRequest,
+    project: ProjectDep,
+    service: EndpointsDep,
+    caller: CallerDep,
 ) -> EndpointPublic:
-    return service.scale(name, bounds)
+    require(caller, Scope.DEPLOY, project)
+    return service.scale(endpoint_key(project, name), bounds)
 
 
-@router.post("/{name}/pause", response_model=EndpointPublic, responses=responses(404, 409))
-def pause_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
-    return service.pause(name)
+@router.post("/{name}/pause", response_model=EndpointPublic, responses=responses(403, 404, 409))
+def pause_endpoint(
+    name: EndpointName, project: ProjectDep, service: EndpointsDep, caller: CallerDep
+) -> EndpointPublic:
+    require(caller, Scope.DEPLOY, project)
+    return service.pause(endpoint_key(project, name))
 
 
-@router.post("/{name}/resume", response_model=EndpointPublic, responses=responses(404, 409))
-def resume_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
-    return service.resume(name)
+@router.post("/{name}/resume", response_model=EndpointPublic, responses=responses(403, 404, 409))
+def resume_endpoint(
+    name: EndpointName, project: ProjectDep, service: EndpointsDep, caller: CallerDep
+) -> EndpointPublic:
+    require(caller, Scope.DEPLOY, project)
+    return service.resume(endpoint_key(project, name))
 
 
-@router.post("/{name}/wake", response_model=EndpointPublic, responses=responses(404, 409))
-def wake_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
+@router.post("/{name}/wake", response_model=EndpointPublic, responses=responses(403, 404, 409))
+def wake_endpoint(
+    name: EndpointName, project: ProjectDep, service: EndpointsDep, caller: CallerDep
+) -> EndpointPublic:
     """Start an endpoint ahead of traffic (e.g. a scaled-to-zero one): at least one replica,
     or `min_replicas`. 409 for a paused endpoint (resume it first), a failed or a deleting one.
     """
-    return service.wake(name)
+    require(caller, Scope.DEPLOY, project)
+    return service.wake(endpoint_key(project, name))
 
 
 @router.delete(
     "/{name}",
     status_code=202,
     response_model=EndpointPublic,
-    responses=responses(404, 409),
+    responses=responses(403, 404, 409),
 )
-def delete_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
+def delete_endpoint(
+    name: EndpointName, project: ProjectDep, service: EndpointsDep, caller: CallerDep
+) -> EndpointPublic:
     """Mark the endpoint deleting; the controller stops its replicas, then removes it."""
-    return service.delete(name)
+    require(caller, Scope.DEPLOY, project)
+    return service.delete(endpoint_key(project, name))
 
 
 def _label(value: str) -> tuple[str, str]:

@@ -6,14 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from podium.api.deps import CtxDep, ModelsDep, UowDep
+from podium.api.deps import CallerDep, CtxDep, ModelsDep, UowDep
 from podium.api.problems import responses
+from podium.api.routes.params import ProjectDep, SomeProjectDep
 from podium.api.services import views
+from podium.api.services.scopes import readable, require
 from podium.api.services.uploads import FILENAME_RE
+from podium.core.access import PROJECT_SEPARATOR, Scope, endpoint_key
+from podium.core.errors import NotFound
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.schemas import ModelPublic, ModelVersionPublic, ModelVersionPushed
 
-router = APIRouter(prefix="/models", tags=["models"], responses=responses(422))
+router = APIRouter(prefix="/models", tags=["models"], responses=responses(403, 422))
 
 # Patterns are documented, not enforced by FastAPI: the services check them with a
 # human message (and a lookup of a name that cannot exist is simply a 404).
@@ -46,10 +50,12 @@ _UPLOAD_BODY = {
 )
 async def push_version(
     name: ModelName,
+    project: ProjectDep,
     request: Request,
     response: Response,
     ctx: CtxDep,
     service: ModelsDep,
+    caller: CallerDep,
     filename: Annotated[
         str,
         Query(
@@ -67,9 +73,11 @@ async def push_version(
 ) -> ModelVersionPublic:
     """Push a new version. The body is streamed to disk, unpacked safely and hashed; when
     the latest version holds the same bytes it is returned (200, `x-podium-duplicate`)."""
+    require(caller, Scope.DEPLOY, project)
     pushed = await service.push_upload(
         name,
         request.stream(),
+        project=project,
         filename=filename,
         framework=framework,
         content_length=request.headers.get("content-length"),
@@ -82,20 +90,29 @@ async def push_version(
 
 
 @router.get("", response_model=list[ModelPublic])
-def list_models(uow: UowDep) -> list[ModelPublic]:
-    return [views.model(uow, name) for name in uow.models.list_names()]
+def list_models(uow: UowDep, caller: CallerDep, project: SomeProjectDep) -> list[ModelPublic]:
+    """Models of `project`, or of every project the token may read."""
+    projects = readable(caller)
+    if project is not None:
+        require(caller, Scope.READ, project)
+        projects = frozenset({project})
+    return [views.model(uow, key) for key in uow.models.list_names(projects)]
 
 
 @router.get("/{name}", response_model=ModelPublic, responses=responses(404))
-def get_model(name: ModelName, uow: UowDep) -> ModelPublic:
-    return views.model(uow, name)
+def get_model(name: ModelName, project: ProjectDep, uow: UowDep, caller: CallerDep) -> ModelPublic:
+    require(caller, Scope.READ, project)
+    return views.model(uow, _key(project, name))
 
 
 @router.get(
     "/{name}/versions/{version}", response_model=ModelVersionPublic, responses=responses(404)
 )
-def get_version(name: ModelName, version: Version, uow: UowDep) -> ModelVersionPublic:
-    return views.model_version(uow, uow.models.get(name, version))
+def get_version(
+    name: ModelName, version: Version, project: ProjectDep, uow: UowDep, caller: CallerDep
+) -> ModelVersionPublic:
+    require(caller, Scope.READ, project)
+    return views.model_version(uow, uow.models.get(_key(project, name), version))
 
 
 @router.delete(
@@ -103,12 +120,25 @@ def get_version(name: ModelName, version: Version, uow: UowDep) -> ModelVersionP
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(404, 409),
 )
-def delete_version(name: ModelName, version: Version, service: ModelsDep) -> None:
+def delete_version(
+    name: ModelName, version: Version, project: ProjectDep, service: ModelsDep, caller: CallerDep
+) -> None:
     """Delete one version and its files; refused while an endpoint serves it."""
-    service.delete_version(name, version)
+    require(caller, Scope.DEPLOY, project)
+    service.delete_version(_key(project, name), version)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404, 409))
-def delete_model(name: ModelName, service: ModelsDep) -> None:
+def delete_model(
+    name: ModelName, project: ProjectDep, service: ModelsDep, caller: CallerDep
+) -> None:
     """Delete every version of the model; refused while an endpoint serves any of them."""
-    service.delete_model(name)
+    require(caller, Scope.DEPLOY, project)
+    service.delete_model(_key(project, name))
+
+
+def _key(project: str, name: str) -> str:
+    """The model's key; a name that cannot exist (e.g. with a dot) is simply a 404."""
+    if PROJECT_SEPARATOR in name:
+        raise NotFound(f"model {name!r} not found", field="model")
+    return endpoint_key(project, name)

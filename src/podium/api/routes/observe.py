@@ -8,13 +8,16 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from podium.api.deps import ApiContext, CtxDep, UowDep
+from podium.api.deps import ApiContext, CallerDep, CtxDep, UowDep
 from podium.api.problems import responses
+from podium.api.routes.params import ProjectDep
 from podium.api.services import logs, replica_metrics, views
+from podium.api.services.scopes import require
+from podium.core.access import Scope, endpoint_key
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.schemas import EventList, LogList, RevisionPublic
 
-router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=responses(422))
+router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=responses(403, 422))
 
 EndpointName = Annotated[  # the pattern is documented; a name that cannot exist is a 404
     str, Path(description=NAME_RULE, json_schema_extra={"pattern": NAME_RE.pattern})
@@ -29,18 +32,25 @@ _FOLLOW = {
 @router.get("/{name}/events", response_model=EventList, responses=responses(404))
 def list_events(
     name: EndpointName,
+    project: ProjectDep,
     uow: UowDep,
+    caller: CallerDep,
     after: Annotated[int, Query(ge=0, le=2**63 - 1, description="events with a larger id")] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> EventList:
-    uow.endpoints.get(name)
-    events = uow.events.list(name, after_id=after, limit=limit)
+    require(caller, Scope.READ, project)
+    key = endpoint_key(project, name)
+    uow.endpoints.get(key)
+    events = uow.events.list(key, after_id=after, limit=limit)
     return EventList(items=[views.event(e) for e in events])
 
 
 @router.get("/{name}/revisions", response_model=list[RevisionPublic], responses=responses(404))
-def list_revisions(name: EndpointName, uow: UowDep) -> list[RevisionPublic]:
-    return [views.revision(r) for r in uow.endpoints.revisions(name)]
+def list_revisions(
+    name: EndpointName, project: ProjectDep, uow: UowDep, caller: CallerDep
+) -> list[RevisionPublic]:
+    require(caller, Scope.READ, project)
+    return [views.revision(r) for r in uow.endpoints.revisions(endpoint_key(project, name))]
 
 
 @router.get(
@@ -50,14 +60,18 @@ def list_revisions(name: EndpointName, uow: UowDep) -> list[RevisionPublic]:
 )
 async def get_logs(
     name: EndpointName,
+    project: ProjectDep,
     request: Request,
     ctx: CtxDep,
+    caller: CallerDep,
     tail: Annotated[int, Query(ge=0, le=100_000, description="lines per replica")] = 200,
     replica: Annotated[str | None, Query(max_length=128)] = None,
     follow: bool = False,
 ) -> LogList | StreamingResponse:
     """Each replica's last `tail` lines, replica after replica; with `follow=true` a
     text stream that goes on with new lines until the client disconnects."""
+    require(caller, Scope.READ, project)
+    name = endpoint_key(project, name)
     chosen = await run_in_threadpool(_replicas, ctx, name, replica)
     if not follow:
         items = await run_in_threadpool(logs.recent, ctx.logs, chosen, tail)
@@ -89,11 +103,14 @@ _METRICS = {
 async def get_replica_metrics(
     name: EndpointName,
     replica_id: Annotated[str, Path(max_length=128)],
+    project: ProjectDep,
     ctx: CtxDep,
+    caller: CallerDep,
 ) -> Response:
     """One replica's Prometheus metrics (its own `/metrics`, which the gateway does not
     serve), fetched from the replica now; 503 if it does not answer in time."""
-    replica = await run_in_threadpool(_replica, ctx, name, replica_id)
+    require(caller, Scope.READ, project)
+    replica = await run_in_threadpool(_replica, ctx, endpoint_key(project, name), replica_id)
     got = await replica_metrics.fetch(replica, ctx.replica_timeout_s)
     return Response(got.body, media_type=got.content_type)
 
