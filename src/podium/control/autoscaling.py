@@ -27,11 +27,11 @@ from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.clock import Clock
 from podium.core.errors import PodiumError
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
-from podium.core.quotas import Quotas, Usage, endpoint_usage
+from podium.core.quotas import Quotas, Usage, endpoint_usage, room
 from podium.core.routing import EndpointLoad, GatewayView
 from podium.core.scaling_spec import ScalingRule
 from podium.core.settings import Settings
-from podium.store.db import Database
+from podium.store.db import Database, UnitOfWork
 from podium.store.records import EndpointRecord
 
 log = logging.getLogger("podium.control")
@@ -202,7 +202,8 @@ class Autoscaling:
         if not decision.changed:
             track.state = decision.state
             return ep
-        if not self._write(ep, decision):
+        limits = quotas.of(ep.project) if decision.desired > ep.desired_replicas else None
+        if not self._write(ep, decision, limits=limits):
             return ep  # changed meanwhile: the next pass decides again on the new record
         new = replace(ep, desired_replicas=decision.desired)
         quotas.count(ep.project, self._usage(new) - using)
@@ -227,8 +228,18 @@ class Autoscaling:
             track.state = ScalerState(known_desired=mem.scale_desired, last_change=mem.scaled_at)
         return track
 
-    def _write(self, ep: EndpointRecord, decision: Decision, *, count: bool = True) -> bool:
-        """The decision's count (unless `count` is False: its event only) and its event."""
+    def _write(
+        self,
+        ep: EndpointRecord,
+        decision: Decision,
+        *,
+        count: bool = True,
+        limits: Quotas | None = None,
+    ) -> bool:
+        """The decision's count (unless `count` is False: its event only) and its event.
+        With `limits` (a scale-up in a project with quotas), the project's usage is read
+        again under its lock, as the API's quota check does: a change the API made since
+        the pass began is counted (False, and the next pass decides again)."""
         assert decision.reason is not None
         try:
             with self.db.unit_of_work() as uow:
@@ -239,6 +250,8 @@ class Autoscaling:
                     or fresh.status in IDLE_STATUSES
                 ):
                     return False
+                if limits is not None and not self._fits(uow, ep, decision.desired, limits):
+                    return False
                 if count:
                     uow.endpoints.set_desired(ep.name, decision.desired)
                 uow.events.add(ep.name, EventKind.SCALED, decision.reason, dict(decision.data))
@@ -247,6 +260,15 @@ class Autoscaling:
             return False
         log.info("%s: %s", ep.name, decision.reason)
         return True
+
+    def _fits(self, uow: UnitOfWork, ep: EndpointRecord, desired: int, limits: Quotas) -> bool:
+        uow.projects.lock(ep.project)
+        others = Usage()
+        for rec in uow.endpoints.list(projects=[ep.project]):
+            if rec.name != ep.name:
+                others += self._usage(rec)
+        most, _ = room(limits, others, *self._per_replica(ep))
+        return most is None or desired <= most
 
     async def _rule_metrics(
         self,

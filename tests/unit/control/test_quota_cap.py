@@ -229,3 +229,22 @@ def test_the_controller_starts_no_more_replicas_than_the_quota_allows(
         r"scaled 2→3 \(wanted [4-6]: .* in flight .*\): capped by project quota max_replicas=3",
         event,
     )
+
+
+def test_room_taken_through_the_api_during_a_pass_is_counted(tmp_path: Path, db: Database) -> None:
+    """The pass read the endpoints before another one took the project's room: the
+    scale-up is checked again under the project's lock and not written."""
+    deploy(
+        db, "echo", desired=0, status=EndpointStatus.SCALED_TO_ZERO, min_replicas=0, max_replicas=3
+    )
+    stale = endpoints(db)
+    deploy(db, "late", desired=3, status=EndpointStatus.PENDING, min_replicas=3, max_replicas=3)
+    gateway = LoadGateway({"team.echo": EndpointLoad(held=8, requests=8)})
+    clock = FakeClock()
+    scaler = Autoscaling(Settings(home=tmp_path / "home"), db, clock, gateway)
+    asyncio.run(scaler.run(stale, [], None))
+    assert desired(db, "team.echo") == 0 and scaled(db, "team.echo") == []
+    clock.advance(1)
+    one_pass(scaler, db)  # the next pass sees it
+    assert desired(db, "team.echo") == 0
+    assert scaled(db, "team.echo") == ["not scaled 0→2: capped by project quota max_replicas=3"]

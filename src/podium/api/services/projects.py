@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from podium.api.services.quotas import usage_of
+from podium.api.services.quotas import project_usage, usage_of
 from podium.core import quotas
 from podium.core.ids import check_project
 from podium.core.quotas import Quotas, Usage
@@ -54,9 +54,7 @@ def views(
 
 
 def one(uow: UnitOfWork, settings: Settings, name: str) -> ProjectPublic:
-    rec = uow.projects.get(name)
-    records = uow.endpoints.list(projects=[name])
-    return view(rec, quotas.total(usage_of(settings, r) for r in records))
+    return view(uow.projects.get(name), project_usage(uow, settings, name))
 
 
 def _quotas(model: QuotasModel) -> Quotas:
