@@ -235,3 +235,28 @@ def test_usage_counts_endpoints_replicas_and_cpus(secure: TestClient, admin: H, 
 
 def test_push_helper_of_the_default_project_still_works(client: TestClient) -> None:
     assert push(client, "iris", b"v1", filename="m.skops").json()["project"] == "default"
+
+
+def test_a_key_is_never_taken_for_a_name(
+    secure: TestClient, admin: H, tokens: Tokens, team: None
+) -> None:
+    """`team.chat` asked in `default` is a name that cannot exist (404), never project
+    team's endpoint reached past the check on `default`."""
+    push_in(secure, admin, "team")
+    assert secure.post(EP, json=spec("chat", project="team"), headers=admin).status_code == 201
+    mine = tokens.make("default-ci", Scope.DEPLOY, projects=("default",))
+    for method, path in (
+        ("GET", f"{EP}/team.chat"),
+        ("POST", f"{EP}/team.chat/pause"),
+        ("DELETE", f"{EP}/team.chat"),
+        ("GET", f"{EP}/team.chat/events"),
+        ("GET", f"{EP}/team.chat/revisions"),
+        ("GET", f"{EP}/team.chat/logs"),
+        ("GET", "/api/v1/models/team.iris"),
+        ("DELETE", "/api/v1/models/team.iris"),
+    ):
+        r = secure.request(method, path, headers=mine)
+        assert r.status_code == 404, (method, path, r.text)
+    assert secure.get(f"{EP}/chat", params={"project": "team"}, headers=admin).json()["status"] == (
+        "pending"
+    )

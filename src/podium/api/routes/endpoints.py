@@ -8,10 +8,10 @@ from fastapi import APIRouter, Path, Query
 
 from podium.api.deps import CallerDep, EndpointsDep, SettingsDep, UowDep
 from podium.api.problems import responses
-from podium.api.routes.params import ProjectDep, SomeProjectDep
+from podium.api.routes.params import ProjectDep, SomeProjectDep, key_of
 from podium.api.services import views
 from podium.api.services.scopes import readable, require
-from podium.core.access import Scope, endpoint_key
+from podium.core.access import Scope
 from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.phases import EndpointStatus
@@ -73,7 +73,7 @@ def get_endpoint(
     name: EndpointName, project: ProjectDep, uow: UowDep, settings: SettingsDep, caller: CallerDep
 ) -> EndpointPublic:
     require(caller, Scope.READ, project)
-    return views.endpoint(uow, settings, uow.endpoints.get(endpoint_key(project, name)))
+    return views.endpoint(uow, settings, uow.endpoints.get(key_of(project, name)))
 
 
 @router.patch("/{name}", response_model=EndpointPublic, responses=responses(403, 404, 409))
@@ -87,7 +87,7 @@ def update_endpoint(
     """Change part of the spec; a change that needs new replicas makes a new revision,
     which the controller rolls out."""
     require(caller, Scope.DEPLOY, project)
-    return service.update(endpoint_key(project, name), update)
+    return service.update(key_of(project, name), update)
 
 
 @router.post("/{name}/scale", response_model=EndpointPublic, responses=responses(403, 404, 409))
@@ -99,7 +99,7 @@ def scale_endpoint(
     caller: CallerDep,
 ) -> EndpointPublic:
     require(caller, Scope.DEPLOY, project)
-    return service.scale(endpoint_key(project, name), bounds)
+    return service.scale(key_of(project, name), bounds)
 
 
 @router.post("/{name}/pause", response_model=EndpointPublic, responses=responses(403, 404, 409))
@@ -107,7 +107,7 @@ def pause_endpoint(
     name: EndpointName, project: ProjectDep, service: EndpointsDep, caller: CallerDep
 ) -> EndpointPublic:
     require(caller, Scope.DEPLOY, project)
-    return service.pause(endpoint_key(project, name))
+    return service.pause(key_of(project, name))
 
 
 @router.post("/{name}/resume", response_model=EndpointPublic, responses=responses(403, 404, 409))
@@ -115,7 +115,7 @@ def resume_endpoint(
     name: EndpointName, project: ProjectDep, service: EndpointsDep, caller: CallerDep
 ) -> EndpointPublic:
     require(caller, Scope.DEPLOY, project)
-    return service.resume(endpoint_key(project, name))
+    return service.resume(key_of(project, name))
 
 
 @router.post("/{name}/wake", response_model=EndpointPublic, responses=responses(403, 404, 409))
@@ -126,7 +126,7 @@ def wake_endpoint(
     or `min_replicas`. 409 for a paused endpoint (resume it first), a failed or a deleting one.
     """
     require(caller, Scope.DEPLOY, project)
-    return service.wake(endpoint_key(project, name))
+    return service.wake(key_of(project, name))
 
 
 @router.delete(
@@ -140,7 +140,7 @@ def delete_endpoint(
 ) -> EndpointPublic:
     """Mark the endpoint deleting; the controller stops its replicas, then removes it."""
     require(caller, Scope.DEPLOY, project)
-    return service.delete(endpoint_key(project, name))
+    return service.delete(key_of(project, name))
 
 
 def _label(value: str) -> tuple[str, str]:

@@ -8,12 +8,11 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from podium.api.deps import CallerDep, CtxDep, ModelsDep, UowDep
 from podium.api.problems import responses
-from podium.api.routes.params import ProjectDep, SomeProjectDep
+from podium.api.routes.params import ProjectDep, SomeProjectDep, key_of
 from podium.api.services import views
 from podium.api.services.scopes import readable, require
 from podium.api.services.uploads import FILENAME_RE
-from podium.core.access import PROJECT_SEPARATOR, Scope, endpoint_key
-from podium.core.errors import NotFound
+from podium.core.access import Scope
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.schemas import ModelPublic, ModelVersionPublic, ModelVersionPushed
 
@@ -102,7 +101,7 @@ def list_models(uow: UowDep, caller: CallerDep, project: SomeProjectDep) -> list
 @router.get("/{name}", response_model=ModelPublic, responses=responses(404))
 def get_model(name: ModelName, project: ProjectDep, uow: UowDep, caller: CallerDep) -> ModelPublic:
     require(caller, Scope.READ, project)
-    return views.model(uow, _key(project, name))
+    return views.model(uow, key_of(project, name, "model"))
 
 
 @router.get(
@@ -112,7 +111,7 @@ def get_version(
     name: ModelName, version: Version, project: ProjectDep, uow: UowDep, caller: CallerDep
 ) -> ModelVersionPublic:
     require(caller, Scope.READ, project)
-    return views.model_version(uow, uow.models.get(_key(project, name), version))
+    return views.model_version(uow, uow.models.get(key_of(project, name, "model"), version))
 
 
 @router.delete(
@@ -125,7 +124,7 @@ def delete_version(
 ) -> None:
     """Delete one version and its files; refused while an endpoint serves it."""
     require(caller, Scope.DEPLOY, project)
-    service.delete_version(_key(project, name), version)
+    service.delete_version(key_of(project, name, "model"), version)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404, 409))
@@ -134,11 +133,4 @@ def delete_model(
 ) -> None:
     """Delete every version of the model; refused while an endpoint serves any of them."""
     require(caller, Scope.DEPLOY, project)
-    service.delete_model(_key(project, name))
-
-
-def _key(project: str, name: str) -> str:
-    """The model's key; a name that cannot exist (e.g. with a dot) is simply a 404."""
-    if PROJECT_SEPARATOR in name:
-        raise NotFound(f"model {name!r} not found", field="model")
-    return endpoint_key(project, name)
+    service.delete_model(key_of(project, name, "model"))

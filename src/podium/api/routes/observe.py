@@ -10,10 +10,10 @@ from starlette.concurrency import run_in_threadpool
 
 from podium.api.deps import ApiContext, CallerDep, CtxDep, UowDep
 from podium.api.problems import responses
-from podium.api.routes.params import ProjectDep
+from podium.api.routes.params import ProjectDep, key_of
 from podium.api.services import logs, replica_metrics, views
 from podium.api.services.scopes import require
-from podium.core.access import Scope, endpoint_key
+from podium.core.access import Scope
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.schemas import EventList, LogList, RevisionPublic
 
@@ -39,7 +39,7 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> EventList:
     require(caller, Scope.READ, project)
-    key = endpoint_key(project, name)
+    key = key_of(project, name)
     uow.endpoints.get(key)
     events = uow.events.list(key, after_id=after, limit=limit)
     return EventList(items=[views.event(e) for e in events])
@@ -50,7 +50,7 @@ def list_revisions(
     name: EndpointName, project: ProjectDep, uow: UowDep, caller: CallerDep
 ) -> list[RevisionPublic]:
     require(caller, Scope.READ, project)
-    return [views.revision(r) for r in uow.endpoints.revisions(endpoint_key(project, name))]
+    return [views.revision(r) for r in uow.endpoints.revisions(key_of(project, name))]
 
 
 @router.get(
@@ -71,7 +71,7 @@ async def get_logs(
     """Each replica's last `tail` lines, replica after replica; with `follow=true` a
     text stream that goes on with new lines until the client disconnects."""
     require(caller, Scope.READ, project)
-    name = endpoint_key(project, name)
+    name = key_of(project, name)
     chosen = await run_in_threadpool(_replicas, ctx, name, replica)
     if not follow:
         items = await run_in_threadpool(logs.recent, ctx.logs, chosen, tail)
@@ -110,7 +110,7 @@ async def get_replica_metrics(
     """One replica's Prometheus metrics (its own `/metrics`, which the gateway does not
     serve), fetched from the replica now; 503 if it does not answer in time."""
     require(caller, Scope.READ, project)
-    replica = await run_in_threadpool(_replica, ctx, endpoint_key(project, name), replica_id)
+    replica = await run_in_threadpool(_replica, ctx, key_of(project, name), replica_id)
     got = await replica_metrics.fetch(replica, ctx.replica_timeout_s)
     return Response(got.body, media_type=got.content_type)
 

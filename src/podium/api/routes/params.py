@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
-from podium.core.access import DEFAULT_PROJECT
+from podium.core.access import DEFAULT_PROJECT, PROJECT_SEPARATOR, endpoint_key
+from podium.core.errors import NotFound
 from podium.core.ids import PROJECT_RE, PROJECT_RULE, check_project
 
 _DESCRIPTION = f"the project ({PROJECT_RULE})"
@@ -42,3 +43,13 @@ def _some_project(
 ProjectDep = Annotated[str, Depends(_project)]
 # `?project=` of a list route: None (every project the caller may read) when absent.
 SomeProjectDep = Annotated[str | None, Depends(_some_project)]
+
+
+def key_of(project: str, name: str, kind: str = "endpoint") -> str:
+    """The key (`core.access.endpoint_key`) of `name` in `project`. A name with a dot cannot
+    exist; it is a 404 here, never read as a key (`team.chat` asked in `default` would
+    otherwise reach project team's endpoint past the check on `default`)."""
+    if PROJECT_SEPARATOR in name:
+        field = "model" if kind == "model" else "name"
+        raise NotFound(f"{kind} {name!r} not found", field=field)
+    return endpoint_key(project, name)
