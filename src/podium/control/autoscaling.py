@@ -8,6 +8,12 @@ and calls the pure policy (`scale_policy.decide`). A changed count is written wi
 A scale change never makes a revision and never restarts a running replica: the reconciler
 only starts or drains the difference.
 
+A scale-up never passes the project's quotas (`quota_cap`): the quotas of the projects that
+have any are read once per pass, the usage is counted from the pass's records (and follows
+the counts the pass writes), and a scale-up is checked again under the project's lock when
+it is written. A capped one says so in its `scaled` event; one that cannot grow at all
+writes an event only (once, until the cap changes).
+
 Without a gateway (unit tests of the loop) there is no load to read and nothing is scaled.
 """
 
