@@ -23,10 +23,10 @@ ProjectName = Annotated[
 
 @router.get("", response_model=list[ProjectPublic])
 def list_projects(uow: UowDep, ctx: CtxDep, caller: CallerDep) -> list[ProjectPublic]:
-    """The projects the token may read (every one for a token bound to all projects), with
-    their quotas and what they use of them."""
+    """The projects the token may read (every one for an admin token), with their quotas
+    and what they use of them."""
     require(caller, Scope.READ)
-    return projects.views(uow, ctx.settings, caller.projects)
+    return projects.views(uow, ctx.settings, None if caller.is_admin else caller.projects)
 
 
 @router.post(
