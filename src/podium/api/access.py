@@ -181,3 +181,11 @@ def _checked_first(handler: Handler) -> Handler:
         return await answer if inspect.isawaitable(answer) else answer
 
     return checked
+
+
+def readable(caller: Principal) -> frozenset[str] | None:
+    """The projects whose endpoints and models `caller` may list (None: every project);
+    a list route without `?project=` leaves the others out."""
+    if Scope.READ not in caller.scopes:
+        return frozenset()
+    return caller.projects

@@ -28,8 +28,9 @@ from pathlib import Path
 from podium.artifacts.detect import detect_framework
 from podium.artifacts.hashing import TreeDigest, list_files, sha256_tree
 from podium.artifacts.unpack import is_archive, safe_extract
+from podium.core.access import split_key
 from podium.core.errors import Conflict, Invalid, NotFound
-from podium.core.ids import check_name
+from podium.core.ids import check_name, check_project
 from podium.core.settings import ArchiveLimits
 
 __all__ = ["ArtifactStore", "StagedModel", "detect_framework"]
@@ -151,8 +152,11 @@ class ArtifactStore:
     # ------------------------------------------------------------------ committed versions
 
     def path_for(self, name: str, version: int) -> Path:
-        """Where version `name:version` lives (whether or not it exists)."""
-        check_name(name, "name")
+        """Where version `name:version` lives (whether or not it exists). `name` is the
+        model's key: `iris`, or `team.iris` in project team (`core.access.endpoint_key`)."""
+        project, bare = split_key(name)
+        check_project(project, "project")
+        check_name(bare, "name")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise Invalid(
                 f"model version must be a positive integer, not {version!r}", field="version"

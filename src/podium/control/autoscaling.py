@@ -8,6 +8,12 @@ and calls the pure policy (`scale_policy.decide`). A changed count is written wi
 A scale change never makes a revision and never restarts a running replica: the reconciler
 only starts or drains the difference.
 
+A scale-up never passes the project's quotas (`quota_cap`): the quotas of the projects that
+have any are read once per pass, the usage is counted from the pass's records (and follows
+the counts the pass writes), and a scale-up is checked again under the project's lock when
+it is written. A capped one says so in its `scaled` event; one that cannot grow at all
+writes an event only (once, until the cap changes).
+
 Without a gateway (unit tests of the loop) there is no load to read and nothing is scaled.
 """
 
@@ -20,16 +26,18 @@ from dataclasses import dataclass, field, replace
 
 import httpx
 
+from podium.control.quota_cap import cap
 from podium.control.rule_figures import Scraper, Target
 from podium.control.scale_policy import Decision, Sample, ScalerState, ScalingContext, decide
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.clock import Clock
 from podium.core.errors import PodiumError
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
+from podium.core.quotas import Quotas, Usage, endpoint_usage, room
 from podium.core.routing import EndpointLoad, GatewayView
 from podium.core.scaling_spec import ScalingRule
 from podium.core.settings import Settings
-from podium.store.db import Database
+from podium.store.db import Database, UnitOfWork
 from podium.store.records import EndpointRecord
 
 log = logging.getLogger("podium.control")
@@ -47,6 +55,7 @@ class _Track:
     samples: deque[Sample] = field(default_factory=deque)
     counters: deque[int] = field(default_factory=deque)
     state: ScalerState = field(default_factory=ScalerState)
+    capped: tuple[int, str] | None = None  # the last "capped by quota" said: not repeated
 
     def add(
         self, now: float, load: EndpointLoad, metrics: Mapping[str, float], keep: float
@@ -125,13 +134,33 @@ class Autoscaling:
         active = [e for e in endpoints if e.status not in IDLE_STATUSES and not skip(e.name)]
         scaled = {e.name for e in active}
         metrics = await self._rule_metrics(active, by_endpoint, http)
+        quotas = _Quotas(self._quotas() if active else {})
+        for ep in endpoints:
+            quotas.count(ep.project, self._usage(ep))
         now = self.clock.monotonic()
         out: list[EndpointRecord] = []
         for ep in endpoints:
             if ep.name in scaled:
-                ep = self._one(ep, by_endpoint.get(ep.name, []), snapshot, metrics, now)
+                ep = self._one(ep, by_endpoint.get(ep.name, []), snapshot, metrics, now, quotas)
             out.append(ep)
         return out
+
+    def _quotas(self) -> dict[str, Quotas]:
+        """The quotas of the projects that have any: one query per pass."""
+        try:
+            with self.db.unit_of_work(read_only=True) as uow:
+                return uow.projects.with_quotas()
+        except PodiumError as e:
+            log.warning("project quotas not read (no cap this pass): %s", e)
+            return {}
+
+    def _usage(self, ep: EndpointRecord) -> Usage:
+        cpus, gpus = self._per_replica(ep)
+        return endpoint_usage(ep.status, ep.desired_replicas, cpus, gpus)
+
+    def _per_replica(self, ep: EndpointRecord) -> tuple[float, int]:
+        itype = self.settings.instance_types.get(ep.spec.instance_type)
+        return (itype.cpus, itype.gpus) if itype is not None else (0.0, 0)
 
     def _one(
         self,
@@ -140,6 +169,7 @@ class Autoscaling:
         snapshot: Mapping[str, EndpointLoad],
         metrics: Mapping[str, Mapping[str, float]],
         now: float,
+        quotas: _Quotas,
     ) -> EndpointRecord:
         spec = ep.spec.scaling
         track = self._tracks.get(ep.name) or self._resume(ep)
@@ -160,11 +190,29 @@ class Autoscaling:
             starting=starting,
         )
         decision = decide(ctx, track.state)
+        using = self._usage(ep)
+        capped = cap(
+            decision,
+            ep.desired_replicas,
+            quotas.of(ep.project),
+            quotas.used(ep.project) - using,
+            *self._per_replica(ep),
+        )
+        if capped.held:  # cannot grow at all: say so once, change nothing
+            if track.capped != capped.note:
+                self._write(ep, capped.decision, count=False)
+                track.capped = capped.note
+            return ep
+        track.capped = capped.note
+        decision = capped.decision
         if not decision.changed:
             track.state = decision.state
             return ep
-        if not self._write(ep, decision):
+        limits = quotas.of(ep.project) if decision.desired > ep.desired_replicas else None
+        if not self._write(ep, decision, limits=limits):
             return ep  # changed meanwhile: the next pass decides again on the new record
+        new = replace(ep, desired_replicas=decision.desired)
+        quotas.count(ep.project, self._usage(new) - using)
         track.state = decision.state
         mem = self.memory.get(ep.name)
         if mem is not None:
@@ -186,7 +234,18 @@ class Autoscaling:
             track.state = ScalerState(known_desired=mem.scale_desired, last_change=mem.scaled_at)
         return track
 
-    def _write(self, ep: EndpointRecord, decision: Decision) -> bool:
+    def _write(
+        self,
+        ep: EndpointRecord,
+        decision: Decision,
+        *,
+        count: bool = True,
+        limits: Quotas | None = None,
+    ) -> bool:
+        """The decision's count (unless `count` is False: its event only) and its event.
+        With `limits` (a scale-up in a project with quotas), the project's usage is read
+        again under its lock, as the API's quota check does: a change the API made since
+        the pass began is counted (False, and the next pass decides again)."""
         assert decision.reason is not None
         try:
             with self.db.unit_of_work() as uow:
@@ -197,13 +256,25 @@ class Autoscaling:
                     or fresh.status in IDLE_STATUSES
                 ):
                     return False
-                uow.endpoints.set_desired(ep.name, decision.desired)
+                if limits is not None and not self._fits(uow, ep, decision.desired, limits):
+                    return False
+                if count:
+                    uow.endpoints.set_desired(ep.name, decision.desired)
                 uow.events.add(ep.name, EventKind.SCALED, decision.reason, dict(decision.data))
         except PodiumError as e:  # deleted meanwhile
             log.info("%s: desired count not written: %s", ep.name, e)
             return False
         log.info("%s: %s", ep.name, decision.reason)
         return True
+
+    def _fits(self, uow: UnitOfWork, ep: EndpointRecord, desired: int, limits: Quotas) -> bool:
+        uow.projects.lock(ep.project)
+        others = Usage()
+        for rec in uow.endpoints.list(projects=[ep.project]):
+            if rec.name != ep.name:
+                others += self._usage(rec)
+        most, _ = room(limits, others, *self._per_replica(ep))
+        return most is None or desired <= most
 
     async def _rule_metrics(
         self,
@@ -228,3 +299,21 @@ class Autoscaling:
         if http is None:
             return {}
         return await self.scraper.collect(http, targets, self.clock.monotonic())
+
+
+class _Quotas:
+    """One pass's view of the projects' quotas and usage; the usage follows the counts
+    this pass writes, so two endpoints of a project cannot both take the last room."""
+
+    def __init__(self, limits: Mapping[str, Quotas]) -> None:
+        self._limits = limits
+        self._used: dict[str, Usage] = {}
+
+    def of(self, project: str) -> Quotas | None:
+        return self._limits.get(project)
+
+    def used(self, project: str) -> Usage:
+        return self._used.get(project, Usage())
+
+    def count(self, project: str, usage: Usage) -> None:
+        self._used[project] = self.used(project) + usage

@@ -5,16 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from podium.core.access import DEFAULT_PROJECT, Visibility
+from podium.core.ids import PROJECT_RULE
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
 from podium.core.spec import EndpointSpec
 
 
 class ModelVersionPublic(BaseModel):
-    name: str
+    name: str  # within its project
     version: int
-    ref: str  # "iris:3"
+    ref: str  # "iris:3", as an endpoint of the project names it
+    project: str = DEFAULT_PROJECT
     framework: str | None = None
     sha256: str
     size_bytes: int
@@ -31,8 +34,10 @@ class ModelVersionPushed(ModelVersionPublic):
 
 
 class ModelPublic(BaseModel):
-    name: str
+    name: str  # within its project
     latest: int
+    project: str = DEFAULT_PROJECT
+    key: str = ""  # `core.access.endpoint_key`: the name, or `project.name`
     versions: list[ModelVersionPublic]
 
 
@@ -61,7 +66,10 @@ class RevisionPublic(BaseModel):
 
 
 class EndpointPublic(BaseModel):
-    name: str
+    name: str  # within its project
+    project: str = DEFAULT_PROJECT
+    key: str = ""  # `core.access.endpoint_key`: the name, or `project.name`
+    visibility: Visibility = Visibility.PROTECTED
     spec: EndpointSpec
     status: EndpointStatus
     status_reason: str | None = None
@@ -109,3 +117,51 @@ class LogList(BaseModel):
         description="replicas with logs: exited ones whose log is kept (oldest first), then "
         "running ones",
     )
+
+
+# ---------------------------------------------------------------- projects
+
+
+class QuotasModel(BaseModel):
+    """A project's quotas; null (or absent) is unlimited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_endpoints: int | None = Field(None, ge=0, le=1_000_000, description="endpoints not paused")
+    max_replicas: int | None = Field(None, ge=0, le=1_000_000, description="desired replicas")
+    max_cpus: float | None = Field(None, ge=0, le=1_000_000, description="replicas * cpus")
+    max_gpus: int | None = Field(None, ge=0, le=1_000_000, description="replicas * gpus")
+
+
+class UsagePublic(BaseModel):
+    """What a project uses of its quotas now (see docs/security.md)."""
+
+    endpoints: int
+    replicas: int
+    cpus: float
+    gpus: int
+
+
+class ProjectCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=15, description=PROJECT_RULE)
+    description: str | None = Field(None, max_length=1000)
+    quotas: QuotasModel = Field(default_factory=QuotasModel)
+
+
+class ProjectUpdate(BaseModel):
+    """A partial change: a quota named here is set (null: unlimited), the others are kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(None, max_length=1000)
+    quotas: QuotasModel | None = None
+
+
+class ProjectPublic(BaseModel):
+    name: str
+    description: str | None = None
+    quotas: QuotasModel
+    usage: UsagePublic
+    created_at: datetime

@@ -29,6 +29,12 @@ from podium.core.scaling_spec import ScalingSpec as ScalingSpec
 # ---------------------------------------------------------------- model references
 
 _REPO_REF = re.compile(r"^(?P<name>[a-z][a-z0-9-]{2,47})(?::(?P<version>[1-9][0-9]*))?$")
+# What the store and the controller hold for a model of a project other than `default`:
+# its key (`core.access.endpoint_key`), `team.iris:3`. A user's spec never names one: a
+# model reference resolves within the endpoint's project.
+_KEYED_REF = re.compile(
+    r"^(?P<name>[a-z][a-z0-9-]{2,14}\.[a-z][a-z0-9-]{2,47})(?::(?P<version>[1-9][0-9]*))?$"
+)
 MAX_VERSION = 2**31 - 1  # model versions are numbered 1, 2, …; the store holds 32-bit ints
 _HF_REF = re.compile(
     r"^hf://(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)?)"
@@ -78,7 +84,7 @@ def model_version(model_ref: str) -> str | None:
 def parse_model_ref(value: str, field: str = "model") -> ModelRef:
     if len(value) > MAX_REF_CHARS:
         raise Invalid(f"a model reference has at most {MAX_REF_CHARS} characters", field=field)
-    if m := _REPO_REF.match(value):
+    if m := (_REPO_REF.match(value) or _KEYED_REF.match(value)):
         v = m.group("version")
         if v and (len(v) > 10 or int(v) > MAX_VERSION):
             raise Invalid(f"version {v} is too large: versions go up to {MAX_VERSION}", field=field)
@@ -238,6 +244,11 @@ class _SpecFields(_Strict):
                 parse_model_ref(v)
             except Invalid as e:
                 raise ValueError(e.message) from None
+            if _KEYED_REF.match(v):
+                raise ValueError(
+                    f"{v!r} names a project: a model reference resolves within the "
+                    "endpoint's project (write NAME or NAME:VERSION)"
+                )
         return v
 
     @field_validator("env", "labels", check_fields=False)

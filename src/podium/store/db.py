@@ -54,6 +54,7 @@ from podium.store.events import EventRepo
 from podium.store.locks import LockSpace
 from podium.store.memory import EndpointMemoryRepo
 from podium.store.models import ModelRepo
+from podium.store.projects import ProjectRepo
 from podium.store.replicas import ReplicaRepo
 from podium.store.tokens import TokenRepo
 
@@ -108,6 +109,7 @@ class UnitOfWork:
         self.memory = EndpointMemoryRepo(session, clock)
         self.tokens = TokenRepo(session, clock)
         self.audit = AuditRepo(session, clock)
+        self.projects = ProjectRepo(session, clock)
 
 
 class Database:

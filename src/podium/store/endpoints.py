@@ -9,19 +9,21 @@ Deciding *whether* a change needs a revision is the caller's business (see
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from podium.core.access import endpoint_key
 from podium.core.bounds import STORED
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import Conflict, Invalid, NotFound
 from podium.core.phases import EndpointStatus, check_transition
 from podium.core.spec import EndpointSpec
 from podium.store.locks import LockSpace, lock_name
+from podium.store.projects import ProjectRepo
 from podium.store.records import EndpointRecord, RevisionRecord
 from podium.store.tables import EndpointMemoryRow, EndpointRow, EventRow, ReplicaRow, RevisionRow
 
@@ -38,6 +40,7 @@ def _record(row: EndpointRow) -> EndpointRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         generation=row.generation,
+        project=row.project,
     )
 
 
@@ -81,15 +84,22 @@ class EndpointRepo:
         status: EndpointStatus | None = None,
         labels: Mapping[str, str] | None = None,
         name_contains: str | None = None,
+        projects: Collection[str] | None = None,
     ) -> builtins.list[EndpointRecord]:
-        """Endpoints ordered by name, filtered by status, `labels` (every one must match)
-        and a substring of the name (matched literally: `%` and `_` are not wildcards)."""
+        """Endpoints ordered by key, filtered by status, `labels` (every one must match),
+        a substring of the (bare) name (matched literally: `%` and `_` are not wildcards)
+        and the projects they belong to (all when None)."""
         stmt = select(EndpointRow).order_by(EndpointRow.name)
         if status is not None:
             stmt = stmt.where(EndpointRow.status == status.value)
+        if projects is not None:
+            stmt = stmt.where(EndpointRow.project.in_(sorted(projects)))
         if name_contains:
-            stmt = stmt.where(EndpointRow.name.contains(name_contains.lower(), autoescape=True))
+            part = name_contains.lower()
+            stmt = stmt.where(EndpointRow.name.contains(part, autoescape=True))
         records = [_record(r) for r in self._s.scalars(stmt)]
+        if name_contains:
+            records = [r for r in records if name_contains.lower() in r.bare_name]
         if labels:
             wanted = labels.items()
             records = [r for r in records if wanted <= r.spec.labels.items()]
@@ -141,9 +151,11 @@ class EndpointRepo:
         status: EndpointStatus,
         desired_replicas: int,
     ) -> EndpointRecord:
-        """Write the endpoint and its revision 1 (same spec and model ref)."""
+        """Write the endpoint (under its key, in `spec.project`, which must exist) and its
+        revision 1 (same spec and model ref)."""
         _check_desired(desired_replicas)
-        name = spec.name
+        ProjectRepo(self._s).require(spec.project)
+        name = endpoint_key(spec.project, spec.name)
         lock_name(self._s, LockSpace.ENDPOINT, name)
         if self._s.get(EndpointRow, name, populate_existing=True) is not None:
             raise self._exists(name)
@@ -151,6 +163,7 @@ class EndpointRepo:
         doc = spec.model_dump(mode="json")
         row = EndpointRow(
             name=name,
+            project=spec.project,
             spec=doc,
             status=status.value,
             status_reason=None,
@@ -184,7 +197,7 @@ class EndpointRepo:
     ) -> EndpointRecord:
         """Store a new spec (bumping generation). With `new_revision_model_ref`, also write
         the next revision (this spec, that model ref) and make it the current one."""
-        if spec.name != name:
+        if endpoint_key(spec.project, spec.name) != name:
             raise Invalid(f"the spec names {spec.name!r}, not endpoint {name!r}", field="name")
         _check_desired(desired_replicas)
         row = self._load_for_update(name)

@@ -12,8 +12,9 @@ endpoint's row, revisions or events (and before reading the row they will change
   `id > after_id` never skips an event committed late with a lower id.
 
 Like any locks they can deadlock if two units of work take them in opposite orders: a unit
-of work that writes several aggregates should write models before endpoints, and endpoints
-in name order. (PostgreSQL detects a deadlock and fails one side: `Retryable`.)
+of work that writes several aggregates should lock its project first (quota checks), then
+write models before endpoints, and endpoints in name order. (PostgreSQL detects a deadlock
+and fails one side: `Retryable`.)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class LockSpace(IntEnum):
     MODEL = 0x504F0001
     ENDPOINT = 0x504F0002
     MIGRATE = 0x504F0003  # one `migrate()` at a time per database
+    PROJECT = 0x504F0004  # a project's row, and quota checks that count its usage
 
 
 def lock_name(session: Session, space: LockSpace, name: str) -> None:

@@ -5,13 +5,17 @@ Only the rows live here; the files themselves belong to `podium.artifacts`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from podium.core.access import split_key
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import NotFound, Retryable
 from podium.store.locks import LockSpace, lock_name
+from podium.store.projects import ProjectRepo
 from podium.store.records import ModelVersionRecord
 from podium.store.tables import ModelVersionRow
 
@@ -29,6 +33,7 @@ def _record(row: ModelVersionRow) -> ModelVersionRecord:
         source=row.source,
         path=row.path,
         created_at=row.created_at,
+        project=row.project,
     )
 
 
@@ -48,16 +53,20 @@ class ModelRepo:
         source: str,
         path: str,
     ) -> ModelVersionRecord:
-        """Record the next version of `name` (1 for a new name).
+        """Record the next version of `name` (1 for a new name). `name` is the model's key
+        (`core.access.endpoint_key`); its project must exist (NotFound, field "project").
 
         Writers of one name are serialized (see `locks`); should a version number be taken
         anyway (another writer outside that discipline), the insert is retried with the next
         one inside a savepoint, so the unit of work stays usable.
         """
+        project = split_key(name)[0]
+        ProjectRepo(self._s).require(project)
         lock_name(self._s, LockSpace.MODEL, name)
         for _ in range(_ADD_ATTEMPTS):
             row = ModelVersionRow(
                 name=name,
+                project=project,
                 version=self.next_version(name),
                 framework=framework,
                 sha256=sha256,
@@ -93,8 +102,11 @@ class ModelRepo:
             raise self._not_found(name, version)
         return _record(row)
 
-    def list_names(self) -> list[str]:
+    def list_names(self, projects: Collection[str] | None = None) -> list[str]:
+        """The keys of every model, of the `projects` given (all when None)."""
         stmt = select(ModelVersionRow.name).distinct().order_by(ModelVersionRow.name)
+        if projects is not None:
+            stmt = stmt.where(ModelVersionRow.project.in_(sorted(projects)))
         return list(self._s.scalars(stmt))
 
     def versions(self, name: str) -> list[ModelVersionRecord]:

@@ -6,13 +6,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from podium.core.access import DEFAULT_PROJECT, split_key
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
+from podium.core.quotas import Quotas
 from podium.core.spec import EndpointSpec
 
 
 @dataclass(frozen=True, slots=True)
 class ModelVersionRecord:
-    name: str
+    name: str  # the model's key (`core.access.endpoint_key`): `iris`, or `team.iris`
     version: int
     framework: str | None
     sha256: str
@@ -21,10 +23,22 @@ class ModelVersionRecord:
     source: str
     path: str  # absolute folder in the artifact store
     created_at: datetime
+    project: str = DEFAULT_PROJECT
 
     @property
     def ref(self) -> str:
+        """The stored reference, by key: `iris:3`, `team.iris:3`."""
         return f"{self.name}:{self.version}"
+
+    @property
+    def bare_name(self) -> str:
+        """The name users give and see, within the project: `iris`."""
+        return split_key(self.name)[1]
+
+    @property
+    def bare_ref(self) -> str:
+        """`iris:3`, as users write it within the project."""
+        return f"{self.bare_name}:{self.version}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +52,7 @@ class RevisionRecord:
 
 @dataclass(frozen=True, slots=True)
 class EndpointRecord:
-    name: str
+    name: str  # the endpoint's key (`core.access.endpoint_key`): `chat`, or `team.chat`
     spec: EndpointSpec  # current spec (scaling/labels may be newer than the revision)
     status: EndpointStatus
     status_reason: str | None
@@ -48,6 +62,12 @@ class EndpointRecord:
     created_at: datetime
     updated_at: datetime
     generation: int  # bumped on every spec/desired change; lets the controller skip no-ops
+    project: str = DEFAULT_PROJECT
+
+    @property
+    def bare_name(self) -> str:
+        """The name users give and see, within the project (`spec.name`)."""
+        return split_key(self.name)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +115,11 @@ class EventRecord:
     kind: EventKind
     message: str
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRecord:
+    name: str
+    description: str | None
+    quotas: Quotas
+    created_at: datetime

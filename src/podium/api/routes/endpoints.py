@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from podium.api.access import From, needs
-from podium.api.deps import EndpointsDep, SettingsDep, UowDep
+from podium.api.access import From, needs, readable
+from podium.api.deps import CallerDep, EndpointsDep, SettingsDep, UowDep
 from podium.api.problems import responses
+from podium.api.routes.params import ProjectDep, SomeProjectDep, key_of
 from podium.api.services import views
 from podium.core.access import Scope
 from podium.core.errors import Invalid
@@ -17,9 +18,7 @@ from podium.core.phases import EndpointStatus
 from podium.core.schemas import EndpointList, EndpointPublic
 from podium.core.spec import EndpointCreate, EndpointUpdate, ScaleRequest
 
-router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=responses(401, 403, 422))
-READ = needs(Scope.READ)
-DEPLOY = needs(Scope.DEPLOY)
+router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=responses(422))
 
 EndpointName = Annotated[  # the pattern is documented; a name that cannot exist is a 404
     str, Path(description=NAME_RULE, json_schema_extra={"pattern": NAME_RE.pattern})
@@ -30,11 +29,12 @@ EndpointName = Annotated[  # the pattern is documented; a name that cannot exist
     "",
     status_code=201,
     response_model=EndpointPublic,
-    responses=responses(404, 409),
+    responses=responses(403, 404, 409),
     dependencies=[needs(Scope.DEPLOY, From.BODY)],
 )
 def create_endpoint(spec: EndpointCreate, service: EndpointsDep) -> EndpointPublic:
-    """Create an endpoint; the controller starts its replicas."""
+    """Create an endpoint in `spec.project` (needs `deploy` there); the controller starts
+    its replicas. 409 `Quota exceeded` when it would pass one of the project's quotas."""
     return service.create(spec)
 
 
@@ -42,6 +42,8 @@ def create_endpoint(spec: EndpointCreate, service: EndpointsDep) -> EndpointPubl
 def list_endpoints(
     uow: UowDep,
     settings: SettingsDep,
+    caller: CallerDep,
+    project: SomeProjectDep,
     status: EndpointStatus | None = None,
     label: Annotated[
         list[str] | None,
@@ -52,85 +54,110 @@ def list_endpoints(
     ] = None,
     name: Annotated[str | None, Query(description="part of the name", max_length=48)] = None,
 ) -> EndpointList:
+    """Endpoints of `project`, or of every project the token may read."""
     labels = dict(_label(value) for value in label or ())
-    records = uow.endpoints.list(status=status, labels=labels, name_contains=name)
+    projects = readable(caller)
+    if project is not None:
+        projects = frozenset({project})
+    records = uow.endpoints.list(
+        status=status, labels=labels, name_contains=name, projects=projects
+    )
     return EndpointList(items=[views.endpoint(uow, settings, r) for r in records])
 
 
-@router.get("/{name}", response_model=EndpointPublic, responses=responses(404), dependencies=[READ])
-def get_endpoint(name: EndpointName, uow: UowDep, settings: SettingsDep) -> EndpointPublic:
-    return views.endpoint(uow, settings, uow.endpoints.get(name))
+@router.get(
+    "/{name}",
+    response_model=EndpointPublic,
+    responses=responses(403, 404),
+    dependencies=[needs(Scope.READ)],
+)
+def get_endpoint(
+    name: EndpointName, project: ProjectDep, uow: UowDep, settings: SettingsDep
+) -> EndpointPublic:
+    return views.endpoint(uow, settings, uow.endpoints.get(key_of(project, name)))
 
 
 @router.patch(
     "/{name}",
     response_model=EndpointPublic,
-    responses=responses(404, 409),
-    dependencies=[DEPLOY],
+    responses=responses(403, 404, 409),
+    dependencies=[needs(Scope.DEPLOY)],
 )
 def update_endpoint(
-    name: EndpointName, update: EndpointUpdate, service: EndpointsDep
+    name: EndpointName,
+    update: EndpointUpdate,
+    project: ProjectDep,
+    service: EndpointsDep,
 ) -> EndpointPublic:
     """Change part of the spec; a change that needs new replicas makes a new revision,
     which the controller rolls out."""
-    return service.update(name, update)
+    return service.update(key_of(project, name), update)
 
 
 @router.post(
     "/{name}/scale",
     response_model=EndpointPublic,
-    responses=responses(404, 409),
-    dependencies=[DEPLOY],
+    responses=responses(403, 404, 409),
+    dependencies=[needs(Scope.DEPLOY)],
 )
 def scale_endpoint(
-    name: EndpointName, bounds: ScaleRequest, service: EndpointsDep
+    name: EndpointName,
+    bounds: ScaleRequest,
+    project: ProjectDep,
+    service: EndpointsDep,
 ) -> EndpointPublic:
-    return service.scale(name, bounds)
+    return service.scale(key_of(project, name), bounds)
 
 
 @router.post(
     "/{name}/pause",
     response_model=EndpointPublic,
-    responses=responses(404, 409),
-    dependencies=[DEPLOY],
+    responses=responses(403, 404, 409),
+    dependencies=[needs(Scope.DEPLOY)],
 )
-def pause_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
-    return service.pause(name)
+def pause_endpoint(
+    name: EndpointName, project: ProjectDep, service: EndpointsDep
+) -> EndpointPublic:
+    return service.pause(key_of(project, name))
 
 
 @router.post(
     "/{name}/resume",
     response_model=EndpointPublic,
-    responses=responses(404, 409),
-    dependencies=[DEPLOY],
+    responses=responses(403, 404, 409),
+    dependencies=[needs(Scope.DEPLOY)],
 )
-def resume_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
-    return service.resume(name)
+def resume_endpoint(
+    name: EndpointName, project: ProjectDep, service: EndpointsDep
+) -> EndpointPublic:
+    return service.resume(key_of(project, name))
 
 
 @router.post(
     "/{name}/wake",
     response_model=EndpointPublic,
-    responses=responses(404, 409),
-    dependencies=[DEPLOY],
+    responses=responses(403, 404, 409),
+    dependencies=[needs(Scope.DEPLOY)],
 )
-def wake_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
+def wake_endpoint(name: EndpointName, project: ProjectDep, service: EndpointsDep) -> EndpointPublic:
     """Start an endpoint ahead of traffic (e.g. a scaled-to-zero one): at least one replica,
     or `min_replicas`. 409 for a paused endpoint (resume it first), a failed or a deleting one.
     """
-    return service.wake(name)
+    return service.wake(key_of(project, name))
 
 
 @router.delete(
     "/{name}",
     status_code=202,
     response_model=EndpointPublic,
-    responses=responses(404, 409),
-    dependencies=[DEPLOY],
+    responses=responses(403, 404, 409),
+    dependencies=[needs(Scope.DEPLOY)],
 )
-def delete_endpoint(name: EndpointName, service: EndpointsDep) -> EndpointPublic:
+def delete_endpoint(
+    name: EndpointName, project: ProjectDep, service: EndpointsDep
+) -> EndpointPublic:
     """Mark the endpoint deleting; the controller stops its replicas, then removes it."""
-    return service.delete(name)
+    return service.delete(key_of(project, name))
 
 
 def _label(value: str) -> tuple[str, str]:

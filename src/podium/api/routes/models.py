@@ -6,18 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from podium.api.access import From, needs
-from podium.api.deps import CtxDep, ModelsDep, UowDep
+from podium.api.access import From, needs, readable
+from podium.api.deps import CallerDep, CtxDep, ModelsDep, UowDep
 from podium.api.problems import responses
+from podium.api.routes.params import ProjectDep, SomeProjectDep, key_of
 from podium.api.services import views
 from podium.api.services.uploads import FILENAME_RE
 from podium.core.access import Scope
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.schemas import ModelPublic, ModelVersionPublic, ModelVersionPushed
 
-router = APIRouter(prefix="/models", tags=["models"], responses=responses(401, 403, 422))
-READ = needs(Scope.READ)
-DEPLOY = needs(Scope.DEPLOY)
+router = APIRouter(prefix="/models", tags=["models"], responses=responses(403, 422))
 
 # Patterns are documented, not enforced by FastAPI: the services check them with a
 # human message (and a lookup of a name that cannot exist is simply a 404).
@@ -39,8 +38,7 @@ _UPLOAD_BODY = {
     "/{name}/versions",
     status_code=status.HTTP_201_CREATED,
     response_model=ModelVersionPushed,
-    openapi_extra={**_UPLOAD_BODY, "x-podium-action": "model.push"},
-    dependencies=[DEPLOY],
+    openapi_extra=_UPLOAD_BODY,
     responses={
         200: {
             "model": ModelVersionPushed,
@@ -48,9 +46,11 @@ _UPLOAD_BODY = {
         },
         **responses(413, 503),
     },
+    dependencies=[needs(Scope.DEPLOY)],
 )
 async def push_version(
     name: ModelName,
+    project: ProjectDep,
     request: Request,
     response: Response,
     ctx: CtxDep,
@@ -75,6 +75,7 @@ async def push_version(
     pushed = await service.push_upload(
         name,
         request.stream(),
+        project=project,
         filename=filename,
         framework=framework,
         content_length=request.headers.get("content-length"),
@@ -87,42 +88,55 @@ async def push_version(
 
 
 @router.get("", response_model=list[ModelPublic], dependencies=[needs(Scope.READ, From.ANY)])
-def list_models(uow: UowDep) -> list[ModelPublic]:
-    return [views.model(uow, name) for name in uow.models.list_names()]
+def list_models(uow: UowDep, caller: CallerDep, project: SomeProjectDep) -> list[ModelPublic]:
+    """Models of `project`, or of every project the token may read."""
+    projects = readable(caller)
+    if project is not None:
+        projects = frozenset({project})
+    return [views.model(uow, key) for key in uow.models.list_names(projects)]
 
 
-@router.get("/{name}", response_model=ModelPublic, responses=responses(404), dependencies=[READ])
-def get_model(name: ModelName, uow: UowDep) -> ModelPublic:
-    return views.model(uow, name)
+@router.get(
+    "/{name}",
+    response_model=ModelPublic,
+    responses=responses(404),
+    dependencies=[needs(Scope.READ)],
+)
+def get_model(name: ModelName, project: ProjectDep, uow: UowDep) -> ModelPublic:
+    return views.model(uow, key_of(project, name, "model"))
 
 
 @router.get(
     "/{name}/versions/{version}",
     response_model=ModelVersionPublic,
     responses=responses(404),
-    dependencies=[READ],
+    dependencies=[needs(Scope.READ)],
 )
-def get_version(name: ModelName, version: Version, uow: UowDep) -> ModelVersionPublic:
-    return views.model_version(uow, uow.models.get(name, version))
+def get_version(
+    name: ModelName, version: Version, project: ProjectDep, uow: UowDep
+) -> ModelVersionPublic:
+    return views.model_version(uow, uow.models.get(key_of(project, name, "model"), version))
 
 
 @router.delete(
     "/{name}/versions/{version}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(404, 409),
-    dependencies=[DEPLOY],
+    dependencies=[needs(Scope.DEPLOY)],
 )
-def delete_version(name: ModelName, version: Version, service: ModelsDep) -> None:
+def delete_version(
+    name: ModelName, version: Version, project: ProjectDep, service: ModelsDep
+) -> None:
     """Delete one version and its files; refused while an endpoint serves it."""
-    service.delete_version(name, version)
+    service.delete_version(key_of(project, name, "model"), version)
 
 
 @router.delete(
     "/{name}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(404, 409),
-    dependencies=[DEPLOY],
+    dependencies=[needs(Scope.DEPLOY)],
 )
-def delete_model(name: ModelName, service: ModelsDep) -> None:
+def delete_model(name: ModelName, project: ProjectDep, service: ModelsDep) -> None:
     """Delete every version of the model; refused while an endpoint serves any of them."""
-    service.delete_model(name)
+    service.delete_model(key_of(project, name, "model"))

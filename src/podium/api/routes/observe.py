@@ -11,17 +11,13 @@ from starlette.concurrency import run_in_threadpool
 from podium.api.access import needs
 from podium.api.deps import ApiContext, CtxDep, UowDep
 from podium.api.problems import responses
+from podium.api.routes.params import ProjectDep, key_of
 from podium.api.services import logs, replica_metrics, views
 from podium.core.access import Scope
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.schemas import EventList, LogList, RevisionPublic
 
-router = APIRouter(
-    prefix="/endpoints",
-    tags=["endpoints"],
-    responses=responses(401, 403, 422),
-    dependencies=[needs(Scope.READ)],  # every route here only reads
-)
+router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=responses(403, 422))
 
 EndpointName = Annotated[  # the pattern is documented; a name that cannot exist is a 404
     str, Path(description=NAME_RULE, json_schema_extra={"pattern": NAME_RE.pattern})
@@ -33,30 +29,44 @@ _FOLLOW = {
 }
 
 
-@router.get("/{name}/events", response_model=EventList, responses=responses(404))
+@router.get(
+    "/{name}/events",
+    response_model=EventList,
+    responses=responses(404),
+    dependencies=[needs(Scope.READ)],
+)
 def list_events(
     name: EndpointName,
+    project: ProjectDep,
     uow: UowDep,
     after: Annotated[int, Query(ge=0, le=2**63 - 1, description="events with a larger id")] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> EventList:
-    uow.endpoints.get(name)
-    events = uow.events.list(name, after_id=after, limit=limit)
+    key = key_of(project, name)
+    uow.endpoints.get(key)
+    events = uow.events.list(key, after_id=after, limit=limit)
     return EventList(items=[views.event(e) for e in events])
 
 
-@router.get("/{name}/revisions", response_model=list[RevisionPublic], responses=responses(404))
-def list_revisions(name: EndpointName, uow: UowDep) -> list[RevisionPublic]:
-    return [views.revision(r) for r in uow.endpoints.revisions(name)]
+@router.get(
+    "/{name}/revisions",
+    response_model=list[RevisionPublic],
+    responses=responses(404),
+    dependencies=[needs(Scope.READ)],
+)
+def list_revisions(name: EndpointName, project: ProjectDep, uow: UowDep) -> list[RevisionPublic]:
+    return [views.revision(r) for r in uow.endpoints.revisions(key_of(project, name))]
 
 
 @router.get(
     "/{name}/logs",
     response_model=LogList,
     responses={**responses(404), 200: _FOLLOW},
+    dependencies=[needs(Scope.READ)],
 )
 async def get_logs(
     name: EndpointName,
+    project: ProjectDep,
     request: Request,
     ctx: CtxDep,
     tail: Annotated[int, Query(ge=0, le=100_000, description="lines per replica")] = 200,
@@ -65,6 +75,7 @@ async def get_logs(
 ) -> LogList | StreamingResponse:
     """Each replica's last `tail` lines, replica after replica; with `follow=true` a
     text stream that goes on with new lines until the client disconnects."""
+    name = key_of(project, name)
     chosen = await run_in_threadpool(_replicas, ctx, name, replica)
     if not follow:
         items = await run_in_threadpool(logs.recent, ctx.logs, chosen, tail)
@@ -92,15 +103,17 @@ _METRICS = {
     "/{name}/replicas/{replica_id}/metrics",
     response_class=Response,
     responses={**responses(404, 503), 200: _METRICS},
+    dependencies=[needs(Scope.READ)],
 )
 async def get_replica_metrics(
     name: EndpointName,
     replica_id: Annotated[str, Path(max_length=128)],
+    project: ProjectDep,
     ctx: CtxDep,
 ) -> Response:
     """One replica's Prometheus metrics (its own `/metrics`, which the gateway does not
     serve), fetched from the replica now; 503 if it does not answer in time."""
-    replica = await run_in_threadpool(_replica, ctx, name, replica_id)
+    replica = await run_in_threadpool(_replica, ctx, key_of(project, name), replica_id)
     got = await replica_metrics.fetch(replica, ctx.replica_timeout_s)
     return Response(got.body, media_type=got.content_type)
 

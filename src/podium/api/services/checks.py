@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from podium.core.errors import Invalid
+from podium.core.access import DEFAULT_PROJECT, PROJECT_SEPARATOR, endpoint_key
+from podium.core.errors import Invalid, NotFound
 from podium.core.settings import Settings
 from podium.core.spec import EndpointSpec, HfRef, parse_model_ref
 from podium.runtimes.registry import known_runtimes
@@ -17,13 +18,26 @@ def check_framework(name: str) -> str:
     return name
 
 
-def resolve_model(uow: UnitOfWork, ref: str) -> str:
-    """A repository ref resolved to `name:version` (latest when none is given; NotFound,
-    field "model", when absent). `hf://` refs are returned as given: the controller pins them."""
+def resolve_model(uow: UnitOfWork, ref: str, project: str = DEFAULT_PROJECT) -> str:
+    """A repository ref, resolved within `project`, to the stored `key:version` (`iris:3`,
+    `team.iris:3`; latest when no version is given; NotFound, field "model", when absent).
+    `hf://` refs are returned as given: the controller pins them."""
     parsed = parse_model_ref(ref)
     if isinstance(parsed, HfRef):
         return str(parsed)
-    return uow.models.get(parsed.name, parsed.version).ref
+    if PROJECT_SEPARATOR in parsed.name:
+        raise Invalid(
+            f"{ref!r} names a project: a model reference resolves within the endpoint's project",
+            field="model",
+        )
+    key = endpoint_key(project, parsed.name)
+    try:
+        return uow.models.get(key, parsed.version).ref
+    except NotFound as e:
+        if project == DEFAULT_PROJECT:
+            raise
+        message = e.message.replace(repr(key), repr(parsed.name))
+        raise NotFound(f"{message} in project {project!r}", field="model") from None
 
 
 def check_spec(uow: UnitOfWork, settings: Settings, spec: EndpointSpec) -> str:
@@ -31,7 +45,7 @@ def check_spec(uow: UnitOfWork, settings: Settings, spec: EndpointSpec) -> str:
     resolved model ref."""
     check_framework(spec.framework)
     settings.instance_type(spec.instance_type)
-    return resolve_model(uow, spec.model)
+    return resolve_model(uow, spec.model, spec.project)
 
 
 def clamp(value: int, low: int, high: int) -> int:

@@ -16,6 +16,8 @@ from pydantic import ValidationError
 
 from podium.api.services import views
 from podium.api.services.checks import check_framework, check_spec, clamp, resolve_model
+from podium.api.services.quotas import check_quota, endpoint_usage
+from podium.core.access import endpoint_key
 from podium.core.errors import Conflict, Invalid
 from podium.core.phases import EndpointStatus, EventKind
 from podium.core.routing import RoutingSource, endpoint_route
@@ -60,15 +62,19 @@ class EndpointService:
     # ------------------------------------------------------------------ create / update
 
     def create(self, create: EndpointCreate) -> EndpointPublic:
-        name = create.name
+        name = endpoint_key(create.project, create.name)
         with self._writing(name) as uow:
+            uow.projects.require(create.project)
             spec = _with_framework(uow, create)
             model_ref = check_spec(uow, self._settings, spec)
             low = spec.scaling.min_replicas
+            status = _S.SCALED_TO_ZERO if low == 0 else _S.PENDING
+            after = endpoint_usage(self._settings, status, low, spec.instance_type)
+            check_quota(uow, self._settings, spec.project, name, after)
             rec = uow.endpoints.create(
                 spec,
                 model_ref=model_ref,
-                status=_S.SCALED_TO_ZERO if low == 0 else _S.PENDING,
+                status=status,
                 desired_replicas=low,
             )
             uow.events.add(
@@ -110,11 +116,15 @@ class EndpointService:
             if not changed and not model_moved:
                 return views.endpoint(uow, self._settings, rec)
             low, high = new.scaling.min_replicas, new.scaling.max_replicas
+            desired = clamp(rec.desired_replicas, low, high)
+            status = _S.PENDING if rec.status is _S.FAILED else rec.status
+            after = endpoint_usage(self._settings, status, desired, new.instance_type)
+            check_quota(uow, self._settings, rec.project, name, after)
             out = uow.endpoints.update_spec(
                 name,
                 new,
                 new_revision_model_ref=model_ref if needs_revision else None,
-                desired_replicas=clamp(rec.desired_replicas, low, high),
+                desired_replicas=desired,
             )
             message = _update_message(rec, out, changed, model_moved, needs_revision)
             data: dict[str, Any] = {
@@ -138,6 +148,9 @@ class EndpointService:
             )
             spec = rec.spec.model_copy(update={"scaling": scaling})
             desired = clamp(rec.desired_replicas, low, high)
+            status = _S.PENDING if rec.status is _S.FAILED else rec.status
+            after = endpoint_usage(self._settings, status, desired, spec.instance_type)
+            check_quota(uow, self._settings, rec.project, name, after)
             out = uow.endpoints.update_spec(
                 name, spec, new_revision_model_ref=None, desired_replicas=desired
             )
@@ -171,6 +184,10 @@ class EndpointService:
                     "endpoint can be resumed",
                     field="status",
                 )
+            after = endpoint_usage(
+                self._settings, _S.PENDING, rec.desired_replicas, rec.spec.instance_type
+            )
+            check_quota(uow, self._settings, rec.project, name, after)
             uow.endpoints.set_status(name, _S.PENDING, reason="resumed by user")
             uow.events.add(name, EventKind.SPEC, f"resumed endpoint {name}")
             return views.endpoint(uow, self._settings, uow.endpoints.get(name))
@@ -196,6 +213,8 @@ class EndpointService:
             old = rec.desired_replicas
             want = clamp(max(old, 1, s.min_replicas), s.min_replicas, s.max_replicas)
             if want != old:
+                after = endpoint_usage(self._settings, rec.status, want, rec.spec.instance_type)
+                check_quota(uow, self._settings, rec.project, name, after)
                 uow.endpoints.set_desired(name, want)
                 uow.events.add(
                     name,
@@ -244,10 +263,10 @@ def _with_framework(uow: UnitOfWork, create: EndpointCreate) -> EndpointSpec:
             f"{create.model} is a Hugging Face model: give `framework` (e.g. transformers)",
             field="framework",
         )
-    version = uow.models.get(ref.name, ref.version)
+    version = uow.models.get(endpoint_key(create.project, ref.name), ref.version)
     if not version.framework:
         raise Invalid(
-            f"model {version.ref} does not record its framework: give `framework`",
+            f"model {version.bare_ref} does not record its framework: give `framework`",
             field="framework",
         )
     try:
@@ -256,7 +275,7 @@ def _with_framework(uow: UnitOfWork, create: EndpointCreate) -> EndpointSpec:
         first = e.errors()[0]
         field = ".".join(str(x) for x in first["loc"]) or "framework"
         raise Invalid(
-            f"with the framework of model {version.ref} ({version.framework}): {first['msg']}",
+            f"with the framework of model {version.bare_ref} ({version.framework}): {first['msg']}",
             field=field,
         ) from None
 
@@ -299,7 +318,7 @@ def _target_model(uow: UnitOfWork, rec: EndpointRecord, new: EndpointSpec) -> st
     revision the user never wrote: it counts as moved only when the user's text changed."""
     if isinstance(parse_model_ref(new.model), HfRef) and new.model == rec.spec.model:
         return rec.model_ref
-    return resolve_model(uow, new.model)
+    return resolve_model(uow, new.model, rec.project)
 
 
 def _update_message(

@@ -17,8 +17,9 @@ from podium.api.services import views
 from podium.api.services.checks import check_framework
 from podium.api.services.uploads import check_declared_size, check_filename, receive, temp_folder
 from podium.artifacts.store import ArtifactStore, StagedModel
+from podium.core.access import DEFAULT_PROJECT, endpoint_key, split_key
 from podium.core.errors import Conflict, NotFound, Retryable
-from podium.core.ids import check_name
+from podium.core.ids import check_name, check_project
 from podium.core.schemas import ModelVersionPublic
 from podium.runtimes.registry import known_runtimes
 from podium.store import Database, UnitOfWork
@@ -42,14 +43,19 @@ class ModelService:
         name: str,
         body: AsyncIterator[bytes],
         *,
+        project: str = DEFAULT_PROJECT,
         filename: str,
         framework: str | None,
         content_length: str | None,
         limit: int,
     ) -> Pushed:
         """Receive a request body (a file named `filename`, or an archive) as the next
-        version of model `name`. The arguments are checked before a byte is read."""
+        version of model `name` of `project`. The arguments are checked before a byte is
+        read."""
         check_name(name, "name")
+        check_project(project)
+        with self._db.unit_of_work(read_only=True) as uow:
+            uow.projects.require(project)
         check_filename(filename)
         if framework is not None:
             check_framework(framework)
@@ -58,19 +64,27 @@ class ModelService:
             upload = folder / "body"
             await receive(body, upload, limit)
             return await run_in_threadpool(
-                self.push, name, upload, filename=filename, framework=framework
+                self.push, name, upload, project=project, filename=filename, framework=framework
             )
 
     def push(
-        self, name: str, src: Path, *, filename: str, framework: str | None, source: str = ""
+        self,
+        name: str,
+        src: Path,
+        *,
+        project: str = DEFAULT_PROJECT,
+        filename: str,
+        framework: str | None,
+        source: str = "",
     ) -> Pushed:
-        """Stage `src` (named `filename` for the user) and record it as a new version,
-        unless the latest version holds the same bytes."""
+        """Stage `src` (named `filename` for the user) and record it as a new version of
+        model `name` of `project`, unless the latest version holds the same bytes."""
         check_name(name, "name")
+        key = endpoint_key(check_project(project), name)
         staged = self._artifacts.stage(src, filename=filename)
         try:
             framework = framework or _known(staged.framework_guess)
-            return self._record(name, staged, framework, source or f"upload:{filename}")
+            return self._record(key, staged, framework, source or f"upload:{filename}")
         finally:
             self._artifacts.discard(staged)  # a no-op once committed
 
@@ -139,9 +153,10 @@ def _known(guess: str | None) -> str | None:
     return guess if guess is not None and guess in known_runtimes() else None
 
 
-def _refuse_if_used(uow: UnitOfWork, name: str, version: int | None) -> None:
-    users = uow.endpoints.endpoints_using(name, version)
+def _refuse_if_used(uow: UnitOfWork, key: str, version: int | None) -> None:
+    users = [split_key(k)[1] for k in uow.endpoints.endpoints_using(key, version)]
     if users:
+        name = split_key(key)[1]
         what = f"{name}:{version}" if version is not None else name
         raise Conflict(
             f"model {what} is used by endpoint(s) {', '.join(users)}; update or delete them first",

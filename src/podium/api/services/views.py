@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from podium.core.access import DEFAULT_PROJECT, endpoint_key, split_key
 from podium.core.phases import EventKind, ReplicaState
 from podium.core.schemas import (
     EndpointPublic,
@@ -27,22 +28,32 @@ from podium.store.records import (
 
 def model_version(uow: UnitOfWork, rec: ModelVersionRecord) -> ModelVersionPublic:
     return ModelVersionPublic(
-        name=rec.name,
+        name=rec.bare_name,
         version=rec.version,
-        ref=rec.ref,
+        ref=rec.bare_ref,
+        project=rec.project,
         framework=rec.framework,
         sha256=rec.sha256,
         size_bytes=rec.size_bytes,
         files=rec.files,
         source=rec.source,
         created_at=rec.created_at,
-        used_by=uow.endpoints.endpoints_using(rec.name, rec.version),
+        # stored refs are keys: only endpoints of the model's own project can use it
+        used_by=[split_key(k)[1] for k in uow.endpoints.endpoints_using(rec.name, rec.version)],
     )
 
 
-def model(uow: UnitOfWork, name: str) -> ModelPublic:
-    versions = [model_version(uow, v) for v in uow.models.versions(name)]
-    return ModelPublic(name=name, latest=max(v.version for v in versions), versions=versions)
+def model(uow: UnitOfWork, key: str) -> ModelPublic:
+    """The model with this key (`core.access.endpoint_key`), every version."""
+    versions = [model_version(uow, v) for v in uow.models.versions(key)]
+    project, name = split_key(key)
+    return ModelPublic(
+        name=name,
+        project=project,
+        key=key,
+        latest=max(v.version for v in versions),
+        versions=versions,
+    )
 
 
 def replica(rec: ReplicaRecord, started: Mapping[str, Any] | None = None) -> ReplicaPublic:
@@ -71,25 +82,43 @@ def endpoint(uow: UnitOfWork, settings: Settings, rec: EndpointRecord) -> Endpoi
             started.setdefault(str(e.data.get("replica_id")), e.data)
     replicas = [replica(r, started.get(r.replica_id)) for r in records]
     return EndpointPublic(
-        name=rec.name,
+        name=rec.bare_name,
+        project=rec.project,
+        key=rec.name,
+        visibility=rec.spec.visibility,
         spec=rec.spec,
         status=rec.status,
         status_reason=rec.status_reason,
         revision=rec.revision,
-        model_ref=rec.model_ref,
+        model_ref=bare_ref(rec.project, rec.model_ref),
         desired_replicas=rec.desired_replicas,
         ready_replicas=sum(1 for r in replicas if r.state == ReplicaState.READY),
         replicas=replicas,
-        url=f"{settings.public_url}/endpoints/{rec.name}",
+        url=settings.public_url + endpoint_path(rec.project, rec.bare_name),
         created_at=rec.created_at,
         updated_at=rec.updated_at,
     )
 
 
+def endpoint_path(project: str, name: str) -> str:
+    """Where the gateway serves the endpoint: `/endpoints/{name}` in the default project,
+    `/p/{project}/endpoints/{name}` in any other."""
+    if project == DEFAULT_PROJECT:
+        return f"/endpoints/{name}"
+    return f"/p/{project}/endpoints/{name}"
+
+
+def bare_ref(project: str, model_ref: str) -> str:
+    """A stored model ref as users of the project write it: `team.iris:3` → `iris:3`."""
+    prefix = endpoint_key(project, "")
+    return model_ref.removeprefix(prefix) if project != DEFAULT_PROJECT else model_ref
+
+
 def revision(rec: RevisionRecord) -> RevisionPublic:
+    project = split_key(rec.endpoint)[0]
     return RevisionPublic(
         number=rec.number,
-        model_ref=rec.model_ref,
+        model_ref=bare_ref(project, rec.model_ref),
         spec=rec.spec.model_dump(mode="json"),
         created_at=rec.created_at,
     )

@@ -1,0 +1,153 @@
+"""Quota refusals over the real API: every change that would grow a project past a quota
+is refused with 409 `Quota exceeded` naming the quota and the numbers; changes that do not
+grow pass even over a quota."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.unit.api.conftest import spec
+
+P = "/api/v1/projects"
+EP = "/api/v1/endpoints"
+Q = {"project": "team"}
+
+
+@pytest.fixture
+def team(client: TestClient) -> None:
+    assert client.post(P, json={"name": "team"}).status_code == 201
+    r = client.post(
+        "/api/v1/models/iris/versions",
+        params={"filename": "m.skops", "framework": "sklearn", "project": "team"},
+        content=b"v1",
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert r.status_code == 201, r.text
+
+
+def quotas(client: TestClient, **q: Any) -> None:
+    r = client.patch(f"{P}/team", json={"quotas": q})
+    assert r.status_code == 200, r.text
+
+
+def create(client: TestClient, name: str, **kw: Any) -> Any:
+    return client.post(EP, json=spec(name, project="team", **kw))
+
+
+def refused(r: Any, quota: str, detail: str) -> None:
+    assert r.status_code == 409, r.text
+    body = r.json()
+    assert (body["title"], body["field"], body["detail"]) == ("Quota exceeded", quota, detail)
+
+
+def usage(client: TestClient) -> dict[str, Any]:
+    return client.get(f"{P}/team").json()["usage"]
+
+
+def test_deploy_past_max_endpoints(client: TestClient, team: None) -> None:
+    quotas(client, max_endpoints=1)
+    assert create(client, "one").status_code == 201
+    refused(
+        create(client, "two"),
+        "max_endpoints",
+        "project 'team' allows max_endpoints=1; this would make 2",
+    )
+    assert client.get(EP, params=Q).json()["items"][0]["name"] == "one"  # nothing written
+    # a paused endpoint uses no quota
+    assert client.post(f"{EP}/one/pause", params=Q).status_code == 200
+    assert create(client, "two").status_code == 201
+    refused(
+        client.post(f"{EP}/one/resume", params=Q),
+        "max_endpoints",
+        "project 'team' allows max_endpoints=1; this would make 2",
+    )
+
+
+def test_deploy_and_scale_past_max_replicas(client: TestClient, team: None) -> None:
+    quotas(client, max_replicas=4)
+    assert create(client, "big", scaling={"min_replicas": 3, "max_replicas": 5}).status_code == 201
+    refused(
+        create(client, "more", scaling={"min_replicas": 2, "max_replicas": 2}),
+        "max_replicas",
+        "project 'team' allows max_replicas=4; this would make 5",
+    )
+    # scaled to zero: no replicas
+    assert create(client, "idle", scaling={"min_replicas": 0, "max_replicas": 3}).status_code == 201
+    refused(
+        client.post(f"{EP}/big/scale", params=Q, json={"min_replicas": 5, "max_replicas": 5}),
+        "max_replicas",
+        "project 'team' allows max_replicas=4; this would make 5",
+    )
+    refused(
+        client.patch(
+            f"{EP}/big", params=Q, json={"scaling": {"min_replicas": 6, "max_replicas": 6}}
+        ),
+        "max_replicas",
+        "project 'team' allows max_replicas=4; this would make 6",
+    )
+    assert client.get(f"{EP}/big", params=Q).json()["desired_replicas"] == 3
+    # waking the idle one would make 4: fits; a second one would not
+    assert client.post(f"{EP}/idle/wake", params=Q).json()["desired_replicas"] == 1
+    assert (
+        create(client, "idle-2", scaling={"min_replicas": 0, "max_replicas": 1}).status_code == 201
+    )
+    refused(
+        client.post(f"{EP}/idle-2/wake", params=Q),
+        "max_replicas",
+        "project 'team' allows max_replicas=4; this would make 5",
+    )
+    # scaling down always passes
+    r = client.post(f"{EP}/big/scale", params=Q, json={"min_replicas": 1, "max_replicas": 5})
+    assert r.status_code == 200
+    assert usage(client)["replicas"] == 4  # desired stays 3 within the new bounds, + idle's 1
+
+
+def test_update_instance_type_past_max_cpus_and_max_gpus(client: TestClient, team: None) -> None:
+    quotas(client, max_cpus=4, max_gpus=0)
+    assert create(client, "web", scaling={"min_replicas": 2, "max_replicas": 2}).status_code == 201
+    assert usage(client)["cpus"] == 2
+    refused(
+        client.patch(f"{EP}/web", params=Q, json={"instance_type": "cpu-large"}),
+        "max_cpus",
+        "project 'team' allows max_cpus=4; this would make 8",
+    )
+    assert (
+        client.patch(f"{EP}/web", params=Q, json={"instance_type": "cpu-medium"}).status_code == 200
+    )
+    assert usage(client)["cpus"] == 4
+    quotas(client, max_cpus=None)
+    refused(
+        client.patch(f"{EP}/web", params=Q, json={"instance_type": "gpu-small"}),
+        "max_gpus",
+        "project 'team' allows max_gpus=0; this would make 2",
+    )
+    refused(
+        create(client, "gpu", instance_type="gpu-small"),
+        "max_gpus",
+        "project 'team' allows max_gpus=0; this would make 1",
+    )
+
+
+def test_resume_past_max_replicas(client: TestClient, team: None) -> None:
+    assert create(client, "web", scaling={"min_replicas": 2, "max_replicas": 2}).status_code == 201
+    assert client.post(f"{EP}/web/pause", params=Q).status_code == 200
+    quotas(client, max_replicas=1)
+    refused(
+        client.post(f"{EP}/web/resume", params=Q),
+        "max_replicas",
+        "project 'team' allows max_replicas=1; this would make 2",
+    )
+    assert client.get(f"{EP}/web", params=Q).json()["status"] == "paused"
+
+
+def test_a_quota_lowered_below_usage_blocks_growth_only(client: TestClient, team: None) -> None:
+    assert create(client, "web", scaling={"min_replicas": 3, "max_replicas": 3}).status_code == 201
+    quotas(client, max_replicas=1)
+    # changes that do not grow the replicas still pass
+    assert client.patch(f"{EP}/web", params=Q, json={"labels": {"a": "b"}}).status_code == 200
+    assert client.post(f"{EP}/web/pause", params=Q).status_code == 200
+    # other projects are not limited by this one's quotas
+    assert client.post(EP, json=spec("free", model="hf://org/tiny")).status_code == 201
