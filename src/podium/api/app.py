@@ -17,7 +17,7 @@ import podium
 from podium.api import problems
 from podium.api.deps import ApiContext
 from podium.api.limits import BodyLimit
-from podium.api.routes import endpoints, models, observe, system
+from podium.api.routes import endpoints, models, observe, secrets, system, usage
 
 PREFIX = "/api/v1"
 DOCS_ASSETS = f"{PREFIX}/docs-assets"  # Swagger UI's files, served locally
@@ -35,7 +35,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
         swagger_ui_oauth2_redirect_url=f"{PREFIX}/docs/oauth2-redirect",
     )
     app.state.podium = ctx
-    for module in (system, models, endpoints, observe):
+    for module in (system, models, endpoints, observe, secrets, usage):
         app.include_router(module.router, prefix=PREFIX)
     limits = ctx.settings.limits
     app.add_middleware(  # before problems.install: its ServerErrorGuard goes outside this

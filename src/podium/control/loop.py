@@ -65,7 +65,7 @@ class Controller:
         self.clock = clock or SystemClock()
         cfg = settings.control
         self.state = ControllerState(starts=Starts(self.wake))
-        self.journal = Journal(db, self.state)
+        self.journal = Journal(db, self.state, self.clock)
         self.recall = Recall(db, self.clock, self.state)
         self.state.load_memory = self.recall.load
         exits = Exits(cfg, self.clock, backend, self.state, self.journal, gateway, self.wake)
