@@ -16,7 +16,8 @@ One download per model and token, whichever endpoints want it (an endpoint's
 `model_source.token_secret` gives the download its own token, in the child's environment).
 A download nobody wants any more is cancelled (`retain`), and what was fetched is forgotten
 with it, so a later `prepare` of a moving reference (a branch) looks at the Hub again.
-Thread-safe: `prepare` and `retain` run in a worker thread of the controller's loop, `path` in a start's.
+Thread-safe: `prepare` and `retain` run in a worker thread of the controller's loop,
+`path` in a start's.
 """
 
 from __future__ import annotations
