@@ -132,11 +132,18 @@ def test_values_the_controller_decrypted_are_masked_in_what_it_writes(
     async def steps(ctl: Controller) -> None:
         await h.passes(ctl, 1)
         ctl.journal.event("spin", EventKind.SPEC, f"oops {VALUE}", detail=[f"x={VALUE}"])
+        ctl.act.exits.fail("spin", ctl.state.memory_of("spin"), f"bad: {VALUE}")
+        await h.passes(ctl, 1)
 
     h.run(steps)
     with db.unit_of_work(read_only=True) as uow:
         (oops,) = [e for e in uow.events.list("spin") if e.message.startswith("oops")]
+        ep = uow.endpoints.get("spin")
+        memory = uow.memory.get("spin")
     assert oops.message == "oops ***" and oops.data == {"detail": ["x=***"]}
+    assert ep.status is EndpointStatus.FAILED and ep.status_reason == "bad: ***"
+    assert memory is not None and memory.failure == "bad: ***"
+    assert VALUE not in _everything_written(db)
 
 
 def test_rows_left_open_by_a_previous_server_are_closed_at_start(
