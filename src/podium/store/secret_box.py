@@ -1,8 +1,9 @@
 """Secrets encrypted at rest: `cryptography.fernet.Fernet` with one key file per home.
 
 The key lives at `settings.secret_key_path` (`PODIUM_HOME/secret.key`): 44 URL-safe base64
-characters, created on first use with `O_CREAT | O_EXCL` and mode 0600 (two processes
-creating it at once: one wins, the other reads the winner's key). It is never logged.
+characters, created on first use with mode 0600: written whole to a new file
+(`O_CREAT | O_EXCL`), then linked to its name, so two processes creating it at once agree
+on one key and nobody reads half of one. It is never logged.
 
 A missing key is created only when no secret is stored yet (`encrypt(..., may_create=True)`):
 once secrets exist, a missing or corrupt key file is an error that says so (`Unavailable`,
@@ -19,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -87,23 +89,33 @@ class SecretBox:
         )
 
     def _create(self, key: bytes) -> bytes:
-        """Write a new key (0600, O_EXCL); if another process wrote one first, use that."""
+        """Write a new key (0600); if another process wrote one first, use that one.
+
+        The key is written whole to a file of its own (`O_CREAT | O_EXCL`, 0600) and then
+        hard-linked to its name, which fails if the name exists: a reader never sees half a
+        key, and two creators never both win."""
+        folder = self.key_path.parent
+        temp = folder / f".{self.key_path.name}.{os.getpid()}.{secrets.token_hex(4)}"
         try:
-            self.key_path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.key_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except FileExistsError:
-            found = self._read()
-            if found is None:  # pragma: no cover - deleted again in between
-                raise Unavailable(f"the secret key file {self.key_path} vanished") from None
-            return found
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            try:
+                os.write(fd, key + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(temp, self.key_path)
+            except FileExistsError:
+                found = self._read()
+                if found is None:  # pragma: no cover - deleted again in between
+                    raise Unavailable(f"the secret key file {self.key_path} vanished") from None
+                return found
         except OSError as e:
             raise Unavailable(
                 f"could not create the secret key file {self.key_path}: {e.strerror}",
                 field="secret_key",
             ) from e
-        try:
-            os.write(fd, key + b"\n")
-            os.fsync(fd)
         finally:
-            os.close(fd)
+            temp.unlink(missing_ok=True)
         return key
