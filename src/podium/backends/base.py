@@ -83,7 +83,8 @@ class ReplicaLaunch:
     model: ModelSource  # the backend finds (or fetches) its files on the replica's node
     instance_type: InstanceType
     task: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
+    # The spec's `env` and its decrypted `env_from_secrets`: never in a repr.
+    env: dict[str, str] = field(default_factory=dict, repr=False)
     max_concurrency: int = 8
     max_queue: int = 64
     trust_pickle: bool = False
