@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from podium.core.clock import Clock
 from podium.core.errors import NotFound
-from podium.store.tables import SecretRow
+from podium.store.tables import ProjectRow, SecretRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,10 @@ class SecretRepo:
         self._clock = clock
 
     def put(self, project: str, name: str, ciphertext: str, *, by: str) -> SecretRecord:
-        """Create the secret, or replace its value (keeping who created it, and when)."""
+        """Create the secret, or replace its value (keeping who created it, and when).
+        NotFound (field "project") when the project does not exist."""
+        if self._s.get(ProjectRow, project) is None:
+            raise NotFound(f"project {project!r} not found", field="project")
         now = self._clock.now()
         row = self._s.get(SecretRow, (project, name))
         if row is None:

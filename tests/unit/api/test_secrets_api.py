@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from podium.core.access import (
 from podium.core.settings import Settings
 from podium.store import Database
 from podium.store.secret_box import SecretBox
+from podium.store.tables import ProjectRow
 from tests.unit.api.conftest import WakeRecorder
 
 VALUE = "hf_S3cr3tV4lue-never-shown-0123456789"
@@ -61,8 +63,14 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "home", port=8123)
 
 
+def add_project(db: Database, name: str) -> None:
+    with db.unit_of_work() as uow:
+        uow.session.add(ProjectRow(name=name, created_at=datetime.now(UTC)))
+
+
 @pytest.fixture
 def client(settings: Settings, db: Database, tokens: Tokens) -> Iterator[TestClient]:
+    add_project(db, "team")
     ctx = ApiContext(
         settings=settings,
         db=db,
@@ -152,6 +160,10 @@ def test_scopes_decide_who_reads_and_who_writes_which_project(
     )
     missing = client.delete("/api/v1/secrets/db-pass?project=team", headers=tokens.admin)
     assert missing.status_code == 404
+    nowhere = client.put(
+        "/api/v1/secrets/db-pass?project=nowhere", json={"value": VALUE}, headers=tokens.admin
+    )
+    assert nowhere.status_code == 404 and nowhere.json()["field"] == "project"
 
 
 def test_a_lost_key_is_an_error_not_a_new_key(

@@ -8,6 +8,7 @@ import pytest
 
 from podium.core.errors import NotFound
 from podium.store import Database
+from podium.store.tables import ProjectRow
 from podium.store.usage import GroupBy, totals
 
 T0 = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)
@@ -17,9 +18,19 @@ def _h(hours: float) -> datetime:
     return T0 + timedelta(hours=hours)
 
 
+def ensure_projects(db: Database, *names: str) -> None:
+    """The projects a test's secrets belong to (`default` too: the PostgreSQL fixture empties
+    every table after a test, the row migration 0003 wrote included)."""
+    with db.unit_of_work() as uow:
+        for name in names:
+            if uow.session.get(ProjectRow, name) is None:
+                uow.session.add(ProjectRow(name=name, created_at=T0))
+
+
 def test_a_secret_is_created_replaced_listed_without_value_and_deleted(
     database: Database,
 ) -> None:
+    ensure_projects(database, "default", "team")
     with database.unit_of_work() as uow:
         assert not uow.secrets.any()
         first = uow.secrets.put("default", "hf", "cipher-1", by="tok1")
@@ -45,6 +56,9 @@ def test_a_secret_is_created_replaced_listed_without_value_and_deleted(
     assert e.value.field == "name"
     with database.unit_of_work(read_only=True) as uow, pytest.raises(NotFound):
         uow.secrets.get_ciphertext("team", "db-pass")
+    with database.unit_of_work() as uow, pytest.raises(NotFound) as no_project:
+        uow.secrets.put("nowhere", "db-pass", "cipher", by="tok1")
+    assert no_project.value.field == "project"
 
 
 def _open(
