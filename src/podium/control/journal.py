@@ -60,10 +60,20 @@ class Journal:
             uow.replicas.delete(replica_id)
             uow.usage.close(replica_id, self.clock.now())
 
+    def end_usage(self) -> None:
+        """The controller stops: every open usage row ends now. The backend may stop the
+        replicas or leave them to a later server, which opens the rows of those it adopts
+        again (`UsageRepo.open`)."""
+        try:
+            with self.db.unit_of_work() as uow:
+                uow.usage.close_all_but((), self.clock.now())
+        except PodiumError as e:
+            log.warning("usage rows not closed at stop: %s", e)
+
     def close_stale_usage(self) -> None:
         """At a server start, after adoption: usage rows a previous server left open for
-        replicas that are not tracked now end now (when they really ended is not known:
-        at the latest now, and the previous server's last pass is not recorded)."""
+        replicas that are not tracked now (it did not stop cleanly) end now: when they
+        really ended is not recorded."""
         with self.db.unit_of_work() as uow:
             closed = uow.usage.close_all_but(self.state.replicas, self.clock.now())
         if closed:

@@ -138,6 +138,7 @@ class Controller:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s())
         await self.preparing.release_all()
         await self.state.starts.close()
+        self.journal.end_usage()
         if self._http is not None:
             await self._http.aclose()
 

@@ -1,10 +1,12 @@
 """Replica time, for usage and cost: one row per replica from its start to its end.
 
 The controller `open`s a row when a replica starts and `close`s it when the replica stops,
-exits or is found lost; a row still open counts up to now. `intervals` returns the rows
-that overlap [start, end), clipped to it; `totals` adds them up per (project, endpoint,
-instance type) or per (project, UTC day, instance type), splitting an interval at each
-UTC midnight. Time with no replica (paused, scaled to zero) has no row: it costs nothing.
+exits or is found lost, and closes every open row when it stops (a replica a later server
+adopts gets its row opened again: it ran on meanwhile); a row still open counts up to now.
+`intervals` returns the rows that overlap [start, end), clipped to it; `totals` adds them
+up per (project, endpoint, instance type) or per (project, UTC day, instance type),
+splitting an interval at each UTC midnight. Time with no replica (paused, scaled to zero)
+has no row: it costs nothing.
 """
 
 from __future__ import annotations
@@ -65,11 +67,15 @@ class UsageRepo:
         instance_type: str,
         started_at: datetime | None = None,
     ) -> None:
-        """A replica started (again: no change, e.g. adopted by a new server)."""
+        """A replica started. Again for one that has a row (adopted by a new server): the
+        row is kept, and open again if the previous server closed it when it stopped."""
         found = self._s.scalar(
-            select(ReplicaUsageRow.id).where(ReplicaUsageRow.replica_id == replica_id)
+            select(ReplicaUsageRow).where(ReplicaUsageRow.replica_id == replica_id)
         )
         if found is not None:
+            if found.ended_at is not None:
+                found.ended_at = None
+                self._s.flush()
             return
         self._s.add(
             ReplicaUsageRow(

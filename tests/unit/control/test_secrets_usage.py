@@ -170,3 +170,19 @@ def test_rows_left_open_by_a_previous_server_are_closed_at_start(
             if s.replica_id == "spin-old"
         ]
     assert old.end == EPOCH + timedelta(seconds=1001)  # the new server's first pass
+
+
+def test_a_stopping_controller_ends_every_open_usage_row(tmp_path: Path, db: Database) -> None:
+    h = Harness(tmp_path, db, FakeReplicas())
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 2)
+        h.clock.advance(5)
+        ctl.journal.end_usage()  # what the loop does last when it stops
+
+    h.run(steps)
+    with db.unit_of_work(read_only=True) as uow:
+        assert uow.usage.open_ids() == []
+        spans = uow.usage.intervals(EPOCH, EPOCH + timedelta(days=1))
+    assert len(spans) == 2
+    assert {s.end for s in spans} == {EPOCH + timedelta(seconds=1007)}

@@ -85,8 +85,8 @@ def test_usage_intervals_are_clipped_to_the_period_and_filtered(database: Databa
         assert not uow.usage.close("a", _h(9))  # already closed: the first end stays
         uow.usage.close("c", _h(-4))  # before the period: not counted
         uow.usage.open(
-            "a", endpoint="spin", project="default", instance_type="cpu-small", started_at=_h(5)
-        )  # a second open of one replica changes nothing
+            "b", endpoint="other", project="team", instance_type="cpu-large", started_at=_h(5)
+        )  # a second open of an open row changes nothing
     with database.unit_of_work(read_only=True) as uow:
         found = uow.usage.intervals(_h(1), _h(4))
         team = uow.usage.intervals(_h(1), _h(4), projects=["team"])
@@ -125,3 +125,18 @@ def test_rows_left_open_for_replicas_gone_are_closed(database: Database) -> None
         assert uow.usage.open_ids() == ["live"]
         found = {i.replica_id: i.seconds for i in uow.usage.intervals(_h(0), _h(10))}
     assert found == {"gone": 7200.0, "live": 36000.0}
+
+
+def test_a_row_closed_at_a_stop_opens_again_when_its_replica_is_adopted(
+    database: Database,
+) -> None:
+    _open(database, "a", _h(0))
+    with database.unit_of_work() as uow:
+        uow.usage.close_all_but((), _h(1))  # the controller stopped, leaving "a" running
+        uow.usage.open(
+            "a", endpoint="spin", project="default", instance_type="cpu-small", started_at=_h(2)
+        )  # the next server adopted it: it ran all along, from its first start
+    with database.unit_of_work(read_only=True) as uow:
+        assert uow.usage.open_ids() == ["a"]
+        (span,) = uow.usage.intervals(_h(0), _h(3))
+    assert (span.start, span.end) == (_h(0), _h(3))
