@@ -19,7 +19,18 @@ from podium.api.audit import AuditTrail, AuditWriter
 from podium.api.deps import ApiContext
 from podium.api.headers import SecurityHeaders
 from podium.api.limits import BodyLimit
-from podium.api.routes import audit, endpoints, models, observe, projects, session, system, tokens
+from podium.api.routes import (
+    audit,
+    endpoints,
+    models,
+    observe,
+    projects,
+    secrets,
+    session,
+    system,
+    tokens,
+    usage,
+)
 
 PREFIX = "/api/v1"
 DOCS_ASSETS = f"{PREFIX}/docs-assets"  # Swagger UI's files, served locally
@@ -37,7 +48,18 @@ def create_api(ctx: ApiContext) -> FastAPI:
         swagger_ui_oauth2_redirect_url=f"{PREFIX}/docs/oauth2-redirect",
     )
     app.state.podium = ctx
-    for module in (system, session, tokens, audit, projects, models, endpoints, observe):
+    for module in (
+        system,
+        session,
+        tokens,
+        audit,
+        projects,
+        models,
+        endpoints,
+        observe,
+        secrets,
+        usage,
+    ):
         app.include_router(module.router, prefix=PREFIX)
     limits = ctx.settings.limits
     app.add_middleware(  # before problems.install: its ServerErrorGuard goes outside this

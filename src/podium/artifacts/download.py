@@ -25,7 +25,9 @@ Bounds, all configurable (`core.settings.DownloadSettings`):
   killed with SIGKILL leaves no download running. The signal follows the *thread* that
   started the child: start downloads from a long-lived thread (the controller's loop: the
   local backend's `prepare` runs on it, never in a worker thread);
-- URLs reach events and errors without credentials or query strings (`core.redact`).
+- URLs reach events and errors without credentials or query strings (`core.redact`);
+- a token given for one download (`token`: an endpoint's secret) reaches the child in its
+  environment (`HF_TOKEN`), never in its argv.
 """
 
 from __future__ import annotations
@@ -67,10 +69,12 @@ class HubDownload:
         stall_s: float,
         connect_timeout_s: float,
         read_timeout_s: float,
+        token: str | None = None,
         python: str = sys.executable,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cache = cache
+        self._token = token  # None: the cache's own HF_TOKEN, if any
         self.ref = ref
         self.label = f"hf://{ref.repo_id}" + (f"@{ref.revision}" if ref.revision else "")
         self.stall_s = stall_s
@@ -136,6 +140,8 @@ class HubDownload:
             HF_HUB_DOWNLOAD_TIMEOUT=f"{read:g}",
             HF_ENDPOINT=endpoint,
         )
+        if self._token:  # in the environment, never argv (`ps` shows argv to everyone)
+            env["HF_TOKEN"] = self._token
         argv = [
             *(self._python, "-m", "podium.artifacts.download", self.ref.repo_id),
             *("--revision", self.ref.revision or ""),

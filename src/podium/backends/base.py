@@ -31,11 +31,15 @@ class ModelSource:
     files must be: the sha256 the store recorded for a repository model (`artifacts.hashing`),
     the Hub revision asked for an `hf://` model (None: the default branch). `location`:
     where the repository keeps a repository model's files (a folder of the artifact store),
-    for a node that can read it; None for `hf://` models."""
+    for a node that can read it; None for `hf://` models. `token`: the Hugging Face token
+    of an `hf://` model (the value of the endpoint's `model_source.token_secret`; None: the
+    server's own `HF_TOKEN`): never shown (`repr`), but part of equality, so one model asked
+    for with two tokens is two downloads (a token that may not read it fails alone)."""
 
     ref: str
     digest: str | None = None
     location: str | None = None
+    token: str | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
         return self.ref
@@ -79,7 +83,8 @@ class ReplicaLaunch:
     model: ModelSource  # the backend finds (or fetches) its files on the replica's node
     instance_type: InstanceType
     task: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
+    # The spec's `env` and its decrypted `env_from_secrets`: never in a repr.
+    env: dict[str, str] = field(default_factory=dict, repr=False)
     max_concurrency: int = 8
     max_queue: int = 64
     trust_pickle: bool = False

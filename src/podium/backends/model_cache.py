@@ -12,10 +12,12 @@ is where the local backend turns one into a folder on this machine:
   then looks at without waiting; with the Hub offline (`HF_HUB_OFFLINE`) only the cache is
   read, when the replica starts.
 
-One download per model, whichever endpoints want it. A download nobody wants any more is
-cancelled (`retain`), and what was fetched is forgotten with it, so a later `prepare` of a
-moving reference (a branch) looks at the Hub again. Thread-safe: `prepare` and `retain` run
-in a worker thread of the controller's loop, `path` in a start's.
+One download per model and token, whichever endpoints want it (an endpoint's
+`model_source.token_secret` gives the download its own token, in the child's environment).
+A download nobody wants any more is cancelled (`retain`), and what was fetched is forgotten
+with it, so a later `prepare` of a moving reference (a branch) looks at the Hub again.
+Thread-safe: `prepare` and `retain` run in a worker thread of the controller's loop,
+`path` in a start's.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class ModelCache:
             job = self._jobs.get(model)
             if job is None:
                 try:
-                    job = self._start(ref)
+                    job = self._start(ref, model.token)
                 except PodiumError as e:
                     return self._fail(model, ref, e)
                 self._jobs[model] = job
@@ -90,10 +92,11 @@ class ModelCache:
             self._done[model] = (resolved.path, ready)
             return ready
 
-    def _start(self, ref: HfRef) -> HubDownload:
+    def _start(self, ref: HfRef, token: str | None) -> HubDownload:
         job = HubDownload(
             self.cache,
             ref,
+            token=token,
             stall_s=self.settings.stall_s,
             connect_timeout_s=self.settings.connect_timeout_s,
             read_timeout_s=self.settings.read_timeout_s,

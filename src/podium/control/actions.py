@@ -22,6 +22,7 @@ from podium.backends.base import (
 from podium.control.exits import Exits
 from podium.control.journal import Journal
 from podium.control.preparing import Preparing
+from podium.control.secret_refs import RevisionSecrets, resolve
 from podium.control.starts import Batch, BatchResult
 from podium.control.state import ControllerState
 from podium.control.tracked import EndpointMemory, TrackedReplica
@@ -33,6 +34,7 @@ from podium.core.settings import Settings
 from podium.core.spec import RepoRef, model_version, parse_model_ref
 from podium.store.db import Database
 from podium.store.records import EndpointRecord, RevisionRecord
+from podium.store.secret_box import SecretBox
 
 log = logging.getLogger("podium.control")
 
@@ -63,6 +65,7 @@ class Actuator:
         self.journal = journal
         self.exits = exits
         self.preparing = preparing
+        self.box = SecretBox(settings.secret_key_path)
 
     async def observe(self, ep: EndpointRecord) -> None:
         """Start of a pass for this endpoint: the store's record is the truth."""
@@ -82,16 +85,17 @@ class Actuator:
 
     # ------------------------------------------------------------------ start
 
-    def _model(self, ref_text: str) -> ModelSource:
+    def _model(self, ref_text: str, hf_token: str | None = None) -> ModelSource:
         """What the backend needs to find the revision's model on a node: the reference and
         its digest (the store's sha256 and folder for a repository model; the revision
-        asked for an `hf://` one). Never a path of this machine's choosing."""
+        asked for an `hf://` one, and the endpoint's own Hub token, if it names one). Never
+        a path of this machine's choosing."""
         ref = parse_model_ref(ref_text)
         if isinstance(ref, RepoRef):
             with self.db.unit_of_work(read_only=True) as uow:
                 rec = uow.models.get(ref.name, ref.version)
             return ModelSource(ref=ref_text, digest=rec.sha256, location=rec.path)
-        return ModelSource(ref=str(ref), digest=ref.revision)
+        return ModelSource(ref=str(ref), digest=ref.revision, token=hf_token)
 
     async def start(self, ep: EndpointRecord, mem: EndpointMemory, n: int) -> None:
         """Launch `n` starts of the endpoint's target revision (`control.starts`) once the
@@ -100,7 +104,8 @@ class Actuator:
         decided = self.clock.now().timestamp()
         try:
             rev = self.journal.revision(ep.name, ep.revision)
-            model = self._model(rev.model_ref)
+            secrets = resolve(self.db, self.box, self.journal.secrets, ep.name, rev.spec)
+            model = self._model(rev.model_ref, secrets.hf_token)
             if not await self.preparing.ready((ep.name, rev.number), model):
                 return  # fetching
         except PodiumError as e:
@@ -113,7 +118,8 @@ class Actuator:
             try:
                 for rid in batch.replica_ids:
                     if rid not in batch.cancelled:
-                        out.started.append(await backend.start(self._launch(rid, rev, model)))
+                        launch = self._launch(rid, rev, model, secrets)
+                        out.started.append(await backend.start(launch))
             except Exception as e:  # judged by the pass that collects it
                 out.error = e
             return out
@@ -122,7 +128,9 @@ class Actuator:
         now = self.clock.monotonic()
         self.state.starts.launch(ep.name, rev.number, ids, decided=decided, since=now, work=work)
 
-    def _launch(self, replica_id: str, rev: RevisionRecord, model: ModelSource) -> ReplicaLaunch:
+    def _launch(
+        self, replica_id: str, rev: RevisionRecord, model: ModelSource, secrets: RevisionSecrets
+    ) -> ReplicaLaunch:
         spec = rev.spec
         return ReplicaLaunch(
             replica_id=replica_id,
@@ -132,7 +140,7 @@ class Actuator:
             model=model,
             instance_type=self.settings.instance_type(spec.instance_type),
             task=spec.task,
-            env=dict(spec.env),
+            env={**spec.env, **secrets.env},
             max_concurrency=spec.max_concurrency,
             max_queue=spec.max_queue,
             trust_pickle=spec.trust_pickle,
@@ -172,7 +180,7 @@ class Actuator:
             obs, restarts=mem.restarts if restarted else 0, now=self.clock.monotonic()
         )
         self.state.decided[r.replica_id] = decided
-        self.journal.save(r)
+        self.journal.started(r, self._instance_type(obs.endpoint, obs.revision))
         kind = EventKind.REPLICA_RESTARTED if restarted else EventKind.REPLICA_STARTING
         verb = "restarted as" if restarted else "starting"
         mode = f", {obs.start_mode}" if obs.start_mode else ""
@@ -188,6 +196,10 @@ class Actuator:
             start_mode=obs.start_mode,
         )
         return r
+
+    def _instance_type(self, endpoint: str, revision: int) -> str:
+        spec = self.journal.revision_spec(endpoint, revision)
+        return spec.instance_type if spec is not None else "unknown"
 
     # ------------------------------------------------------------------ state changes
 

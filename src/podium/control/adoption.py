@@ -2,7 +2,8 @@
 
 The store lists the replicas the last controller knew; the backend says which of them
 still run (`Backend.adopt`). Those are tracked again (as starting: the next probe decides);
-the others are recorded as lost, with the last lines of their logs.
+the others are recorded as lost, with the last lines of their logs, and their usage rows
+end now. Usage rows left open for replicas the store no longer lists end now too.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Adoption:
         with self.journal.db.unit_of_work(read_only=True) as uow:
             rows = uow.replicas.list()
         if not rows:
+            self.journal.close_stale_usage()
             return
         candidates = [
             AdoptCandidate(
@@ -63,10 +65,12 @@ class Adoption:
                 continue
             self.track_adopted(found, restarts=row.restarts)
         log.info("adopted %d of %d replicas", len(adopted), len(rows))
+        self.journal.close_stale_usage()
 
     def track_adopted(self, obs: ObservedReplica, *, restarts: int) -> None:
         r = self.state.track(obs, restarts=restarts, now=self.clock.monotonic())
-        self.journal.save(r)
+        spec = self.journal.revision_spec(obs.endpoint, obs.revision)
+        self.journal.started(r, spec.instance_type if spec is not None else "unknown")
         self.journal.event(
             r.endpoint,
             EventKind.REPLICA_ADOPTED,

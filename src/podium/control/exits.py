@@ -79,8 +79,9 @@ class Exits:
         self.wake = wake
 
     def fail(self, name: str, mem: EndpointMemory, reason: str) -> None:
-        """The target revision cannot run: the next pass fails the endpoint."""
-        self.state.fail(name, mem, reason)
+        """The target revision cannot run: the next pass fails the endpoint (the reason is
+        kept in the endpoint's persisted memory too: masked like everything written)."""
+        self.state.fail(name, mem, self.journal.secrets.text(reason))
         self.wake(name)
 
     def hung(self, r: TrackedReplica, detail: str, figures: dict[str, float]) -> None:

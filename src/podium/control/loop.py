@@ -65,7 +65,7 @@ class Controller:
         self.clock = clock or SystemClock()
         cfg = settings.control
         self.state = ControllerState(starts=Starts(self.wake))
-        self.journal = Journal(db, self.state)
+        self.journal = Journal(db, self.state, self.clock)
         self.recall = Recall(db, self.clock, self.state)
         self.state.load_memory = self.recall.load
         exits = Exits(cfg, self.clock, backend, self.state, self.journal, gateway, self.wake)
@@ -138,6 +138,7 @@ class Controller:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s())
         await self.preparing.release_all()
         await self.state.starts.close()
+        self.journal.end_usage()
         if self._http is not None:
             await self._http.aclose()
 

@@ -56,7 +56,9 @@ from podium.store.memory import EndpointMemoryRepo
 from podium.store.models import ModelRepo
 from podium.store.projects import ProjectRepo
 from podium.store.replicas import ReplicaRepo
+from podium.store.secrets import SecretRepo
 from podium.store.tokens import TokenRepo
+from podium.store.usage import UsageRepo
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATE_LOCK_TIMEOUT_S = 300.0  # waiting for other processes migrating the same file
@@ -110,6 +112,8 @@ class UnitOfWork:
         self.tokens = TokenRepo(session, clock)
         self.audit = AuditRepo(session, clock)
         self.projects = ProjectRepo(session, clock)
+        self.secrets = SecretRepo(session, clock)
+        self.usage = UsageRepo(session, clock)
 
 
 class Database:

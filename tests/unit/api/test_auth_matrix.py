@@ -79,7 +79,7 @@ MATRIX: dict[tuple[str, str], Need] = {
     ("GET", "/projects/{name}"): Need.READ,
     ("PATCH", "/projects/{name}"): Need.ADMIN,
     ("DELETE", "/projects/{name}"): Need.ADMIN,
-    ("GET", "/secrets"): Need.READ,
+    ("GET", "/secrets"): Need.READ_ANY,
     ("PUT", "/secrets/{name}"): Need.DEPLOY,
     ("DELETE", "/secrets/{name}"): Need.DEPLOY,
     ("GET", "/usage"): Need.READ_ANY,

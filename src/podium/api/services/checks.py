@@ -41,11 +41,25 @@ def resolve_model(uow: UnitOfWork, ref: str, project: str = DEFAULT_PROJECT) -> 
 
 
 def check_spec(uow: UnitOfWork, settings: Settings, spec: EndpointSpec) -> str:
-    """Validate what pydantic cannot (framework, instance type, model) and return the
-    resolved model ref."""
+    """Validate what pydantic cannot (framework, instance type, model, secrets) and return
+    the resolved model ref."""
     check_framework(spec.framework)
     settings.instance_type(spec.instance_type)
+    check_secret_refs(uow, spec)
     return resolve_model(uow, spec.model, spec.project)
+
+
+def check_secret_refs(uow: UnitOfWork, spec: EndpointSpec) -> None:
+    """Every secret the spec names exists in its project; else 422 naming the spec's field
+    (`env_from_secrets.HF_TOKEN`, `model_source.token_secret`)."""
+    refs = {f"env_from_secrets.{var}": name for var, name in spec.env_from_secrets.items()}
+    if spec.model_source is not None and spec.model_source.token_secret is not None:
+        refs["model_source.token_secret"] = spec.model_source.token_secret
+    for where, name in refs.items():
+        if not uow.secrets.exists(spec.project, name):
+            raise Invalid(
+                f"secret {name!r} does not exist in project {spec.project!r}", field=where
+            )
 
 
 def clamp(value: int, low: int, high: int) -> int:

@@ -15,7 +15,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from podium.api.services import views
-from podium.api.services.checks import check_framework, check_spec, clamp, resolve_model
+from podium.api.services.checks import (
+    check_framework,
+    check_secret_refs,
+    check_spec,
+    clamp,
+    resolve_model,
+)
 from podium.api.services.quotas import check_quota, endpoint_usage
 from podium.core.access import endpoint_key
 from podium.core.errors import Conflict, Invalid
@@ -105,6 +111,7 @@ class EndpointService:
             old, new = rec.spec, update.apply(rec.spec)
             check_framework(new.framework)
             self._settings.instance_type(new.instance_type)
+            check_secret_refs(uow, new)
             changed = [f for f in EndpointSpec.model_fields if getattr(old, f) != getattr(new, f)]
             model_ref = rec.model_ref
             if "model" in update.model_fields_set and new.model is not None:

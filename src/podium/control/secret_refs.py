@@ -1,0 +1,63 @@
+"""The secrets a revision names, decrypted in the controller at a replica's start.
+
+`env_from_secrets` (ENV_VAR: secret) goes into the replica's environment;
+`model_source.token_secret` is the Hugging Face token of its `hf://` download. Secrets are
+the endpoint's project's (the project part of its key). A secret that does not exist fails
+the revision with a reason naming it (never a value); every value decrypted is added to
+the journal's `core.redact.Secrets`, so it becomes `***` in whatever the controller writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from podium.core import redact
+from podium.core.access import split_key
+from podium.core.errors import Invalid
+from podium.core.spec import EndpointSpec
+from podium.store.db import Database
+from podium.store.secret_box import SecretBox
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionSecrets:
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    hf_token: str | None = field(default=None, repr=False)
+
+
+def refs(spec: EndpointSpec) -> dict[str, str]:
+    """{spec field: secret name} of every secret the spec names, e.g.
+    `{"env_from_secrets.HF_TOKEN": "hf", "model_source.token_secret": "hf"}`."""
+    out = {f"env_from_secrets.{var}": name for var, name in spec.env_from_secrets.items()}
+    if spec.model_source is not None and spec.model_source.token_secret is not None:
+        out["model_source.token_secret"] = spec.model_source.token_secret
+    return out
+
+
+def resolve(
+    db: Database, box: SecretBox, known: redact.Secrets, endpoint: str, spec: EndpointSpec
+) -> RevisionSecrets:
+    """The values the spec of `endpoint` (its key) names. `Invalid` (field: the spec's
+    field) when a secret does not exist; `Unavailable` when it cannot be decrypted."""
+    wanted = refs(spec)
+    if not wanted:
+        return RevisionSecrets()
+    project = split_key(endpoint)[0]
+    ciphertexts: dict[str, str] = {}
+    with db.unit_of_work(read_only=True) as uow:
+        for where, name in wanted.items():
+            if name in ciphertexts:
+                continue
+            if not uow.secrets.exists(project, name):
+                raise Invalid(
+                    f"secret {name!r} ({where}) does not exist in project {project!r}",
+                    field=where,
+                )
+            ciphertexts[name] = uow.secrets.get_ciphertext(project, name)
+    values = {name: box.decrypt(ct, name=name) for name, ct in ciphertexts.items()}
+    known.add(values.values())
+    token_name = wanted.get("model_source.token_secret")
+    return RevisionSecrets(
+        env={var: values[name] for var, name in spec.env_from_secrets.items()},
+        hf_token=None if token_name is None else values[token_name],
+    )
