@@ -12,6 +12,7 @@ import typer
 from podium import __version__
 from podium.cli import endpoints, models, observe
 from podium.cli._common import PodiumGroup
+from podium.core.errors import PodiumError
 from podium.core.settings import Settings
 
 app = typer.Typer(
@@ -65,17 +66,35 @@ def up(
     demo: Annotated[
         bool, typer.Option("--demo/--no-demo", help="Also deploy the demo endpoint `iris`.")
     ] = False,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Turn access control off (no tokens checked). Loopback hosts only.",
+        ),
+    ] = False,
 ) -> None:
-    """Run Podium on this machine (API, gateway, controller; state in $PODIUM_HOME)."""
+    """Run Podium on this machine (API, gateway, controller; state in $PODIUM_HOME).
+
+    With access control on (the default), a fresh home gets an admin token in
+    $PODIUM_HOME/credentials (mode 0600), which the CLI and SDK here use by themselves."""
     settings = Settings.from_env()
     overrides: dict[str, Any] = {}
     if host is not None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    if no_auth:
+        overrides["auth"] = False
     if overrides:
         settings = settings.with_overrides(**overrides)
-    from podium.server.main import serve  # lazy: the only command that needs the server
+    # lazy: the only command that needs the server
+    from podium.server.main import check_no_auth, serve
+
+    try:
+        check_no_auth(settings)
+    except PodiumError as e:
+        raise typer.BadParameter(e.message, param_hint="'--no-auth'") from None
 
     serve(settings, demo=demo)
 
