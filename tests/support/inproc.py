@@ -1,8 +1,9 @@
 """The real Podium server app in-process, for the SDK and CLI unit tests.
 
 `InProcessPodium` is `podium.server.app.Podium` itself (the API's routes, validation and
-problem+json errors, the gateway, a migrated SQLite store and an artifact store in a temp
-home), served over loopback HTTP by uvicorn in a thread, so the SDK and the CLI talk to
+problem+json errors, the gateway with its access stage, a migrated SQLite store and an
+artifact store in a temp home; auth on, with the admin token it makes in
+`home/credentials`: `token`, `headers`), served over loopback HTTP by uvicorn in a thread, so the SDK and the CLI talk to
 it exactly as to `podium up`. What it leaves out is what needs replica processes: its
 controller is never started. A test plays the controller's part where it must, on the
 same store and routing table the controller writes (`ready`, `fail`, `gone`), and the
@@ -112,6 +113,16 @@ class InProcessPodium:
     @property
     def settings(self) -> Settings:
         return self.podium.settings
+
+    @property
+    def token(self) -> str:
+        """The admin token the server made on its fresh home (`credentials`)."""
+        return self.settings.credentials_path.read_text().strip()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """`Authorization: Bearer <admin token>`, for raw httpx calls."""
+        return {"authorization": f"Bearer {self.token}"}
 
     # -- what the controller would do (it is not running here) ---------------------------
 

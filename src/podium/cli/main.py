@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from podium import __version__
-from podium.cli import endpoints, models, observe
+from podium.cli import access, endpoints, models, observe, projects
 from podium.cli._common import PodiumGroup
 from podium.core.errors import PodiumError
 from podium.core.settings import Settings
@@ -44,13 +44,22 @@ def main(
             show_envvar=True,
         ),
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="PODIUM_TOKEN",
+            help="API token (default: $PODIUM_HOME/credentials, made by `podium up`).",
+            show_envvar=True,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     """Talk to a Podium server, or start one with `podium up`."""
-    ctx.obj = {"url": url}
+    ctx.obj = {"url": url, "token": token}
 
 
 @app.command()
@@ -100,6 +109,9 @@ def up(
 
 
 app.add_typer(models.app, name="models")
+app.add_typer(access.tokens_app, name="tokens")
+app.add_typer(access.secrets_app, name="secrets")
+app.add_typer(projects.projects_app, name="projects")
 
 _COMMANDS = (
     endpoints.deploy,
@@ -115,6 +127,9 @@ _COMMANDS = (
     observe.logs,
     observe.metrics,
     observe.events,
+    access.whoami,
+    projects.audit,
+    projects.usage,
 )
 for _command in _COMMANDS:
     app.command(_command.__name__)(_command)

@@ -13,7 +13,7 @@ The token: `PodiumClient(token=...)`, else $PODIUM_TOKEN, else `$PODIUM_HOME/cre
 (401 `Unauthenticated`, 403 `Forbidden`, 409 `QuotaExceeded`, 429 `RateLimited`, …).
 """
 
-from podium.client._access import TOKEN_ENV, credentials_path, discover_token
+from podium.client._access import QUOTA_NAMES, TOKEN_ENV, credentials_path, discover_token
 from podium.client._client import DEFAULT_URL, PodiumClient
 from podium.client._errors import error_from_response, invalid_from_validation
 from podium.client._views import (
@@ -64,6 +64,7 @@ from podium.core.spec import (
 
 __all__ = [
     "DEFAULT_URL",
+    "QUOTA_NAMES",
     "TOKEN_ENV",
     "AuditEntry",
     "Conflict",
