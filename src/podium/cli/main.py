@@ -12,7 +12,6 @@ import typer
 from podium import __version__
 from podium.cli import access, endpoints, models, observe, projects
 from podium.cli._common import PodiumGroup
-from podium.core.errors import PodiumError
 from podium.core.settings import Settings
 
 app = typer.Typer(
@@ -98,12 +97,14 @@ def up(
     if overrides:
         settings = settings.with_overrides(**overrides)
     # lazy: the only command that needs the server
-    from podium.server.main import check_no_auth, serve
+    from podium.server.hosts import is_loopback
 
-    try:
-        check_no_auth(settings)
-    except PodiumError as e:
-        raise typer.BadParameter(e.message, param_hint="'--no-auth'") from None
+    if no_auth and not is_loopback(settings.host):
+        raise typer.BadParameter(
+            f"needs a loopback --host (127.0.0.1, ::1 or localhost), not {settings.host}",
+            param_hint="'--no-auth'",
+        )
+    from podium.server.main import serve
 
     serve(settings, demo=demo)
 
