@@ -4,10 +4,11 @@
 problem+json errors, the gateway with its access stage, a migrated SQLite store and an
 artifact store in a temp home; auth on, with the admin token it makes in
 `home/credentials`: `token`, `headers`), served over loopback HTTP by uvicorn in a thread,
-so the SDK and the CLI talk to it exactly as to `podium up`. What it leaves out is what needs replica processes: its
-controller is never started. A test plays the controller's part where it must, on the
-same store and routing table the controller writes (`ready`, `fail`, `gone`), and the
-replicas behind the gateway are one small echo server (`EchoReplica`).
+so the SDK and the CLI talk to it exactly as to `podium up`. What it leaves out is what
+needs replica processes: its controller is never started. A test plays the controller's
+part where it must, on the same store and routing table the controller writes (`ready`,
+`fail`, `gone`), and the replicas behind the gateway are one small echo server
+(`EchoReplica`).
 
 One uvicorn server per session serves every test: `Served.fresh(home)` swaps in a new
 `Podium` (a new home, an empty store) for each test; it takes a few milliseconds.
