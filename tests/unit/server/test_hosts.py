@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from podium.core.settings import Settings
-from podium.server.hosts import HostCheck, allowed_hosts, host_name, is_loopback
+from podium.server.hosts import PASSED_CACHE, HostCheck, allowed_hosts, host_name, is_loopback
 
 
 def _check(tmp_path: Path, **settings: object) -> HostCheck:
@@ -88,3 +88,13 @@ def test_a_request_without_host_passes(tmp_path: Path) -> None:
 )
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_remembered_hosts_stay_bounded_and_never_let_others_in(tmp_path: Path) -> None:
+    check = _check(tmp_path)
+    for port in range(PASSED_CACHE * 3):
+        assert _refused(check, f"localhost:{port}") is None
+        assert _refused(check, f"evil.example:{port}") == f"evil.example:{port}"
+    assert _refused(check, "localhost:1") is None  # remembered
+    assert _refused(check, "localhost:65000") is None  # past the bound: parsed again
+    assert len(check._passed) == PASSED_CACHE
