@@ -38,7 +38,7 @@ def test_push_deploy_invoke_ls_pause_resume_rm(server: ServerProcess, tmp_path: 
 
     server.cli("pause", "flowers")
     wait_until(lambda: status(server, "flowers") == "paused", what="paused")
-    resp = httpx.post(f"{server.url}/endpoints/flowers/", content=SAMPLE)
+    resp = httpx.post(f"{server.url}/endpoints/flowers/", headers=server.headers, content=SAMPLE)
     assert resp.status_code == 503
     assert "paused" in resp.json()["detail"]
 
@@ -60,7 +60,12 @@ def test_push_deploy_invoke_ls_pause_resume_rm(server: ServerProcess, tmp_path: 
         return False
 
     wait_until(gone, what="endpoint removed")
-    assert httpx.post(f"{server.url}/endpoints/flowers/", content=SAMPLE).status_code == 404
+    assert (
+        httpx.post(
+            f"{server.url}/endpoints/flowers/", headers=server.headers, content=SAMPLE
+        ).status_code
+        == 404
+    )
     # The model is no longer used, so it can be removed too.
     server.cli("models", "rm", "flowers:1")
 
@@ -94,7 +99,7 @@ def test_cli_errors_are_one_clear_line(server: ServerProcess) -> None:
     ],
 )
 def test_invalid_spec_names_the_field(server: ServerProcess, spec: dict, field: str) -> None:
-    resp = httpx.post(f"{server.url}/api/v1/endpoints", json=spec)
+    resp = httpx.post(f"{server.url}/api/v1/endpoints", headers=server.headers, json=spec)
     assert resp.status_code == 422, resp.text
     assert resp.headers["content-type"].startswith("application/problem+json")
     assert resp.json()["field"] == field

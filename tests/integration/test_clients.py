@@ -22,7 +22,7 @@ from tritonclient.utils import InferenceServerException
 
 from tests.support.hf_cache import add_to_hf_cache
 from tests.support.models import train_iris_skops
-from tests.support.server import ServerProcess, running_server, wait_running
+from tests.support.server import ServerProcess, TritonBearer, running_server, wait_running
 from tests.support.tiny_models import build_tiny_bert_classifier, build_tiny_gpt2, minilm_path
 from tests.unit.replica.bundles import write_tensor_bundle
 
@@ -58,17 +58,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 def oai(server: ServerProcess, name: str) -> openai.OpenAI:
     return openai.OpenAI(
-        base_url=f"{server.url}/endpoints/{name}/v1", api_key="none", max_retries=0
+        base_url=f"{server.url}/endpoints/{name}/v1", api_key=server.token, max_retries=0
     )
 
 
 def hf(server: ServerProcess, name: str) -> InferenceClient:
-    return InferenceClient(model=f"{server.url}/endpoints/{name}")
+    return InferenceClient(model=f"{server.url}/endpoints/{name}", token=server.token)
 
 
 def tc(server: ServerProcess, name: str) -> triton.InferenceServerClient:
     # tritonclient takes "host:port/base-path": the gateway's endpoint prefix is the base path.
-    return triton.InferenceServerClient(url=f"127.0.0.1:{server.port}/endpoints/{name}")
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}/endpoints/{name}")
+    client.register_plugin(TritonBearer(server.token))
+    return client
 
 
 # ---------------------------------------------------------------------- openai

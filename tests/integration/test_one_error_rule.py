@@ -116,9 +116,14 @@ def test_an_error_class_answers_alike_on_the_api_the_gateway_and_the_replica(
     podium: InProcessPodium, replica: Replica, cls: type[errors.PodiumError]
 ) -> None:
     name = cls.__name__
-    api = httpx.get(f"{podium.url}/api/v1/raise/{name}", timeout=30)
+    api = httpx.get(f"{podium.url}/api/v1/raise/{name}", headers=podium.headers, timeout=30)
     direct = httpx.post(replica.url + "/", json={"inputs": name}, timeout=30)
-    gateway = httpx.post(f"{podium.url}/endpoints/raiser/", json={"inputs": name}, timeout=30)
+    gateway = httpx.post(
+        f"{podium.url}/endpoints/raiser/",
+        headers=podium.headers,
+        json={"inputs": name},
+        timeout=30,
+    )
 
     wait = "3" if cls is errors.Retryable else None  # 2.5 s, rounded up
     expected = (cls.status, "about:blank", cls.title, "why", "inputs", wait)
@@ -147,8 +152,10 @@ def test_the_rule_itself() -> None:
 
 
 def test_an_unknown_name_is_a_not_found_on_the_api_and_the_gateway(podium: InProcessPodium) -> None:
-    api = httpx.get(f"{podium.url}/api/v1/endpoints/ghost", timeout=30)
-    gateway = httpx.post(f"{podium.url}/endpoints/ghost/", json={}, timeout=30)
+    api = httpx.get(f"{podium.url}/api/v1/endpoints/ghost", headers=podium.headers, timeout=30)
+    gateway = httpx.post(
+        f"{podium.url}/endpoints/ghost/", headers=podium.headers, json={}, timeout=30
+    )
     for r in (api, gateway):
         assert r.headers["content-type"] == PROBLEM
         assert (r.status_code, r.json()["title"]) == (errors.NotFound.status, errors.NotFound.title)

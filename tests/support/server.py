@@ -248,3 +248,14 @@ def run_load(
 
     asyncio.run(main())
     return report
+
+
+class TritonBearer:
+    """A tritonclient plugin (`client.register_plugin(TritonBearer(token))`) that sends
+    `Authorization: Bearer <token>` with every call, as `headers=` on each would."""
+
+    def __init__(self, token: str) -> None:
+        self._value = f"Bearer {token}"
+
+    def __call__(self, request: Any) -> None:
+        request.headers["authorization"] = self._value
