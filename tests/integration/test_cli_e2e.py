@@ -164,3 +164,27 @@ def test_ls_filters_scale_describe_and_logs_follow(server: ServerProcess, tmp_pa
             follow.wait()
         reader.join(timeout=10)
     server.cli("rm", "sepals")
+
+
+def test_tokens_create_ls_whoami_revoke(server: ServerProcess) -> None:
+    """The admin token from `podium up`'s credentials makes a token; the new one works at
+    once with its own scopes, and not at all once revoked."""
+    made = server.cli("tokens", "create", "ci-bot", "--scope", "read", "--expires-in", "1d")
+    token = made.stdout.strip()
+    assert token.startswith("pod_") and "\n" not in token  # stdout: the token alone
+    assert "shown only this once" in made.stderr
+    token_id = token.split("_")[1]
+
+    listing = server.cli("tokens", "ls").stdout
+    assert "ci-bot" in listing and token_id in listing and token not in listing
+    who = server.cli("whoami", token=token).stdout
+    assert "ci-bot" in who and "read" in who and "default" in who
+    denied = server.cli("tokens", "ls", token=token, check=False)
+    assert denied.returncode == 1 and "admin" in denied.stderr
+
+    assert "revoked" in server.cli("tokens", "revoke", token_id).stdout
+    refused = server.cli("whoami", token=token, check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error:") and refused.stderr.count("\n") == 1
+    assert "ci-bot" not in server.cli("tokens", "ls").stdout
+    assert "ci-bot" in server.cli("tokens", "ls", "--all").stdout
