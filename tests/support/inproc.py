@@ -110,6 +110,7 @@ class InProcessPodium:
     echo: EchoReplica  # the replica behind every ready endpoint
     requests: list[str] = field(default_factory=list)  # "METHOD /path?query", in order
     answered: list[str] = field(default_factory=list)  # the same, once an answer has begun
+    authorizations: list[str] = field(default_factory=list)  # each request's, "" if none
 
     @property
     def settings(self) -> Settings:
@@ -255,6 +256,8 @@ class Served:
         query = scope.get("query_string", b"").decode()
         line = f"{scope['method']} {scope['path']}" + (f"?{query}" if query else "")
         current.requests.append(line)
+        headers = dict(scope.get("headers", ()))
+        current.authorizations.append(headers.get(b"authorization", b"").decode("latin-1"))
 
         async def answer(message: dict[str, Any]) -> None:
             await send(message)

@@ -24,6 +24,7 @@ from podium.client._views import (
     CreatedToken,
     ProjectView,
     SecretView,
+    TokenList,
     TokenView,
     UsageReport,
     WhoAmI,
@@ -71,6 +72,13 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
+def _is_list(response: httpx.Response) -> bool:
+    try:
+        return isinstance(response.json(), list)
+    except ValueError:
+        return False
+
+
 class AccessMethods:
     """Needs `_request`, `_parse`, `_parse_list` (PodiumClient's plumbing)."""
 
@@ -110,7 +118,10 @@ class AccessMethods:
 
     def tokens(self, *, include_revoked: bool = False) -> list[TokenView]:
         params = {"include_revoked": "true"} if include_revoked else {}
-        return self._parse_list(self._request("GET", "/tokens", params=params), TokenView)
+        response = self._request("GET", "/tokens", params=params)
+        if _is_list(response):
+            return self._parse_list(response, TokenView)
+        return self._parse(response, TokenList).items  # {"items": [...]}
 
     def token(self, token_id: str) -> TokenView:
         return self._parse(self._request("GET", f"/tokens/{_seg(token_id)}"), TokenView)

@@ -45,6 +45,10 @@ class TokenView(_View):
     rate_limit: RateLimitView | None = None
 
 
+class TokenList(_View):
+    items: list[TokenView]
+
+
 class CreatedToken(TokenView):
     """A token just created: `token` is shown this once and never again."""
 
