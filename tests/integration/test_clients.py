@@ -228,12 +228,13 @@ def test_the_official_clients_send_a_token_and_are_refused_without_one(
             model="minilm", input="a dog"
         )
 
-    # huggingface_hub: token= (token=False sends none, whatever the local HF login).
+    # huggingface_hub: token=. Without one it sends nothing, or the local Hugging Face
+    # login's token, which is no Podium token: 401 either way.
     model = f"{server.url}/endpoints/bert"
     labels = InferenceClient(model=model, token=server.token).text_classification("I love it")
     assert labels
     with pytest.raises(HfHubHTTPError) as refused:
-        InferenceClient(model=model, token=False).text_classification("I love it")
+        InferenceClient(model=model).text_classification("I love it")
     assert refused.value.response.status_code == 401
 
     # tritonclient: headers= on each call.
