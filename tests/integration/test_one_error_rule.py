@@ -165,21 +165,22 @@ def test_a_body_over_the_limit_is_a_too_large_on_the_api_and_the_gateway(
     podium: InProcessPodium,
 ) -> None:
     huge = 10**12  # declared, never sent: both refuse it from the header alone
-    api = _declared(podium.url, "POST /api/v1/endpoints", huge)
-    gateway = _declared(podium.url, "POST /endpoints/raiser/", huge)
+    token = podium.token  # checked first: a caller without one gets 401, not 413
+    api = _declared(podium.url, "POST /api/v1/endpoints", huge, token)
+    gateway = _declared(podium.url, "POST /endpoints/raiser/", huge, token)
     for status, headers, body in (api, gateway):
         assert headers["content-type"] == PROBLEM
         assert (status, body["title"]) == (errors.TooLarge.status, errors.TooLarge.title)
         assert body["status"] == status
 
 
-def _declared(url: str, request: str, length: int) -> tuple[int, dict[str, str], Any]:
+def _declared(url: str, request: str, length: int, token: str) -> tuple[int, dict[str, str], Any]:
     """Send only a request head declaring `length` body bytes; the whole answer."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         head = (
             f"{request} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
-            f"content-length: {length}\r\n\r\n"
+            f"authorization: Bearer {token}\r\ncontent-length: {length}\r\n\r\n"
         )
         sock.sendall(head.encode())
         data = b""
