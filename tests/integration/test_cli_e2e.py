@@ -188,3 +188,5 @@ def test_tokens_create_ls_whoami_revoke(server: ServerProcess) -> None:
     assert refused.stderr.startswith("error:") and refused.stderr.count("\n") == 1
     assert "ci-bot" not in server.cli("tokens", "ls").stdout
     assert "ci-bot" in server.cli("tokens", "ls", "--all").stdout
+    audit = server.cli("audit", "--action", "token.revoke").stdout
+    assert "token.revoke" in audit and token_id in audit and "podium-up-admin" in audit
