@@ -59,7 +59,7 @@ def allowed_hosts(settings: Settings) -> frozenset[str]:
 class HostCheck:
     """Says which requests come with a Host this server does not answer to."""
 
-    __slots__ = ("allowed", "_passed")
+    __slots__ = ("_passed", "allowed")
 
     def __init__(self, allowed: frozenset[str]) -> None:
         self.allowed = allowed
