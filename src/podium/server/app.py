@@ -33,7 +33,7 @@ from podium.gateway.app import Gateway
 from podium.gateway.pipeline import Stage
 from podium.server.credentials import ensure_credentials
 from podium.server.hosts import HostCheck, allowed_hosts
-from podium.server.tokens import LiveTokens, TokenRefresher
+from podium.server.tokens import LiveTokens, TokenRefresher, store_loader
 from podium.store.db import Database
 
 log = logging.getLogger("podium.server")
@@ -52,7 +52,9 @@ class Podium:
             ensure_credentials(settings, self.db)
         # The live tokens, for the API and the gateway alike (reloaded while serving).
         self.tokens = LiveTokens()
-        self.token_refresher = TokenRefresher(self.db, self.tokens, settings.token_refresh_s)
+        self.token_refresher = TokenRefresher(
+            store_loader(self.db), self.tokens, settings.token_refresh_s
+        )
         self.token_refresher.reload()
         self.hosts = HostCheck(allowed_hosts(settings))
         self.artifacts = ArtifactStore(settings.artifacts_dir, limits=settings.limits.archive)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from podium.core.access import TokenDirectory, TokenEntry
 from podium.store.db import Database
@@ -37,11 +38,24 @@ class LiveTokens(TokenDirectory):
         super().drop(token_id)
 
 
-class TokenRefresher:
-    """Reloads `directory` from the store every `interval` seconds in a daemon thread."""
+Loader = Callable[[], list[TokenEntry]]
 
-    def __init__(self, db: Database, directory: LiveTokens, interval: float) -> None:
-        self._db = db
+
+def store_loader(db: Database) -> Loader:
+    """Reads every live token from the store (one read-only query)."""
+
+    def load() -> list[TokenEntry]:
+        with db.unit_of_work(read_only=True) as uow:
+            return uow.tokens.live_entries()
+
+    return load
+
+
+class TokenRefresher:
+    """Reloads `directory` with `load()` every `interval` seconds in a daemon thread."""
+
+    def __init__(self, load: Loader, directory: LiveTokens, interval: float) -> None:
+        self._load = load
         self.directory = directory
         self._interval = interval
         self._stop = threading.Event()
@@ -50,10 +64,9 @@ class TokenRefresher:
 
     def reload(self) -> bool:
         """One reload; False (logged once per failing spell) when the store could not be read."""
+        writes = self.directory.writes  # before the read: a put/drop after it is newer
         try:
-            with self._db.unit_of_work(read_only=True) as uow:
-                writes = self.directory.writes
-                entries = uow.tokens.live_entries()
+            entries = self._load()
         except Exception:  # the store is away: keep serving with the tokens we know
             if not self._failing:
                 log.warning("reloading API tokens failed; keeping the last ones", exc_info=True)

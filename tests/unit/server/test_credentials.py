@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from podium.core.access import AuthFailure, Principal, Scope, TokenEntry, issue_token
+from podium.core.access import (
+    AuthFailure,
+    IssuedToken,
+    Principal,
+    Scope,
+    TokenEntry,
+    issue_token,
+)
 from podium.core.settings import Settings
 from podium.server.credentials import ensure_credentials, read_token_file
-from podium.server.tokens import LiveTokens, TokenRefresher
+from podium.server.tokens import LiveTokens, TokenRefresher, store_loader
 from podium.store.db import Database
 from podium.store.tokens import TokenRecord
 
@@ -28,7 +35,7 @@ def setup(tmp_path: Path) -> tuple[Settings, Database]:
 
 def _directory(db: Database) -> LiveTokens:
     tokens = LiveTokens()
-    TokenRefresher(db, tokens, 1.0).reload()
+    TokenRefresher(store_loader(db), tokens, 1.0).reload()
     return tokens
 
 
@@ -76,103 +83,87 @@ def test_a_revoked_or_unknown_credentials_token_is_warned_about_not_replaced(
         assert uow.tokens.list() == []  # no new token was made
 
 
-def _make(db: Database, name: str) -> tuple[str, str]:
+def _make(db: Database, name: str) -> tuple[TokenRecord, IssuedToken]:
     issued = issue_token()
     with db.unit_of_work() as uow:
-        uow.tokens.create(
+        record = uow.tokens.create(
             issued, name=name, scopes=(Scope.INVOKE,), projects=("default",), creator="test"
         )
-    return issued.token_id, issued.token
+    return record, issued
 
 
 def test_a_reload_carries_revocations_made_elsewhere(setup: tuple[Settings, Database]) -> None:
     _, db = setup
-    token_id, token = _make(db, "ci")
+    record, issued = _make(db, "ci")
     tokens = LiveTokens()
-    refresher = TokenRefresher(db, tokens, 60)
+    refresher = TokenRefresher(store_loader(db), tokens, 60)
     assert refresher.reload() is True
-    assert isinstance(tokens.authenticate(token), Principal)
+    assert isinstance(tokens.authenticate(issued.token), Principal)
     with db.unit_of_work() as uow:  # another process revokes it
-        uow.tokens.revoke(token_id)
-    assert isinstance(tokens.authenticate(token), Principal)  # until the next reload
+        uow.tokens.revoke(record.id)
+    assert isinstance(tokens.authenticate(issued.token), Principal)  # until the next reload
     refresher.reload()
-    assert tokens.authenticate(token) is AuthFailure.UNKNOWN
+    assert tokens.authenticate(issued.token) is AuthFailure.UNKNOWN
 
 
 def test_a_failed_reload_keeps_the_tokens_it_had(
     setup: tuple[Settings, Database], caplog: pytest.LogCaptureFixture
 ) -> None:
-    _, db = setup
-    _, token = _make(db, "ci")
+    settings, db = setup
+    _, issued = _make(db, "ci")
     tokens = LiveTokens()
-    refresher = TokenRefresher(db, tokens, 60)
-    refresher.reload()
-    db.dispose()
-    broken = Database(f"sqlite:///{setup[0].home / 'missing' / 'x.db'}")  # cannot open
-    refresher = TokenRefresher(broken, tokens, 60)
+    TokenRefresher(store_loader(db), tokens, 60).reload()
+    away = Database(f"sqlite:///{settings.home / 'missing' / 'x.db'}")  # cannot be opened
+    refresher = TokenRefresher(store_loader(away), tokens, 60)
     with caplog.at_level(logging.WARNING, "podium.server"):
         assert refresher.reload() is False
         assert refresher.reload() is False
     assert caplog.text.count("reloading API tokens failed") == 1  # once per failing spell
-    assert isinstance(tokens.authenticate(token), Principal)
+    assert isinstance(tokens.authenticate(issued.token), Principal)
 
 
-def test_a_reload_that_raced_a_put_does_not_undo_it(setup: tuple[Settings, Database]) -> None:
-    """The API puts a new token after its commit; a reload that read the store before that
-    commit must not drop it (nor bring back one the API dropped)."""
+def test_a_reload_that_raced_the_apis_put_or_drop_does_not_undo_it(
+    setup: tuple[Settings, Database],
+) -> None:
+    """The API puts a new token (drops a revoked one) right after its commit; a reload
+    whose read came before that commit must not take it back out (put it back)."""
+    _, db = setup
+    old, old_issued = _make(db, "old")
+    tokens = LiveTokens()
+    TokenRefresher(store_loader(db), tokens, 60).reload()
+    new: list[IssuedToken] = []
+
+    def read_then_the_api_writes() -> list[TokenEntry]:
+        entries = store_loader(db)()  # the store as it was before the API's commit
+        record, issued = _make(db, "new")
+        tokens.put(TokenEntry(record.principal(), issued.secret_hash))
+        with db.unit_of_work() as uow:
+            uow.tokens.revoke(old.id)
+        tokens.drop(old.id)
+        new.append(issued)
+        return entries
+
+    TokenRefresher(read_then_the_api_writes, tokens, 60).reload()
+    assert isinstance(tokens.authenticate(new[0].token), Principal)
+    assert tokens.authenticate(old_issued.token) is AuthFailure.UNKNOWN
+    TokenRefresher(store_loader(db), tokens, 60).reload()  # the next one reads them
+    assert isinstance(tokens.authenticate(new[0].token), Principal)
+    assert tokens.authenticate(old_issued.token) is AuthFailure.UNKNOWN
+
+
+def test_the_refresher_thread_reloads_until_stopped(setup: tuple[Settings, Database]) -> None:
     _, db = setup
     tokens = LiveTokens()
-    refresher = TokenRefresher(db, tokens, 60)
-    real_uow = db.unit_of_work
-    made: list[str] = []
-
-    def racing_uow(**kw: bool):  # type: ignore[no-untyped-def]
-        ctx = real_uow(**kw)
-        uow = ctx.__enter__()
-        real_live = uow.tokens.live_entries
-
-        def live_then_put():  # type: ignore[no-untyped-def]
-            entries = real_live()  # read before the API's token exists
-            issued = issue_token()
-            with real_uow() as w:
-                record = w.tokens.create(
-                    issued, name="new", scopes=(Scope.READ,), projects=None, creator="t"
-                )
-            tokens.put(_entry(record, issued.secret_hash))
-            made.append(issued.token)
-            return entries
-
-        uow.tokens.live_entries = live_then_put
-
-        class _Ctx:
-            def __enter__(self):  # type: ignore[no-untyped-def]
-                return uow
-
-            def __exit__(self, *exc: object) -> None:
-                ctx.__exit__(*exc)
-
-        return _Ctx()
-
-    db.unit_of_work = racing_uow  # type: ignore[method-assign]
-    refresher.reload()
-    db.unit_of_work = real_uow  # type: ignore[method-assign]
-    assert isinstance(tokens.authenticate(made[0]), Principal)
-    refresher.reload()  # the next reload sees it in the store
-    assert isinstance(tokens.authenticate(made[0]), Principal)
-
-
-def _entry(record: TokenRecord, secret_hash: str) -> TokenEntry:
-    return TokenEntry(record.principal(), secret_hash)
-
-
-def test_the_refresher_thread_starts_and_stops(setup: tuple[Settings, Database]) -> None:
-    _, db = setup
-    tokens = LiveTokens()
-    refresher = TokenRefresher(db, tokens, 0.01)
+    refresher = TokenRefresher(store_loader(db), tokens, 0.01)
     refresher.start()
-    _, token = _make(db, "later")
-    deadline = time.monotonic() + 10
-    while not isinstance(tokens.authenticate(token), Principal):
-        assert time.monotonic() < deadline, "the thread never reloaded"
-        time.sleep(0.01)
-    refresher.stop()
+    try:
+        _, issued = _make(db, "later")
+        deadline = time.monotonic() + 10
+        while not isinstance(tokens.authenticate(issued.token), Principal):
+            assert time.monotonic() < deadline, "the thread never reloaded"
+            time.sleep(0.01)
+    finally:
+        refresher.stop()
+    _, after = _make(db, "after-stop")
+    time.sleep(0.1)  # ten intervals: a running thread would have loaded it
+    assert tokens.authenticate(after.token) is AuthFailure.UNKNOWN
