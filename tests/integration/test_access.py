@@ -80,8 +80,17 @@ def test_no_token_is_401_on_the_api_and_a_protected_endpoint_but_not_a_public_on
         bad.endpoints()
 
 
+def test_project_paths_go_to_the_gateway(server: ServerProcess) -> None:
+    """`/p/{project}/endpoints/…` is the gateway's (an endpoint it does not know), not the
+    API's unknown route."""
+    r = httpx.post(f"{server.url}/p/team/endpoints/ghost/", json={}, headers=server.headers)
+    assert r.status_code == 404, r.text
+    assert "ghost" in r.json()["detail"]
+
+
 def test_an_unknown_host_is_421_on_every_path(server: ServerProcess) -> None:
-    for path in ("/api/v1/health", "/endpoints/open/", "/v1/models", "/metrics", "/"):
+    paths = ("/api/v1/health", "/endpoints/open/", "/p/team/endpoints/x/", "/v1/models", "/")
+    for path in (*paths, "/metrics"):
         r = httpx.get(f"{server.url}{path}", headers={"host": "rebound.example:8000"})
         assert r.status_code == 421, (path, r.text)
         assert r.headers["content-type"] == "application/problem+json"
