@@ -144,7 +144,7 @@ def podium(work: Path, steps: list[int], hold: float) -> dict[str, Any]:
     procs = Processes(work)
     env = {"PODIUM_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     server = procs.start(
-        "podium", [PYTHON, "-m", "podium", "up", "--port", str(port), "--no-demo"], env
+        "podium", [PYTHON, "-m", "podium", "up", "--port", str(port), "--no-demo", "--no-auth"], env
     )
     try:
         wait_ready(url + "/api/v1/health", proc=server)

@@ -70,7 +70,8 @@ def podium(mode: str, models: dict[str, Path], work: Path, trials: int) -> dict[
     url = f"http://127.0.0.1:{port}"
     procs = Processes(work)
     env = {"PODIUM_HOME": str(home), "PODIUM_START_MODE": mode, "HF_HUB_OFFLINE": "1"}
-    argv = [PYTHON, "-m", "podium", "up", "--port", str(port), "--no-demo"]
+    # --no-auth: this measures cold starts, not token checks (loopback only, as required)
+    argv = [PYTHON, "-m", "podium", "up", "--port", str(port), "--no-demo", "--no-auth"]
     server = procs.start(f"podium-{mode}", argv, env)
     out: dict[str, Any] = {}
     try:

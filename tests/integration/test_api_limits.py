@@ -31,7 +31,7 @@ def test_chunked_body_over_the_json_limit_is_a_413(server: ServerProcess) -> Non
             "POST",
             "/api/v1/endpoints",
             body=_chunked_spec(8 * ApiLimits().max_json_bytes),
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", **server.headers},
             encode_chunked=True,
         )
         r = conn.getresponse()
@@ -55,7 +55,8 @@ def test_huge_model_version_is_a_422_and_the_connection_survives(server: ServerP
             body = {"name": "ep-huge", "model": "iris:99999999999999999999", "framework": "sklearn"}
             if method == "PATCH":
                 body = {"model": "iris:99999999999999999999"}
-            conn.request(method, path, json.dumps(body), {"content-type": "application/json"})
+            headers = {"content-type": "application/json", **server.headers}
+            conn.request(method, path, json.dumps(body), headers)
             r = conn.getresponse()
             problem = json.loads(r.read())
             assert r.status == 422, problem

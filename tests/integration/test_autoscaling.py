@@ -113,7 +113,7 @@ def test_load_step_scales_up_with_the_figures_in_the_event(
     failures: list[str] = []
 
     def client_loop() -> None:
-        with httpx.Client(base_url=server.url, timeout=60) as http:
+        with httpx.Client(base_url=server.url, headers=server.headers, timeout=60) as http:
             while not stop.is_set():
                 resp = http.post("/endpoints/busy/", json=PING)
                 if resp.status_code != 200:

@@ -38,7 +38,7 @@ def test_push_deploy_invoke_ls_pause_resume_rm(server: ServerProcess, tmp_path: 
 
     server.cli("pause", "flowers")
     wait_until(lambda: status(server, "flowers") == "paused", what="paused")
-    resp = httpx.post(f"{server.url}/endpoints/flowers/", content=SAMPLE)
+    resp = httpx.post(f"{server.url}/endpoints/flowers/", headers=server.headers, content=SAMPLE)
     assert resp.status_code == 503
     assert "paused" in resp.json()["detail"]
 
@@ -60,7 +60,12 @@ def test_push_deploy_invoke_ls_pause_resume_rm(server: ServerProcess, tmp_path: 
         return False
 
     wait_until(gone, what="endpoint removed")
-    assert httpx.post(f"{server.url}/endpoints/flowers/", content=SAMPLE).status_code == 404
+    assert (
+        httpx.post(
+            f"{server.url}/endpoints/flowers/", headers=server.headers, content=SAMPLE
+        ).status_code
+        == 404
+    )
     # The model is no longer used, so it can be removed too.
     server.cli("models", "rm", "flowers:1")
 
@@ -94,7 +99,7 @@ def test_cli_errors_are_one_clear_line(server: ServerProcess) -> None:
     ],
 )
 def test_invalid_spec_names_the_field(server: ServerProcess, spec: dict, field: str) -> None:
-    resp = httpx.post(f"{server.url}/api/v1/endpoints", json=spec)
+    resp = httpx.post(f"{server.url}/api/v1/endpoints", headers=server.headers, json=spec)
     assert resp.status_code == 422, resp.text
     assert resp.headers["content-type"].startswith("application/problem+json")
     assert resp.json()["field"] == field
@@ -159,3 +164,29 @@ def test_ls_filters_scale_describe_and_logs_follow(server: ServerProcess, tmp_pa
             follow.wait()
         reader.join(timeout=10)
     server.cli("rm", "sepals")
+
+
+def test_tokens_create_ls_whoami_revoke(server: ServerProcess) -> None:
+    """The admin token from `podium up`'s credentials makes a token; the new one works at
+    once with its own scopes, and not at all once revoked."""
+    made = server.cli("tokens", "create", "ci-bot", "--scope", "read", "--expires-in", "1d")
+    token = made.stdout.strip()
+    assert token.startswith("pod_") and "\n" not in token  # stdout: the token alone
+    assert "shown only this once" in made.stderr
+    token_id = token.split("_")[1]
+
+    listing = server.cli("tokens", "ls").stdout
+    assert "ci-bot" in listing and token_id in listing and token not in listing
+    who = server.cli("whoami", token=token).stdout
+    assert "ci-bot" in who and "read" in who and "default" in who
+    denied = server.cli("tokens", "ls", token=token, check=False)
+    assert denied.returncode == 1 and "admin" in denied.stderr
+
+    assert "revoked" in server.cli("tokens", "revoke", token_id).stdout
+    refused = server.cli("whoami", token=token, check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error:") and refused.stderr.count("\n") == 1
+    assert "ci-bot" not in server.cli("tokens", "ls").stdout
+    assert "ci-bot" in server.cli("tokens", "ls", "--all").stdout
+    audit = server.cli("audit", "--action", "token.revoke").stdout
+    assert "token.revoke" in audit and token_id in audit and "podium-up-admin" in audit

@@ -18,11 +18,12 @@ import openai
 import pytest
 import tritonclient.http as triton
 from huggingface_hub import InferenceClient
+from huggingface_hub.errors import HfHubHTTPError
 from tritonclient.utils import InferenceServerException
 
 from tests.support.hf_cache import add_to_hf_cache
 from tests.support.models import train_iris_skops
-from tests.support.server import ServerProcess, running_server, wait_running
+from tests.support.server import ServerProcess, TritonBearer, running_server, wait_running
 from tests.support.tiny_models import build_tiny_bert_classifier, build_tiny_gpt2, minilm_path
 from tests.unit.replica.bundles import write_tensor_bundle
 
@@ -58,17 +59,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 def oai(server: ServerProcess, name: str) -> openai.OpenAI:
     return openai.OpenAI(
-        base_url=f"{server.url}/endpoints/{name}/v1", api_key="none", max_retries=0
+        base_url=f"{server.url}/endpoints/{name}/v1", api_key=server.token, max_retries=0
     )
 
 
 def hf(server: ServerProcess, name: str) -> InferenceClient:
-    return InferenceClient(model=f"{server.url}/endpoints/{name}")
+    return InferenceClient(model=f"{server.url}/endpoints/{name}", token=server.token)
 
 
 def tc(server: ServerProcess, name: str) -> triton.InferenceServerClient:
     # tritonclient takes "host:port/base-path": the gateway's endpoint prefix is the base path.
-    return triton.InferenceServerClient(url=f"127.0.0.1:{server.port}/endpoints/{name}")
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}/endpoints/{name}")
+    client.register_plugin(TritonBearer(server.token))
+    return client
 
 
 # ---------------------------------------------------------------------- openai
@@ -197,3 +200,53 @@ def test_tritonclient_through_the_gateway(server: ServerProcess) -> None:
         result = client.infer("iris", [x], outputs=[triton.InferRequestedOutput("predict")])
         assert result.as_numpy("predict").tolist() == [0, 2]
         assert client.get_model_metadata("iris")["platform"] == "sklearn"
+
+
+# ---------------------------------------------------------------------- a protected endpoint
+
+
+def test_the_official_clients_send_a_token_and_are_refused_without_one(
+    server: ServerProcess,
+) -> None:
+    """Every endpoint here is protected (the default): each client library carries a token
+    its own way, and a missing, unknown or under-scoped one is refused as that library
+    expects (openai's AuthenticationError / PermissionDeniedError, HTTP 401/403)."""
+    with server.client() as admin:
+        reader = admin.create_token("reader", ["read"]).token  # no `invoke`
+    unknown = "pod_000000000000_" + "x" * 43
+
+    # openai: api_key= is sent as `Authorization: Bearer`.
+    base = f"{server.url}/endpoints/minilm/v1"
+    good = openai.OpenAI(base_url=base, api_key=server.token, max_retries=0)
+    assert len(good.embeddings.create(model="minilm", input="a dog").data) == 1
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=base, api_key=unknown, max_retries=0).embeddings.create(
+            model="minilm", input="a dog"
+        )
+    with pytest.raises(openai.PermissionDeniedError):
+        openai.OpenAI(base_url=base, api_key=reader, max_retries=0).embeddings.create(
+            model="minilm", input="a dog"
+        )
+
+    # huggingface_hub: token=. Without one it sends nothing, or the local Hugging Face
+    # login's token, which is no Podium token: 401 either way.
+    model = f"{server.url}/endpoints/bert"
+    labels = InferenceClient(model=model, token=server.token).text_classification("I love it")
+    assert labels
+    with pytest.raises(HfHubHTTPError) as refused:
+        InferenceClient(model=model).text_classification("I love it")
+    assert refused.value.response.status_code == 401
+
+    # tritonclient: headers= on each call.
+    bearer = {"Authorization": f"Bearer {server.token}"}
+    url = f"127.0.0.1:{server.port}/endpoints/tensors"
+    with triton.InferenceServerClient(url=url) as client:
+        assert client.is_model_ready("tensors", headers=bearer)
+        x = triton.InferInput("x", [1, 2], "INT32")
+        x.set_data_from_numpy(np.array([[1, 2]], dtype=np.int32))
+        y = client.infer("tensors", [x], headers=bearer).as_numpy("y")
+        assert y is not None and y.tolist() == [[2, 4]]
+        with pytest.raises(InferenceServerException) as no_token:
+            client.infer("tensors", [x])
+        assert no_token.value.status() == "401"
+        assert not client.is_model_ready("tensors")  # 401: not ready, as far as it can tell

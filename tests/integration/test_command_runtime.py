@@ -45,7 +45,10 @@ def test_command_endpoint_serves_every_path(server: ServerProcess, byo_model: st
         c.deploy(_byo_spec("byo", byo_model, env={"BYO_ECHO": "from-env"}))
         wait_running(c, "byo", timeout=60)
     answer = httpx.post(
-        f"{server.url}/endpoints/byo/any/path?x=1", content=b'{"hello": 1}', timeout=30
+        f"{server.url}/endpoints/byo/any/path?x=1",
+        content=b'{"hello": 1}',
+        headers=server.headers,
+        timeout=30,
     )
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
@@ -55,7 +58,9 @@ def test_command_endpoint_serves_every_path(server: ServerProcess, byo_model: st
         "model_file": "weights: 42",
         "env": "from-env",
     }
-    got = httpx.get(f"{server.url}/endpoints/byo/v1/models", timeout=30).json()
+    got = httpx.get(
+        f"{server.url}/endpoints/byo/v1/models", headers=server.headers, timeout=30
+    ).json()
     assert got["path"] == "/v1/models"
 
     def logged() -> bool:
@@ -81,7 +86,9 @@ def test_unhealthy_command_server_is_not_routed(server: ServerProcess, byo_model
         assert c.endpoint("byo-sick").status is EndpointStatus.INITIALIZING
     # Held for a replica that never becomes ready: 504 once the request's wait is over.
     r = httpx.get(
-        f"{server.url}/endpoints/byo-sick/x", headers={"X-Podium-Wait-Timeout": "1"}, timeout=30
+        f"{server.url}/endpoints/byo-sick/x",
+        headers={**server.headers, "X-Podium-Wait-Timeout": "1"},
+        timeout=30,
     )
     assert r.status_code == 504
     assert r.json()["endpoint_status"] == "initializing"

@@ -96,7 +96,7 @@ def test_a_held_request_wakes_the_controller_and_is_answered(server: ServerProce
     with server.client() as c:
         assert c.endpoint("cold").status is EndpointStatus.SCALED_TO_ZERO
         assert c.endpoint("cold").replicas == []
-    with httpx.Client(base_url=server.url, timeout=PROMPT_S + 30) as http:
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=PROMPT_S + 30) as http:
         r = http.post("/endpoints/cold/", json={"inputs": "hello"}, headers=WAIT)
     assert r.status_code == 200, r.text
     assert r.json()["echo"] == "hello"
@@ -117,7 +117,7 @@ def test_a_request_that_finds_its_replica_dead_gets_a_new_one(server: ServerProc
     assert old.pid is not None
     os.kill(old.pid, signal.SIGKILL)
     wait_until(lambda: _gone(old.pid), 30, f"replica process {old.pid} to end")
-    with httpx.Client(base_url=server.url, timeout=PROMPT_S + 30) as http:
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=PROMPT_S + 30) as http:
         r = http.post("/endpoints/sturdy/", json={"inputs": 1}, headers=WAIT)
     assert r.status_code == 200, r.text
     assert r.headers["x-podium-replica"] != old.replica_id

@@ -3,21 +3,21 @@ line that works; a second start finds the endpoint and leaves it as it is."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
-
-import httpx
 
 from podium.core.phases import EndpointStatus
 from tests.support.server import ServerProcess, free_port, wait_until
 
 
-def _printed_curl(server: ServerProcess) -> list[str]:
-    """The curl line the server printed (its continuation line joined), as arguments."""
+def _printed_curl(server: ServerProcess) -> str:
+    """The curl command the server printed, its continuation lines joined."""
     text = server.log_path.read_text(errors="replace")
-    found = re.search(r"curl -s .*?\\\n.*?-d '.*?'", text)
-    return shlex.split(found.group(0).replace("\\\n", " ")) if found else []
+    found = re.search(r"curl -s (?:.*?\\\n)*?.*?-d '.*?'", text)
+    return found.group(0).replace("\\\n", " ") if found else ""
 
 
 def test_demo_endpoint_is_deployed_once_and_its_curl_line_works(tmp_path: Path) -> None:
@@ -25,13 +25,15 @@ def test_demo_endpoint_is_deployed_once_and_its_curl_line_works(tmp_path: Path) 
     server.start()
     try:
         wait_until(lambda: bool(_printed_curl(server)), timeout=180, what="the curl line")
-        args = _printed_curl(server)
-        url = args[2]
-        body = args[args.index("-d") + 1]
-        assert url == f"{server.url}/endpoints/iris/"
-        r = httpx.post(url, content=body, headers={"content-type": "application/json"})
-        assert r.status_code == 200, r.text
-        assert r.json() == ["setosa", "virginica"]
+        line = _printed_curl(server)
+        args = shlex.split(line)
+        assert args[2] == f"{server.url}/endpoints/iris/"
+        # The token is read from the credentials file by the shell, never printed.
+        assert f"Authorization: Bearer $(cat {server.credentials_path})" in line
+        assert server.token not in server.log_path.read_text(errors="replace")
+        ran = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout) == ["setosa", "virginica"]
         with server.client() as c:
             assert c.endpoint("iris").status is EndpointStatus.RUNNING
         server.stop()

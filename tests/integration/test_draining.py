@@ -38,6 +38,7 @@ class InFlight:
 
     url: str
     started: Path  # created by the model when the long call begins
+    headers: dict[str, str] = field(default_factory=dict)
     long_status: int | None = None
     long_body: Any = None
     parts: list[Any] = field(default_factory=list)
@@ -65,7 +66,7 @@ class InFlight:
     def _long(self) -> None:
         body = {"inputs": "long", "parameters": {"sleep_s": LONG_S, "started": str(self.started)}}
         try:
-            resp = httpx.post(self.url, json=body, timeout=120)
+            resp = httpx.post(self.url, json=body, headers=self.headers, timeout=120)
         except httpx.HTTPError as e:
             self.errors.append(f"long request: {type(e).__name__}: {e}")
             return
@@ -76,7 +77,9 @@ class InFlight:
     def _stream(self) -> None:
         body = {"inputs": "s", "parameters": {"parts": PARTS, "gap_s": GAP_S}, "stream": True}
         try:
-            with httpx.stream("POST", self.url, json=body, timeout=120) as resp:
+            with httpx.stream(
+                "POST", self.url, json=body, headers=self.headers, timeout=120
+            ) as resp:
                 self.stream_status = resp.status_code
                 self.replicas.add(resp.headers.get("x-podium-replica", "?"))
                 for line in resp.iter_lines():
@@ -117,7 +120,7 @@ def test_a_rolling_update_drains_a_long_request_and_a_stream(
         c.deploy({"name": "drain-roll", "model": "drainer:1", "framework": "python"})
         wait_running(c, "drain-roll")
     (old,) = replica_ids(server, "drain-roll")
-    flight = InFlight(f"{server.url}/endpoints/drain-roll/", tmp_path / "started")
+    flight = InFlight(f"{server.url}/endpoints/drain-roll/", tmp_path / "started", server.headers)
     flight.start()
     with server.client() as c:
         c.update("drain-roll", {"model": "drainer:2"})
@@ -162,7 +165,7 @@ def test_a_scale_down_drains_a_long_request_and_a_stream(
             what="2 ready replicas",
         )
     both = replica_ids(server, "drain-scale")
-    flight = InFlight(f"{server.url}/endpoints/drain-scale/", tmp_path / "started")
+    flight = InFlight(f"{server.url}/endpoints/drain-scale/", tmp_path / "started", server.headers)
     flight.start()
     with server.client() as c:
         c.scale("drain-scale", 1, 1)

@@ -73,7 +73,7 @@ def test_load_failure_fails_only_that_endpoint(server: ServerProcess, tmp_path: 
             reason
             == "revision 1 failed to load: Model.load() raised RuntimeError: weights are corrupt"
         )
-    assert httpx.get(f"{server.url}/api/v1/health").status_code == 200
+    assert httpx.get(f"{server.url}/api/v1/health", headers=server.headers).status_code == 200
 
 
 def test_pickle_needs_trust_pickle(server: ServerProcess, tmp_path: Path) -> None:
@@ -152,7 +152,12 @@ def test_memory_limit_kills_and_reports_out_of_memory(
         c.push_model(bundle, "hog", framework="python")
         c.deploy({"name": "hog", "model": "hog", "framework": "python", "instance_type": "tiny"})
         (first,) = wait_running(c, "hog").replicas
-    r = httpx.post(f"{server.url}/endpoints/hog/", json={"inputs": "hog"}, timeout=60)
+    r = httpx.post(
+        f"{server.url}/endpoints/hog/",
+        headers=server.headers,
+        json={"inputs": "hog"},
+        timeout=60,
+    )
     assert r.status_code == 507, r.text
     assert r.json()["detail"] == (
         "the replica ran out of memory serving this request (limit 250 MiB)"

@@ -53,7 +53,12 @@ def deploy(server: ServerProcess, tmp_path: Path, name: str, **spec: object) -> 
 
 
 def send(server: ServerProcess, name: str, inputs: str) -> httpx.Response:
-    return httpx.post(f"{server.url}/endpoints/{name}/", json={"inputs": inputs}, timeout=60)
+    return httpx.post(
+        f"{server.url}/endpoints/{name}/",
+        headers=server.headers,
+        json={"inputs": inputs},
+        timeout=60,
+    )
 
 
 def in_background(server: ServerProcess, name: str, inputs: str) -> list[httpx.Response]:

@@ -69,6 +69,7 @@ def test_memory_of_a_command_servers_workers_counts(server: ServerProcess, tmp_p
     answer = httpx.post(
         f"{server.url}/endpoints/forking/workers",
         params={"n": WORKERS, "mb": WORKER_MB},
+        headers=server.headers,
         timeout=60,
     )
     assert answer.status_code == 200, answer.text

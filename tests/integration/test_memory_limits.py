@@ -121,7 +121,12 @@ def test_kernel_limit_stops_an_allocation_at_the_limit(
 ) -> None:
     pid = deploy(server, tmp_path, "hog", {})
     peak = PeakRss(pid)
-    r = httpx.post(f"{server.url}/endpoints/hog/", json={"inputs": "hog"}, timeout=60)
+    r = httpx.post(
+        f"{server.url}/endpoints/hog/",
+        headers=server.headers,
+        json={"inputs": "hog"},
+        timeout=60,
+    )
     wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie")
     peak_mb = peak.stop()
     assert r.status_code == 507, r.text
@@ -143,7 +148,12 @@ def test_polled_limit_kill_is_a_502_naming_out_of_memory(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     pid = deploy(server, tmp_path, "creep", {"PODIUM_MEMORY_RLIMIT": "off"})
-    r = httpx.post(f"{server.url}/endpoints/creep/", json={"inputs": "creep"}, timeout=60)
+    r = httpx.post(
+        f"{server.url}/endpoints/creep/",
+        headers=server.headers,
+        json={"inputs": "creep"},
+        timeout=60,
+    )
     assert r.status_code == 502, r.text
     detail = r.json()["detail"]
     assert re.fullmatch(

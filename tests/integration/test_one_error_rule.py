@@ -116,9 +116,14 @@ def test_an_error_class_answers_alike_on_the_api_the_gateway_and_the_replica(
     podium: InProcessPodium, replica: Replica, cls: type[errors.PodiumError]
 ) -> None:
     name = cls.__name__
-    api = httpx.get(f"{podium.url}/api/v1/raise/{name}", timeout=30)
+    api = httpx.get(f"{podium.url}/api/v1/raise/{name}", headers=podium.headers, timeout=30)
     direct = httpx.post(replica.url + "/", json={"inputs": name}, timeout=30)
-    gateway = httpx.post(f"{podium.url}/endpoints/raiser/", json={"inputs": name}, timeout=30)
+    gateway = httpx.post(
+        f"{podium.url}/endpoints/raiser/",
+        headers=podium.headers,
+        json={"inputs": name},
+        timeout=30,
+    )
 
     wait = "3" if cls is errors.Retryable else None  # 2.5 s, rounded up
     expected = (cls.status, "about:blank", cls.title, "why", "inputs", wait)
@@ -147,8 +152,10 @@ def test_the_rule_itself() -> None:
 
 
 def test_an_unknown_name_is_a_not_found_on_the_api_and_the_gateway(podium: InProcessPodium) -> None:
-    api = httpx.get(f"{podium.url}/api/v1/endpoints/ghost", timeout=30)
-    gateway = httpx.post(f"{podium.url}/endpoints/ghost/", json={}, timeout=30)
+    api = httpx.get(f"{podium.url}/api/v1/endpoints/ghost", headers=podium.headers, timeout=30)
+    gateway = httpx.post(
+        f"{podium.url}/endpoints/ghost/", headers=podium.headers, json={}, timeout=30
+    )
     for r in (api, gateway):
         assert r.headers["content-type"] == PROBLEM
         assert (r.status_code, r.json()["title"]) == (errors.NotFound.status, errors.NotFound.title)
@@ -158,21 +165,22 @@ def test_a_body_over_the_limit_is_a_too_large_on_the_api_and_the_gateway(
     podium: InProcessPodium,
 ) -> None:
     huge = 10**12  # declared, never sent: both refuse it from the header alone
-    api = _declared(podium.url, "POST /api/v1/endpoints", huge)
-    gateway = _declared(podium.url, "POST /endpoints/raiser/", huge)
+    token = podium.token  # checked first: a caller without one gets 401, not 413
+    api = _declared(podium.url, "POST /api/v1/endpoints", huge, token)
+    gateway = _declared(podium.url, "POST /endpoints/raiser/", huge, token)
     for status, headers, body in (api, gateway):
         assert headers["content-type"] == PROBLEM
         assert (status, body["title"]) == (errors.TooLarge.status, errors.TooLarge.title)
         assert body["status"] == status
 
 
-def _declared(url: str, request: str, length: int) -> tuple[int, dict[str, str], Any]:
+def _declared(url: str, request: str, length: int, token: str) -> tuple[int, dict[str, str], Any]:
     """Send only a request head declaring `length` body bytes; the whole answer."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         head = (
             f"{request} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
-            f"content-length: {length}\r\n\r\n"
+            f"authorization: Bearer {token}\r\ncontent-length: {length}\r\n\r\n"
         )
         sock.sendall(head.encode())
         data = b""

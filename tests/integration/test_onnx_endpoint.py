@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,29 +16,34 @@ ROWS = [[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 0.0, 2.0]]
 
 
 @pytest.fixture(scope="module")
-def linear(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> str:
+def linear(
+    server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client]:
+    """The endpoint `lin` (through the gateway, with the admin token)."""
     folder = build_linear_onnx(tmp_path_factory.mktemp("linear"))
     with server.client() as c:
         c.push_model(folder, "linear")
         c.deploy({"name": "lin", "model": "linear", "framework": "onnx"})
         wait_running(c, "lin", timeout=60)
-    return f"{server.url}/endpoints/lin"
+    base = f"{server.url}/endpoints/lin"
+    with httpx.Client(base_url=base, headers=server.headers, timeout=30) as http:
+        yield http
 
 
-def _infer(url: str, inputs: list[dict[str, Any]], **extra: Any) -> httpx.Response:
-    return httpx.post(f"{url}/v2/models/lin/infer", json={"inputs": inputs, **extra}, timeout=30)
+def _infer(http: httpx.Client, inputs: list[dict[str, Any]], **extra: Any) -> httpx.Response:
+    return http.post("/v2/models/lin/infer", json={"inputs": inputs, **extra})
 
 
-def test_hf_style(linear: str) -> None:
+def test_hf_style(linear: httpx.Client) -> None:
     y, label = linear_expected(ROWS)
-    answer = httpx.post(f"{linear}/", json={"inputs": ROWS}, timeout=30)
+    answer = linear.post("/", json={"inputs": ROWS})
     assert answer.status_code == 200, answer.text
     assert answer.json()["label"] == label
     np.testing.assert_allclose(answer.json()["y"], y, rtol=1e-6)
 
 
-def test_v2_metadata_from_the_graph(linear: str) -> None:
-    meta = httpx.get(f"{linear}/v2/models/lin", timeout=30).json()
+def test_v2_metadata_from_the_graph(linear: httpx.Client) -> None:
+    meta = linear.get("/v2/models/lin").json()
     assert meta["name"] == "lin" and meta["platform"] == "onnxruntime_onnx"
     assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
     assert meta["outputs"] == [
@@ -46,7 +52,7 @@ def test_v2_metadata_from_the_graph(linear: str) -> None:
     ]
 
 
-def test_v2_infer(linear: str) -> None:
+def test_v2_infer(linear: httpx.Client) -> None:
     y, label = linear_expected(ROWS)
     x = {"name": "x", "datatype": "FP32", "shape": [2, 4], "data": np.ravel(ROWS).tolist()}
     answer = _infer(linear, [x])
@@ -69,14 +75,16 @@ def test_v2_infer(linear: str) -> None:
         ({"name": "x", "datatype": "INT64", "shape": [1, 4], "data": [1, 2, 3, 4]}, "INT64"),
     ],
 )
-def test_v2_bad_inputs_name_the_input(linear: str, tensor: dict[str, Any], text: str) -> None:
+def test_v2_bad_inputs_name_the_input(
+    linear: httpx.Client, tensor: dict[str, Any], text: str
+) -> None:
     answer = _infer(linear, [tensor])
     assert answer.status_code == 422, answer.text
     message = answer.json()["error"]  # the protocol's error document
     assert f"'{tensor['name']}'" in message and text in message
 
 
-def test_hf_bad_input_names_it(linear: str) -> None:
-    answer = httpx.post(f"{linear}/", json={"inputs": [[1.0, 2.0]]}, timeout=30)
+def test_hf_bad_input_names_it(linear: httpx.Client) -> None:
+    answer = linear.post("/", json={"inputs": [[1.0, 2.0]]})
     assert answer.status_code == 422
     assert answer.json()["field"] == "inputs.x"

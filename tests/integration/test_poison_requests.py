@@ -70,7 +70,12 @@ def failed_ever(server: ServerProcess, name: str) -> bool:
 
 
 def poison(server: ServerProcess, name: str, what: str) -> httpx.Response:
-    return httpx.post(f"{server.url}/endpoints/{name}/", json={"inputs": what}, timeout=60)
+    return httpx.post(
+        f"{server.url}/endpoints/{name}/",
+        headers=server.headers,
+        json={"inputs": what},
+        timeout=60,
+    )
 
 
 def test_poison_request_crashes_one_replica_only(server: ServerProcess, tmp_path: Path) -> None:
@@ -81,7 +86,13 @@ def test_poison_request_crashes_one_replica_only(server: ServerProcess, tmp_path
     assert "the replica crashed while serving this request" in r.json()["detail"]
     wait_until(lambda: len(crashes(server, "poison")) == 1, what="the crash event")
 
-    report = run_load(f"{server.url}/endpoints/poison/", {"inputs": "ping"}, seconds=30, clients=4)
+    report = run_load(
+        f"{server.url}/endpoints/poison/",
+        {"inputs": "ping"},
+        seconds=30,
+        clients=4,
+        headers=server.headers,
+    )
     assert report.failures == [], report.failures[:5]
     assert report.ok > 0
     assert len(crashes(server, "poison")) == 1  # the poison reached one replica, once

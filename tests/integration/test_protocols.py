@@ -76,7 +76,7 @@ def test_first_token_reaches_the_client_before_generation_ends(
 ) -> None:
     llm = state / "llm"
     url = f"{server.url}/endpoints/llm/v1"
-    client = openai.OpenAI(base_url=url, api_key="none", max_retries=0)
+    client = openai.OpenAI(base_url=url, api_key=server.token, max_retries=0)
     stream = client.chat.completions.create(
         model="llm", messages=[{"role": "user", "content": "[block] one two"}], stream=True
     )
@@ -98,7 +98,7 @@ def test_first_token_reaches_the_client_before_generation_ends(
 def test_tgi_stream_through_the_gateway(server: ServerProcess, state: Path) -> None:
     body = {"inputs": "[block] x", "stream": True}
     with (
-        httpx.Client(timeout=30) as http,
+        httpx.Client(timeout=30, headers=server.headers) as http,
         http.stream("POST", f"{server.url}/endpoints/llm/", json=body) as r,
     ):
         assert r.status_code == 200
@@ -118,7 +118,7 @@ def test_leaving_mid_stream_cancels_generation_behind_the_gateway(
 ) -> None:
     body = {"prompt": "[endless]", "stream": True}
     with (
-        httpx.Client(timeout=30) as http,
+        httpx.Client(timeout=30, headers=server.headers) as http,
         http.stream("POST", f"{server.url}/endpoints/llm/v1/completions", json=body) as r,
     ):
         lines = r.iter_lines()  # kept alive until the block ends
@@ -129,7 +129,9 @@ def test_leaving_mid_stream_cancels_generation_behind_the_gateway(
 
 
 def test_openai_errors_pass_through_the_gateway(server: ServerProcess) -> None:
-    client = openai.OpenAI(base_url=f"{server.url}/endpoints/llm/v1", api_key="none", max_retries=0)
+    client = openai.OpenAI(
+        base_url=f"{server.url}/endpoints/llm/v1", api_key=server.token, max_retries=0
+    )
     with pytest.raises(openai.BadRequestError) as caught:
         client.completions.create(model="llm", prompt=" ".join(["w"] * 100))
     assert caught.value.param == "prompt"
@@ -138,7 +140,7 @@ def test_openai_errors_pass_through_the_gateway(server: ServerProcess) -> None:
 
 def test_endpoint_batching_spec_reaches_the_replica(server: ServerProcess, state: Path) -> None:
     async def post_all() -> list[httpx.Response]:
-        async with httpx.AsyncClient(timeout=60) as http:
+        async with httpx.AsyncClient(timeout=60, headers=server.headers) as http:
             url = f"{server.url}/endpoints/cls/"
             return await asyncio.gather(
                 *(http.post(url, json={"inputs": f"good {i}"}) for i in range(8))

@@ -20,8 +20,8 @@ def states(server: ServerProcess, name: str) -> dict[str, ReplicaState]:
         return {r.replica_id: r.state for r in c.endpoint(name).replicas}
 
 
-def served_by(url: str, n: int) -> set[str]:
-    with httpx.Client(timeout=60) as http:
+def served_by(url: str, n: int, headers: dict[str, str]) -> set[str]:
+    with httpx.Client(timeout=60, headers=headers) as http:
         return {http.post(url, json={"inputs": i}).headers["x-podium-replica"] for i in range(n)}
 
 
@@ -58,8 +58,10 @@ def test_a_replica_failing_readiness_leaves_routing_and_comes_back(
         what="the replica out of routing",
     )
     # The routing table follows within the controller's pass; then it stays out.
-    wait_until(lambda: served_by(url, 5) == {well.replica_id}, timeout=30, what="unrouted")
-    assert served_by(url, 20) == {well.replica_id}
+    wait_until(
+        lambda: served_by(url, 5, server.headers) == {well.replica_id}, timeout=30, what="unrouted"
+    )
+    assert served_by(url, 20, server.headers) == {well.replica_id}
     with server.client() as c:
         out = [e for e in c.events("flaky-ready") if e.kind is EventKind.REPLICA_UNHEALTHY]
     assert [e.data["replica_id"] for e in out] == [sick.replica_id]
@@ -70,7 +72,10 @@ def test_a_replica_failing_readiness_leaves_routing_and_comes_back(
         lambda: states(server, "flaky-ready")[sick.replica_id] is ReplicaState.READY,
         what="the replica back in routing",
     )
-    wait_until(lambda: sick.replica_id in served_by(url, 10), what="the replica serving again")
+    wait_until(
+        lambda: sick.replica_id in served_by(url, 10, server.headers),
+        what="the replica serving again",
+    )
     with server.client() as c:
         events = c.events("flaky-ready")
         (back,) = [r for r in c.endpoint("flaky-ready").replicas if r.replica_id == sick.replica_id]

@@ -27,7 +27,12 @@ def _failed_replicas(c: PodiumClient, name: str) -> list[str]:
 def _api_logs(server: ServerProcess, name: str, **params: str) -> dict[str, object]:
     import httpx
 
-    r = httpx.get(f"{server.url}/api/v1/endpoints/{name}/logs", params=params, timeout=60)
+    r = httpx.get(
+        f"{server.url}/api/v1/endpoints/{name}/logs",
+        headers=server.headers,
+        params=params,
+        timeout=60,
+    )
     assert r.status_code == 200, r.text
     body: dict[str, object] = r.json()
     return body

@@ -18,7 +18,7 @@ import pytest
 import tritonclient.http as triton
 
 from podium.client import NotFound
-from tests.support.server import ServerProcess, running_server, wait_running
+from tests.support.server import ServerProcess, TritonBearer, running_server, wait_running
 from tests.unit.replica.bundles import write_tensor_bundle
 
 NAME = "tensors"
@@ -38,7 +38,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def triton_client(server: ServerProcess) -> triton.InferenceServerClient:
-    return triton.InferenceServerClient(url=f"127.0.0.1:{server.port}/endpoints/{NAME}")
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}/endpoints/{NAME}")
+    client.register_plugin(TritonBearer(server.token))
+    return client
 
 
 def versions_seen(server: ServerProcess) -> tuple[list[str], str, str]:
@@ -48,7 +50,7 @@ def versions_seen(server: ServerProcess) -> tuple[list[str], str, str]:
         x = triton.InferInput("x", [1, 2], "FP32")
         x.set_data_from_numpy(np.ones((1, 2), np.float32))
         answer = tc.infer(NAME, [x]).get_response()
-    head = httpx.get(f"{server.url}/endpoints/{NAME}/v2/models/{NAME}")
+    head = httpx.get(f"{server.url}/endpoints/{NAME}/v2/models/{NAME}", headers=server.headers)
     return meta["versions"], answer["model_version"], head.headers["x-podium-revision"]
 
 
@@ -64,12 +66,14 @@ def test_v2_reports_the_models_version_and_the_revision_apart(server: ServerProc
 
 @pytest.mark.parametrize("path", ["metrics", "health/live", "health/ready", "podium/info"])
 def test_the_gateway_refuses_a_replicas_internal_routes(server: ServerProcess, path: str) -> None:
-    r = httpx.get(f"{server.url}/endpoints/{NAME}/{path}")
+    r = httpx.get(f"{server.url}/endpoints/{NAME}/{path}", headers=server.headers)
     assert r.status_code == 404, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert "x-podium-replica" not in r.headers  # answered by the gateway itself
     # The public routes still pass.
-    assert httpx.get(f"{server.url}/endpoints/{NAME}/v2/health/ready").json() == {"ready": True}
+    assert httpx.get(
+        f"{server.url}/endpoints/{NAME}/v2/health/ready", headers=server.headers
+    ).json() == {"ready": True}
 
 
 def test_replica_metrics_through_the_control_api(server: ServerProcess) -> None:

@@ -35,7 +35,7 @@ from tests.support.server import (
 def gateway_counters(server: ServerProcess, endpoint: str) -> dict[str, float]:
     """The gateway's per-endpoint counters from `/metrics` (`replica_failures`, `retries`,
     `replica_crashes`), by their name without the `podium_gateway_` prefix."""
-    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    text = httpx.get(f"{server.url}/metrics", headers=server.headers, timeout=10).text
     counters: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -87,6 +87,7 @@ def test_sigkill_one_of_two_replicas_under_load_fails_only_its_requests(
         seconds=20,
         clients=8,
         during=kill_victim,
+        headers=server.headers,
     )
     # Only the requests the victim was serving when it died fail, with a 502 that says so:
     # they may have reached the model, so they are never re-sent (a poison request would
@@ -139,7 +140,7 @@ def test_replica_killed_between_requests_is_retried_on_the_other(
         victim, survivor = c.endpoint("retry").replicas
     assert victim.pid is not None
     url = f"{server.url}/endpoints/retry/"
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, headers=server.headers) as http:
         served = {http.post(url, json={"inputs": 0}).headers["x-podium-replica"] for _ in range(20)}
         assert served == {victim.replica_id, survivor.replica_id}  # both are in the table
         os.kill(victim.pid, signal.SIGKILL)
@@ -189,6 +190,7 @@ def test_rolling_update_under_load_fails_no_request(server: ServerProcess, tmp_p
         clients=8,
         during=update,
         body_key=lambda body: str(body["version"]),
+        headers=server.headers,
     )
     assert report.failures == [], report.failures[:5]
     assert set(report.bodies) == {"1", "2"}

@@ -121,7 +121,7 @@ def _kept(
         assert [(e.kind, e.message) for e in _since(c, name, marks)] == [], name
     assert c.endpoint("broken").status_reason == failed_because
     assert c.endpoint("napping").desired_replicas == 1  # kept for `resume`
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as http:
         r = http.post("/endpoints/napping/", json={"inputs": 1}, headers=WAIT)
     assert r.status_code == 503 and "paused" in r.text, r.text  # at once, not held
 
@@ -133,7 +133,7 @@ def _wakes(server: ServerProcess, c: PodiumClient, name: str, marks: dict[str, i
     0.05 s later, and a request held before that pass would be seen without a wake. No API
     shows that pass; the pause can only make the test stricter, never make it fail."""
     time.sleep(1.0)
-    with httpx.Client(base_url=server.url, timeout=90) as http:
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=90) as http:
         r = http.post(f"/endpoints/{name}/", json={"inputs": name}, headers=WAIT)
     assert r.status_code == 200, r.text
     assert r.json()["echo"] == name

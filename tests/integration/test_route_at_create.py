@@ -19,7 +19,7 @@ def test_request_right_after_create_is_held_not_404(
 ) -> None:
     with server.client() as c:
         c.push_model(write_python_bundle(models_dir / "b", version=7), "held", framework="python")
-    with httpx.Client(base_url=server.url, timeout=120) as http:
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=120) as http:
         for i in range(ROUNDS):
             name = f"held-{i}"
             spec = {"name": name, "model": "held", "framework": "python"}

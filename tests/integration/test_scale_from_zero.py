@@ -60,7 +60,9 @@ def scaled_to_zero_and_routed(server: ServerProcess, c: PodiumClient, name: str)
     at deploy time, before the controller's next pass publishes the endpoint)."""
     c.wait_for(name, {EndpointStatus.SCALED_TO_ZERO}, timeout=60)
     wait_until(
-        lambda: httpx.get(f"{server.url}/v1/models/{name}").status_code == 200,
+        lambda: (
+            httpx.get(f"{server.url}/v1/models/{name}", headers=server.headers).status_code == 200
+        ),
         30,
         f"{name} in the routing table",
     )
@@ -82,7 +84,7 @@ def test_a_burst_from_zero_all_succeeds_within_max_concurrency(server: ServerPro
         scaled_to_zero_and_routed(server, c, "burst")
 
     def one(i: int) -> tuple[int, str]:
-        with httpx.Client(base_url=server.url, timeout=120) as http:
+        with httpx.Client(base_url=server.url, headers=server.headers, timeout=120) as http:
             r = http.post("/endpoints/burst/", json={"inputs": i})
             return r.status_code, r.text[:200]
 
@@ -126,7 +128,7 @@ def test_requests_at_the_scale_to_zero_moment_all_succeed(fast_server: ServerPro
 
     def iterate(name: str, seed: int) -> None:
         rng = random.Random(seed)
-        with httpx.Client(base_url=server.url, timeout=60) as http:
+        with httpx.Client(base_url=server.url, headers=server.headers, timeout=60) as http:
             for _ in range(50):
                 at = time.time()
                 r = http.post(f"/endpoints/{name}/", json=PING)
@@ -170,7 +172,7 @@ def test_openai_client_routes_by_model(server: ServerProcess) -> None:
     with server.client() as c:
         wait_running(c, "gpt", timeout=180)
         wait_running(c, "minilm", timeout=180)
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.token, max_retries=0)
     messages: Any = [{"role": "user", "content": "hello there"}]
     chat = client.chat.completions.create(model="gpt", messages=messages, max_tokens=5)
     assert chat.model == "gpt"
@@ -199,7 +201,7 @@ def test_openai_client_routes_by_model(server: ServerProcess) -> None:
 
 def test_the_api_keeps_its_own_v1(server: ServerProcess) -> None:
     """`/api/v1/…` is the control plane; only the root `/v1/…` is the OpenAI router."""
-    assert httpx.get(f"{server.url}/api/v1/health").status_code == 200
-    r = httpx.get(f"{server.url}/v1/nothing")
+    assert httpx.get(f"{server.url}/api/v1/health", headers=server.headers).status_code == 200
+    r = httpx.get(f"{server.url}/v1/nothing", headers=server.headers)
     assert r.status_code == 404
     assert "error" in r.json()

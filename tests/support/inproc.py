@@ -1,12 +1,14 @@
 """The real Podium server app in-process, for the SDK and CLI unit tests.
 
 `InProcessPodium` is `podium.server.app.Podium` itself (the API's routes, validation and
-problem+json errors, the gateway, a migrated SQLite store and an artifact store in a temp
-home), served over loopback HTTP by uvicorn in a thread, so the SDK and the CLI talk to
-it exactly as to `podium up`. What it leaves out is what needs replica processes: its
-controller is never started. A test plays the controller's part where it must, on the
-same store and routing table the controller writes (`ready`, `fail`, `gone`), and the
-replicas behind the gateway are one small echo server (`EchoReplica`).
+problem+json errors, the gateway with its access stage, a migrated SQLite store and an
+artifact store in a temp home; auth on, with the admin token it makes in
+`home/credentials`: `token`, `headers`), served over loopback HTTP by uvicorn in a thread,
+so the SDK and the CLI talk to it exactly as to `podium up`. What it leaves out is what
+needs replica processes: its controller is never started. A test plays the controller's
+part where it must, on the same store and routing table the controller writes (`ready`,
+`fail`, `gone`), and the replicas behind the gateway are one small echo server
+(`EchoReplica`).
 
 One uvicorn server per session serves every test: `Served.fresh(home)` swaps in a new
 `Podium` (a new home, an empty store) for each test; it takes a few milliseconds.
@@ -108,10 +110,21 @@ class InProcessPodium:
     echo: EchoReplica  # the replica behind every ready endpoint
     requests: list[str] = field(default_factory=list)  # "METHOD /path?query", in order
     answered: list[str] = field(default_factory=list)  # the same, once an answer has begun
+    authorizations: list[str] = field(default_factory=list)  # each request's, "" if none
 
     @property
     def settings(self) -> Settings:
         return self.podium.settings
+
+    @property
+    def token(self) -> str:
+        """The admin token the server made on its fresh home (`credentials`)."""
+        return self.settings.credentials_path.read_text().strip()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """`Authorization: Bearer <admin token>`, for raw httpx calls."""
+        return {"authorization": f"Bearer {self.token}"}
 
     # -- what the controller would do (it is not running here) ---------------------------
 
@@ -243,6 +256,8 @@ class Served:
         query = scope.get("query_string", b"").decode()
         line = f"{scope['method']} {scope['path']}" + (f"?{query}" if query else "")
         current.requests.append(line)
+        headers = dict(scope.get("headers", ()))
+        current.authorizations.append(headers.get(b"authorization", b"").decode("latin-1"))
 
         async def answer(message: dict[str, Any]) -> None:
             await send(message)

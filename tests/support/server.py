@@ -1,4 +1,9 @@
-"""Run a real `podium up` in a subprocess, and a closed-loop load generator against it."""
+"""Run a real `podium up` in a subprocess, and a closed-loop load generator against it.
+
+Access control is on, as in production: `podium up` writes its admin token to
+`home/credentials`; `ServerProcess.token` / `headers` carry it for raw HTTP calls, and
+`client()`, `cli()` and `run_load(..., headers=)` send it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +39,7 @@ class ServerProcess:
     port: int
     extra_env: dict[str, str] = field(default_factory=dict)
     demo: bool = False  # `podium up --demo`, as `make up` runs it
+    no_auth: bool = False  # `podium up --no-auth`
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,6 +50,20 @@ class ServerProcess:
     def log_path(self) -> Path:
         return self.home / "server.log"
 
+    @property
+    def credentials_path(self) -> Path:
+        return self.home / "credentials"
+
+    @property
+    def token(self) -> str:
+        """The admin token `podium up` made on this home."""
+        return self.credentials_path.read_text().strip()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """`Authorization: Bearer <admin token>` for raw HTTP calls (none with --no-auth)."""
+        return {} if self.no_auth else {"authorization": f"Bearer {self.token}"}
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
@@ -52,6 +72,7 @@ class ServerProcess:
             PYTHONUNBUFFERED="1",
             HF_HUB_OFFLINE="1",
         )
+        env.pop("PODIUM_TOKEN", None)  # the CLI and SDK use home/credentials unless told
         env.update(self.extra_env)  # may override the defaults above (HF_HUB_OFFLINE)
         return env
 
@@ -62,6 +83,7 @@ class ServerProcess:
             [
                 *(sys.executable, "-m", "podium", "up", "--port", str(self.port)),
                 "--demo" if self.demo else "--no-demo",
+                *(["--no-auth"] if self.no_auth else []),
             ],
             env=self.env(),
             stdout=out,
@@ -90,13 +112,23 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait()
 
-    def client(self) -> PodiumClient:
-        return PodiumClient(self.url, timeout=60)
+    def client(self, token: str | None = None) -> PodiumClient:
+        """An SDK client with `token`, else the admin token (none with --no-auth)."""
+        if token is None and not self.no_auth:
+            token = self.token
+        return PodiumClient(self.url, token=token, timeout=60)
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, token: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`podium ARGS…` with this server's env: the admin token from home/credentials,
+        or `token` ($PODIUM_TOKEN)."""
+        env = self.env()
+        if token is not None:
+            env["PODIUM_TOKEN"] = token
         res = subprocess.run(
             [sys.executable, "-m", "podium", *args],
-            env=self.env(),
+            env=env,
             capture_output=True,
             text=True,
             timeout=180,
@@ -129,6 +161,16 @@ def wait_until(check: Callable[[], bool], timeout: float = 60, what: str = "cond
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@dataclass(frozen=True)
+class Call:
+    """One request of a load: when it was sent (time.monotonic()), and its status (0: no
+    answer, `error` says why)."""
+
+    sent: float
+    status: int
+    error: str = ""
+
+
 @dataclass
 class LoadReport:
     ok: int = 0
@@ -136,6 +178,7 @@ class LoadReport:
     bodies: Counter[str] = field(default_factory=Counter)
     replicas: Counter[str] = field(default_factory=Counter)
     last_body: str = ""
+    calls: list[Call] = field(default_factory=list)  # every request, in the order answered
 
 
 async def _closed_loop(
@@ -145,17 +188,21 @@ async def _closed_loop(
     stop: asyncio.Event,
     report: LoadReport,
     body_key: Callable[[Any], str],
+    headers: Mapping[str, str] | None,
 ) -> None:
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+    async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as http:
 
         async def one_client() -> None:
             while not stop.is_set():
+                sent = time.monotonic()
                 try:
                     resp = await http.post(url, json=payload)
                 except httpx.HTTPError as e:
                     report.failures.append(f"{type(e).__name__}: {e}")
+                    report.calls.append(Call(sent, 0, f"{type(e).__name__}: {e}"))
                     continue
+                report.calls.append(Call(sent, resp.status_code))
                 if resp.status_code != 200:
                     report.failures.append(f"HTTP {resp.status_code}: {resp.text[:200]}")
                     continue
@@ -176,8 +223,10 @@ def run_load(
     clients: int = 8,
     during: Callable[[float], None] | None = None,
     body_key: Callable[[Any], str] = lambda body: str(body),
+    headers: Mapping[str, str] | None = None,
 ) -> LoadReport:
-    """Closed-loop load for `seconds`; `during(elapsed)` runs in a thread alongside it."""
+    """Closed-loop load for `seconds`; `during(elapsed)` runs in a thread alongside it.
+    `headers` go with every request (`server.headers` for a protected endpoint)."""
     import threading
 
     report = LoadReport()
@@ -186,7 +235,9 @@ def run_load(
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        task = asyncio.create_task(_closed_loop(url, payload, clients, stop, report, body_key))
+        task = asyncio.create_task(
+            _closed_loop(url, payload, clients, stop, report, body_key, headers)
+        )
         if during is not None:
             t = threading.Thread(target=during, args=(started,), daemon=True)
             t.start()
@@ -197,3 +248,14 @@ def run_load(
 
     asyncio.run(main())
     return report
+
+
+class TritonBearer:
+    """A tritonclient plugin (`client.register_plugin(TritonBearer(token))`) that sends
+    `Authorization: Bearer <token>` with every call, as `headers=` on each would."""
+
+    def __init__(self, token: str) -> None:
+        self._value = f"Bearer {token}"
+
+    def __call__(self, request: Any) -> None:
+        request.headers["authorization"] = self._value

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,9 +26,15 @@ try:
 except ImportError:  # pragma: no cover - another typer than the one pinned
     from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[assignment]
 
-from podium.client import PodiumClient, PodiumError, Retryable
+from podium.client import PodiumClient, PodiumError, RateLimited, Retryable
 
 CLIENT_TIMEOUT = 60.0
+
+# The project of the endpoint or model a command names (the API's `?project=`).
+ProjectOpt = Annotated[
+    str | None,
+    typer.Option("--project", "-p", help="Its project (default: the `default` project)."),
+]
 
 
 class PodiumGroup(TyperGroup):
@@ -73,7 +79,7 @@ def error_line(error: PodiumError) -> str:
     """`error: FIELD: MESSAGE` on one line (no FIELD when the message starts with it)."""
     lines = [line.strip() for line in error.message.strip().splitlines() if line.strip()]
     message = "; ".join(lines) or type(error).__name__
-    if isinstance(error, Retryable):
+    if isinstance(error, Retryable | RateLimited):
         message += f" (retry in {error.retry_after:g}s)"
     if error.field and not message.startswith((f"{error.field}:", f"{error.field} ")):
         message = f"{error.field}: {message}"
@@ -91,10 +97,12 @@ def usage_line(error: ClickException) -> str:
 
 
 def client_for(ctx: typer.Context) -> PodiumClient:
-    """The client for this invocation (closed when the command ends)."""
+    """The client for this invocation (closed when the command ends). Its token: --token,
+    else $PODIUM_TOKEN, else $PODIUM_HOME/credentials (the SDK's own discovery)."""
     root = ctx.find_root()
-    url = root.obj.get("url") if isinstance(root.obj, dict) else None
-    return ctx.with_resource(PodiumClient(url, timeout=CLIENT_TIMEOUT))
+    given = root.obj if isinstance(root.obj, dict) else {}
+    client = PodiumClient(given.get("url"), token=given.get("token"), timeout=CLIENT_TIMEOUT)
+    return ctx.with_resource(client)
 
 
 def console(*, stderr: bool = False) -> Console:

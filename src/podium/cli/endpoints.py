@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.syntax import Syntax
 from rich.text import Text
 
-from podium.cli._common import client_for, console, parse_pairs, print_json
+from podium.cli._common import ProjectOpt, client_for, console, parse_pairs, print_json
 from podium.cli.render import endpoint_summary, endpoints_table, events_table, replicas_table
 from podium.client import (
     EndpointCreate,
@@ -79,6 +79,7 @@ def deploy(
     ] = False,
     wait: Wait = False,
     timeout: WaitTimeout = 300.0,
+    project: ProjectOpt = None,
 ) -> None:
     """Deploy a model as a new endpoint, from options or from a YAML spec (-f)."""
     data: dict[str, Any] = _load_spec_file(file) if file else {}
@@ -94,6 +95,7 @@ def deploy(
         "task": task,
         "instance_type": instance_type,
         "max_concurrency": max_concurrency,
+        "project": project,
     }
     data.update({k: v for k, v in flags.items() if v is not None})
     _merge(data, "scaling", {"min_replicas": min_replicas, "max_replicas": max_replicas})
@@ -107,7 +109,7 @@ def deploy(
     typer.echo(f"endpoint {ep.name} created: revision {ep.revision}, status {ep.status}")
     typer.echo(f"url: {ep.url}")
     if wait:
-        _wait_running(client, ep.name, ep.revision, timeout)
+        _wait_running(client, spec.name, ep.revision, timeout, spec.project)
 
 
 def update(
@@ -125,6 +127,7 @@ def update(
     trust_pickle: Annotated[bool | None, typer.Option("--trust-pickle/--no-trust-pickle")] = None,
     wait: Wait = False,
     timeout: WaitTimeout = 300.0,
+    project: ProjectOpt = None,
 ) -> None:
     """Change an endpoint; --env and --label add to (or replace keys of) the current ones."""
     new_env, new_labels = parse_pairs(env, "--env"), parse_pairs(label, "--label")
@@ -144,7 +147,7 @@ def update(
         ctx.fail("nothing to change: give at least one option")
     client = client_for(ctx)
     if new_env or new_labels or min_replicas is not None or max_replicas is not None:
-        current = client.endpoint(name).spec
+        current = client.endpoint(name, project=project).spec
         if new_env:
             changes["env"] = {**current.env, **new_env}
         if new_labels:
@@ -154,13 +157,15 @@ def update(
                 "min_replicas": _first(min_replicas, current.scaling.min_replicas),
                 "max_replicas": _first(max_replicas, current.scaling.max_replicas),
             }
-    ep = client.update(name, _validate(EndpointUpdate, changes, None))
+    ep = client.update(name, _validate(EndpointUpdate, changes, None), project=project)
     typer.echo(f"endpoint {ep.name} updated: revision {ep.revision}, status {ep.status}")
     if wait:
         # Keyed on the revision this update made: done once only its replicas serve (the old
         # ones gone); a failure of this revision is an error, even while older ones serve.
         with console(stderr=True).status(f"waiting for revision {ep.revision} of {name}…"):
-            ep = client.wait_rolled_out(name, ep.revision, timeout=timeout, poll=0.5)
+            ep = client.wait_rolled_out(
+                name, ep.revision, timeout=timeout, poll=0.5, project=project
+            )
         typer.echo(
             f"endpoint {ep.name} is {ep.status}: revision {ep.revision}, "
             f"{ep.ready_replicas}/{ep.desired_replicas} replicas ready at {ep.url}"
@@ -173,10 +178,14 @@ def ls(
     label: Label = None,
     name: Annotated[str | None, typer.Option("--name", help="Part of the name.")] = None,
     as_json: JsonFlag = False,
+    project: Annotated[
+        str | None,
+        typer.Option("--project", "-p", help="Only this project (default: all you may read)."),
+    ] = None,
 ) -> None:
     """List endpoints."""
     endpoints = client_for(ctx).endpoints(
-        status=status, label=parse_pairs(label, "--label") or None, name=name
+        status=status, label=parse_pairs(label, "--label") or None, name=name, project=project
     )
     if as_json:
         print_json([ep.model_dump(mode="json") for ep in endpoints])
@@ -186,11 +195,13 @@ def ls(
         console().print(endpoints_table(endpoints))
 
 
-def describe(ctx: typer.Context, name: Name, as_json: JsonFlag = False) -> None:
+def describe(
+    ctx: typer.Context, name: Name, as_json: JsonFlag = False, project: ProjectOpt = None
+) -> None:
     """Show an endpoint: spec, status and reason, revision, replicas, last 10 events."""
     client = client_for(ctx)
-    ep = client.endpoint(name)
-    events = last_events(client, name, 10)
+    ep = client.endpoint(name, project=project)
+    events = last_events(client, name, 10, project)
     if as_json:
         print_json(
             {**ep.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}
@@ -209,19 +220,19 @@ def describe(ctx: typer.Context, name: Name, as_json: JsonFlag = False) -> None:
     console().print(Group(*parts))
 
 
-def pause(ctx: typer.Context, name: Name) -> None:
+def pause(ctx: typer.Context, name: Name, project: ProjectOpt = None) -> None:
     """Stop all replicas; the endpoint keeps its spec and URL."""
-    _said(client_for(ctx).pause(name))
+    _said(client_for(ctx).pause(name, project=project))
 
 
-def resume(ctx: typer.Context, name: Name) -> None:
+def resume(ctx: typer.Context, name: Name, project: ProjectOpt = None) -> None:
     """Start a paused endpoint again."""
-    _said(client_for(ctx).resume(name))
+    _said(client_for(ctx).resume(name, project=project))
 
 
-def wake(ctx: typer.Context, name: Name) -> None:
+def wake(ctx: typer.Context, name: Name, project: ProjectOpt = None) -> None:
     """Start a scaled-to-zero endpoint now, before the first request."""
-    _said(client_for(ctx).wake(name), replicas=True)
+    _said(client_for(ctx).wake(name, project=project), replicas=True)
 
 
 def scale(
@@ -229,44 +240,49 @@ def scale(
     name: Name,
     min_replicas: Annotated[int | None, typer.Option("--min", min=0)] = None,
     max_replicas: Annotated[int | None, typer.Option("--max", min=1)] = None,
+    project: ProjectOpt = None,
 ) -> None:
     """Set the replica bounds (a missing bound keeps its current value)."""
     if min_replicas is None and max_replicas is None:
         ctx.fail("give --min, --max or both")
     client = client_for(ctx)
     if min_replicas is None or max_replicas is None:
-        current = client.endpoint(name).spec.scaling
+        current = client.endpoint(name, project=project).spec.scaling
         min_replicas = _first(min_replicas, current.min_replicas)
         max_replicas = _first(max_replicas, current.max_replicas)
-    ep = client.scale(name, min_replicas, max_replicas)
+    ep = client.scale(name, min_replicas, max_replicas, project=project)
     typer.echo(f"endpoint {ep.name} scales {min_replicas}..{max_replicas}: status {ep.status}")
 
 
-def rm(ctx: typer.Context, name: Name) -> None:
+def rm(ctx: typer.Context, name: Name, project: ProjectOpt = None) -> None:
     """Delete an endpoint (its replicas are stopped)."""
-    ep = client_for(ctx).delete(name)
+    ep = client_for(ctx).delete(name, project=project)
     typer.echo(f"endpoint {ep.name} is being deleted")
 
 
 # ------------------------------------------------------------ helpers
 
 
-def last_events(client: PodiumClient, name: str, n: int) -> list[EventPublic]:
+def last_events(
+    client: PodiumClient, name: str, n: int, project: str | None = None
+) -> list[EventPublic]:
     """The last `n` events (the API pages forward from the oldest)."""
     kept: list[EventPublic] = []
     after, page = 0, 500
     while True:
-        items = client.events(name, after=after, limit=page)
+        items = client.events(name, after=after, limit=page, project=project)
         kept = (kept + items)[-n:]
         if len(items) < page:
             return kept
         after = items[-1].id
 
 
-def _wait_running(client: PodiumClient, name: str, revision: int, timeout: float) -> None:
+def _wait_running(
+    client: PodiumClient, name: str, revision: int, timeout: float, project: str
+) -> None:
     """Until every desired replica of `revision` is ready (not just the first one)."""
     with console(stderr=True).status(f"waiting for {name} to be running…"):
-        ep = client.wait_rolled_out(name, revision, timeout=timeout, poll=0.5)
+        ep = client.wait_rolled_out(name, revision, timeout=timeout, poll=0.5, project=project)
     typer.echo(
         f"endpoint {ep.name} is {ep.status}: "
         f"{ep.ready_replicas}/{ep.desired_replicas} replicas ready at {ep.url}"

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from podium import __version__
-from podium.cli import endpoints, models, observe
+from podium.cli import access, endpoints, models, observe, projects
 from podium.cli._common import PodiumGroup
 from podium.core.settings import Settings
 
@@ -43,13 +43,22 @@ def main(
             show_envvar=True,
         ),
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="PODIUM_TOKEN",
+            help="API token (default: $PODIUM_HOME/credentials, made by `podium up`).",
+            show_envvar=True,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     """Talk to a Podium server, or start one with `podium up`."""
-    ctx.obj = {"url": url}
+    ctx.obj = {"url": url, "token": token}
 
 
 @app.command()
@@ -65,22 +74,45 @@ def up(
     demo: Annotated[
         bool, typer.Option("--demo/--no-demo", help="Also deploy the demo endpoint `iris`.")
     ] = False,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Turn access control off (no tokens checked). Loopback hosts only.",
+        ),
+    ] = False,
 ) -> None:
-    """Run Podium on this machine (API, gateway, controller; state in $PODIUM_HOME)."""
+    """Run Podium on this machine (API, gateway, controller; state in $PODIUM_HOME).
+
+    With access control on (the default), a fresh home gets an admin token in
+    $PODIUM_HOME/credentials (mode 0600), which the CLI and SDK here use by themselves."""
     settings = Settings.from_env()
     overrides: dict[str, Any] = {}
     if host is not None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    if no_auth:
+        overrides["auth"] = False
     if overrides:
         settings = settings.with_overrides(**overrides)
-    from podium.server.main import serve  # lazy: the only command that needs the server
+    # lazy: the only command that needs the server
+    from podium.server.hosts import is_loopback
+
+    if no_auth and not is_loopback(settings.host):
+        raise typer.BadParameter(
+            f"needs a loopback --host (127.0.0.1, ::1 or localhost), not {settings.host}",
+            param_hint="'--no-auth'",
+        )
+    from podium.server.main import serve
 
     serve(settings, demo=demo)
 
 
 app.add_typer(models.app, name="models")
+app.add_typer(access.tokens_app, name="tokens")
+app.add_typer(access.secrets_app, name="secrets")
+app.add_typer(projects.projects_app, name="projects")
 
 _COMMANDS = (
     endpoints.deploy,
@@ -96,6 +128,9 @@ _COMMANDS = (
     observe.logs,
     observe.metrics,
     observe.events,
+    access.whoami,
+    projects.audit,
+    projects.usage,
 )
 for _command in _COMMANDS:
     app.command(_command.__name__)(_command)

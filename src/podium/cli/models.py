@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from podium.cli._common import client_for, console, print_json
+from podium.cli._common import ProjectOpt, client_for, console, print_json
 from podium.cli.render import human_size, models_table, version_details, versions_table
 from podium.client import Invalid
 from podium.core.spec import RepoRef, parse_model_ref
@@ -25,9 +25,10 @@ def push(
     framework: Annotated[
         str | None, typer.Option("--framework", help="Runtime that serves it: sklearn, onnx, …")
     ] = None,
+    project: ProjectOpt = None,
 ) -> None:
     """Upload a new version of a model (a folder is sent as a .tar.gz)."""
-    version = client_for(ctx).push_model(path, name, framework=framework)
+    version = client_for(ctx).push_model(path, name, framework=framework, project=project)
     if not version.created:
         typer.echo(f"already stored as {version.ref} (identical contents)")
         return
@@ -38,9 +39,16 @@ def push(
 
 
 @app.command("ls")
-def ls(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def ls(
+    ctx: typer.Context,
+    as_json: JsonFlag = False,
+    project: Annotated[
+        str | None,
+        typer.Option("--project", "-p", help="Only this project (default: all you may read)."),
+    ] = None,
+) -> None:
     """List models with their latest version."""
-    models = client_for(ctx).models()
+    models = client_for(ctx).models(project)
     if as_json:
         print_json([m.model_dump(mode="json") for m in models])
     elif not models:
@@ -54,18 +62,19 @@ def show(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]")],
     as_json: JsonFlag = False,
+    project: ProjectOpt = None,
 ) -> None:
     """Show a model's versions, or one version in detail."""
     parsed = _repo_ref(ref)
     client = client_for(ctx)
     if parsed.version is not None:
-        version = client.model_version(parsed.name, parsed.version)
+        version = client.model_version(parsed.name, parsed.version, project=project)
         if as_json:
             print_json(version.model_dump(mode="json"))
         else:
             console().print(version_details(version))
         return
-    model = client.model(parsed.name)
+    model = client.model(parsed.name, project=project)
     if as_json:
         print_json(model.model_dump(mode="json"))
     else:
@@ -78,10 +87,11 @@ def show(
 def rm(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]")],
+    project: ProjectOpt = None,
 ) -> None:
     """Delete one version, or a whole model with all its versions."""
     parsed = _repo_ref(ref)
-    client_for(ctx).delete_model(str(parsed))
+    client_for(ctx).delete_model(str(parsed), project=project)
     what = f"version {parsed}" if parsed.version is not None else f"model {parsed.name}"
     typer.echo(f"deleted {what}")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from podium.cli._common import client_for, console, print_json, read_json_arg
+from podium.cli._common import ProjectOpt, client_for, console, print_json, read_json_arg
 from podium.cli.render import events_table
 
 Name = Annotated[str, typer.Argument(help="Endpoint name.")]
@@ -26,10 +26,11 @@ def invoke(
         ),
     ],
     path: Annotated[str, typer.Option("--path", help="Path under the endpoint.")] = "/",
+    project: ProjectOpt = None,
 ) -> None:
     """Send one request to an endpoint and print its JSON answer."""
     body = read_json_arg(payload)
-    answer = client_for(ctx).invoke(name, body, path=path)
+    answer = client_for(ctx).invoke(name, body, path=path, project=project)
     if isinstance(answer, str):
         typer.echo(answer)
     else:
@@ -42,17 +43,18 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing lines.")] = False,
     tail: Annotated[int, typer.Option("--tail", "-n", min=0, help="Lines to show first.")] = 200,
     replica: Annotated[str | None, typer.Option("--replica", help="Only this replica.")] = None,
+    project: ProjectOpt = None,
 ) -> None:
     """Print an endpoint's replica logs."""
     client = client_for(ctx)
     if follow:
         try:
-            for line in client.follow_logs(name, tail=tail, replica=replica):
+            for line in client.follow_logs(name, tail=tail, replica=replica, project=project):
                 typer.echo(line)
         except KeyboardInterrupt:
             pass
         return
-    for item in client.logs(name, tail=tail, replica=replica):
+    for item in client.logs(name, tail=tail, replica=replica, project=project):
         typer.echo(f"{item.replica_id} | {item.line}")
 
 
@@ -60,9 +62,10 @@ def metrics(
     ctx: typer.Context,
     name: Name,
     replica: Annotated[str, typer.Argument(help="Replica id (see `podium describe`).")],
+    project: ProjectOpt = None,
 ) -> None:
     """Print one replica's Prometheus metrics (the server asks the replica for them)."""
-    typer.echo(client_for(ctx).replica_metrics(name, replica), nl=False)
+    typer.echo(client_for(ctx).replica_metrics(name, replica, project=project), nl=False)
 
 
 def events(
@@ -71,9 +74,10 @@ def events(
     after: Annotated[int, typer.Option("--after", min=0, help="Only events after this id.")] = 0,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 500,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    project: ProjectOpt = None,
 ) -> None:
     """List an endpoint's events, oldest first."""
-    items = client_for(ctx).events(name, after=after, limit=limit)
+    items = client_for(ctx).events(name, after=after, limit=limit, project=project)
     if as_json:
         print_json([e.model_dump(mode="json") for e in items])
     elif not items:

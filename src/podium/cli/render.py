@@ -9,13 +9,19 @@ from rich.table import Table
 from rich.text import Text
 
 from podium.client import (
+    AuditEntry,
     EndpointPublic,
     EndpointStatus,
     EventPublic,
     ModelPublic,
     ModelVersionPublic,
+    ProjectView,
     ReplicaPublic,
     ReplicaState,
+    SecretView,
+    TokenView,
+    UsageReport,
+    WhoAmI,
 )
 
 STATUS_STYLE: dict[str, str] = {
@@ -177,4 +183,112 @@ def key_values(rows: Sequence[tuple[str, str | Text]]) -> Table:
     table.add_column(overflow="fold")
     for key, value in rows:
         _add(table, key, value)
+    return table
+
+
+# ------------------------------------------------------------ access control
+
+
+def _projects(projects: Sequence[str] | None) -> str:
+    return "(all)" if projects is None else ", ".join(projects) or "-"
+
+
+def whoami_table(me: WhoAmI) -> Table:
+    return key_values(
+        [
+            ("token", f"{me.name} ({me.id})"),
+            ("scopes", ", ".join(sorted(me.scopes))),
+            ("projects", _projects(me.projects)),
+            ("expires", when(me.expires_at) if me.expires_at else "never"),
+        ]
+    )
+
+
+def tokens_table(tokens: Sequence[TokenView]) -> Table:
+    table = _table("ID", "NAME", "SCOPES", "PROJECTS", "CREATOR", "CREATED", "EXPIRES", "LIMIT")
+    for t in tokens:
+        expires = when(t.expires_at) if t.expires_at else "never"
+        if t.revoked_at is not None:
+            expires = f"revoked {when(t.revoked_at)}"
+        limit = f"{t.rate_limit.rps:g}/s burst {t.rate_limit.burst}" if t.rate_limit else "-"
+        _add(
+            table,
+            t.id,
+            t.name,
+            ", ".join(t.scopes),
+            _projects(t.projects),
+            t.creator or "-",
+            when(t.created_at),
+            expires,
+            limit,
+        )
+    return table
+
+
+def _quota(used: float, limit: float | None) -> str:
+    return f"{used:g}/{limit:g}" if limit is not None else f"{used:g}"
+
+
+def projects_table(projects: Sequence[ProjectView]) -> Table:
+    table = _table("NAME", "ENDPOINTS", "REPLICAS", "CPUS", "GPUS", "DESCRIPTION")
+    for p in projects:
+        q, u = p.quotas, p.usage
+        _add(
+            table,
+            p.name,
+            _quota(u.endpoints, q.max_endpoints),
+            _quota(u.replicas, q.max_replicas),
+            _quota(u.cpus, q.max_cpus),
+            _quota(u.gpus, q.max_gpus),
+            p.description or "",
+        )
+    return table
+
+
+def secrets_table(secrets: Sequence[SecretView]) -> Table:
+    table = _table("PROJECT", "NAME", "SET BY", "CREATED", "UPDATED")
+    for sec in secrets:
+        _add(
+            table,
+            sec.project,
+            sec.name,
+            sec.created_by or "-",
+            when(sec.created_at),
+            when(sec.updated_at),
+        )
+    return table
+
+
+def audit_table(entries: Sequence[AuditEntry]) -> Table:
+    table = _table("ID", "AT", "ACTOR", "ACTION", "OBJECT", "PROJECT", "RESULT", "ADDRESS")
+    for e in entries:
+        actor = f"{e.actor_name} ({e.actor})" if e.actor_name else (e.actor or "-")
+        _add(
+            table,
+            str(e.id),
+            when(e.at),
+            actor,
+            e.action,
+            " ".join(x for x in (e.object_kind, e.object_name) if x) or "-",
+            e.project or "-",
+            str(e.result) if e.result is not None else "-",
+            e.address or "-",
+        )
+    return table
+
+
+def usage_table(report: UsageReport) -> Table:
+    key = "DAY" if report.group_by == "day" else "ENDPOINT"
+    table = _table("PROJECT", key, "INSTANCE TYPE", "REPLICA-HOURS", f"COST ({report.currency})")
+    for r in report.rows:
+        _add(
+            table,
+            r.project,
+            (r.day if report.group_by == "day" else r.endpoint) or "-",
+            r.instance_type or "-",
+            f"{r.replica_seconds / 3600:.2f}",
+            f"{r.cost:.2f}" if r.cost is not None else "-",
+        )
+    total = f"{report.total_cost:.2f}" if report.total_cost is not None else "-"
+    _add(table, "total", "", "", f"{report.total_replica_seconds / 3600:.2f}", total)
     return table

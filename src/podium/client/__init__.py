@@ -8,20 +8,39 @@
         podium.wait_for("iris", {EndpointStatus.RUNNING})
         podium.invoke("iris", {"inputs": [[5.1, 3.5, 1.4, 0.2]]})
 
-Errors are those of `podium.core.errors`, re-exported here.
+The token: `PodiumClient(token=...)`, else $PODIUM_TOKEN, else `$PODIUM_HOME/credentials`
+(written by `podium up`). Errors are those of `podium.core.errors`, re-exported here
+(401 `Unauthenticated`, 403 `Forbidden`, 409 `QuotaExceeded`, 429 `RateLimited`, …).
 """
 
+from podium.client._access import QUOTA_NAMES, TOKEN_ENV, credentials_path, discover_token
 from podium.client._client import DEFAULT_URL, PodiumClient
 from podium.client._errors import error_from_response, invalid_from_validation
+from podium.client._views import (
+    AuditEntry,
+    CreatedToken,
+    ProjectUsage,
+    ProjectView,
+    Quotas,
+    SecretView,
+    TokenView,
+    UsageReport,
+    UsageRow,
+    WhoAmI,
+)
 from podium.core.errors import (
     Conflict,
+    Forbidden,
     Invalid,
     LoadError,
     NotFound,
     OutOfMemory,
     PodiumError,
+    QuotaExceeded,
+    RateLimited,
     Retryable,
     TooLarge,
+    Unauthenticated,
     Unavailable,
 )
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
@@ -45,7 +64,11 @@ from podium.core.spec import (
 
 __all__ = [
     "DEFAULT_URL",
+    "QUOTA_NAMES",
+    "TOKEN_ENV",
+    "AuditEntry",
     "Conflict",
+    "CreatedToken",
     "EndpointCreate",
     "EndpointPublic",
     "EndpointSpec",
@@ -53,6 +76,7 @@ __all__ = [
     "EndpointUpdate",
     "EventKind",
     "EventPublic",
+    "Forbidden",
     "InstanceType",
     "Invalid",
     "LoadError",
@@ -64,13 +88,26 @@ __all__ = [
     "OutOfMemory",
     "PodiumClient",
     "PodiumError",
+    "ProjectUsage",
+    "ProjectView",
+    "QuotaExceeded",
+    "Quotas",
+    "RateLimited",
     "ReplicaPublic",
     "ReplicaState",
     "Retryable",
     "RevisionPublic",
     "ScalingSpec",
+    "SecretView",
+    "TokenView",
     "TooLarge",
+    "Unauthenticated",
     "Unavailable",
+    "UsageReport",
+    "UsageRow",
+    "WhoAmI",
+    "credentials_path",
+    "discover_token",
     "error_from_response",
     "invalid_from_validation",
 ]

@@ -17,21 +17,31 @@ from pydantic import ValidationError
 
 from podium.core.errors import (
     Conflict,
+    Forbidden,
     Invalid,
     NotFound,
     OutOfMemory,
     PodiumError,
+    QuotaExceeded,
+    RateLimited,
     Retryable,
     TooLarge,
+    Unauthenticated,
     Unavailable,
 )
 
-_BY_STATUS: dict[int, type[PodiumError]] = {
+# Status (or status and problem title, where one status stands for several classes) ->
+# the error class. The one place the SDK maps HTTP answers to errors.
+_BY_STATUS: dict[int | tuple[int, str], type[PodiumError]] = {
     400: Invalid,
+    401: Unauthenticated,
+    403: Forbidden,
     404: NotFound,
     409: Conflict,
+    (409, QuotaExceeded.title): QuotaExceeded,
     413: TooLarge,
     422: Invalid,
+    429: RateLimited,
     502: Unavailable,
     503: Unavailable,
     504: Unavailable,
@@ -45,11 +55,14 @@ def error_from_response(response: httpx.Response) -> PodiumError:
     message, field = _message_and_field(body, response)
     status = response.status_code
     retry_after = _retry_after(response, body)
-    if status in (429, 503) and retry_after is not None:
-        return Retryable(message, retry_after=retry_after, field=field)
     if status == 429:
-        return Retryable(message, retry_after=1.0, field=field)
-    cls = _BY_STATUS.get(status, PodiumError)
+        wait = 1.0 if retry_after is None else retry_after
+        return RateLimited(message, retry_after=wait, field=field)
+    if status == 503 and retry_after is not None:
+        return Retryable(message, retry_after=retry_after, field=field)
+    title = body.get("title") if isinstance(body, dict) else None
+    cls = _BY_STATUS.get((status, title)) if isinstance(title, str) else None
+    cls = cls or _BY_STATUS.get(status, PodiumError)
     return cls(message, field=field)
 
 

@@ -16,6 +16,7 @@ from podium.core.errors import NotFound, PodiumError
 from podium.core.phases import EndpointStatus
 from podium.core.settings import Settings
 from podium.server.app import cli_hint
+from podium.server.credentials import read_token_file
 
 log = logging.getLogger("podium.demo")
 
@@ -43,7 +44,8 @@ def deploy_demo(settings: Settings, server: Any) -> None:
             return
         time.sleep(0.1)
     try:
-        with PodiumClient(url, timeout=120) as client:
+        token = read_token_file(settings.credentials_path) if settings.auth else None
+        with PodiumClient(url, token=token, timeout=120) as client:
             try:
                 client.endpoint("iris")
             except NotFound:
@@ -57,7 +59,17 @@ def deploy_demo(settings: Settings, server: Any) -> None:
     print(
         f"\n  Podium is up: {url}   (API docs: {url}/api/v1/docs)\n"
         f"  Demo endpoint 'iris' is {ep.status.value}: {ep.url}\n\n"
-        f"  curl -s {ep.url}/ -H 'content-type: application/json' \\\n"
-        f"       -d '{SAMPLE}'\n" + (f"\n  {hint}\n" if (hint := cli_hint()) else ""),
+        f"  {curl_line(settings, ep.url)}\n" + (f"\n  {hint}\n" if (hint := cli_hint()) else ""),
         flush=True,
     )
+
+
+def curl_line(settings: Settings, url: str) -> str:
+    """The demo's curl command (with the credentials file's token when auth is on; the
+    token itself is never printed)."""
+    auth = (
+        f'-H "Authorization: Bearer $(cat {settings.credentials_path})" \\\n       '
+        if settings.auth
+        else ""
+    )
+    return f"curl -s {url}/ {auth}-H 'content-type: application/json' \\\n       -d '{SAMPLE}'"

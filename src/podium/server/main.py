@@ -4,6 +4,9 @@ Order matters, so that a server that cannot run changes nothing: the umask and t
 `PODIUM_HOME` first (a second server on one home stops here), then the listening socket (a
 port in use stops here), and only then the database migration and the controller, which
 adopts the replicas a previous server left running.
+
+`settings.auth` False (`podium up --no-auth`) is refused unless the host is a loopback
+address, and logged loudly when it runs.
 """
 
 from __future__ import annotations
@@ -15,17 +18,38 @@ import threading
 
 import uvicorn
 
+from podium.core.errors import Invalid
 from podium.core.settings import Settings
 from podium.server.app import Podium
 from podium.server.home import UMASK, bind, claim_home
+from podium.server.hosts import is_loopback
+
+log = logging.getLogger("podium.server")
+NO_AUTH_WARNING = (
+    "AUTHENTICATION IS OFF (--no-auth): anyone who can reach %s may deploy, delete and "
+    "invoke anything. Use it only on a machine you alone use."
+)
+
+
+def check_no_auth(settings: Settings) -> None:
+    """`Invalid` when auth is off on a host other machines can reach."""
+    if not settings.auth and not is_loopback(settings.host):
+        raise Invalid(
+            f"--no-auth needs a loopback --host (127.0.0.1, ::1 or localhost), not {settings.host}",
+            field="--no-auth",
+        )
 
 
 def serve(settings: Settings, *, demo: bool = False) -> None:
+    check_no_auth(settings)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     for noisy in ("httpx", "httpcore"):  # one line per probe and per SDK call otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not settings.auth:
+        for _ in range(3):  # hard to miss in a scrolling log
+            log.warning(NO_AUTH_WARNING, settings.public_url)
     os.umask(UMASK)  # state, logs and artifacts are the user's alone (replicas inherit it)
     lock = claim_home(settings)
     try:

@@ -36,9 +36,14 @@ def _served() -> Iterator[Served]:
 
 
 @pytest.fixture
-def api(_served: Served, tmp_path: Path) -> Iterator[InProcessPodium]:
-    """A fresh Podium (empty store, new home) for each test."""
-    yield _served.fresh(tmp_path / "home")
+def api(
+    _served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[InProcessPodium]:
+    """A fresh Podium (empty store, new home) for each test; the CLI and every client made
+    in the test carry its admin token ($PODIUM_TOKEN)."""
+    fresh = _served.fresh(tmp_path / "home")
+    monkeypatch.setenv("PODIUM_TOKEN", fresh.token)
+    yield fresh
     _served.close_current()
 
 

@@ -90,6 +90,23 @@ def test_up_passes_settings_and_demo(
     assert (settings.host, settings.port, demo) == ("0.0.0.0", 8123, False)
 
 
+def test_up_no_auth_only_on_loopback(
+    fake_server: list[tuple[Settings, bool]], tmp_path: Path
+) -> None:
+    env = {"PODIUM_HOME": str(tmp_path)}
+    result = CliRunner().invoke(app, ["up", "--no-auth", "--host", "0.0.0.0"], env=env)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert "--no-auth" in result.stderr and "loopback" in result.stderr
+    assert fake_server == []  # nothing started
+    for host in ("127.0.0.1", "::1", "localhost"):
+        result = CliRunner().invoke(app, ["up", "--no-auth", "--host", host], env=env)
+        assert result.exit_code == 0, result.output
+        assert fake_server[-1][0].auth is False
+    CliRunner().invoke(app, ["up"], env=env)
+    assert fake_server[-1][0].auth is True
+
+
 def test_up_bad_settings_is_one_line(fake_server: list[tuple[Settings, bool]]) -> None:
     result = CliRunner().invoke(app, ["up"], env={"PODIUM_PORT": "eighty"})
     assert result.exit_code == 1

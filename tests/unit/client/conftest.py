@@ -19,13 +19,18 @@ def _served() -> Iterator[Served]:
 
 
 @pytest.fixture
-def podium(_served: Served, tmp_path: Path) -> Iterator[InProcessPodium]:
-    """A fresh Podium (empty store, new home) for each test."""
-    yield _served.fresh(tmp_path / "home")
+def podium(
+    _served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[InProcessPodium]:
+    """A fresh Podium (empty store, new home) for each test; every client made in the test
+    carries its admin token ($PODIUM_TOKEN)."""
+    fresh = _served.fresh(tmp_path / "home")
+    monkeypatch.setenv("PODIUM_TOKEN", fresh.token)
+    yield fresh
     _served.close_current()
 
 
 @pytest.fixture
 def client(podium: InProcessPodium) -> Iterator[PodiumClient]:
-    with PodiumClient(podium.url, timeout=10) as c:
+    with PodiumClient(podium.url, token=podium.token, timeout=10) as c:
         yield c

@@ -236,7 +236,9 @@ def test_scale_bounds_are_checked_before_sending(
     assert podium.requests == []
     # The server refuses them too, naming the field (for clients that do not check first).
     answer = httpx.post(
-        f"{podium.url}/api/v1/endpoints/iris/scale", json={"min_replicas": 3, "max_replicas": 1}
+        f"{podium.url}/api/v1/endpoints/iris/scale",
+        json={"min_replicas": 3, "max_replicas": 1},
+        headers=podium.headers,
     )
     assert (answer.status_code, answer.json()["field"]) == (422, "max_replicas")
     scaled = client.scale("iris", 0, 3)

@@ -1,0 +1,49 @@
+"""The server's dispatcher in-process: the Host check before every part, `/p/` paths to
+the gateway, and the token directory the API and the gateway share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from podium.core.access import Principal
+from podium.server.credentials import read_token_file
+from tests.support.inproc import InProcessPodium, Served, serving
+
+
+@pytest.fixture(scope="module")
+def _served() -> Iterator[Served]:
+    with serving() as served:
+        yield served
+
+
+@pytest.fixture
+def podium(_served: Served, tmp_path: Path) -> Iterator[InProcessPodium]:
+    yield _served.fresh(tmp_path / "home")
+    _served.close_current()
+
+
+def test_a_foreign_host_is_refused_before_any_part_runs(podium: InProcessPodium) -> None:
+    for path in ("/api/v1/health", "/endpoints/x/", "/p/team/endpoints/x/", "/v1/models"):
+        r = httpx.get(podium.url + path, headers={"host": "attacker.example"})
+        assert r.status_code == 421, path
+        assert r.json()["field"] == "host"
+    assert httpx.get(podium.url + "/api/v1/health").status_code == 200  # 127.0.0.1:PORT
+
+
+def test_project_paths_are_the_gateways(podium: InProcessPodium) -> None:
+    api_404 = httpx.get(podium.url + "/q/team/endpoints/x/", headers=podium.headers)
+    gateway_404 = httpx.post(podium.url + "/p/team/endpoints/x/", headers=podium.headers)
+    assert api_404.status_code == gateway_404.status_code == 404
+    assert api_404.json()["detail"] != gateway_404.json()["detail"]
+
+
+def test_the_fresh_home_has_an_admin_token_the_server_knows(podium: InProcessPodium) -> None:
+    token = read_token_file(podium.settings.credentials_path)
+    assert token is not None and token == podium.token
+    who = podium.podium.tokens.authenticate(token)  # the one directory API and gateway use
+    assert isinstance(who, Principal) and who.is_admin
+    assert podium.podium.api.state.podium.tokens is podium.podium.tokens
