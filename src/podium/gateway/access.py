@@ -8,9 +8,10 @@ auth=...)])`). For each invocation, from the routing table alone (never the stor
    an `X-CSRF-Token` header equal to the `podium_csrf` cookie (every method: invocations
    are POSTs). No or a bad token: 401 with `WWW-Authenticate: Bearer realm="podium"`; a
    token without `invoke` on the project: 403 naming the token, the scope and the
-   project. The credential is removed from the request before it is forwarded (a replica
-   runs user code: it never sees a Podium token). A `public` endpoint needs no token and
-   does not look at one.
+   project. A `public` endpoint needs no token and does not look at one. Either way a
+   Podium token (`Authorization` header, or the `Cookie` header holding the session
+   cookie) is removed before the request is forwarded: a replica runs user code and never
+   sees a caller's token.
 2. rate limits: a token bucket per token (`Principal.rate_limit`, protected endpoints) and
    one per endpoint (`EndpointRoute.rate_limit`, all callers together): over either, 429
    with `Retry-After` (whole seconds, at least 1).
@@ -34,6 +35,7 @@ from prometheus_client.registry import Collector
 
 from podium.core.access import (
     NOBODY_CHECKS,
+    TOKEN_PREFIX,
     AuthFailure,
     Principal,
     RateLimit,
@@ -44,6 +46,7 @@ from podium.core.access import (
 )
 from podium.core.routing import EndpointRoute
 from podium.gateway.activator import Refusal
+from podium.gateway.headers import RequestHead
 from podium.gateway.pipeline import Invocation
 from podium.gateway.rate_limit import Buckets, retry_after
 from podium.gateway.responses import Scope as AsgiScope
@@ -53,6 +56,8 @@ CSRF_COOKIE = "podium_csrf"
 _AUTHORIZATION = b"authorization"
 _COOKIE = b"cookie"
 _CSRF_HEADER = b"x-csrf-token"
+_TOKEN_MARK = TOKEN_PREFIX.encode()
+_SESSION_MARK = f"{SESSION_COOKIE}=".encode()
 _CACHED = "podium.principal"  # the ASGI scope's key for `AccessStage.principal`'s answer
 _UNSET = object()
 _CHALLENGE = ((b"www-authenticate", b'Bearer realm="podium"'),)
@@ -114,17 +119,18 @@ class AccessStage(Collector):
         route = call.route
         token_limit: RateLimit | None = None
         token_id = ""
-        if self._auth and route.visibility is not PUBLIC:
-            who = self.principal(call.scope)
-            if who is None:
-                return self._refuse(route, _unauthenticated(AuthFailure.MISSING))
-            if isinstance(who, Refusal):
-                return self._refuse(route, who)
-            if not who.may(Scope.INVOKE, route.project):
-                return self._refuse(route, _forbidden(who, route))
-            _strip_credentials(call)
-            token_limit = who.rate_limit
-            token_id = who.token_id
+        if self._auth:
+            if route.visibility is not PUBLIC:
+                who = self.principal(call.scope)
+                if who is None:
+                    return self._refuse(route, _unauthenticated(AuthFailure.MISSING))
+                if isinstance(who, Refusal):
+                    return self._refuse(route, who)
+                if not who.may(Scope.INVOKE, route.project):
+                    return self._refuse(route, _forbidden(who, route))
+                token_limit = who.rate_limit
+                token_id = who.token_id
+            _strip_credentials(call.head)
         endpoint_limit = route.rate_limit
         if token_limit is None and endpoint_limit is None:
             return None
@@ -197,10 +203,20 @@ def _cookies(header: str) -> dict[str, str]:
     return out
 
 
-def _strip_credentials(call: Invocation) -> None:
-    """The request goes upstream without its Podium token (header or session cookie)."""
-    head = call.head
-    head.headers = [(n, v) for n, v in head.headers if n != _AUTHORIZATION and n != _COOKIE]
+def _strip_credentials(head: RequestHead) -> None:
+    """The request goes upstream without a Podium token: an `Authorization` header with one,
+    or a `Cookie` header with the session cookie (a replica runs user code, a public
+    endpoint's replica too: it must never see a caller's token)."""
+    headers = head.headers
+    kept = [(n, v) for n, v in headers if not _credential(n, v)]
+    if len(kept) != len(headers):
+        head.headers = kept
+
+
+def _credential(name: bytes, value: bytes) -> bool:
+    if name == _AUTHORIZATION:
+        return _TOKEN_MARK in value
+    return name == _COOKIE and _SESSION_MARK in value
 
 
 def _unauthenticated(failure: AuthFailure) -> Refusal:
