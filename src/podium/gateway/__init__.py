@@ -6,7 +6,8 @@ Reads the routing table the controller publishes (through `podium.core.routing`'
 `RoutingSource`); may import `podium.core` and lower layers, never `api`, `control` or
 `server`. Inside, the layers are checked by `.importlinter` (contract `gateway`).
 
-    app        Gateway: the ASGI app, lifespan, resolving `/endpoints/{name}/…` to a route
+    app        Gateway: the ASGI app, lifespan, resolving `/endpoints/{name}/…` and
+               `/p/{project}/endpoints/{name}/…` to a route
     openai_router   /v1/…: resolves the body's `model` to a route, lists endpoints as models
     access     the access stage: token or session cookie, visibility, rate limits (429)
     rate_limit token buckets per token and per endpoint
