@@ -186,6 +186,17 @@ def test_buckets_refill_at_the_rate_up_to_the_burst() -> None:
     assert [retry_after(s) for s in (0.01, 1.0, 1.2, float("inf"))] == [1, 1, 2, 3600]
 
 
+def test_buckets_forget_idle_full_ones_past_their_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("podium.gateway.rate_limit.MAX_BUCKETS", 3)
+    buckets, limit = Buckets(), RateLimit(rps=1.0, burst=1)
+    for key in ("a", "b", "c"):
+        assert buckets.wait(key, limit, now=0.0) == 0.0
+        buckets.take(key)
+    assert buckets.wait("c", limit, now=40.0) == 0.0  # "c" was used lately
+    assert buckets.wait("d", limit, now=90.0) == 0.0  # past the bound: idle "a", "b" go
+    assert len(buckets) == 2
+
+
 # -- revocation and expiry -----------------------------------------------------------------
 
 
