@@ -26,6 +26,7 @@ Counted for Prometheus: `podium_gateway_auth_refused_total{endpoint, code}` and
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Iterable
 
@@ -104,7 +105,9 @@ class AccessStage(Collector):
             token = cookies.get(SESSION_COOKIE)
             if token is not None:
                 expected = cookies.get(CSRF_COOKIE)
-                if not expected or csrf is None or csrf.decode("latin-1") != expected:
+                if not expected or csrf is None:
+                    return _csrf_refusal()
+                if not hmac.compare_digest(csrf, expected.encode("latin-1")):
                     return _csrf_refusal()
         if token is None:
             return None
