@@ -10,8 +10,8 @@ auth=...)])`). For each invocation, from the routing table alone (never the stor
    token without `invoke` on the project: 403 naming the token, the scope and the
    project. A `public` endpoint needs no token and does not look at one. Either way a
    Podium token (`Authorization` header, or the `Cookie` header holding the session
-   cookie) is removed before the request is forwarded: a replica runs user code and never
-   sees a caller's token.
+   cookie) is not forwarded: `headers.request_head` keeps it aside for this stage (a
+   replica runs user code and never sees a caller's token).
 2. rate limits: a token bucket per token (`Principal.rate_limit`, protected endpoints) and
    one per endpoint (`EndpointRoute.rate_limit`, all callers together): over either, 429
    with `Retry-After` (whole seconds, at least 1).
@@ -36,7 +36,6 @@ from prometheus_client.registry import Collector
 
 from podium.core.access import (
     NOBODY_CHECKS,
-    TOKEN_PREFIX,
     AuthFailure,
     Principal,
     RateLimit,
@@ -47,18 +46,17 @@ from podium.core.access import (
 )
 from podium.core.routing import EndpointRoute
 from podium.gateway.activator import Refusal
-from podium.gateway.headers import RequestHead
+from podium.gateway.headers import SESSION_COOKIE
 from podium.gateway.pipeline import Invocation
 from podium.gateway.rate_limit import Buckets, retry_after
 from podium.gateway.responses import Scope as AsgiScope
 
-SESSION_COOKIE = "podium_session"
 CSRF_COOKIE = "podium_csrf"
 _AUTHORIZATION = b"authorization"
 _COOKIE = b"cookie"
 _CSRF_HEADER = b"x-csrf-token"
-_TOKEN_MARK = TOKEN_PREFIX.encode()
-_SESSION_MARK = f"{SESSION_COOKIE}=".encode()
+_BEARER = b"Bearer "
+_INVOKE = Scope.INVOKE
 _CACHED = "podium.principal"  # the ASGI scope's key for `AccessStage.principal`'s answer
 _UNSET = object()
 _CHALLENGE = ((b"www-authenticate", b'Bearer realm="podium"'),)
@@ -86,11 +84,6 @@ class AccessStage(Collector):
         cached = scope.get(_CACHED, _UNSET)
         if cached is not _UNSET:
             return cached  # type: ignore[no-any-return]
-        who = self._authenticate(scope)
-        scope[_CACHED] = who
-        return who
-
-    def _authenticate(self, scope: AsgiScope) -> Principal | Refusal | None:
         authorization = cookie = csrf = None
         for name, value in scope["headers"]:
             if name == _AUTHORIZATION:
@@ -99,7 +92,19 @@ class AccessStage(Collector):
                 cookie = value if cookie is None else cookie + b"; " + value
             elif name == _CSRF_HEADER:
                 csrf = value
-        token = bearer(authorization.decode("latin-1")) if authorization else None
+        who = self._authenticate(authorization, cookie, csrf)
+        scope[_CACHED] = who
+        return who
+
+    def _authenticate(
+        self, authorization: bytes | None, cookie: bytes | None, csrf: bytes | None
+    ) -> Principal | Refusal | None:
+        if authorization is None:
+            token = None
+        elif authorization.startswith(_BEARER):  # the usual spelling, without a copy more
+            token = authorization[7:].decode("latin-1").strip() or None
+        else:
+            token = bearer(authorization.decode("latin-1"))
         if token is None and cookie is not None:
             cookies = _cookies(cookie.decode("latin-1"))
             token = cookies.get(SESSION_COOKIE)
@@ -122,18 +127,19 @@ class AccessStage(Collector):
         route = call.route
         token_limit: RateLimit | None = None
         token_id = ""
-        if self._auth:
-            if route.visibility is not PUBLIC:
-                who = self.principal(call.scope)
-                if who is None:
-                    return self._refuse(route, _unauthenticated(AuthFailure.MISSING))
-                if isinstance(who, Refusal):
-                    return self._refuse(route, who)
-                if not who.may(Scope.INVOKE, route.project):
-                    return self._refuse(route, _forbidden(who, route))
-                token_limit = who.rate_limit
-                token_id = who.token_id
-            _strip_credentials(call.head)
+        if self._auth and route.visibility is not PUBLIC:
+            who = call.scope.get(_CACHED, _UNSET)  # the OpenAI router asked already
+            if who is _UNSET:
+                head = call.head  # `request_head` kept the credentials aside
+                who = self._authenticate(head.authorization, head.cookie, head.csrf)
+            if who is None:
+                return self._refuse(route, _unauthenticated(AuthFailure.MISSING))
+            if isinstance(who, Refusal):
+                return self._refuse(route, who)
+            if not who.may(_INVOKE, route.project):
+                return self._refuse(route, _forbidden(who, route))
+            token_limit = who.rate_limit
+            token_id = who.token_id
         endpoint_limit = route.rate_limit
         if token_limit is None and endpoint_limit is None:
             return None
@@ -204,22 +210,6 @@ def _cookies(header: str) -> dict[str, str]:
         if eq and name not in out:
             out[name] = value.strip().strip('"')
     return out
-
-
-def _strip_credentials(head: RequestHead) -> None:
-    """The request goes upstream without a Podium token: an `Authorization` header with one,
-    or a `Cookie` header with the session cookie (a replica runs user code, a public
-    endpoint's replica too: it must never see a caller's token)."""
-    headers = head.headers
-    kept = [(n, v) for n, v in headers if not _credential(n, v)]
-    if len(kept) != len(headers):
-        head.headers = kept
-
-
-def _credential(name: bytes, value: bytes) -> bool:
-    if name == _AUTHORIZATION:
-        return _TOKEN_MARK in value
-    return name == _COOKIE and _SESSION_MARK in value
 
 
 def _unauthenticated(failure: AuthFailure) -> Refusal:
