@@ -297,3 +297,27 @@ def test_a_users_own_authorization_header_reaches_a_public_endpoint(
         r = client.post("/endpoints/pub/x")
     assert r.status_code == 200
     assert dict(r.json()["headers"])["authorization"] == "Basic dXNlcjpwYXNz"
+
+
+def test_no_podium_credential_is_forwarded_even_without_the_stage(
+    servers: tuple[Servers, list[Replica]], directory: TokenDirectory
+) -> None:
+    s, (r0, _) = servers
+    gateway = s.gateway()  # no stage at all
+    gateway.publish(route("default", "open", r0.route))
+    podium_token, _ = token(directory, "t", [Scope.INVOKE])
+    with gateway.client() as client:
+        r = client.post(
+            "/endpoints/open/x",
+            headers=[
+                ("Authorization", f"Bearer {podium_token}"),
+                ("Cookie", "podium_session=x; podium_csrf=y"),
+                ("Cookie", "theme=dark"),
+                ("X-CSRF-Token", "y"),
+            ],
+        )
+    forwarded = r.json()["headers"]
+    names = [name for name, _ in forwarded]
+    assert "authorization" not in names
+    assert [v for n, v in forwarded if n == "cookie"] == ["theme=dark"]
+    assert ["x-csrf-token", "y"] in forwarded
