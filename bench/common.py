@@ -23,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+PYLOAD = str(ROOT / "bench" / "pyload.py")
+_WARNED = False  # that wrk is missing
 
 
 def free_port() -> int:
@@ -55,10 +57,13 @@ def wait_ready(
     body: bytes | None = None,
     timeout: float = 120.0,
     proc: subprocess.Popen[bytes] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Poll `url` until it answers 200 (the process must stay alive meanwhile)."""
     deadline = time.monotonic() + timeout
-    headers = {"content-type": "application/json"} if body is not None else {}
+    headers = dict(headers or {})
+    if body is not None:
+        headers["content-type"] = "application/json"
     while True:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before {url} was ready")
@@ -118,10 +123,21 @@ class WrkResult:
 
 
 def ensure_wrk() -> str:
+    """wrk's path; without wrk, the Python load generator (`bench/pyload.py`, slower: its
+    figures compare only with figures of the same run)."""
     path = shutil.which("wrk")
     if path:
         return path
-    raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    global _WARNED
+    if not _WARNED:
+        print("wrk is not installed (apt-get install -y wrk): using bench/pyload.py", flush=True)
+        _WARNED = True
+    return PYLOAD
+
+
+def load_generator() -> str:
+    """What drives the load in this run: "wrk" or "pyload (wrk not installed)"."""
+    return "wrk" if shutil.which("wrk") else "pyload (wrk not installed)"
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -134,13 +150,18 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def post_script(body: bytes, content_type: str = "application/json") -> Path:
-    """A wrk lua script that POSTs `body` (written to a temporary file)."""
+def post_script(
+    body: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None
+) -> Path:
+    """A wrk lua script that POSTs `body` (written to a temporary file), with `headers`."""
     lua = (
         'wrk.method = "POST"\n'
         f"wrk.body = {json.dumps(body.decode())}\n"
         f'wrk.headers["Content-Type"] = "{content_type}"\n'
     )
+    for name, value in (headers or {}).items():
+        lua += f'wrk.headers["{name}"] = "{value}"\n'
+
     fd, name = tempfile.mkstemp(prefix="podium-bench-", suffix=".lua")
     with os.fdopen(fd, "w") as f:
         f.write(lua)
@@ -157,16 +178,12 @@ def run_wrk(
     cpu: int | None = 0,
 ) -> WrkResult:
     """wrk with one thread (pinned to `cpu`) and `connections` keep-alive connections."""
-    argv = [
-        ensure_wrk(),
-        "-t1",
-        f"-c{connections}",
-        f"-d{duration_s}s",
-        "--latency",
-        "-s",
-        str(script),
-        url,
-    ]
+    tool = ensure_wrk()
+    if tool == PYLOAD:
+        argv = [PYTHON, tool, f"-c{connections}", f"-d{duration_s}", "-s", str(script), url]
+    else:
+        argv = [tool, "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency", "-s"]
+        argv += [str(script), url]
     if cpu is not None and shutil.which("taskset"):
         argv = ["taskset", "-c", str(cpu), *argv]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout

@@ -2,6 +2,7 @@
 
     python bench/gateway.py                 # what `make bench` runs
     python bench/gateway.py --duration 5 --rounds 1   # quicker
+    python bench/gateway.py --auth          # auth on vs off, side by side (issue 11)
     python bench/gateway.py --serve-gateway --port P --upstream HOST:PORT   # (internal)
 
 An echo model on the `python` runtime runs in a real replica process
@@ -14,6 +15,13 @@ target's median round is kept). Results go to bench/results/gateway.json and a t
 printed. Targets reported against (not asserted): gateway throughput >= 70 % of direct;
 added p50 latency <= 0.5 ms at 1 connection. At 1 connection throughput is bound by
 latency (one request at a time), so the ratio there is 1 / (1 + added / direct).
+
+`--auth` compares access control on and off in one run, against the same replica: the
+targets are direct, `gateway/http1` (no stage) and `gateway/http1+auth` (an `AccessStage`
+with auth on, the endpoint `protected`, wrk sending `Authorization: Bearer <token>` of a
+token with `invoke`); results go to bench/results/gateway-issue11-auth.json (unless
+`--output`). Target reported against: auth on >= 95 % of auth off throughput.
+Without wrk, `bench/pyload.py` drives the load (slower; the JSON says which ran).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from common import (
     as_dict,
     ensure_wrk,
     free_port,
+    load_generator,
     machine,
     post_script,
     run_wrk,
@@ -45,6 +54,10 @@ CONNECTIONS = (1, 64)
 TRANSPORTS = ("http1", "aiohttp")
 TARGET_RATIO = 0.70
 TARGET_ADDED_P50_MS = 0.5
+TARGET_AUTH_RATIO = 0.95
+AUTH = "gateway/http1+auth"
+BEFORE = "gateway/http1@before"  # --before: the same gateway from another tree's sources
+TOKEN_ENV = "PODIUM_BENCH_TOKEN"  # the token the auth gateway knows (made by the parent)
 
 MODEL_PY = """\
 class Model:
@@ -56,8 +69,9 @@ class Model:
 """
 
 
-def serve_gateway(port: int, upstream: str, transport: str) -> None:
-    """Run a gateway with one endpoint `echo` -> the replica at `upstream` (host:port)."""
+def serve_gateway(port: int, upstream: str, transport: str, auth: bool = False) -> None:
+    """Run a gateway with one endpoint `echo` -> the replica at `upstream` (host:port); with
+    `auth`, the endpoint is protected and an `AccessStage` knows the token in TOKEN_ENV."""
     import uvicorn
 
     from podium.core.phases import EndpointStatus
@@ -69,15 +83,36 @@ def serve_gateway(port: int, upstream: str, transport: str) -> None:
     host, _, replica_port = upstream.rpartition(":")
     holder = InProcessRoutingSource()
     replica = ReplicaRoute("echo-1", host, int(replica_port), revision=1)
+    # `protected` (the default): with `auth`, only a token with `invoke` passes.
     # The replica's own limit: the gateway sends it up to 64 requests at once, as wrk does
     # when it calls the replica directly.
     route = EndpointRoute("echo", EndpointStatus.RUNNING, (replica,), max_concurrency=64)
     holder.publish({"echo": route})
     settings = GatewaySettings()
+    stages = []
+    if auth:
+        from podium.core.access import (
+            Principal,
+            Scope,
+            TokenDirectory,
+            TokenEntry,
+            granted,
+            hash_secret,
+            parse_token,
+        )
+        from podium.gateway import AccessStage
+
+        parsed = parse_token(os.environ[TOKEN_ENV])
+        assert parsed is not None
+        token_id, secret = parsed
+        who = Principal(token_id, "bench", granted([Scope.INVOKE]), frozenset({"default"}))
+        directory = TokenDirectory([TokenEntry(who, hash_secret(secret))])
+        stages.append(AccessStage(directory, auth=True))
     app = Gateway(
         holder,
         settings,
         transport=AiohttpTransport(settings) if transport == "aiohttp" else None,
+        stages=stages,
     )
     uvicorn.run(
         app,
@@ -99,12 +134,20 @@ def write_bundle(folder: Path) -> Path:
     return bundle
 
 
-def run(duration_s: int, rounds: int, log_dir: Path) -> dict[str, object]:
+def run(
+    duration_s: int, rounds: int, log_dir: Path, auth: bool = False, before: Path | None = None
+) -> dict[str, object]:
+    from podium.core.access import issue_token
+
     ensure_wrk()
     procs = Processes(log_dir)
     bundle = write_bundle(log_dir)
     replica_port = free_port()
     script = post_script(BODY)
+    token = issue_token().token
+    authorization = {"Authorization": f"Bearer {token}"}
+    auth_script = post_script(BODY, headers=authorization)
+    scripts = {AUTH: auth_script}
     try:
         replica = procs.start(
             "replica",
@@ -119,23 +162,34 @@ def run(duration_s: int, rounds: int, log_dir: Path) -> dict[str, object]:
         direct = f"http://127.0.0.1:{replica_port}/"
         wait_ready(f"{direct}health/ready", proc=replica)
         targets = [("direct", direct)]
-        for transport in TRANSPORTS:
+        gateways = [(f"gateway/{t}", t, False) for t in (("http1",) if auth else TRANSPORTS)]
+        if auth:
+            gateways.append((AUTH, "http1", True))
+        if before is not None:
+            gateways.insert(0, (BEFORE, "http1", False))
+        for target, transport, with_auth in gateways:
+            env = {TOKEN_ENV: token}
+            if target == BEFORE:
+                env["PYTHONPATH"] = str(before)
             port = free_port()
             gateway = procs.start(
-                f"gateway-{transport}",
+                target.replace("/", "-").replace("+", "-"),
                 [
                     PYTHON, str(Path(__file__).resolve()), "--serve-gateway",
                     "--port", str(port), "--upstream", f"127.0.0.1:{replica_port}",
-                    "--transport", transport,
+                    "--transport", transport, *(["--auth"] if with_auth else []),
                 ],
+                env=env,
             )  # fmt: skip
             routed = f"http://127.0.0.1:{port}/endpoints/echo/"
-            wait_ready(routed, method="POST", body=BODY, proc=gateway)
-            targets.append((f"gateway/{transport}", routed))
+            headers = authorization if with_auth else None
+            wait_ready(routed, method="POST", body=BODY, proc=gateway, headers=headers)
+            targets.append((target, routed))
         wait_ready(direct, method="POST", body=BODY, proc=replica)
 
         for target, url in targets:  # warm-up
-            run_wrk(target, url, script, connections=max(CONNECTIONS), duration_s=2)
+            lua = scripts.get(target, script)
+            run_wrk(target, url, lua, connections=max(CONNECTIONS), duration_s=2)
         # Rounds interleave the targets, so a burst of other work on the machine hits all
         # of them alike; each target's median round (by throughput) is reported.
         runs: list[WrkResult] = []
@@ -143,8 +197,9 @@ def run(duration_s: int, rounds: int, log_dir: Path) -> dict[str, object]:
         for n in range(rounds):
             for connections in CONNECTIONS:
                 for target, url in targets:
+                    lua = scripts.get(target, script)
                     result = run_wrk(
-                        target, url, script, connections=connections, duration_s=duration_s
+                        target, url, lua, connections=connections, duration_s=duration_s
                     )
                     runs.append(result)
                     print(
@@ -157,12 +212,15 @@ def run(duration_s: int, rounds: int, log_dir: Path) -> dict[str, object]:
     finally:
         procs.stop_all()
         script.unlink(missing_ok=True)
+        auth_script.unlink(missing_ok=True)
     results = [
         median_run([r for r in runs if (r.target, r.connections) == (target, c)])
         for c in CONNECTIONS
         for target, _ in targets
     ]
-    doc = report(results, duration_s)
+    doc = report(results, duration_s, auth)
+    if before is not None:
+        doc["before"] = before_summary(results, str(before))
     doc["rounds"] = rounds
     doc["all_runs"] = [as_dict(r) for r in runs]
     doc["load_average"] = {"before": load_before, "after": load_after}
@@ -173,10 +231,10 @@ def median_run(runs: list[WrkResult]) -> WrkResult:
     return sorted(runs, key=lambda r: r.requests_per_s)[len(runs) // 2]
 
 
-def report(results: list[WrkResult], duration_s: int) -> dict[str, object]:
+def report(results: list[WrkResult], duration_s: int, auth: bool = False) -> dict[str, object]:
     by = {(r.target, r.connections): r for r in results}
     summary = []
-    for transport in TRANSPORTS:
+    for transport in ("http1",) if auth else TRANSPORTS:
         for c in CONNECTIONS:
             direct, gateway = by[("direct", c)], by[(f"gateway/{transport}", c)]
             ratio = gateway.requests_per_s / direct.requests_per_s if direct.requests_per_s else 0
@@ -189,9 +247,10 @@ def report(results: list[WrkResult], duration_s: int) -> dict[str, object]:
                     "added_p99_ms": round(gateway.p99_ms - direct.p99_ms, 3),
                 }
             )
-    return {
+    doc: dict[str, object] = {
         "machine": machine(),
         "command": "make bench",
+        "load_generator": load_generator(),
         "setup": {
             "wrk": "wrk -t1 -cN --latency (POST, small JSON body), pinned with taskset -c 0",
             "duration_s": duration_s,
@@ -209,6 +268,50 @@ def report(results: list[WrkResult], duration_s: int) -> dict[str, object]:
         "results": [as_dict(r) for r in results],
         "summary": summary,
     }
+    if auth:
+        doc["command"] = "python bench/gateway.py --auth"
+        doc["auth"] = auth_summary(by)
+        doc["targets"] = {"auth_on_throughput_of_auth_off_min": TARGET_AUTH_RATIO}
+    return doc
+
+
+def before_summary(results: list[WrkResult], before: str) -> list[dict[str, object]]:
+    """This tree's gateway without a stage against the other tree's (`--before`)."""
+    by = {(r.target, r.connections): r for r in results}
+    out: list[dict[str, object]] = []
+    for c in CONNECTIONS:
+        old, new = by[(BEFORE, c)], by[("gateway/http1", c)]
+        change = new.requests_per_s / old.requests_per_s - 1 if old.requests_per_s else 0
+        out.append(
+            {
+                "connections": c,
+                "before_src": before,
+                "before_rps": round(old.requests_per_s),
+                "now_rps": round(new.requests_per_s),
+                "change": f"{change:+.1%}",
+            }
+        )
+    return out
+
+
+def auth_summary(by: dict[tuple[str, int], WrkResult]) -> list[dict[str, object]]:
+    """Auth on (stage, protected endpoint, bearer token) against off (no stage)."""
+    out = []
+    for c in CONNECTIONS:
+        off, on = by[("gateway/http1", c)], by[(AUTH, c)]
+        ratio = on.requests_per_s / off.requests_per_s if off.requests_per_s else 0
+        out.append(
+            {
+                "connections": c,
+                "auth_off_rps": round(off.requests_per_s),
+                "auth_on_rps": round(on.requests_per_s),
+                "throughput_ratio": round(ratio, 3),
+                "added_p50_ms": round(on.p50_ms - off.p50_ms, 3),
+                "added_p99_ms": round(on.p99_ms - off.p99_ms, 3),
+                "errors": on.non_2xx + on.socket_errors,
+            }
+        )
+    return out
 
 
 def print_table(doc: dict[str, object]) -> None:
@@ -234,6 +337,8 @@ def print_table(doc: dict[str, object]) -> None:
     print()
     for transport in TRANSPORTS:
         rows = [s for s in summary if s["gateway"] == f"gateway/{transport}"]
+        if not rows:
+            continue
         one = next(s for s in rows if s["connections"] == 1)
         worst = min(s["throughput_ratio"] for s in rows)
         print(
@@ -243,6 +348,22 @@ def print_table(doc: dict[str, object]) -> None:
             f"{'met' if one['added_p50_ms'] <= TARGET_ADDED_P50_MS else 'MISSED'} "
             f"({one['added_p50_ms']:.3f} ms)"
         )
+    for row in doc.get("before", []):  # type: ignore[attr-defined]
+        print(
+            f"no stage vs before, c={row['connections']}: {row['now_rps']} vs "
+            f"{row['before_rps']} req/s ({row['change']})"
+        )
+    auth = doc.get("auth")
+    if isinstance(auth, list):
+        print()
+        for row in auth:
+            ratio = row["throughput_ratio"]
+            print(
+                f"auth on vs off, c={row['connections']}: {row['auth_on_rps']} vs "
+                f"{row['auth_off_rps']} req/s = {ratio:.1%} (target >= {TARGET_AUTH_RATIO:.0%}: "
+                f"{'met' if ratio >= TARGET_AUTH_RATIO else 'MISSED'}); added p50 "
+                f"{row['added_p50_ms']:.3f} ms; errors {row['errors']}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,18 +374,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--upstream", help=argparse.SUPPRESS)
     p.add_argument("--transport", default="http1", help=argparse.SUPPRESS)
-    p.add_argument("--output", default="gateway", help="name of the file under bench/results")
+    p.add_argument(
+        "--auth", action="store_true", help="auth on vs off, side by side (no aiohttp gateway)"
+    )
+    p.add_argument(
+        "--before",
+        type=Path,
+        help="src folder of a tree to compare with: one more target, gateway/http1@before",
+    )
+    p.add_argument("--output", help="name of the file under bench/results")
     args = p.parse_args(argv)
     if args.serve_gateway:
-        serve_gateway(args.port, args.upstream, args.transport)
+        serve_gateway(args.port, args.upstream, args.transport, args.auth)
         return 0
+    output = args.output or ("gateway-issue11-auth" if args.auth else "gateway")
     with tempfile.TemporaryDirectory(prefix="podium-bench-") as tmp:
         print(
             f"gateway bench: {args.rounds} rounds, {args.duration} s per run; logs in {tmp}",
             flush=True,
         )
-        doc = run(args.duration, args.rounds, Path(tmp))
-    path = write_results(args.output, doc)
+        doc = run(args.duration, args.rounds, Path(tmp), args.auth, args.before)
+    path = write_results(output, doc)
     print_table(doc)
     print(f"\nwritten: {path.relative_to(ROOT)}")
     return 0

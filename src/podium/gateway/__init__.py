@@ -6,8 +6,11 @@ Reads the routing table the controller publishes (through `podium.core.routing`'
 `RoutingSource`); may import `podium.core` and lower layers, never `api`, `control` or
 `server`. Inside, the layers are checked by `.importlinter` (contract `gateway`).
 
-    app        Gateway: the ASGI app, lifespan, resolving `/endpoints/{name}/…` to a route
+    app        Gateway: the ASGI app, lifespan, resolving `/endpoints/{name}/…` and
+               `/p/{project}/endpoints/{name}/…` to a route
     openai_router   /v1/…: resolves the body's `model` to a route, lists endpoints as models
+    access     the access stage: token or session cookie, visibility, rate limits (429)
+    rate_limit token buckets per token and per endpoint
     pipeline   every invocation once routed: metering, stages (auth, limits, records),
                refusals, body, admission, forward
     activator  replica slots (max_concurrency), holding requests until one frees, wake
@@ -23,6 +26,7 @@ Reads the routing table the controller publishes (through `podium.core.routing`'
     responses  its own errors: problem+json (core/problems), or OpenAI's body under /v1/
 """
 
+from podium.gateway.access import AccessStage
 from podium.gateway.app import Gateway
 
-__all__ = ["Gateway"]
+__all__ = ["AccessStage", "Gateway"]

@@ -72,6 +72,7 @@ class Refusal:
     title: str
     headers: tuple[tuple[bytes, bytes], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    code: str | None = None  # OpenAI's error `code` under /v1/ (default: the title's slug)
 
     async def send(self, send: Send, request_id: str) -> None:
         await send_problem(
@@ -81,6 +82,7 @@ class Refusal:
             title=self.title,
             request_id=request_id,
             headers=self.headers,
+            openai_code=self.code,
             **self.extra,
         )
 

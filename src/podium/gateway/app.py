@@ -1,4 +1,6 @@
-"""The gateway: a raw ASGI app routing `/endpoints/{name}/{path...}` to the endpoint's replicas.
+"""The gateway: a raw ASGI app routing `/endpoints/{name}/{path...}` (an endpoint of the
+`default` project) and `/p/{project}/endpoints/{name}/{path...}` (of any project) to the
+endpoint's replicas.
 
 It reads the routing table the controller publishes (never the database, through a
 `RoutingSource`) and resolves the request's endpoint; from there `pipeline` serves it: it
@@ -15,10 +17,13 @@ scraping, the control API): the gateway answers 404 for them and never forwards 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
 
+from podium.core.access import PROJECT_SEPARATOR, endpoint_key
 from podium.core.asgi import serve_lifespan
 from podium.core.routing import EndpointLoad, GatewayView, RoutingSource, Waker
 from podium.core.settings import GatewaySettings
@@ -27,17 +32,30 @@ from podium.gateway.balancer import Balancer
 from podium.gateway.http1 import Http1Transport
 from podium.gateway.metering import GatewayCollector, Meters
 from podium.gateway.openai_router import PREFIX as OPENAI_PREFIX
+from podium.gateway.openai_router import ROUTES as OPENAI_ROUTES
 from podium.gateway.openai_router import OpenAIRouter
-from podium.gateway.pipeline import Pipeline, Stage
+from podium.gateway.pipeline import Authenticates, Pipeline, Stage
 from podium.gateway.proxy import Proxy, WhyFailed
 from podium.gateway.responses import Receive, Scope, Send, send_problem
 from podium.gateway.transport import Transport
 
 PREFIX = "/endpoints/"
+PROJECT_PREFIX = "/p/"
+# Every route the gateway serves, as patterns (the gateway's auth matrix test covers each).
+ROUTES = (
+    PREFIX + "{name}/{path}",
+    PROJECT_PREFIX + "{project}" + PREFIX + "{name}/{path}",
+    *OPENAI_ROUTES,
+)
 # A replica's internal routes, as they follow `/endpoints/{name}/`: refused with 404. The
 # check is a comparison and a `startswith` on a string the request split makes anyway.
 INTERNAL_EXACT = "metrics"
 INTERNAL_PREFIXES = ("health/", "podium/")
+
+
+@runtime_checkable
+class _Collects(Collector, Protocol):
+    """A stage with Prometheus metrics of its own (registered with the gateway's)."""
 
 
 class Gateway:
@@ -79,10 +97,14 @@ class Gateway:
         self._meters = Meters()
         self.activator = Activator(routing, self.balancer, wake)
         self._pipeline = Pipeline(settings, routing, self._meters, self.activator, proxy, stages)
-        self._openai = OpenAIRouter(routing, settings.max_body_bytes, self._pipeline)
+        auth = next((s for s in stages if isinstance(s, Authenticates)), None)
+        self._openai = OpenAIRouter(routing, settings.max_body_bytes, self._pipeline, auth)
         self.metrics_registry = CollectorRegistry(auto_describe=False)
         collector = GatewayCollector(self._meters, self.balancer.outstanding_all)
         self.metrics_registry.register(collector)
+        for stage in stages:
+            if isinstance(stage, _Collects):
+                self.metrics_registry.register(stage)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -127,34 +149,56 @@ class Gateway:
         if path.startswith(OPENAI_PREFIX):
             await self._openai(scope, path, receive, send)
             return
-        if not path.startswith(PREFIX):
-            self._pipeline.unrouted()
-            await send_problem(send, 404, "no such path; endpoints are under /endpoints/{name}/")
+        if path.startswith(PREFIX):
+            prefix, project = PREFIX, ""
+        elif path.startswith(PROJECT_PREFIX):
+            project = path[len(PROJECT_PREFIX) :].partition("/")[0]
+            prefix = f"{PROJECT_PREFIX}{project}{PREFIX}"
+            if not project or not path.startswith(prefix):
+                await self._no_path(send)
+                return
+        else:
+            await self._no_path(send)
             return
-        name, _, sub = path[len(PREFIX) :].partition("/")
+        name, _, sub = path[len(prefix) :].partition("/")
         if sub == INTERNAL_EXACT or sub.startswith(INTERNAL_PREFIXES):
             self._pipeline.unrouted()
             await send_problem(send, 404, f"no such path /{sub} on endpoint {name!r}")
             return
-        route = self._routing.table.endpoints.get(name)
+        key = endpoint_key(project, name) if project else name
+        # A key (`project.name`) is not a name: `/endpoints/team.iris/` is no endpoint.
+        if PROJECT_SEPARATOR in name or PROJECT_SEPARATOR in project:
+            route = None
+        else:
+            route = self._routing.table.endpoints.get(key)
         if route is None:
             self._pipeline.unrouted()
-            await send_problem(send, 404, f"endpoint {name!r} not found", endpoint=name)
+            where = f" in project {project!r}" if project else ""
+            await send_problem(send, 404, f"endpoint {name!r} not found{where}", endpoint=name)
             return
-        await self._pipeline.invoke(route, scope, receive, send, _target(scope, name))
+        await self._pipeline.invoke(route, scope, receive, send, _target(scope, prefix))
+
+    async def _no_path(self, send: Send) -> None:
+        self._pipeline.unrouted()
+        await send_problem(
+            send,
+            404,
+            "no such path; endpoints are under /endpoints/{name}/ (project default) and "
+            "/p/{project}/endpoints/{name}/",
+        )
 
 
-def _target(scope: Scope, name: str) -> str:
-    """The replica's path and query: what follows `/endpoints/{name}`, as the client sent it."""
+def _target(scope: Scope, prefix: str) -> str:
+    """The replica's path and query: what follows `{prefix}{name}` (`prefix` is
+    `/endpoints/` or `/p/{project}/endpoints/`), as the client sent it."""
     raw: bytes | None = scope.get("raw_path")
-    if raw:
-        text = raw.decode("latin-1")
-        i = text.find(PREFIX)
-        rest = text[i + len(PREFIX) :] if i >= 0 else ""
-        _, slash, sub = rest.partition("/")
+    text = raw.decode("latin-1") if raw else ""
+    i = text.find(prefix)  # -1 also when the client percent-encoded the prefix itself
+    if i >= 0:
+        _, slash, sub = text[i + len(prefix) :].partition("/")
         path = "/" + sub if slash else "/"
     else:
-        _, slash, sub = scope["path"].partition(PREFIX)[2].partition("/")
+        _, slash, sub = scope["path"].partition(prefix)[2].partition("/")
         path = quote("/" + sub if slash else "/", safe="/:@!$&'()*+,;=-._~")
     query: bytes = scope.get("query_string", b"")
     return f"{path}?{query.decode('latin-1')}" if query else path

@@ -26,8 +26,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from podium.core.access import Principal
 from podium.core.errors import TooLarge
 from podium.core.routing import EndpointRoute, RoutingSource
 from podium.core.settings import GatewaySettings
@@ -79,11 +80,25 @@ class Stage(Protocol):
     (as problem+json, or OpenAI's error body under `/v1/`), None lets the request go on.
     `finish` runs once per invocation whose `check` ran, after metering, with the status
     sent (0: the client left first) and the seconds it took; it must not raise.
+    A stage that is also a `prometheus_client` `Collector` is registered in the gateway's
+    metrics registry.
     """
 
     async def check(self, call: Invocation) -> Refusal | None: ...
 
     def finish(self, call: Invocation, status: int, seconds: float) -> None: ...
+
+
+@runtime_checkable
+class Authenticates(Protocol):
+    """A stage that says who a request comes from before its route is resolved (the OpenAI
+    router resolves `model` in the caller's projects and lists what the caller may invoke).
+
+    `principal(scope)`: the caller; None when the request carries no credentials; a
+    `Refusal` (401, or 403 for a session cookie without its CSRF token) when it carries bad
+    ones. Cached in the scope, so the stage's own `check` does not authenticate twice."""
+
+    def principal(self, scope: Scope) -> Principal | Refusal | None: ...
 
 
 class Pipeline:

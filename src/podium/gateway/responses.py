@@ -66,16 +66,19 @@ async def send_problem(
     title: str | None = None,
     request_id: str | None = None,
     headers: tuple[tuple[bytes, bytes], ...] = (),
+    openai_code: str | None = None,
     **extra: Any,
 ) -> None:
     """Send a whole error response (head and body): a problem, or OpenAI's error body when
-    `send` is an `OpenAIErrors`."""
+    `send` is an `OpenAIErrors` (its `code` is `openai_code`, else the title in snake case)."""
     raw = list(headers)
     if request_id:
         raw.append((b"x-request-id", request_id.encode("latin-1")))
     if isinstance(send, OpenAIErrors):
-        slug = re.sub(r"[^a-z0-9]+", "_", (title or title_for(status)).lower()).strip("_")
-        body = openai_error(status, detail, code=slug or None)
+        code = openai_code
+        if code is None:
+            code = re.sub(r"[^a-z0-9]+", "_", (title or title_for(status)).lower()).strip("_")
+        body = openai_error(status, detail, code=code or None)
         await send_whole(send.send, status, JSON, body, raw)
         return
     await send_whole(send, status, PROBLEM, problem_body(status, detail, title, **extra), raw)

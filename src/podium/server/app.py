@@ -29,8 +29,8 @@ from podium.control.loop import Controller
 from podium.core.asgi import Receive, Scope, Send, serve_lifespan
 from podium.core.routing import InProcessRoutingSource, RoutingSource
 from podium.core.settings import Settings
+from podium.gateway.access import AccessStage
 from podium.gateway.app import Gateway
-from podium.gateway.pipeline import Stage
 from podium.server.credentials import ensure_credentials
 from podium.server.hosts import HostCheck, allowed_hosts
 from podium.server.tokens import LiveTokens, TokenRefresher, store_loader
@@ -71,7 +71,8 @@ class Podium:
             # A replica that refused a connection: the controller looks at once.
             on_replica_failure=lambda _replica, _reason: self._wake(),
             why_failed=self._why_failed,
-            stages=access_stages(self.tokens, settings),
+            # Tokens, visibility and rate limits, checked from the routing table.
+            stages=[AccessStage(self.tokens, auth=settings.auth)],
         )
         self.controller = Controller(
             settings,
@@ -152,17 +153,6 @@ class Podium:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         await serve_lifespan(receive, send, self.startup, self.shutdown)
-
-
-def access_stages(tokens: LiveTokens, settings: Settings) -> list[Stage]:
-    """The gateway's access stage (authentication, rate limits) over the server's tokens."""
-    try:  # gateway/access.py arrives with the gateway's half of access control
-        from podium.gateway.access import AccessStage  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # pragma: no cover - only before that merge
-        log.warning("podium.gateway.access is missing: the gateway checks no tokens")
-        return []
-    stage: Stage = AccessStage(tokens, auth=settings.auth)
-    return [stage]
 
 
 def cli_hint() -> str:

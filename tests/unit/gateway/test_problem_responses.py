@@ -45,7 +45,8 @@ def test_unknown_path_is_a_titled_404(gateway: RunningGateway) -> None:
         "type": "about:blank",
         "title": "Not Found",
         "status": 404,
-        "detail": "no such path; endpoints are under /endpoints/{name}/",
+        "detail": "no such path; endpoints are under /endpoints/{name}/ (project default) "
+        "and /p/{project}/endpoints/{name}/",
     }
     assert "x-request-id" not in r.headers  # only requests for an endpoint get one
 
