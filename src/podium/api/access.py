@@ -9,6 +9,8 @@ and checks `caller.may(scope, project)`:
     From.ANY    `?project=` when given, else: the scope on any project (list routes)
     From.PATH   the `{name}` path parameter (routes of a project itself: /projects/{name})
     From.NONE   no project: the token's scope alone (tokens, audit, instance types)
+    From.ALL    the scope on every project: a token bound to projects never passes
+                (creating, changing and deleting projects and their quotas)
 
 401 when no valid token was given, 403 naming the scope and the project otherwise. The
 project and the principal are left in the request's scope for the audit trail
@@ -50,6 +52,7 @@ class From(StrEnum):
     ANY = "any"
     PATH = "path"
     NONE = "none"
+    ALL = "all"
 
 
 def needs(scope: Scope, where: From = From.QUERY) -> Any:
@@ -64,8 +67,8 @@ def needs(scope: Scope, where: From = From.QUERY) -> Any:
         caller = get_caller(request, ctx)
         if project is not None:
             check_project(project)
-        if not caller.may(scope, project):
-            raise Forbidden(_refusal(caller, scope, project), field="scope")
+        if not caller.may(scope, project) or (where is From.ALL and caller.projects is not None):
+            raise Forbidden(_refusal(caller, scope, project, where), field="scope")
         if request.method not in SAFE_METHODS:
             before = await run_in_threadpool(audit.state_before, request, ctx, project)
             if before is not None:
@@ -92,7 +95,7 @@ AUTHENTICATED = Depends(_authenticated)
 
 
 async def _project(request: Request, where: From) -> str | None:
-    if where is From.NONE:
+    if where in (From.NONE, From.ALL):
         return None
     if where is From.BODY:
         return await _body_project(request)
@@ -107,18 +110,22 @@ async def _project(request: Request, where: From) -> str | None:
 
 async def _body_project(request: Request) -> str:
     """The `project` of a JSON object body (FastAPI has read the body already, so this
-    costs a parse, not a read). A body that is not a JSON object is the route's 422 to give
-    once the caller is known; until then it counts as the default project."""
+    costs a parse, not a read). A body that is not a JSON object, or that cannot be parsed
+    at all (bad UTF-8, nested too deep for the parser: RecursionError), is the route's 422
+    to give once the caller is known; until then it counts as the default project."""
     try:
         body = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):
         return DEFAULT_PROJECT
     project = body.get("project") if isinstance(body, dict) else None
     return project if isinstance(project, str) else DEFAULT_PROJECT
 
 
-def _refusal(caller: Principal, scope: Scope, project: str | None) -> str:
-    where = f"on project {project!r}" if project is not None else "on any project"
+def _refusal(caller: Principal, scope: Scope, project: str | None, need: From) -> str:
+    if need is From.ALL:
+        where = "on every project"
+    else:
+        where = f"on project {project!r}" if project is not None else "on any project"
     return f"token {caller.name!r} ({caller.token_id}) lacks scope {scope.value!r} {where}"
 
 

@@ -246,7 +246,7 @@ def _json(data: bytes) -> dict[str, Any]:
         return {}
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return {}
     return doc if isinstance(doc, dict) else {}
 

@@ -30,6 +30,7 @@ from podium.core.problems import problem_doc, retry_after, title_for
 log = logging.getLogger(__name__)
 
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+_UNPARSABLE = "not UTF-8, or nested too deep"  # what makes FastAPI fail to decode a body
 
 
 class FieldError(BaseModel):
@@ -115,10 +116,11 @@ def install(app: FastAPI) -> None:
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else title_for(exc.status_code)
-        if exc.status_code == 400 and "parsing the body" in detail:  # e.g. not UTF-8
+        if exc.status_code == 400 and "parsing the body" in detail:
             # A body that is not JSON is one error, whatever byte gives it away: the same
-            # 422 as malformed JSON (FastAPI raises this 400 only when decoding fails).
-            error = {"type": "json_invalid", "ctx": {"error": "not UTF-8"}}  # field: body
+            # 422 as malformed JSON (FastAPI raises this 400 when decoding fails: bytes that
+            # are not UTF-8, or JSON nested deeper than the parser recurses).
+            error = {"type": "json_invalid", "ctx": {"error": _UNPARSABLE}}  # field: body
             return from_validation_errors([error])
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such route"

@@ -38,6 +38,7 @@ class Need(Enum):
     READ_ANY = "read on the project if one is named, else on any project"
     DEPLOY = "deploy on the project"
     ADMIN = "admin"
+    ADMIN_ALL = "admin on every project (a token bound to none)"
 
 
 MATRIX: dict[tuple[str, str], Need] = {
@@ -75,17 +76,27 @@ MATRIX: dict[tuple[str, str], Need] = {
     ("GET", "/audit"): Need.ADMIN,
     # projects, secrets, usage (the contract's routes; asserted once they are in the doc)
     ("GET", "/projects"): Need.READ_ANY,
-    ("POST", "/projects"): Need.ADMIN,
+    ("POST", "/projects"): Need.ADMIN_ALL,
     ("GET", "/projects/{name}"): Need.READ,
-    ("PATCH", "/projects/{name}"): Need.ADMIN,
-    ("DELETE", "/projects/{name}"): Need.ADMIN,
+    ("PATCH", "/projects/{name}"): Need.ADMIN_ALL,
+    ("DELETE", "/projects/{name}"): Need.ADMIN_ALL,
     ("GET", "/secrets"): Need.READ_ANY,
     ("PUT", "/secrets/{name}"): Need.DEPLOY,
     ("DELETE", "/secrets/{name}"): Need.DEPLOY,
     ("GET", "/usage"): Need.READ_ANY,
 }
 
-CALLERS = ("none", "read", "invoke", "deploy", "admin", "expired", "revoked", "other")
+CALLERS = (
+    "none",
+    "read",
+    "invoke",
+    "deploy",
+    "admin",
+    "expired",
+    "revoked",
+    "other",
+    "team-admin",
+)
 OK = "ok"  # anything but 401 and 403 (and never a 5xx): the caller got past access control
 
 
@@ -98,9 +109,11 @@ def expected(need: Need, caller: str) -> int | str:
         return OK
     allowed = {
         Need.READ: {"read", "deploy", "admin"},
-        Need.READ_ANY: {"read", "deploy", "admin", "other"},  # other: read on its project
+        # other, team-admin: read on their project
+        Need.READ_ANY: {"read", "deploy", "admin", "other", "team-admin"},
         Need.DEPLOY: {"deploy", "admin"},
-        Need.ADMIN: {"admin"},
+        Need.ADMIN: {"admin", "team-admin"},  # tokens and audit: those of its projects
+        Need.ADMIN_ALL: {"admin"},
     }[need]
     return OK if caller in allowed else 403
 
@@ -147,6 +160,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "expired": make_token(db, "old", (Scope.ADMIN,), projects=None, expires_at=past),
         "revoked": make_token(db, "gone", (Scope.ADMIN,), projects=None, revoked=True),
         "other": make_token(db, "team-deployer", (Scope.DEPLOY,), projects=("team",)),
+        "team-admin": make_token(db, "team-admin", (Scope.ADMIN,), projects=("team",)),
     }
     settings = Settings(home=tmp / "home", port=8123)
     ctx = ApiContext(
@@ -245,6 +259,28 @@ def test_a_token_of_another_project_reads_its_own(world: World) -> None:
     assert "on project 'team'" in r.json()["detail"]
 
 
+def test_an_admin_bound_to_projects_cannot_touch_projects_or_quotas(world: World) -> None:
+    """Projects and their quotas are the all-projects admin's: an admin of `team` sees
+    only `team` in the list and may not create projects nor lift its own quotas."""
+    admin = {"Authorization": f"Bearer {world.tokens['admin']}"}
+    r = world.client.post("/api/v1/projects", json={"name": "team"}, headers=admin)
+    assert r.status_code in (201, 409), r.text
+    bound = {"Authorization": f"Bearer {world.tokens['team-admin']}"}
+    r = world.client.get("/api/v1/projects", headers=bound)
+    assert r.status_code == 200, r.text
+    assert [p["name"] for p in r.json()] == ["team"]
+    r = world.client.patch(
+        "/api/v1/projects/team", json={"quotas": {"max_endpoints": None}}, headers=bound
+    )
+    assert r.status_code == 403, r.text
+    assert r.json()["detail"].endswith("lacks scope 'admin' on every project")
+    r = world.client.post("/api/v1/projects", json={"name": "mine"}, headers=bound)
+    assert r.status_code == 403, r.text
+    r = world.client.delete("/api/v1/projects/team", headers=bound)
+    assert r.status_code == 403, r.text
+    assert world.client.get("/api/v1/projects/team", headers=admin).status_code == 200
+
+
 def test_every_route_declares_what_it_needs(world: World) -> None:
     """Each route of the app carries a `needs(...)`, `AUTHENTICATED` or `PUBLIC`
     dependency (api/access.py), so none is open by omission."""
@@ -280,6 +316,23 @@ def test_a_malformed_body_is_judged_after_the_caller(
     headers = {"content-type": "application/json", "Authorization": f"Bearer {token or ''}"}
     r = world.client.post("/api/v1/endpoints", content=body, headers=headers)
     assert r.status_code == status, r.text
+
+
+@pytest.mark.parametrize(
+    ("caller", "status"), [("none", 401), ("revoked", 401), ("read", 403), ("admin", 422)]
+)
+def test_a_body_nested_too_deep_is_judged_after_the_caller(
+    world: World, caller: str, status: int
+) -> None:
+    """JSON nested deeper than the parser goes (RecursionError) counts as an unparsable
+    body: the caller's 401/403 first, then the body's own 4xx, never a 500."""
+    token = world.tokens[caller]
+    headers = {"content-type": "application/json", "Authorization": f"Bearer {token or ''}"}
+    r = world.client.post("/api/v1/endpoints", content=b"[" * 5000, headers=headers)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    if status == 422:
+        assert r.json()["detail"] == "body: malformed JSON (not UTF-8, or nested too deep)"
 
 
 def test_the_openapi_document_says_which_operations_need_a_token(world: World) -> None:

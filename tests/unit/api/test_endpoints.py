@@ -248,6 +248,6 @@ def test_undecodable_body_names_the_body(client: TestClient) -> None:
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["title"] == "Invalid"
         assert r.json()["field"] == "body"
-        assert r.json()["detail"] == "body: malformed JSON (not UTF-8)"
+        assert r.json()["detail"] == "body: malformed JSON (not UTF-8, or nested too deep)"
     r = client.patch(f"{EP}/x", content=b"\xda\x06", headers={"content-type": "application/json"})
     assert (r.status_code, r.json()["field"]) == (422, "body")

@@ -23,9 +23,9 @@ ProjectName = Annotated[
 
 @router.get("", response_model=list[ProjectPublic], dependencies=[needs(Scope.READ, From.ANY)])
 def list_projects(uow: UowDep, ctx: CtxDep, caller: CallerDep) -> list[ProjectPublic]:
-    """The projects the token may read (every one for an admin token), with their quotas
-    and what they use of them."""
-    return projects.views(uow, ctx.settings, None if caller.is_admin else caller.projects)
+    """The projects the token may read (its own; every one for a token bound to none), with
+    their quotas and what they use of them."""
+    return projects.views(uow, ctx.settings, caller.projects)
 
 
 @router.post(
@@ -33,10 +33,10 @@ def list_projects(uow: UowDep, ctx: CtxDep, caller: CallerDep) -> list[ProjectPu
     status_code=status.HTTP_201_CREATED,
     response_model=ProjectPublic,
     responses=responses(409),
-    dependencies=[needs(Scope.ADMIN, From.NONE)],
+    dependencies=[needs(Scope.ADMIN, From.ALL)],
 )
 def create_project(body: ProjectCreate, ctx: CtxDep) -> ProjectPublic:
-    """Create a project (admin)."""
+    """Create a project (an admin of every project)."""
     return projects.create(ctx.db, ctx.settings, body)
 
 
@@ -54,11 +54,12 @@ def get_project(name: ProjectName, uow: UowDep, ctx: CtxDep) -> ProjectPublic:
     "/{name}",
     response_model=ProjectPublic,
     responses=responses(404),
-    dependencies=[needs(Scope.ADMIN, From.PATH)],
+    dependencies=[needs(Scope.ADMIN, From.ALL)],
 )
 def update_project(name: ProjectName, body: ProjectUpdate, ctx: CtxDep) -> ProjectPublic:
     """Change the description or quotas (admin): a quota named in the body is set (null:
-    unlimited), the others are kept. Lowering a quota below what is in use stops nothing;
+    unlimited), the others are kept. Needs an admin of every project: an admin bound to
+    projects may not lift its own quotas. Lowering a quota below what is in use stops nothing;
     it refuses growth from then on."""
     return projects.update(ctx.db, ctx.settings, name, body)
 
@@ -67,9 +68,9 @@ def update_project(name: ProjectName, body: ProjectUpdate, ctx: CtxDep) -> Proje
     "/{name}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(404, 409),
-    dependencies=[needs(Scope.ADMIN, From.PATH)],
+    dependencies=[needs(Scope.ADMIN, From.ALL)],
 )
 def delete_project(name: ProjectName, ctx: CtxDep) -> None:
-    """Delete an empty project (admin): 409 while it holds endpoints, models or secrets, and
+    """Delete an empty project (an admin of every project): 409 while it holds endpoints, models or secrets, and
     always for `default`."""
     projects.delete(ctx.db, name)
