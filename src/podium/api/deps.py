@@ -102,7 +102,12 @@ def _check_csrf(request: Request) -> None:
     a page of this origin can read `podium_csrf` and echo it in the header."""
     expected = request.cookies.get(CSRF_COOKIE, "")
     given = request.headers.get(CSRF_HEADER, "")
-    if not expected or not given or not hmac.compare_digest(expected, given):
+    # compare_digest takes str of ASCII only (TypeError otherwise): compare bytes, so a
+    # header or cookie of any characters is a mismatch, not a 500.
+    same = hmac.compare_digest(
+        expected.encode("utf-8", "surrogateescape"), given.encode("utf-8", "surrogateescape")
+    )
+    if not expected or not given or not same:
         raise Forbidden(
             f"CSRF check failed: a request authenticated by the session cookie that changes "
             f"something must send header {CSRF_HEADER} equal to cookie {CSRF_COOKIE}",

@@ -97,3 +97,14 @@ def test_logout_clears_both_cookies(browser: TestClient, admin_token: str) -> No
     assert set(cookies) == {"podium_session", "podium_csrf"}
     assert all("max-age=0" in line for line in cookies.values())
     assert browser.get("/api/v1/endpoints").status_code == 401
+
+
+@pytest.mark.parametrize("given", ["caf\xe9".encode("latin-1"), "\u20ac".encode()])
+def test_a_non_ascii_csrf_header_is_a_403_not_a_500(
+    browser: TestClient, admin_token: str, given: bytes
+) -> None:
+    """Header values reach the app as latin-1 text; a non-ASCII one is a mismatch."""
+    assert browser.post("/api/v1/session", json={"token": admin_token}).status_code == 200
+    r = browser.post("/api/v1/endpoints", json=spec(), headers={"X-CSRF-Token": given})
+    assert r.status_code == 403, r.text
+    assert r.json()["field"] == "X-CSRF-Token"
