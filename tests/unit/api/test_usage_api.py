@@ -134,3 +134,27 @@ def test_usage_is_scoped_to_the_callers_projects(
     assert client.get("/api/v1/usage").status_code == 401
     backwards = client.get(f"/api/v1/usage?from={TO}&to={FROM}", headers=tokens.admin)
     assert backwards.status_code == 422 and backwards.json()["field"] == "from"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("to=0001-01-02T00:00:00", "to"),  # the default `from` (to - 30 days) is before year 1
+        ("to=9999-12-31T23:00:00-05:00", "to"),  # past year 9999 in UTC
+        ("from=0001-01-01T00:00:00%2B01:00&to=2026-01-01T00:00:00", "from"),  # before year 1
+    ],
+)
+def test_usage_dates_out_of_range_are_a_422_naming_the_field(
+    client: TestClient, tokens: Tokens, query: str, field: str
+) -> None:
+    r = client.get(f"/api/v1/usage?{query}", headers=tokens.admin)
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field
+
+
+def test_usage_over_the_widest_range_answers(client: TestClient, tokens: Tokens, ran: None) -> None:
+    r = client.get(
+        "/api/v1/usage?from=0001-01-01T00:00:00&to=9999-12-31T23:59:59", headers=tokens.admin
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["total_replica_seconds"] > 0

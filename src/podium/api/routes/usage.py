@@ -59,8 +59,13 @@ class UsageReport(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def _utc(value: datetime, field: str) -> datetime:
+    """`value` in UTC (naive: taken as UTC); 422 naming `field` when that falls outside
+    the years 1-9999 (e.g. 0001-01-01T00:00:00+01:00)."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise Invalid(f"`{field}` is out of range in UTC", field=field) from None
 
 
 @router.get(
@@ -92,8 +97,16 @@ def get_usage(
             raise Invalid("`endpoint` needs `project`", field="endpoint")
         check_name(endpoint, "endpoint")
     projects = readable(caller) if project is None else frozenset({project})
-    end = _utc(to) if to is not None else _utc(datetime.now(UTC))
-    start = _utc(from_) if from_ is not None else end - DEFAULT_PERIOD
+    end = _utc(to, "to") if to is not None else datetime.now(UTC)
+    if from_ is not None:
+        start = _utc(from_, "from")
+    elif end - datetime.min.replace(tzinfo=UTC) < DEFAULT_PERIOD:
+        raise Invalid(
+            f"`to` is less than {DEFAULT_PERIOD.days} days after year 1: give `from` too",
+            field="to",
+        )
+    else:
+        start = end - DEFAULT_PERIOD
     if start >= end:
         raise Invalid("`from` must be before `to`", field="from")
     key = None if endpoint is None or project is None else endpoint_key(project, endpoint)
