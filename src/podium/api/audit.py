@@ -23,14 +23,21 @@ nested, so a token string or a secret never reaches the log. The row is written 
 the answer's head goes out (the answers of mutating routes are small), so a client that
 reads the log right after its action sees it. A failed write never fails the action: it
 is logged and counted (`AuditWriter.failures`).
+
+Attempts with no valid token (no principal: actor "-") cost nothing to send, so they are
+recorded within a budget (`AnonymousBudget`: 60 a minute, bursts of 60) and past it only
+counted (`AuditWriter.anonymous.unrecorded`, on `app.state.audit`) and logged at most once
+a minute ("N unauthenticated attempts not recorded"): whoever reaches the port cannot grow
+the log without bound. Attempts by a token's holder are always recorded.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.routing import APIRoute
@@ -117,12 +124,59 @@ def state_before(request: Request, ctx: Any, project: str | None) -> dict[str, A
     return None if doc is None else redact(_compact(kind, doc))
 
 
+ANONYMOUS_PER_MINUTE = 60  # entries without a principal recorded per minute, on average
+ANONYMOUS_BURST = 60  # ... and at once
+_LOG_EVERY_S = 60.0
+
+
+@dataclass
+class AnonymousBudget:
+    """A token bucket for the entries of attempts without a valid token (module doc).
+    `admit` runs on the event loop only, so it needs no lock."""
+
+    per_minute: float = ANONYMOUS_PER_MINUTE
+    burst: float = ANONYMOUS_BURST
+    clock: Callable[[], float] = time.monotonic
+    unrecorded: int = 0  # attempts not recorded since the start
+    _left: float = field(init=False)
+    _at: float = field(init=False)
+    _pending: int = 0  # not recorded and not yet logged
+    _logged_at: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        self._left = self.burst
+        self._at = self.clock()
+
+    def admit(self) -> bool:
+        """Whether one more such entry may be written; counts (and logs) it when not."""
+        now = self.clock()
+        self._left = min(self.burst, self._left + (now - self._at) * self.per_minute / 60)
+        self._at = now
+        admitted = self._left >= 1
+        if admitted:
+            self._left -= 1
+        else:
+            self.unrecorded += 1
+            self._pending += 1
+        if self._pending and now - self._logged_at >= _LOG_EVERY_S:
+            log.warning(
+                "%d unauthenticated attempts not recorded in the audit log (over %g a minute)",
+                self._pending,
+                self.per_minute,
+            )
+            self._pending = 0
+            self._logged_at = now
+        return admitted
+
+
 @dataclass
 class AuditWriter:
-    """Writes entries to the store; never raises. `failures` counts the writes lost."""
+    """Writes entries to the store; never raises. `failures` counts the writes lost;
+    `anonymous` bounds those of attempts without a valid token."""
 
     db: Database
     failures: int = 0
+    anonymous: AnonymousBudget = field(default_factory=AnonymousBudget)
 
     def write(self, entry: dict[str, Any]) -> None:
         try:
@@ -200,8 +254,11 @@ class AuditTrail:
             self.writer.failures += 1
             log.error("audit entry not built: %s", type(exc).__name__)
             return
-        if entry is not None:
-            await run_in_threadpool(self.writer.write, entry)
+        if entry is None:
+            return
+        if not isinstance(scope.get(PRINCIPAL_KEY), Principal) and not self.writer.anonymous.admit():
+            return
+        await run_in_threadpool(self.writer.write, entry)
 
 
 def _entry(scope: Scope, status: int, answer: bytes, body: bytes) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from podium.api import ApiContext, create_api
 from podium.api.access import needs
+from podium.api.audit import ANONYMOUS_BURST, AnonymousBudget
 from podium.core.access import Scope
 from tests.unit.api.conftest import make_token, push, spec
 
@@ -208,3 +209,43 @@ def test_an_admin_of_one_project_reads_only_its_entries(
     assert r.status_code == 200
     assert [e["object_name"] for e in r.json()["entries"]] == ["here"]
     assert len(entries(client)) == 3
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_attempts_without_a_token_are_recorded_within_a_budget(
+    client: TestClient, app: FastAPI, ctx: ApiContext, caplog: Any
+) -> None:
+    """Anyone who reaches the port can send 401s: past 60 a minute (bursts of 60) they
+    are counted and logged once a minute, not written; a token holder's never are."""
+    clock = Clock()
+    writer = app.state.audit
+    writer.anonymous = AnonymousBudget(clock=clock)
+    assert ctx.tokens is not None
+    reader = make_token(ctx.db, "viewer", (Scope.READ,), tokens=ctx.tokens)
+    anonymous = {"Authorization": ""}
+    for _ in range(ANONYMOUS_BURST + 5):
+        r = client.post("/api/v1/endpoints/iris-ep/pause", headers=anonymous)
+        assert r.status_code == 401
+    assert client.post("/api/v1/endpoints/iris-ep/pause", headers=bearer(reader)).status_code == 403
+    logged = [m for m in caplog.messages if "unauthenticated attempts not recorded" in m]
+    assert logged == ["1 unauthenticated attempts not recorded in the audit log (over 60 a minute)"]
+
+    clock.now += 2.0  # two more entries' worth
+    for _ in range(3):
+        assert client.post("/api/v1/endpoints/iris-ep/pause", headers=anonymous).status_code == 401
+    clock.now += 60.0
+    assert client.post("/api/v1/endpoints/iris-ep/pause", headers=anonymous).status_code == 401
+
+    rows = entries(client, limit=1000)
+    assert len([e for e in rows if e["actor_name"] == "anonymous"]) == ANONYMOUS_BURST + 2 + 1
+    assert [e["actor_name"] for e in rows if e["result"] == 403] == ["viewer"]
+    assert writer.anonymous.unrecorded == 5 + 1
+    logged = [m for m in caplog.messages if "unauthenticated attempts not recorded" in m]
+    assert logged[1] == "5 unauthenticated attempts not recorded in the audit log (over 60 a minute)"
