@@ -256,7 +256,8 @@ class AuditTrail:
             return
         if entry is None:
             return
-        if not isinstance(scope.get(PRINCIPAL_KEY), Principal) and not self.writer.anonymous.admit():
+        anonymous = not isinstance(scope.get(PRINCIPAL_KEY), Principal)
+        if anonymous and not self.writer.anonymous.admit():
             return
         await run_in_threadpool(self.writer.write, entry)
 

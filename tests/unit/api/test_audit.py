@@ -248,4 +248,4 @@ def test_attempts_without_a_token_are_recorded_within_a_budget(
     assert [e["actor_name"] for e in rows if e["result"] == 403] == ["viewer"]
     assert writer.anonymous.unrecorded == 5 + 1
     logged = [m for m in caplog.messages if "unauthenticated attempts not recorded" in m]
-    assert logged[1] == "5 unauthenticated attempts not recorded in the audit log (over 60 a minute)"
+    assert logged[1].startswith("5 unauthenticated attempts not recorded in the audit log")

@@ -275,7 +275,8 @@ def test_a_body_that_is_not_utf8_is_the_422_of_malformed_json(client: TestClient
         headers={"content-type": "application/json"},
     )
     body = _problem(r, 422)
-    assert (body["field"], body["detail"]) == ("body", "body: malformed JSON (not UTF-8, or nested too deep)")
+    detail = "body: malformed JSON (not UTF-8, or nested too deep)"
+    assert (body["field"], body["detail"]) == ("body", detail)
 
 
 def test_unknown_route_and_method(client: TestClient) -> None:

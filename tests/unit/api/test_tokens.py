@@ -104,6 +104,8 @@ def test_an_expired_token_is_refused_as_expired(client: TestClient, ctx: ApiCont
         ({"projects": []}, "projects"),
         ({"projects": ["NOPE"]}, "projects.0"),
         ({"projects": ["ghost"]}, "projects.0"),  # well formed, does not exist
+        ({"projects": ["default", "ghost"]}, "projects.1"),
+        ({"rate_limit": {"rps": 1, "burst": 1, "per": "s"}}, "rate_limit.per"),
         ({"rate_limit": {"rps": 0, "burst": 1}}, "rate_limit.rps"),
         ({"owner": "me"}, "owner"),
     ],
@@ -168,3 +170,11 @@ def test_an_admin_of_one_project_sees_and_revokes_only_its_tokens(
 
 def token_of(token: str) -> str:
     return token.split("_")[1]
+
+
+def test_a_token_s_rate_limit_is_the_endpoint_spec_s(client: TestClient) -> None:
+    """One model for a rate limit (core.spec.RateLimitSpec), whether on a token or on an
+    endpoint: the same fields, bounds and schema."""
+    doc = client.get("/api/v1/openapi.json").json()
+    limit = doc["components"]["schemas"]["TokenCreate"]["properties"]["rate_limit"]
+    assert {"$ref": "#/components/schemas/RateLimitSpec"} in limit["anyOf"]

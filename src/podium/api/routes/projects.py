@@ -71,6 +71,6 @@ def update_project(name: ProjectName, body: ProjectUpdate, ctx: CtxDep) -> Proje
     dependencies=[needs(Scope.ADMIN, From.ALL)],
 )
 def delete_project(name: ProjectName, ctx: CtxDep) -> None:
-    """Delete an empty project (an admin of every project): 409 while it holds endpoints, models or secrets, and
-    always for `default`."""
+    """Delete an empty project (an admin of every project): 409 while it holds endpoints,
+    models or secrets, and always for `default`."""
     projects.delete(ctx.db, name)

@@ -29,8 +29,8 @@ from podium.core.access import (
 )
 from podium.core.errors import Forbidden, Invalid, NotFound
 from podium.core.ids import check_project
+from podium.core.spec import RateLimitSpec
 from podium.store import UnitOfWork
-from podium.store.tables import ProjectRow
 from podium.store.tokens import TokenRecord
 
 router = APIRouter(
@@ -42,12 +42,6 @@ router = APIRouter(
 
 MAX_EXPIRES_S = 10 * 365 * 86400  # ten years
 TokenId = Annotated[str, Path(description="12 hex digits", max_length=16)]
-
-
-class RateLimitIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rps: float = Field(gt=0, le=1_000_000, description="requests per second, on average")
-    burst: int = Field(ge=1, le=1_000_000, description="requests at once")
 
 
 class TokenCreate(BaseModel):
@@ -62,7 +56,7 @@ class TokenCreate(BaseModel):
     expires_in_s: int | None = Field(
         None, ge=1, le=MAX_EXPIRES_S, description="lifetime in seconds; none: no expiry"
     )
-    rate_limit: RateLimitIn | None = None
+    rate_limit: RateLimitSpec | None = None
 
     @field_validator("name")
     @classmethod
@@ -99,8 +93,12 @@ def create_token(
     issued = issue_token()
     with ctx.db.unit_of_work() as uow:
         for i, project in enumerate(body.projects or ()):
-            if uow.session.get(ProjectRow, project) is None:
-                raise Invalid(f"project {project!r} does not exist", field=f"projects.{i}")
+            try:
+                uow.projects.require(project)
+            except NotFound:
+                raise Invalid(
+                    f"project {project!r} does not exist", field=f"projects.{i}"
+                ) from None
         expires_at = None
         if body.expires_in_s is not None:
             expires_at = datetime.now(UTC) + timedelta(seconds=body.expires_in_s)
