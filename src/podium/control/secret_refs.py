@@ -25,21 +25,12 @@ class RevisionSecrets:
     hf_token: str | None = field(default=None, repr=False)
 
 
-def refs(spec: EndpointSpec) -> dict[str, str]:
-    """{spec field: secret name} of every secret the spec names, e.g.
-    `{"env_from_secrets.HF_TOKEN": "hf", "model_source.token_secret": "hf"}`."""
-    out = {f"env_from_secrets.{var}": name for var, name in spec.env_from_secrets.items()}
-    if spec.model_source is not None and spec.model_source.token_secret is not None:
-        out["model_source.token_secret"] = spec.model_source.token_secret
-    return out
-
-
 def resolve(
     db: Database, box: SecretBox, known: redact.Secrets, endpoint: str, spec: EndpointSpec
 ) -> RevisionSecrets:
     """The values the spec of `endpoint` (its key) names. `Invalid` (field: the spec's
     field) when a secret does not exist; `Unavailable` when it cannot be decrypted."""
-    wanted = refs(spec)
+    wanted = spec.secret_refs()
     if not wanted:
         return RevisionSecrets()
     project = split_key(endpoint)[0]

@@ -349,6 +349,15 @@ class EndpointCreate(_SpecFields):
             )
         return self
 
+    def secret_refs(self) -> dict[str, str]:
+        """{spec field: secret name} of every secret of the project the spec names, e.g.
+        `{"env_from_secrets.HF_TOKEN": "hf", "model_source.token_secret": "hf"}`: what the
+        API checks exists and the controller decrypts, each error naming the field."""
+        out = {f"env_from_secrets.{var}": name for var, name in self.env_from_secrets.items()}
+        if self.model_source is not None and self.model_source.token_secret is not None:
+            out["model_source.token_secret"] = self.model_source.token_secret
+        return out
+
     def with_framework(self, framework: str) -> EndpointSpec:
         """The full spec, with `framework` where this one has none."""
         return EndpointSpec.model_validate(

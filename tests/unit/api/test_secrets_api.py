@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from podium.api import ApiContext, create_api
 from podium.artifacts.store import ArtifactStore
 from podium.backends.local_logs import LocalLogs
+from podium.control import secret_refs
 from podium.core.access import (
     Principal,
     Scope,
@@ -24,6 +25,7 @@ from podium.core.access import (
     issue_token,
 )
 from podium.core.settings import Settings
+from podium.core.spec import EndpointSpec
 from podium.store import Database
 from podium.store.secret_box import SecretBox
 from podium.store.tables import ProjectRow
@@ -217,3 +219,21 @@ def test_an_endpoint_naming_a_missing_secret_is_refused_with_the_field(
         "/api/v1/endpoints/chat", json={"env_from_secrets": {"OTHER": "nope"}}, headers=tokens.admin
     )
     assert patched.status_code == 422 and patched.json()["field"] == "env_from_secrets.OTHER"
+
+
+def test_the_api_and_the_controller_read_one_map_of_secret_references() -> None:
+    """`EndpointSpec.secret_refs` is the one place that says which spec field names
+    which secret: the API's existence check and the controller's decryption both use it."""
+    spec = EndpointSpec.model_validate(
+        _endpoint(
+            env_from_secrets={"HF_TOKEN": "hf-token", "KEY": "other-key"},
+            model_source={"token_secret": "hf-token"},
+        )
+    )
+    assert spec.secret_refs() == {
+        "env_from_secrets.HF_TOKEN": "hf-token",
+        "env_from_secrets.KEY": "other-key",
+        "model_source.token_secret": "hf-token",
+    }
+    assert EndpointSpec.model_validate(_endpoint()).secret_refs() == {}
+    assert not hasattr(secret_refs, "refs")  # no second copy in the controller

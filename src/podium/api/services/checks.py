@@ -52,10 +52,7 @@ def check_spec(uow: UnitOfWork, settings: Settings, spec: EndpointSpec) -> str:
 def check_secret_refs(uow: UnitOfWork, spec: EndpointSpec) -> None:
     """Every secret the spec names exists in its project; else 422 naming the spec's field
     (`env_from_secrets.HF_TOKEN`, `model_source.token_secret`)."""
-    refs = {f"env_from_secrets.{var}": name for var, name in spec.env_from_secrets.items()}
-    if spec.model_source is not None and spec.model_source.token_secret is not None:
-        refs["model_source.token_secret"] = spec.model_source.token_secret
-    for where, name in refs.items():
+    for where, name in spec.secret_refs().items():
         if not uow.secrets.exists(spec.project, name):
             raise Invalid(
                 f"secret {name!r} does not exist in project {spec.project!r}", field=where
