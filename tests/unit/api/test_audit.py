@@ -249,3 +249,18 @@ def test_attempts_without_a_token_are_recorded_within_a_budget(
     assert writer.anonymous.unrecorded == 5 + 1
     logged = [m for m in caplog.messages if "unauthenticated attempts not recorded" in m]
     assert logged[1].startswith("5 unauthenticated attempts not recorded in the audit log")
+
+
+def test_a_body_nested_too_deep_is_still_recorded(client: TestClient) -> None:
+    """The trail reads the request body for the object's name: a body nested deeper than
+    the JSON parser goes (RecursionError) names none, and the attempt is recorded."""
+    r = client.post(
+        "/api/v1/endpoints", content=b"[" * 5000, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    (entry,) = entries(client)
+    assert (entry["action"], entry["result"], entry["object_name"]) == (
+        "endpoint.create",
+        422,
+        None,
+    )
