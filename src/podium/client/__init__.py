@@ -9,7 +9,8 @@
         podium.invoke("iris", {"inputs": [[5.1, 3.5, 1.4, 0.2]]})
 
 The token: `PodiumClient(token=...)`, else $PODIUM_TOKEN, else `$PODIUM_HOME/credentials`
-(written by `podium up`; read only for a loopback server URL). Errors are those of `podium.core.errors`, re-exported here
+(written by `podium up`; read only for a loopback server URL). Errors are those of
+`podium.core.errors`, re-exported here
 (401 `Unauthenticated`, 403 `Forbidden`, 409 `QuotaExceeded`, 429 `RateLimited`, …).
 """
 

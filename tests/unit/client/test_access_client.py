@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from podium.client import QUOTA_NAMES as CLIENT_QUOTA_NAMES
 from podium.client import (
     Conflict,
     Forbidden,
@@ -20,7 +21,6 @@ from podium.client import (
     Unauthenticated,
     discover_token,
 )
-from podium.client import QUOTA_NAMES as CLIENT_QUOTA_NAMES
 from podium.core.quotas import QUOTA_NAMES
 
 TOKEN = "pod_0123456789ab_" + "s" * 43
