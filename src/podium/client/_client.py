@@ -61,8 +61,8 @@ class PodiumClient(ObserveMethods, AccessMethods):
 
     `base_url` defaults to $PODIUM_URL, then http://127.0.0.1:8000; `token` to $PODIUM_TOKEN,
     then `$PODIUM_HOME/credentials` when `base_url` is loopback (see the module doc).
-    Methods that name an endpoint or a model take `project` (None: the default project). `transport` lets tests swap the
-    network (e.g. `httpx.MockTransport(handler)`).
+    Methods that name an endpoint or a model take `project` (None: the default project).
+    `transport` lets tests swap the network (e.g. `httpx.MockTransport(handler)`).
     """
 
     def __init__(

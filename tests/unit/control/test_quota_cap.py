@@ -261,9 +261,7 @@ def test_room_taken_through_the_api_during_a_pass_is_counted(tmp_path: Path, db:
     assert scaled(db, "team.echo") == ["not scaled 0→2: capped by project quota max_replicas=3"]
 
 
-def test_a_wake_from_zero_is_held_by_max_endpoints_in_a_pass(
-    tmp_path: Path, db: Database
-) -> None:
+def test_a_wake_from_zero_is_held_by_max_endpoints_in_a_pass(tmp_path: Path, db: Database) -> None:
     """At zero the endpoint takes no endpoint of the quota; waking it would, so a project
     already at max_endpoints holds the wake (and says so), in the pass and under the lock."""
     with db.unit_of_work() as uow:
