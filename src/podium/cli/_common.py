@@ -98,7 +98,8 @@ def usage_line(error: ClickException) -> str:
 
 def client_for(ctx: typer.Context) -> PodiumClient:
     """The client for this invocation (closed when the command ends). Its token: --token,
-    else $PODIUM_TOKEN, else $PODIUM_HOME/credentials (the SDK's own discovery)."""
+    else $PODIUM_TOKEN, else $PODIUM_HOME/credentials for a loopback URL only (the SDK's own
+    discovery)."""
     root = ctx.find_root()
     given = root.obj if isinstance(root.obj, dict) else {}
     client = PodiumClient(given.get("url"), token=given.get("token"), timeout=CLIENT_TIMEOUT)

@@ -9,12 +9,13 @@
         podium.invoke("iris", {"inputs": [[5.1, 3.5, 1.4, 0.2]]})
 
 The token: `PodiumClient(token=...)`, else $PODIUM_TOKEN, else `$PODIUM_HOME/credentials`
-(written by `podium up`). Errors are those of `podium.core.errors`, re-exported here
+(written by `podium up`; read only for a loopback server URL). Errors are those of
+`podium.core.errors`, re-exported here
 (401 `Unauthenticated`, 403 `Forbidden`, 409 `QuotaExceeded`, 429 `RateLimited`, …).
 """
 
-from podium.client._access import QUOTA_NAMES, TOKEN_ENV, credentials_path, discover_token
-from podium.client._client import DEFAULT_URL, PodiumClient
+from podium.client._access import DEFAULT_URL, TOKEN_ENV, credentials_path, discover_token
+from podium.client._client import PodiumClient
 from podium.client._errors import error_from_response, invalid_from_validation
 from podium.client._views import (
     AuditEntry,
@@ -44,6 +45,7 @@ from podium.core.errors import (
     Unavailable,
 )
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
+from podium.core.quotas import QUOTA_NAMES
 from podium.core.schemas import (
     EndpointPublic,
     EventPublic,

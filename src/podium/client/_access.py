@@ -4,10 +4,14 @@ a mixin of `PodiumClient`, and how the client finds its token.
 Token discovery (`discover_token`): the `token` argument, else $PODIUM_TOKEN, else the
 first line of `$PODIUM_HOME/credentials` (home `.podium` by default) when that file exists
 and is readable, which is where `podium up` puts the admin token it makes on a fresh home.
+That file holds this machine's all-projects admin token, so it is read only when the server
+is on this machine (the URL's host is loopback: 127.0.0.0/8, ::1 or `localhost`); a client
+of any other server sends only a token it was given.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -32,8 +36,8 @@ from podium.client._views import (
 
 TOKEN_ENV = "PODIUM_TOKEN"
 CREDENTIALS_FILE = "credentials"
+DEFAULT_URL = "http://127.0.0.1:8000"
 M = TypeVar("M", bound=BaseModel)
-QUOTA_NAMES = ("max_endpoints", "max_replicas", "max_cpus", "max_gpus")
 
 
 def credentials_path(env: Mapping[str, str] | None = None) -> Path:
@@ -42,13 +46,29 @@ def credentials_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("PODIUM_HOME", ".podium")).expanduser() / CREDENTIALS_FILE
 
 
-def discover_token(token: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
-    """The token to send (see the module doc), or None to send none."""
+def is_loopback(url: str) -> bool:
+    """Whether `url`'s host is this machine: `localhost`, 127.0.0.0/8 or ::1."""
+    host = (httpx.URL(url).host or "").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def discover_token(
+    token: str | None = None, env: Mapping[str, str] | None = None, *, url: str | None = None
+) -> str | None:
+    """The token to send to `url` (None: $PODIUM_URL, else the default local server), or
+    None to send none. The credentials file is read only for a loopback `url`."""
     if token:
         return token.strip()
     env = os.environ if env is None else env
     if from_env := env.get(TOKEN_ENV, "").strip():
         return from_env
+    if not is_loopback(url or env.get("PODIUM_URL") or DEFAULT_URL):
+        return None
     try:
         text = credentials_path(env).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):

@@ -7,7 +7,8 @@ parts: this module (server, models, endpoints, the data plane and the plumbing),
 
 The token (`Authorization: Bearer`) is the `token` argument, else $PODIUM_TOKEN, else the
 first line of `$PODIUM_HOME/credentials` (home `.podium` by default), the file `podium up`
-writes on this machine (`_access.discover_token`).
+writes on this machine, read only when `base_url`'s host is loopback
+(`_access.discover_token`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from podium import __version__
-from podium.client._access import AccessMethods, discover_token, project_params
+from podium.client._access import DEFAULT_URL, AccessMethods, discover_token, project_params
 from podium.client._errors import (
     invalid_from_validation,
     raise_for_status,
@@ -50,7 +51,6 @@ from podium.core.spec import (
     parse_model_ref,
 )
 
-DEFAULT_URL = "http://127.0.0.1:8000"
 API_PREFIX = "/api/v1"
 
 M = TypeVar("M", bound=BaseModel)
@@ -60,9 +60,9 @@ class PodiumClient(ObserveMethods, AccessMethods):
     """A synchronous client for one Podium server.
 
     `base_url` defaults to $PODIUM_URL, then http://127.0.0.1:8000; `token` to $PODIUM_TOKEN,
-    then `$PODIUM_HOME/credentials` (see the module doc). Methods that name an endpoint or
-    a model take `project` (None: the default project). `transport` lets tests swap the
-    network (e.g. `httpx.MockTransport(handler)`).
+    then `$PODIUM_HOME/credentials` when `base_url` is loopback (see the module doc).
+    Methods that name an endpoint or a model take `project` (None: the default project).
+    `transport` lets tests swap the network (e.g. `httpx.MockTransport(handler)`).
     """
 
     def __init__(
@@ -76,7 +76,7 @@ class PodiumClient(ObserveMethods, AccessMethods):
         self.base_url = (base_url or os.environ.get("PODIUM_URL") or DEFAULT_URL).rstrip("/")
         self.timeout = timeout
         headers = {"user-agent": f"podium-client/{__version__}"}
-        if found := discover_token(token):
+        if found := discover_token(token, url=self.base_url):
             headers["authorization"] = f"Bearer {found}"
         self._http = httpx.Client(
             base_url=self.base_url, timeout=timeout, transport=transport, headers=headers

@@ -273,7 +273,7 @@ class Autoscaling:
         for rec in uow.endpoints.list(projects=[ep.project]):
             if rec.name != ep.name:
                 others += self._usage(rec)
-        most, _ = room(limits, others, *self._per_replica(ep))
+        most, _ = room(limits, others, *self._per_replica(ep), from_zero=ep.desired_replicas == 0)
         return most is None or desired <= most
 
     async def _rule_metrics(

@@ -4,7 +4,8 @@
 (`core.quotas.room`) and returns what to do: the decision as it is (it fits, or does not
 scale up), a smaller scale-up whose reason names the quota, or a refusal to scale up at
 all (`Capped.held`: nothing to write but an event saying why, e.g. a wake from zero that
-cannot fit; the held requests then time out as usual).
+cannot fit, replicas or max_endpoints, since an endpoint at zero uses no quota; the held
+requests then time out as usual).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def cap(
     want = decision.desired
     if quotas is None or not decision.changed or want <= current:
         return Capped(decision)
-    most, quota = room(quotas, others, cpus, gpus)
+    most, quota = room(quotas, others, cpus, gpus, from_zero=current == 0)
     if most is None or quota is None or want <= most:
         return Capped(decision)
     limit = getattr(quotas, quota)

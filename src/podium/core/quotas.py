@@ -1,11 +1,18 @@
 """A project's quotas and what its endpoints use of them: pure arithmetic, no I/O.
 
 The API refuses a change that would pass a quota (`check`), the autoscaler caps a
-scale-up at what still fits (`room`); both count usage the same way (`endpoint_usage`):
+scale-up at what still fits (`room`); both count usage the same way, here and only here
+(`endpoint_usage`):
 
-- endpoints: every endpoint that is not paused (nor being deleted);
-- replicas:  each endpoint's desired count (0 when paused or scaled to zero);
+- paused, being deleted, or scaled to zero (desired count 0, whatever the status says):
+  nothing at all (no endpoint, no replica);
+- failed: one endpoint, no replicas (nothing runs, but waking it takes an update);
+- otherwise: one endpoint and its desired count of replicas (an endpoint woken from zero,
+  desired > 0 while its status still reads scaled_to_zero, counts in full);
 - cpus/gpus: replicas times the instance type's cpus/gpus.
+
+So waking an endpoint from zero (API wake or resume, the autoscaler's wake) adds an
+endpoint and is checked against max_endpoints as well.
 
 A change is refused only when it raises a figure past its quota: lowering a quota below
 what is in use never blocks a scale-down, a pause or an update that does not grow.
@@ -20,8 +27,10 @@ from dataclasses import dataclass
 from podium.core.errors import QuotaExceeded
 from podium.core.phases import EndpointStatus
 
-# Endpoints that use nothing: stopped by the user or going away.
+# Endpoints that use nothing whatever their desired count: stopped by the user or going away.
 UNCOUNTED = frozenset({EndpointStatus.PAUSED, EndpointStatus.DELETING})
+# Endpoints that count as endpoints but run no replicas.
+NOT_RUNNING = frozenset({EndpointStatus.FAILED})
 QUOTA_NAMES = ("max_endpoints", "max_replicas", "max_cpus", "max_gpus")
 
 
@@ -67,9 +76,12 @@ class Usage:
 
 
 def endpoint_usage(status: EndpointStatus, desired: int, cpus: float, gpus: int) -> Usage:
-    """What one endpoint uses: `cpus`/`gpus` are its instance type's, per replica."""
-    if status in UNCOUNTED:
+    """What one endpoint uses (the rules in the module doc): `cpus`/`gpus` are its instance
+    type's, per replica."""
+    if status in UNCOUNTED or desired <= 0:  # scaled to zero: SCALED_TO_ZERO has desired 0
         return Usage()
+    if status in NOT_RUNNING:
+        return Usage(endpoints=1)
     return Usage(1, desired, desired * cpus, desired * gpus)
 
 
@@ -99,9 +111,19 @@ def check(project: str, quotas: Quotas, now: Usage, after: Usage) -> None:
             )
 
 
-def room(quotas: Quotas, others: Usage, cpus: float, gpus: int) -> tuple[int | None, str | None]:
+def room(
+    quotas: Quotas, others: Usage, cpus: float, gpus: int, *, from_zero: bool = False
+) -> tuple[int | None, str | None]:
     """The most replicas one endpoint may have beside `others` (the rest of its project),
-    and the quota that bounds it; `(None, None)` when no quota does."""
+    and the quota that bounds it; `(None, None)` when no quota does. `from_zero`: the
+    endpoint has desired 0 now, so any replica also makes it count against max_endpoints
+    (no room at all, bounded by max_endpoints, when the others already fill it)."""
+    if (
+        from_zero
+        and quotas.max_endpoints is not None
+        and others.endpoints + 1 > quotas.max_endpoints
+    ):
+        return (0, "max_endpoints")
     best: tuple[int | None, str | None] = (None, None)
     bounds: list[tuple[str, float | None, float]] = [
         ("max_replicas", quotas.max_replicas, 1.0),

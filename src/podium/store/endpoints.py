@@ -151,10 +151,11 @@ class EndpointRepo:
         status: EndpointStatus,
         desired_replicas: int,
     ) -> EndpointRecord:
-        """Write the endpoint (under its key, in `spec.project`, which must exist) and its
-        revision 1 (same spec and model ref)."""
+        """Write the endpoint (under its key, in `spec.project`, which must exist: NotFound,
+        field "project"; held against a concurrent delete) and its revision 1 (same spec and
+        model ref)."""
         _check_desired(desired_replicas)
-        ProjectRepo(self._s).require(spec.project)
+        ProjectRepo(self._s).hold(spec.project)  # its lock first (see `locks`)
         name = endpoint_key(spec.project, spec.name)
         lock_name(self._s, LockSpace.ENDPOINT, name)
         if self._s.get(EndpointRow, name, populate_existing=True) is not None:

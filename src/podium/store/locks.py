@@ -11,10 +11,19 @@ endpoint's row, revisions or events (and before reading the row they will change
 - event ids of one endpoint become visible in id order, so a follower reading
   `id > after_id` never skips an event committed late with a lower id.
 
-Like any locks they can deadlock if two units of work take them in opposite orders: a unit
-of work that writes several aggregates should lock its project first (quota checks), then
-write models before endpoints, and endpoints in name order. (PostgreSQL detects a deadlock
-and fails one side: `Retryable`.)
+A project's lock is also taken *shared* by a unit of work that adds to the project (an
+endpoint, a model version: `ProjectRepo.hold`), and exclusively by one that deletes or
+changes the project or counts its usage for a quota check: so a project cannot be deleted
+while something is being added to it, and adding to it does not serialize other adders.
+
+Like any locks they can deadlock if two units of work take them in opposite orders. The
+order, which the code follows: a project's lock first (the API's quota check `check_quota`
+and the autoscaler's `_fits` run before any endpoint write; `EndpointRepo.create` and
+`ModelRepo.add_version` hold the project before they lock the new name), then models, then
+endpoints in name order. A unit of work that needs a project's lock exclusively takes it
+before holding it shared, never after (two holders both upgrading would deadlock). Reading a
+row takes no lock. (PostgreSQL detects a deadlock and
+fails one side: `Retryable`.)
 """
 
 from __future__ import annotations
@@ -34,8 +43,10 @@ class LockSpace(IntEnum):
     PROJECT = 0x504F0004  # a project's row, and quota checks that count its usage
 
 
-def lock_name(session: Session, space: LockSpace, name: str) -> None:
-    """Hold the lock on `name` in `space` until the session's transaction ends."""
+def lock_name(session: Session, space: LockSpace, name: str, *, shared: bool = False) -> None:
+    """Hold the lock on `name` in `space` until the session's transaction ends (`shared`:
+    with other shared holders, not with an exclusive one)."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    session.execute(select(func.pg_advisory_xact_lock(int(space), func.hashtext(name))))
+    take = func.pg_advisory_xact_lock_shared if shared else func.pg_advisory_xact_lock
+    session.execute(select(take(int(space), func.hashtext(name))))

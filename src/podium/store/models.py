@@ -54,14 +54,15 @@ class ModelRepo:
         path: str,
     ) -> ModelVersionRecord:
         """Record the next version of `name` (1 for a new name). `name` is the model's key
-        (`core.access.endpoint_key`); its project must exist (NotFound, field "project").
+        (`core.access.endpoint_key`); its project must exist (NotFound, field "project"), and
+        is held against a concurrent delete until commit.
 
         Writers of one name are serialized (see `locks`); should a version number be taken
         anyway (another writer outside that discipline), the insert is retried with the next
         one inside a savepoint, so the unit of work stays usable.
         """
         project = split_key(name)[0]
-        ProjectRepo(self._s).require(project)
+        ProjectRepo(self._s).hold(project)  # its lock first (see `locks`)
         lock_name(self._s, LockSpace.MODEL, name)
         for _ in range(_ADD_ATTEMPTS):
             row = ModelVersionRow(

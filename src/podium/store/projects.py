@@ -135,7 +135,8 @@ class ProjectRepo:
         return _record(row)
 
     def delete(self, name: str) -> ProjectRecord:
-        """Remove an empty project (Conflict for `default` and for one that holds anything)."""
+        """Remove an empty project (Conflict for `default` and for one that holds anything).
+        Its lock, taken first, waits for units of work adding to it (`hold`)."""
         if name == DEFAULT_PROJECT:
             raise Conflict("project 'default' cannot be deleted", field="name")
         row = self._load_for_update(name)
@@ -157,6 +158,16 @@ class ProjectRepo:
         self._s.delete(row)
         self._s.flush()
         return record
+
+    def hold(self, name: str) -> None:
+        """Before adding to the project (an endpoint, a model version): take its lock shared,
+        so a concurrent `delete` waits for this unit of work (and then sees what it added),
+        and check, freshly read under the lock, that it exists (NotFound, field "project")."""
+        lock_name(self._s, LockSpace.PROJECT, name, shared=True)
+        if name == DEFAULT_PROJECT:
+            return
+        if self._s.get(ProjectRow, name, populate_existing=True) is None:
+            raise not_found(name)
 
     def lock(self, name: str) -> None:
         """Serialize writers that count the project's usage (quota checks) until commit."""

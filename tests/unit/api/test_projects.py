@@ -227,10 +227,10 @@ def test_usage_counts_endpoints_replicas_and_cpus(secure: TestClient, admin: H, 
     zero = spec("ep-c", project="team", scaling={"min_replicas": 0, "max_replicas": 1})
     assert secure.post(EP, json=zero, headers=admin).status_code == 201
     usage = secure.get(f"{P}/team", headers=admin).json()["usage"]
-    assert usage == {"endpoints": 3, "replicas": 3, "cpus": 8, "gpus": 1}
+    assert usage == {"endpoints": 2, "replicas": 3, "cpus": 8, "gpus": 1}  # ep-c at zero: none
     secure.post(f"{EP}/ep-b/pause", params={"project": "team"}, headers=admin)
     usage = secure.get(f"{P}/team", headers=admin).json()["usage"]
-    assert usage == {"endpoints": 2, "replicas": 2, "cpus": 4, "gpus": 0}
+    assert usage == {"endpoints": 1, "replicas": 2, "cpus": 4, "gpus": 0}
     listed = {p["name"]: p["usage"] for p in secure.get(P, headers=admin).json()}
     assert listed["team"] == usage and listed["default"]["endpoints"] == 0
 

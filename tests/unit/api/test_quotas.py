@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from podium.core.phases import EndpointStatus
+from podium.store import Database
 from tests.unit.api.conftest import spec
 
 P = "/api/v1/projects"
@@ -151,3 +153,56 @@ def test_a_quota_lowered_below_usage_blocks_growth_only(client: TestClient, team
     assert client.post(f"{EP}/web/pause", params=Q).status_code == 200
     # other projects are not limited by this one's quotas
     assert client.post(EP, json=spec("free", model="hf://org/tiny")).status_code == 201
+
+
+def test_scaled_to_zero_uses_no_endpoint_and_waking_is_checked(
+    client: TestClient, team: None
+) -> None:
+    quotas(client, max_endpoints=1)
+    assert create(client, "idle", scaling={"min_replicas": 0, "max_replicas": 1}).status_code == 201
+    assert usage(client)["endpoints"] == 0
+    assert create(client, "web").status_code == 201  # the idle one takes no endpoint
+    refused(
+        client.post(f"{EP}/idle/wake", params=Q),
+        "max_endpoints",
+        "project 'team' allows max_endpoints=1; this would make 2",
+    )
+    assert client.get(f"{EP}/idle", params=Q).json()["desired_replicas"] == 0
+    assert client.delete(f"{EP}/web", params=Q).status_code in (200, 202)
+    assert client.post(f"{EP}/idle/wake", params=Q).json()["desired_replicas"] == 1
+    assert usage(client)["endpoints"] == 1
+
+
+def test_a_paused_endpoint_at_zero_resumes_without_taking_an_endpoint(
+    client: TestClient, team: None
+) -> None:
+    assert create(client, "idle", scaling={"min_replicas": 0, "max_replicas": 1}).status_code == 201
+    assert client.post(f"{EP}/idle/pause", params=Q).status_code == 200
+    quotas(client, max_endpoints=0)
+    assert client.post(f"{EP}/idle/resume", params=Q).status_code == 200  # still at zero
+    refused(
+        client.post(f"{EP}/idle/wake", params=Q),
+        "max_endpoints",
+        "project 'team' allows max_endpoints=0; this would make 1",
+    )
+
+
+def test_a_failed_endpoint_holds_no_replicas(client: TestClient, team: None, db: Database) -> None:
+    quotas(client, max_replicas=2, max_endpoints=2)
+    assert create(client, "bad", scaling={"min_replicas": 2, "max_replicas": 2}).status_code == 201
+    with db.unit_of_work() as uow:
+        uow.endpoints.set_status("team.bad", EndpointStatus.FAILED, reason="load failed")
+    assert (usage(client)["endpoints"], usage(client)["replicas"]) == (1, 0)
+    assert create(client, "good", scaling={"min_replicas": 2, "max_replicas": 2}).status_code == 201
+    # still an endpoint: a third is refused
+    refused(
+        create(client, "third"),
+        "max_endpoints",
+        "project 'team' allows max_endpoints=2; this would make 3",
+    )
+    # retrying the failed one (an update) brings its replicas back: checked again
+    refused(
+        client.patch(f"{EP}/bad", params=Q, json={"labels": {"try": "again"}}),
+        "max_replicas",
+        "project 'team' allows max_replicas=2; this would make 4",
+    )

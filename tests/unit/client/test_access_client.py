@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from podium.client import QUOTA_NAMES as CLIENT_QUOTA_NAMES
 from podium.client import (
     Conflict,
     Forbidden,
@@ -20,6 +21,7 @@ from podium.client import (
     Unauthenticated,
     discover_token,
 )
+from podium.core.quotas import QUOTA_NAMES
 
 TOKEN = "pod_0123456789ab_" + "s" * 43
 
@@ -55,6 +57,73 @@ def test_the_default_home_is_dot_podium(tmp_path: Path, monkeypatch: pytest.Monk
     (tmp_path / ".podium").mkdir()
     (tmp_path / ".podium" / "credentials").write_text(TOKEN)
     assert discover_token(None, {}) == TOKEN
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000",
+        "http://127.9.8.7:1",
+        "http://localhost:8000",
+        "http://LOCALHOST./",
+        "http://[::1]:8000",
+    ],
+)
+def test_the_credentials_file_goes_to_a_loopback_server(tmp_path: Path, url: str) -> None:
+    (tmp_path / "credentials").write_text(TOKEN)
+    assert discover_token(None, {"PODIUM_HOME": str(tmp_path)}, url=url) == TOKEN
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://other.example",
+        "http://10.0.0.5:8000",
+        "http://[2001:db8::1]:8000",
+        "http://localhost.other.example",
+        "http://127.0.0.1.nip.io",
+    ],
+)
+def test_the_credentials_file_never_goes_to_another_server(tmp_path: Path, url: str) -> None:
+    (tmp_path / "credentials").write_text(TOKEN)
+    home = {"PODIUM_HOME": str(tmp_path)}
+    assert discover_token(None, home, url=url) is None
+    assert discover_token(None, {**home, "PODIUM_URL": url}) is None  # $PODIUM_URL alike
+    # a token given explicitly is the caller's choice, for any server
+    assert discover_token("pod_given", home, url=url) == "pod_given"
+    assert discover_token(None, {**home, "PODIUM_TOKEN": "pod_env"}, url=url) == "pod_env"
+
+
+def test_the_client_sends_the_admin_token_to_no_other_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`podium --url https://other.example ls` (or $PODIUM_URL) must not leak the file."""
+    (tmp_path / "credentials").write_text(TOKEN)
+    monkeypatch.setenv("PODIUM_HOME", str(tmp_path))
+    monkeypatch.delenv("PODIUM_TOKEN", raising=False)
+    seen: Seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"status": "ok"})
+
+    def sent(url: str | None, token: str | None = None) -> str | None:
+        transport = httpx.MockTransport(handler)
+        with PodiumClient(url, token=token, transport=transport) as client:
+            client._request("GET", "/health")
+        return seen[-1].headers.get("authorization")
+
+    assert sent("https://other.example") is None
+    assert sent("http://127.0.0.1:8000") == f"Bearer {TOKEN}"
+    assert sent("https://other.example", token="pod_given") == "Bearer pod_given"
+    monkeypatch.setenv("PODIUM_URL", "https://other.example")
+    assert sent(None) is None
+    monkeypatch.setenv("PODIUM_TOKEN", "pod_env")
+    assert sent(None) == "Bearer pod_env"
+
+
+def test_the_client_has_the_one_list_of_quota_names() -> None:
+    assert CLIENT_QUOTA_NAMES is QUOTA_NAMES
 
 
 # ---------------------------------------------------------------- what goes on the wire

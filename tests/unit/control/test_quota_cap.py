@@ -46,6 +46,17 @@ def test_a_decision_that_fits_or_does_not_grow_is_left_alone() -> None:
     assert cap(up(1, 9), 1, None, Usage(), 1.0, 0).quota is None
 
 
+def test_a_wake_from_zero_is_held_by_max_endpoints() -> None:
+    """At zero an endpoint uses no quota, so waking it adds an endpoint to its project."""
+    q = Quotas(max_endpoints=1)
+    held = cap(up(0, 1), 0, q, Usage(endpoints=1, replicas=1), 1.0, 0)
+    assert (held.held, held.quota, held.decision.desired) == (True, "max_endpoints", 0)
+    assert "capped by project quota max_endpoints=1" in (held.decision.reason or "")
+    assert cap(up(0, 1), 0, q, Usage(), 1.0, 0).decision == up(0, 1)
+    # an endpoint already up is already counted: growing it is not an endpoint more
+    assert cap(up(1, 2), 1, q, Usage(endpoints=0, replicas=0), 1.0, 0).decision == up(1, 2)
+
+
 def test_a_scale_up_past_a_quota_is_capped_and_says_which() -> None:
     got = cap(up(1, 5), 1, Quotas(max_replicas=4), Usage(replicas=1), 1.0, 0)
     assert (got.decision.desired, got.quota, got.held) == (3, "max_replicas", False)
@@ -248,3 +259,35 @@ def test_room_taken_through_the_api_during_a_pass_is_counted(tmp_path: Path, db:
     one_pass(scaler, db)  # the next pass sees it
     assert desired(db, "team.echo") == 0
     assert scaled(db, "team.echo") == ["not scaled 0→2: capped by project quota max_replicas=3"]
+
+
+def test_a_wake_from_zero_is_held_by_max_endpoints_in_a_pass(tmp_path: Path, db: Database) -> None:
+    """At zero the endpoint takes no endpoint of the quota; waking it would, so a project
+    already at max_endpoints holds the wake (and says so), in the pass and under the lock."""
+    with db.unit_of_work() as uow:
+        uow.projects.update("team", quotas=Quotas(max_endpoints=1))
+    deploy(db, "busy", desired=1, status=EndpointStatus.RUNNING, min_replicas=1, max_replicas=1)
+    deploy(
+        db, "echo", desired=0, status=EndpointStatus.SCALED_TO_ZERO, min_replicas=0, max_replicas=2
+    )
+    gateway, clock = LoadGateway(), FakeClock()
+    scaler = Autoscaling(Settings(home=tmp_path / "home"), db, clock, gateway)
+    gateway.loads["team.echo"] = EndpointLoad(held=1, requests=1)
+    one_pass(scaler, db)
+    assert desired(db, "team.echo") == 0
+    assert scaled(db, "team.echo") == ["not scaled 0→1: capped by project quota max_endpoints=1"]
+    # a pass that read the project before "busy" existed is checked again under the lock
+    with db.unit_of_work() as uow:
+        uow.endpoints.set_status("team.busy", EndpointStatus.PAUSED, "paused by user")
+    stale = endpoints(db)
+    with db.unit_of_work() as uow:
+        uow.endpoints.set_status("team.busy", EndpointStatus.RUNNING, "resumed")
+    clock.advance(1)
+    asyncio.run(scaler.run(stale, [], None))
+    assert desired(db, "team.echo") == 0
+    # room made for good: the held request wakes it
+    with db.unit_of_work() as uow:
+        uow.endpoints.set_status("team.busy", EndpointStatus.PAUSED, "paused by user")
+    clock.advance(1)
+    one_pass(scaler, db)
+    assert desired(db, "team.echo") == 1

@@ -11,9 +11,16 @@ from podium.core.quotas import Quotas, Usage, check, endpoint_usage, room, total
 S = EndpointStatus
 
 
-def test_usage_counts_what_is_not_paused_or_deleting() -> None:
+def test_usage_counts_what_is_not_paused_deleting_or_at_zero() -> None:
     assert endpoint_usage(S.RUNNING, 3, 2.0, 1) == Usage(1, 3, 6.0, 3)
-    assert endpoint_usage(S.SCALED_TO_ZERO, 0, 2.0, 1) == Usage(1, 0, 0.0, 0)
+    assert endpoint_usage(S.PENDING, 1, 2.0, 1) == Usage(1, 1, 2.0, 1)
+    # scaled to zero: no endpoint, no replica (the status may lag the desired count)
+    assert endpoint_usage(S.SCALED_TO_ZERO, 0, 2.0, 1) == Usage()
+    assert endpoint_usage(S.RUNNING, 0, 2.0, 1) == Usage()
+    # woken from zero, before its status moves on: counts in full
+    assert endpoint_usage(S.SCALED_TO_ZERO, 2, 2.0, 1) == Usage(1, 2, 4.0, 2)
+    # failed: nothing runs, so no replicas; still an endpoint
+    assert endpoint_usage(S.FAILED, 3, 2.0, 1) == Usage(endpoints=1)
     assert endpoint_usage(S.PAUSED, 3, 2.0, 1) == Usage()
     assert endpoint_usage(S.DELETING, 3, 2.0, 1) == Usage()
     assert total([Usage(1, 1, 1.0, 0), Usage(1, 2, 4.0, 2)]) == Usage(2, 3, 5.0, 2)
@@ -47,3 +54,15 @@ def test_room_is_the_tightest_quota() -> None:
     )
     assert room(Quotas(max_gpus=1), Usage(gpus=2), 4.0, 1) == (0, "max_gpus")
     assert room(Quotas(max_gpus=0), Usage(), 1.0, 0) == (None, None)  # no gpus: not bound
+
+
+def test_room_from_zero_is_bounded_by_max_endpoints() -> None:
+    q = Quotas(max_endpoints=2)
+    assert room(q, Usage(endpoints=2), 1.0, 0) == (None, None)  # already counted: not bound
+    assert room(q, Usage(endpoints=2), 1.0, 0, from_zero=True) == (0, "max_endpoints")
+    assert room(q, Usage(endpoints=1), 1.0, 0, from_zero=True) == (None, None)
+    both = Quotas(max_endpoints=2, max_replicas=3)
+    assert room(both, Usage(endpoints=1, replicas=1), 1.0, 0, from_zero=True) == (
+        2,
+        "max_replicas",
+    )

@@ -3,7 +3,12 @@ models kept under their keys (`core.access.endpoint_key`) in their project."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 import pytest
+from sqlalchemy import text
 
 from podium.core.errors import Conflict, Invalid, NotFound
 from podium.core.phases import EndpointStatus
@@ -131,3 +136,95 @@ def test_models_are_kept_by_key_in_their_project(database: Database) -> None:
         assert uow.models.list_names(["team"]) == ["team.iris"]
         assert uow.models.get("team.iris").sha256 == "cd" * 32
         assert uow.models.get("iris").project == "default"
+
+
+# ------------------------------------------------------- adding to a project being deleted
+
+
+def _postgres(db: Database) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serializes every writer already: no lock to wait for")
+
+
+def _blocked_or_done(db: Database, thread: threading.Thread) -> None:
+    """Return once `thread` waits on an advisory lock of this database, or has finished
+    (the old code, which took no lock, never waits): no timing, only state."""
+    waiting = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    while thread.is_alive():
+        with db.engine.connect() as conn:
+            if conn.execute(waiting).scalar_one() > 0:
+                return
+        time.sleep(0.005)
+
+
+def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as e:  # reported by the test
+            errors.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def _create_endpoint(db: Database) -> None:
+    with db.unit_of_work() as uow:
+        uow.endpoints.create(
+            spec("chat", project="team"), model_ref="iris:1", status=S.PENDING, desired_replicas=1
+        )
+
+
+def test_an_endpoint_created_while_its_project_is_deleted_is_refused(database: Database) -> None:
+    _postgres(database)
+    make(database)
+    with database.unit_of_work() as uow:
+        uow.projects.delete("team")  # holds the project's lock until commit
+        thread, errors = _in_thread(lambda: _create_endpoint(database))
+        _blocked_or_done(database, thread)
+    thread.join()
+    assert [type(e) for e in errors] == [NotFound]
+    assert errors[0].field == "project"  # type: ignore[attr-defined]
+    with database.unit_of_work(read_only=True) as uow:
+        assert uow.endpoints.list() == []
+
+
+def test_a_model_pushed_while_its_project_is_deleted_is_refused(database: Database) -> None:
+    _postgres(database)
+    make(database)
+    with database.unit_of_work() as uow:
+        uow.projects.delete("team")
+        thread, errors = _in_thread(lambda: add_model(database, "team.iris"))
+        _blocked_or_done(database, thread)
+    thread.join()
+    assert [type(e) for e in errors] == [NotFound]
+    with database.unit_of_work(read_only=True) as uow:
+        assert uow.models.list_names() == []
+
+
+def test_a_project_deleted_while_an_endpoint_is_created_is_kept(database: Database) -> None:
+    _postgres(database)
+    make(database)
+    with database.unit_of_work() as uow:
+        uow.endpoints.create(
+            spec("chat", project="team"), model_ref="iris:1", status=S.PENDING, desired_replicas=1
+        )
+
+        def delete() -> None:
+            with database.unit_of_work() as other:
+                other.projects.delete("team")
+
+        thread, errors = _in_thread(delete)
+        _blocked_or_done(database, thread)
+    thread.join()
+    assert [type(e) for e in errors] == [Conflict]
+    assert "still holds endpoints" in str(errors[0])
+    with database.unit_of_work(read_only=True) as uow:
+        assert [e.name for e in uow.endpoints.list()] == ["team.chat"]
+        assert uow.projects.get("team").name == "team"

@@ -70,6 +70,10 @@ class EndpointService:
     def create(self, create: EndpointCreate) -> EndpointPublic:
         name = endpoint_key(create.project, create.name)
         with self._writing(name) as uow:
+            # Checked here too, before the model is looked up in the project, so a missing
+            # project is reported as such (field "project", not "model 'iris' not found in
+            # project 'ghost'"); the store's check, under the project's lock, is the one that
+            # holds against a concurrent delete.
             uow.projects.require(create.project)
             spec = _with_framework(uow, create)
             model_ref = check_spec(uow, self._settings, spec)

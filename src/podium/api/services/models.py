@@ -54,6 +54,9 @@ class ModelService:
         read."""
         check_name(name, "name")
         check_project(project)
+        # Checked here too so a push to a missing project fails before its bytes are read
+        # and written to disk; the store's check (`ModelRepo.add_version`, under the
+        # project's lock) is the one that holds against a concurrent delete.
         with self._db.unit_of_work(read_only=True) as uow:
             uow.projects.require(project)
         check_filename(filename)
