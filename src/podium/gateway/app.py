@@ -16,9 +16,9 @@ scraping, the control API): the gateway answers 404 for them and never forwards 
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
-import posixpath
 from urllib.parse import quote, unquote
 
 from prometheus_client import CollectorRegistry
