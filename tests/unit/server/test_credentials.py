@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import stat
+import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -149,6 +151,39 @@ def test_a_reload_that_raced_the_apis_put_or_drop_does_not_undo_it(
     TokenRefresher(store_loader(db), tokens, 60).reload()  # the next one reads them
     assert isinstance(tokens.authenticate(new[0].token), Principal)
     assert tokens.authenticate(old_issued.token) is AuthFailure.UNKNOWN
+
+
+class _RevokedDuringTheSwap(LiveTokens):
+    """A directory in which the API's revoke of `victim` (another thread) lands when the
+    refresher has compared the write count and is about to load: the old gap."""
+
+    victim = ""
+    api: threading.Thread
+
+    def load(self, entries: Iterable[TokenEntry]) -> None:
+        if self.victim:
+            api = threading.Thread(target=self.drop, args=(self.victim,))
+            api.start()
+            # Without the lock the drop is done at once, before the load below; with it, the
+            # drop waits for the load (the bound only keeps the test from hanging).
+            api.join(timeout=0.5)
+            self.victim, self.api = "", api
+        super().load(entries)
+
+
+def test_a_revoke_landing_between_the_compare_and_the_load_is_not_undone(
+    setup: tuple[Settings, Database],
+) -> None:
+    _, db = setup
+    record, issued = _make(db, "ci")
+    tokens = _RevokedDuringTheSwap()
+    refresher = TokenRefresher(store_loader(db), tokens, 60)
+    refresher.reload()
+    assert isinstance(tokens.authenticate(issued.token), Principal)
+    tokens.victim = record.id  # the API revokes it (its commit is not read by this reload)
+    refresher.reload()
+    tokens.api.join()
+    assert tokens.authenticate(issued.token) is AuthFailure.UNKNOWN
 
 
 def test_the_refresher_thread_reloads_until_stopped(setup: tuple[Settings, Database]) -> None:
