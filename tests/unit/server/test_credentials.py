@@ -19,6 +19,7 @@ from podium.core.access import (
     TokenEntry,
     issue_token,
 )
+from podium.core.errors import Unavailable
 from podium.core.settings import Settings
 from podium.server.credentials import ensure_credentials, read_token_file
 from podium.server.tokens import LiveTokens, TokenRefresher, store_loader
@@ -59,6 +60,8 @@ def test_a_fresh_home_gets_an_admin_token_in_a_private_file(
     assert record.creator == "podium up"
     assert token.strip() not in caplog.text  # the id may be logged, never the token
 
+    assert [p.name for p in settings.home.iterdir() if p.name.startswith(".credentials")] == []
+
     assert ensure_credentials(settings, db) is False  # the next start makes nothing
     with db.unit_of_work(read_only=True) as uow:
         assert len(uow.tokens.list()) == 1
@@ -83,6 +86,30 @@ def test_a_revoked_or_unknown_credentials_token_is_warned_about_not_replaced(
     assert read_token_file(settings.credentials_path) == token
     with db.unit_of_work(read_only=True) as uow:
         assert uow.tokens.list() == []  # no new token was made
+
+
+def test_a_credentials_file_that_cannot_be_made_leaves_no_live_admin_token(
+    setup: tuple[Settings, Database],
+) -> None:
+    """The token is committed before the file takes its name; when that fails (here a
+    dangling link already holds the name) the token is revoked and nothing half-written
+    stays behind."""
+    settings, db = setup
+    path = settings.credentials_path
+    path.symlink_to(settings.home / "nowhere")  # `exists()` is False, the name is taken
+    with pytest.raises(Unavailable) as raised:
+        ensure_credentials(settings, db)
+    assert raised.value.field == "credentials" and "was revoked" in str(raised.value)
+    with db.unit_of_work(read_only=True) as uow:
+        [record] = uow.tokens.list(include_revoked=True)
+        assert uow.tokens.live_entries() == []
+    assert record.revoked_at is not None
+    assert [p.name for p in settings.home.iterdir() if p.name.startswith(".credentials")] == []
+    assert not (settings.home / "nowhere").exists()  # nothing was written through the link
+    path.unlink()
+    assert ensure_credentials(settings, db) is True  # once the name is free
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert isinstance(_directory(db).authenticate(path.read_text().strip()), Principal)
 
 
 def _make(db: Database, name: str) -> tuple[TokenRecord, IssuedToken]:
