@@ -18,16 +18,16 @@ from podium.api.services.endpoints import EndpointService
 from podium.api.services.models import ModelService
 from podium.artifacts.store import ArtifactStore
 from podium.backends.base import ReplicaLogs
+from podium.core.access import CSRF_COOKIE as CSRF_COOKIE  # re-exported (routes/session.py)
 from podium.core.access import (
-    CSRF_COOKIE,
     CSRF_HEADER,
     NOBODY_CHECKS,
-    SESSION_COOKIE,
     AuthFailure,
     Principal,
     TokenDirectory,
     bearer,
 )
+from podium.core.access import SESSION_COOKIE as SESSION_COOKIE  # likewise
 from podium.core.errors import Forbidden, Unauthenticated
 from podium.core.routing import RoutingSource
 from podium.core.settings import ApiLimits, Settings

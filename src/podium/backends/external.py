@@ -10,7 +10,7 @@ replica (logs, memory limit, stop, kill, adoption).
 The server binds its port itself (unlike `podium.replica`, it cannot be handed a socket),
 so the port is the spec's fixed `port` or a free loopback port picked here just before
 the start. The process environment is the server's without its secrets
-(`launch.inherited_env`: no `PODIUM_*` settings or tokens, no `HF_TOKEN`), the endpoint's
+(`replica_env.inherited_env`: no `PODIUM_*` settings or tokens, no `HF_TOKEN`), the endpoint's
 `env` and secrets, `PORT`, `PODIUM_MODEL_PATH`, and `PODIUM_REPLICA_ID` (which identifies
 it on adoption).
 """
@@ -33,7 +33,7 @@ import psutil
 
 from podium.backends import processes
 from podium.backends.base import ReplicaLaunch
-from podium.backends.launch import inherited_env
+from podium.backends.replica_env import inherited_env
 from podium.core.errors import LoadError, Unavailable
 from podium.runtimes import presets
 from podium.runtimes.presets import Placeholders, Preset

@@ -1,41 +1,22 @@
 """The command line and environment of a `python -m podium.replica` process.
 
-A replica runs user code, so it does not inherit the server's secrets: `inherited_env`
-is the server's environment without Podium's own variables (`PODIUM_*`: the database URL,
-tokens, paths; except the few a replica reads itself) and without the server's Hugging Face
-token (an endpoint that needs one names a secret in `env_from_secrets`). The endpoint's
-`env` and secrets are laid over it, then what the backend sets itself.
+The environment is the server's without its secrets (`replica_env.inherited_env`), the
+endpoint's `env` and secrets laid over it, then what the backend sets itself.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from podium.backends.base import ReplicaLaunch
+from podium.backends.replica_env import inherited_env
 from podium.replica import memory
 
 # The replica sets its kernel memory limit from it; read back from the process when adopting.
 ENV_MEMORY_LIMIT = memory.ENV_MEMORY_LIMIT
 ENV_INSTANCE_TYPE = "PODIUM_INSTANCE_TYPE"
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-# The server's variables a replica does not inherit (see the module doc).
-PODIUM_VAR_PREFIX = "PODIUM_"
-REPLICA_PODIUM_VARS = frozenset({memory.ENV_MEMORY_LIMIT, memory.ENV_MEMORY_RLIMIT})
-WITHHELD_VARS = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})
-
-
-def inherited_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """What a replica inherits of the server's environment (`os.environ` by default)."""
-    source = os.environ if environ is None else environ
-    return {
-        k: v
-        for k, v in source.items()
-        if k not in WITHHELD_VARS
-        and (not k.startswith(PODIUM_VAR_PREFIX) or k in REPLICA_PODIUM_VARS)
-    }
 
 
 def replica_command(
