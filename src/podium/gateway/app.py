@@ -180,8 +180,9 @@ class Gateway:
             await send_problem(send, 404, f"endpoint {name!r} not found{where}", endpoint=name)
             return
         target = _target(scope, root + prefix + name)
-        # Again on what is forwarded, as the replica will decode it: never an internal route.
-        if _internal(unquote(target.partition("?")[0])[1:]):
+        # Again on what is forwarded, as the replica will decode it: never an internal route
+        # (without a `%` the forwarded path is `/{sub}`, checked above).
+        if "%" in target and _internal(unquote(target.partition("?")[0])[1:]):
             await self._internal(send, sub, name)
             return
         await self._pipeline.invoke(route, scope, receive, send, target)
@@ -219,7 +220,11 @@ def _target(scope: Scope, head: str) -> str:
     a percent-encoded prefix cannot move the cut onto a later look-alike of `head`."""
     path: str | None = None
     raw: bytes | None = scope.get("raw_path")
-    if raw:
+    if raw and b"%" not in raw:  # the usual case: the raw path is the decoded one
+        text = raw.decode("latin-1")
+        if text.startswith(head):
+            path = text[len(head) :] or "/"
+    elif raw:
         text = raw.decode("latin-1")
         cut = -1
         for _ in range(head.count("/") + 1):  # the slash after `head`'s last segment
