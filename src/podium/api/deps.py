@@ -18,7 +18,16 @@ from podium.api.services.endpoints import EndpointService
 from podium.api.services.models import ModelService
 from podium.artifacts.store import ArtifactStore
 from podium.backends.base import ReplicaLogs
-from podium.core.access import NOBODY_CHECKS, AuthFailure, Principal, TokenDirectory, bearer
+from podium.core.access import CSRF_COOKIE as CSRF_COOKIE  # re-exported (routes/session.py)
+from podium.core.access import (
+    CSRF_HEADER,
+    NOBODY_CHECKS,
+    AuthFailure,
+    Principal,
+    TokenDirectory,
+    bearer,
+)
+from podium.core.access import SESSION_COOKIE as SESSION_COOKIE  # likewise
 from podium.core.errors import Forbidden, Unauthenticated
 from podium.core.routing import RoutingSource
 from podium.core.settings import ApiLimits, Settings
@@ -65,9 +74,6 @@ def get_uow(ctx: CtxDep) -> Iterator[UnitOfWork]:
         yield uow
 
 
-SESSION_COOKIE = "podium_session"  # the token, for the browser (HttpOnly)
-CSRF_COOKIE = "podium_csrf"  # random; readable by the page, echoed in CSRF_HEADER
-CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

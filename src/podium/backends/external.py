@@ -9,8 +9,10 @@ replica (logs, memory limit, stop, kill, adoption).
 
 The server binds its port itself (unlike `podium.replica`, it cannot be handed a socket),
 so the port is the spec's fixed `port` or a free loopback port picked here just before
-the start. The process environment is the server's: `os.environ`, the endpoint's `env`,
-`PORT`, `PODIUM_MODEL_PATH`, and `PODIUM_REPLICA_ID` (which identifies it on adoption).
+the start. The process environment is the server's without its secrets
+(`replica_env.inherited_env`: no `PODIUM_*` settings or tokens, no `HF_TOKEN`), the endpoint's
+`env` and secrets, `PORT`, `PODIUM_MODEL_PATH`, and `PODIUM_REPLICA_ID` (which identifies
+it on adoption).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import psutil
 
 from podium.backends import processes
 from podium.backends.base import ReplicaLaunch
+from podium.backends.replica_env import inherited_env
 from podium.core.errors import LoadError, Unavailable
 from podium.runtimes import presets
 from podium.runtimes.presets import Placeholders, Preset
@@ -70,7 +73,7 @@ def plan(
 ) -> ExternalPlan:
     """The server to start for `launch`, whose model is at `model_path` on this node;
     LoadError when it cannot run on this backend."""
-    env = {**os.environ, **launch.env}
+    env = {**inherited_env(), **launch.env}
     if launch.runtime == presets.COMMAND:
         return _command_plan(launch, model_path, env, extra_env or {})
     preset = presets.get_preset(launch.runtime)

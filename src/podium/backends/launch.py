@@ -1,12 +1,16 @@
-"""The command line and environment of a `python -m podium.replica` process."""
+"""The command line and environment of a `python -m podium.replica` process.
+
+The environment is the server's without its secrets (`replica_env.inherited_env`), the
+endpoint's `env` and secrets laid over it, then what the backend sets itself.
+"""
 
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 
 from podium.backends.base import ReplicaLaunch
+from podium.backends.replica_env import inherited_env
 from podium.replica import memory
 
 # The replica sets its kernel memory limit from it; read back from the process when adopting.
@@ -48,7 +52,7 @@ def replica_command(
             "--max-wait-ms",
             str(launch.batching.max_wait_ms),
         ]
-    env = {**os.environ, **launch.env}
+    env = {**inherited_env(), **launch.env}
     env.update(dict.fromkeys(THREAD_VARS, threads))
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONFAULTHANDLER"] = "1"  # a fatal signal prints a traceback, even during imports

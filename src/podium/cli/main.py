@@ -97,13 +97,13 @@ def up(
     if overrides:
         settings = settings.with_overrides(**overrides)
     # lazy: the only command that needs the server
-    from podium.server.hosts import is_loopback
+    from podium.core.errors import Invalid
+    from podium.server.hosts import check_no_auth
 
-    if no_auth and not is_loopback(settings.host):
-        raise typer.BadParameter(
-            f"needs a loopback --host (127.0.0.1, ::1 or localhost), not {settings.host}",
-            param_hint="'--no-auth'",
-        )
+    try:
+        check_no_auth(settings)  # the server's own check; here a usage error (exit 2)
+    except Invalid as e:
+        raise typer.BadParameter(str(e)) from None
     from podium.server.main import serve
 
     serve(settings, demo=demo)

@@ -35,6 +35,13 @@ TOKEN_PREFIX = "pod_"
 _TOKEN_RE = re.compile(r"^pod_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 PROJECT_SEPARATOR = "."  # in an endpoint's or model's key: never part of a name
 
+# The browser session (the API and the gateway alike): the token rides in SESSION_COOKIE
+# (HttpOnly); CSRF_COOKIE is random, readable by the page, and echoed in CSRF_HEADER by a
+# cookie-authenticated request. Neither cookie is ever forwarded to a replica.
+SESSION_COOKIE = "podium_session"
+CSRF_COOKIE = "podium_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+
 
 class Scope(StrEnum):
     ADMIN = "admin"

@@ -35,7 +35,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from podium.core.access import (
+    CSRF_COOKIE,
+    CSRF_HEADER,
     NOBODY_CHECKS,
+    SESSION_COOKIE,
     AuthFailure,
     Principal,
     RateLimit,
@@ -46,15 +49,13 @@ from podium.core.access import (
 )
 from podium.core.routing import EndpointRoute
 from podium.gateway.activator import Refusal
-from podium.gateway.headers import SESSION_COOKIE
 from podium.gateway.pipeline import Invocation
 from podium.gateway.rate_limit import Buckets, retry_after
 from podium.gateway.responses import Scope as AsgiScope
 
-CSRF_COOKIE = "podium_csrf"
 _AUTHORIZATION = b"authorization"
 _COOKIE = b"cookie"
-_CSRF_HEADER = b"x-csrf-token"
+_CSRF_HEADER = CSRF_HEADER.lower().encode()
 _BEARER = b"Bearer "
 _INVOKE = Scope.INVOKE
 _CACHED = "podium.principal"  # the ASGI scope's key for `AccessStage.principal`'s answer

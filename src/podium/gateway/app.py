@@ -16,9 +16,10 @@ scraping, the control API): the gateway answers 404 for them and never forwards 
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.registry import Collector
@@ -48,7 +49,8 @@ ROUTES = (
     *OPENAI_ROUTES,
 )
 # A replica's internal routes, as they follow `/endpoints/{name}/`: refused with 404. The
-# check is a comparison and a `startswith` on a string the request split makes anyway.
+# check is a comparison and a `startswith` on a string the request split makes anyway (and
+# a normalisation only for paths with empty or dot segments).
 INTERNAL_EXACT = "metrics"
 INTERNAL_PREFIXES = ("health/", "podium/")
 
@@ -146,6 +148,8 @@ class Gateway:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
+        else:
+            root = ""
         if path.startswith(OPENAI_PREFIX):
             await self._openai(scope, path, receive, send)
             return
@@ -161,9 +165,8 @@ class Gateway:
             await self._no_path(send)
             return
         name, _, sub = path[len(prefix) :].partition("/")
-        if sub == INTERNAL_EXACT or sub.startswith(INTERNAL_PREFIXES):
-            self._pipeline.unrouted()
-            await send_problem(send, 404, f"no such path /{sub} on endpoint {name!r}")
+        if _internal(sub):
+            await self._internal(send, sub, name)
             return
         key = endpoint_key(project, name) if project else name
         # A key (`project.name`) is not a name: `/endpoints/team.iris/` is no endpoint.
@@ -176,7 +179,17 @@ class Gateway:
             where = f" in project {project!r}" if project else ""
             await send_problem(send, 404, f"endpoint {name!r} not found{where}", endpoint=name)
             return
-        await self._pipeline.invoke(route, scope, receive, send, _target(scope, prefix))
+        target = _target(scope, root + prefix + name)
+        # Again on what is forwarded, as the replica will decode it: never an internal route
+        # (without a `%` the forwarded path is `/{sub}`, checked above).
+        if "%" in target and _internal(unquote(target.partition("?")[0])[1:]):
+            await self._internal(send, sub, name)
+            return
+        await self._pipeline.invoke(route, scope, receive, send, target)
+
+    async def _internal(self, send: Send, sub: str, name: str) -> None:
+        self._pipeline.unrouted()
+        await send_problem(send, 404, f"no such path /{sub} on endpoint {name!r}")
 
     async def _no_path(self, send: Send) -> None:
         self._pipeline.unrouted()
@@ -188,18 +201,42 @@ class Gateway:
         )
 
 
-def _target(scope: Scope, prefix: str) -> str:
-    """The replica's path and query: what follows `{prefix}{name}` (`prefix` is
-    `/endpoints/` or `/p/{project}/endpoints/`), as the client sent it."""
+def _internal(sub: str) -> bool:
+    """Whether `sub` (a decoded path after `/endpoints/{name}/`) names a replica's internal
+    route, also once empty and dot segments are resolved (`a/../metrics`, `/metrics`)."""
+    if sub.startswith("/") or "//" in sub or "." in sub:
+        resolved = posixpath.normpath("/" + sub).lstrip("/")
+        if resolved == INTERNAL_EXACT or (resolved + "/").startswith(INTERNAL_PREFIXES):
+            return True
+    return sub == INTERNAL_EXACT or sub.startswith(INTERNAL_PREFIXES)
+
+
+def _target(scope: Scope, head: str) -> str:
+    """The replica's path and query: what follows `head` (the decoded `{root}/endpoints/{name}`
+    or `{root}/p/{project}/endpoints/{name}`), as the client sent it.
+
+    The raw path is cut after as many segments as `head` has, and only when those decode to
+    `head` exactly; else (a `%2F` among them, no raw path) the decoded rest is re-encoded. So
+    a percent-encoded prefix cannot move the cut onto a later look-alike of `head`."""
+    path: str | None = None
     raw: bytes | None = scope.get("raw_path")
-    text = raw.decode("latin-1") if raw else ""
-    i = text.find(prefix)  # -1 also when the client percent-encoded the prefix itself
-    if i >= 0:
-        _, slash, sub = text[i + len(prefix) :].partition("/")
-        path = "/" + sub if slash else "/"
-    else:
-        _, slash, sub = scope["path"].partition(prefix)[2].partition("/")
-        path = quote("/" + sub if slash else "/", safe="/:@!$&'()*+,;=-._~")
+    if raw and b"%" not in raw:  # the usual case: the raw path is the decoded one
+        text = raw.decode("latin-1")
+        if text.startswith(head):
+            path = text[len(head) :] or "/"
+    elif raw:
+        text = raw.decode("latin-1")
+        cut = -1
+        for _ in range(head.count("/") + 1):  # the slash after `head`'s last segment
+            cut = text.find("/", cut + 1)
+            if cut < 0:
+                cut = len(text)
+                break
+        if unquote(text[:cut]) == head:
+            path = text[cut:] or "/"
+    if path is None:
+        sub = scope["path"][len(head) :]
+        path = quote(sub, safe="/:@!$&'()*+,;=-._~") if sub.startswith("/") else "/"
     query: bytes = scope.get("query_string", b"")
     return f"{path}?{query.decode('latin-1')}" if query else path
 

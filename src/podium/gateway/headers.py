@@ -2,9 +2,10 @@
 
 Requests lose hop-by-hop headers and `host`, gain a request id and `x-forwarded-*`, and
 never carry a Podium credential upstream: an `Authorization` header holding a Podium token
-(`pod_…`) and a `Cookie` header holding the session cookie are kept aside in the
-`RequestHead` (for the access stage) and not forwarded; a replica runs user code. Other
-`Authorization` schemes and cookies pass through.
+(`pod_…`) is kept aside in the `RequestHead` (for the access stage) and not forwarded, and
+the `podium_session` and `podium_csrf` pairs are cut out of each `Cookie` header (the whole
+header is kept aside for the stage); a replica runs user code. Other `Authorization`
+schemes and the other cookies pass through.
 Responses lose hop-by-hop headers, `date` and `server`, and carry the request id back.
 """
 
@@ -14,7 +15,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from podium.core.access import TOKEN_PREFIX
+from podium.core.access import CSRF_COOKIE, SESSION_COOKIE, TOKEN_PREFIX
 from podium.gateway.responses import Scope
 
 RawHeaders = list[tuple[bytes, bytes]]
@@ -43,12 +44,12 @@ _REPLACED: frozenset[bytes] = HOP_BY_HOP | {
     b"content-length",
     b"expect",  # the gateway sends the body at once; a replica's 100 Continue is skipped
     b"authorization",  # forwarded unless it holds a Podium token
-    b"cookie",  # forwarded unless it holds the session cookie
+    b"cookie",  # forwarded without Podium's own cookies
     b"x-csrf-token",  # kept for the access stage, forwarded
 }
 _TOKEN_MARK = TOKEN_PREFIX.encode()
-SESSION_COOKIE = "podium_session"
-_SESSION_MARK = f"{SESSION_COOKIE}=".encode()
+_PODIUM_COOKIES = frozenset({SESSION_COOKIE.encode(), CSRF_COOKIE.encode()})
+_COOKIE_MARK = b"podium_"  # both names hold it: a header without it is forwarded as is
 _REQUEST_ID_B = b"x-request-id"
 # Response headers the gateway's own server writes (as nginx does, the replica's are dropped
 # rather than sent twice), and the request id, set once by the gateway.
@@ -103,8 +104,9 @@ def request_head(scope: Scope) -> RequestHead:
                 out.append((name, value))
         elif name == b"cookie":
             cookie = value if cookie is None else cookie + b"; " + value
-            if _SESSION_MARK not in value:
-                out.append((name, value))
+            kept = _without_podium_cookies(value) if _COOKIE_MARK in value else value
+            if kept:
+                out.append((name, kept))
         elif name == b"x-csrf-token":
             csrf = value
             out.append((name, value))
@@ -125,6 +127,16 @@ def request_head(scope: Scope) -> RequestHead:
     return RequestHead(
         out, request_id.decode("latin-1"), content_length, authorization, cookie, csrf
     )
+
+
+def _without_podium_cookies(value: bytes) -> bytes:
+    """A Cookie header's value without the `podium_session` and `podium_csrf` pairs."""
+    kept = [
+        pair
+        for pair in value.split(b";")
+        if pair.strip() and pair.partition(b"=")[0].strip() not in _PODIUM_COOKIES
+    ]
+    return b";".join(kept).strip()
 
 
 def _connection_tokens(value: bytes) -> frozenset[bytes]:

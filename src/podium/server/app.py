@@ -33,6 +33,7 @@ from podium.gateway.access import AccessStage
 from podium.gateway.app import Gateway
 from podium.server.credentials import ensure_credentials
 from podium.server.hosts import HostCheck, allowed_hosts
+from podium.server.scrape import scrape_refusal
 from podium.server.tokens import LiveTokens, TokenRefresher, store_loader
 from podium.store.db import Database
 
@@ -143,9 +144,7 @@ class Podium:
         ):
             await self.gateway(scope, receive, send)  # /v1/…: the OpenAI router
         elif kind == "http" and path == "/metrics":
-            await _plain(
-                send, 200, generate_latest(self.gateway.metrics_registry), CONTENT_TYPE_LATEST
-            )
+            await self._metrics(scope, send)
         elif kind == "http" and path == "/":
             await _redirect(send, "/api/v1/docs")
         else:
@@ -153,6 +152,18 @@ class Podium:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         await serve_lifespan(receive, send, self.startup, self.shutdown)
+
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        """The gateway's Prometheus metrics: every project's, so a token for every project
+        with `read` is needed when auth is on (`scrape.py`)."""
+        if self.settings.auth:
+            refused = scrape_refusal(self.tokens, scope.get("headers", ()))
+            if refused is not None:
+                status, headers, body = refused
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await _plain(send, 200, generate_latest(self.gateway.metrics_registry), CONTENT_TYPE_LATEST)
 
 
 def cli_hint() -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from podium.core.errors import Invalid
 from podium.core.problems import PROBLEM, problem_body
 from podium.core.settings import Settings
 
@@ -46,6 +47,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def check_no_auth(settings: Settings) -> None:
+    """`Invalid` when auth is off on a host other machines can reach (the one check, for
+    `server.main.serve` and the CLI's `podium up`)."""
+    if not settings.auth and not is_loopback(settings.host):
+        raise Invalid(
+            f"--no-auth needs a loopback --host (127.0.0.1, ::1 or localhost), not {settings.host}",
+            field="--no-auth",
+        )
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str]:

@@ -18,26 +18,16 @@ import threading
 
 import uvicorn
 
-from podium.core.errors import Invalid
 from podium.core.settings import Settings
 from podium.server.app import Podium
 from podium.server.home import UMASK, bind, claim_home
-from podium.server.hosts import is_loopback
+from podium.server.hosts import check_no_auth
 
 log = logging.getLogger("podium.server")
 NO_AUTH_WARNING = (
     "AUTHENTICATION IS OFF (--no-auth): anyone who can reach %s may deploy, delete and "
     "invoke anything. Use it only on a machine you alone use."
 )
-
-
-def check_no_auth(settings: Settings) -> None:
-    """`Invalid` when auth is off on a host other machines can reach."""
-    if not settings.auth and not is_loopback(settings.host):
-        raise Invalid(
-            f"--no-auth needs a loopback --host (127.0.0.1, ::1 or localhost), not {settings.host}",
-            field="--no-auth",
-        )
 
 
 def serve(settings: Settings, *, demo: bool = False) -> None:

@@ -8,6 +8,8 @@ process (revocation within `token_refresh_s` plus one query).
 
 A reload that read the store before such a put/drop must not undo it: `LiveTokens` counts
 its writes, and a reload during which one happened is dropped (the next one is current).
+The count's compare and the reload's swap are one step under the directory's lock, which
+put/drop take too, so a revoke cannot land between them (checks take no lock).
 """
 
 from __future__ import annotations
@@ -23,19 +25,32 @@ log = logging.getLogger("podium.server")
 
 
 class LiveTokens(TokenDirectory):
-    """A `TokenDirectory` that counts the API's writes (`put`, `drop`) since it was made."""
+    """A `TokenDirectory` that counts the API's writes (`put`, `drop`) since it was made,
+    under a lock that `load_unless_written` holds too (authentication takes none)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.writes = 0
+        self._lock = threading.Lock()
 
     def put(self, entry: TokenEntry) -> None:
-        self.writes += 1
-        super().put(entry)
+        with self._lock:
+            self.writes += 1
+            super().put(entry)
 
     def drop(self, token_id: str) -> None:
-        self.writes += 1
-        super().drop(token_id)
+        with self._lock:
+            self.writes += 1
+            super().drop(token_id)
+
+    def load_unless_written(self, entries: list[TokenEntry], writes: int) -> bool:
+        """Load `entries` (read from the store after `writes` was seen) unless a put/drop
+        came since: then they may be older than it, and False."""
+        with self._lock:
+            if self.writes != writes:
+                return False
+            self.load(entries)
+            return True
 
 
 Loader = Callable[[], list[TokenEntry]]
@@ -72,8 +87,7 @@ class TokenRefresher:
                 log.warning("reloading API tokens failed; keeping the last ones", exc_info=True)
             self._failing = True
             return False
-        if self.directory.writes == writes:  # else a newer put/drop: keep it
-            self.directory.load(entries)
+        self.directory.load_unless_written(entries, writes)  # a newer put/drop is kept
         if self._failing:
             log.info("reloading API tokens works again")
         self._failing = False

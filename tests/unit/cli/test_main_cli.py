@@ -12,7 +12,9 @@ from podium import __version__
 from podium.cli._common import error_line
 from podium.cli.main import app
 from podium.client import Invalid, NotFound, Retryable
+from podium.core.errors import Invalid as ServerInvalid
 from podium.core.settings import Settings
+from podium.server.hosts import check_no_auth
 from tests.support.server import free_port
 from tests.unit.cli.conftest import Cli
 
@@ -98,6 +100,11 @@ def test_up_no_auth_only_on_loopback(
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
     assert "--no-auth" in result.stderr and "loopback" in result.stderr
+    # the server's one check says it (`server.hosts.check_no_auth`), as a usage error
+    with pytest.raises(ServerInvalid) as refused:
+        check_no_auth(Settings(home=tmp_path, host="0.0.0.0", auth=False))
+    assert f"Invalid value: {refused.value}" in " ".join(result.stderr.split())
+    assert refused.value.field == "--no-auth"
     assert fake_server == []  # nothing started
     for host in ("127.0.0.1", "::1", "localhost"):
         result = CliRunner().invoke(app, ["up", "--no-auth", "--host", host], env=env)

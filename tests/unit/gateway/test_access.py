@@ -237,7 +237,8 @@ def test_the_session_cookie_needs_its_csrf_token(
         assert r.json()["field"] == "X-CSRF-Token" and "CSRF" in r.json()["detail"]
     assert good.status_code == 200
     forwarded = dict(good.json()["headers"])
-    assert "cookie" not in forwarded  # the session token never reaches the replica
+    # the session token never reaches the replica; the page's other cookies do
+    assert forwarded["cookie"] == "theme=dark"
 
 
 # -- projects in URLs and model names ------------------------------------------------------
@@ -321,3 +322,24 @@ def test_no_podium_credential_is_forwarded_even_without_the_stage(
     assert "authorization" not in names
     assert [v for n, v in forwarded if n == "cookie"] == ["theme=dark"]
     assert ["x-csrf-token", "y"] in forwarded
+
+
+def test_only_podiums_own_cookies_are_cut_from_a_cookie_header(
+    servers: tuple[Servers, list[Replica]],
+) -> None:
+    """A Cookie header holding the session cookie keeps the page's other cookies (it was
+    once dropped whole); `podium_session` and `podium_csrf` never reach the replica."""
+    s, (r0, _) = servers
+    gateway = s.gateway()
+    gateway.publish(route("default", "open", r0.route))
+    with gateway.client() as client:
+        r = client.post(
+            "/endpoints/open/x",
+            headers=[
+                ("Cookie", "a=1; podium_session=pod_x; b=2;podium_csrf=y ;c=podium_session"),
+                ("Cookie", "podium_csrf=y; podium_session=pod_x"),  # nothing else: dropped
+                ("Cookie", "podium_sessionx=3"),  # not Podium's: kept
+            ],
+        )
+    cookies = [v for n, v in r.json()["headers"] if n == "cookie"]
+    assert cookies == ["a=1; b=2;c=podium_session", "podium_sessionx=3"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import stat
+import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from podium.core.access import (
     TokenEntry,
     issue_token,
 )
+from podium.core.errors import Unavailable
 from podium.core.settings import Settings
 from podium.server.credentials import ensure_credentials, read_token_file
 from podium.server.tokens import LiveTokens, TokenRefresher, store_loader
@@ -57,6 +60,8 @@ def test_a_fresh_home_gets_an_admin_token_in_a_private_file(
     assert record.creator == "podium up"
     assert token.strip() not in caplog.text  # the id may be logged, never the token
 
+    assert [p.name for p in settings.home.iterdir() if p.name.startswith(".credentials")] == []
+
     assert ensure_credentials(settings, db) is False  # the next start makes nothing
     with db.unit_of_work(read_only=True) as uow:
         assert len(uow.tokens.list()) == 1
@@ -81,6 +86,30 @@ def test_a_revoked_or_unknown_credentials_token_is_warned_about_not_replaced(
     assert read_token_file(settings.credentials_path) == token
     with db.unit_of_work(read_only=True) as uow:
         assert uow.tokens.list() == []  # no new token was made
+
+
+def test_a_credentials_file_that_cannot_be_made_leaves_no_live_admin_token(
+    setup: tuple[Settings, Database],
+) -> None:
+    """The token is committed before the file takes its name; when that fails (here a
+    dangling link already holds the name) the token is revoked and nothing half-written
+    stays behind."""
+    settings, db = setup
+    path = settings.credentials_path
+    path.symlink_to(settings.home / "nowhere")  # `exists()` is False, the name is taken
+    with pytest.raises(Unavailable) as raised:
+        ensure_credentials(settings, db)
+    assert raised.value.field == "credentials" and "was revoked" in str(raised.value)
+    with db.unit_of_work(read_only=True) as uow:
+        [record] = uow.tokens.list(include_revoked=True)
+        assert uow.tokens.live_entries() == []
+    assert record.revoked_at is not None
+    assert [p.name for p in settings.home.iterdir() if p.name.startswith(".credentials")] == []
+    assert not (settings.home / "nowhere").exists()  # nothing was written through the link
+    path.unlink()
+    assert ensure_credentials(settings, db) is True  # once the name is free
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert isinstance(_directory(db).authenticate(path.read_text().strip()), Principal)
 
 
 def _make(db: Database, name: str) -> tuple[TokenRecord, IssuedToken]:
@@ -149,6 +178,39 @@ def test_a_reload_that_raced_the_apis_put_or_drop_does_not_undo_it(
     TokenRefresher(store_loader(db), tokens, 60).reload()  # the next one reads them
     assert isinstance(tokens.authenticate(new[0].token), Principal)
     assert tokens.authenticate(old_issued.token) is AuthFailure.UNKNOWN
+
+
+class _RevokedDuringTheSwap(LiveTokens):
+    """A directory in which the API's revoke of `victim` (another thread) lands when the
+    refresher has compared the write count and is about to load: the old gap."""
+
+    victim = ""
+    api: threading.Thread
+
+    def load(self, entries: Iterable[TokenEntry]) -> None:
+        if self.victim:
+            api = threading.Thread(target=self.drop, args=(self.victim,))
+            api.start()
+            # Without the lock the drop is done at once, before the load below; with it, the
+            # drop waits for the load (the bound only keeps the test from hanging).
+            api.join(timeout=0.5)
+            self.victim, self.api = "", api
+        super().load(entries)
+
+
+def test_a_revoke_landing_between_the_compare_and_the_load_is_not_undone(
+    setup: tuple[Settings, Database],
+) -> None:
+    _, db = setup
+    record, issued = _make(db, "ci")
+    tokens = _RevokedDuringTheSwap()
+    refresher = TokenRefresher(store_loader(db), tokens, 60)
+    refresher.reload()
+    assert isinstance(tokens.authenticate(issued.token), Principal)
+    tokens.victim = record.id  # the API revokes it (its commit is not read by this reload)
+    refresher.reload()
+    tokens.api.join()
+    assert tokens.authenticate(issued.token) is AuthFailure.UNKNOWN
 
 
 def test_the_refresher_thread_reloads_until_stopped(setup: tuple[Settings, Database]) -> None:

@@ -3,6 +3,7 @@ the gateway, and the token directory the API and the gateway share."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,3 +48,49 @@ def test_the_fresh_home_has_an_admin_token_the_server_knows(podium: InProcessPod
     who = podium.podium.tokens.authenticate(token)  # the one directory API and gateway use
     assert isinstance(who, Principal) and who.is_admin
     assert podium.podium.api.state.podium.tokens is podium.podium.tokens
+
+
+def test_metrics_needs_a_read_token_for_every_project(podium: InProcessPodium) -> None:
+    """`/metrics` names every project's endpoints: no token 401, a token bound to projects
+    (or without `read`) 403, a `read` token for every project or an admin 200."""
+
+    def make(name: str, scopes: list[str], projects: list[str] | None) -> str:
+        r = httpx.post(
+            podium.url + "/api/v1/tokens",
+            json={"name": name, "scopes": scopes, "projects": projects},
+            headers=podium.headers,
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["token"])
+
+    def scrape(token: str | None) -> httpx.Response:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.get(podium.url + "/metrics", headers=headers)
+
+    bound_read = make("bound-read", ["read"], ["default"])
+    all_invoke = make("all-invoke", ["invoke"], None)
+    all_read = make("all-read", ["read"], None)
+    for who, status in (
+        (None, 401),
+        ("pod_000000000000_" + "x" * 43, 401),
+        (bound_read, 403),
+        (all_invoke, 403),
+        (all_read, 200),
+        (podium.token, 200),  # admin of every project
+    ):
+        r = scrape(who)
+        assert r.status_code == status, (who, r.text)
+        if status != 200:
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.json()["status"] == status
+        else:
+            assert "podium_gateway" in r.text
+    assert scrape(None).headers["www-authenticate"] == 'Bearer realm="podium"'
+    assert "every project" in scrape(bound_read).json()["detail"]
+
+
+def test_metrics_is_open_with_auth_off(podium: InProcessPodium) -> None:
+    server = podium.podium
+    server.settings = dataclasses.replace(server.settings, auth=False)
+    r = httpx.get(podium.url + "/metrics")
+    assert r.status_code == 200 and "podium_gateway" in r.text

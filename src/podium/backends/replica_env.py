@@ -1,0 +1,30 @@
+"""What a replica inherits of the server's environment.
+
+A replica runs user code, so it does not inherit the server's secrets: no `PODIUM_*`
+variable (the database URL, a `PODIUM_TOKEN`, paths, settings) except those a replica reads
+itself (`REPLICA_PODIUM_VARS`), and not the server's Hugging Face token (an endpoint that
+needs one names a secret: `model_source.token_secret`, `env_from_secrets`). The backend
+lays the endpoint's `env` and secrets over it, then what it sets itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from podium.replica import memory
+
+PODIUM_VAR_PREFIX = "PODIUM_"
+REPLICA_PODIUM_VARS = frozenset({memory.ENV_MEMORY_LIMIT, memory.ENV_MEMORY_RLIMIT})
+WITHHELD_VARS = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})
+
+
+def inherited_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`environ` (`os.environ` by default) without what a replica must not see."""
+    source = os.environ if environ is None else environ
+    return {
+        k: v
+        for k, v in source.items()
+        if k not in WITHHELD_VARS
+        and (not k.startswith(PODIUM_VAR_PREFIX) or k in REPLICA_PODIUM_VARS)
+    }
