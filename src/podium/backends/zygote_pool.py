@@ -31,6 +31,7 @@ import psutil
 
 from podium.backends import logfiles, processes
 from podium.backends.base import ReplicaStartup
+from podium.backends.replica_env import inherited_env
 from podium.replica import zygote as wire
 
 log = logging.getLogger("podium.backends.zygote_pool")
@@ -85,7 +86,9 @@ class Zygote:
         self.log_path = log_path
         self.info: dict[str, Any] | None = None  # the zygote's ready message
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = dict(os.environ)
+        # A forked replica's /proc/self/environ is the zygote's: keep the server's secrets
+        # out of it too (see replica_env).
+        env = inherited_env()
         env.update(dict.fromkeys(wire.THREAD_ENV, "1"))
         env["PYTHONUNBUFFERED"] = "1"
         fd = str(theirs.fileno())

@@ -147,6 +147,32 @@ def _signal_mask(pid: int, field: str) -> int:
     return 0
 
 
+def test_a_forked_replica_cannot_read_the_server_s_secrets_in_its_environment(
+    settings: Settings, bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /proc/PID/environ of a forked replica is what its zygote was started with: the
+    # zygote must get the replica's inherited environment, not the server's.
+    monkeypatch.setenv("PODIUM_TOKEN", "pod_0123456789ab_server-secret")
+    monkeypatch.setenv("PODIUM_DATABASE_URL", "postgresql://u:pw@db/podium")
+    monkeypatch.setenv("HF_TOKEN", "hf_server_token")
+    b = SyncLocal(settings, start_mode="fork")
+    try:
+        _zygote_pid(b)
+        r = b.start(launch("demo-r1-env", bundle, env={"GIVEN": "by-the-spec"}))
+        assert r.start_mode == "fork" and r.pid is not None
+        _wait_ready(b, r)
+        # What the kernel shows of the process (a forked child's os.environ is set after
+        # the fork, in memory; this is what it was started with).
+        raw = Path(f"/proc/{r.pid}/environ").read_bytes()
+    finally:
+        b.close()
+    for secret in (b"server-secret", b"pw@db", b"hf_server_token"):
+        assert secret not in raw
+    names = {item.split(b"=", 1)[0] for item in raw.split(b"\0") if item}
+    assert not {b"PODIUM_TOKEN", b"PODIUM_DATABASE_URL", b"HF_TOKEN"} & names
+    assert b"PATH" in names  # the rest of the environment is inherited
+
+
 def test_exit_codes_of_forked_replicas(forking: SyncLocal, tmp_path: Path) -> None:
     _zygote_pid(forking)
     broken = write_python_bundle(tmp_path / "broken", fail_load="boom")
