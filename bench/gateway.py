@@ -191,12 +191,14 @@ def run(
             lua = scripts.get(target, script)
             run_wrk(target, url, lua, connections=max(CONNECTIONS), duration_s=2)
         # Rounds interleave the targets, so a burst of other work on the machine hits all
-        # of them alike; each target's median round (by throughput) is reported.
+        # of them alike, and every other round runs them in reverse order, so no target
+        # always runs last (after the others warmed or tired the replica); each target's
+        # median round (by throughput) is reported.
         runs: list[WrkResult] = []
         load_before = os.getloadavg()
         for n in range(rounds):
             for connections in CONNECTIONS:
-                for target, url in targets:
+                for target, url in targets if n % 2 == 0 else targets[::-1]:
                     lua = scripts.get(target, script)
                     result = run_wrk(
                         target, url, lua, connections=connections, duration_s=duration_s
