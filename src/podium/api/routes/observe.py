@@ -77,8 +77,9 @@ async def get_logs(
     text stream that goes on with new lines until the client disconnects."""
     name = key_of(project, name)
     chosen = await run_in_threadpool(_replicas, ctx, name, replica)
+    mask = await run_in_threadpool(logs.secret_mask, ctx.db, ctx.settings.secret_key_path, project)
     if not follow:
-        items = await run_in_threadpool(logs.recent, ctx.logs, chosen, tail)
+        items = await run_in_threadpool(logs.recent, ctx.logs, chosen, tail, mask)
         return LogList(items=items, replicas=[r.public() for r in chosen])
     stream = logs.follow(
         ctx.db,
@@ -89,6 +90,7 @@ async def get_logs(
         poll_s=ctx.log_poll_s,
         only=replica,
         disconnected=request.is_disconnected,
+        mask=mask,
     )
     return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
 

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import anyio.to_thread
 
 from podium.backends.base import LogFollower, ReplicaLogs
+from podium.core import redact
 from podium.core.errors import NotFound
 from podium.core.schemas import LogLine, LogReplica
 from podium.store import Database
 from podium.store.records import ReplicaRecord
+from podium.store.secret_box import SecretBox
 
 _REFRESH_EVERY = 4  # polls between looks for new replicas
 
@@ -59,14 +62,39 @@ def pick(replicas: Sequence[LoggedReplica], replica: str | None) -> list[LoggedR
     return chosen
 
 
-def recent(source: ReplicaLogs, replicas: Sequence[LoggedReplica], tail: int) -> list[LogLine]:
+Mask = Callable[[str], str]  # a line as the client may see it (secret values hidden)
+
+
+def _unmasked(line: str) -> str:
+    return line
+
+
+def recent(
+    source: ReplicaLogs, replicas: Sequence[LoggedReplica], tail: int, mask: Mask = _unmasked
+) -> list[LogLine]:
     """Each replica's last `tail` lines, replica after replica (in the order given)."""
     items: list[LogLine] = []
     for r in replicas:
         items += [
-            LogLine(replica_id=r.replica_id, line=line) for line in source.logs(r.replica_id, tail)
+            LogLine(replica_id=r.replica_id, line=mask(line))
+            for line in source.logs(r.replica_id, tail)
         ]
     return items
+
+
+def secret_mask(db: Database, key_path: Path, project: str) -> Mask:
+    """What hides the values of `project`'s secrets in log lines: a replica runs user code,
+    which may print what it was given (`env_from_secrets`). The replica's own log file keeps
+    what it wrote; only what the API answers is masked. A secret that cannot be decrypted
+    is `Unavailable`: no log is shown rather than one that may hold it."""
+    with db.unit_of_work(read_only=True) as uow:
+        names = [r.name for r in uow.secrets.list([project])]
+        ciphertexts = {n: uow.secrets.get_ciphertext(project, n) for n in names}
+    if not ciphertexts:
+        return _unmasked
+    box = SecretBox(key_path)
+    known = redact.Secrets(box.decrypt(ct, name=n) for n, ct in ciphertexts.items())
+    return known.text
 
 
 async def follow(
@@ -79,6 +107,7 @@ async def follow(
     poll_s: float,
     only: str | None,
     disconnected: Callable[[], Awaitable[bool]],
+    mask: Mask = _unmasked,
 ) -> AsyncIterator[str]:
     """Lines as `[replica-id] text\\n`: the tail of each replica, then new lines as they come."""
     followed: dict[str, LogFollower] = {}
@@ -87,7 +116,7 @@ async def follow(
             source.follow_logs, r.replica_id, tail
         )
         if lines:
-            yield _format(r.replica_id, lines)
+            yield mask(_format(r.replica_id, lines))
     polls = 0
     while True:
         await anyio.sleep(poll_s)
@@ -107,7 +136,7 @@ async def follow(
         for replica_id, follower in followed.items():
             lines = await anyio.to_thread.run_sync(follower.read_new)
             if lines:
-                yield _format(replica_id, lines)
+                yield mask(_format(replica_id, lines))
 
 
 def _replicas(db: Database, endpoint: str) -> list[ReplicaRecord]:
