@@ -19,6 +19,7 @@ import hashlib
 import re
 
 from podium.core.asgi import ASGIApp, Message, Receive, Scope, Send
+from podium.core.problems import SAFE_HEADERS
 
 STRICT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 DOCS_CSP = (
@@ -26,11 +27,8 @@ DOCS_CSP = (
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'none'"
 )
-_FIXED = (
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-)
+# Podium's own safe headers (core/problems.py), with a policy of the API's own.
+_FIXED = tuple(h for h in SAFE_HEADERS if h[0] != b"content-security-policy")
 _OURS = frozenset(name for name, _ in _FIXED) | {b"content-security-policy"}
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 

@@ -20,6 +20,16 @@ from podium.core.errors import PodiumError, RateLimited, Retryable
 PROBLEM_JSON = "application/problem+json"
 PROBLEM = PROBLEM_JSON.encode()
 
+# On every answer Podium makes itself (problems from the API, the gateway and the server;
+# `/metrics`), never on a replica's answer, which the gateway passes on as it came: a
+# problem is never sniffed into a script, framed, or allowed to load anything.
+SAFE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+)
+
 # Titles for answers no error class makes (fixed here, not HTTPStatus's: its phrases
 # change between Python versions).
 _TITLES = {

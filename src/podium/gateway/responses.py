@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from podium.core.asgi import Message, Receive, Scope, Send, send_whole
-from podium.core.problems import PROBLEM, dumps, problem_doc, title_for
+from podium.core.problems import PROBLEM, SAFE_HEADERS, dumps, problem_doc, title_for
 from podium.protocols.openai import error_body as openai_error_body
 
 __all__ = [
@@ -71,7 +71,7 @@ async def send_problem(
 ) -> None:
     """Send a whole error response (head and body): a problem, or OpenAI's error body when
     `send` is an `OpenAIErrors` (its `code` is `openai_code`, else the title in snake case)."""
-    raw = list(headers)
+    raw = [*headers, *SAFE_HEADERS]
     if request_id:
         raw.append((b"x-request-id", request_id.encode("latin-1")))
     if isinstance(send, OpenAIErrors):

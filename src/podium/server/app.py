@@ -27,6 +27,7 @@ from podium.artifacts.store import ArtifactStore
 from podium.backends.local import LocalBackend
 from podium.control.loop import Controller
 from podium.core.asgi import Receive, Scope, Send, serve_lifespan
+from podium.core.problems import SAFE_HEADERS
 from podium.core.routing import InProcessRoutingSource, RoutingSource
 from podium.core.settings import Settings
 from podium.gateway.access import AccessStage
@@ -160,6 +161,7 @@ class Podium:
             refused = scrape_refusal(self.tokens, scope.get("headers", ()))
             if refused is not None:
                 status, headers, body = refused
+                headers = [*headers, *SAFE_HEADERS]
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
@@ -181,7 +183,7 @@ async def _plain(send: Any, status: int, body: bytes, content_type: str) -> None
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", content_type.encode())],
+            "headers": [(b"content-type", content_type.encode()), *SAFE_HEADERS],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -194,6 +196,7 @@ async def _misdirected(send: Any, host: str, kind: str) -> None:
             await send({"type": "websocket.close", "code": 1008})
         return
     status, headers, body = HostCheck.answer(host)
+    headers = [*headers, *SAFE_HEADERS]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

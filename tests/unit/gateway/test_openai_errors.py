@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from podium.core.problems import SAFE_HEADERS
 from podium.gateway.responses import OpenAIErrors, send_problem
 
 
@@ -32,6 +33,7 @@ async def test_a_problem_sent_through_openai_errors_is_openais_body() -> None:
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
         (b"retry-after", b"2"),
+        *SAFE_HEADERS,
         (b"x-request-id", b"r-1"),
     ]
     assert body["more_body"] is False

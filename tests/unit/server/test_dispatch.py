@@ -94,3 +94,19 @@ def test_metrics_is_open_with_auth_off(podium: InProcessPodium) -> None:
     server.settings = dataclasses.replace(server.settings, auth=False)
     r = httpx.get(podium.url + "/metrics")
     assert r.status_code == 200 and "podium_gateway" in r.text
+
+
+def test_answers_the_server_makes_itself_carry_the_safe_headers(podium: InProcessPodium) -> None:
+    """The 421, `/metrics` (and its refusal) and the gateway's problems: never sniffed,
+    framed or allowed to load anything (a replica's own answers pass as they came)."""
+    answers = [
+        httpx.get(podium.url + "/api/v1/health", headers={"host": "evil.example"}),
+        httpx.get(podium.url + "/metrics"),
+        httpx.get(podium.url + "/metrics", headers=podium.headers),
+        httpx.post(podium.url + "/endpoints/nowhere/", headers=podium.headers, json={}),
+    ]
+    assert [a.status_code for a in answers] == [421, 401, 200, 404]
+    for a in answers:
+        assert a.headers["x-content-type-options"] == "nosniff"
+        assert a.headers["x-frame-options"] == "DENY"
+        assert a.headers["content-security-policy"].startswith("default-src 'none'")
