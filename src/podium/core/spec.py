@@ -20,6 +20,8 @@ from pydantic import (
 )
 
 from podium.core.access import DEFAULT_PROJECT, Visibility
+from podium.core.access_spec import ModelSourceSpec as ModelSourceSpec
+from podium.core.access_spec import RateLimitSpec as RateLimitSpec
 from podium.core.bounds import AtMost, is_stored
 from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE, PROJECT_RE, PROJECT_RULE
@@ -187,27 +189,6 @@ class CommandSpec(_Strict):
         None, ge=1, le=65535, description="fixed port; default: Podium picks a free one"
     )
     health_route: _Path = "/health"
-
-
-class RateLimitSpec(_Strict):
-    """A token bucket the gateway keeps: `rps` requests per second, bursts up to `burst`."""
-
-    rps: float = Field(gt=0, le=1_000_000, description="requests per second, on average")
-    burst: int = Field(ge=1, le=1_000_000, description="requests allowed at once")
-
-
-class ModelSourceSpec(_Strict):
-    """How the model's files are fetched: `token_secret` names the project's secret that
-    holds a Hugging Face token (for gated or private `hf://` models)."""
-
-    token_secret: str | None = Field(None, description="a secret's name in the project")
-
-    @field_validator("token_secret")
-    @classmethod
-    def _secret_name(cls, v: str | None) -> str | None:
-        if v is not None and not NAME_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid secret name: use {NAME_RULE}")
-        return v
 
 
 # Fields whose change needs new replica processes: a new revision and a rolling update.
