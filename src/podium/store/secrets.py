@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from podium.core.clock import Clock
 from podium.core.errors import NotFound
-from podium.store.tables import ProjectRow, SecretRow
+from podium.store.projects import ProjectRepo
+from podium.store.tables import SecretRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +47,9 @@ class SecretRepo:
 
     def put(self, project: str, name: str, ciphertext: str, *, by: str) -> SecretRecord:
         """Create the secret, or replace its value (keeping who created it, and when).
-        NotFound (field "project") when the project does not exist."""
-        if self._s.get(ProjectRow, project) is None:
-            raise NotFound(f"project {project!r} not found", field="project")
+        NotFound (field "project") when the project does not exist; it holds the project's
+        lock shared (`ProjectRepo.hold`), so a concurrent delete of the project waits."""
+        ProjectRepo(self._s, self._clock).hold(project)
         now = self._clock.now()
         row = self._s.get(SecretRow, (project, name))
         if row is None:

@@ -208,6 +208,24 @@ def test_a_model_pushed_while_its_project_is_deleted_is_refused(database: Databa
         assert uow.models.list_names() == []
 
 
+def test_a_secret_set_while_its_project_is_deleted_is_refused(database: Database) -> None:
+    _postgres(database)
+    make(database)
+
+    def set_secret() -> None:
+        with database.unit_of_work() as uow:
+            uow.secrets.put("team", "hf-token", "ciphertext", by="test")
+
+    with database.unit_of_work() as uow:
+        uow.projects.delete("team")
+        thread, errors = _in_thread(set_secret)
+        _blocked_or_done(database, thread)
+    thread.join()
+    assert [type(e) for e in errors] == [NotFound]
+    with database.unit_of_work(read_only=True) as uow:
+        assert uow.secrets.list() == []
+
+
 def test_a_project_deleted_while_an_endpoint_is_created_is_kept(database: Database) -> None:
     _postgres(database)
     make(database)
