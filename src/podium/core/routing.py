@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from podium.core.access import DEFAULT_PROJECT, RateLimit, Visibility, endpoint_key
+from podium.core.observability_spec import CaptureSpec
 from podium.core.phases import EndpointStatus
+from podium.core.service_counts import ServiceSnapshot
 
 if TYPE_CHECKING:
     from podium.core.spec import EndpointSpec
@@ -53,6 +55,7 @@ class EndpointRoute:
     project: str = DEFAULT_PROJECT
     visibility: Visibility = Visibility.PROTECTED
     rate_limit: RateLimit | None = None  # for all callers of the endpoint together
+    capture: CaptureSpec | None = None  # payload capture for the request records
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ def endpoint_route(
         project=spec.project,
         visibility=spec.visibility,
         rate_limit=RateLimit(limit.rps, limit.burst) if limit is not None else None,
+        capture=spec.observability.capture if spec.observability is not None else None,
     )
 
 
@@ -251,6 +255,10 @@ class GatewayView(Protocol):
 
     def outstanding(self, replica_id: str) -> int:
         """Requests now in flight to this replica through the gateway."""
+        ...
+
+    def service_snapshot(self) -> ServiceSnapshot:
+        """Cumulative counts per endpoint and per replica (`core.service_counts`)."""
         ...
 
     def load_snapshot(self) -> Mapping[str, EndpointLoad]:

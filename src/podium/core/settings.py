@@ -92,6 +92,24 @@ class DownloadSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ObservabilitySettings:
+    """Request records, the metrics history and logs (issue 12)."""
+
+    records: bool = True  # one request record per invocation (PODIUM_REQUEST_RECORDS=0: none)
+    buffer_records: int = 100_000  # records waiting for the writer; past it they are dropped
+    write_batch: int = 5_000  # records written per transaction
+    flush_s: float = 0.5  # the writer drains the buffer at least this often
+    records_max_age_s: float = 7 * 86400.0  # older records are pruned
+    records_max_rows: int = 1_000_000  # past this many, the oldest records are pruned
+    prune_every_s: float = 60.0  # how often records and metric points are pruned
+    metrics_interval_s: float = 10.0  # the metrics history's finest resolution
+    metrics_10s_max_age_s: float = 86400.0  # points kept per resolution
+    metrics_1m_max_age_s: float = 7 * 86400.0
+    metrics_1h_max_age_s: float = 90 * 86400.0
+    log_json: bool = False  # the server's log as JSON lines (PODIUM_LOG_FORMAT=json)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     home: Path
     host: str = "127.0.0.1"
@@ -103,6 +121,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     control: ControlSettings = field(default_factory=ControlSettings)
     download: DownloadSettings = field(default_factory=DownloadSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     log_retention: int = 20  # replica log files kept per endpoint; older ones are deleted
     limits: ApiLimits = field(default_factory=ApiLimits)
     # Access control (docs/security.md): off only with `podium up --no-auth` (loopback only).
@@ -173,6 +192,11 @@ class Settings:
         if env.get("PODIUM_SERVER_NAMES"):
             names = (n.strip().lower() for n in env["PODIUM_SERVER_NAMES"].split(","))
             kwargs["server_names"] = tuple(n for n in names if n)
+        observed: dict[str, object] = {}
+        if "PODIUM_REQUEST_RECORDS" in env:
+            observed["records"] = _flag(env["PODIUM_REQUEST_RECORDS"], "PODIUM_REQUEST_RECORDS")
+        if "PODIUM_LOG_FORMAT" in env:
+            observed["log_json"] = _log_format(env["PODIUM_LOG_FORMAT"])
         if env.get("PODIUM_INSTANCE_TYPES"):
             try:
                 items = json.loads(env["PODIUM_INSTANCE_TYPES"])
@@ -188,9 +212,29 @@ class Settings:
         if archive := sections.pop("archive", None):
             limits = sections.setdefault("limits", {})
             limits["archive"] = ArchiveLimits(**archive)  # type: ignore[arg-type]
+        if observed:
+            sections.setdefault("observability", {}).update(observed)
         for name, values in sections.items():
             kwargs[name] = _SECTIONS[name](**values)
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise Invalid(f"{name} must be true or false, not {value!r}", field=name)
+
+
+def _log_format(value: str) -> bool:
+    """True for JSON lines, False for text."""
+    lowered = value.strip().lower()
+    if lowered not in ("text", "json"):
+        name = "PODIUM_LOG_FORMAT"
+        raise Invalid(f"{name} must be text or json, not {value!r}", field=name)
+    return lowered == "json"
 
 
 def _float(value: str, name: str) -> float:
@@ -233,6 +277,7 @@ _SECTIONS: dict[str, Callable[..., object]] = {
     "limits": ApiLimits,
     "control": ControlSettings,
     "download": DownloadSettings,
+    "observability": ObservabilitySettings,
 }
 
 _ENV: tuple[_Var, ...] = (
@@ -253,4 +298,9 @@ _ENV: tuple[_Var, ...] = (
     _Var("PODIUM_DOWNLOAD_STALL_S", "download", "stall_s", _float),
     _Var("PODIUM_HUB_CONNECT_TIMEOUT_S", "download", "connect_timeout_s", _float),
     _Var("PODIUM_HUB_READ_TIMEOUT_S", "download", "read_timeout_s", _float),
+    _Var("PODIUM_RECORDS_BUFFER", "observability", "buffer_records", _int),
+    _Var("PODIUM_RECORDS_MAX_AGE_S", "observability", "records_max_age_s", _float),
+    _Var("PODIUM_RECORDS_MAX_ROWS", "observability", "records_max_rows", _int),
+    _Var("PODIUM_PRUNE_EVERY_S", "observability", "prune_every_s", _float),
+    _Var("PODIUM_METRICS_INTERVAL_S", "observability", "metrics_interval_s", _float),
 )

@@ -25,6 +25,8 @@ from podium.core.access_spec import RateLimitSpec as RateLimitSpec
 from podium.core.bounds import AtMost, is_stored
 from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE, PROJECT_RE, PROJECT_RULE
+from podium.core.observability_spec import CaptureSpec as CaptureSpec
+from podium.core.observability_spec import ObservabilitySpec as ObservabilitySpec
 from podium.core.scaling_spec import ScalingRule as ScalingRule
 from podium.core.scaling_spec import ScalingSpec as ScalingSpec
 
@@ -278,6 +280,7 @@ class EndpointCreate(_SpecFields):
         Visibility.PROTECTED, description="protected: invoking needs a token; public: not"
     )
     rate_limit: RateLimitSpec | None = Field(None, description="for all callers together")
+    observability: ObservabilitySpec | None = Field(None, description="payload capture")
     labels: Labels = Field(default_factory=dict)
     readiness: ProbeSpec = Field(default_factory=ProbeSpec)
     liveness: ProbeSpec = Field(default_factory=_liveness)
@@ -372,6 +375,7 @@ class EndpointUpdate(_SpecFields):
     model_source: ModelSourceSpec | None = None
     visibility: Visibility | None = None
     rate_limit: RateLimitSpec | None = None
+    observability: ObservabilitySpec | None = None
     labels: Labels | None = None
     readiness: ProbeSpec | None = None
     liveness: ProbeSpec | None = None

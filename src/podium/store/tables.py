@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -266,3 +267,81 @@ class ReplicaUsageRow(Base):
     instance_type: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+
+
+class RequestRecordRow(Base):
+    """One invocation of an endpoint (`core.request_record.RequestRecord`, same fields).
+
+    Times are floats (unix seconds, durations in milliseconds): the writer inserts thousands
+    of rows a second, and plain numbers need no conversion on the way in."""
+
+    __tablename__ = "request_records"
+    __table_args__ = (
+        Index("ix_request_records_endpoint_id", "endpoint", "id"),
+        Index("ix_request_records_received_at", "received_at"),
+        Index("ix_request_records_request_id", "request_id"),
+        {"sqlite_autoincrement": True},  # never reuse an id: pages follow `id`
+    )
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(128))
+    endpoint: Mapped[str] = mapped_column(String(NAME_LEN))
+    project: Mapped[str] = mapped_column(String(PROJECT_LEN))
+    protocol: Mapped[str] = mapped_column(String(16))
+    route: Mapped[str] = mapped_column(String(256))
+    method: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[float] = mapped_column(Float)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    queue_ms: Mapped[float] = mapped_column(Float)
+    revision: Mapped[int | None] = mapped_column(Integer)
+    replica_id: Mapped[str | None] = mapped_column(String(128))
+    upstream_ms: Mapped[float | None] = mapped_column(Float)
+    ttfb_ms: Mapped[float | None] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    tokens_in: Mapped[int | None] = mapped_column(Integer)
+    tokens_out: Mapped[int | None] = mapped_column(Integer)
+    streamed: Mapped[bool] = mapped_column(Boolean)
+    bytes_in: Mapped[int] = mapped_column(BigInteger)
+    bytes_out: Mapped[int] = mapped_column(BigInteger)
+    client: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(256))
+    token_id: Mapped[str | None] = mapped_column(String(16))
+    request_body: Mapped[str | None] = mapped_column(Text)
+    response_body: Mapped[str | None] = mapped_column(Text)
+
+
+class MetricPointRow(Base):
+    """One point of the metrics history: an endpoint (`replica` "") or one of its replicas,
+    over [`ts`, `ts` + `resolution`) seconds. Counts are of that interval; gauges
+    (in flight, held, replicas, CPU, memory, GPU) are their last or mean value in it.
+    `latency_buckets` (counts per `core.metric_names.LATENCY_BUCKETS` bucket, +Inf last)
+    lets a rollup recompute exact-to-the-bucket percentiles."""
+
+    __tablename__ = "metric_points"
+
+    endpoint: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    replica: Mapped[str] = mapped_column(String(128), primary_key=True)
+    resolution: Mapped[int] = mapped_column(Integer, primary_key=True)  # 10, 60 or 3600 s
+    ts: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # unix s, a multiple of it
+    requests: Mapped[int] = mapped_column(Integer)
+    ok: Mapped[int] = mapped_column(Integer)  # 2xx and 3xx
+    errors_4xx: Mapped[int] = mapped_column(Integer)
+    errors_5xx: Mapped[int] = mapped_column(Integer)
+    cancelled: Mapped[int] = mapped_column(Integer)  # the client left before an answer
+    latency_sum_ms: Mapped[float] = mapped_column(Float)
+    latency_buckets: Mapped[list[int]] = mapped_column(JSON)
+    p50_ms: Mapped[float | None] = mapped_column(Float)
+    p95_ms: Mapped[float | None] = mapped_column(Float)
+    p99_ms: Mapped[float | None] = mapped_column(Float)
+    in_flight: Mapped[float] = mapped_column(Float)
+    held: Mapped[float] = mapped_column(Float)
+    ready: Mapped[int | None] = mapped_column(Integer)  # endpoint points only
+    desired: Mapped[int | None] = mapped_column(Integer)
+    cpu_percent: Mapped[float | None] = mapped_column(Float)  # 100 = one core busy
+    rss_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    bytes_in: Mapped[int] = mapped_column(BigInteger)  # through the gateway
+    bytes_out: Mapped[int] = mapped_column(BigInteger)
+    gpu_util_percent: Mapped[float | None] = mapped_column(Float)  # None: no GPU (no NVML)
+    gpu_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)

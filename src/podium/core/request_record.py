@@ -1,0 +1,117 @@
+"""The request record: one per invocation of an endpoint, written off the gateway's hot path.
+
+The gateway's recording stage (`gateway.recording`) builds a `RequestRecord` when an
+invocation finishes and `offer`s it to a `RecordBuffer`; the server's writer thread
+(`server.recorder`) `drain`s the buffer in batches into the store (`store.requests`). The
+buffer is bounded: a record offered to a full buffer is dropped and counted (`dropped`),
+never silently lost (the count is on `/metrics` and in `podium top`).
+
+Times are floats: `received_at` is unix seconds, durations are milliseconds (None where the
+step did not happen, e.g. no upstream time for a request refused before it was forwarded).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Protocol(StrEnum):
+    """Which API of the replica a request used (from its path)."""
+
+    HF = "hf"  # /endpoints/{name}/ (the Hugging Face style routes, `/predict`, …)
+    OPENAI = "openai"  # /v1/… through the router, or /endpoints/{name}/v1/…
+    V2 = "v2"  # the Open Inference Protocol, /endpoints/{name}/v2/…
+    COMMAND = "command"  # any path of a `command` or preset server
+
+
+class ErrorClass(StrEnum):
+    """Why an invocation failed, when it did (`RequestRecord.error`); None when it did not.
+
+    A replica's own 4xx/5xx answer is `replica_4xx` / `replica_5xx`; every other value names
+    what the gateway itself answered or saw."""
+
+    UNAUTHENTICATED = "unauthenticated"  # 401
+    FORBIDDEN = "forbidden"  # 403
+    RATE_LIMITED = "rate_limited"  # 429
+    TOO_LARGE = "too_large"  # 413: the request body was over the limit
+    BAD_REQUEST = "bad_request"  # 400 from the gateway (a bad header, a bad /v1 body)
+    PAUSED = "paused"  # the endpoint is paused or failed with nothing ready
+    QUEUE_FULL = "queue_full"  # held requests over the endpoint's limit (503)
+    QUEUE_TIMEOUT = "queue_timeout"  # held past its wait timeout (504)
+    NO_REPLICA = "no_replica"  # no replica could be reached (502)
+    REPLICA_CRASHED = "replica_crashed"  # the replica died serving it (502)
+    REPLICA_CLOSED = "replica_closed"  # the replica closed the connection unanswered (502)
+    UPSTREAM_TIMEOUT = "upstream_timeout"  # the replica did not answer in time (504)
+    BAD_UPSTREAM = "bad_upstream"  # the replica's answer was malformed (502)
+    UPSTREAM_CUT = "upstream_cut"  # the replica broke off mid-answer (the client's cut too)
+    CLIENT_GONE = "client_gone"  # the client left first (a cancelled stream included)
+    REPLICA_4XX = "replica_4xx"
+    REPLICA_5XX = "replica_5xx"
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One invocation, as stored (`store.tables.RequestRecordRow` has the same columns)."""
+
+    request_id: str
+    endpoint: str  # the endpoint's key (`core.access.endpoint_key`)
+    project: str
+    protocol: Protocol
+    route: str  # the replica path without its query, at most 256 characters
+    method: str
+    status: int  # 0: the client left before any response
+    received_at: float  # unix seconds
+    latency_ms: float  # received to the last byte sent (or the client gone)
+    queue_ms: float = 0.0  # held by the activator waiting for a replica slot
+    revision: int | None = None
+    replica_id: str | None = None
+    error: ErrorClass | None = None
+    upstream_ms: float | None = None  # sent to the replica to its last byte
+    ttfb_ms: float | None = None  # received to the response head sent to the client
+    ttft_ms: float | None = None  # streams: received to the first event with data
+    tokens_in: int | None = None  # where the replica reports them (OpenAI `usage`)
+    tokens_out: int | None = None  # streams: data events; else OpenAI `usage`
+    streamed: bool = False  # the answer was a stream (text/event-stream)
+    bytes_in: int = 0  # the request body
+    bytes_out: int = 0  # the response body
+    client: str | None = None  # the client's address
+    user_agent: str | None = None  # at most 256 characters
+    token_id: str | None = None  # the caller's token (None: anonymous or a public endpoint)
+    request_body: str | None = None  # payload capture, when the endpoint samples it
+    response_body: str | None = None
+
+
+class RecordBuffer:
+    """A bounded queue of records between the event loop (`offer`) and the writer thread
+    (`drain`). `offer` never blocks: past `capacity` the record is dropped and counted."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: deque[RequestRecord] = deque()
+        self.offered = 0  # every record offered, kept or dropped
+        self.dropped = 0  # records refused because the buffer was full
+        self._ready = threading.Event()  # set when a batch's worth is waiting
+
+    def offer(self, record: RequestRecord) -> bool:
+        """Keep `record` for the writer; False (and counted) when the buffer is full."""
+        self.offered += 1
+        items = self._items
+        if len(items) >= self.capacity:
+            self.dropped += 1
+            return False
+        items.append(record)  # deque.append is atomic: no lock on the hot path
+        return True
+
+    def drain(self, limit: int) -> list[RequestRecord]:
+        """Up to `limit` records, oldest first (the writer's thread)."""
+        items = self._items
+        out: list[RequestRecord] = []
+        while items and len(out) < limit:
+            out.append(items.popleft())
+        return out
+
+    def __len__(self) -> int:
+        return len(self._items)
