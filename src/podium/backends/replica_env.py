@@ -12,10 +12,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from podium.core.log_format import ENV_LOG_FORMAT
 from podium.replica import memory
 
 PODIUM_VAR_PREFIX = "PODIUM_"
-REPLICA_PODIUM_VARS = frozenset({memory.ENV_MEMORY_LIMIT, memory.ENV_MEMORY_RLIMIT})
+# The log format (text or JSON lines) is the server's: the replica reads it (main).
+REPLICA_PODIUM_VARS = frozenset(
+    {memory.ENV_MEMORY_LIMIT, memory.ENV_MEMORY_RLIMIT, ENV_LOG_FORMAT}
+)
 WITHHELD_VARS = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from podium.core.errors import Invalid, NotFound
+from podium.core.log_context import bind_request
 from podium.replica.batching import BatchConfig, Batcher
 from podium.replica.context import ReplicaInfo, Serving
 from podium.replica.http import PROBLEM, Receive, Scope, Send, problem
@@ -36,6 +37,7 @@ from podium.runtimes.base import Runtime
 __all__ = ["BatchConfig", "ReplicaApp", "ReplicaInfo", "create_app"]
 
 log = logging.getLogger("podium.replica")
+MAX_REQUEST_ID = 128  # the gateway's limit too
 
 
 class ReplicaApp:
@@ -92,6 +94,8 @@ class ReplicaApp:
             return
         method: str = scope["method"]
         path: str = scope["path"]
+        # This request's task (uvicorn runs one per request) logs with the gateway's id.
+        bind_request(request_id(scope))
         if path == "/":
             if method == "POST":
                 await self.hf(receive, send)
@@ -172,6 +176,17 @@ class ReplicaApp:
     async def _not_allowed(self, send: Send, allow: str) -> None:
         body = problem(405, f"use {allow}")
         await self.http.send(send, 405, body, PROBLEM, [(b"allow", allow.encode())])
+
+
+def request_id(scope: Scope) -> str:
+    """The request's `X-Request-ID` (the gateway sets one on every request it forwards),
+    "-" when there is none or it is not a short printable token (it goes into log lines)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            if 0 < len(value) <= MAX_REQUEST_ID and all(0x21 <= b <= 0x7E for b in value):
+                return value.decode("ascii")
+            return "-"
+    return "-"
 
 
 def _hung_after(scope: Scope) -> float | None:

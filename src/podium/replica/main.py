@@ -44,8 +44,6 @@ from typing import Any
 EXIT_LOAD_FAILED = 3
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m podium.replica", description=__doc__.split("\n")[0])
@@ -123,7 +121,7 @@ def main(
     limit_mb = memory.apply_limit()  # first: the model loads under the limit too
     for name in THREAD_ENV:
         os.environ[name] = str(args.threads)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT)
+    _configure_logging()
 
     startup: dict[str, Any] = {
         "replica_id": args.replica_id,
@@ -152,6 +150,15 @@ def main(
     times["loaded"] = time.time()
     _limit_threadpools(args.threads)
     return _serve(args, runtime, load_s, startup=startup)
+
+
+def _configure_logging() -> None:
+    """stderr (the replica's log file), as text or JSON lines like the server's, as the
+    inherited `PODIUM_LOG_FORMAT` says; each line a request causes names its request id
+    (`app`: from the gateway's `X-Request-ID`). Standard library only, as is `log_format`."""
+    from podium.core.log_format import ENV_LOG_FORMAT, install, log_handler, wants_json
+
+    install(log_handler(wants_json(os.environ.get(ENV_LOG_FORMAT)), sys.stderr), logging.INFO)
 
 
 def _import_stack(runtime: str) -> None:

@@ -44,6 +44,7 @@ def serve(
         http="httptools" if find_spec("httptools") else "h11",
         lifespan="off",
         access_log=False,
+        log_config=None,  # uvicorn's lines go through the replica's one handler (main)
         log_level="info",
         server_header=False,
         timeout_graceful_shutdown=None,

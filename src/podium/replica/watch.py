@@ -16,6 +16,7 @@ times out, which it also reads as hung.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +40,10 @@ class WatchedPool(ThreadPoolExecutor):
         self._since: dict[int, float] = {}  # worker thread -> start or last progress
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        return super().submit(self._watched, fn, args, kwargs)
+        # In the submitter's context: what the model logs names the request it serves
+        # (`core.log_context`; `run_in_executor` would not carry it into the thread).
+        context = contextvars.copy_context()
+        return super().submit(context.run, self._watched, fn, args, kwargs)
 
     def _watched(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         me = threading.get_ident()

@@ -22,6 +22,7 @@ from podium.core.settings import Settings
 from podium.server.app import Podium
 from podium.server.home import UMASK, bind, claim_home
 from podium.server.hosts import check_no_auth
+from podium.server.logging_setup import UVICORN_LOG_CONFIG, configure_logging
 
 log = logging.getLogger("podium.server")
 NO_AUTH_WARNING = (
@@ -32,11 +33,7 @@ NO_AUTH_WARNING = (
 
 def serve(settings: Settings, *, demo: bool = False) -> None:
     check_no_auth(settings)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("httpx", "httpcore"):  # one line per probe and per SDK call otherwise
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(settings.observability)  # text or JSON lines, with the request id
     if not settings.auth:
         for _ in range(3):  # hard to miss in a scrolling log
             log.warning(NO_AUTH_WARNING, settings.public_url)
@@ -60,6 +57,7 @@ def _run(settings: Settings, sock: socket.socket, *, demo: bool) -> None:
         port=settings.port,
         lifespan="on",
         access_log=False,
+        log_config=UVICORN_LOG_CONFIG,  # uvicorn's lines go through our one handler
         log_level="info",
         timeout_graceful_shutdown=15,
     )

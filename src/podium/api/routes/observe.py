@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -12,7 +12,7 @@ from podium.api.access import needs
 from podium.api.deps import ApiContext, CtxDep, UowDep
 from podium.api.problems import responses
 from podium.api.routes.params import ProjectDep, key_of
-from podium.api.services import logs, replica_metrics, views
+from podium.api.services import logs, replica_metrics, sse, views
 from podium.core.access import Scope
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.schemas import EventList, LogList, RevisionPublic
@@ -24,8 +24,17 @@ EndpointName = Annotated[  # the pattern is documented; a name that cannot exist
 ]
 
 _FOLLOW = {
-    "description": "with follow=true: `[replica-id] line` text lines as they are written",
-    "content": {"text/plain": {"schema": {"type": "string"}}},
+    "description": (
+        "with follow=true and `Accept: text/event-stream`: Server-Sent Events, one "
+        '`event: line` per log line (`data: {"replica": ID, "line": TEXT}`, numbered by '
+        "`id:`), a `: heartbeat` comment every 10 s while no line comes; a reconnect with "
+        "`Last-Event-ID` goes on from now without the tail again, numbering on. With "
+        "follow=true and any other Accept: `[replica-id] line` text lines as they are written"
+    ),
+    "content": {
+        "text/event-stream": {"schema": {"type": "string"}},
+        "text/plain": {"schema": {"type": "string"}},
+    },
 }
 
 
@@ -72,15 +81,40 @@ async def get_logs(
     tail: Annotated[int, Query(ge=0, le=100_000, description="lines per replica")] = 200,
     replica: Annotated[str | None, Query(max_length=128)] = None,
     follow: bool = False,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            max_length=19,
+            pattern=r"^[0-9]+$",
+            description="the last event an event stream received (a reconnect)",
+        ),
+    ] = None,
 ) -> LogList | StreamingResponse:
     """Each replica's last `tail` lines, replica after replica; with `follow=true` a
-    text stream that goes on with new lines until the client disconnects."""
+    stream that goes on with new lines until the client disconnects: Server-Sent Events
+    for `Accept: text/event-stream`, else text."""
     name = key_of(project, name)
     chosen = await run_in_threadpool(_replicas, ctx, name, replica)
     mask = await run_in_threadpool(logs.secret_mask, ctx.db, ctx.settings.secret_key_path, project)
     if not follow:
         items = await run_in_threadpool(logs.recent, ctx.logs, chosen, tail, mask)
         return LogList(items=items, replicas=[r.public() for r in chosen])
+    if sse.wants_events(request.headers.get("accept")):
+        # A reconnect: the lines before it were seen, so no tail again (lines written
+        # while it was away are not replayed: the backend's followers have no offsets).
+        events = logs.follow_events(
+            ctx.db,
+            ctx.logs,
+            name,
+            chosen,
+            tail=0 if last_event_id is not None else tail,
+            poll_s=ctx.log_poll_s,
+            only=replica,
+            disconnected=request.is_disconnected,
+            mask=mask,
+            after_id=int(last_event_id or 0),
+        )
+        return StreamingResponse(events, media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
     stream = logs.follow(
         ctx.db,
         ctx.logs,

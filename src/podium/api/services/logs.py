@@ -20,6 +20,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from podium.api.services import sse
 from podium.backends.base import LogFollower, ReplicaLogs
 from podium.core import redact
 from podium.core.errors import NotFound
@@ -29,6 +30,8 @@ from podium.store.records import ReplicaRecord
 from podium.store.secret_box import SecretBox
 
 _REFRESH_EVERY = 4  # polls between looks for new replicas
+HEARTBEAT_S = 10.0  # an SSE follow sends a comment this often while no line comes
+RETRY_MS = 2000  # an SSE client reconnects after this long (the `retry:` field)
 
 EXITED = "exited"  # the state shown for a replica that is gone but whose log is kept
 
@@ -97,7 +100,10 @@ def secret_mask(db: Database, key_path: Path, project: str) -> Mask:
     return known.text
 
 
-async def follow(
+Chunk = tuple[str, list[str]] | None  # a replica's new lines, or None: a poll found none
+
+
+async def _chunks(
     db: Database,
     source: ReplicaLogs,
     endpoint: str,
@@ -107,16 +113,16 @@ async def follow(
     poll_s: float,
     only: str | None,
     disconnected: Callable[[], Awaitable[bool]],
-    mask: Mask = _unmasked,
-) -> AsyncIterator[str]:
-    """Lines as `[replica-id] text\\n`: the tail of each replica, then new lines as they come."""
+) -> AsyncIterator[Chunk]:
+    """The tail of each replica, then new lines as they come, per replica; None after each
+    poll that found nothing new (a stream's chance to send a heartbeat)."""
     followed: dict[str, LogFollower] = {}
     for r in replicas:
         lines, followed[r.replica_id] = await anyio.to_thread.run_sync(
             source.follow_logs, r.replica_id, tail
         )
         if lines:
-            yield mask(_format(r.replica_id, lines))
+            yield r.replica_id, lines
     polls = 0
     while True:
         await anyio.sleep(poll_s)
@@ -133,10 +139,77 @@ async def follow(
                     _, followed[new.replica_id] = await anyio.to_thread.run_sync(
                         source.follow_logs, new.replica_id, None
                     )
+        idle = True
         for replica_id, follower in followed.items():
             lines = await anyio.to_thread.run_sync(follower.read_new)
             if lines:
-                yield mask(_format(replica_id, lines))
+                idle = False
+                yield replica_id, lines
+        if idle:
+            yield None
+
+
+async def follow(
+    db: Database,
+    source: ReplicaLogs,
+    endpoint: str,
+    replicas: Sequence[LoggedReplica],
+    *,
+    tail: int,
+    poll_s: float,
+    only: str | None,
+    disconnected: Callable[[], Awaitable[bool]],
+    mask: Mask = _unmasked,
+) -> AsyncIterator[str]:
+    """Lines as `[replica-id] text\\n`: the tail of each replica, then new lines as they come."""
+    chunks = _chunks(
+        db, source, endpoint, replicas, tail=tail, poll_s=poll_s, only=only,
+        disconnected=disconnected,
+    )  # fmt: skip
+    async for chunk in chunks:
+        if chunk is not None:
+            yield mask(_format(*chunk))
+
+
+async def follow_events(
+    db: Database,
+    source: ReplicaLogs,
+    endpoint: str,
+    replicas: Sequence[LoggedReplica],
+    *,
+    tail: int,
+    poll_s: float,
+    only: str | None,
+    disconnected: Callable[[], Awaitable[bool]],
+    mask: Mask = _unmasked,
+    after_id: int = 0,
+    heartbeat_s: float | None = None,
+) -> AsyncIterator[str]:
+    """The same lines as Server-Sent Events (`sse`): one `line` event per line, numbered on
+    from `after_id`, and a comment every `heartbeat_s` (`HEARTBEAT_S`) while nothing is
+    written, so a proxy does not close the idle stream and a client notices a dead one."""
+    every = HEARTBEAT_S if heartbeat_s is None else heartbeat_s
+    yield sse.retry(RETRY_MS)
+    chunks = _chunks(
+        db, source, endpoint, replicas, tail=tail, poll_s=poll_s, only=only,
+        disconnected=disconnected,
+    )  # fmt: skip
+    event_id = after_id
+    quiet_since = anyio.current_time()
+    async for chunk in chunks:
+        if chunk is None:
+            if anyio.current_time() - quiet_since >= every:
+                quiet_since = anyio.current_time()
+                yield sse.comment("heartbeat")
+            continue
+        replica_id, lines = chunk
+        frames = []
+        for line in lines:
+            event_id += 1
+            data = {"replica": replica_id, "line": mask(line)}
+            frames.append(sse.event(sse.LINE, data, event_id))
+        quiet_since = anyio.current_time()
+        yield "".join(frames)
 
 
 def _replicas(db: Database, endpoint: str) -> list[ReplicaRecord]:

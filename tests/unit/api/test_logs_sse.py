@@ -1,0 +1,178 @@
+"""`GET …/logs?follow=true` with `Accept: text/event-stream`: Server-Sent Events.
+
+Over real HTTP (uvicorn on loopback) against the real API: the events carry each line as
+JSON with its replica, numbered by `id:`; a reconnect with `Last-Event-ID` numbers on and
+does not send the tail again; heartbeats are comments; secrets are masked; any other
+Accept keeps the text stream; a bad `Last-Event-ID` is a problem naming the header.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from podium.api import ApiContext
+from podium.api.services import logs
+from tests.unit.api.conftest import add_replica, push, spec, write_log
+
+LOGS = "/api/v1/endpoints/iris-ep/logs"
+SSE = {"accept": "text/event-stream"}
+
+
+@dataclass
+class Frame:
+    """One SSE frame as a client sees it (comments collected too)."""
+
+    fields: dict[str, str]
+    comments: list[str]
+
+
+def frames(lines: Iterator[str]) -> Iterator[Frame]:
+    fields: dict[str, str] = {}
+    comments: list[str] = []
+    for line in lines:
+        if line == "":
+            if fields or comments:
+                yield Frame(fields, comments)
+            fields, comments = {}, []
+        elif line.startswith(":"):
+            comments.append(line[1:].strip())
+        else:
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+
+
+def next_event(stream: Iterator[Frame]) -> tuple[int, dict[str, str]]:
+    """The next `line` event: its id and data (comments and `retry:` frames skipped)."""
+    for frame in stream:
+        if frame.fields.get("event") == "line":
+            return int(frame.fields["id"]), json.loads(frame.fields["data"])
+    raise AssertionError("the stream ended")
+
+
+@pytest.fixture
+def endpoint(client: TestClient) -> None:
+    assert push(client, "iris", b"v1", filename="m.skops").status_code == 201
+    assert client.post("/api/v1/endpoints", json=spec()).status_code == 201
+
+
+def _replica(ctx: ApiContext, replica_id: str, text: str) -> Path:
+    path = write_log(ctx, "iris-ep", replica_id, text)
+    add_replica(ctx.db, "iris-ep", replica_id, log_path=path)
+    return path
+
+
+def test_follow_as_events_numbers_each_line(
+    endpoint: None, ctx: ApiContext, server_url: str, admin_headers: dict[str, str]
+) -> None:
+    path = _replica(ctx, "iris-ep-r1-aaa", "one\ntwo\nthree\n")
+    params = {"follow": "true", "tail": "2"}
+    with (
+        httpx.Client(base_url=server_url, timeout=30, headers=admin_headers) as http,
+        http.stream("GET", LOGS, params=params, headers=SSE) as r,
+    ):
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        assert r.headers["cache-control"] == "no-cache"
+        stream = frames(r.iter_lines())
+        assert next(stream).fields == {"retry": str(logs.RETRY_MS)}
+        assert next_event(stream) == (1, {"replica": "iris-ep-r1-aaa", "line": "two"})
+        assert next_event(stream) == (2, {"replica": "iris-ep-r1-aaa", "line": "three"})
+        with path.open("a") as f:
+            f.write('four "quoted" \\ é\n')
+        assert next_event(stream) == (
+            3,
+            {"replica": "iris-ep-r1-aaa", "line": 'four "quoted" \\ é'},
+        )
+        _replica(ctx, "iris-ep-r2-bbb", "hello\n")  # appears while following
+        assert next_event(stream) == (4, {"replica": "iris-ep-r2-bbb", "line": "hello"})
+
+
+def test_a_reconnect_numbers_on_without_the_tail_again(
+    endpoint: None, ctx: ApiContext, server_url: str, admin_headers: dict[str, str]
+) -> None:
+    path = _replica(ctx, "iris-ep-r1-aaa", "one\ntwo\n")
+    params = {"follow": "true", "tail": "5"}
+    headers = {**SSE, "last-event-id": "2"}
+    with (
+        httpx.Client(base_url=server_url, timeout=30, headers=admin_headers) as http,
+        http.stream("GET", LOGS, params=params, headers=headers) as r,
+    ):
+        stream = frames(r.iter_lines())
+        with path.open("a") as f:
+            f.write("three\n")
+        # "one" and "two" were the first connection's: only what is new comes, as id 3.
+        assert next_event(stream) == (3, {"replica": "iris-ep-r1-aaa", "line": "three"})
+
+
+def test_heartbeats_are_comments_while_nothing_is_written(
+    endpoint: None,
+    ctx: ApiContext,
+    server_url: str,
+    admin_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(logs, "HEARTBEAT_S", 0.0)  # every idle poll (the route's default)
+    _replica(ctx, "iris-ep-r1-aaa", "")
+    with (
+        httpx.Client(base_url=server_url, timeout=30, headers=admin_headers) as http,
+        http.stream("GET", LOGS, params={"follow": "true"}, headers=SSE) as r,
+    ):
+        stream = frames(r.iter_lines())
+        next(stream)  # retry
+        beat = next(stream)
+        assert (beat.fields, beat.comments) == ({}, ["heartbeat"])
+
+
+def test_events_mask_the_projects_secrets(
+    client: TestClient,
+    endpoint: None,
+    ctx: ApiContext,
+    server_url: str,
+    admin_headers: dict[str, str],
+) -> None:
+    value = "hunter2-very-secret"
+    assert client.put("/api/v1/secrets/db-pass", json={"value": value}).status_code in (200, 201)
+    _replica(ctx, "iris-ep-r1-aaa", f"connecting with {value}\n")
+    with (
+        httpx.Client(base_url=server_url, timeout=30, headers=admin_headers) as http,
+        http.stream("GET", LOGS, params={"follow": "true"}, headers=SSE) as r,
+    ):
+        _, data = next_event(frames(r.iter_lines()))
+    assert value not in data["line"]
+    assert data["line"].startswith("connecting with ")
+
+
+def test_other_accept_values_keep_the_text_stream(
+    endpoint: None, ctx: ApiContext, server_url: str, admin_headers: dict[str, str]
+) -> None:
+    _replica(ctx, "iris-ep-r1-aaa", "one\n")
+    params = {"follow": "true"}
+    for accept in ("text/plain", "*/*", "application/json"):
+        with httpx.stream(
+            "GET",
+            server_url + LOGS,
+            params=params,
+            timeout=30,
+            headers={**admin_headers, "accept": accept},
+        ) as r:
+            assert r.headers["content-type"].startswith("text/plain")
+            assert next(r.iter_lines()) == "[iris-ep-r1-aaa] one"
+
+
+@pytest.mark.parametrize("bad", ["x1", "-1", "1" * 20])
+def test_a_bad_last_event_id_is_a_problem_naming_it(
+    client: TestClient, endpoint: None, bad: str
+) -> None:
+    r = client.get(
+        LOGS, params={"follow": "true"}, headers={**SSE, "last-event-id": bad}
+    )
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["field"] == "last-event-id"
