@@ -49,8 +49,9 @@ def logs(
     client = client_for(ctx)
     if follow:
         try:
-            for line in client.follow_logs(name, tail=tail, replica=replica, project=project):
-                typer.echo(line)
+            # Over Server-Sent Events; `[replica] line`, as the text stream has it.
+            for item in client.follow_logs(name, tail=tail, replica=replica, project=project):
+                typer.echo(f"[{item.replica_id}] {item.line}")
         except KeyboardInterrupt:
             pass
         return

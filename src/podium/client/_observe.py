@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -11,6 +12,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
+from podium.client import _sse
 from podium.client._access import project_params
 from podium.client._errors import error_from_response, translate_transport
 from podium.core.errors import Conflict, LoadError, Unavailable
@@ -26,6 +28,7 @@ from podium.core.schemas import (
 
 API_PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
+LINE_EVENT = "line"  # the event of one log line in a follow's event stream
 
 
 def _seg(value: str) -> str:
@@ -83,21 +86,30 @@ class ObserveMethods:
         replica: str | None = None,
         *,
         project: str | None = None,
-    ) -> Iterator[str]:
-        """Yield log lines as they are written (the last `tail` first) until the server stops.
+    ) -> Iterator[LogLine]:
+        """Yield log lines as they are written (each replica's last `tail` first) until the
+        server ends the stream (the endpoint is gone) or the caller stops iterating.
 
-        A generator: the request is made, and errors raised, on the first `next()`.
+        Server-Sent Events (`Accept: text/event-stream`): one `line` event per line, its
+        data `{"replica": id, "line": text}`; the server's heartbeats are skipped. A
+        generator: the request is made, and errors raised, on the first `next()`.
         """
         params = {**_log_params(tail, replica, follow=True), **project_params(project)}
         path = f"{API_PREFIX}/endpoints/{_seg(name)}/logs"
         timeout = httpx.Timeout(self.timeout, read=None)
+        headers = {"accept": _sse.MEDIA_TYPE}
         with (
             translate_transport(self.base_url),
-            self._http.stream("GET", path, params=params, timeout=timeout) as response,
+            self._http.stream(
+                "GET", path, params=params, headers=headers, timeout=timeout
+            ) as response,
         ):
             if response.is_error:
                 raise error_from_response(response)
-            yield from response.iter_lines()
+            for event in _sse.events(response.iter_lines()):
+                if event.name == LINE_EVENT:
+                    data = json.loads(event.data)
+                    yield LogLine(replica_id=data["replica"], line=data["line"])
 
     def wait_for(
         self,

@@ -15,6 +15,7 @@ from podium.client import (
     EndpointStatus,
     Invalid,
     LoadError,
+    LogLine,
     NotFound,
     OutOfMemory,
     PodiumClient,
@@ -284,15 +285,15 @@ def test_follow_logs_yields_the_tail_then_new_lines_until_the_endpoint_goes(
 ) -> None:
     client.deploy(SPEC)
     [rid] = podium.ready("iris")
-    follow = client.follow_logs("iris", tail=2)
+    follow = client.follow_logs("iris", tail=2)  # over Server-Sent Events
     assert [next(follow), next(follow)] == [
-        f"[{rid}] log line 4 of {rid}",
-        f"[{rid}] log line 5 of {rid}",
+        LogLine(replica_id=rid, line=f"log line 4 of {rid}"),
+        LogLine(replica_id=rid, line=f"log line 5 of {rid}"),
     ]
     log = podium.settings.logs_dir / "iris" / f"{rid}.log"
     with log.open("a") as f:
-        f.write("a new line\n")
-    assert next(follow) == f"[{rid}] a new line"
+        f.write("a new line: [brackets] | pipes\n")
+    assert next(follow) == LogLine(replica_id=rid, line="a new line: [brackets] | pipes")
     podium.gone("iris")
     assert list(follow) == []  # the server ends the stream once the endpoint is gone
     with pytest.raises(NotFound):
