@@ -17,9 +17,7 @@ from podium.replica import memory
 
 PODIUM_VAR_PREFIX = "PODIUM_"
 # The log format (text or JSON lines) is the server's: the replica reads it (main).
-REPLICA_PODIUM_VARS = frozenset(
-    {memory.ENV_MEMORY_LIMIT, memory.ENV_MEMORY_RLIMIT, ENV_LOG_FORMAT}
-)
+REPLICA_PODIUM_VARS = frozenset({memory.ENV_MEMORY_LIMIT, memory.ENV_MEMORY_RLIMIT, ENV_LOG_FORMAT})
 WITHHELD_VARS = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})
 
 

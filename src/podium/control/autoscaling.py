@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 import httpx
 
+from podium.control.metrics import ControllerMetrics
 from podium.control.quota_cap import cap
 from podium.control.rule_figures import Scraper, Target
 from podium.control.scale_policy import Decision, Sample, ScalerState, ScalingContext, decide
@@ -94,6 +95,7 @@ class Autoscaling:
         *,
         scraper: Scraper | None = None,
         memory: Mapping[str, EndpointMemory] | None = None,
+        metrics: ControllerMetrics | None = None,
     ) -> None:
         self.settings = settings
         # The controller's memory of each endpoint: the last decision is kept there (and
@@ -103,6 +105,7 @@ class Autoscaling:
         self.clock = clock
         self.gateway = gateway
         self.scraper = scraper or Scraper()
+        self.metrics = metrics or ControllerMetrics()  # scaling decisions, by direction
         self._tracks: dict[str, _Track] = {}
 
     def state(self, name: str) -> ScalerState | None:
@@ -121,6 +124,7 @@ class Autoscaling:
         names = {e.name for e in endpoints}
         for gone in [n for n in self._tracks if n not in names]:
             del self._tracks[gone]
+            self.metrics.forget(gone)
         if self.gateway is None:
             return list(endpoints)
         try:
@@ -264,6 +268,8 @@ class Autoscaling:
         except PodiumError as e:  # deleted meanwhile
             log.info("%s: desired count not written: %s", ep.name, e)
             return False
+        if count:
+            self.metrics.scaled(ep.name, ep.desired_replicas, decision.desired)
         log.info("%s: %s", ep.name, decision.reason)
         return True
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import httpx
@@ -24,6 +25,7 @@ from podium.control.autoscaling import Autoscaling
 from podium.control.draining import Draining
 from podium.control.exits import Exits, settle_s
 from podium.control.journal import Journal
+from podium.control.metrics import ControllerCollector, ControllerMetrics
 from podium.control.preparing import Preparing
 from podium.control.probing import STARTING_PROBE_S, Probing
 from podium.control.publishing import Publisher
@@ -77,7 +79,11 @@ class Controller:
         self.probing = Probing(cfg, db, self.clock, self.state, self.journal, self.act)
         self.draining = Draining(cfg, self.clock, self.state, self.journal, gateway, self.act.stop)
         self.publisher = Publisher(holder, self.state)
-        self.scaling = Autoscaling(settings, db, self.clock, gateway, memory=self.state.memory)
+        # Passes, scaling decisions and replicas, for the server's /metrics (`collector`).
+        self.metrics = ControllerMetrics()
+        self.scaling = Autoscaling(
+            settings, db, self.clock, gateway, memory=self.state.memory, metrics=self.metrics
+        )
         self._adopted = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -157,9 +163,23 @@ class Controller:
             tick = min(tick, STARTING_PROBE_S * 2)
         return max(0.01, min([tick, *due]))
 
+    def collector(self) -> ControllerCollector:
+        """The controller's Prometheus collector (the server registers it in its registry)."""
+        return ControllerCollector(self.metrics, lambda: self.state.replicas)
+
     # ------------------------------------------------------------------ one pass
 
     async def run_once(self) -> None:
+        """One pass, timed and counted (`metrics`), failed or not."""
+        started = time.perf_counter()
+        try:
+            await self._pass()
+        except Exception:
+            self.metrics.pass_done(time.perf_counter() - started, failed=True)
+            raise
+        self.metrics.pass_done(time.perf_counter() - started)
+
+    async def _pass(self) -> None:
         if self._http is None:
             self._http = httpx.AsyncClient(trust_env=False)
         http, state = self._http, self.state

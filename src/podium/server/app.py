@@ -16,10 +16,18 @@ import asyncio
 import logging
 import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from podium.api.app import create_api
 from podium.api.deps import ApiContext
@@ -83,6 +91,7 @@ class Podium:
             self.holder,
             gateway=self.gateway,
         )
+        self.registry = self._registry()
         self.api = create_api(
             ApiContext(
                 settings=settings,
@@ -95,6 +104,19 @@ class Podium:
                 max_upload_bytes=settings.limits.max_upload_bytes,
             )
         )
+
+    def _registry(self) -> CollectorRegistry:
+        """The server's one Prometheus registry, which `/metrics` serves: the gateway's,
+        the controller's and the server process's own collectors (docs/metrics.md names
+        every family). Built here, and only here, so each part registers once."""
+        registry = CollectorRegistry(auto_describe=False)
+        # TODO(issue 12): once the gateway takes `registry=` (H1), pass `registry=registry`
+        # to Gateway(...) above and drop this line: it registers its collectors itself.
+        registry.register(_Forwarding(self.gateway.metrics_registry))
+        registry.register(self.controller.collector())
+        # TODO(issue 12): the records writer's collector (H2: `server.recorder.RecordWriter`).
+        ProcessCollector(registry=registry)  # process_*: the server's CPU, memory, fds
+        return registry
 
     def _wake(self, endpoint: str | None = None) -> None:
         self.controller.wake(endpoint)
@@ -155,8 +177,8 @@ class Podium:
         await serve_lifespan(receive, send, self.startup, self.shutdown)
 
     async def _metrics(self, scope: Scope, send: Send) -> None:
-        """The gateway's Prometheus metrics: every project's, so a token for every project
-        with `read` is needed when auth is on (`scrape.py`)."""
+        """The server's Prometheus metrics (`registry`): every project's, so a token for
+        every project with `read` is needed when auth is on (`scrape.py`)."""
         if self.settings.auth:
             refused = scrape_refusal(self.tokens, scope.get("headers", ()))
             if refused is not None:
@@ -165,7 +187,20 @@ class Podium:
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
-        await _plain(send, 200, generate_latest(self.gateway.metrics_registry), CONTENT_TYPE_LATEST)
+        await _plain(send, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+
+
+class _Forwarding(Collector):
+    """Another registry's metrics, collected as one collector of this one."""
+
+    def __init__(self, source: CollectorRegistry) -> None:
+        self._source = source
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        return self._source.collect()
 
 
 def cli_hint() -> str:

@@ -170,9 +170,7 @@ def test_other_accept_values_keep_the_text_stream(
 def test_a_bad_last_event_id_is_a_problem_naming_it(
     client: TestClient, endpoint: None, bad: str
 ) -> None:
-    r = client.get(
-        LOGS, params={"follow": "true"}, headers={**SSE, "last-event-id": bad}
-    )
+    r = client.get(LOGS, params={"follow": "true"}, headers={**SSE, "last-event-id": bad})
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["field"] == "last-event-id"
