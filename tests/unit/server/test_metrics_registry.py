@@ -30,7 +30,7 @@ def families(podium: InProcessPodium) -> dict[str, dict[tuple[str, ...], float]]
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain")
     return {
-        f.name: {tuple(sorted(s.labels.values())) + (s.name,): s.value for s in f.samples}
+        f.name: {(*sorted(s.labels.values()), s.name): s.value for s in f.samples}
         for f in text_string_to_metric_families(r.text)
     }
 
