@@ -21,7 +21,12 @@ SERVER_SECRETS = {
     "HF_TOKEN": "hf_server_token",
     "HUGGING_FACE_HUB_TOKEN": "hf_server_token_old_name",
 }
-KEPT = {"PODIUM_MEMORY_RLIMIT": "off", "R1_ORDINARY_VARIABLE": "kept"}
+# PODIUM_LOG_FORMAT: the replica formats its log as the server does (text or JSON lines).
+KEPT = {
+    "PODIUM_MEMORY_RLIMIT": "off",
+    "PODIUM_LOG_FORMAT": "json",
+    "R1_ORDINARY_VARIABLE": "kept",
+}
 # What the controller hands the backend: the spec's env with its secrets laid over it.
 SPEC_ENV = {"FROM_SPEC": "yes", "HF_TOKEN": "hf_endpoint_secret"}
 
@@ -78,5 +83,11 @@ def test_without_an_endpoint_secret_there_is_no_hf_token(server_env: None, tmp_p
         k
         for k in env
         if k.startswith("PODIUM_")
-        and k not in ("PODIUM_MEMORY_RLIMIT", "PODIUM_MEMORY_LIMIT_MB", "PODIUM_INSTANCE_TYPE")
+        and k
+        not in (
+            "PODIUM_MEMORY_RLIMIT",
+            "PODIUM_MEMORY_LIMIT_MB",
+            "PODIUM_INSTANCE_TYPE",
+            "PODIUM_LOG_FORMAT",
+        )
     ]

@@ -89,8 +89,9 @@ def test_json_lines_parse_and_name_the_request(restore_logging: None) -> None:
     assert datetime.fromisoformat(first["ts"]).utcoffset() is not None
     failed = docs[3]
     assert failed["level"] == "ERROR"
-    assert "Traceback" in failed["exception"] and "ValueError: the model said no" in (
-        failed["exception"]
+    assert (
+        "Traceback" in failed["exception"]
+        and "ValueError: the model said no" in (failed["exception"])
     )
     assert len(lines(stream)) == len(docs)  # a traceback stays inside its one line
 
