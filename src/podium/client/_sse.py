@@ -23,7 +23,8 @@ class Event:
 
 def events(lines: Iterable[str]) -> Iterator[Event]:
     """The events of a stream given as lines without their line ends."""
-    name, data, last_id = "", [], None
+    name, last_id = "", None
+    data: list[str] = []
     for line in lines:
         if not line:
             if data:

@@ -184,7 +184,7 @@ def request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
             if 0 < len(value) <= MAX_REQUEST_ID and all(0x21 <= b <= 0x7E for b in value):
-                return value.decode("ascii")
+                return str(value.decode("ascii"))
             return "-"
     return "-"
 

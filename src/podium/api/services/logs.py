@@ -8,7 +8,9 @@ a replica that failed stays readable, also with `?replica=ID`. Following asks th
 for each replica's tail and a follower, then, every `poll_s`, for whatever was appended
 since. Replicas that appear while following (scale up, rollout) are picked up from the
 store and followed from their first line; the stream ends when the endpoint is gone or the
-client disconnects.
+client disconnects. A follow is text (`follow`: `[replica-id] line` lines) or Server-Sent
+Events (`follow_events`: numbered `line` events with JSON data, heartbeat comments); both
+mask the project's secrets in every line.
 """
 
 from __future__ import annotations
