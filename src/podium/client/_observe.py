@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from podium.client import _sse
 from podium.client._access import project_params
 from podium.client._errors import error_from_response, translate_transport
-from podium.core.errors import Conflict, LoadError, Unavailable
+from podium.core.errors import Conflict, LoadError, NotFound, Unavailable
 from podium.core.phases import EndpointStatus, ReplicaState
 from podium.core.schemas import (
     EndpointPublic,
@@ -29,6 +29,8 @@ from podium.core.schemas import (
 API_PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
 LINE_EVENT = "line"  # the event of one log line in a follow's event stream
+RECONNECT_S = 1.0  # a follow whose connection was lost tries again after this long
+RECONNECTS = 5  # failed tries in a row before it gives up
 
 
 def _seg(value: str) -> str:
@@ -86,30 +88,53 @@ class ObserveMethods:
         replica: str | None = None,
         *,
         project: str | None = None,
+        reconnect: bool = True,
     ) -> Iterator[LogLine]:
         """Yield log lines as they are written (each replica's last `tail` first) until the
         server ends the stream (the endpoint is gone) or the caller stops iterating.
 
         Server-Sent Events (`Accept: text/event-stream`): one `line` event per line, its
-        data `{"replica": id, "line": text}`; the server's heartbeats are skipped. A
+        data `{"replica": id, "line": text}`; the server's heartbeats are skipped. A lost
+        connection is made again (`reconnect`, after `RECONNECT_S`, at most `RECONNECTS`
+        failed tries in a row) with `Last-Event-ID`: the server goes on from then without
+        repeating what was seen (lines written while disconnected are not replayed). A
         generator: the request is made, and errors raised, on the first `next()`.
         """
         params = {**_log_params(tail, replica, follow=True), **project_params(project)}
         path = f"{API_PREFIX}/endpoints/{_seg(name)}/logs"
         timeout = httpx.Timeout(self.timeout, read=None)
-        headers = {"accept": _sse.MEDIA_TYPE}
-        with (
-            translate_transport(self.base_url),
-            self._http.stream(
-                "GET", path, params=params, headers=headers, timeout=timeout
-            ) as response,
-        ):
-            if response.is_error:
-                raise error_from_response(response)
-            for event in _sse.events(response.iter_lines()):
-                if event.name == LINE_EVENT:
-                    data = json.loads(event.data)
-                    yield LogLine(replica_id=data["replica"], line=data["line"])
+        last_id: str | None = None  # the last event seen (none yet: a reconnect gets the tail)
+        connected = False
+        failures = 0
+        while True:
+            headers = {"accept": _sse.MEDIA_TYPE}
+            if last_id is not None:
+                headers["last-event-id"] = last_id
+            try:
+                with (
+                    translate_transport(self.base_url),
+                    self._http.stream(
+                        "GET", path, params=params, headers=headers, timeout=timeout
+                    ) as response,
+                ):
+                    if response.is_error:
+                        raise error_from_response(response)
+                    connected, failures = True, 0
+                    for event in _sse.events(response.iter_lines()):
+                        last_id = event.id or last_id
+                        if event.name == LINE_EVENT:
+                            data = json.loads(event.data)
+                            yield LogLine(replica_id=data["replica"], line=data["line"])
+                return  # the server ended the stream: the endpoint is gone
+            except Unavailable:
+                failures += 1
+                if not reconnect or not connected or failures > RECONNECTS:
+                    raise  # never connected, or gone for good
+            except NotFound:
+                if not connected:
+                    raise
+                return  # deleted while we were away
+            time.sleep(RECONNECT_S)
 
     def wait_for(
         self,

@@ -8,17 +8,25 @@ Accept keeps the text stream; a bad `Last-Event-ID` is a problem naming the head
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterator
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from podium.api import ApiContext
 from podium.api.services import logs
+from podium.backends.base import LogFollower, ReplicaLogs
+from podium.client import PodiumClient
 from tests.unit.api.conftest import add_replica, push, spec, write_log
 
 LOGS = "/api/v1/endpoints/iris-ep/logs"
@@ -54,6 +62,36 @@ def next_event(stream: Iterator[Frame]) -> tuple[int, dict[str, str]]:
         if frame.fields.get("event") == "line":
             return int(frame.fields["id"]), json.loads(frame.fields["data"])
     raise AssertionError("the stream ended")
+
+
+class Followed:
+    """The real backend logs, counting the followers asked for: a test knows the server
+    follows a log before it appends to it (a follower starts at the log's end)."""
+
+    def __init__(self, source: ReplicaLogs) -> None:
+        self.source = source
+        self.follows = 0
+
+    def logs(self, replica_id: str, tail: int = 200) -> list[str]:
+        return self.source.logs(replica_id, tail)
+
+    def kept_logs(self, endpoint: str) -> list[str]:
+        return self.source.kept_logs(endpoint)
+
+    def follow_logs(self, replica_id: str, tail: int | None) -> tuple[list[str], LogFollower]:
+        got = self.source.follow_logs(replica_id, tail)
+        self.follows += 1
+        return got
+
+
+@pytest.fixture
+def ctx(ctx: ApiContext) -> ApiContext:
+    return dataclasses.replace(ctx, logs=Followed(ctx.logs))
+
+
+def follows(ctx: ApiContext) -> int:
+    assert isinstance(ctx.logs, Followed)
+    return ctx.logs.follows
 
 
 @pytest.fixture
@@ -105,6 +143,7 @@ def test_a_reconnect_numbers_on_without_the_tail_again(
         http.stream("GET", LOGS, params=params, headers=headers) as r,
     ):
         stream = frames(r.iter_lines())
+        wait_for(lambda: follows(ctx) == 1, "the server to follow the log")
         with path.open("a") as f:
             f.write("three\n")
         # "one" and "two" were the first connection's: only what is new comes, as id 3.
@@ -174,3 +213,79 @@ def test_a_bad_last_event_id_is_a_problem_naming_it(
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["field"] == "last-event-id"
+
+
+class Restartable:
+    """The API on a real uvicorn that can be stopped and started again on one port."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=0.5)
+        self.server = server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        wait_for(lambda: server.started, "the server to start")
+
+    def stop(self) -> None:
+        assert self.server is not None and self.thread is not None
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Wait for a state change; the deadline only guards against hanging for ever."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.02)
+
+
+def test_the_sdk_reconnects_and_goes_on_without_repeating_lines(
+    endpoint: None, ctx: ApiContext, app: Any, admin_token: str
+) -> None:
+    path = _replica(ctx, "iris-ep-r1-aaa", "one\ntwo\n")
+    api = Restartable(app)
+    api.start()
+    seen: list[str] = []
+    errors: list[BaseException] = []
+
+    def follow() -> None:
+        try:
+            with PodiumClient(api.url, token=admin_token) as client:
+                for item in client.follow_logs("iris-ep", tail=5):
+                    seen.append(item.line)
+                    if item.line == "three":
+                        return
+        except BaseException as e:  # shown by the assertion below
+            errors.append(e)
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: seen == ["one", "two"], "the tail")
+        api.stop()  # the connection is lost mid-stream
+        api.start()
+        wait_for(lambda: follows(ctx) == 2, "the SDK to reconnect and the server to follow")
+        with path.open("a") as f:
+            f.write("three\n")
+        reader.join(30)
+    finally:
+        api.stop()
+    assert not errors, errors
+    assert seen == ["one", "two", "three"]  # the tail was not sent again
