@@ -235,7 +235,7 @@ class Restartable:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
-        config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=0.5)
+        config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=1)
         self.server = server = uvicorn.Server(config)
         self.thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
