@@ -56,6 +56,7 @@ from podium.store.memory import EndpointMemoryRepo
 from podium.store.models import ModelRepo
 from podium.store.projects import ProjectRepo
 from podium.store.replicas import ReplicaRepo
+from podium.store.requests import RequestRepo
 from podium.store.secrets import SecretRepo
 from podium.store.tokens import TokenRepo
 from podium.store.usage import UsageRepo
@@ -114,6 +115,7 @@ class UnitOfWork:
         self.projects = ProjectRepo(session, clock)
         self.secrets = SecretRepo(session, clock)
         self.usage = UsageRepo(session, clock)
+        self.requests = RequestRepo(session, clock)  # request records (issue 12)
 
 
 class Database:
