@@ -25,6 +25,7 @@ from podium.api.routes import (
     models,
     observe,
     projects,
+    requests,
     secrets,
     session,
     system,
@@ -57,6 +58,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
         models,
         endpoints,
         observe,
+        requests,  # request records (issue 12)
         secrets,
         usage,
     ):
