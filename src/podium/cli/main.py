@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from podium import __version__
-from podium.cli import access, endpoints, models, observe, projects
+from podium.cli import access, endpoints, models, observe, projects, records
 from podium.cli._common import PodiumGroup
 from podium.core.settings import Settings
 
@@ -128,6 +128,7 @@ _COMMANDS = (
     observe.logs,
     observe.metrics,
     observe.events,
+    records.requests,  # request records (issue 12)
     access.whoami,
     projects.audit,
     projects.usage,

@@ -46,6 +46,7 @@ from podium.core.errors import (
 )
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
 from podium.core.quotas import QUOTA_NAMES
+from podium.core.record_schemas import RequestRecordPage, RequestRecordPublic, StatusClass
 from podium.core.schemas import (
     EndpointPublic,
     EventPublic,
@@ -97,10 +98,13 @@ __all__ = [
     "RateLimited",
     "ReplicaPublic",
     "ReplicaState",
+    "RequestRecordPage",
+    "RequestRecordPublic",
     "Retryable",
     "RevisionPublic",
     "ScalingSpec",
     "SecretView",
+    "StatusClass",
     "TokenView",
     "TooLarge",
     "Unauthenticated",

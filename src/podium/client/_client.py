@@ -32,6 +32,7 @@ from podium.client._errors import (
 )
 from podium.client._observe import ObserveMethods
 from podium.client._packing import iter_file, pack_folder
+from podium.client._records import RecordMethods
 from podium.core.access import DEFAULT_PROJECT
 from podium.core.errors import Invalid, PodiumError
 from podium.core.phases import EndpointStatus
@@ -56,7 +57,7 @@ API_PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
 
 
-class PodiumClient(ObserveMethods, AccessMethods):
+class PodiumClient(ObserveMethods, AccessMethods, RecordMethods):
     """A synchronous client for one Podium server.
 
     `base_url` defaults to $PODIUM_URL, then http://127.0.0.1:8000; `token` to $PODIUM_TOKEN,
