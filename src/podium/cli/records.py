@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -88,6 +89,7 @@ def _follow(client: PodiumClient, name: str, limit: int, filters: dict[str, Any]
         pass
 
 
+_RIGHT = frozenset({"status", "latency", "queue", "upstream"})
 _WIDTHS = (23, 20, 6, 15, 10, 9, 10, 22, 28, 9, 13, 15)  # --follow: every batch aligned
 
 
@@ -98,7 +100,7 @@ def records_table(
     the rows (`--follow` prints a table per batch, `header=False` after the first)."""
     table = Table(box=None, header_style="bold", pad_edge=False, show_header=header)
     for column, width in zip(COLUMNS, _WIDTHS, strict=True):
-        justify = "right" if column in ("status", "latency", "queue", "upstream") else "left"
+        justify: JustifyMethod = "right" if column in _RIGHT else "left"
         table.add_column(
             column,
             width=width if fixed else None,

@@ -55,9 +55,7 @@ class RecordMethods:
             params["cursor"] = cursor
         if after is not None:
             params["after"] = after
-        response = self._request(
-            "GET", _path(name), params={**params, **project_params(project)}
-        )
+        response = self._request("GET", _path(name), params={**params, **project_params(project)})
         return self._parse(response, RequestRecordPage)
 
     def iter_requests(
@@ -121,9 +119,7 @@ class RecordMethods:
         params["format"] = "csv"
         if limit is not None:
             params["limit"] = limit
-        response = self._request(
-            "GET", _path(name), params={**params, **project_params(project)}
-        )
+        response = self._request("GET", _path(name), params={**params, **project_params(project)})
         return response.text
 
 

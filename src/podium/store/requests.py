@@ -26,9 +26,9 @@ import builtins
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from podium.core.clock import Clock
@@ -40,7 +40,7 @@ from podium.store.tables import RequestRecordRow
 MAX_PAGE = 5000  # rows one `page` call returns at most (the API's CSV pages through)
 PRUNE_BATCH = 5000  # rows one `prune` call deletes at most
 
-_T = RequestRecordRow.__table__
+_T = cast(Table, RequestRecordRow.__table__)
 _C = _T.c
 _PAYLOADS = ("request_body", "response_body")
 _LIGHT = [c for c in _C if c.name not in _PAYLOADS]  # every column but the payloads
@@ -176,9 +176,7 @@ class RequestRepo:
         deleted = self._delete_ids(_C.received_at < now - max_age_s, batch)
         if deleted < batch:
             # The id of the newest record past the `max_rows` newest: it and older go.
-            edge = self._s.scalar(
-                select(_C.id).order_by(_C.id.desc()).offset(max_rows).limit(1)
-            )
+            edge = self._s.scalar(select(_C.id).order_by(_C.id.desc()).offset(max_rows).limit(1))
             if edge is not None:
                 deleted += self._delete_ids(_C.id <= edge, batch - deleted)
         return deleted

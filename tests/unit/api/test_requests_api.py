@@ -172,8 +172,8 @@ def test_csv_streams_past_a_page_and_stops_at_the_limit(
 
 
 def test_payloads_only_when_asked(client: TestClient, db: Database, born: float) -> None:
-    write(db, [record(1, endpoint="iris-ep", received_at=born + 1,
-                      request_body='{"inputs": [1, 2]}', response_body='{"outputs": 3}')])  # fmt: skip
+    bodies = {"request_body": '{"inputs": [1, 2]}', "response_body": '{"outputs": 3}'}
+    write(db, [record(1, endpoint="iris-ep", received_at=born + 1, **bodies)])
     item = client.get(URL, params={"include_payloads": "true"}).json()["items"][0]
     assert (item["request_body"], item["response_body"]) == ('{"inputs": [1, 2]}', '{"outputs": 3}')
     rows = _csv_rows(client.get(URL, params={"format": "csv", "include_payloads": "true"}).text)
@@ -197,7 +197,9 @@ def test_unknown_endpoint_is_404(client: TestClient, born: float) -> None:
     assert answer.status_code == 404
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["field"] == "name"
-    assert client.get("/api/v1/endpoints/ghost/requests", params={"format": "csv"}).status_code == 404
+    assert (
+        client.get("/api/v1/endpoints/ghost/requests", params={"format": "csv"}).status_code == 404
+    )
 
 
 @pytest.mark.parametrize(

@@ -28,16 +28,12 @@ def born(podium: InProcessPodium, client: PodiumClient, tmp_path: Path) -> float
     with podium.podium.db.unit_of_work() as uow:
         created = uow.endpoints.get("iris").created_at.timestamp()
         other = uow.endpoints.get("team.iris").created_at.timestamp()
+        failure = {"status": 500, "error": ErrorClass.REPLICA_5XX, "replica_id": "iris-r2-000001"}
         uow.requests.insert_many(
-            [
-                record(i, received_at=created + 1 + i)
-                if i % 3
-                else record(i, received_at=created + 1 + i, status=500,
-                            error=ErrorClass.REPLICA_5XX, replica_id="iris-r2-000001")
-                for i in range(30)
-            ]  # fmt: skip
+            [record(i, received_at=created + 1 + i, **(failure if i % 3 == 0 else {}))
+             for i in range(30)]
             + [record(99, endpoint="team.iris", received_at=other + 1)]
-        )
+        )  # fmt: skip
     return created
 
 
@@ -69,7 +65,12 @@ def test_iter_requests_follows_the_cursors(client: PodiumClient, born: float) ->
 def test_requests_csv(client: PodiumClient, born: float) -> None:
     text = client.requests_csv("iris", status="error", limit=4)
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert [r["request_id"] for r in rows] == ["req-000027", "req-000024", "req-000021", "req-000018"]
+    assert [r["request_id"] for r in rows] == [
+        "req-000027",
+        "req-000024",
+        "req-000021",
+        "req-000018",
+    ]
     json_rows = client.requests("iris", status="error", limit=4).items
     assert [float(r["latency_ms"]) for r in rows] == [r.latency_ms for r in json_rows]
     assert {r["error"] for r in rows} == {"replica_5xx"}

@@ -17,7 +17,8 @@ from podium.core.clock import FakeClock
 from podium.core.request_record import RecordBuffer
 from podium.core.settings import ObservabilitySettings
 from podium.server.recorder import RecordWriter
-from podium.store import Database, db as db_module
+from podium.store import Database
+from podium.store import db as db_module
 from tests.support.request_records import T0, record
 
 
