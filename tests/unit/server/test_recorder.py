@@ -4,6 +4,7 @@ runs on fake time, and `stop()` writes what is left."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -15,7 +16,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from podium.core.clock import FakeClock
 from podium.core.request_record import RecordBuffer
-from podium.core.settings import ObservabilitySettings
+from podium.core.settings import ObservabilitySettings, Settings
+from podium.server.app import Podium
 from podium.server.recorder import RecordWriter
 from podium.store import Database
 from podium.store import db as db_module
@@ -198,3 +200,31 @@ def test_retention_runs_on_fake_time(db: Database) -> None:
         left = [s.record.received_at for s in uow.requests.page("iris", limit=100)]
     expected = [T0 + i for i in range(1019, 999, -1)] + [T0 + i for i in range(990, 590, -10)]
     assert left == expected
+
+
+def test_the_server_runs_the_writer_and_serves_its_metrics(tmp_path: Path) -> None:
+    """`Podium` (the embedded server): records offered to its buffer are in the store once
+    it has shut down, and its /metrics registry carries the writer's counts."""
+    podium = Podium(Settings(home=tmp_path / "home", port=0))
+    assert podium.records is not None and podium.recorder is not None
+
+    async def run() -> None:
+        await podium.startup()
+        try:
+            for i in range(300):
+                assert podium.records is not None
+                podium.records.offer(record(i))
+        finally:
+            await podium.shutdown()
+
+    asyncio.run(run())
+    assert podium.recorder.written == 300
+    scraped = generate_latest(podium.gateway.metrics_registry).decode()
+    assert "podium_request_records_written_total 300.0" in scraped
+    db = Database(podium.settings.database_url)
+    assert stored(db) == 300
+    db.dispose()
+    off = Podium(Settings(home=tmp_path / "off", port=0).with_overrides(
+        observability=ObservabilitySettings(records=False)))  # fmt: skip
+    assert (off.records, off.recorder) == (None, None)
+    off.db.dispose()
