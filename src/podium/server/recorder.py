@@ -171,16 +171,22 @@ class RecordWriter(Collector):
 
     def _write_each(self, records: list[RequestRecord]) -> None:
         """Write records one by one (after a batch failed for a reason that is no
-        transient one): those that fail again are dropped and counted."""
+        transient one): those that fail again are dropped, counted and logged (the first
+        with its error, then how many)."""
+        failed: list[str] = []
         for record in records:
             try:
                 with self._db.unit_of_work() as uow:
                     uow.requests.insert_many([record])
             except Exception as e:
-                self.lost += 1
-                log.error("request records: record %s dropped: %s", record.request_id, e)
+                if not failed:
+                    log.error("request records: record %s dropped: %s", record.request_id, e)
+                failed.append(record.request_id)
             else:
                 self.written += 1
+        self.lost += len(failed)
+        if len(failed) > 1:
+            log.error("request records: %d of a batch of %d dropped", len(failed), len(records))
 
     def _final_flush(self) -> None:
         """Write everything left; past `stop_timeout_s` (real time, whatever the clock:
