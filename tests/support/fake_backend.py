@@ -97,10 +97,8 @@ class FakeBackend:
         return []  # a new process: nothing of a previous server's replicas runs
 
     async def resources(self, replica_ids: Iterable[str]) -> Mapping[str, ReplicaResources]:
-        """What the test set in `used` for each live replica asked about (none by default)."""
-        return {
-            rid: self.used[rid] for rid in replica_ids if rid in self.used and rid in self._live
-        }
+        """What the test set in `used` for each replica asked about (none by default)."""
+        return {rid: self.used[rid] for rid in replica_ids if rid in self.used}
 
     def logs(self, replica_id: str, tail: int = 200) -> list[str]:
         return []
