@@ -68,6 +68,7 @@ MATRIX: dict[tuple[str, str], Need] = {
     ("GET", "/endpoints/{name}/revisions"): Need.READ,
     ("GET", "/endpoints/{name}/logs"): Need.READ,
     ("GET", "/endpoints/{name}/replicas/{replica_id}/metrics"): Need.READ,
+    ("GET", "/endpoints/{name}/metrics"): Need.READ,  # the metrics history (issue 12)
     # tokens and audit
     ("POST", "/tokens"): Need.ADMIN,
     ("GET", "/tokens"): Need.ADMIN,
