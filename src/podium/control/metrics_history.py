@@ -15,7 +15,8 @@ pass) is one point, the slots it spanned stay empty.
 When a sample crosses a minute or an hour, that minute (hour) is rolled up from the finer
 points (`MetricRepo.roll_up`), and every `prune_every_s` each resolution is pruned by age:
 points, rollups and pruning in one transaction per sample. The first run only takes the
-baseline snapshot. A failure is logged and never fails the controller's pass.
+baseline snapshot. A failure is logged and never fails the controller's pass; the counts
+of an interval whose write failed go into the next point.
 """
 
 from __future__ import annotations
@@ -130,8 +131,8 @@ class MetricsSampler:
         if self.gateway is not None:
             snapshot = self.gateway.service_snapshot()
         previous, since = self._previous, self._since
-        self._previous, self._since = snapshot, now
         if previous is None:
+            self._previous, self._since = snapshot, now
             return False  # the baseline: differences start from here
         ts = math.floor(since / self.resolution) * self.resolution
         points = await self._points(ts, endpoints, snapshot, previous)
@@ -152,6 +153,8 @@ class MetricsSampler:
                 self._pruned = mono
                 for resolution, max_age in stored_resolutions(self.settings.observability).items():
                     uow.metrics.prune(resolution, now - max_age)
+        # Only once written: after a failed write the next sample covers both intervals.
+        self._previous, self._since = snapshot, now
         return True
 
     async def _points(

@@ -326,6 +326,12 @@ def test_a_failing_backend_or_gateway_never_stops_the_sampler(tmp_path: Path, db
     w.at(minute + 2 * INTERVAL + 1)
     assert w.sample() is False  # logged, not raised
     assert len(stored(db, INTERVAL)) == 1
+    # Back: the next point covers both intervals, from the last sample written.
+    del w.gateway.service_snapshot
+    w.gateway.serve(raw_latencies(random.Random(8), PER_INTERVAL), STATUSES)
+    w.at(minute + 3 * INTERVAL + 1)
+    assert w.sample()
+    assert [(p.ts, p.requests) for p in stored(db, INTERVAL)] == [(minute, 100), (minute + 10, 100)]
 
 
 def test_the_controller_samples_its_endpoint_and_replicas(tmp_path: Path, db: Database) -> None:
