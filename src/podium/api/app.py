@@ -22,6 +22,7 @@ from podium.api.limits import BodyLimit
 from podium.api.routes import (
     audit,
     endpoints,
+    metrics_history,
     models,
     observe,
     projects,
@@ -59,6 +60,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
         endpoints,
         observe,
         requests,  # request records (issue 12)
+        metrics_history,
         secrets,
         usage,
     ):

@@ -44,6 +44,7 @@ from podium.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from podium.core.metric_schemas import MetricHistory
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
 from podium.core.quotas import QUOTA_NAMES
 from podium.core.record_schemas import RequestRecordPage, RequestRecordPublic, StatusClass
@@ -84,6 +85,7 @@ __all__ = [
     "Invalid",
     "LoadError",
     "LogLine",
+    "MetricHistory",
     "ModelPublic",
     "ModelVersionPublic",
     "ModelVersionPushed",

@@ -24,6 +24,7 @@ from podium.control.autoscaling import Autoscaling
 from podium.control.draining import Draining
 from podium.control.exits import Exits, settle_s
 from podium.control.journal import Journal
+from podium.control.metrics_history import MetricsSampler
 from podium.control.preparing import Preparing
 from podium.control.probing import STARTING_PROBE_S, Probing
 from podium.control.publishing import Publisher
@@ -78,6 +79,7 @@ class Controller:
         self.draining = Draining(cfg, self.clock, self.state, self.journal, gateway, self.act.stop)
         self.publisher = Publisher(holder, self.state)
         self.scaling = Autoscaling(settings, db, self.clock, gateway, memory=self.state.memory)
+        self.metrics = MetricsSampler(settings, db, self.clock, gateway, backend, self.state)
         self._adopted = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -205,6 +207,7 @@ class Controller:
         # before its process is told to stop.
         self.publisher.publish(endpoints)
         await self.draining.advance(http)
+        await self.metrics.run(endpoints)  # when an interval has passed (never raises)
         if self.on_tick is not None:
             self.on_tick()
 

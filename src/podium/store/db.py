@@ -53,6 +53,7 @@ from podium.store.endpoints import EndpointRepo
 from podium.store.events import EventRepo
 from podium.store.locks import LockSpace
 from podium.store.memory import EndpointMemoryRepo
+from podium.store.metrics import MetricRepo
 from podium.store.models import ModelRepo
 from podium.store.projects import ProjectRepo
 from podium.store.replicas import ReplicaRepo
@@ -116,6 +117,7 @@ class UnitOfWork:
         self.secrets = SecretRepo(session, clock)
         self.usage = UsageRepo(session, clock)
         self.requests = RequestRepo(session, clock)  # request records (issue 12)
+        self.metrics = MetricRepo(session)
 
 
 class Database:

@@ -69,6 +69,7 @@ MATRIX: dict[tuple[str, str], Need] = {
     ("GET", "/endpoints/{name}/logs"): Need.READ,
     ("GET", "/endpoints/{name}/replicas/{replica_id}/metrics"): Need.READ,
     ("GET", "/endpoints/{name}/requests"): Need.READ,  # request records (issue 12)
+    ("GET", "/endpoints/{name}/metrics"): Need.READ,  # the metrics history (issue 12)
     # tokens and audit
     ("POST", "/tokens"): Need.ADMIN,
     ("GET", "/tokens"): Need.ADMIN,
