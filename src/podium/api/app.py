@@ -22,6 +22,7 @@ from podium.api.limits import BodyLimit
 from podium.api.routes import (
     audit,
     endpoints,
+    live,
     models,
     observe,
     projects,
@@ -57,6 +58,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
         models,
         endpoints,
         observe,
+        live,  # issue 12 (H4): GET /live
         secrets,
         usage,
     ):

@@ -57,6 +57,7 @@ from podium.store.models import ModelRepo
 from podium.store.projects import ProjectRepo
 from podium.store.replicas import ReplicaRepo
 from podium.store.secrets import SecretRepo
+from podium.store.stats import StatsRepo
 from podium.store.tokens import TokenRepo
 from podium.store.usage import UsageRepo
 
@@ -114,6 +115,7 @@ class UnitOfWork:
         self.projects = ProjectRepo(session, clock)
         self.secrets = SecretRepo(session, clock)
         self.usage = UsageRepo(session, clock)
+        self.stats = StatsRepo(session, clock)  # issue 12 (H4): summaries of metric_points
 
 
 class Database:
