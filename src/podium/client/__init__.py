@@ -44,6 +44,7 @@ from podium.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from podium.core.live_schemas import LiveCounts, LiveEndpoint, LiveRecords, LiveReplica, LiveView
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
 from podium.core.quotas import QUOTA_NAMES
 from podium.core.schemas import (
@@ -81,6 +82,11 @@ __all__ = [
     "Forbidden",
     "InstanceType",
     "Invalid",
+    "LiveCounts",
+    "LiveEndpoint",
+    "LiveRecords",
+    "LiveReplica",
+    "LiveView",
     "LoadError",
     "LogLine",
     "ModelPublic",

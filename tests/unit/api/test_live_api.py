@@ -85,7 +85,12 @@ def gateway(ctx: ApiContext) -> ScriptedGateway:
 def served(client: TestClient, ctx: ApiContext, db: Database) -> None:
     """iris-ep (2 desired; one ready replica routed, one starting) and rose (idle)."""
     assert push(client, "iris", b"v1", filename="m.skops").status_code == 201
-    assert client.post("/api/v1/endpoints", json=spec(scaling={"min_replicas": 2, "max_replicas": 2})).status_code == 201
+    assert (
+        client.post(
+            "/api/v1/endpoints", json=spec(scaling={"min_replicas": 2, "max_replicas": 2})
+        ).status_code
+        == 201
+    )
     assert client.post("/api/v1/endpoints", json=spec(name="rose")).status_code == 201
     add_replica(db, "iris-ep", "iris-ep-r1-a")
     add_replica(db, "iris-ep", "iris-ep-r1-b", state=ReplicaState.STARTING)
@@ -179,7 +184,9 @@ def test_a_reader_sees_only_the_projects_it_may_read(
         headers={"content-type": "application/octet-stream"},
     )
     assert pushed.status_code == 201, pushed.text
-    assert client.post("/api/v1/endpoints", json=spec(name="chat", project="team")).status_code == 201
+    assert (
+        client.post("/api/v1/endpoints", json=spec(name="chat", project="team")).status_code == 201
+    )
     reader = make_token(db, "team-reader", (Scope.READ,), projects=("team",), tokens=ctx.tokens)
     headers = {"Authorization": f"Bearer {reader}"}
     r = client.get(LIVE, headers=headers)
@@ -188,9 +195,12 @@ def test_a_reader_sees_only_the_projects_it_may_read(
         ("team", "chat", "team.chat")
     ]
     assert r.json()["records"]["dropped"] == 1  # server-wide, shown to any reader
-    assert client.get(LIVE, params={"project": "team", "name": "chat"}, headers=headers).json()[
-        "endpoints"
-    ][0]["key"] == "team.chat"
+    assert (
+        client.get(LIVE, params={"project": "team", "name": "chat"}, headers=headers).json()[
+            "endpoints"
+        ][0]["key"]
+        == "team.chat"
+    )
     for params in ({"project": "default"}, {"name": "iris-ep"}):
         refused = client.get(LIVE, params=params, headers=headers)
         assert refused.status_code == 403, params

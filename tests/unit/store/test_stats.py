@@ -79,7 +79,12 @@ def test_traffic_sums_the_day_and_the_last_five_minutes(database: Database) -> N
     with database.unit_of_work(read_only=True) as uow, counted_queries(database) as queries:
         got = uow.stats.traffic(["iris", "team.chat", "nothing-yet"], now=NOW)
     assert len(queries) == 1  # every endpoint and replica in one query
-    assert set(got) == {("iris", ""), ("iris", "iris-r1-a"), ("iris", "iris-r1-b"), ("team.chat", "")}
+    assert set(got) == {
+        ("iris", ""),
+        ("iris", "iris-r1-a"),
+        ("iris", "iris-r1-b"),
+        ("team.chat", ""),
+    }
     iris = got[("iris", "")]
     assert iris == Traffic(
         requests=10 + 20 + 30 + 1000 + 7,
