@@ -29,8 +29,8 @@ from podium.core.access import Scope, TokenDirectory
 from podium.core.service_counts import ServiceSnapshot
 from podium.core.settings import Settings
 from podium.store import Database
+from tests.support.live import ScriptedGateway
 from tests.unit.api.conftest import live_tokens, make_token, push, spec
-from tests.unit.api.test_live_api import ScriptedGateway
 
 
 class Need(Enum):

@@ -4,51 +4,23 @@ source the server wires to its embedded gateway) and a real routing source and b
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import pytest
 from fastapi.testclient import TestClient
 
 from podium.api import ApiContext
+from podium.api.deps import GatewayLive
 from podium.core.access import Scope
 from podium.core.metric_names import LATENCY_BUCKETS
 from podium.core.phases import EndpointStatus, ReplicaState
 from podium.core.request_record import RecordBuffer
 from podium.core.routing import EndpointLoad, EndpointRoute, InProcessRoutingSource, ReplicaRoute
-from podium.core.service_counts import N_BUCKETS, ReplicaCounts, ServiceCounts, ServiceSnapshot
+from podium.core.service_counts import ReplicaCounts, ServiceCounts, ServiceSnapshot
 from podium.store import Database
+from tests.support.live import ScriptedGateway, buckets, insert, point
 from tests.unit.api.conftest import add_replica, make_token, push, spec
-from tests.unit.store.test_stats import insert, point
 
 LIVE = "/api/v1/live"
-
-
-def buckets(**at: int) -> tuple[int, ...]:
-    """Bucket counts: `b3=5` puts 5 in bucket 3."""
-    out = [0] * N_BUCKETS
-    for name, count in at.items():
-        out[int(name[1:])] = count
-    return tuple(out)
-
-
-@dataclass
-class ScriptedGateway:
-    """A `LiveSource`: the counts a test says the gateway has."""
-
-    snapshot: ServiceSnapshot
-    loads: Mapping[str, EndpointLoad] = field(default_factory=dict)
-    in_flight: Mapping[str, int] = field(default_factory=dict)
-    records: RecordBuffer | None = None
-
-    def service_snapshot(self) -> ServiceSnapshot:
-        return self.snapshot
-
-    def load_snapshot(self) -> Mapping[str, EndpointLoad]:
-        return self.loads
-
-    def outstanding(self, replica_id: str) -> int:
-        return self.in_flight.get(replica_id, 0)
 
 
 IRIS = ServiceCounts(
@@ -207,3 +179,17 @@ def test_a_reader_sees_only_the_projects_it_may_read(
         assert "on project 'default'" in refused.json()["detail"]
     everyone = [e["key"] for e in client.get(LIVE).json()["endpoints"]]
     assert everyone == ["iris-ep", "rose", "team.chat"]
+
+
+def test_the_servers_adapter_reads_a_gateway_view_and_its_buffer(
+    client: TestClient, ctx: ApiContext, gateway: ScriptedGateway, served: None
+) -> None:
+    """`GatewayLive` is what server/app.py wires: the gateway (any `GatewayView`) and the
+    records buffer beside it."""
+    buffer = RecordBuffer(capacity=5)
+    ctx.live = GatewayLive(gateway, records=buffer)
+    body = client.get(LIVE).json()
+    assert body["records"] == {"offered": 0, "dropped": 0, "buffered": 0}
+    iris = body["endpoints"][0]
+    replica = iris["replicas"][0]
+    assert (iris["counts"]["requests"], iris["held"], replica["in_flight"]) == (12, 4, 2)

@@ -18,8 +18,8 @@ from hypothesis.errors import Unsatisfiable
 
 from podium.api import ApiContext
 from podium.core.service_counts import ServiceSnapshot
+from tests.support.live import ScriptedGateway
 from tests.unit.api.conftest import push, spec
-from tests.unit.api.test_live_api import ScriptedGateway
 
 _LONG = os.environ.get("PODIUM_FUZZ_PROFILE") == "podium-fuzz"  # `make fuzz`
 _SETTINGS = settings(

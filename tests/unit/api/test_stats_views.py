@@ -14,8 +14,8 @@ from podium.core.clock import FakeClock
 from podium.core.phases import EventKind, ReplicaState
 from podium.store import Database
 from podium.store.records import ReplicaRecord
+from tests.support.live import counted_queries, insert, point
 from tests.unit.api.conftest import push, spec
-from tests.unit.store.test_stats import counted_queries, insert, point
 
 EP = "/api/v1/endpoints"
 

@@ -8,8 +8,8 @@ import re
 import time
 
 from podium.cli.main import app
+from tests.support.live import insert, point
 from tests.unit.cli.conftest import Cli
-from tests.unit.store.test_stats import insert, point
 
 
 def served(cli: Cli) -> None:

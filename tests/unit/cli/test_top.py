@@ -18,7 +18,7 @@ from podium.core.metric_names import LATENCY_BUCKETS
 from podium.core.request_record import RecordBuffer
 from podium.core.routing import EndpointLoad
 from podium.core.service_counts import ReplicaCounts, ServiceCounts, ServiceSnapshot
-from tests.unit.api.test_live_api import buckets
+from tests.support.live import buckets
 from tests.unit.cli.conftest import Cli
 
 BOUNDS = list(LATENCY_BUCKETS)

@@ -3,58 +3,13 @@ in, the sums and the newest gauges out, in one query for many endpoints."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import pytest
-from sqlalchemy import event
 
 from podium.store import Database
 from podium.store.stats import DAY_S, RECENT_S, Gauges, Traffic
-from podium.store.tables import MetricPointRow
+from tests.support.live import counted_queries, insert, point
 
 NOW = 1_800_000_000.0  # a multiple of 10: the newest slot starts at NOW
-
-
-def point(endpoint: str, replica: str, ts: float, **values: Any) -> MetricPointRow:
-    """A 10 s point (resolution and zeros by default) of `endpoint` or one of its replicas."""
-    fields: dict[str, Any] = {
-        "resolution": 10,
-        "requests": 0,
-        "ok": 0,
-        "errors_4xx": 0,
-        "errors_5xx": 0,
-        "cancelled": 0,
-        "latency_sum_ms": 0.0,
-        "latency_buckets": [0] * 16,
-        "in_flight": 0.0,
-        "held": 0.0,
-        "bytes_in": 0,
-        "bytes_out": 0,
-    }
-    fields.update(values)
-    return MetricPointRow(endpoint=endpoint, replica=replica, ts=int(ts), **fields)
-
-
-def insert(db: Database, *points: MetricPointRow) -> None:
-    with db.unit_of_work() as uow:
-        uow.session.add_all(points)
-
-
-@contextmanager
-def counted_queries(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", seen)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", seen)
 
 
 def test_traffic_sums_the_day_and_the_last_five_minutes(database: Database) -> None:

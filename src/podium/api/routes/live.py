@@ -60,7 +60,9 @@ async def get_live(
         project = project or DEFAULT_PROJECT
         if not caller.may(Scope.READ, project):
             raise Forbidden(
-                f"token {caller.name!r} lacks scope 'read' on project {project!r}", field="project"
+                f"token {caller.name!r} ({caller.token_id}) lacks scope 'read' on project "
+                f"{project!r}",
+                field="project",
             )
         key = key_of(project, name)
     if project is not None:
