@@ -22,6 +22,7 @@ from podium.api.limits import BodyLimit
 from podium.api.routes import (
     audit,
     endpoints,
+    live,
     metrics_history,
     models,
     observe,
@@ -61,6 +62,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
         observe,
         requests,  # request records (issue 12)
         metrics_history,
+        live,  # issue 12 (H4): GET /live
         secrets,
         usage,
     ):

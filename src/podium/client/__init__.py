@@ -44,6 +44,7 @@ from podium.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from podium.core.live_schemas import LiveCounts, LiveEndpoint, LiveRecords, LiveReplica, LiveView
 from podium.core.metric_schemas import MetricHistory
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
 from podium.core.quotas import QUOTA_NAMES
@@ -83,6 +84,11 @@ __all__ = [
     "Forbidden",
     "InstanceType",
     "Invalid",
+    "LiveCounts",
+    "LiveEndpoint",
+    "LiveRecords",
+    "LiveReplica",
+    "LiveView",
     "LoadError",
     "LogLine",
     "MetricHistory",

@@ -31,6 +31,7 @@ from podium.client._errors import (
     raise_for_status,
     translate_transport,
 )
+from podium.client._live import LiveMethods
 from podium.client._metrics import MetricsMethods
 from podium.client._observe import ObserveMethods
 from podium.client._packing import iter_file, pack_folder
@@ -59,7 +60,7 @@ API_PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
 
 
-class PodiumClient(ObserveMethods, MetricsMethods, AccessMethods, RecordMethods):
+class PodiumClient(ObserveMethods, MetricsMethods, AccessMethods, RecordMethods, LiveMethods):
     """A synchronous client for one Podium server.
 
     `base_url` defaults to $PODIUM_URL, then http://127.0.0.1:8000; `token` to $PODIUM_TOKEN,

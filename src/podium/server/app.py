@@ -105,6 +105,11 @@ class Podium:
                 routing=self.holder,
                 tokens=self.tokens,
                 max_upload_bytes=settings.limits.max_upload_bytes,
+                # TODO(issue 12, lead): wire the live view once the gateway has
+                # `service_snapshot()` (H1) and the records buffer exists (H2):
+                #     live=GatewayLive(self.gateway, records=self.records),
+                # (`from podium.api.deps import GatewayLive`). Until then GET /api/v1/live
+                # answers 503.
             )
         )
 

@@ -59,6 +59,7 @@ from podium.store.projects import ProjectRepo
 from podium.store.replicas import ReplicaRepo
 from podium.store.requests import RequestRepo
 from podium.store.secrets import SecretRepo
+from podium.store.stats import StatsRepo
 from podium.store.tokens import TokenRepo
 from podium.store.usage import UsageRepo
 
@@ -118,6 +119,7 @@ class UnitOfWork:
         self.usage = UsageRepo(session, clock)
         self.requests = RequestRepo(session, clock)  # request records (issue 12)
         self.metrics = MetricRepo(session)
+        self.stats = StatsRepo(session, clock)  # issue 12 (H4): summaries of metric_points
 
 
 class Database:
