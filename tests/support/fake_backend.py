@@ -10,7 +10,7 @@ Models are ready at once, unless the test gives it the local backend's real mode
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -20,6 +20,7 @@ from podium.backends.base import (
     ObservedReplica,
     Preparation,
     ReplicaLaunch,
+    ReplicaResources,
 )
 from podium.backends.model_cache import ModelCache
 from podium.core.phases import ExitReason
@@ -39,6 +40,7 @@ class FakeBackend:
         self.killed: list[tuple[str, ExitReason]] = []  # killed, or stopped, with the reason
         self._live: dict[str, ObservedReplica] = {}
         self._exited: list[ObservedReplica] = []
+        self.used: dict[str, ReplicaResources] = {}  # what `resources` reports, by replica
 
     async def prepare(self, model: ModelSource) -> Preparation:
         if self.models is None:
@@ -93,6 +95,10 @@ class FakeBackend:
 
     async def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
         return []  # a new process: nothing of a previous server's replicas runs
+
+    async def resources(self, replica_ids: Iterable[str]) -> Mapping[str, ReplicaResources]:
+        """What the test set in `used` for each replica asked about (none by default)."""
+        return {rid: self.used[rid] for rid in replica_ids if rid in self.used}
 
     def logs(self, replica_id: str, tail: int = 200) -> list[str]:
         return []

@@ -22,9 +22,12 @@ from podium.api.limits import BodyLimit
 from podium.api.routes import (
     audit,
     endpoints,
+    live,
+    metrics_history,
     models,
     observe,
     projects,
+    requests,
     secrets,
     session,
     system,
@@ -57,6 +60,9 @@ def create_api(ctx: ApiContext) -> FastAPI:
         models,
         endpoints,
         observe,
+        requests,  # request records (issue 12)
+        metrics_history,
+        live,  # issue 12 (H4): GET /live
         secrets,
         usage,
     ):

@@ -8,9 +8,9 @@ The context is built by the entry point (server/app.py or a test) and stored on
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
@@ -29,11 +29,44 @@ from podium.core.access import (
 )
 from podium.core.access import SESSION_COOKIE as SESSION_COOKIE  # likewise
 from podium.core.errors import Forbidden, Unauthenticated
-from podium.core.routing import RoutingSource
+from podium.core.request_record import RecordBuffer
+from podium.core.routing import EndpointLoad, GatewayView, RoutingSource
+from podium.core.service_counts import ServiceSnapshot
 from podium.core.settings import ApiLimits, Settings
 from podium.store import Database, UnitOfWork
 
 DEFAULT_MAX_UPLOAD_BYTES = ApiLimits().max_upload_bytes  # 20 GiB
+
+
+class LiveSource(Protocol):
+    """What `GET /api/v1/live` reads: the embedded gateway's figures right now, and the
+    request records' buffer (None: records are off)."""
+
+    def service_snapshot(self) -> ServiceSnapshot: ...
+
+    def load_snapshot(self) -> Mapping[str, EndpointLoad]: ...
+
+    def outstanding(self, replica_id: str) -> int: ...
+
+    @property
+    def records(self) -> RecordBuffer | None: ...
+
+
+@dataclass(frozen=True)
+class GatewayLive:
+    """The `LiveSource` of a server with an embedded gateway (server/app.py wires it)."""
+
+    gateway: GatewayView
+    records: RecordBuffer | None = None
+
+    def service_snapshot(self) -> ServiceSnapshot:
+        return self.gateway.service_snapshot()
+
+    def load_snapshot(self) -> Mapping[str, EndpointLoad]:
+        return self.gateway.load_snapshot()
+
+    def outstanding(self, replica_id: str) -> int:
+        return self.gateway.outstanding(replica_id)
 
 
 @dataclass
@@ -49,6 +82,7 @@ class ApiContext:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     log_poll_s: float = 0.5  # how often `logs?follow=true` looks for new lines
     replica_timeout_s: float = 5.0  # a replica's answer to the API (its /metrics)
+    live: LiveSource | None = None  # the gateway's live figures (None: no gateway here)
 
 
 def get_ctx(request: Request) -> ApiContext:

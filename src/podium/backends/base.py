@@ -14,7 +14,7 @@ place its replicas (`prepare`, each pass) and starts replicas only once it is.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -131,6 +131,23 @@ class ReplicaStartup:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicaResources:
+    """What one replica uses now, as its backend measures it (the metrics history).
+
+    `cpu_percent`: 100 = one core busy, over the time since the previous reading (0.0 on
+    the first one). `rss_bytes`: resident memory of the replica's process tree. GPU figures
+    are None when the backend sees no GPU used by the replica (no NVML, no GPU, or a GPU
+    that none of its processes holds). `cpus` / `gpus`: the replica's limits when known."""
+
+    cpu_percent: float = 0.0
+    rss_bytes: int = 0
+    gpu_util_percent: float | None = None
+    gpu_memory_bytes: int | None = None
+    cpus: float | None = None
+    gpus: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AdoptCandidate:
     """A replica a previous server process started, as remembered in the store."""
 
@@ -242,6 +259,12 @@ class Backend(ReplicaLogs, Protocol):
     async def adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
         """Take over replicas of a previous server process that are still alive; return those
         adopted. Candidates not alive (or not ours) are ignored."""
+        ...
+
+    async def resources(self, replica_ids: Iterable[str]) -> Mapping[str, ReplicaResources]:
+        """CPU, memory and GPU use of these replicas now (`ReplicaResources`); a replica the
+        backend does not know or cannot measure is left out. Never raises for a replica
+        that has just exited."""
         ...
 
     async def close(self, *, stop_replicas: bool = True) -> None: ...

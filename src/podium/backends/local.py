@@ -45,7 +45,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,12 +61,14 @@ from podium.backends.base import (
     ObservedReplica,
     Preparation,
     ReplicaLaunch,
+    ReplicaResources,
     ReplicaStartup,
 )
 from podium.backends.launch import ENV_INSTANCE_TYPE, ENV_MEMORY_LIMIT, replica_command
 from podium.backends.local_logs import LocalLogs
 from podium.backends.managed import HOST, ManagedReplica, cause, remove_status, wait_exited
 from podium.backends.model_cache import ModelCache
+from podium.backends.resources import ResourceMeter, Target
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import Conflict, Unavailable
 from podium.core.phases import ExitReason
@@ -113,6 +115,7 @@ class LocalBackend:
         self._closing = False  # set under `_lock` by `close`: no start spawns after it
         # Threads start on first use (ThreadPoolExecutor starts them as work comes).
         self._start_pool = ThreadPoolExecutor(START_WORKERS, thread_name_prefix="podium-start")
+        self._meter = ResourceMeter()  # CPU, memory, GPU of the replicas (metrics history)
 
     # ------------------------------------------------------------------ models
 
@@ -446,6 +449,21 @@ class LocalBackend:
 
     # ------------------------------------------------------------------ close
 
+    async def resources(self, replica_ids: Iterable[str]) -> Mapping[str, ReplicaResources]:
+        """CPU, memory and GPU of each replica's process tree (`resources`): in a thread
+        (`_lock` may be held across a fork)."""
+        return await asyncio.to_thread(self._resources, list(replica_ids))
+
+    def _resources(self, replica_ids: list[str]) -> dict[str, ReplicaResources]:
+        with self._lock:
+            found = [r for rid in replica_ids if (r := self._replicas.get(rid)) is not None]
+        types, targets = self._settings.instance_types, {}
+        for r in found:
+            kind = types.get(r.instance_type)
+            cpus, gpus = (kind.cpus, kind.gpus) if kind is not None else (None, None)
+            targets[r.replica_id] = Target(r.pid, cpus, gpus)
+        return self._meter.measure(targets)
+
     async def close(self, *, stop_replicas: bool = True) -> None:
         """Stop every replica (SIGTERM, then SIGKILL after the stop timeout) and wait for
         them; with `stop_replicas=False` leave them running for a later `adopt`. Downloads
@@ -455,6 +473,7 @@ class LocalBackend:
 
     def _close(self, stop_replicas: bool) -> None:
         self.models.cancel_all()
+        self._meter.close()
         with self._lock:
             self._closing = True
             replicas = list(self._replicas.values())

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from podium import __version__
-from podium.cli import access, endpoints, models, observe, projects
+from podium.cli import access, endpoints, models, observe, projects, records, top
 from podium.cli._common import PodiumGroup
 from podium.core.settings import Settings
 
@@ -128,9 +128,11 @@ _COMMANDS = (
     observe.logs,
     observe.metrics,
     observe.events,
+    records.requests,  # request records (issue 12)
     access.whoami,
     projects.audit,
     projects.usage,
+    top.top,  # issue 12 (H4)
 )
 for _command in _COMMANDS:
     app.command(_command.__name__)(_command)

@@ -120,8 +120,50 @@ def version_details(v: ModelVersionPublic) -> Table:
     )
 
 
+def per_min(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def millis(value: float | None) -> str:
+    """A latency in milliseconds: `12.3ms`, `1.2s` from a second on, `-` when unknown."""
+    if value is None:
+        return "-"
+    return f"{value / 1000:.1f}s" if value >= 1000 else f"{value:.1f}ms"
+
+
+def percent(fraction: float | None) -> str:
+    """0.0833 → `8.3%`; `-` when unknown (no request)."""
+    return "-" if fraction is None else f"{fraction * 100:.1f}%"
+
+
+def duration(seconds: float | None) -> str:
+    """An uptime, two units at most: `45s`, `12m05s`, `3h12m`, `2d04h`; `-` when none."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _count(value: int | float | None) -> str:
+    if value is None:
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 def endpoints_table(endpoints: Sequence[EndpointPublic]) -> Table:
-    table = _table("NAME", "MODEL", "STATUS", "READY", "URL")
+    """NAME MODEL STATUS READY REQ/MIN LATENCY ERR% UPTIME URL: the figures over the last
+    5 minutes (LATENCY the average), the URL last, cut short rather than wrapped."""
+    table = _table("NAME", "MODEL", "STATUS", "READY", "REQ/MIN", "LATENCY", "ERR%", "UPTIME")
+    for i, column in enumerate(table.columns):
+        column.no_wrap = True  # on a narrow terminal the URL gives way, not the figures
+        column.justify = "right" if i >= 4 else "left"
+    table.add_column("URL", overflow="ellipsis")
     for ep in endpoints:
         _add(
             table,
@@ -129,6 +171,10 @@ def endpoints_table(endpoints: Sequence[EndpointPublic]) -> Table:
             ep.model_ref,
             status_text(ep.status),
             f"{ep.ready_replicas}/{ep.desired_replicas}",
+            per_min(ep.requests_per_min),
+            millis(ep.avg_latency_ms),
+            percent(ep.error_rate),
+            duration(ep.uptime_s),
             ep.url,
         )
     return table
@@ -139,6 +185,7 @@ def endpoint_summary(ep: EndpointPublic) -> Table:
     if ep.status_reason:
         status.append(f" ({ep.status_reason})")
     scaling = ep.spec.scaling
+    served = f"{_count(ep.requests)} in 24 h, {per_min(ep.requests_per_min)}/min (last 5 min)"
     return key_values(
         [
             ("name", ep.name),
@@ -147,6 +194,10 @@ def endpoint_summary(ep: EndpointPublic) -> Table:
             ("revision", str(ep.revision)),
             ("replicas", f"{ep.ready_replicas}/{ep.desired_replicas} ready"),
             ("scaling", f"{scaling.min_replicas}..{scaling.max_replicas}"),
+            ("requests", served),
+            ("latency", f"{millis(ep.avg_latency_ms)} average (last 5 min)"),
+            ("errors", f"{percent(ep.error_rate)} 5xx (last 5 min)"),
+            ("uptime", duration(ep.uptime_s)),
             ("url", ep.url),
             ("created", when(ep.created_at)),
             ("updated", when(ep.updated_at)),
@@ -155,7 +206,23 @@ def endpoint_summary(ep: EndpointPublic) -> Table:
 
 
 def replicas_table(replicas: Sequence[ReplicaPublic]) -> Table:
-    table = _table("REPLICA", "REVISION", "STATE", "PID", "ADDRESS", "RESTARTS", "STARTED")
+    """The instance list: what each replica is, runs on and served (last 5 minutes)."""
+    table = _table(
+        "REPLICA",
+        "REV",
+        "STATE",
+        "PID",
+        "CPUS",
+        "GPUS",
+        "UPTIME",
+        "REQUESTS",
+        "REQ/MIN",
+        "LATENCY",
+        "RESTARTS",
+    )
+    for column in table.columns:
+        column.no_wrap = True  # on a narrow terminal the address gives way
+    table.add_column("ADDRESS", overflow="ellipsis")
     for r in replicas:
         _add(
             table,
@@ -163,9 +230,14 @@ def replicas_table(replicas: Sequence[ReplicaPublic]) -> Table:
             str(r.revision),
             status_text(r.state),
             str(r.pid) if r.pid is not None else "-",
-            f"{r.host}:{r.port}",
+            _count(r.cpus),
+            _count(r.gpus),
+            duration(r.uptime_s),
+            _count(r.requests),
+            per_min(r.requests_per_min),
+            millis(r.avg_latency_ms),
             str(r.restarts),
-            when(r.started_at),
+            f"{r.host}:{r.port}",
         )
     return table
 

@@ -44,8 +44,11 @@ from podium.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from podium.core.live_schemas import LiveCounts, LiveEndpoint, LiveRecords, LiveReplica, LiveView
+from podium.core.metric_schemas import MetricHistory
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
 from podium.core.quotas import QUOTA_NAMES
+from podium.core.record_schemas import RequestRecordPage, RequestRecordPublic, StatusClass
 from podium.core.schemas import (
     EndpointPublic,
     EventPublic,
@@ -81,8 +84,14 @@ __all__ = [
     "Forbidden",
     "InstanceType",
     "Invalid",
+    "LiveCounts",
+    "LiveEndpoint",
+    "LiveRecords",
+    "LiveReplica",
+    "LiveView",
     "LoadError",
     "LogLine",
+    "MetricHistory",
     "ModelPublic",
     "ModelVersionPublic",
     "ModelVersionPushed",
@@ -97,10 +106,13 @@ __all__ = [
     "RateLimited",
     "ReplicaPublic",
     "ReplicaState",
+    "RequestRecordPage",
+    "RequestRecordPublic",
     "Retryable",
     "RevisionPublic",
     "ScalingSpec",
     "SecretView",
+    "StatusClass",
     "TokenView",
     "TooLarge",
     "Unauthenticated",

@@ -1,9 +1,10 @@
 """`PodiumClient`: the Python SDK over Podium's REST API (control plane) and gateway.
 
 Every method either returns pydantic models from `podium.core.schemas` (or `_views`) or
-raises an error of the `podium.core.errors` tree (see `_errors`). The methods live in three
+raises an error of the `podium.core.errors` tree (see `_errors`). The methods live in four
 parts: this module (server, models, endpoints, the data plane and the plumbing),
-`_observe` (events, logs, waiting) and `_access` (tokens, projects, secrets, audit, usage).
+`_observe` (events, logs, waiting), `_metrics` (the metrics history) and `_access`
+(tokens, projects, secrets, audit, usage).
 
 The token (`Authorization: Bearer`) is the `token` argument, else $PODIUM_TOKEN, else the
 first line of `$PODIUM_HOME/credentials` (home `.podium` by default), the file `podium up`
@@ -30,8 +31,11 @@ from podium.client._errors import (
     raise_for_status,
     translate_transport,
 )
+from podium.client._live import LiveMethods
+from podium.client._metrics import MetricsMethods
 from podium.client._observe import ObserveMethods
 from podium.client._packing import iter_file, pack_folder
+from podium.client._records import RecordMethods
 from podium.core.access import DEFAULT_PROJECT
 from podium.core.errors import Invalid, PodiumError
 from podium.core.phases import EndpointStatus
@@ -56,7 +60,7 @@ API_PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
 
 
-class PodiumClient(ObserveMethods, AccessMethods):
+class PodiumClient(ObserveMethods, MetricsMethods, AccessMethods, RecordMethods, LiveMethods):
     """A synchronous client for one Podium server.
 
     `base_url` defaults to $PODIUM_URL, then http://127.0.0.1:8000; `token` to $PODIUM_TOKEN,

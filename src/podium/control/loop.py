@@ -26,6 +26,7 @@ from podium.control.draining import Draining
 from podium.control.exits import Exits, settle_s
 from podium.control.journal import Journal
 from podium.control.metrics import ControllerCollector, ControllerMetrics
+from podium.control.metrics_history import MetricsSampler
 from podium.control.preparing import Preparing
 from podium.control.probing import STARTING_PROBE_S, Probing
 from podium.control.publishing import Publisher
@@ -80,10 +81,11 @@ class Controller:
         self.draining = Draining(cfg, self.clock, self.state, self.journal, gateway, self.act.stop)
         self.publisher = Publisher(holder, self.state)
         # Passes, scaling decisions and replicas, for the server's /metrics (`collector`).
-        self.metrics = ControllerMetrics()
+        self.instruments = ControllerMetrics()
         self.scaling = Autoscaling(
-            settings, db, self.clock, gateway, memory=self.state.memory, metrics=self.metrics
+            settings, db, self.clock, gateway, memory=self.state.memory, metrics=self.instruments
         )
+        self.metrics = MetricsSampler(settings, db, self.clock, gateway, backend, self.state)
         self._adopted = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -165,19 +167,19 @@ class Controller:
 
     def collector(self) -> ControllerCollector:
         """The controller's Prometheus collector (the server registers it in its registry)."""
-        return ControllerCollector(self.metrics, lambda: self.state.replicas)
+        return ControllerCollector(self.instruments, lambda: self.state.replicas)
 
     # ------------------------------------------------------------------ one pass
 
     async def run_once(self) -> None:
-        """One pass, timed and counted (`metrics`), failed or not."""
+        """One pass, timed and counted (`instruments`), failed or not."""
         started = time.perf_counter()
         try:
             await self._pass()
         except Exception:
-            self.metrics.pass_done(time.perf_counter() - started, failed=True)
+            self.instruments.pass_done(time.perf_counter() - started, failed=True)
             raise
-        self.metrics.pass_done(time.perf_counter() - started)
+        self.instruments.pass_done(time.perf_counter() - started)
 
     async def _pass(self) -> None:
         if self._http is None:
@@ -225,6 +227,7 @@ class Controller:
         # before its process is told to stop.
         self.publisher.publish(endpoints)
         await self.draining.advance(http)
+        await self.metrics.run(endpoints)  # when an interval has passed (never raises)
         if self.on_tick is not None:
             self.on_tick()
 

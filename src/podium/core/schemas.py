@@ -56,6 +56,17 @@ class ReplicaPublic(BaseModel):
     start_mode: str | None = None
     ready_s: float | None = None
     start_phases: dict[str, float] = Field(default_factory=dict)
+    # What it served (issue 12; from the metrics history's 10 s points: docs/h4-top.md).
+    uptime_s: float | None = Field(
+        None, description="seconds since it became ready; null: not ready"
+    )
+    requests: int | None = Field(None, description="requests it answered in the last 24 h")
+    requests_per_min: float | None = Field(None, description="over the last 5 minutes")
+    avg_latency_ms: float | None = Field(
+        None, description="mean upstream time over the last 5 minutes; null: no request"
+    )
+    cpus: float | None = Field(None, description="CPUs of its revision's instance type")
+    gpus: int | None = Field(None, description="GPUs of its revision's instance type")
 
 
 class RevisionPublic(BaseModel):
@@ -81,6 +92,19 @@ class EndpointPublic(BaseModel):
     url: str
     created_at: datetime
     updated_at: datetime
+    # What it served (issue 12; from the metrics history's 10 s points: docs/h4-top.md).
+    # Filled by GET /endpoints and GET /endpoints/{name}; null in the answers to changes.
+    requests: int | None = Field(None, description="requests in the last 24 h")
+    requests_per_min: float | None = Field(None, description="over the last 5 minutes")
+    avg_latency_ms: float | None = Field(
+        None, description="mean latency over the last 5 minutes; null: no request"
+    )
+    error_rate: float | None = Field(
+        None, description="5xx answers / requests over the last 5 minutes; null: no request"
+    )
+    uptime_s: float | None = Field(
+        None, description="seconds since the oldest replica serving now became ready; null: none"
+    )
 
 
 class EndpointList(BaseModel):

@@ -36,12 +36,14 @@ from podium.backends.local import LocalBackend
 from podium.control.loop import Controller
 from podium.core.asgi import Receive, Scope, Send, serve_lifespan
 from podium.core.problems import SAFE_HEADERS
+from podium.core.request_record import RecordBuffer
 from podium.core.routing import InProcessRoutingSource, RoutingSource
 from podium.core.settings import Settings
 from podium.gateway.access import AccessStage
 from podium.gateway.app import Gateway
 from podium.server.credentials import ensure_credentials
 from podium.server.hosts import HostCheck, allowed_hosts
+from podium.server.recorder import RecordWriter
 from podium.server.scrape import scrape_refusal
 from podium.server.tokens import LiveTokens, TokenRefresher, store_loader
 from podium.store.db import Database
@@ -74,6 +76,13 @@ class Podium:
         # One server process: the routing table travels in memory. A source shared by
         # several processes (PostgreSQL LISTEN/NOTIFY) would be chosen here, and only here.
         self.holder: RoutingSource = InProcessRoutingSource()
+        # Request records (issue 12): the gateway offers one per invocation to the buffer,
+        # the writer thread stores them in batches and prunes them.
+        observed = settings.observability
+        self.records = RecordBuffer(observed.buffer_records) if observed.records else None
+        self.recorder = (
+            None if self.records is None else RecordWriter(self.db, self.records, observed)
+        )
         self.gateway = Gateway(
             self.holder,
             settings.gateway,
@@ -83,6 +92,7 @@ class Podium:
             why_failed=self._why_failed,
             # Tokens, visibility and rate limits, checked from the routing table.
             stages=[AccessStage(self.tokens, auth=settings.auth)],
+            # H2 → lead: pass `records=self.records` here once Gateway takes it (H1).
         )
         self.controller = Controller(
             settings,
@@ -102,19 +112,26 @@ class Podium:
                 routing=self.holder,
                 tokens=self.tokens,
                 max_upload_bytes=settings.limits.max_upload_bytes,
+                # TODO(issue 12, lead): wire the live view once the gateway has
+                # `service_snapshot()` (H1) and the records buffer exists (H2):
+                #     live=GatewayLive(self.gateway, records=self.records),
+                # (`from podium.api.deps import GatewayLive`). Until then GET /api/v1/live
+                # answers 503.
             )
         )
 
     def _registry(self) -> CollectorRegistry:
         """The server's one Prometheus registry, which `/metrics` serves: the gateway's,
-        the controller's and the server process's own collectors (docs/metrics.md names
-        every family). Built here, and only here, so each part registers once."""
+        the controller's, the records writer's and the server process's own collectors
+        (docs/metrics.md names every family). Built here, and only here, so each part
+        registers once."""
         registry = CollectorRegistry(auto_describe=False)
         # TODO(issue 12): once the gateway takes `registry=` (H1), pass `registry=registry`
         # to Gateway(...) above and drop this line: it registers its collectors itself.
         registry.register(_Forwarding(self.gateway.metrics_registry))
         registry.register(self.controller.collector())
-        # TODO(issue 12): the records writer's collector (H2: `server.recorder.RecordWriter`).
+        if self.recorder is not None:  # the request records written, dropped, buffered
+            registry.register(self.recorder)
         ProcessCollector(registry=registry)  # process_*: the server's CPU, memory, fds
         return registry
 
@@ -135,6 +152,8 @@ class Podium:
     async def startup(self) -> None:
         await self.gateway.startup()
         self.token_refresher.start()
+        if self.recorder is not None:
+            self.recorder.start()
         self.controller.start()
         # The port is bound already (`server.main.serve` binds it before building the app).
         log.info("Podium is up at %s (state in %s)", self.settings.public_url, self.settings.home)
@@ -151,6 +170,8 @@ class Podium:
         self.token_refresher.stop()
         await self.backend.close(stop_replicas=stop_replicas)
         await self.gateway.shutdown()
+        if self.recorder is not None:  # after the gateway: nothing is offered any more
+            await asyncio.to_thread(self.recorder.stop)
         self.db.dispose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

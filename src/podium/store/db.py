@@ -53,10 +53,13 @@ from podium.store.endpoints import EndpointRepo
 from podium.store.events import EventRepo
 from podium.store.locks import LockSpace
 from podium.store.memory import EndpointMemoryRepo
+from podium.store.metrics import MetricRepo
 from podium.store.models import ModelRepo
 from podium.store.projects import ProjectRepo
 from podium.store.replicas import ReplicaRepo
+from podium.store.requests import RequestRepo
 from podium.store.secrets import SecretRepo
+from podium.store.stats import StatsRepo
 from podium.store.tokens import TokenRepo
 from podium.store.usage import UsageRepo
 
@@ -114,6 +117,9 @@ class UnitOfWork:
         self.projects = ProjectRepo(session, clock)
         self.secrets = SecretRepo(session, clock)
         self.usage = UsageRepo(session, clock)
+        self.requests = RequestRepo(session, clock)  # request records (issue 12)
+        self.metrics = MetricRepo(session)
+        self.stats = StatsRepo(session, clock)  # issue 12 (H4): summaries of metric_points
 
 
 class Database:

@@ -25,7 +25,14 @@ from podium.core.spec import EndpointSpec
 from podium.store.locks import LockSpace, lock_name
 from podium.store.projects import ProjectRepo
 from podium.store.records import EndpointRecord, RevisionRecord
-from podium.store.tables import EndpointMemoryRow, EndpointRow, EventRow, ReplicaRow, RevisionRow
+from podium.store.tables import (
+    EndpointMemoryRow,
+    EndpointRow,
+    EventRow,
+    MetricPointRow,
+    ReplicaRow,
+    RevisionRow,
+)
 
 
 def _record(row: EndpointRow) -> EndpointRecord:
@@ -254,12 +261,13 @@ class EndpointRepo:
         return True
 
     def delete(self, name: str) -> None:
-        """Remove the endpoint with its revisions, replica rows, events and the
-        controller's memory of it."""
+        """Remove the endpoint with its revisions, replica rows, events, metrics history
+        and the controller's memory of it."""
         self._load_for_update(name)
         self._s.execute(delete(EndpointMemoryRow).where(EndpointMemoryRow.endpoint == name))
         self._s.execute(delete(ReplicaRow).where(ReplicaRow.endpoint == name))
         self._s.execute(delete(EventRow).where(EventRow.endpoint == name))
+        self._s.execute(delete(MetricPointRow).where(MetricPointRow.endpoint == name))
         self._s.execute(delete(RevisionRow).where(RevisionRow.endpoint == name))
         self._s.execute(delete(EndpointRow).where(EndpointRow.name == name))
 

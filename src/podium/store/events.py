@@ -8,6 +8,8 @@ and a follower never skips an event.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -78,6 +80,29 @@ class EventRepo:
             select(EventRow)
             .where(EventRow.endpoint == endpoint, EventRow.kind == kind.value)
             .order_by(EventRow.id.desc())
+            .limit(limit)
+        )
+        return [_record(r) for r in self._s.scalars(stmt)]
+
+    def between(
+        self,
+        endpoint: str,
+        kinds: Iterable[EventKind],
+        since: datetime,
+        until: datetime,
+        limit: int = 500,
+    ) -> builtins.list[EventRecord]:
+        """Up to `limit` events of these kinds with `since` <= at < `until`, oldest first
+        (the metrics history shows them on its graphs)."""
+        stmt = (
+            select(EventRow)
+            .where(
+                EventRow.endpoint == endpoint,
+                EventRow.kind.in_([k.value for k in kinds]),
+                EventRow.at >= since,
+                EventRow.at < until,
+            )
+            .order_by(EventRow.id)
             .limit(limit)
         )
         return [_record(r) for r in self._s.scalars(stmt)]

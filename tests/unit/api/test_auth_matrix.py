@@ -26,8 +26,10 @@ from podium.api.access import From, routes
 from podium.artifacts.store import ArtifactStore
 from podium.backends.local_logs import LocalLogs
 from podium.core.access import Scope, TokenDirectory
+from podium.core.service_counts import ServiceSnapshot
 from podium.core.settings import Settings
 from podium.store import Database
+from tests.support.live import ScriptedGateway
 from tests.unit.api.conftest import live_tokens, make_token, push, spec
 
 
@@ -68,6 +70,8 @@ MATRIX: dict[tuple[str, str], Need] = {
     ("GET", "/endpoints/{name}/revisions"): Need.READ,
     ("GET", "/endpoints/{name}/logs"): Need.READ,
     ("GET", "/endpoints/{name}/replicas/{replica_id}/metrics"): Need.READ,
+    ("GET", "/endpoints/{name}/requests"): Need.READ,  # request records (issue 12)
+    ("GET", "/endpoints/{name}/metrics"): Need.READ,  # the metrics history (issue 12)
     # tokens and audit
     ("POST", "/tokens"): Need.ADMIN,
     ("GET", "/tokens"): Need.ADMIN,
@@ -84,6 +88,8 @@ MATRIX: dict[tuple[str, str], Need] = {
     ("PUT", "/secrets/{name}"): Need.DEPLOY,
     ("DELETE", "/secrets/{name}"): Need.DEPLOY,
     ("GET", "/usage"): Need.READ_ANY,
+    # issue 12: the live view
+    ("GET", "/live"): Need.READ_ANY,
 }
 
 CALLERS = (
@@ -170,6 +176,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         logs=LocalLogs(settings.logs_dir, settings.log_retention),
         wake=lambda _=None: None,
         tokens=TokenDirectory(live_tokens(db)),
+        live=ScriptedGateway(ServiceSnapshot()),  # GET /live answers (503 without one)
     )
     admin = {"Authorization": f"Bearer {tokens['admin']}"}
     with TestClient(create_api(ctx), headers=admin) as client:

@@ -16,6 +16,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 
+from podium.api import ApiContext
+from podium.core.service_counts import ServiceSnapshot
+from tests.support.live import ScriptedGateway
 from tests.unit.api.conftest import push, spec
 
 _LONG = os.environ.get("PODIUM_FUZZ_PROFILE") == "podium-fuzz"  # `make fuzz`
@@ -29,7 +32,10 @@ _SETTINGS = settings(
 
 
 @pytest.fixture
-def api_schema(app: FastAPI, admin_headers: dict[str, str]) -> schemathesis.BaseSchema:
+def api_schema(
+    app: FastAPI, ctx: ApiContext, admin_headers: dict[str, str]
+) -> schemathesis.BaseSchema:
+    ctx.live = ScriptedGateway(ServiceSnapshot())  # GET /live fuzzed for real (503 without)
     with TestClient(
         app, headers=admin_headers
     ) as client:  # something real to find, besides the 404s
@@ -70,6 +76,7 @@ PROMISED = {
     ("GET", "/tokens/{id}"),
     ("DELETE", "/tokens/{id}"),
     ("GET", "/audit"),
+    ("GET", "/live"),
 }
 
 

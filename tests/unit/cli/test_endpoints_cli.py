@@ -170,13 +170,16 @@ def test_ls_table(cli: Cli, garden: None) -> None:
     result = cli("ls")
     assert result.exit_code == 0, result.output
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["NAME", "MODEL", "STATUS", "READY", "URL"]
-    assert [row.split()[:4] for row in rows] == [
-        ["daisy", "iris:1", "pending", "0/1"],
-        ["iris", "iris:1", "running", "1/1"],
-        ["rose", "iris:1", "paused", "0/1"],
+    assert header.split() == [
+        *("NAME", "MODEL", "STATUS", "READY"),
+        *("REQ/MIN", "LATENCY", "ERR%", "UPTIME", "URL"),  # tests/unit/cli/test_stats_cli.py
     ]
-    assert rows[1].split()[4] == f"{cli.api.url}/endpoints/iris"
+    assert [row.split()[:7] for row in rows] == [
+        ["daisy", "iris:1", "pending", "0/1", "0.0", "-", "-"],
+        ["iris", "iris:1", "running", "1/1", "0.0", "-", "-"],
+        ["rose", "iris:1", "paused", "0/1", "0.0", "-", "-"],
+    ]
+    assert rows[1].split()[8] == f"{cli.api.url}/endpoints/iris"
 
 
 LS_FILTERS = [  # options, the query the server gets, the endpoints it lists

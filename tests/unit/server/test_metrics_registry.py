@@ -1,5 +1,5 @@
 """The server's one Prometheus registry: `/metrics` on a built Podium serves the gateway's,
-the controller's and the process's families from `Podium.registry`."""
+the controller's, the records writer's and the process's families from `Podium.registry`."""
 
 from __future__ import annotations
 
@@ -56,6 +56,10 @@ def test_metrics_serves_the_gateway_and_the_controller_from_one_registry(
     }
     assert {"podium_controller_pass_seconds", "podium_controller_replicas"} <= got.keys()
     assert "podium_controller_scaling_decisions" in got
+    # the records writer's
+    assert got["podium_request_records_written"] == {
+        ("podium_request_records_written_total",): 0
+    }
     # the server process's own
     assert got["process_resident_memory_bytes"][("process_resident_memory_bytes",)] > 0
 
@@ -66,4 +70,8 @@ def test_the_registry_is_the_servers_and_each_family_appears_once(
     server = podium.podium
     names = [m.name for m in server.registry.collect()]
     assert len(names) == len(set(names)), names
-    assert {"podium_gateway_requests", "podium_controller_passes"} <= set(names)
+    assert {
+        "podium_gateway_requests",
+        "podium_controller_passes",
+        "podium_request_records_written",
+    } <= set(names)

@@ -62,7 +62,7 @@ def list_endpoints(
     records = uow.endpoints.list(
         status=status, labels=labels, name_contains=name, projects=projects
     )
-    return EndpointList(items=[views.endpoint(uow, settings, r) for r in records])
+    return EndpointList(items=views.endpoints(uow, settings, records))  # + stats, one query
 
 
 @router.get(
@@ -74,7 +74,7 @@ def list_endpoints(
 def get_endpoint(
     name: EndpointName, project: ProjectDep, uow: UowDep, settings: SettingsDep
 ) -> EndpointPublic:
-    return views.endpoint(uow, settings, uow.endpoints.get(key_of(project, name)))
+    return views.endpoint_with_stats(uow, settings, uow.endpoints.get(key_of(project, name)))
 
 
 @router.patch(

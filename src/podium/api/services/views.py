@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from podium.api.services import stats
 from podium.core.access import DEFAULT_PROJECT, endpoint_key, split_key
+from podium.core.errors import Invalid, NotFound
 from podium.core.phases import EventKind, ReplicaState
 from podium.core.schemas import (
     EndpointPublic,
@@ -16,6 +18,7 @@ from podium.core.schemas import (
     RevisionPublic,
 )
 from podium.core.settings import Settings
+from podium.core.spec import InstanceType
 from podium.store import UnitOfWork
 from podium.store.records import (
     EndpointRecord,
@@ -24,6 +27,7 @@ from podium.store.records import (
     ReplicaRecord,
     RevisionRecord,
 )
+from podium.store.stats import Key, Traffic
 
 
 def model_version(uow: UnitOfWork, rec: ModelVersionRecord) -> ModelVersionPublic:
@@ -74,14 +78,23 @@ def replica(rec: ReplicaRecord, started: Mapping[str, Any] | None = None) -> Rep
     )
 
 
-def endpoint(uow: UnitOfWork, settings: Settings, rec: EndpointRecord) -> EndpointPublic:
+def endpoint(
+    uow: UnitOfWork,
+    settings: Settings,
+    rec: EndpointRecord,
+    traffic: Mapping[Key, Traffic] | None = None,
+) -> EndpointPublic:
+    """The endpoint's view; with `traffic` (`uow.stats.traffic`), with what it and its
+    replicas served and their uptimes (`endpoints`, `endpoint_with_stats`)."""
     records = uow.replicas.list(endpoint=rec.name)
-    started: dict[str, Mapping[str, Any]] = {}
+    ready: dict[str, EventRecord] = {}
     if records:  # the newest ready events cover every live replica but rare restarts
         for e in uow.events.newest(rec.name, EventKind.REPLICA_READY, 4 * len(records)):
-            started.setdefault(str(e.data.get("replica_id")), e.data)
-    replicas = [replica(r, started.get(r.replica_id)) for r in records]
-    return EndpointPublic(
+            ready.setdefault(str(e.data.get("replica_id")), e)
+    replicas = [
+        replica(r, ready[r.replica_id].data if r.replica_id in ready else None) for r in records
+    ]
+    view = EndpointPublic(
         name=rec.bare_name,
         project=rec.project,
         key=rec.name,
@@ -98,6 +111,56 @@ def endpoint(uow: UnitOfWork, settings: Settings, rec: EndpointRecord) -> Endpoi
         created_at=rec.created_at,
         updated_at=rec.updated_at,
     )
+    if traffic is None:
+        return view
+    return stats.with_stats(
+        view,
+        records,
+        {rid: e.at for rid, e in ready.items()},
+        traffic,
+        _instance_types(uow, settings, rec),
+        uow.stats.now(),
+    )
+
+
+def endpoints(
+    uow: UnitOfWork, settings: Settings, recs: Sequence[EndpointRecord]
+) -> list[EndpointPublic]:
+    """Views with their figures; the figures of every endpoint come from one query."""
+    traffic = uow.stats.traffic([r.name for r in recs])
+    return [endpoint(uow, settings, r, traffic) for r in recs]
+
+
+def endpoint_with_stats(uow: UnitOfWork, settings: Settings, rec: EndpointRecord) -> EndpointPublic:
+    return endpoints(uow, settings, [rec])[0]
+
+
+def _instance_types(
+    uow: UnitOfWork, settings: Settings, rec: EndpointRecord
+) -> Callable[[int], InstanceType | None]:
+    """revision → its instance type (the store is read only for a replica of an older
+    revision, during a rollout); None for one these settings do not know any more."""
+    cache: dict[int, InstanceType | None] = {}
+
+    def known(name: str) -> InstanceType | None:
+        try:
+            return settings.instance_type(name)
+        except Invalid:
+            return None
+
+    def instance_of(number: int) -> InstanceType | None:
+        if number not in cache:
+            spec = rec.spec
+            if number != rec.revision:
+                try:
+                    spec = uow.endpoints.revision(rec.name, number).spec
+                except NotFound:
+                    cache[number] = None
+                    return None
+            cache[number] = known(spec.instance_type)
+        return cache[number]
+
+    return instance_of
 
 
 def endpoint_path(project: str, name: str) -> str:

@@ -1,0 +1,93 @@
+"""What endpoints and replicas served, for the endpoint list and detail (issue 12).
+
+The figures come from the metrics history (`store.stats`: 10-second points; one query for
+a whole list) and the replicas' ready times; `docs/h4-top.md` says how each is computed.
+Pure functions over records: the views module reads the store and calls these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from podium.core.phases import ReplicaState
+from podium.core.schemas import EndpointPublic, ReplicaPublic
+from podium.core.spec import InstanceType
+from podium.store.records import ReplicaRecord
+from podium.store.stats import ENDPOINT, Key, Traffic
+
+# A replica serves while ready, and still finishes what it holds while draining.
+SERVING = frozenset({ReplicaState.READY, ReplicaState.DRAINING})
+_NONE = Traffic()
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def ready_at(rec: ReplicaRecord, ready_event_at: datetime | None) -> datetime | None:
+    """When a serving replica became ready: its `replica_ready` event, else (an adopted
+    replica whose event is long gone) when it started; None when it is not serving."""
+    if rec.state not in SERVING:
+        return None
+    at = ready_event_at or rec.started_at
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def uptime_s(since: datetime | None, now: float) -> float | None:
+    if since is None:
+        return None
+    return round(max(0.0, now - since.timestamp()), 3)
+
+
+def with_replica_stats(
+    view: ReplicaPublic,
+    traffic: Traffic | None,
+    since: datetime | None,
+    instance: InstanceType | None,
+    now: float,
+) -> ReplicaPublic:
+    t = traffic or _NONE
+    return view.model_copy(
+        update={
+            "uptime_s": uptime_s(since, now),
+            "requests": t.requests,
+            "requests_per_min": _round(t.requests_per_min),
+            "avg_latency_ms": _round(t.avg_latency_ms),
+            "cpus": instance.cpus if instance is not None else None,
+            "gpus": instance.gpus if instance is not None else None,
+        }
+    )
+
+
+def with_stats(
+    view: EndpointPublic,
+    records: list[ReplicaRecord],
+    ready_events: Mapping[str, datetime],
+    traffic: Mapping[Key, Traffic],
+    instance_of: Callable[[int], InstanceType | None],
+    now: float,
+) -> EndpointPublic:
+    """`view` with its figures and its replicas' (`records`, in the order of
+    `view.replicas`); `ready_events`: replica id → its `replica_ready` event's time;
+    `instance_of(revision)`: the revision's instance type (None: unknown)."""
+    key = view.key
+    starts = [ready_at(r, ready_events.get(r.replica_id)) for r in records]
+    replicas = [
+        with_replica_stats(
+            public, traffic.get((key, r.replica_id)), since, instance_of(r.revision), now
+        )
+        for public, r, since in zip(view.replicas, records, starts, strict=True)
+    ]
+    serving = [s for s in starts if s is not None]
+    t = traffic.get((key, ENDPOINT), _NONE)
+    return view.model_copy(
+        update={
+            "replicas": replicas,
+            "requests": t.requests,
+            "requests_per_min": _round(t.requests_per_min),
+            "avg_latency_ms": _round(t.avg_latency_ms),
+            "error_rate": _round(t.error_rate, 4),
+            "uptime_s": uptime_s(min(serving), now) if serving else None,
+        }
+    )

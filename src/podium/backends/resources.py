@@ -1,0 +1,187 @@
+"""What a replica's processes use now: CPU and resident memory (psutil, over the replica's
+process tree) and GPU utilisation and memory (NVML), for the metrics history.
+
+`cpu_percent` needs two readings of one process: `ProcessMeter` keeps the `psutil.Process`
+objects of every replica between calls (a process seen for the first time reads 0.0; a
+pid reused by another process is a new object, since psutil compares pid and start time).
+
+`Gpus` is the seam to NVML (`nvidia-ml-py`, imported as `pynvml` on first use, never at
+import time). Without the package, without a driver or without a GPU, `nvmlInit` fails and
+`Gpus` reports nothing: a replica's GPU figures are None, never an error. With NVML, one
+scan per call lists every device's utilisation and its compute processes; a replica's
+figures are the memory its own processes hold and the utilisation of the devices they run
+on (NVML reports utilisation per device: two replicas sharing a device both show it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from podium.backends.base import ReplicaResources
+
+log = logging.getLogger("podium.backends")
+
+_GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One replica to measure: its root process and the limits its instance type sets."""
+
+    pid: int
+    cpus: float | None = None
+    gpus: int | None = None
+
+
+@dataclass(slots=True)
+class _Device:
+    util_percent: float
+    memory_by_pid: dict[int, int] = field(default_factory=dict)
+
+
+class Gpus:
+    """NVML, or nothing (see the module docstring). `load()` initialises NVML once; tests
+    inject a fake `pynvml` module into `sys.modules` before it."""
+
+    def __init__(self, nvml: Any | None) -> None:
+        self._nvml = nvml
+
+    @classmethod
+    def load(cls) -> Gpus:
+        try:
+            nvml = importlib.import_module("pynvml")
+        except ImportError:
+            log.debug("nvidia-ml-py is not installed: no GPU figures")
+            return cls(None)
+        try:
+            nvml.nvmlInit()
+        except Exception as e:  # NVMLError (no driver, no device) or anything odd: no GPU
+            log.info("NVML unavailable (%s): no GPU figures", e)
+            return cls(None)
+        return cls(nvml)
+
+    @property
+    def present(self) -> bool:
+        return self._nvml is not None
+
+    def scan(self) -> list[_Device]:
+        """Each device's utilisation and the GPU memory of each compute process on it;
+        [] without NVML, or when a scan fails (a device lost mid-way)."""
+        nvml = self._nvml
+        if nvml is None:
+            return []
+        devices: list[_Device] = []
+        try:
+            for i in range(nvml.nvmlDeviceGetCount()):
+                handle = nvml.nvmlDeviceGetHandleByIndex(i)
+                util = float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+                device = _Device(util)
+                for proc in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                    used = getattr(proc, "usedGpuMemory", None)  # None: not allowed to see
+                    device.memory_by_pid[int(proc.pid)] = int(used) if used else 0
+                devices.append(device)
+        except Exception as e:  # an NVMLError mid-scan: no figures this time
+            log.warning("NVML scan failed: %s", e)
+            return []
+        return devices
+
+    def close(self) -> None:
+        if self._nvml is not None:
+            with contextlib.suppress(Exception):
+                self._nvml.nvmlShutdown()
+            self._nvml = None
+
+
+def gpu_use(devices: list[_Device], pids: set[int]) -> tuple[float | None, int | None]:
+    """(utilisation %, memory bytes) of the devices these processes hold; (None, None)
+    when they hold none. Utilisation adds up per device (100 = one device busy)."""
+    util, memory, used = 0.0, 0, False
+    for device in devices:
+        mine = [m for pid, m in device.memory_by_pid.items() if pid in pids]
+        if mine:
+            used = True
+            util += device.util_percent
+            memory += sum(mine)
+    return (util, memory) if used else (None, None)
+
+
+class ProcessMeter:
+    """CPU % and RSS of process trees, keeping the process objects between readings."""
+
+    def __init__(self) -> None:
+        self._procs: dict[str, dict[int, psutil.Process]] = {}  # replica -> pid -> process
+
+    def tree(self, replica_id: str, root_pid: int) -> tuple[float, int, set[int]] | None:
+        """(cpu %, rss bytes, pids) of the root process and its descendants; None once the
+        root is gone."""
+        known = self._procs.get(replica_id, {})
+        try:
+            root = psutil.Process(root_pid)
+            found = [root, *root.children(recursive=True)]
+        except _GONE:
+            self._procs.pop(replica_id, None)
+            return None
+        kept: dict[int, psutil.Process] = {}
+        cpu, rss = 0.0, 0
+        for proc in found:
+            old = known.get(proc.pid)
+            proc = old if old is not None and old == proc else proc  # same pid, same start
+            try:
+                cpu += proc.cpu_percent(None)  # since the last call on this object (0.0 first)
+                rss += proc.memory_info().rss
+            except _GONE:
+                continue
+            kept[proc.pid] = proc
+        self._procs[replica_id] = kept
+        return cpu, rss, set(kept)
+
+    def retain(self, replica_ids: set[str]) -> None:
+        """Forget the processes of replicas no longer measured."""
+        for rid in [r for r in self._procs if r not in replica_ids]:
+            del self._procs[rid]
+
+
+class ResourceMeter:
+    """`ReplicaResources` of a backend's replicas on this machine. Blocking (it walks
+    /proc and calls NVML): a backend calls it from a worker thread."""
+
+    def __init__(self, gpus: Gpus | None = None) -> None:
+        self._gpus = gpus
+        self._processes = ProcessMeter()
+        self._lock = threading.Lock()
+
+    def measure(self, targets: Mapping[str, Target]) -> dict[str, ReplicaResources]:
+        with self._lock:
+            if self._gpus is None:
+                self._gpus = Gpus.load()
+            devices = self._gpus.scan()
+            self._processes.retain(set(targets))
+            out: dict[str, ReplicaResources] = {}
+            for rid, target in targets.items():
+                tree = self._processes.tree(rid, target.pid)
+                if tree is None:
+                    continue
+                cpu, rss, pids = tree
+                util, memory = gpu_use(devices, pids)
+                out[rid] = ReplicaResources(
+                    cpu_percent=cpu,
+                    rss_bytes=rss,
+                    gpu_util_percent=util,
+                    gpu_memory_bytes=memory,
+                    cpus=target.cpus,
+                    gpus=target.gpus,
+                )
+            return out
+
+    def close(self) -> None:
+        with self._lock:
+            if self._gpus is not None:
+                self._gpus.close()

@@ -1,0 +1,231 @@
+"""The metrics history's sampler: every `metrics_interval_s` (10 s), one point per endpoint
+and per replica into the store (`store.metrics`).
+
+The controller calls `MetricsSampler.run` at the end of each pass; it does nothing until an
+interval boundary has passed since its last sample. A sample reads the gateway's cumulative
+counts (`GatewayView.service_snapshot`) and stores their differences from the previous
+sample (a count that went down means the gateway restarted: the new count is the
+difference), the gateway's in flight and held requests (`load_snapshot`, `outstanding`),
+the replicas ready (the controller's state) and desired (the endpoint's record, as the
+autoscaler just decided), and each replica's CPU, memory and GPU (`Backend.resources`; an
+endpoint's figures are the sums over its replicas). A point starts at its interval's start
+aligned to the resolution (`floor(start / res) * res`); an interval that ran late (a long
+pass) is one point, the slots it spanned stay empty.
+
+When a sample crosses a minute or an hour, that minute (hour) is rolled up from the finer
+points (`MetricRepo.roll_up`), and every `prune_every_s` each resolution is pruned by age:
+points, rollups and pruning in one transaction per sample. The first run only takes the
+baseline snapshot. A failure is logged and never fails the controller's pass; the counts
+of an interval whose write failed go into the next point.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+
+from podium.backends.base import Backend, ReplicaResources
+from podium.control.state import ControllerState
+from podium.core.clock import Clock
+from podium.core.metric_schemas import finest_resolution, stored_resolutions
+from podium.core.phases import EndpointStatus, ReplicaState
+from podium.core.routing import EndpointLoad, GatewayView
+from podium.core.service_counts import ServiceCounts, ServiceSnapshot
+from podium.core.settings import Settings
+from podium.store.db import Database
+from podium.store.metrics import MetricPoint
+from podium.store.records import EndpointRecord
+
+log = logging.getLogger("podium.control")
+
+_MEASURED = (ReplicaState.STARTING, ReplicaState.READY, ReplicaState.DRAINING)
+
+
+def delta(new: ServiceCounts, old: ServiceCounts | None) -> ServiceCounts:
+    """What was counted between two snapshots; the new counts when any went down (the
+    gateway restarted and counts from zero again)."""
+    if old is None:
+        return new
+    pairs = [
+        (new.requests, old.requests),
+        (new.bytes_in, old.bytes_in),
+        (new.bytes_out, old.bytes_out),
+        *zip(new.by_class, old.by_class, strict=True),
+        *zip(new.latency_buckets, old.latency_buckets, strict=True),
+    ]
+    if any(n < o for n, o in pairs):
+        return new
+    return ServiceCounts(
+        requests=new.requests - old.requests,
+        by_class=tuple(n - o for n, o in zip(new.by_class, old.by_class, strict=True)),  # type: ignore[arg-type]
+        latency_sum=max(0.0, new.latency_sum - old.latency_sum),
+        latency_buckets=tuple(
+            n - o for n, o in zip(new.latency_buckets, old.latency_buckets, strict=True)
+        ),
+        bytes_in=new.bytes_in - old.bytes_in,
+        bytes_out=new.bytes_out - old.bytes_out,
+    )
+
+
+def counted(point: MetricPoint, counts: ServiceCounts) -> MetricPoint:
+    """`point` with the counts of its interval (and the percentiles they give)."""
+    by_class = counts.by_class
+    point.requests = counts.requests
+    point.ok = by_class[2] + by_class[3]
+    point.errors_4xx = by_class[4]
+    point.errors_5xx = by_class[5]
+    point.cancelled = by_class[0]
+    point.latency_sum_ms = counts.latency_sum * 1000.0
+    point.latency_buckets = list(counts.latency_buckets)
+    point.bytes_in, point.bytes_out = counts.bytes_in, counts.bytes_out
+    point.set_percentiles()
+    return point
+
+
+def _sum(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+class MetricsSampler:
+    """Samples the gateway and the backend into the store (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        clock: Clock,
+        gateway: GatewayView | None,
+        backend: Backend,
+        state: ControllerState,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock
+        self.gateway = gateway
+        self.backend = backend
+        self.state = state
+        self.resolution = finest_resolution(settings.observability)
+        self._previous: ServiceSnapshot | None = None
+        self._since = 0.0  # wall time of the previous sample (the interval's start)
+        self._due = 0.0  # the next sample is due at this wall time
+        self._rolled: dict[int, int] = {}  # resolution -> end of the interval last rolled up
+        self._pruned = -math.inf  # monotonic time of the last prune
+
+    async def run(self, endpoints: Sequence[EndpointRecord]) -> bool:
+        """A sample if one is due (True when points were written); never raises."""
+        now = self.clock.now().timestamp()
+        if self._previous is not None and now < self._due:
+            return False
+        try:
+            return await self._sample(now, endpoints)
+        except Exception:  # the history must never stop the controller
+            log.exception("metrics sample failed")
+            return False
+        finally:
+            self._due = (math.floor(now / self.resolution) + 1) * self.resolution
+
+    async def _sample(self, now: float, endpoints: Sequence[EndpointRecord]) -> bool:
+        snapshot = ServiceSnapshot(taken_at=now)
+        if self.gateway is not None:
+            snapshot = self.gateway.service_snapshot()
+        previous, since = self._previous, self._since
+        if previous is None:
+            self._previous, self._since = snapshot, now
+            return False  # the baseline: differences start from here
+        ts = math.floor(since / self.resolution) * self.resolution
+        points = await self._points(ts, endpoints, snapshot, previous)
+        with self.db.unit_of_work() as uow:
+            uow.metrics.upsert(points)
+            for resolution, finer in ((60, self.resolution), (3600, 60)):
+                end = math.floor(now / resolution) * resolution  # what has closed
+                if self._rolled.get(resolution) == end or resolution <= finer:
+                    continue
+                # The interval just closed, and the one holding this point if that closed
+                # too (a late sample): earlier ones were rolled up when they closed.
+                for start in {end - resolution, math.floor(ts / resolution) * resolution}:
+                    if start + resolution <= end:
+                        uow.metrics.roll_up(resolution, start, finer)
+                self._rolled[resolution] = end
+            mono = self.clock.monotonic()
+            if mono - self._pruned >= self.settings.observability.prune_every_s:
+                self._pruned = mono
+                for resolution, max_age in stored_resolutions(self.settings.observability).items():
+                    uow.metrics.prune(resolution, now - max_age)
+        # Only once written: after a failed write the next sample covers both intervals.
+        self._previous, self._since = snapshot, now
+        return True
+
+    async def _points(
+        self,
+        ts: int,
+        endpoints: Sequence[EndpointRecord],
+        snapshot: ServiceSnapshot,
+        previous: ServiceSnapshot,
+    ) -> list[MetricPoint]:
+        live = [r for r in self.state.replicas.values() if r.state in _MEASURED]
+        try:
+            used = await self.backend.resources([r.replica_id for r in live])
+        except Exception:  # no figures this time; counts are still worth a point
+            log.exception("replica resources not measured")
+            used = {}
+        loads: Mapping[str, EndpointLoad] = {}
+        if self.gateway is not None:
+            loads = self.gateway.load_snapshot()
+        points: list[MetricPoint] = []
+        for ep in endpoints:
+            if ep.status is EndpointStatus.DELETING:
+                continue
+            tracked = [r for r in live if r.endpoint == ep.name]
+            mine = {r.replica_id for r in tracked}
+            for rid, rc in snapshot.replicas.items():  # the last requests of a gone replica
+                gone = rc.endpoint == ep.name and rid not in mine
+                if gone and delta(rc.counts, _counts(previous, rid)).requests > 0:
+                    mine.add(rid)
+            replicas = [
+                self._replica_point(ep.name, rid, ts, snapshot, previous, used)
+                for rid in sorted(mine)
+            ]
+            point = MetricPoint(ep.name, "", self.resolution, ts)
+            counts = snapshot.endpoints.get(ep.name) or ServiceCounts()
+            counted(point, delta(counts, previous.endpoints.get(ep.name)))
+            load = loads.get(ep.name) or EndpointLoad()
+            point.in_flight, point.held = float(load.in_flight), float(load.held)
+            point.ready = sum(r.state is ReplicaState.READY for r in tracked)
+            point.desired = ep.desired_replicas
+            measured = [used[rid] for rid in sorted(mine) if rid in used]
+            if measured or not tracked:  # no replica: nothing used (a graph shows 0)
+                point.cpu_percent = sum(m.cpu_percent for m in measured)
+                point.rss_bytes = sum(m.rss_bytes for m in measured)
+            point.gpu_util_percent = _sum([m.gpu_util_percent for m in measured])
+            gpu_memory = _sum([m.gpu_memory_bytes for m in measured])
+            point.gpu_memory_bytes = None if gpu_memory is None else int(gpu_memory)
+            points += [point, *replicas]
+        return points
+
+    def _replica_point(
+        self,
+        endpoint: str,
+        replica_id: str,
+        ts: int,
+        snapshot: ServiceSnapshot,
+        previous: ServiceSnapshot,
+        used: Mapping[str, ReplicaResources],
+    ) -> MetricPoint:
+        point = MetricPoint(endpoint, replica_id, self.resolution, ts)
+        now = _counts(snapshot, replica_id) or ServiceCounts()
+        counted(point, delta(now, _counts(previous, replica_id)))
+        if self.gateway is not None:
+            point.in_flight = float(self.gateway.outstanding(replica_id))
+        measured = used.get(replica_id)
+        if measured is not None:
+            point.cpu_percent, point.rss_bytes = measured.cpu_percent, measured.rss_bytes
+            point.gpu_util_percent = measured.gpu_util_percent
+            point.gpu_memory_bytes = measured.gpu_memory_bytes
+        return point
+
+
+def _counts(snapshot: ServiceSnapshot, replica_id: str) -> ServiceCounts | None:
+    rc = snapshot.replicas.get(replica_id)
+    return None if rc is None else rc.counts

@@ -1,0 +1,191 @@
+"""The metrics history: points per endpoint (replica "") and per replica at 10 s, 1 min
+and 1 h (`tables.MetricPointRow`), written by the controller's sampler
+(`control.metrics_history`), read by the API and the statistics.
+
+A coarser point is rolled up from the finer ones of its interval (`combine`): counts and
+latency buckets add up, percentiles are recomputed from the summed buckets (so they are
+exact to the bucket, like the 10 s ones), CPU, in flight, held and GPU are the mean of the
+points, RSS the largest, ready and desired replicas the last. Each resolution is pruned by
+age on its own (`prune`).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import Insert, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from podium.core import histogram
+from podium.core.service_counts import N_BUCKETS
+from podium.store.tables import MetricPointRow
+
+MAX_POINTS = 10_000  # one read (the API asks for ~1000)
+
+_KEY = ("endpoint", "replica", "resolution", "ts")
+
+
+@dataclass(slots=True)
+class MetricPoint:
+    """One point (see `tables.MetricPointRow` for the meaning of each field)."""
+
+    endpoint: str
+    replica: str  # "" = the endpoint itself
+    resolution: int
+    ts: int
+    requests: int = 0
+    ok: int = 0
+    errors_4xx: int = 0
+    errors_5xx: int = 0
+    cancelled: int = 0
+    latency_sum_ms: float = 0.0
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * N_BUCKETS)
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    in_flight: float = 0.0
+    held: float = 0.0
+    ready: int | None = None
+    desired: int | None = None
+    cpu_percent: float | None = None
+    rss_bytes: int | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    gpu_util_percent: float | None = None
+    gpu_memory_bytes: int | None = None
+
+    def set_percentiles(self) -> None:
+        """p50/p95/p99 from the point's latency buckets (`core.histogram`, in ms)."""
+        self.p50_ms, self.p95_ms, self.p99_ms = (
+            _ms(histogram.quantile(self.latency_buckets, q)) for q in (0.5, 0.95, 0.99)
+        )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def combine(points: Sequence[MetricPoint], resolution: int, ts: int) -> MetricPoint:
+    """The point at `resolution` starting at `ts` rolled up from finer `points` of one
+    series (see the module docstring for the rules)."""
+    first = points[0]
+    out = MetricPoint(first.endpoint, first.replica, resolution, ts)
+    for p in points:
+        out.requests += p.requests
+        out.ok += p.ok
+        out.errors_4xx += p.errors_4xx
+        out.errors_5xx += p.errors_5xx
+        out.cancelled += p.cancelled
+        out.latency_sum_ms += p.latency_sum_ms
+        out.bytes_in += p.bytes_in
+        out.bytes_out += p.bytes_out
+        histogram.add(out.latency_buckets, p.latency_buckets)
+    out.set_percentiles()
+    out.in_flight = _mean([p.in_flight for p in points]) or 0.0
+    out.held = _mean([p.held for p in points]) or 0.0
+    out.cpu_percent = _mean([p.cpu_percent for p in points])
+    out.gpu_util_percent = _mean([p.gpu_util_percent for p in points])
+    gpu_memory = _mean([p.gpu_memory_bytes for p in points])
+    out.gpu_memory_bytes = None if gpu_memory is None else round(gpu_memory)
+    rss = [p.rss_bytes for p in points if p.rss_bytes is not None]
+    out.rss_bytes = max(rss) if rss else None
+    last = max(points, key=lambda p: p.ts)
+    out.ready, out.desired = last.ready, last.desired
+    return out
+
+
+def _point(row: MetricPointRow) -> MetricPoint:
+    values = {k: getattr(row, k) for k in MetricPoint.__dataclass_fields__}
+    values["latency_buckets"] = list(values["latency_buckets"])
+    return MetricPoint(**values)
+
+
+class MetricRepo:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def upsert(self, points: Iterable[MetricPoint]) -> int:
+        """Write the points, replacing a point of the same series, resolution and start."""
+        n = 0
+        postgres = self._s.get_bind().dialect.name == "postgresql"
+        for point in points:
+            values = asdict(point)
+            changes = {k: v for k, v in values.items() if k not in _KEY}
+            stmt: Insert
+            if postgres:
+                pg = postgresql.insert(MetricPointRow).values(values)
+                stmt = pg.on_conflict_do_update(index_elements=list(_KEY), set_=changes)
+            else:
+                lite = sqlite.insert(MetricPointRow).values(values)
+                stmt = lite.on_conflict_do_update(index_elements=list(_KEY), set_=changes)
+            self._s.execute(stmt)
+            n += 1
+        return n
+
+    def points(
+        self,
+        endpoint: str,
+        resolution: int,
+        since: int,
+        until: int,
+        *,
+        replica: str = "",
+        limit: int = MAX_POINTS,
+    ) -> builtins.list[MetricPoint]:
+        """One series' points with `since` <= ts < `until`, oldest first (at most `limit`)."""
+        stmt = (
+            select(MetricPointRow)
+            .where(
+                MetricPointRow.endpoint == endpoint,
+                MetricPointRow.replica == replica,
+                MetricPointRow.resolution == resolution,
+                MetricPointRow.ts >= since,
+                MetricPointRow.ts < until,
+            )
+            .order_by(MetricPointRow.ts)
+            .limit(limit)
+        )
+        return [_point(r) for r in self._s.scalars(stmt)]
+
+    def has_series(self, endpoint: str, replica: str) -> bool:
+        """Any point of this replica of `endpoint` is stored (at any resolution)."""
+        stmt = (
+            select(MetricPointRow.ts)
+            .where(MetricPointRow.endpoint == endpoint, MetricPointRow.replica == replica)
+            .limit(1)
+        )
+        return self._s.scalars(stmt).first() is not None
+
+    def roll_up(self, resolution: int, ts: int, finer: int) -> int:
+        """Write the points at `resolution` starting at `ts` from the points at the `finer`
+        resolution in [ts, ts + resolution), one per series that has any; returns how many."""
+        stmt = (
+            select(MetricPointRow)
+            .where(
+                MetricPointRow.resolution == finer,
+                MetricPointRow.ts >= ts,
+                MetricPointRow.ts < ts + resolution,
+            )
+            .order_by(MetricPointRow.endpoint, MetricPointRow.replica, MetricPointRow.ts)
+        )
+        series: dict[tuple[str, str], list[MetricPoint]] = {}
+        for row in self._s.scalars(stmt):
+            series.setdefault((row.endpoint, row.replica), []).append(_point(row))
+        return self.upsert(combine(pts, resolution, ts) for pts in series.values())
+
+    def prune(self, resolution: int, before: float) -> int:
+        """Delete the points at `resolution` that started before `before` (unix s)."""
+        result = self._s.execute(
+            delete(MetricPointRow).where(
+                MetricPointRow.resolution == resolution, MetricPointRow.ts < before
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

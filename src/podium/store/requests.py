@@ -1,0 +1,270 @@
+"""Request records: one row per invocation, written in batches by the server's writer
+thread (`server.recorder`), read a page at a time by the API, pruned by age and by count.
+
+`insert_many` is the hot part: it runs thousands of rows a second on the writer thread
+while the gateway's event loop shares the GIL. So it is one INSERT executed by the driver
+(`exec_driver_sql`, executemany) with plain tuples built in one comprehension: no ORM
+objects, no per-row SQLAlchemy bind processing (Core's `insert(table)` with dicts measured
+about 1.6x slower, see docs), no conversions but clamping texts to their column (a
+too-long value would fail the whole batch on PostgreSQL; a short string's slice is the
+string itself, no copy).
+
+Pages follow `id` (autoincrement, never reused): newest first below a cursor (`before`),
+or oldest first above the newest id a follower has seen (`after`). `born_at` hides the
+records of an earlier endpoint of the same name: records of a deleted endpoint are kept
+until pruned (they are history), and the API passes the current endpoint's `created_at`,
+so a re-created endpoint starts with none.
+
+`prune` deletes at most `batch` rows per call (one short transaction: SQLite has one
+writer lock, and the gateway's records, the controller and the API all need it); the
+writer calls it in a loop of units of work until it returns less than `batch`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from podium.core.clock import Clock
+from podium.core.errors import Invalid
+from podium.core.record_schemas import StatusClass
+from podium.core.request_record import ErrorClass, Protocol, RequestRecord
+from podium.store.tables import RequestRecordRow
+
+MAX_PAGE = 5000  # rows one `page` call returns at most (the API's CSV pages through)
+PRUNE_BATCH = 5000  # rows one `prune` call deletes at most
+
+_T = cast(Table, RequestRecordRow.__table__)
+_C = _T.c
+_PAYLOADS = ("request_body", "response_body")
+_LIGHT = [c for c in _C if c.name not in _PAYLOADS]  # every column but the payloads
+# The columns `insert_many` writes, in the order of its tuples (a unit test checks that
+# this is every column but `id`, so the two cannot drift apart).
+INSERT_COLUMNS: tuple[str, ...] = (
+    "request_id", "endpoint", "project", "protocol", "route", "method", "status", "error",
+    "received_at", "latency_ms", "queue_ms", "revision", "replica_id", "upstream_ms",
+    "ttfb_ms", "ttft_ms", "tokens_in", "tokens_out", "streamed", "bytes_in", "bytes_out",
+    "client", "user_agent", "token_id", "request_body", "response_body",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFilter:
+    """What `page` and `count` keep (None: no condition). `since` inclusive, `until`
+    exclusive, both unix seconds on `received_at`."""
+
+    status: StatusClass | None = None
+    min_latency_ms: float | None = None
+    since: float | None = None
+    until: float | None = None
+    replica: str | None = None
+    revision: int | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record as stored: `id` is its place in the order of writing (the cursor)."""
+
+    id: int
+    record: RequestRecord
+
+
+class RequestRepo:
+    def __init__(self, session: Session, clock: Clock) -> None:
+        self._s = session
+        self._clock = clock
+
+    # ------------------------------------------------------------------ writing
+
+    def insert_many(self, records: Sequence[RequestRecord]) -> int:
+        """Insert `records` in one executemany; returns how many."""
+        if not records:
+            return 0
+        rows = [
+            (
+                r.request_id[:128],
+                r.endpoint,
+                r.project,
+                str(r.protocol),  # a StrEnum's value (psycopg would write an Enum's name)
+                r.route[:256],
+                r.method[:16],
+                r.status,
+                None if r.error is None else str(r.error),
+                r.received_at,
+                r.latency_ms,
+                r.queue_ms,
+                r.revision,
+                None if r.replica_id is None else r.replica_id[:128],
+                r.upstream_ms,
+                r.ttfb_ms,
+                r.ttft_ms,
+                r.tokens_in,
+                r.tokens_out,
+                r.streamed,
+                r.bytes_in,
+                r.bytes_out,
+                None if r.client is None else r.client[:64],
+                None if r.user_agent is None else r.user_agent[:256],
+                None if r.token_id is None else r.token_id[:16],
+                r.request_body,
+                r.response_body,
+            )
+            for r in records
+        ]
+        connection = self._s.connection()
+        connection.exec_driver_sql(_insert_sql(connection.dialect.paramstyle), rows)
+        return len(rows)
+
+    # ------------------------------------------------------------------ reading
+
+    def page(
+        self,
+        endpoint: str,
+        filters: RecordFilter | None = None,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 100,
+        born_at: float | None = None,
+        payloads: bool = False,
+    ) -> builtins.list[StoredRecord]:
+        """Up to `limit` records of `endpoint` (its key) matching `filters`: newest first
+        with ids below `before` (None: from the newest), or, with `after`, oldest first
+        with ids above it (a follower's next records). `born_at`: only records received
+        since then (the endpoint's creation). Payload columns are read only with
+        `payloads` (they may be large); otherwise they are None."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise Invalid(f"limit must be between 1 and {MAX_PAGE}, not {limit}", field="limit")
+        if before is not None and after is not None:
+            raise Invalid("give a cursor or after, not both", field="cursor")
+        columns = list(_C) if payloads else _LIGHT
+        stmt: Select[Any] = select(*columns).where(*_conditions(endpoint, filters, born_at))
+        if after is not None:
+            stmt = stmt.where(_C.id > after).order_by(_C.id)
+        else:
+            if before is not None:
+                stmt = stmt.where(_C.id < before)
+            stmt = stmt.order_by(_C.id.desc())
+        return [_stored(row._mapping) for row in self._s.execute(stmt.limit(limit))]
+
+    def count(
+        self, endpoint: str, filters: RecordFilter | None = None, *, born_at: float | None = None
+    ) -> int:
+        """How many records of `endpoint` match `filters`."""
+        stmt = select(func.count()).select_from(_T).where(*_conditions(endpoint, filters, born_at))
+        return int(self._s.scalar(stmt) or 0)
+
+    def newest_id(self) -> int:
+        """The largest id written (0 when there is none)."""
+        return int(self._s.scalar(select(func.max(_C.id))) or 0)
+
+    # ------------------------------------------------------------------ retention
+
+    def prune(
+        self, now: float, max_age_s: float, max_rows: int, *, batch: int = PRUNE_BATCH
+    ) -> int:
+        """Delete at most `batch` records: those received before `now - max_age_s` first,
+        then the oldest beyond the newest `max_rows` (every endpoint together). Returns how
+        many; less than `batch` means nothing is left to prune."""
+        deleted = self._delete_ids(_C.received_at < now - max_age_s, batch)
+        if deleted < batch:
+            # The id of the newest record past the `max_rows` newest: it and older go.
+            edge = self._s.scalar(select(_C.id).order_by(_C.id.desc()).offset(max_rows).limit(1))
+            if edge is not None:
+                deleted += self._delete_ids(_C.id <= edge, batch - deleted)
+        return deleted
+
+    def _delete_ids(self, condition: ColumnElement[bool], limit: int) -> int:
+        """Delete the `limit` lowest ids meeting `condition` (a bounded DELETE that both
+        SQLite and PostgreSQL run: neither has DELETE … LIMIT in common)."""
+        chosen = select(_C.id).where(condition).order_by(_C.id).limit(limit).scalar_subquery()
+        result = self._s.execute(delete(_T).where(_C.id.in_(chosen)))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+@functools.cache
+def _insert_sql(paramstyle: str) -> str:
+    """The driver's own INSERT of `INSERT_COLUMNS` (`?` for sqlite3, `%s` for psycopg)."""
+    mark = "?" if paramstyle == "qmark" else "%s"
+    names = ", ".join(INSERT_COLUMNS)
+    marks = ", ".join([mark] * len(INSERT_COLUMNS))
+    return f"INSERT INTO {_T.name} ({names}) VALUES ({marks})"
+
+
+def _conditions(
+    endpoint: str, filters: RecordFilter | None, born_at: float | None
+) -> builtins.list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = [_C.endpoint == endpoint]
+    if born_at is not None:
+        out.append(_C.received_at >= born_at)
+    if filters is None:
+        return out
+    if filters.status is not None:
+        out.append(_status(filters.status))
+    if filters.min_latency_ms is not None:
+        out.append(_C.latency_ms >= filters.min_latency_ms)
+    if filters.since is not None:
+        out.append(_C.received_at >= filters.since)
+    if filters.until is not None:
+        out.append(_C.received_at < filters.until)
+    if filters.replica is not None:
+        out.append(_C.replica_id == filters.replica)
+    if filters.revision is not None:
+        out.append(_C.revision == filters.revision)
+    if filters.request_id is not None:
+        out.append(_C.request_id == filters.request_id)
+    return out
+
+
+def _status(status: StatusClass) -> ColumnElement[bool]:
+    if status is StatusClass.ERROR:
+        return or_(_C.status == 0, _C.status >= 400, _C.error.is_not(None))
+    low = {
+        StatusClass.S2XX: 200,
+        StatusClass.S3XX: 300,
+        StatusClass.S4XX: 400,
+        StatusClass.S5XX: 500,
+    }[status]
+    return and_(_C.status >= low, _C.status < low + 100)
+
+
+def _stored(row: Any) -> StoredRecord:
+    error = row["error"]
+    return StoredRecord(
+        id=row["id"],
+        record=RequestRecord(
+            request_id=row["request_id"],
+            endpoint=row["endpoint"],
+            project=row["project"],
+            protocol=Protocol(row["protocol"]),
+            route=row["route"],
+            method=row["method"],
+            status=row["status"],
+            received_at=row["received_at"],
+            latency_ms=row["latency_ms"],
+            queue_ms=row["queue_ms"],
+            revision=row["revision"],
+            replica_id=row["replica_id"],
+            error=None if error is None else ErrorClass(error),
+            upstream_ms=row["upstream_ms"],
+            ttfb_ms=row["ttfb_ms"],
+            ttft_ms=row["ttft_ms"],
+            tokens_in=row["tokens_in"],
+            tokens_out=row["tokens_out"],
+            streamed=bool(row["streamed"]),
+            bytes_in=row["bytes_in"],
+            bytes_out=row["bytes_out"],
+            client=row["client"],
+            user_agent=row["user_agent"],
+            token_id=row["token_id"],
+            request_body=row.get("request_body"),
+            response_body=row.get("response_body"),
+        ),
+    )

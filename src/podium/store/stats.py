@@ -1,0 +1,177 @@
+"""Summaries of the metrics history for the endpoint list and detail, and the live view.
+
+Reads only: the controller's metrics sampler writes `metric_points` (store/metrics.py).
+Both methods answer for many endpoints in ONE query (a list of 100 endpoints costs one
+round trip, not 100):
+
+- `traffic` sums the 10-second points of the last 24 hours per (endpoint, replica):
+  requests over the whole day, and requests, 5xx answers and summed latency over the last
+  `RECENT_S` (5 minutes), from which the API derives requests per minute, the average
+  latency and the error rate (`Traffic`).
+- `latest_gauges` returns the newest recent point's gauges (CPU %, RSS, GPU) per
+  (endpoint, replica).
+
+A point at `ts` covers [ts, ts + 10); "the last 5 minutes" are the points with
+ts > now - 300, i.e. the 30 newest slots (the sampler writes a point when its interval has
+passed, so the window ends at most one interval before now).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+
+from podium.core.clock import Clock
+from podium.store.tables import MetricPointRow
+
+RESOLUTION = 10  # the finest points: the only ones exact over a 5-minute window
+DAY_S = 86_400
+RECENT_S = 300  # requests per minute, average latency and error rate are over this window
+ENDPOINT = ""  # the `replica` of an endpoint's own points
+
+Key = tuple[str, str]  # (endpoint key, replica id or "" for the endpoint itself)
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """What one endpoint or replica served: `requests` in the last day; `recent_*` in the
+    last `RECENT_S` seconds (latency in milliseconds, summed)."""
+
+    requests: int = 0
+    recent_requests: int = 0
+    recent_5xx: int = 0
+    recent_latency_ms: float = 0.0
+
+    @property
+    def requests_per_min(self) -> float:
+        return self.recent_requests * 60.0 / RECENT_S
+
+    @property
+    def avg_latency_ms(self) -> float | None:
+        """The mean over the recent window; None when it served nothing."""
+        if self.recent_requests <= 0:
+            return None
+        return self.recent_latency_ms / self.recent_requests
+
+    @property
+    def error_rate(self) -> float | None:
+        """5xx answers / requests over the recent window (0..1); None with no request."""
+        if self.recent_requests <= 0:
+            return None
+        return self.recent_5xx / self.recent_requests
+
+
+@dataclass(frozen=True, slots=True)
+class Gauges:
+    """The newest point's resource figures (None: not measured, e.g. no GPU)."""
+
+    ts: int
+    cpu_percent: float | None
+    rss_bytes: int | None
+    gpu_util_percent: float | None
+    gpu_memory_bytes: int | None
+
+
+class StatsRepo:
+    def __init__(self, session: Session, clock: Clock) -> None:
+        self._s = session
+        self._clock = clock
+
+    def now(self) -> float:
+        """Unix seconds by the store's clock (what the windows and uptimes are measured to)."""
+        return self._clock.now().timestamp()
+
+    def traffic(
+        self,
+        endpoints: Collection[str],
+        replicas: Collection[str] | None = None,
+        *,
+        now: float | None = None,
+    ) -> dict[Key, Traffic]:
+        """Per (endpoint key, replica) of these endpoints, in one query: their own points
+        (replica "") and those of the replicas named in `replicas` (None: every replica
+        with points, retired ones too). Keys without a point in the day are absent."""
+        if not endpoints:
+            return {}
+        at = self.now() if now is None else now
+        p = MetricPointRow
+        recent = p.ts > at - RECENT_S
+
+        def recent_sum(column: Any) -> Any:
+            return func.coalesce(func.sum(case((recent, column), else_=0)), 0)
+
+        stmt = (
+            select(
+                p.endpoint,
+                p.replica,
+                func.coalesce(func.sum(p.requests), 0),
+                recent_sum(p.requests),
+                recent_sum(p.errors_5xx),
+                recent_sum(p.latency_sum_ms),
+            )
+            .where(
+                p.endpoint.in_(sorted(set(endpoints))),
+                p.resolution == RESOLUTION,
+                p.ts > at - DAY_S,
+                p.ts <= at,
+            )
+            .group_by(p.endpoint, p.replica)
+        )
+        if replicas is not None:
+            wanted = sorted(set(replicas) | {ENDPOINT})
+            stmt = stmt.where(p.replica.in_(wanted))
+        out: dict[Key, Traffic] = {}
+        for endpoint, replica, day, requests, errors, latency in self._s.execute(stmt):
+            out[(endpoint, replica)] = Traffic(
+                requests=int(day),
+                recent_requests=int(requests),
+                recent_5xx=int(errors),
+                recent_latency_ms=float(latency),
+            )
+        return out
+
+    def latest_gauges(
+        self, endpoints: Collection[str], *, max_age_s: float, now: float | None = None
+    ) -> dict[Key, Gauges]:
+        """The gauges of the newest 10-second point per (endpoint key, replica), of points
+        at most `max_age_s` old (an older one is not "now": absent). One query."""
+        if not endpoints:
+            return {}
+        at = self.now() if now is None else now
+        p = MetricPointRow
+        keys = sorted(set(endpoints))
+        newest = (
+            select(p.endpoint, p.replica, func.max(p.ts).label("ts"))
+            .where(
+                p.endpoint.in_(keys),
+                p.resolution == RESOLUTION,
+                p.ts >= at - max_age_s,
+            )
+            .group_by(p.endpoint, p.replica)
+            .subquery()
+        )
+        stmt = select(
+            p.endpoint,
+            p.replica,
+            p.ts,
+            p.cpu_percent,
+            p.rss_bytes,
+            p.gpu_util_percent,
+            p.gpu_memory_bytes,
+        ).join(
+            newest,
+            and_(
+                p.endpoint == newest.c.endpoint,
+                p.replica == newest.c.replica,
+                p.resolution == RESOLUTION,
+                p.ts == newest.c.ts,
+            ),
+        )
+        return {
+            (endpoint, replica): Gauges(ts, cpu, rss, gpu, gpu_memory)
+            for endpoint, replica, ts, cpu, rss, gpu, gpu_memory in self._s.execute(stmt)
+        }

@@ -1,0 +1,169 @@
+"""The metrics history's repository on SQLite and PostgreSQL: points replaced by their key,
+read by series and range, rolled up by the rules of `store.metrics.combine`, pruned per
+resolution, deleted with their endpoint; and the events read by time for the graphs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from podium.core.clock import FakeClock
+from podium.core.histogram import quantile
+from podium.core.phases import EndpointStatus, EventKind
+from podium.core.service_counts import N_BUCKETS
+from podium.core.spec import EndpointSpec
+from podium.store import Database
+from podium.store.events import EventRepo
+from podium.store.metrics import MetricPoint, combine
+
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z, a multiple of 3600
+
+
+def point(ts: int, replica: str = "", resolution: int = 10, **values: object) -> MetricPoint:
+    p = MetricPoint("spin", replica, resolution, ts)
+    for key, value in values.items():
+        setattr(p, key, value)
+    return p
+
+
+def buckets(**at: int) -> list[int]:
+    """Bucket counts: `b3=5` puts 5 in bucket 3."""
+    out = [0] * N_BUCKETS
+    for key, count in at.items():
+        out[int(key[1:])] = count
+    return out
+
+
+def test_points_are_replaced_by_their_key_and_read_by_range(database: Database) -> None:
+    with database.unit_of_work() as uow:
+        uow.metrics.upsert([point(T0 + 10 * i, requests=i) for i in range(6)])
+        uow.metrics.upsert([point(T0 + 20, requests=99), point(T0 + 20, "spin-r1", requests=1)])
+    with database.unit_of_work(read_only=True) as uow:
+        got = uow.metrics.points("spin", 10, T0 + 10, T0 + 40)
+        assert [(p.ts, p.requests) for p in got] == [(T0 + 10, 1), (T0 + 20, 99), (T0 + 30, 3)]
+        assert [
+            p.requests for p in uow.metrics.points("spin", 10, 0, 2**40, replica="spin-r1")
+        ] == [1]
+        assert uow.metrics.points("spin", 60, 0, 2**40) == []
+        assert uow.metrics.has_series("spin", "spin-r1")
+        assert not uow.metrics.has_series("spin", "spin-r9")
+
+
+def test_a_rollup_sums_counts_and_buckets_and_recomputes_percentiles(database: Database) -> None:
+    first = point(
+        T0,
+        requests=10,
+        ok=7,
+        errors_5xx=3,
+        latency_sum_ms=100.0,
+        latency_buckets=buckets(b3=10),
+        in_flight=1.0,
+        held=4.0,
+        cpu_percent=50.0,
+        rss_bytes=100,
+        ready=1,
+        desired=2,
+        bytes_in=5,
+        gpu_util_percent=None,
+    )
+    second = point(
+        T0 + 50,
+        requests=30,
+        ok=30,
+        latency_sum_ms=900.0,
+        latency_buckets=buckets(b6=28, b15=2),
+        in_flight=3.0,
+        held=0.0,
+        cpu_percent=150.0,
+        rss_bytes=70,
+        ready=2,
+        desired=3,
+        bytes_in=7,
+        gpu_util_percent=40.0,
+        gpu_memory_bytes=2**30,
+    )
+    for p in (first, second):
+        p.set_percentiles()
+    with database.unit_of_work() as uow:
+        uow.metrics.upsert([second, first, point(T0 + 60, requests=1000)])  # the next minute
+        assert uow.metrics.roll_up(60, T0, 10) == 1
+    with database.unit_of_work(read_only=True) as uow:
+        (rolled,) = uow.metrics.points("spin", 60, 0, 2**40)
+    summed = buckets(b3=10, b6=28, b15=2)
+    assert (rolled.ts, rolled.requests, rolled.ok, rolled.errors_5xx) == (T0, 40, 37, 3)
+    assert rolled.latency_buckets == summed and rolled.latency_sum_ms == 1000.0
+    assert rolled.p50_ms == pytest.approx(quantile(summed, 0.5) * 1000)  # type: ignore[operator]
+    assert rolled.p99_ms == pytest.approx(60_000.0)  # in +Inf: the highest bound
+    assert (rolled.in_flight, rolled.held, rolled.cpu_percent) == (2.0, 2.0, 100.0)  # means
+    assert rolled.rss_bytes == 100  # the largest
+    assert (rolled.ready, rolled.desired) == (2, 3)  # the last
+    assert rolled.bytes_in == 12
+    assert (rolled.gpu_util_percent, rolled.gpu_memory_bytes) == (40.0, 2**30)  # known ones
+
+
+def test_combine_of_points_without_resources_leaves_them_unknown() -> None:
+    rolled = combine([point(T0), point(T0 + 10)], 60, T0)
+    assert rolled.cpu_percent is None and rolled.rss_bytes is None
+    assert rolled.p50_ms is None  # no request: no percentile
+    assert rolled.gpu_util_percent is None and rolled.gpu_memory_bytes is None
+
+
+def test_prune_drops_one_resolution_by_age(database: Database) -> None:
+    with database.unit_of_work() as uow:
+        uow.metrics.upsert([point(T0 + 10 * i) for i in range(6)])
+        uow.metrics.upsert([point(T0, resolution=60), point(T0 - 60, resolution=60)])
+        assert uow.metrics.prune(10, T0 + 30) == 3
+    with database.unit_of_work(read_only=True) as uow:
+        assert [p.ts for p in uow.metrics.points("spin", 10, 0, 2**40)] == [
+            T0 + 30,
+            T0 + 40,
+            T0 + 50,
+        ]
+        assert len(uow.metrics.points("spin", 60, 0, 2**40)) == 2  # another resolution
+
+
+def test_deleting_an_endpoint_deletes_its_history(database: Database) -> None:
+    spec = EndpointSpec.model_validate({"name": "spin", "model": "bundle:1", "framework": "python"})
+    with database.unit_of_work() as uow:
+        uow.models.add_version(
+            "bundle",
+            framework="python",
+            sha256="0" * 64,
+            size_bytes=1,
+            files=1,
+            source="t",
+            path="/x",
+        )
+        uow.endpoints.create(
+            spec, model_ref="bundle:1", status=EndpointStatus.PENDING, desired_replicas=1
+        )
+        uow.metrics.upsert([point(T0), point(T0, "spin-r1")])
+    with database.unit_of_work() as uow:
+        uow.endpoints.delete("spin")
+    with database.unit_of_work(read_only=True) as uow:
+        assert not uow.metrics.has_series("spin", "") and not uow.metrics.has_series(
+            "spin", "spin-r1"
+        )
+
+
+def test_events_between_two_times_of_some_kinds(database: Database) -> None:
+    clock = FakeClock()
+    start = clock.now()
+    with database.unit_of_work() as uow:
+        events = EventRepo(uow.session, clock)
+        events.add("spin", EventKind.SCALED, "1 -> 2")
+        clock.advance(10)
+        events.add("spin", EventKind.SPEC, "updated")
+        events.add("spin", EventKind.REPLICA_READY, "r1 ready")
+        clock.advance(10)
+        events.add("spin", EventKind.SCALED, "2 -> 1")
+        events.add("other", EventKind.SCALED, "elsewhere")
+    kinds = (EventKind.SCALED, EventKind.REPLICA_READY)
+    with database.unit_of_work(read_only=True) as uow:
+        got = uow.events.between("spin", kinds, start, start + timedelta(seconds=20))
+        assert [e.message for e in got] == ["1 -> 2", "r1 ready"]
+        late = uow.events.between(
+            "spin", kinds, start + timedelta(seconds=15), datetime.max.replace(tzinfo=UTC)
+        )
+        assert [e.message for e in late] == ["2 -> 1"]

@@ -1,0 +1,90 @@
+"""Summaries of the metrics history (`store.stats`) on SQLite and PostgreSQL: known points
+in, the sums and the newest gauges out, in one query for many endpoints."""
+
+from __future__ import annotations
+
+import pytest
+
+from podium.store import Database
+from podium.store.stats import DAY_S, RECENT_S, Gauges, Traffic
+from tests.support.live import counted_queries, insert, point
+
+NOW = 1_800_000_000.0  # a multiple of 10: the newest slot starts at NOW
+
+
+def test_traffic_sums_the_day_and_the_last_five_minutes(database: Database) -> None:
+    insert(
+        database,
+        # endpoint "iris": 3 recent points, 2 older ones in the day, 1 older than a day
+        point("iris", "", NOW, requests=10, errors_5xx=1, latency_sum_ms=100.0),
+        point("iris", "", NOW - 100, requests=20, errors_5xx=0, latency_sum_ms=500.0),
+        point("iris", "", NOW - RECENT_S + 10, requests=30, errors_5xx=2, latency_sum_ms=900.0),
+        point("iris", "", NOW - RECENT_S, requests=1000, errors_5xx=500, latency_sum_ms=9e6),
+        point("iris", "", NOW - DAY_S + 10, requests=7),
+        point("iris", "", NOW - DAY_S, requests=100_000),  # outside the day
+        point("iris", "", NOW + 10, requests=55_555),  # after `now`: not counted
+        point("iris", "", NOW - 60, resolution=60, requests=99_999),  # a rollup: not counted
+        # its replicas
+        point("iris", "iris-r1-a", NOW, requests=6, latency_sum_ms=60.0),
+        point("iris", "iris-r1-b", NOW, requests=4, latency_sum_ms=80.0, errors_5xx=1),
+        # another endpoint, and one not asked for
+        point("team.chat", "", NOW - 20, requests=3, latency_sum_ms=30.0),
+        point("other", "", NOW, requests=9),
+    )
+    with database.unit_of_work(read_only=True) as uow, counted_queries(database) as queries:
+        got = uow.stats.traffic(["iris", "team.chat", "nothing-yet"], now=NOW)
+    assert len(queries) == 1  # every endpoint and replica in one query
+    assert set(got) == {
+        ("iris", ""),
+        ("iris", "iris-r1-a"),
+        ("iris", "iris-r1-b"),
+        ("team.chat", ""),
+    }
+    iris = got[("iris", "")]
+    assert iris == Traffic(
+        requests=10 + 20 + 30 + 1000 + 7,
+        recent_requests=60,
+        recent_5xx=3,
+        recent_latency_ms=1500.0,
+    )
+    assert iris.requests_per_min == 12.0  # 60 requests in 5 minutes
+    assert iris.avg_latency_ms == 25.0
+    assert iris.error_rate == 0.05
+    assert got[("iris", "iris-r1-b")].avg_latency_ms == 20.0
+    assert got[("team.chat", "")].requests_per_min == pytest.approx(0.6)
+
+
+def test_traffic_of_named_replicas_only_and_of_nothing(database: Database) -> None:
+    insert(
+        database,
+        point("iris", "", NOW, requests=2),
+        point("iris", "iris-r1-a", NOW, requests=1),
+        point("iris", "iris-r0-gone", NOW - 50, requests=1),
+    )
+    with database.unit_of_work(read_only=True) as uow:
+        got = uow.stats.traffic(["iris"], replicas=["iris-r1-a"], now=NOW)
+        assert uow.stats.traffic([], now=NOW) == {}
+    assert set(got) == {("iris", ""), ("iris", "iris-r1-a")}
+
+
+def test_an_idle_endpoint_has_no_average_and_no_error_rate() -> None:
+    idle = Traffic(requests=40)  # it served earlier in the day, nothing lately
+    assert (idle.requests_per_min, idle.avg_latency_ms, idle.error_rate) == (0.0, None, None)
+
+
+def test_latest_gauges_are_the_newest_recent_point_per_key(database: Database) -> None:
+    insert(
+        database,
+        point("iris", "", NOW - 20, cpu_percent=10.0, rss_bytes=100),
+        point("iris", "", NOW - 10, cpu_percent=30.0, rss_bytes=300),
+        point("iris", "iris-r1-a", NOW - 10, cpu_percent=30.0, rss_bytes=300, gpu_util_percent=5.0),
+        point("iris", "", NOW, resolution=60, cpu_percent=99.0),  # a rollup: not "now"
+        point("old", "", NOW - 600, cpu_percent=50.0, rss_bytes=1),  # too old to be "now"
+    )
+    with database.unit_of_work(read_only=True) as uow, counted_queries(database) as queries:
+        got = uow.stats.latest_gauges(["iris", "old"], max_age_s=60, now=NOW)
+    assert len(queries) == 1
+    assert got == {
+        ("iris", ""): Gauges(int(NOW - 10), 30.0, 300, None, None),
+        ("iris", "iris-r1-a"): Gauges(int(NOW - 10), 30.0, 300, 5.0, None),
+    }
