@@ -57,9 +57,7 @@ def test_metrics_serves_the_gateway_and_the_controller_from_one_registry(
     assert {"podium_controller_pass_seconds", "podium_controller_replicas"} <= got.keys()
     assert "podium_controller_scaling_decisions" in got
     # the records writer's
-    assert got["podium_request_records_written"] == {
-        ("podium_request_records_written_total",): 0
-    }
+    assert got["podium_request_records_written"] == {("podium_request_records_written_total",): 0}
     # the server process's own
     assert got["process_resident_memory_bytes"][("process_resident_memory_bytes",)] > 0
 
