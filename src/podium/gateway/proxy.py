@@ -303,14 +303,16 @@ class Proxy:
             if call is not None:
                 call.head_sent = time.perf_counter()
                 call.status_sent = status
+                call.streamed = _event_stream(headers)
             if whole is not None:  # the usual small answer: it came with the head
                 await send({"type": "http.response.body", "body": whole, "more_body": False})
                 if call is not None:
-                    call.bytes_out = len(whole)
-                    call.answer = whole
+                    if call.streamed:  # a short stream, whole by the time its head came
+                        call.relayed(whole, time.perf_counter())
+                    else:
+                        call.bytes_out = len(whole)
+                        call.answer = whole
                 return status, len(whole)
-            if call is not None:
-                call.streamed = _event_stream(headers)
             return await self._stream(resp, body, receive, send, call)
         finally:
             resp.release()
