@@ -3,17 +3,20 @@ stream's events across chunk boundaries, and forgetting the counts of replicas t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from podium.core.observability_spec import CaptureSpec
 from podium.core.phases import EndpointStatus
+from podium.core.request_record import Protocol, RecordBuffer, RequestRecord
 from podium.core.routing import EndpointRoute
 from podium.gateway.capture import NOT_JSON, PARSE_LIMIT, captured, redacted
 from podium.gateway.headers import RequestHead
 from podium.gateway.invocation import Invocation
 from podium.gateway.metering import FORGET_AFTER_S, Meters
+from podium.gateway.recording import RecordStage
 
 
 def test_redaction_replaces_keys_at_any_depth_case_insensitively() -> None:
@@ -106,4 +109,50 @@ def test_a_replica_out_of_the_table_is_reported_then_forgotten() -> None:
     assert (
         meters.service_snapshot(set(), 0.0, now=2 * FORGET_AFTER_S).replicas["r3"].counts.requests
         == 1
+    )
+
+
+def test_the_record_stage_builds_records_in_the_contracts_field_order() -> None:
+    """`RecordStage.record` passes the fields positionally (cheaper on the hot path): a
+    change of `RequestRecord`'s fields must change it too."""
+    names = [f.name for f in dataclasses.fields(RequestRecord)]
+    assert names == [
+        "request_id", "endpoint", "project", "protocol", "route", "method", "status",
+        "received_at", "latency_ms", "queue_ms", "revision", "replica_id", "error",
+        "upstream_ms", "ttfb_ms", "ttft_ms", "tokens_in", "tokens_out", "streamed",
+        "bytes_in", "bytes_out", "client", "user_agent", "token_id", "request_body",
+        "response_body",
+    ]  # fmt: skip
+    c = call()
+    c.streamed = False
+    c.scope = {"headers": [(b"user-agent", b"ua")], "method": "GET", "client": ("10.0.0.1", 1)}
+    c.received_at, c.replica_id, c.revision = 5.0, "r", 2
+    c.upstream_start, c.upstream_end, c.head_sent, c.status_sent = 0.25, 0.5, 0.375, 200
+    c.body, c.bytes_out = b"abc", 7
+    rec = RecordStage(RecordBuffer(1)).record(c, 200, 1.0)
+    assert rec == RequestRecord(
+        request_id="rid",
+        endpoint="e",
+        project="default",
+        protocol=Protocol.OPENAI,
+        route="/v1/chat/completions",
+        method="GET",
+        status=200,
+        received_at=5.0,
+        latency_ms=1000.0,
+        queue_ms=0.0,
+        revision=2,
+        replica_id="r",
+        error=None,
+        upstream_ms=250.0,
+        ttfb_ms=375.0,
+        ttft_ms=None,
+        tokens_in=None,
+        tokens_out=None,
+        streamed=False,
+        bytes_in=3,
+        bytes_out=7,
+        client="10.0.0.1",
+        user_agent="ua",
+        token_id=None,
     )
