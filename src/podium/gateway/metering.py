@@ -262,8 +262,20 @@ class GatewayCollector(Collector):
             "Requests whose replica crashed while serving them (answered 502, not retried).",
             labels=["endpoint"],
         )
+        bytes_in = CounterMetricFamily(
+            "podium_gateway_request_bytes",
+            "Request body bytes forwarded to replicas.",
+            labels=["endpoint"],
+        )
+        bytes_out = CounterMetricFamily(
+            "podium_gateway_response_bytes",
+            "Response body bytes of replicas relayed to clients.",
+            labels=["endpoint"],
+        )
         for m in self._meters:
             crashes.add_metric([m.name], m.replica_crashes)
+            bytes_in.add_metric([m.name], m.bytes_in)
+            bytes_out.add_metric([m.name], m.bytes_out)
             for i, label in enumerate(_CLASS_LABELS):
                 if m.by_class[i]:
                     requests.add_metric([m.name, label], m.by_class[i])
@@ -288,7 +300,27 @@ class GatewayCollector(Collector):
         )
         for replica_id, count in sorted(self._outstanding().items()):
             outstanding.add_metric([replica_id], count)
+        replica_requests = CounterMetricFamily(
+            "podium_gateway_replica_requests",
+            "Requests that reached each replica, by the status class of its answer (5xx also "
+            "for a crash, a closed connection, a timeout or a bad answer).",
+            labels=["endpoint", "replica", "code"],
+        )
+        replica_seconds = CounterMetricFamily(
+            "podium_gateway_replica_upstream_seconds",
+            "Upstream time of each replica's requests (sent to its last byte relayed), summed.",
+            labels=["endpoint", "replica"],
+        )
+        for replica_id, r in sorted(list(self._meters.replicas.items())):
+            for i, label in enumerate(_CLASS_LABELS):
+                if r.by_class[i]:
+                    replica_requests.add_metric([r.endpoint, replica_id, label], r.by_class[i])
+            replica_seconds.add_metric([r.endpoint, replica_id], r.latency_sum)
         return [
+            bytes_in,
+            bytes_out,
+            replica_requests,
+            replica_seconds,
             requests,
             in_flight,
             held,
