@@ -24,7 +24,11 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from podium.core.access import NOBODY_CHECKS, Principal
 from podium.core.observability_spec import CaptureSpec
@@ -58,9 +62,10 @@ _BY_STATUS = {
 }
 
 
-class RecordStage:
+class RecordStage(Collector):
     """The request record stage (module docstring). `failed` counts records that could
-    not be built (a bug, logged); `random` is the capture sampler (tests pin it)."""
+    not be built (a bug, logged; `podium_gateway_record_failures_total`); `random` is the
+    capture sampler (tests pin it)."""
 
     def __init__(
         self, buffer: RecordBuffer, *, random: Callable[[], float] = random.random
@@ -68,6 +73,17 @@ class RecordStage:
         self._buffer = buffer
         self._random = random
         self.failed = 0
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        failures = CounterMetricFamily(
+            "podium_gateway_record_failures",
+            "Invocations whose request record could not be built (a bug; each is logged).",
+        )
+        failures.add_metric([], self.failed)
+        return [failures]
 
     async def check(self, call: Invocation) -> Refusal | None:
         call.received_at = time.time()

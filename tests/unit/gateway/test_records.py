@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from podium.core.access import Scope as Permission
 from podium.core.access import TokenDirectory, Visibility
@@ -19,9 +21,9 @@ from podium.core.log_context import current_request
 from podium.core.observability_spec import CaptureSpec
 from podium.core.phases import EndpointStatus
 from podium.core.request_record import ErrorClass, Protocol, RecordBuffer, RequestRecord
-from podium.core.routing import EndpointRoute, ReplicaRoute
+from podium.core.routing import EndpointRoute, InProcessRoutingSource, ReplicaRoute
 from podium.core.settings import GatewaySettings
-from podium.gateway import AccessStage
+from podium.gateway import AccessStage, Gateway
 from podium.gateway.activator import Refusal
 from podium.gateway.invocation import Invocation
 from tests.unit.gateway import access_kit
@@ -46,14 +48,15 @@ def servers() -> Iterator[Servers]:
     s.close()
 
 
-def route(name: str, *replicas: ReplicaRoute, **kwargs: object) -> EndpointRoute:
-    return EndpointRoute(name, EndpointStatus.RUNNING, replicas, **kwargs)  # type: ignore[arg-type]
+def route(name: str, *replicas: ReplicaRoute, **kwargs: Any) -> EndpointRoute:
+    return EndpointRoute(name, EndpointStatus.RUNNING, replicas, **kwargs)
 
 
 def records_of(buffer: RecordBuffer, n: int) -> list[RequestRecord]:
     """The next `n` records (waiting for them: each is offered just after its last byte)."""
     assert wait_until(lambda: len(buffer) >= n), f"{len(buffer)} of {n} records"
-    return buffer.drain(1000)
+    records: list[RequestRecord] = buffer.drain(1000)
+    return records
 
 
 def recording(
@@ -437,3 +440,25 @@ def test_the_service_snapshot_counts_per_replica_and_per_endpoint(
     assert endpoint.bytes_in == 21 * len(body)
     assert endpoint.bytes_out == sum(c.bytes_out for c in per_replica.values()) >= sizes
     assert endpoint.by_class[2] + endpoint.by_class[5] == 21
+
+
+def test_the_gateway_registers_into_the_servers_registry(
+    servers: Servers, upstream: tuple[ChatUpstream, ReplicaRoute]
+) -> None:
+    _, replica = upstream
+    registry = CollectorRegistry(auto_describe=False)
+    gateway = Gateway(
+        InProcessRoutingSource(), GatewaySettings(), records=RecordBuffer(10), registry=registry
+    )
+    assert gateway.metrics_registry is registry
+    gw = servers.gateway()
+    gw.publish(route("e", replica))
+    with gw.client() as client:
+        assert client.post("/endpoints/e/p", content=b"{}").status_code == 200
+    gw.settle()
+    own = generate_latest(gw.gateway.metrics_registry).decode()
+    assert 'podium_gateway_replica_requests_total{code="2xx",endpoint="e",replica="c0"} 1.0' in own
+    assert 'podium_gateway_request_bytes_total{endpoint="e"} 2.0' in own
+    text = generate_latest(registry).decode()
+    assert "podium_gateway_record_failures_total 0.0" in text  # the record stage's own
+    assert "podium_gateway_requests" in text
