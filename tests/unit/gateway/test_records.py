@@ -462,3 +462,34 @@ def test_the_gateway_registers_into_the_servers_registry(
     text = generate_latest(registry).decode()
     assert "podium_gateway_record_failures_total 0.0" in text  # the record stage's own
     assert "podium_gateway_requests" in text
+
+
+def test_an_upstream_timeout_and_an_answer_cut_short_have_their_classes(
+    servers: Servers,
+) -> None:
+    async def cut(reader: Any, writer: Any, n: int) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+            b"9\r\ndata: x\n\n\r\n"
+        )
+        await writer.drain()  # then the connection closes mid-stream
+
+    (slow,) = servers.replicas(1)
+    with RawServer(cut) as raw:
+        gw, buffer = recording(
+            servers,
+            route("slow", slow.route, timeout_s=0.2),
+            route("cut", ReplicaRoute("k", "127.0.0.1", raw.port, revision=1)),
+        )
+        with gw.client() as client:
+            assert client.post("/endpoints/slow/slow", content=b"{}").status_code == 504
+            with pytest.raises(httpx.RemoteProtocolError):
+                client.post("/endpoints/cut/stream", content=b"{}")
+    slow.app.release()
+    timed_out, broken = records_of(buffer, 2)
+    assert (timed_out.status, timed_out.error) == (504, ErrorClass.UPSTREAM_TIMEOUT)
+    assert timed_out.upstream_ms is not None and timed_out.replica_id == slow.id
+    assert (broken.status, broken.error) == (200, ErrorClass.UPSTREAM_CUT)
+    assert (broken.streamed, broken.tokens_out) == (True, 1)
