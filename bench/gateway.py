@@ -82,12 +82,18 @@ class Model:
 
 
 def serve_gateway(
-    port: int, upstream: str, transport: str, auth: bool = False, records: Path | None = None
+    port: int,
+    upstream: str,
+    transport: str,
+    auth: bool = False,
+    records: Path | None = None,
+    writer: str = "thread",
 ) -> None:
     """Run a gateway with one endpoint `echo` -> the replica at `upstream` (host:port); with
     `auth`, the endpoint is protected and an `AccessStage` knows the token in TOKEN_ENV;
     with `records` (a SQLite file), request records are written there, and the counts of
-    records offered, dropped and written go to `records` + ".json" (`records_sink`)."""
+    records offered, dropped and written go to `records` + ".json" (`records_sink`; with
+    `writer` "process", the experiment of a writer process, no counts)."""
     import uvicorn
 
     from podium.core.phases import EndpointStatus
@@ -127,10 +133,13 @@ def serve_gateway(
         stages.append(AccessStage(directory, auth=True))
     buffer = None
     if records is not None:
-        from records_sink import start_sink
+        from records_sink import start_process_sink, start_sink
 
         buffer = RecordBuffer(ObservabilitySettings().buffer_records)
-        start_sink(buffer, f"sqlite:///{records}", records.with_suffix(".json"))
+        if writer == "process":
+            start_process_sink(buffer, f"sqlite:///{records}")
+        else:
+            start_sink(buffer, f"sqlite:///{records}", records.with_suffix(".json"))
     app = Gateway(
         holder,
         settings,
@@ -165,6 +174,7 @@ def run(
     auth: bool = False,
     before: Path | None = None,
     records: bool = False,
+    writer: str = "thread",
 ) -> dict[str, object]:
     from podium.core.access import issue_token
 
@@ -208,7 +218,7 @@ def run(
             port = free_port()
             extra = ["--auth"] if with_auth else []
             if target == RECORDS:
-                extra = ["--records-db", str(records_db)]
+                extra = ["--records-db", str(records_db), "--records-writer", writer]
             gateway = procs.start(
                 target.replace("/", "-").replace("+", "-"),
                 [
@@ -265,7 +275,7 @@ def run(
     ]
     doc = report(results, duration_s, auth)
     if records:
-        doc["command"] = "python bench/gateway.py --records"
+        doc["command"] = f"python bench/gateway.py --records --records-writer {writer}"
         doc["records"] = records_summary({(r.target, r.connections): r for r in results}, cpu)
         doc["targets"] = {"records_on_throughput_of_records_off_min_at_64": TARGET_RECORDS_RATIO}
         counts = records_db.with_suffix(".json")
@@ -486,6 +496,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", action="store_true", help="request records on vs off")
     p.add_argument("--records-db", type=Path, help=argparse.SUPPRESS)
     p.add_argument(
+        "--records-writer",
+        choices=("thread", "process"),
+        default="thread",
+        help="records' writer: a thread in the gateway's process (as the server), or a "
+        "child process fed through a pipe (an experiment)",
+    )
+    p.add_argument(
         "--before",
         type=Path,
         help="src folder of a tree to compare with: one more target, gateway/http1@before",
@@ -493,7 +510,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", help="name of the file under bench/results")
     args = p.parse_args(argv)
     if args.serve_gateway:
-        serve_gateway(args.port, args.upstream, args.transport, args.auth, args.records_db)
+        serve_gateway(
+            args.port,
+            args.upstream,
+            args.transport,
+            args.auth,
+            args.records_db,
+            args.records_writer,
+        )
         return 0
     output = args.output or (
         "gateway-issue11-auth"
@@ -507,7 +531,15 @@ def main(argv: list[str] | None = None) -> int:
             f"gateway bench: {args.rounds} rounds, {args.duration} s per run; logs in {tmp}",
             flush=True,
         )
-        doc = run(args.duration, args.rounds, Path(tmp), args.auth, args.before, args.records)
+        doc = run(
+            args.duration,
+            args.rounds,
+            Path(tmp),
+            args.auth,
+            args.before,
+            args.records,
+            args.records_writer,
+        )
     path = write_results(output, doc)
     print_table(doc)
     print(f"\nwritten: {path.relative_to(ROOT)}")

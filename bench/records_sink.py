@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
+import pickle
 import threading
 import time
 from collections.abc import Callable
 from itertools import chain
+from multiprocessing.connection import Connection
 from operator import attrgetter
 from pathlib import Path
 
@@ -110,5 +113,61 @@ def start_sink(
         done.set()
         thread.join(60)
         return counts()
+
+    return stop
+
+
+def _child(url: str, receiver: Connection) -> None:
+    """The writer process: batches of rows (pickled tuples) from the pipe into the store."""
+    db = Database(url)
+    sql, _ = insert_sql(db)
+    while True:
+        try:
+            data = receiver.recv_bytes()
+        except EOFError:
+            return
+        rows: list[tuple[object, ...]] = pickle.loads(data)
+        head, _, values = sql.partition(" VALUES ")
+        with db.engine.begin() as conn:
+            for start in range(0, len(rows), ROWS_PER_STATEMENT):
+                chunk = rows[start : start + ROWS_PER_STATEMENT]
+                statement = f"{head} VALUES {','.join([values] * len(chunk))}"
+                conn.exec_driver_sql(statement, tuple(chain.from_iterable(chunk)))
+
+
+def start_process_sink(
+    buffer: RecordBuffer, url: str, settings: ObservabilitySettings | None = None
+) -> Callable[[], None]:
+    """An experiment: the same writer in a child process. A thread in the gateway's process
+    drains the buffer and pickles each batch's tuples into a pipe (the pickle memoizes the
+    values repeated on every row: endpoint, enums); the SQLite work and its GIL stay out of
+    the gateway's process."""
+    settings = settings or ObservabilitySettings()
+    Database(url).migrate()
+    _, row = insert_sql(Database(url))
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(url, receiver), daemon=True)
+    child.start()
+    done = threading.Event()
+
+    def run() -> None:
+        while True:
+            batch = buffer.drain(settings.write_batch)
+            if batch:
+                sender.send_bytes(pickle.dumps([row(r) for r in batch], protocol=5))
+                continue
+            if done.is_set():
+                return
+            done.wait(settings.flush_s)
+
+    thread = threading.Thread(target=run, name="podium-records-pipe", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        done.set()
+        thread.join(60)
+        sender.close()
+        child.join(60)
 
     return stop
