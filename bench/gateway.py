@@ -3,6 +3,7 @@
     python bench/gateway.py                 # what `make bench` runs
     python bench/gateway.py --duration 5 --rounds 1   # quicker
     python bench/gateway.py --auth          # auth on vs off, side by side (issue 11)
+    python bench/gateway.py --records       # request records on vs off (issue 12)
     python bench/gateway.py --serve-gateway --port P --upstream HOST:PORT   # (internal)
 
 An echo model on the `python` runtime runs in a real replica process
@@ -21,12 +22,21 @@ targets are direct, `gateway/http1` (no stage) and `gateway/http1+auth` (an `Acc
 with auth on, the endpoint `protected`, wrk sending `Authorization: Bearer <token>` of a
 token with `invoke`); results go to bench/results/gateway-issue11-auth.json (unless
 `--output`). Target reported against: auth on >= 95 % of auth off throughput.
+
+`--records` compares request records on and off the same way: `gateway/http1` (records
+off: no stage) and `gateway/http1+records` (a `RecordBuffer` given to the gateway, so its
+`RecordStage` runs, drained by a writer thread in the gateway's process into a real
+SQLite store: `bench/records_sink.py`). Results go to
+bench/results/gateway-issue12-records.json, with the records offered, dropped and written
+by the records gateway. Target reported against: records on >= 95 % of records off
+throughput at 64 connections.
 Without wrk, `bench/pyload.py` drives the load (slower; the JSON says which ran).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -56,6 +66,8 @@ TARGET_RATIO = 0.70
 TARGET_ADDED_P50_MS = 0.5
 TARGET_AUTH_RATIO = 0.95
 AUTH = "gateway/http1+auth"
+RECORDS = "gateway/http1+records"
+TARGET_RECORDS_RATIO = 0.95
 BEFORE = "gateway/http1@before"  # --before: the same gateway from another tree's sources
 TOKEN_ENV = "PODIUM_BENCH_TOKEN"  # the token the auth gateway knows (made by the parent)
 
@@ -69,14 +81,25 @@ class Model:
 """
 
 
-def serve_gateway(port: int, upstream: str, transport: str, auth: bool = False) -> None:
+def serve_gateway(
+    port: int,
+    upstream: str,
+    transport: str,
+    auth: bool = False,
+    records: Path | None = None,
+    writer: str = "thread",
+) -> None:
     """Run a gateway with one endpoint `echo` -> the replica at `upstream` (host:port); with
-    `auth`, the endpoint is protected and an `AccessStage` knows the token in TOKEN_ENV."""
+    `auth`, the endpoint is protected and an `AccessStage` knows the token in TOKEN_ENV;
+    with `records` (a SQLite file), request records are written there, and the counts of
+    records offered, dropped and written go to `records` + ".json" (`records_sink`; with
+    `writer` "process", the experiment of a writer process, no counts)."""
     import uvicorn
 
     from podium.core.phases import EndpointStatus
+    from podium.core.request_record import RecordBuffer
     from podium.core.routing import EndpointRoute, InProcessRoutingSource, ReplicaRoute
-    from podium.core.settings import GatewaySettings
+    from podium.core.settings import GatewaySettings, ObservabilitySettings
     from podium.gateway import Gateway
     from podium.gateway.aiohttp_transport import AiohttpTransport
 
@@ -108,11 +131,21 @@ def serve_gateway(port: int, upstream: str, transport: str, auth: bool = False) 
         who = Principal(token_id, "bench", granted([Scope.INVOKE]), frozenset({"default"}))
         directory = TokenDirectory([TokenEntry(who, hash_secret(secret))])
         stages.append(AccessStage(directory, auth=True))
+    buffer = None
+    if records is not None:
+        from records_sink import start_process_sink, start_sink
+
+        buffer = RecordBuffer(ObservabilitySettings().buffer_records)
+        if writer == "process":
+            start_process_sink(buffer, f"sqlite:///{records}")
+        else:
+            start_sink(buffer, f"sqlite:///{records}", records.with_suffix(".json"))
     app = Gateway(
         holder,
         settings,
         transport=AiohttpTransport(settings) if transport == "aiohttp" else None,
         stages=stages,
+        records=buffer,
     )
     uvicorn.run(
         app,
@@ -135,7 +168,13 @@ def write_bundle(folder: Path) -> Path:
 
 
 def run(
-    duration_s: int, rounds: int, log_dir: Path, auth: bool = False, before: Path | None = None
+    duration_s: int,
+    rounds: int,
+    log_dir: Path,
+    auth: bool = False,
+    before: Path | None = None,
+    records: bool = False,
+    writer: str = "thread",
 ) -> dict[str, object]:
     from podium.core.access import issue_token
 
@@ -162,22 +201,30 @@ def run(
         direct = f"http://127.0.0.1:{replica_port}/"
         wait_ready(f"{direct}health/ready", proc=replica)
         targets = [("direct", direct)]
-        gateways = [(f"gateway/{t}", t, False) for t in (("http1",) if auth else TRANSPORTS)]
+        pids = {"direct": replica.pid}
+        only_http1 = auth or records
+        gateways = [(f"gateway/{t}", t, False) for t in (("http1",) if only_http1 else TRANSPORTS)]
         if auth:
             gateways.append((AUTH, "http1", True))
+        if records:
+            gateways.append((RECORDS, "http1", False))
         if before is not None:
             gateways.insert(0, (BEFORE, "http1", False))
+        records_db = log_dir / "records.db"
         for target, transport, with_auth in gateways:
             env = {TOKEN_ENV: token}
             if target == BEFORE:
                 env["PYTHONPATH"] = str(before)
             port = free_port()
+            extra = ["--auth"] if with_auth else []
+            if target == RECORDS:
+                extra = ["--records-db", str(records_db), "--records-writer", writer]
             gateway = procs.start(
                 target.replace("/", "-").replace("+", "-"),
                 [
                     PYTHON, str(Path(__file__).resolve()), "--serve-gateway",
                     "--port", str(port), "--upstream", f"127.0.0.1:{replica_port}",
-                    "--transport", transport, *(["--auth"] if with_auth else []),
+                    "--transport", transport, *extra,
                 ],
                 env=env,
             )  # fmt: skip
@@ -185,6 +232,7 @@ def run(
             headers = authorization if with_auth else None
             wait_ready(routed, method="POST", body=BODY, proc=gateway, headers=headers)
             targets.append((target, routed))
+            pids[target] = gateway.pid
         wait_ready(direct, method="POST", body=BODY, proc=replica)
 
         for target, url in targets:  # warm-up
@@ -195,14 +243,19 @@ def run(
         # always runs last (after the others warmed or tired the replica); each target's
         # median round (by throughput) is reported.
         runs: list[WrkResult] = []
+        cpu: dict[tuple[str, int], list[float]] = {}  # µs of the target's CPU per request
         load_before = os.getloadavg()
         for n in range(rounds):
             for connections in CONNECTIONS:
                 for target, url in targets if n % 2 == 0 else targets[::-1]:
                     lua = scripts.get(target, script)
+                    used = cpu_seconds(pids[target])
                     result = run_wrk(
                         target, url, lua, connections=connections, duration_s=duration_s
                     )
+                    used = cpu_seconds(pids[target]) - used
+                    per_request = used / max(result.requests, 1) * 1e6
+                    cpu.setdefault((target, connections), []).append(round(per_request, 1))
                     runs.append(result)
                     print(
                         f"  round {n + 1}/{rounds} {target:16} c={connections:<3}"
@@ -221,9 +274,17 @@ def run(
         for target, _ in targets
     ]
     doc = report(results, duration_s, auth)
+    if records:
+        doc["command"] = f"python bench/gateway.py --records --records-writer {writer}"
+        doc["records"] = records_summary({(r.target, r.connections): r for r in results}, cpu)
+        doc["targets"] = {"records_on_throughput_of_records_off_min_at_64": TARGET_RECORDS_RATIO}
+        counts = records_db.with_suffix(".json")
+        doc["records_counts"] = json.loads(counts.read_text()) if counts.exists() else None
+        doc["requests_to_records_gateway"] = sum(r.requests for r in runs if r.target == RECORDS)
     if before is not None:
         doc["before"] = before_summary(results, str(before))
     doc["rounds"] = rounds
+    doc["cpu_us_per_request"] = {f"{t} c={c}": v for (t, c), v in cpu.items()}
     doc["all_runs"] = [as_dict(r) for r in runs]
     doc["load_average"] = {"before": load_before, "after": load_after}
     return doc
@@ -236,7 +297,9 @@ def median_run(runs: list[WrkResult]) -> WrkResult:
 def report(results: list[WrkResult], duration_s: int, auth: bool = False) -> dict[str, object]:
     by = {(r.target, r.connections): r for r in results}
     summary = []
-    for transport in ("http1",) if auth else TRANSPORTS:
+    for transport in (
+        ("http1",) if auth or any(r.target == RECORDS for r in results) else TRANSPORTS
+    ):
         for c in CONNECTIONS:
             direct, gateway = by[("direct", c)], by[(f"gateway/{transport}", c)]
             ratio = gateway.requests_per_s / direct.requests_per_s if direct.requests_per_s else 0
@@ -316,6 +379,40 @@ def auth_summary(by: dict[tuple[str, int], WrkResult]) -> list[dict[str, object]
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process used so far, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def records_summary(
+    by: dict[tuple[str, int], WrkResult], cpu: dict[tuple[str, int], list[float]]
+) -> list[dict[str, object]]:
+    """Records on (RecordStage, buffer, SQLite writer thread) against off (no stage); with
+    each gateway process's CPU per request (median of rounds): on a busy machine, the
+    steadier measure of what records cost."""
+    out = []
+    for c in CONNECTIONS:
+        off, on = by[("gateway/http1", c)], by[(RECORDS, c)]
+        ratio = on.requests_per_s / off.requests_per_s if off.requests_per_s else 0
+        cpu_off = sorted(cpu[("gateway/http1", c)])[len(cpu[("gateway/http1", c)]) // 2]
+        cpu_on = sorted(cpu[(RECORDS, c)])[len(cpu[(RECORDS, c)]) // 2]
+        out.append(
+            {
+                "connections": c,
+                "records_off_rps": round(off.requests_per_s),
+                "records_on_rps": round(on.requests_per_s),
+                "throughput_ratio": round(ratio, 3),
+                "gateway_cpu_us_per_request_off": cpu_off,
+                "gateway_cpu_us_per_request_on": cpu_on,
+                "added_p50_ms": round(on.p50_ms - off.p50_ms, 3),
+                "added_p99_ms": round(on.p99_ms - off.p99_ms, 3),
+                "errors": on.non_2xx + on.socket_errors,
+            }
+        )
+    return out
+
+
 def print_table(doc: dict[str, object]) -> None:
     results = doc["results"]
     summary = doc["summary"]
@@ -355,6 +452,23 @@ def print_table(doc: dict[str, object]) -> None:
             f"no stage vs before, c={row['connections']}: {row['now_rps']} vs "
             f"{row['before_rps']} req/s ({row['change']})"
         )
+    for row in doc.get("records", []):  # type: ignore[attr-defined]
+        ratio = row["throughput_ratio"]
+        met = (
+            ""
+            if row["connections"] != 64
+            else f" (target >= {TARGET_RECORDS_RATIO:.0%}: "
+            + ("met)" if ratio >= TARGET_RECORDS_RATIO else "MISSED)")
+        )
+        print(
+            f"records on vs off, c={row['connections']}: {row['records_on_rps']} vs "
+            f"{row['records_off_rps']} req/s = {ratio:.1%}{met}; added p50 "
+            f"{row['added_p50_ms']:.3f} ms; errors {row['errors']}; gateway CPU "
+            f"{row['gateway_cpu_us_per_request_on']} vs {row['gateway_cpu_us_per_request_off']}"
+            " µs/request"
+        )
+    if doc.get("records_counts"):
+        print(f"records gateway: {doc['records_counts']} of {doc['requests_to_records_gateway']}")
     auth = doc.get("auth")
     if isinstance(auth, list):
         print()
@@ -379,6 +493,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--auth", action="store_true", help="auth on vs off, side by side (no aiohttp gateway)"
     )
+    p.add_argument("--records", action="store_true", help="request records on vs off")
+    p.add_argument("--records-db", type=Path, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--records-writer",
+        choices=("thread", "process"),
+        default="thread",
+        help="records' writer: a thread in the gateway's process (as the server), or a "
+        "child process fed through a pipe (an experiment)",
+    )
     p.add_argument(
         "--before",
         type=Path,
@@ -387,15 +510,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", help="name of the file under bench/results")
     args = p.parse_args(argv)
     if args.serve_gateway:
-        serve_gateway(args.port, args.upstream, args.transport, args.auth)
+        serve_gateway(
+            args.port,
+            args.upstream,
+            args.transport,
+            args.auth,
+            args.records_db,
+            args.records_writer,
+        )
         return 0
-    output = args.output or ("gateway-issue11-auth" if args.auth else "gateway")
+    output = args.output or (
+        "gateway-issue11-auth"
+        if args.auth
+        else "gateway-issue12-records"
+        if args.records
+        else "gateway"
+    )
     with tempfile.TemporaryDirectory(prefix="podium-bench-") as tmp:
         print(
             f"gateway bench: {args.rounds} rounds, {args.duration} s per run; logs in {tmp}",
             flush=True,
         )
-        doc = run(args.duration, args.rounds, Path(tmp), args.auth, args.before)
+        doc = run(
+            args.duration,
+            args.rounds,
+            Path(tmp),
+            args.auth,
+            args.before,
+            args.records,
+            args.records_writer,
+        )
     path = write_results(output, doc)
     print_table(doc)
     print(f"\nwritten: {path.relative_to(ROOT)}")

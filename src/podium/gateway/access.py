@@ -47,9 +47,10 @@ from podium.core.access import (
     Visibility,
     bearer,
 )
+from podium.core.request_record import ErrorClass
 from podium.core.routing import EndpointRoute
 from podium.gateway.activator import Refusal
-from podium.gateway.pipeline import Invocation
+from podium.gateway.invocation import Invocation
 from podium.gateway.rate_limit import Buckets, retry_after
 from podium.gateway.responses import Scope as AsgiScope
 
@@ -133,6 +134,7 @@ class AccessStage(Collector):
             if who is _UNSET:
                 head = call.head  # `request_head` kept the credentials aside
                 who = self._authenticate(head.authorization, head.cookie, head.csrf)
+                call.scope[_CACHED] = who  # the request record names the caller from it
             if who is None:
                 return self._refuse(route, _unauthenticated(AuthFailure.MISSING))
             if isinstance(who, Refusal):
@@ -179,6 +181,7 @@ class AccessStage(Collector):
             headers=((b"retry-after", str(seconds).encode()),),
             extra={"endpoint": route.name, "limited_by": by, "retry_after": seconds},
             code="rate_limit_exceeded",
+            error=ErrorClass.RATE_LIMITED,
         )
 
     # -- metrics ----------------------------------------------------------------------------
@@ -220,6 +223,7 @@ def _unauthenticated(failure: AuthFailure) -> Refusal:
         "Unauthorized",
         headers=_CHALLENGE,
         code="invalid_api_key",
+        error=ErrorClass.UNAUTHENTICATED,
     )
 
 
@@ -231,6 +235,7 @@ def _csrf_refusal() -> Refusal:
         "Forbidden",
         extra={"field": "X-CSRF-Token"},
         code="csrf_token_mismatch",
+        error=ErrorClass.FORBIDDEN,
     )
 
 
@@ -240,4 +245,5 @@ def _forbidden(who: Principal, route: EndpointRoute) -> Refusal:
         f"token {who.name!r} ({who.token_id}) lacks scope 'invoke' on project {route.project!r}",
         "Forbidden",
         extra={"endpoint": route.name, "project": route.project, "scope": "invoke"},
+        error=ErrorClass.FORBIDDEN,
     )

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from podium.core.phases import EndpointStatus
+from podium.core.request_record import ErrorClass
 from podium.core.routing import EndpointRoute, RoutingSource, RoutingTable, Waker
 from podium.gateway.balancer import Balancer
 from podium.gateway.metering import EndpointMeter
@@ -65,7 +66,8 @@ def wait_timeout(headers: Iterable[tuple[bytes, bytes]]) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """An answer the activator gives instead of a slot."""
+    """An answer the activator (or a stage) gives instead of a slot; `error` is what the
+    request record says of it."""
 
     status: int
     detail: str
@@ -73,6 +75,7 @@ class Refusal:
     headers: tuple[tuple[bytes, bytes], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
     code: str | None = None  # OpenAI's error `code` under /v1/ (default: the title's slug)
+    error: ErrorClass | None = None
 
     async def send(self, send: Send, request_id: str) -> None:
         await send_problem(
@@ -93,6 +96,7 @@ def paused(name: str) -> Refusal:
         f"endpoint {name!r} is paused; resume it with `podium resume {name}`",
         "Endpoint paused",
         extra={"endpoint": name, "endpoint_status": "paused"},
+        error=ErrorClass.PAUSED,
     )
 
 
@@ -103,6 +107,7 @@ def failed(name: str) -> Refusal:
         f"`podium events {name}` says why, an update restarts it",
         "Endpoint failed",
         extra={"endpoint": name, "endpoint_status": "failed"},
+        error=ErrorClass.PAUSED,
     )
 
 
@@ -112,6 +117,7 @@ def _gone(name: str) -> Refusal:
         f"endpoint {name!r} not found (it was deleted while the request waited)",
         "Not Found",
         extra={"endpoint": name},
+        error=ErrorClass.NO_REPLICA,
     )
 
 
@@ -220,6 +226,7 @@ class Activator:
                 "Too many waiting requests",
                 ((b"retry-after", b"1"),),
                 {"endpoint": name, "endpoint_status": route.status.value, "limit": limit},
+                error=ErrorClass.QUEUE_FULL,
             )
         if q is None:
             q = self.queues[name] = _Queue()
@@ -391,7 +398,12 @@ class Activator:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        answer = Refusal(503, "the gateway is shutting down; retry", "Service Unavailable")
+        answer = Refusal(
+            503,
+            "the gateway is shutting down; retry",
+            "Service Unavailable",
+            error=ErrorClass.NO_REPLICA,
+        )
         self._release_table_waiters()
         for q in self.queues.values():
             self._settle(q, answer)
@@ -422,4 +434,5 @@ def _timed_out(route: EndpointRoute, table: RoutingTable, waited: float) -> Refu
         f"endpoint {name!r}: waited {waited:g} s for a replica; {why}",
         "No replica in time",
         extra={"endpoint": name, "endpoint_status": status, "waited_s": waited},
+        error=ErrorClass.QUEUE_TIMEOUT,
     )

@@ -17,6 +17,7 @@ scraping, the control API): the gateway answers 404 for them and never forwards 
 from __future__ import annotations
 
 import posixpath
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote, unquote
@@ -26,7 +27,9 @@ from prometheus_client.registry import Collector
 
 from podium.core.access import PROJECT_SEPARATOR, endpoint_key
 from podium.core.asgi import serve_lifespan
+from podium.core.request_record import RecordBuffer
 from podium.core.routing import EndpointLoad, GatewayView, RoutingSource, Waker
+from podium.core.service_counts import ServiceSnapshot
 from podium.core.settings import GatewaySettings
 from podium.gateway.activator import Activator
 from podium.gateway.balancer import Balancer
@@ -37,6 +40,7 @@ from podium.gateway.openai_router import ROUTES as OPENAI_ROUTES
 from podium.gateway.openai_router import OpenAIRouter
 from podium.gateway.pipeline import Authenticates, Pipeline, Stage
 from podium.gateway.proxy import Proxy, WhyFailed
+from podium.gateway.recording import RecordStage
 from podium.gateway.responses import Receive, Scope, Send, send_problem
 from podium.gateway.transport import Transport
 
@@ -69,7 +73,11 @@ class Gateway:
     `transport` replaces the default HTTP/1.1 client (`http1.Http1Transport`);
     `why_failed(replica_id)` says why a replica that died serving a request ended (for
     the 502), e.g. "ran out of memory". `stages` run in every invocation, both routes
-    alike (`pipeline.Stage`: authentication, rate limits, the request record).
+    alike (`pipeline.Stage`: authentication, rate limits). With `records` (the server's
+    `RecordBuffer`), a `recording.RecordStage` runs first, before the given stages, so
+    their refusals (401, 403, 429) are recorded too. `registry` is where the gateway's
+    Prometheus collectors go (the server's one registry); without it, a registry of its
+    own. Either way it is `metrics_registry`.
 
     Its routes only resolve the endpoint and the replica path; `pipeline.Pipeline` does
     the rest (metering, stages, refusals, admission, forwarding).
@@ -85,23 +93,30 @@ class Gateway:
         transport: Transport | None = None,
         why_failed: WhyFailed | None = None,
         stages: Sequence[Stage] = (),
+        records: RecordBuffer | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._routing = routing
         self.balancer = Balancer(settings.eject_s)
         self._transport: Transport = transport or Http1Transport(settings)
+        self._meters = Meters()
         proxy = Proxy(
             settings,
             self.balancer,
             self._transport,
+            meters=self._meters,
             on_replica_failure=on_replica_failure,
             why_failed=why_failed,
         )
-        self._meters = Meters()
+        if records is not None:
+            stages = (RecordStage(records), *stages)
         self.activator = Activator(routing, self.balancer, wake)
         self._pipeline = Pipeline(settings, routing, self._meters, self.activator, proxy, stages)
         auth = next((s for s in stages if isinstance(s, Authenticates)), None)
         self._openai = OpenAIRouter(routing, settings.max_body_bytes, self._pipeline, auth)
-        self.metrics_registry = CollectorRegistry(auto_describe=False)
+        self.metrics_registry = (
+            registry if registry is not None else CollectorRegistry(auto_describe=False)
+        )
         collector = GatewayCollector(self._meters, self.balancer.outstanding_all)
         self.metrics_registry.register(collector)
         for stage in stages:
@@ -128,6 +143,14 @@ class Gateway:
     def load_snapshot(self) -> dict[str, EndpointLoad]:
         """Per endpoint: forwarded and held now, requests and 5xx answers since start."""
         return self._meters.snapshot()
+
+    def service_snapshot(self) -> ServiceSnapshot:
+        """Cumulative counts per endpoint and per replica since the gateway started (any
+        thread may ask). A replica out of the routing table is forgotten a while after it
+        left (`metering.Meters.service_snapshot`)."""
+        table = self._routing.table
+        routed = {r.replica_id for route in table.endpoints.values() for r in route.replicas}
+        return self._meters.service_snapshot(routed, time.time(), time.monotonic())
 
     # -- ASGI -----------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ class StreamedBody:
 
     It can be sent again only while `started` is False (a connection that failed before
     the upload began). `too_large` and `client_gone` say why an upload was cut short.
+    `size` counts the bytes read from the client so far; with `captured` set (payload
+    capture), its first `capture_limit` bytes are kept there too.
     """
 
     def __init__(self, receive: Receive, head: list[bytes], size: int, max_bytes: int) -> None:
@@ -35,11 +37,19 @@ class StreamedBody:
         self.done = False  # the client's last chunk was read
         self.too_large = False
         self.client_gone = False
+        self.captured: bytearray | None = None
+        self.capture_limit = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes of the body read from the client so far."""
+        return self._size
 
     async def chunks(self) -> AsyncIterator[bytes]:
         self.started = True
         head, self._head = self._head, []
         for part in head:
+            self._keep(part)
             yield part
         receive, limit = self._receive, self._max
         while True:
@@ -56,9 +66,15 @@ class StreamedBody:
             if not more:
                 self.done = True
             if chunk:
+                self._keep(chunk)
                 yield chunk
             if not more:
                 return
+
+    def _keep(self, chunk: bytes) -> None:
+        captured = self.captured
+        if captured is not None and len(captured) < self.capture_limit:
+            captured += chunk[: self.capture_limit - len(captured)]
 
 
 async def read_body(

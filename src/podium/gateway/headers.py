@@ -7,13 +7,20 @@ the `podium_session` and `podium_csrf` pairs are cut out of each `Cookie` header
 header is kept aside for the stage); a replica runs user code. Other `Authorization`
 schemes and the other cookies pass through.
 Responses lose hop-by-hop headers, `date` and `server`, and carry the request id back.
+
+A request without an `X-Request-ID` (or with one over 128 bytes) gets one made here: 24 hex
+digits, the milliseconds since the epoch (12) then 48 random bits (12). Time first, so ids
+sort by when they were made and the store's index on request records' `request_id` grows
+at its end: random ids made each insert land on a random index page, which doubled the
+record writer's cost per row at 200,000 rows (14 against 7 µs).
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from os import urandom
+from time import time_ns
 
 from podium.core.access import CSRF_COOKIE, SESSION_COOKIE, TOKEN_PREFIX
 from podium.gateway.responses import Scope
@@ -113,7 +120,7 @@ def request_head(scope: Scope) -> RequestHead:
     if extra_hop:
         out = [(n, v) for n, v in out if n not in extra_hop]
     if not request_id or len(request_id) > 128:
-        request_id = secrets.token_hex(8).encode()
+        request_id = new_request_id()
     client = scope.get("client")
     if client:
         peer = client[0].encode("latin-1")
@@ -127,6 +134,11 @@ def request_head(scope: Scope) -> RequestHead:
     return RequestHead(
         out, request_id.decode("latin-1"), content_length, authorization, cookie, csrf
     )
+
+
+def new_request_id() -> bytes:
+    """A fresh request id: milliseconds since the epoch, then 48 random bits (module doc)."""
+    return ((time_ns() // 1_000_000).to_bytes(6, "big") + urandom(6)).hex().encode()
 
 
 def _without_podium_cookies(value: bytes) -> bytes:

@@ -19,6 +19,9 @@ the rest in this order, the same for both:
 Later capabilities attach as a `Stage` passed to the `Gateway` (`stages=`), never by
 editing a route. With no stage (the default) the pipeline allocates nothing for them and
 awaits nothing more: the hot path is steps 1, 3, 5 (a comparison when a slot is free), 6, 7.
+With stages, the `invocation.Invocation` they share is also told, along the way, what the
+request record needs: the body, the time held, why the gateway refused or failed it.
+Every invocation binds its request id to the log context (`core.log_context`) first.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from podium.core.access import Principal
 from podium.core.errors import TooLarge
+from podium.core.log_context import bind_request
+from podium.core.request_record import ErrorClass
 from podium.core.routing import EndpointRoute, RoutingSource
 from podium.core.settings import GatewaySettings
 from podium.gateway.activator import (
@@ -41,6 +46,7 @@ from podium.gateway.activator import (
 )
 from podium.gateway.body import BodyTooLarge, ClientGone, StreamedBody, read_body
 from podium.gateway.headers import RequestHead, request_head
+from podium.gateway.invocation import Invocation
 from podium.gateway.metering import EndpointMeter, Meters
 from podium.gateway.proxy import Proxy, Unreached
 from podium.gateway.responses import Receive, Scope, Send, send_problem
@@ -50,26 +56,6 @@ log = logging.getLogger("podium.gateway")
 # How long a request no replica could take waits for the controller to publish a new
 # table: it is woken by the failure, and finds a dead replica in its first poll.
 UNREACHED_WAIT_S = 1.0
-
-
-class Invocation:
-    """One request as the stages see it: its resolved route, the ASGI scope, the upstream
-    request head (`head.request_id`), the replica target, when it started (perf_counter),
-    and `state`, a dict a stage may use to pass what it learnt in `check` to `finish`.
-
-    Made only when the gateway has stages."""
-
-    __slots__ = ("head", "route", "scope", "started", "state", "target")
-
-    def __init__(
-        self, route: EndpointRoute, scope: Scope, head: RequestHead, target: str, started: float
-    ) -> None:
-        self.route = route
-        self.scope = scope
-        self.head = head
-        self.target = target
-        self.started = started
-        self.state: dict[str, Any] = {}
 
 
 class Stage(Protocol):
@@ -144,16 +130,19 @@ class Pipeline:
         checked = 0  # stages whose `check` ran (raised or not): only they `finish`
         try:
             head = request_head(scope)
+            bind_request(head.request_id)
             if self._stages:
                 call = Invocation(route, scope, head, target, started)
+                call.body = body  # read by the OpenAI router, or None: read below
                 for stage in self._stages:
                     checked += 1
                     refusal = await stage.check(call)
                     if refusal is not None:
+                        call.fail(_refusal_error(refusal))
                         await refusal.send(send, head.request_id)
                         status = refusal.status
                         return status
-            status = await self._serve(route, meter, scope, receive, send, head, target, body)
+            status = await self._serve(route, meter, scope, receive, send, head, target, body, call)
             return status
         finally:
             seconds = time.perf_counter() - started
@@ -180,10 +169,13 @@ class Pipeline:
         head: RequestHead,
         target: str,
         body: bytes | StreamedBody | None,
+        call: Invocation | None,
     ) -> int:
         """Steps 3 to 6: refusals, the body, admission, forward."""
         refusal = refusal_for(route)  # paused; failed with nothing ready
         if refusal is not None:
+            if call is not None:
+                call.fail(_refusal_error(refusal))
             await refusal.send(send, head.request_id)
             return refusal.status
         if body is None:
@@ -196,6 +188,9 @@ class Pipeline:
                     max_bytes=settings.max_body_bytes,
                 )
             except BodyTooLarge as e:
+                if call is not None:
+                    call.fail(ErrorClass.TOO_LARGE)
+                    call.body = b""  # not read: too large (its bytes are not counted)
                 await send_problem(
                     send,
                     413,
@@ -208,9 +203,15 @@ class Pipeline:
                 return 413
             except ClientGone:
                 return 0
+        if call is not None:
+            call.body = body
+            if call.capture and isinstance(body, StreamedBody):
+                body.captured, body.capture_limit = bytearray(), call.capture
         try:
             wait_s = wait_timeout(scope["headers"])
         except InvalidWaitTimeout as e:
+            if call is not None:
+                call.fail(ErrorClass.BAD_REQUEST)
             await send_problem(
                 send,
                 400,
@@ -233,10 +234,17 @@ class Pipeline:
             # the endpoint's requests (this one included) are in the gateway, nobody waits.
             limit = route.max_concurrency
             if not route.replicas or meter.in_flight > limit or name in activator.queues:
-                admitted = await activator.admit(route, meter, wait_s, watch)
+                if call is None:
+                    admitted = await activator.admit(route, meter, wait_s, watch)
+                else:
+                    held = time.perf_counter()
+                    admitted = await activator.admit(route, meter, wait_s, watch)
+                    call.queue_s += time.perf_counter() - held
                 if admitted is None:
                     return 0  # the client left while held
                 if isinstance(admitted, Refusal):
+                    if call is not None:
+                        call.fail(_refusal_error(admitted))
                     await admitted.send(send, head.request_id)
                     return admitted.status
                 route = admitted
@@ -251,6 +259,7 @@ class Pipeline:
                     receive,
                     send,
                     raise_unreached=not second_try,
+                    call=call,
                 )
             except Unreached:
                 # Every replica it knew refused the connection (crashed, or stopping as the
@@ -258,6 +267,29 @@ class Pipeline:
                 # failure), then admit again; a second failure is the client's 502.
                 second_try = True
                 timeout = route.wait_timeout_s if wait_s is None else wait_s
-                await activator.newer_table(table.version, min(timeout, UNREACHED_WAIT_S))
+                if call is None:
+                    await activator.newer_table(table.version, min(timeout, UNREACHED_WAIT_S))
+                else:
+                    held = time.perf_counter()
+                    await activator.newer_table(table.version, min(timeout, UNREACHED_WAIT_S))
+                    call.queue_s += time.perf_counter() - held
             finally:
                 activator.done(name)
+
+
+# What a refusal without its own `error` is, by its status (a stage's own refusals).
+_REFUSED = {
+    400: ErrorClass.BAD_REQUEST,
+    401: ErrorClass.UNAUTHENTICATED,
+    403: ErrorClass.FORBIDDEN,
+    413: ErrorClass.TOO_LARGE,
+    429: ErrorClass.RATE_LIMITED,
+    503: ErrorClass.QUEUE_FULL,
+    504: ErrorClass.QUEUE_TIMEOUT,
+}
+
+
+def _refusal_error(refusal: Refusal) -> ErrorClass:
+    if refusal.error is not None:
+        return refusal.error
+    return _REFUSED.get(refusal.status, ErrorClass.BAD_REQUEST)

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from podium.core.phases import EndpointStatus
+from podium.core.request_record import RecordBuffer
 from podium.core.routing import EndpointRoute, InProcessRoutingSource, ReplicaRoute, RoutingSource
 from podium.core.settings import GatewaySettings
 from podium.gateway import Gateway
@@ -97,6 +98,7 @@ class Servers:
         why_failed: WhyFailed | None = None,
         routing: RoutingSource | None = None,
         stages: Sequence[Stage] = (),
+        records: RecordBuffer | None = None,
     ) -> RunningGateway:
         holder = routing if routing is not None else InProcessRoutingSource()
         failures: list[tuple[str, str]] = []
@@ -110,6 +112,7 @@ class Servers:
             why_failed=why_failed,
             transport=AiohttpTransport(settings) if self.transport == "aiohttp" else None,
             stages=stages,
+            records=records,
         )
         server = ServerThread(gateway, lifespan="on").start()
         running = RunningGateway(gateway, holder, server, failures, woken)

@@ -3,6 +3,7 @@ activator stops following the routing table, so a table published later wakes no
 
 from __future__ import annotations
 
+from podium.core.request_record import ErrorClass
 from podium.gateway.activator import Refusal
 from tests.unit.gateway.test_activator_edges import A, Admission, answer, ep, run, turns
 
@@ -19,7 +20,10 @@ def test_close_answers_every_held_request_503_and_stops_following_the_table() ->
         for fut in held:
             refusal = await answer(fut)
             assert refusal == Refusal(
-                503, "the gateway is shutting down; retry", "Service Unavailable"
+                503,
+                "the gateway is shutting down; retry",
+                "Service Unavailable",
+                error=ErrorClass.NO_REPLICA,  # what its request record says
             )
         assert adm.activator.queues == {}
         assert len(adm.holder._listeners) == listeners - 1
