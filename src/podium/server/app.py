@@ -16,7 +16,6 @@ import asyncio
 import logging
 import shutil
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,9 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 
 from podium.api.app import create_api
-from podium.api.deps import ApiContext
+from podium.api.deps import ApiContext, GatewayLive
 from podium.artifacts.store import ArtifactStore
 from podium.backends.local import LocalBackend
 from podium.control.loop import Controller
@@ -83,6 +80,9 @@ class Podium:
         self.recorder = (
             None if self.records is None else RecordWriter(self.db, self.records, observed)
         )
+        # The server's one Prometheus registry, which `/metrics` serves (docs/metrics.md):
+        # the gateway, the controller and the records writer register into it.
+        self.registry = CollectorRegistry(auto_describe=False)
         self.gateway = Gateway(
             self.holder,
             settings.gateway,
@@ -92,7 +92,8 @@ class Podium:
             why_failed=self._why_failed,
             # Tokens, visibility and rate limits, checked from the routing table.
             stages=[AccessStage(self.tokens, auth=settings.auth)],
-            # H2 → lead: pass `records=self.records` here once Gateway takes it (H1).
+            records=self.records,  # one record per invocation, offered to the buffer
+            registry=self.registry,
         )
         self.controller = Controller(
             settings,
@@ -101,7 +102,7 @@ class Podium:
             self.holder,
             gateway=self.gateway,
         )
-        self.registry = self._registry()
+        self._register()
         self.api = create_api(
             ApiContext(
                 settings=settings,
@@ -112,28 +113,19 @@ class Podium:
                 routing=self.holder,
                 tokens=self.tokens,
                 max_upload_bytes=settings.limits.max_upload_bytes,
-                # TODO(issue 12, lead): wire the live view once the gateway has
-                # `service_snapshot()` (H1) and the records buffer exists (H2):
-                #     live=GatewayLive(self.gateway, records=self.records),
-                # (`from podium.api.deps import GatewayLive`). Until then GET /api/v1/live
-                # answers 503.
+                # `GET /api/v1/live` and `podium top`: the gateway's counts right now.
+                live=GatewayLive(self.gateway, records=self.records),
             )
         )
 
-    def _registry(self) -> CollectorRegistry:
-        """The server's one Prometheus registry, which `/metrics` serves: the gateway's,
-        the controller's, the records writer's and the server process's own collectors
-        (docs/metrics.md names every family). Built here, and only here, so each part
-        registers once."""
-        registry = CollectorRegistry(auto_describe=False)
-        # TODO(issue 12): once the gateway takes `registry=` (H1), pass `registry=registry`
-        # to Gateway(...) above and drop this line: it registers its collectors itself.
-        registry.register(_Forwarding(self.gateway.metrics_registry))
+    def _register(self) -> None:
+        """Register the controller's, the records writer's and the server process's own
+        collectors in the server's registry (the gateway registered its own)."""
+        registry = self.registry
         registry.register(self.controller.collector())
         if self.recorder is not None:  # the request records written, dropped, buffered
             registry.register(self.recorder)
         ProcessCollector(registry=registry)  # process_*: the server's CPU, memory, fds
-        return registry
 
     def _wake(self, endpoint: str | None = None) -> None:
         self.controller.wake(endpoint)
@@ -209,19 +201,6 @@ class Podium:
                 await send({"type": "http.response.body", "body": body})
                 return
         await _plain(send, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
-
-
-class _Forwarding(Collector):
-    """Another registry's metrics, collected as one collector of this one."""
-
-    def __init__(self, source: CollectorRegistry) -> None:
-        self._source = source
-
-    def describe(self) -> Iterable[Metric]:
-        return []
-
-    def collect(self) -> Iterable[Metric]:
-        return self._source.collect()
 
 
 def cli_hint() -> str:

@@ -132,11 +132,6 @@ class Chatty:
         log.info("finished with %d", status)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: the gateway's pipeline binds each request's id (H1's part); remove "
-    "this mark once Pipeline.invoke calls core.log_context.bind_request",
-)
 def test_a_line_the_gateway_logs_while_serving_names_the_request(restore_logging: None) -> None:
     stream = json_server_log(restore_logging)
     servers = Servers("http1")
