@@ -276,3 +276,18 @@ def test_podium_requests_shows_the_records(server: ServerProcess) -> None:
     assert out.returncode == 0, out.stderr
     parsed = list(csv.DictReader(io.StringIO(out.stdout)))
     assert {"rec-hf-1"} <= {p["request_id"] for p in parsed}
+
+
+def test_every_server_metric_the_docs_name_is_on_metrics(server: ServerProcess) -> None:
+    """docs/metrics.md lists the server's families; each one is served (no drift)."""
+    import re
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[2] / "docs" / "metrics.md").read_text()
+    server_part = docs.split("## The server's `/metrics`")[1].split("\n## ")[0]
+    names = set(re.findall(r"^\| `(podium_[a-z0-9_]+)`", server_part, flags=re.M))
+    assert len(names) > 15
+    text = httpx.get(f"{server.url}/metrics", headers=server.headers).text
+    served = set(re.findall(r"^# TYPE (\S+) ", text, flags=re.M))
+    missing = {n for n in names if n.removesuffix("_total") not in served and n not in served}
+    assert not missing, f"documented but not served: {sorted(missing)}"
