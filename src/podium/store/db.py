@@ -119,7 +119,7 @@ class UnitOfWork:
         self.usage = UsageRepo(session, clock)
         self.requests = RequestRepo(session, clock)  # request records (issue 12)
         self.metrics = MetricRepo(session)
-        self.stats = StatsRepo(session, clock)  # issue 12 (H4): summaries of metric_points
+        self.stats = StatsRepo(session, clock)  # summaries of metric_points
 
 
 class Database:

@@ -23,15 +23,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from podium.api.access import needs
-from podium.api.deps import ApiContext, CtxDep
+from podium.api.deps import ApiContext, CtxDep, get_caller
 from podium.api.problems import responses
 from podium.api.routes.params import ProjectDep, key_of
 from podium.core.access import Scope, split_key
-from podium.core.errors import Invalid
+from podium.core.errors import Forbidden, Invalid
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.record_schemas import (
     PAYLOAD_COLUMNS,
@@ -75,6 +75,7 @@ _CSV = {
     dependencies=[needs(Scope.READ)],
 )
 def list_requests(
+    request: Request,
     name: EndpointName,
     project: ProjectDep,
     ctx: CtxDep,
@@ -105,7 +106,16 @@ def list_requests(
     include_payloads: Annotated[bool, Query(description="the captured bodies too")] = False,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
-    """The endpoint's request records, newest first, filtered; JSON pages or CSV."""
+    """The endpoint's request records, newest first, filtered; JSON pages or CSV.
+
+    The captured bodies (`include_payloads=true`) are the most sensitive data Podium keeps
+    (prompts, answers): they need `deploy` on the project, not only `read`."""
+    if include_payloads and not get_caller(request, ctx).may(Scope.DEPLOY, project):
+        raise Forbidden(
+            "include_payloads needs a token with scope 'deploy' on project "
+            f"{project!r}: captured bodies are not shown to readers",
+            field="include_payloads",
+        )
     filters = RecordFilter(
         status=status,
         min_latency_ms=min_latency_ms,

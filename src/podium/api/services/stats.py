@@ -1,7 +1,7 @@
 """What endpoints and replicas served, for the endpoint list and detail (issue 12).
 
 The figures come from the metrics history (`store.stats`: 10-second points; one query for
-a whole list) and the replicas' ready times; `docs/h4-top.md` says how each is computed.
+a whole list) and the replicas' ready times; docs/observability.md says how each is computed.
 Pure functions over records: the views module reads the store and calls these.
 """
 
