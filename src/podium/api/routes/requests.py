@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -29,7 +27,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from podium.api.access import needs
 from podium.api.deps import ApiContext, CtxDep, get_caller
 from podium.api.problems import responses
-from podium.api.routes.params import ProjectDep, key_of
+from podium.api.routes.params import ProjectDep, key_of, unix_time
 from podium.core.access import Scope, split_key
 from podium.core.errors import Forbidden, Invalid
 from podium.core.ids import NAME_RE, NAME_RULE
@@ -119,8 +117,8 @@ def list_requests(
     filters = RecordFilter(
         status=status,
         min_latency_ms=min_latency_ms,
-        since=_instant(since, "since"),
-        until=_instant(until, "until"),
+        since=unix_time(since, "since"),
+        until=unix_time(until, "until"),
         replica=replica,
         revision=revision,
         request_id=request_id,
@@ -184,28 +182,6 @@ def _wants_csv(accept: str | None) -> bool:
         return False
     json_at = kinds.index("application/json") if "application/json" in kinds else len(kinds)
     return kinds.index("text/csv") < json_at
-
-
-def _instant(value: str | None, field: str) -> float | None:
-    """Unix seconds from unix seconds or ISO 8601 (naive: UTC)."""
-    if value is None:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = datetime.fromisoformat(text)
-        except ValueError:
-            raise Invalid(
-                f"{field}: {value!r} is neither unix seconds nor an ISO 8601 time", field=field
-            ) from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return when.timestamp()
-    if not math.isfinite(seconds):
-        raise Invalid(f"{field}: {value!r} is not a finite time", field=field)
-    return seconds
 
 
 def _item(stored: StoredRecord, payloads: bool) -> dict[str, Any]:
