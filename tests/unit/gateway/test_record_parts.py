@@ -25,7 +25,6 @@ from podium.gateway.invocation import Invocation
 from podium.gateway.metering import FORGET_AFTER_S, Meters
 from podium.gateway.recording import RecordStage
 
-
 ATOMIC = (str, int, float, bool)  # what a row holds, None besides
 
 
