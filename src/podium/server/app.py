@@ -172,6 +172,7 @@ class Podium:
         if self.recorder is not None:  # after the gateway: nothing is offered any more
             await asyncio.to_thread(self.recorder.stop)
         self.db.dispose()
+        gc.unfreeze()  # an embedded server (tests, notebooks) gives its heap back to the GC
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
