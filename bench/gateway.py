@@ -25,8 +25,9 @@ token with `invoke`); results go to bench/results/gateway-issue11-auth.json (unl
 
 `--records` compares request records on and off the same way: `gateway/http1` (records
 off: no stage) and `gateway/http1+records` (a `RecordBuffer` given to the gateway, so its
-`RecordStage` runs, drained by a writer thread in the gateway's process into a real
-SQLite store: `bench/records_sink.py`). Results go to
+`RecordStage` runs, drained by the server's own `RecordWriter` thread in the gateway's
+process into a real SQLite store: `bench/records_sink.py`). Both gateways collect and
+freeze their heap before serving, as the server does. Results go to
 bench/results/gateway-issue12-records.json, with the records offered, dropped and written
 by the records gateway. Target reported against: records on >= 95 % of records off
 throughput at 64 connections.
@@ -87,13 +88,15 @@ def serve_gateway(
     transport: str,
     auth: bool = False,
     records: Path | None = None,
-    writer: str = "thread",
 ) -> None:
     """Run a gateway with one endpoint `echo` -> the replica at `upstream` (host:port); with
     `auth`, the endpoint is protected and an `AccessStage` knows the token in TOKEN_ENV;
-    with `records` (a SQLite file), request records are written there, and the counts of
-    records offered, dropped and written go to `records` + ".json" (`records_sink`; with
-    `writer` "process", the experiment of a writer process, no counts)."""
+    with `records` (a SQLite file), request records are written there by the server's
+    writer, and the counts of records offered, dropped and written go to `records` +
+    ".json" (`records_sink`). Every gateway freezes its heap before serving, as the server
+    does once it has started (`server.app.Podium.startup`)."""
+    import gc
+
     import uvicorn
 
     from podium.core.phases import EndpointStatus
@@ -133,13 +136,10 @@ def serve_gateway(
         stages.append(AccessStage(directory, auth=True))
     buffer = None
     if records is not None:
-        from records_sink import start_process_sink, start_sink
+        from records_sink import start_sink
 
         buffer = RecordBuffer(ObservabilitySettings().buffer_records)
-        if writer == "process":
-            start_process_sink(buffer, f"sqlite:///{records}")
-        else:
-            start_sink(buffer, f"sqlite:///{records}", records.with_suffix(".json"))
+        start_sink(buffer, f"sqlite:///{records}", records.with_suffix(".json"))
     app = Gateway(
         holder,
         settings,
@@ -147,6 +147,8 @@ def serve_gateway(
         stages=stages,
         records=buffer,
     )
+    gc.collect()  # as `Podium.startup` does for the server, records on and off alike
+    gc.freeze()
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -174,7 +176,6 @@ def run(
     auth: bool = False,
     before: Path | None = None,
     records: bool = False,
-    writer: str = "thread",
 ) -> dict[str, object]:
     from podium.core.access import issue_token
 
@@ -218,7 +219,7 @@ def run(
             port = free_port()
             extra = ["--auth"] if with_auth else []
             if target == RECORDS:
-                extra = ["--records-db", str(records_db), "--records-writer", writer]
+                extra = ["--records-db", str(records_db)]
             gateway = procs.start(
                 target.replace("/", "-").replace("+", "-"),
                 [
@@ -275,7 +276,9 @@ def run(
     ]
     doc = report(results, duration_s, auth)
     if records:
-        doc["command"] = f"python bench/gateway.py --records --records-writer {writer}"
+        doc["command"] = (
+            f"python bench/gateway.py --records --duration {duration_s} --rounds {rounds}"
+        )
         doc["records"] = records_summary({(r.target, r.connections): r for r in results}, cpu)
         doc["targets"] = {"records_on_throughput_of_records_off_min_at_64": TARGET_RECORDS_RATIO}
         counts = records_db.with_suffix(".json")
@@ -496,13 +499,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", action="store_true", help="request records on vs off")
     p.add_argument("--records-db", type=Path, help=argparse.SUPPRESS)
     p.add_argument(
-        "--records-writer",
-        choices=("thread", "process"),
-        default="thread",
-        help="records' writer: a thread in the gateway's process (as the server), or a "
-        "child process fed through a pipe (an experiment)",
-    )
-    p.add_argument(
         "--before",
         type=Path,
         help="src folder of a tree to compare with: one more target, gateway/http1@before",
@@ -516,7 +512,6 @@ def main(argv: list[str] | None = None) -> int:
             args.transport,
             args.auth,
             args.records_db,
-            args.records_writer,
         )
         return 0
     output = args.output or (
@@ -538,7 +533,6 @@ def main(argv: list[str] | None = None) -> int:
             args.auth,
             args.before,
             args.records,
-            args.records_writer,
         )
     path = write_results(output, doc)
     print_table(doc)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from podium.core.request_record import ErrorClass, Protocol, RequestRecord
+from podium.core.request_record import ErrorClass, Protocol, RequestRecord, Row
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -45,3 +45,8 @@ def record(i: int = 0, endpoint: str = "iris", **changes: Any) -> RequestRecord:
 
 def failed(i: int, status: int, error: ErrorClass | None, **changes: Any) -> RequestRecord:
     return record(i, status=status, error=error, **changes)
+
+
+def row(i: int = 0, endpoint: str = "iris", **changes: Any) -> Row:
+    """`record(...)` as the gateway offers it to the buffer (its row)."""
+    return record(i, endpoint, **changes).row()

@@ -8,6 +8,17 @@ never silently lost (the count is on `/metrics` and in `podium top`).
 
 Times are floats: `received_at` is unix seconds, durations are milliseconds (None where the
 step did not happen, e.g. no upstream time for a request refused before it was forwarded).
+
+What the buffer carries is a record's *row* (`Row`), not the `RequestRecord`: a plain tuple
+of atomic values (str, int, float, bool, None; the enums as their `.value`) in `COLUMNS`
+order, the table's column order, texts already clamped to their columns. Why: records wait
+in the buffer up to `flush_s`, thousands of them under load; objects that survive that long
+reach the garbage collector's oldest generation and make it run full collections of the
+whole process. A tuple of atomic values is untracked by CPython's collector at its first
+young collection, so buffered rows cost the collector nothing; and the writer inserts them
+as they are (`store.requests.RequestRepo.insert_rows`), with no conversion. The gateway
+builds rows positionally (`gateway.recording`); `RequestRecord` stays the typed view of
+one, for everything else (`RequestRecord.row()` and `RequestRecord.from_row()`).
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Protocol(StrEnum):
@@ -52,6 +64,26 @@ class ErrorClass(StrEnum):
     REPLICA_5XX = "replica_5xx"
 
 
+# The columns of a row (`store.tables.RequestRecordRow`'s, in its order, but `id`).
+COLUMNS: tuple[str, ...] = (
+    "request_id", "endpoint", "project", "protocol", "route", "method", "status", "error",
+    "received_at", "latency_ms", "queue_ms", "revision", "replica_id", "upstream_ms",
+    "ttfb_ms", "ttft_ms", "tokens_in", "tokens_out", "streamed", "bytes_in", "bytes_out",
+    "client", "user_agent", "token_id", "request_body", "response_body",
+)  # fmt: skip
+# Texts longer than their column are cut to it (a too-long value would fail a whole batch
+# on PostgreSQL). The gateway clamps what it takes from the request; `row()` clamps all.
+MAX_REQUEST_ID = 128
+MAX_ROUTE = 256
+MAX_METHOD = 16
+MAX_REPLICA_ID = 128
+MAX_CLIENT = 64
+MAX_USER_AGENT = 256
+MAX_TOKEN_ID = 16
+
+Row = tuple[Any, ...]  # a record as the buffer carries it: atomic values in COLUMNS order
+
+
 @dataclass(slots=True)
 class RequestRecord:
     """One invocation, as stored (`store.tables.RequestRecordRow` has the same columns)."""
@@ -83,20 +115,92 @@ class RequestRecord:
     request_body: str | None = None  # payload capture, when the endpoint samples it
     response_body: str | None = None
 
+    def row(self) -> Row:
+        """This record as a row (`COLUMNS` order, enums as values, texts clamped)."""
+        error = self.error
+        replica_id, client = self.replica_id, self.client
+        user_agent, token_id = self.user_agent, self.token_id
+        return (
+            self.request_id[:MAX_REQUEST_ID],
+            self.endpoint,
+            self.project,
+            self.protocol.value,
+            self.route[:MAX_ROUTE],
+            self.method[:MAX_METHOD],
+            self.status,
+            None if error is None else error.value,
+            self.received_at,
+            self.latency_ms,
+            self.queue_ms,
+            self.revision,
+            None if replica_id is None else replica_id[:MAX_REPLICA_ID],
+            self.upstream_ms,
+            self.ttfb_ms,
+            self.ttft_ms,
+            self.tokens_in,
+            self.tokens_out,
+            self.streamed,
+            self.bytes_in,
+            self.bytes_out,
+            None if client is None else client[:MAX_CLIENT],
+            None if user_agent is None else user_agent[:MAX_USER_AGENT],
+            None if token_id is None else token_id[:MAX_TOKEN_ID],
+            self.request_body,
+            self.response_body,
+        )
+
+    @classmethod
+    def from_row(cls, row: Row) -> RequestRecord:
+        """The record a row holds (the inverse of `row()` for texts within their limits)."""
+        (request_id, endpoint, project, protocol, route, method, status, error, received_at,
+         latency_ms, queue_ms, revision, replica_id, upstream_ms, ttfb_ms, ttft_ms, tokens_in,
+         tokens_out, streamed, bytes_in, bytes_out, client, user_agent, token_id,
+         request_body, response_body) = row  # fmt: skip
+        return cls(
+            request_id=request_id,
+            endpoint=endpoint,
+            project=project,
+            protocol=Protocol(protocol),
+            route=route,
+            method=method,
+            status=status,
+            received_at=received_at,
+            latency_ms=latency_ms,
+            queue_ms=queue_ms,
+            revision=revision,
+            replica_id=replica_id,
+            error=None if error is None else ErrorClass(error),
+            upstream_ms=upstream_ms,
+            ttfb_ms=ttfb_ms,
+            ttft_ms=ttft_ms,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            streamed=bool(streamed),
+            bytes_in=bytes_in,
+            bytes_out=bytes_out,
+            client=client,
+            user_agent=user_agent,
+            token_id=token_id,
+            request_body=request_body,
+            response_body=response_body,
+        )
+
 
 class RecordBuffer:
-    """A bounded queue of records between the event loop (`offer`) and the writer thread
-    (`drain`). `offer` never blocks: past `capacity` the record is dropped and counted."""
+    """A bounded queue of records' rows (`Row`) between the event loop (`offer`) and the
+    writer thread (`drain`). `offer` never blocks: past `capacity` the row is dropped and
+    counted."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: deque[RequestRecord] = deque()
+        self._items: deque[Row] = deque()
         self.offered = 0  # every record offered, kept or dropped
         self.dropped = 0  # records refused because the buffer was full
         self._ready = threading.Event()  # set when a batch's worth is waiting
 
-    def offer(self, record: RequestRecord) -> bool:
-        """Keep `record` for the writer; False (and counted) when the buffer is full."""
+    def offer(self, record: Row) -> bool:
+        """Keep `record` (a row) for the writer; False (and counted) when the buffer is
+        full."""
         self.offered += 1
         items = self._items
         if len(items) >= self.capacity:
@@ -105,10 +209,10 @@ class RecordBuffer:
         items.append(record)  # deque.append is atomic: no lock on the hot path
         return True
 
-    def drain(self, limit: int) -> list[RequestRecord]:
-        """Up to `limit` records, oldest first (the writer's thread)."""
+    def drain(self, limit: int) -> list[Row]:
+        """Up to `limit` rows, oldest first (the writer's thread)."""
         items = self._items
-        out: list[RequestRecord] = []
+        out: list[Row] = []
         while items and len(out) < limit:
             out.append(items.popleft())
         return out

@@ -1,11 +1,13 @@
-"""The recording stage: one `core.request_record.RequestRecord` per invocation.
+"""The recording stage: one request record per invocation (`core.request_record`).
 
 `RecordStage` is a pipeline `Stage` the gateway runs first when it is given a
 `RecordBuffer` (`Gateway(..., records=buffer)`), so the refusals of the stages after it
 (401, 403, 429) are recorded too. `check` notes when the request was received (unix time)
 and whether its payload is captured (`route.capture`: `random() < sample`); `finish` builds
-the record from what the pipeline and the proxy noted on the `Invocation` and offers it to
-the buffer, which never blocks (a full buffer drops and counts it). `finish` never raises.
+the record's row (`core.request_record.Row`: a plain tuple in `COLUMNS` order, enums as
+their values, texts clamped; positional, the cheapest build on this path) from what the
+pipeline and the proxy noted on the `Invocation` and offers it to the buffer, which never
+blocks (a full buffer drops and counts it). `finish` never raises.
 
 How each field is measured (durations in ms from the pipeline's start, `perf_counter`):
 latency = the pipeline's own measure (as metered); queue = time in the activator;
@@ -32,7 +34,16 @@ from prometheus_client.registry import Collector
 
 from podium.core.access import NOBODY_CHECKS, Principal
 from podium.core.observability_spec import CaptureSpec
-from podium.core.request_record import ErrorClass, Protocol, RecordBuffer, RequestRecord
+from podium.core.request_record import (
+    MAX_CLIENT,
+    MAX_METHOD,
+    MAX_ROUTE,
+    MAX_USER_AGENT,
+    ErrorClass,
+    Protocol,
+    RecordBuffer,
+    Row,
+)
 from podium.gateway.activator import Refusal
 from podium.gateway.body import StreamedBody
 from podium.gateway.capture import captured
@@ -41,13 +52,15 @@ from podium.runtimes.presets import EXTERNAL_FRAMEWORKS
 
 log = logging.getLogger("podium.gateway")
 
-MAX_ROUTE = 256
-MAX_USER_AGENT = 256
-MAX_CLIENT = 64
 PRINCIPAL = "podium.principal"  # where the access stage leaves the caller in the scope
 _USER_AGENT = b"user-agent"
 _USAGE = b'"usage"'
 _DATA = b"data:"
+# The protocols' values (a row holds values, not enum members: `core.request_record`).
+_OPENAI = Protocol.OPENAI.value
+_V2 = Protocol.V2.value
+_COMMAND = Protocol.COMMAND.value
+_HF = Protocol.HF.value
 
 # A gateway answer with no error noted on the way, by status (a defensive fallback).
 _BY_STATUS = {
@@ -95,15 +108,15 @@ class RecordStage(Collector):
 
     def finish(self, call: Invocation, status: int, seconds: float) -> None:
         try:
-            record = self.record(call, status, seconds)
+            row = self.record(call, status, seconds)
         except Exception:
             self.failed += 1
             log.exception("could not build the request record of %s", call.head.request_id)
             return
-        self._buffer.offer(record)
+        self._buffer.offer(row)
 
-    def record(self, call: Invocation, status: int, seconds: float) -> RequestRecord:
-        """The record of a finished invocation (`status` 0: the client left)."""
+    def record(self, call: Invocation, status: int, seconds: float) -> Row:
+        """The record (its row) of a finished invocation (`status` 0: the client left)."""
         route = call.route
         path = call.target
         if "?" in path:
@@ -111,13 +124,13 @@ class RecordStage(Collector):
         if len(path) > MAX_ROUTE:
             path = path[:MAX_ROUTE]
         if path.startswith("/v1/"):
-            protocol = Protocol.OPENAI
+            protocol = _OPENAI
         elif path.startswith("/v2/"):
-            protocol = Protocol.V2
+            protocol = _V2
         elif route.framework in EXTERNAL_FRAMEWORKS:
-            protocol = Protocol.COMMAND
+            protocol = _COMMAND
         else:
-            protocol = Protocol.HF
+            protocol = _HF
         status_sent = call.status_sent
         error = call.error
         if error is None and (status >= 400 or not status or status_sent >= 400):
@@ -135,7 +148,7 @@ class RecordStage(Collector):
         tokens_in = None
         tokens_out = call.tokens if streamed else None
         answer = call.answer
-        if answer is not None and protocol is Protocol.OPENAI and _USAGE in answer:
+        if answer is not None and protocol == _OPENAI and _USAGE in answer:
             usage = _usage(answer, streamed)
             if usage is not None:
                 tokens_in, completion = usage
@@ -160,22 +173,22 @@ class RecordStage(Collector):
         request_body = response_body = None
         if call.capture:
             request_body, response_body = _payloads(call)
-        # Positional: a third of the keyword call's cost on this path (the field order is
-        # `RequestRecord`'s, checked by a test).
-        return RequestRecord(
+        # `COLUMNS` order (checked by a test); the request id is at most 128 characters
+        # (`headers`), the replica id and token id are the server's own.
+        return (
             call.head.request_id,
             route.name,
             route.project,
             protocol,
             path,
-            scope["method"],
+            scope["method"][:MAX_METHOD],
             status or status_sent,  # a client that left mid-answer saw this status
+            None if error is None else error.value,
             call.received_at,
             latency_ms,
             call.queue_s * 1000.0,
             call.revision,
             call.replica_id,
-            error,
             upstream_ms,
             ttfb_ms,
             (call.first_token - started) * 1000.0 if call.first_token else None,

@@ -3,8 +3,9 @@
 
 Batching: the thread looks at the buffer every `POLL_S`; it writes as soon as
 `write_batch` records wait, and at least every `flush_s` whatever is there, one
-transaction per batch of at most `write_batch` (one driver executemany). Full batches go
-back to back while the buffer holds a batch's worth.
+transaction per batch of at most `write_batch` (multi-row INSERT statements of the rows as
+the gateway built them: `RequestRepo.insert_rows`). Full batches go back to back while the
+buffer holds a batch's worth.
 
 Failures: a write that fails for a transient reason (`Retryable`: the database is locked
 or busy; `Unavailable`: it cannot be reached) keeps its batch and is retried with
@@ -40,7 +41,7 @@ from prometheus_client.registry import Collector
 
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import Retryable, Unavailable
-from podium.core.request_record import RecordBuffer, RequestRecord
+from podium.core.request_record import RecordBuffer, Row
 from podium.core.settings import ObservabilitySettings
 from podium.store.db import Database
 from podium.store.requests import PRUNE_BATCH
@@ -77,7 +78,7 @@ class RecordWriter(Collector):
         self._stop_timeout = stop_timeout_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pending: list[RequestRecord] = []  # the batch being written (at most one)
+        self._pending: list[Row] = []  # the batch being written (at most one)
         self._backoff = backoff_s
         self._retry_at = 0.0  # monotonic: no write before then (after a failure)
         now = self._clock.monotonic()
@@ -147,7 +148,7 @@ class RecordWriter(Collector):
                 return True
         try:
             with self._db.unit_of_work() as uow:
-                uow.requests.insert_many(self._pending)
+                uow.requests.insert_rows(self._pending)
         except (Retryable, Unavailable) as e:
             self.write_errors += 1
             self._retry_at = self._clock.monotonic() + self._backoff
@@ -169,7 +170,7 @@ class RecordWriter(Collector):
         self._backoff = self._backoff_first
         return True
 
-    def _write_each(self, records: list[RequestRecord]) -> None:
+    def _write_each(self, records: list[Row]) -> None:
         """Write records one by one (after a batch failed for a reason that is no
         transient one): those that fail again are dropped, counted and logged (the first
         with its error, then how many)."""
@@ -177,11 +178,11 @@ class RecordWriter(Collector):
         for record in records:
             try:
                 with self._db.unit_of_work() as uow:
-                    uow.requests.insert_many([record])
+                    uow.requests.insert_rows([record])
             except Exception as e:
-                if not failed:
-                    log.error("request records: record %s dropped: %s", record.request_id, e)
-                failed.append(record.request_id)
+                if not failed:  # a row's first value is its request id (`COLUMNS`)
+                    log.error("request records: record %s dropped: %s", record[0], e)
+                failed.append(record[0])
             else:
                 self.written += 1
         self.lost += len(failed)

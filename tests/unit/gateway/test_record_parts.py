@@ -4,19 +4,28 @@ stream's events across chunk boundaries, and forgetting the counts of replicas t
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 
 import pytest
 
 from podium.core.observability_spec import CaptureSpec
 from podium.core.phases import EndpointStatus
-from podium.core.request_record import Protocol, RecordBuffer, RequestRecord
+from podium.core.request_record import (
+    COLUMNS,
+    ErrorClass,
+    Protocol,
+    RecordBuffer,
+    RequestRecord,
+)
 from podium.core.routing import EndpointRoute
 from podium.gateway.capture import NOT_JSON, PARSE_LIMIT, captured, redacted
 from podium.gateway.headers import RequestHead
 from podium.gateway.invocation import Invocation
 from podium.gateway.metering import FORGET_AFTER_S, Meters
 from podium.gateway.recording import RecordStage
+
+ATOMIC = (str, int, float, bool)  # what a row holds, None besides
 
 
 def test_redaction_replaces_keys_at_any_depth_case_insensitively() -> None:
@@ -112,25 +121,28 @@ def test_a_replica_out_of_the_table_is_reported_then_forgotten() -> None:
     )
 
 
-def test_the_record_stage_builds_records_in_the_contracts_field_order() -> None:
-    """`RecordStage.record` passes the fields positionally (cheaper on the hot path): a
-    change of `RequestRecord`'s fields must change it too."""
-    names = [f.name for f in dataclasses.fields(RequestRecord)]
-    assert names == [
+def test_the_record_stage_builds_rows_in_the_contracts_column_order() -> None:
+    """`RecordStage.record` builds the row positionally (cheaper on the hot path): a change
+    of `COLUMNS` must change it too. The row is what `RequestRecord.row()` makes of the
+    same record (enums as their values)."""
+    assert list(COLUMNS) == [
         "request_id", "endpoint", "project", "protocol", "route", "method", "status",
-        "received_at", "latency_ms", "queue_ms", "revision", "replica_id", "error",
+        "error", "received_at", "latency_ms", "queue_ms", "revision", "replica_id",
         "upstream_ms", "ttfb_ms", "ttft_ms", "tokens_in", "tokens_out", "streamed",
         "bytes_in", "bytes_out", "client", "user_agent", "token_id", "request_body",
         "response_body",
     ]  # fmt: skip
+    assert sorted(COLUMNS) == sorted(f.name for f in dataclasses.fields(RequestRecord))
     c = call()
     c.streamed = False
     c.scope = {"headers": [(b"user-agent", b"ua")], "method": "GET", "client": ("10.0.0.1", 1)}
     c.received_at, c.replica_id, c.revision = 5.0, "r", 2
     c.upstream_start, c.upstream_end, c.head_sent, c.status_sent = 0.25, 0.5, 0.375, 200
     c.body, c.bytes_out = b"abc", 7
-    rec = RecordStage(RecordBuffer(1)).record(c, 200, 1.0)
-    assert rec == RequestRecord(
+    row = RecordStage(RecordBuffer(1)).record(c, 200, 1.0)
+    assert all(value is None or type(value) in ATOMIC for value in row)
+    assert row[COLUMNS.index("protocol")] == "openai"
+    expected = RequestRecord(
         request_id="rid",
         endpoint="e",
         project="default",
@@ -173,3 +185,24 @@ def test_an_endpoint_s_counts_are_of_finished_requests() -> None:
     meter.finish(503, 0.03)
     assert meter.counts().requests == 2
     assert meter.counts().by_class[5] == 1
+    assert row == expected.row()
+    assert RequestRecord.from_row(row) == expected
+
+
+def test_an_offered_row_is_untracked_by_the_garbage_collector_after_a_young_collection() -> None:
+    """Buffered rows wait up to `flush_s`: tuples of atomic values leave the collector's
+    care at its first collection, so they never reach the old generation and never make
+    it run full collections (`core.request_record`)."""
+    c = call()
+    c.streamed = False
+    c.scope = {"headers": [(b"user-agent", b"ua")], "method": "POST", "client": ("10.0.0.1", 1)}
+    c.received_at, c.replica_id, c.revision, c.status_sent = 5.0, "r", 2, 502
+    c.error = ErrorClass.REPLICA_5XX
+    buffer = RecordBuffer(2)
+    RecordStage(buffer).finish(c, 502, 0.5)
+    (row,) = buffer.drain(1)
+    assert row[COLUMNS.index("error")] == "replica_5xx"
+    buffer.offer(row)
+    gc.collect(0)
+    assert not gc.is_tracked(row)
+    assert buffer.drain(1) == [row]

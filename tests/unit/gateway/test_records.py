@@ -55,8 +55,7 @@ def route(name: str, *replicas: ReplicaRoute, **kwargs: Any) -> EndpointRoute:
 def records_of(buffer: RecordBuffer, n: int) -> list[RequestRecord]:
     """The next `n` records (waiting for them: each is offered just after its last byte)."""
     assert wait_until(lambda: len(buffer) >= n), f"{len(buffer)} of {n} records"
-    records: list[RequestRecord] = buffer.drain(1000)
-    return records
+    return [RequestRecord.from_row(row) for row in buffer.drain(1000)]
 
 
 def recording(

@@ -21,7 +21,7 @@ from podium.server.app import Podium
 from podium.server.recorder import RecordWriter
 from podium.store import Database
 from podium.store import db as db_module
-from tests.support.request_records import T0, record
+from tests.support.request_records import T0, record, row
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
@@ -55,7 +55,7 @@ def test_every_record_offered_is_written_exactly_once(db: Database) -> None:
 
     def offer() -> None:
         for i in range(n):
-            assert buffer.offer(record(i))
+            assert buffer.offer(row(i))
 
     offering = threading.Thread(target=offer)
     offering.start()
@@ -75,7 +75,7 @@ def test_a_full_batch_is_written_before_the_flush_interval(db: Database) -> None
     writer.start()
     try:
         for i in range(250):
-            buffer.offer(record(i))
+            buffer.offer(row(i))
         wait_until(lambda: writer.written == 200)  # two full batches; 50 wait for more
         assert writer.buffered == 50
     finally:
@@ -89,7 +89,7 @@ def test_stop_flushes_what_is_buffered(db: Database) -> None:
     writer = RecordWriter(db, buffer, settings)
     writer.start()
     for i in range(777):
-        buffer.offer(record(i))
+        buffer.offer(row(i))
     writer.stop()
     assert (writer.written, stored(db), len(buffer)) == (777, 777, 0)
 
@@ -115,11 +115,11 @@ def test_a_locked_database_is_waited_out_and_the_overflow_counted(
     writer.start()
     try:
         for i in range(10):
-            buffer.offer(record(i))
+            buffer.offer(row(i))
         wait_until(lambda: writer.write_errors >= 2 and len(buffer) == 0)
         assert writer.buffered == 10  # the batch it holds for a retry
         for i in range(10, 100):
-            buffer.offer(record(i))
+            buffer.offer(row(i))
         assert (len(buffer), buffer.dropped) == (50, 40)
         scraped = generate_latest(registry).decode()
         assert 'podium_request_records_dropped_total{reason="buffer_full"} 40.0' in scraped
@@ -142,7 +142,7 @@ def test_a_record_the_store_refuses_is_dropped_alone(db: Database) -> None:
     buffer = RecordBuffer(100)
     writer = RecordWriter(db, buffer, settings)
     for i in range(5):
-        buffer.offer(record(i, bytes_in=2**70 if i == 2 else 100))  # past SQLite's INTEGER
+        buffer.offer(row(i, bytes_in=2**70 if i == 2 else 100))  # past SQLite's INTEGER
     writer.stop()  # never started: stop writes in the caller's thread
     assert (writer.written, writer.lost, writer.write_errors) == (4, 1, 1)
     with db.unit_of_work(read_only=True) as uow:
@@ -164,7 +164,7 @@ def test_stop_gives_up_after_its_timeout_and_counts_the_rest(
     buffer = RecordBuffer(100)
     writer = RecordWriter(db, buffer, settings, backoff_s=0.01, stop_timeout_s=0.3)
     for i in range(25):
-        buffer.offer(record(i))
+        buffer.offer(row(i))
     writer.stop()
     other.close()
     assert (writer.written, writer.lost, writer.buffered, len(buffer)) == (0, 25, 0, 0)
@@ -213,7 +213,7 @@ def test_the_server_runs_the_writer_and_serves_its_metrics(tmp_path: Path) -> No
         try:
             for i in range(300):
                 assert podium.records is not None
-                podium.records.offer(record(i))
+                podium.records.offer(row(i))
         finally:
             await podium.shutdown()
 

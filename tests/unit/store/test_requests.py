@@ -10,7 +10,12 @@ from podium.core.errors import Invalid
 from podium.core.record_schemas import StatusClass
 from podium.core.request_record import ErrorClass, Protocol
 from podium.store import Database
-from podium.store.requests import INSERT_COLUMNS, RecordFilter, StoredRecord
+from podium.store.requests import (
+    INSERT_COLUMNS,
+    ROWS_PER_STATEMENT,
+    RecordFilter,
+    StoredRecord,
+)
 from podium.store.tables import RequestRecordRow
 from tests.support.request_records import T0, failed, record
 
@@ -19,9 +24,22 @@ def _ids(stored: list[StoredRecord]) -> list[str]:
     return [s.record.request_id for s in stored]
 
 
-def test_insert_columns_are_every_column_but_the_id() -> None:
+def test_insert_columns_are_every_column_but_the_id_in_the_tables_order() -> None:
     columns = [c.name for c in RequestRecordRow.__table__.c if c.name != "id"]
-    assert sorted(INSERT_COLUMNS) == sorted(columns)
+    assert list(INSERT_COLUMNS) == columns
+
+
+def test_rows_go_in_multi_row_statements_whole_and_partial(database: Database) -> None:
+    """More rows than one statement holds, and a last statement of fewer: every row is
+    stored once, in order, as the typed record it came from."""
+    n = 2 * ROWS_PER_STATEMENT + 7
+    made = [record(i, error=ErrorClass.REPLICA_5XX if i % 3 else None) for i in range(n)]
+    with database.unit_of_work() as uow:
+        assert uow.requests.insert_rows([r.row() for r in made]) == n
+        assert uow.requests.insert_rows([]) == 0
+    with database.unit_of_work(read_only=True) as uow:
+        got = uow.requests.page("iris", limit=n, after=0, payloads=True)
+    assert [s.record for s in got] == made
 
 
 def test_records_read_back_as_written(database: Database) -> None:
