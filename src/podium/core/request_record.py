@@ -191,12 +191,18 @@ class RecordBuffer:
     writer thread (`drain`). `offer` never blocks: past `capacity` the row is dropped and
     counted."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, payload_bytes: int = 64 * 2**20) -> None:
         self.capacity = capacity
         self._items: deque[Row] = deque()
         self.offered = 0  # every record offered, kept or dropped
         self.dropped = 0  # records refused because the buffer was full
-        self._ready = threading.Event()  # set when a batch's worth is waiting
+        self.lost = 0  # records the writer took but could not store (it counts them here)
+        # Captured payloads are bounded in bytes, not only in records: a stalled store with
+        # `sample: 1` would otherwise hold capacity x 2 x max_bytes in the server's memory.
+        self.payload_budget = payload_bytes
+        self.payload_bytes = 0  # captured bytes now waiting (reserved by the stage)
+        self.payloads_refused = 0  # captures not stored because the budget was spent
+        self._payload_lock = threading.Lock()  # the stage adds, the writer's thread returns
 
     def offer(self, record: Row) -> bool:
         """Keep `record` (a row) for the writer; False (and counted) when the buffer is
@@ -210,12 +216,30 @@ class RecordBuffer:
         return True
 
     def drain(self, limit: int) -> list[Row]:
-        """Up to `limit` rows, oldest first (the writer's thread)."""
+        """Up to `limit` rows, oldest first (the writer's thread); their captured bytes
+        go back to the payload budget."""
         items = self._items
         out: list[Row] = []
         while items and len(out) < limit:
             out.append(items.popleft())
+        if self.payload_bytes:
+            self.release_payload(sum(len(r[-2] or "") + len(r[-1] or "") for r in out))
         return out
+
+    def reserve_payload(self, size: int) -> bool:
+        """Room for `size` captured characters (the stage, before it offers a row with
+        payloads); False, and counted, when the budget is spent: store the record without
+        its payloads."""
+        with self._payload_lock:
+            if self.payload_bytes + size > self.payload_budget:
+                self.payloads_refused += 1
+                return False
+            self.payload_bytes += size
+            return True
+
+    def release_payload(self, size: int) -> None:
+        with self._payload_lock:
+            self.payload_bytes = max(0, self.payload_bytes - size)
 
     def __len__(self) -> int:
         return len(self._items)

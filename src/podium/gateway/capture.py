@@ -11,7 +11,8 @@ body into the text stored with the record. Rules, safest first:
   the gateway cannot parse whole is NOT stored, only a note saying why:
   `[not stored: not JSON, cannot redact]`, or `[not stored: N bytes, more than the
   gateway reads whole; cannot redact]` (a streamed request body, a streamed answer, a body
-  over `PARSE_LIMIT`). Leaking a secret in a record is worse than a missing payload.
+  over `max(4 x max_bytes, PARSE_FLOOR)`: at most 256 KiB). Leaking a secret in a record
+  is worse than a missing payload.
 - Without `redact` keys, the first `max_bytes` are stored as they came (decoded as UTF-8,
   bad bytes replaced); a cut body ends with `…[cut: first N of M bytes]`.
 - An empty body is stored as None (nothing to see).
@@ -27,8 +28,9 @@ from typing import Any
 from podium.core.jsondepth import too_deep
 from podium.core.observability_spec import CaptureSpec
 
-# The largest body parsed for redaction (on the event loop: a bound on its cost).
-PARSE_LIMIT = 1024 * 1024
+# The largest body parsed for redaction (on the event loop: a bound on its cost): four times
+# what is kept, at least 64 KiB, so at most 256 KiB (`max_bytes` is at most 64 KiB).
+PARSE_FLOOR = 64 * 1024
 REDACTED = "***"
 NOT_JSON = "[not stored: not JSON, cannot redact]"
 
@@ -39,7 +41,7 @@ def captured(data: bytes, total: int, spec: CaptureSpec) -> str | None:
     if not total:
         return None
     if spec.redact:
-        if len(data) < total or total > PARSE_LIMIT:
+        if len(data) < total or total > max(4 * spec.max_bytes, PARSE_FLOOR):
             return f"[not stored: {total} bytes, more than the gateway reads whole; cannot redact]"
         text = redacted(data, frozenset(spec.redact))
         if text is None:

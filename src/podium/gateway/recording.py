@@ -54,6 +54,8 @@ log = logging.getLogger("podium.gateway")
 
 PRINCIPAL = "podium.principal"  # where the access stage leaves the caller in the scope
 _USER_AGENT = b"user-agent"
+MAX_TOKENS = 2**31 - 1
+NO_ROOM = "[not stored: the capture buffer is full]"
 _USAGE = b'"usage"'
 _DATA = b"data:"
 # The protocols' values (a row holds values, not enum members: `core.request_record`).
@@ -173,6 +175,9 @@ class RecordStage(Collector):
         request_body = response_body = None
         if call.capture:
             request_body, response_body = _payloads(call)
+            size = len(request_body or "") + len(response_body or "")
+            if size and not self._buffer.reserve_payload(size):
+                request_body = response_body = NO_ROOM  # the record itself is kept
         # `COLUMNS` order (checked by a test); the request id is at most 128 characters
         # (`headers`), the replica id and token id are the server's own.
         return (
@@ -245,6 +250,14 @@ def _usage(answer: bytes, streamed: bool) -> tuple[int | None, int | None] | Non
     return None
 
 
+def _tokens(value: object) -> int | None:
+    """A token count a replica reported, if it is a sane one (0 to 2**31 - 1: the column's
+    range; a model reporting 10**23 must not make the store refuse a whole batch)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS:
+        return value
+    return None
+
+
 def _usage_of(text: bytes) -> tuple[int | None, int | None] | None:
     try:
         doc = json.loads(text)
@@ -253,11 +266,7 @@ def _usage_of(text: bytes) -> tuple[int | None, int | None] | None:
     usage = doc.get("usage") if isinstance(doc, dict) else None
     if not isinstance(usage, dict):
         return None
-    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    return (
-        prompt if isinstance(prompt, int) and not isinstance(prompt, bool) else None,
-        completion if isinstance(completion, int) and not isinstance(completion, bool) else None,
-    )
+    return _tokens(usage.get("prompt_tokens")), _tokens(usage.get("completion_tokens"))
 
 
 def _request_capture(body: bytes | StreamedBody | None, capture: CaptureSpec) -> str | None:

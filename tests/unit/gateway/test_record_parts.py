@@ -19,7 +19,7 @@ from podium.core.request_record import (
     RequestRecord,
 )
 from podium.core.routing import EndpointRoute
-from podium.gateway.capture import NOT_JSON, PARSE_LIMIT, captured, redacted
+from podium.gateway.capture import NOT_JSON, PARSE_FLOOR, captured, redacted
 from podium.gateway.headers import RequestHead
 from podium.gateway.invocation import Invocation
 from podium.gateway.metering import FORGET_AFTER_S, Meters
@@ -53,7 +53,7 @@ def test_with_redact_keys_only_a_whole_json_body_is_stored_cut_after_redaction()
         part == f"[not stored: {len(body)} bytes, more than the gateway reads whole; cannot redact]"
     )
     assert captured(b"plain text", 10, spec) == NOT_JSON
-    big = b"[" + b"1," * PARSE_LIMIT + b"1]"
+    big = b"[" + b"1," * PARSE_FLOOR + b"1]"
     assert captured(big, len(big), spec) is not None
     assert "cannot redact" in (captured(big, len(big), spec) or "")
 
@@ -169,22 +169,6 @@ def test_the_record_stage_builds_rows_in_the_contracts_column_order() -> None:
         token_id=None,
     )
 
-
-def test_an_endpoint_s_counts_are_of_finished_requests() -> None:
-    """A request still in flight is in no count yet: the history divides finished latency
-    by finished requests (a started-but-unfinished one once made the average half)."""
-    from podium.gateway.metering import EndpointMeter
-
-    meter = EndpointMeter("e")
-    meter.start()
-    meter.start()
-    meter.finish(200, 0.01)
-    counts = meter.counts()
-    assert counts.requests == 1 == sum(counts.by_class)
-    assert counts.latency_sum / counts.requests == 0.01
-    meter.finish(503, 0.03)
-    assert meter.counts().requests == 2
-    assert meter.counts().by_class[5] == 1
     assert row == expected.row()
     assert RequestRecord.from_row(row) == expected
 
@@ -206,3 +190,57 @@ def test_an_offered_row_is_untracked_by_the_garbage_collector_after_a_young_coll
     gc.collect(0)
     assert not gc.is_tracked(row)
     assert buffer.drain(1) == [row]
+
+
+def test_an_endpoint_s_counts_are_of_finished_requests() -> None:
+    """A request still in flight is in no count yet: the history divides finished latency
+    by finished requests (a started-but-unfinished one once made the average half)."""
+    from podium.gateway.metering import EndpointMeter
+
+    meter = EndpointMeter("e")
+    meter.start()
+    meter.start()
+    meter.finish(200, 0.01)
+    counts = meter.counts()
+    assert counts.requests == 1 == sum(counts.by_class)
+    assert counts.latency_sum / counts.requests == 0.01
+    meter.finish(503, 0.03)
+    assert meter.counts().requests == 2
+    assert meter.counts().by_class[5] == 1
+
+
+def test_captured_bytes_waiting_are_bounded_and_returned_when_drained() -> None:
+    """Past the payload budget a record keeps its fields but not its bodies."""
+    from podium.core.request_record import RecordBuffer
+
+    buffer = RecordBuffer(10, payload_bytes=100)
+    assert buffer.reserve_payload(60)
+    assert not buffer.reserve_payload(60)
+    assert buffer.payloads_refused == 1
+    rec = RequestRecord(
+        request_id="r",
+        endpoint="e",
+        project="default",
+        protocol=Protocol.HF,
+        route="/",
+        method="POST",
+        status=200,
+        received_at=1.0,
+        latency_ms=1.0,
+        request_body="x" * 40,
+        response_body="y" * 20,
+    )
+    buffer.offer(rec.row())
+    assert buffer.drain(10) == [rec.row()]
+    assert buffer.payload_bytes == 0
+    assert buffer.reserve_payload(100)
+
+
+def test_absurd_token_counts_a_replica_reports_are_not_kept() -> None:
+    """A model reporting 10**23 tokens must not make the store refuse a whole batch."""
+    from podium.gateway.recording import _usage_of
+
+    assert _usage_of(
+        b'{"usage": {"prompt_tokens": -5, "completion_tokens": 100000000000000000000000}}'
+    ) == (None, None)
+    assert _usage_of(b'{"usage": {"prompt_tokens": 3, "completion_tokens": true}}') == (3, None)
