@@ -20,10 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
 
 from podium.backends.base import ObservedReplica, ReplicaResources
 from podium.control import metrics_history
+from podium.control.history_metrics import HistoryCollector
 from podium.control.loop import Controller
 from podium.control.metrics_history import MetricsSampler, SampleOutcome, delta
 from podium.control.starts import Starts
@@ -461,3 +464,77 @@ def test_a_long_prune_runs_in_bounded_batches_after_the_sample(
         event.remove(db.engine, "after_cursor_execute", wrote)
         event.remove(db.engine, "commit", committed)
     assert [p.ts for p in stored(db, INTERVAL)] == [minute + 10 * k for k in range(4)]
+
+
+def scrape(sampler: MetricsSampler) -> dict[str, dict[tuple[str, ...], float]]:
+    """The collector's families as a Prometheus scrape parses them: name → labels → value."""
+    registry = CollectorRegistry()
+    registry.register(HistoryCollector(sampler))
+    text = generate_latest(registry).decode()
+    return {
+        f.name: {tuple(s.labels.values()): s.value for s in f.samples}
+        for f in text_string_to_metric_families(text)
+    }
+
+
+def test_the_latest_sample_is_on_metrics_and_gone_series_are_forgotten(
+    tmp_path: Path, db: Database
+) -> None:
+    w = world(tmp_path, db)
+    minute = math.ceil((EPOCH + 1000) / 60) * 60 + 60
+    before = scrape(w.sampler)
+    assert before["podium_replica_cpu_percent"] == {}  # nothing sampled yet: no series
+    assert before["podium_metrics_samples"] == {("ok",): 0, ("failed",): 0}
+    serve_intervals(w, random.Random(13), minute, 1)
+    w.gateway.serve(raw_latencies(random.Random(14), PER_INTERVAL), STATUSES)
+    w.backend.used = {
+        "spin-r1": ReplicaResources(
+            cpu_percent=150.0, rss_bytes=3_000, gpu_util_percent=40.0, gpu_memory_bytes=2**30
+        ),
+        "spin-r2": ReplicaResources(cpu_percent=20.0, rss_bytes=1_000),  # no GPU
+    }
+    w.at(minute + 2 * INTERVAL + 1)
+    assert w.sample()
+    got = scrape(w.sampler)
+    assert got["podium_replica_cpu_percent"] == {
+        ("spin", "spin-r1"): 150.0,
+        ("spin", "spin-r2"): 20.0,
+    }
+    assert got["podium_replica_memory_rss_bytes"] == {
+        ("spin", "spin-r1"): 3_000,
+        ("spin", "spin-r2"): 1_000,
+    }
+    # GPU series only where a GPU was measured (NVML absent: none at all)
+    assert got["podium_replica_gpu_utilization_percent"] == {("spin", "spin-r1"): 40.0}
+    assert got["podium_replica_gpu_memory_bytes"] == {("spin", "spin-r1"): 2**30}
+    assert got["podium_endpoint_replicas_ready"] == {("spin",): 2}
+    assert got["podium_endpoint_replicas_desired"] == {("spin",): 2}
+    assert got["podium_metrics_samples"] == {("ok",): 2, ("failed",): 0}
+
+    # A replica stopped: its series go at the next sample; the endpoint deleted: all go.
+    del w.sampler.state.replicas["spin-r2"]
+    w.at(minute + 3 * INTERVAL + 1)
+    assert w.sample()
+    assert set(scrape(w.sampler)["podium_replica_cpu_percent"]) == {("spin", "spin-r1")}
+    w.at(minute + 4 * INTERVAL + 1)
+    assert asyncio.run(w.sampler.run([]))
+    gone = scrape(w.sampler)
+    assert gone["podium_replica_cpu_percent"] == {}
+    assert gone["podium_endpoint_replicas_ready"] == {}
+    assert gone["podium_metrics_samples"][("ok",)] == 4
+
+
+def test_failed_samples_are_counted_on_metrics(tmp_path: Path, db: Database) -> None:
+    w = world(tmp_path, db)
+    minute = math.ceil((EPOCH + 1000) / 60) * 60 + 60
+    serve_intervals(w, random.Random(15), minute, 1)
+
+    def down() -> ServiceSnapshot:
+        raise RuntimeError("gateway gone")
+
+    w.gateway.service_snapshot = down  # type: ignore[method-assign]
+    w.at(minute + 2 * INTERVAL + 1)
+    assert w.sample() is False
+    got = scrape(w.sampler)
+    assert got["podium_metrics_samples"] == {("ok",): 1, ("failed",): 1}
+    assert got["podium_endpoint_replicas_ready"] == {("spin",): 2}  # the last one written
