@@ -41,6 +41,8 @@ layers: install-test
 ## make bench: benchmarks (not in CI); results under bench/results/
 bench: install-test
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/gateway.py --auth
+	$(BIN)/python bench/gateway.py --records
 	$(BIN)/python bench/batching.py
 	$(BIN)/python bench/embeddings.py
 	$(BIN)/pip install -q -e '.[bench]'

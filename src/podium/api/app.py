@@ -62,7 +62,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
         observe,
         requests,  # request records (issue 12)
         metrics_history,
-        live,  # issue 12 (H4): GET /live
+        live,  # GET /live: the gateway's counts now
         secrets,
         usage,
     ):

@@ -132,7 +132,7 @@ _COMMANDS = (
     access.whoami,
     projects.audit,
     projects.usage,
-    top.top,  # issue 12 (H4)
+    top.top,  # podium top
 )
 for _command in _COMMANDS:
     app.command(_command.__name__)(_command)

@@ -3,7 +3,7 @@ the SDK reads it: aligned arrays ready to plot, and the series one may ask for.
 
 Every series is one value per step (`timestamps[i]` is the step's start, unix seconds);
 null where no point was stored (the server was down, the endpoint did not exist yet).
-`SERIES` names each series with its unit; docs/h3-history.md says how each is measured.
+`SERIES` names each series with its unit; docs/observability.md says how each is measured.
 """
 
 from __future__ import annotations

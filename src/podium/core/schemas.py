@@ -56,7 +56,7 @@ class ReplicaPublic(BaseModel):
     start_mode: str | None = None
     ready_s: float | None = None
     start_phases: dict[str, float] = Field(default_factory=dict)
-    # What it served (issue 12; from the metrics history's 10 s points: docs/h4-top.md).
+    # What it served (issue 12; from the metrics history's 10 s points: docs/observability.md).
     uptime_s: float | None = Field(
         None, description="seconds since it became ready; null: not ready"
     )
@@ -92,7 +92,7 @@ class EndpointPublic(BaseModel):
     url: str
     created_at: datetime
     updated_at: datetime
-    # What it served (issue 12; from the metrics history's 10 s points: docs/h4-top.md).
+    # What it served (issue 12; from the metrics history's 10 s points: docs/observability.md).
     # Filled by GET /endpoints and GET /endpoints/{name}; null in the answers to changes.
     requests: int | None = Field(None, description="requests in the last 24 h")
     requests_per_min: float | None = Field(None, description="over the last 5 minutes")

@@ -24,7 +24,8 @@ def _zero_buckets() -> tuple[int, ...]:
 
 @dataclass(frozen=True, slots=True)
 class ServiceCounts:
-    """Cumulative counts of one endpoint or replica (latency in seconds)."""
+    """Cumulative counts of one endpoint or replica (latency in seconds). Every figure is of
+    requests that finished: `requests == sum(by_class)`."""
 
     requests: int = 0
     by_class: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)  # [status // 100]; 0: none

@@ -17,6 +17,7 @@ record writer's cost per row at 200,000 rows (14 against 7 µs).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from os import urandom
@@ -58,6 +59,9 @@ _TOKEN_MARK = TOKEN_PREFIX.encode()
 _PODIUM_COOKIES = frozenset({SESSION_COOKIE.encode(), CSRF_COOKIE.encode()})
 _COOKIE_MARK = b"podium_"  # both names hold it: a header without it is forwarded as is
 _REQUEST_ID_B = b"x-request-id"
+# A client's `X-Request-ID` is kept only as 1-128 printable ASCII characters (no spaces,
+# no control bytes): it goes into records, CSV downloads and log lines.
+_GOOD_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}").fullmatch
 # Response headers the gateway's own server writes (as nginx does, the replica's are dropped
 # rather than sent twice), and the request id, set once by the gateway.
 _RESPONSE_DROPPED: frozenset[bytes] = HOP_BY_HOP | {b"date", b"server", _REQUEST_ID_B}
@@ -119,8 +123,8 @@ def request_head(scope: Scope) -> RequestHead:
             out.append((name, value))
     if extra_hop:
         out = [(n, v) for n, v in out if n not in extra_hop]
-    if not request_id or len(request_id) > 128:
-        request_id = new_request_id()
+    if not request_id or not _GOOD_REQUEST_ID(request_id):
+        request_id = new_request_id()  # none, or not 1-128 printable ASCII characters
     client = scope.get("client")
     if client:
         peer = client[0].encode("latin-1")

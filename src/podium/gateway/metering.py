@@ -101,10 +101,14 @@ class EndpointMeter:
         return EndpointLoad(in_flight, held, self.requests, self.errors, succeeded, by_revision)
 
     def counts(self) -> ServiceCounts:
-        """Its cumulative counts (read from another thread: each list is copied whole)."""
-        by_class = self.by_class
+        """Its cumulative counts (read from another thread: each list is copied whole).
+
+        `requests` are the requests that *finished* (the sum of the status classes), like
+        the latency figures: `self.requests` counts them as they start, so a point of the
+        history would otherwise divide finished latency by started requests."""
+        by_class = tuple(self.by_class)
         return ServiceCounts(
-            requests=self.requests,
+            requests=sum(by_class),
             by_class=(by_class[0], by_class[1], by_class[2], by_class[3], by_class[4], by_class[5]),
             latency_sum=self.latency_sum,
             latency_buckets=tuple(self.buckets),

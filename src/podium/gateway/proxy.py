@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 
 from podium.core.errors import TooLarge
-from podium.core.metric_names import LATENCY_BUCKETS
 from podium.core.request_record import ErrorClass
 from podium.core.routing import EndpointRoute
 from podium.core.settings import GatewaySettings
@@ -227,8 +225,7 @@ class Proxy:
         out: int,
         call: Invocation | None,
     ) -> None:
-        """An attempt that reached `replica_id` ended: its meter, the endpoint's bytes.
-        (`ReplicaMeter.finish`, inlined: this runs for every request.)"""
+        """An attempt that reached `replica_id` ended: its meter, the endpoint's bytes."""
         now = time.perf_counter()
         size = len(body) if body.__class__ is bytes else body.size  # type: ignore[union-attr]
         meter.bytes_in += size
@@ -236,14 +233,7 @@ class Proxy:
         replica = self._meters.replicas.get(replica_id)
         if replica is None:
             replica = self._meters.replica(replica_id, endpoint)
-        replica.requests += 1
-        cls = status // 100
-        replica.by_class[cls if 0 <= cls <= 5 else 0] += 1
-        seconds = now - sent
-        replica.latency_sum += seconds
-        replica.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        replica.bytes_in += size
-        replica.bytes_out += out
+        replica.finish(status, now - sent, size, out)
         if call is not None:
             call.upstream_end = now
 

@@ -119,7 +119,7 @@ class UnitOfWork:
         self.usage = UsageRepo(session, clock)
         self.requests = RequestRepo(session, clock)  # request records (issue 12)
         self.metrics = MetricRepo(session)
-        self.stats = StatsRepo(session, clock)  # issue 12 (H4): summaries of metric_points
+        self.stats = StatsRepo(session, clock)  # summaries of metric_points
 
 
 class Database:
@@ -226,12 +226,21 @@ class Database:
                 connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
                 pool_size=5,
                 max_overflow=15,
+                hide_parameters=True,  # errors never carry row values into logs
             )
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
             return engine
         try:
-            return create_engine(self._url, pool_pre_ping=True, pool_size=5, max_overflow=15)
+            return create_engine(
+                self._url,
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=15,
+                # A store error's text never carries the row values (captured payloads, a
+                # secret's ciphertext, client addresses) into a log line.
+                hide_parameters=True,
+            )
         except ModuleNotFoundError:
             raise Invalid(
                 "PostgreSQL needs psycopg 3: pip install 'podium[postgres]'", field="database_url"

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from podium.api.deps import ApiContext
+from podium.core.access import Scope
 from podium.core.record_schemas import COLUMNS, csv_columns
 from podium.core.request_record import ErrorClass, RequestRecord
 from podium.store import Database
 from tests.support.request_records import record
-from tests.unit.api.conftest import push, spec
+from tests.unit.api.conftest import make_token, push, spec
 
 URL = "/api/v1/endpoints/iris-ep/requests"
 
@@ -225,3 +227,25 @@ def test_a_bad_filter_is_a_422_naming_it(
     assert answer.status_code == 422, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["field"] == field
+
+
+def test_payloads_need_deploy_not_only_read(
+    client: TestClient, db: Database, born: float, ctx: ApiContext
+) -> None:
+    """Captured bodies (prompts, answers) are shown to deployers, never to mere readers."""
+    write(db, [record(1, endpoint="iris-ep", received_at=born + 1, request_body='{"a": 1}')])
+    reader = make_token(db, "reader", (Scope.READ,), tokens=ctx.tokens)
+    deployer = make_token(db, "deployer", (Scope.DEPLOY,), tokens=ctx.tokens)
+    as_reader = {"authorization": f"Bearer {reader}"}
+    assert client.get(URL, headers=as_reader).status_code == 200
+    refused = client.get(URL, params={"include_payloads": "true"}, headers=as_reader)
+    assert refused.status_code == 403
+    assert refused.json()["field"] == "include_payloads"
+    csv_refused = client.get(
+        URL, params={"include_payloads": "true", "format": "csv"}, headers=as_reader
+    )
+    assert csv_refused.status_code == 403
+    shown = client.get(
+        URL, params={"include_payloads": "true"}, headers={"authorization": f"Bearer {deployer}"}
+    )
+    assert shown.status_code == 200 and shown.json()["items"][0]["request_body"] == '{"a": 1}'

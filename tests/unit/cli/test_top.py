@@ -277,6 +277,7 @@ def test_top_runs_until_ctrl_c_and_exits_0(
 
 
 def test_top_without_a_gateway_says_why(cli: Cli, deployed: str) -> None:
+    cli.api.podium.api.state.podium.live = None  # an API process with no gateway in it
     result = cli("top", "--once")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: live figures need the embedded gateway")

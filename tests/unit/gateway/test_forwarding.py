@@ -218,3 +218,17 @@ def test_chunked_bodies_up_to_the_limit_pass(gw: RunningGateway, total: int) -> 
     assert r.json()["body"] == "x" * total
     assert sized.json()["body"] == "y" * total
     assert headers_of(sized.json())["content-length"] == str(total)
+
+
+@pytest.mark.parametrize("sent", ["has space", "tab\there", "x" * 129, "é-accent"])
+def test_a_request_id_that_is_not_printable_ascii_is_replaced(
+    gw: RunningGateway, sent: str
+) -> None:
+    """It goes into records, CSV downloads and log lines: only 1-128 printable ASCII
+    characters are kept; anything else gets a fresh id (as the replica reads it too)."""
+    with gw.client() as client:
+        r = client.get("/endpoints/echo/", headers={"x-request-id": sent.encode("latin-1")})
+    assert r.status_code == 200
+    request_id = r.headers["x-request-id"]
+    assert request_id != sent and re.fullmatch(r"[0-9a-f]{24}", request_id)
+    assert headers_of(r.json())["x-request-id"] == request_id

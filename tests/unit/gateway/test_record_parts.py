@@ -156,3 +156,20 @@ def test_the_record_stage_builds_records_in_the_contracts_field_order() -> None:
         user_agent="ua",
         token_id=None,
     )
+
+
+def test_an_endpoint_s_counts_are_of_finished_requests() -> None:
+    """A request still in flight is in no count yet: the history divides finished latency
+    by finished requests (a started-but-unfinished one once made the average half)."""
+    from podium.gateway.metering import EndpointMeter
+
+    meter = EndpointMeter("e")
+    meter.start()
+    meter.start()
+    meter.finish(200, 0.01)
+    counts = meter.counts()
+    assert counts.requests == 1 == sum(counts.by_class)
+    assert counts.latency_sum / counts.requests == 0.01
+    meter.finish(503, 0.03)
+    assert meter.counts().requests == 2
+    assert meter.counts().by_class[5] == 1

@@ -151,3 +151,21 @@ def test_an_unreachable_server_is_unavailable() -> None:
     with unavailable, db.unit_of_work(read_only=True) as uow:
         uow.endpoints.list()
     db.dispose()
+
+
+def test_a_store_error_never_shows_the_values_it_was_given(sqlite_url: str) -> None:
+    """Error text reaches logs: it must not carry row values (payloads, addresses)."""
+    from sqlalchemy.exc import DBAPIError
+
+    db = Database(sqlite_url)
+    try:
+        with db.engine.connect() as conn:
+            try:
+                conn.exec_driver_sql("SELECT nosuchcolumn, ?", ("a-secret-value",))
+            except DBAPIError as e:
+                assert "a-secret-value" not in str(e)
+                assert "hidden due to hide_parameters" in str(e)
+            else:
+                raise AssertionError("the statement should have failed")
+    finally:
+        db.dispose()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from podium.api.access import needs
 from podium.api.deps import CtxDep, UowDep
 from podium.api.problems import responses
-from podium.api.routes.params import ProjectDep, key_of
+from podium.api.routes.params import ProjectDep, key_of, unix_time
 from podium.api.services import metrics_history as history
 from podium.core.access import Scope
 from podium.core.ids import NAME_RE, NAME_RULE
@@ -56,9 +56,7 @@ def get_metrics(
     the scaling events of the range."""
     names = history.parse_series(series)
     now = time.time()
-    start, end = history.time_range(
-        history.parse_time(since, "from"), history.parse_time(until, "to"), now
-    )
+    start, end = history.time_range(unix_time(since, "from"), unix_time(until, "to"), now)
     kept = stored_resolutions(ctx.settings.observability)
     chosen = history.pick_step(step, start, end, now, kept)
     return history.history(

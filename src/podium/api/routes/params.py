@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Query
 
 from podium.core.access import DEFAULT_PROJECT, PROJECT_SEPARATOR, endpoint_key
-from podium.core.errors import NotFound
+from podium.core.errors import Invalid, NotFound
 from podium.core.ids import PROJECT_RE, PROJECT_RULE, check_project
 
 _DESCRIPTION = f"the project ({PROJECT_RULE})"
@@ -53,3 +55,23 @@ def key_of(project: str, name: str, kind: str = "endpoint") -> str:
         field = "model" if kind == "model" else "name"
         raise NotFound(f"{kind} {name!r} not found", field=field)
     return endpoint_key(project, name)
+
+
+def unix_time(value: str | None, field: str) -> float | None:
+    """Unix seconds, or an ISO 8601 time (UTC when it names no zone)."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            raise Invalid(
+                f"{field} must be unix seconds or an ISO 8601 time, not {value!r}", field=field
+            ) from None
+        seconds = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+    if not math.isfinite(seconds) or not 0 <= seconds < 2**40:
+        raise Invalid(f"{field} is out of range: {value!r}", field=field)
+    return seconds

@@ -17,21 +17,19 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from podium.api.access import needs
-from podium.api.deps import ApiContext, CtxDep
+from podium.api.deps import ApiContext, CtxDep, get_caller
 from podium.api.problems import responses
-from podium.api.routes.params import ProjectDep, key_of
+from podium.api.routes.params import ProjectDep, key_of, unix_time
 from podium.core.access import Scope, split_key
-from podium.core.errors import Invalid
+from podium.core.errors import Forbidden, Invalid
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.record_schemas import (
     PAYLOAD_COLUMNS,
@@ -75,6 +73,7 @@ _CSV = {
     dependencies=[needs(Scope.READ)],
 )
 def list_requests(
+    request: Request,
     name: EndpointName,
     project: ProjectDep,
     ctx: CtxDep,
@@ -105,12 +104,21 @@ def list_requests(
     include_payloads: Annotated[bool, Query(description="the captured bodies too")] = False,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
-    """The endpoint's request records, newest first, filtered; JSON pages or CSV."""
+    """The endpoint's request records, newest first, filtered; JSON pages or CSV.
+
+    The captured bodies (`include_payloads=true`) are the most sensitive data Podium keeps
+    (prompts, answers): they need `deploy` on the project, not only `read`."""
+    if include_payloads and not get_caller(request, ctx).may(Scope.DEPLOY, project):
+        raise Forbidden(
+            "include_payloads needs a token with scope 'deploy' on project "
+            f"{project!r}: captured bodies are not shown to readers",
+            field="include_payloads",
+        )
     filters = RecordFilter(
         status=status,
         min_latency_ms=min_latency_ms,
-        since=_instant(since, "since"),
-        until=_instant(until, "until"),
+        since=unix_time(since, "since"),
+        until=unix_time(until, "until"),
         replica=replica,
         revision=revision,
         request_id=request_id,
@@ -174,28 +182,6 @@ def _wants_csv(accept: str | None) -> bool:
         return False
     json_at = kinds.index("application/json") if "application/json" in kinds else len(kinds)
     return kinds.index("text/csv") < json_at
-
-
-def _instant(value: str | None, field: str) -> float | None:
-    """Unix seconds from unix seconds or ISO 8601 (naive: UTC)."""
-    if value is None:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = datetime.fromisoformat(text)
-        except ValueError:
-            raise Invalid(
-                f"{field}: {value!r} is neither unix seconds nor an ISO 8601 time", field=field
-            ) from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return when.timestamp()
-    if not math.isfinite(seconds):
-        raise Invalid(f"{field}: {value!r} is not a finite time", field=field)
-    return seconds
 
 
 def _item(stored: StoredRecord, payloads: bool) -> dict[str, Any]:

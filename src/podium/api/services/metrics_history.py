@@ -39,25 +39,6 @@ _VALUES: dict[str, _Value] = {
 }
 
 
-def parse_time(value: str | None, field: str) -> float | None:
-    """Unix seconds, or an ISO 8601 time (UTC when it names no zone)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            at = datetime.fromisoformat(value)
-        except ValueError:
-            raise Invalid(
-                f"{field} must be unix seconds or an ISO 8601 time, not {value!r}", field=field
-            ) from None
-        seconds = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
-    if not math.isfinite(seconds) or not 0 <= seconds < 2**40:
-        raise Invalid(f"{field} is out of range: {value!r}", field=field)
-    return seconds
-
-
 def parse_series(value: str | None) -> list[str] | None:
     """The series asked for, in order, once each; None: every series."""
     if value is None:

@@ -2,8 +2,8 @@
 
 The figures come from the metrics history (`store.stats`: the points of the sampled
 resolution, `PODIUM_METRICS_INTERVAL_S`; one query for a whole list) and the replicas'
-ready times; `docs/h4-top.md` says how each is computed. Pure functions over records: the
-views module reads the store (`traffic`) and calls these.
+ready times; docs/observability.md says how each is computed. Pure functions over
+records: the views module reads the store (`traffic`) and calls these.
 """
 
 from __future__ import annotations
