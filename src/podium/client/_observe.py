@@ -91,14 +91,18 @@ class ObserveMethods:
         reconnect: bool = True,
     ) -> Iterator[LogLine]:
         """Yield log lines as they are written (each replica's last `tail` first) until the
-        server ends the stream (the endpoint is gone) or the caller stops iterating.
+        endpoint is gone (404) or the caller stops iterating.
 
         Server-Sent Events (`Accept: text/event-stream`): one `line` event per line, its
-        data `{"replica": id, "line": text}`; the server's heartbeats are skipped. A lost
-        connection is made again (`reconnect`, after `RECONNECT_S`, at most `RECONNECTS`
-        failed tries in a row) with `Last-Event-ID`: the server goes on from then without
-        repeating what was seen (lines written while disconnected are not replayed). A
-        generator: the request is made, and errors raised, on the first `next()`.
+        data `{"replica": id, "line": text}`; the server's heartbeats are skipped. A stream
+        that ends, lost (reset, timed out) or closed cleanly (a server restarting
+        gracefully closes it as one whose endpoint was deleted does), is made again
+        (`reconnect`, after `RECONNECT_S`) with `Last-Event-ID`: the server goes on from
+        then without repeating what was seen (lines written while disconnected are not
+        replayed). The follow stops when the server answers 404 (the endpoint is gone), or
+        raises after `RECONNECTS` failed tries in a row; with `reconnect=False` it ends
+        with the first stream. A generator: the request is made, and errors raised, on the
+        first `next()`.
         """
         params = {**_log_params(tail, replica, follow=True), **project_params(project)}
         path = f"{API_PREFIX}/endpoints/{_seg(name)}/logs"
@@ -125,7 +129,10 @@ class ObserveMethods:
                         if event.name == LINE_EVENT:
                             data = json.loads(event.data)
                             yield LogLine(replica_id=data["replica"], line=data["line"])
-                return  # the server ended the stream: the endpoint is gone
+                # The server ended the stream cleanly: it is restarting, or the endpoint
+                # is gone. The next try tells which (a 404 ends the follow).
+                if not reconnect:
+                    return
             except Unavailable:
                 failures += 1
                 if not reconnect or not connected or failures > RECONNECTS:

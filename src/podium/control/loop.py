@@ -24,6 +24,7 @@ from podium.control.adoption import Adoption
 from podium.control.autoscaling import Autoscaling
 from podium.control.draining import Draining
 from podium.control.exits import Exits, settle_s
+from podium.control.history_metrics import HistoryCollector
 from podium.control.journal import Journal
 from podium.control.metrics import ControllerCollector, ControllerMetrics
 from podium.control.metrics_history import MetricsSampler
@@ -168,6 +169,10 @@ class Controller:
     def collector(self) -> ControllerCollector:
         """The controller's Prometheus collector (the server registers it in its registry)."""
         return ControllerCollector(self.instruments, lambda: self.state.replicas)
+
+    def history_collector(self) -> HistoryCollector:
+        """The metrics history's latest figures, for the server's /metrics."""
+        return HistoryCollector(self.metrics)
 
     # ------------------------------------------------------------------ one pass
 

@@ -13,10 +13,15 @@ aligned to the resolution (`floor(start / res) * res`); an interval that ran lat
 pass) is one point, the slots it spanned stay empty.
 
 When a sample crosses a minute or an hour, that minute (hour) is rolled up from the finer
-points (`MetricRepo.roll_up`), and every `prune_every_s` each resolution is pruned by age:
-points, rollups and pruning in one transaction per sample. The first run only takes the
-baseline snapshot. A failure is logged and never fails the controller's pass; the counts
-of an interval whose write failed go into the next point.
+points (`MetricRepo.roll_up`): points and rollups in one transaction per sample, and what
+was rolled up is remembered only once it committed. Every `prune_every_s` each resolution
+is pruned by age after that transaction, in bounded batches of their own (`_prune`). The
+first run only takes the baseline snapshot. A failure is logged and never fails the
+controller's pass; the counts of an interval whose write failed go into the next point.
+
+The latest sample's figures stay in memory for the server's `/metrics`
+(`control.history_metrics`): `latest` holds each endpoint's and replica's newest point,
+`samples` counts the samples by outcome.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 
 from podium.backends.base import Backend, ReplicaResources
 from podium.control.state import ControllerState
@@ -34,12 +40,18 @@ from podium.core.routing import EndpointLoad, GatewayView
 from podium.core.service_counts import ServiceCounts, ServiceSnapshot
 from podium.core.settings import Settings
 from podium.store.db import Database
-from podium.store.metrics import MetricPoint
+from podium.store.metrics import PRUNE_BATCH, MetricPoint
 from podium.store.records import EndpointRecord
 
 log = logging.getLogger("podium.control")
 
 _MEASURED = (ReplicaState.STARTING, ReplicaState.READY, ReplicaState.DRAINING)
+PRUNE_BATCHES = 20  # prune statements one sample runs at most (each deletes PRUNE_BATCH)
+
+
+class SampleOutcome(StrEnum):
+    OK = "ok"  # points written
+    FAILED = "failed"  # logged; the next sample covers the interval too
 
 
 def delta(new: ServiceCounts, old: ServiceCounts | None) -> ServiceCounts:
@@ -112,19 +124,27 @@ class MetricsSampler:
         self._due = 0.0  # the next sample is due at this wall time
         self._rolled: dict[int, int] = {}  # resolution -> end of the interval last rolled up
         self._pruned = -math.inf  # monotonic time of the last prune
+        # For /metrics (`control.history_metrics`), read by the server's thread: replaced
+        # whole by each written sample (so a deleted endpoint or replica is forgotten),
+        # counters only added to by the controller's thread.
+        self.latest: Mapping[tuple[str, str], MetricPoint] = {}  # (endpoint, replica "")
+        self.samples: dict[SampleOutcome, int] = dict.fromkeys(SampleOutcome, 0)
 
     async def run(self, endpoints: Sequence[EndpointRecord]) -> bool:
         """A sample if one is due (True when points were written); never raises."""
         now = self.clock.now().timestamp()
         if self._previous is not None and now < self._due:
             return False
+        self._due = (math.floor(now / self.resolution) + 1) * self.resolution
         try:
-            return await self._sample(now, endpoints)
+            written = await self._sample(now, endpoints)
         except Exception:  # the history must never stop the controller
             log.exception("metrics sample failed")
+            self.samples[SampleOutcome.FAILED] += 1
             return False
-        finally:
-            self._due = (math.floor(now / self.resolution) + 1) * self.resolution
+        if written:
+            self.samples[SampleOutcome.OK] += 1
+        return written
 
     async def _sample(self, now: float, endpoints: Sequence[EndpointRecord]) -> bool:
         snapshot = ServiceSnapshot(taken_at=now)
@@ -136,6 +156,7 @@ class MetricsSampler:
             return False  # the baseline: differences start from here
         ts = math.floor(since / self.resolution) * self.resolution
         points = await self._points(ts, endpoints, snapshot, previous)
+        rolled: dict[int, int] = {}
         with self.db.unit_of_work() as uow:
             uow.metrics.upsert(points)
             for resolution, finer in ((60, self.resolution), (3600, 60)):
@@ -147,15 +168,42 @@ class MetricsSampler:
                 for start in {end - resolution, math.floor(ts / resolution) * resolution}:
                     if start + resolution <= end:
                         uow.metrics.roll_up(resolution, start, finer)
-                self._rolled[resolution] = end
-            mono = self.clock.monotonic()
-            if mono - self._pruned >= self.settings.observability.prune_every_s:
-                self._pruned = mono
-                for resolution, max_age in stored_resolutions(self.settings.observability).items():
-                    uow.metrics.prune(resolution, now - max_age)
-        # Only once written: after a failed write the next sample covers both intervals.
+                rolled[resolution] = end
+        # Only once committed: after a failed write the next sample covers both intervals
+        # and rolls up again what this one would have.
+        self._rolled.update(rolled)
         self._previous, self._since = snapshot, now
+        self._remember(points)
+        self._prune(now)
         return True
+
+    def _remember(self, points: Sequence[MetricPoint]) -> None:
+        """The sample just written, as the newest figures of each endpoint and replica."""
+        self.latest = {(p.endpoint, p.replica): p for p in points}
+
+    def _prune(self, now: float) -> None:
+        """Every `prune_every_s`, delete each resolution's points past their age: bounded
+        batches (`PRUNE_BATCH` points), each its own short transaction after the sample's,
+        at most `PRUNE_BATCHES` per sample. What is left (a first prune after a long
+        downtime) goes on at the next sample; a failure is logged and retried then."""
+        obs = self.settings.observability
+        mono = self.clock.monotonic()
+        if mono - self._pruned < obs.prune_every_s:
+            return
+        batches = 0
+        try:
+            for resolution, max_age in stored_resolutions(obs).items():
+                deleted = PRUNE_BATCH
+                while deleted >= PRUNE_BATCH:
+                    if batches >= PRUNE_BATCHES:
+                        return  # still due: the next sample goes on
+                    with self.db.unit_of_work() as uow:
+                        deleted = uow.metrics.prune(resolution, now - max_age, batch=PRUNE_BATCH)
+                    batches += 1
+        except Exception:  # the history must never stop the controller
+            log.exception("metrics history: pruning failed; the next sample retries")
+            return
+        self._pruned = mono  # only once every resolution is pruned
 
     async def _points(
         self,

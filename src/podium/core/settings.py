@@ -91,6 +91,10 @@ class DownloadSettings:
     read_timeout_s: float = 30.0  # of every request to the Hub (between two reads)
 
 
+# The metrics history's sampling intervals: whole seconds dividing a minute.
+METRICS_INTERVALS_S = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
+
+
 @dataclass(frozen=True, slots=True)
 class ObservabilitySettings:
     """Request records, the metrics history and logs (issue 12)."""
@@ -107,6 +111,18 @@ class ObservabilitySettings:
     metrics_1m_max_age_s: float = 7 * 86400.0
     metrics_1h_max_age_s: float = 90 * 86400.0
     log_json: bool = False  # the server's log as JSON lines (PODIUM_LOG_FORMAT=json)
+
+    def __post_init__(self) -> None:
+        # The sampled points roll up into whole minutes: an interval that does not divide
+        # 60 (7 s) would have points straddling two minutes.
+        if self.metrics_interval_s not in METRICS_INTERVALS_S:
+            name = "PODIUM_METRICS_INTERVAL_S"
+            allowed = ", ".join(str(v) for v in METRICS_INTERVALS_S)
+            raise Invalid(
+                f"{name} must divide a minute in whole seconds ({allowed}), "
+                f"not {self.metrics_interval_s:g}",
+                field=name,
+            )
 
 
 @dataclass(frozen=True, slots=True)

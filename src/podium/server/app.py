@@ -124,6 +124,7 @@ class Podium:
         collectors in the server's registry (the gateway registered its own)."""
         registry = self.registry
         registry.register(self.controller.collector())
+        registry.register(self.controller.history_collector())  # the sampler's latest figures
         if self.recorder is not None:  # the request records written, dropped, buffered
             registry.register(self.recorder)
         ProcessCollector(registry=registry)  # process_*: the server's CPU, memory, fds

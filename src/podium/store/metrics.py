@@ -6,7 +6,7 @@ A coarser point is rolled up from the finer ones of its interval (`combine`): co
 latency buckets add up, percentiles are recomputed from the summed buckets (so they are
 exact to the bucket, like the 10 s ones), CPU, in flight, held and GPU are the mean of the
 points, RSS the largest, ready and desired replicas the last. Each resolution is pruned by
-age on its own (`prune`).
+age on its own (`prune`), a bounded batch per call.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import Insert, delete, select
+from sqlalchemy import Insert, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from podium.core.service_counts import N_BUCKETS
 from podium.store.tables import MetricPointRow
 
 MAX_POINTS = 10_000  # one read (the API asks for ~1000)
+PRUNE_BATCH = 5000  # points one `prune` call deletes at most
 
 _KEY = ("endpoint", "replica", "resolution", "ts")
 
@@ -181,11 +182,20 @@ class MetricRepo:
             series.setdefault((row.endpoint, row.replica), []).append(_point(row))
         return self.upsert(combine(pts, resolution, ts) for pts in series.values())
 
-    def prune(self, resolution: int, before: float) -> int:
-        """Delete the points at `resolution` that started before `before` (unix s)."""
-        result = self._s.execute(
-            delete(MetricPointRow).where(
-                MetricPointRow.resolution == resolution, MetricPointRow.ts < before
-            )
+    def prune(self, resolution: int, before: float, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete at most `batch` of the points at `resolution` that started before
+        `before` (unix s), oldest first; returns how many (less than `batch`: none is
+        left). One bounded statement: the caller commits each batch on its own, so a first
+        prune after a long downtime never holds SQLite's write lock for long."""
+        p = MetricPointRow
+        chosen = (
+            select(p.endpoint, p.replica, p.resolution, p.ts)
+            .where(p.resolution == resolution, p.ts < before)
+            .order_by(p.ts)
+            .limit(batch)
         )
+        # A row-value IN: the table's key is (endpoint, replica, resolution, ts), and
+        # neither SQLite nor PostgreSQL has DELETE … LIMIT in common.
+        key = tuple_(p.endpoint, p.replica, p.resolution, p.ts)
+        result = self._s.execute(delete(p).where(key.in_(chosen)))
         return int(getattr(result, "rowcount", 0) or 0)

@@ -1,23 +1,31 @@
 """Summaries of the metrics history for the endpoint list and detail, and the live view.
 
 Reads only: the controller's metrics sampler writes `metric_points` (store/metrics.py).
-Both methods answer for many endpoints in ONE query (a list of 100 endpoints costs one
-round trip, not 100):
+Both methods read the points of the sampled resolution, which the caller passes
+(`core.metric_schemas.finest_resolution(settings.observability)`: 10 s by default,
+PODIUM_METRICS_INTERVAL_S; the unit of work has no settings). Both answer for many
+endpoints in ONE query (a list of 100 endpoints costs one round trip, not 100):
 
-- `traffic` sums the 10-second points of the last 24 hours per (endpoint, replica):
+- `traffic` sums the sampled points of the last 24 hours per (endpoint, replica):
   requests over the whole day, and requests, 5xx answers and summed latency over the last
   `RECENT_S` (5 minutes), from which the API derives requests per minute, the average
   latency and the error rate (`Traffic`).
 - `latest_gauges` returns the newest recent point's gauges (CPU %, RSS, GPU) per
   (endpoint, replica).
 
-A point at `ts` covers [ts, ts + 10); "the last 5 minutes" are the points with
-ts > now - 300, i.e. the 30 newest slots (the sampler writes a point when its interval has
-passed, so the window ends at most one interval before now).
+A point at `ts` covers [ts, ts + res). The windows are anchored on CLOSED slots: the
+slot holding `now` is not written yet (the sampler writes a point once its interval has
+passed), so a window ending at `now` would count one slot short and read 3-7 % low. The
+newest closed slot starts at `end = floor(now / res) * res - res`; "the last 5 minutes" are
+the `300 / res` slots ending with it (ts in (end - 300, end], exactly 300 s of points) and
+requests per minute divides their requests by 300 s; "the day" is ts in
+(end - 86400, end]. The newest closed slot itself may still be missing for the moment the
+controller's pass lags behind its boundary (it reads low then, by at most that slot).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +36,6 @@ from sqlalchemy.orm import Session
 from podium.core.clock import Clock
 from podium.store.tables import MetricPointRow
 
-RESOLUTION = 10  # the finest points: the only ones exact over a 5-minute window
 DAY_S = 86_400
 RECENT_S = 300  # requests per minute, average latency and error rate are over this window
 ENDPOINT = ""  # the `replica` of an endpoint's own points
@@ -39,7 +46,7 @@ Key = tuple[str, str]  # (endpoint key, replica id or "" for the endpoint itself
 @dataclass(frozen=True, slots=True)
 class Traffic:
     """What one endpoint or replica served: `requests` in the last day; `recent_*` in the
-    last `RECENT_S` seconds (latency in milliseconds, summed)."""
+    `RECENT_S` seconds of closed slots before now (latency in milliseconds, summed)."""
 
     requests: int = 0
     recent_requests: int = 0
@@ -48,6 +55,7 @@ class Traffic:
 
     @property
     def requests_per_min(self) -> float:
+        """The recent requests over the window's 300 s (it holds exactly that much)."""
         return self.recent_requests * 60.0 / RECENT_S
 
     @property
@@ -76,6 +84,11 @@ class Gauges:
     gpu_memory_bytes: int | None
 
 
+def closed_slot(now: float, resolution: int) -> int:
+    """The start of the newest slot of `resolution` seconds that has ended by `now`."""
+    return math.floor(now / resolution) * resolution - resolution
+
+
 class StatsRepo:
     def __init__(self, session: Session, clock: Clock) -> None:
         self._s = session
@@ -90,16 +103,18 @@ class StatsRepo:
         endpoints: Collection[str],
         replicas: Collection[str] | None = None,
         *,
+        resolution: int,
         now: float | None = None,
     ) -> dict[Key, Traffic]:
         """Per (endpoint key, replica) of these endpoints, in one query: their own points
         (replica "") and those of the replicas named in `replicas` (None: every replica
-        with points, retired ones too). Keys without a point in the day are absent."""
+        with points, retired ones too), at the sampled `resolution` (seconds; it divides
+        60). Keys without a point in the day are absent."""
         if not endpoints:
             return {}
-        at = self.now() if now is None else now
+        end = closed_slot(self.now() if now is None else now, resolution)
         p = MetricPointRow
-        recent = p.ts > at - RECENT_S
+        recent = p.ts > end - RECENT_S
 
         def recent_sum(column: Any) -> Any:
             return func.coalesce(func.sum(case((recent, column), else_=0)), 0)
@@ -115,9 +130,9 @@ class StatsRepo:
             )
             .where(
                 p.endpoint.in_(sorted(set(endpoints))),
-                p.resolution == RESOLUTION,
-                p.ts > at - DAY_S,
-                p.ts <= at,
+                p.resolution == resolution,
+                p.ts > end - DAY_S,
+                p.ts <= end,
             )
             .group_by(p.endpoint, p.replica)
         )
@@ -135,10 +150,16 @@ class StatsRepo:
         return out
 
     def latest_gauges(
-        self, endpoints: Collection[str], *, max_age_s: float, now: float | None = None
+        self,
+        endpoints: Collection[str],
+        *,
+        resolution: int,
+        max_age_s: float,
+        now: float | None = None,
     ) -> dict[Key, Gauges]:
-        """The gauges of the newest 10-second point per (endpoint key, replica), of points
-        at most `max_age_s` old (an older one is not "now": absent). One query."""
+        """The gauges of the newest point at the sampled `resolution` per (endpoint key,
+        replica), of points at most `max_age_s` old (an older one is not "now": absent).
+        One query."""
         if not endpoints:
             return {}
         at = self.now() if now is None else now
@@ -148,7 +169,7 @@ class StatsRepo:
             select(p.endpoint, p.replica, func.max(p.ts).label("ts"))
             .where(
                 p.endpoint.in_(keys),
-                p.resolution == RESOLUTION,
+                p.resolution == resolution,
                 p.ts >= at - max_age_s,
             )
             .group_by(p.endpoint, p.replica)
@@ -167,7 +188,7 @@ class StatsRepo:
             and_(
                 p.endpoint == newest.c.endpoint,
                 p.replica == newest.c.replica,
-                p.resolution == RESOLUTION,
+                p.resolution == resolution,
                 p.ts == newest.c.ts,
             ),
         )

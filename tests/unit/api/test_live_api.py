@@ -3,6 +3,7 @@ source the server wires to its embedded gateway) and a real routing source and b
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -16,6 +17,7 @@ from podium.core.phases import EndpointStatus, ReplicaState
 from podium.core.request_record import RecordBuffer
 from podium.core.routing import EndpointLoad, EndpointRoute, InProcessRoutingSource, ReplicaRoute
 from podium.core.service_counts import ReplicaCounts, ServiceCounts, ServiceSnapshot
+from podium.core.settings import ObservabilitySettings
 from podium.store import Database
 from tests.support.live import ScriptedGateway, buckets, insert, point
 from tests.unit.api.conftest import add_replica, make_token, push, spec
@@ -193,3 +195,22 @@ def test_the_servers_adapter_reads_a_gateway_view_and_its_buffer(
     iris = body["endpoints"][0]
     replica = iris["replicas"][0]
     assert (iris["counts"]["requests"], iris["held"], replica["in_flight"]) == (12, 4, 2)
+
+
+def test_resources_are_read_at_the_sampled_interval(
+    client: TestClient, ctx: ApiContext, db: Database, gateway: ScriptedGateway, served: None
+) -> None:
+    """PODIUM_METRICS_INTERVAL_S=5: the sampler's 5 s points are the resources shown."""
+    ctx.settings = dataclasses.replace(
+        ctx.settings, observability=ObservabilitySettings(metrics_interval_s=5)
+    )
+    now = int(time.time()) // 5 * 5
+    insert(
+        db,
+        point("iris-ep", "", now - 5, resolution=5, cpu_percent=75.0, rss_bytes=7),
+        point("iris-ep", "iris-ep-r1-a", now - 5, resolution=5, cpu_percent=70.0, rss_bytes=5),
+    )
+    iris = client.get(LIVE).json()["endpoints"][0]
+    assert (iris["resources"]["cpu_percent"], iris["resources"]["rss_bytes"]) == (75.0, 7)
+    replicas = {r["replica_id"]: r for r in iris["replicas"]}
+    assert replicas["iris-ep-r1-a"]["resources"]["cpu_percent"] == 70.0

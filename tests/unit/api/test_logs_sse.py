@@ -3,7 +3,9 @@
 Over real HTTP (uvicorn on loopback) against the real API: the events carry each line as
 JSON with its replica, numbered by `id:`; a reconnect with `Last-Event-ID` numbers on and
 does not send the tail again; heartbeats are comments; secrets are masked; any other
-Accept keeps the text stream; a bad `Last-Event-ID` is a problem naming the header.
+Accept keeps the text stream; a bad `Last-Event-ID` is a problem naming the header. The
+SDK's follow reconnects after a lost connection and after a clean end of the stream, and
+stops when the endpoint is gone (404).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from fastapi.testclient import TestClient
 from podium.api import ApiContext
 from podium.api.services import logs
 from podium.backends.base import LogFollower, ReplicaLogs
-from podium.client import PodiumClient
+from podium.client import PodiumClient, _observe
 from tests.unit.api.conftest import add_replica, push, spec, write_log
 
 LOGS = "/api/v1/endpoints/iris-ep/logs"
@@ -289,3 +291,101 @@ def test_the_sdk_reconnects_and_goes_on_without_repeating_lines(
         api.stop()
     assert not errors, errors
     assert seen == ["one", "two", "three"]  # the tail was not sent again
+
+
+class EndsTheFirstFollow:
+    """The API, except that the first log follow ends cleanly once `lines` line events
+    went out: the last chunk, as a server shutting down gracefully sends it (uvicorn then
+    tells the API the client is gone, and the API stops following)."""
+
+    def __init__(self, app: Any, lines: int) -> None:
+        self.app, self.lines, self.ended = app, lines, False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.ended or scope["type"] != "http" or not scope["path"].endswith("/logs"):
+            await self.app(scope, receive, send)
+            return
+        self.ended = True
+        seen, done = 0, False
+
+        async def cut(message: dict[str, Any]) -> None:
+            nonlocal seen, done
+            if done:
+                return
+            if message["type"] == "http.response.body":
+                seen += message.get("body", b"").count(b"event: line")
+                if seen >= self.lines:
+                    done = True
+                    message = {**message, "more_body": False}
+            await send(message)
+
+        await self.app(scope, receive, cut)
+
+
+def follow_in_thread(
+    url: str, token: str, seen: list[str], errors: list[BaseException], until: str | None
+) -> threading.Thread:
+    def follow() -> None:
+        try:
+            with PodiumClient(url, token=token) as client:
+                for item in client.follow_logs("iris-ep", tail=5):
+                    seen.append(item.line)
+                    if item.line == until:
+                        return
+        except BaseException as e:  # shown by the test's assertion
+            errors.append(e)
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    return reader
+
+
+def test_the_sdk_reconnects_after_a_clean_end_of_the_stream(
+    endpoint: None,
+    ctx: ApiContext,
+    app: Any,
+    admin_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server restarting gracefully ends the stream as if the endpoint were gone; the
+    SDK asks again (with Last-Event-ID) and goes on: only a 404 ends a follow."""
+    monkeypatch.setattr(_observe, "RECONNECT_S", 0.05)
+    path = _replica(ctx, "iris-ep-r1-aaa", "one\ntwo\n")
+    api = Restartable(EndsTheFirstFollow(app, lines=2))
+    api.start()
+    seen: list[str] = []
+    errors: list[BaseException] = []
+    try:
+        reader = follow_in_thread(api.url, admin_token, seen, errors, until="three")
+        wait_for(lambda: follows(ctx) == 2, "the SDK to follow again after the clean end")
+        assert seen == ["one", "two"]
+        with path.open("a") as f:
+            f.write("three\n")
+        reader.join(30)
+    finally:
+        api.stop()
+    assert not errors, errors
+    assert seen == ["one", "two", "three"]  # no tail again: it sent Last-Event-ID
+
+
+def test_the_sdk_stops_following_when_the_endpoint_is_gone(
+    endpoint: None,
+    ctx: ApiContext,
+    server_url: str,
+    admin_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server ends the stream once the endpoint is deleted; the SDK's next try is a
+    404, and the follow ends without an error."""
+    monkeypatch.setattr(_observe, "RECONNECT_S", 0.05)
+    _replica(ctx, "iris-ep-r1-aaa", "one\ntwo\n")
+    seen: list[str] = []
+    errors: list[BaseException] = []
+    reader = follow_in_thread(server_url, admin_token, seen, errors, until=None)
+    wait_for(lambda: seen == ["one", "two"], "the tail")
+    with ctx.db.unit_of_work() as uow:
+        uow.endpoints.delete("iris-ep")
+    reader.join(30)
+    assert not reader.is_alive(), "the follow did not end"
+    assert not errors, errors
+    assert seen == ["one", "two"]

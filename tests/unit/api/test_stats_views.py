@@ -4,14 +4,17 @@ uptimes are exact); the list reads the points in one query."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from podium.api import ApiContext
 from podium.core.clock import FakeClock
 from podium.core.phases import EventKind, ReplicaState
+from podium.core.settings import ObservabilitySettings
 from podium.store import Database
 from podium.store.records import ReplicaRecord
 from tests.support.live import counted_queries, insert, point
@@ -126,3 +129,33 @@ def test_an_endpoint_whose_replicas_are_gone_has_no_uptime(
     iris = client.get(f"{EP}/iris-ep").json()
     assert iris["uptime_s"] is None
     assert iris["requests"] == 1000  # what it served stays in the history
+
+
+@pytest.mark.parametrize("interval", [5, 30])
+def test_the_figures_are_read_at_the_sampled_interval(
+    client: TestClient, ctx: ApiContext, db: Database, clock: FakeClock, interval: int
+) -> None:
+    """PODIUM_METRICS_INTERVAL_S other than 10: the sampler writes points at that
+    resolution, and the list and detail read those (not empty 10 s figures)."""
+    ctx.settings = dataclasses.replace(
+        ctx.settings, observability=ObservabilitySettings(metrics_interval_s=interval)
+    )
+    assert push(client, "iris", b"v1", filename="m.skops").status_code == 201
+    assert client.post(EP, json=spec()).status_code == 201
+    replica(db, clock, "iris-ep-r1-a", 1, ReplicaState.READY)
+    end = int(now(clock)) // interval * interval - interval  # the newest closed slot
+    per_slot = 12 * interval // 60  # 12 requests a minute, over the whole window
+    insert(
+        db,
+        *[
+            point("iris-ep", rid, ts, resolution=interval, requests=per_slot, latency_sum_ms=50.0)
+            for ts in range(end - 300 + interval, end + 1, interval)
+            for rid in ("", "iris-ep-r1-a")
+        ],
+        point("iris-ep", "", end, requests=999),  # a 10 s point: not what this sampler writes
+    )
+    for body in (client.get(EP).json()["items"][0], client.get(f"{EP}/iris-ep").json()):
+        assert (body["requests"], body["requests_per_min"]) == (60, 12.0)
+        assert body["avg_latency_ms"] == round(50.0 / per_slot, 3)
+        (r1,) = body["replicas"]
+        assert (r1["requests"], r1["requests_per_min"]) == (60, 12.0)

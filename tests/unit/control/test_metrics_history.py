@@ -12,16 +12,23 @@ import asyncio
 import bisect
 import math
 import random
-from collections.abc import Mapping
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import event
 
 from podium.backends.base import ObservedReplica, ReplicaResources
+from podium.control import metrics_history
+from podium.control.history_metrics import HistoryCollector
 from podium.control.loop import Controller
-from podium.control.metrics_history import MetricsSampler, delta
+from podium.control.metrics_history import MetricsSampler, SampleOutcome, delta
 from podium.control.starts import Starts
 from podium.control.state import ControllerState
 from podium.core.clock import FakeClock
@@ -359,3 +366,175 @@ def test_the_controller_samples_its_endpoint_and_replicas(tmp_path: Path, db: Da
     first = stored(db, INTERVAL, ids[0])
     assert sum(p.requests for p in first) == 20 and first[-1].cpu_percent == 50.0
     assert stored(db, INTERVAL, ids[1])[-1].cpu_percent is None  # the backend measured none
+
+
+@contextmanager
+def failing_commits(database: Database, times: int) -> Iterator[list[int]]:
+    """The next `times` commits of `database` fail (as a locked or lost store would make
+    them); yields the count of commits attempted since."""
+    attempts = [0]
+
+    def commit(_conn: object) -> None:
+        attempts[0] += 1
+        if attempts[0] <= times:
+            raise sqlite3.OperationalError("database is locked")
+
+    event.listen(database.engine, "commit", commit)
+    try:
+        yield attempts
+    finally:
+        event.remove(database.engine, "commit", commit)
+
+
+def test_a_rollup_whose_commit_failed_is_rolled_up_by_the_next_sample(
+    tmp_path: Path, db: Database
+) -> None:
+    w = world(tmp_path, db)
+    minute = math.ceil((EPOCH + 1000) / 60) * 60 + 60
+    serve_intervals(w, random.Random(9), minute - 30, 2)  # up to minute - 9: no rollup yet
+    assert stored(db, 60) == []
+    w.gateway.serve(raw_latencies(random.Random(10), PER_INTERVAL), STATUSES)
+    w.at(minute + 1)  # crosses the minute: its rollup is due
+    rec = endpoint_record(db)
+    with failing_commits(db, 1) as attempts:
+        assert asyncio.run(w.sampler.run([rec])) is False  # logged, not raised
+    assert attempts == [1] and stored(db, 60) == []
+    assert [p.ts for p in stored(db, INTERVAL)] == [minute - 30, minute - 20]
+    # The next sample writes the failed interval's counts and rolls the minute up then.
+    w.at(minute + 11)
+    assert w.sample()
+    (rolled,) = stored(db, 60)
+    assert (rolled.ts, rolled.requests) == (minute - 60, 300)
+    assert sum(p.requests for p in stored(db, INTERVAL)) == 300
+    assert w.sampler.samples == {SampleOutcome.OK: 3, SampleOutcome.FAILED: 1}
+
+
+def test_a_long_prune_runs_in_bounded_batches_after_the_sample(
+    tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first prune after a long downtime: each batch deletes at most PRUNE_BATCH points
+    in a transaction of its own, after the sample's; what one sample leaves (PRUNE_BATCHES
+    reached) the next goes on with, though `prune_every_s` has not passed again."""
+    monkeypatch.setattr(metrics_history, "PRUNE_BATCH", 4)
+    monkeypatch.setattr(metrics_history, "PRUNE_BATCHES", 3)
+    obs = ObservabilitySettings(metrics_10s_max_age_s=3600, prune_every_s=86400)
+    w = world(tmp_path, db, obs)
+    minute = math.ceil((EPOCH + 1000) / 60) * 60 + 7200
+    old = [MetricPoint("gone", "", INTERVAL, minute - 7200 + 10 * i) for i in range(18)]
+    with db.unit_of_work() as uow:
+        uow.metrics.upsert(old)
+
+    def left() -> int:
+        with db.unit_of_work(read_only=True) as uow:
+            return len(uow.metrics.points("gone", INTERVAL, 0, 2**40))
+
+    steps: list[str] = []  # the writes and commits, in order
+
+    def wrote(conn: object, cursor: object, statement: str, *args: object) -> None:
+        verb = statement.lstrip().split(" ", 1)[0].upper()
+        if verb == "DELETE":
+            steps.append("delete")
+        elif verb == "INSERT" and steps[-1:] != ["insert"]:
+            steps.append("insert")
+
+    def committed(conn: object) -> None:
+        if steps[-1:] != ["commit"]:  # (a read-only unit of work commits nothing new)
+            steps.append("commit")
+
+    event.listen(db.engine, "after_cursor_execute", wrote)
+    event.listen(db.engine, "commit", committed)
+    try:
+        serve_intervals(w, random.Random(11), minute, 1)  # baseline, then one sample
+        # the sample's transaction, then each batch its own (stopped at PRUNE_BATCHES)
+        batch = ["delete", "commit"]
+        assert steps[-8:] == ["insert", "commit", *batch * 3]
+        assert left() == 18 - 3 * 4
+        steps.clear()
+        w.at(minute + 2 * INTERVAL + 1)
+        assert w.sample()
+        assert left() == 0
+        # still due: 10 s goes on (4, then the last 2), then 1 min; PRUNE_BATCHES again
+        assert steps[-8:] == ["insert", "commit", *batch * 3]
+        for k in (3, 4):  # then 10 s, 1 min, 1 h find nothing: done until due again
+            steps.clear()
+            w.at(minute + k * INTERVAL + 1)
+            assert w.sample()
+            assert steps.count("delete") == (3 if k == 3 else 0)
+    finally:
+        event.remove(db.engine, "after_cursor_execute", wrote)
+        event.remove(db.engine, "commit", committed)
+    assert [p.ts for p in stored(db, INTERVAL)] == [minute + 10 * k for k in range(4)]
+
+
+def scrape(sampler: MetricsSampler) -> dict[str, dict[tuple[str, ...], float]]:
+    """The collector's families as a Prometheus scrape parses them: name → labels → value."""
+    registry = CollectorRegistry()
+    registry.register(HistoryCollector(sampler))
+    text = generate_latest(registry).decode()
+    return {
+        f.name: {tuple(s.labels.values()): s.value for s in f.samples}
+        for f in text_string_to_metric_families(text)
+    }
+
+
+def test_the_latest_sample_is_on_metrics_and_gone_series_are_forgotten(
+    tmp_path: Path, db: Database
+) -> None:
+    w = world(tmp_path, db)
+    minute = math.ceil((EPOCH + 1000) / 60) * 60 + 60
+    before = scrape(w.sampler)
+    assert before["podium_replica_cpu_percent"] == {}  # nothing sampled yet: no series
+    assert before["podium_metrics_samples"] == {("ok",): 0, ("failed",): 0}
+    serve_intervals(w, random.Random(13), minute, 1)
+    w.gateway.serve(raw_latencies(random.Random(14), PER_INTERVAL), STATUSES)
+    w.backend.used = {
+        "spin-r1": ReplicaResources(
+            cpu_percent=150.0, rss_bytes=3_000, gpu_util_percent=40.0, gpu_memory_bytes=2**30
+        ),
+        "spin-r2": ReplicaResources(cpu_percent=20.0, rss_bytes=1_000),  # no GPU
+    }
+    w.at(minute + 2 * INTERVAL + 1)
+    assert w.sample()
+    got = scrape(w.sampler)
+    assert got["podium_replica_cpu_percent"] == {
+        ("spin", "spin-r1"): 150.0,
+        ("spin", "spin-r2"): 20.0,
+    }
+    assert got["podium_replica_memory_rss_bytes"] == {
+        ("spin", "spin-r1"): 3_000,
+        ("spin", "spin-r2"): 1_000,
+    }
+    # GPU series only where a GPU was measured (NVML absent: none at all)
+    assert got["podium_replica_gpu_utilization_percent"] == {("spin", "spin-r1"): 40.0}
+    assert got["podium_replica_gpu_memory_bytes"] == {("spin", "spin-r1"): 2**30}
+    assert got["podium_endpoint_replicas_ready"] == {("spin",): 2}
+    assert got["podium_endpoint_replicas_desired"] == {("spin",): 2}
+    assert got["podium_metrics_samples"] == {("ok",): 2, ("failed",): 0}
+
+    # A replica stopped: its series go at the next sample; the endpoint deleted: all go.
+    del w.sampler.state.replicas["spin-r2"]
+    w.at(minute + 3 * INTERVAL + 1)
+    assert w.sample()
+    assert set(scrape(w.sampler)["podium_replica_cpu_percent"]) == {("spin", "spin-r1")}
+    w.at(minute + 4 * INTERVAL + 1)
+    assert asyncio.run(w.sampler.run([]))
+    gone = scrape(w.sampler)
+    assert gone["podium_replica_cpu_percent"] == {}
+    assert gone["podium_endpoint_replicas_ready"] == {}
+    assert gone["podium_metrics_samples"][("ok",)] == 4
+
+
+def test_failed_samples_are_counted_on_metrics(tmp_path: Path, db: Database) -> None:
+    w = world(tmp_path, db)
+    minute = math.ceil((EPOCH + 1000) / 60) * 60 + 60
+    serve_intervals(w, random.Random(15), minute, 1)
+
+    def down() -> ServiceSnapshot:
+        raise RuntimeError("gateway gone")
+
+    w.gateway.service_snapshot = down  # type: ignore[method-assign]
+    w.at(minute + 2 * INTERVAL + 1)
+    assert w.sample() is False
+    got = scrape(w.sampler)
+    assert got["podium_metrics_samples"] == {("ok",): 1, ("failed",): 1}
+    assert got["podium_endpoint_replicas_ready"] == {("spin",): 2}  # the last one written

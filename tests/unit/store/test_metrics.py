@@ -123,6 +123,26 @@ def test_prune_drops_one_resolution_by_age(database: Database) -> None:
         assert len(uow.metrics.points("spin", 60, 0, 2**40)) == 2  # another resolution
 
 
+def test_prune_deletes_a_bounded_batch_per_call(database: Database) -> None:
+    """Each call deletes at most `batch` points (the caller commits each batch on its own);
+    less than `batch` says nothing is left. Other series and resolutions are kept."""
+    with database.unit_of_work() as uow:
+        uow.metrics.upsert([point(T0 + 10 * i) for i in range(7)])
+        uow.metrics.upsert([point(T0 + 10 * i, replica="spin-r1") for i in range(4)])
+        uow.metrics.upsert([point(T0, resolution=60)])
+    got = []
+    while True:
+        with database.unit_of_work() as uow:
+            got.append(uow.metrics.prune(10, T0 + 50, batch=3))
+        if got[-1] < 3:
+            break
+    assert got == [3, 3, 3, 0]  # 5 + 4 points started before T0 + 50
+    with database.unit_of_work(read_only=True) as uow:
+        assert [p.ts for p in uow.metrics.points("spin", 10, 0, 2**40)] == [T0 + 50, T0 + 60]
+        assert uow.metrics.points("spin", 10, 0, 2**40, replica="spin-r1") == []
+        assert len(uow.metrics.points("spin", 60, 0, 2**40)) == 1
+
+
 def test_deleting_an_endpoint_deletes_its_history(database: Database) -> None:
     spec = EndpointSpec.model_validate({"name": "spin", "model": "bundle:1", "framework": "python"})
     with database.unit_of_work() as uow:

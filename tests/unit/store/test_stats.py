@@ -3,36 +3,41 @@ in, the sums and the newest gauges out, in one query for many endpoints."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from podium.core.clock import FakeClock
 from podium.store import Database
 from podium.store.stats import DAY_S, RECENT_S, Gauges, Traffic
+from podium.store.tables import MetricPointRow
 from tests.support.live import counted_queries, insert, point
 
-NOW = 1_800_000_000.0  # a multiple of 10: the newest slot starts at NOW
+NOW = 1_800_000_000.0  # a multiple of 10: the slot holding NOW is open (not written yet)
+END = NOW - 10  # the newest closed slot: the windows end with it
 
 
 def test_traffic_sums_the_day_and_the_last_five_minutes(database: Database) -> None:
     insert(
         database,
         # endpoint "iris": 3 recent points, 2 older ones in the day, 1 older than a day
-        point("iris", "", NOW, requests=10, errors_5xx=1, latency_sum_ms=100.0),
-        point("iris", "", NOW - 100, requests=20, errors_5xx=0, latency_sum_ms=500.0),
-        point("iris", "", NOW - RECENT_S + 10, requests=30, errors_5xx=2, latency_sum_ms=900.0),
-        point("iris", "", NOW - RECENT_S, requests=1000, errors_5xx=500, latency_sum_ms=9e6),
-        point("iris", "", NOW - DAY_S + 10, requests=7),
-        point("iris", "", NOW - DAY_S, requests=100_000),  # outside the day
-        point("iris", "", NOW + 10, requests=55_555),  # after `now`: not counted
-        point("iris", "", NOW - 60, resolution=60, requests=99_999),  # a rollup: not counted
+        point("iris", "", END, requests=10, errors_5xx=1, latency_sum_ms=100.0),
+        point("iris", "", END - 100, requests=20, errors_5xx=0, latency_sum_ms=500.0),
+        point("iris", "", END - RECENT_S + 10, requests=30, errors_5xx=2, latency_sum_ms=900.0),
+        point("iris", "", END - RECENT_S, requests=1000, errors_5xx=500, latency_sum_ms=9e6),
+        point("iris", "", END - DAY_S + 10, requests=7),
+        point("iris", "", END - DAY_S, requests=100_000),  # outside the day
+        point("iris", "", NOW, requests=55_555),  # the open slot: not counted
+        point("iris", "", END - 60, resolution=60, requests=99_999),  # a rollup: not counted
         # its replicas
-        point("iris", "iris-r1-a", NOW, requests=6, latency_sum_ms=60.0),
-        point("iris", "iris-r1-b", NOW, requests=4, latency_sum_ms=80.0, errors_5xx=1),
+        point("iris", "iris-r1-a", END, requests=6, latency_sum_ms=60.0),
+        point("iris", "iris-r1-b", END, requests=4, latency_sum_ms=80.0, errors_5xx=1),
         # another endpoint, and one not asked for
-        point("team.chat", "", NOW - 20, requests=3, latency_sum_ms=30.0),
-        point("other", "", NOW, requests=9),
+        point("team.chat", "", END - 20, requests=3, latency_sum_ms=30.0),
+        point("other", "", END, requests=9),
     )
     with database.unit_of_work(read_only=True) as uow, counted_queries(database) as queries:
-        got = uow.stats.traffic(["iris", "team.chat", "nothing-yet"], now=NOW)
+        got = uow.stats.traffic(["iris", "team.chat", "nothing-yet"], resolution=10, now=NOW)
     assert len(queries) == 1  # every endpoint and replica in one query
     assert set(got) == {
         ("iris", ""),
@@ -54,16 +59,55 @@ def test_traffic_sums_the_day_and_the_last_five_minutes(database: Database) -> N
     assert got[("team.chat", "")].requests_per_min == pytest.approx(0.6)
 
 
+def steady(endpoint: str, resolution: int, per_slot: int, first: int, end: int) -> list[Any]:
+    """What the sampler writes under a steady load: one point per slot, `first`..`end`."""
+    return [
+        point(endpoint, "", ts, resolution=resolution, requests=per_slot)
+        for ts in range(first, end + 1, resolution)
+    ]
+
+
+@pytest.mark.parametrize("resolution", [5, 10, 30])
+def test_a_steady_load_reads_its_exact_rate_between_two_samples(
+    sqlite_url: str, resolution: int
+) -> None:
+    """On a fake clock: at any moment, the slot holding `now` is not written yet; the
+    window of closed slots still reads exactly 36 requests per minute (not 3-7 % low)."""
+    clock = FakeClock(start=0.0)
+    db = Database(sqlite_url, clock=clock)
+    db.migrate()
+    try:
+        start = int(clock.now().timestamp()) // 3600 * 3600 + 3600
+        per_slot = 36 * resolution // 60  # 36 requests a minute
+        for offset in (0.0, 0.4, resolution - 0.1):  # just after a boundary, mid-slot, late
+            clock.advance(start + 600 + offset - clock.now().timestamp())
+            now = clock.now().timestamp()
+            end = (int(now) // resolution - 1) * resolution  # the newest closed slot
+            with db.unit_of_work() as uow:
+                uow.session.query(MetricPointRow).delete()
+            insert(db, *steady("iris", resolution, per_slot, start, end))
+            # 10 s points under a 5 s or 30 s interval: another resolution, never read
+            if resolution != 10:
+                insert(db, *steady("iris", 10, 1000, start, end - 10))
+            with db.unit_of_work(read_only=True) as uow:
+                got = uow.stats.traffic(["iris"], resolution=resolution)[("iris", "")]
+            assert got.requests_per_min == 36.0, offset
+            assert got.recent_requests == 180
+            assert got.requests == per_slot * ((end - start) // resolution + 1)
+    finally:
+        db.dispose()
+
+
 def test_traffic_of_named_replicas_only_and_of_nothing(database: Database) -> None:
     insert(
         database,
-        point("iris", "", NOW, requests=2),
-        point("iris", "iris-r1-a", NOW, requests=1),
-        point("iris", "iris-r0-gone", NOW - 50, requests=1),
+        point("iris", "", END, requests=2),
+        point("iris", "iris-r1-a", END, requests=1),
+        point("iris", "iris-r0-gone", END - 50, requests=1),
     )
     with database.unit_of_work(read_only=True) as uow:
-        got = uow.stats.traffic(["iris"], replicas=["iris-r1-a"], now=NOW)
-        assert uow.stats.traffic([], now=NOW) == {}
+        got = uow.stats.traffic(["iris"], replicas=["iris-r1-a"], resolution=10, now=NOW)
+        assert uow.stats.traffic([], resolution=10, now=NOW) == {}
     assert set(got) == {("iris", ""), ("iris", "iris-r1-a")}
 
 
@@ -82,9 +126,20 @@ def test_latest_gauges_are_the_newest_recent_point_per_key(database: Database) -
         point("old", "", NOW - 600, cpu_percent=50.0, rss_bytes=1),  # too old to be "now"
     )
     with database.unit_of_work(read_only=True) as uow, counted_queries(database) as queries:
-        got = uow.stats.latest_gauges(["iris", "old"], max_age_s=60, now=NOW)
+        got = uow.stats.latest_gauges(["iris", "old"], resolution=10, max_age_s=60, now=NOW)
     assert len(queries) == 1
     assert got == {
         ("iris", ""): Gauges(int(NOW - 10), 30.0, 300, None, None),
         ("iris", "iris-r1-a"): Gauges(int(NOW - 10), 30.0, 300, 5.0, None),
     }
+
+
+def test_latest_gauges_read_the_sampled_resolution(database: Database) -> None:
+    insert(
+        database,
+        point("iris", "", NOW - 5, resolution=5, cpu_percent=40.0, rss_bytes=400),
+        point("iris", "", NOW - 10, cpu_percent=30.0, rss_bytes=300),  # 10 s: not sampled
+    )
+    with database.unit_of_work(read_only=True) as uow:
+        got = uow.stats.latest_gauges(["iris"], resolution=5, max_age_s=60, now=NOW)
+    assert got == {("iris", ""): Gauges(int(NOW - 5), 40.0, 400, None, None)}

@@ -4,7 +4,7 @@ Per endpoint: its status and desired replicas (the store), ready replicas (the r
 table, which is what the gateway routes to), the gateway's cumulative counts, in flight and
 held (`LiveSource`), and the newest CPU/memory/GPU point of the metrics history; the same
 per replica. Three store reads, whatever the number of endpoints: the endpoints, every
-replica row, the newest points (`store.stats.latest_gauges`).
+replica row, the newest points (`store.stats.latest_gauges`, at the sampled resolution).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from podium.core.live_schemas import (
     LiveResources,
     LiveView,
 )
+from podium.core.metric_schemas import finest_resolution
 from podium.core.phases import ReplicaState
 from podium.core.routing import RoutingSource
 from podium.core.service_counts import ServiceSnapshot
@@ -73,7 +74,11 @@ def live_view(
         for r in uow.replicas.list(endpoint=key):
             if r.state in _ACTIVE:
                 by_endpoint[r.endpoint].append(r)
-        gauges = uow.stats.latest_gauges(keys, max_age_s=gauges_max_age_s(settings))
+        gauges = uow.stats.latest_gauges(
+            keys,
+            resolution=finest_resolution(settings.observability),
+            max_age_s=gauges_max_age_s(settings),
+        )
     table = routing.table.endpoints if routing is not None else {}
     endpoints: list[LiveEndpoint] = []
     for rec in records:

@@ -1,18 +1,22 @@
 """What endpoints and replicas served, for the endpoint list and detail (issue 12).
 
-The figures come from the metrics history (`store.stats`: 10-second points; one query for
-a whole list) and the replicas' ready times; docs/observability.md says how each is computed.
-Pure functions over records: the views module reads the store and calls these.
+The figures come from the metrics history (`store.stats`: the points of the sampled
+resolution, `PODIUM_METRICS_INTERVAL_S`; one query for a whole list) and the replicas'
+ready times; docs/observability.md says how each is computed. Pure functions over
+records: the views module reads the store (`traffic`) and calls these.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 
+from podium.core.metric_schemas import finest_resolution
 from podium.core.phases import ReplicaState
 from podium.core.schemas import EndpointPublic, ReplicaPublic
+from podium.core.settings import Settings
 from podium.core.spec import InstanceType
+from podium.store import UnitOfWork
 from podium.store.records import ReplicaRecord
 from podium.store.stats import ENDPOINT, Key, Traffic
 
@@ -23,6 +27,12 @@ _NONE = Traffic()
 
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def traffic(uow: UnitOfWork, settings: Settings, endpoints: Collection[str]) -> dict[Key, Traffic]:
+    """What `endpoints` and their replicas served (one query), read at the resolution the
+    sampler writes (`finest_resolution`): another one would find no point at all."""
+    return uow.stats.traffic(endpoints, resolution=finest_resolution(settings.observability))
 
 
 def ready_at(rec: ReplicaRecord, ready_event_at: datetime | None) -> datetime | None:

@@ -127,7 +127,7 @@ def endpoints(
     uow: UnitOfWork, settings: Settings, recs: Sequence[EndpointRecord]
 ) -> list[EndpointPublic]:
     """Views with their figures; the figures of every endpoint come from one query."""
-    traffic = uow.stats.traffic([r.name for r in recs])
+    traffic = stats.traffic(uow, settings, [r.name for r in recs])  # f1: the sampled resolution
     return [endpoint(uow, settings, r, traffic) for r in recs]
 
 
