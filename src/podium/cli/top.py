@@ -148,6 +148,8 @@ def footer(records: LiveRecords | None, taken_at: float, interval: float) -> Tex
         text.append(f"records: {records.offered} offered, ")
         text.append(f"{records.dropped} dropped", style="bold red" if records.dropped else "")
         text.append(f", {records.buffered} buffered")
+        if records.lost:  # the store refused them: never hidden either
+            text.append(f", {records.lost} lost", style="bold red")
     at = datetime.fromtimestamp(taken_at).strftime("%H:%M:%S") if taken_at else "-"
     text.append(f"  ·  {at}, every {interval:g}s  ·  Ctrl-C quits", style="dim")
     return text

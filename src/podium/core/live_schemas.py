@@ -85,6 +85,7 @@ class LiveRecords(BaseModel):
     offered: int
     dropped: int
     buffered: int
+    lost: int = 0  # taken by the writer but not stored (the store refused them, or shutdown)
 
 
 class LiveView(BaseModel):

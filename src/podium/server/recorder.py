@@ -85,12 +85,16 @@ class RecordWriter(Collector):
         self._next_flush = now + settings.flush_s
         self._next_prune = now  # once at start: the server may have been down a while
         self.written = 0  # records inserted
-        self.lost = 0  # records the writer took but could not write (dropped, counted)
         self.write_errors = 0  # failed writes (each retry of a batch counts)
         self.prune_errors = 0
         self.pruned = 0  # records deleted by retention
 
     # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def lost(self) -> int:
+        """Records it took but could not write (counted on the buffer, for `/live`)."""
+        return self._buffer.lost
 
     def start(self) -> None:
         if self._thread is not None:
@@ -185,7 +189,7 @@ class RecordWriter(Collector):
                 failed.append(record[0])
             else:
                 self.written += 1
-        self.lost += len(failed)
+        self._buffer.lost += len(failed)
         if len(failed) > 1:
             log.error("request records: %d of a batch of %d dropped", len(failed), len(records))
 
@@ -197,7 +201,7 @@ class RecordWriter(Collector):
             left_s = deadline - time.monotonic()
             if left_s <= 0:
                 left = self.buffered
-                self.lost += left
+                self._buffer.lost += left
                 log.error("request records: %d not written at shutdown", left)
                 self._pending = []
                 self._buffer.drain(left)
@@ -248,7 +252,7 @@ class RecordWriter(Collector):
             labels=["reason"],
         )
         dropped.add_metric(["buffer_full"], self._buffer.dropped)
-        dropped.add_metric(["write_failed"], self.lost)
+        dropped.add_metric(["write_failed"], self._buffer.lost)
         buffered = GaugeMetricFamily(
             "podium_request_records_buffered", "Request records waiting for the writer."
         )

@@ -94,7 +94,7 @@ def test_live_answers_the_gateways_counts_now(
     body = r.json()
     assert body["taken_at"] == 1234.5
     assert body["latency_bounds_s"] == list(LATENCY_BUCKETS)
-    assert body["records"] == {"offered": 3, "dropped": 1, "buffered": 2}
+    assert body["records"] == {"offered": 3, "dropped": 1, "buffered": 2, "lost": 0}
     assert [e["name"] for e in body["endpoints"]] == ["iris-ep", "rose"]  # not "gone"
     iris, rose = body["endpoints"]
     assert (iris["status"], iris["ready"], iris["desired"]) == ("pending", 1, 2)
@@ -191,7 +191,7 @@ def test_the_servers_adapter_reads_a_gateway_view_and_its_buffer(
     buffer = RecordBuffer(capacity=5)
     ctx.live = GatewayLive(gateway, records=buffer)
     body = client.get(LIVE).json()
-    assert body["records"] == {"offered": 0, "dropped": 0, "buffered": 0}
+    assert body["records"] == {"offered": 0, "dropped": 0, "buffered": 0, "lost": 0}
     iris = body["endpoints"][0]
     replica = iris["replicas"][0]
     assert (iris["counts"]["requests"], iris["held"], replica["in_flight"]) == (12, 4, 2)

@@ -287,3 +287,12 @@ def test_top_of_an_unknown_endpoint(cli: Cli, deployed: str, live: CountingGatew
     result = cli("top", "tulip", "--once")
     assert result.exit_code == 1
     assert "tulip" in result.stderr
+
+
+def test_records_the_store_refused_are_shown_in_red() -> None:
+    from podium.cli.top import footer
+    from podium.core.live_schemas import LiveRecords
+
+    console = Console(record=True, width=120, force_terminal=True, color_system="standard")
+    console.print(footer(LiveRecords(offered=9, dropped=0, buffered=0, lost=3), 1000.0, 1.0))
+    assert "\x1b[1;31m, 3 lost" in console.export_text(styles=True)

@@ -129,4 +129,6 @@ def _records(source: LiveSource) -> LiveRecords | None:
     buffer = source.records
     if buffer is None:
         return None
-    return LiveRecords(offered=buffer.offered, dropped=buffer.dropped, buffered=len(buffer))
+    return LiveRecords(
+        offered=buffer.offered, dropped=buffer.dropped, buffered=len(buffer), lost=buffer.lost
+    )
