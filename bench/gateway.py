@@ -100,9 +100,8 @@ def serve_gateway(
     import uvicorn
 
     from podium.core.phases import EndpointStatus
-    from podium.core.request_record import RecordBuffer
     from podium.core.routing import EndpointRoute, InProcessRoutingSource, ReplicaRoute
-    from podium.core.settings import GatewaySettings, ObservabilitySettings
+    from podium.core.settings import GatewaySettings
     from podium.gateway import Gateway
     from podium.gateway.aiohttp_transport import AiohttpTransport
 
@@ -134,18 +133,22 @@ def serve_gateway(
         who = Principal(token_id, "bench", granted([Scope.INVOKE]), frozenset({"default"}))
         directory = TokenDirectory([TokenEntry(who, hash_secret(secret))])
         stages.append(AccessStage(directory, auth=True))
-    buffer = None
+    kwargs = {}  # none for a tree from before request records (`--before`)
     if records is not None:
         from records_sink import start_sink
 
+        from podium.core.request_record import RecordBuffer
+        from podium.core.settings import ObservabilitySettings
+
         buffer = RecordBuffer(ObservabilitySettings().buffer_records)
         start_sink(buffer, f"sqlite:///{records}", records.with_suffix(".json"))
+        kwargs["records"] = buffer
     app = Gateway(
         holder,
         settings,
         transport=AiohttpTransport(settings) if transport == "aiohttp" else None,
         stages=stages,
-        records=buffer,
+        **kwargs,
     )
     gc.collect()  # as `Podium.startup` does for the server, records on and off alike
     gc.freeze()
