@@ -320,6 +320,8 @@ class MetricPointRow(Base):
     lets a rollup recompute exact-to-the-bucket percentiles."""
 
     __tablename__ = "metric_points"
+    # Rollups and pruning select one resolution's points by time, across every series.
+    __table_args__ = (Index("ix_metric_points_resolution_ts", "resolution", "ts"),)
 
     endpoint: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
     replica: Mapped[str] = mapped_column(String(128), primary_key=True)

@@ -158,6 +158,7 @@ def test_a_store_error_never_shows_the_values_it_was_given(sqlite_url: str) -> N
     from sqlalchemy.exc import DBAPIError
 
     db = Database(sqlite_url)
+    db.migrate()
     try:
         with db.engine.connect() as conn:
             try:

@@ -86,9 +86,11 @@ def upgrade() -> None:
         sa.Column("gpu_memory_bytes", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("endpoint", "replica", "resolution", "ts", name="pk_metric_points"),
     )
+    op.create_index("ix_metric_points_resolution_ts", "metric_points", ["resolution", "ts"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_metric_points_resolution_ts", table_name="metric_points")
     op.drop_table("metric_points")
     op.drop_index("ix_request_records_request_id", table_name="request_records")
     op.drop_index("ix_request_records_received_at", table_name="request_records")
