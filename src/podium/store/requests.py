@@ -210,6 +210,9 @@ def _conditions(
 
 
 def _status(status: StatusClass) -> ColumnElement[bool]:
+    """A status class; `2xx` and `3xx` are answers that ended well: a stream sent with 200
+    that the client cancelled or the replica cut has an error class, so it is in `error`,
+    not in `2xx`."""
     if status is StatusClass.ERROR:
         return or_(_C.status == 0, _C.status >= 400, _C.error.is_not(None))
     low = {
@@ -218,7 +221,8 @@ def _status(status: StatusClass) -> ColumnElement[bool]:
         StatusClass.S4XX: 400,
         StatusClass.S5XX: 500,
     }[status]
-    return and_(_C.status >= low, _C.status < low + 100)
+    in_class = and_(_C.status >= low, _C.status < low + 100)
+    return and_(in_class, _C.error.is_(None)) if low < 400 else in_class
 
 
 def _stored(row: Any) -> StoredRecord:
