@@ -69,7 +69,7 @@ COLUMNS: tuple[str, ...] = (
     "request_id", "endpoint", "project", "protocol", "route", "method", "status", "error",
     "received_at", "latency_ms", "queue_ms", "revision", "replica_id", "upstream_ms",
     "ttfb_ms", "ttft_ms", "tokens_in", "tokens_out", "streamed", "bytes_in", "bytes_out",
-    "client", "user_agent", "token_id", "request_body", "response_body",
+    "client", "user_agent", "token_id", "request_body", "response_body", "task_id",
 )  # fmt: skip
 # Texts longer than their column are cut to it (a too-long value would fail a whole batch
 # on PostgreSQL). The gateway clamps what it takes from the request; `row()` clamps all.
@@ -82,6 +82,7 @@ MAX_USER_AGENT = 256
 MAX_TOKEN_ID = 16
 
 Row = tuple[Any, ...]  # a record as the buffer carries it: atomic values in COLUMNS order
+_REQ, _RESP = COLUMNS.index("request_body"), COLUMNS.index("response_body")
 
 
 @dataclass(slots=True)
@@ -114,6 +115,7 @@ class RequestRecord:
     token_id: str | None = None  # the caller's token (None: anonymous or a public endpoint)
     request_body: str | None = None  # payload capture, when the endpoint samples it
     response_body: str | None = None
+    task_id: str | None = None  # the async task this invocation ran (issue 13)
 
     def row(self) -> Row:
         """This record as a row (`COLUMNS` order, enums as values, texts clamped)."""
@@ -147,6 +149,7 @@ class RequestRecord:
             None if token_id is None else token_id[:MAX_TOKEN_ID],
             self.request_body,
             self.response_body,
+            self.task_id,
         )
 
     @classmethod
@@ -155,7 +158,7 @@ class RequestRecord:
         (request_id, endpoint, project, protocol, route, method, status, error, received_at,
          latency_ms, queue_ms, revision, replica_id, upstream_ms, ttfb_ms, ttft_ms, tokens_in,
          tokens_out, streamed, bytes_in, bytes_out, client, user_agent, token_id,
-         request_body, response_body) = row  # fmt: skip
+         request_body, response_body, task_id) = row  # fmt: skip
         return cls(
             request_id=request_id,
             endpoint=endpoint,
@@ -183,6 +186,7 @@ class RequestRecord:
             token_id=token_id,
             request_body=request_body,
             response_body=response_body,
+            task_id=task_id,
         )
 
 
@@ -223,7 +227,7 @@ class RecordBuffer:
         while items and len(out) < limit:
             out.append(items.popleft())
         if self.payload_bytes:
-            self.release_payload(sum(len(r[-2] or "") + len(r[-1] or "") for r in out))
+            self.release_payload(sum(len(r[_REQ] or "") + len(r[_RESP] or "") for r in out))
         return out
 
     def reserve_payload(self, size: int) -> bool:

@@ -21,6 +21,9 @@ from podium.core.access import DEFAULT_PROJECT, RateLimit, Visibility, endpoint_
 from podium.core.observability_spec import CaptureSpec
 from podium.core.phases import EndpointStatus
 from podium.core.service_counts import ServiceSnapshot
+from podium.core.task_spec import TaskSpec
+
+DEFAULT_TASKS = TaskSpec()
 
 if TYPE_CHECKING:
     from podium.core.spec import EndpointSpec
@@ -56,6 +59,7 @@ class EndpointRoute:
     visibility: Visibility = Visibility.PROTECTED
     rate_limit: RateLimit | None = None  # for all callers of the endpoint together
     capture: CaptureSpec | None = None  # payload capture for the request records
+    tasks: TaskSpec = DEFAULT_TASKS  # async tasks: attempts, lease, result TTL (issue 13)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,7 @@ def endpoint_route(
         visibility=spec.visibility,
         rate_limit=RateLimit(limit.rps, limit.burst) if limit is not None else None,
         capture=spec.observability.capture if spec.observability is not None else None,
+        tasks=spec.tasks,
     )
 
 

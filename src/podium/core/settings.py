@@ -126,6 +126,35 @@ class ObservabilitySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskSettings:
+    """Async tasks, batch jobs and their callbacks (issue 13; docs/tasks.md)."""
+
+    # The share of an endpoint's replica slots (max_concurrency x ready replicas) tasks may
+    # use at once; the rest stay free for synchronous callers (at least one task runs).
+    slot_share: float = 0.5
+    poll_s: float = 0.2  # a dispatcher with nothing to do looks for new tasks this often
+    claim_batch: int = 64  # tasks one claim takes at most
+    sweep_s: float = 5.0  # expired leases and TTLs are looked for this often
+    inline_result_bytes: int = 65536  # a larger (or non-JSON) result is stored as a file
+    # Hosts (names, IP addresses or CIDR blocks) callbacks may be sent to; empty: none
+    # (PODIUM_CALLBACK_HOSTS=127.0.0.1,hooks.example.com). A URL naming any other host is
+    # refused when the task is created, and checked again before each delivery.
+    callback_hosts: tuple[str, ...] = ()
+    callback_attempts: int = 6  # deliveries of one callback before it is given up
+    callback_backoff_s: float = 1.0  # first retry delay; doubles per failed delivery
+    callback_timeout_s: float = 10.0  # connect + answer, per delivery
+    max_file_bytes: int = 512 * 2**20  # an uploaded job input (or OpenAI batch file)
+    max_job_lines: int = 200_000  # lines of one job's input
+
+    def __post_init__(self) -> None:
+        if not 0 < self.slot_share <= 1:
+            name = "PODIUM_TASK_SLOT_SHARE"
+            raise Invalid(
+                f"{name} must be above 0 and at most 1, not {self.slot_share:g}", field=name
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     home: Path
     host: str = "127.0.0.1"
@@ -138,6 +167,7 @@ class Settings:
     control: ControlSettings = field(default_factory=ControlSettings)
     download: DownloadSettings = field(default_factory=DownloadSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    tasks: TaskSettings = field(default_factory=TaskSettings)
     log_retention: int = 20  # replica log files kept per endpoint; older ones are deleted
     limits: ApiLimits = field(default_factory=ApiLimits)
     # Access control (docs/security.md): off only with `podium up --no-auth` (loopback only).
@@ -161,6 +191,11 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def files_dir(self) -> Path:
+        """Job inputs and outputs, large task results (`store.files`)."""
+        return self.home / "files"
 
     @property
     def run_dir(self) -> Path:
@@ -213,6 +248,11 @@ class Settings:
             observed["records"] = _flag(env["PODIUM_REQUEST_RECORDS"], "PODIUM_REQUEST_RECORDS")
         if "PODIUM_LOG_FORMAT" in env:
             observed["log_json"] = _log_format(env["PODIUM_LOG_FORMAT"])
+        if env.get("PODIUM_CALLBACK_HOSTS"):
+            hosts = (h.strip().lower() for h in env["PODIUM_CALLBACK_HOSTS"].split(","))
+            sections_tasks: dict[str, object] = {"callback_hosts": tuple(h for h in hosts if h)}
+        else:
+            sections_tasks = {}
         if env.get("PODIUM_INSTANCE_TYPES"):
             try:
                 items = json.loads(env["PODIUM_INSTANCE_TYPES"])
@@ -230,6 +270,8 @@ class Settings:
             limits["archive"] = ArchiveLimits(**archive)  # type: ignore[arg-type]
         if observed:
             sections.setdefault("observability", {}).update(observed)
+        if sections_tasks:
+            sections.setdefault("tasks", {}).update(sections_tasks)
         for name, values in sections.items():
             kwargs[name] = _SECTIONS[name](**values)
         return cls(**kwargs)  # type: ignore[arg-type]
@@ -294,6 +336,7 @@ _SECTIONS: dict[str, Callable[..., object]] = {
     "control": ControlSettings,
     "download": DownloadSettings,
     "observability": ObservabilitySettings,
+    "tasks": TaskSettings,
 }
 
 _ENV: tuple[_Var, ...] = (
@@ -319,4 +362,12 @@ _ENV: tuple[_Var, ...] = (
     _Var("PODIUM_RECORDS_MAX_ROWS", "observability", "records_max_rows", _int),
     _Var("PODIUM_PRUNE_EVERY_S", "observability", "prune_every_s", _float),
     _Var("PODIUM_METRICS_INTERVAL_S", "observability", "metrics_interval_s", _float),
+    _Var("PODIUM_TASK_SLOT_SHARE", "tasks", "slot_share", _float),
+    _Var("PODIUM_TASK_POLL_S", "tasks", "poll_s", _float),
+    _Var("PODIUM_TASK_SWEEP_S", "tasks", "sweep_s", _float),
+    _Var("PODIUM_CALLBACK_ATTEMPTS", "tasks", "callback_attempts", _int),
+    _Var("PODIUM_CALLBACK_BACKOFF_S", "tasks", "callback_backoff_s", _float),
+    _Var("PODIUM_CALLBACK_TIMEOUT_S", "tasks", "callback_timeout_s", _float),
+    _Var("PODIUM_MAX_FILE_BYTES", "tasks", "max_file_bytes", _int),
+    _Var("PODIUM_MAX_JOB_LINES", "tasks", "max_job_lines", _int),
 )

@@ -29,6 +29,7 @@ from podium.core.observability_spec import CaptureSpec as CaptureSpec
 from podium.core.observability_spec import ObservabilitySpec as ObservabilitySpec
 from podium.core.scaling_spec import ScalingRule as ScalingRule
 from podium.core.scaling_spec import ScalingSpec as ScalingSpec
+from podium.core.task_spec import TaskSpec as TaskSpec
 
 # ---------------------------------------------------------------- model references
 
@@ -281,6 +282,9 @@ class EndpointCreate(_SpecFields):
     )
     rate_limit: RateLimitSpec | None = Field(None, description="for all callers together")
     observability: ObservabilitySpec | None = Field(None, description="payload capture")
+    tasks: TaskSpec = Field(
+        default_factory=TaskSpec, description="async tasks: attempts, lease, TTL"
+    )
     labels: Labels = Field(default_factory=dict)
     readiness: ProbeSpec = Field(default_factory=ProbeSpec)
     liveness: ProbeSpec = Field(default_factory=_liveness)
@@ -305,6 +309,15 @@ class EndpointCreate(_SpecFields):
     def _name(cls, v: str) -> str:
         if not NAME_RE.match(v):
             raise ValueError(f"{v!r} is not a valid name: use {NAME_RULE}")
+        return v
+
+    @field_validator("tasks")
+    @classmethod
+    def _lease(cls, v: TaskSpec, info: ValidationInfo) -> TaskSpec:
+        """A task's lease outlasts its time limit (`core.task_spec`)."""
+        timeout_s = info.data.get("timeout_s")
+        if timeout_s is not None and (why := v.lease_error(timeout_s)) is not None:
+            raise ValueError(why)
         return v
 
     @field_validator("command")
@@ -376,6 +389,7 @@ class EndpointUpdate(_SpecFields):
     visibility: Visibility | None = None
     rate_limit: RateLimitSpec | None = None
     observability: ObservabilitySpec | None = None
+    tasks: TaskSpec | None = None
     labels: Labels | None = None
     readiness: ProbeSpec | None = None
     liveness: ProbeSpec | None = None

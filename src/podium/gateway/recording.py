@@ -44,6 +44,7 @@ from podium.core.request_record import (
     RecordBuffer,
     Row,
 )
+from podium.core.tasks import TASK_KEY
 from podium.gateway.activator import Refusal
 from podium.gateway.body import StreamedBody
 from podium.gateway.capture import captured
@@ -207,6 +208,7 @@ class RecordStage(Collector):
             token_id,
             request_body,
             response_body,
+            scope.get(TASK_KEY),  # set by the task dispatcher for the calls it makes
         )
 
 

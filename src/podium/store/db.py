@@ -60,6 +60,7 @@ from podium.store.replicas import ReplicaRepo
 from podium.store.requests import RequestRepo
 from podium.store.secrets import SecretRepo
 from podium.store.stats import StatsRepo
+from podium.store.tasks import TaskRepo
 from podium.store.tokens import TokenRepo
 from podium.store.usage import UsageRepo
 
@@ -120,6 +121,7 @@ class UnitOfWork:
         self.requests = RequestRepo(session, clock)  # request records (issue 12)
         self.metrics = MetricRepo(session)
         self.stats = StatsRepo(session, clock)  # summaries of metric_points
+        self.tasks = TaskRepo(session, clock)  # the async task queue (issue 13)
 
 
 class Database:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -310,6 +311,7 @@ class RequestRecordRow(Base):
     token_id: Mapped[str | None] = mapped_column(String(16))
     request_body: Mapped[str | None] = mapped_column(Text)
     response_body: Mapped[str | None] = mapped_column(Text)
+    task_id: Mapped[str | None] = mapped_column(String(32))  # the async task it ran (issue 13)
 
 
 class MetricPointRow(Base):
@@ -347,3 +349,138 @@ class MetricPointRow(Base):
     bytes_out: Mapped[int] = mapped_column(BigInteger)
     gpu_util_percent: Mapped[float | None] = mapped_column(Float)  # None: no GPU (no NVML)
     gpu_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class TaskRow(Base):
+    """One async task (`core.tasks`): the call to make, its state, lease and result.
+
+    `seq` orders the queue (first in, first out within a priority); `id` is the public id.
+    The running attempt is `attempts` and holds the lease (`lease_owner`, `lease_until`):
+    a dispatcher records an outcome only while it still holds it (fencing by attempt), so
+    a result is recorded once even when a task ran twice. Times are unix seconds."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        # The claim: pending tasks of an endpoint, highest priority first, then oldest.
+        Index("ix_tasks_status_endpoint_priority_seq", "status", "endpoint", "priority", "seq"),
+        Index("ix_tasks_status_lease_until", "status", "lease_until"),
+        Index("ix_tasks_expires_at", "expires_at"),
+        Index("ix_tasks_callback_next_at", "callback_next_at"),
+        Index("ix_tasks_job_id_line", "job_id", "line"),
+        Index("uq_tasks_endpoint_idempotency_key", "endpoint", "idempotency_key", unique=True),
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(NAME_LEN))  # the endpoint's key
+    project: Mapped[str] = mapped_column(String(PROJECT_LEN))
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    line: Mapped[int | None] = mapped_column(Integer)  # its line in the job's input (0-based)
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)  # the replica path and query, as a call's
+    headers: Mapped[list[list[str]]] = mapped_column(JSON)  # forwarded: content-type, accept…
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer)  # begun so far; the running one is the last
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    lease_s: Mapped[float] = mapped_column(Float)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)  # the first attempt's start
+    finished_at: Mapped[float | None] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)  # created_at + its TTL
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    token_id: Mapped[str | None] = mapped_column(String(16))  # who created it
+    result_status: Mapped[int | None] = mapped_column(Integer)  # the replica's HTTP status
+    result_type: Mapped[str | None] = mapped_column(String(128))  # its content type
+    result: Mapped[bytes | None] = mapped_column(LargeBinary)  # inline (small JSON)
+    result_file: Mapped[str | None] = mapped_column(String(32))  # else a file's id
+    error: Mapped[str | None] = mapped_column(Text)  # why it failed, was cancelled, expired
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    callback_state: Mapped[str | None] = mapped_column(String(16))  # pending|delivered|failed
+    callback_attempts: Mapped[int] = mapped_column(Integer)
+    callback_next_at: Mapped[float | None] = mapped_column(Float)
+    callback_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class TaskAttemptRow(Base):
+    """One attempt of a task: who ran it, when, and how it ended (`core.tasks.AttemptOutcome`)."""
+
+    __tablename__ = "task_attempts"
+    __table_args__ = (
+        Index("ix_task_attempts_task_id_attempt", "task_id", "attempt"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer)  # 1, 2, …
+    owner: Mapped[str] = mapped_column(String(64))  # the dispatcher that ran it
+    started_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # None: still running
+    status: Mapped[int | None] = mapped_column(Integer)  # the HTTP status it got
+    reason: Mapped[str | None] = mapped_column(Text)
+    replica_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class JobRow(Base):
+    """One batch job (`core.tasks.JobStatus`): its lines are tasks with `job_id` set."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_project_created_at", "project", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project: Mapped[str] = mapped_column(String(PROJECT_LEN))
+    endpoint: Mapped[str | None] = mapped_column(String(NAME_LEN))  # None: per line (OpenAI)
+    kind: Mapped[str] = mapped_column(String(16))  # podium | openai
+    status: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)  # the replica path every line is sent to
+    concurrency: Mapped[int] = mapped_column(Integer)  # lines running at once at most
+    input_file: Mapped[str] = mapped_column(String(32))
+    output_file: Mapped[str | None] = mapped_column(String(32))
+    error_file: Mapped[str | None] = mapped_column(String(32))
+    lines_total: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    token_id: Mapped[str | None] = mapped_column(String(16))
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)  # OpenAI's `metadata`
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class FileRow(Base):
+    """A file in the file store (`store.files`): job inputs and outputs, large results. The
+    bytes are on disk under `Settings.files_dir`, named by id."""
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_project_created_at", "project", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project: Mapped[str] = mapped_column(String(PROJECT_LEN))
+    filename: Mapped[str] = mapped_column(String(255))
+    purpose: Mapped[str] = mapped_column(String(32))  # core.tasks.FilePurpose
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(128))
+    token_id: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+
+
+class CallbackKeyRow(Base):
+    """The key an endpoint's task callbacks are signed with (HMAC-SHA256), encrypted at rest
+    with the server's secret key like a secret (`store.secret_box`)."""
+
+    __tablename__ = "callback_keys"
+
+    endpoint: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)

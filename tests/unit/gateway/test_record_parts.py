@@ -130,7 +130,7 @@ def test_the_record_stage_builds_rows_in_the_contracts_column_order() -> None:
         "error", "received_at", "latency_ms", "queue_ms", "revision", "replica_id",
         "upstream_ms", "ttfb_ms", "ttft_ms", "tokens_in", "tokens_out", "streamed",
         "bytes_in", "bytes_out", "client", "user_agent", "token_id", "request_body",
-        "response_body",
+        "response_body", "task_id",
     ]  # fmt: skip
     assert sorted(COLUMNS) == sorted(f.name for f in dataclasses.fields(RequestRecord))
     c = call()

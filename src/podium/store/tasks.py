@@ -1,0 +1,556 @@
+"""The durable task queue (issue 13): tasks are rows, claimed under a lease, finished once.
+
+Why a table of our own and not a queue library: the queue must live in the store Podium
+already has (SQLite embedded, PostgreSQL beyond one machine), in the same transactions as
+the rest of the state, with per-endpoint caps, priorities, idempotency keys and the task's
+history (attempts, result, callback) queryable by the API. The libraries that queue on
+PostgreSQL (procrastinate, pgqueuer) have no SQLite path, and the ones that run on SQLite
+(huey, persist-queue) have no `SKIP LOCKED` claim for several dispatchers; none keeps a
+result fenced by attempt. What the queue needs is three statements, written here:
+
+- **claim** (`claim`): per endpoint, the oldest pending tasks of the highest priority,
+  at most the dispatcher's free slots for it, become `running` with `attempts + 1`, the
+  dispatcher's id as `lease_owner` and `lease_until = now + lease_s`; an attempt row is
+  added. On PostgreSQL the candidates are selected `FOR UPDATE SKIP LOCKED`, so dispatchers
+  in several processes never take the same task; on SQLite the unit of work is a
+  `BEGIN IMMEDIATE` transaction, which serialises claims the same way.
+- **finish** (`finish`): the outcome of attempt N is recorded only while the task is still
+  `running` attempt N under that owner (fencing): an answer that comes after the lease
+  passed to another dispatcher, or after a cancel, changes nothing (its attempt is
+  `stale`). So each result is recorded exactly once, though a task may run more than once
+  (at-least-once delivery).
+- **recover** (`release_expired`): a running task whose lease ran out (its dispatcher died
+  or hung) goes back to `pending`, or to `failed` when it used its attempts.
+
+Times are unix seconds from the unit of work's clock (a `FakeClock` in tests).
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from podium.core.clock import Clock
+from podium.core.errors import Conflict, NotFound
+from podium.core.tasks import (
+    MAX_ERROR_CHARS,
+    AttemptOutcome,
+    TaskId,
+    TaskStatus,
+    new_task_id,
+)
+from podium.store.tables import TaskAttemptRow, TaskRow
+
+_T = cast(Table, TaskRow.__table__)
+_A = cast(Table, TaskAttemptRow.__table__)
+_PENDING = TaskStatus.PENDING.value
+_RUNNING = TaskStatus.RUNNING.value
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task to enqueue: the call (as a synchronous one would be made) and its options."""
+
+    endpoint: str  # the endpoint's key
+    project: str
+    method: str
+    path: str  # the replica path and query
+    body: bytes
+    headers: Sequence[tuple[str, str]] = ()  # forwarded with it (never credentials)
+    priority: int = 5
+    max_attempts: int = 3
+    lease_s: float = 90.0
+    ttl_s: float = 86400.0
+    idempotency_key: str | None = None
+    token_id: str | None = None
+    callback_url: str | None = None
+    job_id: str | None = None
+    line: int | None = None
+    # A job line that is not a valid request is stored failed with this reason, never run.
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """A task as the API shows it (the body is not read back: it may be large)."""
+
+    id: str
+    endpoint: str
+    project: str
+    method: str
+    path: str
+    status: TaskStatus
+    priority: int
+    attempts: int
+    max_attempts: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    expires_at: float
+    lease_until: float | None
+    idempotency_key: str | None
+    token_id: str | None
+    job_id: str | None
+    line: int | None
+    result_status: int | None
+    result_type: str | None
+    result: bytes | None  # inline; None when in `result_file` or none yet
+    result_file: str | None
+    error: str | None
+    callback_url: str | None
+    callback_state: str | None
+    callback_attempts: int
+    callback_error: str | None
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptView:
+    attempt: int
+    owner: str
+    started_at: float
+    finished_at: float | None
+    outcome: AttemptOutcome | None
+    status: int | None
+    reason: str | None
+    replica_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A task a dispatcher holds: make the call, then `finish(id, attempt, owner, …)`."""
+
+    id: TaskId
+    endpoint: str
+    project: str
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    attempt: int
+    max_attempts: int
+    lease_until: float
+    created_at: float
+    token_id: str | None
+    job_id: str | None
+    line: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """An endpoint's pending tasks: how many, and when the oldest was created."""
+
+    pending: int
+    oldest_created_at: float
+    running: int = 0
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How an attempt ended, for `finish`."""
+
+    kind: AttemptOutcome
+    status: int | None = None  # the HTTP status the call got (None: no answer)
+    reason: str | None = None  # why it failed (kept per attempt)
+    result: bytes | None = None  # a success's body, when kept inline
+    result_type: str | None = None
+    result_file: str | None = None  # a success's body, when stored as a file
+    replica_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+class TaskRepo:
+    def __init__(self, session: Session, clock: Clock) -> None:
+        self._s = session
+        self._clock = clock
+
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
+
+    # ------------------------------------------------------------------ enqueue
+
+    def enqueue(self, new: NewTask) -> tuple[TaskView, bool]:
+        """Add a pending task; returns it and whether it is new. With an idempotency key
+        an existing task of the endpoint with that key is returned instead (`False`) when
+        its body is the same, and `Conflict` naming `Idempotency-Key` when it differs."""
+        digest = body_digest(new.body)
+        if new.idempotency_key is not None:
+            existing = self._by_key(new.endpoint, new.idempotency_key)
+            if existing is not None:
+                return self._same_body(existing, digest), False
+        try:
+            with self._s.begin_nested():
+                task_id = self._insert([new], [digest])[0]
+        except IntegrityError:  # a concurrent enqueue with the same key won
+            existing = (
+                self._by_key(new.endpoint, new.idempotency_key)
+                if new.idempotency_key is not None
+                else None
+            )
+            if existing is None:
+                raise
+            return self._same_body(existing, digest), False
+        return self.get(task_id), True
+
+    def enqueue_many(self, news: Sequence[NewTask]) -> builtins.list[TaskId]:
+        """Add tasks without idempotency keys in one go (a job's lines); returns their ids."""
+        return self._insert(news, [body_digest(n.body) for n in news])
+
+    def _insert(self, news: Sequence[NewTask], digests: Sequence[str]) -> builtins.list[TaskId]:
+        now = self._now()
+        ids = [new_task_id() for _ in news]
+        rows = [
+            {
+                "id": task_id,
+                "endpoint": n.endpoint,
+                "project": n.project,
+                "job_id": n.job_id,
+                "line": n.line,
+                "method": n.method,
+                "path": n.path,
+                "headers": [list(h) for h in n.headers],
+                "body": n.body,
+                "body_sha256": digest,
+                "status": (TaskStatus.FAILED if n.error is not None else TaskStatus.PENDING).value,
+                "priority": n.priority,
+                "attempts": 0,
+                "max_attempts": n.max_attempts,
+                "lease_s": n.lease_s,
+                "lease_owner": None,
+                "lease_until": None,
+                "created_at": now,
+                "started_at": None,
+                "finished_at": now if n.error is not None else None,
+                "expires_at": now + n.ttl_s,
+                "idempotency_key": n.idempotency_key,
+                "token_id": n.token_id,
+                "result_status": None,
+                "result_type": None,
+                "result": None,
+                "result_file": None,
+                "error": None if n.error is None else n.error[:MAX_ERROR_CHARS],
+                "callback_url": n.callback_url,
+                "callback_state": None,
+                "callback_attempts": 0,
+                "callback_next_at": None,
+                "callback_error": None,
+                "updated_at": now,
+            }
+            for task_id, n, digest in zip(ids, news, digests, strict=True)
+        ]
+        for start in range(0, len(rows), 500):
+            self._s.execute(insert(_T), rows[start : start + 500])
+        return ids
+
+    def _by_key(self, endpoint: str, key: str) -> TaskView | None:
+        row = self._s.execute(
+            select(_T).where(_T.c.endpoint == endpoint, _T.c.idempotency_key == key)
+        ).first()
+        return None if row is None else _view(row._mapping)
+
+    def _same_body(self, existing: TaskView, digest: str) -> TaskView:
+        stored = self._s.execute(
+            select(_T.c.body_sha256).where(_T.c.id == existing.id)
+        ).scalar_one()
+        if stored != digest:
+            raise Conflict(
+                f"idempotency key {existing.idempotency_key!r} was used for task {existing.id} "
+                "with a different body",
+                field="Idempotency-Key",
+            )
+        return existing
+
+    # ------------------------------------------------------------------ claim and finish
+
+    def claim(self, owner: str, free: Mapping[str, int]) -> builtins.list[Claimed]:
+        """Take up to `free[endpoint]` pending tasks of each endpoint for `owner` (module
+        docstring): highest priority first, then first in."""
+        now = self._now()
+        postgres = self._s.get_bind().dialect.name == "postgresql"
+        claimed: list[Claimed] = []
+        for endpoint, slots in free.items():
+            if slots <= 0:
+                continue
+            pick = (
+                select(_T.c.seq)
+                .where(_T.c.status == _PENDING, _T.c.endpoint == endpoint)
+                .order_by(_T.c.priority.desc(), _T.c.seq)
+                .limit(slots)
+            )
+            if postgres:
+                pick = pick.with_for_update(skip_locked=True)
+            seqs = list(self._s.execute(pick).scalars())
+            if not seqs:
+                continue
+            rows = list(
+                self._s.execute(
+                    update(_T)
+                    .where(_T.c.seq.in_(seqs), _T.c.status == _PENDING)
+                    .values(
+                        status=_RUNNING,
+                        attempts=_T.c.attempts + 1,
+                        lease_owner=owner,
+                        lease_until=now + _T.c.lease_s,
+                        started_at=func.coalesce(_T.c.started_at, now),
+                        updated_at=now,
+                    )
+                    .returning(
+                        _T.c.id,
+                        _T.c.endpoint,
+                        _T.c.project,
+                        _T.c.method,
+                        _T.c.path,
+                        _T.c.headers,
+                        _T.c.body,
+                        _T.c.attempts,
+                        _T.c.max_attempts,
+                        _T.c.lease_until,
+                        _T.c.created_at,
+                        _T.c.token_id,
+                        _T.c.job_id,
+                        _T.c.line,
+                        _T.c.seq,
+                    )
+                )
+            )
+            rows.sort(key=lambda r: seqs.index(r.seq))
+            for r in rows:
+                claimed.append(
+                    Claimed(
+                        id=TaskId(r.id),
+                        endpoint=r.endpoint,
+                        project=r.project,
+                        method=r.method,
+                        path=r.path,
+                        headers=tuple((str(k), str(v)) for k, v in r.headers),
+                        body=r.body,
+                        attempt=r.attempts,
+                        max_attempts=r.max_attempts,
+                        lease_until=r.lease_until,
+                        created_at=r.created_at,
+                        token_id=r.token_id,
+                        job_id=r.job_id,
+                        line=r.line,
+                    )
+                )
+            if rows:
+                self._s.execute(
+                    insert(_A),
+                    [
+                        {"task_id": r.id, "attempt": r.attempts, "owner": owner, "started_at": now}
+                        for r in rows
+                    ],
+                )
+        return claimed
+
+    def finish(self, task_id: str, attempt: int, owner: str, outcome: Outcome) -> TaskStatus | None:
+        """Record how attempt `attempt` of a task ended, if `owner` still holds it (module
+        docstring); returns the task's new status, or None when the answer is stale."""
+        now = self._now()
+        reason = None if outcome.reason is None else outcome.reason[:MAX_ERROR_CHARS]
+        row = self._s.execute(
+            select(_T.c.max_attempts, _T.c.callback_url).where(
+                _T.c.id == task_id,
+                _T.c.status == _RUNNING,
+                _T.c.attempts == attempt,
+                _T.c.lease_owner == owner,
+            )
+        ).first()
+        if row is None:
+            self._end_attempt(task_id, attempt, now, AttemptOutcome.STALE, outcome, reason)
+            return None
+        kind = outcome.kind
+        values: dict[str, Any] = {"updated_at": now, "lease_owner": None, "lease_until": None}
+        if kind is AttemptOutcome.SUCCEEDED:
+            new = TaskStatus.SUCCEEDED
+            values.update(
+                result_status=outcome.status,
+                result_type=outcome.result_type,
+                result=outcome.result,
+                result_file=outcome.result_file,
+                error=None,
+            )
+        elif kind is AttemptOutcome.RETRY and attempt < row.max_attempts:
+            new = TaskStatus.PENDING
+        elif kind is AttemptOutcome.RETRY:
+            new = TaskStatus.FAILED  # dead-lettered: every attempt's reason is in attempts
+            values.update(
+                result_status=outcome.status,
+                error=f"failed {attempt} times (dead-lettered); last: {reason}"[:MAX_ERROR_CHARS],
+            )
+        elif kind is AttemptOutcome.FAILED:
+            new = TaskStatus.FAILED
+            values.update(
+                result_status=outcome.status,
+                result_type=outcome.result_type,
+                result=outcome.result,
+                error=reason,
+            )
+        else:
+            raise ValueError(f"finish does not take outcome {kind.value}")
+        values["status"] = new.value
+        if new is not TaskStatus.PENDING:
+            values["finished_at"] = now
+            if row.callback_url is not None:
+                values.update(callback_state="pending", callback_next_at=now)
+        done = self._s.execute(
+            update(_T)
+            .where(
+                _T.c.id == task_id,
+                _T.c.status == _RUNNING,
+                _T.c.attempts == attempt,
+                _T.c.lease_owner == owner,
+            )
+            .values(**values)
+        )
+        if (
+            getattr(done, "rowcount", 1) != 1
+        ):  # pragma: no cover - the select above holds the write lock
+            self._end_attempt(task_id, attempt, now, AttemptOutcome.STALE, outcome, reason)
+            return None
+        self._end_attempt(task_id, attempt, now, kind, outcome, reason)
+        return new
+
+    def _end_attempt(
+        self,
+        task_id: str,
+        attempt: int,
+        now: float,
+        kind: AttemptOutcome,
+        outcome: Outcome,
+        reason: str | None,
+    ) -> None:
+        self._s.execute(
+            update(_A)
+            .where(_A.c.task_id == task_id, _A.c.attempt == attempt, _A.c.outcome.is_(None))
+            .values(
+                finished_at=now,
+                outcome=kind.value,
+                status=outcome.status,
+                reason=reason,
+                replica_id=outcome.replica_id,
+            )
+        )
+
+    def release_expired(self, limit: int = 500) -> int:
+        """Running tasks whose lease ran out go back to pending (or fail when they used
+        their attempts); returns how many."""
+        now = self._now()
+        rows = self._s.execute(
+            select(_T.c.id, _T.c.attempts, _T.c.max_attempts, _T.c.callback_url)
+            .where(_T.c.status == _RUNNING, _T.c.lease_until < now)
+            .limit(limit)
+        ).all()
+        for r in rows:
+            reason = "its lease ran out: the dispatcher running it stopped or hung"
+            retry = r.attempts < r.max_attempts
+            values: dict[str, Any] = {
+                "status": _PENDING if retry else TaskStatus.FAILED.value,
+                "lease_owner": None,
+                "lease_until": None,
+                "updated_at": now,
+            }
+            if not retry:
+                values.update(
+                    finished_at=now,
+                    error=f"failed {r.attempts} times (dead-lettered); last: {reason}",
+                )
+                if r.callback_url is not None:
+                    values.update(callback_state="pending", callback_next_at=now)
+            self._s.execute(
+                update(_T).where(_T.c.id == r.id, _T.c.status == _RUNNING).values(**values)
+            )
+            self._s.execute(
+                update(_A)
+                .where(_A.c.task_id == r.id, _A.c.attempt == r.attempts, _A.c.outcome.is_(None))
+                .values(finished_at=now, outcome=AttemptOutcome.LEASE_EXPIRED.value, reason=reason)
+            )
+        return len(rows)
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, task_id: str) -> TaskView:
+        row = self._s.execute(select(_T).where(_T.c.id == task_id)).first()
+        if row is None:
+            raise NotFound(f"task {task_id!r} not found", field="task_id")
+        return _view(row._mapping)
+
+    def attempts(self, task_id: str) -> builtins.list[AttemptView]:
+        rows = self._s.execute(
+            select(_A).where(_A.c.task_id == task_id).order_by(_A.c.attempt, _A.c.id)
+        ).all()
+        return [
+            AttemptView(
+                attempt=r.attempt,
+                owner=r.owner,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                outcome=None if r.outcome is None else AttemptOutcome(r.outcome),
+                status=r.status,
+                reason=r.reason,
+                replica_id=r.replica_id,
+            )
+            for r in rows
+        ]
+
+    def depth(self) -> dict[str, QueueDepth]:
+        """Per endpoint with pending or running tasks: how many pending (and the oldest's
+        creation) and running."""
+        rows = self._s.execute(
+            select(_T.c.endpoint, _T.c.status, func.count(), func.min(_T.c.created_at))
+            .where(_T.c.status.in_((_PENDING, _RUNNING)))
+            .group_by(_T.c.endpoint, _T.c.status)
+        ).all()
+        out: dict[str, QueueDepth] = {}
+        for endpoint, status, count, oldest in rows:
+            d = out.get(endpoint, QueueDepth(0, 0.0, 0))
+            if status == _PENDING:
+                d = QueueDepth(count, oldest, d.running)
+            else:
+                d = QueueDepth(d.pending, d.oldest_created_at, count)
+            out[endpoint] = d
+        return out
+
+
+def _view(m: Any) -> TaskView:
+    return TaskView(
+        id=m["id"],
+        endpoint=m["endpoint"],
+        project=m["project"],
+        method=m["method"],
+        path=m["path"],
+        status=TaskStatus(m["status"]),
+        priority=m["priority"],
+        attempts=m["attempts"],
+        max_attempts=m["max_attempts"],
+        created_at=m["created_at"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        expires_at=m["expires_at"],
+        lease_until=m["lease_until"],
+        idempotency_key=m["idempotency_key"],
+        token_id=m["token_id"],
+        job_id=m["job_id"],
+        line=m["line"],
+        result_status=m["result_status"],
+        result_type=m["result_type"],
+        result=m["result"],
+        result_file=m["result_file"],
+        error=m["error"],
+        callback_url=m["callback_url"],
+        callback_state=m["callback_state"],
+        callback_attempts=m["callback_attempts"],
+        callback_error=m["callback_error"],
+        seq=m["seq"],
+    )
