@@ -51,6 +51,8 @@ from podium.core.errors import Invalid, Retryable, Unavailable
 from podium.store.audit import AuditRepo
 from podium.store.endpoints import EndpointRepo
 from podium.store.events import EventRepo
+from podium.store.files import FileRepo
+from podium.store.jobs import JobRepo
 from podium.store.locks import LockSpace
 from podium.store.memory import EndpointMemoryRepo
 from podium.store.metrics import MetricRepo
@@ -122,6 +124,8 @@ class UnitOfWork:
         self.metrics = MetricRepo(session)
         self.stats = StatsRepo(session, clock)  # summaries of metric_points
         self.tasks = TaskRepo(session, clock)  # the async task queue (issue 13)
+        self.files = FileRepo(session, clock)  # the file store's rows (issue 13)
+        self.jobs = JobRepo(session, clock)  # batch jobs (issue 13)
 
 
 class Database:

@@ -1,0 +1,146 @@
+"""A job's output file (issue 13), written once every line has ended (or it was cancelled).
+
+Podium jobs: one line per input line, in input order:
+    {"line": i, "status": "succeeded"|"failed"|"cancelled", "status_code": int|null,
+     "result": <JSON or string>|null, "error": str|null}
+OpenAI batches: the output file holds the lines that got an answer, OpenAI-shaped
+    {"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error": null}
+and the error file the lines that did not (bad lines, dead-lettered, cancelled)
+    {"id", "custom_id", "response": null, "error": {"code", "message"}}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from podium.core.tasks import FilePurpose, TaskStatus
+from podium.store.db import Database
+from podium.store.files import FileStore
+from podium.store.jobs import OPENAI, JobView, LineResult, iter_line_results
+
+ResultBody = Any
+
+
+def result_value(store: FileStore, r: LineResult) -> ResultBody:
+    """A task's result as JSON when it is JSON, else as text (None: no result)."""
+    data = r.result
+    if data is None and r.result_file is not None:
+        try:
+            data = store.read_bytes(r.result_file)
+        except Exception:  # noqa: BLE001 - an expired or missing file: no result to show
+            data = None
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode("utf-8", "replace")
+
+
+def _status(r: LineResult | None) -> str:
+    if r is None or r.status in (TaskStatus.CANCELLED, TaskStatus.PENDING, TaskStatus.RUNNING):
+        return "cancelled"
+    return "succeeded" if r.status is TaskStatus.SUCCEEDED else "failed"
+
+
+def podium_lines(db: Database, store: FileStore, job: JobView) -> Iterator[bytes]:
+    for i, r in enumerate(iter_line_results(db, job.id, job.lines_total)):
+        status = _status(r)
+        error = None
+        if status == "cancelled":
+            error = "the job was cancelled before this line ran"
+        elif r is not None and status == "failed":
+            error = r.error or f"the replica answered {r.result_status}"
+        doc = {
+            "line": i,
+            "status": status,
+            "status_code": None if r is None else r.result_status,
+            "result": None if r is None else result_value(store, r),
+            "error": error,
+        }
+        yield json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+
+
+def openai_lines(
+    db: Database, store: FileStore, job: JobView, custom_ids: Iterator[str | None]
+) -> tuple[list[bytes], list[bytes]]:
+    """(output lines, error lines) of an OpenAI batch; `custom_ids` in input order."""
+    out: list[bytes] = []
+    errors: list[bytes] = []
+    for r, custom_id in zip(
+        iter_line_results(db, job.id, job.lines_total), custom_ids, strict=False
+    ):
+        line_id = f"batch_req_{r.task_id[5:]}" if r is not None else None
+        status = _status(r)
+        if r is not None and r.result_status is not None and status != "cancelled":
+            doc: dict[str, Any] = {
+                "id": line_id,
+                "custom_id": custom_id,
+                "response": {
+                    "status_code": r.result_status,
+                    "request_id": r.task_id,
+                    "body": result_value(store, r),
+                },
+                "error": None,
+            }
+            out.append(json.dumps(doc, separators=(",", ":")).encode() + b"\n")
+            continue
+        if status == "cancelled":
+            code, message = "batch_cancelled", "the batch was cancelled before this line ran"
+        else:
+            code = "request_failed"
+            message = (r.error if r is not None else None) or "the request failed"
+        doc = {
+            "id": line_id,
+            "custom_id": custom_id,
+            "response": None,
+            "error": {"code": code, "message": message},
+        }
+        errors.append(json.dumps(doc, separators=(",", ":")).encode() + b"\n")
+    return out, errors
+
+
+def write_output(db: Database, store: FileStore, job: JobView) -> tuple[str, str | None]:
+    """Write the job's output (and, for OpenAI batches, error) file; returns their ids."""
+    if job.kind != OPENAI:
+        written = store.write(podium_lines(db, store, job))
+        with db.unit_of_work() as uow:
+            uow.files.create(
+                written,
+                project=job.project,
+                filename=f"{job.id}_output.jsonl",
+                purpose=FilePurpose.BATCH_OUTPUT,
+                content_type="application/jsonl",
+                token_id=job.token_id,
+            )
+        return written.id, None
+    out, errors = openai_lines(db, store, job, _custom_ids(store, job.input_file))
+    ids: list[str] = []
+    for lines, name in ((out, "output"), (errors, "error")):
+        written = store.write(lines)
+        with db.unit_of_work() as uow:
+            uow.files.create(
+                written,
+                project=job.project,
+                filename=f"{job.id}_{name}.jsonl",
+                purpose=FilePurpose.BATCH_OUTPUT,
+                content_type="application/jsonl",
+                token_id=job.token_id,
+            )
+        ids.append(written.id)
+    return ids[0], ids[1]
+
+
+def _custom_ids(store: FileStore, input_file: str) -> Iterator[str | None]:
+    for raw in store.iter_lines(input_file):
+        if not raw.strip():
+            continue
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            yield None
+            continue
+        custom_id = doc.get("custom_id") if isinstance(doc, dict) else None
+        yield custom_id if isinstance(custom_id, str) else None

@@ -1,0 +1,339 @@
+"""The job runner (issue 13): turns a job's input lines into tasks, a few at a time, and
+writes its output once they have all ended.
+
+Each round (`run_once`), for every job not ended:
+
+- `validating`: its input file is read once (at most `max_file_bytes`, `max_job_lines`
+  non-blank lines) and counted → `in_progress` (or `failed`, naming why).
+- `in_progress`: at most `concurrency` of its tasks are unfinished; the next lines are
+  enqueued to fill the room (`TaskRepo.enqueue_many` with `job_id`, `line`). A line that is
+  not a JSON object (or, for an OpenAI batch, not a request it can run) is stored as a task
+  already `failed`, naming the line and the reason: it never runs and the job goes on.
+  When every line has an ended task → `finalizing` → the output file → `completed`.
+- `cancelling`: its pending and running tasks are cancelled, the output is written with
+  the lines done so far (the rest `cancelled`) → `cancelled`.
+
+Everything is in the store (the next line is the tasks' highest line + 1, progress is a
+GROUP BY over them), so a restarted server's runner carries on where the last one stopped
+and never enqueues a line twice. The runner is one thread: the store calls block.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from podium.core.access import DEFAULT_PROJECT, Principal, Scope, endpoint_key, split_key
+from podium.core.errors import NotFound, PodiumError
+from podium.core.settings import TaskSettings
+from podium.core.tasks import JobStatus
+from podium.server.job_output import write_output
+from podium.store.db import Database
+from podium.store.files import FileStore
+from podium.store.jobs import OPENAI, JobView
+from podium.store.tasks import NewTask
+
+log = logging.getLogger("podium.jobs")
+JSON_HEADERS = (("content-type", "application/json"),)
+OPENAI_URLS = frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/completions"})
+MAX_LINE_ERROR = 300
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where a line's task goes, or why it cannot go anywhere."""
+
+    endpoint: str = ""
+    lease_s: float = 90.0
+    max_attempts: int = 3
+    ttl_s: float = 86400.0
+    error: str | None = None
+
+
+class _Reader:
+    """An open input file, positioned at the next line to enqueue (kept between rounds so
+    a long input is read once, not from its start every round)."""
+
+    def __init__(self, lines: Iterator[bytes], position: int) -> None:
+        self.lines = lines
+        self.position = position
+
+
+class JobRunner:
+    def __init__(
+        self,
+        db: Database,
+        files: FileStore,
+        settings: TaskSettings,
+        *,
+        interval_s: float = 0.2,
+    ) -> None:
+        self._db = db
+        self._files = files
+        self._settings = settings
+        self._interval_s = interval_s
+        self._readers: dict[str, _Reader] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ the loop
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="podium-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # a busy database, a lost connection: next round
+                log.exception("the job runner's round failed; retrying")
+                busy = False
+            self._stop.wait(self._interval_s if not busy else self._interval_s / 4)
+
+    def run_once(self) -> bool:
+        """One round over every job not ended; True when something was done."""
+        with self._db.unit_of_work(read_only=True) as uow:
+            jobs = uow.jobs.active()
+        done = False
+        for job in jobs:
+            try:
+                done = self._step(job) or done
+            except PodiumError as e:
+                log.warning("job %s: %s", job.id, e)
+        for gone in set(self._readers) - {j.id for j in jobs}:
+            self._readers.pop(gone, None)
+        return done
+
+    def _step(self, job: JobView) -> bool:
+        if job.status is JobStatus.VALIDATING:
+            self._validate(job)
+            return True
+        if job.status is JobStatus.IN_PROGRESS:
+            return self._advance(job)
+        if job.status is JobStatus.FINALIZING:
+            self._finish(job, JobStatus.COMPLETED)
+            return True
+        if job.status is JobStatus.CANCELLING:
+            with self._db.unit_of_work() as uow:
+                uow.jobs.cancel_tasks(job.id)
+            self._finish(job, JobStatus.CANCELLED)
+            return True
+        return False
+
+    # ------------------------------------------------------------------ steps
+
+    def _validate(self, job: JobView) -> None:
+        error = None
+        count = 0
+        try:
+            with self._db.unit_of_work(read_only=True) as uow:
+                size = uow.files.get(job.input_file).bytes
+            if size > self._settings.max_file_bytes:
+                error = (
+                    f"the input file is {size} bytes; the limit is "
+                    f"{self._settings.max_file_bytes} (PODIUM_TASK_MAX_FILE_BYTES)"
+                )
+            else:
+                for raw in self._files.iter_lines(job.input_file):
+                    if raw.strip():
+                        count += 1
+                        if count > self._settings.max_job_lines:
+                            error = (
+                                f"the input has more than {self._settings.max_job_lines} "
+                                "lines (PODIUM_TASK_MAX_JOB_LINES)"
+                            )
+                            break
+                if error is None and count == 0:
+                    error = "the input file has no lines"
+        except NotFound:
+            error = f"the input file {job.input_file!r} is gone"
+        with self._db.unit_of_work() as uow:
+            if error is not None:
+                uow.jobs.set_status(job.id, JobStatus.FAILED, error=error)
+            else:
+                uow.jobs.set_status(job.id, JobStatus.IN_PROGRESS, lines_total=count)
+        log.info("job %s: %s", job.id, error or f"{count} lines, in progress")
+
+    def _advance(self, job: JobView) -> bool:
+        with self._db.unit_of_work(read_only=True) as uow:
+            progress = uow.jobs.progress(job.id)
+            next_line = uow.jobs.next_line(job.id)
+        if next_line >= job.lines_total:
+            if progress.ended >= job.lines_total:
+                with self._db.unit_of_work() as uow:
+                    uow.jobs.set_status(job.id, JobStatus.FINALIZING)
+                return True
+            return False
+        room = min(job.concurrency - progress.unfinished, job.lines_total - next_line)
+        if room <= 0:
+            return False
+        lines = self._read(job, next_line, room)
+        news = self._tasks(job, next_line, lines)
+        with self._db.unit_of_work() as uow:
+            if uow.jobs.next_line(job.id) != next_line:  # another runner took these lines
+                self._readers.pop(job.id, None)
+                return False
+            uow.tasks.enqueue_many(news)
+        reader = self._readers.get(job.id)
+        if reader is not None:
+            reader.position = next_line + len(lines)
+        return True
+
+    def _finish(self, job: JobView, end: JobStatus) -> None:
+        output, errors = write_output(self._db, self._files, job)
+        with self._db.unit_of_work() as uow:
+            uow.jobs.set_status(job.id, end, output_file=output, error_file=errors)
+        self._readers.pop(job.id, None)
+        log.info("job %s %s (output %s)", job.id, end.value, output)
+
+    # ------------------------------------------------------------------ lines
+
+    def _read(self, job: JobView, start: int, count: int) -> list[bytes]:
+        """Non-blank lines `start` … `start + count - 1` of the job's input."""
+        reader = self._readers.get(job.id)
+        if reader is None or reader.position != start:
+            lines = (raw for raw in self._files.iter_lines(job.input_file) if raw.strip())
+            for _ in range(start):
+                next(lines, None)
+            reader = _Reader(lines, start)
+            self._readers[job.id] = reader
+        out: list[bytes] = []
+        for raw in reader.lines:
+            out.append(raw)
+            if len(out) == count:
+                break
+        return out
+
+    def _tasks(self, job: JobView, start: int, lines: list[bytes]) -> list[NewTask]:
+        targets: dict[str, _Target] = {}
+        who = self._principal(job)
+        news = []
+        for offset, raw in enumerate(lines):
+            line = start + offset
+            doc, why = _object(raw)
+            path, body = job.path, raw
+            if doc is not None and job.kind == OPENAI:
+                model, path, body, why = _openai_request(doc, job.path)
+                if why is None:
+                    if model not in targets:
+                        targets[model] = self._openai_target(model, who)
+                    target = targets[model]
+                    why = target.error
+            elif doc is not None:
+                endpoint = job.endpoint or ""
+                if endpoint not in targets:
+                    targets[endpoint] = self._target(endpoint)
+                target = targets[endpoint]
+                why = target.error
+            if why is not None or doc is None:
+                target = _Target(endpoint=job.endpoint or "")
+                error = f"line {line}: {why}"
+            else:
+                error = None
+            news.append(
+                NewTask(
+                    endpoint=target.endpoint,
+                    project=job.project if not target.endpoint else split_key(target.endpoint)[0],
+                    method=job.method,
+                    path=path,
+                    body=body,
+                    headers=JSON_HEADERS,
+                    max_attempts=target.max_attempts,
+                    lease_s=target.lease_s,
+                    ttl_s=target.ttl_s,
+                    token_id=job.token_id,
+                    job_id=job.id,
+                    line=line,
+                    error=error,
+                )
+            )
+        return news
+
+    def _target(self, key: str) -> _Target:
+        try:
+            with self._db.unit_of_work(read_only=True) as uow:
+                spec = uow.endpoints.get(key).spec
+        except NotFound:
+            return _Target(endpoint=key, error=f"endpoint {key!r} not found")
+        return _Target(
+            endpoint=key,
+            lease_s=spec.tasks.lease_for(spec.timeout_s),
+            max_attempts=spec.tasks.max_attempts,
+            ttl_s=spec.tasks.result_ttl_s,
+        )
+
+    def _principal(self, job: JobView) -> Principal | None:
+        if job.token_id is None:
+            return None
+        try:
+            with self._db.unit_of_work(read_only=True) as uow:
+                return uow.tokens.get(job.token_id).principal()
+        except NotFound:
+            return Principal(job.token_id, "gone", frozenset(), frozenset())
+
+    def _openai_target(self, model: str, who: Principal | None) -> _Target:
+        """The endpoint `model` names, as the OpenAI router resolves it: `project/name`,
+        or a bare name in `default` first, then in the caller's other projects."""
+        if "/" in model:
+            project, _, name = model.partition("/")
+            keys = [endpoint_key(project, name)] if name and "." not in name + project else []
+        elif "." in model:
+            keys = []
+        else:
+            projects = (
+                sorted(who.projects)
+                if who is not None and who.projects is not None
+                else self._projects_with(model)
+            )
+            keys = [model] + [endpoint_key(p, model) for p in projects if p != DEFAULT_PROJECT]
+        for key in keys:
+            project = split_key(key)[0]
+            if who is not None and not who.may(Scope.INVOKE, project):
+                continue
+            target = self._target(key)
+            if target.error is None:
+                return target
+        return _Target(error=f"model {model!r} not found (no endpoint of that name you may invoke)")
+
+    def _projects_with(self, name: str) -> list[str]:
+        with self._db.unit_of_work(read_only=True) as uow:
+            keys = [e.name for e in uow.endpoints.list()]
+        return sorted(split_key(k)[0] for k in keys if split_key(k)[1] == name)
+
+
+def _object(raw: bytes) -> tuple[dict[str, object] | None, str | None]:
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        return None, f"not JSON ({str(e)[:MAX_LINE_ERROR]})"
+    if not isinstance(doc, dict):
+        return None, f"a line must be a JSON object, not {type(doc).__name__}"
+    return doc, None
+
+
+def _openai_request(
+    doc: dict[str, object], url: str
+) -> tuple[str, str, bytes, str | None]:
+    """(model, path, body, None) of an OpenAI batch line, or ("", "", b"", why)."""
+    if doc.get("method", "POST") != "POST":
+        return "", "", b"", "method must be POST"
+    if doc.get("url") != url:
+        return "", "", b"", f"url must be the batch's endpoint {url!r}, not {doc.get('url')!r}"
+    body = doc.get("body")
+    if not isinstance(body, dict):
+        return "", "", b"", "body must be a JSON object"
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return "", "", b"", "body.model must name an endpoint"
+    return model, url, json.dumps(body).encode(), None
