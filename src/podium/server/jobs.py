@@ -40,6 +40,7 @@ log = logging.getLogger("podium.jobs")
 JSON_HEADERS = (("content-type", "application/json"),)
 OPENAI_URLS = frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/completions"})
 MAX_LINE_ERROR = 300
+MAX_LINES_PER_ROUND = 5000  # lines one job enqueues in one round at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,16 +179,22 @@ class JobRunner:
         room = min(job.concurrency - progress.unfinished, job.lines_total - next_line)
         if room <= 0:
             return False
-        lines = self._read(job, next_line, room)
-        news = self._tasks(job, next_line, lines)
+        # Bad lines take no room (they never run): read on until the room is filled with
+        # lines that will run, at most MAX_LINES_PER_ROUND lines a round.
+        news: list[NewTask] = []
+        at = next_line
+        while room > 0 and at < job.lines_total and len(news) < MAX_LINES_PER_ROUND:
+            batch = self._tasks(job, at, self._read(job, at, room))
+            if not batch:
+                break
+            news += batch
+            at += len(batch)
+            room -= sum(1 for n in batch if n.error is None)
         with self._db.unit_of_work() as uow:
             if uow.jobs.next_line(job.id) != next_line:  # another runner took these lines
                 self._readers.pop(job.id, None)
                 return False
             uow.tasks.enqueue_many(news)
-        reader = self._readers.get(job.id)
-        if reader is not None:
-            reader.position = next_line + len(lines)
         return True
 
     def _finish(self, job: JobView, end: JobStatus) -> None:
@@ -213,6 +220,7 @@ class JobRunner:
             out.append(raw)
             if len(out) == count:
                 break
+        reader.position = start + len(out)
         return out
 
     def _tasks(self, job: JobView, start: int, lines: list[bytes]) -> list[NewTask]:

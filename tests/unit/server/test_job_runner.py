@@ -1,0 +1,230 @@
+"""The job runner (`server.jobs.JobRunner.run_once`) on a real SQLite store, its tasks
+finished by hand through `TaskRepo.claim/finish` (no dispatcher): bad lines, input order,
+the concurrency cap, cancel, resume after a crash, OpenAI batch lines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from podium.core.settings import TaskSettings
+from podium.core.spec import EndpointSpec
+from podium.core.phases import EndpointStatus
+from podium.core.tasks import AttemptOutcome, FilePurpose, JobStatus
+from podium.server.jobs import JobRunner
+from podium.store import Database
+from podium.store.files import FileStore
+from podium.store.jobs import OPENAI, NewJob, JobView
+from podium.store.tasks import Outcome
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'podium.db'}")
+    database.migrate()
+    with database.unit_of_work() as uow:
+        spec = EndpointSpec.model_validate({"name": "echo", "model": "echo:1", "framework": "python"})
+        uow.endpoints.create(
+            spec, model_ref="echo:1", status=EndpointStatus.RUNNING, desired_replicas=1
+        )
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> FileStore:
+    return FileStore(tmp_path / "files")
+
+
+def _job(db: Database, files: FileStore, text: bytes, concurrency: int = 2, **kw: object) -> str:
+    written = files.write_bytes(text)
+    with db.unit_of_work() as uow:
+        uow.files.create(written, project="default", filename="in.jsonl", purpose=FilePurpose.BATCH)
+        fields: dict[str, object] = {
+            "project": "default",
+            "endpoint": "echo",
+            "input_file": written.id,
+            "concurrency": concurrency,
+        }
+        fields.update(kw)
+        return uow.jobs.create(NewJob(**fields)).id  # type: ignore[arg-type]
+
+
+def _get(db: Database, job_id: str) -> JobView:
+    with db.unit_of_work(read_only=True) as uow:
+        return uow.jobs.get(job_id)
+
+
+def _answer_all(db: Database, owner: str = "d1") -> list[int]:
+    """Claim every pending task of `echo` and answer it with its own body (200), or 500
+    once for a body holding "flaky"; returns the lines answered."""
+    with db.unit_of_work() as uow:
+        claimed = uow.tasks.claim(owner, {"echo": 1000})
+        for c in claimed:
+            uow.tasks.finish(
+                c.id,
+                c.attempt,
+                owner,
+                Outcome(
+                    kind=AttemptOutcome.SUCCEEDED,
+                    status=200,
+                    result=c.body,
+                    result_type="application/json",
+                ),
+            )
+    return [c.line for c in claimed if c.line is not None]
+
+
+def _output(files: FileStore, job: JobView) -> list[dict[str, object]]:
+    assert job.output_file is not None
+    return [json.loads(line) for line in files.iter_lines(job.output_file)]
+
+
+INPUT = b'{"x": 0}\nnot json\n{"x": 2}\n[1, 2]\n\n{"x": 4}\n{"x": 5}\n'
+
+
+def test_lines_run_in_order_under_the_cap_and_bad_lines_fail_without_running(
+    db: Database, files: FileStore
+) -> None:
+    job_id = _job(db, files, INPUT, concurrency=2)
+    runner = JobRunner(db, files, TaskSettings())
+    runner.run_once()
+    job = _get(db, job_id)
+    assert (job.status, job.lines_total) == (JobStatus.IN_PROGRESS, 6)
+    answered: list[int] = []
+    for _ in range(20):
+        runner.run_once()
+        with db.unit_of_work(read_only=True) as uow:
+            assert uow.jobs.progress(job_id).unfinished <= 2
+        answered += _answer_all(db)
+        if _get(db, job_id).status is JobStatus.COMPLETED:
+            break
+    job = _get(db, job_id)
+    assert job.status is JobStatus.COMPLETED and job.finished_at is not None
+    assert answered == [0, 2, 4, 5]  # the bad lines 1 and 3 never ran
+    out = _output(files, job)
+    assert [o["line"] for o in out] == [0, 1, 2, 3, 4, 5]
+    assert [o["status"] for o in out] == [
+        "succeeded",
+        "failed",
+        "succeeded",
+        "failed",
+        "succeeded",
+        "succeeded",
+    ]
+    assert out[0] == {"line": 0, "status": "succeeded", "status_code": 200, "result": {"x": 0}, "error": None}
+    assert out[5]["result"] == {"x": 5}
+    assert out[1]["error"].startswith("line 1: not JSON")  # type: ignore[union-attr]
+    assert out[3]["error"] == "line 3: a line must be a JSON object, not list"
+    with db.unit_of_work(read_only=True) as uow:
+        row = uow.files.get(job.output_file or "")
+    assert row.purpose is FilePurpose.BATCH_OUTPUT
+
+
+def test_cancel_cancels_the_unfinished_lines_and_writes_what_was_done(
+    db: Database, files: FileStore
+) -> None:
+    job_id = _job(db, files, INPUT, concurrency=1)
+    runner = JobRunner(db, files, TaskSettings())
+    runner.run_once()  # validated
+    runner.run_once()  # line 0 enqueued
+    assert _answer_all(db) == [0]
+    runner.run_once()  # line 1 (bad) and 2 enqueued
+    with db.unit_of_work() as uow:
+        (running,) = uow.tasks.claim("d1", {"echo": 5})
+        uow.jobs.set_status(job_id, JobStatus.CANCELLING)
+    assert running.line == 2
+    runner.run_once()
+    job = _get(db, job_id)
+    assert job.status is JobStatus.CANCELLED
+    out = _output(files, job)
+    assert [o["status"] for o in out] == [
+        "succeeded",
+        "failed",
+        "cancelled",
+        "cancelled",
+        "cancelled",
+        "cancelled",
+    ]
+    assert out[2]["error"] == "the job was cancelled before this line ran"
+    with db.unit_of_work() as uow:  # the dispatcher's late answer is stale: nothing changes
+        late = uow.tasks.finish(
+            running.id, 1, "d1", Outcome(kind=AttemptOutcome.SUCCEEDED, status=200, result=b"1")
+        )
+    assert late is None
+
+
+def test_a_new_runner_resumes_and_never_enqueues_a_line_twice(
+    db: Database, files: FileStore
+) -> None:
+    text = b"".join(b'{"x": %d}\n' % i for i in range(25))
+    job_id = _job(db, files, text, concurrency=4)
+    first = JobRunner(db, files, TaskSettings())
+    first.run_once()
+    first.run_once()
+    _answer_all(db)
+    first.run_once()  # lines 4-7 enqueued, then the server "crashes"
+    second = JobRunner(db, files, TaskSettings())
+    for _ in range(30):
+        second.run_once()
+        _answer_all(db, owner="d2")
+        if _get(db, job_id).status is JobStatus.COMPLETED:
+            break
+    job = _get(db, job_id)
+    assert job.status is JobStatus.COMPLETED
+    with db.unit_of_work(read_only=True) as uow:
+        lines = [r.line for r in uow.jobs.line_results(job_id, 0, 100)]
+    assert lines == list(range(25))  # one task per line
+    assert [o["result"] for o in _output(files, job)] == [{"x": i} for i in range(25)]
+
+
+def test_an_input_over_the_line_limit_fails_the_job(db: Database, files: FileStore) -> None:
+    job_id = _job(db, files, b"{}\n{}\n{}\n")
+    JobRunner(db, files, TaskSettings(max_job_lines=2)).run_once()
+    job = _get(db, job_id)
+    assert job.status is JobStatus.FAILED
+    assert job.error == "the input has more than 2 lines (PODIUM_TASK_MAX_JOB_LINES)"
+
+
+def test_a_job_on_a_missing_endpoint_fails_every_line(db: Database, files: FileStore) -> None:
+    job_id = _job(db, files, b"{}\n{}\n", endpoint="gone")
+    runner = JobRunner(db, files, TaskSettings())
+    for _ in range(4):
+        runner.run_once()
+    job = _get(db, job_id)
+    assert job.status is JobStatus.COMPLETED
+    assert [o["error"] for o in _output(files, job)] == [
+        "line 0: endpoint 'gone' not found",
+        "line 1: endpoint 'gone' not found",
+    ]
+
+
+def test_openai_batch_lines_go_to_the_model_and_failures_to_the_error_file(
+    db: Database, files: FileStore
+) -> None:
+    lines = [
+        {"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {"model": "echo", "input": "hi"}},
+        {"custom_id": "b", "method": "POST", "url": "/v1/embeddings", "body": {"model": "nope"}},
+        {"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "echo"}},
+    ]
+    text = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    job_id = _job(db, files, text, endpoint=None, path="/v1/embeddings", kind=OPENAI)
+    runner = JobRunner(db, files, TaskSettings())
+    for _ in range(6):
+        runner.run_once()
+        _answer_all(db)
+    job = _get(db, job_id)
+    assert job.status is JobStatus.COMPLETED and job.error_file is not None
+    out = _output(files, job)
+    assert len(out) == 1
+    assert out[0]["custom_id"] == "a" and out[0]["error"] is None
+    assert out[0]["response"]["status_code"] == 200  # type: ignore[index]
+    assert out[0]["response"]["body"] == {"model": "echo", "input": "hi"}  # type: ignore[index]
+    errors = [json.loads(x) for x in files.iter_lines(job.error_file)]
+    assert [(e["custom_id"], e["error"]["message"]) for e in errors] == [
+        ("b", "line 1: model 'nope' not found (no endpoint of that name you may invoke)"),
+        ("c", "line 2: url must be the batch's endpoint '/v1/embeddings', not '/v1/chat/completions'"),
+    ]
