@@ -22,10 +22,13 @@ from podium.api.limits import BodyLimit
 from podium.api.routes import (
     audit,
     endpoints,
+    files,
+    jobs,
     live,
     metrics_history,
     models,
     observe,
+    openai_batches,
     projects,
     requests,
     secrets,
@@ -65,8 +68,11 @@ def create_api(ctx: ApiContext) -> FastAPI:
         live,  # GET /live: the gateway's counts now
         secrets,
         usage,
+        files,  # the file store: job inputs and outputs (issue 13)
+        jobs,  # batch jobs (issue 13)
     ):
         app.include_router(module.router, prefix=PREFIX)
+    app.include_router(openai_batches.router)  # /v1/files, /v1/batches (no /api/v1)
     limits = ctx.settings.limits
     app.add_middleware(  # before problems.install: its ServerErrorGuard goes outside this
         BodyLimit, max_json_bytes=limits.max_json_bytes, max_upload_bytes=ctx.max_upload_bytes

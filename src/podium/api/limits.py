@@ -16,7 +16,8 @@ from podium.core.asgi import ASGIApp, Message, Receive, Scope, Send, send_whole
 from podium.core.errors import TooLarge
 from podium.core.problems import PROBLEM, problem_body
 
-_UPLOAD = re.compile(r"^/api/v1/models/[^/]+/versions/?$")
+# Model uploads and files (job inputs), both streamed to disk with their own bound.
+_UPLOAD = re.compile(r"^(/api/v1/models/[^/]+/versions|/api/v1/files|/v1/files)/?$")
 
 
 class _Exceeded(Exception):

@@ -41,12 +41,16 @@ from podium.gateway.access import AccessStage
 from podium.gateway.app import Gateway
 from podium.server.credentials import ensure_credentials
 from podium.server.hosts import HostCheck, allowed_hosts
+from podium.server.jobs import JobRunner
 from podium.server.recorder import RecordWriter
 from podium.server.scrape import scrape_refusal
 from podium.server.tokens import LiveTokens, TokenRefresher, store_loader
 from podium.store.db import Database
+from podium.store.files import FileStore
 
 log = logging.getLogger("podium.server")
+# OpenAI's Batch API is served by the control-plane API (api/routes/openai_batches.py).
+OPENAI_BATCH_PREFIXES = ("/v1/files", "/v1/batches")
 WHY_FAILED_WAIT_S = 2.0  # how long a 502 for a crashed replica waits to say why
 
 
@@ -103,6 +107,8 @@ class Podium:
             self.holder,
             gateway=self.gateway,
         )
+        # Batch jobs (issue 13): turns job lines into tasks, writes their output files.
+        self.jobs = JobRunner(self.db, FileStore(settings.files_dir), settings.tasks)
         self._register()
         self.api = create_api(
             ApiContext(
@@ -149,6 +155,7 @@ class Podium:
         if self.recorder is not None:
             self.recorder.start()
         self.controller.start()
+        self.jobs.start()
         # Everything built so far lives as long as the server: move it out of the garbage
         # collector's generations, so the full collections that long-lived objects (request
         # records waiting for the writer, connections) trigger under load no longer walk
@@ -166,6 +173,7 @@ class Podium:
             log.info("%s", hint)
 
     async def shutdown(self, *, stop_replicas: bool = True) -> None:
+        await asyncio.to_thread(self.jobs.stop)
         self.controller.stop()
         self.token_refresher.stop()
         await self.backend.close(stop_replicas=stop_replicas)
@@ -186,7 +194,7 @@ class Podium:
         path: str = scope.get("path", "")
         if kind == "http" and (
             path.startswith(("/endpoints/", "/v1/", "/p/")) or path == "/endpoints"
-        ):
+        ) and not path.startswith(OPENAI_BATCH_PREFIXES):
             await self.gateway(scope, receive, send)  # /v1/…: the OpenAI router
         elif kind == "http" and path == "/metrics":
             await self._metrics(scope, send)

@@ -143,7 +143,7 @@ class JobRunner:
             if size > self._settings.max_file_bytes:
                 error = (
                     f"the input file is {size} bytes; the limit is "
-                    f"{self._settings.max_file_bytes} (PODIUM_TASK_MAX_FILE_BYTES)"
+                    f"{self._settings.max_file_bytes} (PODIUM_MAX_FILE_BYTES)"
                 )
             else:
                 for raw in self._files.iter_lines(job.input_file):
@@ -152,7 +152,7 @@ class JobRunner:
                         if count > self._settings.max_job_lines:
                             error = (
                                 f"the input has more than {self._settings.max_job_lines} "
-                                "lines (PODIUM_TASK_MAX_JOB_LINES)"
+                                "lines (PODIUM_MAX_JOB_LINES)"
                             )
                             break
                 if error is None and count == 0:

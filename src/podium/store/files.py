@@ -89,7 +89,7 @@ class FileStore:
                     if max_bytes is not None and size > max_bytes:
                         raise TooLarge(
                             f"the file is larger than the limit of {max_bytes} bytes "
-                            "(PODIUM_TASK_MAX_FILE_BYTES)",
+                            "(PODIUM_MAX_FILE_BYTES)",
                             field="file",
                         )
                     digest.update(chunk)
@@ -119,7 +119,7 @@ class FileStore:
                     if max_bytes is not None and size > max_bytes:
                         raise TooLarge(
                             f"the file is larger than the limit of {max_bytes} bytes "
-                            "(PODIUM_TASK_MAX_FILE_BYTES)",
+                            "(PODIUM_MAX_FILE_BYTES)",
                             field="file",
                         )
                     digest.update(chunk)

@@ -186,7 +186,7 @@ def test_an_input_over_the_line_limit_fails_the_job(db: Database, files: FileSto
     JobRunner(db, files, TaskSettings(max_job_lines=2)).run_once()
     job = _get(db, job_id)
     assert job.status is JobStatus.FAILED
-    assert job.error == "the input has more than 2 lines (PODIUM_TASK_MAX_JOB_LINES)"
+    assert job.error == "the input has more than 2 lines (PODIUM_MAX_JOB_LINES)"
 
 
 def test_a_job_on_a_missing_endpoint_fails_every_line(db: Database, files: FileStore) -> None:
