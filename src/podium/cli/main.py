@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from podium import __version__
-from podium.cli import access, endpoints, models, observe, projects, records, top
+from podium.cli import access, endpoints, jobs, models, observe, projects, records, top
 from podium.cli._common import PodiumGroup
 from podium.core.settings import Settings
 
@@ -113,6 +113,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(access.tokens_app, name="tokens")
 app.add_typer(access.secrets_app, name="secrets")
 app.add_typer(projects.projects_app, name="projects")
+app.add_typer(jobs.jobs_app, name="jobs")  # batch jobs (issue 13)
 
 _COMMANDS = (
     endpoints.deploy,

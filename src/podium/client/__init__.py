@@ -17,6 +17,7 @@ The token: `PodiumClient(token=...)`, else $PODIUM_TOKEN, else `$PODIUM_HOME/cre
 from podium.client._access import DEFAULT_URL, TOKEN_ENV, credentials_path, discover_token
 from podium.client._client import PodiumClient
 from podium.client._errors import error_from_response, invalid_from_validation
+from podium.client._jobs import Job
 from podium.client._views import (
     AuditEntry,
     CreatedToken,
@@ -44,6 +45,7 @@ from podium.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from podium.core.job_schemas import FileOut, JobOut
 from podium.core.live_schemas import LiveCounts, LiveEndpoint, LiveRecords, LiveReplica, LiveView
 from podium.core.metric_schemas import MetricHistory
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
@@ -81,9 +83,12 @@ __all__ = [
     "EndpointUpdate",
     "EventKind",
     "EventPublic",
+    "FileOut",
     "Forbidden",
     "InstanceType",
     "Invalid",
+    "Job",
+    "JobOut",
     "LiveCounts",
     "LiveEndpoint",
     "LiveRecords",

@@ -31,6 +31,7 @@ from podium.client._errors import (
     raise_for_status,
     translate_transport,
 )
+from podium.client._jobs import JobMethods
 from podium.client._live import LiveMethods
 from podium.client._metrics import MetricsMethods
 from podium.client._observe import ObserveMethods
@@ -60,7 +61,9 @@ API_PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
 
 
-class PodiumClient(ObserveMethods, MetricsMethods, AccessMethods, RecordMethods, LiveMethods):
+class PodiumClient(
+    ObserveMethods, MetricsMethods, AccessMethods, RecordMethods, LiveMethods, JobMethods
+):
     """A synchronous client for one Podium server.
 
     `base_url` defaults to $PODIUM_URL, then http://127.0.0.1:8000; `token` to $PODIUM_TOKEN,

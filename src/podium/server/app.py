@@ -192,9 +192,11 @@ class Podium:
             await _misdirected(send, host, kind)
             return
         path: str = scope.get("path", "")
-        if kind == "http" and (
-            path.startswith(("/endpoints/", "/v1/", "/p/")) or path == "/endpoints"
-        ) and not path.startswith(OPENAI_BATCH_PREFIXES):
+        if (
+            kind == "http"
+            and (path.startswith(("/endpoints/", "/v1/", "/p/")) or path == "/endpoints")
+            and not path.startswith(OPENAI_BATCH_PREFIXES)
+        ):
             await self.gateway(scope, receive, send)  # /v1/…: the OpenAI router
         elif kind == "http" and path == "/metrics":
             await self._metrics(scope, send)

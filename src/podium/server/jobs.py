@@ -330,9 +330,7 @@ def _object(raw: bytes) -> tuple[dict[str, object] | None, str | None]:
     return doc, None
 
 
-def _openai_request(
-    doc: dict[str, object], url: str
-) -> tuple[str, str, bytes, str | None]:
+def _openai_request(doc: dict[str, object], url: str) -> tuple[str, str, bytes, str | None]:
     """(model, path, body, None) of an OpenAI batch line, or ("", "", b"", why)."""
     if doc.get("method", "POST") != "POST":
         return "", "", b"", "method must be POST"

@@ -22,7 +22,6 @@ from podium.core.tasks import (
     JOB_ENDED,
     MAX_ERROR_CHARS,
     AttemptOutcome,
-    JobId,
     JobStatus,
     TaskStatus,
     check_job_transition,
@@ -216,9 +215,7 @@ class JobRepo:
     def progress(self, job_id: str) -> Progress:
         """Its tasks counted by status, in one GROUP BY."""
         rows = self._s.execute(
-            select(_T.c.status, func.count())
-            .where(_T.c.job_id == job_id)
-            .group_by(_T.c.status)
+            select(_T.c.status, func.count()).where(_T.c.job_id == job_id).group_by(_T.c.status)
         ).all()
         counts = {TaskStatus(status).value: int(n) for status, n in rows}
         return Progress(**counts)

@@ -25,7 +25,9 @@ from tests.unit.api.conftest import make_token
 @pytest.fixture(autouse=True)
 def echo(db: Database) -> None:
     with db.unit_of_work() as uow:
-        spec = EndpointSpec.model_validate({"name": "echo", "model": "echo:1", "framework": "python"})
+        spec = EndpointSpec.model_validate(
+            {"name": "echo", "model": "echo:1", "framework": "python"}
+        )
         uow.endpoints.create(
             spec, model_ref="echo:1", status=EndpointStatus.RUNNING, desired_replicas=1
         )
@@ -147,7 +149,12 @@ def test_cancel_through_the_api(client: TestClient, ctx: ApiContext) -> None:
 
 
 def test_openai_batches_shapes_and_errors(client: TestClient, ctx: ApiContext) -> None:
-    line = {"custom_id": "r1", "method": "POST", "url": "/v1/embeddings", "body": {"model": "echo", "input": "x"}}
+    line = {
+        "custom_id": "r1",
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": "echo", "input": "x"},
+    }
     f = _upload(client, json.dumps(line).encode() + b"\n", url="/v1/files")
     assert f.status_code == 200, f.text
     assert f.json()["object"] == "file" and f.json()["purpose"] == "batch"
@@ -162,7 +169,11 @@ def test_openai_batches_shapes_and_errors(client: TestClient, ctx: ApiContext) -
     )
     assert made.status_code == 200, made.text
     batch = made.json()
-    assert (batch["object"], batch["status"], batch["metadata"]) == ("batch", "validating", {"run": "1"})
+    assert (batch["object"], batch["status"], batch["metadata"]) == (
+        "batch",
+        "validating",
+        {"run": "1"},
+    )
     _drive(ctx)
     got = client.get(f"/v1/batches/{batch['id']}").json()
     assert got["status"] == "completed"

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from podium.core.phases import EndpointStatus
 from podium.core.settings import TaskSettings
 from podium.core.spec import EndpointSpec
-from podium.core.phases import EndpointStatus
 from podium.core.tasks import AttemptOutcome, FilePurpose, JobStatus
 from podium.server.jobs import JobRunner
 from podium.store import Database
 from podium.store.files import FileStore
-from podium.store.jobs import OPENAI, NewJob, JobView
+from podium.store.jobs import OPENAI, JobView, NewJob
 from podium.store.tasks import Outcome
 
 
@@ -26,7 +26,9 @@ def db(tmp_path: Path) -> Iterator[Database]:
     database = Database(f"sqlite:///{tmp_path / 'podium.db'}")
     database.migrate()
     with database.unit_of_work() as uow:
-        spec = EndpointSpec.model_validate({"name": "echo", "model": "echo:1", "framework": "python"})
+        spec = EndpointSpec.model_validate(
+            {"name": "echo", "model": "echo:1", "framework": "python"}
+        )
         uow.endpoints.create(
             spec, model_ref="echo:1", status=EndpointStatus.RUNNING, desired_replicas=1
         )
@@ -115,7 +117,13 @@ def test_lines_run_in_order_under_the_cap_and_bad_lines_fail_without_running(
         "succeeded",
         "succeeded",
     ]
-    assert out[0] == {"line": 0, "status": "succeeded", "status_code": 200, "result": {"x": 0}, "error": None}
+    assert out[0] == {
+        "line": 0,
+        "status": "succeeded",
+        "status_code": 200,
+        "result": {"x": 0},
+        "error": None,
+    }
     assert out[5]["result"] == {"x": 5}
     assert out[1]["error"].startswith("line 1: not JSON")  # type: ignore[union-attr]
     assert out[3]["error"] == "line 3: a line must be a JSON object, not list"
@@ -206,9 +214,19 @@ def test_openai_batch_lines_go_to_the_model_and_failures_to_the_error_file(
     db: Database, files: FileStore
 ) -> None:
     lines = [
-        {"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {"model": "echo", "input": "hi"}},
+        {
+            "custom_id": "a",
+            "method": "POST",
+            "url": "/v1/embeddings",
+            "body": {"model": "echo", "input": "hi"},
+        },
         {"custom_id": "b", "method": "POST", "url": "/v1/embeddings", "body": {"model": "nope"}},
-        {"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "echo"}},
+        {
+            "custom_id": "c",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "echo"},
+        },
     ]
     text = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
     job_id = _job(db, files, text, endpoint=None, path="/v1/embeddings", kind=OPENAI)
@@ -226,5 +244,8 @@ def test_openai_batch_lines_go_to_the_model_and_failures_to_the_error_file(
     errors = [json.loads(x) for x in files.iter_lines(job.error_file)]
     assert [(e["custom_id"], e["error"]["message"]) for e in errors] == [
         ("b", "line 1: model 'nope' not found (no endpoint of that name you may invoke)"),
-        ("c", "line 2: url must be the batch's endpoint '/v1/embeddings', not '/v1/chat/completions'"),
+        (
+            "c",
+            "line 2: url must be the batch's endpoint '/v1/embeddings', not '/v1/chat/completions'",
+        ),
     ]

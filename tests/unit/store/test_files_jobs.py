@@ -129,7 +129,14 @@ def test_job_status_progress_next_line_and_cancel(
         assert uow.jobs.next_line(job.id) == 4
         assert [j.id for j in uow.jobs.active()] == [job.id, other.id]
         assert [j.id for j in uow.jobs.list(frozenset({"team"}))] == [other.id]
-    assert (p.pending, p.running, p.succeeded, p.failed, p.unfinished, p.ended) == (1, 1, 1, 1, 2, 2)
+    assert (p.pending, p.running, p.succeeded, p.failed, p.unfinished, p.ended) == (
+        1,
+        1,
+        1,
+        1,
+        2,
+        2,
+    )
     with pytest.raises(Conflict) as e, db.unit_of_work() as uow:
         uow.jobs.set_status(job.id, JobStatus.COMPLETED)
     assert e.value.field == "status"

@@ -22,9 +22,10 @@ from podium.api.access import From, needs
 from podium.api.deps import ApiContext, CallerDep, CtxDep
 from podium.api.problems import responses
 from podium.api.routes.params import ProjectDep
-from podium.api.services.jobs import FileOut, JobService, file_out
+from podium.api.services.jobs import JobService, file_out
 from podium.core.access import Scope
 from podium.core.errors import Invalid
+from podium.core.job_schemas import FileOut
 from podium.core.tasks import FilePurpose
 from podium.store.files import CHUNK, FileStore
 

@@ -21,9 +21,10 @@ from podium.api.deps import CallerDep, CtxDep
 from podium.api.problems import responses
 from podium.api.routes.files import job_service
 from podium.api.routes.params import ProjectDep, SomeProjectDep
-from podium.api.services.jobs import MAX_CONCURRENCY, MIN_CONCURRENCY, JobOut, job_out
+from podium.api.services.jobs import MAX_CONCURRENCY, MIN_CONCURRENCY, job_out
 from podium.core.access import Scope
 from podium.core.ids import NAME_RE
+from podium.core.job_schemas import JobOut
 from podium.store.jobs import PODIUM
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=responses(401, 403, 404, 422))
@@ -45,9 +46,7 @@ class JobPage(BaseModel):
     items: list[JobOut]
 
 
-@router.post(
-    "", status_code=201, response_model=JobOut, dependencies=[needs(Scope.INVOKE)]
-)
+@router.post("", status_code=201, response_model=JobOut, dependencies=[needs(Scope.INVOKE)])
 def create_job(body: JobIn, project: ProjectDep, ctx: CtxDep, caller: CallerDep) -> JobOut:
     """Run every line of `input_file` through the endpoint, `concurrency` at a time."""
     service = job_service(ctx)

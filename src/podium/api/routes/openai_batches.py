@@ -32,9 +32,10 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from podium.api.deps import get_caller, get_ctx
 from podium.api.routes.files import job_service, upload_chunks
-from podium.api.services.jobs import JobOut, job_out
+from podium.api.services.jobs import job_out
 from podium.core.access import DEFAULT_PROJECT, Principal, Scope
 from podium.core.errors import Forbidden, Invalid, NotFound, PodiumError
+from podium.core.job_schemas import JobOut
 from podium.core.tasks import FilePurpose, JobStatus
 from podium.store.files import FileView
 from podium.store.jobs import OPENAI

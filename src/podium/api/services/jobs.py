@@ -12,10 +12,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from pydantic import BaseModel
-
 from podium.core.access import Principal, Scope, endpoint_key, split_key
 from podium.core.errors import Invalid, NotFound
+from podium.core.job_schemas import FileOut, JobOut
 from podium.core.tasks import JOB_ENDED, FilePurpose, JobStatus
 from podium.store import Database
 from podium.store.files import FileStore, FileView
@@ -23,38 +22,6 @@ from podium.store.jobs import PODIUM, JobView, NewJob, Progress
 
 MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 256
 MAX_PATH = 2048
-
-
-class FileOut(BaseModel):
-    id: str
-    filename: str
-    bytes: int
-    purpose: str
-    sha256: str
-    created_at: float
-
-
-class JobOut(BaseModel):
-    id: str
-    endpoint: str | None
-    project: str
-    status: JobStatus
-    path: str
-    concurrency: int
-    input_file: str
-    output_file: str | None
-    error_file: str | None
-    lines_total: int
-    lines_done: int
-    lines_succeeded: int
-    lines_failed: int
-    lines_pending: int
-    rate_per_s: float | None
-    eta_s: float | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    error: str | None
 
 
 def file_out(f: FileView) -> FileOut:
