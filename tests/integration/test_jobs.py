@@ -39,7 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         (tmp / "byo").mkdir()
         (tmp / "byo" / "message.txt").write_text("weights: 42", encoding="utf-8")
         c.push_model(tmp / "byo", "byo-model")
-        c.deploy({"name": "echo", "model": "echo", "framework": "python", "max_concurrency": 8})
+        c.deploy({"name": "echo", "model": "echo", "framework": "python", "max_concurrency": 32})
         c.deploy({"name": "slow", "model": "slow", "framework": "python"})
         c.deploy(
             {
@@ -175,13 +175,22 @@ def test_the_openai_client_runs_a_batch(server: ServerProcess, tmp_path: Path) -
 
 
 def test_a_killed_server_resumes_its_job_and_runs_no_line_twice(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "home", free_port())
+    server = ServerProcess(tmp_path / "home", free_port(), {"PODIUM_TASK_SWEEP_S": "1"})
     server.start()
     try:
         with server.client() as c:
             bundle = write_python_bundle(tmp_path / "slowish", sleep_s=0.05)
             c.push_model(bundle, "slowish", framework="python")
-            c.deploy({"name": "slowish", "model": "slowish", "framework": "python"})
+            # A short lease: the tasks the killed server ran are taken over seconds later.
+            c.deploy(
+                {
+                    "name": "slowish",
+                    "model": "slowish",
+                    "framework": "python",
+                    "timeout_s": 5,
+                    "tasks": {"lease_s": 6},
+                }
+            )
             wait_running(c, "slowish", timeout=90)
             source = tmp_path / "in.jsonl"
             source.write_bytes(_lines(300, {}))
