@@ -39,11 +39,22 @@ class Need(Enum):
     READ = "read on the project (default here)"
     READ_ANY = "read on the project if one is named, else on any project"
     DEPLOY = "deploy on the project"
+    INVOKE = "invoke on the project (default here)"
+    INVOKE_ANY = "invoke on the project if one is named, else on any project"
     ADMIN = "admin"
     ADMIN_ALL = "admin on every project (a token bound to none)"
 
 
 MATRIX: dict[tuple[str, str], Need] = {
+    # files and batch jobs (issue 13): model inputs and outputs, so invoke (not read)
+    ("POST", "/files"): Need.INVOKE,
+    ("GET", "/files/{file_id}"): Need.INVOKE_ANY,
+    ("GET", "/files/{file_id}/content"): Need.INVOKE_ANY,
+    ("DELETE", "/files/{file_id}"): Need.INVOKE_ANY,
+    ("POST", "/jobs"): Need.INVOKE,
+    ("GET", "/jobs"): Need.INVOKE_ANY,
+    ("GET", "/jobs/{job_id}"): Need.INVOKE_ANY,
+    ("POST", "/jobs/{job_id}/cancel"): Need.INVOKE_ANY,
     ("GET", "/health"): Need.PUBLIC,
     ("POST", "/session"): Need.PUBLIC,
     ("DELETE", "/session"): Need.PUBLIC,
@@ -118,6 +129,8 @@ def expected(need: Need, caller: str) -> int | str:
         # other, team-admin: read on their project
         Need.READ_ANY: {"read", "deploy", "admin", "other", "team-admin"},
         Need.DEPLOY: {"deploy", "admin"},
+        Need.INVOKE: {"invoke", "admin"},
+        Need.INVOKE_ANY: {"invoke", "admin", "team-admin"},  # a file's or job's own project
         Need.ADMIN: {"admin", "team-admin"},  # tokens and audit: those of its projects
         Need.ADMIN_ALL: {"admin"},
     }[need]
@@ -131,6 +144,8 @@ PARAMS = {
     "{version}": "1",
     "{replica_id}": "iris-ep-r1-zzz",
     "{id}": "000000000000",
+    "{file_id}": "file_000000",
+    "{job_id}": "job_000000",
 }
 
 
