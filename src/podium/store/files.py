@@ -256,6 +256,37 @@ def save_result(
     return written.id
 
 
+class TaskResultFiles:
+    """The dispatcher's two file hooks (`TaskDispatcher(save_result=…, delete_files=…)`):
+    a task result too large (or not JSON) to keep inline becomes a file; the results of
+    expired tasks are deleted (row, then bytes). `db` is the server's `Database`."""
+
+    def __init__(self, db: Any, store: FileStore) -> None:
+        self._db = db
+        self._store = store
+
+    def save_result(self, claimed: Any, data: bytes, content_type: str | None) -> str:
+        """`claimed` is the `store.tasks.Claimed` whose answer this is; returns the file id."""
+        with self._db.unit_of_work() as uow:
+            return save_result(
+                uow,
+                self._store,
+                project=claimed.project,
+                data=data,
+                content_type=content_type or "application/octet-stream",
+                token_id=claimed.token_id,
+            )
+
+    def delete_files(self, file_ids: builtins.list[str]) -> None:
+        for file_id in file_ids:
+            try:
+                with self._db.unit_of_work() as uow:
+                    uow.files.delete(file_id)
+            except NotFound:
+                pass  # deleted already (or never recorded): its bytes may still be there
+            self._store.delete(file_id)
+
+
 def _view(m: Any) -> FileView:
     return FileView(
         id=m["id"],

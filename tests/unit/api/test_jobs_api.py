@@ -5,16 +5,19 @@ the job runner is run by hand (`run_once`) and tasks are answered through
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from podium.api import ApiContext
+from podium.client import Conflict, JobOut, PodiumClient
+from podium.client._jobs import progress_line
 from podium.core.access import Scope
 from podium.core.phases import EndpointStatus
 from podium.core.spec import EndpointSpec
-from podium.core.tasks import AttemptOutcome
+from podium.core.tasks import AttemptOutcome, JobStatus
 from podium.server.jobs import JobRunner
 from podium.store import Database
 from podium.store.files import FileStore
@@ -197,3 +200,29 @@ def test_openai_batches_shapes_and_errors(client: TestClient, ctx: ApiContext) -
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     anon = client.get("/v1/batches", headers={"Authorization": "Bearer nope"})
     assert anon.status_code == 401 and "error" in anon.json()
+
+
+def test_the_sdk_creates_waits_for_and_reads_a_job(
+    server_url: str, ctx: ApiContext, admin_token: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"a": 1}\n{"a": 2}\n')
+    with PodiumClient(server_url, token=admin_token) as c:
+        job = c.create_job("echo", source, path="/", concurrency=4)
+        assert job.info.status is JobStatus.VALIDATING and job.info.path == "/"
+        seen: list[JobStatus] = []
+
+        def step(info: JobOut) -> None:  # each poll: the runner and a "dispatcher" run
+            seen.append(info.status)
+            _drive(ctx, rounds=1)
+
+        ended = job.wait(progress=step, timeout=30, poll_s=0.01)
+        assert ended.status is JobStatus.COMPLETED and seen[-1] is JobStatus.COMPLETED
+        assert [o["result"] for o in job.output()] == [{"a": 1}, {"a": 2}]
+        assert [j.id for j in c.jobs("echo")] == [job.id]
+        again = c.create_job("echo", ended.input_file, path="/")  # a file id, not uploaded again
+        assert again.info.input_file == ended.input_file
+        with pytest.raises(Conflict) as e:
+            job.cancel()
+        assert e.value.field == "status"
+    assert "job_" in progress_line(ended) and "2/2 lines (0 failed)" in progress_line(ended)

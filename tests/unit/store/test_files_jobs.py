@@ -12,7 +12,7 @@ from podium.core.clock import FakeClock
 from podium.core.errors import Conflict, NotFound, TooLarge
 from podium.core.tasks import AttemptOutcome, FilePurpose, JobStatus, TaskStatus
 from podium.store import Database
-from podium.store.files import FileStore, save_result
+from podium.store.files import FileStore, TaskResultFiles, save_result
 from podium.store.jobs import NewJob
 from podium.store.tasks import NewTask, Outcome
 
@@ -162,3 +162,24 @@ def test_job_status_progress_next_line_and_cancel(
     with pytest.raises(NotFound) as nf, db.unit_of_work() as uow:
         uow.jobs.get("job_nope")
     assert nf.value.field == "job_id"
+
+
+def test_the_dispatchers_result_file_hooks(
+    clocked: tuple[Database, FakeClock], tmp_path: Path
+) -> None:
+    db, _ = clocked
+    store = FileStore(tmp_path / "files")
+    hooks = TaskResultFiles(db, store)
+    with db.unit_of_work() as uow:
+        uow.tasks.enqueue(_task("job_x", 0))
+    with db.unit_of_work() as uow:
+        (claimed,) = uow.tasks.claim("d1", {"echo": 1})
+    file_id = hooks.save_result(claimed, b"\x89PNG", "image/png")
+    with db.unit_of_work(read_only=True) as uow:
+        row = uow.files.get(file_id)
+    assert (row.purpose, row.content_type, row.bytes) == (FilePurpose.TASK_RESULT, "image/png", 4)
+    assert store.read_bytes(file_id) == b"\x89PNG"
+    hooks.delete_files([file_id, "file_0"])
+    with pytest.raises(NotFound), db.unit_of_work(read_only=True) as uow:
+        uow.files.get(file_id)
+    assert not store.path(file_id).exists()
