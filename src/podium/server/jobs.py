@@ -191,7 +191,7 @@ class JobRunner:
             at += len(batch)
             room -= sum(1 for n in batch if n.error is None)
         with self._db.unit_of_work() as uow:
-            if uow.jobs.next_line(job.id) != next_line:  # another runner took these lines
+            if uow.jobs.hold(job.id) != next_line:  # another runner took these lines
                 self._readers.pop(job.id, None)
                 return False
             uow.tasks.enqueue_many(news)

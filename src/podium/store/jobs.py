@@ -17,7 +17,7 @@ from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from podium.core.clock import Clock
-from podium.core.errors import NotFound
+from podium.core.errors import Conflict, NotFound
 from podium.core.tasks import (
     JOB_ENDED,
     MAX_ERROR_CHARS,
@@ -207,9 +207,13 @@ class JobRepo:
             values["output_file"] = output_file
         if error_file is not None:
             values["error_file"] = error_file
-        self._s.execute(
+        done = self._s.execute(
             update(_J).where(_J.c.id == job_id, _J.c.status == job.status.value).values(**values)
         )
+        if getattr(done, "rowcount", 1) != 1:  # another writer moved it meanwhile
+            raise Conflict(
+                f"job {job_id!r} changed while being moved to {new.value}", field="status"
+            )
         return self.get(job_id)
 
     def progress(self, job_id: str) -> Progress:
@@ -219,6 +223,13 @@ class JobRepo:
         ).all()
         counts = {TaskStatus(status).value: int(n) for status, n in rows}
         return Progress(**counts)
+
+    def hold(self, job_id: str) -> int:
+        """Lock the job's row for this transaction (PostgreSQL `FOR UPDATE`; SQLite's
+        units of work hold the write lock already) and return its next line: two runners
+        (two servers on one PostgreSQL) never enqueue the same lines."""
+        self._s.execute(select(_J.c.id).where(_J.c.id == job_id).with_for_update()).first()
+        return self.next_line(job_id)
 
     def next_line(self, job_id: str) -> int:
         """The first line with no task yet (lines are enqueued in order)."""
