@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from podium.core.access import DEFAULT_PROJECT, Principal, Scope, endpoint_key, split_key
@@ -71,8 +71,12 @@ class JobRunner:
         settings: TaskSettings,
         *,
         interval_s: float = 0.2,
+        on_enqueued: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
+        # Called (from the runner's thread) after lines were enqueued: the server points
+        # it at the dispatcher's wake, through its event loop (`call_soon_threadsafe`).
+        self.on_enqueued = on_enqueued
         self._files = files
         self._settings = settings
         self._interval_s = interval_s
@@ -195,6 +199,8 @@ class JobRunner:
                 self._readers.pop(job.id, None)
                 return False
             uow.tasks.enqueue_many(news)
+        if self.on_enqueued is not None and any(n.error is None for n in news):
+            self.on_enqueued()
         return True
 
     def _finish(self, job: JobView, end: JobStatus) -> None:

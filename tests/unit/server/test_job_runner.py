@@ -92,8 +92,10 @@ def test_lines_run_in_order_under_the_cap_and_bad_lines_fail_without_running(
     db: Database, files: FileStore
 ) -> None:
     job_id = _job(db, files, INPUT, concurrency=2)
-    runner = JobRunner(db, files, TaskSettings())
+    woken: list[int] = []
+    runner = JobRunner(db, files, TaskSettings(), on_enqueued=lambda: woken.append(1))
     runner.run_once()
+    assert woken == []  # validated: nothing enqueued yet
     job = _get(db, job_id)
     assert (job.status, job.lines_total) == (JobStatus.IN_PROGRESS, 6)
     answered: list[int] = []
@@ -106,6 +108,7 @@ def test_lines_run_in_order_under_the_cap_and_bad_lines_fail_without_running(
             break
     job = _get(db, job_id)
     assert job.status is JobStatus.COMPLETED and job.finished_at is not None
+    assert len(woken) == 2  # lines 0-2, then 3-5: one wake per round that enqueued
     assert answered == [0, 2, 4, 5]  # the bad lines 1 and 3 never ran
     out = _output(files, job)
     assert [o["line"] for o in out] == [0, 1, 2, 3, 4, 5]
