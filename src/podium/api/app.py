@@ -75,7 +75,10 @@ def create_api(ctx: ApiContext) -> FastAPI:
     app.include_router(openai_batches.router)  # /v1/files, /v1/batches (no /api/v1)
     limits = ctx.settings.limits
     app.add_middleware(  # before problems.install: its ServerErrorGuard goes outside this
-        BodyLimit, max_json_bytes=limits.max_json_bytes, max_upload_bytes=ctx.max_upload_bytes
+        BodyLimit,
+        max_json_bytes=limits.max_json_bytes,
+        max_upload_bytes=ctx.max_upload_bytes,
+        max_file_bytes=ctx.settings.tasks.max_file_bytes,  # job inputs (issue 13)
     )
     # Outside BodyLimit: a 413 met while the body streams in is recorded (one answered
     # from the declared length, before routing, names no route and is not).

@@ -16,8 +16,11 @@ from podium.core.asgi import ASGIApp, Message, Receive, Scope, Send, send_whole
 from podium.core.errors import TooLarge
 from podium.core.problems import PROBLEM, problem_body
 
-# Model uploads and files (job inputs), both streamed to disk with their own bound.
-_UPLOAD = re.compile(r"^(/api/v1/models/[^/]+/versions|/api/v1/files|/v1/files)/?$")
+_UPLOAD = re.compile(r"^/api/v1/models/[^/]+/versions/?$")
+# Job inputs (issue 13): multipart, spooled by the form parser before the file store
+# bounds them, so the body itself is held to the file limit (plus the form's framing).
+_FILES = re.compile(r"^(/api/v1|/v1)/files/?$")
+MULTIPART_SLACK = 64 * 1024
 
 
 class _Exceeded(Exception):
@@ -25,15 +28,25 @@ class _Exceeded(Exception):
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, *, max_json_bytes: int, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_json_bytes: int,
+        max_upload_bytes: int,
+        max_file_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_json_bytes = max_json_bytes
         self.max_upload_bytes = max_upload_bytes
+        self.max_file_bytes = max_upload_bytes if max_file_bytes is None else max_file_bytes
 
     def limit_for(self, scope: Scope) -> tuple[int, str]:
         """(bytes, setting) for this request."""
         if scope.get("method") == "POST" and _UPLOAD.match(scope.get("path", "")):
             return self.max_upload_bytes, "PODIUM_MAX_UPLOAD_BYTES"
+        if scope.get("method") == "POST" and _FILES.match(scope.get("path", "")):
+            return self.max_file_bytes + MULTIPART_SLACK, "PODIUM_MAX_FILE_BYTES"
         return self.max_json_bytes, "PODIUM_API_MAX_JSON_BYTES"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -226,3 +226,36 @@ def test_the_sdk_creates_waits_for_and_reads_a_job(
             job.cancel()
         assert e.value.field == "status"
     assert "job_" in progress_line(ended) and "2/2 lines (0 failed)" in progress_line(ended)
+
+
+def test_a_body_far_over_the_file_limit_is_refused_before_it_is_parsed(
+    tmp_path: Path, db: Database, admin_headers: dict[str, str]
+) -> None:
+    import dataclasses
+
+    from podium.api import create_api
+    from podium.artifacts.store import ArtifactStore
+    from podium.backends.local_logs import LocalLogs
+    from podium.core.access import TokenDirectory
+    from podium.core.settings import Settings, TaskSettings
+    from tests.unit.api.conftest import live_tokens
+
+    settings = dataclasses.replace(
+        Settings(home=tmp_path / "h", port=8123), tasks=TaskSettings(max_file_bytes=1000)
+    )
+    ctx = ApiContext(
+        settings=settings,
+        db=db,
+        artifacts=ArtifactStore(settings.artifacts_dir),
+        logs=LocalLogs(settings.logs_dir, settings.log_retention),
+        wake=lambda _=None: None,
+        tokens=TokenDirectory(live_tokens(db)),
+    )
+    with TestClient(create_api(ctx), headers=admin_headers) as client:
+        big = b"x" * (1000 + 70 * 1024)
+        for url in ("/api/v1/files", "/v1/files"):
+            r = client.post(url, files={"file": ("in.jsonl", big)}, data={"purpose": "batch"})
+            assert r.status_code == 413, r.text
+            assert "PODIUM_MAX_FILE_BYTES" in r.text
+        small = _upload(client, b"x" * 1001)  # past the store's bound, within the body's
+        assert small.status_code == 413 and small.json()["field"] == "file"
