@@ -63,18 +63,17 @@ def podium_lines(db: Database, store: FileStore, job: JobView) -> Iterator[bytes
         yield json.dumps(doc, separators=(",", ":")).encode() + b"\n"
 
 
-def openai_lines(
-    db: Database, store: FileStore, job: JobView, custom_ids: Iterator[str | None]
-) -> tuple[list[bytes], list[bytes]]:
-    """(output lines, error lines) of an OpenAI batch; `custom_ids` in input order."""
-    out: list[bytes] = []
-    errors: list[bytes] = []
+def openai_lines(db: Database, store: FileStore, job: JobView, errors: bool) -> Iterator[bytes]:
+    """The output lines (`errors` False: the answered ones) or the error lines of an OpenAI
+    batch, in input order; streamed (one pass per file), never held whole in memory."""
+    custom_ids = _custom_ids(store, job.input_file)
     for r, custom_id in zip(
         iter_line_results(db, job.id, job.lines_total), custom_ids, strict=False
     ):
         line_id = f"batch_req_{r.task_id[5:]}" if r is not None else None
         status = _status(r)
-        if r is not None and r.result_status is not None and status != "cancelled":
+        answered = r is not None and r.result_status is not None and status != "cancelled"
+        if not errors and answered and r is not None:
             doc: dict[str, Any] = {
                 "id": line_id,
                 "custom_id": custom_id,
@@ -85,52 +84,42 @@ def openai_lines(
                 },
                 "error": None,
             }
-            out.append(json.dumps(doc, separators=(",", ":")).encode() + b"\n")
-            continue
-        if status == "cancelled":
-            code, message = "batch_cancelled", "the batch was cancelled before this line ran"
-        else:
-            code = "request_failed"
-            message = (r.error if r is not None else None) or "the request failed"
-        doc = {
-            "id": line_id,
-            "custom_id": custom_id,
-            "response": None,
-            "error": {"code": code, "message": message},
-        }
-        errors.append(json.dumps(doc, separators=(",", ":")).encode() + b"\n")
-    return out, errors
+            yield json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+        elif errors and not answered:
+            if status == "cancelled":
+                code, message = "batch_cancelled", "the batch was cancelled before this line ran"
+            else:
+                code = "request_failed"
+                message = (r.error if r is not None else None) or "the request failed"
+            doc = {
+                "id": line_id,
+                "custom_id": custom_id,
+                "response": None,
+                "error": {"code": code, "message": message},
+            }
+            yield json.dumps(doc, separators=(",", ":")).encode() + b"\n"
 
 
 def write_output(db: Database, store: FileStore, job: JobView) -> tuple[str, str | None]:
     """Write the job's output (and, for OpenAI batches, error) file; returns their ids."""
     if job.kind != OPENAI:
-        written = store.write(podium_lines(db, store, job))
-        with db.unit_of_work() as uow:
-            uow.files.create(
-                written,
-                project=job.project,
-                filename=f"{job.id}_output.jsonl",
-                purpose=FilePurpose.BATCH_OUTPUT,
-                content_type="application/jsonl",
-                token_id=job.token_id,
-            )
-        return written.id, None
-    out, errors = openai_lines(db, store, job, _custom_ids(store, job.input_file))
-    ids: list[str] = []
-    for lines, name in ((out, "output"), (errors, "error")):
-        written = store.write(lines)
-        with db.unit_of_work() as uow:
-            uow.files.create(
-                written,
-                project=job.project,
-                filename=f"{job.id}_{name}.jsonl",
-                purpose=FilePurpose.BATCH_OUTPUT,
-                content_type="application/jsonl",
-                token_id=job.token_id,
-            )
-        ids.append(written.id)
-    return ids[0], ids[1]
+        return _save(db, store, job, "output", podium_lines(db, store, job)), None
+    output = _save(db, store, job, "output", openai_lines(db, store, job, errors=False))
+    return output, _save(db, store, job, "error", openai_lines(db, store, job, errors=True))
+
+
+def _save(db: Database, store: FileStore, job: JobView, name: str, lines: Iterator[bytes]) -> str:
+    written = store.write(lines)
+    with db.unit_of_work() as uow:
+        uow.files.create(
+            written,
+            project=job.project,
+            filename=f"{job.id}_{name}.jsonl",
+            purpose=FilePurpose.BATCH_OUTPUT,
+            content_type="application/jsonl",
+            token_id=job.token_id,
+        )
+    return written.id
 
 
 def _custom_ids(store: FileStore, input_file: str) -> Iterator[str | None]:
