@@ -300,10 +300,11 @@ class JobRepo:
 
 
 def iter_line_results(
-    db: Any, job_id: str, total: int, page: int = 1000
+    db: Any, job_id: str, total: int, page: int = 250
 ) -> Iterator[LineResult | None]:
     """Every line 0 … total-1 of a job, in order: its task's result, or None for a line
-    that has no task (a cancelled job's lines never enqueued). One unit of work a page."""
+    that has no task (a cancelled job's lines never enqueued). One unit of work a page
+    (250 lines: at most ~16 MB of inline results held at once)."""
     for start in range(0, total, page):
         with db.unit_of_work(read_only=True) as uow:
             found = {r.line: r for r in uow.jobs.line_results(job_id, start, page)}
