@@ -1,11 +1,11 @@
-"""The job runner (`server.jobs.JobRunner.run_once`) on a real SQLite store, its tasks
-finished by hand through `TaskRepo.claim/finish` (no dispatcher): bad lines, input order,
-the concurrency cap, cancel, resume after a crash, OpenAI batch lines."""
+"""The job runner (`server.jobs.JobRunner.run_once`) on a real store (SQLite and
+PostgreSQL), its tasks finished by hand through `TaskRepo.claim/finish` (no dispatcher):
+bad lines, input order, the concurrency cap, cancel, resume after a crash, OpenAI batch
+lines."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,12 +19,15 @@ from podium.store import Database
 from podium.store.files import FileStore
 from podium.store.jobs import OPENAI, JobView, NewJob
 from podium.store.tasks import Outcome
+from tests.support.db import database, postgres_shared_url, sqlite_url
+
+__all__ = ["database", "postgres_shared_url", "sqlite_url"]  # fixtures
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'podium.db'}")
-    database.migrate()
+def db(database: Database) -> Database:
+    """The migrated store, SQLite and PostgreSQL (`tests.support.db.database`), with an
+    endpoint `echo`."""
     with database.unit_of_work() as uow:
         spec = EndpointSpec.model_validate(
             {"name": "echo", "model": "echo:1", "framework": "python"}
@@ -32,8 +35,7 @@ def db(tmp_path: Path) -> Iterator[Database]:
         uow.endpoints.create(
             spec, model_ref="echo:1", status=EndpointStatus.RUNNING, desired_replicas=1
         )
-    yield database
-    database.dispose()
+    return database
 
 
 @pytest.fixture
