@@ -122,7 +122,7 @@ def test_jobs_of_another_project_do_not_exist_for_a_token_bound_elsewhere(
     job = client.post("/api/v1/jobs", json={"endpoint": "echo", "input_file": f["id"]}).json()
     assert ctx.tokens is not None
     with db.unit_of_work() as uow:
-        uow.projects.create("team")  # type: ignore[call-arg]
+        uow.projects.create("team")
     other = make_token(db, "team-invoker", (Scope.INVOKE,), ("team",), ctx.tokens)
     reader = make_token(db, "reader", (Scope.READ,), ("default",), ctx.tokens)
     h = {"Authorization": f"Bearer {other}"}
