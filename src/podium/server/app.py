@@ -38,6 +38,8 @@ from podium.core.request_record import RecordBuffer
 from podium.core.routing import InProcessRoutingSource, RoutingSource
 from podium.core.settings import Settings
 from podium.gateway.access import AccessStage
+from podium.gateway.task_store import DatabaseTaskStore
+from podium.gateway.tasks import TaskDispatcher
 from podium.gateway.app import Gateway
 from podium.server.credentials import ensure_credentials
 from podium.server.hosts import HostCheck, allowed_hosts
@@ -84,6 +86,7 @@ class Podium:
         # The server's one Prometheus registry, which `/metrics` serves (docs/metrics.md):
         # the gateway, the controller and the records writer register into it.
         self.registry = CollectorRegistry(auto_describe=False)
+        self.task_store = DatabaseTaskStore(self.db)
         self.gateway = Gateway(
             self.holder,
             settings.gateway,
@@ -95,7 +98,16 @@ class Podium:
             stages=[AccessStage(self.tokens, auth=settings.auth)],
             records=self.records,  # one record per invocation, offered to the buffer
             registry=self.registry,
+            # Async tasks (issue 13): the async route stores them in the server's queue...
+            tasks=self.task_store,
+            task_settings=settings.tasks,
         )
+        # ...and the dispatcher runs them through the gateway's own pipeline.
+        self.dispatcher = TaskDispatcher(
+            self.gateway.pipeline, self.holder, self.task_store, settings.tasks
+        )
+        if self.gateway.task_intake is not None:
+            self.gateway.task_intake.on_enqueued = self.dispatcher.wake
         self.controller = Controller(
             settings,
             self.db,
@@ -149,6 +161,7 @@ class Podium:
         if self.recorder is not None:
             self.recorder.start()
         self.controller.start()
+        self.dispatcher.start()
         # Everything built so far lives as long as the server: move it out of the garbage
         # collector's generations, so the full collections that long-lived objects (request
         # records waiting for the writer, connections) trigger under load no longer walk
@@ -167,6 +180,7 @@ class Podium:
 
     async def shutdown(self, *, stop_replicas: bool = True) -> None:
         self.controller.stop()
+        await self.dispatcher.stop()  # before the gateway: its calls run through it
         self.token_refresher.stop()
         await self.backend.close(stop_replicas=stop_replicas)
         await self.gateway.shutdown()
