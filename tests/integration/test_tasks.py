@@ -26,11 +26,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     with running_server(tmp / "home") as s, s.client() as c:
         c.push_model(write_tasker(tmp / "tasker"), "tasker", framework="python")
         c.deploy(
-            {"name": "tasker", "model": "tasker", "framework": "python", "tasks": {"max_attempts": 2}}
+            {
+                "name": "tasker",
+                "model": "tasker",
+                "framework": "python",
+                "tasks": {"max_attempts": 2},
+            }
         )
-        c.deploy(
-            {"name": "single", "model": "tasker", "framework": "python", "max_concurrency": 1}
-        )
+        c.deploy({"name": "single", "model": "tasker", "framework": "python", "max_concurrency": 1})
         wait_running(c, "tasker")
         wait_running(c, "single")
         yield s
@@ -67,6 +70,8 @@ def test_a_task_runs_and_keeps_its_result(server: ServerProcess, db: Database) -
     assert done.result is not None and json.loads(done.result) == {"echo": {"n": 5}}
     assert (done.result_status, done.attempts) == (200, 1)
     assert done.result_type is not None and done.result_type.startswith("application/json")
+    (attempt,) = attempts(db, task_id)
+    assert attempt.outcome is AttemptOutcome.SUCCEEDED and attempt.replica_id  # who answered
 
 
 def test_the_same_idempotency_key_is_the_same_task(server: ServerProcess) -> None:
@@ -122,9 +127,7 @@ def test_a_bad_request_fails_once_without_a_retry(server: ServerProcess, db: Dat
     )
     task_id = r.json()["task_id"]
     _wait_status(db, task_id, TaskStatus.FAILED)
-    assert [(a.outcome, a.status) for a in attempts(db, task_id)] == [
-        (AttemptOutcome.FAILED, 422)
-    ]
+    assert [(a.outcome, a.status) for a in attempts(db, task_id)] == [(AttemptOutcome.FAILED, 422)]
 
 
 def test_the_request_records_of_a_task_name_it(server: ServerProcess, db: Database) -> None:

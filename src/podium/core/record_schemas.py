@@ -78,7 +78,16 @@ COLUMNS: tuple[str, ...] = tuple(
 # Text a spreadsheet would run as a formula (CSV injection): such a cell gets a leading `'`.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _TEXT_COLUMNS = frozenset(
-    {"request_id", "route", "method", "client", "user_agent", "token_id", "task_id", *PAYLOAD_COLUMNS}
+    {
+        "request_id",
+        "route",
+        "method",
+        "client",
+        "user_agent",
+        "token_id",
+        "task_id",
+        *PAYLOAD_COLUMNS,
+    }
 )
 
 

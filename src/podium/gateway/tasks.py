@@ -57,7 +57,6 @@ from podium.store.tasks import Claimed, Outcome
 log = logging.getLogger("podium.gateway.tasks")
 
 MAX_RESULT_BYTES = 64 * 2**20  # a larger answer fails the task (never held in memory)
-_JSON_TYPES = ("application/json", "application/problem+json")
 
 
 def new_owner() -> str:
@@ -81,9 +80,10 @@ class Answer:
     content_type: str | None = None
     body: bytearray | None = None
     too_large: bool = False
+    replica_id: str | None = None  # the replica's `x-podium-replica` header, if it answered
 
 
-def outcome_of(answer: Answer, inline_limit: int) -> Outcome:
+def outcome_of(answer: Answer) -> Outcome:
     """The attempt's outcome by the contract's rule (module docstring, step 3)."""
     status = answer.status
     body = bytes(answer.body or b"")
@@ -96,9 +96,6 @@ def outcome_of(answer: Answer, inline_limit: int) -> Outcome:
             f"the answer is larger than {MAX_RESULT_BYTES} bytes, more than a task keeps",
         )
     if 200 <= status < 300:
-        # TODO(issue 13, lead): a result larger than `inline_limit`, or not JSON, belongs
-        # in the file store (`store/files.py`, FilePurpose.TASK_RESULT); until it is wired
-        # it is kept inline with its content type.
         return Outcome(AttemptOutcome.SUCCEEDED, status, None, body, answer.content_type)
     reason = f"HTTP {status}: {_excerpt(body)}"
     if status >= 500:
@@ -106,24 +103,24 @@ def outcome_of(answer: Answer, inline_limit: int) -> Outcome:
     return Outcome(AttemptOutcome.FAILED, status, reason, body, answer.content_type)
 
 
-def is_json(content_type: str | None) -> bool:
-    return content_type is not None and content_type.split(";")[0].strip() in _JSON_TYPES
+def inline(outcome: Outcome, limit: int) -> bool:
+    """Whether a result is kept in the task's row: JSON of at most `limit` bytes (else it
+    is a file: `TaskDispatcher(save_result=…)`)."""
+    kind = (outcome.result_type or "").split(";")[0].strip().lower()
+    json_type = kind == "application/json" or kind.endswith("+json")
+    return json_type and len(outcome.result or b"") <= limit
 
 
 def _excerpt(body: bytes, limit: int = 500) -> str:
-    text = body[:limit].decode("utf-8", "replace")
-    if is_json_text(text):
+    """An answer's reason: a problem's `detail`, else the first characters of the body."""
+    if body[:1] == b"{":
         try:
             doc = json.loads(body)
-            if isinstance(doc, dict) and isinstance(doc.get("detail"), str):
-                return str(doc["detail"])[:limit]
-        except ValueError:
-            pass
-    return text
-
-
-def is_json_text(text: str) -> bool:
-    return text[:1] in ("{", "[")
+        except (ValueError, RecursionError):
+            doc = None
+        if isinstance(doc, dict) and isinstance(doc.get("detail"), str):
+            return str(doc["detail"])[:limit]
+    return body[:limit].decode("utf-8", "replace")
 
 
 class TaskDispatcher:
@@ -138,6 +135,7 @@ class TaskDispatcher:
         *,
         owner: str | None = None,
         delete_files: Callable[[list[str]], None] | None = None,
+        save_result: Callable[[Claimed, bytes, str | None], str] | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._routing = routing
@@ -145,6 +143,7 @@ class TaskDispatcher:
         self._settings = settings
         self.owner = owner or new_owner()
         self._delete_files = delete_files
+        self._save_result = save_result
         self._running: dict[str, tuple[Claimed, asyncio.Task[None]]] = {}
         self._per_endpoint: dict[str, int] = {}
         self._wake = asyncio.Event()
@@ -270,12 +269,30 @@ class TaskDispatcher:
             answer = None
             outcome = Outcome(AttemptOutcome.RETRY, None, f"the gateway failed: {e!r}"[:500])
         if answer is not None:
-            outcome = outcome_of(answer, self._settings.inline_result_bytes)
+            outcome = outcome_of(answer)
+            outcome.replica_id = answer.replica_id
         try:
-            await asyncio.to_thread(self._store.finish, task.id, task.attempt, self.owner, outcome)
+            await asyncio.to_thread(self._record, task, outcome)
             self.finished += 1
         except Exception:  # its lease runs out and it is retried
             log.exception("could not record the outcome of task %s", task.id)
+
+    def _record(self, task: Claimed, outcome: Outcome) -> None:
+        """Store the outcome (in a thread): a success too large for the row, or not JSON,
+        goes to a file first (`save_result`), deleted again when the answer came too late
+        (stale). Without `save_result` every result is kept in the row."""
+        saved = None
+        limit = self._settings.inline_result_bytes
+        if (
+            outcome.kind is AttemptOutcome.SUCCEEDED
+            and self._save_result is not None
+            and not inline(outcome, limit)
+        ):
+            saved = self._save_result(task, outcome.result or b"", outcome.result_type)
+            outcome.result, outcome.result_file = None, saved
+        status = self._store.finish(task.id, task.attempt, self.owner, outcome)
+        if status is None and saved is not None and self._delete_files is not None:
+            self._delete_files([saved])
 
     async def call(self, task: Claimed) -> Answer:
         """Make the task's call through the pipeline; the answer, collected."""
@@ -299,7 +316,9 @@ class TaskDispatcher:
         async def send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 answer.status = message["status"]
-                answer.content_type = _header(message.get("headers", ()), b"content-type")
+                headers = message.get("headers", ())
+                answer.content_type = _header(headers, b"content-type")
+                answer.replica_id = _header(headers, b"x-podium-replica")
                 answer.body = bytearray()
             elif message["type"] == "http.response.body" and answer.body is not None:
                 chunk = message.get("body", b"")

@@ -38,9 +38,9 @@ from podium.core.request_record import RecordBuffer
 from podium.core.routing import InProcessRoutingSource, RoutingSource
 from podium.core.settings import Settings
 from podium.gateway.access import AccessStage
+from podium.gateway.app import Gateway
 from podium.gateway.task_store import DatabaseTaskStore
 from podium.gateway.tasks import TaskDispatcher
-from podium.gateway.app import Gateway
 from podium.server.credentials import ensure_credentials
 from podium.server.hosts import HostCheck, allowed_hosts
 from podium.server.recorder import RecordWriter

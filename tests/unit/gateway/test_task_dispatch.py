@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +29,9 @@ from podium.core.tasks import AttemptOutcome, TaskStatus
 from podium.gateway import Gateway
 from podium.gateway.access import AccessStage
 from podium.gateway.task_store import DatabaseTaskStore
-from podium.gateway.tasks import Answer, TaskDispatcher, outcome_of, task_slots
+from podium.gateway.tasks import Answer, TaskDispatcher, inline, outcome_of, task_slots
 from podium.store import Database
+from podium.store.tasks import Claimed
 from tests.unit.gateway.access_kit import token
 from tests.unit.gateway.conftest import Replica, Servers
 
@@ -66,7 +67,7 @@ def _route(replicas: tuple[ReplicaRoute, ...], **kw: object) -> EndpointRoute:
 )
 def test_the_outcome_rule(status: int, kind: AttemptOutcome) -> None:
     body = bytearray(b'{"detail": "why"}')
-    outcome = outcome_of(Answer(status, "application/json", body), 65536)
+    outcome = outcome_of(Answer(status, "application/json", body))
     assert outcome.kind is kind
     assert outcome.status == (status or None)
     if kind is AttemptOutcome.SUCCEEDED:
@@ -76,8 +77,26 @@ def test_the_outcome_rule(status: int, kind: AttemptOutcome) -> None:
 
 
 def test_a_result_too_large_to_keep_fails_the_task() -> None:
-    outcome = outcome_of(Answer(200, "text/plain", bytearray(b"x"), too_large=True), 10)
+    outcome = outcome_of(Answer(200, "text/plain", bytearray(b"x"), too_large=True))
     assert outcome.kind is AttemptOutcome.FAILED
+
+
+@pytest.mark.parametrize(
+    ("content_type", "size", "kept"),
+    [
+        ("application/json", 10, True),
+        ("application/json; charset=utf-8", 10, True),
+        ("application/problem+json", 10, True),
+        ("application/json", 11, False),  # over inline_result_bytes
+        ("image/png", 1, False),
+        (None, 1, False),
+    ],
+)
+def test_only_small_json_results_are_kept_inline(
+    content_type: str | None, size: int, kept: bool
+) -> None:
+    outcome = outcome_of(Answer(200, content_type, bytearray(b"1" * size)))
+    assert inline(outcome, 10) is kept
 
 
 def test_task_slots_are_a_share_of_the_ready_replicas_slots_at_least_one() -> None:
@@ -104,12 +123,15 @@ class Rig:
     records: RecordBuffer
     auth: dict[str, str]
 
-    def dispatcher(self) -> TaskDispatcher:
+    def dispatcher(
+        self, save_result: Callable[[Claimed, bytes, str | None], str] | None = None
+    ) -> TaskDispatcher:
         return TaskDispatcher(
             self.gateway.pipeline,
             self.holder,
             DatabaseTaskStore(self.db),
             TaskSettings(slot_share=0.5, sweep_s=0.0),
+            save_result=save_result,
         )
 
     async def enqueue(self, path: str, body: bytes = b'{"inputs": 1}') -> str:
@@ -245,3 +267,22 @@ async def test_a_stopped_dispatchers_task_is_run_again_once_its_lease_runs_out(
     assert (task.status, task.attempts) == (TaskStatus.SUCCEEDED, 2)
     assert [a.outcome for a in attempts] == [AttemptOutcome.LEASE_EXPIRED, AttemptOutcome.SUCCEEDED]
     assert [a.owner for a in attempts] == [gone.owner, other.owner]
+
+
+async def test_a_large_or_binary_result_is_saved_as_a_file(rig: Rig, tmp_path: Path) -> None:
+    saved: dict[str, tuple[str, bytes, str | None]] = {}
+
+    def save(task: Claimed, data: bytes, content_type: str | None) -> str:
+        file_id = f"file_{len(saved)}"
+        saved[file_id] = (task.id, data, content_type)
+        return file_id
+
+    task_id = await rig.enqueue("/big?100000")
+    dispatcher = rig.dispatcher(save_result=save)
+    assert await dispatcher.run_once() == 1
+    await _drain(dispatcher)
+    with rig.db.unit_of_work() as uow:
+        task = uow.tasks.get(task_id)
+    assert (task.status, task.result, task.result_file) == (TaskStatus.SUCCEEDED, None, "file_0")
+    owner, data, _ = saved["file_0"]
+    assert owner == task_id and len(data) == 100000

@@ -104,11 +104,17 @@ async def test_a_task_is_queued_with_its_path_body_options_and_safe_headers_only
         "x-podium-callback-url": "https://hooks.example.com/done",
         "x-other": "not forwarded",
     }
-    r = await intake.client.post("/endpoints/echo/async/predict?x=1", content=b"{}", headers=headers)
+    r = await intake.client.post(
+        "/endpoints/echo/async/predict?x=1", content=b"{}", headers=headers
+    )
     assert r.status_code == 202, r.text
     doc = r.json()
     task_id = doc["task_id"]
-    assert doc == {"task_id": task_id, "status_url": f"/api/v1/tasks/{task_id}", "status": "pending"}
+    assert doc == {
+        "task_id": task_id,
+        "status_url": f"/api/v1/tasks/{task_id}",
+        "status": "pending",
+    }
     assert r.headers["location"] == f"/api/v1/tasks/{task_id}"
     assert "idempotency-replayed" not in r.headers
     with intake.db.unit_of_work() as uow:
@@ -182,7 +188,9 @@ async def test_more_than_max_pending_is_a_429_but_a_replay_is_not(intake: Intake
     keyed = {**intake.auth, "idempotency-key": "k1"}
     for i in range(3):
         r = await intake.client.post(
-            "/endpoints/echo/async/", content=str(i).encode(), headers=keyed if i == 0 else intake.auth
+            "/endpoints/echo/async/",
+            content=str(i).encode(),
+            headers=keyed if i == 0 else intake.auth,
         )
         assert r.status_code == 202
     full = await intake.client.post("/endpoints/echo/async/", content=b"x", headers=intake.auth)

@@ -107,7 +107,9 @@ def test_expire_ends_pending_and_finished_tasks_past_their_ttl_and_names_their_f
         count, files = uow.tasks.expire()
     assert (count, files) == (2, ["file_1"])
     with db.unit_of_work() as uow:
-        statuses = {t: uow.tasks.get(t).status for t in (waiting.id, filed.id, running.id, young.id)}
+        statuses = {
+            t: uow.tasks.get(t).status for t in (waiting.id, filed.id, running.id, young.id)
+        }
         gone = uow.tasks.get(filed.id)
         assert uow.tasks.expire() == (0, [])
     assert statuses == {
