@@ -34,8 +34,8 @@ NAME = "chaos"
 def _statuses(server: ServerProcess) -> Counter[str]:
     db = queue_db(server.home)
     try:
-        with db.unit_of_work(read_only=True) as uow:
-            rows = uow.tasks._s.execute(
+        with db.engine.connect() as connection:
+            rows = connection.execute(
                 select(TaskRow.status, func.count()).group_by(TaskRow.status)
             ).all()
     finally:
@@ -111,8 +111,7 @@ def test_a_thousand_tasks_survive_killed_replicas_and_a_killed_server(tmp_path: 
         assert len(killed) >= 3
         db = queue_db(server.home)
         try:
-            with db.unit_of_work(read_only=True) as uow:
-                session = uow.tasks._s
+            with db.engine.connect() as session:
                 results = dict(
                     session.execute(
                         select(TaskRow.id, TaskRow.result).where(

@@ -287,9 +287,21 @@ class TaskRepo:
         now = self._now()
         postgres = self._s.get_bind().dialect.name == "postgresql"
         claimed: list[Claimed] = []
-        for endpoint, slots in free.items():
-            if slots <= 0:
+        wanted = [endpoint for endpoint, slots in free.items() if slots > 0]
+        if not wanted:
+            return claimed
+        # One indexed look first: an idle dispatcher asks once per round, not per endpoint.
+        waiting = set(
+            self._s.execute(
+                select(_T.c.endpoint)
+                .where(_T.c.status == _PENDING, _T.c.endpoint.in_(wanted))
+                .distinct()
+            ).scalars()
+        )
+        for endpoint in wanted:
+            if endpoint not in waiting:
                 continue
+            slots = free[endpoint]
             pick = (
                 select(_T.c.seq, _T.c.updated_at)
                 .where(_T.c.status == _PENDING, _T.c.endpoint == endpoint)
