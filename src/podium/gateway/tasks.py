@@ -136,6 +136,7 @@ class TaskDispatcher:
         owner: str | None = None,
         delete_files: Callable[[list[str]], None] | None = None,
         save_result: Callable[[Claimed, bytes, str | None], str] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._pipeline = pipeline
         self._routing = routing
@@ -144,6 +145,7 @@ class TaskDispatcher:
         self.owner = owner or new_owner()
         self._delete_files = delete_files
         self._save_result = save_result
+        self._wall_clock = wall_clock  # the store's clock: a task's queue wait is measured on it
         self._running: dict[str, tuple[Claimed, asyncio.Task[None]]] = {}
         self._per_endpoint: dict[str, int] = {}
         self._wake = asyncio.Event()
@@ -302,7 +304,7 @@ class TaskDispatcher:
             answer.status = 503  # deleted meanwhile (or not yet published): retried
             answer.body = bytearray(b"the endpoint is not in the routing table")
             return answer
-        scope = internal_scope(task, time.time())
+        scope = internal_scope(task, self._wall_clock())
         sent = False
 
         async def receive() -> Message:

@@ -132,6 +132,7 @@ class Rig:
             DatabaseTaskStore(self.db),
             TaskSettings(slot_share=0.5, sweep_s=0.0),
             save_result=save_result,
+            wall_clock=lambda: self.clock.now().timestamp(),
         )
 
     async def enqueue(self, path: str, body: bytes = b'{"inputs": 1}') -> str:
@@ -213,6 +214,17 @@ async def test_a_task_runs_through_the_pipeline_and_its_record_names_it(rig: Rig
     assert (ran.status, ran.task_id, ran.request_id) == (200, task_id, f"{task_id}-1")
     assert ran.token_id == enqueued.token_id and ran.token_id is not None
     assert ran.replica_id == rig.replica.id
+
+
+async def test_a_tasks_record_counts_its_wait_in_the_queue(rig: Rig) -> None:
+    task_id = await rig.enqueue("/predict")
+    rig.clock.advance(7)  # it waited 7 s for a slot
+    dispatcher = rig.dispatcher()
+    assert await dispatcher.run_once() == 1
+    await _drain(dispatcher)
+    _, ran = (RequestRecord.from_row(r) for r in rig.records.drain(10))
+    assert ran.task_id == task_id
+    assert 7000.0 <= ran.queue_ms < 7000.0 + ran.latency_ms  # plus any hold in the gateway
 
 
 async def test_slots_cap_the_tasks_running_and_a_cancel_drops_the_upstream_call(

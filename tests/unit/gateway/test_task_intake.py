@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from podium.core.access import Scope, TokenDirectory
+from podium.core.phases import EndpointStatus
 from podium.core.request_record import RecordBuffer, RequestRecord
 from podium.core.routing import EndpointRoute, InProcessRoutingSource, ReplicaRoute
 from podium.core.settings import GatewaySettings, TaskSettings
@@ -52,7 +53,7 @@ async def intake(tmp_path: Path) -> AsyncIterator[Intake]:
         {
             "echo": EndpointRoute(
                 "echo",
-                _running(),
+                EndpointStatus.RUNNING,
                 (REPLICA,),
                 timeout_s=5.0,
                 tasks=TaskSpec(max_attempts=4, max_pending=3, result_ttl_s=600),
@@ -84,12 +85,6 @@ async def intake(tmp_path: Path) -> AsyncIterator[Intake]:
         )
     await gateway.shutdown()
     db.dispose()
-
-
-def _running() -> object:
-    from podium.core.phases import EndpointStatus
-
-    return EndpointStatus.RUNNING
 
 
 async def test_a_task_is_queued_with_its_path_body_options_and_safe_headers_only(
