@@ -11,6 +11,7 @@ thread (SQLite blocks) and answers:
         (`Idempotency-Replayed: true` when an Idempotency-Key found the task again)
     400 a bad header, named (`header`)          405 not a POST
     409 the Idempotency-Key with another body   429 `tasks.max_pending` pending already
+    503 the store is busy (`Retry-After`)
 
 Only headers a replica may see travel with the task (`FORWARDED`): never credentials.
 """
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from podium.core.access import NOBODY_CHECKS, Principal
 from podium.core.asgi import send_whole
 from podium.core.callbacks import callback_refusal
-from podium.core.errors import Conflict, RateLimited
+from podium.core.errors import Conflict, RateLimited, Retryable
 from podium.core.routing import EndpointRoute
 from podium.core.settings import TaskSettings
 from podium.core.tasks import (
@@ -221,6 +222,19 @@ class TaskIntake:
                 endpoint=route.name,
             )
             return 429
+        except Retryable as e:  # the store is busy (SQLite locked a while): the caller retries
+            log.warning("could not enqueue a task of %s: %s", route.name, e.message)
+            seconds = str(max(1, math.ceil(e.retry_after))).encode()
+            await send_problem(
+                send,
+                503,
+                "the task queue is busy; retry",
+                title=Retryable.title,
+                request_id=request_id,
+                headers=((b"retry-after", seconds),),
+                endpoint=route.name,
+            )
+            return 503
         call.scope[TASK_KEY] = task.id  # the enqueue call's record names its task too
         url = TASKS_URL + task.id
         headers = [(b"location", url.encode()), (b"x-request-id", request_id.encode("latin-1"))]
