@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from podium.core.errors import (
     Conflict,
     Forbidden,
-    Invalid,
     Gone,
+    Invalid,
     NotFound,
     OutOfMemory,
     PodiumError,

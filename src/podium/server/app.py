@@ -107,7 +107,9 @@ class Podium:
         )
         self._register()
         # Task callbacks (issue 13): POSTs each ended task's document to its callback URL.
-        self.callbacks = CallbackSender(self.db, settings.tasks, SecretBox(settings.secret_key_path))
+        self.callbacks = CallbackSender(
+            self.db, settings.tasks, SecretBox(settings.secret_key_path)
+        )
         self.api = create_api(
             ApiContext(
                 settings=settings,

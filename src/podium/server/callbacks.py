@@ -17,7 +17,7 @@ The URL is checked against the allow-list again before each delivery (the operat
 have removed its host since the task was made): a refused one is given up, never
 contacted. Redirects are not followed; each delivery has `callback_timeout_s`. A 2xx
 answer is `delivered`; anything else (another status, a connection error, a timeout) is
-retried after `callback_backoff_s × 2^(n-1)` for the n-th failed delivery, up to
+retried after `callback_backoff_s * 2^(n-1)` for the n-th failed delivery, up to
 `callback_attempts` deliveries, then `failed`. Each delivery is counted
 (`callback_attempts`) and its failure kept (`callback_error`: the status or the
 exception's class; never the key, never the receiver's body).

@@ -78,6 +78,8 @@ class CallbackQueue:
             update(_T)
             .where(_T.c.id == task_id, _T.c.callback_state == PENDING)
             .values(
-                callback_state=FAILED, callback_error=error[:MAX_CALLBACK_ERROR], callback_next_at=None
+                callback_state=FAILED,
+                callback_error=error[:MAX_CALLBACK_ERROR],
+                callback_next_at=None,
             )
         )

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from podium.api import ApiContext
-
 from podium.core.access import Scope
 from podium.core.tasks import AttemptOutcome, TaskStatus
 from podium.store import Database
@@ -96,9 +95,9 @@ def test_a_pending_task_shows_its_place_then_its_result(client: TestClient, db: 
     assert doc["result"] == {"label": 2}
     assert doc["result_url"] == f"/api/v1/tasks/{first}/result"
     assert (doc["result_status"], doc["result_type"]) == (200, "application/json")
-    assert [(a["attempt"], a["outcome"], a["status"], a["replica_id"]) for a in doc["attempt_log"]] == [
-        (1, "succeeded", 200, "r1")
-    ]
+    assert [
+        (a["attempt"], a["outcome"], a["status"], a["replica_id"]) for a in doc["attempt_log"]
+    ] == [(1, "succeeded", 200, "r1")]
     r = client.get(f"/api/v1/tasks/{first}/result")
     assert r.status_code == 200
     assert r.content == b'{"label": 2}'
@@ -171,7 +170,11 @@ def test_unknown_and_expired_tasks(client: TestClient, db: Database) -> None:
         assert r.status_code == 404, bad
         assert r.json()["field"] == "task_id"
     task = _enqueue(db)
-    _run(db, "iris-ep", Outcome(AttemptOutcome.SUCCEEDED, 200, result=b"[1]", result_type="application/json"))
+    _run(
+        db,
+        "iris-ep",
+        Outcome(AttemptOutcome.SUCCEEDED, 200, result=b"[1]", result_type="application/json"),
+    )
     with db.unit_of_work() as uow:  # what the dispatcher's sweep does past the TTL
         uow.session.execute(
             text("UPDATE tasks SET status = 'expired', result = NULL WHERE id = :id"),
@@ -237,7 +240,11 @@ def test_who_may_see_a_task(
 ) -> None:
     _deploy(client)
     task = _enqueue(db)
-    _run(db, "iris-ep", Outcome(AttemptOutcome.SUCCEEDED, 200, result=b"1", result_type="application/json"))
+    _run(
+        db,
+        "iris-ep",
+        Outcome(AttemptOutcome.SUCCEEDED, 200, result=b"1", result_type="application/json"),
+    )
     assert ctx.tokens is not None
     token = make_token(db, "someone", scopes, projects=projects, tokens=ctx.tokens)
     headers = {"Authorization": f"Bearer {token}"}
@@ -274,7 +281,9 @@ def test_callback_key_is_made_once_rotated_redacted_and_deleted_with_its_endpoin
         ("callback_key.rotate", "iris-ep", {"key": "[redacted]"})
     ]
     with db.unit_of_work(read_only=True) as uow:
-        everything = json.dumps([dataclasses.asdict(e) for e in uow.audit.list(limit=1000)], default=str)
+        everything = json.dumps(
+            [dataclasses.asdict(e) for e in uow.audit.list(limit=1000)], default=str
+        )
     assert new not in everything and key not in everything
     assert client.get("/api/v1/endpoints/ghost/callback-key").status_code == 404
     box = SecretBox(ctx.settings.secret_key_path)

@@ -46,7 +46,7 @@ def receiver() -> Iterator[Receiver]:
     state = Receiver(answers=[200])
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             state.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
             if state.delay_s:
@@ -114,7 +114,9 @@ def _sender(db: Database, tmp_path: Path, **settings: object) -> CallbackSender:
     }
     base.update(settings)
     return CallbackSender(
-        db, TaskSettings(**base), SecretBox(tmp_path / "secret.key")  # type: ignore[arg-type]
+        db,
+        TaskSettings(**base),
+        SecretBox(tmp_path / "secret.key"),  # type: ignore[arg-type]
     )
 
 

@@ -105,9 +105,7 @@ def get_result(task_id: TaskIdPath, request: Request, ctx: CtxDep) -> Response:
     if task.status is TaskStatus.EXPIRED:
         raise Gone(f"the result of task {task_id} has expired", field="task_id")
     if not has_result(task):
-        raise NotFound(
-            f"task {task_id} has no result ({task.status.value})", field="result"
-        )
+        raise NotFound(f"task {task_id} has no result ({task.status.value})", field="result")
     headers = {}
     if task.result_status is not None:
         headers["X-Podium-Result-Status"] = str(task.result_status)
@@ -116,8 +114,7 @@ def get_result(task_id: TaskIdPath, request: Request, ctx: CtxDep) -> Response:
         return Response(task.result, media_type=media_type, headers=headers)
     # TODO(issue 13, merge with "jobs"): stream `task.result_file` from store/files.py.
     raise NotFound(
-        f"the result of task {task_id} is stored as a file, which this server cannot serve "
-        "yet",
+        f"the result of task {task_id} is stored as a file, which this server cannot serve yet",
         field="result",
     )
 
