@@ -75,7 +75,9 @@ def test_bytes_results_come_from_the_result_url(
     podium: InProcessPodium, client: PodiumClient, deployed: None
 ) -> None:
     future = client.task(_enqueue(podium))
-    _finish(podium, Outcome(AttemptOutcome.SUCCEEDED, 200, result=b"\x89PNG", result_type="image/png"))
+    _finish(
+        podium, Outcome(AttemptOutcome.SUCCEEDED, 200, result=b"\x89PNG", result_type="image/png")
+    )
     assert future.result(timeout=10) == b"\x89PNG"
 
 
