@@ -161,6 +161,13 @@ def test_cancel_pending_and_running_then_conflict(client: TestClient, db: Databa
     assert r.status_code == 409
     assert r.json()["field"] == "status"
     assert r.json()["detail"] == f"task {running} has ended (cancelled): it cannot be cancelled"
+    with db.unit_of_work(read_only=True) as uow:
+        audited = uow.audit.list(action="task")
+    assert [(e.action, e.object_name, e.project, e.result) for e in audited] == [
+        ("task.delete", pending, "default", 200),
+        ("task.delete", running, "default", 200),
+        ("task.delete", running, "default", 409),
+    ]
 
 
 def test_unknown_and_expired_tasks(client: TestClient, db: Database) -> None:
