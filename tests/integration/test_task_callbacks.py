@@ -76,6 +76,11 @@ def test_predict_async_result_and_replay(server: ServerProcess) -> None:
         assert task.idempotency_key == "order-1"
         assert [a.outcome for a in task.attempt_log or []] == ["succeeded"]
         assert future.id in [t.id for t in c.tasks("echo").items]
+        handle = c.use("echo")
+        assert handle.predict_async({"inputs": "via handle"}).result(timeout=60) == {
+            "version": 1,
+            "echo": "via handle",
+        }
 
 
 def test_a_refused_call_fails_the_task_with_its_reason(server: ServerProcess) -> None:

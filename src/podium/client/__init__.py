@@ -17,7 +17,7 @@ The token: `PodiumClient(token=...)`, else $PODIUM_TOKEN, else `$PODIUM_HOME/cre
 from podium.client._access import DEFAULT_URL, TOKEN_ENV, credentials_path, discover_token
 from podium.client._client import PodiumClient
 from podium.client._errors import error_from_response, invalid_from_validation
-from podium.client._tasks import TaskFailed, TaskFuture
+from podium.client._tasks import Endpoint, TaskFailed, TaskFuture
 from podium.client._views import (
     AuditEntry,
     CreatedToken,
@@ -79,6 +79,7 @@ __all__ = [
     "AuditEntry",
     "Conflict",
     "CreatedToken",
+    "Endpoint",
     "EndpointCreate",
     "EndpointPublic",
     "EndpointSpec",

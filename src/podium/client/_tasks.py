@@ -115,8 +115,58 @@ class TaskFuture:
         return response.content
 
 
+class Endpoint:
+    """A handle on one endpoint for calling it: `podium.use("iris")`.
+
+    iris = podium.use("iris")
+    iris.predict({"inputs": [[5.1, 3.5, 1.4, 0.2]]})          # synchronous
+    iris.predict_async({"inputs": [[5.1, 3.5, 1.4, 0.2]]}).result(timeout=60)
+    """
+
+    def __init__(self, client: TaskMethods, name: str, project: str | None = None) -> None:
+        self._client = client
+        self.name = name
+        self.project = project
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.name!r}, project={self.project!r})"
+
+    def predict(
+        self, body: Any, *, path: str = "/", headers: Mapping[str, str] | None = None
+    ) -> Any:
+        """`PodiumClient.invoke` on this endpoint."""
+        return self._client.invoke(
+            self.name, body, path=path, headers=headers, project=self.project
+        )
+
+    def predict_async(self, body: Any, *, path: str = "/", **options: Any) -> TaskFuture:
+        """`PodiumClient.predict_async` on this endpoint (same options)."""
+        return self._client.predict_async(
+            self.name, body, path=path, project=self.project, **options
+        )
+
+    def tasks(self, **options: Any) -> TaskPage:
+        return self._client.tasks(self.name, project=self.project, **options)
+
+
 class TaskMethods(_Client):
     """`PodiumClient`'s task methods (a mixin over its plumbing)."""
+
+    if TYPE_CHECKING:
+
+        def invoke(
+            self,
+            name: str,
+            payload: Any,
+            *,
+            path: str = "/",
+            headers: Mapping[str, str] | None = None,
+            project: str | None = None,
+        ) -> Any: ...
+
+    def use(self, name: str, *, project: str | None = None) -> Endpoint:
+        """A handle on endpoint `name` for calling it (`predict`, `predict_async`)."""
+        return Endpoint(self, name, project)
 
     def predict_async(
         self,

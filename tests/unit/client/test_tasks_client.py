@@ -71,6 +71,15 @@ def test_a_future_waits_for_its_json_result(
     assert [a.outcome for a in task.attempt_log or []] == ["succeeded"]
 
 
+def test_an_endpoint_handle_lists_its_tasks(
+    podium: InProcessPodium, client: PodiumClient, deployed: None
+) -> None:
+    task_id = _enqueue(podium)
+    iris = client.use("iris")
+    assert repr(iris) == "Endpoint('iris', project=None)"
+    assert [t.id for t in iris.tasks().items] == [task_id]
+
+
 def test_bytes_results_come_from_the_result_url(
     podium: InProcessPodium, client: PodiumClient, deployed: None
 ) -> None:
