@@ -21,6 +21,7 @@ from podium.api.headers import SecurityHeaders
 from podium.api.limits import BodyLimit
 from podium.api.routes import (
     audit,
+    callback_keys,
     endpoints,
     live,
     metrics_history,
@@ -31,6 +32,7 @@ from podium.api.routes import (
     secrets,
     session,
     system,
+    tasks,
     tokens,
     usage,
 )
@@ -65,6 +67,8 @@ def create_api(ctx: ApiContext) -> FastAPI:
         live,  # GET /live: the gateway's counts now
         secrets,
         usage,
+        tasks,  # async tasks (issue 13)
+        callback_keys,
     ):
         app.include_router(module.router, prefix=PREFIX)
     limits = ctx.settings.limits

@@ -17,6 +17,7 @@ The token: `PodiumClient(token=...)`, else $PODIUM_TOKEN, else `$PODIUM_HOME/cre
 from podium.client._access import DEFAULT_URL, TOKEN_ENV, credentials_path, discover_token
 from podium.client._client import PodiumClient
 from podium.client._errors import error_from_response, invalid_from_validation
+from podium.client._tasks import Endpoint, TaskFailed, TaskFuture
 from podium.client._views import (
     AuditEntry,
     CreatedToken,
@@ -29,9 +30,11 @@ from podium.client._views import (
     UsageRow,
     WhoAmI,
 )
+from podium.core.callbacks import verify as verify_signature
 from podium.core.errors import (
     Conflict,
     Forbidden,
+    Gone,
     Invalid,
     LoadError,
     NotFound,
@@ -66,6 +69,8 @@ from podium.core.spec import (
     InstanceType,
     ScalingSpec,
 )
+from podium.core.task_schemas import TaskAttemptOut, TaskCallbackOut, TaskOut, TaskPage
+from podium.core.tasks import TaskStatus
 
 __all__ = [
     "DEFAULT_URL",
@@ -74,6 +79,7 @@ __all__ = [
     "AuditEntry",
     "Conflict",
     "CreatedToken",
+    "Endpoint",
     "EndpointCreate",
     "EndpointPublic",
     "EndpointSpec",
@@ -82,6 +88,7 @@ __all__ = [
     "EventKind",
     "EventPublic",
     "Forbidden",
+    "Gone",
     "InstanceType",
     "Invalid",
     "LiveCounts",
@@ -113,6 +120,13 @@ __all__ = [
     "ScalingSpec",
     "SecretView",
     "StatusClass",
+    "TaskAttemptOut",
+    "TaskCallbackOut",
+    "TaskFailed",
+    "TaskFuture",
+    "TaskOut",
+    "TaskPage",
+    "TaskStatus",
     "TokenView",
     "TooLarge",
     "Unauthenticated",
@@ -124,4 +138,5 @@ __all__ = [
     "discover_token",
     "error_from_response",
     "invalid_from_validation",
+    "verify_signature",
 ]

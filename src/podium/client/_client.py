@@ -36,6 +36,7 @@ from podium.client._metrics import MetricsMethods
 from podium.client._observe import ObserveMethods
 from podium.client._packing import iter_file, pack_folder
 from podium.client._records import RecordMethods
+from podium.client._tasks import TaskMethods
 from podium.core.access import DEFAULT_PROJECT
 from podium.core.errors import Invalid, PodiumError
 from podium.core.phases import EndpointStatus
@@ -60,7 +61,9 @@ API_PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
 
 
-class PodiumClient(ObserveMethods, MetricsMethods, AccessMethods, RecordMethods, LiveMethods):
+class PodiumClient(
+    ObserveMethods, MetricsMethods, AccessMethods, RecordMethods, LiveMethods, TaskMethods
+):
     """A synchronous client for one Podium server.
 
     `base_url` defaults to $PODIUM_URL, then http://127.0.0.1:8000; `token` to $PODIUM_TOKEN,

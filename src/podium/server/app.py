@@ -41,12 +41,14 @@ from podium.gateway.access import AccessStage
 from podium.gateway.app import Gateway
 from podium.gateway.task_store import DatabaseTaskStore
 from podium.gateway.tasks import TaskDispatcher
+from podium.server.callbacks import CallbackSender
 from podium.server.credentials import ensure_credentials
 from podium.server.hosts import HostCheck, allowed_hosts
 from podium.server.recorder import RecordWriter
 from podium.server.scrape import scrape_refusal
 from podium.server.tokens import LiveTokens, TokenRefresher, store_loader
 from podium.store.db import Database
+from podium.store.secret_box import SecretBox
 
 log = logging.getLogger("podium.server")
 WHY_FAILED_WAIT_S = 2.0  # how long a 502 for a crashed replica waits to say why
@@ -116,6 +118,10 @@ class Podium:
             gateway=self.gateway,
         )
         self._register()
+        # Task callbacks (issue 13): POSTs each ended task's document to its callback URL.
+        self.callbacks = CallbackSender(
+            self.db, settings.tasks, SecretBox(settings.secret_key_path)
+        )
         self.api = create_api(
             ApiContext(
                 settings=settings,
@@ -162,6 +168,7 @@ class Podium:
             self.recorder.start()
         self.controller.start()
         self.dispatcher.start()
+        self.callbacks.start()
         # Everything built so far lives as long as the server: move it out of the garbage
         # collector's generations, so the full collections that long-lived objects (request
         # records waiting for the writer, connections) trigger under load no longer walk
@@ -181,6 +188,7 @@ class Podium:
     async def shutdown(self, *, stop_replicas: bool = True) -> None:
         self.controller.stop()
         await self.dispatcher.stop()  # before the gateway: its calls run through it
+        await asyncio.to_thread(self.callbacks.stop)
         self.token_refresher.stop()
         await self.backend.close(stop_replicas=stop_replicas)
         await self.gateway.shutdown()

@@ -39,6 +39,8 @@ class Need(Enum):
     READ = "read on the project (default here)"
     READ_ANY = "read on the project if one is named, else on any project"
     DEPLOY = "deploy on the project"
+    INVOKE = "invoke on the project (tasks: results are model outputs)"
+    INVOKE_TASK = "invoke on the task's project (invoke anywhere, then the task's)"
     ADMIN = "admin"
     ADMIN_ALL = "admin on every project (a token bound to none)"
 
@@ -90,6 +92,13 @@ MATRIX: dict[tuple[str, str], Need] = {
     ("GET", "/usage"): Need.READ_ANY,
     # issue 12: the live view
     ("GET", "/live"): Need.READ_ANY,
+    # issue 13: async tasks and their callback keys
+    ("GET", "/tasks/{id}"): Need.INVOKE_TASK,
+    ("DELETE", "/tasks/{id}"): Need.INVOKE_TASK,
+    ("GET", "/tasks/{id}/result"): Need.INVOKE_TASK,
+    ("GET", "/endpoints/{name}/tasks"): Need.INVOKE,
+    ("GET", "/endpoints/{name}/callback-key"): Need.DEPLOY,
+    ("POST", "/endpoints/{name}/callback-key/rotate"): Need.DEPLOY,
 }
 
 CALLERS = (
@@ -118,6 +127,9 @@ def expected(need: Need, caller: str) -> int | str:
         # other, team-admin: read on their project
         Need.READ_ANY: {"read", "deploy", "admin", "other", "team-admin"},
         Need.DEPLOY: {"deploy", "admin"},
+        Need.INVOKE: {"invoke", "admin"},
+        # team-admin holds invoke (on team): past the first check, 404 for an unknown id
+        Need.INVOKE_TASK: {"invoke", "admin", "team-admin"},
         Need.ADMIN: {"admin", "team-admin"},  # tokens and audit: those of its projects
         Need.ADMIN_ALL: {"admin"},
     }[need]
