@@ -6,16 +6,18 @@ in small batches from a queue of 500 tasks, "runs" each task from its claim to i
 finish, and writes down (task, attempt, owner, start, end, status). Every task must succeed
 exactly once, and no task may be held by two dispatchers at overlapping times.
 
-A dispatcher that dies with tasks claimed: once their lease has run out the other recovers
-them (`release_expired`), runs and finishes them; the dead one's late answer is stale, so
-each result is recorded once. That case runs in one process on a fake clock, with two
-`Database` objects (two connection pools) on one store.
+A dispatcher that dies with tasks claimed (a process that exits holding them): once their
+lease (1 s) has run out the other recovers them (`release_expired`), runs and finishes them,
+each result recorded once. The same on a fake clock in one process, with two `Database`
+objects (two connection pools) on one store, where the one that "died" only hung: its late
+answer is stale and changes nothing.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -89,6 +91,39 @@ def _dispatch(url: str, owner: str, barrier: Barrier, out: str) -> None:
         Path(out).write_text("".join(line + "\n" for line in lines))
 
 
+def _claim_and_die(url: str, owner: str, n: int, out: str) -> None:
+    """A dispatcher that claims `n` tasks and dies before finishing any (no cleanup)."""
+    db = Database(url)
+    with db.unit_of_work() as uow:
+        claimed = uow.tasks.claim(owner, {ENDPOINT: n})
+    Path(out).write_text(json.dumps([t.id for t in claimed]))
+    os._exit(0)
+
+
+def _run_until_drained(db: Database, owner: str, deadline_s: float = 120) -> list[list[object]]:
+    """Claim, run and finish; with nothing to claim, recover expired leases; stop once no
+    task is pending or running. Returns (task, attempt, status of the finish) per run."""
+    runs: list[list[object]] = []
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        with db.unit_of_work() as uow:
+            claimed = uow.tasks.claim(owner, {ENDPOINT: BATCH})
+        for task in claimed:
+            with db.unit_of_work() as uow:
+                status = uow.tasks.finish(
+                    task.id, task.attempt, owner, Outcome(AttemptOutcome.SUCCEEDED, 200)
+                )
+            runs.append([task.id, task.attempt, status and status.value])
+        if claimed:
+            continue
+        with db.unit_of_work() as uow:
+            uow.tasks.release_expired()
+            if not uow.tasks.depth():
+                return runs
+        time.sleep(0.05)  # the dead dispatcher's lease still runs
+    raise AssertionError(f"the queue was not drained within {deadline_s:g} s")
+
+
 def test_two_dispatcher_processes_never_run_one_task_at_once(url: str, tmp_path: Path) -> None:
     db = Database(url)
     try:
@@ -135,6 +170,37 @@ def test_two_dispatcher_processes_never_run_one_task_at_once(url: str, tmp_path:
         assert {a[0].outcome for a in attempts.values()} == {AttemptOutcome.SUCCEEDED}
         assert {a[0].owner for a in attempts.values()} == {"d1", "d2"}
         assert depth == {}
+    finally:
+        db.dispose()
+
+
+def test_tasks_held_by_a_dispatcher_process_that_died_are_taken_over(
+    url: str, tmp_path: Path
+) -> None:
+    db = Database(url)
+    try:
+        with db.unit_of_work() as uow:
+            ids = uow.tasks.enqueue_many(_new(30, lease_s=1.0))
+        out = tmp_path / "dead.json"
+        ctx = multiprocessing.get_context("spawn")
+        dead = ctx.Process(target=_claim_and_die, args=(url, "dead", 10, str(out)))
+        dead.start()
+        dead.join(120)
+        assert dead.exitcode == 0
+        held = json.loads(out.read_text())
+        assert held == ids[:10]
+        runs = _run_until_drained(db, "alive")
+        assert sorted(r[0] for r in runs) == sorted(ids)  # each run once by the survivor
+        attempts = {r[0]: r[1] for r in runs}
+        assert [attempts[i] for i in ids] == [2] * 10 + [1] * 20
+        assert {r[2] for r in runs} == {"succeeded"}
+        with db.unit_of_work(read_only=True) as uow:
+            views = [uow.tasks.get(i) for i in ids]
+            logs = [uow.tasks.attempts(i) for i in ids]
+        assert {v.status for v in views} == {TaskStatus.SUCCEEDED}
+        assert [[(a.owner, a.outcome) for a in log] for log in logs] == [
+            [("dead", AttemptOutcome.LEASE_EXPIRED), ("alive", AttemptOutcome.SUCCEEDED)]
+        ] * 10 + [[("alive", AttemptOutcome.SUCCEEDED)]] * 20
     finally:
         db.dispose()
 
