@@ -239,18 +239,43 @@ def run_store(
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    head = (
-        f"{'store':<9}{'intake/s':>10}{'202 p50':>9}{'202 p99':>9}{'errors':>8}"
-        f"{'tasks/s':>9}{'wait p50':>10}{'wait p99':>10}{'done p99':>10}{'ok':>7}"
-    )
-    lines = [head, " " * 18 + "(ms)     (ms)" + " " * 25 + "(ms)      (ms)      (ms)"]
+    cols = [
+        ("store", "", 9),
+        ("intake/s", "", 10),
+        ("202 p50", "ms", 9),
+        ("202 p99", "ms", 9),
+        ("errors", "", 8),
+        ("tasks/s", "", 9),
+        ("wait p50", "ms", 10),
+        ("wait p99", "ms", 10),
+        ("done p99", "ms", 10),
+        ("ok", "", 6),
+    ]
+    lines = [
+        "".join(
+            f"{name:<{w}}" if i == 0 else f"{name:>{w}}" for i, (name, _, w) in enumerate(cols)
+        ),
+        "".join(f"{'':<{w}}" if i == 0 else f"{unit:>{w}}" for i, (_, unit, w) in enumerate(cols)),
+    ]
     for r in results:
         a, b = r["intake"], r["end_to_end"]
+        cells = [
+            r["store"],
+            a["accepted_per_s"],
+            a["p50_ms"],
+            a["p99_ms"],
+            sum(a["errors"].values()),
+            b["tasks_per_s"],
+            b["queue_wait_p50_ms"],
+            b["queue_wait_p99_ms"],
+            b["done_p99_ms"],
+            b["statuses"].get("succeeded", 0),
+        ]
         lines.append(
-            f"{r['store']:<9}{a['accepted_per_s']:>10}{a['p50_ms']!s:>9}{a['p99_ms']!s:>9}"
-            f"{sum(a['errors'].values()):>8}{b['tasks_per_s']:>9}"
-            f"{b['queue_wait_p50_ms']!s:>10}{b['queue_wait_p99_ms']!s:>10}"
-            f"{b['done_p99_ms']!s:>10}{b['statuses'].get('succeeded', 0):>7}"
+            "".join(
+                f"{c!s:<{w}}" if i == 0 else f"{'-' if c is None else c!s:>{w}}"
+                for i, (c, (_, _, w)) in enumerate(zip(cells, cols, strict=True))
+            )
         )
     return "\n".join(lines)
 
