@@ -90,8 +90,8 @@ def test_cancel_a_pending_then_a_running_task(server: ServerProcess, db: Databas
     pending = _submit(server, "single", {"n": 1}).json()["task_id"]
     assert task(db, pending).status is TaskStatus.PENDING  # the one task slot is taken
     with db.unit_of_work() as uow:
-        assert uow.tasks.cancel(pending).status is TaskStatus.CANCELLED
-        assert uow.tasks.cancel(running).status is TaskStatus.CANCELLED
+        assert uow.task_views.cancel(pending).status is TaskStatus.CANCELLED
+        assert uow.task_views.cancel(running).status is TaskStatus.CANCELLED
     # The dispatcher sees it within poll_s and cancels the call: its record ends with the
     # client gone (status 0); a call that ran to its end would be a 200.
     url = f"{server.url}/api/v1/endpoints/single/requests?task_id={running}"

@@ -120,8 +120,3 @@ class TaskViews:
             )
         row2 = self._s.execute(select(_T).where(_T.c.id == task_id)).one()
         return _view(row2._mapping)
-
-
-def cancel_task(session: Session, clock: Clock, task_id: str) -> TaskView:
-    """`TaskViews.cancel` (the name the dispatcher's side may share)."""
-    return TaskViews(session, clock).cancel(task_id)

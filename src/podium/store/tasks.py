@@ -503,50 +503,7 @@ class TaskRepo:
             )
         return len(rows)
 
-    # ------------------------------------------------------------------ cancel, expire
-
-    def cancel(self, task_id: str) -> TaskView:
-        """A pending or running task becomes `cancelled` (a running one's attempt too: its
-        dispatcher sees it is no longer running and cancels the upstream call); a finished
-        one is a `Conflict`."""
-        task = self.get(task_id)
-        if task.status not in (TaskStatus.PENDING, TaskStatus.RUNNING):
-            raise Conflict(
-                f"task {task_id} is {task.status.value}: only a pending or running task can "
-                "be cancelled",
-                field="status",
-            )
-        now = self._now()
-        values: dict[str, Any] = {
-            "status": TaskStatus.CANCELLED.value,
-            "finished_at": now,
-            "lease_owner": None,
-            "lease_until": None,
-            "updated_at": now,
-            "error": "cancelled",
-        }
-        if task.callback_url is not None:
-            values.update(callback_state="pending", callback_next_at=now)
-        done = self._s.execute(
-            update(_T).where(_T.c.id == task_id, _T.c.status == task.status.value).values(**values)
-        )
-        if getattr(done, "rowcount", 1) != 1:  # pragma: no cover - it changed meanwhile
-            raise Conflict(f"task {task_id} changed while being cancelled", field="status")
-        if task.status is TaskStatus.RUNNING:
-            self._s.execute(
-                update(_A)
-                .where(
-                    _A.c.task_id == task_id,
-                    _A.c.attempt == task.attempts,
-                    _A.c.outcome.is_(None),
-                )
-                .values(
-                    finished_at=now,
-                    outcome=AttemptOutcome.CANCELLED.value,
-                    reason="cancelled by its creator",
-                )
-            )
-        return self.get(task_id)
+    # ------------------------------------------- expire (a caller's cancel: store.task_views)
 
     def expire(self, limit: int = 500) -> tuple[int, builtins.list[str]]:
         """Pending and finished tasks past `expires_at` become `expired`, their results
@@ -615,35 +572,6 @@ class TaskRepo:
             )
             for r in rows
         ]
-
-    def list(
-        self,
-        endpoint: str,
-        status: TaskStatus | None = None,
-        before_seq: int | None = None,
-        limit: int = 50,
-    ) -> builtins.list[TaskView]:
-        """An endpoint's tasks, newest first (by `seq`); `before_seq` is the cursor."""
-        q = select(_T).where(_T.c.endpoint == endpoint)
-        if status is not None:
-            q = q.where(_T.c.status == status.value)
-        if before_seq is not None:
-            q = q.where(_T.c.seq < before_seq)
-        rows = self._s.execute(q.order_by(_T.c.seq.desc()).limit(limit)).all()
-        return [_view(r._mapping) for r in rows]
-
-    def position(self, task: TaskView) -> int:
-        """How many pending tasks of its endpoint run before this pending one: those of a
-        higher priority, and those of its priority enqueued earlier (0: it is next)."""
-        ahead = self._s.execute(
-            select(func.count()).where(
-                _T.c.endpoint == task.endpoint,
-                _T.c.status == _PENDING,
-                (_T.c.priority > task.priority)
-                | ((_T.c.priority == task.priority) & (_T.c.seq < task.seq)),
-            )
-        ).scalar_one()
-        return int(ahead)
 
     def has_key(self, endpoint: str, key: str) -> bool:
         """Whether the endpoint has a task with this idempotency key."""

@@ -239,8 +239,8 @@ async def test_slots_cap_the_tasks_running_and_a_cancel_drops_the_upstream_call(
     with rig.db.unit_of_work() as uow:
         assert uow.tasks.get(first).status is TaskStatus.RUNNING
         assert uow.tasks.get(second).status is TaskStatus.PENDING
-        assert uow.tasks.position(uow.tasks.get(second)) == 0
-        uow.tasks.cancel(first)
+        assert uow.task_views.position(uow.tasks.get(second)) == 1
+        uow.task_views.cancel(first)
     await dispatcher.run_once()  # sees it cancelled: its call is cancelled
     assert await asyncio.to_thread(rig.replica.app.disconnected.wait, 10)
     assert await dispatcher.run_once() == 1  # its slot is free: the next one runs

@@ -52,10 +52,10 @@ def test_cancel_a_pending_or_running_task_but_not_a_finished_one(
         uow.tasks.finish(done.id, 1, "d1", Outcome(AttemptOutcome.SUCCEEDED, 200, result=b"{}"))
     with db.unit_of_work() as uow:
         uow.tasks.enqueue(_new(b"4"))  # pending
-        a = uow.tasks.cancel(pending.id)
-        b = uow.tasks.cancel(running.id)
+        a = uow.task_views.cancel(pending.id)
+        b = uow.task_views.cancel(running.id)
         with pytest.raises(Conflict) as e:
-            uow.tasks.cancel(done.id)
+            uow.task_views.cancel(done.id)
     assert e.value.field == "status"
     assert (a.status, b.status) == (TaskStatus.CANCELLED, TaskStatus.CANCELLED)
     assert a.callback_state == "pending" and b.callback_state is None
@@ -132,13 +132,13 @@ def test_list_newest_first_by_status_with_a_cursor_and_queue_positions(
         d, _ = uow.tasks.enqueue(_new(b"d", priority=1))
         uow.tasks.enqueue(_new(b"x", endpoint="other"))
     with db.unit_of_work() as uow:
-        uow.tasks.cancel(c.id)
-        page = uow.tasks.list("echo", limit=2)
-        rest = uow.tasks.list("echo", before_seq=page[-1].seq, limit=10)
-        pending = uow.tasks.list("echo", TaskStatus.PENDING)
-        positions = {t.id: uow.tasks.position(t) for t in pending}
+        uow.task_views.cancel(c.id)
+        page = uow.task_views.list_page("echo", limit=2)
+        rest = uow.task_views.list_page("echo", before=page[-1].seq, limit=10)
+        pending = uow.task_views.list_page("echo", status=TaskStatus.PENDING)
+        positions = uow.task_views.positions(pending)
         assert uow.tasks.pending_count("echo") == 3
     assert [t.id for t in page] == [d.id, c.id]
     assert [t.id for t in rest] == [b.id, a.id]
     assert [t.id for t in pending] == [d.id, b.id, a.id]
-    assert positions == {b.id: 0, a.id: 1, d.id: 2}  # higher priority first, then first in
+    assert positions == {b.id: 1, a.id: 2, d.id: 3}  # higher priority first, then first in
