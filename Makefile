@@ -45,6 +45,7 @@ bench: install-test
 	$(BIN)/python bench/gateway.py --records
 	$(BIN)/python bench/batching.py
 	$(BIN)/python bench/embeddings.py
+	$(BIN)/python bench/tasks.py
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/coldstart.py
 	$(BIN)/python bench/autoscale.py

@@ -21,6 +21,7 @@ from podium.api.headers import SecurityHeaders
 from podium.api.limits import BodyLimit
 from podium.api.routes import (
     audit,
+    callback_keys,
     endpoints,
     files,
     jobs,
@@ -34,6 +35,7 @@ from podium.api.routes import (
     secrets,
     session,
     system,
+    tasks,
     tokens,
     usage,
 )
@@ -68,6 +70,8 @@ def create_api(ctx: ApiContext) -> FastAPI:
         live,  # GET /live: the gateway's counts now
         secrets,
         usage,
+        tasks,  # async tasks (issue 13)
+        callback_keys,
         files,  # the file store: job inputs and outputs (issue 13)
         jobs,  # batch jobs (issue 13)
     ):

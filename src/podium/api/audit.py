@@ -18,7 +18,7 @@ its own. What it records comes from the request, the matched route and the answe
     address, result     the client's address; the HTTP status answered
     detail              the problem's detail of a failure
 
-Values under the keys `token` and `value` are replaced by "[redacted]" wherever they are
+Values under the keys `token`, `value` and `key` are replaced by "[redacted]" wherever they are
 nested, so a token string or a secret never reaches the log. The row is written before
 the answer's head goes out (the answers of mutating routes are small), so a client that
 reads the log right after its action sees it. A failed write never fails the action: it
@@ -59,7 +59,7 @@ ACTION_KEY = "x-podium-action"  # a route's openapi_extra key naming its action
 
 AUDITED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REDACTED = "[redacted]"
-_SECRET_KEYS = frozenset({"token", "value"})
+_SECRET_KEYS = frozenset({"token", "value", "key"})  # key: a callback signing key
 _VERBS = {"POST": "create", "PUT": "set", "PATCH": "update", "DELETE": "delete"}
 _KEPT_BODY = 256 * 1024  # answers up to this size are parsed for `after`
 _KEPT_REQUEST = 64 * 1024  # request bodies up to this size are parsed for the name

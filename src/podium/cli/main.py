@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from podium import __version__
-from podium.cli import access, endpoints, jobs, models, observe, projects, records, top
+from podium.cli import access, endpoints, jobs, models, observe, projects, records, tasks, top
 from podium.cli._common import PodiumGroup
 from podium.core.settings import Settings
 
@@ -130,6 +130,8 @@ _COMMANDS = (
     observe.metrics,
     observe.events,
     records.requests,  # request records (issue 12)
+    tasks.tasks,  # async tasks (issue 13)
+    tasks.task,
     access.whoami,
     projects.audit,
     projects.usage,

@@ -9,6 +9,7 @@ import typer
 
 from podium.cli._common import ProjectOpt, client_for, console, print_json, read_json_arg
 from podium.cli.render import events_table
+from podium.cli.tasks import invoke_async
 
 Name = Annotated[str, typer.Argument(help="Endpoint name.")]
 
@@ -27,9 +28,26 @@ def invoke(
     ],
     path: Annotated[str, typer.Option("--path", help="Path under the endpoint.")] = "/",
     project: ProjectOpt = None,
+    run_async: Annotated[
+        bool, typer.Option("--async", help="Queue it as a task; print the task id.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="With --async: wait for the result and print it.")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", metavar="S", min=0, help="With --wait: give up after S s."),
+    ] = None,
 ) -> None:
-    """Send one request to an endpoint and print its JSON answer."""
+    """Send one request to an endpoint and print its JSON answer (--async: as a task)."""
     body = read_json_arg(payload)
+    if (wait or timeout is not None) and not run_async:
+        raise typer.BadParameter("--wait and --timeout need --async", param_hint="'--wait'")
+    if run_async:
+        invoke_async(
+            client_for(ctx), name, body, path=path, project=project, wait=wait, timeout=timeout
+        )
+        return
     answer = client_for(ctx).invoke(name, body, path=path, project=project)
     if isinstance(answer, str):
         typer.echo(answer)

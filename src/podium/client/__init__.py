@@ -18,6 +18,7 @@ from podium.client._access import DEFAULT_URL, TOKEN_ENV, credentials_path, disc
 from podium.client._client import PodiumClient
 from podium.client._errors import error_from_response, invalid_from_validation
 from podium.client._jobs import Job
+from podium.client._tasks import Endpoint, TaskFailed, TaskFuture
 from podium.client._views import (
     AuditEntry,
     CreatedToken,
@@ -30,9 +31,11 @@ from podium.client._views import (
     UsageRow,
     WhoAmI,
 )
+from podium.core.callbacks import verify as verify_signature
 from podium.core.errors import (
     Conflict,
     Forbidden,
+    Gone,
     Invalid,
     LoadError,
     NotFound,
@@ -68,6 +71,8 @@ from podium.core.spec import (
     InstanceType,
     ScalingSpec,
 )
+from podium.core.task_schemas import TaskAttemptOut, TaskCallbackOut, TaskOut, TaskPage
+from podium.core.tasks import TaskStatus
 
 __all__ = [
     "DEFAULT_URL",
@@ -76,6 +81,7 @@ __all__ = [
     "AuditEntry",
     "Conflict",
     "CreatedToken",
+    "Endpoint",
     "EndpointCreate",
     "EndpointPublic",
     "EndpointSpec",
@@ -85,6 +91,7 @@ __all__ = [
     "EventPublic",
     "FileOut",
     "Forbidden",
+    "Gone",
     "InstanceType",
     "Invalid",
     "Job",
@@ -118,6 +125,13 @@ __all__ = [
     "ScalingSpec",
     "SecretView",
     "StatusClass",
+    "TaskAttemptOut",
+    "TaskCallbackOut",
+    "TaskFailed",
+    "TaskFuture",
+    "TaskOut",
+    "TaskPage",
+    "TaskStatus",
     "TokenView",
     "TooLarge",
     "Unauthenticated",
@@ -129,4 +143,5 @@ __all__ = [
     "discover_token",
     "error_from_response",
     "invalid_from_validation",
+    "verify_signature",
 ]

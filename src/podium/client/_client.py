@@ -37,6 +37,7 @@ from podium.client._metrics import MetricsMethods
 from podium.client._observe import ObserveMethods
 from podium.client._packing import iter_file, pack_folder
 from podium.client._records import RecordMethods
+from podium.client._tasks import TaskMethods
 from podium.core.access import DEFAULT_PROJECT
 from podium.core.errors import Invalid, PodiumError
 from podium.core.phases import EndpointStatus
@@ -62,7 +63,13 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class PodiumClient(
-    ObserveMethods, MetricsMethods, AccessMethods, RecordMethods, LiveMethods, JobMethods
+    ObserveMethods,
+    MetricsMethods,
+    AccessMethods,
+    RecordMethods,
+    LiveMethods,
+    TaskMethods,
+    JobMethods,
 ):
     """A synchronous client for one Podium server.
 

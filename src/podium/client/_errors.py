@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from podium.core.errors import (
     Conflict,
     Forbidden,
+    Gone,
     Invalid,
     NotFound,
     OutOfMemory,
@@ -37,6 +38,7 @@ _BY_STATUS: dict[int | tuple[int, str], type[PodiumError]] = {
     401: Unauthenticated,
     403: Forbidden,
     404: NotFound,
+    410: Gone,
     409: Conflict,
     (409, QuotaExceeded.title): QuotaExceeded,
     413: TooLarge,

@@ -14,6 +14,13 @@ the counts the pass writes), and a scale-up is checked again under the project's
 it is written. A capped one says so in its `scaled` event; one that cannot grow at all
 writes an event only (once, until the cap changes).
 
+The task queue (issue 13) is one more input: the loop's store read of a pass calls
+`read_queue(uow)`, which reads `TaskRepo.depth()` (pending, oldest, running per endpoint)
+at most once every `QUEUE_READ_S` and keeps the figures for the passes between; each sample
+carries the endpoint's figures, and the policy counts them as demand (`scale_policy`).
+Tasks wake no one: an endpoint at zero with queued tasks comes up at the next pass that
+reads the queue, within a tick (the gateway's wake path stays the one for held requests).
+
 Without a gateway (unit tests of the loop) there is no load to read and nothing is scaled.
 """
 
@@ -40,6 +47,7 @@ from podium.core.scaling_spec import ScalingRule
 from podium.core.settings import Settings
 from podium.store.db import Database, UnitOfWork
 from podium.store.records import EndpointRecord
+from podium.store.tasks import QueueDepth
 
 log = logging.getLogger("podium.control")
 
@@ -47,6 +55,7 @@ log = logging.getLogger("podium.control")
 IDLE_STATUSES = frozenset({EndpointStatus.PAUSED, EndpointStatus.DELETING, EndpointStatus.FAILED})
 MIN_SPACING_S = 0.5  # samples closer than this are merged (passes run up to 10x a second)
 MAX_SAMPLES = 600  # per stable window: the spacing grows with the window
+QUEUE_READ_S = 1.0  # the task queue's depth is read at most this often (a GROUP BY query)
 
 
 @dataclass(slots=True)
@@ -59,8 +68,14 @@ class _Track:
     capped: tuple[int, str] | None = None  # the last "capped by quota" said: not repeated
 
     def add(
-        self, now: float, load: EndpointLoad, metrics: Mapping[str, float], keep: float
+        self,
+        now: float,
+        load: EndpointLoad,
+        metrics: Mapping[str, float],
+        keep: float,
+        queue: tuple[int, int, float] = (0, 0, 0.0),
     ) -> None:
+        """Append a sample; `queue` is (pending, running, oldest pending's age in s)."""
         spacing = max(MIN_SPACING_S, keep / MAX_SAMPLES)
         # Replace the last sample while the interval since the one before it is shorter than
         # the spacing (comparing with the last one instead would keep replacing it as long
@@ -75,7 +90,10 @@ class _Track:
             dt = now - self.samples[-1].t
             delta = load.requests - self.counters[-1]
             rps = delta / dt if dt > 0 and delta > 0 else 0.0  # a reset counter reads as 0
-        self.samples.append(Sample(now, load.in_flight, load.held, rps, dict(metrics)))
+        pending, running, oldest_s = queue
+        self.samples.append(
+            Sample(now, load.in_flight, load.held, rps, dict(metrics), pending, running, oldest_s)
+        )
         self.counters.append(load.requests)
         # Keep one sample older than the window: it bounds the first interval inside it.
         while len(self.samples) > 2 and self.samples[1].t <= now - keep:
@@ -107,6 +125,29 @@ class Autoscaling:
         self.scraper = scraper or Scraper()
         self.metrics = metrics or ControllerMetrics()  # scaling decisions, by direction
         self._tracks: dict[str, _Track] = {}
+        self._queue: dict[str, QueueDepth] = {}  # the task queue's depth, as last read
+        self._queue_read: float | None = None  # when (monotonic)
+
+    def read_queue(self, uow: UnitOfWork) -> None:
+        """Read the task queue's depth in the pass's unit of work, unless it was read less
+        than `QUEUE_READ_S` ago (then the last figures stand). Without a gateway nothing is
+        scaled, so nothing is read."""
+        now = self.clock.monotonic()
+        if self.gateway is None or (
+            self._queue_read is not None and now - self._queue_read < QUEUE_READ_S
+        ):
+            return
+        self._queue = uow.tasks.depth()
+        self._queue_read = now
+
+    def _queue_of(self, name: str) -> tuple[int, int, float]:
+        depth = self._queue.get(name)
+        if depth is None:
+            return (0, 0, 0.0)
+        age = 0.0
+        if depth.pending > 0:
+            age = max(0.0, self.clock.now().timestamp() - depth.oldest_created_at)
+        return (depth.pending, depth.running, age)
 
     def state(self, name: str) -> ScalerState | None:
         track = self._tracks.get(name)
@@ -184,7 +225,7 @@ class Autoscaling:
             for key, value in metrics.get(r.replica_id, {}).items():
                 summed[key] = summed.get(key, 0.0) + value
         load = snapshot.get(ep.name, EndpointLoad())
-        track.add(now, load, summed, spec.stable_window)
+        track.add(now, load, summed, spec.stable_window, self._queue_of(ep.name))
         ctx = ScalingContext(
             now=now,
             spec=spec,
@@ -192,6 +233,7 @@ class Autoscaling:
             ready=len(ready),
             samples=tuple(track.samples),
             starting=starting,
+            task_slots=self.settings.tasks.slot_share * ep.spec.max_concurrency,
         )
         decision = decide(ctx, track.state)
         using = self._usage(ep)

@@ -202,6 +202,7 @@ class Controller:
         await self.probing.run(http)
         with self.db.unit_of_work(read_only=True) as uow:
             endpoints = uow.endpoints.list()
+            self.scaling.read_queue(uow)  # the task queue's depth, at most once a second
         for ep in endpoints:  # read from the store when first seen (`recall`)
             self.recall.remember(ep)
         # Autoscale first, so a wake for held requests starts replicas in this same pass.

@@ -15,7 +15,13 @@ on fake time. The semantics (Knative KPA-like) are documented in docs/autoscalin
   held, arriving or starting;
 * requests held while no replica is ready -> at least ceil(held / target) at once;
 * at zero, nothing but load arriving now (held requests) brings it up: the windows still
-  remember the traffic from before it went to zero.
+  remember the traffic from before it went to zero;
+* the task queue (issue 13) is one more signal: pending + running tasks over the task slots
+  of a replica (`slot_share x max_concurrency`), so the replicas whose task share of the
+  slots covers the queue; pending tasks with no ready replica come up at once like held
+  requests (rule 2), and pending or running tasks count as activity (never to zero under
+  them). It takes no part in panic: a job's thousand lines arrive at once by design, and
+  a queue waits well enough for the stable window.
 """
 
 from __future__ import annotations
@@ -45,10 +51,17 @@ class Sample:
     held: int = 0  # requests the gateway holds because no replica is ready
     rps: float = 0.0  # requests/s arriving since the previous sample
     metrics: Mapping[str, float] = field(default_factory=dict)
+    pending: int = 0  # tasks queued for the endpoint (issue 13)
+    running: int = 0  # tasks a dispatcher holds (also in `in_flight` while at a replica)
+    oldest_s: float = 0.0  # how long the oldest pending task has waited
 
     @property
     def concurrency(self) -> int:
         return self.in_flight + self.held
+
+    @property
+    def tasks(self) -> int:
+        return self.pending + self.running
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +72,9 @@ class ScalingContext:
     ready: int  # ready replicas (any revision)
     samples: Sequence[Sample] = ()  # oldest first; the last one is the current load
     starting: int = 0  # replicas starting: the endpoint is coming up, so it is not idle
+    # Task slots of one replica: `settings.tasks.slot_share x max_concurrency` (the dispatcher
+    # runs at most that many of the endpoint's tasks per ready replica).
+    task_slots: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +126,7 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
         # waits `scale_down_delay` from now, and by then they have left the window)
         state = ScalerState(last_change=now)
     latest = ctx.samples[-1] if ctx.samples else Sample(now)
-    active = latest.concurrency > 0 or latest.rps > 0 or ctx.starting > 0
+    active = latest.concurrency > 0 or latest.rps > 0 or ctx.starting > 0 or latest.tasks > 0
     last_active = now if active or state.last_active is None else state.last_active
     state = replace(state, last_active=last_active)
     idle_s = now - last_active
@@ -131,6 +147,13 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
         "need": best.need,
         "panic_need": panic_best.need,
     }
+    if latest.tasks > 0 or any(s.name == "queue" for s in stable):
+        figures.update(
+            queued=latest.pending,
+            running_tasks=latest.running,
+            oldest_queued_s=round(latest.oldest_s, 3),
+            task_slots=round(ctx.task_slots, 3),
+        )
 
     def to(st: ScalerState, n: int, why: str, signal: str) -> Decision:
         """Change the count to `n` (never `cur`), saying why."""
@@ -147,7 +170,7 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
     if cur < lo:
         return to(state, lo, f"min_replicas is {lo}", "bounds")
 
-    # 2. Requests held with nothing ready: come up now, no window, no delay.
+    # 2. Requests held (or tasks queued) with nothing ready: come up now, no window, no delay.
     if ctx.ready == 0 and latest.held > 0:
         want = min(hi, max(1, _ceil(latest.held / spec.target_concurrency)))
         if want > cur:
@@ -156,6 +179,11 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
                 f"target {spec.target_concurrency:g} per replica"
             )
             return to(state, want, why, "held")
+    if ctx.ready == 0 and latest.pending > 0:
+        want = min(hi, max(1, _ceil(latest.tasks / ctx.task_slots)))
+        if want > cur:
+            why = f"{_queue_text(latest)} with no ready replica, {_slots_text(ctx)}"
+            return to(state, want, why, "queue")
 
     # 3. Idle long enough: to zero.
     if lo == 0 and cur > 0 and idle_s >= spec.scale_to_zero_after:
@@ -163,7 +191,7 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
 
     # At zero, only requests arriving now bring it up (rule 2: the gateway holds them): the
     # windows still average the traffic from before it went to zero, which must not.
-    if cur == 0 and latest.concurrency == 0 and latest.rps == 0:
+    if cur == 0 and latest.concurrency == 0 and latest.rps == 0 and latest.tasks == 0:
         return stay(state)
 
     # 4. Panic: a burst far beyond capacity scales up at once and holds.
@@ -229,6 +257,19 @@ def _signals(ctx: ScalingContext, window: float, *, rules: bool = True) -> list[
                 f"{_num(rps)} requests/s {over}, target {spec.target_rps:g} per replica",
             )
         )
+    if rules:  # the queue is a stable-window signal only (module docstring)
+        tasks = _average(ctx.samples, now, window, lambda s: s.tasks)
+        if tasks > 0:
+            latest = ctx.samples[-1]
+            out.append(
+                _Signal(
+                    "queue",
+                    tasks,
+                    tasks / ctx.task_slots,
+                    f"{_queue_text(latest)}, {_num(tasks)} queued or running {over}, "
+                    f"{_slots_text(ctx)}",
+                )
+            )
     if rules and ctx.ready > 0:
         for rule in spec.rules:
             key = rule_key(rule)
@@ -245,6 +286,20 @@ def _signals(ctx: ScalingContext, window: float, *, rules: bool = True) -> list[
                 )
             )
     return out
+
+
+def _queue_text(s: Sample) -> str:
+    """`12 queued tasks (oldest 3.2 s), 4 running`."""
+    text = f"{s.pending} queued task{'' if s.pending == 1 else 's'}"
+    if s.pending:
+        text += f" (oldest {s.oldest_s:.1f} s)"
+    if s.running:
+        text += f", {s.running} running"
+    return text
+
+
+def _slots_text(ctx: ScalingContext) -> str:
+    return f"{_num(ctx.task_slots)} task slot(s) per replica"
 
 
 def _metric(key: str) -> Callable[[Sample], float]:

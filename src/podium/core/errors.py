@@ -4,6 +4,7 @@
      ├── Unauthenticated   no valid token was given                   401 Unauthorized (+ WWW-Auth.)
      ├── Forbidden         the token lacks the scope or project       403 Forbidden
      ├── NotFound          a named thing does not exist               404 Not Found
+     │    └── Gone            it existed, but expired                 410 Gone
      ├── Conflict          it exists / is in use / wrong state        409 Conflict
      │    └── QuotaExceeded   a project's quota would be passed       409 Quota exceeded
      ├── Invalid           the user's input is wrong                  422 Invalid
@@ -60,6 +61,13 @@ class Forbidden(PodiumError):
 class NotFound(PodiumError):
     title = "Not Found"
     status = 404
+
+
+class Gone(NotFound):
+    """It existed but is no more: a task's result past its TTL (issue 13)."""
+
+    title = "Gone"
+    status = 410
 
 
 class Conflict(PodiumError):

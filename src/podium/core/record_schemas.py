@@ -56,6 +56,7 @@ class RequestRecordPublic(BaseModel):
     client: str | None = None
     user_agent: str | None = None
     token_id: str | None = None
+    task_id: str | None = None  # the async task this call ran (issue 13), or None
     request_body: str | None = None
     response_body: str | None = None
 
@@ -77,7 +78,16 @@ COLUMNS: tuple[str, ...] = tuple(
 # Text a spreadsheet would run as a formula (CSV injection): such a cell gets a leading `'`.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _TEXT_COLUMNS = frozenset(
-    {"request_id", "route", "method", "client", "user_agent", "token_id", *PAYLOAD_COLUMNS}
+    {
+        "request_id",
+        "route",
+        "method",
+        "client",
+        "user_agent",
+        "token_id",
+        "task_id",
+        *PAYLOAD_COLUMNS,
+    }
 )
 
 

@@ -49,6 +49,7 @@ from podium.core.access import (
 )
 from podium.core.request_record import ErrorClass
 from podium.core.routing import EndpointRoute
+from podium.core.tasks import TASK_KEY
 from podium.gateway.activator import Refusal
 from podium.gateway.invocation import Invocation
 from podium.gateway.rate_limit import Buckets, retry_after
@@ -146,6 +147,8 @@ class AccessStage(Collector):
         endpoint_limit = route.rate_limit
         if token_limit is None and endpoint_limit is None:
             return None
+        if TASK_KEY in call.scope:
+            return None  # a task's run: counted by the rate limits when it was enqueued
         now = time.monotonic()
         if token_limit is not None:
             wait = self._by_token.wait(token_id, token_limit, now)

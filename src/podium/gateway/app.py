@@ -30,7 +30,7 @@ from podium.core.asgi import serve_lifespan
 from podium.core.request_record import RecordBuffer
 from podium.core.routing import EndpointLoad, GatewayView, RoutingSource, Waker
 from podium.core.service_counts import ServiceSnapshot
-from podium.core.settings import GatewaySettings
+from podium.core.settings import GatewaySettings, TaskSettings
 from podium.gateway.activator import Activator
 from podium.gateway.balancer import Balancer
 from podium.gateway.http1 import Http1Transport
@@ -42,6 +42,8 @@ from podium.gateway.pipeline import Authenticates, Pipeline, Stage
 from podium.gateway.proxy import Proxy, WhyFailed
 from podium.gateway.recording import RecordStage
 from podium.gateway.responses import Receive, Scope, Send, send_problem
+from podium.gateway.task_intake import ASYNC, TaskIntake
+from podium.gateway.task_store import TaskStore
 from podium.gateway.transport import Transport
 
 PREFIX = "/endpoints/"
@@ -50,6 +52,8 @@ PROJECT_PREFIX = "/p/"
 ROUTES = (
     PREFIX + "{name}/{path}",
     PROJECT_PREFIX + "{project}" + PREFIX + "{name}/{path}",
+    PREFIX + "{name}/async/{path}",
+    PROJECT_PREFIX + "{project}" + PREFIX + "{name}/async/{path}",
     *OPENAI_ROUTES,
 )
 # A replica's internal routes, as they follow `/endpoints/{name}/`: refused with 404. The
@@ -77,7 +81,9 @@ class Gateway:
     `RecordBuffer`), a `recording.RecordStage` runs first, before the given stages, so
     their refusals (401, 403, 429) are recorded too. `registry` is where the gateway's
     Prometheus collectors go (the server's one registry); without it, a registry of its
-    own. Either way it is `metrics_registry`.
+    own. Either way it is `metrics_registry`. With `tasks` (the queue's `TaskStore`) the
+    async route `…/endpoints/{name}/async/{path}` stores tasks (`task_intake`); without,
+    it answers 404. `pipeline` is what the task dispatcher runs tasks through.
 
     Its routes only resolve the endpoint and the replica path; `pipeline.Pipeline` does
     the rest (metering, stages, refusals, admission, forwarding).
@@ -95,6 +101,8 @@ class Gateway:
         stages: Sequence[Stage] = (),
         records: RecordBuffer | None = None,
         registry: CollectorRegistry | None = None,
+        tasks: TaskStore | None = None,
+        task_settings: TaskSettings | None = None,
     ) -> None:
         self._routing = routing
         self.balancer = Balancer(settings.eject_s)
@@ -112,6 +120,12 @@ class Gateway:
             stages = (RecordStage(records), *stages)
         self.activator = Activator(routing, self.balancer, wake)
         self._pipeline = Pipeline(settings, routing, self._meters, self.activator, proxy, stages)
+        self.pipeline = self._pipeline
+        self.task_intake = (
+            None
+            if tasks is None
+            else TaskIntake(self._pipeline, tasks, task_settings or TaskSettings())
+        )
         auth = next((s for s in stages if isinstance(s, Authenticates)), None)
         self._openai = OpenAIRouter(routing, settings.max_body_bytes, self._pipeline, auth)
         self.metrics_registry = (
@@ -188,6 +202,9 @@ class Gateway:
             await self._no_path(send)
             return
         name, _, sub = path[len(prefix) :].partition("/")
+        if sub.startswith(ASYNC):
+            await self._async(scope, send, receive, root + prefix + name, project, name, sub)
+            return
         if _internal(sub):
             await self._internal(send, sub, name)
             return
@@ -209,6 +226,32 @@ class Gateway:
             await self._internal(send, sub, name)
             return
         await self._pipeline.invoke(route, scope, receive, send, target)
+
+    async def _async(
+        self,
+        scope: Scope,
+        send: Send,
+        receive: Receive,
+        head: str,
+        project: str,
+        name: str,
+        sub: str,
+    ) -> None:
+        """`…/endpoints/{name}/async/{path}`: the call becomes a task (`task_intake`)."""
+        sub = sub[len(ASYNC) :]
+        route = None
+        if not (_internal(sub) or PROJECT_SEPARATOR in name or PROJECT_SEPARATOR in project):
+            key = endpoint_key(project, name) if project else name
+            route = self._routing.table.endpoints.get(key)
+        target = _target(scope, head + "/async") if route is not None else ""
+        if "%" in target and _internal(unquote(target.partition("?")[0])[1:]):
+            route = None
+        if route is None or self.task_intake is None:
+            self._pipeline.unrouted()
+            why = "" if self.task_intake is not None else " (async tasks are off)"
+            await send_problem(send, 404, f"endpoint {name!r} not found{why}", endpoint=name)
+            return
+        await self.task_intake(route, scope, receive, send, target)
 
     async def _internal(self, send: Send, sub: str, name: str) -> None:
         self._pipeline.unrouted()

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from podium.core.access import Principal
@@ -149,6 +149,71 @@ class Pipeline:
             meter.finish(status, seconds)
             if call is not None:
                 self._finish(call, checked, status, seconds)
+
+    async def admit_task(
+        self,
+        route: EndpointRoute,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        target: str,
+        enqueue: Callable[[Invocation, bytes], Awaitable[int]],
+    ) -> int:
+        """The enqueue call of an async task (`task_intake`): the stages every synchronous
+        call passes (authentication, visibility, rate limits; the request record of the
+        enqueue call itself), the endpoint's refusals (paused, failed), the body read whole
+        and bounded (413); then `enqueue(call, body)` stores the task and answers (202).
+        Returns the status sent. Not metered as an invocation of the endpoint (it reaches
+        no replica): each run of the task is, when the dispatcher makes it."""
+        started = time.perf_counter()
+        status = 0
+        head = request_head(scope)
+        bind_request(head.request_id)
+        call = Invocation(route, scope, head, target, started)
+        checked = 0
+        try:
+            for stage in self._stages:
+                checked += 1
+                refusal = await stage.check(call)
+                if refusal is not None:
+                    call.fail(_refusal_error(refusal))
+                    await refusal.send(send, head.request_id)
+                    status = refusal.status
+                    return status
+            refusal = refusal_for(route)
+            if refusal is not None:
+                call.fail(_refusal_error(refusal))
+                await refusal.send(send, head.request_id)
+                status = refusal.status
+                return status
+            limit = self._settings.max_body_bytes
+            try:
+                body = await read_body(
+                    receive, head.content_length, retry_bytes=limit, max_bytes=limit
+                )
+            except BodyTooLarge as e:
+                call.fail(ErrorClass.TOO_LARGE)
+                call.body = b""
+                await send_problem(
+                    send,
+                    413,
+                    f"request body is larger than the limit of {e.limit} bytes",
+                    title=TooLarge.title,
+                    request_id=head.request_id,
+                    endpoint=route.name,
+                    limit=e.limit,
+                )
+                status = 413
+                return status
+            except ClientGone:
+                return 0
+            if not isinstance(body, bytes):  # pragma: no cover - retry_bytes = max_bytes
+                raise TypeError("a task's body is read whole")
+            call.body = body
+            status = await enqueue(call, body)
+            return status
+        finally:
+            self._finish(call, checked, status, time.perf_counter() - started)
 
     def _finish(self, call: Invocation, checked: int, status: int, seconds: float) -> None:
         """`Stage.finish` of the stages that checked this call, in order; one that raises is

@@ -54,6 +54,9 @@ from podium.runtimes.presets import EXTERNAL_FRAMEWORKS
 log = logging.getLogger("podium.gateway")
 
 PRINCIPAL = "podium.principal"  # where the access stage leaves the caller in the scope
+# A dispatched task's call (`scope[TASK_KEY]` set): the seconds the task waited in the queue
+# for this attempt, counted in its record's `queue_ms` (`gateway.tasks`).
+TASK_WAIT = "podium.task_wait_s"
 _USER_AGENT = b"user-agent"
 MAX_TOKENS = 2**31 - 1
 NO_ROOM = "[not stored: the capture buffer is full]"
@@ -173,6 +176,10 @@ class RecordStage(Collector):
                 break
         who = scope.get(PRINCIPAL)
         token_id = who.token_id if isinstance(who, Principal) and who is not NOBODY_CHECKS else None
+        queue_s = call.queue_s
+        task_id = scope.get(TASK_KEY)  # set by the task dispatcher for the calls it makes
+        if task_id is not None:
+            queue_s += scope.get(TASK_WAIT, 0.0)
         request_body = response_body = None
         if call.capture:
             request_body, response_body = _payloads(call)
@@ -192,7 +199,7 @@ class RecordStage(Collector):
             None if error is None else error.value,
             call.received_at,
             latency_ms,
-            call.queue_s * 1000.0,
+            queue_s * 1000.0,
             call.revision,
             call.replica_id,
             upstream_ms,
@@ -208,7 +215,7 @@ class RecordStage(Collector):
             token_id,
             request_body,
             response_body,
-            scope.get(TASK_KEY),  # set by the task dispatcher for the calls it makes
+            task_id,
         )
 
 

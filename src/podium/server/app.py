@@ -39,6 +39,9 @@ from podium.core.routing import InProcessRoutingSource, RoutingSource
 from podium.core.settings import Settings
 from podium.gateway.access import AccessStage
 from podium.gateway.app import Gateway
+from podium.gateway.task_store import DatabaseTaskStore
+from podium.gateway.tasks import TaskDispatcher
+from podium.server.callbacks import CallbackSender
 from podium.server.credentials import ensure_credentials
 from podium.server.hosts import HostCheck, allowed_hosts
 from podium.server.jobs import JobRunner
@@ -46,7 +49,8 @@ from podium.server.recorder import RecordWriter
 from podium.server.scrape import scrape_refusal
 from podium.server.tokens import LiveTokens, TokenRefresher, store_loader
 from podium.store.db import Database
-from podium.store.files import FileStore
+from podium.store.files import FileStore, TaskResultFiles
+from podium.store.secret_box import SecretBox
 
 log = logging.getLogger("podium.server")
 # OpenAI's Batch API is served by the control-plane API (api/routes/openai_batches.py).
@@ -88,6 +92,7 @@ class Podium:
         # The server's one Prometheus registry, which `/metrics` serves (docs/metrics.md):
         # the gateway, the controller and the records writer register into it.
         self.registry = CollectorRegistry(auto_describe=False)
+        self.task_store = DatabaseTaskStore(self.db)
         self.gateway = Gateway(
             self.holder,
             settings.gateway,
@@ -99,7 +104,23 @@ class Podium:
             stages=[AccessStage(self.tokens, auth=settings.auth)],
             records=self.records,  # one record per invocation, offered to the buffer
             registry=self.registry,
+            # Async tasks (issue 13): the async route stores them in the server's queue...
+            tasks=self.task_store,
+            task_settings=settings.tasks,
         )
+        # ...and the dispatcher runs them through the gateway's own pipeline.
+        # Results too large (or not JSON) to keep inline go to the file store (issue 13).
+        result_files = TaskResultFiles(self.db, FileStore(settings.files_dir))
+        self.dispatcher = TaskDispatcher(
+            self.gateway.pipeline,
+            self.holder,
+            self.task_store,
+            settings.tasks,
+            save_result=result_files.save_result,
+            delete_files=result_files.delete_files,
+        )
+        if self.gateway.task_intake is not None:
+            self.gateway.task_intake.on_enqueued = self.dispatcher.wake
         self.controller = Controller(
             settings,
             self.db,
@@ -110,6 +131,10 @@ class Podium:
         # Batch jobs (issue 13): turns job lines into tasks, writes their output files.
         self.jobs = JobRunner(self.db, FileStore(settings.files_dir), settings.tasks)
         self._register()
+        # Task callbacks (issue 13): POSTs each ended task's document to its callback URL.
+        self.callbacks = CallbackSender(
+            self.db, settings.tasks, SecretBox(settings.secret_key_path)
+        )
         self.api = create_api(
             ApiContext(
                 settings=settings,
@@ -155,6 +180,15 @@ class Podium:
         if self.recorder is not None:
             self.recorder.start()
         self.controller.start()
+        self.dispatcher.start()
+        self.callbacks.start()
+        # The job runner's thread wakes the dispatcher, through the loop, when it enqueued.
+        loop = asyncio.get_running_loop()
+
+        def wake_dispatcher() -> None:
+            loop.call_soon_threadsafe(self.dispatcher.wake)
+
+        self.jobs.on_enqueued = wake_dispatcher
         self.jobs.start()
         # Everything built so far lives as long as the server: move it out of the garbage
         # collector's generations, so the full collections that long-lived objects (request
@@ -175,6 +209,8 @@ class Podium:
     async def shutdown(self, *, stop_replicas: bool = True) -> None:
         await asyncio.to_thread(self.jobs.stop)
         self.controller.stop()
+        await self.dispatcher.stop()  # before the gateway: its calls run through it
+        await asyncio.to_thread(self.callbacks.stop)
         self.token_refresher.stop()
         await self.backend.close(stop_replicas=stop_replicas)
         await self.gateway.shutdown()

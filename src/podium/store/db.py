@@ -49,6 +49,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import Invalid, Retryable, Unavailable
 from podium.store.audit import AuditRepo
+from podium.store.callback_keys import CallbackKeyRepo
+from podium.store.callbacks import CallbackQueue
 from podium.store.endpoints import EndpointRepo
 from podium.store.events import EventRepo
 from podium.store.files import FileRepo
@@ -62,6 +64,7 @@ from podium.store.replicas import ReplicaRepo
 from podium.store.requests import RequestRepo
 from podium.store.secrets import SecretRepo
 from podium.store.stats import StatsRepo
+from podium.store.task_views import TaskViews
 from podium.store.tasks import TaskRepo
 from podium.store.tokens import TokenRepo
 from podium.store.usage import UsageRepo
@@ -124,6 +127,9 @@ class UnitOfWork:
         self.metrics = MetricRepo(session)
         self.stats = StatsRepo(session, clock)  # summaries of metric_points
         self.tasks = TaskRepo(session, clock)  # the async task queue (issue 13)
+        self.task_views = TaskViews(session, clock)  # the API's pages, positions, cancel
+        self.callback_keys = CallbackKeyRepo(session, clock)  # tasks' callback signing keys
+        self.callbacks = CallbackQueue(session, clock)  # callbacks due for delivery
         self.files = FileRepo(session, clock)  # the file store's rows (issue 13)
         self.jobs = JobRepo(session, clock)  # batch jobs (issue 13)
 

@@ -26,6 +26,7 @@ from podium.store.locks import LockSpace, lock_name
 from podium.store.projects import ProjectRepo
 from podium.store.records import EndpointRecord, RevisionRecord
 from podium.store.tables import (
+    CallbackKeyRow,
     EndpointMemoryRow,
     EndpointRow,
     EventRow,
@@ -269,6 +270,7 @@ class EndpointRepo:
         self._s.execute(delete(EventRow).where(EventRow.endpoint == name))
         self._s.execute(delete(MetricPointRow).where(MetricPointRow.endpoint == name))
         self._s.execute(delete(RevisionRow).where(RevisionRow.endpoint == name))
+        self._s.execute(delete(CallbackKeyRow).where(CallbackKeyRow.endpoint == name))
         self._s.execute(delete(EndpointRow).where(EndpointRow.name == name))
 
     # ------------------------------------------------------------------ helpers

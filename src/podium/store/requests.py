@@ -70,6 +70,7 @@ class RecordFilter:
     replica: str | None = None
     revision: int | None = None
     request_id: str | None = None
+    task_id: str | None = None  # the calls that ran this async task (each attempt one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +207,8 @@ def _conditions(
         out.append(_C.revision == filters.revision)
     if filters.request_id is not None:
         out.append(_C.request_id == filters.request_id)
+    if filters.task_id is not None:
+        out.append(_C.task_id == filters.task_id)
     return out
 
 
@@ -254,6 +257,7 @@ def _stored(row: Any) -> StoredRecord:
             client=row["client"],
             user_agent=row["user_agent"],
             token_id=row["token_id"],
+            task_id=row["task_id"],
             request_body=row.get("request_body"),
             response_body=row.get("response_body"),
         ),

@@ -41,6 +41,7 @@ from podium.core.clock import Clock
 from podium.core.errors import Conflict, NotFound
 from podium.core.tasks import (
     MAX_ERROR_CHARS,
+    TASK_FINAL,
     AttemptOutcome,
     TaskId,
     TaskStatus,
@@ -52,6 +53,10 @@ _T = cast(Table, TaskRow.__table__)
 _A = cast(Table, TaskAttemptRow.__table__)
 _PENDING = TaskStatus.PENDING.value
 _RUNNING = TaskStatus.RUNNING.value
+# What `expire` ends once past its TTL (a running task is left to finish first).
+_EXPIRABLE = tuple(
+    s.value for s in (TaskStatus.PENDING, *sorted(TASK_FINAL)) if s is not TaskStatus.RUNNING
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +146,9 @@ class Claimed:
     token_id: str | None
     job_id: str | None
     line: int | None
+    # When it last became pending (created, or sent back for a retry): its queue wait for
+    # this attempt is counted from here (the request record's `queue_ms`).
+    pending_since: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,18 +287,34 @@ class TaskRepo:
         now = self._now()
         postgres = self._s.get_bind().dialect.name == "postgresql"
         claimed: list[Claimed] = []
-        for endpoint, slots in free.items():
-            if slots <= 0:
+        wanted = [endpoint for endpoint, slots in free.items() if slots > 0]
+        if not wanted:
+            return claimed
+        # One indexed look first: an idle dispatcher asks once per round, not per endpoint.
+        waiting = set(
+            self._s.execute(
+                select(_T.c.endpoint)
+                .where(_T.c.status == _PENDING, _T.c.endpoint.in_(wanted))
+                .distinct()
+            ).scalars()
+        )
+        for endpoint in wanted:
+            if endpoint not in waiting:
                 continue
+            slots = free[endpoint]
             pick = (
-                select(_T.c.seq)
+                select(_T.c.seq, _T.c.updated_at)
                 .where(_T.c.status == _PENDING, _T.c.endpoint == endpoint)
                 .order_by(_T.c.priority.desc(), _T.c.seq)
                 .limit(slots)
             )
             if postgres:
                 pick = pick.with_for_update(skip_locked=True)
-            seqs = list(self._s.execute(pick).scalars())
+            picked = self._s.execute(pick).all()
+            if not picked:
+                continue
+            seqs = [p.seq for p in picked]
+            since = {p.seq: p.updated_at for p in picked}
             if not seqs:
                 continue
             rows = list(
@@ -342,6 +366,7 @@ class TaskRepo:
                         token_id=r.token_id,
                         job_id=r.job_id,
                         line=r.line,
+                        pending_since=since[r.seq],
                     )
                 )
             if rows:
@@ -478,6 +503,50 @@ class TaskRepo:
             )
         return len(rows)
 
+    # ------------------------------------------- expire (a caller's cancel: store.task_views)
+
+    def expire(self, limit: int = 500) -> tuple[int, builtins.list[str]]:
+        """Pending and finished tasks past `expires_at` become `expired`, their results
+        deleted; returns how many, and the result files to delete (the caller deletes them:
+        the file store is not this repository's). A running task expires once it ends."""
+        now = self._now()
+        rows = self._s.execute(
+            select(_T.c.id, _T.c.result_file)
+            .where(_T.c.expires_at < now, _T.c.status.in_(_EXPIRABLE))
+            .limit(limit)
+        ).all()
+        files: list[str] = []
+        for r in rows:
+            done = self._s.execute(
+                update(_T)
+                .where(_T.c.id == r.id, _T.c.status.in_(_EXPIRABLE))
+                .values(
+                    status=TaskStatus.EXPIRED.value,
+                    result=None,
+                    result_file=None,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+            )
+            if getattr(done, "rowcount", 1) == 1 and r.result_file is not None:
+                files.append(r.result_file)
+        return len(rows), files
+
+    def still_running(self, owner: str, held: Sequence[tuple[str, int]]) -> builtins.set[str]:
+        """Of the tasks `owner` runs (id, attempt), those still `running` that attempt under
+        it: the others were cancelled, or their lease passed to another dispatcher."""
+        if not held:
+            return set()
+        ids = [task_id for task_id, _ in held]
+        attempts = dict(held)
+        rows = self._s.execute(
+            select(_T.c.id, _T.c.attempts).where(
+                _T.c.id.in_(ids), _T.c.status == _RUNNING, _T.c.lease_owner == owner
+            )
+        ).all()
+        return {r.id for r in rows if attempts.get(r.id) == r.attempts}
+
     # ------------------------------------------------------------------ reading
 
     def get(self, task_id: str) -> TaskView:
@@ -503,6 +572,18 @@ class TaskRepo:
             )
             for r in rows
         ]
+
+    def has_key(self, endpoint: str, key: str) -> bool:
+        """Whether the endpoint has a task with this idempotency key."""
+        return self._by_key(endpoint, key) is not None
+
+    def pending_count(self, endpoint: str) -> int:
+        """An endpoint's pending tasks (the gateway refuses more than `max_pending`)."""
+        return int(
+            self._s.execute(
+                select(func.count()).where(_T.c.status == _PENDING, _T.c.endpoint == endpoint)
+            ).scalar_one()
+        )
 
     def depth(self) -> dict[str, QueueDepth]:
         """Per endpoint with pending or running tasks: how many pending (and the oldest's

@@ -39,8 +39,8 @@ class Need(Enum):
     READ = "read on the project (default here)"
     READ_ANY = "read on the project if one is named, else on any project"
     DEPLOY = "deploy on the project"
-    INVOKE = "invoke on the project (default here)"
-    INVOKE_ANY = "invoke on the project if one is named, else on any project"
+    INVOKE = "invoke on the project (tasks: results are model outputs)"
+    INVOKE_TASK = "invoke on the object's project (invoke anywhere, then the task's, job's, file's)"
     ADMIN = "admin"
     ADMIN_ALL = "admin on every project (a token bound to none)"
 
@@ -48,13 +48,13 @@ class Need(Enum):
 MATRIX: dict[tuple[str, str], Need] = {
     # files and batch jobs (issue 13): model inputs and outputs, so invoke (not read)
     ("POST", "/files"): Need.INVOKE,
-    ("GET", "/files/{file_id}"): Need.INVOKE_ANY,
-    ("GET", "/files/{file_id}/content"): Need.INVOKE_ANY,
-    ("DELETE", "/files/{file_id}"): Need.INVOKE_ANY,
+    ("GET", "/files/{file_id}"): Need.INVOKE_TASK,
+    ("GET", "/files/{file_id}/content"): Need.INVOKE_TASK,
+    ("DELETE", "/files/{file_id}"): Need.INVOKE_TASK,
     ("POST", "/jobs"): Need.INVOKE,
-    ("GET", "/jobs"): Need.INVOKE_ANY,
-    ("GET", "/jobs/{job_id}"): Need.INVOKE_ANY,
-    ("POST", "/jobs/{job_id}/cancel"): Need.INVOKE_ANY,
+    ("GET", "/jobs"): Need.INVOKE_TASK,
+    ("GET", "/jobs/{job_id}"): Need.INVOKE_TASK,
+    ("POST", "/jobs/{job_id}/cancel"): Need.INVOKE_TASK,
     ("GET", "/health"): Need.PUBLIC,
     ("POST", "/session"): Need.PUBLIC,
     ("DELETE", "/session"): Need.PUBLIC,
@@ -101,6 +101,13 @@ MATRIX: dict[tuple[str, str], Need] = {
     ("GET", "/usage"): Need.READ_ANY,
     # issue 12: the live view
     ("GET", "/live"): Need.READ_ANY,
+    # issue 13: async tasks and their callback keys
+    ("GET", "/tasks/{id}"): Need.INVOKE_TASK,
+    ("DELETE", "/tasks/{id}"): Need.INVOKE_TASK,
+    ("GET", "/tasks/{id}/result"): Need.INVOKE_TASK,
+    ("GET", "/endpoints/{name}/tasks"): Need.INVOKE,
+    ("GET", "/endpoints/{name}/callback-key"): Need.DEPLOY,
+    ("POST", "/endpoints/{name}/callback-key/rotate"): Need.DEPLOY,
 }
 
 CALLERS = (
@@ -130,7 +137,8 @@ def expected(need: Need, caller: str) -> int | str:
         Need.READ_ANY: {"read", "deploy", "admin", "other", "team-admin"},
         Need.DEPLOY: {"deploy", "admin"},
         Need.INVOKE: {"invoke", "admin"},
-        Need.INVOKE_ANY: {"invoke", "admin", "team-admin"},  # a file's or job's own project
+        # team-admin holds invoke (on team): past the first check, 404 for an unknown id
+        Need.INVOKE_TASK: {"invoke", "admin", "team-admin"},
         Need.ADMIN: {"admin", "team-admin"},  # tokens and audit: those of its projects
         Need.ADMIN_ALL: {"admin"},
     }[need]

@@ -259,3 +259,32 @@ def test_a_body_far_over_the_file_limit_is_refused_before_it_is_parsed(
             assert "PODIUM_MAX_FILE_BYTES" in r.text
         small = _upload(client, b"x" * 1001)  # past the store's bound, within the body's
         assert small.status_code == 413 and small.json()["field"] == "file"
+
+
+def test_a_task_result_kept_as_a_file_is_served_with_its_type(
+    client: TestClient, ctx: ApiContext
+) -> None:
+    from podium.store.files import TaskResultFiles
+    from podium.store.tasks import NewTask
+
+    with ctx.db.unit_of_work() as uow:
+        task, _ = uow.tasks.enqueue(
+            NewTask(endpoint="echo", project="default", method="POST", path="/", body=b"{}")
+        )
+    with ctx.db.unit_of_work() as uow:
+        (claimed,) = uow.tasks.claim("d1", {"echo": 1})
+    hooks = TaskResultFiles(ctx.db, FileStore(ctx.settings.files_dir))
+    file_id = hooks.save_result(claimed, b"\x89PNG" * 1000, "image/png")
+    with ctx.db.unit_of_work() as uow:
+        outcome = Outcome(
+            kind=AttemptOutcome.SUCCEEDED, status=200, result_type="image/png", result_file=file_id
+        )
+        uow.tasks.finish(claimed.id, 1, "d1", outcome)
+    r = client.get(f"/api/v1/tasks/{task.id}/result")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["x-podium-result-status"] == "200"
+    assert r.content == b"\x89PNG" * 1000
+    hooks.delete_files([file_id])  # gone (the sweep deleted it): a 404, not a cut stream
+    gone = client.get(f"/api/v1/tasks/{task.id}/result")
+    assert (gone.status_code, gone.json()["field"]) == (404, "file_id")

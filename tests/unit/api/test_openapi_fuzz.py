@@ -77,6 +77,12 @@ PROMISED = {
     ("DELETE", "/tokens/{id}"),
     ("GET", "/audit"),
     ("GET", "/live"),
+    ("GET", "/tasks/{id}"),  # issue 13: the SDK's TaskFuture, `podium task`
+    ("DELETE", "/tasks/{id}"),
+    ("GET", "/tasks/{id}/result"),
+    ("GET", "/endpoints/{name}/tasks"),
+    ("GET", "/endpoints/{name}/callback-key"),
+    ("POST", "/endpoints/{name}/callback-key/rotate"),
 }
 
 

@@ -125,6 +125,9 @@ class _WakesDuringPass:
         self.ctl = ctl
         self.calls = 0
 
+    def read_queue(self, uow: object) -> None:
+        """The task queue's depth (read in the pass's store access): none here."""
+
     async def run(
         self,
         endpoints: Sequence[EndpointRecord],

@@ -14,6 +14,7 @@ from podium.gateway import Gateway
 from podium.gateway.aiohttp_transport import AiohttpTransport
 from podium.gateway.pipeline import Stage
 from podium.gateway.proxy import WhyFailed
+from podium.gateway.task_store import TaskStore
 from tests.unit.gateway.servers import ServerThread, Upstream, stop_all, wait_until
 
 
@@ -99,6 +100,7 @@ class Servers:
         routing: RoutingSource | None = None,
         stages: Sequence[Stage] = (),
         records: RecordBuffer | None = None,
+        tasks: TaskStore | None = None,
     ) -> RunningGateway:
         holder = routing if routing is not None else InProcessRoutingSource()
         failures: list[tuple[str, str]] = []
@@ -113,6 +115,7 @@ class Servers:
             transport=AiohttpTransport(settings) if self.transport == "aiohttp" else None,
             stages=stages,
             records=records,
+            tasks=tasks,
         )
         server = ServerThread(gateway, lifespan="on").start()
         running = RunningGateway(gateway, holder, server, failures, woken)

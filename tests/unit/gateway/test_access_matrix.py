@@ -22,6 +22,8 @@ import pytest
 from podium.core.access import Scope, TokenDirectory, Visibility
 from podium.gateway.access import AccessStage
 from podium.gateway.app import ROUTES
+from podium.gateway.task_store import DatabaseTaskStore
+from podium.store import Database
 from tests.unit.gateway.access_kit import bearer, route, token
 from tests.unit.gateway.conftest import RunningGateway, Servers
 
@@ -38,6 +40,7 @@ class Case:
     url: Callable[[str], str]
     body: Callable[[str], bytes | None] = lambda name: None
     listing: bool = False  # /v1/models…: 404 (not shown) instead of 401/403 for a caller
+    ok: int = 200  # what an allowed caller gets (an async call: 202, the task is queued)
 
 
 def _chat(model: str) -> bytes:
@@ -58,6 +61,12 @@ CASES: dict[str, list[Case]] = {
     "/p/{project}/endpoints/{name}/{path}": [
         Case("POST", lambda name: f"/p/team/endpoints/{name}/predict", lambda name: b"{}"),
         Case("GET", lambda name: f"/p/team/endpoints/{name}/v2/health/ready"),
+    ],
+    "/endpoints/{name}/async/{path}": [
+        Case("POST", lambda name: f"/endpoints/{name}/async/predict", lambda n: b"{}", ok=202),
+    ],
+    "/p/{project}/endpoints/{name}/async/{path}": [
+        Case("POST", lambda n: f"/p/team/endpoints/{n}/async/predict", lambda n: b"{}", ok=202),
     ],
     "/v1/chat/completions": [
         _openai("/v1/chat/completions"),
@@ -82,14 +91,16 @@ def expected(case: Case, caller: str, visibility: Visibility) -> int:
         shown = visibility is Visibility.PUBLIC or caller in MAY_INVOKE
         return 200 if shown else 404
     if visibility is Visibility.PUBLIC:
-        return 200  # no token needed, and none is looked at
+        return case.ok  # no token needed, and none is looked at
     if caller == "none" or caller in BAD:
         return 401
-    return 200 if caller in MAY_INVOKE else 403
+    return case.ok if caller in MAY_INVOKE else 403
 
 
 @pytest.fixture(scope="module")
-def matrix() -> Iterator[tuple[RunningGateway, dict[str, str | None]]]:
+def matrix(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RunningGateway, dict[str, str | None]]]:
     servers = Servers("http1")
     (replica,) = servers.replicas(1)
     directory = TokenDirectory()
@@ -106,7 +117,11 @@ def matrix() -> Iterator[tuple[RunningGateway, dict[str, str | None]]]:
     revoked, revoked_id = token(directory, "gone", [Scope.INVOKE], both)
     directory.drop(revoked_id)
     tokens["revoked"] = revoked
-    running = servers.gateway(stages=[AccessStage(directory, auth=True)])
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('matrix')}/tasks.db")
+    db.migrate()
+    running = servers.gateway(
+        stages=[AccessStage(directory, auth=True)], tasks=DatabaseTaskStore(db)
+    )
     r = replica.route
     running.publish(
         route("team", "prot", r),
@@ -116,6 +131,7 @@ def matrix() -> Iterator[tuple[RunningGateway, dict[str, str | None]]]:
     )
     yield running, tokens
     servers.close()
+    db.dispose()
 
 
 def test_every_gateway_route_is_in_the_matrix() -> None:
@@ -145,6 +161,9 @@ def test_matrix(
 
 def _check_answer(r: httpx.Response, url: str, status: int, name: str) -> None:
     openai = url.startswith("/v1/")
+    if status == 202:
+        assert r.json()["task_id"].startswith("task_")  # queued; never run here
+        return
     if status == 200:
         if url == "/v1/models":
             ids = {m["id"] for m in r.json()["data"]}

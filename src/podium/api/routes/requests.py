@@ -84,6 +84,9 @@ def list_requests(
     replica: Annotated[str | None, Query(max_length=128)] = None,
     revision: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     request_id: Annotated[str | None, Query(max_length=128)] = None,
+    task_id: Annotated[
+        str | None, Query(max_length=64, description="the calls that ran this async task")
+    ] = None,
     cursor: Annotated[
         str | None,
         Query(max_length=19, pattern=_CURSOR_RE, description="next_cursor of the last page"),
@@ -122,6 +125,7 @@ def list_requests(
         replica=replica,
         revision=revision,
         request_id=request_id,
+        task_id=task_id,
     )
     before = None if cursor is None else int(cursor)
     if before is not None and after is not None:
@@ -221,6 +225,7 @@ def _values(stored: StoredRecord) -> dict[str, Any]:
         "client": r.client,
         "user_agent": r.user_agent,
         "token_id": r.token_id,
+        "task_id": r.task_id,
         "request_body": r.request_body,
         "response_body": r.response_body,
     }
