@@ -1,7 +1,7 @@
 """`podium jobs …`: batch jobs (issue 13) — every line of a JSONL file through an endpoint.
 
 podium jobs create NAME --input data.jsonl [--output out.jsonl] [--concurrency N]
-                        [--path /predict] [--wait]
+                        [--path /] [--wait]
 podium jobs watch ID          a progress bar (done/failed, rate, ETA) until it ends
 podium jobs ls [NAME]         jobs, newest first
 podium jobs get ID            one job (JSON)
@@ -40,9 +40,7 @@ def jobs_create(
         Path | None, typer.Option("--output", "-o", help="Write the output here (implies --wait).")
     ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=256)] = 8,
-    path: Annotated[
-        str, typer.Option("--path", help="The replica path of each line.")
-    ] = "/predict",
+    path: Annotated[str, typer.Option("--path", help="The replica path of each line.")] = "/",
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until it ends.")] = False,
     project: ProjectOpt = None,
 ) -> None:

@@ -61,7 +61,7 @@ class JobMethods:
         endpoint: str,
         input: str | Path,
         *,
-        path: str = "/predict",
+        path: str = "/",
         concurrency: int = 8,
         method: str = "POST",
         project: str | None = None,

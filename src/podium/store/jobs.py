@@ -40,7 +40,7 @@ class NewJob:
     project: str
     endpoint: str | None  # the endpoint's key; None: named per line (an OpenAI batch)
     input_file: str
-    path: str = "/predict"
+    path: str = "/"
     method: str = "POST"
     concurrency: int = 8
     kind: str = PODIUM

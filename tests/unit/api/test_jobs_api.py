@@ -73,7 +73,7 @@ def test_upload_create_watch_and_read_a_job(client: TestClient, ctx: ApiContext)
         "validating",
         "echo",
         8,
-        "/predict",
+        "/",  # the built-in runtimes' predict route
     )
     _drive(ctx)
     done = client.get(f"/api/v1/jobs/{job['id']}").json()

@@ -37,7 +37,11 @@ class JobIn(BaseModel):
 
     endpoint: str = Field(max_length=63, pattern=NAME_RE.pattern, description="its name")
     input_file: str = Field(max_length=32, description="a file uploaded with purpose batch")
-    path: str = Field("/predict", max_length=2048, description="the replica path of each line")
+    path: str = Field(
+        "/",
+        max_length=2048,
+        description="the replica path of each line (the built-in runtimes predict on /)",
+    )
     method: Literal["POST", "PUT"] = "POST"
     concurrency: int = Field(8, ge=MIN_CONCURRENCY, le=MAX_CONCURRENCY)
 
