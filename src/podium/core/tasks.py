@@ -90,6 +90,7 @@ class AttemptOutcome(StrEnum):
     LEASE_EXPIRED = "lease_expired"  # its dispatcher died or hung; another took it over
     CANCELLED = "cancelled"
     STALE = "stale"  # answered after its lease passed to another attempt: discarded
+    RELEASED = "released"  # its server stopped: given back to the queue, to run again
 
 
 class JobStatus(StrEnum):

@@ -33,6 +33,8 @@ class TaskStore(Protocol):
 
     def sweep(self, limit: int) -> tuple[int, int, list[str]]: ...
 
+    def give_back(self, owner: str) -> int: ...
+
 
 class DatabaseTaskStore:
     """`TaskStore` over the server's `Database` (SQLite or PostgreSQL)."""
@@ -77,3 +79,8 @@ class DatabaseTaskStore:
         with self._db.unit_of_work() as uow:
             expired, files = uow.tasks.expire(limit)
         return released, expired, files
+
+    def give_back(self, owner: str) -> int:
+        """The tasks `owner` runs back to the queue (a stopping dispatcher's)."""
+        with self._db.unit_of_work() as uow:
+            return uow.tasks.give_back(owner)

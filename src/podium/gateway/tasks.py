@@ -24,8 +24,10 @@ One `TaskDispatcher` per gateway, an asyncio loop in the gateway's event loop. E
 
 Every `sweep_s`: expired leases go back to the queue (`release_expired`) and tasks past
 their TTL expire. Idle, it sleeps `poll_s`, or less: an enqueue through this gateway wakes
-it (`wake`). On `stop` it claims no more and cancels what it runs without recording it:
-the leases run out and another dispatcher (or this server after a restart) runs them again.
+it (`wake`). On `stop` it claims no more, cancels what it runs without recording it and
+gives those tasks back to the queue (`TaskStore.give_back`), so a restarted server (or
+another dispatcher) runs them again at once. A dispatcher that dies without stopping
+leaves them to their leases.
 """
 
 from __future__ import annotations
@@ -177,6 +179,13 @@ class TaskDispatcher:
         for t in running:
             t.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        if running:
+            try:
+                given = await asyncio.to_thread(self._store.give_back, self.owner)
+            except Exception:  # the store is down: the leases will run out instead
+                log.exception("could not give the running tasks back to the queue")
+            else:
+                log.info("gave %d running task(s) back to the queue", given)
 
     @property
     def running(self) -> int:

@@ -503,6 +503,34 @@ class TaskRepo:
             )
         return len(rows)
 
+    def give_back(self, owner: str) -> int:
+        """The tasks `owner` runs go back to the queue at once (its server is stopping and
+        will not record them): nobody waits for their leases to run out. The attempt
+        stays counted, its outcome `released`. Returns how many."""
+        now = self._now()
+        ids = list(
+            self._s.execute(
+                select(_T.c.id).where(_T.c.status == _RUNNING, _T.c.lease_owner == owner)
+            ).scalars()
+        )
+        if not ids:
+            return 0
+        self._s.execute(
+            update(_T)
+            .where(_T.c.id.in_(ids), _T.c.status == _RUNNING, _T.c.lease_owner == owner)
+            .values(status=_PENDING, lease_owner=None, lease_until=None, updated_at=now)
+        )
+        self._s.execute(
+            update(_A)
+            .where(_A.c.task_id.in_(ids), _A.c.owner == owner, _A.c.outcome.is_(None))
+            .values(
+                finished_at=now,
+                outcome=AttemptOutcome.RELEASED.value,
+                reason="its server stopped: the task went back to the queue",
+            )
+        )
+        return len(ids)
+
     # ------------------------------------------- expire (a caller's cancel: store.task_views)
 
     def expire(self, limit: int = 500) -> tuple[int, builtins.list[str]]:
