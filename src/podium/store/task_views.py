@@ -120,3 +120,38 @@ class TaskViews:
             )
         row2 = self._s.execute(select(_T).where(_T.c.id == task_id)).one()
         return _view(row2._mapping)
+
+    def cancel_endpoint(self, endpoint: str, reason: str) -> int:
+        """Cancel every pending and running task of an endpoint (it is being deleted: a
+        re-created endpoint of the same name must not run them); returns how many. Their
+        callbacks are sent, their running calls dropped by their dispatchers."""
+        now = self._clock.now().timestamp()
+        live = (_T.c.endpoint == endpoint, _T.c.status.in_((_PENDING, _RUNNING)))
+        running = list(
+            self._s.execute(
+                select(_T.c.id, _T.c.attempts).where(
+                    _T.c.endpoint == endpoint, _T.c.status == _RUNNING
+                )
+            )
+        )
+        values: dict[str, Any] = {
+            "status": TaskStatus.CANCELLED.value,
+            "finished_at": now,
+            "updated_at": now,
+            "lease_owner": None,
+            "lease_until": None,
+            "error": reason,
+        }
+        called = self._s.execute(
+            update(_T)
+            .where(*live, _T.c.callback_url.is_not(None))
+            .values(**values, callback_state="pending", callback_next_at=now)
+        )
+        rest = self._s.execute(update(_T).where(*live).values(**values))
+        for r in running:
+            self._s.execute(
+                update(_A)
+                .where(_A.c.task_id == r.id, _A.c.attempt == r.attempts, _A.c.outcome.is_(None))
+                .values(finished_at=now, outcome=AttemptOutcome.CANCELLED.value, reason=reason)
+            )
+        return int(getattr(called, "rowcount", 0) or 0) + int(getattr(rest, "rowcount", 0) or 0)

@@ -309,3 +309,13 @@ def test_task_status_values_match_the_store() -> None:
         "cancelled",
         "expired",
     }
+
+
+def test_deleting_an_endpoint_cancels_its_queued_tasks(client: TestClient, db: Database) -> None:
+    """`DELETE /endpoints/{name}` cancels the endpoint's unfinished tasks in the same
+    transaction: a re-created endpoint of the same name never runs them."""
+    _deploy(client)
+    queued = _enqueue(db)
+    assert client.delete("/api/v1/endpoints/iris-ep").status_code in (200, 202)
+    task = client.get(f"/api/v1/tasks/{queued}").json()
+    assert (task["status"], task["error"]) == ("cancelled", "its endpoint was deleted")

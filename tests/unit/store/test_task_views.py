@@ -103,6 +103,36 @@ def test_cancel_is_for_unfinished_tasks_only(clocked: tuple[Database, FakeClock]
             uow.task_views.cancel("task_000")
 
 
+def test_deleting_an_endpoint_cancels_its_unfinished_tasks(
+    clocked: tuple[Database, FakeClock],
+) -> None:
+    """A re-created endpoint of the same name must not run the old one's queue: every
+    pending and running task is cancelled with the reason, a callback is due for those
+    that asked, a finished task and another endpoint's tasks are left alone."""
+    db, _ = clocked
+    with db.unit_of_work() as uow:
+        running, _ = uow.tasks.enqueue(_new(b"r"))
+        uow.tasks.claim("d1", {"echo": 1})
+        called, _ = uow.tasks.enqueue(_new(b"c", callback_url="http://127.0.0.1/hook"))
+        quiet, _ = uow.tasks.enqueue(_new(b"q"))
+        other, _ = uow.tasks.enqueue(_new(b"o", endpoint="other"))
+    with db.unit_of_work() as uow:
+        assert uow.task_views.cancel_endpoint("echo", "its endpoint was deleted") == 3
+        views = {t: uow.tasks.get(t) for t in (running.id, called.id, quiet.id, other.id)}
+        (attempt,) = uow.tasks.attempts(running.id)
+        assert uow.tasks.claim("d2", {"echo": 5}) == []
+    for t in (running.id, called.id, quiet.id):
+        assert views[t].status is TaskStatus.CANCELLED
+        assert views[t].error == "its endpoint was deleted"
+    assert views[called.id].callback_state == "pending"
+    assert views[quiet.id].callback_state is None
+    assert views[other.id].status is TaskStatus.PENDING
+    assert (attempt.outcome, attempt.reason) == (
+        AttemptOutcome.CANCELLED,
+        "its endpoint was deleted",
+    )
+
+
 def test_callback_keys(clocked: tuple[Database, FakeClock], tmp_path: Path) -> None:
     db, _ = clocked
     box = SecretBox(tmp_path / "secret.key")

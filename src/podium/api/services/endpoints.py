@@ -246,6 +246,9 @@ class EndpointService:
             if rec.status != _S.DELETING:
                 uow.endpoints.set_status(name, _S.DELETING, reason="deleted by user")
                 uow.events.add(name, EventKind.SPEC, f"deleting endpoint {name}")
+                # Its queued tasks die with it: a re-created endpoint of the same name
+                # must not run them (their callbacks say so).
+                uow.task_views.cancel_endpoint(name, "its endpoint was deleted")
             out = views.endpoint(uow, self._settings, uow.endpoints.get(name))
         if self._routing is not None:  # committed: new requests get a 404 from now on
             self._routing.remove(name)
