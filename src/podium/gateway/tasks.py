@@ -51,6 +51,7 @@ from podium.core.phases import EndpointStatus
 from podium.core.routing import EndpointRoute, RoutingSource
 from podium.core.settings import TaskSettings
 from podium.core.tasks import TASK_KEY, AttemptOutcome
+from podium.gateway.activator import MAX_WAIT_S, WAIT_HEADER
 from podium.gateway.pipeline import Pipeline
 from podium.gateway.recording import PRINCIPAL, TASK_WAIT
 from podium.gateway.task_store import TaskStore
@@ -58,6 +59,7 @@ from podium.store.tasks import Claimed, Outcome
 
 log = logging.getLogger("podium.gateway.tasks")
 
+LEASE_SPARE_S = 5.0  # of a lease, left unused by an attempt (clock steps, recording)
 MAX_RESULT_BYTES = 64 * 2**20  # a larger answer fails the task (never held in memory)
 
 
@@ -313,7 +315,7 @@ class TaskDispatcher:
             answer.status = 503  # deleted meanwhile (or not yet published): retried
             answer.body = bytearray(b"the endpoint is not in the routing table")
             return answer
-        scope = internal_scope(task, self._wall_clock())
+        scope = internal_scope(task, self._wall_clock(), route.timeout_s)
         sent = False
 
         async def receive() -> Message:
@@ -356,11 +358,16 @@ def principal_of(task: Claimed) -> Principal:
     )
 
 
-def internal_scope(task: Claimed, now: float) -> dict[str, object]:
-    """The ASGI scope of a task's call (module docstring, step 3)."""
+def internal_scope(task: Claimed, now: float, timeout_s: float) -> dict[str, object]:
+    """The ASGI scope of a task's call (module docstring, step 3). Held waiting for a
+    replica slot, the call waits at most what its lease leaves after the call's own
+    `timeout_s` (and a margin): an attempt never outlives its lease, so a second
+    dispatcher never runs the task while the first still does (`X-Podium-Wait-Timeout`)."""
     path, _, query = task.path.partition("?")
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in task.headers]
     headers.append((b"x-request-id", f"{task.id}-{task.attempt}".encode()))
+    wait_s = min(MAX_WAIT_S, max(0.0, task.lease_until - now - timeout_s - LEASE_SPARE_S))
+    headers.append((WAIT_HEADER, f"{wait_s:.3f}".encode()))
     headers.append((b"content-length", str(len(task.body)).encode()))
     return {
         "type": "http",

@@ -29,7 +29,14 @@ from podium.core.tasks import AttemptOutcome, TaskStatus
 from podium.gateway import Gateway
 from podium.gateway.access import AccessStage
 from podium.gateway.task_store import DatabaseTaskStore
-from podium.gateway.tasks import Answer, TaskDispatcher, inline, outcome_of, task_slots
+from podium.gateway.tasks import (
+    Answer,
+    TaskDispatcher,
+    inline,
+    internal_scope,
+    outcome_of,
+    task_slots,
+)
 from podium.store import Database
 from podium.store.tasks import Claimed
 from tests.unit.gateway.access_kit import token
@@ -297,3 +304,30 @@ async def test_a_large_or_binary_result_is_saved_as_a_file(rig: Rig, tmp_path: P
     assert (task.status, task.result, task.result_file) == (TaskStatus.SUCCEEDED, None, "file_0")
     owner, data, _ = saved["file_0"]
     assert owner == task_id and len(data) == 100000
+
+
+def test_a_dispatched_call_waits_for_a_slot_no_longer_than_its_lease_allows() -> None:
+    """Held by the activator, an attempt must end before its lease does, or another
+    dispatcher would run the task meanwhile: the call carries `X-Podium-Wait-Timeout` =
+    lease left - timeout_s - 5 s (never below 0)."""
+    from podium.core.tasks import TaskId
+    from podium.store.tasks import Claimed
+
+    def claimed(lease_until: float) -> Claimed:
+        return Claimed(
+            id=TaskId("task_1"), endpoint="e", project="default", method="POST", path="/x?a=1",
+            headers=(("content-type", "application/json"),), body=b"{}", attempt=2,
+            max_attempts=3, lease_until=lease_until, created_at=0.0, token_id=None,
+            job_id=None, line=None,
+        )  # fmt: skip
+
+    def wait_of(scope: dict[str, object]) -> bytes:
+        headers = scope["headers"]
+        assert isinstance(headers, list)
+        return dict(headers)[b"x-podium-wait-timeout"]
+
+    scope = internal_scope(claimed(1090.0), 1000.0, 60.0)
+    assert wait_of(scope) == b"25.000"
+    assert dict(scope["headers"])[b"x-request-id"] == b"task_1-2"  # type: ignore[call-overload]
+    assert (scope["path"], scope["query_string"]) == ("/x", b"a=1")
+    assert wait_of(internal_scope(claimed(1010.0), 1000.0, 60.0)) == b"0.000"
