@@ -16,7 +16,6 @@ scraping, the control API): the gateway answers 404 for them and never forwards 
 
 from __future__ import annotations
 
-import posixpath
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
@@ -27,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from podium.core.access import PROJECT_SEPARATOR, endpoint_key
 from podium.core.asgi import serve_lifespan
+from podium.core.replica_paths import internal as _internal
 from podium.core.request_record import RecordBuffer
 from podium.core.routing import EndpointLoad, GatewayView, RoutingSource, Waker
 from podium.core.service_counts import ServiceSnapshot
@@ -56,11 +56,9 @@ ROUTES = (
     PROJECT_PREFIX + "{project}" + PREFIX + "{name}/async/{path}",
     *OPENAI_ROUTES,
 )
-# A replica's internal routes, as they follow `/endpoints/{name}/`: refused with 404. The
-# check is a comparison and a `startswith` on a string the request split makes anyway (and
-# a normalisation only for paths with empty or dot segments).
-INTERNAL_EXACT = "metrics"
-INTERNAL_PREFIXES = ("health/", "podium/")
+# A replica's internal routes (`core.replica_paths`), as they follow `/endpoints/{name}/`,
+# are refused with 404. The check is a comparison and a `startswith` on a string the request
+# split makes anyway (and a normalisation only for paths with empty or dot segments).
 
 
 @runtime_checkable
@@ -265,16 +263,6 @@ class Gateway:
             "no such path; endpoints are under /endpoints/{name}/ (project default) and "
             "/p/{project}/endpoints/{name}/",
         )
-
-
-def _internal(sub: str) -> bool:
-    """Whether `sub` (a decoded path after `/endpoints/{name}/`) names a replica's internal
-    route, also once empty and dot segments are resolved (`a/../metrics`, `/metrics`)."""
-    if sub.startswith("/") or "//" in sub or "." in sub:
-        resolved = posixpath.normpath("/" + sub).lstrip("/")
-        if resolved == INTERNAL_EXACT or (resolved + "/").startswith(INTERNAL_PREFIXES):
-            return True
-    return sub == INTERNAL_EXACT or sub.startswith(INTERNAL_PREFIXES)
 
 
 def _target(scope: Scope, head: str) -> str:

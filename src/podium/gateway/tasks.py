@@ -48,6 +48,7 @@ from podium.core.access import NOBODY_CHECKS, Principal
 from podium.core.access import Scope as AccessScope
 from podium.core.asgi import Message
 from podium.core.phases import EndpointStatus
+from podium.core.replica_paths import internal_target
 from podium.core.routing import EndpointRoute, RoutingSource
 from podium.core.settings import TaskSettings
 from podium.core.tasks import TASK_KEY, AttemptOutcome
@@ -314,6 +315,10 @@ class TaskDispatcher:
         if route is None:
             answer.status = 503  # deleted meanwhile (or not yet published): retried
             answer.body = bytearray(b"the endpoint is not in the routing table")
+            return answer
+        if internal_target(task.path):  # a job's path, say: never a replica's own routes
+            answer.status = 404
+            answer.body = bytearray(f"no such path {task.path} on the endpoint".encode())
             return answer
         scope = internal_scope(task, self._wall_clock(), route.timeout_s)
         sent = False

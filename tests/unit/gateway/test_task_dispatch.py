@@ -331,3 +331,28 @@ def test_a_dispatched_call_waits_for_a_slot_no_longer_than_its_lease_allows() ->
     assert dict(scope["headers"])[b"x-request-id"] == b"task_1-2"  # type: ignore[call-overload]
     assert (scope["path"], scope["query_string"]) == ("/x", b"a=1")
     assert wait_of(internal_scope(claimed(1010.0), 1000.0, 60.0)) == b"0.000"
+
+
+async def test_a_task_for_a_replicas_internal_route_fails_without_reaching_it(rig: Rig) -> None:
+    """A job's `path` is the caller's: a task naming `/metrics` or `/podium/…` (also
+    percent-encoded) fails with 404 and is never forwarded, like the synchronous route."""
+    from podium.store.tasks import NewTask
+
+    with rig.db.unit_of_work() as uow:
+        ids = [
+            uow.tasks.enqueue(
+                NewTask(endpoint="echo", project="default", method="POST", path=p, body=b"{}")
+            )[0].id
+            for p in ("/metrics", "/%70odium/info", "/a/../health/ready")
+        ]
+    dispatcher = rig.dispatcher()
+    claimed = 0
+    for _ in range(3):  # as many rounds as the endpoint's task slots need
+        claimed += await dispatcher.run_once()
+        await _drain(dispatcher)
+    assert claimed == 3
+    with rig.db.unit_of_work() as uow:
+        tasks = [uow.tasks.get(i) for i in ids]
+    assert [(t.status, t.result_status, t.attempts) for t in tasks] == [
+        (TaskStatus.FAILED, 404, 1)
+    ] * 3
