@@ -136,8 +136,14 @@ class CallbackSender:
             log.warning("callback of task %s not sent: %s", task.id, refusal)
             return
         with self._db.unit_of_work() as uow:
-            key = uow.callback_keys.get_or_create(task.endpoint, self._box)
+            key = uow.callback_keys.get(task.endpoint, self._box)
+            if key is None and uow.endpoints.exists(task.endpoint):
+                key = uow.callback_keys.get_or_create(task.endpoint, self._box)
             attempts = uow.tasks.attempts(task.id)
+        if key is None:  # its endpoint is gone, and its key with it: never make a new one
+            with self._db.unit_of_work() as uow:  # (a re-created endpoint would inherit it)
+                uow.callbacks.give_up(task.id, "not sent: its endpoint was deleted")
+            return
         body = json.dumps(
             task_document(task_out(task, attempts=attempts)), separators=(",", ":")
         ).encode()

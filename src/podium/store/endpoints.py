@@ -86,6 +86,10 @@ class EndpointRepo:
             raise _not_found(name)
         return _record(row)
 
+    def exists(self, name: str) -> bool:
+        """Whether the endpoint (its key) has a row (being deleted counts)."""
+        return self._s.get(EndpointRow, name) is not None
+
     def list(
         self,
         *,

@@ -16,7 +16,9 @@ import pytest
 
 from podium.core.callbacks import verify
 from podium.core.clock import FakeClock
+from podium.core.phases import EndpointStatus
 from podium.core.settings import TaskSettings
+from podium.core.spec import EndpointSpec
 from podium.core.tasks import AttemptOutcome
 from podium.server.callbacks import CallbackSender
 from podium.store import Database
@@ -79,8 +81,15 @@ def clocked(database: Database) -> Iterator[tuple[Database, FakeClock]]:
 
 
 def _ended_task(db: Database, url: str, outcome: Outcome | None = None) -> str:
-    """A task with a callback to `url`, run once by a dispatcher `d1`."""
+    """A task with a callback to `url` of endpoint `echo`, run once by a dispatcher `d1`."""
     with db.unit_of_work() as uow:
+        if not uow.endpoints.exists("echo"):
+            uow.endpoints.create(
+                EndpointSpec(name="echo", model="echo:1", framework="python"),
+                model_ref="echo:1",
+                status=EndpointStatus.RUNNING,
+                desired_replicas=1,
+            )
         task, _ = uow.tasks.enqueue(
             NewTask(
                 endpoint="echo",
@@ -266,3 +275,27 @@ def test_the_thread_delivers_and_stops(
         sender.stop()
     assert sender.delivered == 1
     assert [h["x-podium-task-id"] for h, _ in receiver.got] == [task_id]
+
+
+def test_no_key_is_made_for_a_deleted_endpoint(
+    clocked: tuple[Database, FakeClock], receiver: Receiver, tmp_path: Path
+) -> None:
+    """A callback due after its endpoint (and the endpoint's key) is gone is given up: a
+    new key made then would be inherited by a re-created endpoint of the same name."""
+    db, _ = clocked
+    task_id = _ended_task(db, receiver.url())
+    with db.unit_of_work() as uow:
+        uow.endpoints.delete("echo")
+    sender = _sender(db, tmp_path)
+    try:
+        assert sender.run_once() == 1
+    finally:
+        sender.stop()
+    with db.unit_of_work(read_only=True) as uow:
+        view = uow.tasks.get(task_id)
+        key = uow.callback_keys.get("echo", SecretBox(tmp_path / "secret.key"))
+    assert (view.callback_state, view.callback_error) == (
+        "failed",
+        "not sent: its endpoint was deleted",
+    )
+    assert key is None and receiver.got == []
