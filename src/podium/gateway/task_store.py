@@ -78,6 +78,8 @@ class DatabaseTaskStore:
             released = uow.tasks.release_expired(limit)
         with self._db.unit_of_work() as uow:
             expired, files = uow.tasks.expire(limit)
+        with self._db.unit_of_work() as uow:
+            uow.tasks.prune(limit)
         return released, expired, files
 
     def give_back(self, owner: str) -> int:

@@ -33,24 +33,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from podium.core.clock import Clock
 from podium.core.errors import Conflict, NotFound
 from podium.core.tasks import (
+    JOB_ENDED,
     MAX_ERROR_CHARS,
     TASK_FINAL,
     AttemptOutcome,
+    JobStatus,
     TaskId,
     TaskStatus,
     new_task_id,
 )
-from podium.store.tables import TaskAttemptRow, TaskRow
+from podium.store.tables import JobRow, TaskAttemptRow, TaskRow
 
 _T = cast(Table, TaskRow.__table__)
 _A = cast(Table, TaskAttemptRow.__table__)
+_J = cast(Table, JobRow.__table__)
 _PENDING = TaskStatus.PENDING.value
 _RUNNING = TaskStatus.RUNNING.value
 # What `expire` ends once past its TTL (a running task is left to finish first).
@@ -152,6 +155,16 @@ class Claimed:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpiredLease:
+    """A running task whose lease ran out, as a sweep read it (`TaskRepo.release`)."""
+
+    task_id: str
+    attempts: int
+    max_attempts: int
+    callback_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class QueueDepth:
     """An endpoint's pending tasks: how many, and when the oldest was created."""
 
@@ -172,6 +185,32 @@ class Outcome:
     result_file: str | None = None  # a success's body, when stored as a file
     replica_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+RETRY_DELAY_S = 0.5  # a retried task waits this long after its first failure, doubling
+RETRY_DELAY_MAX_S = 30.0
+PRUNE_AFTER_S = 7 * 86400.0  # an expired task's row (and attempts) is deleted this long after
+
+
+def retry_delay(attempt: int) -> float:
+    """How long a task waits before attempt `attempt + 1` after attempt `attempt` failed
+    (0.5 s, 1 s, 2 s, … at most 30 s): a replica that is restarting is not hammered."""
+    return min(RETRY_DELAY_MAX_S, RETRY_DELAY_S * 2.0 ** max(0, attempt - 1))
+
+
+def _due(now: float) -> ColumnElement[bool]:
+    """A pending task may be claimed: no retry delay, or its delay has passed (a pending
+    task's `lease_until` is the time it may run again)."""
+    return or_(_T.c.lease_until.is_(None), _T.c.lease_until <= now)
+
+
+def _not_in_live_job() -> ColumnElement[bool]:
+    """The task is no line of a job that has not ended: a job's lines do not expire before
+    their job does (its output needs their results)."""
+    live = [s.value for s in JobStatus if s not in JOB_ENDED]
+    return or_(
+        _T.c.job_id.is_(None), _T.c.job_id.not_in(select(_J.c.id).where(_J.c.status.in_(live)))
+    )
 
 
 def body_digest(body: bytes) -> str:
@@ -304,7 +343,7 @@ class TaskRepo:
             slots = free[endpoint]
             pick = (
                 select(_T.c.seq, _T.c.updated_at)
-                .where(_T.c.status == _PENDING, _T.c.endpoint == endpoint)
+                .where(_T.c.status == _PENDING, _T.c.endpoint == endpoint, _due(now))
                 .order_by(_T.c.priority.desc(), _T.c.seq)
                 .limit(slots)
             )
@@ -408,6 +447,7 @@ class TaskRepo:
             )
         elif kind is AttemptOutcome.RETRY and attempt < row.max_attempts:
             new = TaskStatus.PENDING
+            values["lease_until"] = now + retry_delay(attempt)  # not claimed before then
         elif kind is AttemptOutcome.RETRY:
             new = TaskStatus.FAILED  # dead-lettered: every attempt's reason is in attempts
             values.update(
@@ -471,37 +511,66 @@ class TaskRepo:
     def release_expired(self, limit: int = 500) -> int:
         """Running tasks whose lease ran out go back to pending (or fail when they used
         their attempts); returns how many."""
-        now = self._now()
-        rows = self._s.execute(
+        return sum(self.release(lease) for lease in self.expired_leases(limit))
+
+    def expired_leases(self, limit: int = 500) -> builtins.list[ExpiredLease]:
+        """Running tasks whose lease ran out, at most `limit` (locked, skipping those
+        another server is sweeping, on PostgreSQL)."""
+        pick = (
             select(_T.c.id, _T.c.attempts, _T.c.max_attempts, _T.c.callback_url)
-            .where(_T.c.status == _RUNNING, _T.c.lease_until < now)
+            .where(_T.c.status == _RUNNING, _T.c.lease_until < self._now())
             .limit(limit)
-        ).all()
-        for r in rows:
-            reason = "its lease ran out: the dispatcher running it stopped or hung"
-            retry = r.attempts < r.max_attempts
-            values: dict[str, Any] = {
-                "status": _PENDING if retry else TaskStatus.FAILED.value,
-                "lease_owner": None,
-                "lease_until": None,
-                "updated_at": now,
-            }
-            if not retry:
-                values.update(
-                    finished_at=now,
-                    error=f"failed {r.attempts} times (dead-lettered); last: {reason}",
-                )
-                if r.callback_url is not None:
-                    values.update(callback_state="pending", callback_next_at=now)
-            self._s.execute(
-                update(_T).where(_T.c.id == r.id, _T.c.status == _RUNNING).values(**values)
+        )
+        if self._s.get_bind().dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        return [
+            ExpiredLease(r.id, r.attempts, r.max_attempts, r.callback_url)
+            for r in self._s.execute(pick)
+        ]
+
+    def release(self, lease: ExpiredLease) -> bool:
+        """Give one expired lease's task back (or fail it when it used its attempts), only
+        if that attempt still runs past its lease: a task another sweep gave back and
+        another dispatcher claimed since (a later attempt, a new lease) is left alone.
+        Returns whether it changed."""
+        now = self._now()
+        reason = "its lease ran out: the dispatcher running it stopped or hung"
+        retry = lease.attempts < lease.max_attempts
+        values: dict[str, Any] = {
+            "status": _PENDING if retry else TaskStatus.FAILED.value,
+            "lease_owner": None,
+            "lease_until": None,
+            "updated_at": now,
+        }
+        if not retry:
+            values.update(
+                finished_at=now,
+                error=f"failed {lease.attempts} times (dead-lettered); last: {reason}",
             )
-            self._s.execute(
-                update(_A)
-                .where(_A.c.task_id == r.id, _A.c.attempt == r.attempts, _A.c.outcome.is_(None))
-                .values(finished_at=now, outcome=AttemptOutcome.LEASE_EXPIRED.value, reason=reason)
+            if lease.callback_url is not None:
+                values.update(callback_state="pending", callback_next_at=now)
+        done = self._s.execute(
+            update(_T)
+            .where(
+                _T.c.id == lease.task_id,
+                _T.c.status == _RUNNING,
+                _T.c.attempts == lease.attempts,
+                _T.c.lease_until < now,
             )
-        return len(rows)
+            .values(**values)
+        )
+        if getattr(done, "rowcount", 1) != 1:
+            return False
+        self._s.execute(
+            update(_A)
+            .where(
+                _A.c.task_id == lease.task_id,
+                _A.c.attempt == lease.attempts,
+                _A.c.outcome.is_(None),
+            )
+            .values(finished_at=now, outcome=AttemptOutcome.LEASE_EXPIRED.value, reason=reason)
+        )
+        return True
 
     def give_back(self, owner: str) -> int:
         """The tasks `owner` runs go back to the queue at once (its server is stopping and
@@ -540,7 +609,7 @@ class TaskRepo:
         now = self._now()
         rows = self._s.execute(
             select(_T.c.id, _T.c.result_file)
-            .where(_T.c.expires_at < now, _T.c.status.in_(_EXPIRABLE))
+            .where(_T.c.expires_at < now, _T.c.status.in_(_EXPIRABLE), _not_in_live_job())
             .limit(limit)
         ).all()
         files: list[str] = []
@@ -550,6 +619,7 @@ class TaskRepo:
                 .where(_T.c.id == r.id, _T.c.status.in_(_EXPIRABLE))
                 .values(
                     status=TaskStatus.EXPIRED.value,
+                    body=b"",  # the request is not kept past its TTL either
                     result=None,
                     result_file=None,
                     lease_owner=None,
@@ -560,6 +630,22 @@ class TaskRepo:
             if getattr(done, "rowcount", 1) == 1 and r.result_file is not None:
                 files.append(r.result_file)
         return len(rows), files
+
+    def prune(self, limit: int = 500) -> int:
+        """Delete tasks expired for `PRUNE_AFTER_S` (and their attempts), at most `limit`:
+        the table does not grow for ever, and an idempotency key can be used again."""
+        cutoff = self._now() - PRUNE_AFTER_S
+        ids = list(
+            self._s.execute(
+                select(_T.c.id)
+                .where(_T.c.status == TaskStatus.EXPIRED.value, _T.c.expires_at < cutoff)
+                .limit(limit)
+            ).scalars()
+        )
+        if ids:
+            self._s.execute(delete(_A).where(_A.c.task_id.in_(ids)))
+            self._s.execute(delete(_T).where(_T.c.id.in_(ids)))
+        return len(ids)
 
     def still_running(self, owner: str, held: Sequence[tuple[str, int]]) -> builtins.set[str]:
         """Of the tasks `owner` runs (id, attempt), those still `running` that attempt under
