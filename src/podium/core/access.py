@@ -202,6 +202,17 @@ class TokenDirectory:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def principal_of(self, token_id: str, now: float | None = None) -> Principal | AuthFailure:
+        """The principal of a live token known by its id alone (no secret): a task runs as
+        its creator, checked again when it runs (a revoked or expired token's tasks fail)."""
+        entry = self._entries.get(token_id)
+        if entry is None:
+            return AuthFailure.UNKNOWN
+        expires = entry.principal.expires_at
+        if expires is not None and (time.time() if now is None else now) >= expires:
+            return AuthFailure.EXPIRED
+        return entry.principal
+
     def authenticate(self, token: str | None, now: float | None = None) -> Principal | AuthFailure:
         if not token:
             return AuthFailure.MISSING

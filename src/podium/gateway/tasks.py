@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from podium.core.access import NOBODY_CHECKS, Principal
+from podium.core.access import NOBODY_CHECKS, AuthFailure, Principal, TokenDirectory
 from podium.core.access import Scope as AccessScope
 from podium.core.asgi import Message
 from podium.core.phases import EndpointStatus
@@ -142,6 +142,7 @@ class TaskDispatcher:
         delete_files: Callable[[list[str]], None] | None = None,
         save_result: Callable[[Claimed, bytes, str | None], str] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        tokens: TokenDirectory | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._routing = routing
@@ -151,6 +152,9 @@ class TaskDispatcher:
         self._delete_files = delete_files
         self._save_result = save_result
         self._wall_clock = wall_clock  # the store's clock: a task's queue wait is measured on it
+        # The live tokens (auth on): a task runs as its creator only while the creator's
+        # token is live and may still invoke the endpoint's project.
+        self._tokens = tokens
         self._running: dict[str, tuple[Claimed, asyncio.Task[None]]] = {}
         self._per_endpoint: dict[str, int] = {}
         self._wake = asyncio.Event()
@@ -308,6 +312,24 @@ class TaskDispatcher:
         if status is None and saved is not None and self._delete_files is not None:
             self._delete_files([saved])
 
+    def _creator(self, task: Claimed) -> Principal | Answer:
+        """Who the task runs as: its creator's principal as the live tokens hold it now, or
+        the 401/403 answer that fails the task (the token was revoked or expired, or lost
+        `invoke` on the project, since the task was created)."""
+        if task.token_id is None:
+            return NOBODY_CHECKS  # created without a token: a public endpoint, or auth off
+        if self._tokens is None:
+            return principal_of(task)
+        who = self._tokens.principal_of(task.token_id)
+        if isinstance(who, AuthFailure):
+            return Answer(
+                401, "text/plain", bytearray(f"its creator's token: {who.value}".encode())
+            )
+        if not who.may(AccessScope.INVOKE, task.project):
+            text = f"its creator's token may no longer invoke project {task.project!r}"
+            return Answer(403, "text/plain", bytearray(text.encode()))
+        return who
+
     async def call(self, task: Claimed) -> Answer:
         """Make the task's call through the pipeline; the answer, collected."""
         route = self._routing.table.endpoints.get(task.endpoint)
@@ -320,7 +342,10 @@ class TaskDispatcher:
             answer.status = 404
             answer.body = bytearray(f"no such path {task.path} on the endpoint".encode())
             return answer
-        scope = internal_scope(task, self._wall_clock(), route.timeout_s)
+        who = self._creator(task)
+        if isinstance(who, Answer):
+            return who
+        scope = internal_scope(task, self._wall_clock(), route.timeout_s, who)
         sent = False
 
         async def receive() -> Message:
@@ -363,7 +388,9 @@ def principal_of(task: Claimed) -> Principal:
     )
 
 
-def internal_scope(task: Claimed, now: float, timeout_s: float) -> dict[str, object]:
+def internal_scope(
+    task: Claimed, now: float, timeout_s: float, who: Principal | None = None
+) -> dict[str, object]:
     """The ASGI scope of a task's call (module docstring, step 3). Held waiting for a
     replica slot, the call waits at most what its lease leaves after the call's own
     `timeout_s` (and a margin): an attempt never outlives its lease, so a second
@@ -388,7 +415,7 @@ def internal_scope(task: Claimed, now: float, timeout_s: float) -> dict[str, obj
         "client": None,
         "server": None,
         TASK_KEY: task.id,
-        PRINCIPAL: principal_of(task),
+        PRINCIPAL: principal_of(task) if who is None else who,
         TASK_WAIT: max(0.0, now - task.pending_since) if task.pending_since else 0.0,
     }
 

@@ -118,6 +118,8 @@ class Podium:
             settings.tasks,
             save_result=result_files.save_result,
             delete_files=result_files.delete_files,
+            # A task runs as its creator while the creator's token is live (auth on).
+            tokens=self.tokens if settings.auth else None,
         )
         if self.gateway.task_intake is not None:
             self.gateway.task_intake.on_enqueued = self.dispatcher.wake

@@ -129,6 +129,8 @@ class Rig:
     replica: Replica
     records: RecordBuffer
     auth: dict[str, str]
+    directory: TokenDirectory
+    token_id: str
 
     def dispatcher(
         self, save_result: Callable[[Claimed, bytes, str | None], str] | None = None
@@ -140,6 +142,7 @@ class Rig:
             TaskSettings(slot_share=0.5, sweep_s=0.0),
             save_result=save_result,
             wall_clock=lambda: self.clock.now().timestamp(),
+            tokens=self.directory,
         )
 
     async def enqueue(self, path: str, body: bytes = b'{"inputs": 1}') -> str:
@@ -162,7 +165,7 @@ async def rig(tmp_path: Path, replica: Replica) -> AsyncIterator[Rig]:
     db = Database(f"sqlite:///{tmp_path}/tasks.db", clock=clock)
     db.migrate()
     directory = TokenDirectory()
-    bearer, _ = token(directory, "creator", [Scope.INVOKE], ["default"])
+    bearer, token_id = token(directory, "creator", [Scope.INVOKE], ["default"])
     holder = InProcessRoutingSource()
     holder.publish({"echo": _route((replica.route,))})  # 2 x 0.5 x 1: one task at a time
     records = RecordBuffer(100)
@@ -185,6 +188,8 @@ async def rig(tmp_path: Path, replica: Replica) -> AsyncIterator[Rig]:
             replica,
             records,
             {"authorization": f"Bearer {bearer}", "content-type": "application/json"},
+            directory,
+            token_id,
         )
     await gateway.shutdown()
     db.dispose()
@@ -356,3 +361,17 @@ async def test_a_task_for_a_replicas_internal_route_fails_without_reaching_it(ri
     assert [(t.status, t.result_status, t.attempts) for t in tasks] == [
         (TaskStatus.FAILED, 404, 1)
     ] * 3
+
+
+async def test_a_task_whose_creators_token_was_revoked_fails_without_running(rig: Rig) -> None:
+    """A task runs as its creator, checked when it runs: once the token is revoked its
+    queued tasks fail with 401 (not retried) and never reach the replica."""
+    task_id = await rig.enqueue("/echo")
+    rig.directory.drop(rig.token_id)
+    dispatcher = rig.dispatcher()
+    assert await dispatcher.run_once() == 1
+    await _drain(dispatcher)
+    with rig.db.unit_of_work() as uow:
+        task = uow.tasks.get(task_id)
+    assert (task.status, task.result_status, task.attempts) == (TaskStatus.FAILED, 401, 1)
+    assert "revoked" in (task.error or "")
