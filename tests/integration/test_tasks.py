@@ -89,9 +89,11 @@ def test_cancel_a_pending_then_a_running_task(server: ServerProcess, db: Databas
     _wait_status(db, running, TaskStatus.RUNNING)
     pending = _submit(server, "single", {"n": 1}).json()["task_id"]
     assert task(db, pending).status is TaskStatus.PENDING  # the one task slot is taken
-    with db.unit_of_work() as uow:
-        assert uow.task_views.cancel(pending).status is TaskStatus.CANCELLED
-        assert uow.task_views.cancel(running).status is TaskStatus.CANCELLED
+    for task_id in (pending, running):  # through the API, as a user cancels
+        r = httpx.delete(f"{server.url}/api/v1/tasks/{task_id}", headers=server.headers)
+        assert (r.status_code, r.json()["status"]) == (200, "cancelled"), r.text
+    again = httpx.delete(f"{server.url}/api/v1/tasks/{pending}", headers=server.headers)
+    assert (again.status_code, again.json()["field"]) == (409, "status")
     # The dispatcher sees it within poll_s and cancels the call: its record ends with the
     # client gone (status 0); a call that ran to its end would be a 200.
     url = f"{server.url}/api/v1/endpoints/single/requests?task_id={running}"

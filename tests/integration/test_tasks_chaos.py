@@ -4,7 +4,7 @@ random 0-200 ms and echoes its input, on 2 replicas; a replica is SIGKILLed ever
 has succeeded with its own input as result, and exactly one attempt of each is recorded as
 the success (at least once delivery, the result recorded once).
 
-Bounded: the tasks are all in within ~120 s or the test fails. Only what the test started
+Bounded: the tasks are all done within 240 s or the test fails. Only what the test started
 is killed: the replicas of its own endpoint (pids from the API) and its own server."""
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from tests.integration.tasks_kit import queue_db, write_tasker
 from tests.support.server import ServerProcess, free_port, wait_running
 
 TASKS = 1000
-BUDGET_S = 120.0
+BUDGET_S = 240.0  # a bound, not a timing: ~30-60 s on the 2-core CI machine
 REPLICA_KILL_EVERY_S = 3.0
-SERVER_KILLS_AT_S = (4.0, 14.0)  # after the tasks are in
+# The server is SIGKILLed when this share of the tasks has ended (by progress, not by the
+# clock: a fast machine must not finish before the second kill, a slow one kills as late).
+SERVER_KILLS_AT = (0.2, 0.6)
 NAME = "chaos"
 
 
@@ -90,14 +92,15 @@ def test_a_thousand_tasks_survive_killed_replicas_and_a_killed_server(tmp_path: 
         start = time.monotonic()
         submitted_s = start - submitting
         next_replica_kill = start + REPLICA_KILL_EVERY_S
-        server_kills = list(SERVER_KILLS_AT_S)
+        server_kills = list(SERVER_KILLS_AT)
         while True:
             now = time.monotonic()
             assert now - start < BUDGET_S, f"not done in {BUDGET_S:g} s: {_statuses(server)}"
             statuses = _statuses(server)
-            if statuses[TaskStatus.SUCCEEDED.value] + statuses[TaskStatus.FAILED.value] == TASKS:
+            ended = statuses[TaskStatus.SUCCEEDED.value] + statuses[TaskStatus.FAILED.value]
+            if ended == TASKS:
                 break
-            if server_kills and now - start >= server_kills[0]:
+            if server_kills and ended >= server_kills[0] * TASKS:
                 server_kills.pop(0)
                 server.stop(signal.SIGKILL)  # mid-flight: its leases must run out
                 server.start()
