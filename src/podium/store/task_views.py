@@ -104,20 +104,15 @@ class TaskViews:
         )
         if getattr(done, "rowcount", 1) != 1:  # pragma: no cover - it ended in between
             raise Conflict(f"task {task_id} has ended: it cannot be cancelled", field="status")
-        if row.status == _RUNNING:
-            self._s.execute(
-                update(_A)
-                .where(
-                    _A.c.task_id == task_id,
-                    _A.c.attempt == row.attempts,
-                    _A.c.outcome.is_(None),
-                )
-                .values(
-                    finished_at=now,
-                    outcome=AttemptOutcome.CANCELLED.value,
-                    reason=CANCELLED_REASON,
-                )
+        # Any attempt still open, whatever status was read: a claim may have come between
+        # the read and the write (PostgreSQL), and its attempt row must not stay open.
+        self._s.execute(
+            update(_A)
+            .where(_A.c.task_id == task_id, _A.c.outcome.is_(None))
+            .values(
+                finished_at=now, outcome=AttemptOutcome.CANCELLED.value, reason=CANCELLED_REASON
             )
+        )
         row2 = self._s.execute(select(_T).where(_T.c.id == task_id)).one()
         return _view(row2._mapping)
 
@@ -151,7 +146,7 @@ class TaskViews:
         for r in running:
             self._s.execute(
                 update(_A)
-                .where(_A.c.task_id == r.id, _A.c.attempt == r.attempts, _A.c.outcome.is_(None))
+                .where(_A.c.task_id == r.id, _A.c.outcome.is_(None))
                 .values(finished_at=now, outcome=AttemptOutcome.CANCELLED.value, reason=reason)
             )
         return int(getattr(called, "rowcount", 0) or 0) + int(getattr(rest, "rowcount", 0) or 0)

@@ -113,6 +113,8 @@ def test_a_dead_lettered_task_keeps_every_reason(client: TestClient, db: Databas
     _deploy(client)
     task = _enqueue(db)
     _run(db, "iris-ep", Outcome(AttemptOutcome.RETRY, 503, reason="HTTP 503 from the replica"))
+    with db.unit_of_work() as uow:  # its retry delay has passed (`store.tasks.retry_delay`)
+        uow.session.execute(text("UPDATE tasks SET lease_until = NULL"))
     _run(db, "iris-ep", Outcome(AttemptOutcome.RETRY, None, reason="connection refused"))
     doc = client.get(f"/api/v1/tasks/{task}").json()
     assert doc["status"] == "failed"
@@ -233,7 +235,7 @@ def test_pages_newest_first_with_a_cursor_and_a_status(client: TestClient, db: D
     [
         ((Scope.READ,), ("default",), 403),  # a result is a model's output: read is not enough
         ((Scope.DEPLOY,), ("default",), 403),
-        ((Scope.INVOKE,), ("team",), 403),  # invoke elsewhere: not on this task's project
+        ((Scope.INVOKE,), ("team",), 404),  # invoke elsewhere: its tasks are not found
         ((Scope.INVOKE,), ("default",), 200),
     ],
 )
@@ -262,7 +264,10 @@ def test_who_may_see_a_task(
         ("DELETE", f"/api/v1/tasks/{task}"),  # ended: 409 for whoever may
     ]
     got = [client.request(m, u, headers=headers).status_code for m, u in calls]
-    assert got == ([want] * 3 + [409] if want == 200 else [want] * 4)
+    if want == 404:  # the endpoint's list names the project in its URL: 403 there
+        assert got == [404, 404, 403, 404]
+    else:
+        assert got == ([want] * 3 + [409] if want == 200 else [want] * 4)
     if want == 403:
         detail = client.get(f"/api/v1/tasks/{task}", headers=headers).json()["detail"]
         assert "lacks scope 'invoke'" in detail

@@ -24,7 +24,7 @@ from podium.api.problems import responses
 from podium.api.routes.params import ProjectDep, key_of
 from podium.api.services.tasks import has_result, task_out
 from podium.core.access import Scope
-from podium.core.errors import Forbidden, Gone, NotFound
+from podium.core.errors import Gone, NotFound
 from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.task_schemas import TaskOut, TaskPage
 from podium.core.tasks import TaskStatus
@@ -42,7 +42,9 @@ EndpointName = Annotated[
 
 
 def _load(request: Request, ctx: CtxDep, task_id: str) -> TaskView:
-    """The task, if the caller holds `invoke` on its project (404 / 403 otherwise)."""
+    """The task, if the caller holds `invoke` on its project; 404 otherwise, as for a task
+    that does not exist (files and jobs alike: another project's ids and names do not
+    leak)."""
     if not re.match(_ID_RE, task_id):
         raise NotFound(f"task {task_id!r} not found", field="task_id")
     with ctx.db.unit_of_work(read_only=True) as uow:
@@ -50,11 +52,7 @@ def _load(request: Request, ctx: CtxDep, task_id: str) -> TaskView:
     request.scope[audit.PROJECT_KEY] = task.project
     caller = get_caller(request, ctx)
     if not caller.may(Scope.INVOKE, task.project):
-        raise Forbidden(
-            f"token {caller.name!r} ({caller.token_id}) lacks scope 'invoke' on project "
-            f"{task.project!r}",
-            field="scope",
-        )
+        raise NotFound(f"task {task_id!r} not found", field="task_id")
     return task
 
 
