@@ -144,9 +144,10 @@ class FileStore:
         it comes as a `LongLine`, its bytes skipped to its end in `CHUNK`s, so memory stays
         within `max_line` whatever the input (a 512 MiB file on one line)."""
         with self._open(file_id) as handle:
-            while line := handle.readline(max_line + 1):
-                if len(line) <= max_line or line.endswith(b"\n"):
-                    yield line.rstrip(b"\r\n")
+            while line := handle.readline(max_line + 2):  # + its line end (\r\n)
+                content = line.rstrip(b"\r\n")
+                if line.endswith(b"\n") or len(line) < max_line + 2:  # the whole line
+                    yield content if len(content) <= max_line else LongLine(max_line)
                     continue
                 while (rest := handle.readline(CHUNK)) and not rest.endswith(b"\n"):
                     pass
