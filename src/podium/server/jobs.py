@@ -13,6 +13,14 @@ Each round (`run_once`), for every job not ended:
 - `cancelling`: its pending and running tasks are cancelled, the output is written with
   the lines done so far (the rest `cancelled`) → `cancelled`.
 
+Lines are bounded before anything parses them: a line longer than `max_line_bytes` (the
+gateway's PODIUM_MAX_BODY_BYTES: a line is one request body) is skipped unread, and one
+nesting deeper than `core.jsondepth` allows is never handed to `json.loads`; both fail
+alone, naming why. Jobs are isolated from each other: a round that raises on one job is
+logged and counted, and after MAX_JOB_ERRORS rounds in a row that job is failed (naming
+the error) while the others carry on. A job line's task keeps the queue's longest TTL
+(JOB_TASK_TTL_S): its result is read only when the whole job ends.
+
 Everything is in the store (the next line is the tasks' highest line + 1, progress is a
 GROUP BY over them), so a restarted server's runner carries on where the last one stopped
 and never enqueues a line twice. The runner is one thread: the store calls block.
@@ -278,9 +286,7 @@ class JobRunner:
         reader.position = start + len(out)
         return out
 
-    def _tasks(
-        self, job: JobView, start: int, lines: list[bytes | LongLine]
-    ) -> list[NewTask]:
+    def _tasks(self, job: JobView, start: int, lines: list[bytes | LongLine]) -> list[NewTask]:
         targets: dict[str, _Target] = {}
         who = self._principal(job)
         news = []
