@@ -28,7 +28,6 @@ and never enqueues a line twice. The runner is one thread: the store calls block
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -36,9 +35,9 @@ from dataclasses import dataclass
 
 from podium.core.access import DEFAULT_PROJECT, Principal, Scope, endpoint_key, split_key
 from podium.core.errors import NotFound, PodiumError, Unavailable
-from podium.core.jsondepth import MAX_JSON_DEPTH, too_deep
 from podium.core.settings import GatewaySettings, TaskSettings
 from podium.core.tasks import MAX_ERROR_CHARS, MAX_TTL_S, JobStatus
+from podium.server.job_lines import MAX_LINE_ERROR, counts, line_object, openai_request
 from podium.server.job_output import write_output
 from podium.store.db import Database
 from podium.store.files import FileStore, LongLine
@@ -47,8 +46,6 @@ from podium.store.tasks import NewTask
 
 log = logging.getLogger("podium.jobs")
 JSON_HEADERS = (("content-type", "application/json"),)
-OPENAI_URLS = frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/completions"})
-MAX_LINE_ERROR = 300
 MAX_LINES_PER_ROUND = 5000  # lines one job enqueues in one round at most
 MAX_JOB_ERRORS = 5  # rounds in a row that raise on one job before it is failed
 # A job line's task outlives the endpoint's `result_ttl_s`: its result is only read once
@@ -204,7 +201,7 @@ class JobRunner:
                 )
             else:
                 for raw in self._files.iter_bounded_lines(job.input_file, self._max_line):
-                    if _counts(raw):
+                    if counts(raw):
                         count += 1
                         if count > self._settings.max_job_lines:
                             error = (
@@ -272,7 +269,7 @@ class JobRunner:
             lines = (
                 raw
                 for raw in self._files.iter_bounded_lines(job.input_file, self._max_line)
-                if _counts(raw)
+                if counts(raw)
             )
             for _ in range(start):
                 next(lines, None)
@@ -293,10 +290,10 @@ class JobRunner:
         for offset, read in enumerate(lines):
             line = start + offset
             raw = b"" if isinstance(read, LongLine) else read
-            doc, why = _object(read)
+            doc, why = line_object(read)
             path, body = job.path, raw
             if doc is not None and job.kind == OPENAI:
-                model, path, body, why = _openai_request(doc, job.path)
+                model, path, body, why = openai_request(doc, job.path)
                 if why is None:
                     if model not in targets:
                         targets[model] = self._openai_target(model, who)
@@ -381,42 +378,3 @@ class JobRunner:
         with self._db.unit_of_work(read_only=True) as uow:
             keys = [e.name for e in uow.endpoints.list()]
         return sorted(split_key(k)[0] for k in keys if split_key(k)[1] == name)
-
-
-def _counts(raw: bytes | LongLine) -> bool:
-    """Whether a line of the input is one of the job's lines (blank lines are skipped)."""
-    return isinstance(raw, LongLine) or bool(raw.strip())
-
-
-def _object(raw: bytes | LongLine) -> tuple[dict[str, object] | None, str | None]:
-    """The line as a JSON object, or why it is not one. Bounded: a line over the size
-    limit was never read, and nesting is checked before `json.loads` may recurse."""
-    if isinstance(raw, LongLine):
-        return None, (
-            f"larger than the limit of {raw.limit} bytes a line (a request body: "
-            "PODIUM_MAX_BODY_BYTES)"
-        )
-    if too_deep(raw):
-        return None, f"not JSON this server parses: it nests deeper than {MAX_JSON_DEPTH} levels"
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError) as e:
-        return None, f"not JSON ({str(e)[:MAX_LINE_ERROR]})"
-    if not isinstance(doc, dict):
-        return None, f"a line must be a JSON object, not {type(doc).__name__}"
-    return doc, None
-
-
-def _openai_request(doc: dict[str, object], url: str) -> tuple[str, str, bytes, str | None]:
-    """(model, path, body, None) of an OpenAI batch line, or ("", "", b"", why)."""
-    if doc.get("method", "POST") != "POST":
-        return "", "", b"", "method must be POST"
-    if doc.get("url") != url:
-        return "", "", b"", f"url must be the batch's endpoint {url!r}, not {doc.get('url')!r}"
-    body = doc.get("body")
-    if not isinstance(body, dict):
-        return "", "", b"", "body must be a JSON object"
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        return "", "", b"", "body.model must name an endpoint"
-    return model, url, json.dumps(body).encode(), None
