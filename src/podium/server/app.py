@@ -131,7 +131,12 @@ class Podium:
             gateway=self.gateway,
         )
         # Batch jobs (issue 13): turns job lines into tasks, writes their output files.
-        self.jobs = JobRunner(self.db, FileStore(settings.files_dir), settings.tasks)
+        self.jobs = JobRunner(
+            self.db,
+            FileStore(settings.files_dir),
+            settings.tasks,
+            max_line_bytes=settings.gateway.max_body_bytes,
+        )
         self._register()
         # Task callbacks (issue 13): POSTs each ended task's document to its callback URL.
         self.callbacks = CallbackSender(

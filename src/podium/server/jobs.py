@@ -13,6 +13,14 @@ Each round (`run_once`), for every job not ended:
 - `cancelling`: its pending and running tasks are cancelled, the output is written with
   the lines done so far (the rest `cancelled`) → `cancelled`.
 
+Lines are bounded before anything parses them: a line longer than `max_line_bytes` (the
+gateway's PODIUM_MAX_BODY_BYTES: a line is one request body) is skipped unread, and one
+nesting deeper than `core.jsondepth` allows is never handed to `json.loads`; both fail
+alone, naming why. Jobs are isolated from each other: a round that raises on one job is
+logged and counted, and after MAX_JOB_ERRORS rounds in a row that job is failed (naming
+the error) while the others carry on. A job line's task keeps the queue's longest TTL
+(JOB_TASK_TTL_S): its result is read only when the whole job ends.
+
 Everything is in the store (the next line is the tasks' highest line + 1, progress is a
 GROUP BY over them), so a restarted server's runner carries on where the last one stopped
 and never enqueues a line twice. The runner is one thread: the store calls block.
@@ -20,27 +28,30 @@ and never enqueues a line twice. The runner is one thread: the store calls block
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from podium.core.access import DEFAULT_PROJECT, Principal, Scope, endpoint_key, split_key
-from podium.core.errors import NotFound, PodiumError
-from podium.core.settings import TaskSettings
-from podium.core.tasks import JobStatus
+from podium.core.errors import NotFound, PodiumError, Unavailable
+from podium.core.settings import GatewaySettings, TaskSettings
+from podium.core.tasks import MAX_ERROR_CHARS, MAX_TTL_S, JobStatus
+from podium.server.job_lines import MAX_LINE_ERROR, counts, line_object, openai_request
 from podium.server.job_output import write_output
 from podium.store.db import Database
-from podium.store.files import FileStore
+from podium.store.files import FileStore, LongLine
 from podium.store.jobs import OPENAI, JobView
 from podium.store.tasks import NewTask
 
 log = logging.getLogger("podium.jobs")
 JSON_HEADERS = (("content-type", "application/json"),)
-OPENAI_URLS = frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/completions"})
-MAX_LINE_ERROR = 300
 MAX_LINES_PER_ROUND = 5000  # lines one job enqueues in one round at most
+MAX_JOB_ERRORS = 5  # rounds in a row that raise on one job before it is failed
+# A job line's task outlives the endpoint's `result_ttl_s`: its result is only read once
+# the whole job ends (into the output file), which for a 200k-line job, or one waiting on
+# an endpoint scaled to zero, can be days; the longest TTL the queue allows (30 days).
+JOB_TASK_TTL_S = MAX_TTL_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +61,7 @@ class _Target:
     endpoint: str = ""
     lease_s: float = 90.0
     max_attempts: int = 3
-    ttl_s: float = 86400.0
+    ttl_s: float = JOB_TASK_TTL_S
     error: str | None = None
 
 
@@ -58,7 +69,7 @@ class _Reader:
     """An open input file, positioned at the next line to enqueue (kept between rounds so
     a long input is read once, not from its start every round)."""
 
-    def __init__(self, lines: Iterator[bytes], position: int) -> None:
+    def __init__(self, lines: Iterator[bytes | LongLine], position: int) -> None:
         self.lines = lines
         self.position = position
 
@@ -72,8 +83,13 @@ class JobRunner:
         *,
         interval_s: float = 0.2,
         on_enqueued: Callable[[], None] | None = None,
+        max_line_bytes: int = GatewaySettings().max_body_bytes,
     ) -> None:
         self._db = db
+        # A line longer than this (the gateway's PODIUM_MAX_BODY_BYTES: a line is one
+        # request body) fails alone, and is never read into memory whole.
+        self._max_line = max_line_bytes
+        self._errors: dict[str, int] = {}  # job id → rounds in a row that raised
         # Called (from the runner's thread) after lines were enqueued: the server points
         # it at the dispatcher's wake, through its event loop (`call_soon_threadsafe`).
         self.on_enqueued = on_enqueued
@@ -114,11 +130,45 @@ class JobRunner:
         for job in jobs:
             try:
                 done = self._step(job) or done
-            except PodiumError as e:
+            except Unavailable as e:  # a busy store: not this job's fault, next round
                 log.warning("job %s: %s", job.id, e)
-        for gone in set(self._readers) - {j.id for j in jobs}:
+            except PodiumError as e:  # its input gone, a job moved meanwhile: next round
+                log.warning("job %s: %s", job.id, e)
+                self._failed_round(job, e)
+            except Exception as e:  # a bug on this job's data: never stop the other jobs
+                log.exception("job %s: its round failed", job.id)
+                self._failed_round(job, e)
+            else:
+                self._errors.pop(job.id, None)
+        alive = {j.id for j in jobs}
+        for gone in set(self._readers) - alive:
             self._readers.pop(gone, None)
+        for gone in set(self._errors) - alive:
+            self._errors.pop(gone, None)
         return done
+
+    def _failed_round(self, job: JobView, error: Exception) -> None:
+        """Count a round that raised on `job`; at `MAX_JOB_ERRORS` in a row the job is
+        failed (its unfinished lines cancelled), naming the error, so one job that always
+        raises costs the others nothing but a log line a round, and only a few rounds."""
+        count = self._errors.get(job.id, 0) + 1
+        self._errors[job.id] = count
+        if count < MAX_JOB_ERRORS:
+            return
+        reason = (
+            f"the job runner failed {count} times in a row on this job "
+            f"({type(error).__name__}: {str(error)[:MAX_LINE_ERROR]})"
+        )[:MAX_ERROR_CHARS]
+        try:
+            with self._db.unit_of_work() as uow:
+                uow.jobs.cancel_tasks(job.id, reason)
+                uow.jobs.set_status(job.id, JobStatus.FAILED, error=reason)
+        except Exception:  # the store itself is failing: try again next round
+            log.exception("job %s: could not be failed", job.id)
+            return
+        self._errors.pop(job.id, None)
+        self._readers.pop(job.id, None)
+        log.error("job %s failed: %s", job.id, reason)
 
     def _step(self, job: JobView) -> bool:
         if job.status is JobStatus.VALIDATING:
@@ -150,8 +200,8 @@ class JobRunner:
                     f"{self._settings.max_file_bytes} (PODIUM_MAX_FILE_BYTES)"
                 )
             else:
-                for raw in self._files.iter_lines(job.input_file):
-                    if raw.strip():
+                for raw in self._files.iter_bounded_lines(job.input_file, self._max_line):
+                    if counts(raw):
                         count += 1
                         if count > self._settings.max_job_lines:
                             error = (
@@ -204,7 +254,7 @@ class JobRunner:
         return True
 
     def _finish(self, job: JobView, end: JobStatus) -> None:
-        output, errors = write_output(self._db, self._files, job)
+        output, errors = write_output(self._db, self._files, job, self._max_line)
         with self._db.unit_of_work() as uow:
             uow.jobs.set_status(job.id, end, output_file=output, error_file=errors)
         self._readers.pop(job.id, None)
@@ -212,16 +262,20 @@ class JobRunner:
 
     # ------------------------------------------------------------------ lines
 
-    def _read(self, job: JobView, start: int, count: int) -> list[bytes]:
+    def _read(self, job: JobView, start: int, count: int) -> list[bytes | LongLine]:
         """Non-blank lines `start` … `start + count - 1` of the job's input."""
         reader = self._readers.get(job.id)
         if reader is None or reader.position != start:
-            lines = (raw for raw in self._files.iter_lines(job.input_file) if raw.strip())
+            lines = (
+                raw
+                for raw in self._files.iter_bounded_lines(job.input_file, self._max_line)
+                if counts(raw)
+            )
             for _ in range(start):
                 next(lines, None)
             reader = _Reader(lines, start)
             self._readers[job.id] = reader
-        out: list[bytes] = []
+        out: list[bytes | LongLine] = []
         for raw in reader.lines:
             out.append(raw)
             if len(out) == count:
@@ -229,16 +283,17 @@ class JobRunner:
         reader.position = start + len(out)
         return out
 
-    def _tasks(self, job: JobView, start: int, lines: list[bytes]) -> list[NewTask]:
+    def _tasks(self, job: JobView, start: int, lines: list[bytes | LongLine]) -> list[NewTask]:
         targets: dict[str, _Target] = {}
         who = self._principal(job)
         news = []
-        for offset, raw in enumerate(lines):
+        for offset, read in enumerate(lines):
             line = start + offset
-            doc, why = _object(raw)
+            raw = b"" if isinstance(read, LongLine) else read
+            doc, why = line_object(read)
             path, body = job.path, raw
             if doc is not None and job.kind == OPENAI:
-                model, path, body, why = _openai_request(doc, job.path)
+                model, path, body, why = openai_request(doc, job.path)
                 if why is None:
                     if model not in targets:
                         targets[model] = self._openai_target(model, who)
@@ -284,8 +339,7 @@ class JobRunner:
             endpoint=key,
             lease_s=spec.tasks.lease_for(spec.timeout_s),
             max_attempts=spec.tasks.max_attempts,
-            ttl_s=spec.tasks.result_ttl_s,
-        )
+        )  # ttl_s: JOB_TASK_TTL_S, not the endpoint's result_ttl_s (see there)
 
     def _principal(self, job: JobView) -> Principal | None:
         if job.token_id is None:
@@ -324,28 +378,3 @@ class JobRunner:
         with self._db.unit_of_work(read_only=True) as uow:
             keys = [e.name for e in uow.endpoints.list()]
         return sorted(split_key(k)[0] for k in keys if split_key(k)[1] == name)
-
-
-def _object(raw: bytes) -> tuple[dict[str, object] | None, str | None]:
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError) as e:
-        return None, f"not JSON ({str(e)[:MAX_LINE_ERROR]})"
-    if not isinstance(doc, dict):
-        return None, f"a line must be a JSON object, not {type(doc).__name__}"
-    return doc, None
-
-
-def _openai_request(doc: dict[str, object], url: str) -> tuple[str, str, bytes, str | None]:
-    """(model, path, body, None) of an OpenAI batch line, or ("", "", b"", why)."""
-    if doc.get("method", "POST") != "POST":
-        return "", "", b"", "method must be POST"
-    if doc.get("url") != url:
-        return "", "", b"", f"url must be the batch's endpoint {url!r}, not {doc.get('url')!r}"
-    body = doc.get("body")
-    if not isinstance(body, dict):
-        return "", "", b"", "body must be a JSON object"
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        return "", "", b"", "body.model must name an endpoint"
-    return model, url, json.dumps(body).encode(), None

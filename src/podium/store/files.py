@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import os
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -40,6 +40,14 @@ class Written:
     id: FileId
     bytes: int
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class LongLine:
+    """A line longer than `limit` bytes (`FileStore.iter_bounded_lines`): its bytes
+    were skipped, not read into memory."""
+
+    limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,30 +113,10 @@ class FileStore:
     def write_bytes(self, data: bytes) -> Written:
         return self.write([data])
 
-    async def write_async(self, chunks: AsyncIterable[bytes], max_bytes: int | None) -> Written:
-        """Like `write`, for chunks that arrive on the event loop (an upload); the disk
-        writes are small and sequential, done in place."""
-        file_id = new_file_id()
-        tmp, out = self._open_tmp(file_id)
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            with out:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise TooLarge(
-                            f"the file is larger than the limit of {max_bytes} bytes "
-                            "(PODIUM_MAX_FILE_BYTES)",
-                            field="file",
-                        )
-                    digest.update(chunk)
-                    out.write(chunk)
-            os.replace(tmp, self.dir / file_id)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return Written(file_id, size, digest.hexdigest())
+    def write_from(self, source: IO[bytes], max_bytes: int | None = None) -> Written:
+        """`write` from an open binary file (an upload, spooled by the web server), read in
+        `CHUNK`s; blocking: the API calls it in a worker thread, never on its event loop."""
+        return self.write(iter(lambda: source.read(CHUNK), b""), max_bytes)
 
     def read_bytes(self, file_id: str) -> bytes:
         try:
@@ -147,13 +135,29 @@ class FileStore:
 
     def iter_lines(self, file_id: str) -> Iterator[bytes]:
         """The file's lines (without their line ends), read a line at a time."""
-        try:
-            handle = self.path(file_id).open("rb")
-        except FileNotFoundError:
-            raise NotFound(f"file {file_id!r} not found", field="file_id") from None
-        with handle:
+        with self._open(file_id) as handle:
             for line in handle:
                 yield line.rstrip(b"\r\n")
+
+    def iter_bounded_lines(self, file_id: str, max_line: int) -> Iterator[bytes | LongLine]:
+        """Like `iter_lines`, but a line longer than `max_line` bytes is never held whole:
+        it comes as a `LongLine`, its bytes skipped to its end in `CHUNK`s, so memory stays
+        within `max_line` whatever the input (a 512 MiB file on one line)."""
+        with self._open(file_id) as handle:
+            while line := handle.readline(max_line + 2):  # + its line end (\r\n)
+                content = line.rstrip(b"\r\n")
+                if line.endswith(b"\n") or len(line) < max_line + 2:  # the whole line
+                    yield content if len(content) <= max_line else LongLine(max_line)
+                    continue
+                while (rest := handle.readline(CHUNK)) and not rest.endswith(b"\n"):
+                    pass
+                yield LongLine(max_line)
+
+    def _open(self, file_id: str) -> IO[bytes]:
+        try:
+            return self.path(file_id).open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"file {file_id!r} not found", field="file_id") from None
 
     def delete(self, file_id: str) -> None:
         self.path(file_id).unlink(missing_ok=True)

@@ -5,6 +5,7 @@ the job runner is run by hand (`run_once`) and tasks are answered through
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +289,63 @@ def test_a_task_result_kept_as_a_file_is_served_with_its_type(
     hooks.delete_files([file_id])  # gone (the sweep deleted it): a 404, not a cut stream
     gone = client.get(f"/api/v1/tasks/{task.id}/result")
     assert (gone.status_code, gone.json()["field"]) == (404, "file_id")
+
+
+def test_a_job_path_naming_a_replica_internal_route_is_refused(client: TestClient) -> None:
+    """Review 19: a job's lines would reach `/metrics`, `/health/…`, `/podium/…` of the
+    replica directly (the dispatcher does not go through the gateway's route check)."""
+    f = _upload(client, b"{}\n").json()
+    for path in (
+        "/metrics",
+        "/podium/drain",
+        "/health/live",
+        "/a/../metrics",
+        "//podium/x",
+        "/%70odium/x",
+        "predict",
+    ):
+        r = client.post(
+            "/api/v1/jobs", json={"endpoint": "echo", "input_file": f["id"], "path": path}
+        )
+        assert (r.status_code, r.json()["field"]) == (422, "path"), (path, r.text)
+    ok = client.post(
+        "/api/v1/jobs", json={"endpoint": "echo", "input_file": f["id"], "path": "/metricsx"}
+    )
+    assert ok.status_code == 201, ok.text
+
+
+@pytest.mark.parametrize("url", ["/api/v1/files", "/v1/files"])
+def test_an_upload_waiting_on_a_busy_store_does_not_block_other_requests(
+    client: TestClient, ctx: ApiContext, url: str
+) -> None:
+    """Review 13: the upload's disk writes and its row are done in a worker thread. While
+    another writer holds SQLite's write lock, an upload waits for it (its bytes already on
+    disk), and meanwhile the API still answers other requests; on the old code the upload
+    waited on the event loop, so nothing else was answered until the busy timeout."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:
+        with ctx.db.unit_of_work() as uow:
+            uow.projects.create("held")  # a write: SQLite's lock is taken until commit
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    assert holding.wait(30)
+    answers: list[Any] = []
+    uploader = threading.Thread(target=lambda: answers.append(_upload(client, b"{}\n", url)))
+    uploader.start()
+    try:
+        # The upload's bytes are renamed into place just before it asks for the lock.
+        while not any(ctx.settings.files_dir.glob("file_*")):
+            uploader.join(0.01)
+            assert uploader.is_alive(), answers[0].text
+        other = client.get("/api/v1/files/file_0")  # served while the upload waits
+        assert uploader.is_alive()  # … on the lock, not on the event loop
+        assert other.status_code == 404
+    finally:
+        release.set()
+        holder.join(30)
+        uploader.join(30)
+    assert answers[0].status_code in (200, 201), answers[0].text

@@ -7,17 +7,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import pytest
+from sqlalchemy import Table, or_, select, update
 
 from podium.core.phases import EndpointStatus
 from podium.core.settings import TaskSettings
 from podium.core.spec import EndpointSpec
-from podium.core.tasks import AttemptOutcome, FilePurpose, JobStatus
-from podium.server.jobs import JobRunner
+from podium.core.tasks import (
+    JOB_ENDED,
+    MAX_TTL_S,
+    AttemptOutcome,
+    FilePurpose,
+    JobStatus,
+    TaskStatus,
+)
+from podium.server.jobs import MAX_JOB_ERRORS, JobRunner
 from podium.store import Database
 from podium.store.files import FileStore
 from podium.store.jobs import OPENAI, JobView, NewJob
+from podium.store.tables import TaskRow
 from podium.store.tasks import Outcome
 from tests.support.db import database, postgres_shared_url, sqlite_url
 
@@ -253,4 +263,136 @@ def test_openai_batch_lines_go_to_the_model_and_failures_to_the_error_file(
             "c",
             "line 2: url must be the batch's endpoint '/v1/embeddings', not '/v1/chat/completions'",
         ),
+    ]
+
+
+def _run_until_ended(runner: JobRunner, db: Database, job_ids: list[str], rounds: int = 30) -> None:
+    for _ in range(rounds):
+        runner.run_once()
+        _answer_all(db)
+        if all(_get(db, j).status in JOB_ENDED for j in job_ids):
+            return
+
+
+def test_a_deeply_nested_line_fails_alone_and_never_stalls_other_jobs(
+    db: Database, files: FileStore
+) -> None:
+    """Review 2: `json.loads(b"[" * 200000)` raises RecursionError. The line fails at birth
+    naming the depth limit; writing the batch's output (its custom ids) does not re-raise;
+    an unrelated job, created after it, completes too."""
+    good = {"custom_id": "a", "url": "/v1/embeddings", "body": {"model": "echo"}}
+    text = b"[" * 200_000 + b"\n" + json.dumps(good).encode() + b"\n"
+    batch = _job(db, files, text, endpoint=None, path="/v1/embeddings", kind=OPENAI)
+    plain = _job(db, files, b'{"x": 1}\n' + b"[" * 200_000 + b"\n")
+    other = _job(db, files, b'{"x": 2}\n')
+    _run_until_ended(JobRunner(db, files, TaskSettings()), db, [batch, plain, other])
+    assert [_get(db, j).status for j in (batch, plain, other)] == [JobStatus.COMPLETED] * 3
+    deep = "line 1: not JSON this server parses: it nests deeper than 64 levels"
+    assert [(o["status"], o["error"]) for o in _output(files, _get(db, plain))] == [
+        ("succeeded", None),
+        ("failed", deep),
+    ]
+    assert _output(files, _get(db, other))[0]["result"] == {"x": 2}
+    job = _get(db, batch)
+    assert [o["custom_id"] for o in _output(files, job)] == ["a"]
+    assert job.error_file is not None
+    errors = [json.loads(x) for x in files.iter_lines(job.error_file)]
+    assert [(e["custom_id"], e["error"]["message"]) for e in errors] == [
+        (None, deep.replace("line 1", "line 0"))
+    ]
+
+
+def test_a_job_whose_rounds_keep_failing_is_failed_and_the_others_go_on(
+    db: Database, files: FileStore
+) -> None:
+    """Review 2: one job that raises every round (here: its input's bytes were deleted
+    under it, found by a restarted server) is failed after MAX_JOB_ERRORS rounds, its
+    queued lines cancelled; the job after it completes meanwhile."""
+    broken = _job(db, files, b'{"x": 0}\n{"x": 1}\n{"x": 2}\n', concurrency=1)
+    other = _job(db, files, b"".join(b'{"y": %d}\n' % i for i in range(4)), concurrency=1)
+    runner = JobRunner(db, files, TaskSettings())
+    runner.run_once()  # both validated
+    runner.run_once()  # line 0 of each enqueued
+    files.delete(_get(db, broken).input_file)
+    runner = JobRunner(db, files, TaskSettings())  # a restarted server: the input is gone
+    _answer_all(db)
+    for _ in range(MAX_JOB_ERRORS - 1):
+        runner.run_once()
+        assert _get(db, broken).status is JobStatus.IN_PROGRESS
+        _answer_all(db)
+    runner.run_once()
+    job = _get(db, broken)
+    assert job.status is JobStatus.FAILED
+    assert job.error == (
+        f"the job runner failed {MAX_JOB_ERRORS} times in a row on this job "
+        f"(NotFound: file {job.input_file!r} not found)"
+    )
+    _run_until_ended(runner, db, [other])
+    assert _get(db, other).status is JobStatus.COMPLETED
+    assert [o["result"] for o in _output(files, _get(db, other))] == [{"y": i} for i in range(4)]
+
+
+def test_a_line_over_the_body_limit_fails_alone_naming_the_limit(
+    db: Database, files: FileStore
+) -> None:
+    """Review 8: a line longer than the gateway's max_body_bytes is skipped (never read
+    whole) and fails with a reason naming the limit; the lines around it run."""
+    big = b'{"x": "' + b"a" * 5000 + b'"}'
+    text = b'{"x": 0}\n' + big + b"\r\n" + b'{"x": 2}\n' + big  # the last without a newline
+    job_id = _job(db, files, text, concurrency=8)
+    runner = JobRunner(db, files, TaskSettings(), max_line_bytes=100)
+    _run_until_ended(runner, db, [job_id])
+    job = _get(db, job_id)
+    assert (job.status, job.lines_total) == (JobStatus.COMPLETED, 4)
+    limit = "larger than the limit of 100 bytes a line (a request body: PODIUM_MAX_BODY_BYTES)"
+    assert [(o["status"], o["result"], o["error"]) for o in _output(files, job)] == [
+        ("succeeded", {"x": 0}, None),
+        ("failed", None, f"line 1: {limit}"),
+        ("succeeded", {"x": 2}, None),
+        ("failed", None, f"line 3: {limit}"),
+    ]
+
+
+def test_an_expired_line_is_labelled_expired_and_job_lines_keep_the_longest_ttl(
+    db: Database, files: FileStore
+) -> None:
+    """Review 3: a line whose task expired is `expired` in the output (never "failed: the
+    replica answered 200"), in the error file of an OpenAI batch; and job lines are
+    enqueued with the queue's longest TTL, not the endpoint's result_ttl_s."""
+    job_id = _job(db, files, b'{"x": 0}\n{"x": 1}\n')
+    line = {"custom_id": "k", "url": "/v1/embeddings", "body": {"model": "echo"}}
+    batch = _job(
+        db, files, json.dumps(line).encode(), endpoint=None, path="/v1/embeddings", kind=OPENAI
+    )
+    runner = JobRunner(db, files, TaskSettings())
+    runner.run_once()
+    runner.run_once()
+    _answer_all(db)
+    tasks = cast(Table, TaskRow.__table__)
+    with db.unit_of_work() as uow:
+        rows = uow.session.execute(
+            select(tasks.c.job_id, tasks.c.line, tasks.c.created_at, tasks.c.expires_at)
+        ).all()
+        assert sorted((r.job_id, r.line) for r in rows) == sorted(
+            [(job_id, 0), (job_id, 1), (batch, 0)]
+        )
+        assert {r.expires_at - r.created_at for r in rows} == {MAX_TTL_S}
+        # what the sweep does to an ended task past its TTL
+        uow.session.execute(
+            update(tasks)
+            .where(or_(tasks.c.line == 0, tasks.c.job_id == batch))
+            .values(status=TaskStatus.EXPIRED.value, result=None, result_file=None)
+        )
+    _run_until_ended(runner, db, [job_id, batch])
+    expired = "the result of this line expired before the job's output was written"
+    assert [(o["status"], o["result"], o["error"]) for o in _output(files, _get(db, job_id))] == [
+        ("expired", None, expired),
+        ("succeeded", {"x": 1}, None),
+    ]
+    job = _get(db, batch)
+    assert _output(files, job) == []
+    assert job.error_file is not None
+    errors = [json.loads(x) for x in files.iter_lines(job.error_file)]
+    assert [(e["custom_id"], e["error"]) for e in errors] == [
+        ("k", {"code": "batch_expired", "message": expired})
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from podium.core.clock import FakeClock
 from podium.core.errors import Conflict, NotFound, TooLarge
 from podium.core.tasks import AttemptOutcome, FilePurpose, JobStatus, TaskStatus
 from podium.store import Database
-from podium.store.files import FileStore, TaskResultFiles, save_result
+from podium.store.files import CHUNK, FileStore, LongLine, TaskResultFiles, save_result
 from podium.store.jobs import NewJob
 from podium.store.tasks import NewTask, Outcome
 
@@ -42,6 +43,32 @@ def test_a_stream_over_its_bound_is_refused_and_leaves_nothing(tmp_path: Path) -
         store.write([b"x" * 6, b"y" * 6], max_bytes=10)
     assert e.value.field == "file"
     assert list((tmp_path / "files").iterdir()) == []
+
+
+def test_bounded_lines_never_hold_a_line_over_the_bound(tmp_path: Path) -> None:
+    """Review 8: a line longer than `max_line` comes as a `LongLine` (skipped to its end
+    in chunks), the lines around it as they are; a line of exactly `max_line` bytes is
+    kept, with or without its line end."""
+    store = FileStore(tmp_path / "files")
+    text = b"12345\n123456\r\n" + b"x" * (3 * CHUNK) + b"\n\n1234567"
+    written = store.write_bytes(text)
+    assert list(store.iter_bounded_lines(written.id, 6)) == [
+        b"12345",
+        b"123456",  # 6 bytes (the \r is part of its line end)
+        LongLine(6),
+        b"",
+        LongLine(6),  # the last line, without a line end
+    ]
+    assert list(store.iter_bounded_lines(written.id, 3 * CHUNK))[2] == b"x" * (3 * CHUNK)
+
+
+def test_write_from_copies_an_open_file_within_its_bound(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "files")
+    written = store.write_from(io.BytesIO(b"a" * (CHUNK + 3)), max_bytes=CHUNK + 3)
+    assert store.read_bytes(written.id) == b"a" * (CHUNK + 3)
+    with pytest.raises(TooLarge):
+        store.write_from(io.BytesIO(b"a" * (CHUNK + 4)), max_bytes=CHUNK + 3)
+    assert sorted(p.name for p in (tmp_path / "files").iterdir()) == [written.id]
 
 
 def test_an_id_that_is_not_a_file_id_is_not_found(tmp_path: Path) -> None:

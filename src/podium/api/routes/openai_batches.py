@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from podium.api.deps import get_caller, get_ctx
-from podium.api.routes.files import job_service, upload_chunks
+from podium.api.routes.files import job_service
 from podium.api.services.jobs import job_out
 from podium.core.access import DEFAULT_PROJECT, Principal, Scope
 from podium.core.errors import Forbidden, Invalid, NotFound, PodiumError
@@ -62,9 +62,10 @@ def openai_error(status: int, message: str, param: str | None = None) -> JSONRes
     return JSONResponse(body, status_code=status)
 
 
-def _caller(request: Request) -> tuple[Principal, str]:
-    """The caller and the project its batches live in (module docstring)."""
-    caller = get_caller(request, get_ctx(request))
+async def _caller(request: Request) -> tuple[Principal, str]:
+    """The caller and the project its batches live in (module docstring). The token
+    lookup may read the store: in a worker thread, off the event loop."""
+    caller = await run_in_threadpool(get_caller, request, get_ctx(request))
     if caller.projects is None or DEFAULT_PROJECT in caller.projects:
         project = DEFAULT_PROJECT
     else:
@@ -139,7 +140,7 @@ def batch_object(out: JobOut, metadata: dict[str, str]) -> dict[str, Any]:
 @router.post("/v1/files")
 async def create_file(request: Request) -> Response:
     async def work() -> dict[str, Any]:
-        caller, project = _caller(request)
+        caller, project = await _caller(request)
         form = await request.form(max_files=1, max_fields=4)
         upload = form.get("file")
         purpose = form.get("purpose")
@@ -147,11 +148,12 @@ async def create_file(request: Request) -> Response:
             raise Invalid(f"purpose must be 'batch', not {purpose!r}", field="purpose")
         if not isinstance(upload, StarletteUpload):
             raise Invalid("file is required (multipart form field `file`)", field="file")
-        stored = await job_service(get_ctx(request)).upload(
-            upload_chunks(upload),
-            project=project,
-            filename=upload.filename or "",
-            caller=caller,
+        # The copy to disk (with its fsync) and the row: in a worker thread, off the loop.
+        service = job_service(get_ctx(request))
+        stored = await run_in_threadpool(
+            lambda: service.upload(
+                upload.file, project=project, filename=upload.filename or "", caller=caller
+            )
         )
         return file_object(stored)
 
@@ -161,7 +163,7 @@ async def create_file(request: Request) -> Response:
 @router.get("/v1/files/{file_id}")
 async def retrieve_file(request: Request, file_id: str) -> Response:
     async def work() -> dict[str, Any]:
-        caller, _ = _caller(request)
+        caller, _ = await _caller(request)
         found = await run_in_threadpool(job_service(get_ctx(request)).get_file, file_id, caller)
         return file_object(found)
 
@@ -171,7 +173,7 @@ async def retrieve_file(request: Request, file_id: str) -> Response:
 @router.get("/v1/files/{file_id}/content")
 async def file_content(request: Request, file_id: str) -> Response:
     async def work() -> Response:
-        caller, _ = _caller(request)
+        caller, _ = await _caller(request)
         service = job_service(get_ctx(request))
         found = await run_in_threadpool(service.get_file, file_id, caller)
         chunks = service.files.iter_bytes(file_id)
@@ -194,7 +196,7 @@ async def file_content(request: Request, file_id: str) -> Response:
 @router.post("/v1/batches")
 async def create_batch(request: Request) -> Response:
     async def work() -> dict[str, Any]:
-        caller, project = _caller(request)
+        caller, project = await _caller(request)
         raw = await request.body()
         if len(raw) > MAX_BATCH_BODY:
             raise Invalid(f"the body is larger than {MAX_BATCH_BODY} bytes", field="body")
@@ -259,7 +261,7 @@ def _metadata(value: object) -> dict[str, str]:
 @router.get("/v1/batches/{batch_id}")
 async def retrieve_batch(request: Request, batch_id: str) -> Response:
     async def work() -> dict[str, Any]:
-        caller, _ = _caller(request)
+        caller, _ = await _caller(request)
         job, progress = await run_in_threadpool(
             job_service(get_ctx(request)).get, _batch_id(batch_id), caller
         )
@@ -273,7 +275,7 @@ async def retrieve_batch(request: Request, batch_id: str) -> Response:
 @router.get("/v1/batches")
 async def list_batches(request: Request) -> Response:
     async def work() -> dict[str, Any]:
-        caller, _ = _caller(request)
+        caller, _ = await _caller(request)
         try:
             limit = int(request.query_params.get("limit", "20"))
         except ValueError:
@@ -305,7 +307,7 @@ async def list_batches(request: Request) -> Response:
 @router.post("/v1/batches/{batch_id}/cancel")
 async def cancel_batch(request: Request, batch_id: str) -> Response:
     async def work() -> dict[str, Any]:
-        caller, _ = _caller(request)
+        caller, _ = await _caller(request)
         service = job_service(get_ctx(request))
         job, _ = await run_in_threadpool(service.get, _batch_id(batch_id), caller)
         if job.kind != OPENAI:

@@ -9,12 +9,13 @@ do not leak across projects.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import IO
 
 from podium.core.access import Principal, Scope, endpoint_key, split_key
 from podium.core.errors import Invalid, NotFound
 from podium.core.job_schemas import FileOut, JobOut
+from podium.core.replica_paths import internal_target
 from podium.core.tasks import JOB_ENDED, FilePurpose, JobStatus
 from podium.store import Database
 from podium.store.files import FileStore, FileView
@@ -78,15 +79,18 @@ class JobService:
 
     # ------------------------------------------------------------------ files
 
-    async def upload(
+    def upload(
         self,
-        chunks: AsyncIterator[bytes],
+        source: IO[bytes],
         *,
         project: str,
         filename: str,
         caller: Principal,
     ) -> FileView:
-        written = await self.files.write_async(chunks, self.max_file_bytes)
+        """Copy an upload (spooled by the web server) into the store, then add its row.
+        Blocking (disk writes, an fsync, a store transaction): the routes run it in a worker
+        thread, never on the event loop, which would stall every other request meanwhile."""
+        written = self.files.write_from(source, self.max_file_bytes)
         with self.db.unit_of_work() as uow:
             return uow.files.create(
                 written,
@@ -133,6 +137,12 @@ class JobService:
         if not path.startswith("/") or len(path) > MAX_PATH:
             raise Invalid(
                 f"path must start with / and be at most {MAX_PATH} characters", field="path"
+            )
+        if internal_target(path):
+            raise Invalid(
+                f"path {path!r} names a replica's internal route (/metrics, /health/…, "
+                "/podium/…): those are for Podium alone",
+                field="path",
             )
         with self.db.unit_of_work() as uow:
             key = None
