@@ -233,7 +233,9 @@ class Autoscaling:
             ready=len(ready),
             samples=tuple(track.samples),
             starting=starting,
-            task_slots=self.settings.tasks.slot_share * ep.spec.max_concurrency,
+            # At least one: the dispatcher runs at least one task on an endpoint with a
+            # ready replica, so one queued task never asks for two replicas.
+            task_slots=max(1.0, self.settings.tasks.slot_share * ep.spec.max_concurrency),
         )
         decision = decide(ctx, track.state)
         using = self._usage(ep)

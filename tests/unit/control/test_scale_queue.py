@@ -88,12 +88,16 @@ def test_queued_tasks_at_zero_come_up_at_once_to_cover_the_queue() -> None:
 
 
 def test_one_queued_task_at_zero_asks_for_one_replica() -> None:
+    """With `max_concurrency: 1` (a GPU model) and a slot share of 0.5 a replica has half a
+    task slot on paper, but the dispatcher runs at least one task per endpoint: the
+    controller gives the policy at least one slot per replica (`Autoscaling`), so one task
+    asks for one replica (it asked for two)."""
     s = (Sample(1.0, pending=1, oldest_s=0.04),)
-    d = decide(ctx(desired=0, ready=0, samples=s, min_replicas=0, task_slots=0.5), S0)
-    assert d.desired == 2  # 0.5 task slot per replica: 2 replicas for the one task
+    d = decide(ctx(desired=0, ready=0, samples=s, min_replicas=0, task_slots=1.0), S0)
+    assert d.desired == 1
     assert d.reason == (
-        "scaled 0→2: 1 queued task (oldest 0.0 s) with no ready replica, "
-        "0.5 task slot(s) per replica"
+        "scaled 0→1: 1 queued task (oldest 0.0 s) with no ready replica, "
+        "1 task slot(s) per replica"
     )
 
 
