@@ -3,7 +3,10 @@
 **Allow-list.** A callback URL is accepted only if it is `http` or `https`, carries no user
 info, and its host is on the server's allow-list (`TaskSettings.callback_hosts`,
 `PODIUM_CALLBACK_HOSTS`): a host name listed as is (case-insensitive, exact), or an IP
-address inside a listed address or CIDR block. An empty list allows nothing: Podium sends
+address inside a listed address or CIDR block; an entry with a port (`127.0.0.1:9000`,
+`hooks.example.com:443`, `[::1]:9000`) allows that port only, one without allows every
+port of the host. A listed name is trusted as the operator's: its address is not
+checked again when it resolves. An empty list allows nothing: Podium sends
 no request to an address the operator did not name. The check runs when a task is created
 (400 naming `X-Podium-Callback-Url`) and again before every delivery (the list may have
 changed); redirects are never followed.
@@ -38,7 +41,6 @@ def callback_refusal(url: str, hosts: Sequence[str]) -> str | None:
         port = parts.port  # raises for a port that is not a number
     except ValueError as e:
         return f"not a valid URL: {e}"
-    del port
     if parts.scheme not in ("http", "https"):
         return "a callback URL must be http:// or https://"
     if parts.username is not None or parts.password is not None:
@@ -51,18 +53,40 @@ def callback_refusal(url: str, hosts: Sequence[str]) -> str | None:
             "callbacks are off on this server: the operator allows no callback host "
             "(PODIUM_CALLBACK_HOSTS)"
         )
-    if _allowed(host, hosts):
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    if _allowed(host, port, hosts):
         return None
-    return f"host {host!r} is not on this server's callback allow-list (PODIUM_CALLBACK_HOSTS)"
+    return (
+        f"host {host!r} port {port} is not on this server's callback allow-list "
+        "(PODIUM_CALLBACK_HOSTS)"
+    )
 
 
-def _allowed(host: str, hosts: Sequence[str]) -> bool:
+def _entry(raw: str) -> tuple[str, int | None]:
+    """An allow-list entry as (host, port): `host`, `host:port`, `[v6]:port`, an IP, a CIDR
+    block. Without a port, any port of the host is allowed."""
+    entry = raw.strip().lower()
+    if entry.startswith("[") and "]" in entry:
+        host, _, rest = entry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        return host, int(port) if port.isdigit() else None
+    if entry.count(":") == 1:
+        host, _, port = entry.partition(":")
+        if port.isdigit():
+            return host, int(port)
+    return entry, None
+
+
+def _allowed(host: str, port: int, hosts: Sequence[str]) -> bool:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         address = None
-    for entry in hosts:
-        entry = entry.strip().lower()
+    for raw in hosts:
+        entry, allowed_port = _entry(raw)
+        if allowed_port is not None and allowed_port != port:
+            continue
         if address is None:
             if host == entry:
                 return True

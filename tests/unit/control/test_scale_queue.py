@@ -96,8 +96,7 @@ def test_one_queued_task_at_zero_asks_for_one_replica() -> None:
     d = decide(ctx(desired=0, ready=0, samples=s, min_replicas=0, task_slots=1.0), S0)
     assert d.desired == 1
     assert d.reason == (
-        "scaled 0→1: 1 queued task (oldest 0.0 s) with no ready replica, "
-        "1 task slot(s) per replica"
+        "scaled 0→1: 1 queued task (oldest 0.0 s) with no ready replica, 1 task slot(s) per replica"
     )
 
 
