@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from podium.store import Database
-from podium.store.tasks import AttemptView, TaskView
+from podium.store.task_records import AttemptView, TaskView
 
 TASKER = '''\
 """Podium test bundle: echoes its input; {"sleep": s} sleeps first, {"raise": ...} fails,

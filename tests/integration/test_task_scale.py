@@ -22,7 +22,7 @@ from podium.core.access import DEFAULT_PROJECT
 from podium.core.phases import EndpointStatus, EventKind
 from podium.core.tasks import TaskStatus
 from podium.store import Database
-from podium.store.tasks import NewTask
+from podium.store.task_records import NewTask
 from tests.support.models import write_python_bundle
 from tests.support.server import ServerProcess, running_server, wait_until
 

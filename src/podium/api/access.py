@@ -39,7 +39,7 @@ from starlette.responses import Response
 from podium.api import audit
 from podium.api.deps import SAFE_METHODS, get_caller, get_ctx
 from podium.api.problems import from_podium_error
-from podium.core.access import DEFAULT_PROJECT, Principal, Scope
+from podium.core.access import DEFAULT_PROJECT, PRINCIPAL_KEY, Principal, Scope
 from podium.core.errors import Forbidden, PodiumError
 from podium.core.ids import PROJECT_RE, check_project
 
@@ -173,7 +173,7 @@ def _checked_first(handler: Handler) -> Handler:
         if (
             status in (400, 422)
             and isinstance(route, APIRoute)
-            and audit.PRINCIPAL_KEY not in request.scope
+            and PRINCIPAL_KEY not in request.scope
         ):
             for dependency in route.dependant.dependencies:
                 if requirement(dependency.call) in (False, None):

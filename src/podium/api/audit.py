@@ -45,7 +45,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from podium.api.services import access_views, views
-from podium.core.access import DEFAULT_PROJECT, Principal, endpoint_key
+from podium.core.access import DEFAULT_PROJECT, PRINCIPAL_KEY, Principal, endpoint_key
 from podium.core.asgi import ASGIApp, Message, Receive, Scope, Send
 from podium.core.errors import NotFound
 from podium.store import Database
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 
 PROJECT_KEY = "podium.project"  # request scope keys set by api/access.py
 BEFORE_KEY = "podium.audit.before"
-PRINCIPAL_KEY = "podium.principal"  # set by deps.get_caller
 ACTION_KEY = "x-podium-action"  # a route's openapi_extra key naming its action
 
 AUDITED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

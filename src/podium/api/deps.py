@@ -18,10 +18,11 @@ from podium.api.services.endpoints import EndpointService
 from podium.api.services.models import ModelService
 from podium.artifacts.store import ArtifactStore
 from podium.backends.base import ReplicaLogs
-from podium.core.access import CSRF_COOKIE as CSRF_COOKIE  # re-exported (routes/session.py)
-from podium.core.access import (
+from podium.core.access import CSRF_COOKIE as CSRF_COOKIE
+from podium.core.access import (  # re-exported (routes/session.py)
     CSRF_HEADER,
     NOBODY_CHECKS,
+    PRINCIPAL_KEY,
     AuthFailure,
     Principal,
     TokenDirectory,
@@ -118,9 +119,9 @@ def get_caller(request: Request, ctx: CtxDep) -> Principal:
     header. Whether the caller may do what the route does is the route's own `needs`
     dependency (api/access.py)."""
     if not ctx.settings.auth:
-        request.scope["podium.principal"] = NOBODY_CHECKS  # the audit trail names it
+        request.scope[PRINCIPAL_KEY] = NOBODY_CHECKS  # the audit trail names it
         return NOBODY_CHECKS
-    found = request.scope.get("podium.principal")
+    found = request.scope.get(PRINCIPAL_KEY)
     if isinstance(found, Principal):
         return found
     tokens = ctx.tokens if ctx.tokens is not None else TokenDirectory()
@@ -133,7 +134,7 @@ def get_caller(request: Request, ctx: CtxDep) -> Principal:
         raise Unauthenticated(result.value)
     if by_cookie and request.method not in SAFE_METHODS:
         _check_csrf(request)
-    request.scope["podium.principal"] = result
+    request.scope[PRINCIPAL_KEY] = result
     return result
 
 

@@ -47,7 +47,7 @@ from podium.core.scaling_spec import ScalingRule
 from podium.core.settings import Settings
 from podium.store.db import Database, UnitOfWork
 from podium.store.records import EndpointRecord
-from podium.store.tasks import QueueDepth
+from podium.store.task_records import QueueDepth
 
 log = logging.getLogger("podium.control")
 

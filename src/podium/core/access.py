@@ -43,6 +43,11 @@ CSRF_COOKIE = "podium_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 
 
+# The ASGI scope's key for the caller once authenticated (the gateway's access stage, the
+# API's `deps.get_caller`): the request record, the audit trail and the task intake read it.
+PRINCIPAL_KEY = "podium.principal"
+
+
 class Scope(StrEnum):
     ADMIN = "admin"
     DEPLOY = "deploy"

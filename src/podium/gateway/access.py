@@ -38,6 +38,7 @@ from podium.core.access import (
     CSRF_COOKIE,
     CSRF_HEADER,
     NOBODY_CHECKS,
+    PRINCIPAL_KEY,
     SESSION_COOKIE,
     AuthFailure,
     Principal,
@@ -60,7 +61,7 @@ _COOKIE = b"cookie"
 _CSRF_HEADER = CSRF_HEADER.lower().encode()
 _BEARER = b"Bearer "
 _INVOKE = Scope.INVOKE
-_CACHED = "podium.principal"  # the ASGI scope's key for `AccessStage.principal`'s answer
+_CACHED = PRINCIPAL_KEY  # where `AccessStage.principal` leaves its answer
 _UNSET = object()
 _CHALLENGE = ((b"www-authenticate", b'Bearer realm="podium"'),)
 PUBLIC = Visibility.PUBLIC

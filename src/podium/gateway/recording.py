@@ -32,7 +32,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from podium.core.access import NOBODY_CHECKS, Principal
+from podium.core.access import NOBODY_CHECKS, PRINCIPAL_KEY, Principal
 from podium.core.observability_spec import CaptureSpec
 from podium.core.request_record import (
     MAX_CLIENT,
@@ -53,7 +53,7 @@ from podium.runtimes.presets import EXTERNAL_FRAMEWORKS
 
 log = logging.getLogger("podium.gateway")
 
-PRINCIPAL = "podium.principal"  # where the access stage leaves the caller in the scope
+PRINCIPAL = PRINCIPAL_KEY  # where the access stage leaves the caller in the scope
 # A dispatched task's call (`scope[TASK_KEY]` set): the seconds the task waited in the queue
 # for this attempt, counted in its record's `queue_ms` (`gateway.tasks`).
 TASK_WAIT = "podium.task_wait_s"

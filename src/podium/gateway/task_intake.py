@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from podium.core.access import NOBODY_CHECKS, Principal
+from podium.core.access import NOBODY_CHECKS, PRINCIPAL_KEY, Principal
 from podium.core.asgi import send_whole
 from podium.core.callbacks import callback_refusal
 from podium.core.errors import Conflict, RateLimited, Retryable
@@ -44,13 +44,13 @@ from podium.gateway.invocation import Invocation
 from podium.gateway.pipeline import Pipeline
 from podium.gateway.responses import JSON, Receive, Scope, Send, send_problem
 from podium.gateway.task_store import TaskStore
-from podium.store.tasks import NewTask
+from podium.store.task_records import NewTask
 
 log = logging.getLogger("podium.gateway")
 
 ASYNC = "async/"  # what follows `/endpoints/{name}/` on the async route
 TASKS_URL = "/api/v1/tasks/"
-PRINCIPAL = "podium.principal"  # where the access stage leaves the caller (`access._CACHED`)
+PRINCIPAL = PRINCIPAL_KEY  # where the access stage leaves the caller
 # Request headers that travel with a task to the replica (lower case): what describes the
 # body and the answer wanted. Credentials never do (`authorization`, `cookie`); nor do the
 # task's own options, the gateway's (`x-podium-wait-timeout`) or hop-by-hop headers.

@@ -15,7 +15,7 @@ from typing import Protocol
 from podium.core.errors import RateLimited
 from podium.core.tasks import TaskStatus
 from podium.store.db import Database
-from podium.store.tasks import Claimed, NewTask, Outcome, TaskView
+from podium.store.task_records import Claimed, NewTask, Outcome, TaskView
 
 
 class TaskStore(Protocol):

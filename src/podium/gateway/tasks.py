@@ -56,7 +56,7 @@ from podium.gateway.activator import MAX_WAIT_S, WAIT_HEADER
 from podium.gateway.pipeline import Pipeline
 from podium.gateway.recording import PRINCIPAL, TASK_WAIT
 from podium.gateway.task_store import TaskStore
-from podium.store.tasks import Claimed, Outcome
+from podium.store.task_records import Claimed, Outcome
 
 log = logging.getLogger("podium.gateway.tasks")
 

@@ -41,7 +41,7 @@ from podium.core.errors import PodiumError
 from podium.core.settings import TaskSettings
 from podium.store.db import Database
 from podium.store.secret_box import SecretBox
-from podium.store.tasks import TaskView
+from podium.store.task_records import TaskView
 
 log = logging.getLogger("podium.callbacks")
 

@@ -42,7 +42,7 @@ from podium.server.job_output import write_output
 from podium.store.db import Database
 from podium.store.files import FileStore, LongLine
 from podium.store.jobs import OPENAI, JobView
-from podium.store.tasks import NewTask
+from podium.store.task_records import NewTask
 
 log = logging.getLogger("podium.jobs")
 JSON_HEADERS = (("content-type", "application/json"),)

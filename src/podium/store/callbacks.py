@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from podium.core.clock import Clock
 from podium.store.tables import TaskRow
-from podium.store.tasks import TaskView, _view
+from podium.store.task_records import TaskView, task_view
 
 _T = cast(Table, TaskRow.__table__)
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -51,7 +51,7 @@ class CallbackQueue:
             .values(callback_next_at=now + hold_s)
         )
         rows = self._s.execute(select(_T).where(_T.c.seq.in_(seqs)).order_by(_T.c.seq)).all()
-        return [_view(r._mapping) for r in rows]
+        return [task_view(r._mapping) for r in rows]
 
     def record(self, task_id: str, *, error: str | None, retry_in: float | None) -> str:
         """One delivery of the task's callback: `error` None is a success; else it is

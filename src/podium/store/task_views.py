@@ -17,7 +17,7 @@ from podium.core.clock import Clock
 from podium.core.errors import Conflict, NotFound
 from podium.core.tasks import AttemptOutcome, TaskStatus
 from podium.store.tables import TaskAttemptRow, TaskRow
-from podium.store.tasks import TaskView, _view
+from podium.store.task_records import TaskView, task_view
 
 _T = cast(Table, TaskRow.__table__)
 _A = cast(Table, TaskAttemptRow.__table__)
@@ -50,7 +50,7 @@ class TaskViews:
         if born_at is not None:
             stmt = stmt.where(_T.c.created_at >= born_at)
         rows = self._s.execute(stmt.order_by(_T.c.seq.desc()).limit(limit)).all()
-        return [_view(r._mapping) for r in rows]
+        return [task_view(r._mapping) for r in rows]
 
     def position(self, task: TaskView) -> int | None:
         """A pending task's place in its endpoint's queue (1 = claimed next: the claim
@@ -114,7 +114,7 @@ class TaskViews:
             )
         )
         row2 = self._s.execute(select(_T).where(_T.c.id == task_id)).one()
-        return _view(row2._mapping)
+        return task_view(row2._mapping)
 
     def cancel_endpoint(self, endpoint: str, reason: str) -> int:
         """Cancel every pending and running task of an endpoint (it is being deleted: a

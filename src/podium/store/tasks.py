@@ -28,9 +28,7 @@ Times are unix seconds from the unit of work's clock (a `FakeClock` in tests).
 from __future__ import annotations
 
 import builtins
-import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, delete, func, insert, or_, select, update
@@ -50,6 +48,17 @@ from podium.core.tasks import (
     new_task_id,
 )
 from podium.store.tables import JobRow, TaskAttemptRow, TaskRow
+from podium.store.task_records import (
+    AttemptView,
+    Claimed,
+    ExpiredLease,
+    NewTask,
+    Outcome,
+    QueueDepth,
+    TaskView,
+    body_digest,
+    task_view,
+)
 
 _T = cast(Table, TaskRow.__table__)
 _A = cast(Table, TaskAttemptRow.__table__)
@@ -60,131 +69,6 @@ _RUNNING = TaskStatus.RUNNING.value
 _EXPIRABLE = tuple(
     s.value for s in (TaskStatus.PENDING, *sorted(TASK_FINAL)) if s is not TaskStatus.RUNNING
 )
-
-
-@dataclass(frozen=True, slots=True)
-class NewTask:
-    """A task to enqueue: the call (as a synchronous one would be made) and its options."""
-
-    endpoint: str  # the endpoint's key
-    project: str
-    method: str
-    path: str  # the replica path and query
-    body: bytes
-    headers: Sequence[tuple[str, str]] = ()  # forwarded with it (never credentials)
-    priority: int = 5
-    max_attempts: int = 3
-    lease_s: float = 90.0
-    ttl_s: float = 86400.0
-    idempotency_key: str | None = None
-    token_id: str | None = None
-    callback_url: str | None = None
-    job_id: str | None = None
-    line: int | None = None
-    # A job line that is not a valid request is stored failed with this reason, never run.
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TaskView:
-    """A task as the API shows it (the body is not read back: it may be large)."""
-
-    id: str
-    endpoint: str
-    project: str
-    method: str
-    path: str
-    status: TaskStatus
-    priority: int
-    attempts: int
-    max_attempts: int
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    expires_at: float
-    lease_until: float | None
-    idempotency_key: str | None
-    token_id: str | None
-    job_id: str | None
-    line: int | None
-    result_status: int | None
-    result_type: str | None
-    result: bytes | None  # inline; None when in `result_file` or none yet
-    result_file: str | None
-    error: str | None
-    callback_url: str | None
-    callback_state: str | None
-    callback_attempts: int
-    callback_error: str | None
-    seq: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptView:
-    attempt: int
-    owner: str
-    started_at: float
-    finished_at: float | None
-    outcome: AttemptOutcome | None
-    status: int | None
-    reason: str | None
-    replica_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A task a dispatcher holds: make the call, then `finish(id, attempt, owner, …)`."""
-
-    id: TaskId
-    endpoint: str
-    project: str
-    method: str
-    path: str
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    attempt: int
-    max_attempts: int
-    lease_until: float
-    created_at: float
-    token_id: str | None
-    job_id: str | None
-    line: int | None
-    # When it last became pending (created, or sent back for a retry): its queue wait for
-    # this attempt is counted from here (the request record's `queue_ms`).
-    pending_since: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class ExpiredLease:
-    """A running task whose lease ran out, as a sweep read it (`TaskRepo.release`)."""
-
-    task_id: str
-    attempts: int
-    max_attempts: int
-    callback_url: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class QueueDepth:
-    """An endpoint's pending tasks: how many, and when the oldest was created."""
-
-    pending: int
-    oldest_created_at: float
-    running: int = 0
-
-
-@dataclass(slots=True)
-class Outcome:
-    """How an attempt ended, for `finish`."""
-
-    kind: AttemptOutcome
-    status: int | None = None  # the HTTP status the call got (None: no answer)
-    reason: str | None = None  # why it failed (kept per attempt)
-    result: bytes | None = None  # a success's body, when kept inline
-    result_type: str | None = None
-    result_file: str | None = None  # a success's body, when stored as a file
-    replica_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 RETRY_DELAY_S = 0.5  # a retried task waits this long after its first failure, doubling
@@ -211,10 +95,6 @@ def _not_in_live_job() -> ColumnElement[bool]:
     return or_(
         _T.c.job_id.is_(None), _T.c.job_id.not_in(select(_J.c.id).where(_J.c.status.in_(live)))
     )
-
-
-def body_digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
 
 
 class TaskRepo:
@@ -304,7 +184,7 @@ class TaskRepo:
         row = self._s.execute(
             select(_T).where(_T.c.endpoint == endpoint, _T.c.idempotency_key == key)
         ).first()
-        return None if row is None else _view(row._mapping)
+        return None if row is None else task_view(row._mapping)
 
     def _same_body(self, existing: TaskView, digest: str) -> TaskView:
         stored = self._s.execute(
@@ -667,7 +547,7 @@ class TaskRepo:
         row = self._s.execute(select(_T).where(_T.c.id == task_id)).first()
         if row is None:
             raise NotFound(f"task {task_id!r} not found", field="task_id")
-        return _view(row._mapping)
+        return task_view(row._mapping)
 
     def attempts(self, task_id: str) -> builtins.list[AttemptView]:
         rows = self._s.execute(
@@ -716,36 +596,3 @@ class TaskRepo:
                 d = QueueDepth(d.pending, d.oldest_created_at, count)
             out[endpoint] = d
         return out
-
-
-def _view(m: Any) -> TaskView:
-    return TaskView(
-        id=m["id"],
-        endpoint=m["endpoint"],
-        project=m["project"],
-        method=m["method"],
-        path=m["path"],
-        status=TaskStatus(m["status"]),
-        priority=m["priority"],
-        attempts=m["attempts"],
-        max_attempts=m["max_attempts"],
-        created_at=m["created_at"],
-        started_at=m["started_at"],
-        finished_at=m["finished_at"],
-        expires_at=m["expires_at"],
-        lease_until=m["lease_until"],
-        idempotency_key=m["idempotency_key"],
-        token_id=m["token_id"],
-        job_id=m["job_id"],
-        line=m["line"],
-        result_status=m["result_status"],
-        result_type=m["result_type"],
-        result=m["result"],
-        result_file=m["result_file"],
-        error=m["error"],
-        callback_url=m["callback_url"],
-        callback_state=m["callback_state"],
-        callback_attempts=m["callback_attempts"],
-        callback_error=m["callback_error"],
-        seq=m["seq"],
-    )

@@ -22,7 +22,7 @@ from podium.core.tasks import AttemptOutcome, JobStatus
 from podium.server.jobs import JobRunner
 from podium.store import Database
 from podium.store.files import FileStore
-from podium.store.tasks import Outcome
+from podium.store.task_records import Outcome
 from tests.unit.api.conftest import make_token
 
 
@@ -266,7 +266,7 @@ def test_a_task_result_kept_as_a_file_is_served_with_its_type(
     client: TestClient, ctx: ApiContext
 ) -> None:
     from podium.store.files import TaskResultFiles
-    from podium.store.tasks import NewTask
+    from podium.store.task_records import NewTask
 
     with ctx.db.unit_of_work() as uow:
         task, _ = uow.tasks.enqueue(

@@ -18,7 +18,7 @@ from podium.core.access import Scope
 from podium.core.tasks import AttemptOutcome, TaskStatus
 from podium.store import Database
 from podium.store.secret_box import SecretBox
-from podium.store.tasks import NewTask, Outcome
+from podium.store.task_records import NewTask, Outcome
 from tests.unit.api.conftest import make_token, push, spec
 
 

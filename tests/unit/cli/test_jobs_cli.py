@@ -11,7 +11,7 @@ from podium.core.spec import EndpointSpec
 from podium.core.tasks import AttemptOutcome
 from podium.server.jobs import JobRunner
 from podium.store.files import FileStore
-from podium.store.tasks import Outcome
+from podium.store.task_records import Outcome
 from tests.support.inproc import InProcessPodium
 from tests.unit.cli.conftest import Cli
 

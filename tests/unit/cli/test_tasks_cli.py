@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from podium.core.tasks import AttemptOutcome
-from podium.store.tasks import NewTask, Outcome
+from podium.store.task_records import NewTask, Outcome
 from tests.support.inproc import InProcessPodium
 from tests.unit.cli.conftest import Cli
 

@@ -19,7 +19,7 @@ from podium.client import (
 )
 from podium.core.callbacks import sign
 from podium.core.tasks import AttemptOutcome
-from podium.store.tasks import NewTask, Outcome
+from podium.store.task_records import NewTask, Outcome
 from tests.support.inproc import InProcessPodium
 from tests.unit.client.test_packing import make_model
 

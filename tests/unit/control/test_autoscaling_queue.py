@@ -17,7 +17,7 @@ from podium.core.routing import InProcessRoutingSource
 from podium.core.settings import Settings, TaskSettings
 from podium.core.tasks import AttemptOutcome
 from podium.store import Database
-from podium.store.tasks import NewTask, Outcome
+from podium.store.task_records import NewTask, Outcome
 from tests.support.db import sqlite_url
 from tests.support.fake_backend import FakeBackend
 from tests.support.fake_replicas import FakeReplicas

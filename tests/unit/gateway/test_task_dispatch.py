@@ -38,7 +38,7 @@ from podium.gateway.tasks import (
     task_slots,
 )
 from podium.store import Database
-from podium.store.tasks import Claimed
+from podium.store.task_records import Claimed
 from tests.unit.gateway.access_kit import token
 from tests.unit.gateway.conftest import Replica, Servers
 
@@ -316,7 +316,7 @@ def test_a_dispatched_call_waits_for_a_slot_no_longer_than_its_lease_allows() ->
     dispatcher would run the task meanwhile: the call carries `X-Podium-Wait-Timeout` =
     lease left - timeout_s - 5 s (never below 0)."""
     from podium.core.tasks import TaskId
-    from podium.store.tasks import Claimed
+    from podium.store.task_records import Claimed
 
     def claimed(lease_until: float) -> Claimed:
         return Claimed(
@@ -341,7 +341,7 @@ def test_a_dispatched_call_waits_for_a_slot_no_longer_than_its_lease_allows() ->
 async def test_a_task_for_a_replicas_internal_route_fails_without_reaching_it(rig: Rig) -> None:
     """A job's `path` is the caller's: a task naming `/metrics` or `/podium/…` (also
     percent-encoded) fails with 404 and is never forwarded, like the synchronous route."""
-    from podium.store.tasks import NewTask
+    from podium.store.task_records import NewTask
 
     with rig.db.unit_of_work() as uow:
         ids = [

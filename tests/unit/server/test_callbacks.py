@@ -23,7 +23,7 @@ from podium.core.tasks import AttemptOutcome
 from podium.server.callbacks import CallbackSender
 from podium.store import Database
 from podium.store.secret_box import SecretBox
-from podium.store.tasks import NewTask, Outcome
+from podium.store.task_records import NewTask, Outcome
 from tests.support.db import database, postgres_shared_url, sqlite_url
 
 __all__ = ["database", "postgres_shared_url", "sqlite_url"]  # fixtures

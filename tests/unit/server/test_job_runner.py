@@ -28,7 +28,7 @@ from podium.store import Database
 from podium.store.files import FileStore
 from podium.store.jobs import OPENAI, JobView, NewJob
 from podium.store.tables import TaskRow
-from podium.store.tasks import Outcome
+from podium.store.task_records import Outcome
 from tests.support.db import database, postgres_shared_url, sqlite_url
 
 __all__ = ["database", "postgres_shared_url", "sqlite_url"]  # fixtures

@@ -15,7 +15,7 @@ from podium.core.tasks import AttemptOutcome, FilePurpose, JobStatus, TaskStatus
 from podium.store import Database
 from podium.store.files import CHUNK, FileStore, LongLine, TaskResultFiles, save_result
 from podium.store.jobs import NewJob
-from podium.store.tasks import NewTask, Outcome
+from podium.store.task_records import NewTask, Outcome
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from podium.core.clock import FakeClock
 from podium.core.errors import Retryable
 from podium.core.tasks import AttemptOutcome, TaskStatus
 from podium.store import Database
-from podium.store.tasks import NewTask, Outcome
+from podium.store.task_records import NewTask, Outcome
 
 TASKS = 500
 BATCH = 7  # tasks one claim takes at most: small, so the dispatchers interleave

@@ -15,7 +15,7 @@ from podium.core.errors import Conflict, NotFound
 from podium.core.tasks import AttemptOutcome, TaskStatus
 from podium.store import Database
 from podium.store.secret_box import SecretBox
-from podium.store.tasks import NewTask, Outcome
+from podium.store.task_records import NewTask, Outcome
 
 
 def _new(body: bytes = b"{}", **kw: object) -> NewTask:

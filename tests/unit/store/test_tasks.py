@@ -13,7 +13,8 @@ from podium.core.errors import Conflict, NotFound
 from podium.core.tasks import AttemptOutcome, TaskStatus
 from podium.store import Database
 from podium.store.tables import JobRow, TaskRow
-from podium.store.tasks import NewTask, Outcome, retry_delay
+from podium.store.task_records import NewTask, Outcome
+from podium.store.tasks import retry_delay
 
 
 def _new(body: bytes = b'{"x": 1}', **kw: object) -> NewTask:

@@ -12,7 +12,7 @@ from podium.core.clock import FakeClock
 from podium.core.errors import Conflict
 from podium.core.tasks import AttemptOutcome, TaskStatus
 from podium.store import Database
-from podium.store.tasks import NewTask, Outcome
+from podium.store.task_records import NewTask, Outcome
 
 
 def _new(body: bytes = b"{}", **kw: object) -> NewTask:

@@ -17,12 +17,11 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from podium.api.access import AUTHENTICATED, PUBLIC
-from podium.api.audit import PRINCIPAL_KEY
 from podium.api.deps import CSRF_COOKIE, SESSION_COOKIE, CallerDep, CtxDep
 from podium.api.problems import responses
 from podium.api.services import access_views
 from podium.api.services.access_views import WhoAmI
-from podium.core.access import NOBODY_CHECKS, AuthFailure, TokenDirectory
+from podium.core.access import NOBODY_CHECKS, PRINCIPAL_KEY, AuthFailure, TokenDirectory
 from podium.core.errors import Unauthenticated
 
 router = APIRouter(tags=["access"], responses=responses(401, 422))

@@ -29,7 +29,7 @@ from podium.core.ids import NAME_RE, NAME_RULE
 from podium.core.task_schemas import TaskOut, TaskPage
 from podium.core.tasks import TaskStatus
 from podium.store.files import FileStore
-from podium.store.tasks import TaskView
+from podium.store.task_records import TaskView
 
 router = APIRouter(tags=["tasks"], responses=responses(401, 403, 422))
 

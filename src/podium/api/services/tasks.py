@@ -20,7 +20,7 @@ from podium.core.task_schemas import (
     TaskOut,
 )
 from podium.core.tasks import TaskStatus
-from podium.store.tasks import AttemptView, TaskView
+from podium.store.task_records import AttemptView, TaskView
 
 JSON_TYPES = ("application/json", "application/problem+json")
 
