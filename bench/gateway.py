@@ -70,6 +70,8 @@ AUTH = "gateway/http1+auth"
 RECORDS = "gateway/http1+records"
 TARGET_RECORDS_RATIO = 0.95
 BEFORE = "gateway/http1@before"  # --before: the same gateway from another tree's sources
+# --before with --records: that tree's gateway with its records on too (a tree that has them)
+RECORDS_BEFORE = "gateway/http1+records@before"
 TOKEN_ENV = "PODIUM_BENCH_TOKEN"  # the token the auth gateway knows (made by the parent)
 
 MODEL_PY = """\
@@ -214,15 +216,19 @@ def run(
             gateways.append((RECORDS, "http1", False))
         if before is not None:
             gateways.insert(0, (BEFORE, "http1", False))
+            if records:
+                gateways.append((RECORDS_BEFORE, "http1", False))
         records_db = log_dir / "records.db"
         for target, transport, with_auth in gateways:
             env = {TOKEN_ENV: token}
-            if target == BEFORE:
+            if target in (BEFORE, RECORDS_BEFORE):
                 env["PYTHONPATH"] = str(before)
             port = free_port()
             extra = ["--auth"] if with_auth else []
             if target == RECORDS:
                 extra = ["--records-db", str(records_db)]
+            elif target == RECORDS_BEFORE:  # its own file: the other tree's schema
+                extra = ["--records-db", str(log_dir / "records-before.db")]
             gateway = procs.start(
                 target.replace("/", "-").replace("+", "-"),
                 [

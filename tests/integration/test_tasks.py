@@ -147,3 +147,72 @@ def test_the_request_records_of_a_task_name_it(server: ServerProcess, db: Databa
     assert (ran["status"], ran["task_id"], ran["request_id"]) == (200, task_id, f"{task_id}-1")
     assert ran["token_id"] == enqueued["token_id"] and ran["token_id"]
     assert isinstance(ran["queue_ms"], float) and ran["queue_ms"] >= 0.0
+
+
+def test_a_burst_of_tasks_leaves_synchronous_callers_their_slots(
+    server: ServerProcess, db: Database
+) -> None:
+    """10,000 tasks queued at once on an endpoint of 4 slots (1 replica, max_concurrency 4)
+    take at most half of them (`PODIUM_TASK_SLOT_SHARE` 0.5): 2 synchronous callers
+    calling back to back throughout are never held for a slot (every record's `queue_ms`
+    is 0; with tasks on all 4 slots they would wait), while the burst is still queued."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from podium.store.task_records import NewTask
+
+    with server.client() as c:
+        c.deploy(
+            {
+                "name": "burst",
+                "model": "tasker",
+                "framework": "python",
+                "max_concurrency": 4,
+                "scaling": {"min_replicas": 1, "max_replicas": 1},
+            }
+        )
+        wait_running(c, "burst")
+    body = json.dumps({"inputs": {"sleep": 0.05}}).encode()
+    burst = [
+        NewTask(
+            endpoint="burst",
+            project="default",
+            method="POST",
+            path="/",
+            body=body,
+            headers=(("content-type", "application/json"),),
+        )
+        for _ in range(10_000)
+    ]
+    with db.unit_of_work() as uow:  # as the intake would, all at once
+        uow.tasks.enqueue_many(burst)
+    wait_until(lambda: _running(db, "burst") > 0, 30, "the burst running")
+
+    def caller(n: int) -> list[int]:
+        with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as http:
+            return [
+                http.post("/endpoints/burst/", json={"inputs": {"n": n, "i": i}}).status_code
+                for i in range(25)
+            ]
+
+    with ThreadPoolExecutor(2) as pool:
+        statuses = [s for got in pool.map(caller, (1, 2)) for s in got]
+    assert statuses == [200] * 50
+    with db.unit_of_work(read_only=True) as uow:
+        still_queued = uow.tasks.depth()["burst"].pending
+    assert still_queued > 9_000  # the burst was there all along
+    url = f"{server.url}/api/v1/endpoints/burst/requests?limit=1000"
+
+    def synchronous() -> list[dict[str, object]]:
+        items = httpx.get(url, headers=server.headers, timeout=10).json()["items"]
+        return [i for i in items if i["task_id"] is None]
+
+    wait_until(lambda: len(synchronous()) == 50, 30, "the 50 records written")
+    assert {(r["status"], r["queue_ms"]) for r in synchronous()} == {(200, 0.0)}
+    with server.client() as c:  # its 10,000 queued tasks are cancelled with it
+        c.delete("burst")
+
+
+def _running(db: Database, endpoint: str) -> int:
+    with db.unit_of_work(read_only=True) as uow:
+        depth = uow.tasks.depth().get(endpoint)
+    return 0 if depth is None else depth.running
