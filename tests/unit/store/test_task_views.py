@@ -4,7 +4,6 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,27 +15,11 @@ from podium.core.tasks import AttemptOutcome, TaskStatus
 from podium.store import Database
 from podium.store.secret_box import SecretBox
 from podium.store.task_records import NewTask, Outcome
+from tests.unit.store.task_kit import new_task
 
 
 def _new(body: bytes = b"{}", **kw: object) -> NewTask:
-    fields: dict[str, object] = {
-        "endpoint": "echo",
-        "project": "default",
-        "method": "POST",
-        "path": "/predict",
-        "body": body,
-        "lease_s": 10.0,
-    }
-    fields.update(kw)
-    return NewTask(**fields)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def clocked(database: Database) -> Iterator[tuple[Database, FakeClock]]:
-    clock = FakeClock()
-    db = Database(database.url, clock=clock)
-    yield db, clock
-    db.dispose()
+    return new_task(body, **kw)
 
 
 def test_positions_follow_the_claim_order(clocked: tuple[Database, FakeClock]) -> None:

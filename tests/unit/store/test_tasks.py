@@ -4,8 +4,6 @@ expired leases."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from podium.core.clock import FakeClock
@@ -15,29 +13,11 @@ from podium.store import Database
 from podium.store.tables import JobRow, TaskRow
 from podium.store.task_records import NewTask, Outcome
 from podium.store.tasks import retry_delay
+from tests.unit.store.task_kit import new_task
 
 
 def _new(body: bytes = b'{"x": 1}', **kw: object) -> NewTask:
-    fields: dict[str, object] = {
-        "endpoint": "echo",
-        "project": "default",
-        "method": "POST",
-        "path": "/predict",
-        "body": body,
-        "headers": (("content-type", "application/json"),),
-        "lease_s": 10.0,
-    }
-    fields.update(kw)
-    return NewTask(**fields)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def clocked(database: Database) -> Iterator[tuple[Database, FakeClock]]:
-    """The migrated `database` (no password on this machine's servers) on a fake clock."""
-    clock = FakeClock()
-    db = Database(database.url, clock=clock)
-    yield db, clock
-    db.dispose()
+    return new_task(body, **kw)
 
 
 def test_enqueue_then_claim_in_priority_then_fifo_order(

@@ -4,8 +4,6 @@ running under their attempt."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from podium.core.clock import FakeClock
@@ -13,28 +11,11 @@ from podium.core.errors import Conflict
 from podium.core.tasks import AttemptOutcome, TaskStatus
 from podium.store import Database
 from podium.store.task_records import NewTask, Outcome
+from tests.unit.store.task_kit import new_task
 
 
 def _new(body: bytes = b"{}", **kw: object) -> NewTask:
-    fields: dict[str, object] = {
-        "endpoint": "echo",
-        "project": "default",
-        "method": "POST",
-        "path": "/predict",
-        "body": body,
-        "lease_s": 10.0,
-        "ttl_s": 100.0,
-    }
-    fields.update(kw)
-    return NewTask(**fields)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def clocked(database: Database) -> Iterator[tuple[Database, FakeClock]]:
-    clock = FakeClock()
-    db = Database(database.url, clock=clock)
-    yield db, clock
-    db.dispose()
+    return new_task(body, **{"ttl_s": 100.0, **kw})
 
 
 def test_cancel_a_pending_or_running_task_but_not_a_finished_one(
