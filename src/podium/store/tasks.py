@@ -209,33 +209,12 @@ class TaskRepo:
         wanted = [endpoint for endpoint, slots in free.items() if slots > 0]
         if not wanted:
             return claimed
-        # One indexed look first: an idle dispatcher asks once per round, not per endpoint.
-        waiting = set(
-            self._s.execute(
-                select(_T.c.endpoint)
-                .where(_T.c.status == _PENDING, _T.c.endpoint.in_(wanted))
-                .distinct()
-            ).scalars()
-        )
         for endpoint in wanted:
-            if endpoint not in waiting:
-                continue
-            slots = free[endpoint]
-            pick = (
-                select(_T.c.seq, _T.c.updated_at)
-                .where(_T.c.status == _PENDING, _T.c.endpoint == endpoint, _due(now))
-                .order_by(_T.c.priority.desc(), _T.c.seq)
-                .limit(slots)
-            )
-            if postgres:
-                pick = pick.with_for_update(skip_locked=True)
-            picked = self._s.execute(pick).all()
+            picked = self._pick(endpoint, free[endpoint], now, postgres)
             if not picked:
                 continue
             seqs = [p.seq for p in picked]
             since = {p.seq: p.updated_at for p in picked}
-            if not seqs:
-                continue
             rows = list(
                 self._s.execute(
                     update(_T)
@@ -297,6 +276,34 @@ class TaskRepo:
                     ],
                 )
         return claimed
+
+    def _pick(self, endpoint: str, slots: int, now: float, postgres: bool) -> builtins.list[Any]:
+        """The `slots` pending tasks of `endpoint` to claim next: highest priority first,
+        then first in, skipping those waiting out a retry delay (locked, skipping locked
+        ones, on PostgreSQL). One priority at a time, each an index seek in `seq` order
+        (`ix_tasks_status_endpoint_priority_seq`): ordering by priority descending and seq
+        ascending at once would sort every pending task of the endpoint on every claim."""
+        pending = (_T.c.status == _PENDING, _T.c.endpoint == endpoint)
+        picked: list[Any] = []
+        below: int | None = None
+        while len(picked) < slots:
+            top = select(func.max(_T.c.priority)).where(*pending)
+            if below is not None:
+                top = top.where(_T.c.priority < below)
+            priority = self._s.execute(top).scalar()
+            if priority is None:
+                break
+            pick = (
+                select(_T.c.seq, _T.c.updated_at)
+                .where(*pending, _T.c.priority == priority, _due(now))
+                .order_by(_T.c.seq)
+                .limit(slots - len(picked))
+            )
+            if postgres:
+                pick = pick.with_for_update(skip_locked=True)
+            picked.extend(self._s.execute(pick).all())
+            below = priority
+        return picked
 
     def finish(self, task_id: str, attempt: int, owner: str, outcome: Outcome) -> TaskStatus | None:
         """Record how attempt `attempt` of a task ended, if `owner` still holds it (module
