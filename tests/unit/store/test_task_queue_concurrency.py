@@ -34,6 +34,7 @@ from podium.store.task_records import NewTask, Outcome
 
 TASKS = 500
 BATCH = 7  # tasks one claim takes at most: small, so the dispatchers interleave
+CAP = TASKS // 2 + 3 * BATCH  # tasks one dispatcher takes at most: each takes part
 ENDPOINT = "q"
 
 
@@ -55,22 +56,28 @@ def _new(n: int, lease_s: float = 60.0) -> list[NewTask]:
 
 
 def _dispatch(url: str, owner: str, barrier: Barrier, out: str) -> None:
-    """A dispatcher: claim up to BATCH, run and finish each, until the queue is empty.
+    """A dispatcher: claim up to BATCH, run and finish each, until the queue is empty or
+    it has claimed CAP tasks.
 
-    Leases (60 s) never run out here, so an empty claim means every task is held or done.
-    A busy store (`Retryable`) is tried again, as the dispatcher's loop does."""
+    The cap (a little over half the queue) makes both dispatchers take part whatever the
+    machine's scheduling: on a loaded machine one process may not run at all until the
+    other has taken everything, and the test would then show no concurrency. Leases (60 s)
+    never run out here, so an empty claim means every task is held or done. A busy store
+    (`Retryable`) is tried again, as the dispatcher's loop does."""
     db = Database(url)
     lines: list[str] = []
+    taken = 0
     try:
         barrier.wait(60)
-        while True:
+        while taken < CAP:
             try:
                 with db.unit_of_work() as uow:
-                    claimed = uow.tasks.claim(owner, {ENDPOINT: BATCH})
+                    claimed = uow.tasks.claim(owner, {ENDPOINT: min(BATCH, CAP - taken)})
             except Retryable:
                 continue
             if not claimed:
                 break
+            taken += len(claimed)
             start = time.monotonic_ns()  # held from here until its finish is committed
             for task in claimed:
                 while True:
