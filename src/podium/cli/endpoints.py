@@ -109,7 +109,7 @@ def deploy(
     typer.echo(f"endpoint {ep.name} created: revision {ep.revision}, status {ep.status}")
     typer.echo(f"url: {ep.url}")
     if wait:
-        _wait_running(client, spec.name, ep.revision, timeout, spec.project)
+        _wait_running(client, ep.name, ep.revision, timeout, spec.project)
 
 
 def update(

@@ -27,6 +27,7 @@ from podium.control.starts import Batch, BatchResult
 from podium.control.state import ControllerState
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.clock import Clock
+from podium.core.env_spec import env_values
 from podium.core.errors import LoadError, PodiumError
 from podium.core.ids import new_replica_id
 from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState
@@ -140,7 +141,7 @@ class Actuator:
             model=model,
             instance_type=self.settings.instance_type(spec.instance_type),
             task=spec.task,
-            env={**spec.env, **secrets.env},
+            env={**env_values(spec.env), **secrets.env},
             max_concurrency=spec.max_concurrency,
             max_queue=spec.max_queue,
             trust_pickle=spec.trust_pickle,

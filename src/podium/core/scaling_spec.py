@@ -49,6 +49,18 @@ class ScalingRule(BaseModel):
         description="name of the replica's Prometheus gauge (metric: custom only)",
     )
 
+    window: Duration | None = Field(
+        None,
+        gt=0,
+        description="averaging window of this rule's metric; default: scaling.stable_window",
+    )
+    watch_period: Duration | None = Field(
+        None,
+        ge=1,
+        le=3600,
+        description="how often the metric is read from each replica; default: the controller's",
+    )
+
     @model_validator(mode="after")
     def _gauge(self) -> ScalingRule:
         if self.metric == "custom" and not self.gauge:
@@ -57,6 +69,15 @@ class ScalingRule(BaseModel):
             raise ValueError(f"`gauge` applies only to custom rules, not to {self.metric}")
         if self.metric in ("cpu", "memory") and self.target > 100:
             raise ValueError(f"a {self.metric} target is a percentage (at most 100)")
+        if (
+            self.window is not None
+            and self.watch_period is not None
+            and self.window < self.watch_period
+        ):
+            raise ValueError(
+                f"window ({self.window:g}s) must be at least watch_period "
+                f"({self.watch_period:g}s): a window must hold one reading"
+            )
         return self
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from podium.core.errors import Invalid
-from podium.core.spec import InstanceType
+from podium.core.spec import EndpointSpec, InstanceType
 
 DEFAULT_INSTANCE_TYPES: tuple[InstanceType, ...] = (
     InstanceType(name="cpu-small", cpus=1, memory_mb=2048, price_per_hour=0.05),
@@ -224,6 +224,14 @@ class Settings:
             raise Invalid(
                 f"unknown instance type {name!r}; known: {known}", field=field_name
             ) from None
+
+    def replica_size(self, spec: EndpointSpec) -> InstanceType:
+        """The size of one replica of `spec`: its `resources` (an instance type named
+        `custom`, priced 0) or its named instance type."""
+        r = spec.resources
+        if r is None:
+            return self.instance_type(spec.instance_type)
+        return InstanceType(name="custom", cpus=r.cpus, memory_mb=r.memory, gpus=r.gpus)
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

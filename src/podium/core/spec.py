@@ -23,10 +23,16 @@ from podium.core.access import DEFAULT_PROJECT, Visibility
 from podium.core.access_spec import ModelSourceSpec as ModelSourceSpec
 from podium.core.access_spec import RateLimitSpec as RateLimitSpec
 from podium.core.bounds import AtMost, is_stored
+from podium.core.env_spec import Env as Env
+from podium.core.env_spec import EnvVar as EnvVar
 from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE, PROJECT_RE, PROJECT_RULE
 from podium.core.observability_spec import CaptureSpec as CaptureSpec
 from podium.core.observability_spec import ObservabilitySpec as ObservabilitySpec
+from podium.core.probe_spec import ProbeKind as ProbeKind
+from podium.core.probe_spec import ProbeSpec as ProbeSpec
+from podium.core.probe_spec import liveness_default
+from podium.core.resources_spec import ResourcesSpec as ResourcesSpec
 from podium.core.scaling_spec import ScalingRule as ScalingRule
 from podium.core.scaling_spec import ScalingSpec as ScalingSpec
 from podium.core.task_spec import TaskSpec as TaskSpec
@@ -109,14 +115,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
-
 # Bounds on every free-form field: a spec is stored in every revision and sent in every
 # list response, so one huge spec must not cost the server (413/422 naming the field).
 MAX_SPEC_BYTES = 64 * 1024  # the whole spec, as JSON
 MAX_LABELS = 64
-MAX_ENV = 256
-MAX_ENV_VALUE_CHARS = 16 * 1024
 MAX_ARGS = 256
 MAX_ARG_CHARS = 4096
 MAX_ENGINE_ARGS = 64
@@ -126,7 +128,6 @@ _Path = Annotated[str, AtMost(256), Field(pattern=r"^/[A-Za-z0-9._~/%-]*$")]
 _LabelKey = Annotated[str, AtMost(63)]
 _LabelValue = Annotated[str, AtMost(256)]
 _EnvKey = Annotated[str, AtMost(256)]
-_EnvValue = Annotated[str, AtMost(MAX_ENV_VALUE_CHARS)]
 _Arg = Annotated[str, AtMost(MAX_ARG_CHARS)]
 
 
@@ -138,8 +139,7 @@ def _bounded_str(value: object, info: ValidationInfo) -> object:
 
 _EngineValue = Annotated[str | int | float | bool, AfterValidator(_bounded_str)]
 Labels = Annotated[dict[_LabelKey, _LabelValue], AtMost(MAX_LABELS)]
-Env = Annotated[dict[_EnvKey, _EnvValue], AtMost(MAX_ENV)]
-SecretRefs = Annotated[dict[_EnvKey, Annotated[str, AtMost(48)]], AtMost(MAX_ENV)]
+SecretRefs = Annotated[dict[_EnvKey, Annotated[str, AtMost(48)]], AtMost(256)]
 EngineArgs = Annotated[dict[_Short, _EngineValue], AtMost(MAX_ENGINE_ARGS)]
 # ECMA-262 has no named groups: (?P<x>…) becomes (?:…)
 _REF_PATTERN = re.sub(r"\(\?P<\w+>", "(?:", f"{_REPO_REF.pattern}|{_HF_REF.pattern}")
@@ -148,18 +148,6 @@ ModelRefField = Annotated[  # the pattern is documented (for clients and fuzzers
     AtMost(MAX_REF_CHARS),
     Field(json_schema_extra={"pattern": _REF_PATTERN}),
 ]
-
-
-class ProbeSpec(_Strict):
-    path: _Path = "/health/ready"
-    initial_delay_s: float = Field(0.0, ge=0, le=3600)
-    period_s: PositiveSeconds = 1.0
-    timeout_s: PositiveSeconds = 1.0
-    failure_threshold: int = Field(3, ge=1, le=100)
-
-
-def _liveness() -> ProbeSpec:
-    return ProbeSpec(path="/health/live", period_s=5.0, timeout_s=2.0, failure_threshold=3)
 
 
 class InstanceType(_Strict):
@@ -194,6 +182,33 @@ class CommandSpec(_Strict):
     health_route: _Path = "/health"
 
 
+DEFAULT_INSTANCE_TYPE = "cpu-small"
+
+
+def check_size_fields(instance_type: str, resources: ResourcesSpec | None) -> None:
+    """`resources` replaces the instance type: naming another one as well is an error."""
+    if resources is not None and instance_type != DEFAULT_INSTANCE_TYPE:
+        raise ValueError(
+            f"give `instance_type` ({instance_type}) or `resources`, not both: "
+            "resources set the replica's size themselves"
+        )
+
+
+def derive_name(model: str, suffix: str) -> str:
+    """An endpoint name made from a model reference, as the hosted products make one when
+    the user gives none: `hf://google/gemma-1.1-2b-it` + `x7k` → `gemma-1-1-2b-it-x7k`.
+
+    The result is valid under the name rule whatever the reference (`suffix`: 3 to 8
+    lowercase letters or digits, random in the API so that two creates do not collide)."""
+    ref = parse_model_ref(model)
+    base = ref.repo_id.rsplit("/", 1)[-1] if isinstance(ref, HfRef) else ref.name.split(".")[-1]
+    base = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")
+    if not base or not base[0].isalpha():
+        base = f"ep-{base}".rstrip("-")
+    base = base[: 48 - len(suffix) - 1].rstrip("-")
+    return f"{base}-{suffix}"
+
+
 # Fields whose change needs new replica processes: a new revision and a rolling update.
 REVISION_FIELDS: frozenset[str] = frozenset(
     {
@@ -210,6 +225,7 @@ REVISION_FIELDS: frozenset[str] = frozenset(
         "batching",
         "command",
         "engine_args",
+        "resources",
     }
 )
 
@@ -258,7 +274,11 @@ class EndpointCreate(_SpecFields):
     """What a user writes to create an endpoint: an `EndpointSpec` whose `framework` may be
     left out (the API then takes the one the model version records)."""
 
-    name: str = Field(max_length=48, description=f"unique in its project; {NAME_RULE}")
+    name: str | None = Field(
+        None,
+        max_length=48,
+        description=f"unique in its project; {NAME_RULE}; default: made from the model",
+    )
     project: str = Field(DEFAULT_PROJECT, max_length=15, description=f"its project; {PROJECT_RULE}")
     model: ModelRefField = Field(description="NAME, NAME:VERSION or hf://ORG/NAME[@REVISION]")
     framework: str | None = Field(
@@ -267,7 +287,10 @@ class EndpointCreate(_SpecFields):
         description="runtime: sklearn, python, …; default: the model version's framework",
     )
     task: str | None = Field(None, max_length=64)
-    instance_type: _Short = "cpu-small"
+    instance_type: _Short = DEFAULT_INSTANCE_TYPE
+    resources: ResourcesSpec | None = Field(
+        None, description="cpus, memory, gpus, gpu_type: instead of a named instance type"
+    )
     scaling: ScalingSpec = Field(default_factory=ScalingSpec)
     max_concurrency: int = Field(8, ge=1, le=4096, description="in-flight requests per replica")
     max_queue: int = Field(64, ge=0, le=100_000, description="waiting requests per replica")
@@ -287,7 +310,7 @@ class EndpointCreate(_SpecFields):
     )
     labels: Labels = Field(default_factory=dict)
     readiness: ProbeSpec = Field(default_factory=ProbeSpec)
-    liveness: ProbeSpec = Field(default_factory=_liveness)
+    liveness: ProbeSpec = Field(default_factory=liveness_default)
     trust_pickle: bool = Field(False, description="allow .pkl/.joblib models (runs their code)")
     batching: BatchingSpec | None = None
     command: CommandSpec | None = Field(
@@ -306,8 +329,8 @@ class EndpointCreate(_SpecFields):
 
     @field_validator("name")
     @classmethod
-    def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not NAME_RE.match(v):
             raise ValueError(f"{v!r} is not a valid name: use {NAME_RULE}")
         return v
 
@@ -338,6 +361,7 @@ class EndpointCreate(_SpecFields):
     def _size(self, info: ValidationInfo) -> Self:
         if is_stored(info):
             return self
+        check_size_fields(self.instance_type, self.resources)
         size = len(self.model_dump_json())
         if size > MAX_SPEC_BYTES:
             raise ValueError(
@@ -365,6 +389,7 @@ class EndpointCreate(_SpecFields):
 class EndpointSpec(EndpointCreate):
     """A user's description of an endpoint. Unknown fields are refused."""
 
+    name: str = Field(max_length=48, description=f"unique in its project; {NAME_RULE}")
     framework: str = Field(pattern=_FRAMEWORK, description="runtime: sklearn, python, …")
 
     def revision_view(self) -> dict[str, Any]:
@@ -379,6 +404,7 @@ class EndpointUpdate(_SpecFields):
     framework: str | None = Field(None, pattern=_FRAMEWORK)
     task: _Short | None = None
     instance_type: _Short | None = None
+    resources: ResourcesSpec | None = None
     scaling: ScalingSpec | None = None
     max_concurrency: int | None = Field(None, ge=1, le=4096)
     max_queue: int | None = Field(None, ge=0, le=100_000)
@@ -399,7 +425,14 @@ class EndpointUpdate(_SpecFields):
     engine_args: EngineArgs | None = None
 
     def apply(self, spec: EndpointSpec) -> EndpointSpec:
+        """`spec` with this change. The replica's size is one choice: an update that gives
+        `resources` alone drops the old instance type, one that gives `instance_type` alone
+        drops the old `resources`."""
         changes = self.model_dump(exclude_unset=True)
+        if changes.get("resources") is not None and "instance_type" not in changes:
+            changes["instance_type"] = DEFAULT_INSTANCE_TYPE
+        if "instance_type" in changes and "resources" not in changes:
+            changes["resources"] = None
         return EndpointSpec.model_validate({**spec.model_dump(), **changes})
 
 

@@ -76,6 +76,7 @@ MATRIX: dict[tuple[str, str], Need] = {
     ("POST", "/endpoints/{name}/pause"): Need.DEPLOY,
     ("POST", "/endpoints/{name}/resume"): Need.DEPLOY,
     ("POST", "/endpoints/{name}/wake"): Need.DEPLOY,
+    ("POST", "/endpoints/{name}/scale-to-zero"): Need.DEPLOY,
     ("DELETE", "/endpoints/{name}"): Need.DEPLOY,
     ("GET", "/endpoints/{name}/events"): Need.READ,
     ("GET", "/endpoints/{name}/revisions"): Need.READ,

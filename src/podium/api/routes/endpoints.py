@@ -146,6 +146,20 @@ def wake_endpoint(name: EndpointName, project: ProjectDep, service: EndpointsDep
     return service.wake(key_of(project, name))
 
 
+@router.post(
+    "/{name}/scale-to-zero",
+    response_model=EndpointPublic,
+    responses=responses(403, 404, 409),
+    dependencies=[needs(Scope.DEPLOY)],
+)
+def scale_endpoint_to_zero(
+    name: EndpointName, project: ProjectDep, service: EndpointsDep
+) -> EndpointPublic:
+    """Stop the endpoint's replicas now; the next request (or task) wakes it, unlike pause.
+    409 for a paused, failed or deleting endpoint."""
+    return service.scale_to_zero(key_of(project, name))
+
+
 @router.delete(
     "/{name}",
     status_code=202,

@@ -8,6 +8,8 @@ The controller does the rest (starting, rolling out, stopping, removing the row)
 from __future__ import annotations
 
 import logging
+import secrets
+import string
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -37,6 +39,7 @@ from podium.core.spec import (
     HfRef,
     ScaleRequest,
     ScalingSpec,
+    derive_name,
     parse_model_ref,
 )
 from podium.runtimes.registry import serves_openai
@@ -46,6 +49,7 @@ from podium.store.records import EndpointRecord
 log = logging.getLogger(__name__)
 
 _S = EndpointStatus
+_SUFFIX_CHARS = string.ascii_lowercase + string.digits
 
 
 class EndpointService:
@@ -68,7 +72,12 @@ class EndpointService:
     # ------------------------------------------------------------------ create / update
 
     def create(self, create: EndpointCreate) -> EndpointPublic:
-        name = endpoint_key(create.project, create.name)
+        given = create.name
+        if given is None:  # as the hosted products do: a name made from the model
+            suffix = "".join(secrets.choice(_SUFFIX_CHARS) for _ in range(5))
+            given = derive_name(create.model, suffix)
+            create = create.model_copy(update={"name": given})
+        name = endpoint_key(create.project, given)
         with self._writing(name) as uow:
             # Checked here too, before the model is looked up in the project, so a missing
             # project is reported as such (field "project", not "model 'iris' not found in
@@ -236,6 +245,28 @@ class EndpointService:
             if rec.status in (_S.SCALED_TO_ZERO, _S.PENDING) and want > 0:
                 # The answer says what happens next, not the state before the wake.
                 _set_status(uow, rec.name, rec.status, _S.INITIALIZING, "woken by user")
+            return views.endpoint(uow, self._settings, uow.endpoints.get(name))
+
+    def scale_to_zero(self, name: str) -> EndpointPublic:
+        """Stop every replica now; unlike `pause`, the next request wakes the endpoint (it is
+        held while a replica starts), and then `min_replicas` applies again. Scaling a
+        paused, failed or deleting endpoint to zero is a 409."""
+        with self._writing(name) as uow:
+            rec = _require_live(uow, name)
+            if rec.status in (_S.PAUSED, _S.FAILED):
+                raise Conflict(
+                    f"endpoint {name!r} is {rec.status.value}: it has no replicas to stop",
+                    field="status",
+                )
+            old = rec.desired_replicas
+            if old != 0:
+                uow.endpoints.set_desired(name, 0)
+                uow.events.add(
+                    name,
+                    EventKind.SCALED,
+                    f"scaled {old}→0: scaled to zero by user (the next request wakes it)",
+                    {"from": old, "to": 0, "signal": "user_zero"},
+                )
             return views.endpoint(uow, self._settings, uow.endpoints.get(name))
 
     def delete(self, name: str) -> EndpointPublic:
