@@ -263,6 +263,10 @@ class PodiumClient(
         """Start a scaled-to-zero endpoint now, without waiting for a request."""
         return self._action(name, "wake", project=project)
 
+    def scale_to_zero(self, name: str, *, project: str | None = None) -> EndpointPublic:
+        """Stop every replica now; the next request wakes the endpoint (unlike `pause`)."""
+        return self._action(name, "scale-to-zero", project=project)
+
     def scale(
         self, name: str, min_replicas: int, max_replicas: int, *, project: str | None = None
     ) -> EndpointPublic:
