@@ -1,0 +1,314 @@
+"""`POST /apply`: converge the server to a list of documents, or say what that would do.
+
+A pass plans every document first (one read-only unit of work: nothing changes when any
+document is wrong), then, unless it is a dry run, carries the plan out through the services
+users call one by one (projects, secrets, `EndpointService.create/update/delete`): the same
+checks, events and quotas as a hand-made change. Projects go first, then secrets, then
+endpoints, then what prune deletes. Carrying out is not one transaction: a failure midway
+(e.g. a quota) leaves the changes before it made, and the next apply goes on from there.
+
+An endpoint document is the whole spec: a field it leaves out goes back to its default.
+An apply never escalates: each document needs `deploy` in its project (a project document:
+admin on every project), as the route that makes the same change one by one would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from podium.api.deps import ApiContext
+from podium.api.services import projects as project_service
+from podium.api.services.checks import check_spec, resolve_model
+from podium.api.services.endpoints import EndpointService
+from podium.core.access import Principal, Scope, endpoint_key
+from podium.core.apply_schemas import (
+    MANAGED_BY_LABEL,
+    SENSITIVE,
+    ApplyRequest,
+    Change,
+    ChangeAction,
+    FieldChange,
+    Plan,
+    field_changes,
+)
+from podium.core.errors import Forbidden, Invalid, NotFound, PodiumError
+from podium.core.manifest import (
+    Document,
+    DocumentKind,
+    EndpointDocument,
+    ModelDocument,
+    ProjectDocument,
+    SecretDocument,
+    parse_documents,
+)
+from podium.core.phases import EndpointStatus
+from podium.core.quotas import QUOTA_NAMES
+from podium.core.schemas import ProjectCreate, ProjectUpdate
+from podium.core.spec import (
+    REVISION_FIELDS,
+    EndpointCreate,
+    EndpointSpec,
+    EndpointUpdate,
+    HfRef,
+    parse_model_ref,
+)
+from podium.store import UnitOfWork
+from podium.store.secret_box import SecretBox
+
+_A = ChangeAction
+_SERVER_MADE = {"name", "project"}  # the key, not a field that changes
+
+
+@dataclass
+class _Step:
+    change: Change
+    run: Callable[[], object] | None = None  # None: nothing to do
+    where: str = ""  # the document, named in an error while carrying it out
+
+    def at(self, index: int) -> _Step:
+        self.where = f"documents[{index}]"
+        return self
+
+
+class ApplyService:
+    def __init__(self, ctx: ApiContext, caller: Principal) -> None:
+        self._ctx = ctx
+        self._caller = caller
+        self._endpoints = EndpointService(ctx.settings, ctx.db, ctx.wake, ctx.routing)
+
+    def apply(self, request: ApplyRequest, *, dry_run: bool, prune: bool) -> Plan:
+        documents = parse_documents(request.documents)
+        for i, doc in enumerate(documents):
+            self._check_access(doc, i)
+        steps: list[_Step] = []
+        with self._ctx.db.unit_of_work() as uow:
+            planned_projects = set()
+            for i, doc in enumerate(documents):
+                if isinstance(doc, ProjectDocument):
+                    with _naming(i):
+                        step = self._plan_project(uow, doc)
+                    if step.change.action is _A.CREATE:
+                        planned_projects.add(doc.name)
+                    steps.append(step.at(i))
+            for i, doc in enumerate(documents):
+                with _naming(i):
+                    if isinstance(doc, SecretDocument):
+                        steps.append(self._plan_secret(uow, doc, planned_projects).at(i))
+            for i, doc in enumerate(documents):
+                with _naming(i):
+                    if isinstance(doc, EndpointDocument):
+                        step = self._plan_endpoint(uow, doc, request.managed_by, planned_projects)
+                        steps.append(step.at(i))
+            if prune:
+                steps += self._plan_prune(uow, documents, request.managed_by)
+        for step in steps:
+            step.change.fields.sort(key=lambda f: f.field)
+        if not dry_run:
+            for step in steps:
+                if step.run is not None:
+                    with _naming_field(step.where):
+                        step.run()
+        return Plan.of([s.change for s in steps], dry_run=dry_run)
+
+    # ------------------------------------------------------------------ access
+
+    def _check_access(self, doc: Document, index: int) -> None:
+        caller = self._caller
+        if isinstance(doc, ModelDocument):
+            raise Invalid(
+                "a model document is pushed by the client (`podium apply`, "
+                "`PodiumClient.apply`): send the endpoints that use it",
+                field=f"documents[{index}].kind",
+            )
+        if isinstance(doc, ProjectDocument):
+            if not caller.may(Scope.ADMIN) or caller.projects is not None:
+                raise Forbidden(
+                    f"token {caller.name!r} ({caller.token_id}) lacks scope 'admin' on every "
+                    f"project: a project document needs it (documents[{index}])",
+                    field="scope",
+                )
+            return
+        if not caller.may(Scope.DEPLOY, doc.project):
+            raise Forbidden(
+                f"token {caller.name!r} ({caller.token_id}) lacks scope 'deploy' on project "
+                f"{doc.project!r} (documents[{index}])",
+                field="scope",
+            )
+
+    # ------------------------------------------------------------------ projects
+
+    def _plan_project(self, uow: UnitOfWork, doc: ProjectDocument) -> _Step:
+        want = {"description": doc.description, "quotas": doc.quotas.model_dump(mode="json")}
+        settings, db = self._ctx.settings, self._ctx.db
+        try:
+            rec = uow.projects.get(doc.name)
+        except NotFound:
+            body = ProjectCreate(name=doc.name, description=doc.description, quotas=doc.quotas)
+            change = _change(_A.CREATE, DocumentKind.PROJECT, doc.name, doc.name, None, want)
+            return _Step(change, lambda: project_service.create(db, settings, body))
+        have = {
+            "description": rec.description,
+            "quotas": {q: getattr(rec.quotas, q) for q in QUOTA_NAMES},
+        }
+        fields = field_changes(have, want)
+        action = _A.UPDATE_IN_PLACE if fields else _A.NO_CHANGE
+        change = Change(
+            action=action, kind=DocumentKind.PROJECT, name=doc.name, project=doc.name, fields=fields
+        )
+        update = ProjectUpdate.model_validate(want)  # every field set: the document replaces
+        run = (lambda: project_service.update(db, settings, doc.name, update)) if fields else None
+        return _Step(change, run)
+
+    # ------------------------------------------------------------------ secrets
+
+    def _plan_secret(
+        self, uow: UnitOfWork, doc: SecretDocument, planned_projects: set[str]
+    ) -> _Step:
+        value = doc.value
+        if value is None:
+            raise Invalid(
+                "the client resolves `from_env`/`from_file` and sends the `value`", field="value"
+            )
+        box = SecretBox(self._ctx.settings.secret_key_path)
+        kind, project, name = DocumentKind.SECRET, doc.project, doc.name
+        exists = doc.project not in planned_projects and uow.secrets.exists(project, name)
+        if exists and box.decrypt(uow.secrets.get_ciphertext(project, name), name=name) == value:
+            return _Step(Change(action=_A.NO_CHANGE, kind=kind, name=name, project=project))
+        if not exists and doc.project not in planned_projects:
+            uow.projects.require(project)
+        action = _A.UPDATE_IN_PLACE if exists else _A.CREATE
+        old = SENSITIVE if exists else None
+        change = Change(
+            action=action,
+            kind=kind,
+            name=name,
+            project=project,
+            fields=[FieldChange(field="value", old=old, new=SENSITIVE)],
+        )
+        db, by = self._ctx.db, self._caller.token_id
+
+        def put() -> None:
+            with db.unit_of_work() as w:
+                ciphertext = box.encrypt(value, may_create=not w.secrets.any())
+                w.secrets.put(project, name, ciphertext, by=by)
+
+        return _Step(change, put)
+
+    # ------------------------------------------------------------------ endpoints
+
+    def _plan_endpoint(
+        self,
+        uow: UnitOfWork,
+        doc: EndpointDocument,
+        manager: str,
+        planned_projects: set[str],
+    ) -> _Step:
+        create = doc.create()
+        create = create.model_copy(update={"labels": {**create.labels, MANAGED_BY_LABEL: manager}})
+        key = endpoint_key(doc.project, doc.name)
+        kind = DocumentKind.ENDPOINT
+        rec = uow.endpoints.get(key) if uow.endpoints.exists(key) else None
+        if rec is None or rec.status is EndpointStatus.DELETING:
+            if doc.project not in planned_projects:
+                check_spec(uow, self._ctx.settings, full_spec(uow, create))
+            shown = create.model_dump(mode="json", exclude_defaults=True)
+            shown.pop("name", None)
+            shown.pop("project", None)
+            change = _change(_A.CREATE, kind, doc.name, doc.project, None, shown)
+            return _Step(change, lambda: self._endpoints.create(create))
+        new = full_spec(uow, create)
+        check_spec(uow, self._ctx.settings, new)
+        old_json = rec.spec.model_dump(mode="json", exclude=_SERVER_MADE)
+        new_json = new.model_dump(mode="json", exclude=_SERVER_MADE)
+        fields = field_changes(old_json, new_json)
+        model_ref = _target_model(uow, rec.spec, rec.model_ref, new)
+        if model_ref != rec.model_ref:
+            fields.append(FieldChange(field="model_ref", old=rec.model_ref, new=model_ref))
+        if not fields:
+            return _Step(Change(action=_A.NO_CHANGE, kind=kind, name=doc.name, project=doc.project))
+        top = {f.field.split(".", 1)[0] for f in fields}
+        revision = model_ref != rec.model_ref or any(
+            f in REVISION_FIELDS and f != "model" for f in top
+        )
+        action = _A.UPDATE_REVISION if revision else _A.UPDATE_IN_PLACE
+        change = Change(action=action, kind=kind, name=doc.name, project=doc.project, fields=fields)
+        update = EndpointUpdate.model_validate(new.model_dump(exclude=_SERVER_MADE))
+        return _Step(change, lambda: self._endpoints.update(key, update))
+
+    def _plan_prune(
+        self, uow: UnitOfWork, documents: list[Document], manager: str
+    ) -> list[_Step]:
+        """Endpoints labelled `managed-by: manager` in the projects the documents touch
+        that no document names: deleted. Nothing else, ever."""
+        touched = {d.name if isinstance(d, ProjectDocument) else d.project for d in documents}
+        named = {
+            endpoint_key(d.project, d.name) for d in documents if isinstance(d, EndpointDocument)
+        }
+        steps: list[_Step] = []
+        records = uow.endpoints.list(labels={MANAGED_BY_LABEL: manager}, projects=touched)
+        for rec in records:
+            if rec.name in named or rec.status is EndpointStatus.DELETING:
+                continue
+            change = Change(
+                action=_A.DELETE,
+                kind=DocumentKind.ENDPOINT,
+                name=rec.bare_name,
+                project=rec.project,
+            )
+            steps.append(_Step(change, lambda key=rec.name: self._endpoints.delete(key)))
+        return steps
+
+
+def full_spec(uow: UnitOfWork, create: EndpointCreate) -> EndpointSpec:
+    """The spec create would store: without `framework`, the model version's."""
+    if create.framework is not None:
+        return create.with_framework(create.framework)
+    ref = parse_model_ref(create.model)
+    if isinstance(ref, HfRef):
+        raise Invalid(
+            f"{create.model} is a Hugging Face model: give `framework` (e.g. transformers)",
+            field="framework",
+        )
+    version = uow.models.get(endpoint_key(create.project, ref.name), ref.version)
+    if not version.framework:
+        raise Invalid(
+            f"model {version.bare_ref} does not record its framework: give `framework`",
+            field="framework",
+        )
+    return create.with_framework(version.framework)
+
+
+def _target_model(uow: UnitOfWork, old: EndpointSpec, old_ref: str, new: EndpointSpec) -> str:
+    """The model ref an update to `new` would serve (an `hf://` ref the controller pinned
+    stays as long as the user's text is the same)."""
+    if isinstance(parse_model_ref(new.model), HfRef) and new.model == old.model:
+        return old_ref
+    return resolve_model(uow, new.model, new.project)
+
+
+def _change(
+    action: ChangeAction, kind: DocumentKind, name: str, project: str, old: Any, new: Any
+) -> Change:
+    return Change(
+        action=action, kind=kind, name=name, project=project, fields=field_changes(old, new)
+    )
+
+
+@contextmanager
+def _naming(index: int) -> Iterator[None]:
+    with _naming_field(f"documents[{index}]"):
+        yield
+
+
+@contextmanager
+def _naming_field(where: str) -> Iterator[None]:
+    """Errors of a document name it: `documents[2].model`."""
+    try:
+        yield
+    except PodiumError as e:
+        if where and not (e.field or "").startswith("documents["):
+            e.field = f"{where}.{e.field}" if e.field else where
+        raise
