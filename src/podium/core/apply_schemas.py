@@ -39,6 +39,12 @@ class ApplyRequest(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
         description="the `managed-by` label set on the endpoints apply makes; prune scope",
     )
+    pending_models: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_DOCUMENTS,
+        description="PROJECT/NAME of models the client pushes a new version of first: a dry "
+        "run plans the endpoints that use their latest version as moving to it",
+    )
 
 
 class FieldChange(BaseModel):
@@ -73,9 +79,7 @@ class Plan(BaseModel):
     def of(cls, changes: list[Change], *, dry_run: bool) -> Plan:
         counts = {a.value: sum(c.action is a for c in changes) for a in ChangeAction}
         changed = any(c.action is not ChangeAction.NO_CHANGE for c in changes)
-        return cls(
-            changes=changes, summary=PlanSummary(**counts), changed=changed, dry_run=dry_run
-        )
+        return cls(changes=changes, summary=PlanSummary(**counts), changed=changed, dry_run=dry_run)
 
 
 def field_changes(old: Any, new: Any, prefix: str = "") -> list[FieldChange]:

@@ -131,7 +131,9 @@ def parse_document(raw: Any, index: int) -> Document:
         cls = _BY_KIND[DocumentKind(kind)]
     except (ValueError, TypeError):
         known = ", ".join(k.value for k in DocumentKind)
-        raise Invalid(f"{kind!r} is not a kind of document: use {known}", field=f"{where}.kind")
+        raise Invalid(
+            f"{kind!r} is not a kind of document: use {known}", field=f"{where}.kind"
+        ) from None
     try:
         document = cls.model_validate(body)
     except ValidationError as e:

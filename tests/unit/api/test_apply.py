@@ -97,8 +97,10 @@ def test_prune_deletes_only_what_the_same_manager_made(models: TestClient) -> No
     assert _actions(plan) == [("no_change", "kept"), ("delete", "old")]
     assert _actions(_apply(client, spec("kept"))) == [("no_change", "kept")]  # no prune
     _apply(client, spec("kept"), prune=True)
-    status = {n: client.get(f"/api/v1/endpoints/{n}").json()["status"] for n in
-              ("kept", "old", "theirs", "by-hand")}
+    status = {
+        n: client.get(f"/api/v1/endpoints/{n}").json()["status"]
+        for n in ("kept", "old", "theirs", "by-hand")
+    }
     assert status["old"] == "deleting"
     assert {status["kept"], status["theirs"], status["by-hand"]}.isdisjoint({"deleting"})
 
@@ -179,13 +181,18 @@ def test_an_apply_never_escalates(models: TestClient, ctx: ApiContext) -> None:
     token = make_token(ctx.db, "team-only", (Scope.DEPLOY,), projects=("team",), tokens=ctx.tokens)
     assert models.post("/api/v1/projects", json={"name": "team"}).status_code == 201
     headers = {"Authorization": f"Bearer {token}"}
-    body = {"documents": [{"kind": "secret", "name": "tok", "project": "team", "value": "v"},
-                          spec("iris-a")]}
+    body = {
+        "documents": [
+            {"kind": "secret", "name": "tok", "project": "team", "value": "v"},
+            spec("iris-a"),
+        ]
+    }
     r = models.post(APPLY, json=body, headers=headers)
     assert r.status_code == 403, r.text
     assert "'default'" in r.json()["detail"]
-    r = models.post(APPLY, json={"documents": [{"kind": "project", "name": "team"}]},
-                    headers=headers)
+    r = models.post(
+        APPLY, json={"documents": [{"kind": "project", "name": "team"}]}, headers=headers
+    )
     assert r.status_code == 403
     r = models.post(APPLY, json={"documents": body["documents"][:1]}, headers=headers)
     assert r.status_code == 200, r.text

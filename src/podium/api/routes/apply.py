@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from podium.api.access import From, needs
-from podium.core.access import Scope
 from podium.api.deps import CallerDep, CtxDep, UowDep
 from podium.api.problems import responses
 from podium.api.routes.endpoints import EndpointName
 from podium.api.routes.params import ProjectDep, key_of
 from podium.api.services.apply import ApplyService
+from podium.core.access import Scope
 from podium.core.apply_schemas import ApplyRequest, Plan
 from podium.core.manifest import export_document
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from podium.api.deps import ApiContext
@@ -53,6 +54,7 @@ from podium.core.spec import (
     EndpointSpec,
     EndpointUpdate,
     HfRef,
+    RepoRef,
     parse_model_ref,
 )
 from podium.store import UnitOfWork
@@ -100,7 +102,7 @@ class ApplyService:
             for i, doc in enumerate(documents):
                 with _naming(i):
                     if isinstance(doc, EndpointDocument):
-                        step = self._plan_endpoint(uow, doc, request.managed_by, planned_projects)
+                        step = self._plan_endpoint(uow, doc, request, planned_projects)
                         steps.append(step.at(i))
             if prune:
                 steps += self._plan_prune(uow, documents, request.managed_by)
@@ -203,28 +205,40 @@ class ApplyService:
         self,
         uow: UnitOfWork,
         doc: EndpointDocument,
-        manager: str,
+        request: ApplyRequest,
         planned_projects: set[str],
     ) -> _Step:
         create = doc.create()
-        create = create.model_copy(update={"labels": {**create.labels, MANAGED_BY_LABEL: manager}})
+        labels = {**create.labels, MANAGED_BY_LABEL: request.managed_by}
+        create = create.model_copy(update={"labels": labels})
+        ref = parse_model_ref(create.model)
+        # a model the client pushes a new version of first (a dry run): not stored yet
+        pending = (
+            isinstance(ref, RepoRef)
+            and ref.version is None
+            and f"{doc.project}/{ref.name}" in request.pending_models
+        )
         key = endpoint_key(doc.project, doc.name)
         kind = DocumentKind.ENDPOINT
         rec = uow.endpoints.get(key) if uow.endpoints.exists(key) else None
         if rec is None or rec.status is EndpointStatus.DELETING:
-            if doc.project not in planned_projects:
+            if doc.project not in planned_projects and not pending:
                 check_spec(uow, self._ctx.settings, full_spec(uow, create))
             shown = create.model_dump(mode="json", exclude_defaults=True)
             shown.pop("name", None)
             shown.pop("project", None)
             change = _change(_A.CREATE, kind, doc.name, doc.project, None, shown)
             return _Step(change, lambda: self._endpoints.create(create))
-        new = full_spec(uow, create)
-        check_spec(uow, self._ctx.settings, new)
+        if pending:
+            new = create.with_framework(create.framework or rec.spec.framework)
+            model_ref = f"{ref} (its next version)"
+        else:
+            new = full_spec(uow, create)
+            check_spec(uow, self._ctx.settings, new)
+            model_ref = _target_model(uow, rec.spec, rec.model_ref, new)
         old_json = rec.spec.model_dump(mode="json", exclude=_SERVER_MADE)
         new_json = new.model_dump(mode="json", exclude=_SERVER_MADE)
         fields = field_changes(old_json, new_json)
-        model_ref = _target_model(uow, rec.spec, rec.model_ref, new)
         if model_ref != rec.model_ref:
             fields.append(FieldChange(field="model_ref", old=rec.model_ref, new=model_ref))
         if not fields:
@@ -238,9 +252,7 @@ class ApplyService:
         update = EndpointUpdate.model_validate(new.model_dump(exclude=_SERVER_MADE))
         return _Step(change, lambda: self._endpoints.update(key, update))
 
-    def _plan_prune(
-        self, uow: UnitOfWork, documents: list[Document], manager: str
-    ) -> list[_Step]:
+    def _plan_prune(self, uow: UnitOfWork, documents: list[Document], manager: str) -> list[_Step]:
         """Endpoints labelled `managed-by: manager` in the projects the documents touch
         that no document names: deleted. Nothing else, ever."""
         touched = {d.name if isinstance(d, ProjectDocument) else d.project for d in documents}
@@ -258,7 +270,7 @@ class ApplyService:
                 name=rec.bare_name,
                 project=rec.project,
             )
-            steps.append(_Step(change, lambda key=rec.name: self._endpoints.delete(key)))
+            steps.append(_Step(change, partial(self._endpoints.delete, rec.name)))
         return steps
 
 
