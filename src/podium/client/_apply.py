@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from podium.core.apply_schemas import (
     FieldChange,
     Plan,
 )
-from podium.core.errors import Invalid, NotFound
+from podium.core.errors import Invalid, NotFound, PodiumError
 from podium.core.manifest import (
     DocumentKind,
     ModelDocument,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 # Files the server unpacks before hashing: their content digest is known only after a push.
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")  # as unpack.py
 _CHUNK = 1024 * 1024
+_INDEX = re.compile(r"documents\[(\d+)\]")
 
 
 class ApplyMethods:
@@ -73,6 +75,7 @@ class ApplyMethods:
         changes: list[Change] = []
         pending: list[str] = []
         body: list[dict[str, Any]] = []
+        origin: list[int] = []  # the index in `documents` of each one sent
         for i, doc in enumerate(parsed):
             if isinstance(doc, ModelDocument):
                 change = self._model_change(doc, base, dry_run=dry_run, index=i)
@@ -83,11 +86,15 @@ class ApplyMethods:
             if isinstance(doc, SecretDocument):
                 doc = doc.model_copy(update={"value": _secret_value(doc, base, i)})
             body.append(document_dict(doc))
+            origin.append(i)
         params = {"dry_run": dry_run, "prune": prune}
         request = {"documents": body, "managed_by": managed_by}
         if dry_run:
             request["pending_models"] = pending
-        response = self._request("POST", "/apply", params=params, json=request)
+        try:
+            response = self._request("POST", "/apply", params=params, json=request)
+        except PodiumError as e:
+            raise _renumbered(e, origin) from None
         plan = Plan.model_validate(response.json())
         return Plan.of(changes + plan.changes, dry_run=dry_run)
 
@@ -123,6 +130,18 @@ class ApplyMethods:
             return _model(ChangeAction.NO_CHANGE, doc, [])
         fields = [FieldChange(field="sha256", old=old, new=pushed.sha256)]
         return _model(action, doc, [*fields, FieldChange(field="version", new=pushed.version)])
+
+
+def _renumbered(error: PodiumError, origin: list[int]) -> PodiumError:
+    """The server numbers the documents it got (models left out): number them as given."""
+
+    def fix(text: str) -> str:
+        return _INDEX.sub(lambda m: f"documents[{origin[int(m.group(1))]}]", text)
+
+    if any(i != j for i, j in enumerate(origin)):
+        error.message = fix(error.message)
+        error.field = fix(error.field) if error.field else None
+    return error
 
 
 def _model(action: ChangeAction, doc: ModelDocument, fields: list[FieldChange]) -> Change:

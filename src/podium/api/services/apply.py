@@ -22,7 +22,7 @@ from typing import Any
 
 from podium.api.deps import ApiContext
 from podium.api.services import projects as project_service
-from podium.api.services.checks import check_spec, resolve_model
+from podium.api.services.checks import check_framework, resolve_model
 from podium.api.services.endpoints import EndpointService
 from podium.core.access import Principal, Scope, endpoint_key
 from podium.core.apply_schemas import (
@@ -75,6 +75,14 @@ class _Step:
         return self
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """What this apply creates before its endpoints: projects, and secrets (project, name)."""
+
+    projects: set[str]
+    secrets: set[tuple[str, str]]
+
+
 class ApplyService:
     def __init__(self, ctx: ApiContext, caller: Principal) -> None:
         self._ctx = ctx
@@ -87,7 +95,8 @@ class ApplyService:
             self._check_access(doc, i)
         steps: list[_Step] = []
         with self._ctx.db.unit_of_work() as uow:
-            planned_projects = set()
+            planned_projects: set[str] = set()
+            planned_secrets: set[tuple[str, str]] = set()
             for i, doc in enumerate(documents):
                 if isinstance(doc, ProjectDocument):
                     with _naming(i):
@@ -98,11 +107,15 @@ class ApplyService:
             for i, doc in enumerate(documents):
                 with _naming(i):
                     if isinstance(doc, SecretDocument):
-                        steps.append(self._plan_secret(uow, doc, planned_projects).at(i))
+                        step = self._plan_secret(uow, doc, planned_projects)
+                        if step.change.action is _A.CREATE:
+                            planned_secrets.add((doc.project, doc.name))
+                        steps.append(step.at(i))
             for i, doc in enumerate(documents):
                 with _naming(i):
                     if isinstance(doc, EndpointDocument):
-                        step = self._plan_endpoint(uow, doc, request, planned_projects)
+                        planned = _Planned(planned_projects, planned_secrets)
+                        step = self._plan_endpoint(uow, doc, request, planned)
                         steps.append(step.at(i))
             if prune:
                 steps += self._plan_prune(uow, documents, request.managed_by)
@@ -206,7 +219,7 @@ class ApplyService:
         uow: UnitOfWork,
         doc: EndpointDocument,
         request: ApplyRequest,
-        planned_projects: set[str],
+        planned: _Planned,
     ) -> _Step:
         create = doc.create()
         labels = {**create.labels, MANAGED_BY_LABEL: request.managed_by}
@@ -222,8 +235,8 @@ class ApplyService:
         kind = DocumentKind.ENDPOINT
         rec = uow.endpoints.get(key) if uow.endpoints.exists(key) else None
         if rec is None or rec.status is EndpointStatus.DELETING:
-            if doc.project not in planned_projects and not pending:
-                check_spec(uow, self._ctx.settings, full_spec(uow, create))
+            if doc.project not in planned.projects and not pending:
+                self._check(uow, full_spec(uow, create), planned)
             shown = create.model_dump(mode="json", exclude_defaults=True)
             shown.pop("name", None)
             shown.pop("project", None)
@@ -234,7 +247,7 @@ class ApplyService:
             model_ref = f"{ref} (its next version)"
         else:
             new = full_spec(uow, create)
-            check_spec(uow, self._ctx.settings, new)
+            self._check(uow, new, planned)
             model_ref = _target_model(uow, rec.spec, rec.model_ref, new)
         old_json = rec.spec.model_dump(mode="json", exclude=_SERVER_MADE)
         new_json = new.model_dump(mode="json", exclude=_SERVER_MADE)
@@ -251,6 +264,21 @@ class ApplyService:
         change = Change(action=action, kind=kind, name=doc.name, project=doc.project, fields=fields)
         update = EndpointUpdate.model_validate(new.model_dump(exclude=_SERVER_MADE))
         return _Step(change, lambda: self._endpoints.update(key, update))
+
+    def _check(self, uow: UnitOfWork, spec: EndpointSpec, planned: _Planned) -> None:
+        """What create and update check (`checks.check_spec`), a secret this apply creates
+        counting as there."""
+        check_framework(spec.framework)
+        self._ctx.settings.instance_type(spec.instance_type)
+        for where, name in spec.secret_refs().items():
+            if (spec.project, name) in planned.secrets:
+                continue
+            if not uow.secrets.exists(spec.project, name):
+                raise Invalid(
+                    f"secret {name!r} does not exist in project {spec.project!r}", field=where
+                )
+        if not isinstance(parse_model_ref(spec.model), HfRef):
+            resolve_model(uow, spec.model, spec.project)
 
     def _plan_prune(self, uow: UnitOfWork, documents: list[Document], manager: str) -> list[_Step]:
         """Endpoints labelled `managed-by: manager` in the projects the documents touch
