@@ -148,6 +148,10 @@ def test_secrets_and_projects_and_values_never_shown(models: TestClient) -> None
     assert _fields(plan["changes"][0]) == {"quotas.max_endpoints": (3, None)}
     assert "n3w" not in str(plan)
     assert [s["name"] for s in client.get("/api/v1/secrets?project=team").json()] == ["hf-token"]
+    audit = client.get("/api/v1/audit")
+    assert audit.status_code == 200, audit.text
+    assert '"action":"apply.create"' in audit.text  # the audit trail holds the plans
+    assert "s3cr3t" not in audit.text and "n3w" not in audit.text
 
 
 @pytest.mark.parametrize(
