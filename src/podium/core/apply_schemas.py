@@ -29,7 +29,7 @@ class ChangeAction(StrEnum):
 class ApplyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    documents: list[dict[str, Any]] = Field(
+    documents: list[Any] = Field(  # each checked by `parse_documents`: documents[i].field
         default_factory=list,
         max_length=MAX_DOCUMENTS,
         description="endpoint, secret and project documents (model documents: the client)",

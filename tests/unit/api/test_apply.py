@@ -160,6 +160,8 @@ def test_secrets_and_projects_and_values_never_shown(models: TestClient) -> None
         ({"model": "iris", "framework": "sklearn"}, "documents[1].name"),
         ({"name": "iris-a", "model": "iris", "replicas": 2}, "documents[1].replicas"),
         ({"kind": "thing", "name": "x"}, "documents[1].kind"),
+        (["not", "a", "mapping"], "documents[1]"),
+        ({"name": "iris-a", "model": "iris", "project": "ghost"}, "documents[1].project"),
         ({"name": "iris-a", "model": "ghost", "framework": "sklearn"}, "documents[1].model"),
         ({"name": "iris-a", "model": "iris", "framework": "nope"}, "documents[1].framework"),
         ({"kind": "secret", "name": "tok"}, "documents[1]"),
@@ -171,10 +173,10 @@ def test_secrets_and_projects_and_values_never_shown(models: TestClient) -> None
     ],
 )
 def test_bad_documents_are_refused_naming_the_field(
-    models: TestClient, doc: dict[str, Any], field: str
+    models: TestClient, doc: Any, field: str
 ) -> None:
     r = models.post(APPLY, json={"documents": [spec("fine-one"), doc]})
-    # an unknown model is a 404, as a create says it
+    # an unknown model or project is a 404, as a create says it
     assert r.status_code == (404 if "ghost" in str(doc) else 422), r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["field"] == field, r.json()

@@ -235,8 +235,10 @@ class ApplyService:
         kind = DocumentKind.ENDPOINT
         rec = uow.endpoints.get(key) if uow.endpoints.exists(key) else None
         if rec is None or rec.status is EndpointStatus.DELETING:
-            if doc.project not in planned.projects and not pending:
-                self._check(uow, full_spec(uow, create), planned)
+            if doc.project not in planned.projects:
+                uow.projects.require(doc.project)  # named as such, not as a missing model
+                if not pending:
+                    self._check(uow, full_spec(uow, create), planned)
             shown = create.model_dump(mode="json", exclude_defaults=True)
             shown.pop("name", None)
             shown.pop("project", None)
