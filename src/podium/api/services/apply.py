@@ -93,40 +93,44 @@ class ApplyService:
         documents = parse_documents(request.documents)
         for i, doc in enumerate(documents):
             self._check_access(doc, i)
-        steps: list[_Step] = []
-        with self._ctx.db.unit_of_work() as uow:
-            planned_projects: set[str] = set()
-            planned_secrets: set[tuple[str, str]] = set()
-            for i, doc in enumerate(documents):
-                if isinstance(doc, ProjectDocument):
-                    with _naming(i):
-                        step = self._plan_project(uow, doc)
-                    if step.change.action is _A.CREATE:
-                        planned_projects.add(doc.name)
-                    steps.append(step.at(i))
-            for i, doc in enumerate(documents):
-                with _naming(i):
-                    if isinstance(doc, SecretDocument):
-                        step = self._plan_secret(uow, doc, planned_projects)
-                        if step.change.action is _A.CREATE:
-                            planned_secrets.add((doc.project, doc.name))
-                        steps.append(step.at(i))
-            for i, doc in enumerate(documents):
-                with _naming(i):
-                    if isinstance(doc, EndpointDocument):
-                        planned = _Planned(planned_projects, planned_secrets)
-                        step = self._plan_endpoint(uow, doc, request, planned)
-                        steps.append(step.at(i))
+        with self._ctx.db.unit_of_work(read_only=True) as uow:
+            steps = self._plan(uow, documents, request)
             if prune:
                 steps += self._plan_prune(uow, documents, request.managed_by)
-        for step in steps:
-            step.change.fields.sort(key=lambda f: f.field)
         if not dry_run:
             for step in steps:
                 if step.run is not None:
                     with _naming_field(step.where):
                         step.run()
         return Plan.of([s.change for s in steps], dry_run=dry_run)
+
+    def _plan(
+        self, uow: UnitOfWork, documents: list[Document], request: ApplyRequest
+    ) -> list[_Step]:
+        """A step per document: projects first, then secrets, then endpoints (which may
+        name a project or a secret this apply creates)."""
+        planned = _Planned(set(), set())
+        steps: list[_Step] = []
+        for kind in (ProjectDocument, SecretDocument, EndpointDocument):
+            for i, doc in enumerate(documents):
+                if not isinstance(doc, kind):
+                    continue
+                with _naming(i):
+                    if isinstance(doc, ProjectDocument):
+                        step = self._plan_project(uow, doc)
+                    elif isinstance(doc, SecretDocument):
+                        step = self._plan_secret(uow, doc, planned.projects)
+                    else:
+                        assert isinstance(doc, EndpointDocument)
+                        step = self._plan_endpoint(uow, doc, request, planned)
+                if step.change.action is _A.CREATE:
+                    if isinstance(doc, ProjectDocument):
+                        planned.projects.add(doc.name)
+                    elif isinstance(doc, SecretDocument):
+                        planned.secrets.add((doc.project, doc.name))
+                step.change.fields.sort(key=lambda f: f.field)
+                steps.append(step.at(i))
+        return steps
 
     # ------------------------------------------------------------------ access
 
