@@ -83,8 +83,9 @@ class ApplyMethods:
                 if change.action is not ChangeAction.NO_CHANGE:
                     pending.append(f"{doc.project}/{doc.name}")
                 continue
-            if isinstance(doc, SecretDocument):
-                doc = doc.model_copy(update={"value": _secret_value(doc, base, i)})
+            if isinstance(doc, SecretDocument):  # the value, not where it came from
+                value = _secret_value(doc, base, i)
+                doc = SecretDocument(name=doc.name, project=doc.project, value=value)
             body.append(document_dict(doc))
             origin.append(i)
         params = {"dry_run": dry_run, "prune": prune}
@@ -151,6 +152,11 @@ def _model(action: ChangeAction, doc: ModelDocument, fields: list[FieldChange]) 
 
 
 def _secret_value(doc: SecretDocument, base: Path, index: int) -> str:
+    if doc.value is not None:
+        raise Invalid(
+            "a secret's value is never written in a document: use from_env or from_file",
+            field=f"documents[{index}].value",
+        )
     if doc.from_env is not None:
         value = os.environ.get(doc.from_env)
         if value is None:
@@ -167,9 +173,7 @@ def _secret_value(doc: SecretDocument, base: Path, index: int) -> str:
             raise Invalid(
                 f"cannot read {path}: {e.strerror or e}", field=f"documents[{index}].from_file"
             ) from None
-    if doc.value is None:  # pragma: no cover - the document's own check
-        raise Invalid("a secret needs from_env or from_file", field=f"documents[{index}]")
-    return doc.value
+    raise Invalid("a secret needs from_env or from_file", field=f"documents[{index}]")
 
 
 def content_digest(path: Path) -> str | None:

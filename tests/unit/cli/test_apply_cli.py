@@ -93,6 +93,10 @@ def test_errors_name_the_file_and_document(cli: Cli, tmp_path: Path) -> None:
     assert result.stderr.startswith("error: documents[1].replicas: unknown field")
     assert f"(in {manifest}, document 2)" in result.stderr
     assert cli("plan", "-f", str(tmp_path / "missing.yaml")).exit_code == 1
+    manifest.write_text("kind: secret\nname: tok\nvalue: written-down\n")
+    result = cli("plan", "-f", str(manifest))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: documents[0].value: a secret's value is never written")
     assert cli("export").exit_code == 1
 
 
