@@ -202,3 +202,10 @@ def test_an_apply_never_escalates(models: TestClient, ctx: ApiContext) -> None:
     assert r.status_code == 403
     r = models.post(APPLY, json={"documents": body["documents"][:1]}, headers=headers)
     assert r.status_code == 200, r.text
+
+
+def test_the_default_project_takes_quotas_too(client: TestClient) -> None:
+    doc = {"kind": "project", "name": "default", "quotas": {"max_replicas": 5}}
+    assert _actions(_apply(client, doc)) == [("update_in_place", "default")]
+    assert _actions(_apply(client, doc)) == [("no_change", "default")]
+    assert client.get("/api/v1/projects/default").json()["quotas"]["max_replicas"] == 5

@@ -23,7 +23,7 @@ from typing import Any
 from podium.api.deps import ApiContext
 from podium.api.services import projects as project_service
 from podium.api.services.checks import check_framework, resolve_model
-from podium.api.services.endpoints import EndpointService
+from podium.api.services.endpoints import EndpointService, target_model, with_framework
 from podium.core.access import Principal, Scope, endpoint_key
 from podium.core.apply_schemas import (
     MANAGED_BY_LABEL,
@@ -50,10 +50,8 @@ from podium.core.quotas import QUOTA_NAMES
 from podium.core.schemas import ProjectCreate, ProjectUpdate
 from podium.core.spec import (
     REVISION_FIELDS,
-    EndpointCreate,
     EndpointSpec,
     EndpointUpdate,
-    HfRef,
     RepoRef,
     parse_model_ref,
 )
@@ -242,7 +240,7 @@ class ApplyService:
             if doc.project not in planned.projects:
                 uow.projects.require(doc.project)  # named as such, not as a missing model
                 if not pending:
-                    self._check(uow, full_spec(uow, create), planned)
+                    self._check(uow, with_framework(uow, create), planned)
             shown = create.model_dump(mode="json", exclude_defaults=True)
             shown.pop("name", None)
             shown.pop("project", None)
@@ -252,9 +250,9 @@ class ApplyService:
             new = create.with_framework(create.framework or rec.spec.framework)
             model_ref = f"{ref} (its next version)"
         else:
-            new = full_spec(uow, create)
+            new = with_framework(uow, create)
             self._check(uow, new, planned)
-            model_ref = _target_model(uow, rec.spec, rec.model_ref, new)
+            model_ref = target_model(uow, rec, new)
         old_json = rec.spec.model_dump(mode="json", exclude=_SERVER_MADE)
         new_json = new.model_dump(mode="json", exclude=_SERVER_MADE)
         fields = field_changes(old_json, new_json)
@@ -283,8 +281,7 @@ class ApplyService:
                 raise Invalid(
                     f"secret {name!r} does not exist in project {spec.project!r}", field=where
                 )
-        if not isinstance(parse_model_ref(spec.model), HfRef):
-            resolve_model(uow, spec.model, spec.project)
+        resolve_model(uow, spec.model, spec.project)
 
     def _plan_prune(self, uow: UnitOfWork, documents: list[Document], manager: str) -> list[_Step]:
         """Endpoints labelled `managed-by: manager` in the projects the documents touch
@@ -306,33 +303,6 @@ class ApplyService:
             )
             steps.append(_Step(change, partial(self._endpoints.delete, rec.name)))
         return steps
-
-
-def full_spec(uow: UnitOfWork, create: EndpointCreate) -> EndpointSpec:
-    """The spec create would store: without `framework`, the model version's."""
-    if create.framework is not None:
-        return create.with_framework(create.framework)
-    ref = parse_model_ref(create.model)
-    if isinstance(ref, HfRef):
-        raise Invalid(
-            f"{create.model} is a Hugging Face model: give `framework` (e.g. transformers)",
-            field="framework",
-        )
-    version = uow.models.get(endpoint_key(create.project, ref.name), ref.version)
-    if not version.framework:
-        raise Invalid(
-            f"model {version.bare_ref} does not record its framework: give `framework`",
-            field="framework",
-        )
-    return create.with_framework(version.framework)
-
-
-def _target_model(uow: UnitOfWork, old: EndpointSpec, old_ref: str, new: EndpointSpec) -> str:
-    """The model ref an update to `new` would serve (an `hf://` ref the controller pinned
-    stays as long as the user's text is the same)."""
-    if isinstance(parse_model_ref(new.model), HfRef) and new.model == old.model:
-        return old_ref
-    return resolve_model(uow, new.model, new.project)
 
 
 def _change(
