@@ -7,6 +7,7 @@ are built here once, so both clients validate input, name fields and read answer
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -15,7 +16,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from podium.client._access import project_params
+from podium import __version__
+from podium.client._access import DEFAULT_URL, discover_token, project_params
 from podium.client._errors import WaitTimeout, invalid_from_validation
 from podium.core.access import DEFAULT_PROJECT
 from podium.core.errors import Invalid, LoadError, PodiumError
@@ -222,6 +224,17 @@ def unexpected(response: httpx.Response, error: Exception, base_url: str) -> Pod
 
 
 # ---------------------------------------------------------------- small helpers
+
+
+def connection(base_url: str | None, token: str | None) -> tuple[str, str | None, dict[str, str]]:
+    """(server URL, token, headers) of a client: `base_url` else $PODIUM_URL else the local
+    default; the token as `_access.discover_token` finds it."""
+    url = (base_url or os.environ.get("PODIUM_URL") or DEFAULT_URL).rstrip("/")
+    found = discover_token(token, url=url)
+    headers = {"user-agent": f"podium-client/{__version__}"}
+    if found:
+        headers["authorization"] = f"Bearer {found}"
+    return url, found, headers
 
 
 def seg(value: str) -> str:

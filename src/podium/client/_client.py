@@ -14,7 +14,6 @@ writes on this machine, read only when `base_url`'s host is loopback
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Mapping
@@ -24,9 +23,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from podium import __version__
 from podium.client import _calls as calls
-from podium.client._access import DEFAULT_URL, AccessMethods, discover_token, project_params
+from podium.client._access import AccessMethods, project_params
 from podium.client._calls import API_PREFIX
 from podium.client._errors import raise_for_status, translate_transport
 from podium.client._jobs import JobMethods
@@ -90,14 +88,9 @@ class PodiumClient(
         max_retry_wait: float = DEFAULT_MAX_TOTAL_S,
     ) -> None:
         self.retry = RetryPolicy(max_retries=max_retries, max_total_s=max_retry_wait)
-        self.base_url = (base_url or os.environ.get("PODIUM_URL") or DEFAULT_URL).rstrip("/")
-        # What `Authorization: Bearer` carries; also given to the clients an endpoint makes
-        # (`InferenceEndpoint.client`, `.openai()`).
-        self.auth_token = discover_token(token, url=self.base_url)
+        # The token is also given to the clients an endpoint makes (`.client`, `.openai()`).
+        self.base_url, self.auth_token, headers = calls.connection(base_url, token)
         self.timeout = timeout
-        headers = {"user-agent": f"podium-client/{__version__}"}
-        if self.auth_token:
-            headers["authorization"] = f"Bearer {self.auth_token}"
         self._http = httpx.Client(
             base_url=self.base_url, timeout=timeout, transport=transport, headers=headers
         )
