@@ -30,7 +30,21 @@ _SDK = {
     "delete_model_endpoint": "delete_model_endpoint",
 }
 
-__all__ = ["__version__", *_SDK]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "InferenceEndpoint",
+    "ModelEndpoint",
+    "__version__",
+    "create_inference_endpoint",
+    "create_model_endpoint",
+    "delete_model_endpoint",
+    "edit_model_endpoint",
+    "get_inference_endpoint",
+    "get_model_endpoint",
+    "list_inference_endpoints",
+    "list_model_endpoints",
+]
 
 if TYPE_CHECKING:
     from podium.client import AsyncClient as AsyncClient
