@@ -104,7 +104,7 @@ def create_model_endpoint(
     max_workers: int | None = None,
     per_worker: float | None = None,
     gpu_type: str | None = None,
-    endpoint_type: str = "sync",
+    endpoint_type: str | None = None,
     update_if_exists: bool = False,
     labels: dict[str, str] | None = None,
     *,
@@ -115,8 +115,9 @@ def create_model_endpoint(
     url: str | None = None,
     token: str | None = None,
 ) -> ModelEndpoint:
-    """Create the endpoint (see the module doc for the arguments); with
-    `update_if_exists=True`, change it instead when it exists."""
+    """Create the endpoint (see the module doc for the arguments; `endpoint_type` default
+    sync); with `update_if_exists=True`, change it instead when it exists, in the
+    arguments given only."""
     podium = default_client(client, url=url, token=token)
     fields = _launch_fields(
         model_bundle=model_bundle,
@@ -138,8 +139,10 @@ def create_model_endpoint(
         except NotFound:
             pass
         else:
-            body = update_body(current.spec, **fields)
+            body = update_body(current.spec, **_kept_type(fields, current))
             return ModelEndpoint(podium.update(endpoint_name, body, project=project), podium)
+    if endpoint_type is None:
+        fields["labels"] = {**(labels or {}), ENDPOINT_TYPE_LABEL: ENDPOINT_TYPES[0]}
     body = create_body(name=endpoint_name, project=project, **fields)
     return ModelEndpoint(podium.deploy(body), podium)
 
@@ -182,7 +185,8 @@ def edit_model_endpoint(
         env=env,
         framework=framework,
     )
-    body = update_body(podium.endpoint(name, project=project).spec, **fields)
+    current = podium.endpoint(name, project=project)
+    body = update_body(current.spec, **_kept_type(fields, current))
     return ModelEndpoint(podium.update(name, body, project=project), podium)
 
 
@@ -224,6 +228,15 @@ def delete_model_endpoint(
     name, project = _named(model_endpoint, project)
     podium.delete(name, project=project)
     return True
+
+
+def _kept_type(fields: dict[str, Any], current: EndpointPublic) -> dict[str, Any]:
+    """New labels replace the old ones, but keep the endpoint type unless it is given."""
+    kept = current.spec.labels.get(ENDPOINT_TYPE_LABEL)
+    labels = fields["labels"]
+    if labels is not None and kept is not None and ENDPOINT_TYPE_LABEL not in labels:
+        fields = {**fields, "labels": {**labels, ENDPOINT_TYPE_LABEL: kept}}
+    return fields
 
 
 def _named(model_endpoint: str | ModelEndpoint, project: str | None) -> tuple[str, str | None]:

@@ -199,9 +199,10 @@ def test_create_model_endpoint_upserts(pushed: PodiumClient, podium: InProcessPo
     scaling = again.model_endpoint.spec.scaling
     assert (scaling.min_replicas, scaling.max_replicas, scaling.target_concurrency) == (1, 3, 5)
     assert again.model_endpoint.revision == ep.model_endpoint.revision  # scaling: in place
-    assert again.endpoint_type == "sync"  # the default of create_model_endpoint
+    assert again.endpoint_type == "async"  # an upsert changes only what it is given
 
-    edited = edit_model_endpoint(again, memory="2Gi", client=pushed)
+    edited = edit_model_endpoint(again, memory="2Gi", labels={"team": "ops"}, client=pushed)
+    assert edited.model_endpoint.spec.labels == {"team": "ops", "endpoint-type": "async"}
     assert edited.model_endpoint.spec.resources is not None
     assert (
         edited.model_endpoint.spec.resources.memory,
@@ -221,6 +222,7 @@ def test_an_unknown_endpoint_type_is_refused(pushed: PodiumClient) -> None:
     with pytest.raises(Invalid) as kind:
         create_model_endpoint("iris", "iris", endpoint_type="batch", client=pushed)
     assert kind.value.field == "endpoint_type"
+    assert create_model_endpoint("plain", "iris", client=pushed).endpoint_type == "sync"
     with pytest.raises(Invalid) as size:  # the spec's own check, naming the field
         create_model_endpoint("iris", "iris", memory="lots", client=pushed)
     assert size.value.field == "resources.memory"
