@@ -4,6 +4,7 @@ against the real server app; the test plays the gateway and dispatcher on its st
 from __future__ import annotations
 
 import json
+import re
 
 from podium.core.tasks import AttemptOutcome
 from podium.store.task_records import NewTask, Outcome
@@ -73,7 +74,8 @@ def test_task_detail_json_and_cancel(cli: Cli, api: InProcessPodium, deployed: s
     assert "pending" in rows["status"]
     assert rows["queue"].split()[-1] == "1"
     assert "order-17" in r.output
-    assert "retry HTTP 503 on iris-r1 in 0.00 s: HTTP 503" in r.output
+    # the attempt's duration is whatever the machine took: only its shape is asserted
+    assert re.search(r"retry HTTP 503 on iris-r1 in \d+\.\d\d s: HTTP 503", r.output), r.output
     r = cli("task", task_id, "--json")
     doc = json.loads(r.output)
     assert (doc["id"], doc["status"], doc["attempts"]) == (task_id, "pending", 1)
