@@ -6,7 +6,8 @@
 on fake time. The semantics (Knative KPA-like) are documented in docs/autoscaling.md:
 
 * need = max over signals of ceil(stable-window average / per-replica target); signals are
-  concurrency (in flight + held), requests/s (`target_rps`) and `rules`;
+  concurrency (in flight + held), requests/s (`target_rps`) and `rules` (a rule with its
+  own `window` is averaged over that window instead of the stable one);
 * panic: the panic-window concurrency reaches 2x what the ready replicas are meant to carry
   -> scale up to the panic figure at once, never down, for at least a stable window;
 * up after the need stayed higher for `scale_up_delay`; down to the highest need of the
@@ -43,6 +44,16 @@ EPSILON = 1e-9  # ceil(8.000000001 / 4) must still be 2
 def rule_key(rule: ScalingRule) -> str:
     """The key of a rule's figure in `Sample.metrics`: `cpu`, `memory`, …, `custom:<gauge>`."""
     return f"custom:{rule.gauge}" if rule.metric == "custom" else rule.metric
+
+
+def rule_window(rule: ScalingRule, spec: ScalingSpec) -> float:
+    """The window a rule's figure is averaged over: its own, else the stable window."""
+    return spec.stable_window if rule.window is None else rule.window
+
+
+def history_span(spec: ScalingSpec) -> float:
+    """How far back the samples must reach: the longest window of the spec."""
+    return max([spec.stable_window, *(rule_window(r, spec) for r in spec.rules)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +294,8 @@ def _signals(ctx: ScalingContext, window: float, *, rules: bool = True) -> list[
     if rules and ctx.ready > 0:
         for rule in spec.rules:
             key = rule_key(rule)
-            total = _average(ctx.samples, now, window, _metric(key))
+            own = rule_window(rule, spec)
+            total = _average(ctx.samples, now, own, _metric(key))
             unit = {"cpu": "%", "memory": "%", "p95_latency_ms": "ms"}.get(rule.metric, "")
             name = f"gauge {rule.gauge}" if rule.metric == "custom" else rule.metric
             out.append(
@@ -291,8 +303,8 @@ def _signals(ctx: ScalingContext, window: float, *, rules: bool = True) -> list[
                     key,
                     total,
                     total / rule.target,
-                    f"{name} {_num(total / ctx.ready)}{unit} per replica on {ctx.ready} {over}, "
-                    f"target {rule.target:g}{unit}",
+                    f"{name} {_num(total / ctx.ready)}{unit} per replica on {ctx.ready} "
+                    f"over {own:g}s, target {rule.target:g}{unit}",
                 )
             )
     return out
