@@ -83,9 +83,8 @@ def deploy(
 ) -> None:
     """Deploy a model as a new endpoint, from options or from a YAML spec (-f)."""
     data: dict[str, Any] = _load_spec_file(file) if file else {}
-    if file is None:
-        if not model:  # without a name, the server derives one from the model
-            ctx.fail("missing --model (or give a spec file with -f)")
+    if file is None and not model:  # without a name, the server derives one from the model
+        ctx.fail("missing --model (or give a spec file with -f)")
     flags = {
         "name": name,
         "model": model,

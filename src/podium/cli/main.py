@@ -10,7 +10,18 @@ from typing import Annotated, Any
 import typer
 
 from podium import __version__
-from podium.cli import access, endpoints, jobs, models, observe, projects, records, tasks, top
+from podium.cli import (
+    access,
+    endpoints,
+    frameworks,
+    jobs,
+    models,
+    observe,
+    projects,
+    records,
+    tasks,
+    top,
+)
 from podium.cli._common import PodiumGroup
 from podium.core.settings import Settings
 
@@ -136,6 +147,7 @@ _COMMANDS = (
     projects.audit,
     projects.usage,
     top.top,  # podium top
+    frameworks.frameworks,  # the frameworks catalog (issue 14)
 )
 for _command in _COMMANDS:
     app.command(_command.__name__)(_command)

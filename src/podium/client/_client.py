@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from podium import __version__
 from podium.client._access import DEFAULT_URL, AccessMethods, discover_token, project_params
+from podium.client._catalog import CatalogMethods
 from podium.client._errors import (
     invalid_from_validation,
     raise_for_status,
@@ -70,6 +71,7 @@ class PodiumClient(
     LiveMethods,
     TaskMethods,
     JobMethods,
+    CatalogMethods,
 ):
     """A synchronous client for one Podium server.
 

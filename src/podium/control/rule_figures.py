@@ -151,8 +151,7 @@ class Scraper:
             mine = [
                 r
                 for r in rules
-                if now - self._tried.get((t.replica_id, rule_key(r)), -math.inf)
-                >= self.period(r)
+                if now - self._tried.get((t.replica_id, rule_key(r)), -math.inf) >= self.period(r)
             ]
             if mine:
                 due.append((t, mine))

@@ -210,9 +210,7 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
     # windows still average the traffic from before it went to zero, which must not.
     # Parked, only rule 2 does: requests still finishing at draining replicas or counted
     # just before the user's scale-to-zero do not undo it.
-    if parked or (
-        cur == 0 and latest.concurrency == 0 and latest.rps == 0 and latest.tasks == 0
-    ):
+    if parked or (cur == 0 and latest.concurrency == 0 and latest.rps == 0 and latest.tasks == 0):
         return stay(state)
 
     # 4. Panic: a burst far beyond capacity scales up at once and holds.
