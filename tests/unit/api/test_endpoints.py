@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from podium.api import ApiContext
+from podium.core.ids import NAME_RE
 from podium.core.phases import EndpointStatus, ReplicaState
 from tests.unit.api.conftest import WakeRecorder, add_replica, push, spec
 
@@ -273,3 +274,15 @@ def test_scale_to_zero_now_and_what_ends_it(
     client.post(f"{EP}/iris-ep/scale-to-zero")
     r = client.patch(f"{EP}/iris-ep", json={"labels": {"team": "ml"}})
     assert r.json()["desired_replicas"] == 2
+
+
+def test_create_without_a_name_derives_one_from_the_model(client: TestClient, iris: None) -> None:
+    made = []
+    for _ in range(2):
+        body = {k: v for k, v in spec().items() if k != "name"}
+        r = client.post(EP, json=body)
+        assert r.status_code == 201, r.text
+        made.append(r.json()["name"])
+    assert all(NAME_RE.match(n) and n.startswith("iris-") for n in made)
+    assert made[0] != made[1]
+    assert client.get(f"{EP}/{made[0]}").status_code == 200
