@@ -42,7 +42,8 @@ def test_window_and_watch_period_are_stored_in_seconds(client: TestClient, iris:
         ({"watch_period": 0.5}, "scaling.rules.0.watch_period", "greater than or equal to 1"),
         ({"watch_period": "500ms"}, "scaling.rules.0.watch_period", "greater than or equal to 1"),
         ({"window": "soon"}, "scaling.rules.0.window", "'soon' is not a duration"),
-        ({"window": 0}, "scaling.rules.0.window", "greater than 0"),
+        ({"window": 0}, "scaling.rules.0.window", "greater than or equal to 1"),
+        ({"window": "500ms"}, "scaling.rules.0.window", "greater than or equal to 1"),
         ({"watch_period": "2h"}, "scaling.rules.0.watch_period", "less than or equal to 3600"),
     ],
 )  # fmt: skip
