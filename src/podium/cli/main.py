@@ -12,6 +12,7 @@ import typer
 from podium import __version__
 from podium.cli import (
     access,
+    apply,
     endpoints,
     frameworks,
     jobs,
@@ -147,6 +148,9 @@ _COMMANDS = (
     projects.audit,
     projects.usage,
     top.top,  # podium top
+    apply.plan,  # endpoints as code (issue 14)
+    apply.apply,
+    apply.export,
     frameworks.frameworks,  # the frameworks catalog (issue 14)
 )
 for _command in _COMMANDS:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from podium import __version__
 from podium.client._access import DEFAULT_URL, AccessMethods, discover_token, project_params
+from podium.client._apply import ApplyMethods
 from podium.client._catalog import CatalogMethods
 from podium.client._errors import (
     invalid_from_validation,
@@ -64,6 +65,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class PodiumClient(
+    ApplyMethods,
     ObserveMethods,
     MetricsMethods,
     AccessMethods,
