@@ -25,6 +25,7 @@ from podium.api.routes import (
     callback_keys,
     endpoints,
     files,
+    frameworks,
     jobs,
     live,
     metrics_history,
@@ -76,6 +77,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
         callback_keys,
         files,  # the file store: job inputs and outputs (issue 13)
         jobs,  # batch jobs (issue 13)
+        frameworks,  # the frameworks catalog (issue 14)
     ):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(openai_batches.router)  # /v1/files, /v1/batches (no /api/v1)

@@ -83,11 +83,8 @@ def deploy(
 ) -> None:
     """Deploy a model as a new endpoint, from options or from a YAML spec (-f)."""
     data: dict[str, Any] = _load_spec_file(file) if file else {}
-    if file is None:
-        given = (("NAME", name), ("--model", model))
-        missing = [option for option, value in given if not value]
-        if missing:
-            ctx.fail(f"missing {', '.join(missing)} (or give a spec file with -f)")
+    if file is None and not model:  # without a name, the server derives one from the model
+        ctx.fail("missing --model (or give a spec file with -f)")
     flags = {
         "name": name,
         "model": model,
@@ -240,11 +237,27 @@ def scale(
     name: Name,
     min_replicas: Annotated[int | None, typer.Option("--min", min=0)] = None,
     max_replicas: Annotated[int | None, typer.Option("--max", min=1)] = None,
+    zero: Annotated[
+        bool,
+        typer.Option(
+            "--zero",
+            help="Stop every replica now; the next request wakes it (unlike pause).",
+        ),
+    ] = False,
     project: ProjectOpt = None,
 ) -> None:
-    """Set the replica bounds (a missing bound keeps its current value)."""
+    """Set the replica bounds (a missing bound keeps its current value), or scale to zero
+    now with --zero."""
+    if zero:
+        if min_replicas is not None or max_replicas is not None:
+            ctx.fail("--zero excludes --min and --max")
+        ep = client_for(ctx).scale_to_zero(name, project=project)
+        typer.echo(
+            f"endpoint {ep.name} scaled to zero: status {ep.status} (the next request wakes it)"
+        )
+        return
     if min_replicas is None and max_replicas is None:
-        ctx.fail("give --min, --max or both")
+        ctx.fail("give --min, --max, both, or --zero")
     client = client_for(ctx)
     if min_replicas is None or max_replicas is None:
         current = client.endpoint(name, project=project).spec.scaling

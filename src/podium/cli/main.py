@@ -14,6 +14,7 @@ from podium.cli import (
     access,
     apply,
     endpoints,
+    frameworks,
     jobs,
     models,
     observe,
@@ -150,6 +151,7 @@ _COMMANDS = (
     apply.plan,  # endpoints as code (issue 14)
     apply.apply,
     apply.export,
+    frameworks.frameworks,  # the frameworks catalog (issue 14)
 )
 for _command in _COMMANDS:
     app.command(_command.__name__)(_command)

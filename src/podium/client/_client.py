@@ -27,6 +27,7 @@ from podium.client import _calls as calls
 from podium.client._access import AccessMethods, project_params
 from podium.client._apply import ApplyMethods
 from podium.client._calls import API_PREFIX
+from podium.client._catalog import CatalogMethods
 from podium.client._errors import raise_for_status, translate_transport
 from podium.client._jobs import JobMethods
 from podium.client._live import LiveMethods
@@ -67,6 +68,7 @@ class PodiumClient(
     LiveMethods,
     TaskMethods,
     JobMethods,
+    CatalogMethods,
 ):
     """A synchronous client for one Podium server.
 

@@ -36,7 +36,14 @@ import httpx
 from podium.control.metrics import ControllerMetrics
 from podium.control.quota_cap import cap
 from podium.control.rule_figures import Scraper, Target
-from podium.control.scale_policy import Decision, Sample, ScalerState, ScalingContext, decide
+from podium.control.scale_policy import (
+    Decision,
+    Sample,
+    ScalerState,
+    ScalingContext,
+    decide,
+    history_span,
+)
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.clock import Clock
 from podium.core.errors import PodiumError
@@ -54,7 +61,7 @@ log = logging.getLogger("podium.control")
 # Endpoints the autoscaler leaves alone: stopped by the user, going away, or broken.
 IDLE_STATUSES = frozenset({EndpointStatus.PAUSED, EndpointStatus.DELETING, EndpointStatus.FAILED})
 MIN_SPACING_S = 0.5  # samples closer than this are merged (passes run up to 10x a second)
-MAX_SAMPLES = 600  # per stable window: the spacing grows with the window
+MAX_SAMPLES = 600  # per history span (the longest window): the spacing grows with it
 QUEUE_READ_S = 1.0  # the task queue's depth is read at most this often (a GROUP BY query)
 
 
@@ -225,7 +232,7 @@ class Autoscaling:
             for key, value in metrics.get(r.replica_id, {}).items():
                 summed[key] = summed.get(key, 0.0) + value
         load = snapshot.get(ep.name, EndpointLoad())
-        track.add(now, load, summed, spec.stable_window, self._queue_of(ep.name))
+        track.add(now, load, summed, history_span(spec), self._queue_of(ep.name))
         ctx = ScalingContext(
             now=now,
             spec=spec,

@@ -1,8 +1,11 @@
 """Figures for scaling rules, scraped from each ready replica's `/metrics`.
 
-Only endpoints with `rules` are scraped, at most once per `interval_s` per replica. Rates
-(cpu) and latency quantiles need two scrapes: the scraper keeps the previous cumulative
-numbers of each replica, so the first scrape of a replica gives no cpu or latency figure.
+Only endpoints with `rules` are scraped. Each rule is read at its own `watch_period`
+(default: the scraper's `interval_s`, 1 s): a replica is scraped when one of its rules is
+due, and only the due rules' figures change. Rates (cpu) and latency quantiles need two
+scrapes: the scraper keeps, per replica and rule, the cumulative numbers it last read for
+that rule, so a cpu rule read every 10 s is the rate over those 10 s, and the first scrape
+of a replica gives no cpu or latency figure.
 
     cpu             % of the instance type's CPUs (podium_replica_cpu_seconds_total)
     memory          % of the instance type's memory (podium_replica_memory_bytes)
@@ -122,14 +125,18 @@ def quantile(q: float, now: Mapping[float, float], before: Mapping[float, float]
 
 
 class Scraper:
-    """Scrapes replicas concurrently and remembers each one's last scrape."""
+    """Scrapes replicas concurrently and remembers, per replica and rule, when the rule was
+    last read and the scrape it was read from."""
 
     def __init__(self, *, timeout_s: float = 1.0, interval_s: float = 1.0) -> None:
         self.timeout_s = timeout_s
-        self.interval_s = interval_s
-        self._last: dict[str, Scrape] = {}
-        self._tried: dict[str, float] = {}  # last attempt, answered or not
+        self.interval_s = interval_s  # a rule's watch_period when it sets none
+        self._tried: dict[tuple[str, str], float] = {}  # last attempt, answered or not
+        self._last: dict[tuple[str, str], Scrape] = {}  # the scrape a figure came from
         self._figures: dict[str, dict[str, float]] = {}
+
+    def period(self, rule: ScalingRule) -> float:
+        return self.interval_s if rule.watch_period is None else rule.watch_period
 
     async def collect(
         self,
@@ -137,34 +144,45 @@ class Scraper:
         targets: Sequence[tuple[Target, Sequence[ScalingRule]]],
         now: float,
     ) -> dict[str, dict[str, float]]:
-        """Per replica id, its figure for each of its rules (the last known ones when a
-        replica was scraped less than `interval_s` ago or did not answer)."""
-        due = [
-            (t, rules)
-            for t, rules in targets
-            if now - self._tried.get(t.replica_id, -math.inf) >= self.interval_s
-        ]
-        for t, _ in due:
-            self._tried[t.replica_id] = now
+        """Per replica id, its figure for each of its rules (the last known one for a rule
+        read less than its watch_period ago, or when the replica did not answer)."""
+        due: list[tuple[Target, list[ScalingRule]]] = []
+        for t, rules in targets:
+            mine = [
+                r
+                for r in rules
+                if now - self._tried.get((t.replica_id, rule_key(r)), -math.inf) >= self.period(r)
+            ]
+            if mine:
+                due.append((t, mine))
+                for r in mine:
+                    self._tried[(t.replica_id, rule_key(r))] = now
         if due:
             texts = await asyncio.gather(*(self._get(http, t) for t, _ in due))
             for (t, rules), text in zip(due, texts, strict=True):
-                if text is None:
-                    continue
-                try:
-                    scrape = parse(text, now)
-                except ValueError as e:
-                    log.debug("%s: unreadable /metrics: %s", t.replica_id, e)
-                    continue
-                before = self._last.get(t.replica_id)
-                self._figures[t.replica_id] = figures(t, scrape, before, rules)
-                self._last[t.replica_id] = scrape
+                if text is not None:
+                    self._read(t, rules, text, now)
         live = {t.replica_id for t, _ in targets}
-        for rid in [r for r in self._tried if r not in live]:
-            self._tried.pop(rid, None)
-            self._last.pop(rid, None)
-            self._figures.pop(rid, None)
+        for key in [k for k in self._tried if k[0] not in live]:
+            self._tried.pop(key, None)
+            self._last.pop(key, None)
+        for rid in [r for r in self._figures if r not in live]:
+            del self._figures[rid]
         return {rid: dict(f) for rid, f in self._figures.items() if rid in live}
+
+    def _read(self, t: Target, rules: Sequence[ScalingRule], text: str, now: float) -> None:
+        try:
+            scrape = parse(text, now)
+        except ValueError as e:
+            log.debug("%s: unreadable /metrics: %s", t.replica_id, e)
+            return
+        mine = self._figures.setdefault(t.replica_id, {})
+        for rule in rules:
+            key = (t.replica_id, rule_key(rule))
+            got = figures(t, scrape, self._last.get(key), [rule])
+            mine.pop(rule_key(rule), None)
+            mine.update(got)
+            self._last[key] = scrape
 
     async def _get(self, http: httpx.AsyncClient, target: Target) -> str | None:
         try:

@@ -6,13 +6,18 @@
 on fake time. The semantics (Knative KPA-like) are documented in docs/autoscaling.md:
 
 * need = max over signals of ceil(stable-window average / per-replica target); signals are
-  concurrency (in flight + held), requests/s (`target_rps`) and `rules`;
+  concurrency (in flight + held), requests/s (`target_rps`) and `rules` (a rule with its
+  own `window` is averaged over that window instead of the stable one);
 * panic: the panic-window concurrency reaches 2x what the ready replicas are meant to carry
   -> scale up to the panic figure at once, never down, for at least a stable window;
 * up after the need stayed higher for `scale_up_delay`; down to the highest need of the
   last `scale_down_delay`, and never within `stability_period` of the last change;
 * zero only with `min_replicas == 0` after `scale_to_zero_after` with nothing in flight,
   held, arriving or starting;
+* parked: a count of 0 under `min_replicas >= 1` was set by the user (scale-to-zero now:
+  nothing else writes a count below the minimum, and every spec change clamps it back). It
+  stays at zero until a request is held or a task is queued (rule 2); then the minimum
+  applies again. The count in the store is the fact, so a restarted controller keeps it;
 * requests held while no replica is ready -> at least ceil(held / target) at once;
 * at zero, nothing but load arriving now (held requests) brings it up: the windows still
   remember the traffic from before it went to zero;
@@ -39,6 +44,16 @@ EPSILON = 1e-9  # ceil(8.000000001 / 4) must still be 2
 def rule_key(rule: ScalingRule) -> str:
     """The key of a rule's figure in `Sample.metrics`: `cpu`, `memory`, …, `custom:<gauge>`."""
     return f"custom:{rule.gauge}" if rule.metric == "custom" else rule.metric
+
+
+def rule_window(rule: ScalingRule, spec: ScalingSpec) -> float:
+    """The window a rule's figure is averaged over: its own, else the stable window."""
+    return spec.stable_window if rule.window is None else rule.window
+
+
+def history_span(spec: ScalingSpec) -> float:
+    """How far back the samples must reach: the longest window of the spec."""
+    return max([spec.stable_window, *(rule_window(r, spec) for r in spec.rules)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +179,17 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
     def stay(st: ScalerState) -> Decision:
         return Decision(cur, replace(st, known_desired=cur), None, figures)
 
-    # 1. Bounds changed under us: clamp at once.
+    parked = cur == 0 < lo  # scaled to zero by the user (module docstring)
+
+    # 1. Bounds changed under us: clamp at once (not up from parked: the user asked for zero).
     if cur > hi:
         return to(state, hi, f"max_replicas is {hi}", "bounds")
-    if cur < lo:
+    if cur < lo and not parked:
         return to(state, lo, f"min_replicas is {lo}", "bounds")
 
     # 2. Requests held (or tasks queued) with nothing ready: come up now, no window, no delay.
     if ctx.ready == 0 and latest.held > 0:
-        want = min(hi, max(1, _ceil(latest.held / spec.target_concurrency)))
+        want = min(hi, max(1, lo, _ceil(latest.held / spec.target_concurrency)))
         if want > cur:
             why = (
                 f"{latest.held} request(s) held with no ready replica, "
@@ -180,7 +197,7 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
             )
             return to(state, want, why, "held")
     if ctx.ready == 0 and latest.pending > 0:
-        want = min(hi, max(1, _ceil(latest.tasks / ctx.task_slots)))
+        want = min(hi, max(1, lo, _ceil(latest.tasks / ctx.task_slots)))
         if want > cur:
             why = f"{_queue_text(latest)} with no ready replica, {_slots_text(ctx)}"
             return to(state, want, why, "queue")
@@ -191,7 +208,9 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
 
     # At zero, only requests arriving now bring it up (rule 2: the gateway holds them): the
     # windows still average the traffic from before it went to zero, which must not.
-    if cur == 0 and latest.concurrency == 0 and latest.rps == 0 and latest.tasks == 0:
+    # Parked, only rule 2 does: requests still finishing at draining replicas or counted
+    # just before the user's scale-to-zero do not undo it.
+    if parked or (cur == 0 and latest.concurrency == 0 and latest.rps == 0 and latest.tasks == 0):
         return stay(state)
 
     # 4. Panic: a burst far beyond capacity scales up at once and holds.
@@ -273,7 +292,8 @@ def _signals(ctx: ScalingContext, window: float, *, rules: bool = True) -> list[
     if rules and ctx.ready > 0:
         for rule in spec.rules:
             key = rule_key(rule)
-            total = _average(ctx.samples, now, window, _metric(key))
+            own = rule_window(rule, spec)
+            total = _average(ctx.samples, now, own, _metric(key))
             unit = {"cpu": "%", "memory": "%", "p95_latency_ms": "ms"}.get(rule.metric, "")
             name = f"gauge {rule.gauge}" if rule.metric == "custom" else rule.metric
             out.append(
@@ -281,8 +301,8 @@ def _signals(ctx: ScalingContext, window: float, *, rules: bool = True) -> list[
                     key,
                     total,
                     total / rule.target,
-                    f"{name} {_num(total / ctx.ready)}{unit} per replica on {ctx.ready} {over}, "
-                    f"target {rule.target:g}{unit}",
+                    f"{name} {_num(total / ctx.ready)}{unit} per replica on {ctx.ready} "
+                    f"over {own:g}s, target {rule.target:g}{unit}",
                 )
             )
     return out

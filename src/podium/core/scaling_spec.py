@@ -51,14 +51,15 @@ class ScalingRule(BaseModel):
 
     window: Duration | None = Field(
         None,
-        gt=0,
+        ge=1,  # it must hold a reading, and rules are read at most once a second
         description="averaging window of this rule's metric; default: scaling.stable_window",
     )
     watch_period: Duration | None = Field(
         None,
         ge=1,
         le=3600,
-        description="how often the metric is read from each replica; default: the controller's",
+        description="how often the metric is read from each replica; default: 1s (the "
+        "scraper's interval)",
     )
 
     @model_validator(mode="after")

@@ -40,14 +40,15 @@ BUILTIN: dict[str, str] = {
 }
 
 
-def _plugins() -> dict[str, EntryPoint]:
+def plugins() -> dict[str, EntryPoint]:
+    """The third-party runtimes by framework name (a built-in name cannot be taken)."""
     taken = BUILTIN.keys() | EXTERNAL_FRAMEWORKS
     return {ep.name: ep for ep in entry_points(group=GROUP) if ep.name not in taken}
 
 
 def known_runtimes() -> list[str]:
     """Every framework name, sorted. Imports no runtime module."""
-    return sorted({*BUILTIN, *EXTERNAL_FRAMEWORKS, *_plugins()})
+    return sorted({*BUILTIN, *EXTERNAL_FRAMEWORKS, *plugins()})
 
 
 def get_runtime(name: str) -> type[Runtime]:
@@ -63,7 +64,7 @@ def get_runtime(name: str) -> type[Runtime]:
         )
     if name in BUILTIN:
         target = BUILTIN[name]
-    elif (ep := _plugins().get(name)) is not None:
+    elif (ep := plugins().get(name)) is not None:
         target = ep.value
     else:
         known = ", ".join(known_runtimes())

@@ -61,6 +61,7 @@ MATRIX: dict[tuple[str, str], Need] = {
     ("DELETE", "/session"): Need.PUBLIC,
     ("GET", "/whoami"): Need.TOKEN,
     ("GET", "/instance-types"): Need.TOKEN,
+    ("GET", "/frameworks"): Need.READ_ANY,  # the catalog (issue 14)
     # models
     ("GET", "/models"): Need.READ_ANY,
     ("GET", "/models/{name}"): Need.READ,

@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from podium.api import ApiContext
+from podium.core.ids import NAME_RE
 from podium.core.phases import EndpointStatus, ReplicaState
 from tests.unit.api.conftest import WakeRecorder, add_replica, push, spec
 
@@ -251,3 +252,37 @@ def test_undecodable_body_names_the_body(client: TestClient) -> None:
         assert r.json()["detail"] == "body: malformed JSON (not UTF-8, or nested too deep)"
     r = client.patch(f"{EP}/x", content=b"\xda\x06", headers={"content-type": "application/json"})
     assert (r.status_code, r.json()["field"]) == (422, "body")
+
+
+def test_scale_to_zero_now_and_what_ends_it(
+    client: TestClient, iris: None, wake: WakeRecorder
+) -> None:
+    _create(client, scaling={"min_replicas": 2, "max_replicas": 3})
+    body = client.post(f"{EP}/iris-ep/scale-to-zero").json()
+    assert (body["desired_replicas"], body["spec"]["scaling"]["min_replicas"]) == (0, 2)
+    assert _events(client)[-1]["message"] == (
+        "scaled 2→0: scaled to zero by user (the next request wakes it)"
+    )
+    assert wake.calls[-1] == "iris-ep"
+    # Paused: 409; a resume ends the scale-to-zero from before the pause (min applies).
+    client.post(f"{EP}/iris-ep/pause")
+    r = client.post(f"{EP}/iris-ep/scale-to-zero")
+    assert (r.status_code, r.json()["field"]) == (409, "status")
+    assert "paused" in r.json()["detail"]
+    assert client.post(f"{EP}/iris-ep/resume").json()["desired_replicas"] == 2
+    # A spec change asks for replicas again: its count is clamped into the bounds.
+    client.post(f"{EP}/iris-ep/scale-to-zero")
+    r = client.patch(f"{EP}/iris-ep", json={"labels": {"team": "ml"}})
+    assert r.json()["desired_replicas"] == 2
+
+
+def test_create_without_a_name_derives_one_from_the_model(client: TestClient, iris: None) -> None:
+    made = []
+    for _ in range(2):
+        body = {k: v for k, v in spec().items() if k != "name"}
+        r = client.post(EP, json=body)
+        assert r.status_code == 201, r.text
+        made.append(r.json()["name"])
+    assert all(NAME_RE.match(n) and n.startswith("iris-") for n in made)
+    assert made[0] != made[1]
+    assert client.get(f"{EP}/{made[0]}").status_code == 200

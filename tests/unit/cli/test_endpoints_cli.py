@@ -124,6 +124,9 @@ def test_deploy_usage_errors_exit_2(cli: Cli) -> None:
     result = cli("deploy", "iris")
     assert result.exit_code == 2
     assert "missing --model" in result.stderr
+    result = cli("deploy")
+    assert result.exit_code == 2
+    assert "missing --model" in result.stderr
     result = cli(*DEPLOY, "--env", "NO_EQUALS")
     assert result.exit_code == 2
     assert "'NO_EQUALS' is not KEY=VALUE" in result.stderr
@@ -313,3 +316,30 @@ def test_unknown_endpoint(cli: Cli) -> None:
         assert result.exit_code == 1, command
         # The API names the field (the fake did not): the path's `name`.
         assert result.stderr == "error: name: endpoint 'ghost' not found\n"
+
+
+def test_deploy_without_a_name_gets_one_derived_from_the_model(cli: Cli, pushed: str) -> None:
+    result = cli("deploy", "--model", "iris", "--framework", "sklearn")
+    assert result.exit_code == 0, result.output
+    first = result.stdout.split()[1]  # "endpoint iris-xxxxx created: …"
+    assert first.startswith("iris-") and first != "iris"
+    second = cli("deploy", "--model", "iris", "--framework", "sklearn").stdout.split()[1]
+    assert second.startswith("iris-") and second != first
+
+
+def test_scale_zero(cli: Cli, deployed: str) -> None:
+    result = cli("scale", "iris", "--zero")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("endpoint iris scaled to zero: status ")
+    assert result.stdout.endswith("(the next request wakes it)\n")
+    assert cli.api.requests[-1] == "POST /api/v1/endpoints/iris/scale-to-zero"
+    assert "scaled 1→0: scaled to zero by user" in cli("events", "iris").stdout
+    cli.api.requests.clear()
+    for extra in (("--min", "1"), ("--max", "2")):
+        result = cli("scale", "iris", "--zero", *extra)
+        assert (result.exit_code, "--zero excludes --min and --max" in result.stderr) == (2, True)
+    assert cli.api.requests == []
+    cli("pause", "iris")
+    result = cli("scale", "iris", "--zero")
+    assert result.exit_code == 1
+    assert "paused" in result.stderr

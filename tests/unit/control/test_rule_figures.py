@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 import pytest
@@ -93,3 +94,47 @@ def test_scraper_scrapes_at_most_once_per_interval_and_forgets_gone_replicas() -
     first, second, third = asyncio.run(run())
     assert first == second == third == {"r1": {"queue_depth": 2.0}}
     assert calls == ["replica.test", "broken.test", "replica.test"]
+
+
+def test_each_rule_is_read_at_its_own_watch_period_and_a_rate_spans_it() -> None:
+    """queue_depth every second (the default), cpu every 10 s: the cpu figure stays between
+    its readings and is the rate over the whole 10 s, not over the last second."""
+    cpu_at = {10.0: 0.0, 11.0: 1.0, 12.0: 1.0, 20.0: 10.0}  # CPU seconds used by then
+    now = [10.0]
+    calls: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(now[0])
+        return httpx.Response(200, text=text(cpu_at[now[0]], 100, queued=now[0]))
+
+    rules = [ScalingRule(metric="cpu", target=50, watch_period=10), RULES[2]]
+    scraper = Scraper(interval_s=1.0)
+
+    async def run() -> list[dict[str, float]]:
+        out = []
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            for t in (10.0, 10.5, 11.0, 12.0, 20.0):
+                now[0] = t
+                out.append((await scraper.collect(http, [(TARGET, rules)], now=t))["r1"])
+        return out
+
+    at10, at10_5, at11, at12, at20 = asyncio.run(run())
+    assert calls == [10.0, 11.0, 12.0, 20.0]  # 10.5: nothing due, no request
+    assert at10 == at10_5 == {"queue_depth": 10.0}  # no cpu rate from one reading
+    assert at11 == {"queue_depth": 11.0}
+    assert at12 == {"queue_depth": 12.0}
+    assert at20 == {"queue_depth": 20.0, "cpu": 50.0}  # 10 CPU s in 10 s on 2 CPUs
+
+
+def test_a_watch_period_must_be_a_second_or_more_and_fit_in_the_window() -> None:
+    for bad, says in (
+        ({"watch_period": 0.5}, "greater than or equal to 1"),
+        ({"watch_period": "soon"}, "is not a duration"),
+        ({"window": "5s", "watch_period": "10s"}, "window (5s) must be at least watch_period"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(says)):
+            ScalingRule.model_validate({"metric": "cpu", "target": 50, **bad})
+    rule = ScalingRule.model_validate(
+        {"metric": "cpu", "target": 50, "window": "2m", "watch_period": "15s"}
+    )
+    assert (rule.window, rule.watch_period) == (120.0, 15.0)

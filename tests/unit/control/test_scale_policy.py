@@ -64,10 +64,11 @@ def test_a_clamp_to_new_bounds_says_bounds_and_how_long_it_was_idle() -> None:
     assert d.reason == "scaled 3→2: max_replicas is 2"
     assert (d.data["signal"], d.data["from"], d.data["to"]) == ("bounds", 3, 2)
     assert d.data["idle_s"] == 3.346
-    up = Sim(spec(min_replicas=0), desired=0)
+    # (0 under a minimum is not clamped: it is parked by the user, test_scale_parked.py)
+    up = Sim(spec(min_replicas=0), desired=1)
     up.spec = spec(min_replicas=2)
     d = up.step()
-    assert (d.reason, d.data["signal"]) == ("scaled 0→2: min_replicas is 2", "bounds")
+    assert (d.reason, d.data["signal"]) == ("scaled 1→2: min_replicas is 2", "bounds")
 
 
 def test_scaling_to_zero_records_the_idle_time() -> None:

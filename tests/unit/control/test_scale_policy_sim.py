@@ -280,9 +280,11 @@ def test_bounds_changed_by_the_user_clamp_at_once() -> None:
     sim.spec = spec(max_replicas=3)
     d = sim.step(in_flight=100)
     assert (d.desired, d.reason) == (3, "scaled 5→3: max_replicas is 3")
-    up = Sim(spec(min_replicas=0), desired=0)
+    # (0 under a minimum stays: it is parked by the user, test_scale_parked.py; the API
+    # clamps the count itself when a spec change raises the minimum)
+    up = Sim(spec(min_replicas=0), desired=1)
     up.spec = spec(min_replicas=2)
-    assert up.step().reason == "scaled 0→2: min_replicas is 2"
+    assert up.step().reason == "scaled 1→2: min_replicas is 2"
 
 
 # ---------------------------------------------------------------------- other signals

@@ -204,10 +204,13 @@ class EndpointService:
                     "endpoint can be resumed",
                     field="status",
                 )
-            after = endpoint_usage(
-                self._settings, _S.PENDING, rec.desired_replicas, rec.spec.instance_type
-            )
+            # A resume ends a scale-to-zero from before the pause: the minimum applies again.
+            s = rec.spec.scaling
+            desired = clamp(rec.desired_replicas, s.min_replicas, s.max_replicas)
+            after = endpoint_usage(self._settings, _S.PENDING, desired, rec.spec.instance_type)
             check_quota(uow, self._settings, rec.project, name, after)
+            if desired != rec.desired_replicas:
+                uow.endpoints.set_desired(name, desired)
             uow.endpoints.set_status(name, _S.PENDING, reason="resumed by user")
             uow.events.add(name, EventKind.SPEC, f"resumed endpoint {name}")
             return views.endpoint(uow, self._settings, uow.endpoints.get(name))
