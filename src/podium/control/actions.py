@@ -139,7 +139,7 @@ class Actuator:
             revision=rev.number,
             runtime=spec.framework,
             model=model,
-            instance_type=self.settings.instance_type(spec.instance_type),
+            instance_type=self.settings.replica_size(spec),
             task=spec.task,
             env={**env_values(spec.env), **secrets.env},
             max_concurrency=spec.max_concurrency,
@@ -200,7 +200,12 @@ class Actuator:
 
     def _instance_type(self, endpoint: str, revision: int) -> str:
         spec = self.journal.revision_spec(endpoint, revision)
-        return spec.instance_type if spec is not None else "unknown"
+        if spec is None:
+            return "unknown"
+        try:
+            return self.settings.replica_size(spec).name  # "custom" for `resources`
+        except PodiumError:
+            return spec.instance_type
 
     # ------------------------------------------------------------------ state changes
 
