@@ -98,9 +98,7 @@ def test_required_variable_checked_at_update_and_filled_by_a_secret(
     }
 
 
-def test_resources_size_the_endpoint_and_count_in_the_quota(
-    client: TestClient, iris: None
-) -> None:
+def test_resources_size_the_endpoint_and_count_in_the_quota(client: TestClient, iris: None) -> None:
     r = client.post(EP, json=spec(resources={"cpus": 1, "memory": "1Gi"}))
     assert r.status_code == 201, r.text
     assert r.json()["size"] == {
