@@ -20,6 +20,7 @@ from podium.api.deps import ApiContext
 from podium.api.headers import SecurityHeaders
 from podium.api.limits import BodyLimit
 from podium.api.routes import (
+    apply,
     audit,
     callback_keys,
     endpoints,
@@ -64,6 +65,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
         projects,
         models,
         endpoints,
+        apply,  # POST /apply and the export of an endpoint (issue 14)
         observe,
         requests,  # request records (issue 12)
         metrics_history,

@@ -10,7 +10,18 @@ from typing import Annotated, Any
 import typer
 
 from podium import __version__
-from podium.cli import access, endpoints, jobs, models, observe, projects, records, tasks, top
+from podium.cli import (
+    access,
+    apply,
+    endpoints,
+    jobs,
+    models,
+    observe,
+    projects,
+    records,
+    tasks,
+    top,
+)
 from podium.cli._common import PodiumGroup
 from podium.core.settings import Settings
 
@@ -136,6 +147,9 @@ _COMMANDS = (
     projects.audit,
     projects.usage,
     top.top,  # podium top
+    apply.plan,  # endpoints as code (issue 14)
+    apply.apply,
+    apply.export,
 )
 for _command in _COMMANDS:
     app.command(_command.__name__)(_command)

@@ -12,12 +12,37 @@ The token: `PodiumClient(token=...)`, else $PODIUM_TOKEN, else `$PODIUM_HOME/cre
 (written by `podium up`; read only for a loopback server URL). Errors are those of
 `podium.core.errors`, re-exported here
 (401 `Unauthenticated`, 403 `Forbidden`, 409 `QuotaExceeded`, 429 `RateLimited`, …).
+A request refused with 429, or 503 and Retry-After, is retried (`RetryPolicy`,
+`PodiumClient(max_retries=…)`).
+
+Besides `PodiumClient`: `AsyncClient` (the endpoint lifecycle and data plane, awaited), the
+huggingface_hub-shaped `create_inference_endpoint`/`get_inference_endpoint`/
+`list_inference_endpoints` → `InferenceEndpoint`, and the Scale Launch-shaped
+`create_model_endpoint`/`get_model_endpoint`/`list_model_endpoints`/`edit_model_endpoint`/
+`delete_model_endpoint` → `ModelEndpoint` (docs/sdk.md).
 """
 
 from podium.client._access import DEFAULT_URL, TOKEN_ENV, credentials_path, discover_token
+from podium.client._async import AsyncClient, AsyncTaskFuture
 from podium.client._client import PodiumClient
-from podium.client._errors import error_from_response, invalid_from_validation
+from podium.client._errors import WaitTimeout, error_from_response, invalid_from_validation
+from podium.client._inference_endpoint import (
+    STATUS_MAP,
+    InferenceEndpoint,
+    create_inference_endpoint,
+    get_inference_endpoint,
+    list_inference_endpoints,
+)
 from podium.client._jobs import Job
+from podium.client._launch import (
+    ModelEndpoint,
+    create_model_endpoint,
+    delete_model_endpoint,
+    edit_model_endpoint,
+    get_model_endpoint,
+    list_model_endpoints,
+)
+from podium.client._retry import RetryPolicy
 from podium.client._tasks import Endpoint, TaskFailed, TaskFuture
 from podium.client._views import (
     AuditEntry,
@@ -77,7 +102,10 @@ from podium.core.tasks import TaskStatus
 __all__ = [
     "DEFAULT_URL",
     "QUOTA_NAMES",
+    "STATUS_MAP",
     "TOKEN_ENV",
+    "AsyncClient",
+    "AsyncTaskFuture",
     "AuditEntry",
     "Conflict",
     "CreatedToken",
@@ -92,6 +120,7 @@ __all__ = [
     "FileOut",
     "Forbidden",
     "Gone",
+    "InferenceEndpoint",
     "InstanceType",
     "Invalid",
     "Job",
@@ -104,6 +133,7 @@ __all__ = [
     "LoadError",
     "LogLine",
     "MetricHistory",
+    "ModelEndpoint",
     "ModelPublic",
     "ModelVersionPublic",
     "ModelVersionPushed",
@@ -120,6 +150,7 @@ __all__ = [
     "ReplicaState",
     "RequestRecordPage",
     "RequestRecordPublic",
+    "RetryPolicy",
     "Retryable",
     "RevisionPublic",
     "ScalingSpec",
@@ -138,10 +169,19 @@ __all__ = [
     "Unavailable",
     "UsageReport",
     "UsageRow",
+    "WaitTimeout",
     "WhoAmI",
+    "create_inference_endpoint",
+    "create_model_endpoint",
     "credentials_path",
+    "delete_model_endpoint",
     "discover_token",
+    "edit_model_endpoint",
     "error_from_response",
+    "get_inference_endpoint",
+    "get_model_endpoint",
     "invalid_from_validation",
+    "list_inference_endpoints",
+    "list_model_endpoints",
     "verify_signature",
 ]

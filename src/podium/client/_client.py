@@ -14,32 +14,29 @@ writes on this machine, read only when `base_url`'s host is loopback
 
 from __future__ import annotations
 
-import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from podium import __version__
-from podium.client._access import DEFAULT_URL, AccessMethods, discover_token, project_params
-from podium.client._errors import (
-    invalid_from_validation,
-    raise_for_status,
-    translate_transport,
-)
+from podium.client import _calls as calls
+from podium.client._access import AccessMethods, project_params
+from podium.client._apply import ApplyMethods
+from podium.client._calls import API_PREFIX
+from podium.client._errors import raise_for_status, translate_transport
 from podium.client._jobs import JobMethods
 from podium.client._live import LiveMethods
 from podium.client._metrics import MetricsMethods
 from podium.client._observe import ObserveMethods
 from podium.client._packing import iter_file, pack_folder
 from podium.client._records import RecordMethods
+from podium.client._retry import DEFAULT_MAX_RETRIES, DEFAULT_MAX_TOTAL_S, RetryPolicy, replayable
 from podium.client._tasks import TaskMethods
-from podium.core.access import DEFAULT_PROJECT
-from podium.core.errors import Invalid, PodiumError
+from podium.core.errors import Invalid
 from podium.core.phases import EndpointStatus
 from podium.core.schemas import (
     EndpointList,
@@ -53,16 +50,16 @@ from podium.core.spec import (
     EndpointUpdate,
     InstanceType,
     RepoRef,
-    ScaleRequest,
     parse_model_ref,
 )
 
-API_PREFIX = "/api/v1"
+NO_RETRY = RetryPolicy(max_retries=0)
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class PodiumClient(
+    ApplyMethods,
     ObserveMethods,
     MetricsMethods,
     AccessMethods,
@@ -77,6 +74,9 @@ class PodiumClient(
     then `$PODIUM_HOME/credentials` when `base_url` is loopback (see the module doc).
     Methods that name an endpoint or a model take `project` (None: the default project).
     `transport` lets tests swap the network (e.g. `httpx.MockTransport(handler)`).
+    A request the server refuses before doing anything (429, or 503 with Retry-After) is
+    sent again up to `max_retries` times, waiting as the server asks, at most
+    `max_retry_wait` seconds in all (`_retry`); `max_retries=0` never retries.
     """
 
     def __init__(
@@ -86,12 +86,13 @@ class PodiumClient(
         token: str | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retry_wait: float = DEFAULT_MAX_TOTAL_S,
     ) -> None:
-        self.base_url = (base_url or os.environ.get("PODIUM_URL") or DEFAULT_URL).rstrip("/")
+        self.retry = RetryPolicy(max_retries=max_retries, max_total_s=max_retry_wait)
+        # The token is also given to the clients an endpoint makes (`.client`, `.openai()`).
+        self.base_url, self.auth_token, headers = calls.connection(base_url, token)
         self.timeout = timeout
-        headers = {"user-agent": f"podium-client/{__version__}"}
-        if found := discover_token(token, url=self.base_url):
-            headers["authorization"] = f"Bearer {found}"
         self._http = httpx.Client(
             base_url=self.base_url, timeout=timeout, transport=transport, headers=headers
         )
@@ -201,9 +202,7 @@ class PodiumClient(
         """Create an endpoint (in the spec's `project`, default `default`). A mapping is
         validated locally first (`Invalid` names the field). Without `framework`, the server
         takes the one the model version records."""
-        checked = _validated(EndpointCreate, spec)
-        body = checked.model_dump(mode="json", exclude_unset=True)
-        return self._parse(self._request("POST", "/endpoints", json=body), EndpointPublic)
+        return self._parse(self._call(calls.deploy(spec)), EndpointPublic)
 
     def endpoints(
         self,
@@ -214,22 +213,11 @@ class PodiumClient(
     ) -> list[EndpointPublic]:
         """List endpoints; `label` is `"k=v"` or a mapping (all must match); `project` None:
         every project the token may read."""
-        params: list[tuple[str, str]] = list(project_params(project).items())
-        if status is not None:
-            params.append(("status", str(status)))
-        if isinstance(label, str):
-            labels = [label]
-        else:
-            labels = [f"{k}={v}" for k, v in (label or {}).items()]
-        params += [("label", item) for item in labels]
-        if name:
-            params.append(("name", name))
-        response = self._request("GET", "/endpoints", params=params)
+        response = self._call(calls.list_endpoints(status, label, name, project))
         return self._parse(response, EndpointList).items
 
     def endpoint(self, name: str, *, project: str | None = None) -> EndpointPublic:
-        response = self._request("GET", f"/endpoints/{_seg(name)}", params=project_params(project))
-        return self._parse(response, EndpointPublic)
+        return self._parse(self._call(calls.get_endpoint(name, project)), EndpointPublic)
 
     def update(
         self,
@@ -244,11 +232,7 @@ class PodiumClient(
 
         `wait=True`: return only once the change is rolled out (`wait_rolled_out`), raising
         `LoadError` with the reason if the endpoint's new revision fails."""
-        checked = _validated(EndpointUpdate, changes)
-        body = checked.model_dump(mode="json", exclude_unset=True)
-        params = project_params(project)
-        response = self._request("PATCH", f"/endpoints/{_seg(name)}", json=body, params=params)
-        ep = self._parse(response, EndpointPublic)
+        ep = self._parse(self._call(calls.update(name, changes, project)), EndpointPublic)
         if wait:
             return self.wait_rolled_out(name, ep.revision, timeout=timeout, project=project)
         return ep
@@ -273,31 +257,15 @@ class PodiumClient(
         """Set the replica bounds; checked locally first (`Invalid` with the field under
         `scaling`, as deploy and update name it: `scaling.max_replicas` where the API, whose
         body has no `scaling`, says `max_replicas`)."""
-        body = {"min_replicas": min_replicas, "max_replicas": max_replicas}
-        try:
-            ScaleRequest.model_validate(body)
-        except ValidationError as e:
-            error = invalid_from_validation(e)
-            where = f"scaling.{error.field}" if error.field else "scaling"
-            raise Invalid(error.message, field=where) from None
-        return self._action(name, "scale", body, project=project)
+        call = calls.scale(name, min_replicas, max_replicas, project)
+        return self._parse(self._call(call), EndpointPublic)
 
     def delete(self, name: str, *, project: str | None = None) -> EndpointPublic:
         """Start deleting an endpoint; it is gone once its replicas have stopped."""
-        params = project_params(project)
-        response = self._request("DELETE", f"/endpoints/{_seg(name)}", params=params)
-        return self._parse(response, EndpointPublic)
+        return self._parse(self._call(calls.delete(name, project)), EndpointPublic)
 
-    def _action(
-        self, name: str, action: str, body: Any = None, *, project: str | None = None
-    ) -> EndpointPublic:
-        response = self._request(
-            "POST",
-            f"/endpoints/{_seg(name)}/{action}",
-            json=body,
-            params=project_params(project),
-        )
-        return self._parse(response, EndpointPublic)
+    def _action(self, name: str, action: str, *, project: str | None = None) -> EndpointPublic:
+        return self._parse(self._call(calls.action(name, action, None, project)), EndpointPublic)
 
     # ------------------------------------------------------------ data plane
 
@@ -311,67 +279,41 @@ class PodiumClient(
         project: str | None = None,
     ) -> Any:
         """POST `payload` as JSON to the endpoint (through the gateway); return its answer."""
-        url = f"{gateway_prefix(project)}/endpoints/{_seg(name)}/{path.lstrip('/')}"
-        response = self._send("POST", url, json=payload, headers=headers)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            return response.text
+        call = calls.invoke(name, payload, path=path, headers=headers, project=project)
+        return calls.invoke_answer(self._call(call))
 
     # ------------------------------------------------------------ plumbing
+
+    def _call(self, call: calls.Call) -> httpx.Response:
+        return self._send(call.method, call.url, **call.kwargs())
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self._send(method, API_PREFIX + path, **kwargs)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send one request, again while the server refuses it and says when to come back
+        (`_retry`); raise the error of an unsuccessful answer."""
         if kwargs.get("timeout") is None:
             kwargs.pop("timeout", None)
-        with translate_transport(self.base_url):
-            response = self._http.request(method, url, **kwargs)
+        policy = self.retry if replayable(kwargs) else NO_RETRY
+        retries, waited = 0, 0.0
+        while True:
+            with translate_transport(self.base_url):
+                response = self._http.request(method, url, **kwargs)
+            wait = policy.delay(response, retries, waited)
+            if wait is None:
+                break
+            response.close()
+            time.sleep(wait)
+            retries, waited = retries + 1, waited + wait
         raise_for_status(response)
         return response
 
     def _parse(self, response: httpx.Response, cls: type[M]) -> M:
-        try:
-            return cls.model_validate(response.json())
-        except ValueError as e:  # bad JSON or pydantic.ValidationError
-            raise self._unexpected(response, e) from e
+        return calls.parse(response, cls, self.base_url)
 
     def _parse_list(self, response: httpx.Response, cls: type[M]) -> list[M]:
-        try:
-            data = response.json()
-            if not isinstance(data, list):
-                raise ValueError(f"expected a list, got {type(data).__name__}")
-            return [cls.model_validate(item) for item in data]
-        except ValueError as e:
-            raise self._unexpected(response, e) from e
-
-    def _unexpected(self, response: httpx.Response, error: Exception) -> PodiumError:
-        where = f"{response.request.method} {response.request.url.path}"
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return PodiumError(f"unexpected answer from Podium at {self.base_url} to {where}: {first}")
+        return calls.parse_list(response, cls, self.base_url)
 
 
-def _seg(value: str) -> str:
-    """One URL path segment (names never contain '/', but never trust input)."""
-    return quote(value, safe="")
-
-
-def gateway_prefix(project: str | None) -> str:
-    """Where a project's endpoints are served: `` for the default one, `/p/PROJECT` else."""
-    if project is None or project == DEFAULT_PROJECT:
-        return ""
-    return f"/p/{_seg(project)}"
-
-
-def _validated(cls: type[M], value: M | Mapping[str, Any]) -> M:
-    if isinstance(value, cls):
-        return value
-    if not isinstance(value, Mapping):
-        raise Invalid(f"expected a {cls.__name__} or a mapping, got {type(value).__name__}")
-    try:
-        return cls.model_validate(dict(value))
-    except ValidationError as e:
-        raise invalid_from_validation(e) from None
+_seg = calls.seg

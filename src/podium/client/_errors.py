@@ -4,6 +4,10 @@
   falls back to any JSON `detail`/`error`/`message`, then to the body text);
 - a transport failure (refused, timed out, reset) -> `Unavailable`, via `translate_transport`;
 - a pydantic `ValidationError` (local input or an unexpected answer) -> `Invalid`/`PodiumError`.
+
+`WaitTimeout` is the SDK's own: a wait (`wait_for`, `InferenceEndpoint.wait`) that ran out
+of time. It is an `Unavailable` (the tree) and a `TimeoutError` (what huggingface_hub's
+`InferenceEndpointTimeoutError` and `asyncio` callers catch).
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ from podium.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+
+
+class WaitTimeout(Unavailable, TimeoutError):
+    """A wait for an endpoint's status ran out of time; the message says the last status."""
+
+    title = "Timed out"
+
 
 # Status (or status and problem title, where one status stands for several classes) ->
 # the error class. The one place the SDK maps HTTP answers to errors.

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from podium.client import _sse
 from podium.client._access import project_params
+from podium.client._calls import wait_done
 from podium.client._errors import error_from_response, translate_transport
 from podium.core.errors import Conflict, LoadError, NotFound, Unavailable
 from podium.core.phases import EndpointStatus, ReplicaState
@@ -155,24 +156,16 @@ class ObserveMethods:
         """Poll until the endpoint's status is one of `statuses`.
 
         Raises `LoadError` at once if it becomes failed (and failed is not wanted), with the
-        status reason; `Unavailable` after `timeout` seconds, with the last status seen.
+        status reason; `WaitTimeout` (an `Unavailable`) after `timeout` seconds, with the
+        last status seen.
         """
-        wanted = {EndpointStatus(s) for s in statuses}
+        wanted = frozenset(EndpointStatus(s) for s in statuses)
         deadline = time.monotonic() + timeout
         while True:
             ep = self.endpoint(name, project=project)
-            if ep.status in wanted:
-                return ep
-            reason = f": {ep.status_reason}" if ep.status_reason else ""
-            if ep.status is EndpointStatus.FAILED:
-                raise LoadError(f"endpoint {name} failed{reason or ' (no reason given)'}")
             left = deadline - time.monotonic()
-            if left <= 0:
-                want = " or ".join(sorted(s.value for s in wanted))
-                raise Unavailable(
-                    f"endpoint {name} is still {ep.status.value} after {timeout:g}s "
-                    f"(waiting for {want}){reason}"
-                )
+            if wait_done(ep, wanted, timeout, left):
+                return ep
             time.sleep(min(poll, left))
 
     def wait_rolled_out(

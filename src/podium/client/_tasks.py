@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
+from podium.client import _calls as calls
 from podium.client._access import project_params
 from podium.core.errors import PodiumError
 from podium.core.task_schemas import CallbackKeyOut, TaskOut, TaskPage
@@ -51,6 +52,7 @@ class _Client:
         def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response: ...
         def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response: ...
         def _parse(self, response: httpx.Response, cls: type[M]) -> M: ...
+        def _call(self, call: calls.Call) -> httpx.Response: ...
 
 
 class TaskFuture:
@@ -67,16 +69,14 @@ class TaskFuture:
 
     def refresh(self) -> TaskOut:
         """The task as it is now (its attempts included)."""
-        response = self._client._request("GET", f"/tasks/{_seg(self.id)}")
-        return self._client._parse(response, TaskOut)
+        return self._client._parse(self._client._call(calls.get_task(self.id)), TaskOut)
 
     def status(self) -> str:
         return self.refresh().status.value
 
     def cancel(self) -> TaskOut:
         """Cancel the task if it is pending or running (`Conflict` once it has ended)."""
-        response = self._client._request("DELETE", f"/tasks/{_seg(self.id)}")
-        return self._client._parse(response, TaskOut)
+        return self._client._parse(self._client._call(calls.cancel_task(self.id)), TaskOut)
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the task to end and return its result: the JSON value when the answer
@@ -86,33 +86,46 @@ class TaskFuture:
         wait = POLL_FIRST_S
         while True:
             task = self.refresh()
-            if task.status is TaskStatus.SUCCEEDED:
-                return self._fetch(task)
-            if task.status in _ENDED or task.status is TaskStatus.EXPIRED:
-                raise TaskFailed(task)
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"task {self.id} is still {task.status.value} after {timeout:g} s"
-                    )
-                wait = min(wait, left)
+            if settled(task):
+                if task.result is not None or task.result_url is None:
+                    return task.result
+                return result_answer(self._client._send("GET", task.result_url))
+            wait = next_poll(task, wait, deadline, timeout)
             time.sleep(wait)
             wait = min(wait * 1.5, POLL_MAX_S)
 
-    def _fetch(self, task: TaskOut) -> Any:
-        if task.result is not None:
-            return task.result
-        if task.result_url is None:
-            return None
-        response = self._client._send("GET", task.result_url)
-        kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind == "application/json" or kind.endswith("+json"):
-            try:
-                return response.json()
-            except ValueError:
-                return response.content
-        return response.content
+
+def settled(task: TaskOut) -> bool:
+    """True when the task succeeded; `TaskFailed` when it ended otherwise; False while it
+    is pending or running."""
+    if task.status is TaskStatus.SUCCEEDED:
+        return True
+    if task.status in _ENDED or task.status is TaskStatus.EXPIRED:
+        raise TaskFailed(task)
+    return False
+
+
+def next_poll(task: TaskOut, wait: float, deadline: float | None, timeout: float | None) -> float:
+    """How long to wait before looking at a running task again (`TimeoutError` when the
+    caller's `timeout` has passed)."""
+    if deadline is None:
+        return wait
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(f"task {task.id} is still {task.status.value} after {timeout:g} s")
+    return min(wait, left)
+
+
+def result_answer(response: httpx.Response) -> Any:
+    """A stored result fetched from its `result_url`: the JSON value when it is JSON, else
+    its bytes."""
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json" or kind.endswith("+json"):
+        try:
+            return response.json()
+        except ValueError:
+            return response.content
+    return response.content
 
 
 class Endpoint:
@@ -186,30 +199,19 @@ class TaskMethods(_Client):
         first), `ttl_s` how long the result is kept, `idempotency_key` makes a retry of
         this call return the same task, `callback_url` gets the task's document when it
         ends (the server must allow its host)."""
-        sent = dict(headers or {})
-        if priority is not None:
-            sent["X-Podium-Priority"] = str(priority)
-        if ttl_s is not None:
-            sent["X-Podium-Task-Ttl"] = f"{ttl_s:g}"
-        if idempotency_key is not None:
-            sent["Idempotency-Key"] = idempotency_key
-        if callback_url is not None:
-            sent["X-Podium-Callback-Url"] = callback_url
-        prefix = "" if project in (None, "default") else f"/p/{_seg(str(project))}"
-        url = f"{prefix}/endpoints/{_seg(name)}/async/{path.lstrip('/')}"
-        if isinstance(body, bytes | bytearray):
-            sent.setdefault("content-type", "application/octet-stream")
-            response = self._send("POST", url, content=bytes(body), headers=sent)
-        else:
-            response = self._send("POST", url, json=body, headers=sent)
-        try:
-            task_id = response.json()["task_id"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise PodiumError(
-                f"unexpected answer to POST {url}: no task_id ({response.status_code})"
-            ) from e
-        replayed = response.headers.get("idempotency-replayed", "").lower() == "true"
-        return TaskFuture(self, str(task_id), replayed=replayed)
+        call = calls.predict_async(
+            name,
+            body,
+            path=path,
+            priority=priority,
+            ttl_s=ttl_s,
+            idempotency_key=idempotency_key,
+            callback_url=callback_url,
+            headers=headers,
+            project=project,
+        )
+        task_id, replayed = calls.task_accepted(self._call(call))
+        return TaskFuture(self, task_id, replayed=replayed)
 
     def task(self, task_id: str) -> TaskFuture:
         """A handle on a task made earlier (by id)."""

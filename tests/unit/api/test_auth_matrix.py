@@ -39,6 +39,7 @@ class Need(Enum):
     READ = "read on the project (default here)"
     READ_ANY = "read on the project if one is named, else on any project"
     DEPLOY = "deploy on the project"
+    DEPLOY_ANY = "deploy on any project (apply: then on each project its documents touch)"
     INVOKE = "invoke on the project (tasks: results are model outputs)"
     INVOKE_TASK = "invoke on the object's project (invoke anywhere, then the task's, job's, file's)"
     ADMIN = "admin"
@@ -78,6 +79,8 @@ MATRIX: dict[tuple[str, str], Need] = {
     ("POST", "/endpoints/{name}/wake"): Need.DEPLOY,
     ("POST", "/endpoints/{name}/scale-to-zero"): Need.DEPLOY,
     ("DELETE", "/endpoints/{name}"): Need.DEPLOY,
+    ("GET", "/endpoints/{name}/export"): Need.READ,
+    ("POST", "/apply"): Need.DEPLOY_ANY,  # and deploy in each project its documents name
     ("GET", "/endpoints/{name}/events"): Need.READ,
     ("GET", "/endpoints/{name}/revisions"): Need.READ,
     ("GET", "/endpoints/{name}/logs"): Need.READ,
@@ -137,6 +140,7 @@ def expected(need: Need, caller: str) -> int | str:
         # other, team-admin: read on their project
         Need.READ_ANY: {"read", "deploy", "admin", "other", "team-admin"},
         Need.DEPLOY: {"deploy", "admin"},
+        Need.DEPLOY_ANY: {"deploy", "admin", "other", "team-admin"},
         Need.INVOKE: {"invoke", "admin"},
         # team-admin holds invoke (on team): past the first check, 404 for an unknown id
         Need.INVOKE_TASK: {"invoke", "admin", "team-admin"},

@@ -136,7 +136,9 @@ def _client(seen: Seen, answer: Callable[[httpx.Request], httpx.Response]) -> Po
         seen.append(request)
         return answer(request)
 
-    return PodiumClient("http://podium.test", token=TOKEN, transport=httpx.MockTransport(handler))
+    return PodiumClient(
+        "http://podium.test", token=TOKEN, transport=httpx.MockTransport(handler), max_retries=0
+    )
 
 
 def _json(data: Any, status: int = 200) -> Callable[[httpx.Request], httpx.Response]:

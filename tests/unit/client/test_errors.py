@@ -34,7 +34,7 @@ def problem(status: int, detail: str, field: str | None = None, **extra: Any) ->
 
 
 def client_for(handler: Handler) -> PodiumClient:
-    return PodiumClient("http://podium.test", transport=httpx.MockTransport(handler))
+    return PodiumClient("http://podium.test", transport=httpx.MockTransport(handler), max_retries=0)
 
 
 @pytest.mark.parametrize(

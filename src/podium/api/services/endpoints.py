@@ -83,7 +83,7 @@ class EndpointService:
             # project 'ghost'"); the store's check, under the project's lock, is the one that
             # holds against a concurrent delete.
             uow.projects.require(create.project)
-            spec = _with_framework(uow, create)
+            spec = with_framework(uow, create)
             model_ref = check_spec(uow, self._settings, spec)
             low = spec.scaling.min_replicas
             status = _S.SCALED_TO_ZERO if low == 0 else _S.PENDING
@@ -125,7 +125,7 @@ class EndpointService:
             changed = [f for f in EndpointSpec.model_fields if getattr(old, f) != getattr(new, f)]
             model_ref = rec.model_ref
             if "model" in update.model_fields_set and new.model is not None:
-                model_ref = _target_model(uow, rec, new)
+                model_ref = target_model(uow, rec, new)
             model_moved = model_ref != rec.model_ref
             needs_revision = model_moved or any(
                 f in REVISION_FIELDS and f != "model" for f in changed
@@ -293,7 +293,7 @@ class EndpointService:
             log.exception("could not wake the controller for endpoint %s", name)
 
 
-def _with_framework(uow: UnitOfWork, create: EndpointCreate) -> EndpointSpec:
+def with_framework(uow: UnitOfWork, create: EndpointCreate) -> EndpointSpec:
     """The spec to store: without `framework`, the one the model version records."""
     if create.framework is not None:
         return create.with_framework(create.framework)
@@ -351,7 +351,7 @@ def _require_live(uow: UnitOfWork, name: str) -> EndpointRecord:
     return rec
 
 
-def _target_model(uow: UnitOfWork, rec: EndpointRecord, new: EndpointSpec) -> str:
+def target_model(uow: UnitOfWork, rec: EndpointRecord, new: EndpointSpec) -> str:
     """The model ref the endpoint should serve after the update.
 
     An `hf://` ref is pinned later by the controller, so the stored one may carry a

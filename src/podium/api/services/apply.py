@@ -1,0 +1,330 @@
+"""`POST /apply`: converge the server to a list of documents, or say what that would do.
+
+A pass plans every document first (one read-only unit of work: nothing changes when any
+document is wrong), then, unless it is a dry run, carries the plan out through the services
+users call one by one (projects, secrets, `EndpointService.create/update/delete`): the same
+checks, events and quotas as a hand-made change. Projects go first, then secrets, then
+endpoints, then what prune deletes. Carrying out is not one transaction: a failure midway
+(e.g. a quota) leaves the changes before it made, and the next apply goes on from there.
+
+An endpoint document is the whole spec: a field it leaves out goes back to its default.
+An apply never escalates: each document needs `deploy` in its project (a project document:
+admin on every project), as the route that makes the same change one by one would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from podium.api.deps import ApiContext
+from podium.api.services import projects as project_service
+from podium.api.services.checks import check_framework, resolve_model
+from podium.api.services.endpoints import EndpointService, target_model, with_framework
+from podium.core.access import Principal, Scope, endpoint_key
+from podium.core.apply_schemas import (
+    MANAGED_BY_LABEL,
+    SENSITIVE,
+    ApplyRequest,
+    Change,
+    ChangeAction,
+    FieldChange,
+    Plan,
+    field_changes,
+)
+from podium.core.errors import Forbidden, Invalid, NotFound, PodiumError
+from podium.core.manifest import (
+    Document,
+    DocumentKind,
+    EndpointDocument,
+    ModelDocument,
+    ProjectDocument,
+    SecretDocument,
+    parse_documents,
+)
+from podium.core.phases import EndpointStatus
+from podium.core.quotas import QUOTA_NAMES
+from podium.core.schemas import ProjectCreate, ProjectUpdate
+from podium.core.spec import (
+    REVISION_FIELDS,
+    EndpointSpec,
+    EndpointUpdate,
+    RepoRef,
+    parse_model_ref,
+)
+from podium.store import UnitOfWork
+from podium.store.secret_box import SecretBox
+
+_A = ChangeAction
+_SERVER_MADE = {"name", "project"}  # the key, not a field that changes
+
+
+@dataclass
+class _Step:
+    change: Change
+    run: Callable[[], object] | None = None  # None: nothing to do
+    where: str = ""  # the document, named in an error while carrying it out
+
+    def at(self, index: int) -> _Step:
+        self.where = f"documents[{index}]"
+        return self
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """What this apply creates before its endpoints: projects, and secrets (project, name)."""
+
+    projects: set[str]
+    secrets: set[tuple[str, str]]
+
+
+class ApplyService:
+    def __init__(self, ctx: ApiContext, caller: Principal) -> None:
+        self._ctx = ctx
+        self._caller = caller
+        self._endpoints = EndpointService(ctx.settings, ctx.db, ctx.wake, ctx.routing)
+
+    def apply(self, request: ApplyRequest, *, dry_run: bool, prune: bool) -> Plan:
+        documents = parse_documents(request.documents)
+        for i, doc in enumerate(documents):
+            self._check_access(doc, i)
+        with self._ctx.db.unit_of_work(read_only=True) as uow:
+            steps = self._plan(uow, documents, request)
+            if prune:
+                steps += self._plan_prune(uow, documents, request.managed_by)
+        if not dry_run:
+            for step in steps:
+                if step.run is not None:
+                    with _naming_field(step.where):
+                        step.run()
+        return Plan.of([s.change for s in steps], dry_run=dry_run)
+
+    def _plan(
+        self, uow: UnitOfWork, documents: list[Document], request: ApplyRequest
+    ) -> list[_Step]:
+        """A step per document: projects first, then secrets, then endpoints (which may
+        name a project or a secret this apply creates)."""
+        planned = _Planned(set(), set())
+        steps: list[_Step] = []
+        for kind in (ProjectDocument, SecretDocument, EndpointDocument):
+            for i, doc in enumerate(documents):
+                if not isinstance(doc, kind):
+                    continue
+                with _naming(i):
+                    if isinstance(doc, ProjectDocument):
+                        step = self._plan_project(uow, doc)
+                    elif isinstance(doc, SecretDocument):
+                        step = self._plan_secret(uow, doc, planned.projects)
+                    else:
+                        assert isinstance(doc, EndpointDocument)
+                        step = self._plan_endpoint(uow, doc, request, planned)
+                if step.change.action is _A.CREATE:
+                    if isinstance(doc, ProjectDocument):
+                        planned.projects.add(doc.name)
+                    elif isinstance(doc, SecretDocument):
+                        planned.secrets.add((doc.project, doc.name))
+                step.change.fields.sort(key=lambda f: f.field)
+                steps.append(step.at(i))
+        return steps
+
+    # ------------------------------------------------------------------ access
+
+    def _check_access(self, doc: Document, index: int) -> None:
+        caller = self._caller
+        if isinstance(doc, ModelDocument):
+            raise Invalid(
+                "a model document is pushed by the client (`podium apply`, "
+                "`PodiumClient.apply`): send the endpoints that use it",
+                field=f"documents[{index}].kind",
+            )
+        if isinstance(doc, ProjectDocument):
+            if not caller.may(Scope.ADMIN) or caller.projects is not None:
+                raise Forbidden(
+                    f"token {caller.name!r} ({caller.token_id}) lacks scope 'admin' on every "
+                    f"project: a project document needs it (documents[{index}])",
+                    field="scope",
+                )
+            return
+        if not caller.may(Scope.DEPLOY, doc.project):
+            raise Forbidden(
+                f"token {caller.name!r} ({caller.token_id}) lacks scope 'deploy' on project "
+                f"{doc.project!r} (documents[{index}])",
+                field="scope",
+            )
+
+    # ------------------------------------------------------------------ projects
+
+    def _plan_project(self, uow: UnitOfWork, doc: ProjectDocument) -> _Step:
+        want = {"description": doc.description, "quotas": doc.quotas.model_dump(mode="json")}
+        settings, db = self._ctx.settings, self._ctx.db
+        try:
+            rec = uow.projects.get(doc.name)
+        except NotFound:
+            body = ProjectCreate(name=doc.name, description=doc.description, quotas=doc.quotas)
+            change = _change(_A.CREATE, DocumentKind.PROJECT, doc.name, doc.name, None, want)
+            return _Step(change, lambda: project_service.create(db, settings, body))
+        have = {
+            "description": rec.description,
+            "quotas": {q: getattr(rec.quotas, q) for q in QUOTA_NAMES},
+        }
+        fields = field_changes(have, want)
+        action = _A.UPDATE_IN_PLACE if fields else _A.NO_CHANGE
+        change = Change(
+            action=action, kind=DocumentKind.PROJECT, name=doc.name, project=doc.name, fields=fields
+        )
+        update = ProjectUpdate.model_validate(want)  # every field set: the document replaces
+        run = (lambda: project_service.update(db, settings, doc.name, update)) if fields else None
+        return _Step(change, run)
+
+    # ------------------------------------------------------------------ secrets
+
+    def _plan_secret(
+        self, uow: UnitOfWork, doc: SecretDocument, planned_projects: set[str]
+    ) -> _Step:
+        value = doc.value
+        if value is None:
+            raise Invalid(
+                "the client resolves `from_env`/`from_file` and sends the `value`", field="value"
+            )
+        box = SecretBox(self._ctx.settings.secret_key_path)
+        kind, project, name = DocumentKind.SECRET, doc.project, doc.name
+        exists = doc.project not in planned_projects and uow.secrets.exists(project, name)
+        if exists and box.decrypt(uow.secrets.get_ciphertext(project, name), name=name) == value:
+            return _Step(Change(action=_A.NO_CHANGE, kind=kind, name=name, project=project))
+        if not exists and doc.project not in planned_projects:
+            uow.projects.require(project)
+        action = _A.UPDATE_IN_PLACE if exists else _A.CREATE
+        old = SENSITIVE if exists else None
+        change = Change(
+            action=action,
+            kind=kind,
+            name=name,
+            project=project,
+            fields=[FieldChange(field="value", old=old, new=SENSITIVE)],
+        )
+        db, by = self._ctx.db, self._caller.token_id
+
+        def put() -> None:
+            with db.unit_of_work() as w:
+                ciphertext = box.encrypt(value, may_create=not w.secrets.any())
+                w.secrets.put(project, name, ciphertext, by=by)
+
+        return _Step(change, put)
+
+    # ------------------------------------------------------------------ endpoints
+
+    def _plan_endpoint(
+        self,
+        uow: UnitOfWork,
+        doc: EndpointDocument,
+        request: ApplyRequest,
+        planned: _Planned,
+    ) -> _Step:
+        create = doc.create()
+        labels = {**create.labels, MANAGED_BY_LABEL: request.managed_by}
+        create = create.model_copy(update={"labels": labels})
+        ref = parse_model_ref(create.model)
+        # a model the client pushes a new version of first (a dry run): not stored yet
+        pending = (
+            isinstance(ref, RepoRef)
+            and ref.version is None
+            and f"{doc.project}/{ref.name}" in request.pending_models
+        )
+        key = endpoint_key(doc.project, doc.name)
+        kind = DocumentKind.ENDPOINT
+        rec = uow.endpoints.get(key) if uow.endpoints.exists(key) else None
+        if rec is None or rec.status is EndpointStatus.DELETING:
+            if doc.project not in planned.projects:
+                uow.projects.require(doc.project)  # named as such, not as a missing model
+                if not pending:
+                    self._check(uow, with_framework(uow, create), planned)
+            shown = create.model_dump(mode="json", exclude_defaults=True)
+            shown.pop("name", None)
+            shown.pop("project", None)
+            change = _change(_A.CREATE, kind, doc.name, doc.project, None, shown)
+            return _Step(change, lambda: self._endpoints.create(create))
+        if pending:
+            new = create.with_framework(create.framework or rec.spec.framework)
+            model_ref = f"{ref} (its next version)"
+        else:
+            new = with_framework(uow, create)
+            self._check(uow, new, planned)
+            model_ref = target_model(uow, rec, new)
+        old_json = rec.spec.model_dump(mode="json", exclude=_SERVER_MADE)
+        new_json = new.model_dump(mode="json", exclude=_SERVER_MADE)
+        fields = field_changes(old_json, new_json)
+        if model_ref != rec.model_ref:
+            fields.append(FieldChange(field="model_ref", old=rec.model_ref, new=model_ref))
+        if not fields:
+            return _Step(Change(action=_A.NO_CHANGE, kind=kind, name=doc.name, project=doc.project))
+        top = {f.field.split(".", 1)[0] for f in fields}
+        revision = model_ref != rec.model_ref or any(
+            f in REVISION_FIELDS and f != "model" for f in top
+        )
+        action = _A.UPDATE_REVISION if revision else _A.UPDATE_IN_PLACE
+        change = Change(action=action, kind=kind, name=doc.name, project=doc.project, fields=fields)
+        update = EndpointUpdate.model_validate(new.model_dump(exclude=_SERVER_MADE))
+        return _Step(change, lambda: self._endpoints.update(key, update))
+
+    def _check(self, uow: UnitOfWork, spec: EndpointSpec, planned: _Planned) -> None:
+        """What create and update check (`checks.check_spec`), a secret this apply creates
+        counting as there."""
+        check_framework(spec.framework)
+        self._ctx.settings.instance_type(spec.instance_type)
+        for where, name in spec.secret_refs().items():
+            if (spec.project, name) in planned.secrets:
+                continue
+            if not uow.secrets.exists(spec.project, name):
+                raise Invalid(
+                    f"secret {name!r} does not exist in project {spec.project!r}", field=where
+                )
+        resolve_model(uow, spec.model, spec.project)
+
+    def _plan_prune(self, uow: UnitOfWork, documents: list[Document], manager: str) -> list[_Step]:
+        """Endpoints labelled `managed-by: manager` in the projects the documents touch
+        that no document names: deleted. Nothing else, ever."""
+        touched = {d.name if isinstance(d, ProjectDocument) else d.project for d in documents}
+        named = {
+            endpoint_key(d.project, d.name) for d in documents if isinstance(d, EndpointDocument)
+        }
+        steps: list[_Step] = []
+        records = uow.endpoints.list(labels={MANAGED_BY_LABEL: manager}, projects=touched)
+        for rec in records:
+            if rec.name in named or rec.status is EndpointStatus.DELETING:
+                continue
+            change = Change(
+                action=_A.DELETE,
+                kind=DocumentKind.ENDPOINT,
+                name=rec.bare_name,
+                project=rec.project,
+            )
+            steps.append(_Step(change, partial(self._endpoints.delete, rec.name)))
+        return steps
+
+
+def _change(
+    action: ChangeAction, kind: DocumentKind, name: str, project: str, old: Any, new: Any
+) -> Change:
+    return Change(
+        action=action, kind=kind, name=name, project=project, fields=field_changes(old, new)
+    )
+
+
+@contextmanager
+def _naming(index: int) -> Iterator[None]:
+    with _naming_field(f"documents[{index}]"):
+        yield
+
+
+@contextmanager
+def _naming_field(where: str) -> Iterator[None]:
+    """Errors of a document name it: `documents[2].model`."""
+    try:
+        yield
+    except PodiumError as e:
+        if where and not (e.field or "").startswith("documents["):
+            e.field = f"{where}.{e.field}" if e.field else where
+        raise

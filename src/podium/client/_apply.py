@@ -1,0 +1,203 @@
+"""`PodiumClient.apply` / `export`: the client side of `POST /apply`.
+
+The client does what the server cannot: it reads the user's disk. A `model` document is
+pushed from its `path` when the content differs from the model's latest version (the
+digests are compared first, so an unchanged folder is not uploaded); a `secret` document's
+`from_env` / `from_file` is resolved here and its value travels in the request only. The
+rest goes to the server, which plans and converges (`api/services/apply.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from podium.client._access import project_params
+from podium.core.apply_schemas import (
+    DEFAULT_MANAGER,
+    Change,
+    ChangeAction,
+    FieldChange,
+    Plan,
+)
+from podium.core.errors import Invalid, NotFound, PodiumError
+from podium.core.manifest import (
+    DocumentKind,
+    ModelDocument,
+    SecretDocument,
+    document_dict,
+    parse_documents,
+)
+from podium.core.schemas import ModelPublic, ModelVersionPushed
+
+if TYPE_CHECKING:
+    import httpx
+
+# Files the server unpacks before hashing: their content digest is known only after a push.
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")  # as unpack.py
+_CHUNK = 1024 * 1024
+_INDEX = re.compile(r"documents\[(\d+)\]")
+
+
+class ApplyMethods:
+    if TYPE_CHECKING:
+
+        def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response: ...
+        def model(self, name: str, *, project: str | None = None) -> ModelPublic: ...
+        def push_model(
+            self,
+            path: str | Path,
+            name: str,
+            *,
+            framework: str | None = None,
+            project: str | None = None,
+        ) -> ModelVersionPushed: ...
+
+    def apply(
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        *,
+        dry_run: bool = False,
+        prune: bool = False,
+        managed_by: str = DEFAULT_MANAGER,
+        base_dir: str | Path | None = None,
+    ) -> Plan:
+        """Converge the server to `documents` (dicts as in YAML: endpoints, models, secrets,
+        projects) and return the plan carried out; `dry_run`: the plan only. Relative
+        `path`/`from_file` are read from `base_dir` (default: the working directory)."""
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        parsed = parse_documents(list(documents))
+        changes: list[Change] = []
+        pending: list[str] = []
+        body: list[dict[str, Any]] = []
+        origin: list[int] = []  # the index in `documents` of each one sent
+        for i, doc in enumerate(parsed):
+            if isinstance(doc, ModelDocument):
+                change = self._model_change(doc, base, dry_run=dry_run, index=i)
+                changes.append(change)
+                if change.action is not ChangeAction.NO_CHANGE:
+                    pending.append(f"{doc.project}/{doc.name}")
+                continue
+            if isinstance(doc, SecretDocument):  # the value, not where it came from
+                value = _secret_value(doc, base, i)
+                doc = SecretDocument(name=doc.name, project=doc.project, value=value)
+            body.append(document_dict(doc))
+            origin.append(i)
+        params = {"dry_run": dry_run, "prune": prune}
+        request = {"documents": body, "managed_by": managed_by}
+        if dry_run:
+            request["pending_models"] = pending
+        try:
+            response = self._request("POST", "/apply", params=params, json=request)
+        except PodiumError as e:
+            raise _renumbered(e, origin) from None
+        plan = Plan.model_validate(response.json())
+        return Plan.of(changes + plan.changes, dry_run=dry_run)
+
+    def export(self, name: str, project: str | None = None) -> dict[str, Any]:
+        """The endpoint as the document `apply` accepts."""
+        response = self._request(
+            "GET", f"/endpoints/{quote(name, safe='')}/export", params=project_params(project)
+        )
+        out: dict[str, Any] = response.json()
+        return out
+
+    def _model_change(self, doc: ModelDocument, base: Path, *, dry_run: bool, index: int) -> Change:
+        path = (base / doc.path).expanduser()
+        if not path.exists():
+            raise Invalid(f"{path} does not exist", field=f"documents[{index}].path")
+        try:
+            latest = self.model(doc.name, project=doc.project)
+        except NotFound:
+            latest = None
+        old = None
+        if latest is not None:
+            old = next((v.sha256 for v in latest.versions if v.version == latest.latest), None)
+        new = content_digest(path)
+        if old is not None and new == old:
+            return _model(ChangeAction.NO_CHANGE, doc, [])
+        action = ChangeAction.CREATE if latest is None else ChangeAction.UPDATE_REVISION
+        shown = new or "(an archive: compared when pushed)"
+        fields = [FieldChange(field="sha256", old=old, new=shown)]
+        if dry_run:
+            return _model(action, doc, fields)
+        pushed = self.push_model(path, doc.name, framework=doc.framework, project=doc.project)
+        if not pushed.created:
+            return _model(ChangeAction.NO_CHANGE, doc, [])
+        fields = [FieldChange(field="sha256", old=old, new=pushed.sha256)]
+        return _model(action, doc, [*fields, FieldChange(field="version", new=pushed.version)])
+
+
+def _renumbered(error: PodiumError, origin: list[int]) -> PodiumError:
+    """The server numbers the documents it got (models left out): number them as given."""
+
+    def fix(text: str) -> str:
+        return _INDEX.sub(lambda m: f"documents[{origin[int(m.group(1))]}]", text)
+
+    if any(i != j for i, j in enumerate(origin)):
+        error.message = fix(error.message)
+        error.field = fix(error.field) if error.field else None
+    return error
+
+
+def _model(action: ChangeAction, doc: ModelDocument, fields: list[FieldChange]) -> Change:
+    return Change(
+        action=action, kind=DocumentKind.MODEL, name=doc.name, project=doc.project, fields=fields
+    )
+
+
+def _secret_value(doc: SecretDocument, base: Path, index: int) -> str:
+    if doc.value is not None:
+        raise Invalid(
+            "a secret's value is never written in a document: use from_env or from_file",
+            field=f"documents[{index}].value",
+        )
+    if doc.from_env is not None:
+        value = os.environ.get(doc.from_env)
+        if value is None:
+            raise Invalid(
+                f"environment variable {doc.from_env} is not set",
+                field=f"documents[{index}].from_env",
+            )
+        return value
+    if doc.from_file is not None:
+        path = (base / doc.from_file).expanduser()
+        try:
+            return path.read_text().rstrip("\n")
+        except OSError as e:
+            raise Invalid(
+                f"cannot read {path}: {e.strerror or e}", field=f"documents[{index}].from_file"
+            ) from None
+    raise Invalid("a secret needs from_env or from_file", field=f"documents[{index}]")
+
+
+def content_digest(path: Path) -> str | None:
+    """The sha256 the server records for a model pushed from `path` (`artifacts.hashing`:
+    every regular file, in sorted relative path order, as `path\\0size\\0bytes`; a folder
+    holding one folder only is that folder; a file is a folder holding it). None for an
+    archive, whose content the server unpacks first."""
+    if path.is_file():
+        if path.name.lower().endswith(ARCHIVE_SUFFIXES):
+            return None
+        files = [(path.name, path)]
+    else:
+        entries = list(path.iterdir())
+        if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
+            path = entries[0]
+        files = sorted(
+            (p.relative_to(path).as_posix(), p)
+            for p in path.rglob("*")
+            if p.is_file() and not p.is_symlink()
+        )
+    digest = hashlib.sha256()
+    for rel, file in files:
+        digest.update(f"{rel}\0{file.stat().st_size}\0".encode())
+        with file.open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,98 @@
+"""What `POST /api/v1/apply` takes and answers: the request and the plan (no I/O).
+
+A plan lists one change per object, each with the fields that differ (`old` → `new`,
+dotted paths into the spec). A secret's value is never shown: `SENSITIVE` stands for it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from podium.core.manifest import MAX_DOCUMENTS, DocumentKind
+
+MANAGED_BY_LABEL = "managed-by"
+DEFAULT_MANAGER = "podium-apply"
+SENSITIVE = "(sensitive)"
+
+
+class ChangeAction(StrEnum):
+    CREATE = "create"
+    UPDATE_REVISION = "update_revision"  # new replicas: a new revision, rolled out
+    UPDATE_IN_PLACE = "update_in_place"  # the running replicas stay
+    DELETE = "delete"
+    NO_CHANGE = "no_change"
+
+
+class ApplyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[Any] = Field(  # each checked by `parse_documents`: documents[i].field
+        default_factory=list,
+        max_length=MAX_DOCUMENTS,
+        description="endpoint, secret and project documents (model documents: the client)",
+    )
+    managed_by: str = Field(
+        DEFAULT_MANAGER,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
+        description="the `managed-by` label set on the endpoints apply makes; prune scope",
+    )
+    pending_models: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_DOCUMENTS,
+        description="PROJECT/NAME of models the client pushes a new version of first: a dry "
+        "run plans the endpoints that use their latest version as moving to it",
+    )
+
+
+class FieldChange(BaseModel):
+    field: str
+    old: Any = None
+    new: Any = None
+
+
+class Change(BaseModel):
+    action: ChangeAction
+    kind: DocumentKind
+    name: str
+    project: str
+    fields: list[FieldChange] = Field(default_factory=list)
+
+
+class PlanSummary(BaseModel):
+    create: int = 0
+    update_revision: int = 0
+    update_in_place: int = 0
+    delete: int = 0
+    no_change: int = 0
+
+
+class Plan(BaseModel):
+    changes: list[Change] = Field(default_factory=list)
+    summary: PlanSummary = Field(default_factory=PlanSummary)
+    changed: bool = False
+    dry_run: bool = True
+
+    @classmethod
+    def of(cls, changes: list[Change], *, dry_run: bool) -> Plan:
+        counts = {a.value: sum(c.action is a for c in changes) for a in ChangeAction}
+        changed = any(c.action is not ChangeAction.NO_CHANGE for c in changes)
+        return cls(changes=changes, summary=PlanSummary(**counts), changed=changed, dry_run=dry_run)
+
+
+def field_changes(old: Any, new: Any, prefix: str = "") -> list[FieldChange]:
+    """The leaves that differ between two JSON values, as dotted paths (`scaling.max_replicas`);
+    a list is one leaf, and so is a block that appears or goes (`batching: null` → `{…}`
+    lists its fields)."""
+    if isinstance(old, dict | None) and isinstance(new, dict | None) and (old or new):
+        old, new = old or {}, new or {}
+        out: list[FieldChange] = []
+        for key in [*old, *(k for k in new if k not in old)]:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            out += field_changes(old.get(key), new.get(key), path)
+        return out
+    if old == new:
+        return []
+    return [FieldChange(field=prefix, old=old, new=new)]

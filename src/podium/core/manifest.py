@@ -1,0 +1,183 @@
+"""The documents `podium apply` accepts (pydantic, no I/O).
+
+A manifest is a list of documents, each a mapping with a `kind`:
+
+    endpoint  (the default when `kind` is absent: a `podium deploy -f` file applies as it is)
+              an `EndpointCreate` whose `name` is required
+    model     a model to push from a local path when its content differs from the latest
+              version (the client does it: the server never reads the user's disk)
+    secret    a project's secret, its value BY REFERENCE (`from_env` or `from_file`); the
+              client resolves it and sends `value` over the request only
+    project   a project and its quotas
+
+`parse_documents` validates every document; an error names `documents[i].field`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from podium.core.access import DEFAULT_PROJECT
+from podium.core.errors import Invalid
+from podium.core.ids import NAME_RE, NAME_RULE, PROJECT_RE, PROJECT_RULE
+from podium.core.schemas import QuotasModel
+from podium.core.spec import EndpointCreate, EndpointSpec
+
+MAX_DOCUMENTS = 500
+
+
+class DocumentKind(StrEnum):
+    ENDPOINT = "endpoint"
+    MODEL = "model"
+    SECRET = "secret"
+    PROJECT = "project"
+
+
+class _Named(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=48)
+    project: str = Field(DEFAULT_PROJECT, max_length=15)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid name: use {NAME_RULE}")
+        return v
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str) -> str:
+        if not PROJECT_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid project name: use {PROJECT_RULE}")
+        return v
+
+
+class EndpointDocument(EndpointCreate):
+    """An endpoint as apply converges it: the whole spec (absent fields are the defaults)."""
+
+    name: str = Field(max_length=48, description=f"unique in its project; {NAME_RULE}")
+
+    def create(self) -> EndpointCreate:
+        return EndpointCreate.model_validate(self.model_dump(exclude_unset=True))
+
+
+class ModelDocument(_Named):
+    """A model pushed from `path` (a folder, file or archive; relative to the manifest)."""
+
+    path: str = Field(min_length=1, max_length=4096)
+    framework: str | None = Field(None, pattern=r"^[a-z][a-z0-9_.-]{1,31}$")
+
+
+class SecretDocument(_Named):
+    """A secret by reference. `value` is what the client resolved; it travels in the
+    request only and is never part of a plan, a log, an event or an answer."""
+
+    from_env: str | None = Field(None, max_length=256, description="an environment variable")
+    from_file: str | None = Field(None, max_length=4096, description="a file (its content)")
+    value: str | None = Field(None, repr=False, description="set by the client, never stored")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretDocument:
+        if self.from_env is not None and self.from_file is not None:
+            raise ValueError("give `from_env` or `from_file`, not both")
+        if self.from_env is None and self.from_file is None and self.value is None:
+            raise ValueError("a secret needs `from_env: VAR` or `from_file: PATH`")
+        return self
+
+
+class ProjectDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=15)
+    description: str | None = Field(None, max_length=1000)
+    quotas: QuotasModel = Field(default_factory=QuotasModel)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not PROJECT_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid project name: use {PROJECT_RULE}")
+        return v
+
+
+Document = EndpointDocument | ModelDocument | SecretDocument | ProjectDocument
+
+_BY_KIND: dict[DocumentKind, type[BaseModel]] = {
+    DocumentKind.ENDPOINT: EndpointDocument,
+    DocumentKind.MODEL: ModelDocument,
+    DocumentKind.SECRET: SecretDocument,
+    DocumentKind.PROJECT: ProjectDocument,
+}
+
+
+def kind_of(document: Document) -> DocumentKind:
+    return next(k for k, cls in _BY_KIND.items() if type(document) is cls)
+
+
+def parse_document(raw: Any, index: int) -> Document:
+    """One document; `Invalid` naming `documents[index].field` when it is not valid."""
+    where = f"documents[{index}]"
+    if not isinstance(raw, dict):
+        raise Invalid(f"a document is a mapping, not {type(raw).__name__}", field=where)
+    body = dict(raw)
+    kind = body.pop("kind", DocumentKind.ENDPOINT.value)
+    try:
+        cls = _BY_KIND[DocumentKind(kind)]
+    except (ValueError, TypeError):
+        known = ", ".join(k.value for k in DocumentKind)
+        raise Invalid(
+            f"{kind!r} is not a kind of document: use {known}", field=f"{where}.kind"
+        ) from None
+    try:
+        document = cls.model_validate(body)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(part) for part in first.get("loc", ()))
+        if first.get("type") == "extra_forbidden":
+            message = "unknown field"
+        else:
+            message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        raise Invalid(message, field=f"{where}.{loc}" if loc else where) from None
+    assert isinstance(document, EndpointDocument | ModelDocument | SecretDocument | ProjectDocument)
+    return document
+
+
+def parse_documents(raw: Sequence[Any]) -> list[Document]:
+    if len(raw) > MAX_DOCUMENTS:
+        raise Invalid(f"at most {MAX_DOCUMENTS} documents at once", field="documents")
+    documents = [parse_document(item, i) for i, item in enumerate(raw)]
+    seen: dict[tuple[DocumentKind, str, str], int] = {}
+    for i, doc in enumerate(documents):
+        project = doc.name if isinstance(doc, ProjectDocument) else doc.project
+        key = (kind_of(doc), project, doc.name)
+        if key in seen:
+            raise Invalid(
+                f"{key[0].value} {doc.name!r} of project {project!r} is also "
+                f"documents[{seen[key]}]",
+                field=f"documents[{i}].name",
+            )
+        seen[key] = i
+    return documents
+
+
+def document_dict(document: Document) -> dict[str, Any]:
+    """A document as JSON, with its `kind` (what the API accepts)."""
+    return {"kind": kind_of(document).value, **document.model_dump(mode="json", exclude_unset=True)}
+
+
+def export_document(spec: EndpointSpec, manager_label: str = "managed-by") -> dict[str, Any]:
+    """`spec` as the endpoint document apply accepts: `kind`, `name`, and the fields that
+    differ from their defaults (nested blocks likewise). The `managed-by` label is apply's
+    own: left out, so that applying the export under any manager changes nothing else."""
+    body = spec.model_dump(mode="json", exclude_defaults=True)
+    labels = {k: v for k, v in spec.labels.items() if k != manager_label}
+    body.pop("labels", None)
+    if labels:
+        body["labels"] = labels
+    return {"kind": DocumentKind.ENDPOINT.value, "name": spec.name, **body}

@@ -1,0 +1,211 @@
+"""POST /apply and GET /endpoints/{name}/export: plans, convergence, prune, access, 422s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from podium.api import ApiContext
+from podium.core.access import Scope
+from tests.unit.api.conftest import make_token, push, spec
+
+APPLY = "/api/v1/apply"
+
+
+def _apply(client: TestClient, *docs: dict[str, Any], **params: Any) -> dict[str, Any]:
+    params.setdefault("dry_run", False)
+    body = {"documents": list(docs)}
+    if "managed_by" in params:
+        body["managed_by"] = params.pop("managed_by")
+    r = client.post(APPLY, params=params, json=body)
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def _actions(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(c["action"], c["name"]) for c in plan["changes"]]
+
+
+def _fields(change: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    return {f["field"]: (f["old"], f["new"]) for f in change["fields"]}
+
+
+@pytest.fixture
+def models(client: TestClient) -> TestClient:
+    assert push(client, "iris", b"v1", filename="m.skops").status_code == 201
+    return client
+
+
+def test_each_kind_of_change_and_a_second_apply_changes_nothing(models: TestClient) -> None:
+    client = models
+    plan = _apply(client, spec("iris-a"), spec("iris-b"), dry_run=True)
+    assert _actions(plan) == [("create", "iris-a"), ("create", "iris-b")]
+    assert plan["changed"] and plan["dry_run"] and plan["summary"]["create"] == 2
+    assert client.get("/api/v1/endpoints/iris-a").status_code == 404  # a dry run
+    create = _fields(plan["changes"][0])
+    assert create["model"] == (None, "iris")
+    assert create["labels.managed-by"] == (None, "podium-apply")
+
+    assert _actions(_apply(client, spec("iris-a"), spec("iris-b"))) == [
+        ("create", "iris-a"),
+        ("create", "iris-b"),
+    ]
+    again = _apply(client, spec("iris-a"), spec("iris-b"))
+    assert _actions(again) == [("no_change", "iris-a"), ("no_change", "iris-b")]
+    assert not again["changed"] and again["summary"]["no_change"] == 2
+
+    scaled = spec("iris-a", scaling={"max_replicas": 3})
+    revised = spec("iris-b", env={"MODE": "fast"})
+    plan = _apply(client, scaled, revised, dry_run=True)
+    assert _actions(plan) == [("update_in_place", "iris-a"), ("update_revision", "iris-b")]
+    assert _fields(plan["changes"][0]) == {"scaling.max_replicas": (1, 3)}
+    assert _fields(plan["changes"][1]) == {"env.MODE": (None, "fast")}
+
+    _apply(client, scaled, revised)
+    a = client.get("/api/v1/endpoints/iris-a").json()
+    b = client.get("/api/v1/endpoints/iris-b").json()
+    assert (a["revision"], a["spec"]["scaling"]["max_replicas"]) == (1, 3)
+    assert (b["revision"], b["spec"]["env"]) == (2, {"MODE": "fast"})
+    assert _actions(_apply(client, scaled, revised)) == [
+        ("no_change", "iris-a"),
+        ("no_change", "iris-b"),
+    ]
+
+    # The document is the whole spec: what it leaves out goes back to the default.
+    plan = _apply(client, spec("iris-a"), revised)
+    assert _fields(plan["changes"][0]) == {"scaling.max_replicas": (3, 1)}
+
+
+def test_a_new_model_version_is_a_new_revision(models: TestClient) -> None:
+    _apply(models, spec("iris-a"))
+    assert push(models, "iris", b"v2", filename="m.skops").status_code == 201
+    plan = _apply(models, spec("iris-a"), dry_run=True)
+    assert _actions(plan) == [("update_revision", "iris-a")]
+    assert _fields(plan["changes"][0]) == {"model_ref": ("iris:1", "iris:2")}
+
+
+def test_prune_deletes_only_what_the_same_manager_made(models: TestClient) -> None:
+    client = models
+    _apply(client, spec("kept"), spec("old"))
+    _apply(client, spec("theirs"), managed_by="other-tool")
+    assert client.post("/api/v1/endpoints", json=spec("by-hand")).status_code == 201
+
+    plan = _apply(client, spec("kept"), prune=True, dry_run=True)
+    assert _actions(plan) == [("no_change", "kept"), ("delete", "old")]
+    assert _actions(_apply(client, spec("kept"))) == [("no_change", "kept")]  # no prune
+    _apply(client, spec("kept"), prune=True)
+    status = {
+        n: client.get(f"/api/v1/endpoints/{n}").json()["status"]
+        for n in ("kept", "old", "theirs", "by-hand")
+    }
+    assert status["old"] == "deleting"
+    assert {status["kept"], status["theirs"], status["by-hand"]}.isdisjoint({"deleting"})
+
+
+def test_export_then_apply_changes_nothing(models: TestClient) -> None:
+    client = models
+    doc = spec(
+        "iris-x",
+        scaling={"min_replicas": 0, "max_replicas": 4},
+        env={"A": "1", "B": {"value": "2", "disabled": True}},
+        labels={"team": "ml"},
+        readiness={"kind": "tcp", "success_threshold": 2},
+        resources={"cpus": 1, "memory": "1Gi"},
+    )
+    _apply(client, doc)
+    r = client.get("/api/v1/endpoints/iris-x/export")
+    assert r.status_code == 200, r.text
+    exported = r.json()
+    assert exported["kind"] == "endpoint" and exported["name"] == "iris-x"
+    assert "revision" not in exported and "status" not in exported
+    assert "managed-by" not in exported.get("labels", {})
+    assert exported["scaling"] == {"min_replicas": 0, "max_replicas": 4}
+    assert "max_queue" not in exported  # defaults are left out
+    assert _actions(_apply(client, exported, dry_run=True)) == [("no_change", "iris-x")]
+
+    # One made by hand: its export brings it under apply, which adds only its label.
+    assert client.post("/api/v1/endpoints", json=spec("iris-h", timeout_s=9)).status_code == 201
+    exported = client.get("/api/v1/endpoints/iris-h/export").json()
+    plan = _apply(client, exported, dry_run=True)
+    assert _fields(plan["changes"][0]) == {"labels.managed-by": (None, "podium-apply")}
+
+
+def test_secrets_and_projects_and_values_never_shown(models: TestClient) -> None:
+    client = models
+    secret = {"kind": "secret", "name": "hf-token", "project": "team", "value": "s3cr3t-v4lue"}
+    project = {"kind": "project", "name": "team", "quotas": {"max_endpoints": 3}}
+    plan = _apply(client, secret, project)
+    assert _actions(plan) == [("create", "team"), ("create", "hf-token")]
+    assert "s3cr3t" not in str(plan)
+    assert _fields(plan["changes"][1]) == {"value": (None, "(sensitive)")}
+    again = _apply(client, secret, project)
+    assert _actions(again) == [("no_change", "team"), ("no_change", "hf-token")]
+    plan = _apply(client, {**secret, "value": "n3w"}, {**project, "quotas": {}})
+    assert _actions(plan) == [("update_in_place", "team"), ("update_in_place", "hf-token")]
+    assert _fields(plan["changes"][0]) == {"quotas.max_endpoints": (3, None)}
+    assert "n3w" not in str(plan)
+    assert [s["name"] for s in client.get("/api/v1/secrets?project=team").json()] == ["hf-token"]
+    audit = client.get("/api/v1/audit")
+    assert audit.status_code == 200, audit.text
+    assert '"action":"apply.create"' in audit.text  # the audit trail holds the plans
+    assert "s3cr3t" not in audit.text and "n3w" not in audit.text
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"model": "iris", "framework": "sklearn"}, "documents[1].name"),
+        ({"name": "iris-a", "model": "iris", "replicas": 2}, "documents[1].replicas"),
+        ({"kind": "thing", "name": "x"}, "documents[1].kind"),
+        (["not", "a", "mapping"], "documents[1]"),
+        ({"name": "iris-a", "model": "iris", "project": "ghost"}, "documents[1].project"),
+        ({"name": "iris-a", "model": "ghost", "framework": "sklearn"}, "documents[1].model"),
+        ({"name": "iris-a", "model": "iris", "framework": "nope"}, "documents[1].framework"),
+        ({"kind": "secret", "name": "tok"}, "documents[1]"),
+        ({"kind": "model", "name": "iris", "path": "./m"}, "documents[1].kind"),
+        (
+            {"name": "iris-a", "model": "iris", "scaling": {"max_replicas": 0}},
+            "documents[1].scaling.max_replicas",
+        ),
+    ],
+)
+def test_bad_documents_are_refused_naming_the_field(
+    models: TestClient, doc: Any, field: str
+) -> None:
+    r = models.post(APPLY, json={"documents": [spec("fine-one"), doc]})
+    # an unknown model or project is a 404, as a create says it
+    assert r.status_code == (404 if "ghost" in str(doc) else 422), r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["field"] == field, r.json()
+    assert models.get("/api/v1/endpoints/fine-one").status_code == 404  # nothing changed
+
+
+def test_an_apply_never_escalates(models: TestClient, ctx: ApiContext) -> None:
+    token = make_token(ctx.db, "team-only", (Scope.DEPLOY,), projects=("team",), tokens=ctx.tokens)
+    assert models.post("/api/v1/projects", json={"name": "team"}).status_code == 201
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {
+        "documents": [
+            {"kind": "secret", "name": "tok", "project": "team", "value": "v"},
+            spec("iris-a"),
+        ]
+    }
+    r = models.post(APPLY, json=body, headers=headers)
+    assert r.status_code == 403, r.text
+    assert "'default'" in r.json()["detail"]
+    r = models.post(
+        APPLY, json={"documents": [{"kind": "project", "name": "team"}]}, headers=headers
+    )
+    assert r.status_code == 403
+    r = models.post(APPLY, json={"documents": body["documents"][:1]}, headers=headers)
+    assert r.status_code == 200, r.text
+
+
+def test_the_default_project_takes_quotas_too(client: TestClient) -> None:
+    doc = {"kind": "project", "name": "default", "quotas": {"max_replicas": 5}}
+    assert _actions(_apply(client, doc)) == [("update_in_place", "default")]
+    assert _actions(_apply(client, doc)) == [("no_change", "default")]
+    assert client.get("/api/v1/projects/default").json()["quotas"]["max_replicas"] == 5

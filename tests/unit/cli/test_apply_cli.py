@@ -1,0 +1,118 @@
+"""`podium plan` / `apply` / `export` against the real API (in-process server)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from podium.artifacts.hashing import sha256_tree
+from podium.client._apply import content_digest
+from tests.unit.cli.conftest import Cli
+
+MANIFEST = """\
+kind: model
+name: iris
+path: {model}
+framework: sklearn
+---
+kind: secret
+name: api-key
+from_env: APPLY_TEST_KEY
+---
+name: iris
+model: iris
+env_from_secrets: {{KEY: api-key}}
+scaling: {{max_replicas: 2}}
+"""
+
+
+def _write(tmp_path: Path, model_dir: Path, text: str = MANIFEST) -> Path:
+    path = tmp_path / "podium.yaml"
+    path.write_text(text.format(model=model_dir.relative_to(tmp_path)))
+    return path
+
+
+def test_plan_apply_twice_and_export_round_trip(
+    cli: Cli, tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APPLY_TEST_KEY", "very-secret-value")
+    manifest = _write(tmp_path, model_dir)
+
+    plan = cli("plan", "-f", str(manifest))
+    assert plan.exit_code == 2, plan.output  # changes
+    lines = plan.stdout.splitlines()
+    assert "+ create model iris" in lines
+    assert "+ create secret api-key" in lines
+    assert "+ create endpoint iris" in lines
+    assert "    scaling.max_replicas: (none) → 2" in lines
+    assert "    value: (none) → (sensitive)" in lines
+    assert "very-secret-value" not in plan.output
+    assert lines[-1] == "Plan: 3 to create, 0 to update, 0 to delete."
+
+    refused = cli("apply", "-f", str(manifest))  # not a TTY, no --yes
+    assert refused.exit_code == 1
+    assert "pass --yes" in refused.stderr
+
+    done = cli("apply", "-f", str(tmp_path), "--yes")  # a folder of *.yaml works too
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines()[-1] == "Applied: 3 created, 0 updated, 0 deleted."
+    pushes = [r for r in cli.api.requests if r.startswith("POST /api/v1/models/iris/versions")]
+    assert len(pushes) == 1
+
+    again = cli("apply", "-f", str(manifest), "--yes")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines()[0] == "No changes."
+    pushes = [r for r in cli.api.requests if r.startswith("POST /api/v1/models/iris/versions")]
+    assert len(pushes) == 1  # the same folder is not uploaded again
+    assert cli("plan", "-f", str(manifest)).exit_code == 0
+
+    (model_dir / "extra.txt").write_text("changed")  # new content: a new version and revision
+    plan = cli("apply", "--dry-run", "-f", str(manifest))
+    assert plan.exit_code == 2, plan.output
+    assert "~ update model iris (new revision)" in plan.stdout
+    assert "~ update endpoint iris (new revision)" in plan.stdout
+
+    exported = cli("export", "iris")
+    assert exported.exit_code == 0, exported.output
+    doc = yaml.safe_load(exported.stdout)
+    assert doc["kind"] == "endpoint" and doc["scaling"] == {"max_replicas": 2}
+    out = tmp_path / "exported" / "all.yaml"
+    out.parent.mkdir()
+    assert cli("export", "--all", "-o", str(out)).exit_code == 0
+    assert cli("plan", "-f", str(out)).stdout == "No changes.\n"
+
+
+def test_errors_name_the_file_and_document(cli: Cli, tmp_path: Path) -> None:
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text("name: ok-one\nmodel: iris\n---\nname: iris\nmodel: iris\nreplicas: 2\n")
+    result = cli("plan", "-f", str(manifest))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: documents[1].replicas: unknown field")
+    assert f"(in {manifest}, document 2)" in result.stderr
+    assert cli("plan", "-f", str(tmp_path / "missing.yaml")).exit_code == 1
+    manifest.write_text("kind: secret\nname: tok\nvalue: written-down\n")
+    result = cli("plan", "-f", str(manifest))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: documents[0].value: a secret's value is never written")
+    assert cli("export").exit_code == 1
+
+
+def test_the_client_digest_is_the_servers(tmp_path: Path) -> None:
+    folder = tmp_path / "plain"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("a")
+    (folder / "sub" / "b.bin").write_bytes(b"\0b")
+    assert content_digest(folder) == sha256_tree(folder).sha256
+    wrapped = tmp_path / "outer"
+    (wrapped / "inner").mkdir(parents=True)
+    (wrapped / "inner" / "m.bin").write_bytes(b"x")
+    assert content_digest(wrapped) == sha256_tree(wrapped / "inner").sha256
+    one = tmp_path / "model.onnx"
+    one.write_bytes(b"onnx")
+    assert content_digest(one) == sha256_tree(one).sha256
+    archive = tmp_path / "m.tar.gz"
+    archive.write_bytes(hashlib.sha256(b"").digest())
+    assert content_digest(archive) is None
