@@ -116,3 +116,19 @@ def test_resources_size_the_endpoint_and_count_in_the_quota(client: TestClient, 
     over = client.post(f"{EP}/iris-ep/scale", json={"min_replicas": 3, "max_replicas": 3})
     assert over.status_code == 409, over.text
     assert over.json()["field"] == "max_cpus"
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"resources": {"gpus": NODE.gpus + 1}}, "documents[0].resources.gpus"),
+        ({"env": {"API_KEY": {"required": True}}}, "documents[0].env.API_KEY"),
+    ],
+)
+def test_a_dry_run_apply_checks_size_and_required_env(
+    client: TestClient, iris: None, doc: dict[str, Any], field: str
+) -> None:
+    r = client.post(
+        "/api/v1/apply", params={"dry_run": True}, json={"documents": [{**spec(), **doc}]}
+    )
+    _refused(r, field)
