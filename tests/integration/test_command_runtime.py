@@ -109,3 +109,48 @@ def test_missing_preset_fails_at_once(server: ServerProcess, byo_model: str) -> 
         events = c.events("llm")
     assert "vllm is not installed on this backend (no `vllm` program on PATH)" in reason
     assert not [e for e in events if e.kind in _REPLICA_EVENTS]  # nothing started, no restarts
+
+
+def test_tcp_readiness_exec_liveness_and_env_flags(
+    server: ServerProcess, byo_model: str, tmp_path: Path
+) -> None:
+    """Probes of other kinds keep a real replica routed (the exec liveness probe checks the
+    replica's port and leaves a mark each time it runs), and a disabled env entry never
+    reaches the replica while a plain one does."""
+    marks = tmp_path / "liveness-runs"
+    check = (
+        "import os, socket, sys; "
+        "socket.create_connection(('127.0.0.1', int(os.environ['PORT'])), 2).close(); "
+        "open(sys.argv[1], 'a').write('x')"
+    )
+    spec = _byo_spec(
+        "byo-kinds",
+        byo_model,
+        env={"BYO_PLAIN": "seen", "BYO_HIDDEN": {"value": "never", "disabled": True}},
+        readiness={"kind": "tcp", "period_s": 0.5},
+        liveness={
+            "kind": "exec",
+            "command": [sys.executable, "-c", check, str(marks)],
+            "period_s": 0.5,
+        },
+    )
+    with server.client() as c:
+        c.deploy(spec)
+        wait_running(c, "byo-kinds", timeout=60)
+    url = f"{server.url}/endpoints/byo-kinds"
+    env = httpx.get(f"{url}/env", headers=server.headers, timeout=30)
+    assert env.status_code == 200, env.text
+    assert env.json() == {"BYO_PLAIN": "seen"}
+    wait_until(
+        lambda: marks.exists() and len(marks.read_text()) >= 3,
+        timeout=30,
+        what="three exec liveness probes",
+    )
+    answer = httpx.post(f"{url}/x", content=b"hi", headers=server.headers, timeout=30)
+    assert answer.status_code == 200 and answer.json()["body"] == "hi"
+    with server.client() as c:
+        ep = c.endpoint("byo-kinds")
+        kinds = [e.kind for e in c.events("byo-kinds")]
+    assert ep.ready_replicas == 1
+    assert kinds.count(EventKind.REPLICA_READY) == 1
+    assert EventKind.REPLICA_UNHEALTHY not in kinds and EventKind.REPLICA_RESTARTED not in kinds

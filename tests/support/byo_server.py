@@ -5,6 +5,7 @@
 Listens on 127.0.0.1:$PORT (or --port) and serves the model folder $PODIUM_MODEL_PATH:
 
 - GET /health: 200 {"ok": true}, or 503 with --fail-health
+- GET /env: 200 {NAME: value} of its environment's BYO_* variables
 - GET anything else: 200 {"method", "path", "model_file"}
 - POST anything: 200 {"method", "path", "body", "model_file", "env"}: the body as text,
   `model_file` the content of message.txt in the model folder, `env` the value of $BYO_ECHO
@@ -37,6 +38,9 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(503, {"ok": False})
             else:
                 self._send(200, {"ok": True})
+            return
+        if self.path == "/env":
+            self._send(200, {k: v for k, v in os.environ.items() if k.startswith("BYO_")})
             return
         self._send(200, {"method": "GET", "path": self.path, "model_file": self._model_file()})
 

@@ -203,6 +203,8 @@ class LocalBackend:
                 popen=popen,
                 memory_mb=launch.instance_type.memory_mb,
                 instance_type=launch.instance_type.name,
+                cpus=launch.instance_type.cpus,
+                gpus=launch.instance_type.gpus,
                 start_mode="spawn" if forked is None else "fork",
                 launched_at=launched_at,
             )
@@ -282,6 +284,8 @@ class LocalBackend:
                 popen=popen,
                 memory_mb=launch.instance_type.memory_mb,
                 instance_type=launch.instance_type.name,
+                cpus=launch.instance_type.cpus,
+                gpus=launch.instance_type.gpus,
             )
             self._add(replica)
             self._prune_logs(launch.endpoint)
@@ -460,7 +464,9 @@ class LocalBackend:
         types, targets = self._settings.instance_types, {}
         for r in found:
             kind = types.get(r.instance_type)
-            cpus, gpus = (kind.cpus, kind.gpus) if kind is not None else (None, None)
+            cpus, gpus = r.cpus, r.gpus
+            if cpus is None and kind is not None:  # adopted: its instance type's
+                cpus, gpus = kind.cpus, kind.gpus
             targets[r.replica_id] = Target(r.pid, cpus, gpus)
         return self._meter.measure(targets)
 

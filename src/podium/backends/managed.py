@@ -35,6 +35,8 @@ class ManagedReplica:
     proc: psutil.Process | None = None  # adopted: exit detection via psutil
     memory_mb: int | None = None
     instance_type: str = ""
+    cpus: float | None = None  # its size, when it was started here (adopted: by type name)
+    gpus: int | None = None
     stop_deadline: float | None = None  # set by stop(); SIGKILL once passed
     escalated: bool = False
     kill_reason: ExitReason | None = None  # set by kill() and by the memory check

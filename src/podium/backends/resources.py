@@ -16,8 +16,10 @@ on (NVML reports utilisation per device: two replicas sharing a device both show
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from typing import Any
 import psutil
 
 from podium.backends.base import ReplicaResources
+from podium.core.resources_spec import NodeCapacity
 
 log = logging.getLogger("podium.backends")
 
@@ -71,6 +74,16 @@ class Gpus:
     @property
     def present(self) -> bool:
         return self._nvml is not None
+
+    def device_count(self) -> int:
+        """How many GPUs NVML sees; 0 without NVML or when it cannot tell."""
+        if self._nvml is None:
+            return 0
+        try:
+            return int(self._nvml.nvmlDeviceGetCount())
+        except Exception as e:  # NVMLError: no GPU after all
+            log.info("NVML could not count GPUs (%s): none", e)
+            return 0
 
     def scan(self) -> list[_Device]:
         """Each device's utilisation and the GPU memory of each compute process on it;
@@ -185,3 +198,15 @@ class ResourceMeter:
         with self._lock:
             if self._gpus is not None:
                 self._gpus.close()
+
+
+@functools.cache
+def node_capacity() -> NodeCapacity:
+    """This machine's CPUs, memory and GPUs (NVML; none without it), measured once."""
+    gpus = Gpus.load()
+    try:
+        count = gpus.device_count()
+    finally:
+        gpus.close()
+    memory_mb = psutil.virtual_memory().total // (1024 * 1024)
+    return NodeCapacity(cpus=os.cpu_count() or 1, memory_mb=memory_mb, gpus=count)

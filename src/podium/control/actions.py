@@ -139,7 +139,7 @@ class Actuator:
             revision=rev.number,
             runtime=spec.framework,
             model=model,
-            instance_type=self.settings.instance_type(spec.instance_type),
+            instance_type=self.settings.replica_size(spec),
             task=spec.task,
             env={**env_values(spec.env), **secrets.env},
             max_concurrency=spec.max_concurrency,
@@ -200,14 +200,21 @@ class Actuator:
 
     def _instance_type(self, endpoint: str, revision: int) -> str:
         spec = self.journal.revision_spec(endpoint, revision)
-        return spec.instance_type if spec is not None else "unknown"
+        if spec is None:
+            return "unknown"
+        try:
+            return self.settings.replica_size(spec).name  # "custom" for `resources`
+        except PodiumError:
+            return spec.instance_type
 
     # ------------------------------------------------------------------ state changes
 
-    def became_ready(self, r: TrackedReplica) -> None:
+    def became_ready(self, r: TrackedReplica, how: str = "") -> None:
+        """`how`: a note for the event (e.g. readiness probes are off)."""
         now = self.clock.monotonic()
         r.state, r.ready_at, r.was_ready = ReplicaState.READY, now, True
         r.readiness_failures = r.liveness_failures = 0
+        r.readiness_successes = r.liveness_successes = 0
         self.journal.save(r)
         took = now - r.starting_since
         mode, phases = self._start_phases(r.replica_id)
@@ -216,7 +223,8 @@ class Actuator:
             r.endpoint,
             EventKind.REPLICA_READY,
             f"replica {r.replica_id} ready after {took:.2f}s"
-            + (f" ({mode}: {detail})" if phases else ""),
+            + (f" ({mode}: {detail})" if phases else "")
+            + (f" ({how})" if how else ""),
             replica_id=r.replica_id,
             revision=r.revision,
             ready_s=round(took, 3),

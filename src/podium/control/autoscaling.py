@@ -211,8 +211,11 @@ class Autoscaling:
         return endpoint_usage(ep.status, ep.desired_replicas, cpus, gpus)
 
     def _per_replica(self, ep: EndpointRecord) -> tuple[float, int]:
-        itype = self.settings.instance_types.get(ep.spec.instance_type)
-        return (itype.cpus, itype.gpus) if itype is not None else (0.0, 0)
+        try:
+            itype = self.settings.replica_size(ep.spec)
+        except PodiumError:  # a type these settings do not know any more
+            return (0.0, 0)
+        return (itype.cpus, itype.gpus)
 
     def _one(
         self,
@@ -346,7 +349,7 @@ class Autoscaling:
             if not rules:
                 continue
             try:
-                itype = self.settings.instance_type(ep.spec.instance_type)
+                itype = self.settings.replica_size(ep.spec)
             except PodiumError:
                 continue
             for r in by_endpoint.get(ep.name, []):

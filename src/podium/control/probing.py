@@ -2,7 +2,10 @@
 
 Each pass probes the replicas whose probe is due, all at once (`health.probe`): a starting
 replica is polled often until it is ready (or its readiness timeout ends); a ready one is
-asked for liveness (restarts) and readiness (routing). A replica that answers no liveness
+asked for liveness (restarts) and readiness (routing). A probe is HTTP, TCP or exec
+(`health.run_probe`); `success_threshold` passes in a row turn a failing one back; a probe
+that is off passes (readiness off: a starting replica is ready once its port accepts a
+connection). A replica that answers no liveness
 probe for the endpoint's timeout plus the grace is hung (its event loop is blocked); one
 that says a call has run too long is hung too. The effects go through the `Actuator`.
 """
@@ -14,18 +17,21 @@ import asyncio
 import httpx
 
 from podium.control.actions import Actuator
-from podium.control.health import ProbeResult, probe
+from podium.control.health import ProbeResult, run_probe, tcp_probe
 from podium.control.journal import Journal
 from podium.control.state import ControllerState
 from podium.control.tracked import TrackedReplica
 from podium.core.clock import Clock
 from podium.core.phases import ExitReason, ReplicaState
+from podium.core.probe_spec import ProbeKind, ProbeSpec
 from podium.core.settings import ControlSettings
 from podium.core.spec import EndpointSpec
 from podium.runtimes.presets import DEFAULT_LIVENESS, probe_specs
 from podium.store.db import Database
 
 STARTING_PROBE_S = 0.05  # a starting replica is polled this often (connection refused is cheap)
+PASSED = ProbeResult(ok=True)  # the answer of a probe that is off
+READINESS_OFF = "readiness probe disabled: ready once its port accepted a connection"
 
 
 class Probing:
@@ -71,29 +77,11 @@ class Probing:
         # External servers (command, vllm, …) are probed on their health route.
         ready_p, live_p = probe_specs(spec, self.journal.revision_spec(r.endpoint, r.revision))
         if r.state is ReplicaState.STARTING:
-            if now - r.starting_since < ready_p.initial_delay_s:
-                r.next_probe = r.starting_since + ready_p.initial_delay_s
-                return
-            res = await probe(http, r.base_url + ready_p.path, ready_p.timeout_s)
-            r.next_probe = self.clock.monotonic() + min(ready_p.period_s, STARTING_PROBE_S)
-            if not res.timed_out:
-                r.unanswered_since = None  # it answered: its event loop runs
-            if res.ok:
-                self.act.became_ready(r)
-            elif res.timed_out and self._hung_for(r, spec, now) is not None:
-                await self._no_answer(r, spec, now, res)  # taken out of routing, still silent
-            elif now - r.starting_since > self.cfg.ready_timeout_s:
-                await self.act.kill(
-                    r,
-                    ExitReason.UNHEALTHY,
-                    f"not ready after {self.cfg.ready_timeout_s:g}s ({res.detail})",
-                )
+            await self._starting(http, r, spec, ready_p, now)
             return
         # Ready: liveness decides restarts, readiness decides routing.
-        hung_after = self._hung_after(spec, live_p.path)
         live, ready = await asyncio.gather(
-            probe(http, r.base_url + live_p.path, live_p.timeout_s, hung_after),
-            probe(http, r.base_url + ready_p.path, ready_p.timeout_s),
+            self._liveness(http, r, spec, live_p), self._readiness(http, r, ready_p)
         )
         r.next_probe = self.clock.monotonic() + min(ready_p.period_s, live_p.period_s)
         if live.timed_out and r.unanswered_since is None:
@@ -103,7 +91,55 @@ class Probing:
         if live.timed_out and self._hung_for(r, spec, now) is not None:
             await self._no_answer(r, spec, now, live)
             return
-        await self._count(r, live, ready, live_p.failure_threshold, ready_p.failure_threshold)
+        await self._count(r, live, ready, live_p, ready_p)
+
+    async def _starting(
+        self,
+        http: httpx.AsyncClient,
+        r: TrackedReplica,
+        spec: EndpointSpec,
+        ready_p: ProbeSpec,
+        now: float,
+    ) -> None:
+        """A starting replica: ready after `success_threshold` readiness passes in a row
+        (polled often until the first), killed once the ready timeout has passed."""
+        if now - r.starting_since < ready_p.initial_delay_s:
+            r.next_probe = r.starting_since + ready_p.initial_delay_s
+            return
+        res = await self._readiness(http, r, ready_p)
+        r.readiness_successes = r.readiness_successes + 1 if res.ok else 0
+        period = ready_p.period_s if r.readiness_successes else STARTING_PROBE_S
+        r.next_probe = self.clock.monotonic() + min(ready_p.period_s, period)
+        if not res.timed_out:
+            r.unanswered_since = None  # it answered: its event loop runs
+        if res.ok and r.readiness_successes >= ready_p.success_threshold:
+            self.act.became_ready(r, "" if ready_p.enabled else READINESS_OFF)
+        elif res.timed_out and self._hung_for(r, spec, now) is not None:
+            await self._no_answer(r, spec, now, res)  # taken out of routing, still silent
+        elif now - r.starting_since > self.cfg.ready_timeout_s:
+            why = res.detail or f"{r.readiness_successes} of {ready_p.success_threshold} passes"
+            await self.act.kill(
+                r, ExitReason.UNHEALTHY, f"not ready after {self.cfg.ready_timeout_s:g}s ({why})"
+            )
+
+    async def _readiness(
+        self, http: httpx.AsyncClient, r: TrackedReplica, p: ProbeSpec
+    ) -> ProbeResult:
+        """The readiness probe; with it off, a starting replica is ready once its port
+        accepts a connection, and a ready one stays routed."""
+        if not p.enabled:
+            if r.state is ReplicaState.READY:
+                return PASSED
+            return await tcp_probe(r.host, r.port, p.timeout_s)
+        return await run_probe(http, p, r.host, r.port)
+
+    async def _liveness(
+        self, http: httpx.AsyncClient, r: TrackedReplica, spec: EndpointSpec, p: ProbeSpec
+    ) -> ProbeResult:
+        """The liveness probe; with it off, a pass (no restart, no hang detection)."""
+        if not p.enabled:
+            return PASSED
+        return await run_probe(http, p, r.host, r.port, self._hung_after(spec, p))
 
     def _hung_limit_s(self, spec: EndpointSpec) -> float:
         """A call that runs this long is hung: the endpoint's timeout plus the grace."""
@@ -129,10 +165,11 @@ class Probing:
             {"unanswered_s": round(silent, 3), "limit_s": self._hung_limit_s(spec)},
         )
 
-    def _hung_after(self, spec: EndpointSpec, live_path: str) -> dict[str, str] | None:
+    def _hung_after(self, spec: EndpointSpec, live_p: ProbeSpec) -> dict[str, str] | None:
         """Ask a Podium replica's liveness route to say "hung" once a call has run past the
         endpoint's current timeout plus the grace (external servers are not asked)."""
-        if live_path != DEFAULT_LIVENESS:
+        own = live_p.kind is ProbeKind.HTTP and live_p.port is None
+        if not own or live_p.path != DEFAULT_LIVENESS:
             return None
         return {"hung_after_s": f"{self._hung_limit_s(spec):g}"}
 
@@ -141,22 +178,35 @@ class Probing:
         r: TrackedReplica,
         live: ProbeResult,
         ready: ProbeResult,
-        live_max: int,
-        ready_max: int,
+        live_p: ProbeSpec,
+        ready_p: ProbeSpec,
     ) -> None:
         # An unanswered probe is not a liveness failure: only its duration counts (hung).
         if not live.timed_out:
-            r.liveness_failures = 0 if live.ok else r.liveness_failures + 1
-        r.readiness_failures = 0 if ready.ok else r.readiness_failures + 1
+            r.liveness_failures, r.liveness_successes = _tally(
+                live.ok, r.liveness_failures, r.liveness_successes, live_p.success_threshold
+            )
+        r.readiness_failures, r.readiness_successes = _tally(
+            ready.ok, r.readiness_failures, r.readiness_successes, ready_p.success_threshold
+        )
         if live.hung:  # already past timeout + grace: no threshold to wait for
             await self.act.hung(r, live.detail, live.figures)
-        elif r.liveness_failures >= live_max:
+        elif r.liveness_failures >= live_p.failure_threshold:
             await self.act.kill(
                 r,
                 ExitReason.UNHEALTHY,
                 f"liveness probe failed {r.liveness_failures} times: {live.detail}",
             )
-        elif r.readiness_failures >= ready_max:
+        elif r.readiness_failures >= ready_p.failure_threshold:
             self.act.not_ready(
                 r, f"readiness probe failed {r.readiness_failures} times: {ready.detail}"
             )
+
+
+def _tally(ok: bool, failures: int, successes: int, needed: int) -> tuple[int, int]:
+    """(failures, successes) in a row after one answer: failures start over only once
+    `needed` passes in a row have come (`success_threshold`)."""
+    if not ok:
+        return failures + 1, 0
+    successes += 1
+    return (0 if successes >= needed else failures), successes

@@ -3,7 +3,8 @@
 `env_from_secrets` (ENV_VAR: secret) goes into the replica's environment;
 `model_source.token_secret` is the Hugging Face token of its `hf://` download. Secrets are
 the endpoint's project's (the project part of its key). A secret that does not exist fails
-the revision with a reason naming it (never a value); every value decrypted is added to
+the revision with a reason naming it (never a value), and the `required` variable it was to
+fill; every value decrypted is added to
 the journal's `core.redact.Secrets`, so it becomes `***` in whatever the controller writes.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 from podium.core import redact
 from podium.core.access import split_key
+from podium.core.env_spec import missing_required
 from podium.core.errors import Invalid
 from podium.core.spec import EndpointSpec
 from podium.store.db import Database
@@ -41,7 +43,8 @@ def resolve(
                 continue
             if not uow.secrets.exists(project, name):
                 raise Invalid(
-                    f"secret {name!r} ({where}) does not exist in project {project!r}",
+                    _required(spec, where)
+                    + f"secret {name!r} ({where}) does not exist in project {project!r}",
                     field=where,
                 )
             ciphertexts[name] = uow.secrets.get_ciphertext(project, name)
@@ -52,3 +55,11 @@ def resolve(
         env={var: values[name] for var, name in spec.env_from_secrets.items()},
         hf_token=None if token_name is None else values[token_name],
     )
+
+
+def _required(spec: EndpointSpec, where: str) -> str:
+    """ "required variable KEY has no value: " when `where` gives a required variable."""
+    key = where.removeprefix("env_from_secrets.")
+    if key == where or key not in missing_required(spec.env, {}):
+        return ""
+    return f"required variable {key} has no value: "

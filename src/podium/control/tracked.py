@@ -26,6 +26,8 @@ class TrackedReplica:
     next_probe: float = 0.0  # readiness while starting, liveness+readiness once ready
     readiness_failures: int = 0
     liveness_failures: int = 0
+    readiness_successes: int = 0  # passes in a row (`success_threshold`)
+    liveness_successes: int = 0
     drain_since: float | None = None
     starting_since: float = 0.0  # when it (re)entered STARTING: bounds the wait for readiness
     kill_detail: str | None = None  # why we killed it (liveness, readiness timeout)

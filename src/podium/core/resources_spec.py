@@ -10,11 +10,13 @@ machine has) and the project's quotas; the backend enforces memory as for instan
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from podium.core.bounds import AtMost
+from podium.core.errors import Invalid
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T)?B?\s*$")
 _MIB = {
@@ -59,3 +61,31 @@ class ResourcesSpec(BaseModel):
         if self.gpu_type is not None and self.gpus == 0:
             raise ValueError("`gpu_type` needs `gpus` of at least 1")
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCapacity:
+    """What the node replicas run on has: measured by the backend
+    (`backends.resources.node_capacity`), checked here."""
+
+    cpus: int
+    memory_mb: int
+    gpus: int = 0
+
+
+def check_fits(resources: ResourcesSpec, node: NodeCapacity) -> None:
+    """`Invalid` naming `resources.cpus|memory|gpus` when one replica could not fit on the
+    node at all (the quota is checked elsewhere)."""
+    if resources.cpus > node.cpus:
+        raise Invalid(
+            f"{resources.cpus:g} CPUs asked; this node has {node.cpus} CPUs",
+            field="resources.cpus",
+        )
+    if resources.memory > node.memory_mb:
+        raise Invalid(
+            f"{resources.memory} MiB of memory asked; this node has {node.memory_mb} MiB",
+            field="resources.memory",
+        )
+    if resources.gpus > node.gpus:
+        has = f"{node.gpus} GPUs" if node.gpus else "no GPU (none NVML could find)"
+        raise Invalid(f"{resources.gpus} GPUs asked; this node has {has}", field="resources.gpus")

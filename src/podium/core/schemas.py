@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from podium.core.access import DEFAULT_PROJECT, Visibility
 from podium.core.ids import PROJECT_RULE
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
-from podium.core.spec import EndpointSpec
+from podium.core.spec import EndpointSpec, InstanceType
 
 
 class ModelVersionPublic(BaseModel):
@@ -89,6 +89,11 @@ class EndpointPublic(BaseModel):
     desired_replicas: int
     ready_replicas: int
     replicas: list[ReplicaPublic] = Field(default_factory=list)
+    size: InstanceType | None = Field(
+        None,
+        description="one replica's size: its instance type, or `custom` (priced 0) for "
+        "`resources`; null: a type this server does not know",
+    )
     url: str
     created_at: datetime
     updated_at: datetime

@@ -343,6 +343,15 @@ class EndpointCreate(_SpecFields):
             raise ValueError(why)
         return v
 
+    @field_validator("resources")
+    @classmethod
+    def _one_size(cls, v: ResourcesSpec | None, info: ValidationInfo) -> ResourcesSpec | None:
+        """A field validator (not the model's), so that the 422 names `resources`."""
+        instance_type = info.data.get("instance_type")
+        if instance_type is not None and not is_stored(info):
+            check_size_fields(instance_type, v)
+        return v
+
     @field_validator("command")
     @classmethod
     def _command_block(cls, v: CommandSpec | None, info: ValidationInfo) -> CommandSpec | None:
@@ -361,7 +370,6 @@ class EndpointCreate(_SpecFields):
     def _size(self, info: ValidationInfo) -> Self:
         if is_stored(info):
             return self
-        check_size_fields(self.instance_type, self.resources)
         size = len(self.model_dump_json())
         if size > MAX_SPEC_BYTES:
             raise ValueError(

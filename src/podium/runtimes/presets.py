@@ -45,6 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from podium.core.errors import LoadError
+from podium.core.probe_spec import ProbeKind
 from podium.core.spec import CommandSpec, EndpointSpec, ProbeSpec
 
 COMMAND = "command"
@@ -291,16 +292,21 @@ def probe_specs(
     """Readiness and liveness probes for a replica of `served` (the spec of the replica's
     revision; default `spec`) under the endpoint's current `spec`.
 
-    Timings come from `spec`; for external servers, paths left at the replica defaults
-    become the server's health route.
+    Timings come from `spec`; for external servers, the paths of HTTP probes of the
+    replica's own port left at the replica defaults become the server's health route.
     """
     source = served if served is not None else spec
     route = health_route(source.framework, source.command)
     ready, live = spec.readiness, spec.liveness
     if route is None:
         return ready, live
-    if ready.path == DEFAULT_READINESS:
+    if _own_http(ready) and ready.path == DEFAULT_READINESS:
         ready = ready.model_copy(update={"path": route})
-    if live.path == DEFAULT_LIVENESS:
+    if _own_http(live) and live.path == DEFAULT_LIVENESS:
         live = live.model_copy(update={"path": route})
     return ready, live
+
+
+def _own_http(p: ProbeSpec) -> bool:
+    """An HTTP probe of the replica's own port (the only kind whose path is the server's)."""
+    return p.kind is ProbeKind.HTTP and p.port is None

@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 import pytest
 
-from podium.backends.resources import Gpus, ResourceMeter, Target
+from podium.backends.resources import Gpus, ResourceMeter, Target, node_capacity
 from podium.core.spec import InstanceType
 from tests.support.memory_tree import MiB, parent_with_a_hungry_child
 from tests.unit.backends.conftest import SyncLocal, launch, wait_for
@@ -143,6 +143,23 @@ def test_a_failing_nvml_scan_gives_no_figures_this_time(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
     got = ResourceMeter().measure({"me": Target(os.getpid())})["me"]
     assert got.gpu_util_percent is None and got.rss_bytes > 0
+
+
+def test_node_capacity_counts_nvml_gpus_and_none_without_nvml(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The node's figures the API checks `resources` against (`node_capacity`, measured
+    once per process: the cache is bypassed here)."""
+    measure = node_capacity.__wrapped__
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    bare = measure()
+    assert bare.gpus == 0 and bare.cpus == os.cpu_count() and bare.memory_mb > 0
+    nvml = fake_nvml([(0, []), (0, [])])
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    assert measure().gpus == 2
+    assert nvml.calls == ["init", "shutdown"]
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([(0, [])], init_fails=True))
+    assert measure().gpus == 0
 
 
 # ---------------------------------------------------------------- the local backend

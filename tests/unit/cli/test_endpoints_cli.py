@@ -343,3 +343,17 @@ def test_scale_zero(cli: Cli, deployed: str) -> None:
     result = cli("scale", "iris", "--zero")
     assert result.exit_code == 1
     assert "paused" in result.stderr
+
+
+def test_env_flags_survive_the_env_option(cli: Cli, pushed: str, tmp_path: Path) -> None:
+    """`--env` adds plain entries; entries with flags (here `disabled`) keep their flags,
+    at deploy (merged into the file's) and at update (merged into the current ones)."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: flags\nmodel: iris:1\nframework: sklearn\n"
+        "env: {DUMP: {value: '1', disabled: true}}\n"
+    )
+    assert cli("deploy", "-f", str(spec), "--env", "A=1").exit_code == 0
+    assert cli("update", "flags", "--env", "B=2").exit_code == 0
+    dump = {"value": "1", "required": False, "disabled": True}
+    assert spec_of(cli.api, "flags")["env"] == {"DUMP": dump, "A": "1", "B": "2"}

@@ -22,7 +22,12 @@ from typing import Any
 
 from podium.api.deps import ApiContext
 from podium.api.services import projects as project_service
-from podium.api.services.checks import check_framework, resolve_model
+from podium.api.services.checks import (
+    check_framework,
+    check_required_env,
+    check_size,
+    resolve_model,
+)
 from podium.api.services.endpoints import EndpointService, target_model, with_framework
 from podium.core.access import Principal, Scope, endpoint_key
 from podium.core.apply_schemas import (
@@ -273,7 +278,8 @@ class ApplyService:
         """What create and update check (`checks.check_spec`), a secret this apply creates
         counting as there."""
         check_framework(spec.framework)
-        self._ctx.settings.instance_type(spec.instance_type)
+        check_size(self._ctx.settings, spec)
+        check_required_env(spec)
         for where, name in spec.secret_refs().items():
             if (spec.project, name) in planned.secrets:
                 continue

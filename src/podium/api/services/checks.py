@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from podium.backends.resources import node_capacity
 from podium.core.access import DEFAULT_PROJECT, PROJECT_SEPARATOR, endpoint_key
+from podium.core.env_spec import missing_required
 from podium.core.errors import Invalid, NotFound
+from podium.core.resources_spec import check_fits
 from podium.core.settings import Settings
 from podium.core.spec import EndpointSpec, HfRef, parse_model_ref
 from podium.runtimes.registry import known_runtimes
@@ -41,12 +44,40 @@ def resolve_model(uow: UnitOfWork, ref: str, project: str = DEFAULT_PROJECT) -> 
 
 
 def check_spec(uow: UnitOfWork, settings: Settings, spec: EndpointSpec) -> str:
-    """Validate what pydantic cannot (framework, instance type, model, secrets) and return
-    the resolved model ref."""
-    check_framework(spec.framework)
-    settings.instance_type(spec.instance_type)
-    check_secret_refs(uow, spec)
+    """Validate what pydantic cannot (`check_runnable`, the model) and return the resolved
+    model ref."""
+    check_runnable(uow, settings, spec)
     return resolve_model(uow, spec.model, spec.project)
+
+
+def check_runnable(uow: UnitOfWork, settings: Settings, spec: EndpointSpec) -> None:
+    """What a created or updated spec must pass besides its model: a framework a runtime
+    serves, a size this node can give one replica, a value for every required variable,
+    secrets that exist."""
+    check_framework(spec.framework)
+    check_size(settings, spec)
+    check_required_env(spec)
+    check_secret_refs(uow, spec)
+
+
+def check_size(settings: Settings, spec: EndpointSpec) -> None:
+    """A known instance type, or `resources` within what this node has (422 naming
+    `resources.cpus|memory|gpus`)."""
+    settings.replica_size(spec)
+    if spec.resources is not None:
+        check_fits(spec.resources, node_capacity())
+
+
+def check_required_env(spec: EndpointSpec) -> None:
+    """Every `required` env entry gets a value (422 naming `env.KEY`)."""
+    missing = missing_required(spec.env, spec.env_from_secrets)
+    if missing:
+        key = missing[0]
+        raise Invalid(
+            f"required variable {key} has no value: give `value` or name a secret in "
+            "env_from_secrets",
+            field=f"env.{key}",
+        )
 
 
 def check_secret_refs(uow: UnitOfWork, spec: EndpointSpec) -> None:

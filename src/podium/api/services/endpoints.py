@@ -18,8 +18,7 @@ from pydantic import ValidationError
 
 from podium.api.services import views
 from podium.api.services.checks import (
-    check_framework,
-    check_secret_refs,
+    check_runnable,
     check_spec,
     clamp,
     resolve_model,
@@ -88,7 +87,7 @@ class EndpointService:
             model_ref = check_spec(uow, self._settings, spec)
             low = spec.scaling.min_replicas
             status = _S.SCALED_TO_ZERO if low == 0 else _S.PENDING
-            after = endpoint_usage(self._settings, status, low, spec.instance_type)
+            after = endpoint_usage(self._settings, status, low, spec)
             check_quota(uow, self._settings, spec.project, name, after)
             rec = uow.endpoints.create(
                 spec,
@@ -122,9 +121,7 @@ class EndpointService:
         with self._writing(name) as uow:
             rec = _require_live(uow, name)
             old, new = rec.spec, update.apply(rec.spec)
-            check_framework(new.framework)
-            self._settings.instance_type(new.instance_type)
-            check_secret_refs(uow, new)
+            check_runnable(uow, self._settings, new)
             changed = [f for f in EndpointSpec.model_fields if getattr(old, f) != getattr(new, f)]
             model_ref = rec.model_ref
             if "model" in update.model_fields_set and new.model is not None:
@@ -138,7 +135,7 @@ class EndpointService:
             low, high = new.scaling.min_replicas, new.scaling.max_replicas
             desired = clamp(rec.desired_replicas, low, high)
             status = _S.PENDING if rec.status is _S.FAILED else rec.status
-            after = endpoint_usage(self._settings, status, desired, new.instance_type)
+            after = endpoint_usage(self._settings, status, desired, new)
             check_quota(uow, self._settings, rec.project, name, after)
             out = uow.endpoints.update_spec(
                 name,
@@ -169,7 +166,7 @@ class EndpointService:
             spec = rec.spec.model_copy(update={"scaling": scaling})
             desired = clamp(rec.desired_replicas, low, high)
             status = _S.PENDING if rec.status is _S.FAILED else rec.status
-            after = endpoint_usage(self._settings, status, desired, spec.instance_type)
+            after = endpoint_usage(self._settings, status, desired, spec)
             check_quota(uow, self._settings, rec.project, name, after)
             out = uow.endpoints.update_spec(
                 name, spec, new_revision_model_ref=None, desired_replicas=desired
@@ -207,7 +204,7 @@ class EndpointService:
             # A resume ends a scale-to-zero from before the pause: the minimum applies again.
             s = rec.spec.scaling
             desired = clamp(rec.desired_replicas, s.min_replicas, s.max_replicas)
-            after = endpoint_usage(self._settings, _S.PENDING, desired, rec.spec.instance_type)
+            after = endpoint_usage(self._settings, _S.PENDING, desired, rec.spec)
             check_quota(uow, self._settings, rec.project, name, after)
             if desired != rec.desired_replicas:
                 uow.endpoints.set_desired(name, desired)
@@ -236,7 +233,7 @@ class EndpointService:
             old = rec.desired_replicas
             want = clamp(max(old, 1, s.min_replicas), s.min_replicas, s.max_replicas)
             if want != old:
-                after = endpoint_usage(self._settings, rec.status, want, rec.spec.instance_type)
+                after = endpoint_usage(self._settings, rec.status, want, rec.spec)
                 check_quota(uow, self._settings, rec.project, name, after)
                 uow.endpoints.set_desired(name, want)
                 uow.events.add(

@@ -4,24 +4,30 @@
 from __future__ import annotations
 
 from podium.core import quotas
+from podium.core.errors import Invalid
 from podium.core.phases import EndpointStatus
 from podium.core.quotas import Usage
 from podium.core.settings import Settings
+from podium.core.spec import EndpointSpec
 from podium.store import UnitOfWork
 from podium.store.records import EndpointRecord
 
 
 def usage_of(settings: Settings, rec: EndpointRecord) -> Usage:
     """What one endpoint uses of its project's quotas."""
-    return endpoint_usage(settings, rec.status, rec.desired_replicas, rec.spec.instance_type)
+    return endpoint_usage(settings, rec.status, rec.desired_replicas, rec.spec)
 
 
 def endpoint_usage(
-    settings: Settings, status: EndpointStatus, desired: int, instance_type: str
+    settings: Settings, status: EndpointStatus, desired: int, spec: EndpointSpec
 ) -> Usage:
-    itype = settings.instance_types.get(instance_type)
-    cpus, gpus = (itype.cpus, itype.gpus) if itype is not None else (0.0, 0)
-    return quotas.endpoint_usage(status, desired, cpus, gpus)
+    """`desired` replicas of `spec`'s size (`Settings.replica_size`; nothing for an
+    instance type these settings no longer know)."""
+    try:
+        size = settings.replica_size(spec)
+    except Invalid:
+        return quotas.endpoint_usage(status, desired, 0.0, 0)
+    return quotas.endpoint_usage(status, desired, size.cpus, size.gpus)
 
 
 def project_usage(uow: UnitOfWork, settings: Settings, project: str) -> Usage:

@@ -18,7 +18,7 @@ from podium.core.schemas import (
     RevisionPublic,
 )
 from podium.core.settings import Settings
-from podium.core.spec import InstanceType
+from podium.core.spec import EndpointSpec, InstanceType
 from podium.store import UnitOfWork
 from podium.store.records import (
     EndpointRecord,
@@ -107,6 +107,7 @@ def endpoint(
         desired_replicas=rec.desired_replicas,
         ready_replicas=sum(1 for r in replicas if r.state == ReplicaState.READY),
         replicas=replicas,
+        size=_size(settings, rec.spec),
         url=settings.public_url + endpoint_path(rec.project, rec.bare_name),
         created_at=rec.created_at,
         updated_at=rec.updated_at,
@@ -135,18 +136,20 @@ def endpoint_with_stats(uow: UnitOfWork, settings: Settings, rec: EndpointRecord
     return endpoints(uow, settings, [rec])[0]
 
 
+def _size(settings: Settings, spec: EndpointSpec) -> InstanceType | None:
+    """One replica's size (`Settings.replica_size`); None for a type no longer known."""
+    try:
+        return settings.replica_size(spec)
+    except Invalid:
+        return None
+
+
 def _instance_types(
     uow: UnitOfWork, settings: Settings, rec: EndpointRecord
 ) -> Callable[[int], InstanceType | None]:
     """revision → its instance type (the store is read only for a replica of an older
     revision, during a rollout); None for one these settings do not know any more."""
     cache: dict[int, InstanceType | None] = {}
-
-    def known(name: str) -> InstanceType | None:
-        try:
-            return settings.instance_type(name)
-        except Invalid:
-            return None
 
     def instance_of(number: int) -> InstanceType | None:
         if number not in cache:
@@ -157,7 +160,7 @@ def _instance_types(
                 except NotFound:
                     cache[number] = None
                     return None
-            cache[number] = known(spec.instance_type)
+            cache[number] = _size(settings, spec)
         return cache[number]
 
     return instance_of

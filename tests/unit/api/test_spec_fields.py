@@ -1,0 +1,134 @@
+"""The spec fields of issue 14 through the real API: probe kinds and thresholds, env entries
+with `required`/`disabled`, per-endpoint `resources` (checked against this node and the
+project's quota). Every user mistake is a problem+json 422 naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from podium.backends.resources import node_capacity
+from tests.unit.api.conftest import push, spec
+
+EP = "/api/v1/endpoints"
+NODE = node_capacity()
+
+
+@pytest.fixture
+def iris(client: TestClient) -> None:
+    assert push(client, "iris", b"v1", filename="m.skops").status_code == 201
+
+
+def _refused(r: Any, field: str, *words: str) -> str:
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["field"] == field, body
+    for w in words:
+        assert w in body["detail"], body
+    return str(body["detail"])
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"readiness": {"kind": "exec"}}, "readiness", "needs `command`"),
+        (
+            {"readiness": {"kind": "http", "command": ["true"]}},
+            "readiness",
+            "`command` applies only to exec probes",
+        ),
+        (
+            {"liveness": {"kind": "exec", "command": ["true"], "port": 9}},
+            "liveness",
+            "`port` applies only to http and tcp probes",
+        ),
+        ({"readiness": {"success_threshold": 0}}, "readiness.success_threshold", ""),
+        ({"readiness": {"kind": "udp"}}, "readiness.kind", ""),
+        (
+            {"env": {"DUMP": {"value": "1", "required": True, "disabled": True}}},
+            "env.DUMP",
+            "both required and disabled",
+        ),
+        (
+            {"env": {"API_KEY": {"required": True}}},
+            "env.API_KEY",
+            "required variable API_KEY has no value",
+        ),
+        ({"resources": {"memory": "4Gx"}}, "resources.memory", "not a memory size"),
+        (
+            {"resources": {"cpus": min(1024, NODE.cpus + 1)}},
+            "resources.cpus",
+            f"this node has {NODE.cpus} CPUs",
+        ),
+        (
+            {"resources": {"memory": NODE.memory_mb + 1}},
+            "resources.memory",
+            f"this node has {NODE.memory_mb} MiB",
+        ),
+        ({"resources": {"gpus": NODE.gpus + 1}}, "resources.gpus", "this node has"),
+        (
+            {"instance_type": "cpu-large", "resources": {"cpus": 1}},
+            "resources",
+            "not both",
+        ),
+    ],
+)
+def test_new_fields_refused_name_the_field(
+    client: TestClient, iris: None, change: dict[str, Any], field: str, words: str
+) -> None:
+    _refused(client.post(EP, json={**spec(), **change}), field, words)
+    assert client.get(EP).json()["items"] == []
+
+
+def test_required_variable_checked_at_update_and_filled_by_a_secret(
+    client: TestClient, iris: None
+) -> None:
+    assert client.post(EP, json=spec()).status_code == 201
+    missing = {"env": {"API_KEY": {"required": True}}}
+    _refused(client.patch(f"{EP}/iris-ep", json=missing), "env.API_KEY", "env_from_secrets")
+    assert client.put("/api/v1/secrets/api-key", json={"value": "s3cret"}).status_code == 200
+    given = {**missing, "env_from_secrets": {"API_KEY": "api-key"}}
+    r = client.patch(f"{EP}/iris-ep", json=given)
+    assert r.status_code == 200, r.text
+    assert r.json()["spec"]["env"] == {
+        "API_KEY": {"value": None, "required": True, "disabled": False}
+    }
+
+
+def test_resources_size_the_endpoint_and_count_in_the_quota(client: TestClient, iris: None) -> None:
+    r = client.post(EP, json=spec(resources={"cpus": 1, "memory": "1Gi"}))
+    assert r.status_code == 201, r.text
+    assert r.json()["size"] == {
+        "name": "custom",
+        "cpus": 1.0,
+        "memory_mb": 1024,
+        "gpus": 0,
+        "price_per_hour": 0.0,
+    }
+    assert client.get(f"{EP}/iris-ep").json()["spec"]["resources"]["memory"] == 1024
+    assert client.patch("/api/v1/projects/default", json={"quotas": {"max_cpus": 2}}).status_code
+    # Two replicas of one CPU fit a quota of 2 CPUs; a third does not.
+    scale = client.post(f"{EP}/iris-ep/scale", json={"min_replicas": 2, "max_replicas": 2})
+    assert scale.status_code == 200, scale.text
+    over = client.post(f"{EP}/iris-ep/scale", json={"min_replicas": 3, "max_replicas": 3})
+    assert over.status_code == 409, over.text
+    assert over.json()["field"] == "max_cpus"
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"resources": {"gpus": NODE.gpus + 1}}, "documents[0].resources.gpus"),
+        ({"env": {"API_KEY": {"required": True}}}, "documents[0].env.API_KEY"),
+    ],
+)
+def test_a_dry_run_apply_checks_size_and_required_env(
+    client: TestClient, iris: None, doc: dict[str, Any], field: str
+) -> None:
+    r = client.post(
+        "/api/v1/apply", params={"dry_run": True}, json={"documents": [{**spec(), **doc}]}
+    )
+    _refused(r, field)
