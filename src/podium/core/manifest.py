@@ -19,15 +19,17 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from podium.core.access import DEFAULT_PROJECT
 from podium.core.errors import Invalid
-from podium.core.ids import NAME_RE, NAME_RULE, PROJECT_RE, PROJECT_RULE
+from podium.core.ids import NAME_RULE, PROJECT_RULE, Name, ProjectName
 from podium.core.schemas import QuotasModel
+from podium.core.secret_limits import SecretValueStr
 from podium.core.spec import EndpointCreate, EndpointSpec
 
 MAX_DOCUMENTS = 500
+MANAGED_BY_LABEL = "managed-by"  # the label apply sets on its endpoints: prune's scope
 
 
 class DocumentKind(StrEnum):
@@ -40,28 +42,14 @@ class DocumentKind(StrEnum):
 class _Named(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=48)
-    project: str = Field(DEFAULT_PROJECT, max_length=15)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid name: use {NAME_RULE}")
-        return v
-
-    @field_validator("project")
-    @classmethod
-    def _project(cls, v: str) -> str:
-        if not PROJECT_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid project name: use {PROJECT_RULE}")
-        return v
+    name: Name = Field(description=NAME_RULE)
+    project: ProjectName = Field(DEFAULT_PROJECT, description=PROJECT_RULE)
 
 
 class EndpointDocument(EndpointCreate):
     """An endpoint as apply converges it: the whole spec (absent fields are the defaults)."""
 
-    name: str = Field(max_length=48, description=f"unique in its project; {NAME_RULE}")
+    name: Name = Field(description=f"unique in its project; {NAME_RULE}")
 
     def create(self) -> EndpointCreate:
         return EndpointCreate.model_validate(self.model_dump(exclude_unset=True))
@@ -80,7 +68,9 @@ class SecretDocument(_Named):
 
     from_env: str | None = Field(None, max_length=256, description="an environment variable")
     from_file: str | None = Field(None, max_length=4096, description="a file (its content)")
-    value: str | None = Field(None, repr=False, description="set by the client, never stored")
+    value: SecretValueStr | None = Field(
+        None, repr=False, description="set by the client (at most 64 KiB); never shown"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SecretDocument:
@@ -94,16 +84,9 @@ class SecretDocument(_Named):
 class ProjectDocument(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=15)
+    name: ProjectName = Field(description=PROJECT_RULE)
     description: str | None = Field(None, max_length=1000)
     quotas: QuotasModel = Field(default_factory=QuotasModel)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not PROJECT_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid project name: use {PROJECT_RULE}")
-        return v
 
 
 Document = EndpointDocument | ModelDocument | SecretDocument | ProjectDocument
@@ -114,6 +97,21 @@ _BY_KIND: dict[DocumentKind, type[BaseModel]] = {
     DocumentKind.SECRET: SecretDocument,
     DocumentKind.PROJECT: ProjectDocument,
 }
+
+
+def document_schemas() -> dict[str, Any]:
+    """The JSON schema of one document, for the OpenAPI document: a `oneOf` of the four
+    kinds, told apart by `kind` (validation stays `parse_document`'s, which names fields)."""
+    options = []
+    for kind, cls in _BY_KIND.items():
+        schema = cls.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema.pop("$defs", None)
+        required = kind is not DocumentKind.ENDPOINT  # an endpoint's `kind` may be left out
+        schema["properties"] = {"kind": {"const": kind.value}, **schema.get("properties", {})}
+        if required:
+            schema["required"] = ["kind", *schema.get("required", [])]
+        options.append(schema)
+    return {"oneOf": options}
 
 
 def kind_of(document: Document) -> DocumentKind:
@@ -171,12 +169,12 @@ def document_dict(document: Document) -> dict[str, Any]:
     return {"kind": kind_of(document).value, **document.model_dump(mode="json", exclude_unset=True)}
 
 
-def export_document(spec: EndpointSpec, manager_label: str = "managed-by") -> dict[str, Any]:
+def export_document(spec: EndpointSpec) -> dict[str, Any]:
     """`spec` as the endpoint document apply accepts: `kind`, `name`, and the fields that
     differ from their defaults (nested blocks likewise). The `managed-by` label is apply's
     own: left out, so that applying the export under any manager changes nothing else."""
     body = spec.model_dump(mode="json", exclude_defaults=True)
-    labels = {k: v for k, v in spec.labels.items() if k != manager_label}
+    labels = {k: v for k, v in spec.labels.items() if k != MANAGED_BY_LABEL}
     body.pop("labels", None)
     if labels:
         body["labels"] = labels

@@ -93,10 +93,11 @@ def test_prune_deletes_only_what_the_same_manager_made(models: TestClient) -> No
     _apply(client, spec("theirs"), managed_by="other-tool")
     assert client.post("/api/v1/endpoints", json=spec("by-hand")).status_code == 201
 
-    plan = _apply(client, spec("kept"), prune=True, dry_run=True)
+    mine = "podium-apply"
+    plan = _apply(client, spec("kept"), prune=True, dry_run=True, managed_by=mine)
     assert _actions(plan) == [("no_change", "kept"), ("delete", "old")]
     assert _actions(_apply(client, spec("kept"))) == [("no_change", "kept")]  # no prune
-    _apply(client, spec("kept"), prune=True)
+    _apply(client, spec("kept"), prune=True, managed_by=mine)
     status = {
         n: client.get(f"/api/v1/endpoints/{n}").json()["status"]
         for n in ("kept", "old", "theirs", "by-hand")
@@ -209,3 +210,122 @@ def test_the_default_project_takes_quotas_too(client: TestClient) -> None:
     assert _actions(_apply(client, doc)) == [("update_in_place", "default")]
     assert _actions(_apply(client, doc)) == [("no_change", "default")]
     assert client.get("/api/v1/projects/default").json()["quotas"]["max_replicas"] == 5
+
+
+def test_a_secret_over_64k_is_refused_by_apply_as_by_put(client: TestClient) -> None:
+    big = "x" * (64 * 1024 + 1)
+    r = client.put("/api/v1/secrets/big", json={"value": big})
+    assert r.status_code == 422, r.text
+    r = client.post(APPLY, json={"documents": [{"kind": "secret", "name": "big", "value": big}]})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "documents[0].value"
+    assert client.get("/api/v1/secrets").json() == []
+
+
+def test_a_deleting_endpoint_is_refused_by_plan_naming_the_document(models: TestClient) -> None:
+    assert models.post("/api/v1/endpoints", json=spec("iris-a")).status_code == 201
+    assert models.delete("/api/v1/endpoints/iris-a").status_code == 202
+    docs = {"documents": [{"kind": "secret", "name": "tok", "value": "v"}, spec("iris-a")]}
+    r = models.post(APPLY, params={"dry_run": True}, json=docs)
+    assert r.status_code == 409, r.text
+    assert r.json()["field"] == "documents[1].name"
+    assert "being deleted" in r.json()["detail"]
+    assert models.post(APPLY, json=docs).status_code == 409
+    assert models.get("/api/v1/secrets").json() == []  # refused before anything changed
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"framework": "nope"}, "documents[1].framework"),
+        ({"framework": "sklearn", "resources": {"cpus": 1000}}, "documents[1].resources.cpus"),
+        ({"framework": "sklearn", "env": {"K": {"required": True}}}, "documents[1].env.K"),
+        (
+            {"framework": "sklearn", "env_from_secrets": {"K": "ghost"}},
+            "documents[1].env_from_secrets.K",
+        ),
+    ],
+)
+def test_a_dry_run_creating_the_project_still_checks_its_endpoints(
+    models: TestClient, extra: dict[str, Any], field: str
+) -> None:
+    docs = [{"kind": "project", "name": "team"}, spec("iris-a", project="team", **extra)]
+    r = models.post(APPLY, params={"dry_run": True}, json={"documents": docs})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field
+    assert models.post(APPLY, json={"documents": docs}).status_code == 422
+    assert models.get("/api/v1/projects/team").status_code == 404  # nothing was created
+
+
+def test_a_model_in_a_project_this_apply_creates_must_be_pushed(models: TestClient) -> None:
+    secret = {"kind": "secret", "name": "tok", "project": "team", "value": "v"}
+    ok = spec("iris-a", project="team", env_from_secrets={"K": "tok"})
+    docs = [{"kind": "project", "name": "team"}, secret, ok]
+    r = models.post(APPLY, params={"dry_run": True}, json={"documents": docs})
+    assert r.status_code == 404, r.text
+    assert r.json()["field"] == "documents[2].model"
+    body = {"documents": docs, "pending_models": ["team/iris"]}
+    plan = _apply_body(models, body, dry_run=True)  # a secret this apply creates counts
+    assert _actions(plan) == [("create", "team"), ("create", "tok"), ("create", "iris-a")]
+
+
+def _apply_body(client: TestClient, body: dict[str, Any], **params: Any) -> dict[str, Any]:
+    r = client.post(APPLY, params=params, json=body)
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def test_each_change_an_apply_makes_is_audited_under_its_project(models: TestClient) -> None:
+    assert models.post("/api/v1/projects", json={"name": "team"}).status_code == 201
+    docs = [{"kind": "secret", "name": "tok", "project": "team", "value": "s3cr3t"}, spec("iris-a")]
+    _apply(models, *docs)
+    _apply(models, spec("other"), prune=True, managed_by="podium-apply")
+    team = models.get("/api/v1/audit", params={"project": "team"}).json()
+    rows = team["entries"]
+    assert ("secret.set", "tok") in [(r["action"], r["object_name"]) for r in rows]
+    assert "s3cr3t" not in str(rows)
+    default = models.get("/api/v1/audit", params={"project": "default"}).json()
+    rows = default["entries"]
+    done = {(r["action"], r["object_name"]) for r in rows}
+    assert {("endpoint.create", "iris-a"), ("endpoint.delete", "iris-a")} <= done
+    deleted = next(r for r in rows if r["action"] == "endpoint.delete")
+    assert deleted["before"]["model"] == "iris"
+    r = models.post(APPLY, params={"project": "team"}, json={"documents": [spec("iris-b")]})
+    assert r.status_code == 422 and r.json()["field"] == "project"
+
+
+def test_the_plan_applied_is_the_one_shown(models: TestClient) -> None:
+    shown = _apply(models, spec("iris-a"), dry_run=True)
+    again = _apply(models, spec("iris-a"), dry_run=True)
+    assert shown["fingerprint"] == again["fingerprint"] and len(shown["fingerprint"]) == 64
+    assert models.post("/api/v1/endpoints", json=spec("iris-a")).status_code == 201  # meanwhile
+    r = models.post(APPLY, params={"expect": shown["fingerprint"]}, json={"documents": [spec("iris-a")]})
+    assert r.status_code == 409, r.text
+    assert r.json()["field"] == "expect"
+    assert models.get("/api/v1/endpoints/iris-a").json()["revision"] == 1
+    now = _apply(models, spec("iris-a"), dry_run=True)
+    assert _apply(models, spec("iris-a"), expect=now["fingerprint"])["changed"]
+
+
+def test_prune_needs_a_manager_named(models: TestClient) -> None:
+    r = models.post(APPLY, params={"prune": True}, json={"documents": [spec("iris-a")]})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "managed_by"
+    assert "--managed-by NAME" in r.json()["detail"]
+
+
+def test_prune_never_reaches_a_project_the_token_lacks(models: TestClient, ctx: ApiContext) -> None:
+    _apply(models, spec("mine"))  # managed, in default
+    assert models.post("/api/v1/projects", json={"name": "team"}).status_code == 201
+    token = make_token(ctx.db, "team-only", (Scope.DEPLOY,), projects=("team",), tokens=ctx.tokens)
+    headers = {"Authorization": f"Bearer {token}"}
+    doc = {"kind": "secret", "name": "tok", "project": "team", "value": "v"}
+    body = {"documents": [doc], "managed_by": "podium-apply"}
+    r = models.post(APPLY, params={"prune": True}, json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert [c["action"] for c in r.json()["changes"]] == ["create"]
+    assert models.get("/api/v1/endpoints/mine").json()["status"] != "deleting"
+    both = {"documents": [{"kind": "project", "name": "team"}, spec("iris-b")]}
+    r = models.post(APPLY, json=both, headers=headers)
+    assert r.status_code == 403, r.text
