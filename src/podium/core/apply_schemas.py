@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from podium.core.manifest import MAX_DOCUMENTS, DocumentKind, document_schemas
 
 DEFAULT_MANAGER = "podium-apply"
+PRUNE_NEEDS_MANAGER = "say which manager's endpoints may be pruned: --managed-by NAME"
 SENSITIVE = "(sensitive)"
 
 

@@ -34,6 +34,7 @@ from podium.api.services.endpoints import EndpointService, target_model, with_fr
 from podium.core.access import Principal, Scope, endpoint_key
 from podium.core.apply_schemas import (
     DEFAULT_MANAGER,
+    PRUNE_NEEDS_MANAGER,
     SENSITIVE,
     ApplyRequest,
     Change,
@@ -70,7 +71,6 @@ from podium.store.secret_box import SecretBox
 _A = ChangeAction
 _SERVER_MADE = {"name", "project"}  # the key, not a field that changes
 _AUDIT_VERB = {_A.CREATE: "create", _A.UPDATE_REVISION: "update", _A.UPDATE_IN_PLACE: "update"}
-PRUNE_NEEDS_MANAGER = "say which manager's endpoints may be pruned: --managed-by NAME"
 
 AuditSink = Callable[[Change, dict[str, Any] | None], None]  # a change carried out, its before
 
