@@ -104,14 +104,18 @@ class ApplyMethods:
         ]
         if dry_run or pending:  # the server checks everything before anything is pushed
             shown = self._post_apply(
-                {**request, "pending_models": pending}, origin, dry_run=True, prune=prune,
+                {**request, "pending_models": pending},
+                origin,
+                dry_run=True,
+                prune=prune,
                 expect=expect,
             )
             if dry_run:
                 return Plan.of(planned + shown.changes, dry_run=True, fingerprint=shown.fingerprint)
             expect = None  # checked: the plan now names the pushed versions, not "next"
         pushed = [
-            self._model_change(doc, base, push=True) if change.action is not ChangeAction.NO_CHANGE
+            self._model_change(doc, base, push=True)
+            if change.action is not ChangeAction.NO_CHANGE
             else change
             for (_, doc), change in zip(models, planned, strict=True)
         ]

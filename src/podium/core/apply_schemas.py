@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from podium.core.manifest import MAX_DOCUMENTS, DocumentKind, document_schemas
+from podium.core.manifest import MAX_DOCUMENTS, DocumentKind, RawDocument
 
 DEFAULT_MANAGER = "podium-apply"
 PRUNE_NEEDS_MANAGER = "say which manager's endpoints may be pruned: --managed-by NAME"
@@ -30,14 +30,20 @@ class ChangeAction(StrEnum):
     NO_CHANGE = "no_change"
 
 
-class ApplyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _one_of(schema: dict[str, Any]) -> None:
+    """A document is exactly one of the kinds (told apart by `kind`)."""
+    items = schema["properties"]["documents"]["items"]
+    if "anyOf" in items:
+        items["oneOf"] = items.pop("anyOf")
 
-    documents: list[Any] = Field(  # each checked by `parse_documents`: documents[i].field
+
+class ApplyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of)
+
+    documents: list[RawDocument] = Field(  # each checked by `parse_documents`
         default_factory=list,
         max_length=MAX_DOCUMENTS,
         description="endpoint, secret and project documents (model documents: the client)",
-        json_schema_extra={"items": document_schemas()},
     )
     managed_by: str | None = Field(
         None,

@@ -15,11 +15,18 @@ A manifest is a list of documents, each a mapping with a `kind`:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    model_validator,
+)
 
 from podium.core.access import DEFAULT_PROJECT
 from podium.core.errors import Invalid
@@ -39,6 +46,18 @@ class DocumentKind(StrEnum):
     PROJECT = "project"
 
 
+def _with_kind(kind: DocumentKind) -> Callable[[dict[str, Any]], None]:
+    """The JSON schema of a document names its `kind` (required but for an endpoint):
+    the OpenAPI document tells the four kinds apart by it."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["properties"] = {"kind": {"const": kind.value}, **schema.get("properties", {})}
+        if kind is not DocumentKind.ENDPOINT:
+            schema["required"] = ["kind", *schema.get("required", [])]
+
+    return extra
+
+
 class _Named(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,6 +68,8 @@ class _Named(BaseModel):
 class EndpointDocument(EndpointCreate):
     """An endpoint as apply converges it: the whole spec (absent fields are the defaults)."""
 
+    model_config = ConfigDict(json_schema_extra=_with_kind(DocumentKind.ENDPOINT))
+
     name: Name = Field(description=f"unique in its project; {NAME_RULE}")
 
     def create(self) -> EndpointCreate:
@@ -58,6 +79,8 @@ class EndpointDocument(EndpointCreate):
 class ModelDocument(_Named):
     """A model pushed from `path` (a folder, file or archive; relative to the manifest)."""
 
+    model_config = ConfigDict(json_schema_extra=_with_kind(DocumentKind.MODEL))
+
     path: str = Field(min_length=1, max_length=4096)
     framework: str | None = Field(None, pattern=r"^[a-z][a-z0-9_.-]{1,31}$")
 
@@ -65,6 +88,8 @@ class ModelDocument(_Named):
 class SecretDocument(_Named):
     """A secret by reference. `value` is what the client resolved; it travels in the
     request only and is never part of a plan, a log, an event or an answer."""
+
+    model_config = ConfigDict(json_schema_extra=_with_kind(DocumentKind.SECRET))
 
     from_env: str | None = Field(None, max_length=256, description="an environment variable")
     from_file: str | None = Field(None, max_length=4096, description="a file (its content)")
@@ -82,7 +107,7 @@ class SecretDocument(_Named):
 
 
 class ProjectDocument(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_with_kind(DocumentKind.PROJECT))
 
     name: ProjectName = Field(description=PROJECT_RULE)
     description: str | None = Field(None, max_length=1000)
@@ -91,27 +116,16 @@ class ProjectDocument(BaseModel):
 
 Document = EndpointDocument | ModelDocument | SecretDocument | ProjectDocument
 
+# A document as a request carries it: published as one of the four schemas, kept as sent
+# (`parse_documents` validates it and names `documents[i].field` in its error).
+RawDocument = Annotated[Any, PlainValidator(lambda v: v, json_schema_input_type=Document)]
+
 _BY_KIND: dict[DocumentKind, type[BaseModel]] = {
     DocumentKind.ENDPOINT: EndpointDocument,
     DocumentKind.MODEL: ModelDocument,
     DocumentKind.SECRET: SecretDocument,
     DocumentKind.PROJECT: ProjectDocument,
 }
-
-
-def document_schemas() -> dict[str, Any]:
-    """The JSON schema of one document, for the OpenAPI document: a `oneOf` of the four
-    kinds, told apart by `kind` (validation stays `parse_document`'s, which names fields)."""
-    options = []
-    for kind, cls in _BY_KIND.items():
-        schema = cls.model_json_schema(ref_template="#/components/schemas/{model}")
-        schema.pop("$defs", None)
-        required = kind is not DocumentKind.ENDPOINT  # an endpoint's `kind` may be left out
-        schema["properties"] = {"kind": {"const": kind.value}, **schema.get("properties", {})}
-        if required:
-            schema["required"] = ["kind", *schema.get("required", [])]
-        options.append(schema)
-    return {"oneOf": options}
 
 
 def kind_of(document: Document) -> DocumentKind:

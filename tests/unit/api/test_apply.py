@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from podium.api import ApiContext
 from podium.core.access import Scope
+from podium.core.spec import EndpointCreate
 from tests.unit.api.conftest import make_token, push, spec
 
 APPLY = "/api/v1/apply"
@@ -300,12 +301,25 @@ def test_the_plan_applied_is_the_one_shown(models: TestClient) -> None:
     again = _apply(models, spec("iris-a"), dry_run=True)
     assert shown["fingerprint"] == again["fingerprint"] and len(shown["fingerprint"]) == 64
     assert models.post("/api/v1/endpoints", json=spec("iris-a")).status_code == 201  # meanwhile
-    r = models.post(APPLY, params={"expect": shown["fingerprint"]}, json={"documents": [spec("iris-a")]})
+    r = models.post(
+        APPLY, params={"expect": shown["fingerprint"]}, json={"documents": [spec("iris-a")]}
+    )
     assert r.status_code == 409, r.text
     assert r.json()["field"] == "expect"
     assert models.get("/api/v1/endpoints/iris-a").json()["revision"] == 1
     now = _apply(models, spec("iris-a"), dry_run=True)
     assert _apply(models, spec("iris-a"), expect=now["fingerprint"])["changed"]
+
+
+def test_the_openapi_document_publishes_the_four_document_schemas(client: TestClient) -> None:
+    doc = client.get("/api/v1/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    items = schemas["ApplyRequest"]["properties"]["documents"]["items"]["oneOf"]
+    names = [i["$ref"].rsplit("/", 1)[1] for i in items]
+    assert names == ["EndpointDocument", "ModelDocument", "SecretDocument", "ProjectDocument"]
+    kinds = [schemas[n]["properties"]["kind"]["const"] for n in names]
+    assert kinds == ["endpoint", "model", "secret", "project"]
+    assert "kind" in schemas["SecretDocument"]["required"]
 
 
 def test_prune_needs_a_manager_named(models: TestClient) -> None:
@@ -329,3 +343,54 @@ def test_prune_never_reaches_a_project_the_token_lacks(models: TestClient, ctx: 
     both = {"documents": [{"kind": "project", "name": "team"}, spec("iris-b")]}
     r = models.post(APPLY, json=both, headers=headers)
     assert r.status_code == 403, r.text
+
+
+# Every field of the spec at a value other than its default (but `instance_type`, which
+# `resources` replaces; `command` and `engine_args`, which the `command` framework and the
+# presets take: the second document).
+EVERY_FIELD = {
+    "project": "default",
+    "model": "iris:1",
+    "framework": "sklearn",
+    "task": "tabular-classification",
+    "resources": {"cpus": 0.5, "memory": "1Gi", "gpus": 0},
+    "scaling": {
+        "min_replicas": 0,
+        "max_replicas": 3,
+        "target_concurrency": 2,
+        "stable_window": "20s",
+        "rules": [{"metric": "queue_depth", "target": 5, "window": "10s", "watch_period": "5s"}],
+    },
+    "max_concurrency": 4,
+    "max_queue": 16,
+    "timeout_s": 30,
+    "env": {"A": "1", "B": {"value": "2", "disabled": True}, "C": {"value": "3", "required": True}},
+    "env_from_secrets": {"TOKEN": "tok"},
+    "model_source": {"token_secret": "tok"},
+    "visibility": "public",
+    "rate_limit": {"rps": 10, "burst": 20},
+    "observability": {"capture": {"sample": 0.5, "max_bytes": 100, "redact": ["password"]}},
+    "tasks": {"max_attempts": 2, "lease_s": 90, "result_ttl_s": 600, "max_pending": 10},
+    "labels": {"team": "ml"},
+    "readiness": {"kind": "tcp", "port": 8080, "success_threshold": 2, "period_s": 2},
+    "liveness": {"enabled": False, "kind": "exec", "command": ["true"], "timeout_s": 2},
+    "trust_pickle": True,
+    "batching": {"max_batch_size": 4, "max_wait_ms": 2},
+}
+COMMAND_FIELDS = {
+    "framework": "command",
+    "command": {"command": "python", "args": ["-m", "http.server", "{port}"], "port": 9000},
+    "engine_args": {"workers": 2},
+}
+
+
+def test_export_then_apply_round_trips_every_field(models: TestClient) -> None:
+    _apply(models, {"kind": "secret", "name": "tok", "value": "v"})
+    given = {"iris-all": EVERY_FIELD, "iris-cmd": {**EVERY_FIELD, **COMMAND_FIELDS}}
+    for name, body in given.items():
+        _apply(models, {"name": name, **body})
+        exported = models.get(f"/api/v1/endpoints/{name}/export").json()
+        assert _actions(_apply(models, exported, dry_run=True)) == [("no_change", name)]
+        assert set(body) - {"project"} <= set(exported)  # each one exported, not defaulted
+    covered = set(EVERY_FIELD) | set(COMMAND_FIELDS) | {"name", "instance_type"}
+    assert covered == set(EndpointCreate.model_fields)  # a new field joins this test

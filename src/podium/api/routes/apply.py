@@ -54,13 +54,9 @@ def apply(
     carried out; with `dry_run`, only the plan. Each document needs `deploy` in its project
     (a project document: admin on every project); the project is each document's own."""
     if "project" in request.query_params:
-        raise Invalid(
-            "apply takes each document's `project`, not ?project=", field="project"
-        )
+        raise Invalid("apply takes each document's `project`, not ?project=", field="project")
     sink = _audit_sink(request, caller)
-    return ApplyService(ctx, caller, sink).apply(
-        body, dry_run=dry_run, prune=prune, expect=expect
-    )
+    return ApplyService(ctx, caller, sink).apply(body, dry_run=dry_run, prune=prune, expect=expect)
 
 
 def _audit_sink(request: Request, caller: Principal) -> AuditSink | None:
@@ -71,9 +67,10 @@ def _audit_sink(request: Request, caller: Principal) -> AuditSink | None:
     address = request.client.host if request.client else None
 
     def record(change: Change, before: dict[str, Any] | None) -> None:
-        after = {"action": change.action.value, "fields": [
-            f.model_dump(mode="json") for f in change.fields
-        ]}
+        after = {
+            "action": change.action.value,
+            "fields": [f.model_dump(mode="json") for f in change.fields],
+        }
         writer.write(
             change_entry(
                 caller,

@@ -96,9 +96,7 @@ class _Planned:
 
 
 class ApplyService:
-    def __init__(
-        self, ctx: ApiContext, caller: Principal, audit: AuditSink | None = None
-    ) -> None:
+    def __init__(self, ctx: ApiContext, caller: Principal, audit: AuditSink | None = None) -> None:
         self._ctx = ctx
         self._caller = caller
         self._audit = audit
@@ -223,7 +221,9 @@ class ApplyService:
         box = SecretBox(self._ctx.settings.secret_key_path)
         kind, project, name = DocumentKind.SECRET, doc.project, doc.name
         exists = doc.project not in planned_projects and uow.secrets.exists(project, name)
-        if exists and _same(box.decrypt(uow.secrets.get_ciphertext(project, name), name=name), value):
+        if exists and _same(
+            box.decrypt(uow.secrets.get_ciphertext(project, name), name=name), value
+        ):
             return _Step(Change(action=_A.NO_CHANGE, kind=kind, name=name, project=project))
         if not exists and doc.project not in planned_projects:
             uow.projects.require(project)
