@@ -2,7 +2,9 @@
 
 The client does what the server cannot: it reads the user's disk. A `model` document is
 pushed from its `path` when the content differs from the model's latest version (the
-digests are compared first, so an unchanged folder is not uploaded); a `secret` document's
+digests are compared first, so an unchanged folder is not uploaded), and only once a server
+dry run of the whole manifest passed (so a refused apply leaves no version behind); a
+`secret` document's
 `from_env` / `from_file` is resolved here and its value travels in the request only. The
 rest goes to the server, which plans and converges (`api/services/apply.py`).
 """

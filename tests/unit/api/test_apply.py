@@ -343,6 +343,9 @@ def test_prune_never_reaches_a_project_the_token_lacks(models: TestClient, ctx: 
     both = {"documents": [{"kind": "project", "name": "team"}, spec("iris-b")]}
     r = models.post(APPLY, json=both, headers=headers)
     assert r.status_code == 403, r.text
+    pushing = {"documents": [doc], "pending_models": ["default/iris"]}
+    r = models.post(APPLY, params={"dry_run": True}, json=pushing, headers=headers)
+    assert r.status_code == 403, r.text  # the client would push to default next
 
 
 # Every field of the spec at a value other than its default (but `instance_type`, which

@@ -110,6 +110,14 @@ class ApplyService:
         documents = parse_documents(request.documents)
         for i, doc in enumerate(documents):
             self._check_access(doc, i)
+        for entry in request.pending_models:  # what the client pushes once this plan passes
+            project = entry.partition("/")[0]
+            if not self._caller.may(Scope.DEPLOY, project):
+                raise Forbidden(
+                    f"token {self._caller.name!r} ({self._caller.token_id}) lacks scope "
+                    f"'deploy' on project {project!r} (pending model {entry!r})",
+                    field="scope",
+                )
         with self._ctx.db.unit_of_work(read_only=True) as uow:
             steps = self._plan(uow, documents, request)
             if prune:
