@@ -3,7 +3,8 @@
 Each controller pass, for every endpoint that is not paused, deleting or failed, this reads
 the gateway's `load_snapshot()` (in flight, held, request counter), scrapes the replicas'
 `/metrics` for endpoints with `rules`, appends a `Sample` to the endpoint's bounded history
-and calls the pure policy (`scale_policy.decide`). A changed count is written with
+(`load_history`: one stable window, and a series of its own for a longer rule window) and
+calls the pure policy (`scale_policy.decide`). A changed count is written with
 `set_desired` and a `scaled` event carrying the reason and the figures, in one unit of work.
 A scale change never makes a revision and never restarts a running replica: the reconciler
 only starts or drains the difference.
