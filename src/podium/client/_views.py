@@ -114,6 +114,9 @@ class UsageRow(_View):
     endpoint: str | None = None
     day: str | None = None
     instance_type: str | None = None
+    cpus: float | None = None  # `custom` (resources): one replica's size, which is priced
+    memory_mb: int | None = None
+    gpus: int | None = None
     replica_seconds: float
     cost: float | None = None
 
