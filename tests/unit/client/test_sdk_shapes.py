@@ -259,6 +259,8 @@ def test_an_upsert_that_loses_the_create_race_updates_instead(
     assert ep.model_endpoint.spec.scaling.max_replicas == 3  # the rival's endpoint, updated
     assert [e.name for e in list_model_endpoints(client=pushed)] == ["iris"]
     racing = _RivalCreates(lambda: create_model_endpoint("solo", "iris", client=pushed))
-    with PodiumClient(podium.url, token=podium.token, transport=racing) as mine:
-        with pytest.raises(Conflict):  # without update_if_exists: the Conflict, as before
-            create_model_endpoint("solo", "iris", client=mine)
+    with (
+        PodiumClient(podium.url, token=podium.token, transport=racing) as mine,
+        pytest.raises(Conflict),  # without update_if_exists: the Conflict, as before
+    ):
+        create_model_endpoint("solo", "iris", client=mine)
