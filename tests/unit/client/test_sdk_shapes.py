@@ -123,6 +123,16 @@ def test_wait_raises_the_failure_and_times_out(
         ep.wait(timeout=5)
 
 
+def test_wait_returns_at_zero_where_the_hub_would_wait_for_running(
+    pushed: PodiumClient,
+) -> None:
+    """The documented difference: an endpoint made with min_replica=0 starts at zero in
+    Podium (the Hub loads it first), so `wait()` returns on `scaledToZero`, no replica made."""
+    ep = create_inference_endpoint("iris", repository="iris", min_replica=0, client=pushed)
+    assert ep.wait(timeout=0.2, refresh_every=0.05).status == "scaledToZero"
+    assert ep.raw.ready_replicas == 0 and ep.raw.desired_replicas == 0
+
+
 def test_hub_arguments_podium_cannot_honour_are_clear_422s(pushed: PodiumClient) -> None:
     with pytest.raises(Invalid, match="container issue") as image:
         create_inference_endpoint(
