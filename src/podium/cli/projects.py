@@ -18,6 +18,9 @@ MaxEndpoints = Annotated[int | None, typer.Option("--max-endpoints", min=0)]
 MaxReplicas = Annotated[int | None, typer.Option("--max-replicas", min=0)]
 MaxCpus = Annotated[float | None, typer.Option("--max-cpus", min=0)]
 MaxGpus = Annotated[int | None, typer.Option("--max-gpus", min=0)]
+MaxMemoryMb = Annotated[
+    int | None, typer.Option("--max-memory-mb", min=0, help="Replicas * memory, in MiB.")
+]
 
 projects_app = typer.Typer(help="Projects and their quotas.", no_args_is_help=True)
 
@@ -45,10 +48,15 @@ def projects_create(
     max_replicas: MaxReplicas = None,
     max_cpus: MaxCpus = None,
     max_gpus: MaxGpus = None,
+    max_memory_mb: MaxMemoryMb = None,
 ) -> None:
     """Create a project (admin); a quota not given is unlimited."""
     quotas = _quotas(
-        max_endpoints=max_endpoints, max_replicas=max_replicas, max_cpus=max_cpus, max_gpus=max_gpus
+        max_endpoints=max_endpoints,
+        max_replicas=max_replicas,
+        max_cpus=max_cpus,
+        max_gpus=max_gpus,
+        max_memory_mb=max_memory_mb,
     )
     made = _client(ctx).create_project(name, quotas=quotas or None, description=description)
     typer.echo(f"project {made.name} created")
@@ -63,6 +71,7 @@ def projects_update(
     max_replicas: MaxReplicas = None,
     max_cpus: MaxCpus = None,
     max_gpus: MaxGpus = None,
+    max_memory_mb: MaxMemoryMb = None,
     unlimited: Annotated[
         list[str] | None,
         typer.Option("--unlimited", metavar="QUOTA", help="Lift a quota, e.g. max_replicas."),
@@ -70,7 +79,11 @@ def projects_update(
 ) -> None:
     """Change a project's description or quotas (admin)."""
     quotas: dict[str, Any] = _quotas(
-        max_endpoints=max_endpoints, max_replicas=max_replicas, max_cpus=max_cpus, max_gpus=max_gpus
+        max_endpoints=max_endpoints,
+        max_replicas=max_replicas,
+        max_cpus=max_cpus,
+        max_gpus=max_gpus,
+        max_memory_mb=max_memory_mb,
     )
     for quota in unlimited or ():
         key = quota.replace("-", "_").removeprefix("__")

@@ -302,7 +302,7 @@ def _quota(used: float, limit: float | None) -> str:
 
 
 def projects_table(projects: Sequence[ProjectView]) -> Table:
-    table = _table("NAME", "ENDPOINTS", "REPLICAS", "CPUS", "GPUS", "DESCRIPTION")
+    table = _table("NAME", "ENDPOINTS", "REPLICAS", "CPUS", "GPUS", "MEMORY MIB", "DESCRIPTION")
     for p in projects:
         q, u = p.quotas, p.usage
         _add(
@@ -312,6 +312,7 @@ def projects_table(projects: Sequence[ProjectView]) -> Table:
             _quota(u.replicas, q.max_replicas),
             _quota(u.cpus, q.max_cpus),
             _quota(u.gpus, q.max_gpus),
+            _quota(u.memory_mb, q.max_memory_mb),
             p.description or "",
         )
     return table

@@ -172,16 +172,18 @@ class AsyncClient:
         return calls.parse(await self._call(call), EndpointPublic, self.base_url)
 
     async def _call(self, call: calls.Call) -> httpx.Response:
-        return await self._send(call.method, call.url, **call.kwargs())
+        return await self._send(call.method, call.url, relayed=call.relayed, **call.kwargs())
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def _send(
+        self, method: str, url: str, *, relayed: bool = False, **kwargs: Any
+    ) -> httpx.Response:
         """As `PodiumClient._send`: retried while refused, errors raised."""
         policy = self.retry if replayable(kwargs) else NO_RETRY
         retries, waited = 0, 0.0
         while True:
             with translate_transport(self.base_url):
                 response = await self._http.request(method, url, **kwargs)
-            wait = policy.delay(response, retries, waited)
+            wait = policy.delay(response, retries, waited, relayed=relayed)
             if wait is None:
                 break
             await response.aclose()

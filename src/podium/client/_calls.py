@@ -40,6 +40,9 @@ class Call:
     json: Any = None
     content: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Through the gateway, whose answer may be the endpoint's own, passed on as it came:
+    # retried only on Podium's own refusal (`_retry`).
+    relayed: bool = False
 
     def kwargs(self) -> dict[str, Any]:
         """The keyword arguments of `httpx.Client.request` (and the async one)."""
@@ -133,7 +136,7 @@ def invoke(
 ) -> Call:
     """POST `payload` as JSON to the endpoint, through the gateway."""
     url = f"{gateway_prefix(project)}/endpoints/{seg(name)}/{path.lstrip('/')}"
-    return Call("POST", url, json=payload, headers=dict(headers or {}))
+    return Call("POST", url, json=payload, headers=dict(headers or {}), relayed=True)
 
 
 def invoke_answer(response: httpx.Response) -> Any:
@@ -171,8 +174,8 @@ def predict_async(
     url = f"{gateway_prefix(project)}/endpoints/{seg(name)}/async/{path.lstrip('/')}"
     if isinstance(body, bytes | bytearray):
         sent.setdefault("content-type", "application/octet-stream")
-        return Call("POST", url, content=bytes(body), headers=sent)
-    return Call("POST", url, json=body, headers=sent)
+        return Call("POST", url, content=bytes(body), headers=sent, relayed=True)
+    return Call("POST", url, json=body, headers=sent, relayed=True)
 
 
 def task_accepted(response: httpx.Response) -> tuple[str, bool]:

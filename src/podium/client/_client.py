@@ -287,14 +287,17 @@ class PodiumClient(
     # ------------------------------------------------------------ plumbing
 
     def _call(self, call: calls.Call) -> httpx.Response:
-        return self._send(call.method, call.url, **call.kwargs())
+        return self._send(call.method, call.url, relayed=call.relayed, **call.kwargs())
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self._send(method, API_PREFIX + path, **kwargs)
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def _send(
+        self, method: str, url: str, *, relayed: bool = False, **kwargs: Any
+    ) -> httpx.Response:
         """Send one request, again while the server refuses it and says when to come back
-        (`_retry`); raise the error of an unsuccessful answer."""
+        (`_retry`; `relayed`: a call through the gateway); raise the error of an
+        unsuccessful answer."""
         if kwargs.get("timeout") is None:
             kwargs.pop("timeout", None)
         policy = self.retry if replayable(kwargs) else NO_RETRY
@@ -302,7 +305,7 @@ class PodiumClient(
         while True:
             with translate_transport(self.base_url):
                 response = self._http.request(method, url, **kwargs)
-            wait = policy.delay(response, retries, waited)
+            wait = policy.delay(response, retries, waited, relayed=relayed)
             if wait is None:
                 break
             response.close()

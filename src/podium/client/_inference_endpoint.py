@@ -26,6 +26,12 @@ differs:
   and ignored, so a script written for the Hub runs; size replicas with `instance_type`
   (a Podium instance type) or `resources` ({cpus, memory, gpus, gpu_type}).
 - `status` is the Hub's status string; `podium_status` is Podium's own (`STATUS_MAP`).
+- `wait()` also returns on `scaledToZero`. huggingface_hub's (2.4) returns only on
+  `running` with a healthy URL and waits on through `scaledToZero`; but the Hub loads an
+  endpoint made with `min_replica=0` before scaling it to zero, and Podium does not: such an
+  endpoint starts at zero, so waiting for `running` would wait until `timeout` (forever
+  without one). The model is then first loaded, and a bad one first seen, on the first
+  request (or `resume()`/an update of `min_replica` to 1, then `wait()`).
 """
 
 from __future__ import annotations
@@ -244,8 +250,9 @@ class InferenceEndpoint:
         self, timeout: float | None = None, refresh_every: float = WAIT_POLL_S
     ) -> InferenceEndpoint:
         """Wait until the endpoint is deployed: running, or scaled to zero (it wakes on the
-        next request). `LoadError` at once when it failed (the reason is the message);
-        `WaitTimeout` (a `TimeoutError`) after `timeout` seconds (None: wait on)."""
+        next request; huggingface_hub waits for running only: see the module doc).
+        `LoadError` at once when it failed (the reason is the message); `WaitTimeout` (a
+        `TimeoutError`) after `timeout` seconds (None: wait on)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self.fetch()

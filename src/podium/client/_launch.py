@@ -16,8 +16,10 @@ and changes nothing else. `model_bundle` is a Podium model reference (`iris`, `i
 and 8 GiB, would not fit many machines Podium runs on). `min_workers`/`max_workers` are the
 replica bounds and `per_worker` the autoscaler's `target_concurrency`.
 `update_if_exists=True` makes `create_model_endpoint` an upsert: an endpoint of that name is
-changed in the fields given (as `edit_model_endpoint`), else created; without it an existing
-name is a `Conflict`.
+changed in the fields given (as `edit_model_endpoint`), else created; when another caller
+creates it between the look-up and the create (the create's `Conflict`), it is updated, once.
+Without it an existing name is a `Conflict`. An endpoint being deleted cannot be updated: that
+`Conflict` is raised as it is.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 from podium.client._client import PodiumClient
 from podium.client._shapes import create_body, default_client, update_body
 from podium.client._tasks import Endpoint
-from podium.core.errors import Invalid, NotFound
+from podium.core.errors import Conflict, Invalid, NotFound
 from podium.core.schemas import EndpointPublic
 
 ENDPOINT_TYPES = ("sync", "streaming", "async")
@@ -135,16 +137,30 @@ def create_model_endpoint(
     )
     if update_if_exists:
         try:
-            current = podium.endpoint(endpoint_name, project=project)
+            return _update_existing(podium, endpoint_name, fields, project)
         except NotFound:
             pass
-        else:
-            body = update_body(current.spec, **_kept_type(fields, current))
-            return ModelEndpoint(podium.update(endpoint_name, body, project=project), podium)
+    made = fields
     if endpoint_type is None:
-        fields["labels"] = {**(labels or {}), ENDPOINT_TYPE_LABEL: ENDPOINT_TYPES[0]}
-    body = create_body(name=endpoint_name, project=project, **fields)
-    return ModelEndpoint(podium.deploy(body), podium)
+        made = {**fields, "labels": {**(labels or {}), ENDPOINT_TYPE_LABEL: ENDPOINT_TYPES[0]}}
+    body = create_body(name=endpoint_name, project=project, **made)
+    try:
+        return ModelEndpoint(podium.deploy(body), podium)
+    except Conflict:
+        if not update_if_exists:
+            raise
+        # Made by someone else between the look-up and the create: update it (once).
+        return _update_existing(podium, endpoint_name, fields, project)
+
+
+def _update_existing(
+    podium: PodiumClient, name: str, fields: dict[str, Any], project: str | None
+) -> ModelEndpoint:
+    """The upsert's update: the arguments given, over the endpoint's spec (NotFound when
+    there is none)."""
+    current = podium.endpoint(name, project=project)
+    body = update_body(current.spec, **_kept_type(fields, current))
+    return ModelEndpoint(podium.update(name, body, project=project), podium)
 
 
 def edit_model_endpoint(

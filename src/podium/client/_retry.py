@@ -3,12 +3,19 @@
     429 Too Many Requests                 (`RateLimited`; Retry-After, else 1 s)
     503 Service Unavailable + Retry-After (`Retryable`: a cold start, a full queue)
 
-Both say "nothing was done, try again later", so any request is retried, POSTs included,
-provided its body can be sent again (an upload streamed from a file cannot: it is never
-retried). A 503 without Retry-After, a 502/504 or a lost connection are not retried: the
-server may have acted. Each wait is the server's Retry-After, capped at
-`RetryPolicy.max_wait_s`; the retries stop after `max_retries` or once the waits together
-would pass `max_total_s`, and the last refusal is raised as its error.
+From Podium itself (the control API, the gateway, a Podium replica) both say "nothing was
+done, try again later", so the request is retried, POSTs included, provided its body can be
+sent again (an upload streamed from a file cannot: it is never retried). A 503 without
+Retry-After, a 502/504 or a lost connection are not retried: the server may have acted.
+Each wait is the server's Retry-After, capped at `RetryPolicy.max_wait_s`; the retries stop
+after `max_retries` or once the waits together would pass `max_total_s`, and the last
+refusal is raised as its error.
+
+The data plane is different: the gateway passes an endpoint's answer on as it came, and a
+server Podium does not control (a `command` server, vLLM, TGI) may answer 503 or 429 with
+Retry-After after it started the work. So a call through the gateway (`relayed`) is retried
+only when the refusal is Podium's own (`podiums_own`): a problem the gateway made itself, or
+one a Podium replica made; anything else is raised at once.
 
 The decision is pure (`RetryPolicy.delay`), so the sync and async clients share it and
 only sleep differently.
@@ -22,6 +29,7 @@ import httpx
 
 from podium.client._errors import error_from_response
 from podium.core.errors import RateLimited, Retryable
+from podium.core.problems import PROBLEM_JSON, SAFE_HEADERS
 
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_WAIT_S = 10.0  # one wait, whatever Retry-After asks
@@ -40,11 +48,16 @@ class RetryPolicy:
         if self.max_retries < 0 or self.max_wait_s < 0 or self.max_total_s < 0:
             raise ValueError("retry limits must not be negative")
 
-    def delay(self, response: httpx.Response, retries: int, waited: float) -> float | None:
+    def delay(
+        self, response: httpx.Response, retries: int, waited: float, *, relayed: bool = False
+    ) -> float | None:
         """How long to wait before sending the request again after `response`, or None
         to stop (not a refusal, or no retry left). `retries`: retries made so far;
-        `waited`: seconds already spent waiting in this call."""
+        `waited`: seconds already spent waiting in this call; `relayed`: a call through the
+        gateway, retried only on Podium's own refusal."""
         if retries >= self.max_retries or response.status_code not in (429, 503):
+            return None
+        if relayed and not podiums_own(response):
             return None
         error = error_from_response(response)
         after = error.retry_after if isinstance(error, RateLimited | Retryable) else None
@@ -54,6 +67,24 @@ class RetryPolicy:
         if waited + wait > self.max_total_s:
             return None
         return wait
+
+
+_GATEWAY_MARKS = tuple((k.decode(), v.decode()) for k, v in SAFE_HEADERS)
+REPLICA_HEADER = "x-podium-replica"
+
+
+def podiums_own(response: httpx.Response) -> bool:
+    """Whether an answer through the gateway is a problem Podium made: the gateway's own
+    (it carries every header of `core.problems.SAFE_HEADERS`, which the gateway puts on each
+    answer it makes and never on one it forwards), or a Podium replica's (its
+    `x-podium-replica` header). A `command` server's answer, passed on as it came, is
+    neither, whatever its body says."""
+    headers = response.headers
+    if headers.get("content-type", "").split(";")[0].strip() != PROBLEM_JSON:
+        return False
+    if REPLICA_HEADER in headers:
+        return True
+    return all(headers.get(k) == v for k, v in _GATEWAY_MARKS)
 
 
 def replayable(kwargs: dict[str, object]) -> bool:

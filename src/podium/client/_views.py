@@ -60,6 +60,7 @@ class Quotas(_View):
     max_replicas: int | None = None
     max_cpus: float | None = None
     max_gpus: int | None = None
+    max_memory_mb: int | None = None
 
 
 class ProjectUsage(_View):
@@ -67,6 +68,7 @@ class ProjectUsage(_View):
     replicas: int = 0
     cpus: float = 0
     gpus: int = 0
+    memory_mb: int = 0
 
 
 class ProjectView(_View):
@@ -112,6 +114,9 @@ class UsageRow(_View):
     endpoint: str | None = None
     day: str | None = None
     instance_type: str | None = None
+    cpus: float | None = None  # `custom` (resources): one replica's size, which is priced
+    memory_mb: int | None = None
+    gpus: int | None = None
     replica_seconds: float
     cost: float | None = None
 

@@ -31,11 +31,12 @@ from podium.core.env_spec import env_values
 from podium.core.errors import LoadError, PodiumError
 from podium.core.ids import new_replica_id
 from podium.core.phases import EndpointStatus, EventKind, ExitReason, ReplicaState
-from podium.core.settings import Settings
+from podium.core.settings import CUSTOM, Settings
 from podium.core.spec import RepoRef, model_version, parse_model_ref
 from podium.store.db import Database
 from podium.store.records import EndpointRecord, RevisionRecord
 from podium.store.secret_box import SecretBox
+from podium.store.usage import RowSize
 
 log = logging.getLogger("podium.control")
 
@@ -181,7 +182,7 @@ class Actuator:
             obs, restarts=mem.restarts if restarted else 0, now=self.clock.monotonic()
         )
         self.state.decided[r.replica_id] = decided
-        self.journal.started(r, self._instance_type(obs.endpoint, obs.revision))
+        self.journal.started(r, *self._usage_size(obs.endpoint, obs.revision))
         kind = EventKind.REPLICA_RESTARTED if restarted else EventKind.REPLICA_STARTING
         verb = "restarted as" if restarted else "starting"
         mode = f", {obs.start_mode}" if obs.start_mode else ""
@@ -198,14 +199,16 @@ class Actuator:
         )
         return r
 
-    def _instance_type(self, endpoint: str, revision: int) -> str:
+    def _usage_size(self, endpoint: str, revision: int) -> tuple[str, RowSize | None]:
+        """What the usage row records: the instance type's name, and for `resources` (the
+        type `custom`) the size, which the usage report prices per unit."""
         spec = self.journal.revision_spec(endpoint, revision)
         if spec is None:
-            return "unknown"
-        try:
-            return self.settings.replica_size(spec).name  # "custom" for `resources`
-        except PodiumError:
-            return spec.instance_type
+            return ("unknown", None)
+        r = spec.resources
+        if r is not None:
+            return (CUSTOM, RowSize(r.cpus, r.memory, r.gpus))
+        return (spec.instance_type, None)
 
     # ------------------------------------------------------------------ state changes
 

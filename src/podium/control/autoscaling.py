@@ -170,15 +170,15 @@ class Autoscaling:
             return {}
 
     def _usage(self, ep: EndpointRecord) -> Usage:
-        cpus, gpus = self._per_replica(ep)
-        return endpoint_usage(ep.status, ep.desired_replicas, cpus, gpus)
+        return endpoint_usage(ep.status, ep.desired_replicas, *self._per_replica(ep))
 
-    def _per_replica(self, ep: EndpointRecord) -> tuple[float, int]:
+    def _per_replica(self, ep: EndpointRecord) -> tuple[float, int, int]:
+        """One replica's (cpus, gpus, memory_mb)."""
         try:
             itype = self.settings.replica_size(ep.spec)
         except PodiumError:  # a type these settings do not know any more
-            return (0.0, 0)
-        return (itype.cpus, itype.gpus)
+            return (0.0, 0, 0)
+        return (itype.cpus, itype.gpus, itype.memory_mb)
 
     def _one(
         self,

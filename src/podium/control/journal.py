@@ -20,6 +20,7 @@ from podium.core.phases import EndpointStatus, EventKind
 from podium.core.spec import EndpointSpec
 from podium.store.db import Database
 from podium.store.records import EndpointRecord, RevisionRecord
+from podium.store.usage import RowSize
 
 log = logging.getLogger("podium.control")
 
@@ -41,9 +42,9 @@ class Journal:
         with self.db.unit_of_work() as uow:
             uow.replicas.upsert(r.record())
 
-    def started(self, r: TrackedReplica, instance_type: str) -> None:
+    def started(self, r: TrackedReplica, instance_type: str, size: RowSize | None = None) -> None:
         """A replica started (or was adopted): its row, and its usage row from now (an
-        adopted one keeps the row its first server opened)."""
+        adopted one keeps the row its first server opened); `size`: a `custom` one's."""
         with self.db.unit_of_work() as uow:
             uow.replicas.upsert(r.record())
             uow.usage.open(
@@ -51,6 +52,7 @@ class Journal:
                 endpoint=r.endpoint,
                 project=split_key(r.endpoint)[0],
                 instance_type=instance_type,
+                size=size,
                 started_at=self.clock.now(),
             )
 

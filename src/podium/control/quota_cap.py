@@ -35,14 +35,15 @@ def cap(
     others: Usage,
     cpus: float,
     gpus: int,
+    memory_mb: int = 0,
 ) -> Capped:
     """`decision` capped by `quotas`, given what the rest of the project uses (`others`)
-    and the endpoint's instance type (`cpus`, `gpus` per replica). A quota already passed
-    never scales an endpoint down: it only stops it from growing."""
+    and one replica's size (`cpus`, `gpus`, `memory_mb`: `Settings.replica_size`). A quota
+    already passed never scales an endpoint down: it only stops it from growing."""
     want = decision.desired
     if quotas is None or not decision.changed or want <= current:
         return Capped(decision)
-    most, quota = room(quotas, others, cpus, gpus, from_zero=current == 0)
+    most, quota = room(quotas, others, cpus, gpus, memory_mb, from_zero=current == 0)
     if most is None or quota is None or want <= most:
         return Capped(decision)
     limit = getattr(quotas, quota)

@@ -9,7 +9,9 @@ scale-up at what still fits (`room`); both count usage the same way, here and on
 - failed: one endpoint, no replicas (nothing runs, but waking it takes an update);
 - otherwise: one endpoint and its desired count of replicas (an endpoint woken from zero,
   desired > 0 while its status still reads scaled_to_zero, counts in full);
-- cpus/gpus: replicas times the instance type's cpus/gpus.
+- cpus/gpus/memory_mb: replicas times one replica's size (`Settings.replica_size`: its
+  instance type, or its `resources`). Memory has its own quota: with `resources`, CPUs no
+  longer bound memory the way a named type's fixed CPU-to-memory ratio does.
 
 So waking an endpoint from zero (API wake or resume, the autoscaler's wake) adds an
 endpoint and is checked against max_endpoints as well.
@@ -31,7 +33,7 @@ from podium.core.phases import EndpointStatus
 UNCOUNTED = frozenset({EndpointStatus.PAUSED, EndpointStatus.DELETING})
 # Endpoints that count as endpoints but run no replicas.
 NOT_RUNNING = frozenset({EndpointStatus.FAILED})
-QUOTA_NAMES = ("max_endpoints", "max_replicas", "max_cpus", "max_gpus")
+QUOTA_NAMES = ("max_endpoints", "max_replicas", "max_cpus", "max_gpus", "max_memory_mb")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class Quotas:
     max_replicas: int | None = None
     max_cpus: float | None = None
     max_gpus: int | None = None
+    max_memory_mb: int | None = None
 
     def any(self) -> bool:
         return any(getattr(self, q) is not None for q in QUOTA_NAMES)
@@ -53,6 +56,7 @@ class Usage:
     replicas: int = 0
     cpus: float = 0.0
     gpus: int = 0
+    memory_mb: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -60,6 +64,7 @@ class Usage:
             self.replicas + other.replicas,
             self.cpus + other.cpus,
             self.gpus + other.gpus,
+            self.memory_mb + other.memory_mb,
         )
 
     def __sub__(self, other: Usage) -> Usage:
@@ -68,6 +73,7 @@ class Usage:
             self.replicas - other.replicas,
             self.cpus - other.cpus,
             self.gpus - other.gpus,
+            self.memory_mb - other.memory_mb,
         )
 
     def figure(self, quota: str) -> float:
@@ -75,14 +81,16 @@ class Usage:
         return float(getattr(self, quota.removeprefix("max_")))
 
 
-def endpoint_usage(status: EndpointStatus, desired: int, cpus: float, gpus: int) -> Usage:
-    """What one endpoint uses (the rules in the module doc): `cpus`/`gpus` are its instance
-    type's, per replica."""
+def endpoint_usage(
+    status: EndpointStatus, desired: int, cpus: float, gpus: int, memory_mb: int = 0
+) -> Usage:
+    """What one endpoint uses (the rules in the module doc): `cpus`/`gpus`/`memory_mb` are
+    one replica's."""
     if status in UNCOUNTED or desired <= 0:  # scaled to zero: SCALED_TO_ZERO has desired 0
         return Usage()
     if status in NOT_RUNNING:
         return Usage(endpoints=1)
-    return Usage(1, desired, desired * cpus, desired * gpus)
+    return Usage(1, desired, desired * cpus, desired * gpus, desired * memory_mb)
 
 
 def total(usages: Iterable[Usage]) -> Usage:
@@ -112,7 +120,13 @@ def check(project: str, quotas: Quotas, now: Usage, after: Usage) -> None:
 
 
 def room(
-    quotas: Quotas, others: Usage, cpus: float, gpus: int, *, from_zero: bool = False
+    quotas: Quotas,
+    others: Usage,
+    cpus: float,
+    gpus: int,
+    memory_mb: int = 0,
+    *,
+    from_zero: bool = False,
 ) -> tuple[int | None, str | None]:
     """The most replicas one endpoint may have beside `others` (the rest of its project),
     and the quota that bounds it; `(None, None)` when no quota does. `from_zero`: the
@@ -129,6 +143,7 @@ def room(
         ("max_replicas", quotas.max_replicas, 1.0),
         ("max_cpus", quotas.max_cpus, cpus),
         ("max_gpus", quotas.max_gpus, float(gpus)),
+        ("max_memory_mb", quotas.max_memory_mb, float(memory_mb)),
     ]
     for quota, limit, per in bounds:
         if limit is None or per <= 0:

@@ -91,7 +91,7 @@ class EndpointPublic(BaseModel):
     replicas: list[ReplicaPublic] = Field(default_factory=list)
     size: InstanceType | None = Field(
         None,
-        description="one replica's size: its instance type, or `custom` (priced 0) for "
+        description="one replica's size: its instance type, or `custom` (priced per unit) for "
         "`resources`; null: a type this server does not know",
     )
     url: str
@@ -160,6 +160,7 @@ class QuotasModel(BaseModel):
     max_replicas: int | None = Field(None, ge=0, le=1_000_000, description="desired replicas")
     max_cpus: float | None = Field(None, ge=0, le=1_000_000, description="replicas * cpus")
     max_gpus: int | None = Field(None, ge=0, le=1_000_000, description="replicas * gpus")
+    max_memory_mb: int | None = Field(None, ge=0, le=2**40, description="replicas * memory (MiB)")
 
 
 class UsagePublic(BaseModel):
@@ -169,6 +170,7 @@ class UsagePublic(BaseModel):
     replicas: int
     cpus: float
     gpus: int
+    memory_mb: int = Field(description="replicas * memory (MiB)")
 
 
 class ProjectCreate(BaseModel):

@@ -21,28 +21,49 @@ Environment variables (all optional):
   PODIUM_SERVER_NAMES    comma-separated host names the server answers to besides the
                          loopback names and PODIUM_HOST (the Host header check)
   PODIUM_TOKEN_REFRESH_S how often the token directory is reloaded from the store     0.5
+  PODIUM_PRICE_PER_CPU_HOUR, PODIUM_PRICE_PER_GIB_HOUR, PODIUM_PRICE_PER_GPU_HOUR
+                         the hourly price of a `resources` (custom) replica, per unit:
+                         cpus, memory in GiB, gpus; added up                        0 each
 
-Every numeric one must be positive (PODIUM_PORT: 0-65535, 0 for any free port); a bad
-value is `Invalid` naming the variable, never silently replaced.
+Every numeric one must be positive (PODIUM_PORT: 0-65535, 0 for any free port; a price:
+0 or more); a bad value is `Invalid` naming the variable, never silently replaced.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 
 from podium.core.errors import Invalid
 from podium.core.spec import EndpointCreate, InstanceType
 
+CUSTOM = "custom"  # the instance type name of a replica sized by `resources`
 DEFAULT_INSTANCE_TYPES: tuple[InstanceType, ...] = (
     InstanceType(name="cpu-small", cpus=1, memory_mb=2048, price_per_hour=0.05),
     InstanceType(name="cpu-medium", cpus=2, memory_mb=4096, price_per_hour=0.10),
     InstanceType(name="cpu-large", cpus=4, memory_mb=8192, price_per_hour=0.20),
     InstanceType(name="gpu-small", cpus=4, memory_mb=16384, gpus=1, price_per_hour=0.60),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class SizePrices:
+    """What a replica sized by `resources` (instance type `custom`) costs per hour: the sum
+    of its CPUs, memory (GiB) and GPUs times these prices (the named types carry their own
+    `price_per_hour`). All 0 by default: custom sizes are free until the operator prices them."""
+
+    per_cpu_hour: float = 0.0
+    per_gib_hour: float = 0.0
+    per_gpu_hour: float = 0.0
+
+    def per_hour(self, cpus: float, memory_mb: int, gpus: int) -> float:
+        gib = memory_mb / 1024
+        return cpus * self.per_cpu_hour + gib * self.per_gib_hour + gpus * self.per_gpu_hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +189,7 @@ class Settings:
     download: DownloadSettings = field(default_factory=DownloadSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     tasks: TaskSettings = field(default_factory=TaskSettings)
+    prices: SizePrices = field(default_factory=SizePrices)  # of `resources` (custom) sizes
     log_retention: int = 20  # replica log files kept per endpoint; older ones are deleted
     limits: ApiLimits = field(default_factory=ApiLimits)
     # Access control (docs/security.md): off only with `podium up --no-auth` (loopback only).
@@ -226,12 +248,20 @@ class Settings:
             ) from None
 
     def replica_size(self, spec: EndpointCreate) -> InstanceType:
-        """The size of one replica of `spec`: its `resources` (an instance type named
-        `custom`, priced 0) or its named instance type."""
+        """The size of one replica of `spec`: its `resources` (`custom_size`) or its named
+        instance type."""
         r = spec.resources
         if r is None:
             return self.instance_type(spec.instance_type)
-        return InstanceType(name="custom", cpus=r.cpus, memory_mb=r.memory, gpus=r.gpus)
+        return self.custom_size(r.cpus, r.memory, r.gpus)
+
+    def custom_size(self, cpus: float, memory_mb: int, gpus: int) -> InstanceType:
+        """A size given by `resources`: the instance type `custom`, priced per unit
+        (`prices`)."""
+        price = self.prices.per_hour(cpus, memory_mb, gpus)
+        return InstanceType(
+            name=CUSTOM, cpus=cpus, memory_mb=memory_mb, gpus=gpus, price_per_hour=price
+        )
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -317,6 +347,12 @@ def _int(value: str, name: str) -> int:
         raise Invalid(f"{name} must be an integer, not {value!r}", field=name) from None
 
 
+class _Bound(Enum):
+    POSITIVE = "positive"
+    PORT = "port"  # 0-65535
+    PRICE = "price"  # 0 or more, finite
+
+
 @dataclass(frozen=True, slots=True)
 class _Var:
     """One numeric environment variable: the Settings field it sets and how it is read."""
@@ -327,14 +363,18 @@ class _Var:
     )
     name: str
     parse: Callable[[str, str], float]
-    positive: bool = True
+    bound: _Bound = _Bound.POSITIVE
 
     def read(self, raw: str) -> float:
         value = self.parse(raw, self.env)
-        if self.positive and not value > 0:  # `not >`: NaN too
+        if self.bound is _Bound.POSITIVE and not value > 0:  # `not >`: NaN too
             raise Invalid(f"{self.env} must be positive, not {raw.strip()}", field=self.env)
-        if not self.positive and not 0 <= value <= 65535:
+        if self.bound is _Bound.PORT and not 0 <= value <= 65535:
             raise Invalid(f"{self.env} must be a port (0-65535), not {raw.strip()}", field=self.env)
+        if self.bound is _Bound.PRICE and not 0 <= value < math.inf:  # NaN fails too
+            raise Invalid(
+                f"{self.env} must be a price (0 or more), not {raw.strip()}", field=self.env
+            )
         return value
 
 
@@ -345,10 +385,11 @@ _SECTIONS: dict[str, Callable[..., object]] = {
     "download": DownloadSettings,
     "observability": ObservabilitySettings,
     "tasks": TaskSettings,
+    "prices": SizePrices,
 }
 
 _ENV: tuple[_Var, ...] = (
-    _Var("PODIUM_PORT", "", "port", _int, positive=False),  # 0: any free port
+    _Var("PODIUM_PORT", "", "port", _int, _Bound.PORT),  # 0: any free port
     _Var("PODIUM_LOG_RETENTION", "", "log_retention", _int),
     _Var("PODIUM_TOKEN_REFRESH_S", "", "token_refresh_s", _float),
     _Var("PODIUM_MAX_BODY_BYTES", "gateway", "max_body_bytes", _int),
@@ -378,4 +419,7 @@ _ENV: tuple[_Var, ...] = (
     _Var("PODIUM_CALLBACK_TIMEOUT_S", "tasks", "callback_timeout_s", _float),
     _Var("PODIUM_MAX_FILE_BYTES", "tasks", "max_file_bytes", _int),
     _Var("PODIUM_MAX_JOB_LINES", "tasks", "max_job_lines", _int),
+    _Var("PODIUM_PRICE_PER_CPU_HOUR", "prices", "per_cpu_hour", _float, _Bound.PRICE),
+    _Var("PODIUM_PRICE_PER_GIB_HOUR", "prices", "per_gib_hour", _float, _Bound.PRICE),
+    _Var("PODIUM_PRICE_PER_GPU_HOUR", "prices", "per_gpu_hour", _float, _Bound.PRICE),
 )

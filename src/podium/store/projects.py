@@ -18,7 +18,7 @@ from podium.core.access import DEFAULT_PROJECT
 from podium.core.clock import Clock, SystemClock
 from podium.core.errors import Conflict, NotFound
 from podium.core.ids import check_project
-from podium.core.quotas import Quotas
+from podium.core.quotas import QUOTA_NAMES, Quotas
 from podium.store.locks import LockSpace, lock_name
 from podium.store.records import ProjectRecord
 from podium.store.tables import EndpointRow, ModelVersionRow, ProjectRow, SecretRow
@@ -31,14 +31,14 @@ def _record(row: ProjectRow) -> ProjectRecord:
     return ProjectRecord(
         name=row.name,
         description=row.description,
-        quotas=Quotas(
-            max_endpoints=row.max_endpoints,
-            max_replicas=row.max_replicas,
-            max_cpus=row.max_cpus,
-            max_gpus=row.max_gpus,
-        ),
+        quotas=Quotas(**{q: getattr(row, q) for q in QUOTA_NAMES}),
         created_at=row.created_at,
     )
+
+
+def _set_quotas(row: ProjectRow, quotas: Quotas) -> None:
+    for q in QUOTA_NAMES:
+        setattr(row, q, getattr(quotas, q))
 
 
 def _default() -> ProjectRecord:
@@ -82,12 +82,7 @@ class ProjectRepo:
     def with_quotas(self) -> dict[str, Quotas]:
         """The quotas of every project that has one (one query: the controller's pass)."""
         stmt = select(ProjectRow).where(
-            or_(
-                ProjectRow.max_endpoints.is_not(None),
-                ProjectRow.max_replicas.is_not(None),
-                ProjectRow.max_cpus.is_not(None),
-                ProjectRow.max_gpus.is_not(None),
-            )
+            or_(*(getattr(ProjectRow, q).is_not(None) for q in QUOTA_NAMES))
         )
         return {r.name: _record(r).quotas for r in self._s.scalars(stmt)}
 
@@ -101,15 +96,8 @@ class ProjectRepo:
         if self._s.get(ProjectRow, name, populate_existing=True) is not None:
             raise Conflict(f"project {name!r} already exists", field="name")
         q = quotas or Quotas()
-        row = ProjectRow(
-            name=name,
-            description=description,
-            max_endpoints=q.max_endpoints,
-            max_replicas=q.max_replicas,
-            max_cpus=q.max_cpus,
-            max_gpus=q.max_gpus,
-            created_at=self._clock.now(),
-        )
+        row = ProjectRow(name=name, description=description, created_at=self._clock.now())
+        _set_quotas(row, q)
         self._s.add(row)
         self._s.flush()
         return _record(row)
@@ -122,15 +110,12 @@ class ProjectRepo:
         quotas: Quotas | None = None,
     ) -> ProjectRecord:
         """Change the description (when given; None clears it) and the quotas (when given:
-        all four, None for unlimited)."""
+        every one, None for unlimited)."""
         row = self._load_for_update(name)
         if description is not _UNSET:
             row.description = description  # type: ignore[assignment]
         if quotas is not None:
-            row.max_endpoints = quotas.max_endpoints
-            row.max_replicas = quotas.max_replicas
-            row.max_cpus = quotas.max_cpus
-            row.max_gpus = quotas.max_gpus
+            _set_quotas(row, quotas)
         self._s.flush()
         return _record(row)
 

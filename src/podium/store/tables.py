@@ -190,6 +190,7 @@ class ProjectRow(Base):
     max_replicas: Mapped[int | None] = mapped_column(Integer)
     max_cpus: Mapped[float | None] = mapped_column(Float)
     max_gpus: Mapped[int | None] = mapped_column(Integer)
+    max_memory_mb: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
 
 
@@ -266,6 +267,11 @@ class ReplicaUsageRow(Base):
     endpoint: Mapped[str] = mapped_column(String(NAME_LEN))  # the endpoint's key
     project: Mapped[str] = mapped_column(String(PROJECT_LEN))
     instance_type: Mapped[str] = mapped_column(String(64))
+    # A `custom` replica's size (`resources`), priced per unit by the report; None for a
+    # named type, which the report prices by name.
+    cpus: Mapped[float | None] = mapped_column(Float)
+    memory_mb: Mapped[int | None] = mapped_column(Integer)
+    gpus: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
 

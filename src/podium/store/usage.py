@@ -5,7 +5,9 @@ exits or is found lost, and closes every open row when it stops (a replica a lat
 adopts gets its row opened again: it ran on meanwhile); a row still open counts up to now.
 `intervals` returns the rows that overlap [start, end), clipped to it; `totals` adds them
 up per (project, endpoint, instance type) or per (project, UTC day, instance type),
-splitting an interval at each UTC midnight. Time with no replica (paused, scaled to zero)
+splitting an interval at each UTC midnight. A replica sized by `resources` (instance type
+`custom`) has its size on its row (`RowSize`), so the report prices it per unit; sizes
+are kept apart in the totals. Time with no replica (paused, scaled to zero)
 has no row: it costs nothing.
 """
 
@@ -29,6 +31,15 @@ class GroupBy(StrEnum):
     DAY = "day"
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class RowSize:
+    """One `custom` replica's size: what its row records for pricing."""
+
+    cpus: float
+    memory_mb: int
+    gpus: int
+
+
 @dataclass(frozen=True, slots=True)
 class UsageInterval:
     """Part of one replica's life, inside the period asked for."""
@@ -39,6 +50,7 @@ class UsageInterval:
     instance_type: str
     start: datetime
     end: datetime
+    size: RowSize | None = None  # a `custom` replica's
 
     @property
     def seconds(self) -> float:
@@ -51,6 +63,7 @@ class UsageTotal:
     group: str  # the endpoint's key, or a UTC day "YYYY-MM-DD"
     instance_type: str
     replica_seconds: float
+    size: RowSize | None = None  # a `custom` replica's
 
 
 class UsageRepo:
@@ -65,10 +78,12 @@ class UsageRepo:
         endpoint: str,
         project: str,
         instance_type: str,
+        size: RowSize | None = None,
         started_at: datetime | None = None,
     ) -> None:
-        """A replica started. Again for one that has a row (adopted by a new server): the
-        row is kept, and open again if the previous server closed it when it stopped."""
+        """A replica started (`size`: a `custom` one's). Again for one that has a row
+        (adopted by a new server): the row is kept, and open again if the previous server
+        closed it when it stopped."""
         found = self._s.scalar(
             select(ReplicaUsageRow).where(ReplicaUsageRow.replica_id == replica_id)
         )
@@ -83,6 +98,9 @@ class UsageRepo:
                 endpoint=endpoint,
                 project=project,
                 instance_type=instance_type,
+                cpus=None if size is None else size.cpus,
+                memory_mb=None if size is None else size.memory_mb,
+                gpus=None if size is None else size.gpus,
                 started_at=started_at or self._clock.now(),
                 ended_at=None,
             )
@@ -141,23 +159,30 @@ class UsageRepo:
             lo = max(row.started_at, start)
             hi = min(row.ended_at or now, end)
             if hi > lo:
-                out.append(
-                    UsageInterval(
-                        row.replica_id, row.project, row.endpoint, row.instance_type, lo, hi
-                    )
+                iv = UsageInterval(
+                    row.replica_id, row.project, row.endpoint, row.instance_type, lo, hi, _size(row)
                 )
+                out.append(iv)
         return out
 
 
+def _size(row: ReplicaUsageRow) -> RowSize | None:
+    if row.cpus is None or row.memory_mb is None or row.gpus is None:
+        return None
+    return RowSize(row.cpus, row.memory_mb, row.gpus)
+
+
 def totals(intervals: Iterable[UsageInterval], group_by: GroupBy) -> list[UsageTotal]:
-    """Replica seconds per (project, endpoint or UTC day, instance type), sorted."""
-    sums: dict[tuple[str, str, str], float] = {}
+    """Replica seconds per (project, endpoint or UTC day, instance type, custom size),
+    sorted."""
+    sums: dict[tuple[str, str, str, RowSize | None], float] = {}
     for iv in intervals:
         parts = [(iv.endpoint, iv.seconds)] if group_by is GroupBy.ENDPOINT else _by_day(iv)
         for group, seconds in parts:
-            key = (iv.project, group, iv.instance_type)
+            key = (iv.project, group, iv.instance_type, iv.size)
             sums[key] = sums.get(key, 0.0) + seconds
-    return [UsageTotal(p, g, t, round(s, 3)) for (p, g, t), s in sorted(sums.items())]
+    ordered = sorted(sums.items(), key=lambda kv: (kv[0][:3], kv[0][3] or RowSize(0, 0, 0)))
+    return [UsageTotal(p, g, t, round(s, 3), size) for (p, g, t, size), s in ordered]
 
 
 def _by_day(iv: UsageInterval) -> list[tuple[str, float]]:

@@ -49,8 +49,9 @@ def test_project_routes(secure: TestClient, admin: H) -> None:
         "max_replicas": 4,
         "max_cpus": None,
         "max_gpus": None,
+        "max_memory_mb": None,
     }
-    assert body["usage"] == {"endpoints": 0, "replicas": 0, "cpus": 0, "gpus": 0}
+    assert body["usage"] == {"endpoints": 0, "replicas": 0, "cpus": 0, "gpus": 0, "memory_mb": 0}
     again = secure.post(P, json={"name": "team"}, headers=admin)
     assert (again.status_code, again.json()["field"]) == (409, "name")
     bad = secure.post(P, json={"name": "x.y"}, headers=admin)
@@ -227,10 +228,11 @@ def test_usage_counts_endpoints_replicas_and_cpus(secure: TestClient, admin: H, 
     zero = spec("ep-c", project="team", scaling={"min_replicas": 0, "max_replicas": 1})
     assert secure.post(EP, json=zero, headers=admin).status_code == 201
     usage = secure.get(f"{P}/team", headers=admin).json()["usage"]
-    assert usage == {"endpoints": 2, "replicas": 3, "cpus": 8, "gpus": 1}  # ep-c at zero: none
+    # ep-c at zero: none; memory: 2 x cpu-medium (4 GiB) + gpu-small (16 GiB)
+    assert usage == {"endpoints": 2, "replicas": 3, "cpus": 8, "gpus": 1, "memory_mb": 24576}
     secure.post(f"{EP}/ep-b/pause", params={"project": "team"}, headers=admin)
     usage = secure.get(f"{P}/team", headers=admin).json()["usage"]
-    assert usage == {"endpoints": 1, "replicas": 2, "cpus": 4, "gpus": 0}
+    assert usage == {"endpoints": 1, "replicas": 2, "cpus": 4, "gpus": 0, "memory_mb": 8192}
     listed = {p["name"]: p["usage"] for p in secure.get(P, headers=admin).json()}
     assert listed["team"] == usage and listed["default"]["endpoints"] == 0
 

@@ -206,3 +206,23 @@ def test_a_failed_endpoint_holds_no_replicas(client: TestClient, team: None, db:
         "max_replicas",
         "project 'team' allows max_replicas=2; this would make 4",
     )
+
+
+def test_resources_cannot_escape_memory_through_a_cpu_quota(client: TestClient, team: None) -> None:
+    """With named types the CPU quota also bounded memory (cpu-small: 1 CPU, 2 GiB);
+    `resources` decouple them, so memory has its own quota: 50 replicas of 0.02 CPUs and
+    4 GiB fit `max_cpus: 1` but not `max_memory_mb: 8192`."""
+    quotas(client, max_cpus=1, max_memory_mb=8192)
+    tiny_cpu = {"cpus": 0.02, "memory": "4Gi"}
+    many = {"min_replicas": 50, "max_replicas": 50}
+    refused(
+        create(client, "big", resources=tiny_cpu, scaling=many),
+        "max_memory_mb",
+        "project 'team' allows max_memory_mb=8192; this would make 204800",
+    )
+    two = {"min_replicas": 2, "max_replicas": 2}
+    assert create(client, "fits", resources=tiny_cpu, scaling=two).status_code == 201
+    assert (usage(client)["memory_mb"], usage(client)["cpus"]) == (8192, 0.04)
+    r = client.post(f"{EP}/fits/scale", params=Q, json={"min_replicas": 3, "max_replicas": 3})
+    refused(r, "max_memory_mb", "project 'team' allows max_memory_mb=8192; this would make 12288")
+    assert client.get(f"{P}/team").json()["quotas"]["max_memory_mb"] == 8192

@@ -15,13 +15,16 @@ from fastapi.testclient import TestClient
 from podium.api import ApiContext, create_api
 from podium.artifacts.store import ArtifactStore
 from podium.backends.local_logs import LocalLogs
-from podium.core.settings import Settings
+from podium.core.settings import Settings, SizePrices
 from podium.store import Database
+from podium.store.usage import RowSize
 from tests.unit.api.conftest import WakeRecorder
 from tests.unit.api.test_secrets_api import Tokens
 
 T0 = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)  # an hour before midnight
 FROM, TO = "2026-03-01T22:00:00Z", "2026-03-02T02:00:00Z"
+# What a replica sized by `resources` costs per hour and unit (PODIUM_PRICE_PER_*_HOUR).
+PRICES = SizePrices(per_cpu_hour=0.04, per_gib_hour=0.005, per_gpu_hour=0.5)
 
 
 def _h(hours: float) -> datetime:
@@ -35,7 +38,7 @@ def tokens() -> Tokens:
 
 @pytest.fixture
 def client(tmp_path: Path, db: Database, tokens: Tokens) -> Iterator[TestClient]:
-    settings = Settings(home=tmp_path / "home", port=8123)
+    settings = Settings(home=tmp_path / "home", port=8123, prices=PRICES)
     ctx = ApiContext(
         settings=settings,
         db=db,
@@ -91,6 +94,32 @@ def test_usage_per_endpoint_clips_and_prices(client: TestClient, tokens: Tokens,
         f"/api/v1/usage?project=team&endpoint=chat&from={FROM}&to={TO}", headers=tokens.admin
     ).json()
     assert [(r["endpoint"], r["replica_seconds"]) for r in one["rows"]] == [("chat", 3600.0)]
+
+
+def test_a_custom_size_is_priced_by_the_size_its_rows_record(
+    client: TestClient, tokens: Tokens, db: Database
+) -> None:
+    """`resources` replicas are the type `custom`; each row records its size, so the
+    report prices it per unit, and two sizes of one endpoint (a resize) stay apart."""
+    with db.unit_of_work() as uow:
+        for rid, size, start in (
+            ("big-1", RowSize(cpus=2, memory_mb=4096, gpus=1), 0.0),  # 0.08 + 0.02 + 0.5 / h
+            ("big-2", RowSize(cpus=0.5, memory_mb=1024, gpus=0), 1.0),  # 0.02 + 0.005 / h
+        ):
+            uow.usage.open(
+                rid,
+                endpoint="big",
+                project="default",
+                instance_type="custom",
+                size=size,
+                started_at=_h(start),
+            )
+            uow.usage.close(rid, _h(start + 1))
+    body = client.get(f"/api/v1/usage?from={FROM}&to={TO}", headers=tokens.admin).json()
+    rows = [(r["cpus"], r["memory_mb"], r["gpus"], r["cost"]) for r in body["rows"]]
+    assert rows == [(0.5, 1024, 0, pytest.approx(0.025)), (2, 4096, 1, pytest.approx(0.6))]
+    assert {r["instance_type"] for r in body["rows"]} == {"custom"}
+    assert body["total_cost"] == pytest.approx(0.625) and body["notes"] == []
 
 
 def test_usage_per_day_splits_at_utc_midnight(

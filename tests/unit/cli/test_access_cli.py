@@ -60,3 +60,11 @@ def test_the_token_comes_from_the_option_else_the_env_else_the_credentials(
     monkeypatch.setenv("PODIUM_HOME", str(api.settings.home))
     cli("ls")  # nothing given: $PODIUM_HOME/credentials, as `podium up` wrote it
     assert api.authorizations[-1] == f"Bearer {api.token}"
+
+
+def test_projects_take_and_show_the_memory_quota(cli: Cli) -> None:
+    cli("projects", "create", "team", "--max-cpus", "1", "--max-memory-mb", "8192")
+    shown = cli("projects", "ls").stdout
+    assert "MEMORY MIB" in shown and "0/8192" in shown
+    cli("projects", "update", "team", "--unlimited", "max_memory_mb")
+    assert '"max_memory_mb": null' in cli("projects", "ls", "--json").stdout

@@ -1,5 +1,7 @@
 """Retries on 429 and 503 + Retry-After, against a real local HTTP server (uvicorn in a
-thread) that refuses as many times as told, then answers."""
+thread) that refuses as many times as told, then answers. Through the gateway (invoke,
+predict) only Podium's own refusal is retried: the gateway's problem (its SAFE_HEADERS) or a
+Podium replica's (`x-podium-replica`), never an endpoint's own server's answer."""
 
 from __future__ import annotations
 
@@ -19,7 +21,14 @@ from podium.client import (
     RetryPolicy,
     Unavailable,
 )
+from podium.client._retry import podiums_own
+from podium.core.phases import EndpointStatus
+from podium.core.problems import SAFE_HEADERS
+from podium.core.routing import EndpointRoute
 from tests.support.inproc import served
+from tests.unit.gateway.conftest import Servers, endpoint
+
+JSON = {"content-type": "application/json"}
 
 
 @dataclass
@@ -41,14 +50,8 @@ class Refusing:
         self.seen.append(f"{scope['method']} {scope['path']}")
         status, headers = self.refusals.pop(0) if self.refusals else (200, {})
         body = {"ok": True} if status == 200 else {"status": status, "detail": "busy"}
-        raw = [(k.encode(), v.encode()) for k, v in headers.items()]
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json"), *raw],
-            }
-        )
+        raw = [(k.encode(), v.encode()) for k, v in {**JSON, **headers}.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
 
@@ -68,14 +71,51 @@ def server(app: tuple[Refusing, str]) -> tuple[Refusing, str]:
 
 
 SOON = {"retry-after": "0.01"}
+# How Podium's own refusals look through the gateway: the gateway's, and a Podium replica's.
+PROBLEM = {"content-type": "application/problem+json"}
+GATEWAY = {**SOON, **PROBLEM, **{k.decode(): v.decode() for k, v in SAFE_HEADERS}}
+REPLICA = {**SOON, **PROBLEM, "x-podium-replica": "default.iris-r1"}
 
 
 def test_a_503_with_retry_after_is_sent_again_then_answers(server: tuple[Refusing, str]) -> None:
     refusing, url = server
-    refusing.refusals += [(503, SOON), (429, SOON)]
+    refusing.refusals += [(503, GATEWAY), (429, REPLICA)]
     with PodiumClient(url, token="t") as client:
         assert client.invoke("iris", {"inputs": 1}) == {"ok": True}  # a POST: refused = not done
     assert refusing.seen == ["POST /endpoints/iris/"] * 3
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        SOON,  # vLLM/TGI-like JSON
+        {**SOON, **PROBLEM},  # a problem, but not Podium's
+        {**GATEWAY, "x-frame-options": "SAMEORIGIN"},  # not every mark of the gateway's
+    ],
+)
+@pytest.mark.parametrize("status", [503, 429])
+def test_an_endpoints_own_refusal_of_a_post_is_not_sent_again(
+    server: tuple[Refusing, str], status: int, headers: dict[str, str]
+) -> None:
+    """The gateway passes on a `command` server's 503/429 as it came: that server may have
+    started the work, so the POST is not re-sent."""
+    refusing, url = server
+    refusing.refusals += [(status, headers)]
+    with PodiumClient(url, token="t") as client, pytest.raises((RateLimited, Retryable)):
+        client.invoke("iris", {"inputs": 1})
+    assert refusing.seen == ["POST /endpoints/iris/"]
+    refusing.refusals += [(status, headers)]
+    with PodiumClient(url, token="t") as client, pytest.raises((RateLimited, Retryable)):
+        client.predict_async("iris", {"inputs": 1})
+    assert refusing.seen[1:] == ["POST /endpoints/iris/async/"]
+
+
+def test_the_control_plane_retries_a_post_as_before(server: tuple[Refusing, str]) -> None:
+    refusing, url = server
+    refusing.refusals += [(503, SOON)] * 3
+    with PodiumClient(url, token="t", max_retries=2) as client, pytest.raises(Retryable):
+        client.pause("iris")
+    assert refusing.seen == ["POST /api/v1/endpoints/iris/pause"] * 3
 
 
 def test_retries_stop_after_max_retries_with_the_last_refusal(
@@ -118,7 +158,32 @@ def test_the_policy_caps_each_wait() -> None:
 
 async def test_the_async_client_retries_alike(server: tuple[Refusing, str]) -> None:
     refusing, url = server
-    refusing.refusals += [(503, SOON), (503, SOON)]
+    refusing.refusals += [(503, GATEWAY), (503, REPLICA)]
     async with AsyncClient(url, token="t") as client:
         assert await client.invoke("iris", {"inputs": 1}) == {"ok": True}
     assert len(refusing.seen) == 3
+    refusing.refusals += [(503, SOON)]  # an endpoint's own: not sent again
+    async with AsyncClient(url, token="t") as client:
+        with pytest.raises(Retryable):
+            await client.invoke("iris", {"inputs": 1})
+    assert len(refusing.seen) == 4
+
+
+def test_through_the_real_gateway_only_its_own_refusal_counts() -> None:
+    """A replica's 503 + Retry-After is passed on as it came: the SDK sends the POST once.
+    The gateway's own 503 (no room to hold the request) is one to retry."""
+    servers = Servers("http1")
+    try:
+        (upstream,) = servers.replicas(1)
+        gateway = servers.gateway()
+        full = EndpointRoute("full", EndpointStatus.RUNNING, (), max_queued_requests=0)
+        gateway.publish(endpoint("busy", upstream.route), full)
+        with PodiumClient(gateway.url, token="t") as client, pytest.raises(Retryable):
+            client.invoke("busy", {"inputs": 1}, path="/busy")
+        assert upstream.app.requests == 1
+        with gateway.client() as http:
+            refused = http.post("/endpoints/full/", json={"inputs": 1})
+        assert refused.status_code == 503 and podiums_own(refused)
+        assert RetryPolicy().delay(refused, 0, 0.0, relayed=True) == 1.0
+    finally:
+        servers.close()

@@ -5,8 +5,10 @@ tests/integration/test_sdk_shapes.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 import podium as podium_pkg
@@ -121,6 +123,16 @@ def test_wait_raises_the_failure_and_times_out(
         ep.wait(timeout=5)
 
 
+def test_wait_returns_at_zero_where_the_hub_would_wait_for_running(
+    pushed: PodiumClient,
+) -> None:
+    """The documented difference: an endpoint made with min_replica=0 starts at zero in
+    Podium (the Hub loads it first), so `wait()` returns on `scaledToZero`, no replica made."""
+    ep = create_inference_endpoint("iris", repository="iris", min_replica=0, client=pushed)
+    assert ep.wait(timeout=0.2, refresh_every=0.05).status == "scaledToZero"
+    assert ep.raw.ready_replicas == 0 and ep.raw.desired_replicas == 0
+
+
 def test_hub_arguments_podium_cannot_honour_are_clear_422s(pushed: PodiumClient) -> None:
     with pytest.raises(Invalid, match="container issue") as image:
         create_inference_endpoint(
@@ -226,3 +238,39 @@ def test_an_unknown_endpoint_type_is_refused(pushed: PodiumClient) -> None:
     with pytest.raises(Invalid) as size:  # the spec's own check, naming the field
         create_model_endpoint("iris", "iris", memory="lots", client=pushed)
     assert size.value.field == "resources.memory"
+
+
+class _RivalCreates(httpx.HTTPTransport):
+    """Real HTTP, with one interleaving made certain: just before this client's create
+    reaches the server, a rival client creates the same endpoint (a concurrent upsert)."""
+
+    def __init__(self, rival: Callable[[], object]) -> None:
+        super().__init__()
+        self._rival: Callable[[], object] | None = rival
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self._rival is not None and (request.method, request.url.path) == (
+            "POST",
+            "/api/v1/endpoints",
+        ):
+            rival, self._rival = self._rival, None
+            rival()
+        return super().handle_request(request)
+
+
+def test_an_upsert_that_loses_the_create_race_updates_instead(
+    pushed: PodiumClient, podium: InProcessPodium
+) -> None:
+    rival = _RivalCreates(lambda: create_model_endpoint("iris", "iris", client=pushed))
+    with PodiumClient(podium.url, token=podium.token, transport=rival) as mine:
+        ep = create_model_endpoint(
+            "iris", "iris", max_workers=3, update_if_exists=True, client=mine
+        )
+    assert ep.model_endpoint.spec.scaling.max_replicas == 3  # the rival's endpoint, updated
+    assert [e.name for e in list_model_endpoints(client=pushed)] == ["iris"]
+    racing = _RivalCreates(lambda: create_model_endpoint("solo", "iris", client=pushed))
+    with (
+        PodiumClient(podium.url, token=podium.token, transport=racing) as mine,
+        pytest.raises(Conflict),  # without update_if_exists: the Conflict, as before
+    ):
+        create_model_endpoint("solo", "iris", client=mine)

@@ -17,6 +17,7 @@ from podium.control.loop import Controller
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.clock import FakeClock
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
+from podium.core.quotas import Quotas
 from podium.core.routing import EndpointLoad, InProcessRoutingSource
 from podium.core.settings import Settings
 from podium.core.spec import EndpointSpec
@@ -318,3 +319,30 @@ def test_controller_starts_replicas_in_the_pass_that_scales_up(
     (ep,) = endpoints(db)
     assert (ep.desired_replicas, ep.status) == (1, EndpointStatus.INITIALIZING)
     assert ctl.scaling.state("echo") is not None
+
+
+def test_a_wake_is_capped_by_the_memory_quota(
+    settings: Settings, db: Database, clock: FakeClock, gateway: FakeGateway
+) -> None:
+    """`resources` replicas of 0.02 CPUs and 4 GiB: `max_cpus: 1` would allow 50; the
+    memory quota allows 2, and the cap names it."""
+    spec = EndpointSpec.model_validate(
+        {
+            "name": "echo",
+            "model": "bundle:1",
+            "framework": "python",
+            "resources": {"cpus": 0.02, "memory": "4Gi"},
+            "scaling": {"min_replicas": 0, "max_replicas": 50},
+        }
+    )
+    with db.unit_of_work() as uow:
+        uow.projects.update("default", quotas=Quotas(max_cpus=1, max_memory_mb=8192))
+        uow.endpoints.create(
+            spec, model_ref="bundle:1", status=EndpointStatus.SCALED_TO_ZERO, desired_replicas=0
+        )
+    scaler = Autoscaling(settings, db, clock, gateway)
+    gateway.loads["echo"] = EndpointLoad(held=40, requests=40)
+    (ep,) = one_pass(scaler, db)
+    assert ep.desired_replicas == 2
+    (event,) = scaled_events(db)
+    assert event.message.endswith("capped by project quota max_memory_mb=8192")

@@ -67,6 +67,9 @@ def test_a_scale_up_past_a_quota_is_capped_and_says_which() -> None:
     # the tightest quota wins: 2 cpus per replica, 5 cpus left → 2 replicas
     got = cap(up(0, 4), 0, Quotas(max_replicas=10, max_cpus=6), Usage(cpus=1), 2.0, 0)
     assert (got.decision.desired, got.quota) == (2, "max_cpus")
+    # one replica's memory counts too (`resources`: 0.02 CPUs, 4 GiB each)
+    got = cap(up(1, 50), 1, Quotas(max_cpus=1, max_memory_mb=8192), Usage(), 0.02, 0, 4096)
+    assert (got.decision.desired, got.quota) == (2, "max_memory_mb")
 
 
 def test_no_room_at_all_holds_the_count() -> None:

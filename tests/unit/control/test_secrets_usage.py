@@ -16,6 +16,7 @@ from podium.core.phases import EndpointStatus, EventKind
 from podium.core.spec import EndpointSpec
 from podium.store import Database
 from podium.store.secret_box import SecretBox
+from podium.store.usage import RowSize
 from tests.support.fake_replicas import FakeReplicas
 from tests.unit.control.fakes import Harness, sqlite_url, status
 
@@ -186,3 +187,41 @@ def test_a_stopping_controller_ends_every_open_usage_row(tmp_path: Path, db: Dat
         spans = uow.usage.intervals(EPOCH, EPOCH + timedelta(days=1))
     assert len(spans) == 2
     assert {s.end for s in spans} == {EPOCH + timedelta(seconds=1007)}
+
+
+def test_a_resources_replica_records_its_size_on_its_usage_row(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The usage report prices a `custom` replica by the size its row records."""
+    database = Database(sqlite_url)
+    database.migrate()
+    spec = _spec(
+        env_from_secrets={},
+        scaling={"min_replicas": 1, "max_replicas": 1},
+        resources={"cpus": 0.5, "memory": "3Gi", "gpus": 0},
+    )
+    with database.unit_of_work() as uow:
+        uow.models.add_version(
+            "bundle",
+            framework="python",
+            sha256="0" * 64,
+            size_bytes=1,
+            files=1,
+            source="test",
+            path=str(tmp_path),
+        )
+        uow.endpoints.create(
+            spec, model_ref="bundle:1", status=EndpointStatus.PENDING, desired_replicas=1
+        )
+    h = Harness(tmp_path, database, FakeReplicas())
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 2)
+
+    try:
+        h.run(steps)
+        with database.unit_of_work(read_only=True) as uow:
+            (span,) = uow.usage.intervals(EPOCH, EPOCH + timedelta(days=1))
+    finally:
+        database.dispose()
+    assert (span.instance_type, span.size) == ("custom", RowSize(0.5, 3072, 0))

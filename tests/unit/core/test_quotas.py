@@ -54,6 +54,9 @@ def test_room_is_the_tightest_quota() -> None:
     )
     assert room(Quotas(max_gpus=1), Usage(gpus=2), 4.0, 1) == (0, "max_gpus")
     assert room(Quotas(max_gpus=0), Usage(), 1.0, 0) == (None, None)  # no gpus: not bound
+    # `resources`: a tiny CPU share with a lot of memory is bound by memory, not cpus
+    small = Quotas(max_cpus=1, max_memory_mb=8192)
+    assert room(small, Usage(cpus=0.02, memory_mb=4096), 0.02, 0, 4096) == (1, "max_memory_mb")
 
 
 def test_room_from_zero_is_bounded_by_max_endpoints() -> None:

@@ -4,6 +4,7 @@
   /stream  sends "chunk-1\\n", waits for `release()` (or the client leaving), sends the rest
   /slow    waits for `release()` (or the client leaving), then answers like /echo
   /big?N   sends N bytes in 64 KiB chunks (chunk i is byte i % 251, repeated)
+  /busy    answers 503 with Retry-After, a problem of its own (an overloaded server)
   anything else echoes method, path, raw path, query, headers and body as JSON
 Every answer says which server made it (`server`).
 """
@@ -144,6 +145,12 @@ class Upstream:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         if path == "/slow" and not await self._wait(receive):
+            return
+        if path == "/busy":  # an overloaded server of the user's: a problem, 503, Retry-After
+            busy = b'{"type":"about:blank","title":"Service Unavailable","status":503}'
+            head = [(b"content-type", b"application/problem+json"), (b"retry-after", b"1")]
+            await send({"type": "http.response.start", "status": 503, "headers": head})
+            await send({"type": "http.response.body", "body": busy, "more_body": False})
             return
         doc = {
             "server": self.server_id,

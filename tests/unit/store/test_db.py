@@ -29,7 +29,7 @@ def test_migrate_is_idempotent(url_fixture: str, request: pytest.FixtureRequest)
     finally:
         db.dispose()
     assert tables == {*metadata.tables, "alembic_version"}
-    assert version == "0005"
+    assert version == "0006"
 
 
 @pytest.mark.parametrize("url_fixture", FRESH)

@@ -2,8 +2,10 @@
 
 Source: the `replica_usage` rows the controller writes (a row per replica, from its start
 to its end; a running one counts up to now), clipped to [from, to). Cost = replica seconds
-/ 3600 * the instance type's `price_per_hour` in this server's catalog; a type the catalog
-does not know costs 0, and `notes` says so. JSON, or CSV with `format=csv` or
+/ 3600 * the instance type's `price_per_hour` in this server's catalog; a replica sized by
+`resources` (type `custom`) is priced by the size its row records, per unit
+(`Settings.custom_size`: PODIUM_PRICE_PER_CPU_HOUR, _GIB_HOUR, _GPU_HOUR); a type the
+catalog does not know costs 0, and `notes` says so. JSON, or CSV with `format=csv` or
 `Accept: text/csv`. Needs `read` on the project; without one, every project the caller may
 read.
 """
@@ -26,6 +28,7 @@ from podium.core.access import Scope, endpoint_key, split_key
 from podium.core.errors import Invalid
 from podium.core.ids import NAME_RULE, PROJECT_RULE, check_name
 from podium.core.settings import Settings
+from podium.core.spec import InstanceType
 from podium.store.usage import GroupBy, UsageTotal, totals
 
 router = APIRouter(prefix="/usage", tags=["usage"], responses=responses(401, 403, 422))
@@ -44,6 +47,9 @@ class UsageRow(BaseModel):
     endpoint: str | None = Field(None, description="group_by=endpoint: the endpoint's name")
     day: str | None = Field(None, description="group_by=day: the UTC day, YYYY-MM-DD")
     instance_type: str
+    cpus: float | None = Field(None, description="`custom` (resources): one replica's CPUs")
+    memory_mb: int | None = Field(None, description="`custom`: one replica's memory (MiB)")
+    gpus: int | None = Field(None, description="`custom`: one replica's GPUs")
     replica_seconds: float
     cost: float
 
@@ -126,13 +132,18 @@ def _report(
     rows: list[UsageRow] = []
     unknown: set[str] = set()
     for t in sums:
-        known = settings.instance_types.get(t.instance_type)
+        where: dict[str, Any] = (
+            {"endpoint": split_key(t.group)[1]} if group is GroupBy.ENDPOINT else {"day": t.group}
+        )
+        known: InstanceType | None
+        if t.size is not None:  # `resources`: its recorded size, priced per unit
+            known = settings.custom_size(t.size.cpus, t.size.memory_mb, t.size.gpus)
+            where.update(cpus=t.size.cpus, memory_mb=t.size.memory_mb, gpus=t.size.gpus)
+        else:
+            known = settings.instance_types.get(t.instance_type)
         if known is None:
             unknown.add(t.instance_type)
         price = known.price_per_hour if known is not None else 0.0
-        where = (
-            {"endpoint": split_key(t.group)[1]} if group is GroupBy.ENDPOINT else {"day": t.group}
-        )
         rows.append(
             UsageRow(
                 project=t.project,

@@ -25,17 +25,13 @@ def view(rec: ProjectRecord, usage: Usage) -> ProjectPublic:
     return ProjectPublic(
         name=rec.name,
         description=rec.description,
-        quotas=QuotasModel(
-            max_endpoints=q.max_endpoints,
-            max_replicas=q.max_replicas,
-            max_cpus=q.max_cpus,
-            max_gpus=q.max_gpus,
-        ),
+        quotas=QuotasModel.model_validate(quotas.describe(q)),
         usage=UsagePublic(
             endpoints=usage.endpoints,
             replicas=usage.replicas,
             cpus=round(usage.cpus, 6),
             gpus=usage.gpus,
+            memory_mb=usage.memory_mb,
         ),
         created_at=rec.created_at,
     )
@@ -58,12 +54,7 @@ def one(uow: UnitOfWork, settings: Settings, name: str) -> ProjectPublic:
 
 
 def _quotas(model: QuotasModel) -> Quotas:
-    return Quotas(
-        max_endpoints=model.max_endpoints,
-        max_replicas=model.max_replicas,
-        max_cpus=model.max_cpus,
-        max_gpus=model.max_gpus,
-    )
+    return Quotas(**model.model_dump())
 
 
 def create(db: Database, settings: Settings, body: ProjectCreate) -> ProjectPublic:

@@ -27,7 +27,7 @@ def endpoint_usage(
         size = settings.replica_size(spec)
     except Invalid:
         return quotas.endpoint_usage(status, desired, 0.0, 0)
-    return quotas.endpoint_usage(status, desired, size.cpus, size.gpus)
+    return quotas.endpoint_usage(status, desired, size.cpus, size.gpus, size.memory_mb)
 
 
 def project_usage(uow: UnitOfWork, settings: Settings, project: str) -> Usage:
