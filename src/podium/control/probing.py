@@ -99,6 +99,10 @@ class Probing:
         """The replicas whose probe has not answered yet."""
         return set(self._flights)
 
+    async def answered(self) -> None:
+        """Wait until every probe in flight has answered (tests; a pass never does)."""
+        await asyncio.gather(*(f.task for f in self._flights.values()), return_exceptions=True)
+
     async def close(self) -> None:
         """Cancel every probe in flight (an exec probe's process group is killed) and wait
         for them to end: the controller is stopping."""
