@@ -135,7 +135,10 @@ class Probing:
                 continue
             # External servers (command, vllm, …) are probed on their health route.
             ready_p, live_p = probe_specs(spec, self.journal.revision_spec(r.endpoint, r.revision))
-            if r.state is ReplicaState.STARTING and now - r.starting_since < ready_p.initial_delay_s:
+            if (
+                r.state is ReplicaState.STARTING
+                and now - r.starting_since < ready_p.initial_delay_s
+            ):
                 r.next_probe = r.starting_since + ready_p.initial_delay_s
                 continue
             task = asyncio.create_task(self._ask(http, r, r.state, spec, ready_p, live_p))
