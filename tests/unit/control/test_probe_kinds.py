@@ -80,7 +80,10 @@ def test_exec_probe_exit_status_output_and_timeout() -> None:
 def test_a_cancelled_exec_probe_kills_its_command(tmp_path: Path) -> None:
     """The controller cancels probes in flight when it stops: the command must not live on."""
     pid_file = tmp_path / "pid"
-    script = f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(60)"
+    script = (
+        "import os, pathlib, time; "
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(60)"
+    )
 
     async def main() -> int:
         task = asyncio.create_task(exec_probe([PY, "-c", script], 60.0))
