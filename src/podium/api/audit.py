@@ -261,6 +261,34 @@ class AuditTrail:
         await run_in_threadpool(self.writer.write, entry)
 
 
+def change_entry(
+    caller: Principal,
+    *,
+    action: str,
+    project: str,
+    name: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    address: str | None,
+) -> dict[str, Any]:
+    """The row of one change a request carried out besides its own (apply's endpoints,
+    secrets, projects), filed under the change's own project."""
+    kind = action.partition(".")[0]
+    return {
+        "actor": caller.token_id,
+        "actor_name": caller.name,
+        "action": action,
+        "object_kind": kind,
+        "object_name": name,
+        "project": project,
+        "before": None if before is None else redact(before),
+        "after": None if after is None else redact(after),
+        "address": address,
+        "result": 200,
+        "detail": None,
+    }
+
+
 def _entry(scope: Scope, status: int, answer: bytes, body: bytes) -> dict[str, Any] | None:
     route = scope.get("route")
     method = scope["method"]

@@ -3,7 +3,8 @@
 Errors: a `PodiumError` raised by any command becomes one line on stderr,
 `error: FIELD: MESSAGE`, and exit status 1 (`PodiumGroup`); bad command-line input (a
 missing argument, a bad option value, an unknown command, `typer.BadParameter`) becomes one
-line too, `error: MESSAGE (see 'podium COMMAND -h')`, and exit status 2.
+line too, `error: MESSAGE (see 'podium COMMAND -h')`, and exit status 2, except for the
+commands whose 2 means "changes" (`plan`, `apply --dry-run`: `usage_status`), where it is 1.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class PodiumGroup(TyperGroup):
             sys.exit(e.exit_code)
         except ClickException as e:
             typer.echo(usage_line(e), err=True)
-            sys.exit(e.exit_code)
+            sys.exit(usage_status(e, sys.argv[1:] if args is None else list(args)))
         except typer.Abort:
             typer.echo("error: aborted", err=True)
             sys.exit(1)
@@ -73,6 +74,18 @@ class PodiumGroup(TyperGroup):
             where = f": {e.filename}" if e.filename else ""
             typer.echo(f"error: {e.strerror or e}{where}", err=True)
             raise typer.Exit(1) from None
+
+
+def usage_status(error: ClickException, args: list[str]) -> int:
+    """The exit status of a usage error: 1 in `plan` and `apply --dry-run`, whose 2 says
+    "there are changes" to CI (a typo must not read as changes), else click's (2)."""
+    ctx = getattr(error, "ctx", None)
+    name = getattr(getattr(ctx, "command", None), "name", None)
+    if name is None:  # a parser error (`-f` without its value) knows no command
+        name = next((a for a in args if not a.startswith("-")), None)
+    if name == "plan" or (name == "apply" and "--dry-run" in args):
+        return 1
+    return error.exit_code
 
 
 def error_line(error: PodiumError) -> str:

@@ -1,7 +1,10 @@
 """`podium plan`, `podium apply` and `podium export`: endpoints as code.
 
 `plan` (and `apply --dry-run`) exits 0 when nothing would change, 2 when something would,
-1 on an error, like `terraform plan -detailed-exitcode`; `apply` exits 0 or 1.
+1 on any error, a command-line mistake included, like `terraform plan -detailed-exitcode`
+(`cli._common.usage_status`); `apply` exits 0 or 1. `apply` without `--yes` carries out the
+plan it showed or none: it sends that plan's fingerprint, and the server refuses (409) when
+its plan differs by then.
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ import yaml
 from podium.cli._common import ProjectOpt, client_for
 from podium.client import Invalid, PodiumError
 from podium.core.access import DEFAULT_PROJECT
-from podium.core.apply_schemas import DEFAULT_MANAGER, Change, ChangeAction, Plan
+from podium.core.apply_schemas import (
+    DEFAULT_MANAGER,
+    PRUNE_NEEDS_MANAGER,
+    Change,
+    ChangeAction,
+    Plan,
+)
 from podium.core.manifest import DocumentKind
 
 FileOpt = Annotated[
@@ -32,12 +41,17 @@ PruneOpt = Annotated[
     bool,
     typer.Option(
         "--prune",
-        help="Also delete endpoints carrying the same managed-by label that no document "
-        "names (in the projects the documents touch).",
+        help="Also delete endpoints carrying the --managed-by label (required) that no "
+        "document names (in the projects the documents touch).",
     ),
 ]
 ManagerOpt = Annotated[
-    str, typer.Option("--managed-by", help="The managed-by label this apply owns.")
+    str | None,
+    typer.Option(
+        "--managed-by",
+        help=f"The managed-by label this apply owns (default {DEFAULT_MANAGER}); "
+        "required with --prune.",
+    ),
 ]
 
 _SIGN = {
@@ -63,7 +77,7 @@ def plan(
     ctx: typer.Context,
     files: FileOpt,
     prune: PruneOpt = False,
-    managed_by: ManagerOpt = DEFAULT_MANAGER,
+    managed_by: ManagerOpt = None,
 ) -> None:
     """Show what `podium apply` would change. Exit 0: no changes, 2: changes, 1: error."""
     result = _run(ctx, files, dry_run=True, prune=prune, managed_by=managed_by)
@@ -79,7 +93,7 @@ def apply(
         bool, typer.Option("--dry-run", help="Only print the plan (exit codes as `plan`).")
     ] = False,
     prune: PruneOpt = False,
-    managed_by: ManagerOpt = DEFAULT_MANAGER,
+    managed_by: ManagerOpt = None,
 ) -> None:
     """Converge the server to the documents: create what is missing, update what differs
     (a new revision only when a revision field changed), leave the rest."""
@@ -91,19 +105,25 @@ def apply(
         typer.echo(render_plan(preview))
         if not preview.changed:
             return
-        if not sys.stdin.isatty():
-            raise Invalid(
-                "not applying without confirmation: stdin is not a terminal; "
-                "check the plan and pass --yes",
-                field="yes",
-            )
-        typer.confirm("Apply these changes?", abort=True)
-    result = _run(ctx, files, dry_run=False, prune=prune, managed_by=managed_by)
+        confirm()
+    expect = None if yes else preview.fingerprint  # this plan, or none
+    result = _run(ctx, files, dry_run=False, prune=prune, managed_by=managed_by, expect=expect)
     if yes:
         typer.echo(render_plan(result))
     s = result.summary
     updated = s.update_revision + s.update_in_place
     typer.echo(f"Applied: {s.create} created, {updated} updated, {s.delete} deleted.")
+
+
+def confirm() -> None:
+    """The user's yes to the plan shown (a terminal's); else the apply stops."""
+    if not sys.stdin.isatty():
+        raise Invalid(
+            "not applying without confirmation: stdin is not a terminal; "
+            "check the plan and pass --yes",
+            field="yes",
+        )
+    typer.confirm("Apply these changes?", abort=True)
 
 
 def export(
@@ -138,11 +158,21 @@ def export(
 
 
 def _run(
-    ctx: typer.Context, files: list[Path], *, dry_run: bool, prune: bool, managed_by: str
+    ctx: typer.Context,
+    files: list[Path],
+    *,
+    dry_run: bool,
+    prune: bool,
+    managed_by: str | None,
+    expect: str | None = None,
 ) -> Plan:
+    if prune and managed_by is None:
+        raise Invalid(PRUNE_NEEDS_MANAGER, field="managed-by")
     documents, origins = load_documents(files)
     try:
-        return client_for(ctx).apply(documents, dry_run=dry_run, prune=prune, managed_by=managed_by)
+        return client_for(ctx).apply(
+            documents, dry_run=dry_run, prune=prune, managed_by=managed_by, expect=expect
+        )
     except PodiumError as e:
         raise _located(e, origins) from None
 

@@ -2,7 +2,9 @@
 
 The client does what the server cannot: it reads the user's disk. A `model` document is
 pushed from its `path` when the content differs from the model's latest version (the
-digests are compared first, so an unchanged folder is not uploaded); a `secret` document's
+digests are compared first, so an unchanged folder is not uploaded), and only once a server
+dry run of the whole manifest passed (so a refused apply leaves no version behind); a
+`secret` document's
 `from_env` / `from_file` is resolved here and its value travels in the request only. The
 rest goes to the server, which plans and converges (`api/services/apply.py`).
 """
@@ -19,7 +21,6 @@ from urllib.parse import quote
 
 from podium.client._access import project_params
 from podium.core.apply_schemas import (
-    DEFAULT_MANAGER,
     Change,
     ChangeAction,
     FieldChange,
@@ -64,40 +65,82 @@ class ApplyMethods:
         *,
         dry_run: bool = False,
         prune: bool = False,
-        managed_by: str = DEFAULT_MANAGER,
+        managed_by: str | None = None,
         base_dir: str | Path | None = None,
+        expect: str | None = None,
     ) -> Plan:
         """Converge the server to `documents` (dicts as in YAML: endpoints, models, secrets,
         projects) and return the plan carried out; `dry_run`: the plan only. Relative
-        `path`/`from_file` are read from `base_dir` (default: the working directory)."""
+        `path`/`from_file` are read from `base_dir` (default: the working directory).
+
+        `prune` needs `managed_by` (whose endpoints may be deleted; the label defaults to
+        `podium-apply` otherwise). `expect`: the `fingerprint` of a plan shown before; the
+        server refuses (`Conflict`) when its plan differs now. A model is pushed only after
+        a server dry run of the whole manifest passed (its checks and the caller's rights),
+        so a refused apply leaves no new model version behind."""
         base = Path(base_dir) if base_dir is not None else Path.cwd()
         parsed = parse_documents(list(documents))
-        changes: list[Change] = []
-        pending: list[str] = []
+        models: list[tuple[int, ModelDocument]] = []
         body: list[dict[str, Any]] = []
         origin: list[int] = []  # the index in `documents` of each one sent
         for i, doc in enumerate(parsed):
             if isinstance(doc, ModelDocument):
-                change = self._model_change(doc, base, dry_run=dry_run, index=i)
-                changes.append(change)
-                if change.action is not ChangeAction.NO_CHANGE:
-                    pending.append(f"{doc.project}/{doc.name}")
+                path = (base / doc.path).expanduser()
+                if not path.exists():
+                    raise Invalid(f"{path} does not exist", field=f"documents[{i}].path")
+                models.append((i, doc))
                 continue
             if isinstance(doc, SecretDocument):  # the value, not where it came from
                 value = _secret_value(doc, base, i)
                 doc = SecretDocument(name=doc.name, project=doc.project, value=value)
             body.append(document_dict(doc))
             origin.append(i)
-        params = {"dry_run": dry_run, "prune": prune}
-        request = {"documents": body, "managed_by": managed_by}
-        if dry_run:
-            request["pending_models"] = pending
+        request: dict[str, Any] = {"documents": body}
+        if managed_by is not None:
+            request["managed_by"] = managed_by
+        planned = [self._model_change(doc, base, push=False) for _, doc in models]
+        pending = [
+            f"{doc.project}/{doc.name}"
+            for (_, doc), change in zip(models, planned, strict=True)
+            if change.action is not ChangeAction.NO_CHANGE
+        ]
+        if dry_run or pending:  # the server checks everything before anything is pushed
+            shown = self._post_apply(
+                {**request, "pending_models": pending},
+                origin,
+                dry_run=True,
+                prune=prune,
+                expect=expect,
+            )
+            if dry_run:
+                return Plan.of(planned + shown.changes, dry_run=True, fingerprint=shown.fingerprint)
+            expect = None  # checked: the plan now names the pushed versions, not "next"
+        pushed = [
+            self._model_change(doc, base, push=True)
+            if change.action is not ChangeAction.NO_CHANGE
+            else change
+            for (_, doc), change in zip(models, planned, strict=True)
+        ]
+        done = self._post_apply(request, origin, dry_run=False, prune=prune, expect=expect)
+        return Plan.of(pushed + done.changes, dry_run=False, fingerprint=done.fingerprint)
+
+    def _post_apply(
+        self,
+        request: dict[str, Any],
+        origin: list[int],
+        *,
+        dry_run: bool,
+        prune: bool,
+        expect: str | None,
+    ) -> Plan:
+        params: dict[str, Any] = {"dry_run": dry_run, "prune": prune}
+        if expect is not None:
+            params["expect"] = expect
         try:
             response = self._request("POST", "/apply", params=params, json=request)
         except PodiumError as e:
             raise _renumbered(e, origin) from None
-        plan = Plan.model_validate(response.json())
-        return Plan.of(changes + plan.changes, dry_run=dry_run)
+        return Plan.model_validate(response.json())
 
     def export(self, name: str, project: str | None = None) -> dict[str, Any]:
         """The endpoint as the document `apply` accepts."""
@@ -107,10 +150,9 @@ class ApplyMethods:
         out: dict[str, Any] = response.json()
         return out
 
-    def _model_change(self, doc: ModelDocument, base: Path, *, dry_run: bool, index: int) -> Change:
+    def _model_change(self, doc: ModelDocument, base: Path, *, push: bool) -> Change:
+        """The model's change: planned from the digests, or (`push`) carried out."""
         path = (base / doc.path).expanduser()
-        if not path.exists():
-            raise Invalid(f"{path} does not exist", field=f"documents[{index}].path")
         try:
             latest = self.model(doc.name, project=doc.project)
         except NotFound:
@@ -124,7 +166,7 @@ class ApplyMethods:
         action = ChangeAction.CREATE if latest is None else ChangeAction.UPDATE_REVISION
         shown = new or "(an archive: compared when pushed)"
         fields = [FieldChange(field="sha256", old=old, new=shown)]
-        if dry_run:
+        if not push:
             return _model(action, doc, fields)
         pushed = self.push_model(path, doc.name, framework=doc.framework, project=doc.project)
         if not pushed.created:

@@ -3,7 +3,8 @@
 Each controller pass, for every endpoint that is not paused, deleting or failed, this reads
 the gateway's `load_snapshot()` (in flight, held, request counter), scrapes the replicas'
 `/metrics` for endpoints with `rules`, appends a `Sample` to the endpoint's bounded history
-and calls the pure policy (`scale_policy.decide`). A changed count is written with
+(`load_history`: one stable window, and a series of its own for a longer rule window) and
+calls the pure policy (`scale_policy.decide`). A changed count is written with
 `set_desired` and a `scaled` event carrying the reason and the figures, in one unit of work.
 A scale change never makes a revision and never restarts a running replica: the reconciler
 only starts or drains the difference.
@@ -27,22 +28,20 @@ Without a gateway (unit tests of the loop) there is no load to read and nothing 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import httpx
 
+from podium.control.load_history import LoadHistory
 from podium.control.metrics import ControllerMetrics
 from podium.control.quota_cap import cap
 from podium.control.rule_figures import Scraper, Target
 from podium.control.scale_policy import (
     Decision,
-    Sample,
     ScalerState,
     ScalingContext,
     decide,
-    history_span,
 )
 from podium.control.tracked import EndpointMemory, TrackedReplica
 from podium.core.clock import Clock
@@ -60,52 +59,16 @@ log = logging.getLogger("podium.control")
 
 # Endpoints the autoscaler leaves alone: stopped by the user, going away, or broken.
 IDLE_STATUSES = frozenset({EndpointStatus.PAUSED, EndpointStatus.DELETING, EndpointStatus.FAILED})
-MIN_SPACING_S = 0.5  # samples closer than this are merged (passes run up to 10x a second)
-MAX_SAMPLES = 600  # per history span (the longest window): the spacing grows with it
 QUEUE_READ_S = 1.0  # the task queue's depth is read at most this often (a GROUP BY query)
 
 
 @dataclass(slots=True)
 class _Track:
-    """One endpoint's recent samples (with the gateway's request counter at each)."""
+    """One endpoint's recent load and what the policy remembers about it."""
 
-    samples: deque[Sample] = field(default_factory=deque)
-    counters: deque[int] = field(default_factory=deque)
+    history: LoadHistory = field(default_factory=LoadHistory)
     state: ScalerState = field(default_factory=ScalerState)
     capped: tuple[int, str] | None = None  # the last "capped by quota" said: not repeated
-
-    def add(
-        self,
-        now: float,
-        load: EndpointLoad,
-        metrics: Mapping[str, float],
-        keep: float,
-        queue: tuple[int, int, float] = (0, 0, 0.0),
-    ) -> None:
-        """Append a sample; `queue` is (pending, running, oldest pending's age in s)."""
-        spacing = max(MIN_SPACING_S, keep / MAX_SAMPLES)
-        # Replace the last sample while the interval since the one before it is shorter than
-        # the spacing (comparing with the last one instead would keep replacing it as long
-        # as passes come faster than the spacing, and the rate would then cover all the
-        # time since the sample before: a request long ago would read as still arriving).
-        merge = len(self.samples) >= 2 and now - self.samples[-2].t < spacing
-        if merge:  # replace the last sample: it stood for too short a time
-            self.samples.pop()
-            self.counters.pop()
-        rps = 0.0
-        if self.samples:
-            dt = now - self.samples[-1].t
-            delta = load.requests - self.counters[-1]
-            rps = delta / dt if dt > 0 and delta > 0 else 0.0  # a reset counter reads as 0
-        pending, running, oldest_s = queue
-        self.samples.append(
-            Sample(now, load.in_flight, load.held, rps, dict(metrics), pending, running, oldest_s)
-        )
-        self.counters.append(load.requests)
-        # Keep one sample older than the window: it bounds the first interval inside it.
-        while len(self.samples) > 2 and self.samples[1].t <= now - keep:
-            self.samples.popleft()
-            self.counters.popleft()
 
 
 class Autoscaling:
@@ -235,13 +198,14 @@ class Autoscaling:
             for key, value in metrics.get(r.replica_id, {}).items():
                 summed[key] = summed.get(key, 0.0) + value
         load = snapshot.get(ep.name, EndpointLoad())
-        track.add(now, load, summed, history_span(spec), self._queue_of(ep.name))
+        track.history.add(now, load, summed, spec, self._queue_of(ep.name))
         ctx = ScalingContext(
             now=now,
             spec=spec,
             desired=ep.desired_replicas,
             ready=len(ready),
-            samples=tuple(track.samples),
+            samples=tuple(track.history.samples),
+            rule_samples=track.history.rule_samples(),
             starting=starting,
             # At least one: the dispatcher runs at least one task on an endpoint with a
             # ready replica, so one queued task never asks for two replicas.

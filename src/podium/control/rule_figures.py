@@ -2,10 +2,12 @@
 
 Only endpoints with `rules` are scraped. Each rule is read at its own `watch_period`
 (default: the scraper's `interval_s`, 1 s): a replica is scraped when one of its rules is
-due, and only the due rules' figures change. Rates (cpu) and latency quantiles need two
-scrapes: the scraper keeps, per replica and rule, the cumulative numbers it last read for
-that rule, so a cpu rule read every 10 s is the rate over those 10 s, and the first scrape
-of a replica gives no cpu or latency figure.
+due, and only the due rules' figures change. A rule is due a watch_period after its last
+successful read; after a scrape that failed (no answer, not 200, unreadable) it is tried
+again every `interval_s`, so a rule read hourly does not keep a stale figure for an hour.
+Rates (cpu) and latency quantiles need two scrapes: the scraper keeps, per replica and
+rule, the cumulative numbers it last read for that rule, so a cpu rule read every 10 s is
+the rate over those 10 s, and the first scrape of a replica gives no cpu or latency figure.
 
     cpu             % of the instance type's CPUs (podium_replica_cpu_seconds_total)
     memory          % of the instance type's memory (podium_replica_memory_bytes)
@@ -132,6 +134,7 @@ class Scraper:
         self.timeout_s = timeout_s
         self.interval_s = interval_s  # a rule's watch_period when it sets none
         self._tried: dict[tuple[str, str], float] = {}  # last attempt, answered or not
+        self._read_at: dict[tuple[str, str], float] = {}  # last successful read
         self._last: dict[tuple[str, str], Scrape] = {}  # the scrape a figure came from
         self._figures: dict[str, dict[str, float]] = {}
 
@@ -148,11 +151,7 @@ class Scraper:
         read less than its watch_period ago, or when the replica did not answer)."""
         due: list[tuple[Target, list[ScalingRule]]] = []
         for t, rules in targets:
-            mine = [
-                r
-                for r in rules
-                if now - self._tried.get((t.replica_id, rule_key(r)), -math.inf) >= self.period(r)
-            ]
+            mine = [r for r in rules if self._due((t.replica_id, rule_key(r)), r, now)]
             if mine:
                 due.append((t, mine))
                 for r in mine:
@@ -165,10 +164,17 @@ class Scraper:
         live = {t.replica_id for t, _ in targets}
         for key in [k for k in self._tried if k[0] not in live]:
             self._tried.pop(key, None)
+            self._read_at.pop(key, None)
             self._last.pop(key, None)
         for rid in [r for r in self._figures if r not in live]:
             del self._figures[rid]
         return {rid: dict(f) for rid, f in self._figures.items() if rid in live}
+
+    def _due(self, key: tuple[str, str], rule: ScalingRule, now: float) -> bool:
+        """A watch_period after the last read, and `interval_s` after a failed attempt."""
+        read = now - self._read_at.get(key, -math.inf) >= self.period(rule)
+        retry = min(self.interval_s, self.period(rule))
+        return read and now - self._tried.get(key, -math.inf) >= retry
 
     def _read(self, t: Target, rules: Sequence[ScalingRule], text: str, now: float) -> None:
         try:
@@ -183,6 +189,7 @@ class Scraper:
             mine.pop(rule_key(rule), None)
             mine.update(got)
             self._last[key] = scrape
+            self._read_at[key] = now
 
     async def _get(self, http: httpx.AsyncClient, target: Target) -> str | None:
         try:

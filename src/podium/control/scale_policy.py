@@ -14,10 +14,14 @@ on fake time. The semantics (Knative KPA-like) are documented in docs/autoscalin
   last `scale_down_delay`, and never within `stability_period` of the last change;
 * zero only with `min_replicas == 0` after `scale_to_zero_after` with nothing in flight,
   held, arriving or starting;
-* parked: a count of 0 under `min_replicas >= 1` was set by the user (scale-to-zero now:
-  nothing else writes a count below the minimum, and every spec change clamps it back). It
-  stays at zero until a request is held or a task is queued (rule 2); then the minimum
-  applies again. The count in the store is the fact, so a restarted controller keeps it;
+* parked: a count of 0 that the policy did not write was set by the user (scale-to-zero
+  now). It stays at zero until a request is held or a task is queued (rule 2); then the
+  minimum applies again. Under `min_replicas >= 1` the count in the store is the fact
+  (nothing else writes a count below the minimum, and every spec change clamps it back), so
+  a restarted controller keeps it; with `min_replicas == 0` the state remembers it
+  (`ScalerState.zeroed`: the count changed to 0 under the policy, or a new controller
+  found it at 0 without its own decision), so requests still finishing at the draining
+  replicas, and the windows' memory of the traffic before, do not undo it;
 * requests held while no replica is ready -> at least ceil(held / target) at once;
 * at zero, nothing but load arriving now (held requests) brings it up: the windows still
   remember the traffic from before it went to zero;
@@ -51,9 +55,17 @@ def rule_window(rule: ScalingRule, spec: ScalingSpec) -> float:
     return spec.stable_window if rule.window is None else rule.window
 
 
-def history_span(spec: ScalingSpec) -> float:
-    """How far back the samples must reach: the longest window of the spec."""
-    return max([spec.stable_window, *(rule_window(r, spec) for r in spec.rules)])
+def long_rule_windows(spec: ScalingSpec) -> dict[str, float]:
+    """The rules averaged over a window longer than the stable one, by `rule_key`, with
+    that window (the longest, should two rules read one figure): the glue keeps a sparser
+    series of their own for them (`ScalingContext.rule_samples`)."""
+    out: dict[str, float] = {}
+    for rule in spec.rules:
+        own = rule_window(rule, spec)
+        if own > spec.stable_window:
+            key = rule_key(rule)
+            out[key] = max(own, out.get(key, 0.0))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +98,10 @@ class ScalingContext:
     desired: int  # the count in the store now
     ready: int  # ready replicas (any revision)
     samples: Sequence[Sample] = ()  # oldest first; the last one is the current load
+    # Per rule key, the rule's own series when its window is longer than the stable one
+    # (`long_rule_windows`: `samples` reach back one stable window); other rules read
+    # their figure in `samples`.
+    rule_samples: Mapping[str, Sequence[Sample]] = field(default_factory=dict)
     starting: int = 0  # replicas starting: the endpoint is coming up, so it is not idle
     # Task slots of one replica: `settings.tasks.slot_share x max_concurrency` (the dispatcher
     # runs at most that many of the endpoint's tasks per ready replica).
@@ -102,6 +118,7 @@ class ScalerState:
     above_since: float | None = None  # the need has been above the count since then
     below_since: float | None = None  # … below the count since then
     panic_until: float | None = None
+    zeroed: bool = False  # the count went to 0 by someone else's hand: parked (docstring)
     # (t, need) of the last scale_down_delay, needs strictly decreasing: the first is the max
     needs: tuple[tuple[float, int], ...] = ()
 
@@ -139,7 +156,8 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
     if state.known_desired != cur:  # changed by someone else (deploy, wake, scale): start over
         # (idle time restarts just below; the needs of before cannot matter: a scale-down
         # waits `scale_down_delay` from now, and by then they have left the window)
-        state = ScalerState(last_change=now)
+        # A count of 0 the policy did not write is the user's scale-to-zero: parked.
+        state = ScalerState(last_change=now, zeroed=cur == 0)
     latest = ctx.samples[-1] if ctx.samples else Sample(now)
     active = latest.concurrency > 0 or latest.rps > 0 or ctx.starting > 0 or latest.tasks > 0
     last_active = now if active or state.last_active is None else state.last_active
@@ -172,14 +190,16 @@ def decide(ctx: ScalingContext, state: ScalerState) -> Decision:
 
     def to(st: ScalerState, n: int, why: str, signal: str) -> Decision:
         """Change the count to `n` (never `cur`), saying why."""
-        nxt = replace(st, known_desired=n, last_change=now, above_since=None, below_since=None)
+        nxt = replace(
+            st, known_desired=n, last_change=now, above_since=None, below_since=None, zeroed=False
+        )
         data = {**figures, "to": n, "signal": signal}
         return Decision(n, nxt, f"scaled {cur}→{n}: {why}", data)
 
     def stay(st: ScalerState) -> Decision:
         return Decision(cur, replace(st, known_desired=cur), None, figures)
 
-    parked = cur == 0 < lo  # scaled to zero by the user (module docstring)
+    parked = cur == 0 and (lo > 0 or state.zeroed)  # scaled to zero by the user (docstring)
 
     # 1. Bounds changed under us: clamp at once (not up from parked: the user asked for zero).
     if cur > hi:
@@ -293,7 +313,8 @@ def _signals(ctx: ScalingContext, window: float, *, rules: bool = True) -> list[
         for rule in spec.rules:
             key = rule_key(rule)
             own = rule_window(rule, spec)
-            total = _average(ctx.samples, now, own, _metric(key))
+            series = ctx.rule_samples.get(key, ctx.samples)
+            total = _average(series, now, own, _metric(key))
             unit = {"cpu": "%", "memory": "%", "p95_latency_ms": "ms"}.get(rule.metric, "")
             name = f"gauge {rule.gauge}" if rule.metric == "custom" else rule.metric
             out.append(

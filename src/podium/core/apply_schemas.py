@@ -2,19 +2,23 @@
 
 A plan lists one change per object, each with the fields that differ (`old` → `new`,
 dotted paths into the spec). A secret's value is never shown: `SENSITIVE` stands for it.
+Its `fingerprint` (a sha256 of the changes' canonical JSON) is what a caller sends back as
+`?expect=` to apply exactly the plan it was shown.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from podium.core.manifest import MAX_DOCUMENTS, DocumentKind
+from podium.core.manifest import MAX_DOCUMENTS, DocumentKind, RawDocument
 
-MANAGED_BY_LABEL = "managed-by"
 DEFAULT_MANAGER = "podium-apply"
+PRUNE_NEEDS_MANAGER = "say which manager's endpoints may be pruned: --managed-by NAME"
 SENSITIVE = "(sensitive)"
 
 
@@ -26,18 +30,26 @@ class ChangeAction(StrEnum):
     NO_CHANGE = "no_change"
 
 
-class ApplyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _one_of(schema: dict[str, Any]) -> None:
+    """A document is exactly one of the kinds (told apart by `kind`)."""
+    items = schema["properties"]["documents"]["items"]
+    if "anyOf" in items:
+        items["oneOf"] = items.pop("anyOf")
 
-    documents: list[Any] = Field(  # each checked by `parse_documents`: documents[i].field
+
+class ApplyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of)
+
+    documents: list[RawDocument] = Field(  # each checked by `parse_documents`
         default_factory=list,
         max_length=MAX_DOCUMENTS,
         description="endpoint, secret and project documents (model documents: the client)",
     )
-    managed_by: str = Field(
-        DEFAULT_MANAGER,
+    managed_by: str | None = Field(
+        None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
-        description="the `managed-by` label set on the endpoints apply makes; prune scope",
+        description=f"the `managed-by` label set on the endpoints apply makes (default "
+        f"{DEFAULT_MANAGER!r}); prune's scope: required with `prune`",
     )
     pending_models: list[str] = Field(
         default_factory=list,
@@ -74,12 +86,30 @@ class Plan(BaseModel):
     summary: PlanSummary = Field(default_factory=PlanSummary)
     changed: bool = False
     dry_run: bool = True
+    fingerprint: str = Field(
+        "", description="sha256 of the server's changes: send it as `?expect=` to apply this plan"
+    )
 
     @classmethod
-    def of(cls, changes: list[Change], *, dry_run: bool) -> Plan:
+    def of(cls, changes: list[Change], *, dry_run: bool, fingerprint: str | None = None) -> Plan:
+        """The plan of `changes`; its fingerprint theirs unless given (the client adds the
+        model documents' changes to the server's plan and keeps the server's fingerprint)."""
         counts = {a.value: sum(c.action is a for c in changes) for a in ChangeAction}
         changed = any(c.action is not ChangeAction.NO_CHANGE for c in changes)
-        return cls(changes=changes, summary=PlanSummary(**counts), changed=changed, dry_run=dry_run)
+        return cls(
+            changes=changes,
+            summary=PlanSummary(**counts),
+            changed=changed,
+            dry_run=dry_run,
+            fingerprint=plan_fingerprint(changes) if fingerprint is None else fingerprint,
+        )
+
+
+def plan_fingerprint(changes: list[Change]) -> str:
+    """sha256 of the changes' canonical JSON (sorted keys, no spaces)."""
+    data = [c.model_dump(mode="json") for c in changes]
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def field_changes(old: Any, new: Any, prefix: str = "") -> list[FieldChange]:

@@ -15,19 +15,28 @@ A manifest is a list of documents, each a mapping with a `kind`:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    model_validator,
+)
 
 from podium.core.access import DEFAULT_PROJECT
 from podium.core.errors import Invalid
-from podium.core.ids import NAME_RE, NAME_RULE, PROJECT_RE, PROJECT_RULE
+from podium.core.ids import NAME_RULE, PROJECT_RULE, Name, ProjectName
 from podium.core.schemas import QuotasModel
+from podium.core.secret_limits import SecretValueStr
 from podium.core.spec import EndpointCreate, EndpointSpec
 
 MAX_DOCUMENTS = 500
+MANAGED_BY_LABEL = "managed-by"  # the label apply sets on its endpoints: prune's scope
 
 
 class DocumentKind(StrEnum):
@@ -37,31 +46,31 @@ class DocumentKind(StrEnum):
     PROJECT = "project"
 
 
+def _with_kind(kind: DocumentKind) -> Callable[[dict[str, Any]], None]:
+    """The JSON schema of a document names its `kind` (required but for an endpoint):
+    the OpenAPI document tells the four kinds apart by it."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["properties"] = {"kind": {"const": kind.value}, **schema.get("properties", {})}
+        if kind is not DocumentKind.ENDPOINT:
+            schema["required"] = ["kind", *schema.get("required", [])]
+
+    return extra
+
+
 class _Named(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=48)
-    project: str = Field(DEFAULT_PROJECT, max_length=15)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid name: use {NAME_RULE}")
-        return v
-
-    @field_validator("project")
-    @classmethod
-    def _project(cls, v: str) -> str:
-        if not PROJECT_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid project name: use {PROJECT_RULE}")
-        return v
+    name: Name = Field(description=NAME_RULE)
+    project: ProjectName = Field(DEFAULT_PROJECT, description=PROJECT_RULE)
 
 
 class EndpointDocument(EndpointCreate):
     """An endpoint as apply converges it: the whole spec (absent fields are the defaults)."""
 
-    name: str = Field(max_length=48, description=f"unique in its project; {NAME_RULE}")
+    model_config = ConfigDict(json_schema_extra=_with_kind(DocumentKind.ENDPOINT))
+
+    name: Name = Field(description=f"unique in its project; {NAME_RULE}")
 
     def create(self) -> EndpointCreate:
         return EndpointCreate.model_validate(self.model_dump(exclude_unset=True))
@@ -69,6 +78,8 @@ class EndpointDocument(EndpointCreate):
 
 class ModelDocument(_Named):
     """A model pushed from `path` (a folder, file or archive; relative to the manifest)."""
+
+    model_config = ConfigDict(json_schema_extra=_with_kind(DocumentKind.MODEL))
 
     path: str = Field(min_length=1, max_length=4096)
     framework: str | None = Field(None, pattern=r"^[a-z][a-z0-9_.-]{1,31}$")
@@ -78,9 +89,13 @@ class SecretDocument(_Named):
     """A secret by reference. `value` is what the client resolved; it travels in the
     request only and is never part of a plan, a log, an event or an answer."""
 
+    model_config = ConfigDict(json_schema_extra=_with_kind(DocumentKind.SECRET))
+
     from_env: str | None = Field(None, max_length=256, description="an environment variable")
     from_file: str | None = Field(None, max_length=4096, description="a file (its content)")
-    value: str | None = Field(None, repr=False, description="set by the client, never stored")
+    value: SecretValueStr | None = Field(
+        None, repr=False, description="set by the client (at most 64 KiB); never shown"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SecretDocument:
@@ -92,21 +107,18 @@ class SecretDocument(_Named):
 
 
 class ProjectDocument(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_with_kind(DocumentKind.PROJECT))
 
-    name: str = Field(max_length=15)
+    name: ProjectName = Field(description=PROJECT_RULE)
     description: str | None = Field(None, max_length=1000)
     quotas: QuotasModel = Field(default_factory=QuotasModel)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not PROJECT_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid project name: use {PROJECT_RULE}")
-        return v
-
 
 Document = EndpointDocument | ModelDocument | SecretDocument | ProjectDocument
+
+# A document as a request carries it: published as one of the four schemas, kept as sent
+# (`parse_documents` validates it and names `documents[i].field` in its error).
+RawDocument = Annotated[Any, PlainValidator(lambda v: v, json_schema_input_type=Document)]
 
 _BY_KIND: dict[DocumentKind, type[BaseModel]] = {
     DocumentKind.ENDPOINT: EndpointDocument,
@@ -171,12 +183,12 @@ def document_dict(document: Document) -> dict[str, Any]:
     return {"kind": kind_of(document).value, **document.model_dump(mode="json", exclude_unset=True)}
 
 
-def export_document(spec: EndpointSpec, manager_label: str = "managed-by") -> dict[str, Any]:
+def export_document(spec: EndpointSpec) -> dict[str, Any]:
     """`spec` as the endpoint document apply accepts: `kind`, `name`, and the fields that
     differ from their defaults (nested blocks likewise). The `managed-by` label is apply's
     own: left out, so that applying the export under any manager changes nothing else."""
     body = spec.model_dump(mode="json", exclude_defaults=True)
-    labels = {k: v for k, v in spec.labels.items() if k != manager_label}
+    labels = {k: v for k, v in spec.labels.items() if k != MANAGED_BY_LABEL}
     body.pop("labels", None)
     if labels:
         body["labels"] = labels

@@ -9,9 +9,19 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from podium.core.bounds import AtMost
+from podium.core.bounds import AtMost, is_stored
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -29,6 +39,8 @@ def _seconds(value: object) -> object:
 
 
 Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0, le=7 * 86400)]
+# A rule's window: longer ones once were accepted (up to 7 days) and stored specs keep them.
+MAX_RULE_WINDOW_S = 3600.0
 
 # Metrics a scaling rule may use. `custom` reads a gauge the replica exposes on /metrics.
 RuleMetric = Literal["cpu", "memory", "p95_latency_ms", "queue_depth", "custom"]
@@ -52,7 +64,9 @@ class ScalingRule(BaseModel):
     window: Duration | None = Field(
         None,
         ge=1,  # it must hold a reading, and rules are read at most once a second
-        description="averaging window of this rule's metric; default: scaling.stable_window",
+        description="averaging window of this rule's metric, at most 1h; default: "
+        "scaling.stable_window",
+        json_schema_extra={"maximum": MAX_RULE_WINDOW_S},
     )
     watch_period: Duration | None = Field(
         None,
@@ -62,6 +76,17 @@ class ScalingRule(BaseModel):
         "scraper's interval)",
     )
 
+    @field_validator("window")
+    @classmethod
+    def _window_bound(cls, v: float | None, info: ValidationInfo) -> float | None:
+        # Not a Field(le=…): a spec stored with a longer window (once accepted) still loads.
+        if v is not None and v > MAX_RULE_WINDOW_S and not is_stored(info):
+            raise ValueError(
+                f"a rule window is at most 1h ({MAX_RULE_WINDOW_S:g}s), not {v:g}s: a longer "
+                "window would average the metric too coarsely to follow it"
+            )
+        return v
+
     @model_validator(mode="after")
     def _gauge(self) -> ScalingRule:
         if self.metric == "custom" and not self.gauge:
@@ -70,15 +95,6 @@ class ScalingRule(BaseModel):
             raise ValueError(f"`gauge` applies only to custom rules, not to {self.metric}")
         if self.metric in ("cpu", "memory") and self.target > 100:
             raise ValueError(f"a {self.metric} target is a percentage (at most 100)")
-        if (
-            self.window is not None
-            and self.watch_period is not None
-            and self.window < self.watch_period
-        ):
-            raise ValueError(
-                f"window ({self.window:g}s) must be at least watch_period "
-                f"({self.watch_period:g}s): a window must hold one reading"
-            )
         return self
 
 
@@ -120,11 +136,31 @@ class ScalingSpec(BaseModel):
             )
 
     @model_validator(mode="after")
-    def _consistent(self) -> ScalingSpec:
+    def _consistent(self, info: ValidationInfo) -> ScalingSpec:
         self.check_bounds(self.min_replicas, self.max_replicas)
         if self.panic_window > self.stable_window:
             raise ValueError(
                 f"panic_window ({self.panic_window:g}s) must not exceed "
                 f"stable_window ({self.stable_window:g}s)"
             )
+        if not is_stored(info):  # a stored spec checked before this rule still loads
+            self._rule_windows()
         return self
+
+    def _rule_windows(self) -> None:
+        """Each rule's window (its own, else the stable window) holds at least one reading:
+        it is not shorter than the rule's watch_period. Named `rules.N.watch_period`."""
+        for i, rule in enumerate(self.rules):
+            period = rule.watch_period
+            own = self.stable_window if rule.window is None else rule.window
+            if period is None or own >= period:
+                continue
+            which = "window" if rule.window is not None else "window (stable_window)"
+            error = PydanticCustomError(
+                "value_error",
+                "watch_period ({period}s) must not exceed the rule's {which}, {own}s: the "
+                "window must hold one reading",
+                {"period": f"{period:g}", "which": which, "own": f"{own:g}"},
+            )
+            detail = InitErrorDetails(type=error, loc=("rules", i, "watch_period"), input=period)
+            raise ValidationError.from_exception_data(type(self).__name__, [detail])

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from podium.core.errors import Invalid
-from podium.core.spec import EndpointSpec, InstanceType
+from podium.core.spec import EndpointCreate, InstanceType
 
 DEFAULT_INSTANCE_TYPES: tuple[InstanceType, ...] = (
     InstanceType(name="cpu-small", cpus=1, memory_mb=2048, price_per_hour=0.05),
@@ -225,7 +225,7 @@ class Settings:
                 f"unknown instance type {name!r}; known: {known}", field=field_name
             ) from None
 
-    def replica_size(self, spec: EndpointSpec) -> InstanceType:
+    def replica_size(self, spec: EndpointCreate) -> InstanceType:
         """The size of one replica of `spec`: its `resources` (an instance type named
         `custom`, priced 0) or its named instance type."""
         r = spec.resources

@@ -26,7 +26,7 @@ from podium.core.bounds import AtMost, is_stored
 from podium.core.env_spec import Env as Env
 from podium.core.env_spec import EnvVar as EnvVar
 from podium.core.errors import Invalid
-from podium.core.ids import NAME_RE, NAME_RULE, PROJECT_RE, PROJECT_RULE
+from podium.core.ids import NAME_RE, NAME_RULE, PROJECT_RULE, Name, ProjectName
 from podium.core.observability_spec import CaptureSpec as CaptureSpec
 from podium.core.observability_spec import ObservabilitySpec as ObservabilitySpec
 from podium.core.probe_spec import ProbeKind as ProbeKind
@@ -274,12 +274,10 @@ class EndpointCreate(_SpecFields):
     """What a user writes to create an endpoint: an `EndpointSpec` whose `framework` may be
     left out (the API then takes the one the model version records)."""
 
-    name: str | None = Field(
-        None,
-        max_length=48,
-        description=f"unique in its project; {NAME_RULE}; default: made from the model",
+    name: Name | None = Field(
+        None, description=f"unique in its project; {NAME_RULE}; default: made from the model"
     )
-    project: str = Field(DEFAULT_PROJECT, max_length=15, description=f"its project; {PROJECT_RULE}")
+    project: ProjectName = Field(DEFAULT_PROJECT, description=f"its project; {PROJECT_RULE}")
     model: ModelRefField = Field(description="NAME, NAME:VERSION or hf://ORG/NAME[@REVISION]")
     framework: str | None = Field(
         None,
@@ -319,20 +317,6 @@ class EndpointCreate(_SpecFields):
     engine_args: EngineArgs = Field(
         default_factory=dict, description="options for framework presets (vllm, tgi, …)"
     )
-
-    @field_validator("project")
-    @classmethod
-    def _project(cls, v: str) -> str:
-        if not PROJECT_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid project name: use {PROJECT_RULE}")
-        return v
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str | None) -> str | None:
-        if v is not None and not NAME_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid name: use {NAME_RULE}")
-        return v
 
     @field_validator("tasks")
     @classmethod
@@ -407,7 +391,7 @@ class EndpointCreate(_SpecFields):
 class EndpointSpec(EndpointCreate):
     """A user's description of an endpoint. Unknown fields are refused."""
 
-    name: str = Field(max_length=48, description=f"unique in its project; {NAME_RULE}")
+    name: Name = Field(description=f"unique in its project; {NAME_RULE}")
     framework: str = Field(pattern=_FRAMEWORK, description="runtime: sklearn, python, …")
 
     def revision_view(self) -> dict[str, Any]:

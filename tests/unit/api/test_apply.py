@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from podium.api import ApiContext
 from podium.core.access import Scope
+from podium.core.spec import EndpointCreate
 from tests.unit.api.conftest import make_token, push, spec
 
 APPLY = "/api/v1/apply"
@@ -93,10 +94,11 @@ def test_prune_deletes_only_what_the_same_manager_made(models: TestClient) -> No
     _apply(client, spec("theirs"), managed_by="other-tool")
     assert client.post("/api/v1/endpoints", json=spec("by-hand")).status_code == 201
 
-    plan = _apply(client, spec("kept"), prune=True, dry_run=True)
+    mine = "podium-apply"
+    plan = _apply(client, spec("kept"), prune=True, dry_run=True, managed_by=mine)
     assert _actions(plan) == [("no_change", "kept"), ("delete", "old")]
     assert _actions(_apply(client, spec("kept"))) == [("no_change", "kept")]  # no prune
-    _apply(client, spec("kept"), prune=True)
+    _apply(client, spec("kept"), prune=True, managed_by=mine)
     status = {
         n: client.get(f"/api/v1/endpoints/{n}").json()["status"]
         for n in ("kept", "old", "theirs", "by-hand")
@@ -209,3 +211,189 @@ def test_the_default_project_takes_quotas_too(client: TestClient) -> None:
     assert _actions(_apply(client, doc)) == [("update_in_place", "default")]
     assert _actions(_apply(client, doc)) == [("no_change", "default")]
     assert client.get("/api/v1/projects/default").json()["quotas"]["max_replicas"] == 5
+
+
+def test_a_secret_over_64k_is_refused_by_apply_as_by_put(client: TestClient) -> None:
+    big = "x" * (64 * 1024 + 1)
+    r = client.put("/api/v1/secrets/big", json={"value": big})
+    assert r.status_code == 422, r.text
+    r = client.post(APPLY, json={"documents": [{"kind": "secret", "name": "big", "value": big}]})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "documents[0].value"
+    assert client.get("/api/v1/secrets").json() == []
+
+
+def test_a_deleting_endpoint_is_refused_by_plan_naming_the_document(models: TestClient) -> None:
+    assert models.post("/api/v1/endpoints", json=spec("iris-a")).status_code == 201
+    assert models.delete("/api/v1/endpoints/iris-a").status_code == 202
+    docs = {"documents": [{"kind": "secret", "name": "tok", "value": "v"}, spec("iris-a")]}
+    r = models.post(APPLY, params={"dry_run": True}, json=docs)
+    assert r.status_code == 409, r.text
+    assert r.json()["field"] == "documents[1].name"
+    assert "being deleted" in r.json()["detail"]
+    assert models.post(APPLY, json=docs).status_code == 409
+    assert models.get("/api/v1/secrets").json() == []  # refused before anything changed
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"framework": "nope"}, "documents[1].framework"),
+        ({"framework": "sklearn", "resources": {"cpus": 1000}}, "documents[1].resources.cpus"),
+        ({"framework": "sklearn", "env": {"K": {"required": True}}}, "documents[1].env.K"),
+        (
+            {"framework": "sklearn", "env_from_secrets": {"K": "ghost"}},
+            "documents[1].env_from_secrets.K",
+        ),
+    ],
+)
+def test_a_dry_run_creating_the_project_still_checks_its_endpoints(
+    models: TestClient, extra: dict[str, Any], field: str
+) -> None:
+    docs = [{"kind": "project", "name": "team"}, spec("iris-a", project="team", **extra)]
+    r = models.post(APPLY, params={"dry_run": True}, json={"documents": docs})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field
+    assert models.post(APPLY, json={"documents": docs}).status_code == 422
+    assert models.get("/api/v1/projects/team").status_code == 404  # nothing was created
+
+
+def test_a_model_in_a_project_this_apply_creates_must_be_pushed(models: TestClient) -> None:
+    secret = {"kind": "secret", "name": "tok", "project": "team", "value": "v"}
+    ok = spec("iris-a", project="team", env_from_secrets={"K": "tok"})
+    docs = [{"kind": "project", "name": "team"}, secret, ok]
+    r = models.post(APPLY, params={"dry_run": True}, json={"documents": docs})
+    assert r.status_code == 404, r.text
+    assert r.json()["field"] == "documents[2].model"
+    body = {"documents": docs, "pending_models": ["team/iris"]}
+    plan = _apply_body(models, body, dry_run=True)  # a secret this apply creates counts
+    assert _actions(plan) == [("create", "team"), ("create", "tok"), ("create", "iris-a")]
+
+
+def _apply_body(client: TestClient, body: dict[str, Any], **params: Any) -> dict[str, Any]:
+    r = client.post(APPLY, params=params, json=body)
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def test_each_change_an_apply_makes_is_audited_under_its_project(models: TestClient) -> None:
+    assert models.post("/api/v1/projects", json={"name": "team"}).status_code == 201
+    docs = [{"kind": "secret", "name": "tok", "project": "team", "value": "s3cr3t"}, spec("iris-a")]
+    _apply(models, *docs)
+    _apply(models, spec("other"), prune=True, managed_by="podium-apply")
+    team = models.get("/api/v1/audit", params={"project": "team"}).json()
+    rows = team["entries"]
+    assert ("secret.set", "tok") in [(r["action"], r["object_name"]) for r in rows]
+    assert "s3cr3t" not in str(rows)
+    default = models.get("/api/v1/audit", params={"project": "default"}).json()
+    rows = default["entries"]
+    done = {(r["action"], r["object_name"]) for r in rows}
+    assert {("endpoint.create", "iris-a"), ("endpoint.delete", "iris-a")} <= done
+    deleted = next(r for r in rows if r["action"] == "endpoint.delete")
+    assert deleted["before"]["model"] == "iris"
+    r = models.post(APPLY, params={"project": "team"}, json={"documents": [spec("iris-b")]})
+    assert r.status_code == 422 and r.json()["field"] == "project"
+
+
+def test_the_plan_applied_is_the_one_shown(models: TestClient) -> None:
+    shown = _apply(models, spec("iris-a"), dry_run=True)
+    again = _apply(models, spec("iris-a"), dry_run=True)
+    assert shown["fingerprint"] == again["fingerprint"] and len(shown["fingerprint"]) == 64
+    assert models.post("/api/v1/endpoints", json=spec("iris-a")).status_code == 201  # meanwhile
+    r = models.post(
+        APPLY, params={"expect": shown["fingerprint"]}, json={"documents": [spec("iris-a")]}
+    )
+    assert r.status_code == 409, r.text
+    assert r.json()["field"] == "expect"
+    assert models.get("/api/v1/endpoints/iris-a").json()["revision"] == 1
+    now = _apply(models, spec("iris-a"), dry_run=True)
+    assert _apply(models, spec("iris-a"), expect=now["fingerprint"])["changed"]
+
+
+def test_the_openapi_document_publishes_the_four_document_schemas(client: TestClient) -> None:
+    doc = client.get("/api/v1/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    items = schemas["ApplyRequest"]["properties"]["documents"]["items"]["oneOf"]
+    names = [i["$ref"].rsplit("/", 1)[1] for i in items]
+    assert names == ["EndpointDocument", "ModelDocument", "SecretDocument", "ProjectDocument"]
+    kinds = [schemas[n]["properties"]["kind"]["const"] for n in names]
+    assert kinds == ["endpoint", "model", "secret", "project"]
+    assert "kind" in schemas["SecretDocument"]["required"]
+
+
+def test_prune_needs_a_manager_named(models: TestClient) -> None:
+    r = models.post(APPLY, params={"prune": True}, json={"documents": [spec("iris-a")]})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "managed_by"
+    assert "--managed-by NAME" in r.json()["detail"]
+
+
+def test_prune_never_reaches_a_project_the_token_lacks(models: TestClient, ctx: ApiContext) -> None:
+    _apply(models, spec("mine"))  # managed, in default
+    assert models.post("/api/v1/projects", json={"name": "team"}).status_code == 201
+    token = make_token(ctx.db, "team-only", (Scope.DEPLOY,), projects=("team",), tokens=ctx.tokens)
+    headers = {"Authorization": f"Bearer {token}"}
+    doc = {"kind": "secret", "name": "tok", "project": "team", "value": "v"}
+    body = {"documents": [doc], "managed_by": "podium-apply"}
+    r = models.post(APPLY, params={"prune": True}, json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert [c["action"] for c in r.json()["changes"]] == ["create"]
+    assert models.get("/api/v1/endpoints/mine").json()["status"] != "deleting"
+    both = {"documents": [{"kind": "project", "name": "team"}, spec("iris-b")]}
+    r = models.post(APPLY, json=both, headers=headers)
+    assert r.status_code == 403, r.text
+    pushing = {"documents": [doc], "pending_models": ["default/iris"]}
+    r = models.post(APPLY, params={"dry_run": True}, json=pushing, headers=headers)
+    assert r.status_code == 403, r.text  # the client would push to default next
+
+
+# Every field of the spec at a value other than its default (but `instance_type`, which
+# `resources` replaces; `command` and `engine_args`, which the `command` framework and the
+# presets take: the second document).
+EVERY_FIELD = {
+    "project": "default",
+    "model": "iris:1",
+    "framework": "sklearn",
+    "task": "tabular-classification",
+    "resources": {"cpus": 0.5, "memory": "1Gi", "gpus": 0},
+    "scaling": {
+        "min_replicas": 0,
+        "max_replicas": 3,
+        "target_concurrency": 2,
+        "stable_window": "20s",
+        "rules": [{"metric": "queue_depth", "target": 5, "window": "10s", "watch_period": "5s"}],
+    },
+    "max_concurrency": 4,
+    "max_queue": 16,
+    "timeout_s": 30,
+    "env": {"A": "1", "B": {"value": "2", "disabled": True}, "C": {"value": "3", "required": True}},
+    "env_from_secrets": {"TOKEN": "tok"},
+    "model_source": {"token_secret": "tok"},
+    "visibility": "public",
+    "rate_limit": {"rps": 10, "burst": 20},
+    "observability": {"capture": {"sample": 0.5, "max_bytes": 100, "redact": ["password"]}},
+    "tasks": {"max_attempts": 2, "lease_s": 90, "result_ttl_s": 600, "max_pending": 10},
+    "labels": {"team": "ml"},
+    "readiness": {"kind": "tcp", "port": 8080, "success_threshold": 2, "period_s": 2},
+    "liveness": {"enabled": False, "kind": "exec", "command": ["true"], "timeout_s": 2},
+    "trust_pickle": True,
+    "batching": {"max_batch_size": 4, "max_wait_ms": 2},
+}
+COMMAND_FIELDS = {
+    "framework": "command",
+    "command": {"command": "python", "args": ["-m", "http.server", "{port}"], "port": 9000},
+    "engine_args": {"workers": 2},
+}
+
+
+def test_export_then_apply_round_trips_every_field(models: TestClient) -> None:
+    _apply(models, {"kind": "secret", "name": "tok", "value": "v"})
+    given = {"iris-all": EVERY_FIELD, "iris-cmd": {**EVERY_FIELD, **COMMAND_FIELDS}}
+    for name, body in given.items():
+        _apply(models, {"name": name, **body})
+        exported = models.get(f"/api/v1/endpoints/{name}/export").json()
+        assert _actions(_apply(models, exported, dry_run=True)) == [("no_change", name)]
+        assert set(body) - {"project"} <= set(exported)  # each one exported, not defaulted
+    covered = set(EVERY_FIELD) | set(COMMAND_FIELDS) | {"name", "instance_type"}
+    assert covered == set(EndpointCreate.model_fields)  # a new field joins this test

@@ -37,8 +37,12 @@ def test_window_and_watch_period_are_stored_in_seconds(client: TestClient, iris:
 @pytest.mark.parametrize(
     ("fields", "field", "says"),
     [
-        ({"window": "5s", "watch_period": "10s"}, "scaling.rules.0",
-         "window (5s) must be at least watch_period (10s)"),
+        ({"window": "5s", "watch_period": "10s"}, "scaling.rules.0.watch_period",
+         "watch_period (10s) must not exceed the rule's window, 5s"),
+        ({"watch_period": "10m"}, "scaling.rules.0.watch_period",
+         "watch_period (600s) must not exceed the rule's window (stable_window), 30s"),
+        ({"window": "2h"}, "scaling.rules.0.window", "a rule window is at most 1h (3600s)"),
+        ({"window": "61m", "watch_period": "1m"}, "scaling.rules.0.window", "at most 1h"),
         ({"watch_period": 0.5}, "scaling.rules.0.watch_period", "greater than or equal to 1"),
         ({"watch_period": "500ms"}, "scaling.rules.0.watch_period", "greater than or equal to 1"),
         ({"window": "soon"}, "scaling.rules.0.window", "'soon' is not a duration"),
@@ -55,3 +59,24 @@ def test_bad_windows_are_422s_naming_the_field(
     problem = r.json()
     assert problem["field"] == field
     assert says in problem["detail"]
+
+
+def test_a_patch_is_checked_against_the_stable_window_it_keeps(
+    client: TestClient, iris: None
+) -> None:
+    """The effective window of a rule without its own is the stable window: a patch giving
+    a watch_period past it (or shrinking the stable window under it) is a 422 naming the
+    rule's watch_period, and nothing is stored."""
+    r = client.post(EP, json=spec(**rule(watch_period="20s")))
+    assert r.status_code == 201, r.text
+    for patch in (
+        {"scaling": {"max_replicas": 3, "rules": [{"metric": "cpu", "target": 60,
+                                                   "watch_period": "1m"}]}},
+        {"scaling": {"max_replicas": 3, "stable_window": "10s", "panic_window": "1s",
+                     "rules": [{"metric": "cpu", "target": 60, "watch_period": "20s"}]}},
+    ):  # fmt: skip
+        r = client.patch(f"{EP}/iris-ep", json=patch)
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == "scaling.rules.0.watch_period"
+    stored = client.get(f"{EP}/iris-ep").json()["spec"]["scaling"]
+    assert (stored["stable_window"], stored["rules"][0]["watch_period"]) == (30.0, 20.0)

@@ -31,3 +31,27 @@ def test_an_over_bound_stored_spec_is_still_served(client: TestClient, db: Datab
     assert r.json()["field"].startswith("labels")
     r = client.patch("/api/v1/endpoints/old-ep", json={"labels": {"team": "a"}})
     assert r.status_code == 200, r.text
+
+
+def test_a_stored_rule_window_past_the_1h_bound_is_still_served(
+    client: TestClient, db: Database
+) -> None:
+    """Rule windows up to 7 days, and a watch_period past the stable window, were accepted
+    before their bounds: such a spec still loads, and a change must bring it within them."""
+    assert push(client, "iris", b"v1", filename="m.skops").status_code == 201
+    rules = [
+        {"metric": "cpu", "target": 50, "window": "168h"},
+        {"metric": "memory", "target": 50, "watch_period": "10m"},
+    ]
+    old = spec(name="old-ep", scaling={"max_replicas": 2, "rules": rules})
+    stored = EndpointSpec.model_validate(old, context=STORED)
+    with db.unit_of_work() as uow:
+        uow.endpoints.create(
+            stored, model_ref="iris:1", status=EndpointStatus.PENDING, desired_replicas=1
+        )
+    got = client.get("/api/v1/endpoints/old-ep")
+    assert got.status_code == 200, got.text
+    assert got.json()["spec"]["scaling"]["rules"][0]["window"] == 7 * 86400.0
+    r = client.patch("/api/v1/endpoints/old-ep", json={"max_queue": 10})
+    assert r.status_code == 422
+    assert r.json()["field"] == "scaling.rules.0.window"

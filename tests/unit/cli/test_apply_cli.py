@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from podium.artifacts.hashing import sha256_tree
+from podium.client import PodiumClient
 from podium.client._apply import content_digest
-from tests.unit.cli.conftest import Cli
+from tests.unit.cli.conftest import Cli, spec_of
 
 MANIFEST = """\
 kind: model
@@ -116,3 +117,65 @@ def test_the_client_digest_is_the_servers(tmp_path: Path) -> None:
     archive = tmp_path / "m.tar.gz"
     archive.write_bytes(hashlib.sha256(b"").digest())
     assert content_digest(archive) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        (("plan", "-f", "x.yaml", "--prun"), 1),
+        (("plan", "-f"), 1),
+        (("apply", "--dry-run", "-f", "x.yaml", "--prun"), 1),
+        (("apply", "-f", "x.yaml", "--prun"), 2),
+    ],
+)
+def test_a_usage_error_in_plan_is_not_read_as_changes(
+    cli: Cli, args: tuple[str, ...], status: int
+) -> None:
+    result = cli(*args)
+    assert result.exit_code == status, result.output
+    assert result.stderr.startswith("error: ")
+
+
+def test_prune_needs_an_explicit_manager(cli: Cli, tmp_path: Path) -> None:
+    manifest = tmp_path / "one.yaml"
+    manifest.write_text("name: iris\nmodel: iris\n")
+    result = cli("plan", "-f", str(manifest), "--prune")
+    assert result.exit_code == 1
+    assert "--managed-by NAME" in result.stderr
+    assert cli.api.requests == []
+
+
+def test_a_refused_apply_pushes_no_model(
+    cli: Cli, tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APPLY_TEST_KEY", "v")
+    bad = MANIFEST.replace("model: iris\n", "model: iris\nframework: nope\n").replace(
+        "env_from_secrets: {{KEY: api-key}}\n", ""
+    )
+    manifest = _write(tmp_path, model_dir, bad)
+    result = cli("apply", "-f", str(manifest), "--yes")
+    assert result.exit_code == 1, result.output
+    assert "documents[2].framework" in result.stderr
+    assert not [r for r in cli.api.requests if r.startswith("POST /api/v1/models/")]
+
+
+def test_apply_carries_out_the_plan_confirmed_or_none(
+    cli: Cli, tmp_path: Path, pushed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = tmp_path / "one.yaml"
+    manifest.write_text("name: iris\nmodel: iris\nframework: sklearn\n")
+
+    def meanwhile() -> None:  # someone makes the endpoint by hand while the user reads
+        with PodiumClient(cli.api.url) as client:
+            client.deploy({"name": "iris", "model": "iris", "framework": "sklearn", "timeout_s": 9})
+
+    monkeypatch.setattr("podium.cli.apply.confirm", meanwhile)
+    result = cli("apply", "-f", str(manifest))
+    assert result.exit_code == 1, result.output
+    assert "+ create endpoint iris" in result.stdout
+    assert "the plan changed" in result.stderr
+    assert spec_of(cli.api, "iris")["timeout_s"] == 9  # the hand-made one, untouched
+    monkeypatch.setattr("podium.cli.apply.confirm", lambda: None)
+    result = cli("apply", "-f", str(manifest))
+    assert result.exit_code == 0, result.output
+    assert "~ update endpoint iris" in result.stdout

@@ -15,7 +15,7 @@ CASES = [
     (("models", "nosuch"), "error: No such command 'nosuch'."),
     (("scale", "iris", "--min", "abc"), "error: Invalid value for '--min': "),
     (("ls", "--status", "bogus"), "error: Invalid value for '--status'"),
-    (("deploy",), "error: missing NAME, --model (or give a spec file with -f)"),
+    (("deploy",), "error: missing --model (or give a spec file with -f)"),  # no NAME: one is made
     (("deploy", "iris", "-m", "iris", "--env", "NOEQ"), "error: Invalid value for '--env'"),
     (("update", "iris"), "error: nothing to change: give at least one option"),
     (("ls", "--bogus-flag"), "error: No such option: --bogus-flag"),

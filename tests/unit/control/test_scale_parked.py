@@ -1,16 +1,20 @@
-"""Scaled to zero by the user ("parked"): a count of 0 under `min_replicas >= 1` stays at
-zero, whatever the windows remember, until a request is held or a task is queued; then the
-minimum applies again. Pure policy on fake time (`Sim`)."""
+"""Scaled to zero by the user ("parked"): a count of 0 the policy did not write stays at
+zero, whatever the windows remember or the draining replicas still serve, until a request is
+held or a task is queued; then the minimum applies again. With `min_replicas >= 1` the
+store's count says so; with `min_replicas == 0` the policy's state remembers that the count
+went to 0 under it. Pure policy on fake time (`Sim`)."""
 
 from __future__ import annotations
+
+import pytest
 
 from podium.control.scale_policy import Sample, ScalerState, ScalingContext, decide
 from tests.unit.control.test_scale_policy_sim import Sim, spec, steady
 
 
-def parked(**kw: object) -> Sim:
-    """An endpoint with min 1 that served traffic, then was scaled to zero by the user."""
-    sim = Sim(spec(min_replicas=1, max_replicas=4, **kw))
+def parked(min_replicas: int = 1, **kw: object) -> Sim:
+    """An endpoint that served traffic, then was scaled to zero by the user."""
+    sim = Sim(spec(min_replicas=min_replicas, max_replicas=4, **kw))
     sim.run(20, steady(in_flight=3, rps=5.0))
     assert sim.desired == 1
     sim.desired = 0  # the user's scale-to-zero: the store's count, written by the API
@@ -24,14 +28,38 @@ def test_a_parked_endpoint_stays_at_zero_although_min_replicas_is_one() -> None:
     assert sim.changes == []
 
 
-def test_traffic_still_finishing_or_counted_before_the_user_scaled_to_zero_does_not_undo_it() -> (
-    None
-):
-    sim = parked()
+@pytest.mark.parametrize("min_replicas", [0, 1])
+def test_traffic_still_finishing_or_counted_before_the_user_scaled_to_zero_does_not_undo_it(
+    min_replicas: int,
+) -> None:
+    sim = parked(min_replicas)
     sim.step(in_flight=3, rps=5.0, ready=0)  # draining replicas finish their requests
     sim.step(in_flight=1, rps=2.0, ready=0)
     sim.run(60, steady())
     assert sim.desired == 0
+    assert sim.changes == []
+
+
+def test_with_min_zero_a_held_request_still_wakes_it_and_idle_takes_it_back_to_zero() -> None:
+    sim = parked(0, scale_to_zero_after=30)
+    sim.step(in_flight=2, rps=3.0, ready=0)  # still finishing
+    d = sim.step(held=1, ready=0)
+    assert (d.desired, d.data["signal"]) == (1, "held")
+    # Woken, it is an ordinary min-0 endpoint again: its own traffic scales it, and idle
+    # takes it to zero after scale_to_zero_after.
+    sim.run(5, steady(in_flight=1))
+    sim.run(40, steady())
+    assert [(old, new) for _, old, new, _ in sim.changes] == [(0, 1), (1, 0)]
+
+
+def test_zero_written_by_the_policy_itself_is_not_parked() -> None:
+    """After its own idle decision the policy knows the 0 is its own: at zero, load arriving
+    now (not only held requests) is read as before."""
+    sim = Sim(spec(min_replicas=0, max_replicas=4, scale_to_zero_after=5), desired=1)
+    sim.run(10, steady())
+    assert sim.desired == 0
+    assert not sim.state.zeroed
+    assert sim.step(in_flight=8, rps=4.0, ready=0).desired > 0
 
 
 def test_a_held_request_wakes_a_parked_endpoint_to_its_minimum_at_once() -> None:

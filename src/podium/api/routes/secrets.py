@@ -16,12 +16,10 @@ from podium.api.access import From, needs, readable
 from podium.api.deps import CallerDep, CtxDep, UowDep
 from podium.api.problems import responses
 from podium.core.access import DEFAULT_PROJECT, Scope
-from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE, PROJECT_RULE, check_name
+from podium.core.secret_limits import SecretValueStr
 from podium.store.secret_box import SecretBox
 from podium.store.secrets import SecretRecord
-
-MAX_VALUE_BYTES = 64 * 1024
 
 router = APIRouter(prefix="/secrets", tags=["secrets"], responses=responses(401, 403, 422))
 
@@ -34,7 +32,9 @@ ProjectQuery = Annotated[str, Query(description=PROJECT_RULE, max_length=15)]
 class SecretValue(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    value: str = Field(description="the secret (at most 64 KiB, UTF-8); never shown again")
+    value: SecretValueStr = Field(
+        description="the secret (at most 64 KiB, UTF-8); never shown again"
+    )
 
 
 class SecretView(BaseModel):
@@ -82,8 +82,6 @@ def put_secret(
 ) -> SecretView:
     """Create the secret or replace its value."""
     check_name(name)
-    if len(body.value.encode()) > MAX_VALUE_BYTES:
-        raise Invalid(f"a secret's value is at most {MAX_VALUE_BYTES} bytes", field="value")
     box = SecretBox(ctx.settings.secret_key_path)
     with ctx.db.unit_of_work() as uow:
         ciphertext = box.encrypt(body.value, may_create=not uow.secrets.any())

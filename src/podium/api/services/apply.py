@@ -10,10 +10,17 @@ endpoints, then what prune deletes. Carrying out is not one transaction: a failu
 An endpoint document is the whole spec: a field it leaves out goes back to its default.
 An apply never escalates: each document needs `deploy` in its project (a project document:
 admin on every project), as the route that makes the same change one by one would.
+Each change carried out leaves an audit row of its own, filed under its project
+(`endpoint.create`, `secret.set`, …); the request's row (`apply.create`) is the envelope.
+With `expect`, the plan must be the one the caller was shown (its fingerprint), else 409.
+A secret's stored value is compared in constant time; a dry run that answers `no_change`
+for a guessed value tells a deploy holder nothing new: deploy can already read a project's
+secrets through a replica's environment.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,16 +29,12 @@ from typing import Any
 
 from podium.api.deps import ApiContext
 from podium.api.services import projects as project_service
-from podium.api.services.checks import (
-    check_framework,
-    check_required_env,
-    check_size,
-    resolve_model,
-)
+from podium.api.services.checks import check_runnable, resolve_model
 from podium.api.services.endpoints import EndpointService, target_model, with_framework
 from podium.core.access import Principal, Scope, endpoint_key
 from podium.core.apply_schemas import (
-    MANAGED_BY_LABEL,
+    DEFAULT_MANAGER,
+    PRUNE_NEEDS_MANAGER,
     SENSITIVE,
     ApplyRequest,
     Change,
@@ -39,9 +42,11 @@ from podium.core.apply_schemas import (
     FieldChange,
     Plan,
     field_changes,
+    plan_fingerprint,
 )
-from podium.core.errors import Forbidden, Invalid, NotFound, PodiumError
+from podium.core.errors import Conflict, Forbidden, Invalid, NotFound, PodiumError
 from podium.core.manifest import (
+    MANAGED_BY_LABEL,
     Document,
     DocumentKind,
     EndpointDocument,
@@ -55,7 +60,7 @@ from podium.core.quotas import QUOTA_NAMES
 from podium.core.schemas import ProjectCreate, ProjectUpdate
 from podium.core.spec import (
     REVISION_FIELDS,
-    EndpointSpec,
+    EndpointCreate,
     EndpointUpdate,
     RepoRef,
     parse_model_ref,
@@ -65,6 +70,9 @@ from podium.store.secret_box import SecretBox
 
 _A = ChangeAction
 _SERVER_MADE = {"name", "project"}  # the key, not a field that changes
+_AUDIT_VERB = {_A.CREATE: "create", _A.UPDATE_REVISION: "update", _A.UPDATE_IN_PLACE: "update"}
+
+AuditSink = Callable[[Change, dict[str, Any] | None], None]  # a change carried out, its before
 
 
 @dataclass
@@ -72,6 +80,7 @@ class _Step:
     change: Change
     run: Callable[[], object] | None = None  # None: nothing to do
     where: str = ""  # the document, named in an error while carrying it out
+    before: dict[str, Any] | None = None  # an endpoint's spec before the change (audit)
 
     def at(self, index: int) -> _Step:
         self.where = f"documents[{index}]"
@@ -87,25 +96,48 @@ class _Planned:
 
 
 class ApplyService:
-    def __init__(self, ctx: ApiContext, caller: Principal) -> None:
+    def __init__(self, ctx: ApiContext, caller: Principal, audit: AuditSink | None = None) -> None:
         self._ctx = ctx
         self._caller = caller
+        self._audit = audit
         self._endpoints = EndpointService(ctx.settings, ctx.db, ctx.wake, ctx.routing)
 
-    def apply(self, request: ApplyRequest, *, dry_run: bool, prune: bool) -> Plan:
+    def apply(
+        self, request: ApplyRequest, *, dry_run: bool, prune: bool, expect: str | None = None
+    ) -> Plan:
+        if prune and request.managed_by is None:
+            raise Invalid(PRUNE_NEEDS_MANAGER, field="managed_by")
         documents = parse_documents(request.documents)
         for i, doc in enumerate(documents):
             self._check_access(doc, i)
+        for entry in request.pending_models:  # what the client pushes once this plan passes
+            project = entry.partition("/")[0]
+            if not self._caller.may(Scope.DEPLOY, project):
+                raise Forbidden(
+                    f"token {self._caller.name!r} ({self._caller.token_id}) lacks scope "
+                    f"'deploy' on project {project!r} (pending model {entry!r})",
+                    field="scope",
+                )
         with self._ctx.db.unit_of_work(read_only=True) as uow:
             steps = self._plan(uow, documents, request)
             if prune:
+                assert request.managed_by is not None
                 steps += self._plan_prune(uow, documents, request.managed_by)
+        changes = [s.change for s in steps]
+        if expect is not None and plan_fingerprint(changes) != expect:
+            raise Conflict(
+                "the plan changed since it was shown (another change, a new model version, "
+                "an endpoint made by hand): run plan again",
+                field="expect",
+            )
         if not dry_run:
             for step in steps:
                 if step.run is not None:
                     with _naming_field(step.where):
                         step.run()
-        return Plan.of([s.change for s in steps], dry_run=dry_run)
+                    if self._audit is not None:
+                        self._audit(step.change, step.before)
+        return Plan.of(changes, dry_run=dry_run)
 
     def _plan(
         self, uow: UnitOfWork, documents: list[Document], request: ApplyRequest
@@ -197,7 +229,9 @@ class ApplyService:
         box = SecretBox(self._ctx.settings.secret_key_path)
         kind, project, name = DocumentKind.SECRET, doc.project, doc.name
         exists = doc.project not in planned_projects and uow.secrets.exists(project, name)
-        if exists and box.decrypt(uow.secrets.get_ciphertext(project, name), name=name) == value:
+        if exists and _same(
+            box.decrypt(uow.secrets.get_ciphertext(project, name), name=name), value
+        ):
             return _Step(Change(action=_A.NO_CHANGE, kind=kind, name=name, project=project))
         if not exists and doc.project not in planned_projects:
             uow.projects.require(project)
@@ -229,7 +263,7 @@ class ApplyService:
         planned: _Planned,
     ) -> _Step:
         create = doc.create()
-        labels = {**create.labels, MANAGED_BY_LABEL: request.managed_by}
+        labels = {**create.labels, MANAGED_BY_LABEL: request.managed_by or DEFAULT_MANAGER}
         create = create.model_copy(update={"labels": labels})
         ref = parse_model_ref(create.model)
         # a model the client pushes a new version of first (a dry run): not stored yet
@@ -241,11 +275,26 @@ class ApplyService:
         key = endpoint_key(doc.project, doc.name)
         kind = DocumentKind.ENDPOINT
         rec = uow.endpoints.get(key) if uow.endpoints.exists(key) else None
-        if rec is None or rec.status is EndpointStatus.DELETING:
-            if doc.project not in planned.projects:
+        if rec is not None and rec.status is EndpointStatus.DELETING:
+            raise Conflict(
+                f"endpoint {doc.name!r} of project {doc.project!r} is being deleted: apply "
+                "again once it is gone",
+                field="name",
+            )
+        if rec is None:
+            new_project = doc.project in planned.projects
+            if not new_project:
                 uow.projects.require(doc.project)  # named as such, not as a missing model
-                if not pending:
-                    self._check(uow, with_framework(uow, create), planned)
+            if pending or new_project:
+                self._check(uow, create, planned)  # the model: pushed first, or from hf://
+                if not pending and isinstance(ref, RepoRef):
+                    raise NotFound(  # no model is in a project that is not there yet
+                        f"model {ref.name!r} is not in project {doc.project!r}, which this "
+                        "apply creates: add a model document for it",
+                        field="model",
+                    )
+            else:
+                self._check(uow, with_framework(uow, create), planned, resolve=True)
             shown = create.model_dump(mode="json", exclude_defaults=True)
             shown.pop("name", None)
             shown.pop("project", None)
@@ -253,10 +302,11 @@ class ApplyService:
             return _Step(change, lambda: self._endpoints.create(create))
         if pending:
             new = create.with_framework(create.framework or rec.spec.framework)
+            self._check(uow, new, planned)
             model_ref = f"{ref} (its next version)"
         else:
             new = with_framework(uow, create)
-            self._check(uow, new, planned)
+            self._check(uow, new, planned, resolve=True)
             model_ref = target_model(uow, rec, new)
         old_json = rec.spec.model_dump(mode="json", exclude=_SERVER_MADE)
         new_json = new.model_dump(mode="json", exclude=_SERVER_MADE)
@@ -272,22 +322,19 @@ class ApplyService:
         action = _A.UPDATE_REVISION if revision else _A.UPDATE_IN_PLACE
         change = Change(action=action, kind=kind, name=doc.name, project=doc.project, fields=fields)
         update = EndpointUpdate.model_validate(new.model_dump(exclude=_SERVER_MADE))
-        return _Step(change, lambda: self._endpoints.update(key, update))
+        before = rec.spec.model_dump(mode="json")
+        return _Step(change, lambda: self._endpoints.update(key, update), before=before)
 
-    def _check(self, uow: UnitOfWork, spec: EndpointSpec, planned: _Planned) -> None:
-        """What create and update check (`checks.check_spec`), a secret this apply creates
-        counting as there."""
-        check_framework(spec.framework)
-        check_size(self._ctx.settings, spec)
-        check_required_env(spec)
-        for where, name in spec.secret_refs().items():
-            if (spec.project, name) in planned.secrets:
-                continue
-            if not uow.secrets.exists(spec.project, name):
-                raise Invalid(
-                    f"secret {name!r} does not exist in project {spec.project!r}", field=where
-                )
-        resolve_model(uow, spec.model, spec.project)
+    def _check(
+        self, uow: UnitOfWork, spec: EndpointCreate, planned: _Planned, *, resolve: bool = False
+    ) -> None:
+        """What create and update check (`checks.check_runnable`), a secret this apply
+        creates counting as there; with `resolve`, the model too (not when the client pushes
+        it first, or when its project is created by this apply)."""
+        known = {name for project, name in planned.secrets if project == spec.project}
+        check_runnable(uow, self._ctx.settings, spec, known_secrets=known)
+        if resolve:
+            resolve_model(uow, spec.model, spec.project)
 
     def _plan_prune(self, uow: UnitOfWork, documents: list[Document], manager: str) -> list[_Step]:
         """Endpoints labelled `managed-by: manager` in the projects the documents touch
@@ -307,8 +354,24 @@ class ApplyService:
                 name=rec.bare_name,
                 project=rec.project,
             )
-            steps.append(_Step(change, partial(self._endpoints.delete, rec.name)))
+            before = rec.spec.model_dump(mode="json")
+            steps.append(_Step(change, partial(self._endpoints.delete, rec.name), before=before))
         return steps
+
+
+def _same(stored: str, given: str) -> bool:
+    """A secret's stored value is `given` (constant time: no timing tells how much of a
+    guess was right)."""
+    return hmac.compare_digest(stored.encode(), given.encode())
+
+
+def audit_action(change: Change) -> str:
+    """`endpoint.create`, `secret.set`, `project.update`, `endpoint.delete`: the action a
+    change carried out is audited as, the one the per-object route records."""
+    if change.kind is DocumentKind.SECRET:
+        return "secret.set"
+    verb = "delete" if change.action is _A.DELETE else _AUDIT_VERB[change.action]
+    return f"{change.kind.value}.{verb}"
 
 
 def _change(

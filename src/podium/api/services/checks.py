@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from podium.backends.resources import node_capacity
 from podium.core.access import DEFAULT_PROJECT, PROJECT_SEPARATOR, endpoint_key
 from podium.core.env_spec import missing_required
 from podium.core.errors import Invalid, NotFound
 from podium.core.resources_spec import check_fits
 from podium.core.settings import Settings
-from podium.core.spec import EndpointSpec, HfRef, parse_model_ref
+from podium.core.spec import EndpointCreate, EndpointSpec, HfRef, parse_model_ref
 from podium.runtimes.registry import known_runtimes
 from podium.store import UnitOfWork
 
@@ -50,17 +52,24 @@ def check_spec(uow: UnitOfWork, settings: Settings, spec: EndpointSpec) -> str:
     return resolve_model(uow, spec.model, spec.project)
 
 
-def check_runnable(uow: UnitOfWork, settings: Settings, spec: EndpointSpec) -> None:
+def check_runnable(
+    uow: UnitOfWork,
+    settings: Settings,
+    spec: EndpointCreate,
+    known_secrets: Collection[str] = (),
+) -> None:
     """What a created or updated spec must pass besides its model: a framework a runtime
-    serves, a size this node can give one replica, a value for every required variable,
-    secrets that exist."""
-    check_framework(spec.framework)
+    serves (when the spec names one; else the model version's, checked by its push), a size
+    this node can give one replica, a value for every required variable, secrets that exist
+    (or are in `known_secrets`: an apply creates them first)."""
+    if spec.framework is not None:
+        check_framework(spec.framework)
     check_size(settings, spec)
     check_required_env(spec)
-    check_secret_refs(uow, spec)
+    check_secret_refs(uow, spec, known_secrets)
 
 
-def check_size(settings: Settings, spec: EndpointSpec) -> None:
+def check_size(settings: Settings, spec: EndpointCreate) -> None:
     """A known instance type, or `resources` within what this node has (422 naming
     `resources.cpus|memory|gpus`)."""
     settings.replica_size(spec)
@@ -68,7 +77,7 @@ def check_size(settings: Settings, spec: EndpointSpec) -> None:
         check_fits(spec.resources, node_capacity())
 
 
-def check_required_env(spec: EndpointSpec) -> None:
+def check_required_env(spec: EndpointCreate) -> None:
     """Every `required` env entry gets a value (422 naming `env.KEY`)."""
     missing = missing_required(spec.env, spec.env_from_secrets)
     if missing:
@@ -80,11 +89,13 @@ def check_required_env(spec: EndpointSpec) -> None:
         )
 
 
-def check_secret_refs(uow: UnitOfWork, spec: EndpointSpec) -> None:
-    """Every secret the spec names exists in its project; else 422 naming the spec's field
-    (`env_from_secrets.HF_TOKEN`, `model_source.token_secret`)."""
+def check_secret_refs(
+    uow: UnitOfWork, spec: EndpointCreate, known_secrets: Collection[str] = ()
+) -> None:
+    """Every secret the spec names exists in its project or is in `known_secrets`; else 422
+    naming the spec's field (`env_from_secrets.HF_TOKEN`, `model_source.token_secret`)."""
     for where, name in spec.secret_refs().items():
-        if not uow.secrets.exists(spec.project, name):
+        if name not in known_secrets and not uow.secrets.exists(spec.project, name):
             raise Invalid(
                 f"secret {name!r} does not exist in project {spec.project!r}", field=where
             )
