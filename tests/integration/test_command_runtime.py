@@ -131,7 +131,7 @@ def test_tcp_readiness_exec_liveness_and_env_flags(
         liveness={
             "kind": "exec",
             "command": [sys.executable, "-c", check, str(marks)],
-            "period_s": 0.5,
+            "period_s": 1,  # an exec probe's least
         },
     )
     with server.client() as c:

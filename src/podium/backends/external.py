@@ -18,7 +18,6 @@ it on adoption).
 from __future__ import annotations
 
 import errno
-import glob
 import importlib.util
 import os
 import shutil
@@ -34,6 +33,7 @@ import psutil
 from podium.backends import processes
 from podium.backends.base import ReplicaLaunch
 from podium.backends.replica_env import inherited_env
+from podium.backends.resources import node_capacity
 from podium.core.errors import LoadError, Unavailable
 from podium.runtimes import presets
 from podium.runtimes.presets import Placeholders, Preset
@@ -219,11 +219,12 @@ def _require_gpu(preset: Preset, launch: ReplicaLaunch, env: Mapping[str, str]) 
 
 
 def gpu_visible(env: Mapping[str, str]) -> bool:
-    """True when an NVIDIA GPU device exists and the environment does not hide it."""
+    """True when this node has an NVIDIA GPU (`resources.node_capacity`, the count the size
+    check uses) and the environment does not hide it."""
     for key in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"):
         if key in env and env[key].strip() in _NO_GPU_VALUES:
             return False
-    return bool(glob.glob("/dev/nvidia[0-9]*"))
+    return node_capacity().gpus > 0
 
 
 def _file_names(path: Path) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import importlib
 import logging
 import os
@@ -33,6 +34,7 @@ from podium.core.resources_spec import NodeCapacity
 log = logging.getLogger("podium.backends")
 
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
+GPU_DEVICE_FILES = "/dev/nvidia[0-9]*"  # one per NVIDIA GPU (not nvidiactl, nvidia-uvm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,13 +202,23 @@ class ResourceMeter:
                 self._gpus.close()
 
 
-@functools.cache
-def node_capacity() -> NodeCapacity:
-    """This machine's CPUs, memory and GPUs (NVML; none without it), measured once."""
+def node_gpus() -> int:
+    """The NVIDIA GPUs of this node: NVML's count or, without NVML (no `nvidia-ml-py`, or
+    it cannot start), the device files `/dev/nvidia0`, `/dev/nvidia1`, …: the one count
+    that the size check, the frameworks catalog and a GPU preset's start all use."""
     gpus = Gpus.load()
     try:
-        count = gpus.device_count()
+        if gpus.present:
+            return gpus.device_count()
     finally:
         gpus.close()
+    return len(glob.glob(GPU_DEVICE_FILES))
+
+
+@functools.cache
+def node_capacity() -> NodeCapacity:
+    """This machine's CPUs, memory and GPUs (`node_gpus`), measured once per process: a
+    GPU added or a container resized later is seen only after the server restarts. It is
+    the node the server runs on (the local backend's), wherever a backend starts replicas."""
     memory_mb = psutil.virtual_memory().total // (1024 * 1024)
-    return NodeCapacity(cpus=os.cpu_count() or 1, memory_mb=memory_mb, gpus=count)
+    return NodeCapacity(cpus=os.cpu_count() or 1, memory_mb=memory_mb, gpus=node_gpus())

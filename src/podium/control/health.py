@@ -1,6 +1,6 @@
-"""Readiness and liveness probes, run concurrently by the controller: an HTTP GET (`probe`),
-a TCP connection (`tcp_probe`) or a command run on the replica's host (`exec_probe`);
-`run_probe` picks by the spec's kind.
+"""Readiness and liveness probes (each replica's in its own task of the controller,
+`control.probing`): an HTTP GET (`probe`), a TCP connection (`tcp_probe`) or a command run
+on the replica's host (`exec_probe`); `run_probe` picks by the spec's kind.
 
 A replica's `/health/live?hung_after_s=N` answers 503 with a problem whose `hung` member
 is true when a call into its runtime has run longer than N seconds; the result then says
@@ -89,7 +89,8 @@ async def exec_probe(
 ) -> ProbeResult:
     """Run `argv` (no shell) with the environment a replica inherits plus `env`; exit status
     0 is success. Output (stdout and stderr together) is read to its end, its first
-    `MAX_EXEC_OUTPUT` bytes kept: the failure detail quotes it. Killed at `timeout_s`."""
+    `MAX_EXEC_OUTPUT` bytes kept: the failure detail quotes it. Killed (its process group)
+    at `timeout_s`, or when the probe is cancelled."""
     shown = f"exec probe [{shlex.join(argv)}]"[: MAX_DETAIL // 2]
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -111,6 +112,11 @@ async def exec_probe(
         _kill_group(proc)
         await proc.wait()
         return ProbeResult(ok=False, detail=f"{shown} killed after {timeout_s:g}s")
+    except asyncio.CancelledError:  # the controller stops, or the replica left: no orphan
+        _kill_group(proc)
+        with contextlib.suppress(asyncio.CancelledError):
+            await proc.wait()
+        raise
     if code == 0:
         return ProbeResult(ok=True)
     said = kept.decode(errors="replace").strip()

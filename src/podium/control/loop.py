@@ -78,7 +78,9 @@ class Controller:
             settings, db, backend, self.clock, self.state, self.journal, exits, self.preparing
         )
         self.adoption = Adoption(backend, self.clock, self.state, self.journal, exits)
-        self.probing = Probing(cfg, db, self.clock, self.state, self.journal, self.act)
+        self.probing = Probing(
+            cfg, db, self.clock, self.state, self.journal, self.act, wake=self.wake
+        )
         self.draining = Draining(cfg, self.clock, self.state, self.journal, gateway, self.act.stop)
         self.publisher = Publisher(holder, self.state)
         # Passes, scaling decisions and replicas, for the server's /metrics (`collector`).
@@ -145,6 +147,7 @@ class Controller:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s())
+        await self.probing.close()  # probes in flight are cancelled, exec ones killed
         await self.preparing.release_all()
         await self.state.starts.close()
         self.journal.end_usage()

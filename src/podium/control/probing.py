@@ -1,18 +1,27 @@
 """Probing: readiness and liveness of every replica, and what their answers mean.
 
-Each pass probes the replicas whose probe is due, all at once (`health.probe`): a starting
-replica is polled often until it is ready (or its readiness timeout ends); a ready one is
-asked for liveness (restarts) and readiness (routing). A probe is HTTP, TCP or exec
-(`health.run_probe`); `success_threshold` passes in a row turn a failing one back; a probe
-that is off passes (readiness off: a starting replica is ready once its port accepts a
-connection). A replica that answers no liveness
-probe for the endpoint's timeout plus the grace is hung (its event loop is blocked); one
-that says a call has run too long is hung too. The effects go through the `Actuator`.
+Each replica's probe runs as its own task (`_Flight`), so a slow probe never holds up a
+controller pass (autoscaling, starts, routing of every endpoint): a pass applies the
+answers that have come, then sends the probes that are due, and waits at most
+`PROBE_WAIT_S` for those (a fast answer is applied in the pass that asked; a slower one by
+a later pass, which its end wakes). A replica whose probe is still out is not probed again.
+A starting replica is polled often until it is ready (or its readiness timeout ends); a
+ready one is asked for liveness (restarts) and readiness (routing). A probe is HTTP, TCP
+or exec (`health.run_probe`); `failure_threshold` failures in a row turn a passing one
+failing, `success_threshold` passes in a row turn a failing one back (liveness: always 1);
+a probe that is off passes (readiness off: a starting replica is ready once its port
+accepts a connection). A replica that answers no liveness probe for the endpoint's
+timeout plus the grace is hung (its event loop is blocked); one that says a call has run
+too long is hung too. The effects go through the `Actuator`, always within a pass.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 
@@ -29,9 +38,32 @@ from podium.core.spec import EndpointSpec
 from podium.runtimes.presets import DEFAULT_LIVENESS, probe_specs
 from podium.store.db import Database
 
+log = logging.getLogger("podium.control")
+
 STARTING_PROBE_S = 0.05  # a starting replica is polled this often (connection refused is cheap)
+PROBE_WAIT_S = 0.25  # a pass waits at most this long for the probes it sent
 PASSED = ProbeResult(ok=True)  # the answer of a probe that is off
 READINESS_OFF = "readiness probe disabled: ready once its port accepted a connection"
+_PROBED = (ReplicaState.STARTING, ReplicaState.READY)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answers:
+    ready: ProbeResult
+    live: ProbeResult | None  # None for a starting replica (readiness only)
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One replica's probe in flight: what it was sent with, and its task."""
+
+    replica: TrackedReplica
+    state: ReplicaState  # the replica's state when it was sent
+    sent_at: float
+    spec: EndpointSpec
+    ready_p: ProbeSpec
+    live_p: ProbeSpec
+    task: asyncio.Task[_Answers]
 
 
 class Probing:
@@ -43,6 +75,7 @@ class Probing:
         state: ControllerState,
         journal: Journal,
         act: Actuator,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self.cfg = cfg
         self.db = db
@@ -50,17 +83,44 @@ class Probing:
         self.state = state
         self.journal = journal
         self.act = act
+        self._wake = wake  # called when a probe ends: its answer is applied at once
+        self._flights: dict[str, _Flight] = {}  # replica id -> its probe in flight
 
     async def run(self, http: httpx.AsyncClient) -> None:
-        """Probe every starting or ready replica whose probe is due, concurrently."""
+        """Apply the answers that have come, send the probes that are due, and apply
+        those of them that answer within `PROBE_WAIT_S`."""
+        await self._collect()
+        sent = self._send(http)
+        if sent:
+            await asyncio.wait(sent, timeout=PROBE_WAIT_S)
+            await self._collect()
+
+    def in_flight(self) -> set[str]:
+        """The replicas whose probe has not answered yet."""
+        return set(self._flights)
+
+    async def answered(self) -> None:
+        """Wait until every probe in flight has answered (tests; a pass never does)."""
+        await asyncio.gather(*(f.task for f in self._flights.values()), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel every probe in flight (an exec probe's process group is killed) and wait
+        for them to end: the controller is stopping."""
+        tasks = [f.task for f in self._flights.values()]
+        self._flights.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _send(self, http: httpx.AsyncClient) -> list[asyncio.Task[_Answers]]:
         now = self.clock.monotonic()
         due = [
             r
             for r in self.state.replicas.values()
-            if r.state in (ReplicaState.STARTING, ReplicaState.READY) and r.next_probe <= now
+            if r.state in _PROBED and r.next_probe <= now and r.replica_id not in self._flights
         ]
         if not due:
-            return
+            return []
         specs = {}
         with self.db.unit_of_work(read_only=True) as uow:
             for name in {r.endpoint for r in due}:
@@ -68,21 +128,74 @@ class Probing:
                     specs[name] = uow.endpoints.get(name).spec
                 except Exception:
                     continue
-        await asyncio.gather(*(self._probe_one(http, r, specs.get(r.endpoint)) for r in due))
+        sent = []
+        for r in due:
+            spec = specs.get(r.endpoint)
+            if not isinstance(spec, EndpointSpec):
+                continue
+            # External servers (command, vllm, …) are probed on their health route.
+            ready_p, live_p = probe_specs(spec, self.journal.revision_spec(r.endpoint, r.revision))
+            if (
+                r.state is ReplicaState.STARTING
+                and now - r.starting_since < ready_p.initial_delay_s
+            ):
+                r.next_probe = r.starting_since + ready_p.initial_delay_s
+                continue
+            task = asyncio.create_task(self._ask(http, r, r.state, spec, ready_p, live_p))
+            task.add_done_callback(lambda _: self._wake())
+            r.next_probe = math.inf  # due again once this one has answered
+            self._flights[r.replica_id] = _Flight(r, r.state, now, spec, ready_p, live_p, task)
+            sent.append(task)
+        return sent
 
-    async def _probe_one(self, http: httpx.AsyncClient, r: TrackedReplica, spec: object) -> None:
-        if not isinstance(spec, EndpointSpec):
-            return
-        now = self.clock.monotonic()
-        # External servers (command, vllm, …) are probed on their health route.
-        ready_p, live_p = probe_specs(spec, self.journal.revision_spec(r.endpoint, r.revision))
-        if r.state is ReplicaState.STARTING:
-            await self._starting(http, r, spec, ready_p, now)
-            return
+    async def _ask(
+        self,
+        http: httpx.AsyncClient,
+        r: TrackedReplica,
+        state: ReplicaState,
+        spec: EndpointSpec,
+        ready_p: ProbeSpec,
+        live_p: ProbeSpec,
+    ) -> _Answers:
+        """The probe itself (its own task): no effect here, only the answers."""
+        if state is ReplicaState.STARTING:
+            return _Answers(await self._readiness(http, r, state, ready_p), None)
         # Ready: liveness decides restarts, readiness decides routing.
         live, ready = await asyncio.gather(
-            self._liveness(http, r, spec, live_p), self._readiness(http, r, ready_p)
+            self._liveness(http, r, spec, live_p), self._readiness(http, r, state, ready_p)
         )
+        return _Answers(ready, live)
+
+    async def _collect(self) -> None:
+        """Apply every answer that has come; drop the probes of replicas that left the
+        probed states meanwhile (stopped, draining, gone)."""
+        for rid, f in list(self._flights.items()):
+            r = f.replica
+            current = self.state.replicas.get(rid) is r and r.state is f.state
+            if not current:
+                del self._flights[rid]
+                f.task.cancel()
+                if r.state in _PROBED:
+                    r.next_probe = self.clock.monotonic()
+                continue
+            if not f.task.done():
+                continue
+            del self._flights[rid]
+            try:
+                answers = f.task.result()
+            except Exception:  # the probes catch their own errors: a bug, not an answer
+                log.exception("probe of replica %s failed", rid)
+                r.next_probe = self.clock.monotonic() + f.ready_p.period_s
+                continue
+            if answers.live is None:
+                await self._starting(r, f.spec, f.ready_p, f.sent_at, answers.ready)
+            else:
+                await self._ready(r, f, answers.live, answers.ready)
+
+    async def _ready(
+        self, r: TrackedReplica, f: _Flight, live: ProbeResult, ready: ProbeResult
+    ) -> None:
+        spec, live_p, ready_p, now = f.spec, f.live_p, f.ready_p, f.sent_at
         r.next_probe = self.clock.monotonic() + min(ready_p.period_s, live_p.period_s)
         if live.timed_out and r.unanswered_since is None:
             r.unanswered_since = now  # when the first unanswered probe was sent
@@ -95,18 +208,14 @@ class Probing:
 
     async def _starting(
         self,
-        http: httpx.AsyncClient,
         r: TrackedReplica,
         spec: EndpointSpec,
         ready_p: ProbeSpec,
         now: float,
+        res: ProbeResult,
     ) -> None:
         """A starting replica: ready after `success_threshold` readiness passes in a row
         (polled often until the first), killed once the ready timeout has passed."""
-        if now - r.starting_since < ready_p.initial_delay_s:
-            r.next_probe = r.starting_since + ready_p.initial_delay_s
-            return
-        res = await self._readiness(http, r, ready_p)
         r.readiness_successes = r.readiness_successes + 1 if res.ok else 0
         period = ready_p.period_s if r.readiness_successes else STARTING_PROBE_S
         r.next_probe = self.clock.monotonic() + min(ready_p.period_s, period)
@@ -123,12 +232,12 @@ class Probing:
             )
 
     async def _readiness(
-        self, http: httpx.AsyncClient, r: TrackedReplica, p: ProbeSpec
+        self, http: httpx.AsyncClient, r: TrackedReplica, state: ReplicaState, p: ProbeSpec
     ) -> ProbeResult:
         """The readiness probe; with it off, a starting replica is ready once its port
         accepts a connection, and a ready one stays routed."""
         if not p.enabled:
-            if r.state is ReplicaState.READY:
+            if state is ReplicaState.READY:
                 return PASSED
             return await tcp_probe(r.host, r.port, p.timeout_s)
         return await run_probe(http, p, r.host, r.port)
@@ -184,10 +293,10 @@ class Probing:
         # An unanswered probe is not a liveness failure: only its duration counts (hung).
         if not live.timed_out:
             r.liveness_failures, r.liveness_successes = _tally(
-                live.ok, r.liveness_failures, r.liveness_successes, live_p.success_threshold
+                live.ok, r.liveness_failures, r.liveness_successes
             )
         r.readiness_failures, r.readiness_successes = _tally(
-            ready.ok, r.readiness_failures, r.readiness_successes, ready_p.success_threshold
+            ready.ok, r.readiness_failures, r.readiness_successes
         )
         if live.hung:  # already past timeout + grace: no threshold to wait for
             await self.act.hung(r, live.detail, live.figures)
@@ -203,10 +312,7 @@ class Probing:
             )
 
 
-def _tally(ok: bool, failures: int, successes: int, needed: int) -> tuple[int, int]:
-    """(failures, successes) in a row after one answer: failures start over only once
-    `needed` passes in a row have come (`success_threshold`)."""
-    if not ok:
-        return failures + 1, 0
-    successes += 1
-    return (0 if successes >= needed else failures), successes
+def _tally(ok: bool, failures: int, successes: int) -> tuple[int, int]:
+    """(failures, successes) in a row after one answer: each answer ends the other run (as
+    Kubernetes counts `failureThreshold` and `successThreshold`)."""
+    return (0, successes + 1) if ok else (failures + 1, 0)

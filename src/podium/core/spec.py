@@ -31,7 +31,7 @@ from podium.core.observability_spec import CaptureSpec as CaptureSpec
 from podium.core.observability_spec import ObservabilitySpec as ObservabilitySpec
 from podium.core.probe_spec import ProbeKind as ProbeKind
 from podium.core.probe_spec import ProbeSpec as ProbeSpec
-from podium.core.probe_spec import liveness_default
+from podium.core.probe_spec import check_probe, liveness_default
 from podium.core.resources_spec import ResourcesSpec as ResourcesSpec
 from podium.core.scaling_spec import ScalingRule as ScalingRule
 from podium.core.scaling_spec import ScalingSpec as ScalingSpec
@@ -334,6 +334,16 @@ class EndpointCreate(_SpecFields):
         instance_type = info.data.get("instance_type")
         if instance_type is not None and not is_stored(info):
             check_size_fields(instance_type, v)
+        return v
+
+    @field_validator("readiness", "liveness")
+    @classmethod
+    def _probe_fits(cls, v: ProbeSpec, info: ValidationInfo) -> ProbeSpec:
+        """Exec probes only for external frameworks, liveness passing once (422s naming
+        `readiness.kind`, `liveness.success_threshold`; `probe_spec.check_probe`)."""
+        if not is_stored(info):
+            liveness = info.field_name == "liveness"
+            check_probe(v, liveness=liveness, framework=info.data.get("framework"))
         return v
 
     @field_validator("command")

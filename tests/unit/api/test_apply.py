@@ -376,7 +376,7 @@ EVERY_FIELD = {
     "tasks": {"max_attempts": 2, "lease_s": 90, "result_ttl_s": 600, "max_pending": 10},
     "labels": {"team": "ml"},
     "readiness": {"kind": "tcp", "port": 8080, "success_threshold": 2, "period_s": 2},
-    "liveness": {"enabled": False, "kind": "exec", "command": ["true"], "timeout_s": 2},
+    "liveness": {"enabled": False, "kind": "tcp", "port": 8081, "timeout_s": 2},
     "trust_pickle": True,
     "batching": {"max_batch_size": 4, "max_wait_ms": 2},
 }
@@ -384,6 +384,8 @@ COMMAND_FIELDS = {
     "framework": "command",
     "command": {"command": "python", "args": ["-m", "http.server", "{port}"], "port": 9000},
     "engine_args": {"workers": 2},
+    # exec probes only where the user runs a program (framework command and presets)
+    "liveness": {"kind": "exec", "command": ["true"], "timeout_s": 2},
 }
 
 

@@ -48,6 +48,23 @@ def _refused(r: Any, field: str, *words: str) -> str:
         ({"readiness": {"success_threshold": 0}}, "readiness.success_threshold", ""),
         ({"readiness": {"kind": "udp"}}, "readiness.kind", ""),
         (
+            {"readiness": {"kind": "exec", "command": ["sleep", "3600"]}},
+            "readiness.kind",
+            "exec probes run a program on the host: only for framework command and server "
+            "presets, not for sklearn",
+        ),
+        ({"liveness": {"kind": "exec", "command": ["true"]}}, "liveness.kind", "presets"),
+        (
+            {"readiness": {"kind": "exec", "command": ["true"], "period_s": 0.001}},
+            "readiness.period_s",
+            "period_s >= 1",
+        ),
+        (
+            {"liveness": {"success_threshold": 2}},
+            "liveness.success_threshold",
+            "liveness success_threshold must be 1",
+        ),
+        (
             {"env": {"DUMP": {"value": "1", "required": True, "disabled": True}}},
             "env.DUMP",
             "both required and disabled",
@@ -132,3 +149,24 @@ def test_a_dry_run_apply_checks_size_and_required_env(
         "/api/v1/apply", params={"dry_run": True}, json={"documents": [{**spec(), **doc}]}
     )
     _refused(r, field)
+
+
+EXEC = {"kind": "exec", "command": ["true"], "period_s": 1}
+
+
+def test_exec_probes_only_where_the_user_runs_a_program(client: TestClient, iris: None) -> None:
+    """Exec probes run on the host, outside the replica's limits: only framework `command`
+    and the presets, where the user already runs a program (review 14, finding 2)."""
+    assert client.post(EP, json=spec()).status_code == 201
+    # A model whose framework is taken from its version, and an update, are checked too.
+    derived = {k: v for k, v in spec("iris-two", readiness=EXEC).items() if k != "framework"}
+    _refused(client.post(EP, json=derived), "readiness.kind", "server presets")
+    _refused(client.patch(f"{EP}/iris-ep", json={"readiness": EXEC}), "readiness.kind")
+    command = {"command": "python", "args": ["-m", "http.server", "{port}"]}
+    ok = spec("iris-cmd", framework="command", command=command, readiness=EXEC, liveness=EXEC)
+    r = client.post(EP, json=ok)
+    assert r.status_code == 201, r.text
+    assert r.json()["spec"]["readiness"]["kind"] == "exec"
+    # Back to a framework that runs no program of the user's: the probe must go too.
+    back = client.patch(f"{EP}/iris-cmd", json={"framework": "sklearn", "command": None})
+    _refused(back, "readiness.kind")

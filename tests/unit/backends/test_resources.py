@@ -9,13 +9,16 @@ import subprocess
 import sys
 import types
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
+from podium.backends import external, resources
 from podium.backends.resources import Gpus, ResourceMeter, Target, node_capacity
+from podium.core.resources_spec import NodeCapacity
 from podium.core.spec import InstanceType
 from tests.support.memory_tree import MiB, parent_with_a_hungry_child
 from tests.unit.backends.conftest import SyncLocal, launch, wait_for
@@ -145,21 +148,38 @@ def test_a_failing_nvml_scan_gives_no_figures_this_time(monkeypatch: pytest.Monk
     assert got.gpu_util_percent is None and got.rss_bytes > 0
 
 
-def test_node_capacity_counts_nvml_gpus_and_none_without_nvml(
-    monkeypatch: pytest.MonkeyPatch,
+def test_node_capacity_counts_nvml_gpus_else_the_device_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The node's figures the API checks `resources` against (`node_capacity`, measured
-    once per process: the cache is bypassed here)."""
+    once per process: the cache is bypassed here). Its GPUs are NVML's count; without
+    NVML, the /dev/nvidiaN files (review 14, finding 14: the catalog counted those, the
+    size check NVML's)."""
     measure = node_capacity.__wrapped__
+    monkeypatch.setattr(resources, "GPU_DEVICE_FILES", str(tmp_path / "nvidia[0-9]*"))
     monkeypatch.setitem(sys.modules, "pynvml", None)
     bare = measure()
     assert bare.gpus == 0 and bare.cpus == os.cpu_count() and bare.memory_mb > 0
-    nvml = fake_nvml([(0, []), (0, [])])
-    monkeypatch.setitem(sys.modules, "pynvml", nvml)
-    assert measure().gpus == 2
-    assert nvml.calls == ["init", "shutdown"]
+    for name in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm"):
+        (tmp_path / name).touch()
+    assert measure().gpus == 2  # no NVML package: the device files
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([(0, [])], init_fails=True))
-    assert measure().gpus == 0
+    assert measure().gpus == 2  # NVML cannot start (no driver): the device files
+    nvml = fake_nvml([(0, []), (0, []), (0, [])])
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    assert measure().gpus == 3  # NVML's count wins
+    assert nvml.calls == ["init", "shutdown"]
+
+
+def test_a_preset_sees_the_gpus_the_size_check_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`gpu_visible` (a GPU preset's start, the frameworks catalog) reads the node's one GPU
+    count, hidden by CUDA_VISIBLE_DEVICES="" or -1."""
+    one_gpu = NodeCapacity(cpus=1, memory_mb=1024, gpus=1)
+    monkeypatch.setattr(external, "node_capacity", lambda: one_gpu)
+    assert external.gpu_visible({})
+    assert not external.gpu_visible({"CUDA_VISIBLE_DEVICES": "-1"})
+    monkeypatch.setattr(external, "node_capacity", lambda: replace(one_gpu, gpus=0))
+    assert not external.gpu_visible({})
 
 
 # ---------------------------------------------------------------- the local backend

@@ -4,13 +4,16 @@ other than the replica's (`health.run_probe`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 import httpx
+import psutil
 
 from podium.control.health import MAX_DETAIL, exec_probe, run_probe, tcp_probe
 from podium.core.probe_spec import ProbeSpec
@@ -72,6 +75,28 @@ def test_exec_probe_exit_status_output_and_timeout() -> None:
         assert env.ok, env
 
     asyncio.run(main())
+
+
+def test_a_cancelled_exec_probe_kills_its_command(tmp_path: Path) -> None:
+    """The controller cancels probes in flight when it stops: the command must not live on."""
+    pid_file = tmp_path / "pid"
+    script = (
+        "import os, pathlib, time; "
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(60)"
+    )
+
+    async def main() -> int:
+        task = asyncio.create_task(exec_probe([PY, "-c", script], 60.0))
+        while not pid_file.exists() or not pid_file.read_text():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert task.cancelled()
+        return int(pid_file.read_text())
+
+    pid = asyncio.run(main())
+    assert not psutil.pid_exists(pid)
 
 
 def test_http_probe_of_another_port() -> None:

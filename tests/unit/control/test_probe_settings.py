@@ -112,3 +112,23 @@ def test_readiness_off_ready_once_the_port_accepts(tmp_path: Path, db: Database)
     assert probes.asked_for("/health/ready") == []
     (ready,) = events(db, EventKind.REPLICA_READY)
     assert "readiness probe disabled: ready once its port accepted a connection" in ready.message
+
+
+def test_failures_count_in_a_row_as_kubernetes_counts_them(tmp_path: Path, db: Database) -> None:
+    """Any pass ends a run of failures, whatever `success_threshold` is (review 14, 15a):
+    fail, pass, fail, pass, fail keeps a replica routed under `failure_threshold` 3."""
+    _change(db, readiness={"success_threshold": 2, "failure_threshold": 3})
+    probes = FakeReplicas()
+    h = Harness(tmp_path, db, probes)
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 3)
+        assert h.routed() == ["r1.test", "r2.test"]
+        for failing in (True, False, True, False, True):
+            (probes.not_ready.add if failing else probes.not_ready.discard)("r1.test")
+            await h.passes(ctl, 1)
+        assert h.routed() == ["r1.test", "r2.test"]
+        await h.passes(ctl, 2)  # three failures in a row
+        assert h.routed() == ["r2.test"]
+
+    h.run(steps)

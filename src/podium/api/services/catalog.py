@@ -4,7 +4,8 @@ installed and usable on this backend, searched by `q`.
 Installed means: its Python package can be found by this server's interpreter (the one
 replicas run; `importlib.util.find_spec`, which imports nothing) or its program is on the
 server's PATH. Usable means installed and, for a framework that requires a GPU, an NVIDIA
-GPU visible here (`backends.external.gpu_visible`, the check a preset's start makes).
+GPU visible here (`backends.external.gpu_visible`, the check a preset's start makes, on
+the node's one GPU count, `backends.resources.node_gpus`, that the size check uses too).
 """
 
 from __future__ import annotations
