@@ -29,7 +29,7 @@ from typing import Any
 from podium.client._client import PodiumClient
 from podium.client._shapes import create_body, default_client, update_body
 from podium.client._tasks import Endpoint
-from podium.core.errors import Conflict, Invalid, NotFound
+from podium.core.errors import Conflict, Invalid, NotFound, PodiumError
 from podium.core.schemas import EndpointPublic
 
 ENDPOINT_TYPES = ("sync", "streaming", "async")
@@ -146,11 +146,21 @@ def create_model_endpoint(
     body = create_body(name=endpoint_name, project=project, **made)
     try:
         return ModelEndpoint(podium.deploy(body), podium)
-    except Conflict:
-        if not update_if_exists:
+    except Conflict as e:
+        if not update_if_exists or not _already_exists(e):
             raise
-        # Made by someone else between the look-up and the create: update it (once).
-        return _update_existing(podium, endpoint_name, fields, project)
+        # Made by someone else between the look-up and the create: update it (once); if
+        # that fails too, the create's refusal is the error the caller asked about.
+        try:
+            return _update_existing(podium, endpoint_name, fields, project)
+        except PodiumError:
+            raise e from None
+
+
+def _already_exists(error: Conflict) -> bool:
+    """Whether a create's 409 is the name taken (`store/endpoints.py`): not a quota refusal
+    (`QuotaExceeded`) nor any other conflict."""
+    return type(error) is Conflict and error.field == "name"
 
 
 def _update_existing(

@@ -22,6 +22,7 @@ from podium.client import (
     ModelEndpoint,
     NotFound,
     PodiumClient,
+    QuotaExceeded,
     Unavailable,
     WaitTimeout,
     create_inference_endpoint,
@@ -274,3 +275,14 @@ def test_an_upsert_that_loses_the_create_race_updates_instead(
         pytest.raises(Conflict),  # without update_if_exists: the Conflict, as before
     ):
         create_model_endpoint("solo", "iris", client=mine)
+
+
+def test_an_upsert_refused_by_a_quota_raises_the_quota_error(pushed: PodiumClient) -> None:
+    """Only the name-taken 409 turns an upsert's create into an update: a quota refusal (a
+    Conflict too) is raised as itself, not as the NotFound of an update of nothing."""
+    pushed.update_project("default", quotas={"max_replicas": 1})
+    with pytest.raises(QuotaExceeded) as refused:
+        create_model_endpoint(
+            "iris", "iris", min_workers=2, max_workers=2, update_if_exists=True, client=pushed
+        )
+    assert refused.value.field == "max_replicas"
