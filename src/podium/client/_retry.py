@@ -14,8 +14,12 @@ refusal is raised as its error.
 The data plane is different: the gateway passes an endpoint's answer on as it came, and a
 server Podium does not control (a `command` server, vLLM, TGI) may answer 503 or 429 with
 Retry-After after it started the work. So a call through the gateway (`relayed`) is retried
-only when the refusal is Podium's own (`podiums_own`): a problem the gateway made itself, or
-one a Podium replica made; anything else is raised at once.
+only when the refusal is Podium's own (`podiums_own`): it carries `x-podium-refused`
+(`gateway` or `replica`), which the gateway puts on the 429/503s it makes itself and a Podium
+replica on its full-queue refusal, never on an error a model's code raised; anything else is
+raised at once. The gateway does not strip that header from the answers it forwards, so an
+endpoint's own server (a `command` server) could send it and have its clients retry: that
+server's own answers only, as its author chose.
 
 The decision is pure (`RetryPolicy.delay`), so the sync and async clients share it and
 only sleep differently.
@@ -29,7 +33,7 @@ import httpx
 
 from podium.client._errors import error_from_response
 from podium.core.errors import RateLimited, Retryable
-from podium.core.problems import PROBLEM_JSON, SAFE_HEADERS
+from podium.core.problems import REFUSED_HEADER
 
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_WAIT_S = 10.0  # one wait, whatever Retry-After asks
@@ -69,22 +73,14 @@ class RetryPolicy:
         return wait
 
 
-_GATEWAY_MARKS = tuple((k.decode(), v.decode()) for k, v in SAFE_HEADERS)
-REPLICA_HEADER = "x-podium-replica"
+_REFUSERS = ("gateway", "replica")
 
 
 def podiums_own(response: httpx.Response) -> bool:
-    """Whether an answer through the gateway is a problem Podium made: the gateway's own
-    (it carries every header of `core.problems.SAFE_HEADERS`, which the gateway puts on each
-    answer it makes and never on one it forwards), or a Podium replica's (its
-    `x-podium-replica` header). A `command` server's answer, passed on as it came, is
-    neither, whatever its body says."""
-    headers = response.headers
-    if headers.get("content-type", "").split(";")[0].strip() != PROBLEM_JSON:
-        return False
-    if REPLICA_HEADER in headers:
-        return True
-    return all(headers.get(k) == v for k, v in _GATEWAY_MARKS)
+    """Whether an answer through the gateway is a refusal Podium made before doing any of
+    the work: its `x-podium-refused` header (`core.problems.REFUSED_HEADER`) says `gateway`
+    or `replica`. Nothing else counts: not the body, not the other headers."""
+    return response.headers.get(REFUSED_HEADER) in _REFUSERS
 
 
 def replayable(kwargs: dict[str, object]) -> bool:

@@ -30,6 +30,14 @@ SAFE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 )
 
+# On a 429/503 Podium made before doing any of the request's work, and only there: the
+# gateway's own refusals (`gateway/responses.py`) and a replica's full queue
+# (`replica/concurrency.py`). A relayed POST is sent again only when it carries this header
+# (`client/_retry.py`); a `PodiumError` raised by a model's own code never does.
+REFUSED_HEADER = "x-podium-refused"
+REFUSED_BY_GATEWAY = (REFUSED_HEADER.encode(), b"gateway")
+REFUSED_BY_REPLICA = (REFUSED_HEADER.encode(), b"replica")
+
 # Titles for answers no error class makes (fixed here, not HTTPStatus's: its phrases
 # change between Python versions).
 _TITLES = {

@@ -4,7 +4,10 @@
 `/endpoints/…`; for a request the OpenAI router took, whose `send` it wrapped in
 `OpenAIErrors`, the same call builds OpenAI's `{"error": {"message", "type", "param",
 "code"}}` directly (same status and headers; `code` is the title in snake case). Answers
-forwarded from a replica are never rewritten. The ASGI types are the shared kit's
+forwarded from a replica are never rewritten. A 429/503 made here is a refusal before any
+work (rate limits, the activator's hold and queue limits, a paused or failed endpoint, a
+busy task store, shutting down), so it carries `x-podium-refused: gateway`: the SDK sends
+such a request again (`client/_retry.py`). The ASGI types are the shared kit's
 (`core/asgi.py`).
 """
 
@@ -14,7 +17,14 @@ import re
 from typing import Any
 
 from podium.core.asgi import Message, Receive, Scope, Send, send_whole
-from podium.core.problems import PROBLEM, SAFE_HEADERS, dumps, problem_doc, title_for
+from podium.core.problems import (
+    PROBLEM,
+    REFUSED_BY_GATEWAY,
+    SAFE_HEADERS,
+    dumps,
+    problem_doc,
+    title_for,
+)
 from podium.protocols.openai import error_body as openai_error_body
 
 __all__ = [
@@ -29,6 +39,7 @@ __all__ = [
 ]
 
 JSON = b"application/json"
+REFUSALS = (429, 503)  # the statuses the gateway answers only before forwarding anything
 
 
 class OpenAIErrors:
@@ -72,6 +83,8 @@ async def send_problem(
     """Send a whole error response (head and body): a problem, or OpenAI's error body when
     `send` is an `OpenAIErrors` (its `code` is `openai_code`, else the title in snake case)."""
     raw = [*headers, *SAFE_HEADERS]
+    if status in REFUSALS:
+        raw.append(REFUSED_BY_GATEWAY)
     if request_id:
         raw.append((b"x-request-id", request_id.encode("latin-1")))
     if isinstance(send, OpenAIErrors):

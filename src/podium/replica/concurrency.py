@@ -1,8 +1,8 @@
 """Per-replica admission: at most `max_concurrency` predictions run, `max_queue` wait.
 
-A request beyond both limits is refused at once (`Retryable`, rendered as 503 with
-`Retry-After: 1`) rather than queued without bound: the gateway then tries another
-replica. Waiters are served first come, first served; a freed slot passes directly to the
+A request beyond both limits is refused at once (`Busy`, rendered as 503 with
+`Retry-After: 1` and `x-podium-refused: replica`, since none of its work was done) rather
+than queued without bound: the gateway then tries another replica. Waiters are served first come, first served; a freed slot passes directly to the
 next waiter, so a newcomer cannot overtake the queue.
 
 Everything here runs on the event loop thread (no locks needed). A waiter whose task is
@@ -17,6 +17,12 @@ import contextlib
 from collections import deque
 
 from podium.core.errors import Retryable
+
+
+class Busy(Retryable):
+    """The limiter's refusal: every slot taken and the queue full. Only this refusal of a
+    replica carries `x-podium-refused` (`replica/http.py`); a `Retryable` raised by a
+    model's own code does not, as that code may have done something."""
 
 
 class Limiter:
@@ -49,12 +55,12 @@ class Limiter:
         return False
 
     def check_room(self) -> None:
-        """Retryable when every slot is taken and the queue is full."""
+        """Busy when every slot is taken and the queue is full."""
         if self._in_flight >= self.max_concurrency and len(self._waiters) >= self.max_queue:
-            raise Retryable(self.busy_message(), retry_after=1.0)
+            raise Busy(self.busy_message(), retry_after=1.0)
 
     async def acquire(self) -> None:
-        """Take a slot, waiting in the queue if needed; Retryable when the queue is full."""
+        """Take a slot, waiting in the queue if needed; Busy when the queue is full."""
         if self.try_acquire():
             return
         self.check_room()

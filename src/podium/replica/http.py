@@ -10,7 +10,8 @@ The replica answers three error shapes, each with the error class's status
 - `{"error": "…"}` on Open Inference Protocol v2 routes, as that protocol defines;
 - `{"error": {"message", "type", "param", "code"}}` on OpenAI routes, whose status follows
   OpenAI's (input that is wrong is 400 there: `protocols/openai.error_status`).
-Each error renderer returns the status it sent.
+Each error renderer returns the status it sent. Only the limiter's refusal (`Busy`) adds
+`x-podium-refused: replica` (`retry_headers`).
 """
 
 from __future__ import annotations
@@ -27,9 +28,17 @@ from podium.core.asgi import (
     wait_disconnect,
 )
 from podium.core.errors import PodiumError, Retryable
-from podium.core.problems import PROBLEM, dumps, error_doc, problem_body, retry_after
+from podium.core.problems import (
+    PROBLEM,
+    REFUSED_BY_REPLICA,
+    dumps,
+    error_doc,
+    problem_body,
+    retry_after,
+)
 from podium.protocols.openai import error_body as openai_error_body
 from podium.protocols.openai import error_status as openai_error_status
+from podium.replica.concurrency import Busy
 
 __all__ = [
     "JSON",
@@ -51,8 +60,13 @@ JSON = b"application/json"
 
 
 def retry_headers(error: BaseException) -> list[tuple[bytes, bytes]]:
+    """Retry-After when the error has one; `x-podium-refused` only on the limiter's refusal
+    (`Busy`), never on an error a model's code raised."""
     wait = retry_after(error)
-    return [(b"retry-after", wait.encode())] if wait is not None else []
+    headers = [(b"retry-after", wait.encode())] if wait is not None else []
+    if isinstance(error, Busy):
+        headers.append(REFUSED_BY_REPLICA)
+    return headers
 
 
 def problem(

@@ -1,7 +1,8 @@
 """Retries on 429 and 503 + Retry-After, against a real local HTTP server (uvicorn in a
 thread) that refuses as many times as told, then answers. Through the gateway (invoke,
-predict) only Podium's own refusal is retried: the gateway's problem (its SAFE_HEADERS) or a
-Podium replica's (`x-podium-replica`), never an endpoint's own server's answer."""
+predict) only Podium's own refusal is retried: one carrying `x-podium-refused` (the
+gateway's, or a Podium replica's full queue), never an endpoint's own server's answer nor an
+error a model's code raised."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from podium.client import (
 )
 from podium.client._retry import podiums_own
 from podium.core.phases import EndpointStatus
-from podium.core.problems import SAFE_HEADERS
+from podium.core.problems import REFUSED_HEADER, SAFE_HEADERS
 from podium.core.routing import EndpointRoute
 from tests.support.inproc import served
 from tests.unit.gateway.conftest import Servers, endpoint
@@ -73,8 +74,11 @@ def server(app: tuple[Refusing, str]) -> tuple[Refusing, str]:
 SOON = {"retry-after": "0.01"}
 # How Podium's own refusals look through the gateway: the gateway's, and a Podium replica's.
 PROBLEM = {"content-type": "application/problem+json"}
-GATEWAY = {**SOON, **PROBLEM, **{k.decode(): v.decode() for k, v in SAFE_HEADERS}}
-REPLICA = {**SOON, **PROBLEM, "x-podium-replica": "default.iris-r1"}
+HARDENED = {k.decode(): v.decode() for k, v in SAFE_HEADERS}  # the gateway's security headers
+# ...which a proxy in front of the gateway may rewrite: the refusal still counts.
+PROXIED = {**HARDENED, "x-frame-options": "DENY, DENY", "referrer-policy": "origin"}
+GATEWAY = {**SOON, **PROBLEM, **PROXIED, REFUSED_HEADER: "gateway"}
+REPLICA = {**SOON, **PROBLEM, "x-podium-replica": "default.iris-r1", REFUSED_HEADER: "replica"}
 
 
 def test_a_503_with_retry_after_is_sent_again_then_answers(server: tuple[Refusing, str]) -> None:
@@ -90,7 +94,9 @@ def test_a_503_with_retry_after_is_sent_again_then_answers(server: tuple[Refusin
     [
         SOON,  # vLLM/TGI-like JSON
         {**SOON, **PROBLEM},  # a problem, but not Podium's
-        {**GATEWAY, "x-frame-options": "SAMEORIGIN"},  # not every mark of the gateway's
+        {**SOON, **PROBLEM, **HARDENED},  # a server hardened as the gateway is
+        {**SOON, **PROBLEM, "x-podium-replica": "default.iris-r1"},  # a model's own error
+        {**SOON, REFUSED_HEADER: "someone"},  # not a refuser Podium names
     ],
 )
 @pytest.mark.parametrize("status", [503, 429])
@@ -183,7 +189,10 @@ def test_through_the_real_gateway_only_its_own_refusal_counts() -> None:
         assert upstream.app.requests == 1
         with gateway.client() as http:
             refused = http.post("/endpoints/full/", json={"inputs": 1})
-        assert refused.status_code == 503 and podiums_own(refused)
+            forwarded = http.post("/endpoints/busy/busy", json={"inputs": 1})
+        assert forwarded.status_code == 503 and REFUSED_HEADER not in forwarded.headers
+        assert refused.status_code == 503 and refused.headers[REFUSED_HEADER] == "gateway"
+        assert podiums_own(refused)
         assert RetryPolicy().delay(refused, 0, 0.0, relayed=True) == 1.0
     finally:
         servers.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from podium.core.errors import Invalid
+from podium.core.errors import Invalid, Retryable
+from podium.core.problems import REFUSED_HEADER
 from podium.replica.app import ReplicaInfo, create_app
 from podium.runtimes.base import Capabilities, Runtime, RuntimeConfig
 
@@ -19,6 +22,8 @@ class Fragile(Runtime):
     def __init__(self, config: RuntimeConfig) -> None:
         super().__init__(config)
         self.healthy = True
+        self.entered = threading.Event()
+        self.release = threading.Event()
 
     def load(self, path: Path) -> None:
         pass
@@ -30,15 +35,20 @@ class Fragile(Runtime):
             raise Invalid("inputs must not say invalid", field="inputs")
         if inputs == "unjsonable":
             return object()
+        if inputs == "downstream":  # an endpoint this model calls refused it (its SDK error)
+            raise Retryable("the endpoint it calls is busy", retry_after=2)
+        if inputs == "block":
+            self.entered.set()
+            self.release.wait()
         return inputs
 
     def health(self) -> bool:
         return self.healthy
 
 
-def client(runtime: Runtime) -> httpx.AsyncClient:
+def client(runtime: Runtime, max_concurrency: int = 2, max_queue: int = 2) -> httpx.AsyncClient:
     info = ReplicaInfo("f-r3-abc", "fragile", 3, "fragile", 1234)
-    app = create_app(runtime, info, max_concurrency=2, max_queue=2)
+    app = create_app(runtime, info, max_concurrency=max_concurrency, max_queue=max_queue)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://replica")
 
 
@@ -66,6 +76,26 @@ async def test_invalid_from_the_runtime_is_a_422_with_its_field() -> None:
         "detail": "inputs must not say invalid",
         "field": "inputs",
     }
+
+
+async def test_only_the_limiters_refusal_says_it_was_refused_before_any_work() -> None:
+    """A full replica's 503 carries `x-podium-refused: replica` (the SDK may send it again);
+    the same 503 + Retry-After raised by the model's own code does not: it ran."""
+    fragile = Fragile(RuntimeConfig("fragile"))
+    async with client(fragile, max_concurrency=1, max_queue=0) as c:
+        first = asyncio.ensure_future(c.post("/", json={"inputs": "block"}))
+        try:
+            await asyncio.to_thread(fragile.entered.wait)
+            full = await c.post("/", json={"inputs": 1})
+        finally:
+            fragile.release.set()
+        assert (await first).status_code == 200
+        downstream = await c.post("/", json={"inputs": "downstream"})
+    assert full.status_code == 503 and full.headers["retry-after"] == "1"
+    assert full.headers[REFUSED_HEADER] == "replica"
+    assert downstream.status_code == 503 and downstream.headers["retry-after"] == "2"
+    assert "x-podium-replica" in downstream.headers
+    assert REFUSED_HEADER not in downstream.headers
 
 
 async def test_readiness_follows_runtime_health() -> None:
