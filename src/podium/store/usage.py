@@ -83,14 +83,17 @@ class UsageRepo:
     ) -> None:
         """A replica started (`size`: a `custom` one's). Again for one that has a row
         (adopted by a new server): the row is kept, and open again if the previous server
-        closed it when it stopped."""
+        closed it when it stopped; a row without a size (opened before migration 0006)
+        gets `size`, so its replica is priced."""
         found = self._s.scalar(
             select(ReplicaUsageRow).where(ReplicaUsageRow.replica_id == replica_id)
         )
         if found is not None:
             if found.ended_at is not None:
                 found.ended_at = None
-                self._s.flush()
+            if found.cpus is None and size is not None:
+                found.cpus, found.memory_mb, found.gpus = size.cpus, size.memory_mb, size.gpus
+            self._s.flush()
             return
         self._s.add(
             ReplicaUsageRow(

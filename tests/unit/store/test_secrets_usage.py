@@ -9,7 +9,7 @@ import pytest
 from podium.core.errors import NotFound
 from podium.store import Database
 from podium.store.tables import ProjectRow
-from podium.store.usage import GroupBy, totals
+from podium.store.usage import GroupBy, RowSize, totals
 
 T0 = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)
 
@@ -140,3 +140,21 @@ def test_a_row_closed_at_a_stop_opens_again_when_its_replica_is_adopted(
         assert uow.usage.open_ids() == ["a"]
         (span,) = uow.usage.intervals(_h(0), _h(3))
     assert (span.start, span.end) == (_h(0), _h(3))
+
+
+def test_an_adopted_row_opened_without_a_size_gets_its_size(database: Database) -> None:
+    """A `custom` replica running across the upgrade to 0006 has a row without a size: the
+    server that adopts it fills the size in, so the report can price it; a size already
+    recorded is kept."""
+    _open(database, "a", _h(0), instance_type="custom")
+    size, other = RowSize(cpus=2, memory_mb=4096, gpus=1), RowSize(cpus=8, memory_mb=1, gpus=0)
+    with database.unit_of_work() as uow:
+        uow.usage.open(
+            "a", endpoint="spin", project="default", instance_type="custom", size=size
+        )
+        uow.usage.open(
+            "a", endpoint="spin", project="default", instance_type="custom", size=other
+        )
+    with database.unit_of_work(read_only=True) as uow:
+        (span,) = uow.usage.intervals(_h(0), _h(1))
+    assert span.size == size and span.start == _h(0)
