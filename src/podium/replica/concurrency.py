@@ -2,8 +2,9 @@
 
 A request beyond both limits is refused at once (`Busy`, rendered as 503 with
 `Retry-After: 1` and `x-podium-refused: replica`, since none of its work was done) rather
-than queued without bound: the gateway then tries another replica. Waiters are served first come, first served; a freed slot passes directly to the
-next waiter, so a newcomer cannot overtake the queue.
+than queued without bound: the gateway then tries another replica. Waiters are served
+first come, first served; a freed slot passes directly to the next waiter, so a newcomer
+cannot overtake the queue.
 
 Everything here runs on the event loop thread (no locks needed). A waiter whose task is
 cancelled (its client disconnected) leaves the queue, or hands its slot on if it was

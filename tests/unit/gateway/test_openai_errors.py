@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from podium.core.problems import SAFE_HEADERS
+from podium.core.problems import REFUSED_BY_GATEWAY, SAFE_HEADERS
 from podium.gateway.responses import OpenAIErrors, send_problem
 
 
@@ -34,6 +34,7 @@ async def test_a_problem_sent_through_openai_errors_is_openais_body() -> None:
         (b"content-length", str(len(payload)).encode()),
         (b"retry-after", b"2"),
         *SAFE_HEADERS,
+        REFUSED_BY_GATEWAY,  # a 503 the gateway made: refused before any work
         (b"x-request-id", b"r-1"),
     ]
     assert body["more_body"] is False

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from podium.core.phases import EndpointStatus
-from podium.core.problems import SAFE_HEADERS
+from podium.core.problems import REFUSED_BY_GATEWAY, SAFE_HEADERS
 from podium.gateway.responses import problem_body, send_problem
 from tests.unit.gateway.conftest import RunningGateway, Servers, endpoint
 
@@ -121,6 +121,7 @@ async def test_send_problem_sends_one_whole_response() -> None:
         (b"content-length", str(len(payload)).encode()),
         (b"retry-after", b"2"),
         *SAFE_HEADERS,
+        REFUSED_BY_GATEWAY,  # a 503 the gateway made: refused before any work
         (b"x-request-id", b"r-1"),
     ]
     assert (body["type"], body["more_body"]) == ("http.response.body", False)

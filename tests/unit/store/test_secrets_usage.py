@@ -149,12 +149,8 @@ def test_an_adopted_row_opened_without_a_size_gets_its_size(database: Database) 
     _open(database, "a", _h(0), instance_type="custom")
     size, other = RowSize(cpus=2, memory_mb=4096, gpus=1), RowSize(cpus=8, memory_mb=1, gpus=0)
     with database.unit_of_work() as uow:
-        uow.usage.open(
-            "a", endpoint="spin", project="default", instance_type="custom", size=size
-        )
-        uow.usage.open(
-            "a", endpoint="spin", project="default", instance_type="custom", size=other
-        )
+        uow.usage.open("a", endpoint="spin", project="default", instance_type="custom", size=size)
+        uow.usage.open("a", endpoint="spin", project="default", instance_type="custom", size=other)
     with database.unit_of_work(read_only=True) as uow:
         (span,) = uow.usage.intervals(_h(0), _h(1))
     assert span.size == size and span.start == _h(0)
