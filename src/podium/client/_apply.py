@@ -77,10 +77,13 @@ class ApplyMethods:
         `path`/`from_file` are read from `base_dir` (default: the working directory).
 
         `prune` needs `managed_by` (whose endpoints may be deleted; the label defaults to
-        `podium-apply` otherwise). `expect`: the `fingerprint` of a plan shown before; the
-        server refuses (`Conflict`) when its plan differs now. A model is pushed only after
-        a server dry run of the whole manifest passed (its checks and the caller's rights),
-        so a refused apply leaves no new model version behind."""
+        `podium-apply` otherwise). `expect`: the `fingerprint` of a plan shown before (the
+        server's changes and the models' digests); refused (`Conflict`) when the plan
+        differs now, before any push, or after the pushes (the server's changes, a pushed
+        version no longer the latest, a pushed content not the one planned: the version
+        stays, no endpoint moves). A model is pushed only after a server dry run of the
+        whole manifest passed (its checks, with the model document's framework, and the
+        caller's rights), so a refused apply leaves no new model version behind."""
         base = Path(base_dir) if base_dir is not None else Path.cwd()
         parsed = parse_documents(list(documents))
         models: list[tuple[int, ModelDocument]] = []

@@ -265,7 +265,7 @@ def test_a_pending_model_is_checked_with_its_documents_framework(
 ) -> None:
     """An exec probe on a model pushed as sklearn: refused by the dry run, nothing pushed
     (review2 B8)."""
-    text = ONE_MODEL + "liveness: {{kind: exec, command: [\"true\"]}}\n"
+    text = ONE_MODEL + 'liveness: {{kind: exec, command: ["true"]}}\n'
     result = cli("apply", "-f", str(_write(tmp_path, model_dir, text)), "--yes")
     assert result.exit_code == 1, result.output
     assert "documents[1].liveness" in result.stderr

@@ -13,6 +13,9 @@ admin on every project), as the route that makes the same change one by one woul
 Each change carried out leaves an audit row of its own, filed under its project
 (`endpoint.create`, `secret.set`, …); the request's row (`apply.create`) is the envelope.
 With `expect`, the plan must be the one the caller was shown (its fingerprint), else 409.
+A model the client pushes (`pending_models`, with its framework) is planned as "(its next
+version)" both in the dry run and in the apply after the push, whose `pushed_models` must
+still be the latest versions: so the client can send the dry run's fingerprint with it.
 A secret's stored value is compared in constant time; a dry run that answers `no_change`
 for a guessed value tells a deploy holder nothing new: deploy can already read a project's
 secrets through a replica's environment.
