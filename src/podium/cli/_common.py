@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,11 +58,23 @@ class PodiumGroup(TyperGroup):
             sys.exit(e.exit_code)
         except ClickException as e:
             typer.echo(usage_line(e), err=True)
-            sys.exit(usage_status(e, sys.argv[1:] if args is None else list(args)))
+            argv = sys.argv[1:] if args is None else list(args)
+            sys.exit(usage_status(e, argv, valued=self.valued_options()))
         except typer.Abort:
             typer.echo("error: aborted", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+    def valued_options(self) -> set[str]:
+        """The group's own options that take a value (`--url URL`, `--token T`)."""
+        return {
+            name
+            for p in self.params
+            if p.param_type_name == "option"
+            and not getattr(p, "is_flag", False)
+            and not getattr(p, "count", False)
+            for name in [*p.opts, *p.secondary_opts]
+        }
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -76,16 +88,32 @@ class PodiumGroup(TyperGroup):
             raise typer.Exit(1) from None
 
 
-def usage_status(error: ClickException, args: list[str]) -> int:
+def usage_status(
+    error: ClickException, args: list[str], *, valued: Collection[str] = frozenset()
+) -> int:
     """The exit status of a usage error: 1 in `plan` and `apply --dry-run`, whose 2 says
-    "there are changes" to CI (a typo must not read as changes), else click's (2)."""
+    "there are changes" to CI (a typo must not read as changes), else click's (2).
+    `valued`: the group's options that take a value, skipped with it to find the command."""
     ctx = getattr(error, "ctx", None)
     name = getattr(getattr(ctx, "command", None), "name", None)
     if name is None:  # a parser error (`-f` without its value) knows no command
-        name = next((a for a in args if not a.startswith("-")), None)
+        name = _command_name(args, valued)
     if name == "plan" or (name == "apply" and "--dry-run" in args):
         return 1
     return error.exit_code
+
+
+def _command_name(args: list[str], valued: Collection[str]) -> str | None:
+    """The first argument that is neither a group option nor the value of one."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in valued  # `--url URL`; `--url=URL` is one argument
+        else:
+            return arg
+    return None
 
 
 def error_line(error: PodiumError) -> str:

@@ -3,8 +3,9 @@
 `plan` (and `apply --dry-run`) exits 0 when nothing would change, 2 when something would,
 1 on any error, a command-line mistake included, like `terraform plan -detailed-exitcode`
 (`cli._common.usage_status`); `apply` exits 0 or 1. `apply` without `--yes` carries out the
-plan it showed or none: it sends that plan's fingerprint, and the server refuses (409) when
-its plan differs by then.
+plan it showed or none: it sends that plan's fingerprint (the server's changes and the
+model folders' digests), and the client (before pushing) or the server (after) refuses when
+the plan differs by then.
 """
 
 from __future__ import annotations

@@ -21,12 +21,14 @@ from urllib.parse import quote
 
 from podium.client._access import project_params
 from podium.core.apply_schemas import (
+    PLAN_CHANGED,
     Change,
     ChangeAction,
     FieldChange,
     Plan,
+    plan_fingerprint,
 )
-from podium.core.errors import Invalid, NotFound, PodiumError
+from podium.core.errors import Conflict, Invalid, NotFound, PodiumError
 from podium.core.manifest import (
     DocumentKind,
     ModelDocument,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
 # Files the server unpacks before hashing: their content digest is known only after a push.
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")  # as unpack.py
+ARCHIVE_DIGEST = "(an archive: compared when pushed)"
 _CHUNK = 1024 * 1024
 _INDEX = re.compile(r"documents\[(\d+)\]")
 
@@ -74,10 +77,13 @@ class ApplyMethods:
         `path`/`from_file` are read from `base_dir` (default: the working directory).
 
         `prune` needs `managed_by` (whose endpoints may be deleted; the label defaults to
-        `podium-apply` otherwise). `expect`: the `fingerprint` of a plan shown before; the
-        server refuses (`Conflict`) when its plan differs now. A model is pushed only after
-        a server dry run of the whole manifest passed (its checks and the caller's rights),
-        so a refused apply leaves no new model version behind."""
+        `podium-apply` otherwise). `expect`: the `fingerprint` of a plan shown before (the
+        server's changes and the models' digests); refused (`Conflict`) when the plan
+        differs now, before any push, or after the pushes (the server's changes, a pushed
+        version no longer the latest, a pushed content not the one planned: the version
+        stays, no endpoint moves). A model is pushed only after a server dry run of the
+        whole manifest passed (its checks, with the model document's framework, and the
+        caller's rights), so a refused apply leaves no new model version behind."""
         base = Path(base_dir) if base_dir is not None else Path.cwd()
         parsed = parse_documents(list(documents))
         models: list[tuple[int, ModelDocument]] = []
@@ -98,31 +104,38 @@ class ApplyMethods:
         request: dict[str, Any] = {"documents": body}
         if managed_by is not None:
             request["managed_by"] = managed_by
-        planned = [self._model_change(doc, base, push=False) for _, doc in models]
-        pending = [
-            f"{doc.project}/{doc.name}"
+        planned = [self._model_change(doc, base) for _, doc in models]
+        changing = [
+            (doc, change)
             for (_, doc), change in zip(models, planned, strict=True)
             if change.action is not ChangeAction.NO_CHANGE
         ]
-        if dry_run or pending:  # the server checks everything before anything is pushed
-            shown = self._post_apply(
-                {**request, "pending_models": pending},
-                origin,
-                dry_run=True,
-                prune=prune,
-                expect=expect,
-            )
-            if dry_run:
-                return Plan.of(planned + shown.changes, dry_run=True, fingerprint=shown.fingerprint)
-            expect = None  # checked: the plan now names the pushed versions, not "next"
-        pushed = [
-            self._model_change(doc, base, push=True)
-            if change.action is not ChangeAction.NO_CHANGE
-            else change
-            for (_, doc), change in zip(models, planned, strict=True)
-        ]
-        done = self._post_apply(request, origin, dry_run=False, prune=prune, expect=expect)
-        return Plan.of(pushed + done.changes, dry_run=False, fingerprint=done.fingerprint)
+        if not dry_run and not changing:  # the server's plan is all: it checks `expect`
+            done = self._post_apply(request, origin, dry_run=False, prune=prune, expect=expect)
+            return Plan.of(planned + done.changes, dry_run=False, fingerprint=done.fingerprint)
+        # the server checks everything before anything is pushed; the models' changes (their
+        # digests) are part of the fingerprint the caller confirms
+        pending = {f"{doc.project}/{doc.name}": doc.framework for doc, _ in changing}
+        request["pending_models"] = pending
+        shown = self._post_apply(request, origin, dry_run=True, prune=prune, expect=None)
+        fingerprint = plan_fingerprint([c for _, c in changing] + shown.changes)
+        if expect is not None and fingerprint != expect:
+            raise Conflict(PLAN_CHANGED, field="expect")
+        if dry_run:
+            return Plan.of(planned + shown.changes, dry_run=True, fingerprint=fingerprint)
+        pushed = {id(change): self._push(doc, base, change) for doc, change in changing}
+        request["pushed_models"] = {
+            f"{c.project}/{c.name}": f.new
+            for c in pushed.values()
+            for f in c.fields
+            if f.field == "version"
+        }
+        # the plan the dry run showed, with the pushed versions still the latest, or nothing
+        done = self._post_apply(
+            request, origin, dry_run=False, prune=prune, expect=shown.fingerprint
+        )
+        carried = [pushed.get(id(change), change) for change in planned]
+        return Plan.of(carried + done.changes, dry_run=False, fingerprint=done.fingerprint)
 
     def _post_apply(
         self,
@@ -150,8 +163,8 @@ class ApplyMethods:
         out: dict[str, Any] = response.json()
         return out
 
-    def _model_change(self, doc: ModelDocument, base: Path, *, push: bool) -> Change:
-        """The model's change: planned from the digests, or (`push`) carried out."""
+    def _model_change(self, doc: ModelDocument, base: Path) -> Change:
+        """The model's change, planned from the digests."""
         path = (base / doc.path).expanduser()
         try:
             latest = self.model(doc.name, project=doc.project)
@@ -164,15 +177,35 @@ class ApplyMethods:
         if old is not None and new == old:
             return _model(ChangeAction.NO_CHANGE, doc, [])
         action = ChangeAction.CREATE if latest is None else ChangeAction.UPDATE_REVISION
-        shown = new or "(an archive: compared when pushed)"
-        fields = [FieldChange(field="sha256", old=old, new=shown)]
-        if not push:
-            return _model(action, doc, fields)
+        shown = new or ARCHIVE_DIGEST
+        return _model(action, doc, [FieldChange(field="sha256", old=old, new=shown)])
+
+    def _push(self, doc: ModelDocument, base: Path, planned: Change) -> Change:
+        """Push the model whose change is `planned`, refused (Conflict) when the content
+        is not the one planned: before the push (nothing pushed) or after it (a version is
+        left, but no endpoint moves to it)."""
+        path = (base / doc.path).expanduser()
+        want = next(f.new for f in planned.fields if f.field == "sha256")
+        if (content_digest(path) or ARCHIVE_DIGEST) != want:
+            raise Conflict(_content_changed(doc, "nothing was pushed"), field="sha256")
         pushed = self.push_model(path, doc.name, framework=doc.framework, project=doc.project)
-        if not pushed.created:
-            return _model(ChangeAction.NO_CHANGE, doc, [])
-        fields = [FieldChange(field="sha256", old=old, new=pushed.sha256)]
-        return _model(action, doc, [*fields, FieldChange(field="version", new=pushed.version)])
+        if want != ARCHIVE_DIGEST and pushed.sha256 != want:
+            raise Conflict(
+                _content_changed(doc, f"version {pushed.version} was pushed, no endpoint moved"),
+                field="sha256",
+            )
+        fields = [
+            FieldChange(field="sha256", old=planned.fields[0].old, new=pushed.sha256),
+            FieldChange(field="version", new=pushed.version),
+        ]
+        return _model(planned.action, doc, fields)
+
+
+def _content_changed(doc: ModelDocument, outcome: str) -> str:
+    return (
+        f"model {doc.project}/{doc.name}: the content of {doc.path} changed since the plan "
+        f"(a job still writing?): {outcome}; run plan again"
+    )
 
 
 def _renumbered(error: PodiumError, origin: list[int]) -> PodiumError:

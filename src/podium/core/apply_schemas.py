@@ -11,15 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from podium.core.manifest import MAX_DOCUMENTS, DocumentKind, RawDocument
 
 DEFAULT_MANAGER = "podium-apply"
 PRUNE_NEEDS_MANAGER = "say which manager's endpoints may be pruned: --managed-by NAME"
 SENSITIVE = "(sensitive)"
+PLAN_CHANGED = (
+    "the plan changed since it was shown (another change, a new model version, a model "
+    "folder's content, an endpoint made by hand): run plan again"
+)
 
 
 class ChangeAction(StrEnum):
@@ -51,11 +55,21 @@ class ApplyRequest(BaseModel):
         description=f"the `managed-by` label set on the endpoints apply makes (default "
         f"{DEFAULT_MANAGER!r}); prune's scope: required with `prune`",
     )
-    pending_models: list[str] = Field(
-        default_factory=list,
+    pending_models: dict[
+        Annotated[str, StringConstraints(max_length=200)],
+        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{1,31}$")] | None,
+    ] = Field(
+        default_factory=dict,
         max_length=MAX_DOCUMENTS,
-        description="PROJECT/NAME of models the client pushes a new version of first: a dry "
-        "run plans the endpoints that use their latest version as moving to it",
+        description="PROJECT/NAME: framework (null: not known) of each model the client "
+        "pushes a new version of: the endpoints that use its latest version are planned as "
+        "moving to '(its next version)' and checked with that framework",
+    )
+    pushed_models: dict[Annotated[str, StringConstraints(max_length=200)], int] = Field(
+        default_factory=dict,
+        max_length=MAX_DOCUMENTS,
+        description="PROJECT/NAME: version the client pushed for this apply (each one also "
+        "in `pending_models`): refused (409) unless it is still the model's latest version",
     )
 
 

@@ -265,7 +265,7 @@ def test_a_model_in_a_project_this_apply_creates_must_be_pushed(models: TestClie
     r = models.post(APPLY, params={"dry_run": True}, json={"documents": docs})
     assert r.status_code == 404, r.text
     assert r.json()["field"] == "documents[2].model"
-    body = {"documents": docs, "pending_models": ["team/iris"]}
+    body = {"documents": docs, "pending_models": {"team/iris": "sklearn"}}
     plan = _apply_body(models, body, dry_run=True)  # a secret this apply creates counts
     assert _actions(plan) == [("create", "team"), ("create", "tok"), ("create", "iris-a")]
 
@@ -343,7 +343,7 @@ def test_prune_never_reaches_a_project_the_token_lacks(models: TestClient, ctx: 
     both = {"documents": [{"kind": "project", "name": "team"}, spec("iris-b")]}
     r = models.post(APPLY, json=both, headers=headers)
     assert r.status_code == 403, r.text
-    pushing = {"documents": [doc], "pending_models": ["default/iris"]}
+    pushing = {"documents": [doc], "pending_models": {"default/iris": None}}
     r = models.post(APPLY, params={"dry_run": True}, json=pushing, headers=headers)
     assert r.status_code == 403, r.text  # the client would push to default next
 
@@ -399,3 +399,36 @@ def test_export_then_apply_round_trips_every_field(models: TestClient) -> None:
         assert set(body) - {"project"} <= set(exported)  # each one exported, not defaulted
     covered = set(EVERY_FIELD) | set(COMMAND_FIELDS) | {"name", "instance_type"}
     assert covered == set(EndpointCreate.model_fields)  # a new field joins this test
+
+
+def test_a_pending_model_is_checked_with_its_framework(models: TestClient) -> None:
+    """An exec probe is refused on an sklearn model: known from the model document before
+    the push, so the client pushes nothing (review2 B8)."""
+    probe = spec("iris-x", liveness={"kind": "exec", "command": ["true"]})
+    probe.pop("framework", None)
+    body = {"documents": [probe], "pending_models": {"default/iris": "sklearn"}}
+    r = models.post(APPLY, params={"dry_run": True}, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["field"].startswith("documents[0].liveness")
+    unknown = {"documents": [probe], "pending_models": {"default/iris": None}}
+    assert _apply_body(models, unknown, dry_run=True)["changed"]  # checked once pushed
+
+
+def test_the_apply_after_a_push_is_planned_as_its_dry_run(models: TestClient) -> None:
+    """The versions pushed for an apply are still the latest, and the plan is the one the
+    dry run showed: its fingerprint matches (review2 B2)."""
+    _apply(models, spec("iris-a"))
+    pending = {"documents": [spec("iris-a")], "pending_models": {"default/iris": "sklearn"}}
+    shown = _apply_body(models, pending, dry_run=True)
+    assert _fields(shown["changes"][0])["model_ref"] == ("iris:1", "iris (its next version)")
+    assert push(models, "iris", b"v2", filename="m.skops").status_code == 201
+    late = {**pending, "pushed_models": {"default/iris": 1}}  # another push came after ours
+    r = models.post(APPLY, params={"expect": shown["fingerprint"]}, json=late)
+    assert r.status_code == 409, r.text
+    assert r.json()["field"] == "pushed_models.default/iris"
+    stray = {"documents": [spec("iris-a")], "pushed_models": {"default/iris": 2}}
+    assert models.post(APPLY, json=stray).status_code == 422
+    ours = {**pending, "pushed_models": {"default/iris": 2}}
+    done = _apply_body(models, ours, expect=shown["fingerprint"])
+    assert done["fingerprint"] == shown["fingerprint"]
+    assert models.get("/api/v1/endpoints/iris-a").json()["model_ref"] == "iris:2"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -11,6 +12,7 @@ import yaml
 from podium.artifacts.hashing import sha256_tree
 from podium.client import PodiumClient
 from podium.client._apply import content_digest
+from podium.core.schemas import ModelVersionPushed
 from tests.unit.cli.conftest import Cli, spec_of
 
 MANIFEST = """\
@@ -179,3 +181,92 @@ def test_apply_carries_out_the_plan_confirmed_or_none(
     result = cli("apply", "-f", str(manifest))
     assert result.exit_code == 0, result.output
     assert "~ update endpoint iris" in result.stdout
+
+
+ONE_MODEL = """\
+kind: model
+name: iris
+path: {model}
+framework: sklearn
+---
+name: iris
+model: iris
+"""
+
+
+@pytest.fixture
+def applied(cli: Cli, tmp_path: Path, model_dir: Path, pushed: str) -> Path:
+    """`iris` applied from ONE_MODEL (model iris:1), then a new file in the model folder:
+    the manifest whose next apply pushes iris:2."""
+    manifest = _write(tmp_path, model_dir, ONE_MODEL)
+    assert cli("apply", "-f", str(manifest), "--yes").exit_code == 0
+    (model_dir / "extra.txt").write_text("retrained")
+    return manifest
+
+
+def _pushes(cli: Cli) -> list[str]:
+    return [r for r in cli.api.requests if r.startswith("POST /api/v1/models/iris/versions")]
+
+
+def test_the_model_content_confirmed_is_the_one_pushed(
+    cli: Cli, applied: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder changes while the user reads the plan: nothing is pushed (review2 B2)."""
+    before = len(_pushes(cli))
+    monkeypatch.setattr(
+        "podium.cli.apply.confirm", lambda: (model_dir / "extra.txt").write_text("still writing")
+    )
+    result = cli("apply", "-f", str(applied))
+    assert result.exit_code == 1, result.output
+    assert "~ update model iris (new revision)" in result.stdout
+    assert "the plan changed" in result.stderr
+    assert len(_pushes(cli)) == before
+    assert spec_of(cli.api, "iris")["model"] == "iris"
+    with PodiumClient(cli.api.url) as client:
+        assert client.model("iris").latest == 1
+
+
+def test_a_change_during_the_push_stops_the_apply(
+    cli: Cli, applied: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What changes on the server, or in the folder, while the model is pushed: the pushed
+    version is left, no endpoint moves to it (review2 B2)."""
+    monkeypatch.setattr("podium.cli.apply.confirm", lambda: None)
+    push = PodiumClient.push_model
+
+    def meanwhile(self: PodiumClient, *args: Any, **kwargs: Any) -> ModelVersionPushed:
+        done = push(self, *args, **kwargs)
+        self.update("iris", {"timeout_s": 9})  # someone changes the endpoint by hand
+        return done
+
+    monkeypatch.setattr(PodiumClient, "push_model", meanwhile)
+    result = cli("apply", "-f", str(applied))
+    assert result.exit_code == 1, result.output
+    assert "the plan changed" in result.stderr
+    with PodiumClient(cli.api.url) as client:
+        assert client.endpoint("iris").model_ref == "iris:1"
+    assert spec_of(cli.api, "iris")["timeout_s"] == 9  # the hand-made change stays
+
+    def writing(self: PodiumClient, *args: Any, **kwargs: Any) -> ModelVersionPushed:
+        (model_dir / "extra.txt").write_text("a job still writing")
+        return push(self, *args, **kwargs)
+
+    monkeypatch.setattr(PodiumClient, "push_model", writing)
+    (model_dir / "extra.txt").write_text("retrained again")
+    result = cli("apply", "-f", str(applied))
+    assert result.exit_code == 1, result.output
+    assert "changed since the plan" in result.stderr and "no endpoint moved" in result.stderr
+    with PodiumClient(cli.api.url) as client:
+        assert client.endpoint("iris").model_ref == "iris:1"
+
+
+def test_a_pending_model_is_checked_with_its_documents_framework(
+    cli: Cli, tmp_path: Path, model_dir: Path
+) -> None:
+    """An exec probe on a model pushed as sklearn: refused by the dry run, nothing pushed
+    (review2 B8)."""
+    text = ONE_MODEL + 'liveness: {{kind: exec, command: ["true"]}}\n'
+    result = cli("apply", "-f", str(_write(tmp_path, model_dir, text)), "--yes")
+    assert result.exit_code == 1, result.output
+    assert "documents[1].liveness" in result.stderr
+    assert _pushes(cli) == []

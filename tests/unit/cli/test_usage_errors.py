@@ -62,3 +62,21 @@ def test_the_cli_imports_without_typers_private_click() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--url", "http://127.0.0.1:1", "plan", "-f"),
+        ("--token", "abc", "apply", "--dry-run", "-f"),
+        ("--url=http://127.0.0.1:1", "plan", "-f"),
+    ],
+)
+def test_a_usage_error_in_plan_after_a_global_option_exits_1(
+    cli: Cli, args: tuple[str, ...]
+) -> None:
+    """2 means "changes" to CI, which often passes --url first (review2 B3)."""
+    result = cli(*args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: ")
+    assert cli.api.requests == []

@@ -13,6 +13,9 @@ admin on every project), as the route that makes the same change one by one woul
 Each change carried out leaves an audit row of its own, filed under its project
 (`endpoint.create`, `secret.set`, …); the request's row (`apply.create`) is the envelope.
 With `expect`, the plan must be the one the caller was shown (its fingerprint), else 409.
+A model the client pushes (`pending_models`, with its framework) is planned as "(its next
+version)" both in the dry run and in the apply after the push, whose `pushed_models` must
+still be the latest versions: so the client can send the dry run's fingerprint with it.
 A secret's stored value is compared in constant time; a dry run that answers `no_change`
 for a guessed value tells a deploy holder nothing new: deploy can already read a project's
 secrets through a replica's environment.
@@ -27,6 +30,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from pydantic import ValidationError
+
 from podium.api.deps import ApiContext
 from podium.api.services import projects as project_service
 from podium.api.services.checks import check_runnable, resolve_model
@@ -34,6 +39,7 @@ from podium.api.services.endpoints import EndpointService, target_model, with_fr
 from podium.core.access import Principal, Scope, endpoint_key
 from podium.core.apply_schemas import (
     DEFAULT_MANAGER,
+    PLAN_CHANGED,
     PRUNE_NEEDS_MANAGER,
     SENSITIVE,
     ApplyRequest,
@@ -61,6 +67,7 @@ from podium.core.schemas import ProjectCreate, ProjectUpdate
 from podium.core.spec import (
     REVISION_FIELDS,
     EndpointCreate,
+    EndpointSpec,
     EndpointUpdate,
     RepoRef,
     parse_model_ref,
@@ -110,7 +117,7 @@ class ApplyService:
         documents = parse_documents(request.documents)
         for i, doc in enumerate(documents):
             self._check_access(doc, i)
-        for entry in request.pending_models:  # what the client pushes once this plan passes
+        for entry in [*request.pending_models, *request.pushed_models]:  # the client pushes
             project = entry.partition("/")[0]
             if not self._caller.may(Scope.DEPLOY, project):
                 raise Forbidden(
@@ -119,17 +126,14 @@ class ApplyService:
                     field="scope",
                 )
         with self._ctx.db.unit_of_work(read_only=True) as uow:
+            _check_pushed(uow, request)
             steps = self._plan(uow, documents, request)
             if prune:
                 assert request.managed_by is not None
                 steps += self._plan_prune(uow, documents, request.managed_by)
         changes = [s.change for s in steps]
         if expect is not None and plan_fingerprint(changes) != expect:
-            raise Conflict(
-                "the plan changed since it was shown (another change, a new model version, "
-                "an endpoint made by hand): run plan again",
-                field="expect",
-            )
+            raise Conflict(PLAN_CHANGED, field="expect")
         if not dry_run:
             for step in steps:
                 if step.run is not None:
@@ -266,11 +270,17 @@ class ApplyService:
         labels = {**create.labels, MANAGED_BY_LABEL: request.managed_by or DEFAULT_MANAGER}
         create = create.model_copy(update={"labels": labels})
         ref = parse_model_ref(create.model)
-        # a model the client pushes a new version of first (a dry run): not stored yet
+        # a model the client pushes a new version of (not stored yet in a dry run; in the
+        # apply after the push, planned the same way so that the plan is the one confirmed)
         pending = (
             isinstance(ref, RepoRef)
             and ref.version is None
             and f"{doc.project}/{ref.name}" in request.pending_models
+        )
+        pending_framework = (
+            request.pending_models.get(f"{doc.project}/{ref.name}")
+            if pending and isinstance(ref, RepoRef)
+            else None
         )
         key = endpoint_key(doc.project, doc.name)
         kind = DocumentKind.ENDPOINT
@@ -285,8 +295,9 @@ class ApplyService:
             new_project = doc.project in planned.projects
             if not new_project:
                 uow.projects.require(doc.project)  # named as such, not as a missing model
-            if pending or new_project:
-                self._check(uow, create, planned)  # the model: pushed first, or from hf://
+            if pending or new_project:  # the model: pushed first, or from hf://
+                framework = create.framework or pending_framework
+                self._check(uow, _framed(create, framework) if framework else create, planned)
                 if not pending and isinstance(ref, RepoRef):
                     raise NotFound(  # no model is in a project that is not there yet
                         f"model {ref.name!r} is not in project {doc.project!r}, which this "
@@ -301,7 +312,7 @@ class ApplyService:
             change = _change(_A.CREATE, kind, doc.name, doc.project, None, shown)
             return _Step(change, lambda: self._endpoints.create(create))
         if pending:
-            new = create.with_framework(create.framework or rec.spec.framework)
+            new = _framed(create, create.framework or pending_framework or rec.spec.framework)
             self._check(uow, new, planned)
             model_ref = f"{ref} (its next version)"
         else:
@@ -357,6 +368,34 @@ class ApplyService:
             before = rec.spec.model_dump(mode="json")
             steps.append(_Step(change, partial(self._endpoints.delete, rec.name), before=before))
         return steps
+
+
+def _check_pushed(uow: UnitOfWork, request: ApplyRequest) -> None:
+    """Each version the client pushed for this apply is pending and still its model's
+    latest: else the endpoints would move to another one than the plan confirmed."""
+    for key, version in request.pushed_models.items():
+        field = f"pushed_models.{key}"
+        if key not in request.pending_models:
+            raise Invalid(f"{key} is not in pending_models", field=field)
+        project, _, name = key.partition("/")
+        latest = uow.models.get(endpoint_key(project, name)).version
+        if latest != version:
+            raise Conflict(
+                f"model {key}: its latest version is {latest}, not version {version} that "
+                "this apply pushed (another push came in between): run plan again",
+                field=field,
+            )
+
+
+def _framed(create: EndpointCreate, framework: str) -> EndpointSpec:
+    """`create` with `framework` where it names none, refused (422) as the model version's
+    framework would be on create (e.g. an exec probe on a pending sklearn model)."""
+    try:
+        return create.with_framework(framework)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(x) for x in first["loc"]) or "framework"
+        raise Invalid(f"with framework {framework}: {first['msg']}", field=field) from None
 
 
 def _same(stored: str, given: str) -> bool:
