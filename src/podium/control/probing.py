@@ -1,18 +1,22 @@
 """Probing: readiness and liveness of every replica, and what their answers mean.
 
-Each replica's probe runs as its own task (`_Flight`), so a slow probe never holds up a
-controller pass (autoscaling, starts, routing of every endpoint): a pass applies the
-answers that have come, then sends the probes that are due, and waits at most
-`PROBE_WAIT_S` for those (a fast answer is applied in the pass that asked; a slower one by
-a later pass, which its end wakes). A replica whose probe is still out is not probed again.
-A starting replica is polled often until it is ready (or its readiness timeout ends); a
-ready one is asked for liveness (restarts) and readiness (routing). A probe is HTTP, TCP
-or exec (`health.run_probe`); `failure_threshold` failures in a row turn a passing one
-failing, `success_threshold` passes in a row turn a failing one back (liveness: always 1);
-a probe that is off passes (readiness off: a starting replica is ready once its port
-accepts a connection). A replica that answers no liveness probe for the endpoint's
-timeout plus the grace is hung (its event loop is blocked); one that says a call has run
-too long is hung too. The effects go through the `Actuator`, always within a pass.
+Each probe of each replica runs as its own task (`_Flight`, one per replica and `Role`),
+so a slow probe holds up neither a controller pass (autoscaling, starts, routing of every
+endpoint) nor the replica's other probe: a slow readiness probe never delays the liveness
+answer that restarts a hung replica. A pass applies the answers that have come, then
+sends the probes that are due, and waits at most `PROBE_WAIT_S` for those (a fast answer
+is applied in the pass that asked; a slower one by a later pass, which its end wakes). A
+probe still out is not sent again; one whose `ProbeSpec` is no longer the endpoint's is
+cancelled and sent again with the new spec. A starting replica is polled often until it
+is ready (or its readiness timeout ends); a ready one is asked for liveness (restarts) and
+readiness (routing), each at its own `period_s`. A probe is HTTP, TCP or exec
+(`health.run_probe`); `failure_threshold` failures in a row turn a passing one failing,
+`success_threshold` passes in a row turn a failing one back (liveness: always 1); a probe
+that is off passes (readiness off: a starting replica is ready once its port accepts a
+connection); a probe task that ends cancelled or raises is a failed probe. A replica that
+answers no liveness probe for the endpoint's timeout plus the grace is hung (its event
+loop is blocked); one that says a call has run too long is hung too. The effects go
+through the `Actuator`, always within a pass.
 """
 
 from __future__ import annotations
