@@ -1,27 +1,33 @@
 """Probing: readiness and liveness of every replica, and what their answers mean.
 
-Each replica's probe runs as its own task (`_Flight`), so a slow probe never holds up a
-controller pass (autoscaling, starts, routing of every endpoint): a pass applies the
-answers that have come, then sends the probes that are due, and waits at most
-`PROBE_WAIT_S` for those (a fast answer is applied in the pass that asked; a slower one by
-a later pass, which its end wakes). A replica whose probe is still out is not probed again.
-A starting replica is polled often until it is ready (or its readiness timeout ends); a
-ready one is asked for liveness (restarts) and readiness (routing). A probe is HTTP, TCP
-or exec (`health.run_probe`); `failure_threshold` failures in a row turn a passing one
-failing, `success_threshold` passes in a row turn a failing one back (liveness: always 1);
-a probe that is off passes (readiness off: a starting replica is ready once its port
-accepts a connection). A replica that answers no liveness probe for the endpoint's
-timeout plus the grace is hung (its event loop is blocked); one that says a call has run
-too long is hung too. The effects go through the `Actuator`, always within a pass.
+Each probe of each replica runs as its own task (`_Flight`, one per replica and `Role`),
+so a slow probe holds up neither a controller pass (autoscaling, starts, routing of every
+endpoint) nor the replica's other probe: a slow readiness probe never delays the liveness
+answer that restarts a hung replica. A pass applies the answers that have come, then
+sends the probes that are due, and waits at most `PROBE_WAIT_S` for those (a fast answer
+is applied in the pass that asked; a slower one by a later pass, which its end wakes). A
+probe still out is not sent again; one whose `ProbeSpec` is no longer the endpoint's is
+cancelled and sent again with the new spec. A starting replica is polled often until it
+is ready (or its readiness timeout ends); a ready one is asked for liveness (restarts) and
+readiness (routing), each at its own `period_s`. A probe is HTTP, TCP or exec
+(`health.run_probe`); `failure_threshold` failures in a row turn a passing one failing,
+`success_threshold` passes in a row turn a failing one back (liveness: always 1); a probe
+that is off passes (readiness off: a starting replica is ready once its port accepts a
+connection); a probe task that ends cancelled or raises is a failed probe. A replica that
+answers no liveness probe for the endpoint's timeout plus the grace is hung (its event
+loop is blocked); one that says a call has run too long is hung too. The effects go
+through the `Actuator`, always within a pass.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import httpx
 
@@ -47,23 +53,27 @@ READINESS_OFF = "readiness probe disabled: ready once its port accepted a connec
 _PROBED = (ReplicaState.STARTING, ReplicaState.READY)
 
 
-@dataclass(frozen=True, slots=True)
-class _Answers:
-    ready: ProbeResult
-    live: ProbeResult | None  # None for a starting replica (readiness only)
+class Role(StrEnum):
+    """Which of a replica's probes: each is sent, answered and applied on its own."""
+
+    READINESS = "readiness"
+    LIVENESS = "liveness"
+
+
+_Key = tuple[str, Role]  # (replica id, role): one flight each
 
 
 @dataclass(slots=True)
 class _Flight:
-    """One replica's probe in flight: what it was sent with, and its task."""
+    """One probe in flight: what it was sent with, and its task."""
 
     replica: TrackedReplica
+    role: Role
     state: ReplicaState  # the replica's state when it was sent
     sent_at: float
     spec: EndpointSpec
-    ready_p: ProbeSpec
-    live_p: ProbeSpec
-    task: asyncio.Task[_Answers]
+    probe: ProbeSpec
+    task: asyncio.Task[ProbeResult]
 
 
 class Probing:
@@ -83,21 +93,32 @@ class Probing:
         self.state = state
         self.journal = journal
         self.act = act
-        self._wake = wake  # called when a probe ends: its answer is applied at once
-        self._flights: dict[str, _Flight] = {}  # replica id -> its probe in flight
+        self._wake = wake  # called when a probe ends after its pass: its answer is applied
+        self._flights: dict[_Key, _Flight] = {}
+        self._due: dict[_Key, float] = {}  # when each probe is due again (absent: now)
+        self._waiting = False  # a pass is waiting for the probes it sent
 
     async def run(self, http: httpx.AsyncClient) -> None:
         """Apply the answers that have come, send the probes that are due, and apply
         those of them that answer within `PROBE_WAIT_S`."""
-        await self._collect()
-        sent = self._send(http)
+        now = self.clock.monotonic()
+        due = [r for r in self.state.replicas.values() if self._roles_due(r, now)]
+        specs = self._specs(
+            {f.replica.endpoint for f in self._flights.values()} | {r.endpoint for r in due}
+        )
+        await self._collect(specs)
+        sent = self._send(http, specs)
         if sent:
-            await asyncio.wait(sent, timeout=PROBE_WAIT_S)
-            await self._collect()
+            self._waiting = True  # what ends now is applied below: no wake for it
+            try:
+                await asyncio.wait(sent, timeout=PROBE_WAIT_S)
+            finally:
+                self._waiting = False
+            await self._collect(specs)
 
     def in_flight(self) -> set[str]:
-        """The replicas whose probe has not answered yet."""
-        return set(self._flights)
+        """The replicas with a probe that has not answered yet."""
+        return {rid for rid, _ in self._flights}
 
     async def answered(self) -> None:
         """Wait until every probe in flight has answered (tests; a pass never does)."""
@@ -112,117 +133,188 @@ class Probing:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _send(self, http: httpx.AsyncClient) -> list[asyncio.Task[_Answers]]:
-        now = self.clock.monotonic()
-        due = [
-            r
-            for r in self.state.replicas.values()
-            if r.state in _PROBED and r.next_probe <= now and r.replica_id not in self._flights
-        ]
-        if not due:
+    def _roles_due(self, r: TrackedReplica, now: float) -> list[Role]:
+        """The replica's probes to send now: readiness while starting, both once ready;
+        none while `next_probe` (its earliest) is ahead, and none already out."""
+        if r.state not in _PROBED or r.next_probe > now:
             return []
-        specs = {}
+        roles = [Role.READINESS] if r.state is ReplicaState.STARTING else list(Role)
+        return [
+            role
+            for role in roles
+            if (key := (r.replica_id, role)) not in self._flights and self._due.get(key, 0) <= now
+        ]
+
+    def _schedule(self, r: TrackedReplica, role: Role, at: float) -> None:
+        """`role` is due at `at`; the replica's `next_probe` is its earliest probe due that
+        is not out (the loop sleeps until it)."""
+        self._due[r.replica_id, role] = at
+        self._sync(r)
+
+    def _sync(self, r: TrackedReplica) -> None:
+        roles = [Role.READINESS] if r.state is ReplicaState.STARTING else list(Role)
+        r.next_probe = min(
+            (
+                self._due.get((r.replica_id, role), 0.0)
+                for role in roles
+                if (r.replica_id, role) not in self._flights
+            ),
+            default=math.inf,  # every probe is out: due again once one has answered
+        )
+
+    def _specs(self, names: set[str]) -> dict[str, EndpointSpec]:
+        specs: dict[str, EndpointSpec] = {}
+        if not names:
+            return specs
         with self.db.unit_of_work(read_only=True) as uow:
-            for name in {r.endpoint for r in due}:
+            for name in names:
                 try:
-                    specs[name] = uow.endpoints.get(name).spec
+                    spec = uow.endpoints.get(name).spec
                 except Exception:
                     continue
+                if isinstance(spec, EndpointSpec):
+                    specs[name] = spec
+        return specs
+
+    def _probe(self, r: TrackedReplica, role: Role, spec: EndpointSpec) -> ProbeSpec:
+        """The endpoint's current `role` probe of the replica (external servers are probed
+        on their health route)."""
+        ready_p, live_p = probe_specs(spec, self.journal.revision_spec(r.endpoint, r.revision))
+        return ready_p if role is Role.READINESS else live_p
+
+    def _send(
+        self, http: httpx.AsyncClient, specs: dict[str, EndpointSpec]
+    ) -> list[asyncio.Task[ProbeResult]]:
+        now = self.clock.monotonic()
+        alive = set(self.state.replicas)
+        for key in [k for k in self._due if k[0] not in alive]:
+            del self._due[key]
         sent = []
-        for r in due:
+        for r in list(self.state.replicas.values()):
             spec = specs.get(r.endpoint)
-            if not isinstance(spec, EndpointSpec):
+            if spec is None:
                 continue
-            # External servers (command, vllm, …) are probed on their health route.
-            ready_p, live_p = probe_specs(spec, self.journal.revision_spec(r.endpoint, r.revision))
-            if (
-                r.state is ReplicaState.STARTING
-                and now - r.starting_since < ready_p.initial_delay_s
-            ):
-                r.next_probe = r.starting_since + ready_p.initial_delay_s
-                continue
-            task = asyncio.create_task(self._ask(http, r, r.state, spec, ready_p, live_p))
-            task.add_done_callback(lambda _: self._wake())
-            r.next_probe = math.inf  # due again once this one has answered
-            self._flights[r.replica_id] = _Flight(r, r.state, now, spec, ready_p, live_p, task)
-            sent.append(task)
+            for role in self._roles_due(r, now):
+                p = self._probe(r, role, spec)
+                if r.state is ReplicaState.STARTING and now - r.starting_since < p.initial_delay_s:
+                    self._schedule(r, role, r.starting_since + p.initial_delay_s)
+                    continue
+                key = (r.replica_id, role)
+                task = asyncio.create_task(self._ask(http, r, role, spec, p))
+                task.add_done_callback(functools.partial(self._ended, key))
+                self._flights[key] = _Flight(r, role, r.state, now, spec, p, task)
+                self._sync(r)
+                sent.append(task)
         return sent
+
+    def _ended(self, key: _Key, task: asyncio.Task[ProbeResult]) -> None:
+        """A probe ended: wake the loop unless the pass that sent it is waiting for it (it
+        applies the answer itself) or its answer is already applied or dropped."""
+        f = self._flights.get(key)
+        if not self._waiting and f is not None and f.task is task:
+            self._wake()
 
     async def _ask(
         self,
         http: httpx.AsyncClient,
         r: TrackedReplica,
-        state: ReplicaState,
+        role: Role,
         spec: EndpointSpec,
-        ready_p: ProbeSpec,
-        live_p: ProbeSpec,
-    ) -> _Answers:
-        """The probe itself (its own task): no effect here, only the answers."""
-        if state is ReplicaState.STARTING:
-            return _Answers(await self._readiness(http, r, state, ready_p), None)
-        # Ready: liveness decides restarts, readiness decides routing.
-        live, ready = await asyncio.gather(
-            self._liveness(http, r, spec, live_p), self._readiness(http, r, state, ready_p)
-        )
-        return _Answers(ready, live)
+        p: ProbeSpec,
+    ) -> ProbeResult:
+        """The probe itself (its own task): no effect here, only the answer."""
+        if role is Role.READINESS:
+            return await self._readiness(http, r, r.state, p)
+        return await self._liveness(http, r, spec, p)
 
-    async def _collect(self) -> None:
+    async def _collect(self, specs: dict[str, EndpointSpec]) -> None:
         """Apply every answer that has come; drop the probes of replicas that left the
-        probed states meanwhile (stopped, draining, gone)."""
-        for rid, f in list(self._flights.items()):
+        probed states meanwhile (stopped, draining, gone) and those whose probe spec is no
+        longer the endpoint's (the new one is sent at once)."""
+        now = self.clock.monotonic()
+        for key, f in list(self._flights.items()):
             r = f.replica
-            current = self.state.replicas.get(rid) is r and r.state is f.state
-            if not current:
-                del self._flights[rid]
+            current = self.state.replicas.get(r.replica_id) is r and r.state is f.state
+            spec = specs.get(r.endpoint)
+            changed = current and spec is not None and self._probe(r, f.role, spec) != f.probe
+            if not current or changed:
+                del self._flights[key]
                 f.task.cancel()
                 if r.state in _PROBED:
-                    r.next_probe = self.clock.monotonic()
+                    self._schedule(r, f.role, now)
                 continue
             if not f.task.done():
                 continue
-            del self._flights[rid]
-            try:
-                answers = f.task.result()
-            except Exception:  # the probes catch their own errors: a bug, not an answer
-                log.exception("probe of replica %s failed", rid)
-                r.next_probe = self.clock.monotonic() + f.ready_p.period_s
-                continue
-            if answers.live is None:
-                await self._starting(r, f.spec, f.ready_p, f.sent_at, answers.ready)
+            del self._flights[key]
+            res = self._answer(f)
+            if f.role is Role.LIVENESS:
+                await self._live(r, f, res)
+            elif f.state is ReplicaState.STARTING:
+                await self._starting(r, f, res)
             else:
-                await self._ready(r, f, answers.live, answers.ready)
+                self._ready(r, f, res)
 
-    async def _ready(
-        self, r: TrackedReplica, f: _Flight, live: ProbeResult, ready: ProbeResult
-    ) -> None:
-        spec, live_p, ready_p, now = f.spec, f.live_p, f.ready_p, f.sent_at
-        r.next_probe = self.clock.monotonic() + min(ready_p.period_s, live_p.period_s)
+    def _answer(self, f: _Flight) -> ProbeResult:
+        """The flight's answer; one that was cancelled elsewhere or raised (the probes
+        catch their own errors: a bug) is a failed probe."""
+        what = f"{f.role.value} probe of replica {f.replica.replica_id}"
+        if f.task.cancelled():
+            log.warning("%s was cancelled", what)
+            return ProbeResult(ok=False, detail=f"{f.role.value} probe cancelled")
+        error = f.task.exception()
+        if error is not None:
+            log.error("%s failed", what, exc_info=error)
+            return ProbeResult(ok=False, detail=f"{f.role.value} probe failed: {error!r}")
+        return f.task.result()
+
+    async def _live(self, r: TrackedReplica, f: _Flight, live: ProbeResult) -> None:
+        """A ready replica's liveness answer: restarts and hang handling."""
+        spec, live_p, sent = f.spec, f.probe, f.sent_at
+        self._schedule(r, Role.LIVENESS, self.clock.monotonic() + live_p.period_s)
         if live.timed_out and r.unanswered_since is None:
-            r.unanswered_since = now  # when the first unanswered probe was sent
+            r.unanswered_since = sent  # when the first unanswered probe was sent
         elif not live.timed_out:
             r.unanswered_since = None
-        if live.timed_out and self._hung_for(r, spec, now) is not None:
-            await self._no_answer(r, spec, now, live)
+        if live.timed_out:
+            # An unanswered probe is not a liveness failure: only its duration counts.
+            if self._hung_for(r, spec, sent) is not None:
+                await self._no_answer(r, spec, sent, live)
             return
-        await self._count(r, live, ready, live_p, ready_p)
+        r.liveness_failures, r.liveness_successes = _tally(
+            live.ok, r.liveness_failures, r.liveness_successes
+        )
+        if live.hung:  # already past timeout + grace: no threshold to wait for
+            await self.act.hung(r, live.detail, live.figures)
+        elif r.liveness_failures >= live_p.failure_threshold:
+            await self.act.kill(
+                r,
+                ExitReason.UNHEALTHY,
+                f"liveness probe failed {r.liveness_failures} times: {live.detail}",
+            )
 
-    async def _starting(
-        self,
-        r: TrackedReplica,
-        spec: EndpointSpec,
-        ready_p: ProbeSpec,
-        now: float,
-        res: ProbeResult,
-    ) -> None:
+    def _ready(self, r: TrackedReplica, f: _Flight, ready: ProbeResult) -> None:
+        """A ready replica's readiness answer: routing."""
+        self._schedule(r, Role.READINESS, self.clock.monotonic() + f.probe.period_s)
+        r.readiness_failures, r.readiness_successes = _tally(
+            ready.ok, r.readiness_failures, r.readiness_successes
+        )
+        if r.readiness_failures >= f.probe.failure_threshold:
+            self.act.not_ready(
+                r, f"readiness probe failed {r.readiness_failures} times: {ready.detail}"
+            )
+
+    async def _starting(self, r: TrackedReplica, f: _Flight, res: ProbeResult) -> None:
         """A starting replica: ready after `success_threshold` readiness passes in a row
         (polled often until the first), killed once the ready timeout has passed."""
+        spec, ready_p, now = f.spec, f.probe, f.sent_at
         r.readiness_successes = r.readiness_successes + 1 if res.ok else 0
         period = ready_p.period_s if r.readiness_successes else STARTING_PROBE_S
-        r.next_probe = self.clock.monotonic() + min(ready_p.period_s, period)
+        self._schedule(r, Role.READINESS, self.clock.monotonic() + min(ready_p.period_s, period))
         if not res.timed_out:
             r.unanswered_since = None  # it answered: its event loop runs
         if res.ok and r.readiness_successes >= ready_p.success_threshold:
             self.act.became_ready(r, "" if ready_p.enabled else READINESS_OFF)
+            self._sync(r)  # its liveness probe is due now too
         elif res.timed_out and self._hung_for(r, spec, now) is not None:
             await self._no_answer(r, spec, now, res)  # taken out of routing, still silent
         elif now - r.starting_since > self.cfg.ready_timeout_s:
@@ -281,35 +373,6 @@ class Probing:
         if not own or live_p.path != DEFAULT_LIVENESS:
             return None
         return {"hung_after_s": f"{self._hung_limit_s(spec):g}"}
-
-    async def _count(
-        self,
-        r: TrackedReplica,
-        live: ProbeResult,
-        ready: ProbeResult,
-        live_p: ProbeSpec,
-        ready_p: ProbeSpec,
-    ) -> None:
-        # An unanswered probe is not a liveness failure: only its duration counts (hung).
-        if not live.timed_out:
-            r.liveness_failures, r.liveness_successes = _tally(
-                live.ok, r.liveness_failures, r.liveness_successes
-            )
-        r.readiness_failures, r.readiness_successes = _tally(
-            ready.ok, r.readiness_failures, r.readiness_successes
-        )
-        if live.hung:  # already past timeout + grace: no threshold to wait for
-            await self.act.hung(r, live.detail, live.figures)
-        elif r.liveness_failures >= live_p.failure_threshold:
-            await self.act.kill(
-                r,
-                ExitReason.UNHEALTHY,
-                f"liveness probe failed {r.liveness_failures} times: {live.detail}",
-            )
-        elif r.readiness_failures >= ready_p.failure_threshold:
-            self.act.not_ready(
-                r, f"readiness probe failed {r.readiness_failures} times: {ready.detail}"
-            )
 
 
 def _tally(ok: bool, failures: int, successes: int) -> tuple[int, int]:

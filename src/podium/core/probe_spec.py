@@ -12,8 +12,9 @@ without liveness is never restarted for not answering (a process that exits stil
 
 Exec probes run a program on the host, outside the replica's limits: they are allowed
 only where the user already runs a program (framework `command` and the server presets,
-`EXTERNAL_FRAMEWORKS`), at most once a second (`period_s` >= 1). `check_probe` is the
-check that needs the framework; the endpoint spec calls it.
+`EXTERNAL_FRAMEWORKS`), at most once a second (`period_s` >= 1). A probe waits at most
+60 s for its answer (`timeout_s`; specs stored with a longer one still load).
+`check_probe` is the check that needs the framework; the endpoint spec calls it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 _Path = Annotated[str, AtMost(256), Field(pattern=r"^/[A-Za-z0-9._~/%-]*$")]
 MAX_EXEC_ARGS = 64
 MIN_EXEC_PERIOD_S = 1.0
+MAX_PROBE_TIMEOUT_S = 60.0  # a probe out longer would delay its own kind's next answer
 # The frameworks whose replica is a program the user runs: `command` and the server
 # presets (`runtimes.presets.EXTERNAL_FRAMEWORKS`, which core cannot import; a test keeps
 # the two equal).
@@ -83,6 +85,17 @@ class ProbeSpec(BaseModel):
             and not is_stored(info)
         ):
             raise ValueError(f"an exec probe runs at most once a second: period_s >= 1, not {v:g}")
+        return v
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _timeout(cls, v: float, info: ValidationInfo) -> float:
+        # Not `Field(le=60)`: specs stored under the older 3600 s bound still load.
+        if v > MAX_PROBE_TIMEOUT_S and not is_stored(info):
+            raise ValueError(
+                f"a probe waits at most {MAX_PROBE_TIMEOUT_S:g}s for its answer: "
+                f"timeout_s <= {MAX_PROBE_TIMEOUT_S:g}, not {v:g}"
+            )
         return v
 
     @model_validator(mode="after")

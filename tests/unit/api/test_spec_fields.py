@@ -60,6 +60,11 @@ def _refused(r: Any, field: str, *words: str) -> str:
             "period_s >= 1",
         ),
         (
+            {"liveness": {"timeout_s": 600}},
+            "liveness.timeout_s",
+            "timeout_s <= 60, not 600",
+        ),
+        (
             {"liveness": {"success_threshold": 2}},
             "liveness.success_threshold",
             "liveness success_threshold must be 1",

@@ -3,8 +3,11 @@ frameworks may have exec probes, and that specs stored before these checks still
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from podium.core.bounds import STORED
-from podium.core.probe_spec import EXTERNAL_FRAMEWORKS
+from podium.core.probe_spec import EXTERNAL_FRAMEWORKS, MAX_PROBE_TIMEOUT_S, ProbeSpec
 from podium.core.spec import EndpointSpec
 from podium.runtimes import presets
 
@@ -15,7 +18,7 @@ def test_core_knows_the_same_external_frameworks_as_the_runtimes() -> None:
 
 
 def test_a_stored_spec_written_before_the_checks_still_loads() -> None:
-    exec_probe = {"kind": "exec", "command": ["true"], "period_s": 0.5}
+    exec_probe = {"kind": "exec", "command": ["true"], "period_s": 0.5, "timeout_s": 600}
     doc = {
         "name": "old-ep",
         "model": "iris",
@@ -25,3 +28,10 @@ def test_a_stored_spec_written_before_the_checks_still_loads() -> None:
     }
     spec = EndpointSpec.model_validate(doc, context=STORED)
     assert spec.liveness.success_threshold == 2 and spec.readiness.period_s == 0.5
+    assert spec.readiness.timeout_s == 600  # the old bound was 3600 s; new specs: 60 s
+
+
+def test_a_probe_timeout_is_at_most_60_s() -> None:
+    assert ProbeSpec(timeout_s=MAX_PROBE_TIMEOUT_S).timeout_s == 60
+    with pytest.raises(ValidationError, match="timeout_s <= 60, not 61"):
+        ProbeSpec(timeout_s=61)
