@@ -122,7 +122,7 @@ def confirm() -> None:
         raise Invalid(
             "not applying without confirmation: stdin is not a terminal; "
             "check the plan and pass --yes",
-            field="yes",
+            field="--yes",
         )
     typer.confirm("Apply these changes?", abort=True)
 
