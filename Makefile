@@ -24,9 +24,13 @@ install-test: $(VENV)/.installed-test
 up: install
 	$(BIN)/podium up --demo
 
-## make test: lint, types, layering and every test
+## make test: lint, types, layering and every test. Unit tests run on both cores
+## (pytest-xdist: each test has its own store, ports and PostgreSQL database); the
+## integration tests run one at a time: each starts real servers and replicas that
+## would compete for the same two cores.
 test: install-test lint types layers
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --ignore=tests/integration
+	$(BIN)/pytest -q -p no:cacheprovider tests/integration
 
 lint: install-test
 	$(BIN)/ruff check src tests bench

@@ -18,6 +18,7 @@ from podium.core.routing import EndpointRoute
 from podium.gateway.activator import Refusal
 from podium.gateway.pipeline import Invocation
 from tests.unit.gateway.conftest import Replica, RunningGateway, Servers
+from tests.unit.gateway.servers import wait_until
 
 DENY = b"x-test-deny"
 
@@ -82,7 +83,9 @@ def test_a_stage_sees_every_invocation_of_both_routes(
     took = time.perf_counter() - began
     # Each call's duration is part of the test's (a bound, not a speed requirement).
     assert all(0 <= s <= took for s in gate.seconds), (gate.seconds, took)
-    assert gate.finished == [("e", "/echo?x=1", 200), ("e", "/v1/chat/completions", 200)]
+    assert wait_until(
+        lambda: gate.finished == [("e", "/echo?x=1", 200), ("e", "/v1/chat/completions", 200)]
+    ), gate.finished
     assert len(gate.checked) == 2
     gw.settle()
     load = gw.gateway.load_snapshot()["e"]
@@ -108,7 +111,9 @@ def test_a_stage_refusal_is_answered_in_each_surface_shape(
     assert openai.json()["error"]["message"] == "denied by the test gate"
     assert openai.json()["error"]["code"] == "unauthorized"
     assert replica.app.requests == before  # refused requests never reach a replica
-    assert gate.finished == [("e", "/echo", 401), ("e", "/v1/chat/completions", 401)]
+    assert wait_until(
+        lambda: gate.finished == [("e", "/echo", 401), ("e", "/v1/chat/completions", 401)]
+    ), gate.finished
     gw.settle()
     load = gw.gateway.load_snapshot()["e"]
     assert (load.requests, load.succeeded, load.errors) == (2, 0, 0)  # counted as 4xx
@@ -124,7 +129,9 @@ def test_stages_run_before_the_endpoints_own_refusals(
     assert denied.status_code == 401  # the stage answered: the pause was not disclosed
     assert paused.status_code == 503
     assert paused.json()["title"] == "Endpoint paused"
-    assert gate.finished == [("sleepy", "/x", 401), ("sleepy", "/x", 503)]
+    assert wait_until(lambda: gate.finished == [("sleepy", "/x", 401), ("sleepy", "/x", 503)]), (
+        gate.finished
+    )
 
 
 def test_unrouted_requests_do_not_reach_the_stages(
@@ -161,6 +168,10 @@ def test_only_stages_that_checked_finish_and_one_that_raises_stops_no_other(
     with gw.client() as client:
         assert client.post("/endpoints/e/x", headers={"x-test-deny": "1"}).status_code == 401
         assert client.post("/endpoints/e/echo", content=b"hi").status_code == 200
-    assert first.finished == [("e", "/x", 401), ("e", "/echo", 200)]
+    assert wait_until(lambda: first.finished == [("e", "/x", 401), ("e", "/echo", 200)]), (
+        first.finished
+    )
     assert len(second.checked) == 1  # the refused request never reached it
-    assert second.finished == [("e", "/echo", 200)]  # finished despite first's bug
+    assert wait_until(lambda: second.finished == [("e", "/echo", 200)]), (
+        second.finished
+    )  # finished despite first's bug
