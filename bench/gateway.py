@@ -68,6 +68,9 @@ TARGET_ADDED_P50_MS = 0.5
 TARGET_AUTH_RATIO = 0.95
 AUTH = "gateway/http1+auth"
 RECORDS = "gateway/http1+records"
+# --auth --records: records on vs off in the default configuration (auth on), where the
+# gateway builds an `Invocation` per request for the access stage whether records are on.
+AUTH_RECORDS = "gateway/http1+auth+records"
 TARGET_RECORDS_RATIO = 0.95
 BEFORE = "gateway/http1@before"  # --before: the same gateway from another tree's sources
 # --before with --records: that tree's gateway with its records on too (a tree that has them)
@@ -192,7 +195,7 @@ def run(
     token = issue_token().token
     authorization = {"Authorization": f"Bearer {token}"}
     auth_script = post_script(BODY, headers=authorization)
-    scripts = {AUTH: auth_script}
+    scripts = {AUTH: auth_script, AUTH_RECORDS: auth_script}
     try:
         replica = procs.start(
             "replica",
@@ -214,6 +217,8 @@ def run(
             gateways.append((AUTH, "http1", True))
         if records:
             gateways.append((RECORDS, "http1", False))
+        if auth and records:
+            gateways.append((AUTH_RECORDS, "http1", True))
         if before is not None:
             gateways.insert(0, (BEFORE, "http1", False))
             if records:
@@ -227,6 +232,8 @@ def run(
             extra = ["--auth"] if with_auth else []
             if target == RECORDS:
                 extra = ["--records-db", str(records_db)]
+            elif target == AUTH_RECORDS:
+                extra = ["--auth", "--records-db", str(log_dir / "records-auth.db")]
             elif target == RECORDS_BEFORE:  # its own file: the other tree's schema
                 extra = ["--records-db", str(log_dir / "records-before.db")]
             gateway = procs.start(
@@ -288,7 +295,11 @@ def run(
         doc["command"] = (
             f"python bench/gateway.py --records --duration {duration_s} --rounds {rounds}"
         )
-        doc["records"] = records_summary({(r.target, r.connections): r for r in results}, cpu)
+        by = {(r.target, r.connections): r for r in results}
+        doc["records"] = records_summary(by, cpu)
+        if auth:
+            doc["command"] += " --auth"
+            doc["records_with_auth"] = records_summary(by, cpu, off=AUTH, on=AUTH_RECORDS)
         doc["targets"] = {"records_on_throughput_of_records_off_min_at_64": TARGET_RECORDS_RATIO}
         counts = records_db.with_suffix(".json")
         doc["records_counts"] = json.loads(counts.read_text()) if counts.exists() else None
@@ -398,28 +409,34 @@ def cpu_seconds(pid: int) -> float:
 
 
 def records_summary(
-    by: dict[tuple[str, int], WrkResult], cpu: dict[tuple[str, int], list[float]]
+    by: dict[tuple[str, int], WrkResult],
+    cpu: dict[tuple[str, int], list[float]],
+    *,
+    off: str = "gateway/http1",
+    on: str = RECORDS,
 ) -> list[dict[str, object]]:
-    """Records on (RecordStage, buffer, SQLite writer thread) against off (no stage); with
-    each gateway process's CPU per request (median of rounds): on a busy machine, the
-    steadier measure of what records cost."""
+    """Records on (RecordStage, buffer, SQLite writer thread) against off (no stage; with
+    `--auth`, also both with the access stage); with each gateway process's CPU per request
+    (median of rounds): on a busy machine, the steadier measure of what records cost."""
     out = []
     for c in CONNECTIONS:
-        off, on = by[("gateway/http1", c)], by[(RECORDS, c)]
-        ratio = on.requests_per_s / off.requests_per_s if off.requests_per_s else 0
-        cpu_off = sorted(cpu[("gateway/http1", c)])[len(cpu[("gateway/http1", c)]) // 2]
-        cpu_on = sorted(cpu[(RECORDS, c)])[len(cpu[(RECORDS, c)]) // 2]
+        without, with_records = by[(off, c)], by[(on, c)]
+        ratio = (
+            with_records.requests_per_s / without.requests_per_s if without.requests_per_s else 0
+        )
+        cpu_off = sorted(cpu[(off, c)])[len(cpu[(off, c)]) // 2]
+        cpu_on = sorted(cpu[(on, c)])[len(cpu[(on, c)]) // 2]
         out.append(
             {
                 "connections": c,
-                "records_off_rps": round(off.requests_per_s),
-                "records_on_rps": round(on.requests_per_s),
+                "records_off_rps": round(without.requests_per_s),
+                "records_on_rps": round(with_records.requests_per_s),
                 "throughput_ratio": round(ratio, 3),
                 "gateway_cpu_us_per_request_off": cpu_off,
                 "gateway_cpu_us_per_request_on": cpu_on,
-                "added_p50_ms": round(on.p50_ms - off.p50_ms, 3),
-                "added_p99_ms": round(on.p99_ms - off.p99_ms, 3),
-                "errors": on.non_2xx + on.socket_errors,
+                "added_p50_ms": round(with_records.p50_ms - without.p50_ms, 3),
+                "added_p99_ms": round(with_records.p99_ms - without.p99_ms, 3),
+                "errors": with_records.non_2xx + with_records.socket_errors,
             }
         )
     return out
@@ -464,7 +481,9 @@ def print_table(doc: dict[str, object]) -> None:
             f"no stage vs before, c={row['connections']}: {row['now_rps']} vs "
             f"{row['before_rps']} req/s ({row['change']})"
         )
-    for row in doc.get("records", []):  # type: ignore[attr-defined]
+    pairs = [("", row) for row in doc.get("records", [])]  # type: ignore[attr-defined]
+    pairs += [(" (auth on)", row) for row in doc.get("records_with_auth", [])]  # type: ignore[attr-defined]
+    for label, row in pairs:
         ratio = row["throughput_ratio"]
         met = (
             ""
@@ -473,7 +492,7 @@ def print_table(doc: dict[str, object]) -> None:
             + ("met)" if ratio >= TARGET_RECORDS_RATIO else "MISSED)")
         )
         print(
-            f"records on vs off, c={row['connections']}: {row['records_on_rps']} vs "
+            f"records on vs off{label}, c={row['connections']}: {row['records_on_rps']} vs "
             f"{row['records_off_rps']} req/s = {ratio:.1%}{met}; added p50 "
             f"{row['added_p50_ms']:.3f} ms; errors {row['errors']}; gateway CPU "
             f"{row['gateway_cpu_us_per_request_on']} vs {row['gateway_cpu_us_per_request_off']}"
@@ -524,7 +543,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     output = args.output or (
-        "gateway-issue11-auth"
+        "gateway-issue12-records-auth"
+        if args.auth and args.records
+        else "gateway-issue11-auth"
         if args.auth
         else "gateway-issue12-records"
         if args.records

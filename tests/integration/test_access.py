@@ -25,12 +25,17 @@ from tests.support.server import (
     wait_running,
 )
 
+# The module's `server` runs on SQLite and again on PostgreSQL (tests/integration/conftest.py).
+DATABASES = ("sqlite", "postgres")
+
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, database_env: dict[str, str]
+) -> Iterator[ServerProcess]:
     """A fresh home; one protected (`guarded`) and one public (`open`) echo endpoint."""
     tmp = tmp_path_factory.mktemp("access")
-    with running_server(tmp / "home") as s, s.client() as c:
+    with running_server(tmp / "home", **database_env) as s, s.client() as c:
         c.push_model(write_python_bundle(tmp / "echo"), "echo", framework="python")
         c.deploy({"name": "guarded", "model": "echo", "framework": "python"})
         c.deploy({"name": "open", "model": "echo", "framework": "python", "visibility": "public"})

@@ -81,6 +81,10 @@ def test_cli_errors_are_one_clear_line(server: ServerProcess) -> None:
     assert "not found" in res.stderr
 
 
+# The module's `server` runs on SQLite and again on PostgreSQL (tests/integration/conftest.py).
+DATABASES = ("sqlite", "postgres")
+
+
 @pytest.mark.parametrize(
     ("spec", "field"),
     [
@@ -93,7 +97,7 @@ def test_cli_errors_are_one_clear_line(server: ServerProcess) -> None:
                 "framework": "sklearn",
                 "scaling": {"min_replicas": 3, "max_replicas": 1},
             },
-            "scaling",
+            "scaling.max_replicas",
         ),
         ({"name": "okay", "model": "iris", "framework": "nope"}, "framework"),
     ],

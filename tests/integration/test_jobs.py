@@ -30,10 +30,16 @@ from tests.support.server import (
 BYO = str(Path(__file__).resolve().parents[1] / "support" / "byo_server.py")
 
 
+# The module's `server` runs on SQLite and again on PostgreSQL (tests/integration/conftest.py).
+DATABASES = ("sqlite", "postgres")
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, database_env: dict[str, str]
+) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("models")
-    with running_server(tmp_path_factory.mktemp("podium")) as s, s.client() as c:
+    with running_server(tmp_path_factory.mktemp("podium"), **database_env) as s, s.client() as c:
         c.push_model(write_python_bundle(tmp / "echo"), "echo", framework="python")
         c.push_model(write_python_bundle(tmp / "slow", sleep_s=0.2), "slow", framework="python")
         (tmp / "byo").mkdir()

@@ -86,8 +86,9 @@ def test_first_token_reaches_the_client_before_generation_ends(
     first = next(chunks)
     assert first.choices[0].delta.content == "echo:"
     # The model is parked after its first token, so this token went through the gateway
-    # while the generation was still running.
-    assert (llm / "started").exists()
+    # while the generation was still running. It marks the park just after yielding the
+    # token, which the client may receive first: wait for the mark, don't race it.
+    wait_until(lambda: (llm / "started").exists(), 30, "the model parked after its first token")
     assert generations(llm) == []
     (llm / "release").touch()
     rest = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

@@ -25,10 +25,17 @@ from tests.unit.replica.bundles import write_llm_bundle, write_tensor_bundle
 MAX_BODY = 64 * 1024
 
 
+# The module's `server` runs on SQLite and again on PostgreSQL (tests/integration/conftest.py).
+DATABASES = ("sqlite", "postgres")
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, database_env: dict[str, str]
+) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("models")
     env = {"PODIUM_METRICS_INTERVAL_S": "1", "PODIUM_MAX_BODY_BYTES": str(MAX_BODY)}
+    env.update(database_env)
     with running_server(tmp_path_factory.mktemp("podium"), **env) as s, s.client() as c:
         c.push_model(write_llm_bundle(tmp / "llm", tmp / "llm-state"), "llm")
         c.deploy({"name": "llm", "model": "llm", "framework": "python"})

@@ -40,6 +40,11 @@ class ServerProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     demo: bool = False  # `podium up --demo`, as `make up` runs it
     no_auth: bool = False  # `podium up --no-auth`
+    # `podium server --roles …` instead of `podium up` (issue 16): e.g. ("server", "--roles",
+    # "api,gateway,controller"); the port is added. Several such processes may share a home:
+    # give each its own `log_name`.
+    command: tuple[str, ...] = ()
+    log_name: str = "server.log"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -48,7 +53,7 @@ class ServerProcess:
 
     @property
     def log_path(self) -> Path:
-        return self.home / "server.log"
+        return self.home / self.log_name
 
     @property
     def credentials_path(self) -> Path:
@@ -71,6 +76,9 @@ class ServerProcess:
             PODIUM_URL=self.url,
             PYTHONUNBUFFERED="1",
             HF_HUB_OFFLINE="1",
+            # The CLI's tables are drawn this wide whatever runs the tests (a terminal, a
+            # pipe, an xdist worker): rich reads COLUMNS, else the terminal, else 80.
+            COLUMNS="200",
         )
         env.pop("PODIUM_TOKEN", None)  # the CLI and SDK use home/credentials unless told
         env.update(self.extra_env)  # may override the defaults above (HF_HUB_OFFLINE)
@@ -81,9 +89,13 @@ class ServerProcess:
         out = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
-                *(sys.executable, "-m", "podium", "up", "--port", str(self.port)),
-                "--demo" if self.demo else "--no-demo",
-                *(["--no-auth"] if self.no_auth else []),
+                *(sys.executable, "-m", "podium"),
+                *(
+                    self.command
+                    or ("up", "--demo" if self.demo else "--no-demo")
+                    + (("--no-auth",) if self.no_auth else ())
+                ),
+                *("--port", str(self.port)),
             ],
             env=self.env(),
             stdout=out,
@@ -95,12 +107,20 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"podium up exited:\n{self.log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
+                if self._answers():
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"podium up not healthy:\n{self.log_path.read_text()[-3000:]}")
+
+    def _answers(self) -> bool:
+        """Up: the API's health is 200, or, for a process without the API role, its own
+        /metrics answers at all (uvicorn serves nothing before start-up has ended)."""
+        roles = self.command[self.command.index("--roles") + 1] if "--roles" in self.command else ""
+        if not roles or "api" in roles.split(","):
+            return httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200
+        return httpx.get(self.url + "/metrics", timeout=1).status_code in (200, 401, 403)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
         if self.proc is None or self.proc.poll() is not None:

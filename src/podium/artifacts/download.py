@@ -1,4 +1,8 @@
-"""Hugging Face downloads in a child process: bounded, watched for progress, cancellable.
+"""Model downloads in a child process: bounded, watched for progress, cancellable.
+
+`ChildDownload` is what every source shares (the child, its stall watch, its result, its
+kill); `HubDownload` fetches `hf://` models, `s3_download.S3Download` `s3://` ones. What
+follows describes the Hub's; the S3 child has the same bounds (`artifacts/s3.py`).
 
 `HubDownload.start()` runs `python -m podium.artifacts.download` (`NodeCache.resolve_hf` in
 a process of its own, in its own session) and returns at once; `check()` says whether it is
@@ -51,32 +55,41 @@ from podium.core import errors, redact
 from podium.core.errors import PodiumError, Unavailable
 from podium.core.spec import HfRef
 
-_HUB_VARS = ("HF_", "HUGGING_FACE_", "TRANSFORMERS_OFFLINE")
+# What a download child may inherit of the server's environment, by name; nothing else
+# reaches it (no PODIUM_* setting such as the database URL, no cloud keys, no tokens).
+INHERITED_VARS = frozenset(
+    {
+        *("PATH", "HOME", "TMPDIR", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE"),
+        *("PYTHONPATH", "LD_LIBRARY_PATH", "SYSTEMROOT"),  # the interpreter finds podium, libs
+        *("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"),
+        *("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"),
+    }
+)
 _STDERR_TAIL = 2000  # characters of a child's stderr quoted when it dies without a result
 _STDOUT_MAX = 1024 * 1024  # a child prints two short lines; more is not read
 MEASURE_EVERY_S = 1.0  # the cache folders are walked at most this often per download
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-class HubDownload:
-    """One `hf://` reference being fetched into the node cache by a child process."""
+class ChildDownload:
+    """A model being fetched into the node cache by a child process (`python -m …`): the
+    machinery every source shares (spawn, stall watch, result, kill). A source says what
+    to run (`_command`), which folders grow while data arrives (`_watched`) and what a
+    result line means (`_resolved`)."""
+
+    label: str
 
     def __init__(
         self,
         cache: NodeCache,
-        ref: HfRef,
         *,
         stall_s: float,
         connect_timeout_s: float,
         read_timeout_s: float,
-        token: str | None = None,
         python: str = sys.executable,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cache = cache
-        self._token = token  # None: the cache's own HF_TOKEN, if any
-        self.ref = ref
-        self.label = f"hf://{ref.repo_id}" + (f"@{ref.revision}" if ref.revision else "")
         self.stall_s = stall_s
         self._timeouts = (connect_timeout_s, read_timeout_s)
         self._python = python
@@ -86,69 +99,49 @@ class HubDownload:
         self._progress: tuple[int, int] = (-1, -1)
         self._progress_at = 0.0
         self._measured_at = 0.0
-        self._xet: Path | None = None
         self._out = bytearray()  # what the child printed so far: its total, then its result
+        self._out_seen = 0  # of it, when the child was last seen making progress
         self._total: int | None = None
 
-    @property
-    def folder(self) -> Path:
-        """The repo's folder in the huggingface_hub cache (blobs grow here while fetching)."""
-        return self.cache.hf_cache / f"models--{self.ref.repo_id.replace('/', '--')}"
+    # ------------------------------------------------------------------ what a source says
 
     @property
-    def xet_cache(self) -> Path | None:
-        """This download's own hf_xet chunk cache (hf_xet may fill it before the blob grows);
-        None before `start` and after the end."""
-        return self._xet
+    def endpoint(self) -> str:
+        """Where the files come from, as it may be shown (no credentials, no query)."""
+        raise NotImplementedError
+
+    def _command(self) -> tuple[list[str], dict[str, str]]:
+        """The child's argv and environment (secrets in the environment, never argv)."""
+        raise NotImplementedError
+
+    def _watched(self) -> list[Path]:
+        """The folders that grow while data arrives (progress and stall watch)."""
+        raise NotImplementedError
+
+    def _resolved(self, result: dict[str, Any]) -> ResolvedSource:
+        return ResolvedSource(Path(result["path"]), result["ref"], result["revision"])
+
+    def _cleanup(self) -> None:
+        """What the download leaves behind once it ended (temporary folders)."""
+
+    # ------------------------------------------------------------------ progress
 
     @property
     def bytes_done(self) -> int:
-        """Bytes fetched so far (cache folder and chunk cache), as last measured (at most
-        every `MEASURE_EVERY_S`, by `check`)."""
+        """Bytes fetched so far, as last measured (at most every `MEASURE_EVERY_S`, by
+        `check`)."""
         return max(0, self._progress[1])
 
     @property
     def bytes_total(self) -> int | None:
-        """The size of the repo's files, once the child has read it from the Hub (None
-        before, or when the Hub does not tell it)."""
+        """The size of the files, once the child has told it (None before, or when the
+        source does not tell it)."""
         return self._total
 
-    @property
-    def endpoint(self) -> str:
-        """The Hub's URL as it may be shown (no credentials, no query)."""
-        return redact.url(self.cache.hf_endpoint)
+    # ------------------------------------------------------------------ the child
 
     def start(self) -> None:
-        endpoint = self.cache.hf_endpoint  # Invalid for a malformed HF_ENDPOINT: before forking
-        connect, read = self._timeouts
-        # The process's own environment (PATH, PYTHONPATH…) without any Hub setting of its
-        # own: the cache's configuration decides those, as it does in this process.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_HUB_VARS)}
-        env.update(self.cache.env)
-        downloads = self.cache.cache_dir / "downloads"
-        try:
-            downloads.mkdir(parents=True, exist_ok=True)
-            self._xet = Path(tempfile.mkdtemp(prefix="xet-", dir=downloads))
-        except OSError as e:
-            raise Unavailable(
-                f"could not start the download of {self.label}: {e}", field="model"
-            ) from e
-        env.update(
-            HF_XET_CACHE=str(self._xet),
-            HF_HUB_DISABLE_PROGRESS_BARS="1",
-            HF_HUB_ETAG_TIMEOUT=f"{read:g}",
-            HF_HUB_DOWNLOAD_TIMEOUT=f"{read:g}",
-            HF_ENDPOINT=endpoint,
-        )
-        if self._token:  # in the environment, never argv (`ps` shows argv to everyone)
-            env["HF_TOKEN"] = self._token
-        argv = [
-            *(self._python, "-m", "podium.artifacts.download", self.ref.repo_id),
-            *("--revision", self.ref.revision or ""),
-            *("--cache-dir", str(self.cache.cache_dir)),
-            *("--connect-timeout", f"{connect:g}", "--read-timeout", f"{read:g}"),
-            *("--parent-pid", str(os.getpid())),
-        ]
+        argv, env = self._command()
         try:
             self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by check/cancel
             self._proc = subprocess.Popen(
@@ -182,8 +175,10 @@ class HubDownload:
             if now - self._measured_at < MEASURE_EVERY_S:
                 return None  # walked the folders less than a second ago
             seen, self._measured_at = self._measure(), now
-            if seen != self._progress:
+            if seen != self._progress or len(self._out) != self._out_seen:
+                # data on disk, or a line from the child (a heartbeat while it hashes)
                 self._progress, self._progress_at = seen, now
+                self._out_seen = len(self._out)
             elif now - self._progress_at >= self.stall_s:
                 self.cancel()
                 raise Unavailable(
@@ -197,7 +192,7 @@ class HubDownload:
         stderr = self._stderr_tail()
         self._close()
         if result is not None and "path" in result:
-            return ResolvedSource(Path(result["path"]), result["ref"], result["revision"])
+            return self._resolved(result)
         if result is not None and "error" in result:
             raise _error_class(str(result["error"]))(
                 redact.urls_in(str(result["message"])), field=result.get("field")
@@ -225,9 +220,7 @@ class HubDownload:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
-        if self._xet is not None:  # chunks already in the blobs; nothing else reads them
-            shutil.rmtree(self._xet, ignore_errors=True)
-            self._xet = None
+        self._cleanup()
 
     def _read_out(self) -> None:
         """Take what the child has printed since the last call (never waits for more)."""
@@ -256,12 +249,9 @@ class HubDownload:
         return text[-_STDERR_TAIL:].strip()
 
     def _measure(self) -> tuple[int, int]:
-        """(files, bytes) under the repo's cache folder and hf_xet's chunk cache: they grow
-        while data arrives."""
+        """(files, bytes) under the watched folders: they grow while data arrives."""
         count = size = 0
-        for folder in (self.folder, self._xet):
-            if folder is None:
-                continue
+        for folder in self._watched():
             for root, _dirs, files in os.walk(folder):  # a missing folder yields nothing
                 for name in files:
                     try:
@@ -270,6 +260,93 @@ class HubDownload:
                         continue
                     count += 1
         return count, size
+
+
+class HubDownload(ChildDownload):
+    """One `hf://` reference being fetched into the node cache by a child process."""
+
+    def __init__(
+        self,
+        cache: NodeCache,
+        ref: HfRef,
+        *,
+        stall_s: float,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        token: str | None = None,
+        python: str = sys.executable,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            cache,
+            stall_s=stall_s,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+            python=python,
+            monotonic=monotonic,
+        )
+        self._token = token  # None: the cache's own HF_TOKEN, if any
+        self.ref = ref
+        self.label = f"hf://{ref.repo_id}" + (f"@{ref.revision}" if ref.revision else "")
+        self._xet: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        """The repo's folder in the huggingface_hub cache (blobs grow here while fetching)."""
+        return self.cache.hf_cache / f"models--{self.ref.repo_id.replace('/', '--')}"
+
+    @property
+    def xet_cache(self) -> Path | None:
+        """This download's own hf_xet chunk cache (hf_xet may fill it before the blob grows);
+        None before `start` and after the end."""
+        return self._xet
+
+    @property
+    def endpoint(self) -> str:
+        """The Hub's URL as it may be shown (no credentials, no query)."""
+        return redact.url(self.cache.hf_endpoint)
+
+    def _watched(self) -> list[Path]:
+        """The repo's cache folder and hf_xet's chunk cache."""
+        return [self.folder] if self._xet is None else [self.folder, self._xet]
+
+    def _command(self) -> tuple[list[str], dict[str, str]]:
+        endpoint = self.cache.hf_endpoint  # Invalid for a malformed HF_ENDPOINT: before forking
+        connect, read = self._timeouts
+        # The allow-list of the process's own environment (PATH, PYTHONPATH, proxies…; no
+        # Hub setting: the cache's configuration decides those, as it does in this process).
+        env = {k: v for k, v in os.environ.items() if k in INHERITED_VARS}
+        env.update(self.cache.env)
+        downloads = self.cache.cache_dir / "downloads"
+        try:
+            downloads.mkdir(parents=True, exist_ok=True)
+            self._xet = Path(tempfile.mkdtemp(prefix="xet-", dir=downloads))
+        except OSError as e:
+            raise Unavailable(
+                f"could not start the download of {self.label}: {e}", field="model"
+            ) from e
+        env.update(
+            HF_XET_CACHE=str(self._xet),
+            HF_HUB_DISABLE_PROGRESS_BARS="1",
+            HF_HUB_ETAG_TIMEOUT=f"{read:g}",
+            HF_HUB_DOWNLOAD_TIMEOUT=f"{read:g}",
+            HF_ENDPOINT=endpoint,
+        )
+        if self._token:  # in the environment, never argv (`ps` shows argv to everyone)
+            env["HF_TOKEN"] = self._token
+        argv = [
+            *(self._python, "-m", "podium.artifacts.download", self.ref.repo_id),
+            *("--revision", self.ref.revision or ""),
+            *("--cache-dir", str(self.cache.cache_dir)),
+            *("--connect-timeout", f"{connect:g}", "--read-timeout", f"{read:g}"),
+            *("--parent-pid", str(os.getpid())),
+        ]
+        return argv, env
+
+    def _cleanup(self) -> None:
+        if self._xet is not None:  # chunks already in the blobs; nothing else reads them
+            shutil.rmtree(self._xet, ignore_errors=True)
+            self._xet = None
 
 
 def _error_class(name: str) -> type[PodiumError]:
@@ -302,7 +379,7 @@ def _last_json(data: bytes) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------- the child process
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
     """Linux: SIGKILL this process when the process that started it dies (a server killed
     with SIGKILL must not leave its downloads running). Elsewhere: nothing."""
     if not sys.platform.startswith("linux") or parent_pid <= 0:
@@ -382,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-timeout", type=float, default=30.0)
     parser.add_argument("--parent-pid", type=int, default=0)
     args = parser.parse_args(argv)
-    _die_with_parent(args.parent_pid)
+    die_with_parent(args.parent_pid)
     _install_timeouts(args.connect_timeout, args.read_timeout)
     cache = NodeCache(args.cache_dir)
     ref = HfRef(args.repo_id, args.revision or None)

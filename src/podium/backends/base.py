@@ -14,32 +14,39 @@ place its replicas (`prepare`, each pass) and starts replicas only once it is.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from podium.core.phases import ExitReason
-from podium.core.spec import BatchingSpec, CommandSpec, InstanceType
+from podium.core.spec import BatchingSpec, CommandSpec, ContainerSpec, InstanceType
 
 
 @dataclass(frozen=True, slots=True)
 class ModelSource:
     """The model a replica serves, as a reference a node can fetch, never a local path.
 
-    `ref`: "iris:3" (the model repository) or "hf://org/name[@rev]". `digest`: what the
-    files must be: the sha256 the store recorded for a repository model (`artifacts.hashing`),
-    the Hub revision asked for an `hf://` model (None: the default branch). `location`:
+    `ref`: "iris:3" (the model repository), "hf://org/name[@rev]" or
+    "s3://bucket/prefix[@digest]". `digest`: what the files must be: the sha256 the store
+    recorded for a repository model (`artifacts.hashing`), the Hub revision asked for an
+    `hf://` model (None: the default branch), the listing digest an `s3://` reference pins
+    (`artifacts.s3`; None: whatever the prefix holds when fetched). `location`:
     where the repository keeps a repository model's files (a folder of the artifact store),
     for a node that can read it; None for `hf://` models. `token`: the Hugging Face token
     of an `hf://` model (the value of the endpoint's `model_source.token_secret`; None: the
     server's own `HF_TOKEN`): never shown (`repr`), but part of equality, so one model asked
-    for with two tokens is two downloads (a token that may not read it fails alone)."""
+    for with two tokens is two downloads (a token that may not read it fails alone).
+    `s3_keys`: (access key id, secret access key) of an `s3://` model (the values of the
+    endpoint's `model_source.access_key_secret` / `secret_key_secret`; None: the server's
+    own environment keys, where the operator lends them, PODIUM_S3_SERVER_CREDENTIALS),
+    kept like `token`."""
 
     ref: str
     digest: str | None = None
     location: str | None = None
     token: str | None = field(default=None, repr=False)
+    s3_keys: tuple[str, str] | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
         return self.ref
@@ -73,6 +80,18 @@ class Preparation:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicaSize:
+    """What one replica asks of the node that runs it: CPUs, memory (MiB), GPUs. A backend
+    that places replicas on a cluster maps it to its own resources (Ray: `num_cpus`,
+    `memory` in bytes, `num_gpus`); the local backend gives `gpus` devices of its own
+    (`gpu_inventory`)."""
+
+    cpus: float
+    memory_mb: int
+    gpus: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ReplicaLaunch:
     """Everything a backend needs to start one replica of one revision."""
 
@@ -92,6 +111,17 @@ class ReplicaLaunch:
     command: CommandSpec | None = None  # framework `command`: run this instead of a replica
     engine_args: dict[str, str | int | float | bool] = field(default_factory=dict)
     model_version: str | None = None  # the model's own version ("3" of iris:3), for protocols
+    # Framework `container` (or a preset run from its image): the spec's block, and the
+    # decrypted value of its `registry_secret` (`backends.container_auth` reads it; None:
+    # no secret): never in a repr.
+    container: ContainerSpec | None = None
+    registry_credentials: str | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> ReplicaSize:
+        """The replica's size, from its instance type (a named one or `resources`)."""
+        it = self.instance_type
+        return ReplicaSize(cpus=it.cpus, memory_mb=it.memory_mb, gpus=it.gpus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +198,32 @@ class ReportsStartup(Protocol):
     node for `local`; a remote backend answers from the reports it has received)."""
 
     def startup(self, replica_id: str) -> ReplicaStartup | None: ...
+
+
+@runtime_checkable
+class HasRoom(Protocol):
+    """Optional for a backend that places replicas on devices it counts (the local backend's
+    GPUs): asked by the controller before it starts replicas, so that a replica that cannot
+    be placed is held pending instead of started and refused each pass. A plain call: the
+    answer is in the backend's memory. A start may still be refused (`core.errors.NoRoom`)
+    when another start took the room meanwhile."""
+
+    def room_for(self, size: ReplicaSize, without: Collection[str] = ()) -> int | None:
+        """How many more replicas of this size can be placed now, or once the replicas
+        `without` are gone (what they hold counted free: the controller asks whether
+        draining an old revision's replicas would make room before it drains them); None:
+        no limit this backend knows of (it asks for no counted device, or the backend does
+        not count)."""
+        ...
+
+
+@runtime_checkable
+class RunsContainers(Protocol):
+    """Optional for a backend that runs container replicas (`framework: container`): the
+    engine it runs them with, for the server's start-up line ("podman 4.3.1
+    (/usr/bin/podman)", or "none (why)"). Blocking: it may look for the engine."""
+
+    def container_engine(self) -> str: ...
 
 
 @runtime_checkable

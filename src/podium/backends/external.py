@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import importlib.util
 import os
+import posixpath
 import shutil
 import socket
 import subprocess
@@ -108,29 +109,75 @@ def _preset_plan(
     program = _installed(preset, env, python)
     if preset.needs_gpu:
         _require_gpu(preset, launch, env)
-    folder = model_path if model_path.is_dir() else model_path.parent
-    model_file = presets.pick_model_file(preset, _file_names(model_path))
     port = free_port()
     config_file = run_dir / f"{launch.replica_id}-{preset.name}.config"
-    place = Placeholders(
-        model_path=str(model_path),
+    parts = preset_parts(
+        preset,
+        launch,
+        model_path,
+        model_in=str(model_path),
+        host=HOST,
         port=port,
-        endpoint=launch.endpoint,
-        model_file=str(folder / model_file) if model_file else "",
-        config_file=str(config_file) if preset.config else "",
+        config_file=str(config_file),
         scratch=str(run_dir / f"{launch.replica_id}-"),
         extra_ports=tuple(free_port() for _ in range(preset.extra_ports)),
     )
-    argv = [program, *presets.preset_args(preset, place, launch.engine_args)]
-    files: dict[Path, str] = {}
-    if (text := presets.config_text(preset, place)) is not None:
-        files[config_file] = text
-    values = place.values()
-    for key, value in preset.env:
-        env.setdefault(key, presets.substitute(value, values))
+    files = {config_file: parts.config} if parts.config is not None else {}
+    for key, value in parts.env.items():
+        env.setdefault(key, value)
     env = _server_env(env, launch, model_path, port, extra_env)
     return ExternalPlan(
-        argv=argv, env=env, port=port, health_route=preset.health_route, files=files
+        argv=[program, *parts.args],
+        env=env,
+        port=port,
+        health_route=preset.health_route,
+        files=files,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PresetParts:
+    """A preset's arguments, config file text and environment defaults for one replica,
+    the same whether it runs as a process (`plan`) or from its image (`containers.plan`)."""
+
+    args: list[str]
+    config: str | None  # the text of its config file (None: the preset has none)
+    env: dict[str, str]  # `Preset.env`, its `{names}` replaced: defaults under the endpoint's
+
+
+def preset_parts(
+    preset: Preset,
+    launch: ReplicaLaunch,
+    model_path: Path,
+    *,
+    model_in: str,
+    host: str,
+    port: int,
+    config_file: str,
+    scratch: str,
+    extra_ports: tuple[int, ...],
+) -> PresetParts:
+    """`preset`'s parts for `launch`, whose model is at `model_path` on this node and at
+    `model_in` where the server runs (the same path for a process, the mount for a
+    container); `host`, `port`, `config_file`, `scratch`, `extra_ports` as the server sees
+    them. `LoadError` when the model cannot be read or lacks the file the preset needs."""
+    folder_in = model_in if model_path.is_dir() else posixpath.dirname(model_in)
+    model_file = presets.pick_model_file(preset, model_file_names(model_path))
+    place = Placeholders(
+        model_path=model_in,
+        port=port,
+        endpoint=launch.endpoint,
+        host=host,
+        model_file=f"{folder_in}/{model_file}" if model_file else "",
+        config_file=config_file if preset.config else "",
+        scratch=scratch,
+        extra_ports=extra_ports,
+    )
+    values = place.values()
+    return PresetParts(
+        args=presets.preset_args(preset, place, launch.engine_args),
+        config=presets.config_text(preset, place),
+        env={key: presets.substitute(value, values) for key, value in preset.env},
     )
 
 
@@ -227,7 +274,9 @@ def gpu_visible(env: Mapping[str, str]) -> bool:
     return node_capacity().gpus > 0
 
 
-def _file_names(path: Path) -> list[str]:
+def model_file_names(path: Path) -> list[str]:
+    """The names of the model's files (its own name for a single file); `LoadError` when
+    its folder cannot be read."""
     if path.is_file():
         return [path.name]
     try:

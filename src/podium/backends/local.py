@@ -23,6 +23,13 @@ thread), so `close` marks the backend closing under the table's lock before it t
 table; a start that reaches its spawn later raises `Unavailable` instead of leaving a
 replica nobody knows about (no store row, so never adopted, never stopped).
 
+GPUs: the backend keeps the node's inventory (`gpu_inventory.GpuInventory`, from NVML when
+the backend is made). A start takes the replica's GPUs before anything is spawned and sets
+`CUDA_VISIBLE_DEVICES` to them ("" for a replica that asks for none); when fewer are free
+it raises `NoRoom` and spawns nothing. The poll gives them back once the process has
+ended; an adopted replica re-reserves what its environment names. `room_for` answers the
+controller's question before it starts (`base.HasRoom`).
+
 The model of a replica is found (or fetched) on this machine by `model_cache.ModelCache`:
 `prepare` looks at a download without waiting, `start` resolves the folder (checking a
 repository model's digest) in its worker thread before it launches anything.
@@ -39,45 +46,64 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from podium.artifacts.sources import NodeCache
-from podium.backends import external, processes, zygote_pool
-from podium.backends.adopted import adoptable
+from podium.backends import containers, external, processes, zygote_pool
+from podium.backends.adopted import adoptable, container_adoptable
 from podium.backends.base import (
     AdoptCandidate,
     Backend,
+    HasRoom,
     LogFollower,
     ModelSource,
     ObservedReplica,
     Preparation,
     ReplicaLaunch,
     ReplicaResources,
+    ReplicaSize,
     ReplicaStartup,
+    RunsContainers,
 )
+from podium.backends.container_pull import ensure_image
+from podium.backends.container_runtime import (
+    ENGINE_REFUSED,
+    ContainerRuntime,
+    ContainerState,
+    oom_kills,
+    remove_leftovers,
+)
+from podium.backends.gpu_inventory import GpuInventory, visible
 from podium.backends.launch import ENV_INSTANCE_TYPE, ENV_MEMORY_LIMIT, replica_command
 from podium.backends.local_logs import LocalLogs
 from podium.backends.managed import HOST, ManagedReplica, cause, remove_status, wait_exited
 from podium.backends.model_cache import ModelCache
+from podium.backends.replica_env import ENV_VISIBLE_DEVICES
 from podium.backends.resources import ResourceMeter, Target
 from podium.core.clock import Clock, SystemClock
-from podium.core.errors import Conflict, Unavailable
+from podium.core.errors import Conflict, LoadError, NoRoom, Unavailable
 from podium.core.phases import ExitReason
+from podium.core.resources_spec import gpu_count, too_few_gpus
 from podium.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 LISTEN_BACKLOG = 2048
 KEPT_EXIT_CAUSES = 1024
 START_WORKERS = 4  # starts under way at once (the controller runs at most 4 batches)
 CLOSING = "the backend is closing"
+# Each engine call a poll pass makes (inspect, ps, rm) waits at most this long (`_PassEngine`).
+POLL_ENGINE_S = 2.0
 
 
 class LocalBackend:
@@ -93,6 +119,7 @@ class LocalBackend:
         python: str = sys.executable,
         start_mode: str | None = None,  # fork | spawn; default: PODIUM_START_MODE, else fork
         models: ModelCache | None = None,  # default: the node cache under settings.cache_dir
+        gpus: GpuInventory | None = None,  # default: this node's (`GpuInventory.detect`)
     ) -> None:
         self._settings = settings
         self.models = models or ModelCache(NodeCache(settings.cache_dir), settings.download)
@@ -116,6 +143,13 @@ class LocalBackend:
         # Threads start on first use (ThreadPoolExecutor starts them as work comes).
         self._start_pool = ThreadPoolExecutor(START_WORKERS, thread_name_prefix="podium-start")
         self._meter = ResourceMeter()  # CPU, memory, GPU of the replicas (metrics history)
+        self.gpus = gpus if gpus is not None else GpuInventory.detect()
+        # Container replicas (`container_runtime`): the engine, found on first use.
+        self.containers = ContainerRuntime(settings.containers)
+        remove_leftovers(settings.run_dir)  # secrets a killed server left mid-start
+        self._home_label = containers.home_label(settings.home)
+        self._deferred: list[Callable[[], None]] = []  # engine calls to make off `_lock`
+        self._strays_checked = False  # this server's leftover containers removed (once)
 
     # ------------------------------------------------------------------ models
 
@@ -146,12 +180,52 @@ class LocalBackend:
             raise Unavailable(CLOSING, field="replica") from e
         return await future
 
+    def room_for(self, size: ReplicaSize, without: Collection[str] = ()) -> int | None:
+        """How many more replicas of `size` this node's free GPUs can take now, or once the
+        replicas `without` have ended (their GPUs back); None for a replica that asks for
+        no GPU (CPU and memory are not reserved here), or for more than the node has (its
+        start fails with the reason: no wait could help)."""
+        if size.gpus <= 0 or size.gpus > self.gpus.total:
+            return None
+        return self.gpus.free(without) // size.gpus
+
     def _start(self, launch: ReplicaLaunch) -> ObservedReplica:
         if self._closing:  # queued before `close`: spare the model lookup (checked again)
             raise Unavailable(CLOSING, field="replica")
         model_path = self.models.path(launch.model)  # LoadError: not here, or not it
-        if external.is_external(launch):
-            return self._start_external(launch, model_path)
+        devices = self._take_gpus(launch)
+        try:
+            if containers.is_container(launch):
+                return self._start_container(launch, model_path, devices)
+            if external.is_external(launch):
+                return self._start_external(launch, model_path, devices)
+            return self._start_replica(launch, model_path, devices)
+        except BaseException:
+            with self._lock:  # not started: its GPUs go back (unless it ran already)
+                if launch.replica_id not in self._replicas:
+                    self.gpus.release(launch.replica_id)
+            raise
+
+    def _take_gpus(self, launch: ReplicaLaunch) -> str:
+        """Reserve the replica's GPUs: their `CUDA_VISIBLE_DEVICES`; `NoRoom` when fewer
+        are free (nothing spawned, nothing reserved), `LoadError` when the node has fewer
+        than it asks for at all (the API refuses such a deploy; this catches the rest)."""
+        wanted, total = launch.size.gpus, self.gpus.total
+        if wanted > total:  # never fits: the revision cannot run here
+            raise LoadError(too_few_gpus(launch.instance_type.name, wanted, total))
+        devices = self.gpus.assign(launch.replica_id, wanted)
+        if devices is None:
+            free = self.gpus.free()
+            raise NoRoom(
+                f"waiting for GPUs: replica {launch.replica_id} needs {gpu_count(wanted)}, "
+                f"{free} of this node's {total} free",
+                field="instance_type",
+            )
+        return visible(devices)
+
+    def _start_replica(
+        self, launch: ReplicaLaunch, model_path: Path, devices: str
+    ) -> ObservedReplica:
         with self._lock:
             self._check_startable(launch.replica_id)
             log_path = self.replica_logs.open_for(launch.endpoint, launch.replica_id)
@@ -163,7 +237,7 @@ class LocalBackend:
             try:
                 port = sock.getsockname()[1]
                 argv, env = replica_command(
-                    launch, model_path, sock.fileno(), status_path, self._python
+                    launch, model_path, sock.fileno(), status_path, self._python, devices
                 )
                 launched_at = time.time()
                 with log_path.open("ab") as log:
@@ -205,12 +279,15 @@ class LocalBackend:
                 instance_type=launch.instance_type.name,
                 cpus=launch.instance_type.cpus,
                 gpus=launch.instance_type.gpus,
+                visible_devices=devices,
                 start_mode="spawn" if forked is None else "fork",
                 launched_at=launched_at,
             )
             if forked is not None:
                 replica.forked_by, replica.proc = forked[1], zygote_pool.process(replica.pid)
-                limits = {k: env[k] for k in (ENV_MEMORY_LIMIT, ENV_INSTANCE_TYPE)}
+                limits = {
+                    k: env[k] for k in (ENV_MEMORY_LIMIT, ENV_INSTANCE_TYPE, ENV_VISIBLE_DEVICES)
+                }
                 zygote_pool.write_fork_record(status_path, replica.pid, limits)
             self._add(replica)
             self._prune_logs(launch.endpoint)
@@ -234,10 +311,16 @@ class LocalBackend:
             )
 
     def _forget(self, replica_id: str) -> None:
-        """Under `_lock`: the replica leaves the table."""
+        """Under `_lock`: the replica's process has ended; it leaves the table and its GPUs
+        are free again."""
         del self._replicas[replica_id]
+        self.gpus.release(replica_id)
         with self._launches_lock:
             self._launches.pop(replica_id, None)
+
+    def container_engine(self) -> str:
+        """`base.RunsContainers`: the engine container replicas run with (found now)."""
+        return self.containers.describe()
 
     async def prewarm(self, runtime: str) -> None:
         """Start the zygote of this runtime's family now, so its next replica forks. Called
@@ -257,12 +340,15 @@ class LocalBackend:
         path, mode, launched_at = known
         return zygote_pool.startup_report(processes.read_status(path), mode, launched_at)
 
-    def _start_external(self, launch: ReplicaLaunch, model_path: Path) -> ObservedReplica:
+    def _start_external(
+        self, launch: ReplicaLaunch, model_path: Path, devices: str
+    ) -> ObservedReplica:
         """Framework `command` or a preset: the server itself is the replica process
         (`external.py`); LoadError when it cannot run here."""
         limits = {
             ENV_MEMORY_LIMIT: str(launch.instance_type.memory_mb),
             ENV_INSTANCE_TYPE: launch.instance_type.name,
+            ENV_VISIBLE_DEVICES: devices,
         }
         run_dir = self._settings.run_dir
         plan = external.plan(
@@ -272,24 +358,120 @@ class LocalBackend:
             self._check_startable(launch.replica_id)
             log_path = self.replica_logs.open_for(launch.endpoint, launch.replica_id)
             popen = external.spawn(plan, log_path)
-            replica = ManagedReplica(
-                replica_id=launch.replica_id,
-                endpoint=launch.endpoint,
-                revision=launch.revision,
-                port=plan.port,
-                pid=popen.pid,
-                started_at=self._clock.now(),
-                log_path=log_path,
-                status_path=self._status_path(launch.replica_id),
-                popen=popen,
-                memory_mb=launch.instance_type.memory_mb,
-                instance_type=launch.instance_type.name,
-                cpus=launch.instance_type.cpus,
-                gpus=launch.instance_type.gpus,
-            )
+            replica = self._server_replica(launch, plan.port, popen, log_path, devices)
             self._add(replica)
             self._prune_logs(launch.endpoint)
             return replica.observed()
+
+    def _server_replica(
+        self,
+        launch: ReplicaLaunch,
+        port: int,
+        popen: subprocess.Popen[bytes],
+        log_path: Path,
+        devices: str,
+    ) -> ManagedReplica:
+        """The watched process of a server that binds its own port: an external server's,
+        or a container's `run` client."""
+        it = launch.instance_type
+        return ManagedReplica(
+            replica_id=launch.replica_id,
+            endpoint=launch.endpoint,
+            revision=launch.revision,
+            port=port,
+            pid=popen.pid,
+            started_at=self._clock.now(),
+            log_path=log_path,
+            status_path=self._status_path(launch.replica_id),
+            popen=popen,
+            memory_mb=it.memory_mb,
+            instance_type=it.name,
+            cpus=it.cpus,
+            gpus=it.gpus,
+            visible_devices=devices,
+        )
+
+    def _start_container(
+        self, launch: ReplicaLaunch, model_path: Path, devices: str
+    ) -> ObservedReplica:
+        """Framework `container` or a preset from its image (`containers.py`): find the
+        engine, get the image (`pull_policy`), start the attached `run` client; the client
+        is the replica's process, watched like an external server's. `LoadError` when the
+        node has no engine, the image cannot be had, or the engine refuses to run it."""
+        engine = self.containers.engine()
+        run_dir = self._settings.run_dir
+        plan = containers.plan(
+            launch, model_path, engine, home=self._settings.home, run_dir=run_dir, devices=devices
+        )
+        ensure_image(engine, plan.image, plan.pull_policy, launch.registry_credentials, run_dir)
+        with self._lock:
+            self._check_startable(launch.replica_id)
+            log_path = self.replica_logs.open_for(launch.endpoint, launch.replica_id)
+            popen = self.containers.spawn(plan, log_path)
+            replica = self._server_replica(launch, plan.port, popen, log_path, devices)
+            replica.container = plan.name
+            self._add(replica)
+            self._prune_logs(launch.endpoint)
+        try:  # off the lock: the engine creates the container (about a second)
+            pid = self.containers.wait_running(
+                engine, plan.name, popen, engine.settings.command_timeout_s
+            )
+        finally:
+            plan.env_file.unlink(missing_ok=True)  # the client has read it by now
+        if pid is None and popen.poll() in ENGINE_REFUSED:
+            self._refused(replica, engine.name)
+        memory_mb = launch.instance_type.memory_mb
+        base = self.containers.oom_base(pid, memory_mb) if pid is not None else None
+        with self._lock:
+            replica.container_pid, replica.oom_kills = pid, base
+        return replica.observed()
+
+    def _refused(self, replica: ManagedReplica, engine: str) -> None:
+        """The engine would not run the container (exit code 125-127 before it ran): a
+        load error with the engine's last line, never a restart."""
+        with self._lock:
+            if self._replicas.get(replica.replica_id) is replica:
+                self._forget(replica.replica_id)
+        tail = self.replica_logs.logs(replica.replica_id, 5)
+        assert replica.container is not None and replica.popen is not None
+        self._remove_container(replica.container)
+        errors = [line.strip() for line in tail if line.lower().startswith("error")]
+        last = (errors or [t.strip() for t in tail] or [""])[-1]
+        last = last or processes.describe_exit(replica.popen.returncode)
+        raise LoadError(f"{engine} could not run the container: {last}", field="container")
+
+    def _remove_container(self, name: str) -> None:
+        """`ENGINE rm -f NAME` (off `_lock`); nothing without an engine."""
+        engine = self.containers.found()
+        if engine is not None:
+            self.containers.remove(engine, name)
+
+    def _defer_container(self, replica: ManagedReplica, action: str) -> None:
+        """Under `_lock`: an engine call for `replica`'s container, made once the lock is
+        released (`_run_deferred`): "TERM" or "KILL" (signals), or "rm" (kill, remove);
+        after a KILL or rm its client is killed too, should it still run."""
+        name = replica.container
+        if name is None:
+            return
+
+        def call() -> None:
+            engine = self.containers.found()
+            if engine is not None and action == "rm":
+                self.containers.remove(engine, name)
+            elif engine is not None:
+                self.containers.signal(engine, name, action)
+            if action != "TERM" and replica.has_client:  # the client, should it linger
+                with self._lock:
+                    if replica.running():
+                        processes.signal_group(replica.pid, signal.SIGKILL)
+
+        self._deferred.append(call)
+
+    def _run_deferred(self) -> None:
+        with self._lock:
+            calls, self._deferred = self._deferred, []
+        for call in calls:
+            call()
 
     def _status_path(self, replica_id: str) -> Path:
         return self._settings.run_dir / f"{replica_id}.status.json"
@@ -302,13 +484,19 @@ class LocalBackend:
         await asyncio.to_thread(self._stop, replica_id)
 
     def _stop(self, replica_id: str) -> None:
+        """A container replica's client passes SIGTERM on to the container (`--sig-proxy`);
+        a container adopted without its client gets it from the engine."""
         with self._lock:
             replica = self._replicas.get(replica_id)
             if replica is None or replica.stop_deadline is not None:
                 return
             replica.stop_deadline = self._clock.monotonic() + self._settings.control.stop_timeout_s
             if replica.running():
-                processes.signal_group(replica.pid, signal.SIGTERM)
+                if replica.has_client:
+                    processes.signal_group(replica.pid, signal.SIGTERM)
+                else:
+                    self._defer_container(replica, "TERM")
+        self._run_deferred()
 
     async def kill(self, replica_id: str, reason: ExitReason) -> None:
         """SIGKILL the replica now; `poll` reports its exit with `reason`."""
@@ -319,6 +507,7 @@ class LocalBackend:
             replica = self._replicas.get(replica_id)
             if replica is not None:
                 self._kill(replica, reason, None)
+        self._run_deferred()
 
     def _kill(self, replica: ManagedReplica, reason: ExitReason, error: str | None) -> None:
         if replica.kill_reason is None:
@@ -326,7 +515,10 @@ class LocalBackend:
             if reason is ExitReason.OOM:  # known as soon as it is decided
                 self._record_cause(replica.replica_id, cause(reason, error, None))
         if replica.running():
-            processes.signal_group(replica.pid, signal.SIGKILL)
+            if replica.container is not None:  # it outlives a killed client: the engine
+                self._defer_container(replica, "rm")  # removes it, then the client goes
+            else:
+                processes.signal_group(replica.pid, signal.SIGKILL)
 
     # ------------------------------------------------------------------ poll
 
@@ -335,22 +527,107 @@ class LocalBackend:
         return await asyncio.to_thread(self._poll)
 
     def _poll(self) -> list[ObservedReplica]:
+        turn = _PassEngine(self.containers)
+        if not self._strays_checked:  # no adoption ran (the store named no replica)
+            names = turn.ours(self._home_label)
+            if turn.engine is None or names is not None:  # else: the next pass asks again
+                self._strays_checked = True
+            if names:
+                self._remove_strays(set(names), turn)
+        ended: list[tuple[ManagedReplica, int | None]] = []  # containers: reported off the lock
+        unknown: list[ManagedReplica] = []  # containers whose main process is not known yet
         with self._lock:
             out: list[ObservedReplica] = []
             kids: dict[int, list[int]] | None = None  # built at most once per poll
             for replica in list(self._replicas.values()):
                 exited, code = self._check_exit(replica)
                 if exited:
-                    out.append(self._exit_report(replica, code))
+                    if replica.container is not None:
+                        ended.append((replica, code))
+                    else:
+                        out.append(self._exit_report(replica, code))
                     self._forget(replica.replica_id)
                     continue
                 if self._escalate(replica) or replica.memory_mb is None:
                     out.append(replica.observed())
                     continue
+                if replica.container is not None and replica.container_pid is None:
+                    unknown.append(replica)  # its container was slow to start
+                if replica.container is not None:
+                    self._check_container_oom(replica, replica.memory_mb)
                 kids = processes.children_map() if kids is None else kids
                 self._enforce_memory(replica, replica.memory_mb, kids)
                 out.append(replica.observed())
-            return out
+        self._run_deferred()
+        out += [self._container_exit(replica, code, turn) for replica, code in ended]
+        for replica in unknown:
+            self._find_container_pid(replica, turn)
+        return out
+
+    def _find_container_pid(self, replica: ManagedReplica, turn: _PassEngine) -> None:
+        """Off `_lock`: the main process of a container that did not run yet when its start
+        returned (`wait_running` gave up), once it does (asked again each pass)."""
+        if replica.container is None:
+            return
+        state = turn.state(replica.container)
+        if state is not None and state.running and state.pid > 0:
+            base = self.containers.oom_base(state.pid, replica.memory_mb)
+            with self._lock:
+                replica.container_pid, replica.oom_kills = state.pid, base
+
+    def _check_container_oom(self, replica: ManagedReplica, limit: int) -> None:
+        """Under `_lock`: the kernel killed a process of the container for memory (its
+        `--memory` limit): the replica ran out of memory (`container_runtime`). Only for a
+        container with a memory cgroup of its own (`ContainerRuntime.oom_base`)."""
+        base = replica.oom_kills
+        if replica.container_pid is None or base is None or replica.kill_reason is not None:
+            return
+        kills = oom_kills(replica.container_pid)
+        if kills is not None and kills > base:
+            error = (
+                f"out of memory: limit {limit} MiB (instance type "
+                f"{replica.instance_type or 'unknown'}); the kernel killed a process of the "
+                "container"
+            )
+            self._kill(replica, ExitReason.OOM, error)
+
+    def _container_exit(
+        self, replica: ManagedReplica, code: int | None, turn: _PassEngine
+    ) -> ObservedReplica:
+        """The exit report of a container replica (off `_lock`): its container's exit code
+        and OOMKilled, then the container is removed. A client that ended while its
+        container runs on (killed by someone) takes the container with it. An engine that
+        does not answer in time (`_PassEngine`) leaves the client's exit code as the
+        report, and the removal to a thread of its own."""
+        replica.stop_log_follower()
+        assert replica.container is not None
+        engine = turn.engine
+        state = turn.state(replica.container)
+        turn.remove(replica.container)
+        reason: ExitReason | None = None
+        error: str | None = None
+        if state is not None and state.running and replica.kill_reason is None:
+            reason, error = (
+                ExitReason.CRASHED,
+                (
+                    f"the {engine.name if engine else 'engine'} client ended "
+                    f"({processes.describe_exit(code)}) while its container ran; container removed"
+                ),
+            )
+        elif state is not None:
+            code = code if replica.has_client and code is not None else state.exit_code
+            if state.oom_killed and replica.kill_reason is None:
+                reason, error = (
+                    ExitReason.OOM,
+                    (
+                        f"out of memory: limit {replica.memory_mb} MiB (instance type "
+                        f"{replica.instance_type or 'unknown'})"
+                    ),
+                )
+        if reason is None:
+            reason, error = replica.verdict(code, {}, self._settings.control.stop_timeout_s)
+        self._record_cause(replica.replica_id, cause(reason, error, code))
+        return replica.exited(code, reason, error)
 
     def _check_exit(self, replica: ManagedReplica) -> tuple[bool, int | None]:
         """(exited, exit code if known); reaps the process."""
@@ -375,7 +652,10 @@ class LocalBackend:
         deadline = replica.stop_deadline
         if deadline is not None and self._clock.monotonic() >= deadline:
             replica.escalated = True
-            processes.signal_group(replica.pid, signal.SIGKILL)
+            if replica.container is not None:  # a killed client leaves it running
+                self._defer_container(replica, "KILL")
+            else:
+                processes.signal_group(replica.pid, signal.SIGKILL)
             return True
         return False
 
@@ -383,7 +663,10 @@ class LocalBackend:
         self, replica: ManagedReplica, limit: int, kids: dict[int, list[int]]
     ) -> None:
         """SIGKILL a replica whose process tree uses more memory than its instance type."""
-        used = processes.tree_rss_mib(replica.pid, kids)
+        root = replica.measured_pid
+        if root is None:
+            return
+        used = processes.tree_rss_mib(root, kids)
         if used is not None and used > limit:
             error = (
                 f"used {used} MiB, limit {limit} MiB "
@@ -417,19 +700,75 @@ class LocalBackend:
         return await asyncio.to_thread(self._adopt, candidates)
 
     def _adopt(self, candidates: list[AdoptCandidate]) -> list[ObservedReplica]:
+        """Processes first (`adopted.adoptable`); a container replica whose client is gone
+        but whose container runs is adopted by the container (off the lock: engine calls),
+        its log followed again (`ENGINE logs -f`). Containers of this server (by the
+        `podium.home` label) that nobody adopted are removed (by the first `poll` when no
+        adoption ran: the controller adopts before its first poll, and starts after it)."""
         adopted: list[ObservedReplica] = []
+        self._strays_checked = True
+        engine = self.containers.found()  # one listing of this server's containers
+        ours = set((self.containers.ours(engine, self._home_label) if engine else None) or [])
+        found = [(c, self._adoptable(c, ours)) for c in candidates]
         with self._lock:
-            for c in candidates:
-                if c.replica_id in self._replicas:
-                    continue
-                log_path = self.replica_logs.location(c.endpoint, c.replica_id, c.log_location)
-                replica = adoptable(c, self._status_path(c.replica_id), log_path)
-                if replica is None:
+            for c, replica in found:
+                if c.replica_id in self._replicas or replica is None:
+                    if replica is not None:
+                        replica.stop_log_follower()
                     continue
                 self._add(replica)
+                kind = self._settings.instance_types.get(replica.instance_type)
+                wanted = kind.gpus if kind is not None else None  # `custom`: as recorded
+                self.gpus.adopt(c.replica_id, replica.visible_devices, wanted)
                 self.replica_logs.remember(c.replica_id, replica.log_path)
                 adopted.append(replica.observed())
+        self._remove_strays(ours)
         return adopted
+
+    def _adoptable(self, c: AdoptCandidate, ours: set[str]) -> ManagedReplica | None:
+        """Candidate `c` as a replica to watch (`_adopt`), or None. `ours`: the names of
+        this server's containers (only those are asked about)."""
+        log_path = self.replica_logs.location(c.endpoint, c.replica_id, c.log_location)
+        status_path = self._status_path(c.replica_id)
+        replica = adoptable(c, status_path, log_path)
+        if replica is not None and replica.container is None:
+            return replica
+        name = containers.container_name(c.replica_id)
+        engine = self.containers.found()
+        if engine is None or name not in ours:
+            return replica  # a process replica, or a container nobody can ask about
+        state = self.containers.state(engine, name)
+        if replica is not None:  # its client runs: the container's process is measured
+            if state is not None and state.running:
+                replica.container_pid = state.pid
+                memory = state.labels.get(containers.LABEL_MEMORY_MB, "")
+                limit = int(memory) if memory.isdigit() else None
+                replica.oom_kills = self.containers.oom_base(state.pid, limit)
+            return replica
+        replica = container_adoptable(c, state, self._home_label, status_path, log_path)
+        if replica is None:
+            return None
+        replica.oom_kills = self.containers.oom_base(replica.pid, replica.memory_mb)
+        since = log_path.stat().st_mtime if log_path.exists() else time.time()
+        replica.log_follower = self.containers.follow_log(engine, name, log_path, since)
+        return replica
+
+    def _remove_strays(self, names: set[str], turn: _PassEngine | None = None) -> None:
+        """Remove this server's containers (`names`, listed before adoption) that no
+        replica of the table runs in (their replica ended with the last server, or was not
+        adopted). One started since the listing is not in it. `turn`: a poll pass's."""
+        engine = self.containers.found()
+        if engine is None:
+            return
+        with self._lock:
+            live = {r.container for r in self._replicas.values() if r.container is not None}
+        for name in sorted(names):
+            if name not in live:
+                log.info("removing container %s: no replica of this server runs in it", name)
+                if turn is not None:
+                    turn.remove(name)
+                else:
+                    self.containers.remove(engine, name)
 
     # ------------------------------------------------------------------ logs
 
@@ -467,7 +806,8 @@ class LocalBackend:
             cpus, gpus = r.cpus, r.gpus
             if cpus is None and kind is not None:  # adopted: its instance type's
                 cpus, gpus = kind.cpus, kind.gpus
-            targets[r.replica_id] = Target(r.pid, cpus, gpus)
+            if (root := r.measured_pid) is not None:
+                targets[r.replica_id] = Target(root, cpus, gpus)
         return self._meter.measure(targets)
 
     async def close(self, *, stop_replicas: bool = True) -> None:
@@ -489,24 +829,88 @@ class LocalBackend:
         # Not waited for: a start blocked on its model raises `Unavailable` when it goes on.
         self._start_pool.shutdown(wait=False)
         self.zygotes.close()  # forked replicas are in their own sessions: not affected
+        for r in replicas:
+            r.stop_log_follower()  # a later server follows an adopted container's log anew
         if not stop_replicas:
             return
+        engine = self.containers.found() if any(r.container for r in replicas) else None
         for r in replicas:
-            if r.running():
-                processes.signal_group(r.pid, signal.SIGTERM)
+            if r.running() and r.has_client:
+                processes.signal_group(r.pid, signal.SIGTERM)  # a client passes it on
+            elif r.running() and engine is not None and r.container is not None:
+                self.containers.signal(engine, r.container, "TERM")
         deadline = time.monotonic() + self._settings.control.stop_timeout_s
         if not wait_exited(replicas, deadline):
             for r in replicas:
-                if r.running():
+                if r.running() and engine is not None and r.container is not None:
+                    self.containers.signal(engine, r.container, "KILL")
+                if r.running() and r.has_client:
                     processes.signal_group(r.pid, signal.SIGKILL)
             wait_exited(replicas, time.monotonic() + 5.0)
         for r in replicas:
             if r.popen is not None:
                 processes.kill_leftover_group(r.pid)
+            if engine is not None and r.container is not None:
+                self.containers.remove(engine, r.container)  # none left behind
             remove_status(r.status_path)
+
+
+class _PassEngine:
+    """The engine calls of one poll pass (`_poll`: a late container's `inspect`, an ended
+    one's `inspect` and `rm`, the first pass's listing), bounded so that an engine held up
+    (its storage lock taken by a multi-GB pull, say) delays the controller's pass by about
+    `POLL_ENGINE_S`, not by N x `command_timeout_s`: each call waits at most
+    `POLL_ENGINE_S`, and once one ran that long the pass asks nothing more (an `inspect`
+    is asked again next pass; an `rm` goes to a thread of its own, with the full timeout)."""
+
+    def __init__(self, runtime: ContainerRuntime) -> None:
+        self._runtime = runtime
+        self.engine = runtime.found()
+        self._stuck = False
+
+    def state(self, name: str) -> ContainerState | None:
+        """`inspect` of `name`; None: none, or no answer in time (or earlier this pass)."""
+        if self.engine is None or self._stuck:
+            return None
+        started = time.monotonic()
+        state = self._runtime.state(self.engine, name, timeout_s=POLL_ENGINE_S)
+        self._stuck = time.monotonic() - started >= POLL_ENGINE_S
+        return state
+
+    def ours(self, home: str) -> list[str] | None:
+        """This server's containers (`ContainerRuntime.ours`); None: no answer in time."""
+        if self.engine is None or self._stuck:
+            return None
+        started = time.monotonic()
+        names = self._runtime.ours(self.engine, home, timeout_s=POLL_ENGINE_S)
+        self._stuck = time.monotonic() - started >= POLL_ENGINE_S
+        return names
+
+    def remove(self, name: str) -> None:
+        """`rm -f` now, or in a thread of its own when the engine is slow."""
+        engine = self.engine
+        if engine is None:
+            return
+        if not self._stuck:
+            started = time.monotonic()
+            if self._runtime.remove(engine, name, timeout_s=POLL_ENGINE_S):
+                return
+            self._stuck = time.monotonic() - started >= POLL_ENGINE_S
+        threading.Thread(
+            target=self._runtime.remove,
+            args=(engine, name),
+            name="podium-container-rm",
+            daemon=True,
+        ).start()
 
 
 if TYPE_CHECKING:
 
     def _conforms(settings: Settings) -> Backend:
         return LocalBackend(settings)  # mypy checks LocalBackend against the Backend protocol
+
+    def _has_room(settings: Settings) -> HasRoom:
+        return LocalBackend(settings)
+
+    def _runs_containers(settings: Settings) -> RunsContainers:
+        return LocalBackend(settings)

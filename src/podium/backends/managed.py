@@ -37,6 +37,7 @@ class ManagedReplica:
     instance_type: str = ""
     cpus: float | None = None  # its size, when it was started here (adopted: by type name)
     gpus: int | None = None
+    visible_devices: str | None = None  # its CUDA_VISIBLE_DEVICES (None: not known)
     stop_deadline: float | None = None  # set by stop(); SIGKILL once passed
     escalated: bool = False
     kill_reason: ExitReason | None = None  # set by kill() and by the memory check
@@ -44,6 +45,16 @@ class ManagedReplica:
     start_mode: str = "spawn"  # or "fork": a child of a zygote (zygote_pool.py)
     launched_at: float = 0.0  # wall clock when the process was asked for
     forked_by: zygote_pool.Zygote | None = None  # our fork: the zygote reaps it, knows its code
+    # A container replica (`containers.py`): its container's name; `pid` / `popen` / `proc`
+    # are then the engine's attached `run` client, or, when a later server adopted the
+    # container alone (`has_client` False), the container's main process.
+    container: str | None = None
+    container_pid: int | None = None  # the container's main process on this host
+    has_client: bool = True
+    # The container's kernel OOM kills seen when it started (or was adopted); None: its
+    # memory cgroup is not its own, or not readable, and no count is watched.
+    oom_kills: int | None = None
+    log_follower: subprocess.Popen[bytes] | None = None  # `ENGINE logs -f` of an adopted one
 
     def observed(self) -> ObservedReplica:
         """The replica as alive."""
@@ -107,6 +118,24 @@ class ManagedReplica:
         if code is not None or self.popen is not None:
             return processes.describe_exit(code)
         return "exited; exit code unknown (adopted from an earlier server)"
+
+    @property
+    def measured_pid(self) -> int | None:
+        """The root of the process tree its memory and CPU are measured on: the container's
+        main process for a container replica (None until it is known), else `pid`."""
+        if self.container is None:
+            return self.pid
+        return self.container_pid if self.container_pid else None
+
+    def stop_log_follower(self) -> None:
+        follower, self.log_follower = self.log_follower, None
+        if follower is not None and follower.poll() is None:
+            follower.terminate()
+            try:
+                follower.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                follower.kill()
+                follower.wait(timeout=2.0)
 
     def running(self) -> bool:
         """True while the pid still names our process (safe to signal)."""

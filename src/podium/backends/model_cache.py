@@ -10,10 +10,14 @@ is where the local backend turns one into a folder on this machine:
 - an `hf://` model is fetched into the node cache (`artifacts.sources.NodeCache`) by a
   download child process (`artifacts.download.HubDownload`), which `prepare` starts and
   then looks at without waiting; with the Hub offline (`HF_HUB_OFFLINE`) only the cache is
-  read, when the replica starts.
+  read, when the replica starts;
+- an `s3://` model likewise (`artifacts.s3_download.S3Download`): the child lists the
+  prefix, pins the listing's digest and downloads into the node cache, or re-verifies a
+  copy already there (`artifacts.s3`).
 
-One download per model and token, whichever endpoints want it (an endpoint's
-`model_source.token_secret` gives the download its own token, in the child's environment).
+One download per model and credentials, whichever endpoints want it (an endpoint's
+`model_source.token_secret`, or its S3 keys, give the download its own, in the child's
+environment).
 A download nobody wants any more is cancelled (`retain`), and what was fetched is forgotten
 with it, so a later `prepare` of a moving reference (a branch) looks at the Hub again.
 Thread-safe: `prepare` and `retain` run in a worker thread of the controller's loop,
@@ -27,14 +31,16 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from podium.artifacts.download import HubDownload
+from podium.artifacts.download import ChildDownload, HubDownload
 from podium.artifacts.hashing import sha256_tree
+from podium.artifacts.s3 import Limits as S3Limits
+from podium.artifacts.s3_download import S3Download
 from podium.artifacts.sources import NodeCache
 from podium.backends.base import ModelSource, Preparation, Readiness
 from podium.core import redact
 from podium.core.errors import LoadError, PodiumError, Unavailable
 from podium.core.settings import DownloadSettings
-from podium.core.spec import HfRef, RepoRef, parse_model_ref
+from podium.core.spec import HfRef, RepoRef, S3Ref, parse_model_ref
 
 log = logging.getLogger("podium.backends")
 
@@ -44,7 +50,7 @@ class ModelCache:
         self.cache = cache
         self.settings = settings
         self._lock = threading.Lock()
-        self._jobs: dict[ModelSource, HubDownload] = {}
+        self._jobs: dict[ModelSource, ChildDownload] = {}
         self._done: dict[ModelSource, tuple[Path, Preparation]] = {}  # fetched: folder, report
         self._failed: dict[ModelSource, Preparation] = {}
         self._verified: set[tuple[str, str]] = set()  # (folder, digest) checked
@@ -53,12 +59,12 @@ class ModelCache:
 
     def prepare(self, model: ModelSource) -> Preparation:
         """READY, FETCHING with the download's progress, or FAILED with its reason. The
-        first call for an `hf://` model not fetched yet starts its download."""
+        first call for an `hf://` or `s3://` model not fetched yet starts its download."""
         try:
             ref = parse_model_ref(model.ref)
         except PodiumError as e:
             return Preparation(Readiness.FAILED, label=model.ref, reason=str(e))
-        if isinstance(ref, RepoRef) or self.cache.hf_offline:
+        if isinstance(ref, RepoRef) or (isinstance(ref, HfRef) and self.cache.hf_offline):
             return Preparation.ready()  # the store's folder, or the cache only: at start
         with self._lock:
             if (done := self._done.get(model)) is not None:
@@ -68,7 +74,7 @@ class ModelCache:
             job = self._jobs.get(model)
             if job is None:
                 try:
-                    job = self._start(ref, model.token)
+                    job = self._start(ref, model)
                 except PodiumError as e:
                     return self._fail(model, ref, e)
                 self._jobs[model] = job
@@ -92,20 +98,34 @@ class ModelCache:
             self._done[model] = (resolved.path, ready)
             return ready
 
-    def _start(self, ref: HfRef, token: str | None) -> HubDownload:
-        job = HubDownload(
-            self.cache,
-            ref,
-            token=token,
-            stall_s=self.settings.stall_s,
-            connect_timeout_s=self.settings.connect_timeout_s,
-            read_timeout_s=self.settings.read_timeout_s,
-        )
+    def _start(self, ref: HfRef | S3Ref, model: ModelSource) -> ChildDownload:
+        bounds = self.settings
+        job: ChildDownload
+        if isinstance(ref, S3Ref):
+            job = S3Download(
+                self.cache,
+                ref,
+                keys=model.s3_keys,
+                server_credentials=bounds.s3_server_credentials,
+                limits=S3Limits(max_bytes=bounds.max_bytes, max_files=bounds.max_files),
+                stall_s=bounds.stall_s,
+                connect_timeout_s=bounds.connect_timeout_s,
+                read_timeout_s=bounds.read_timeout_s,
+            )
+        else:
+            job = HubDownload(
+                self.cache,
+                ref,
+                token=model.token,
+                stall_s=bounds.stall_s,
+                connect_timeout_s=bounds.connect_timeout_s,
+                read_timeout_s=bounds.read_timeout_s,
+            )
         job.start()
         return job
 
     @staticmethod
-    def _fetching(job: HubDownload) -> Preparation:
+    def _fetching(job: ChildDownload) -> Preparation:
         return Preparation(
             Readiness.FETCHING,
             label=job.label,
@@ -114,7 +134,7 @@ class ModelCache:
             bytes_total=job.bytes_total,
         )
 
-    def _fail(self, model: ModelSource, ref: HfRef, e: PodiumError) -> Preparation:
+    def _fail(self, model: ModelSource, ref: HfRef | S3Ref, e: PodiumError) -> Preparation:
         reason = redact.urls_in(str(e))  # HubDownload redacts too; reasons never leak
         failed = Preparation(Readiness.FAILED, label=str(ref), reason=reason)
         self._failed[model] = failed
@@ -136,7 +156,7 @@ class ModelCache:
     def cancel_all(self) -> None:
         self.retain(())
 
-    def fetching(self, model: ModelSource) -> HubDownload | None:
+    def fetching(self, model: ModelSource) -> ChildDownload | None:
         """The download of `model` in flight (tests look at its process)."""
         with self._lock:
             return self._jobs.get(model)
@@ -157,7 +177,7 @@ class ModelCache:
             done = self._done.get(model)
         if done is not None:
             return done[0]
-        if self.cache.hf_offline:
+        if isinstance(ref, HfRef) and self.cache.hf_offline:
             try:
                 return self.cache.resolve_hf(ref).path
             except PodiumError as e:

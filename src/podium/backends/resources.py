@@ -11,6 +11,13 @@ import time). Without the package, without a driver or without a GPU, `nvmlInit`
 scan per call lists every device's utilisation and its compute processes; a replica's
 figures are the memory its own processes hold and the utilisation of the devices they run
 on (NVML reports utilisation per device: two replicas sharing a device both show it).
+
+`node_devices` is this node's GPUs for placement (the API's size check and the local
+backend's `gpu_inventory` both count them, so the two agree): NVML's devices, else the
+device files, less what the server's own `CUDA_VISIBLE_DEVICES` leaves out (an operator
+who gives the server GPUs 2 and 3 gives its replicas only those) and less GPUs in MIG mode
+(CUDA exposes no device under a MIG-enabled GPU's UUID, so a replica given one would see
+none: MIG instances are not placed by Podium).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import glob
 import importlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,10 +37,12 @@ from typing import Any
 import psutil
 
 from podium.backends.base import ReplicaResources
+from podium.backends.replica_env import ENV_VISIBLE_DEVICES
 from podium.core.resources_spec import NodeCapacity
 
 log = logging.getLogger("podium.backends")
 
+_DEVICE_FILE = re.compile(r"/nvidia(\d+)$")
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
 GPU_DEVICE_FILES = "/dev/nvidia[0-9]*"  # one per NVIDIA GPU (not nvidiactl, nvidia-uvm)
 
@@ -86,6 +96,40 @@ class Gpus:
         except Exception as e:  # NVMLError: no GPU after all
             log.info("NVML could not count GPUs (%s): none", e)
             return 0
+
+    def identities(self) -> list[tuple[int, str | None]]:
+        """(index, UUID) of each device NVML sees, in NVML's order (PCI bus order); the UUID
+        is None when NVML cannot tell it. [] without NVML or when it fails."""
+        nvml = self._nvml
+        if nvml is None:
+            return []
+        out: list[tuple[int, str | None]] = []
+        try:
+            for i in range(int(nvml.nvmlDeviceGetCount())):
+                uuid: str | None = None
+                getter = getattr(nvml, "nvmlDeviceGetUUID", None)
+                if getter is not None:
+                    with contextlib.suppress(Exception):  # an old driver: index only
+                        raw = getter(nvml.nvmlDeviceGetHandleByIndex(i))
+                        uuid = raw.decode() if isinstance(raw, bytes) else str(raw)
+                out.append((i, uuid or None))
+        except Exception as e:  # NVMLError: no device list after all
+            log.info("NVML could not list GPUs (%s): none", e)
+            return []
+        return out
+
+    def mig_enabled(self, index: int) -> bool:
+        """Whether the device at this NVML index runs in MIG mode (False without NVML, on a
+        driver or device without MIG, or when NVML cannot tell)."""
+        nvml = self._nvml
+        getter = getattr(nvml, "nvmlDeviceGetMigMode", None)
+        if nvml is None or getter is None:
+            return False
+        try:
+            current, _pending = getter(nvml.nvmlDeviceGetHandleByIndex(index))
+        except Exception:  # NVMLError_NotSupported (pre-Ampere) or anything odd: no MIG
+            return False
+        return bool(current)
 
     def scan(self) -> list[_Device]:
         """Each device's utilisation and the GPU memory of each compute process on it;
@@ -202,17 +246,84 @@ class ResourceMeter:
                 self._gpus.close()
 
 
-def node_gpus() -> int:
-    """The NVIDIA GPUs of this node: NVML's count or, without NVML (no `nvidia-ml-py`, or
-    it cannot start), the device files `/dev/nvidia0`, `/dev/nvidia1`, …: the one count
-    that the size check, the frameworks catalog and a GPU preset's start all use."""
-    gpus = Gpus.load()
+def node_devices(
+    gpus: Gpus | None = None, visible: str | None = None, *, from_env: bool = True
+) -> list[tuple[int, str | None]]:
+    """(index, UUID) of each GPU the server may give its replicas: NVML's devices (`gpus`,
+    loaded here when not given, and closed again when loaded here) that are not in MIG
+    mode, or without NVML the device files `/dev/nvidia0`, `/dev/nvidia1`, … (UUID None);
+    then only those the server's `CUDA_VISIBLE_DEVICES` names (`visible`; by default read
+    from the environment unless `from_env` is False). What is left out is logged."""
+    own = gpus is None
+    nvml = Gpus.load() if gpus is None else gpus
     try:
-        if gpus.present:
-            return gpus.device_count()
+        if nvml.present:
+            found = nvml.identities()
+            mig = [i for i, _ in found if nvml.mig_enabled(i)]
+            if mig:
+                log.warning(
+                    "GPU(s) %s are in MIG mode: not given to replicas (Podium does not "
+                    "place MIG instances)",
+                    ", ".join(map(str, mig)),
+                )
+            devices = [(i, uuid) for i, uuid in found if i not in mig]
+        else:
+            files = (_DEVICE_FILE.search(path) for path in glob.glob(GPU_DEVICE_FILES))
+            devices = [(i, None) for i in sorted(int(m.group(1)) for m in files if m)]
     finally:
-        gpus.close()
-    return len(glob.glob(GPU_DEVICE_FILES))
+        if own:
+            nvml.close()
+    if visible is None and from_env:
+        visible = os.environ.get(ENV_VISIBLE_DEVICES)
+    return devices if visible is None else visible_to_server(devices, visible)
+
+
+def visible_to_server(
+    devices: list[tuple[int, str | None]], visible: str
+) -> list[tuple[int, str | None]]:
+    """The devices the server's `CUDA_VISIBLE_DEVICES` (`visible`) names, in its order: an
+    index (NVML's, PCI bus order, as `nvidia-smi` numbers them), a UUID or a unique prefix
+    of one. As CUDA does, the entries from the first one that names no device on are left
+    out ("" or "-1": none at all); the ones left out are logged."""
+    kept: list[tuple[int, str | None]] = []
+    entries = [e.strip() for e in visible.split(",")]
+    for n, entry in enumerate(entries):
+        match = [d for d in devices if entry == str(d[0]) or _names_uuid(entry, d[1])]
+        if len(match) != 1:
+            if entry or len(entries) > 1:
+                log.warning(
+                    "%s=%s: %r names no single GPU of this node (MIG instances are not "
+                    "placed): %s left out",
+                    ENV_VISIBLE_DEVICES,
+                    visible,
+                    entry,
+                    ", ".join(repr(e) for e in entries[n:]),
+                )
+            break
+        if match[0] not in kept:
+            kept.append(match[0])
+    left = [str(d[0]) for d in devices if d not in kept]
+    if left:
+        log.info(
+            "%s=%s: GPU(s) %s of this node are not given to replicas",
+            ENV_VISIBLE_DEVICES,
+            visible,
+            ", ".join(left),
+        )
+    return kept
+
+
+def _names_uuid(entry: str, uuid: str | None) -> bool:
+    """Whether a `CUDA_VISIBLE_DEVICES` entry names this UUID (whole, or a prefix of it that
+    starts with "GPU-", as CUDA accepts)."""
+    return uuid is not None and entry.startswith("GPU-") and uuid.startswith(entry)
+
+
+def node_gpus() -> int:
+    """How many GPUs this node gives replicas (`node_devices`): the one count that the
+    size check, the frameworks catalog and a GPU preset's start all use, and the one the
+    local backend places replicas on."""
+    return len(node_devices())
 
 
 @functools.cache

@@ -3,7 +3,8 @@
 
 `ZygotePool.fork(...)` returns the forked replica's pid, or None (reason logged) when the
 replica must be spawned: start mode `spawn`, a runtime without a zygote, an endpoint env
-read at import time, the zygote still importing (started in the background, so the next
+read at import time, a replica given GPUs (CUDA must start in a fresh process; the zygote
+itself sees no GPU), the zygote still importing (started in the background, so the next
 replica forks), or any zygote failure. A zygote is the server's child, in its own session,
 on a socketpair; it exits with the server, its forks do not: the next server adopts them
 through `<replica>.fork.json` (their command line is the zygote's). Also here: the
@@ -31,7 +32,7 @@ import psutil
 
 from podium.backends import logfiles, processes
 from podium.backends.base import ReplicaStartup
-from podium.backends.replica_env import inherited_env
+from podium.backends.replica_env import ENV_VISIBLE_DEVICES, inherited_env
 from podium.replica import zygote as wire
 
 log = logging.getLogger("podium.backends.zygote_pool")
@@ -91,6 +92,9 @@ class Zygote:
         env = inherited_env()
         env.update(dict.fromkeys(wire.THREAD_ENV, "1"))
         env["PYTHONUNBUFFERED"] = "1"
+        # No GPU for the zygote: a library that initialised CUDA while importing would
+        # leave every forked child unable to use it. GPU replicas are spawned (`fork`).
+        env[ENV_VISIBLE_DEVICES] = ""
         fd = str(theirs.fileno())
         try:
             log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -271,6 +275,13 @@ class ZygotePool:
             return None
         if family is None:
             log.debug("runtime %s has no zygote: spawning", runtime)
+            return None
+        if env.get(ENV_VISIBLE_DEVICES):
+            log.info(
+                "spawning (not forking) a %s replica: it has GPUs, and CUDA is only "
+                "safe in a process that starts fresh",
+                runtime,
+            )
             return None
         bad = import_time_vars(endpoint_env)
         if bad:

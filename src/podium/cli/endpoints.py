@@ -40,7 +40,10 @@ WaitTimeout = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait with --wait.", min=0)
 ]
 Model = Annotated[
-    str | None, typer.Option("--model", "-m", help="NAME, NAME:VERSION or hf://ORG/NAME@REV.")
+    str | None,
+    typer.Option(
+        "--model", "-m", help="NAME, NAME:VERSION, hf://ORG/NAME@REV or s3://BUCKET/PREFIX."
+    ),
 ]
 Framework = Annotated[
     str | None,

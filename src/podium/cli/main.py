@@ -24,7 +24,7 @@ from podium.cli import (
     top,
 )
 from podium.cli._common import PodiumGroup
-from podium.core.settings import Settings
+from podium.core.settings import ALL_ROLES, Settings
 
 app = typer.Typer(
     cls=PodiumGroup,
@@ -99,15 +99,16 @@ def up(
     With access control on (the default), a fresh home gets an admin token in
     $PODIUM_HOME/credentials (mode 0600), which the CLI and SDK here use by themselves."""
     settings = Settings.from_env()
-    overrides: dict[str, Any] = {}
+    # `podium up` is every role in one process, whatever PODIUM_ROLES says (that is for
+    # `podium server`).
+    overrides: dict[str, Any] = {"roles": ALL_ROLES}
     if host is not None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
     if no_auth:
         overrides["auth"] = False
-    if overrides:
-        settings = settings.with_overrides(**overrides)
+    settings = settings.with_overrides(**overrides)
     # lazy: the only command that needs the server
     from podium.core.errors import Invalid
     from podium.server.hosts import check_no_auth
@@ -119,6 +120,61 @@ def up(
     from podium.server.main import serve
 
     serve(settings, demo=demo)
+
+
+@app.command()
+def server(
+    roles: Annotated[
+        str | None,
+        typer.Option(
+            help="What this process runs: any of api,gateway,controller, comma-separated "
+            "(default $PODIUM_ROLES or all three). Several processes need PostgreSQL.",
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to listen on (default $PODIUM_HOST or 127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port (default $PODIUM_PORT or 8000).", min=1, max=65535),
+    ] = None,
+    server_id: Annotated[
+        str | None,
+        typer.Option(
+            "--server-id",
+            help="This process's name among the servers sharing $PODIUM_HOME (default: the port).",
+        ),
+    ] = None,
+) -> None:
+    """Run one Podium server process with some roles, one of several sharing a PostgreSQL
+    database (PODIUM_DATABASE_URL): API, gateway, controller candidate (one leads)."""
+    from podium.core.errors import Invalid
+    from podium.core.settings import parse_roles
+    from podium.server.hosts import check_no_auth
+
+    settings = Settings.from_env()
+    overrides: dict[str, Any] = {}
+    try:
+        if roles is not None:
+            overrides["roles"] = parse_roles(roles, "roles")
+        if host is not None:
+            overrides["host"] = host
+        if port is not None:
+            overrides["port"] = port
+        if overrides:
+            settings = settings.with_overrides(**overrides)
+        check_no_auth(settings)
+    except Invalid as e:
+        raise typer.BadParameter(str(e)) from None
+    from podium.server.main import check_roles, serve
+
+    try:
+        check_roles(settings)  # a split on SQLite: one line, before anything is touched
+    except Invalid as e:
+        typer.echo(f"podium server: {e}", err=True)
+        raise typer.Exit(2) from None
+    serve(settings, server_id=server_id or str(settings.port))
 
 
 app.add_typer(models.app, name="models")

@@ -21,7 +21,15 @@ differs:
 - `framework="pytorch"` (the Hub's name for a transformers pipeline) means `transformers`.
 - `scale_to_zero_timeout` is in minutes, as on the Hub; given without `min_replica`, the
   endpoint may go to zero (min_replica 0).
-- `custom_image` is refused until Podium runs containers (the container issue).
+- `custom_image={"url", "health_route" (or the Hub's `healthRoute`), "env", "port"}` runs
+  that image: `framework: container` with a `container` block (`image` is the `url`;
+  Podium's other fields of the block, `pull_policy`, `registry_secret`, `model_mount`,
+  `command`, `args`, may be given too). The Hub's `framework` (e.g. "pytorch") is then
+  ignored, except a server preset (`tgi`, `vllm`, …), which runs from the image with its
+  own arguments and routes. The Hub's variant-keyed form, `{"vLLM": {"url", "port"}}`
+  (also `sGLang`, `tgi`, `llamacpp`; `custom` is the flat form), runs that preset from
+  the image (the preset's own image when there is no `url`). The model's files are
+  mounted at `/repository`, as on the Hub.
 - `accelerator`, `instance_size`, `region` and `vendor` name a cloud's machines: accepted
   and ignored, so a script written for the Hub runs; size replicas with `instance_type`
   (a Podium instance type) or `resources` ({cpus, memory, gpus, gpu_type}).
@@ -44,8 +52,10 @@ from podium.client._calls import gateway_prefix, seg, wait_done
 from podium.client._client import PodiumClient
 from podium.client._shapes import create_body, default_client, update_body
 from podium.core.access import DEFAULT_PROJECT
+from podium.core.container_spec import CONTAINER_FRAMEWORK
 from podium.core.errors import Invalid, LoadError
 from podium.core.phases import EndpointStatus
+from podium.core.probe_spec import EXTERNAL_FRAMEWORKS
 from podium.core.schemas import EndpointPublic
 
 if TYPE_CHECKING:
@@ -70,6 +80,8 @@ UPDATE_FAILED = "updateFailed"
 _DEPLOYED = frozenset({EndpointStatus.RUNNING, EndpointStatus.SCALED_TO_ZERO})
 _HUB_FRAMEWORKS = {"pytorch": "transformers"}
 WAIT_POLL_S = 1.0
+# The server presets (vllm, tgi, …), which may run from an image (`core.probe_spec`).
+PRESET_FRAMEWORKS = EXTERNAL_FRAMEWORKS - {"command"}
 
 
 def hub_status(ep: EndpointPublic) -> str:
@@ -81,8 +93,9 @@ def hub_status(ep: EndpointPublic) -> str:
 
 def model_ref(repository: str, revision: str | None = None) -> str:
     """A Podium model reference for `repository`: `org/name` → `hf://org/name[@revision]`;
-    anything else is taken as a Podium reference (checked by the spec)."""
-    if "/" in repository and not repository.startswith("hf://"):
+    anything else (`iris:2`, `hf://…`, `s3://bucket/prefix`) is taken as a Podium
+    reference (checked by the spec)."""
+    if "/" in repository and not repository.startswith(("hf://", "s3://")):
         repository = f"hf://{repository}"
     if revision is not None:
         if not repository.startswith("hf://"):
@@ -91,13 +104,82 @@ def model_ref(repository: str, revision: str | None = None) -> str:
     return repository
 
 
-def check_custom_image(custom_image: Any) -> None:
-    if custom_image is not None:
+# huggingface_hub's `custom_image` keys -> the `container` block's (the Hub's own examples
+# write `healthRoute`); Podium's own fields of the block may be given too (`pull_policy`,
+# `registry_secret`, `model_mount`, `command`, `args`).
+_IMAGE_KEYS = {
+    "url": "image",
+    "health_route": "health_route",
+    "healthRoute": "health_route",
+    "env": "env",
+    "port": "port",
+}
+_BLOCK_KEYS = frozenset({"command", "args", "model_mount", "pull_policy", "registry_secret"})
+# huggingface_hub's image variants (`custom_image={"vLLM": {"url": ..., "port": 8000}}`) ->
+# the server preset that runs that image. `custom` is the flat form, wrapped as the Hub
+# sends it.
+VARIANTS = {"vLLM": "vllm", "sGLang": "sglang", "tgi": "tgi", "llamacpp": "llama.cpp"}
+_CUSTOM = "custom"
+
+
+def container_fields(
+    custom_image: Any, framework: str | None
+) -> tuple[str | None, dict[str, Any] | None]:
+    """The spec's (`framework`, `container`) for the Hub's `custom_image` (`framework` is
+    the one already mapped). A flat `{url, port, …}` runs as `framework: container`, or,
+    with a server preset (`tgi`, `vllm`, …), the preset runs from that image (its
+    arguments, health route and routes). The Hub's variant-keyed form (`{"vLLM": {url,
+    port}}`, `sGLang`, `tgi`, `llamacpp`; `custom` is the flat form) runs the variant's
+    preset with the inner mapping as the block (no `url`: the preset's own image).
+    `Invalid` naming `custom_image[.KEY]` for a shape Podium cannot read."""
+    if custom_image is None:
+        return framework, None
+    if not isinstance(custom_image, dict):
+        raise Invalid("a mapping: {url, health_route, env, port}", field="custom_image")
+    if custom_image.keys() & (_IMAGE_KEYS.keys() | _BLOCK_KEYS) or not custom_image:
+        block = _block(custom_image, "custom_image", needs_url=True)
+        return (framework if framework in PRESET_FRAMEWORKS else CONTAINER_FRAMEWORK), block
+    if len(custom_image) > 1:
         raise Invalid(
-            "Podium does not run container images yet: `custom_image` lands with the "
-            "container issue; use a framework (sklearn, python, transformers, command, …)",
+            f"one image variant, not {len(custom_image)}: {', '.join(map(repr, custom_image))}",
             field="custom_image",
         )
+    ((variant, inner),) = custom_image.items()
+    where = f"custom_image.{variant}"
+    if not isinstance(inner, dict):
+        raise Invalid("a mapping: {url, port, …}", field=where)
+    if variant == _CUSTOM:
+        block = _block(inner, where, needs_url=True)
+        return (framework if framework in PRESET_FRAMEWORKS else CONTAINER_FRAMEWORK), block
+    preset = VARIANTS.get(variant)
+    if preset is None:
+        known = ", ".join([*VARIANTS, _CUSTOM])
+        raise Invalid(
+            f"Podium runs the image variants {known} (or the flat form {{url, port, …}}, "
+            f"any image), not {variant!r}",
+            field=where,
+        )
+    if framework in PRESET_FRAMEWORKS and framework != preset:
+        raise Invalid(
+            f"the {variant} variant runs framework {preset}, not {framework}", field=where
+        )
+    return preset, _block(inner, where, needs_url=False)
+
+
+def _block(image: dict[str, Any], where: str, *, needs_url: bool) -> dict[str, Any]:
+    """The `container` block for one flat image mapping; `where` names it in errors."""
+    block: dict[str, Any] = {}
+    for key, value in image.items():
+        if key in _IMAGE_KEYS:
+            block[_IMAGE_KEYS[key]] = value
+        elif key in _BLOCK_KEYS:
+            block[key] = value
+        else:
+            known = ", ".join([*_IMAGE_KEYS, *sorted(_BLOCK_KEYS)])
+            raise Invalid(f"unknown key {key!r}; known: {known}", field=f"{where}.{key}")
+    if needs_url and "image" not in block:
+        raise Invalid("the image to run (e.g. ghcr.io/org/server:1)", field=f"{where}.url")
+    return block
 
 
 def hf_fields(
@@ -118,14 +200,17 @@ def hf_fields(
     type: str | None,
 ) -> dict[str, Any]:
     """The hf-shaped arguments as spec fields (None: not given), for create and update."""
-    check_custom_image(custom_image)
+    framework, container = container_fields(
+        custom_image, _HUB_FRAMEWORKS.get(framework, framework) if framework else None
+    )
     if scale_to_zero_timeout is not None and scale_to_zero_timeout < 0:
         raise Invalid("minutes, at least 0", field="scale_to_zero_timeout")
     if scale_to_zero_timeout is not None and min_replica is None:
         min_replica = 0
     return {
         "model": None if repository is None else model_ref(repository, revision),
-        "framework": _HUB_FRAMEWORKS.get(framework, framework) if framework else None,
+        "framework": framework,
+        "container": container,
         "task": task,
         "instance_type": instance_type,
         "env": env,

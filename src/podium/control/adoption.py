@@ -9,6 +9,7 @@ end now. Usage rows left open for replicas the store no longer lists end now too
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from podium.backends.base import AdoptCandidate, Backend, ObservedReplica
 from podium.control.exits import Exits
@@ -36,11 +37,17 @@ class Adoption:
         self.journal = journal
         self.exits = exits
 
-    async def adopt_all(self) -> None:
+    async def adopt_all(self, managed: Mapping[str, ObservedReplica] | None = None) -> None:
         """After a server start: take over the replicas the store lists that still run;
-        the others are recorded as lost."""
+        the others are recorded as lost. `managed`: replicas this process's backend runs
+        already (a controller that led before, lost the lead and leads again, issue 16):
+        tracked as they are, not asked of `Backend.adopt` (which adopts only strangers)."""
+        managed = managed or {}
         with self.journal.db.unit_of_work(read_only=True) as uow:
             rows = uow.replicas.list()
+        named = {r.replica_id for r in rows}
+        for rid in managed.keys() - named:
+            log.warning("replica %s runs but the store does not name it; left alone", rid)
         if not rows:
             self.journal.close_stale_usage()
             return
@@ -56,8 +63,10 @@ class Adoption:
                 log_location=r.log_path or None,
             )
             for r in rows
+            if r.replica_id not in managed
         ]
         adopted = {o.replica_id: o for o in await self.backend.adopt(candidates)}
+        adopted.update((rid, obs) for rid, obs in managed.items() if rid in named)
         for row in rows:
             found: ObservedReplica | None = adopted.get(row.replica_id)
             if found is None:

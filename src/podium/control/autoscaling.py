@@ -149,7 +149,7 @@ class Autoscaling:
         active = [e for e in endpoints if e.status not in IDLE_STATUSES and not skip(e.name)]
         scaled = {e.name for e in active}
         metrics = await self._rule_metrics(active, by_endpoint, http)
-        quotas = _Quotas(self._quotas() if active else {})
+        quotas = _Quotas(self._quotas)  # read once, by the first endpoint that needs them
         for ep in endpoints:
             quotas.count(ep.project, self._usage(ep))
         now = self.clock.monotonic()
@@ -190,14 +190,17 @@ class Autoscaling:
         quotas: _Quotas,
     ) -> EndpointRecord:
         spec = ep.spec.scaling
-        track = self._tracks.get(ep.name) or self._resume(ep)
+        load = snapshot.get(ep.name, EndpointLoad())
+        track = self._tracks.get(ep.name)
+        if track is not None and self._quiet_at_zero(ep, track, mine, load):
+            return ep  # what the policy would decide: stay at zero (`_quiet_at_zero`)
+        track = track or self._resume(ep)
         ready = [r for r in mine if r.state is ReplicaState.READY]
         starting = sum(1 for r in mine if r.state is ReplicaState.STARTING)
         summed: dict[str, float] = {}
         for r in ready:
             for key, value in metrics.get(r.replica_id, {}).items():
                 summed[key] = summed.get(key, 0.0) + value
-        load = snapshot.get(ep.name, EndpointLoad())
         track.history.add(now, load, summed, spec, self._queue_of(ep.name))
         ctx = ScalingContext(
             now=now,
@@ -244,6 +247,28 @@ class Autoscaling:
                 now,
             )
         return replace(ep, desired_replicas=decision.desired, generation=ep.generation + 1)
+
+    def _quiet_at_zero(
+        self, ep: EndpointRecord, track: _Track, mine: list[TrackedReplica], load: EndpointLoad
+    ) -> bool:
+        """Whether the endpoint sits at zero with nothing that could move it: the policy
+        already decided on this count of 0 (its state knows it), it has no replica, the
+        gateway holds and forwards nothing for it and counted no request since the last
+        sample, no task is queued or running, and no quota note is pending. Then `decide`
+        can only say "stay" (rules 1 to 3 need a count above zero, a held request or a
+        queued task; at zero the windows are not read), so the sample and the decision are
+        skipped: with 1,000 endpoints at zero they were most of an idle controller's CPU
+        (bench/scale.py). The history misses only quiet samples; the next one that is
+        added trims the window by time as it would have."""
+        if ep.desired_replicas != 0 or track.state.known_desired != 0 or mine:
+            return False
+        if load.in_flight or load.held or track.capped is not None:
+            return False
+        counters = track.history.counters
+        if not counters or counters[-1] != load.requests:
+            return False
+        depth = self._queue.get(ep.name)
+        return depth is None or (depth.pending == 0 and depth.running == 0)
 
     def _resume(self, ep: EndpointRecord) -> _Track:
         """A new track for the endpoint. When the count is still the one the last decision
@@ -329,11 +354,16 @@ class _Quotas:
     """One pass's view of the projects' quotas and usage; the usage follows the counts
     this pass writes, so two endpoints of a project cannot both take the last room."""
 
-    def __init__(self, limits: Mapping[str, Quotas]) -> None:
-        self._limits = limits
+    def __init__(self, read: Callable[[], Mapping[str, Quotas]]) -> None:
+        self._read = read
+        self._limits: Mapping[str, Quotas] | None = None  # read when first asked
         self._used: dict[str, Usage] = {}
 
     def of(self, project: str) -> Quotas | None:
+        """The project's quotas; the first call of a pass reads them (one query): a pass
+        whose endpoints all sit quietly at zero reads none."""
+        if self._limits is None:
+            self._limits = self._read()
         return self._limits.get(project)
 
     def used(self, project: str) -> Usage:

@@ -1,11 +1,14 @@
 """Draining: a replica out of routing is stopped once it has no request left.
 
 A drained replica first stays out of the published table for `UNROUTED_GRACE_S` (a request
-may have read the table just before it was published). Then each pass asks it how many
-requests it holds: a Podium replica reports its own count (in flight plus queued) on
-`GET /podium/info` (`load`). That count covers the requests of every gateway, so draining
-works when several gateways forward to one replica. All draining replicas are asked at
-once, each with a short timeout, so a silent one does not hold up the pass.
+may have read the table just before it was published), counted from the moment a table
+without it was stored (`TrackedReplica.unrouted_at`, set by `publishing`): while a publish
+fails (the database is away) every gateway still routes to it, and it is never stopped.
+Then each pass asks it how many requests it holds: a Podium replica reports its own count
+(in flight plus queued) on `GET /podium/info` (`load`). That count covers the requests of
+every gateway, so draining works when several gateways forward to one replica. All
+draining replicas are asked at once, each with a short timeout, so a silent one does not
+hold up the pass.
 
 The local gateway's counter (`GatewayView.outstanding`) is still read: a request it has
 taken a slot for may not have reached the replica yet, so the larger of the two counts. It
@@ -66,7 +69,8 @@ class Draining:
             for r in self.state.replicas.values()
             if r.state is ReplicaState.DRAINING
             and r.drain_since is not None
-            and now - r.drain_since >= UNROUTED_GRACE_S
+            and r.unrouted_at is not None
+            and now - r.unrouted_at >= UNROUTED_GRACE_S
         ]
         if not due:
             return
@@ -84,7 +88,7 @@ class Draining:
         """The requests the replica holds by its own count; None for an external server
         or a replica that gives no count in time."""
         spec = self.journal.revision_spec(r.endpoint, r.revision)
-        if spec is None or health_route(spec.framework, spec.command) is not None:
+        if spec is None or health_route(spec.framework, spec.command, spec.container) is not None:
             return None  # an external server: no count of its own
         try:
             resp = await http.get(r.base_url + LOAD_PATH, timeout=LOAD_TIMEOUT_S)

@@ -19,7 +19,7 @@ interface (docs/metrics.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -33,14 +33,14 @@ _REPLICA = ["endpoint", "replica"]
 class HistoryCollector(Collector):
     """Renders the sampler's latest sample and its sample counts (see the module docstring)."""
 
-    def __init__(self, sampler: MetricsSampler) -> None:
-        self._sampler = sampler
+    def __init__(self, sampler: Callable[[], MetricsSampler]) -> None:
+        self._sampler = sampler  # the controller's current one (each lead tenure has its own)
 
     def describe(self) -> Iterable[Metric]:
         return []
 
     def collect(self) -> Iterable[Metric]:
-        latest = self._sampler.latest  # one sample, whole (replaced, never changed)
+        latest = self._sampler().latest  # one sample, whole (replaced, never changed)
         cpu = GaugeMetricFamily(
             "podium_replica_cpu_percent",
             "CPU use of each replica at the latest sample (100 = one core busy).",
@@ -93,7 +93,7 @@ class HistoryCollector(Collector):
             "covers the interval too).",
             labels=["outcome"],
         )
-        counts = dict(self._sampler.samples)
+        counts = dict(self._sampler().samples)
         for outcome in SampleOutcome:
             samples.add_metric([outcome.value], counts.get(outcome, 0))
         return [cpu, rss, gpu, gpu_memory, ready, desired, samples]

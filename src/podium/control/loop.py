@@ -36,7 +36,10 @@ from podium.control.reconciler import EndpointView, ReplicaView, plan
 from podium.control.starts import Starts
 from podium.control.state import ControllerState
 from podium.control.tracked import EndpointMemory
+from podium.coordination.fenced_backend import FencedBackend
+from podium.coordination.leadership import RETRY_S, Lease, SoleLease
 from podium.core.clock import Clock, SystemClock
+from podium.core.errors import Fenced
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
 from podium.core.routing import GatewayView, RoutingSource
 from podium.core.settings import Settings
@@ -62,41 +65,79 @@ class Controller:
         gateway: GatewayView | None = None,
         clock: Clock | None = None,
         http: httpx.AsyncClient | None = None,  # probes and scrapes (tests: a MockTransport)
+        lease: Lease | None = None,  # None: the sole lease (`podium up`), always leading
     ) -> None:
         self.settings = settings
-        self.db = db
-        self.backend = backend
+        # Leadership (issue 16): only the candidate that holds the lease runs passes. Its
+        # parts get a fenced view of the database (every write checks the lease's epoch in
+        # its own transaction) and a fenced backend (start, stop, kill only while leading).
+        # The sole lease of `podium up` (SQLite) wraps nothing: one process, as before.
+        self.lease: Lease = lease if lease is not None else SoleLease()
+        self.fenced_backend: FencedBackend | None = None
+        if self.lease.sole:
+            self.db, self.backend = db, backend
+        else:
+            self.fenced_backend = FencedBackend(backend, self.lease)
+            self.db, self.backend = db.fenced(self.lease.fence.check), self.fenced_backend
         self.clock = clock or SystemClock()
-        cfg = settings.control
-        self.state = ControllerState(starts=Starts(self.wake))
-        self.journal = Journal(db, self.state, self.clock)
-        self.recall = Recall(db, self.clock, self.state)
-        self.state.load_memory = self.recall.load
-        exits = Exits(cfg, self.clock, backend, self.state, self.journal, gateway, self.wake)
-        self.preparing = Preparing(backend, self.journal.event)
-        self.act = Actuator(
-            settings, db, backend, self.clock, self.state, self.journal, exits, self.preparing
-        )
-        self.adoption = Adoption(backend, self.clock, self.state, self.journal, exits)
-        self.probing = Probing(
-            cfg, db, self.clock, self.state, self.journal, self.act, wake=self.wake
-        )
-        self.draining = Draining(cfg, self.clock, self.state, self.journal, gateway, self.act.stop)
-        self.publisher = Publisher(holder, self.state)
+        self._gateway = gateway
+        self._holder = holder
         # Passes, scaling decisions and replicas, for the server's /metrics (`collector`).
         self.instruments = ControllerMetrics()
-        self.scaling = Autoscaling(
-            settings, db, self.clock, gateway, memory=self.state.memory, metrics=self.instruments
-        )
-        self.metrics = MetricsSampler(settings, db, self.clock, gateway, backend, self.state)
-        self._adopted = False
+        self._build()
+        self._leading = False
+        self._tenures = 0  # how many times this process took the lead
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = False
+        self._replicas_stay = False
         self._first_pass = threading.Event()
         self._http: httpx.AsyncClient | None = http
         self.on_tick: Callable[[], None] | None = None  # test hook: called after each pass
+
+    def _build(self) -> None:
+        """The parts of a pass around a fresh `ControllerState`: at construction, and again
+        when the lead is lost (the next tenure starts from the store, as a new leader)."""
+        cfg = self.settings.control
+        self.state = ControllerState(starts=Starts(self.wake))
+        self.journal = Journal(self.db, self.state, self.clock)
+        self.recall = Recall(self.db, self.clock, self.state)
+        self.state.load_memory = self.recall.load
+        exits = Exits(
+            cfg, self.clock, self.backend, self.state, self.journal, self._gateway, self.wake
+        )
+        self.preparing = Preparing(self.backend, self.journal.event)
+        self.act = Actuator(
+            self.settings,
+            self.db,
+            self.backend,
+            self.clock,
+            self.state,
+            self.journal,
+            exits,
+            self.preparing,
+        )
+        self.adoption = Adoption(self.backend, self.clock, self.state, self.journal, exits)
+        self.probing = Probing(
+            cfg, self.db, self.clock, self.state, self.journal, self.act, wake=self.wake
+        )
+        self.draining = Draining(
+            cfg, self.clock, self.state, self.journal, self._gateway, self.act.stop
+        )
+        self.publisher = Publisher(self._holder, self.state, self.clock)
+        self.scaling = Autoscaling(
+            self.settings,
+            self.db,
+            self.clock,
+            self._gateway,
+            memory=self.state.memory,
+            metrics=self.instruments,
+        )
+        self.metrics = MetricsSampler(
+            self.settings, self.db, self.clock, self._gateway, self.backend, self.state
+        )
+        self._adopted = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -111,7 +152,10 @@ class Controller:
         # restart and the routing table published (otherwise the gateway would answer 404).
         self._first_pass.wait(60)
 
-    def stop(self) -> None:
+    def stop(self, *, replicas_stay: bool = False) -> None:
+        """End the loop. `replicas_stay`: the server leaves the replicas running (for the
+        next leader), so their usage rows are not ended."""
+        self._replicas_stay = replicas_stay
         self._stopping = True
         self.wake()
         if self._thread is not None:
@@ -138,8 +182,19 @@ class Controller:
             # Cleared before the pass, not after it: a wake during the pass (which may have
             # read the store before the change that woke it) brings another pass at once.
             self._wake.clear()
+            if not self._leading and not self._take_lead():
+                # Standing by: no polling, probing, publishing or scaling; only a try to
+                # take the lead every RETRY_S (a wake does not make it try sooner).
+                self._first_pass.set()  # a standby serves its other roles at once
+                await asyncio.sleep(RETRY_S)
+                continue
             try:
+                if not self.lease.holds():
+                    raise Fenced("the controller lease was lost")
                 await self.run_once()
+            except Fenced as e:
+                await self._stand_down(str(e))
+                continue
             except Exception:  # the loop must outlive any one bad pass
                 log.exception("controller pass failed")
             self._first_pass.set()
@@ -147,12 +202,46 @@ class Controller:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s())
+        await self._close_parts()
+        if self._leading and not self._replicas_stay:
+            # Replicas left running for the next leader (several servers on PostgreSQL)
+            # keep their usage rows open: it adopts them.
+            self.journal.end_usage()
+        self.lease.release()  # a graceful stop hands the lead over at once
+        if self._http is not None:
+            await self._http.aclose()
+
+    def _take_lead(self) -> bool:
+        """Try to take the lead (never waits for the holder); True when this process leads.
+        A new tenure starts with adoption: the replicas the store names that are alive are
+        tracked again (same processes), and the autoscaler's memory is read from the store."""
+        if not self.lease.try_acquire():
+            return False
+        self._leading = True
+        self._tenures += 1
+        self.instruments.led(self.lease.epoch)
+        if not self.lease.sole:  # `podium up` logs as it always did
+            log.info("leading the controllers (epoch %d)", self.lease.epoch)
+        return True
+
+    async def _stand_down(self, why: str) -> None:
+        """The lead is gone: stop acting at once, stop no replica, forget this tenure's
+        state (the next one starts from the store) and stand by again."""
+        log.warning("standing down as controller leader: %s", why)
+        self._leading = False
+        self.instruments.led(0)
+        if self.fenced_backend is not None:
+            self.fenced_backend.forget_lead()
+        self.lease.release()
+        await self._close_parts()
+        self._build()
+
+    async def _close_parts(self) -> None:
+        """Cancel what this tenure has in flight (probes, exec probes' processes, model
+        fetches, starts not yet launched); replicas keep running."""
         await self.probing.close()  # probes in flight are cancelled, exec ones killed
         await self.preparing.release_all()
         await self.state.starts.close()
-        self.journal.end_usage()
-        if self._http is not None:
-            await self._http.aclose()
 
     def _sleep_s(self) -> float:
         now = self.clock.monotonic()
@@ -173,9 +262,14 @@ class Controller:
         """The controller's Prometheus collector (the server registers it in its registry)."""
         return ControllerCollector(self.instruments, lambda: self.state.replicas)
 
+    @property
+    def leading(self) -> bool:
+        """Does this controller run passes now (it holds the lease)?"""
+        return self._leading
+
     def history_collector(self) -> HistoryCollector:
         """The metrics history's latest figures, for the server's /metrics."""
-        return HistoryCollector(self.metrics)
+        return HistoryCollector(lambda: self.metrics)  # a new tenure has a new sampler
 
     # ------------------------------------------------------------------ one pass
 
@@ -194,7 +288,10 @@ class Controller:
             self._http = httpx.AsyncClient(trust_env=False)
         http, state = self._http, self.state
         if not self._adopted:
-            await self.adoption.adopt_all()
+            managed = {}
+            if self._tenures > 1:  # led before in this process: the backend runs some
+                managed = {o.replica_id: o for o in await self.backend.poll() if o.alive}
+            await self.adoption.adopt_all(managed)
             self._adopted = True
         # Starts that ended since the last pass: tracked before the backend's report, so
         # a replica that already exited is known when its exit is.
@@ -255,6 +352,7 @@ class Controller:
             crash_streak=max(mem.crash_streak, mem.serving_crashes),
             backoff_until=mem.backoff_until,
             failure=mem.failure,
+            make_room=self.act.making_room(ep, mem),
         )
         replicas, starts = self.state.replicas, self.state.starts
         views = [
@@ -278,7 +376,9 @@ class Controller:
             self.act.drain(replicas[rid])
         if p.start > 0:
             await self.act.start(ep, mem, p.start)
-        reason = p.reason
+        else:  # nothing more wanted: no replica waits for room (GPUs) any more
+            mem.waiting_for, mem.unplaced = None, 0
+        reason = p.reason or mem.waiting_for  # pending replicas: why they wait
         if p.status is EndpointStatus.INITIALIZING and reason is None:
             # Resolving: the model's download progress is the status reason.
             reason = self.preparing.describe((ep.name, ep.revision))

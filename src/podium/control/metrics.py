@@ -11,6 +11,9 @@ public interface (docs/metrics.md):
     podium_controller_scaling_decisions_total{endpoint,direction}
                                                      desired counts the autoscaler wrote
     podium_controller_replicas{endpoint,state}       replicas the controller tracks now
+    podium_controller_leader                         1 while this process leads, else 0
+    podium_controller_epoch                          the fencing number it leads under (0:
+                                                     standing by)
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ class ControllerMetrics:
         self.pass_seconds_sum = 0.0
         self.pass_buckets = [0] * (len(PASS_BUCKETS) + 1)  # the last one: above every bound
         self.decisions: dict[tuple[str, Direction], int] = {}
+        self.epoch = 0  # the lease's fencing number while leading, 0 while standing by
+
+    def led(self, epoch: int) -> None:
+        """The controller took the lead with `epoch`, or lost it (0)."""
+        self.epoch = epoch
 
     def pass_done(self, seconds: float, *, failed: bool = False) -> None:
         """One pass ended (`failed`: it raised) after `seconds`."""
@@ -88,6 +96,16 @@ class ControllerCollector(Collector):
         passes.add_metric(["ok"], m.passes_ok)
         passes.add_metric(["failed"], m.passes_failed)
         yield passes
+        yield GaugeMetricFamily(
+            "podium_controller_leader",
+            "1 while this process's controller leads (holds the lease), else 0.",
+            value=1 if m.epoch else 0,
+        )
+        yield GaugeMetricFamily(
+            "podium_controller_epoch",
+            "The fencing number this controller leads under (0 while standing by).",
+            value=m.epoch,
+        )
         duration = HistogramMetricFamily(
             "podium_controller_pass_seconds", "How long a controller pass took."
         )

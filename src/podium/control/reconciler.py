@@ -4,7 +4,11 @@ No I/O and no clock reads: `now` is passed in, so every scenario is a plain unit
 
 Rolling update (surge): replicas of the target revision are started first; an old
 replica is drained only when a new one is ready to take its place, so capacity never
-drops below the desired count while a rollout is under way.
+drops below the desired count while a rollout is under way. Except where a new replica
+cannot be placed because old ones hold the room (a full GPU node): the controller names
+the old replicas whose draining makes room for it (`make_room`, `Actuator.making_room`,
+which asks the backend first, so only when it works), and the plan drains them too; the
+rollout goes on one replica short for a while instead of never.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class EndpointView:
     crash_streak: int = 0
     backoff_until: float = 0.0
     failure: str | None = None  # set when the target revision cannot run (load error, crash loop)
+    make_room: tuple[str, ...] = ()  # ready old replicas to drain: a waiting one then fits
 
 
 @dataclass(slots=True)
@@ -87,11 +92,18 @@ def plan(ep: EndpointView, replicas: Sequence[ReplicaView], now: float) -> Plan:
         newest = sorted(ready_current, key=lambda r: -r.started_at)
         out.drain += [r.replica_id for r in newest[:surplus]]
 
-    # Old revisions: keep only as many ready ones as the new revision still lacks.
+    # Old revisions: keep only as many ready ones as the new revision still lacks, less
+    # those drained to make room for a new one that waits for it.
     keep_old = max(0, ep.desired - len(ready_current))
     out.stop += [r.replica_id for r in old if r.state is not ReplicaState.READY]
     ready_old.sort(key=lambda r: -r.started_at)  # keep the newest, drain the oldest
-    out.drain += [r.replica_id for r in ready_old[keep_old:]]
+    drained = [r.replica_id for r in ready_old[keep_old:]]
+    drained += [
+        r.replica_id
+        for r in ready_old
+        if r.replica_id in ep.make_room and r.replica_id not in drained
+    ]
+    out.drain += drained
 
     # An old revision's replica still draining or stopping keeps the rollout under way:
     # `running` means only the current revision is left.

@@ -1,7 +1,8 @@
 """The secrets a revision names, decrypted in the controller at a replica's start.
 
 `env_from_secrets` (ENV_VAR: secret) goes into the replica's environment;
-`model_source.token_secret` is the Hugging Face token of its `hf://` download. Secrets are
+`model_source.token_secret` is the Hugging Face token of its `hf://` download,
+`model_source.access_key_secret` + `secret_key_secret` the S3 keys of its `s3://` one. Secrets are
 the endpoint's project's (the project part of its key). A secret that does not exist fails
 the revision with a reason naming it (never a value), and the `required` variable it was to
 fill; every value decrypted is added to
@@ -25,6 +26,8 @@ from podium.store.secret_box import SecretBox
 class RevisionSecrets:
     env: dict[str, str] = field(default_factory=dict, repr=False)
     hf_token: str | None = field(default=None, repr=False)
+    s3_keys: tuple[str, str] | None = field(default=None, repr=False)  # (key id, secret key)
+    registry: str | None = field(default=None, repr=False)  # `container.registry_secret`'s
 
 
 def resolve(
@@ -51,9 +54,16 @@ def resolve(
     values = {name: box.decrypt(ct, name=name) for name, ct in ciphertexts.items()}
     known.add(values.values())
     token_name = wanted.get("model_source.token_secret")
+    key_id = wanted.get("model_source.access_key_secret")
+    secret_key = wanted.get("model_source.secret_key_secret")
+    registry = wanted.get("container.registry_secret")
     return RevisionSecrets(
         env={var: values[name] for var, name in spec.env_from_secrets.items()},
         hf_token=None if token_name is None else values[token_name],
+        s3_keys=(
+            None if key_id is None or secret_key is None else (values[key_id], values[secret_key])
+        ),
+        registry=None if registry is None else values[registry],
     )
 
 

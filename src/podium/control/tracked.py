@@ -29,6 +29,9 @@ class TrackedReplica:
     readiness_successes: int = 0  # passes in a row (`success_threshold`)
     liveness_successes: int = 0
     drain_since: float | None = None
+    # When a table without it was first stored while it drained (`publishing`): its grace
+    # before it is stopped counts from here, never from a table no gateway has yet.
+    unrouted_at: float | None = None
     starting_since: float = 0.0  # when it (re)entered STARTING: bounds the wait for readiness
     kill_detail: str | None = None  # why we killed it (liveness, readiness timeout)
     was_ready: bool = False  # it became ready once: an exit now is a crash while serving
@@ -80,6 +83,11 @@ class EndpointMemory:
     scale_desired: int | None = None
     scale_reason: str | None = None
     scaled_at: float | None = None
+    # Why its replicas cannot be placed now (e.g. GPUs busy), said once as an event and
+    # shown as the status reason until a start has room again. Not persisted: the next
+    # controller asks the backend again.
+    waiting_for: str | None = None
+    unplaced: int = 0  # how many of its target revision's replicas wait for room
     saved: tuple[object, ...] | None = None  # `recall.persisted_key` as last written
     record_seen: bool = False  # `recall.remember` has applied the endpoint's record once
 

@@ -16,6 +16,7 @@ class FrameworkKind(StrEnum):
     PRESET = "preset"  # a well-known inference server Podium starts (vllm, tgi, …)
     PLUGIN = "plugin"  # a runtime from a `podium.runtimes` entry point
     COMMAND = "command"  # your own server program (the spec's `command` block)
+    CONTAINER = "container"  # your own OCI image (the spec's `container` block)
 
 
 class GpuNeed(StrEnum):

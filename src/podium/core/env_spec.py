@@ -62,16 +62,26 @@ def _entry(value: object, info: ValidationInfo) -> str | EnvVar:
     if isinstance(value, str):
         if len(value) > MAX_ENV_VALUE_CHARS and not is_stored(info):
             raise ValueError(f"at most {MAX_ENV_VALUE_CHARS} characters allowed, not {len(value)}")
+        _no_nul(value, info)
         return value
     if not isinstance(value, dict):
         raise ValueError("an env entry is a string or {value, required, disabled}")
     try:
-        return EnvVar.model_validate(value, context=info.context)
+        entry = EnvVar.model_validate(value, context=info.context)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         msg = str(first["msg"]).removeprefix("Value error, ")
         raise ValueError(f"{where}: {msg}" if where else msg) from None
+    _no_nul(entry.value, info)
+    return entry
+
+
+def _no_nul(value: str | None, info: ValidationInfo) -> None:
+    """No process environment can hold a NUL: a replica's start would fail on it (Popen
+    refuses it), so the spec is refused when it is saved."""
+    if value is not None and "\0" in value and not is_stored(info):
+        raise ValueError("an environment value cannot hold a NUL character")
 
 
 def _dump(entry: str | EnvVar) -> str | dict[str, object]:

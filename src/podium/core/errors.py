@@ -12,7 +12,9 @@
      ├── TooLarge          a body or upload over its limit            413 Too Large
      ├── RateLimited       over a token's or endpoint's rate limit    429 Too Many Requests
      ├── Unavailable       cannot serve right now                     503 Unavailable
-     │    └── Retryable    try again after `retry_after` s            503 Retry later, Retry-After
+     │    ├── Retryable    try again after `retry_after` s            503 Retry later, Retry-After
+     │    ├── Fenced       this process no longer leads the controllers 503 (never a user's)
+     │    └── NoRoom       a replica cannot be placed yet (GPUs busy)   503 (the controller waits)
      ├── LoadError         a runtime could not load a model           422 Model failed to load
      └── OutOfMemory       a replica ran out of its memory limit      507 Out of memory
 
@@ -117,6 +119,21 @@ class Retryable(Unavailable):
     def __init__(self, message: str, *, retry_after: float = 1.0, field: str | None = None) -> None:
         super().__init__(message, field=field)
         self.retry_after = retry_after
+
+
+class Fenced(Unavailable):
+    """A controller that lost the lead tried to act: its fencing number (epoch) is no longer
+    the lease's (`podium.coordination.fencing`). The action is refused, never half done."""
+
+    title = "Not the leader"
+
+
+class NoRoom(Unavailable):
+    """A backend cannot place a replica now: what it asks for (GPUs) is held by other
+    replicas. Not a crash and not the revision's fault: the controller holds the replica
+    pending, says why once (an event), and starts it when room frees up."""
+
+    title = "No room for the replica"
 
 
 class LoadError(PodiumError):

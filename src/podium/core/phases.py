@@ -89,6 +89,7 @@ class EventKind(StrEnum):
     REPLICA_HUNG = "replica_hung"  # restarted: a call ran past the timeout, or no answer
     REPLICA_OOM = "replica_oom"
     REPLICA_ADOPTED = "replica_adopted"
+    REPLICA_WAITING = "replica_waiting"  # cannot be placed yet (GPUs busy): held pending
     ROLLOUT = "rollout"
     SCALED = "scaled"
     SPEC = "spec"  # created / updated / paused / resumed by a user

@@ -41,7 +41,8 @@ MAX_EXEC_ARGS = 64
 MIN_EXEC_PERIOD_S = 1.0
 MAX_PROBE_TIMEOUT_S = 60.0  # a probe out longer would delay its own kind's next answer
 # The frameworks whose replica is a program the user runs: `command` and the server
-# presets (`runtimes.presets.EXTERNAL_FRAMEWORKS`, which core cannot import; a test keeps
+# presets (`runtimes.presets.EXTERNAL_FRAMEWORKS` less `container`, whose program is in its
+# image, not on the host; core cannot import the presets; a test keeps
 # the two equal).
 EXTERNAL_FRAMEWORKS = frozenset(
     {"command", "vllm", "sglang", "tgi", "llama.cpp", "triton", "torchserve"}

@@ -87,5 +87,26 @@ def check_fits(resources: ResourcesSpec, node: NodeCapacity) -> None:
             field="resources.memory",
         )
     if resources.gpus > node.gpus:
-        has = f"{node.gpus} GPUs" if node.gpus else "no GPU (none NVML could find)"
-        raise Invalid(f"{resources.gpus} GPUs asked; this node has {has}", field="resources.gpus")
+        raise Invalid(
+            f"{resources.gpus} GPUs asked; this node has {node_gpus_text(node.gpus)}",
+            field="resources.gpus",
+        )
+
+
+def gpu_count(n: int) -> str:
+    """ "1 GPU", "2 GPUs"."""
+    return f"{n} GPU{'s' if n != 1 else ''}"
+
+
+def node_gpus_text(n: int) -> str:
+    """What the node has, as the messages say it: "2 GPUs", or "no GPU (…)" for none."""
+    return gpu_count(n) if n else "no GPU (none NVML could find)"
+
+
+def too_few_gpus(instance_type: str, wanted: int, node_gpus: int) -> str:
+    """Why a replica of this instance type can never run on this node: the one message
+    the API's check (a 422) and the local backend's start (a load error) both give."""
+    return (
+        f"instance type {instance_type!r} asks for {gpu_count(wanted)} per replica; "
+        f"this node has {node_gpus_text(node_gpus)}"
+    )

@@ -7,7 +7,7 @@ Durations accept seconds (`30`, `2.5`) or a string with a unit (`"500ms"`, `"30s
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
 
 from pydantic import (
     BaseModel,
@@ -137,15 +137,28 @@ class ScalingSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> ScalingSpec:
-        self.check_bounds(self.min_replicas, self.max_replicas)
+        # Each error names the field a user changes to fix it (`scaling.max_replicas`, as
+        # `ScaleRequest` does), not the whole block: a form puts it next to that input.
+        try:
+            self.check_bounds(self.min_replicas, self.max_replicas)
+        except ValueError as e:
+            self._refuse(("max_replicas",), str(e), self.max_replicas)
         if self.panic_window > self.stable_window:
-            raise ValueError(
+            self._refuse(
+                ("panic_window",),
                 f"panic_window ({self.panic_window:g}s) must not exceed "
-                f"stable_window ({self.stable_window:g}s)"
+                f"stable_window ({self.stable_window:g}s)",
+                self.panic_window,
             )
         if not is_stored(info):  # a stored spec checked before this rule still loads
             self._rule_windows()
         return self
+
+    def _refuse(self, loc: tuple[str | int, ...], message: str, value: object) -> NoReturn:
+        """A validation error at `loc` inside this block (pydantic prefixes `scaling`)."""
+        error = PydanticCustomError("value_error", "{message}", {"message": message})
+        detail = InitErrorDetails(type=error, loc=loc, input=value)
+        raise ValidationError.from_exception_data(type(self).__name__, [detail])
 
     def _rule_windows(self) -> None:
         """Each rule's window (its own, else the stable window) holds at least one reading:

@@ -17,10 +17,24 @@ Environment variables (all optional):
   PODIUM_DOWNLOAD_STALL_S        fail a model download with no new data for this long    60
   PODIUM_HUB_CONNECT_TIMEOUT_S   connect timeout of every request to the Hugging Face Hub 10
   PODIUM_HUB_READ_TIMEOUT_S      read timeout of every request to the Hugging Face Hub    30
+                                 (both timeouts apply to S3 stores too)
+  PODIUM_DOWNLOAD_MAX_BYTES      an s3:// model's objects, in all        21474836480 (20 GiB)
+  PODIUM_DOWNLOAD_MAX_FILES      objects of one s3:// model              10000
+  PODIUM_S3_ENDPOINT_URL, PODIUM_S3_REGION  the S3-compatible store s3:// models come from
+                         (read by the download child, `artifacts/s3.py`)   AWS S3, us-east-1
+  PODIUM_S3_SERVER_CREDENTIALS  1: an s3:// model whose spec names no keys is fetched with
+                         the server's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (every
+                         deployer can read what they can read); 0: such a spec is refused  0
   PODIUM_LOG_RETENTION           replica log files kept per endpoint (older are deleted)  20
   PODIUM_SERVER_NAMES    comma-separated host names the server answers to besides the
                          loopback names and PODIUM_HOST (the Host header check)
   PODIUM_TOKEN_REFRESH_S how often the token directory is reloaded from the store     0.5
+  PODIUM_ROLES           what this server process runs: any of api,gateway,controller  all three
+                         (`podium server --roles`; several processes need PostgreSQL)
+  PODIUM_BACKEND         where replicas run: local (this machine) or ray (a Ray cluster) local
+  PODIUM_RAY_ADDRESS     the Ray cluster to join (`ray://…` or `host:port`)      Ray's own default
+  PODIUM_ROUTING_REFRESH_S  a gateway of several re-reads the whole routing table this often,
+                         besides following its changes (LISTEN/NOTIFY)                  5
   PODIUM_PRICE_PER_CPU_HOUR, PODIUM_PRICE_PER_GIB_HOUR, PODIUM_PRICE_PER_GPU_HOUR
                          the hourly price of a `resources` (custom) replica, per unit:
                          cpus, memory in GiB, gpus; added up                        0 each
@@ -34,14 +48,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from podium.core.errors import Invalid
 from podium.core.spec import EndpointCreate, InstanceType
 
+# 1: an s3:// spec without keys uses the server's own (`DownloadSettings`, docs/s3.md).
+S3_SERVER_CREDENTIALS_VAR = "PODIUM_S3_SERVER_CREDENTIALS"
 CUSTOM = "custom"  # the instance type name of a replica sized by `resources`
 DEFAULT_INSTANCE_TYPES: tuple[InstanceType, ...] = (
     InstanceType(name="cpu-small", cpus=1, memory_mb=2048, price_per_hour=0.05),
@@ -49,6 +67,27 @@ DEFAULT_INSTANCE_TYPES: tuple[InstanceType, ...] = (
     InstanceType(name="cpu-large", cpus=4, memory_mb=8192, price_per_hour=0.20),
     InstanceType(name="gpu-small", cpus=4, memory_mb=16384, gpus=1, price_per_hour=0.60),
 )
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class Role(StrEnum):
+    """What one server process runs (`podium server --roles`); `podium up` runs all three."""
+
+    API = "api"  # the control API, the dashboard and /metrics
+    GATEWAY = "gateway"  # invocations: /endpoints/…, /v1/…, the async task dispatcher
+    CONTROLLER = "controller"  # a controller candidate: one leads, the others stand by
+
+
+ALL_ROLES = frozenset(Role)
+
+
+class BackendKind(StrEnum):
+    """Where replicas run."""
+
+    LOCAL = "local"  # processes on this machine
+    RAY = "ray"  # placed by Ray on a cluster's nodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +144,42 @@ class ControlSettings:
 
 @dataclass(frozen=True, slots=True)
 class DownloadSettings:
-    """Bounds of model downloads (hf://): see `artifacts/download.py`."""
+    """Bounds of model downloads (hf://, s3://): see `artifacts/download.py`, `artifacts/s3.py`."""
 
     stall_s: float = 60.0  # no new bytes in the cache for this long: the download fails
-    connect_timeout_s: float = 10.0  # of every request to the Hub
-    read_timeout_s: float = 30.0  # of every request to the Hub (between two reads)
+    connect_timeout_s: float = 10.0  # of every request to the Hub or an S3 store
+    read_timeout_s: float = 30.0  # of every request to the Hub or an S3 store (between reads)
+    max_bytes: int = 20 * 1024**3  # an s3:// model's objects in all (as the archive limit)
+    max_files: int = 10_000  # objects of one s3:// model
+    # An s3:// model whose spec names no keys may use the server's own AWS environment keys
+    # (PODIUM_S3_SERVER_CREDENTIALS=1). Off: any deployer could read whatever they can.
+    s3_server_credentials: bool = False
+
+
+class ContainerNetwork(StrEnum):
+    """How a container replica's port is reached."""
+
+    PUBLISHED = "published"  # its own network; its port published on 127.0.0.1 only
+    # The host's network: the server listens on `PORT`, a free host port. Presets bind
+    # 127.0.0.1 there; a custom image must too (0.0.0.0 would bypass the gateway).
+    HOST = "host"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSettings:
+    """Container replicas (`framework: container`; `backends.container_engine`).
+
+    `engine`: "auto" (podman, else docker when its daemon answers), "podman", "docker", or
+    a path to either program. `runtime`: the OCI runtime flag (`--runtime runc`; None: the
+    engine's default). `run_args`: further flags for every `run` (shell words, e.g.
+    "--ulimit nofile=1024:1024"), the operator's escape hatch for a machine's quirks."""
+
+    engine: str = "auto"
+    runtime: str | None = None
+    run_args: tuple[str, ...] = ()
+    network: ContainerNetwork = ContainerNetwork.PUBLISHED
+    pull_timeout_s: float = 600.0  # one `pull`; past it the start fails naming the image
+    command_timeout_s: float = 30.0  # any other engine command (inspect, rm, kill, ps)
 
 
 # The metrics history's sampling intervals: whole seconds dividing a minute.
@@ -196,6 +266,14 @@ class Settings:
     auth: bool = True
     server_names: tuple[str, ...] = ()  # Host names answered besides loopback and `host`
     token_refresh_s: float = 0.5  # the token directory is reloaded from the store this often
+    # Several server processes on PostgreSQL (issue 16): what this one runs, where replicas
+    # run, and how often a gateway re-reads the whole routing table (a safety net under
+    # LISTEN/NOTIFY).
+    roles: frozenset[Role] = ALL_ROLES
+    backend: BackendKind = BackendKind.LOCAL
+    ray_address: str | None = None
+    routing_refresh_s: float = 5.0
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -278,6 +356,12 @@ class Settings:
             kwargs["host"] = env["PODIUM_HOST"]
         if env.get("PODIUM_DATABASE_URL"):
             kwargs["database_url"] = env["PODIUM_DATABASE_URL"]
+        if env.get("PODIUM_ROLES"):
+            kwargs["roles"] = parse_roles(env["PODIUM_ROLES"], "PODIUM_ROLES")
+        if env.get("PODIUM_BACKEND"):
+            kwargs["backend"] = _choice(BackendKind, env["PODIUM_BACKEND"], "PODIUM_BACKEND")
+        if env.get("PODIUM_RAY_ADDRESS"):
+            kwargs["ray_address"] = env["PODIUM_RAY_ADDRESS"]
         if env.get("PODIUM_SERVER_NAMES"):
             names = (n.strip().lower() for n in env["PODIUM_SERVER_NAMES"].split(","))
             kwargs["server_names"] = tuple(n for n in names if n)
@@ -310,9 +394,47 @@ class Settings:
             sections.setdefault("observability", {}).update(observed)
         if sections_tasks:
             sections.setdefault("tasks", {}).update(sections_tasks)
+        if containers := _container_env(env):
+            sections.setdefault("containers", {}).update(containers)
+        if (name := S3_SERVER_CREDENTIALS_VAR) in env:
+            sections.setdefault("download", {})["s3_server_credentials"] = _flag(env[name], name)
         for name, values in sections.items():
             kwargs[name] = _SECTIONS[name](**values)
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _container_env(env: Mapping[str, str]) -> dict[str, object]:
+    """PODIUM_CONTAINER_ENGINE, _RUNTIME, _RUN_ARGS (shell words), _NETWORK."""
+    out: dict[str, object] = {}
+    if engine := env.get("PODIUM_CONTAINER_ENGINE", "").strip():
+        out["engine"] = engine
+    if runtime := env.get("PODIUM_CONTAINER_RUNTIME", "").strip():
+        out["runtime"] = runtime
+    if args := env.get("PODIUM_CONTAINER_RUN_ARGS", "").strip():
+        try:
+            out["run_args"] = tuple(shlex.split(args))
+        except ValueError as e:
+            name = "PODIUM_CONTAINER_RUN_ARGS"
+            raise Invalid(f"{name} is not shell words: {e}", field=name) from None
+    if network := env.get("PODIUM_CONTAINER_NETWORK", "").strip():
+        out["network"] = _choice(ContainerNetwork, network, "PODIUM_CONTAINER_NETWORK")
+    return out
+
+
+def parse_roles(value: str, name: str = "roles") -> frozenset[Role]:
+    """ "api,gateway" → {API, GATEWAY}; an unknown or empty list is `Invalid` naming `name`."""
+    parts = [p.strip().lower() for p in value.split(",") if p.strip()]
+    if not parts:
+        raise Invalid(f"{name} must name at least one of api, gateway, controller", field=name)
+    return frozenset(_choice(Role, p, name) for p in parts)
+
+
+def _choice(kind: type[_E], value: str, name: str) -> _E:
+    try:
+        return kind(value.strip().lower())
+    except ValueError:
+        known = ", ".join(m.value for m in kind)
+        raise Invalid(f"{name} must be one of {known}, not {value!r}", field=name) from None
 
 
 def _flag(value: str, name: str) -> bool:
@@ -386,12 +508,14 @@ _SECTIONS: dict[str, Callable[..., object]] = {
     "observability": ObservabilitySettings,
     "tasks": TaskSettings,
     "prices": SizePrices,
+    "containers": ContainerSettings,
 }
 
 _ENV: tuple[_Var, ...] = (
     _Var("PODIUM_PORT", "", "port", _int, _Bound.PORT),  # 0: any free port
     _Var("PODIUM_LOG_RETENTION", "", "log_retention", _int),
     _Var("PODIUM_TOKEN_REFRESH_S", "", "token_refresh_s", _float),
+    _Var("PODIUM_ROUTING_REFRESH_S", "", "routing_refresh_s", _float),
     _Var("PODIUM_MAX_BODY_BYTES", "gateway", "max_body_bytes", _int),
     _Var("PODIUM_API_MAX_JSON_BYTES", "limits", "max_json_bytes", _int),
     _Var("PODIUM_MAX_UPLOAD_BYTES", "limits", "max_upload_bytes", _int),
@@ -406,6 +530,8 @@ _ENV: tuple[_Var, ...] = (
     _Var("PODIUM_DOWNLOAD_STALL_S", "download", "stall_s", _float),
     _Var("PODIUM_HUB_CONNECT_TIMEOUT_S", "download", "connect_timeout_s", _float),
     _Var("PODIUM_HUB_READ_TIMEOUT_S", "download", "read_timeout_s", _float),
+    _Var("PODIUM_DOWNLOAD_MAX_BYTES", "download", "max_bytes", _int),
+    _Var("PODIUM_DOWNLOAD_MAX_FILES", "download", "max_files", _int),
     _Var("PODIUM_RECORDS_BUFFER", "observability", "buffer_records", _int),
     _Var("PODIUM_RECORDS_MAX_AGE_S", "observability", "records_max_age_s", _float),
     _Var("PODIUM_RECORDS_MAX_ROWS", "observability", "records_max_rows", _int),
@@ -419,6 +545,8 @@ _ENV: tuple[_Var, ...] = (
     _Var("PODIUM_CALLBACK_TIMEOUT_S", "tasks", "callback_timeout_s", _float),
     _Var("PODIUM_MAX_FILE_BYTES", "tasks", "max_file_bytes", _int),
     _Var("PODIUM_MAX_JOB_LINES", "tasks", "max_job_lines", _int),
+    _Var("PODIUM_CONTAINER_PULL_TIMEOUT_S", "containers", "pull_timeout_s", _float),
+    _Var("PODIUM_CONTAINER_COMMAND_TIMEOUT_S", "containers", "command_timeout_s", _float),
     _Var("PODIUM_PRICE_PER_CPU_HOUR", "prices", "per_cpu_hour", _float, _Bound.PRICE),
     _Var("PODIUM_PRICE_PER_GIB_HOUR", "prices", "per_gib_hour", _float, _Bound.PRICE),
     _Var("PODIUM_PRICE_PER_GPU_HOUR", "prices", "per_gpu_hour", _float, _Bound.PRICE),

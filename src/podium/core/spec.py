@@ -23,15 +23,17 @@ from podium.core.access import DEFAULT_PROJECT, Visibility
 from podium.core.access_spec import ModelSourceSpec as ModelSourceSpec
 from podium.core.access_spec import RateLimitSpec as RateLimitSpec
 from podium.core.bounds import AtMost, is_stored
+from podium.core.container_spec import CONTAINER_FRAMEWORK
+from podium.core.container_spec import ContainerSpec as ContainerSpec
 from podium.core.env_spec import Env as Env
 from podium.core.env_spec import EnvVar as EnvVar
 from podium.core.errors import Invalid
 from podium.core.ids import NAME_RE, NAME_RULE, PROJECT_RULE, Name, ProjectName
 from podium.core.observability_spec import CaptureSpec as CaptureSpec
 from podium.core.observability_spec import ObservabilitySpec as ObservabilitySpec
+from podium.core.probe_spec import EXTERNAL_FRAMEWORKS, check_probe, liveness_default
 from podium.core.probe_spec import ProbeKind as ProbeKind
 from podium.core.probe_spec import ProbeSpec as ProbeSpec
-from podium.core.probe_spec import check_probe, liveness_default
 from podium.core.resources_spec import ResourcesSpec as ResourcesSpec
 from podium.core.scaling_spec import ScalingRule as ScalingRule
 from podium.core.scaling_spec import ScalingSpec as ScalingSpec
@@ -51,6 +53,17 @@ _HF_REF = re.compile(
     r"^hf://(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)?)"
     r"(?:@(?P<revision>[A-Za-z0-9._/-]+))?$"
 )
+# `s3://BUCKET[/PREFIX][@DIGEST]`: S3's bucket name rules (3-63 of a-z 0-9 . -, a letter or
+# digit at both ends; no "..", no IP address, no reserved prefix or suffix, checked in
+# `_s3_ref`); a prefix of path segments without "." or ".." (the keys under it become
+# files of a folder); a pin, the 64 hex digits of the listing digest (`artifacts.s3`).
+_S3_REF = re.compile(
+    r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])"
+    r"(?:/(?P<prefix>[A-Za-z0-9._~+=,:!-]+(?:/[A-Za-z0-9._~+=,:!-]+)*)?/?)?"
+    r"(?:@(?P<digest>[0-9a-f]{64}))?$"
+)
+_IP_ADDRESS = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+MAX_S3_PREFIX_CHARS = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +88,25 @@ class HfRef:
         return f"hf://{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
 
 
-ModelRef = RepoRef | HfRef
+@dataclass(frozen=True, slots=True)
+class S3Ref:
+    """`s3://BUCKET[/PREFIX][@DIGEST]`: every object under `PREFIX/` of `BUCKET` on the S3
+    store the operator configured; `digest` pins the listing (`artifacts.s3`)."""
+
+    bucket: str
+    prefix: str = ""  # no leading or trailing "/"; "" is the whole bucket
+    digest: str | None = None
+
+    @property
+    def location(self) -> str:
+        """`s3://bucket/prefix`, without the pin."""
+        return f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+
+    def __str__(self) -> str:
+        return self.location + (f"@{self.digest}" if self.digest else "")
+
+
+ModelRef = RepoRef | HfRef | S3Ref
 MAX_REF_CHARS = 512
 
 
@@ -89,6 +120,8 @@ def model_version(model_ref: str) -> str | None:
         return None
     if isinstance(ref, RepoRef):
         return None if ref.version is None else str(ref.version)
+    if isinstance(ref, S3Ref):
+        return None if ref.digest is None else ref.digest[:12]
     return ref.revision or "main"
 
 
@@ -102,10 +135,38 @@ def parse_model_ref(value: str, field: str = "model") -> ModelRef:
         return RepoRef(m.group("name"), int(v) if v else None)
     if m := _HF_REF.match(value):
         return HfRef(m.group("repo"), m.group("revision"))
+    if value.startswith("s3://"):
+        return _s3_ref(value, field)
     raise Invalid(
-        f"{value!r} is not a model reference: use NAME, NAME:VERSION or hf://ORG/NAME[@REVISION]",
+        f"{value!r} is not a model reference: use NAME, NAME:VERSION, "
+        "hf://ORG/NAME[@REVISION] or s3://BUCKET/PREFIX",
         field=field,
     )
+
+
+def _s3_ref(value: str, field: str) -> S3Ref:
+    """`s3://…` checked against S3's bucket name rules and for a prefix that stays a
+    folder: each rule broken is said, naming `field`."""
+    m = _S3_REF.match(value)
+    if m is None:
+        raise Invalid(
+            f"{value!r} is not an S3 reference: use s3://BUCKET/PREFIX, a bucket of 3-63 "
+            "lowercase letters, digits, dots and hyphens, a prefix of path segments "
+            "(letters, digits and ._~+=,:!-), optionally @ and a 64-hex-digit digest",
+            field=field,
+        )
+    bucket, prefix = m.group("bucket"), m.group("prefix") or ""
+    if ".." in bucket or ".-" in bucket or "-." in bucket:
+        raise Invalid(f"S3 bucket {bucket!r}: no two dots or a dot next to a hyphen", field=field)
+    if _IP_ADDRESS.match(bucket):
+        raise Invalid(f"S3 bucket {bucket!r} must not look like an IP address", field=field)
+    if bucket.startswith(("xn--", "sthree-")) or bucket.endswith(("-s3alias", "--ol-s3")):
+        raise Invalid(f"S3 bucket {bucket!r} uses a prefix or suffix S3 reserves", field=field)
+    if any(part in (".", "..") for part in prefix.split("/")):
+        raise Invalid(f"S3 prefix {prefix!r} must not hold . or .. segments", field=field)
+    if len(prefix) > MAX_S3_PREFIX_CHARS:
+        raise Invalid(f"an S3 prefix has at most {MAX_S3_PREFIX_CHARS} characters", field=field)
+    return S3Ref(bucket, prefix, m.group("digest"))
 
 
 # ---------------------------------------------------------------- spec blocks
@@ -142,7 +203,9 @@ Labels = Annotated[dict[_LabelKey, _LabelValue], AtMost(MAX_LABELS)]
 SecretRefs = Annotated[dict[_EnvKey, Annotated[str, AtMost(48)]], AtMost(256)]
 EngineArgs = Annotated[dict[_Short, _EngineValue], AtMost(MAX_ENGINE_ARGS)]
 # ECMA-262 has no named groups: (?P<x>…) becomes (?:…)
-_REF_PATTERN = re.sub(r"\(\?P<\w+>", "(?:", f"{_REPO_REF.pattern}|{_HF_REF.pattern}")
+_REF_PATTERN = re.sub(
+    r"\(\?P<\w+>", "(?:", f"{_REPO_REF.pattern}|{_HF_REF.pattern}|{_S3_REF.pattern}"
+)
 ModelRefField = Annotated[  # the pattern is documented (for clients and fuzzers), checked above
     str,
     AtMost(MAX_REF_CHARS),
@@ -201,7 +264,12 @@ def derive_name(model: str, suffix: str) -> str:
     The result is valid under the name rule whatever the reference (`suffix`: 3 to 8
     lowercase letters or digits, random in the API so that two creates do not collide)."""
     ref = parse_model_ref(model)
-    base = ref.repo_id.rsplit("/", 1)[-1] if isinstance(ref, HfRef) else ref.name.split(".")[-1]
+    if isinstance(ref, HfRef):
+        base = ref.repo_id.rsplit("/", 1)[-1]
+    elif isinstance(ref, S3Ref):
+        base = (ref.prefix or ref.bucket).rsplit("/", 1)[-1]
+    else:
+        base = ref.name.split(".")[-1]
     base = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")
     if not base or not base[0].isalpha():
         base = f"ep-{base}".rstrip("-")
@@ -224,12 +292,14 @@ REVISION_FIELDS: frozenset[str] = frozenset(
         "max_queue",
         "batching",
         "command",
+        "container",
         "engine_args",
         "resources",
     }
 )
 
 _FRAMEWORK = r"^[a-z][a-z0-9_.-]{1,31}$"
+_PRESET_NAMES = EXTERNAL_FRAMEWORKS - {"command"}  # the server presets (vllm, tgi, …)
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -278,7 +348,9 @@ class EndpointCreate(_SpecFields):
         None, description=f"unique in its project; {NAME_RULE}; default: made from the model"
     )
     project: ProjectName = Field(DEFAULT_PROJECT, description=f"its project; {PROJECT_RULE}")
-    model: ModelRefField = Field(description="NAME, NAME:VERSION or hf://ORG/NAME[@REVISION]")
+    model: ModelRefField = Field(
+        description="NAME, NAME:VERSION, hf://ORG/NAME[@REVISION] or s3://BUCKET/PREFIX"
+    )
     framework: str | None = Field(
         None,
         pattern=_FRAMEWORK,
@@ -316,6 +388,11 @@ class EndpointCreate(_SpecFields):
     )
     engine_args: EngineArgs = Field(
         default_factory=dict, description="options for framework presets (vllm, tgi, …)"
+    )
+    container: ContainerSpec | None = Field(
+        None,
+        validate_default=True,
+        description="framework `container` (an OCI image), or a preset run from its image",
     )
 
     @field_validator("tasks")
@@ -360,6 +437,30 @@ class EndpointCreate(_SpecFields):
             raise ValueError("a `command` block applies only to framework `command`")
         return v
 
+    @field_validator("container")
+    @classmethod
+    def _container_block(
+        cls, v: ContainerSpec | None, info: ValidationInfo
+    ) -> ContainerSpec | None:
+        """`framework: container` needs a block with an `image`; a server preset may have
+        one (its own image by default); any other framework none."""
+        if "framework" not in info.data:
+            return v  # the framework itself is invalid: that error is reported
+        framework = info.data.get("framework")
+        if framework == CONTAINER_FRAMEWORK:
+            if v is None or v.image is None:
+                raise ValueError("framework `container` needs a `container` block with an `image`")
+            return v
+        if v is None:
+            return v
+        if framework is None:
+            raise ValueError("a `container` block needs `framework: container` (or a preset)")
+        if framework not in _PRESET_NAMES:
+            raise ValueError(
+                "a `container` block applies only to framework `container` and server presets"
+            )
+        return v
+
     @model_validator(mode="after")
     def _size(self, info: ValidationInfo) -> Self:
         if is_stored(info):
@@ -377,8 +478,10 @@ class EndpointCreate(_SpecFields):
         `{"env_from_secrets.HF_TOKEN": "hf", "model_source.token_secret": "hf"}`: what the
         API checks exists and the controller decrypts, each error naming the field."""
         out = {f"env_from_secrets.{var}": name for var, name in self.env_from_secrets.items()}
-        if self.model_source is not None and self.model_source.token_secret is not None:
-            out["model_source.token_secret"] = self.model_source.token_secret
+        if self.model_source is not None:
+            out.update(self.model_source.secret_refs())
+        if self.container is not None and self.container.registry_secret is not None:
+            out["container.registry_secret"] = self.container.registry_secret
         return out
 
     def with_framework(self, framework: str) -> EndpointSpec:
@@ -425,6 +528,7 @@ class EndpointUpdate(_SpecFields):
     batching: BatchingSpec | None = None
     command: CommandSpec | None = None
     engine_args: EngineArgs | None = None
+    container: ContainerSpec | None = None
 
     def apply(self, spec: EndpointSpec) -> EndpointSpec:
         """`spec` with this change. The replica's size is one choice: an update that gives

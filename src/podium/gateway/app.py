@@ -17,7 +17,7 @@ scraping, the control API): the gateway answers 404 for them and never forwards 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote, unquote
 
@@ -151,6 +151,11 @@ class Gateway:
     def outstanding(self, replica_id: str) -> int:
         """Requests in flight to this replica through this gateway."""
         return self.balancer.outstanding(replica_id)
+
+    def outstanding_all(self) -> Mapping[str, int]:
+        """Requests in flight per replica through this gateway (a copy; any thread may ask:
+        the load report of `coordination.loads` sends it to the controller)."""
+        return self.balancer.outstanding_all()
 
     def load_snapshot(self) -> dict[str, EndpointLoad]:
         """Per endpoint: forwarded and held now, requests and 5xx answers since start."""

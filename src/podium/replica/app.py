@@ -158,7 +158,13 @@ class ReplicaApp:
     async def _info(self, _scope: Scope, send: Send) -> None:
         doc: dict[str, Any] = asdict(self.info)
         doc["capabilities"] = asdict(self.runtime.capabilities)
-        doc["load"] = {"in_flight": self.limiter.in_flight, "queued": self.limiter.queued}
+        limiter = self.limiter
+        doc["load"] = {
+            "in_flight": limiter.in_flight,
+            "queued": limiter.queued,
+            "max_in_flight": limiter.max_in_flight,  # high-water marks since it started
+            "max_queued": limiter.max_queued,
+        }
         batcher = self.batcher
         doc["batching"] = (
             None

@@ -36,6 +36,10 @@ class Limiter:
         self.max_queue = max_queue
         self._in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        # High-water marks since the replica started (`/podium/info`): what a sampler
+        # polling the current counts can miss.
+        self.max_in_flight = 0
+        self.max_queued = 0
 
     @property
     def in_flight(self) -> int:
@@ -52,6 +56,7 @@ class Limiter:
         """Take a slot if one is free and nobody is waiting; never blocks."""
         if self._in_flight < self.max_concurrency and not self._waiters:
             self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
             return True
         return False
 
@@ -67,6 +72,7 @@ class Limiter:
         self.check_room()
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self.max_queued = max(self.max_queued, len(self._waiters))
         try:
             await waiter
         except asyncio.CancelledError:

@@ -83,7 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="dynamic batching: batches computed at once",
     )
     p.add_argument("--status-file", type=Path, default=None)
+    p.add_argument(
+        "--engine-arg",
+        action="append",
+        type=_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="one of the endpoint's engine_args, for the runtime (repeatable)",
+    )
     return p
+
+
+def _option(value: str) -> tuple[str, str]:
+    key, sep, text = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError("must be KEY=VALUE")
+    return key, text
 
 
 def _positive(value: str) -> int:
@@ -182,6 +197,7 @@ def _load(args: argparse.Namespace) -> Any:
         threads=args.threads,
         trust_pickle=args.trust_pickle,
         env=dict(os.environ),
+        options=dict(args.engine_arg),
     )
     runtime = cls(config)
     runtime.load(args.model_path)

@@ -45,6 +45,8 @@ class RuntimeConfig:
     threads: int = 1  # CPU threads the runtime may use for one prediction
     trust_pickle: bool = False  # allow pickle-based model files (they run code on load)
     env: Mapping[str, str] = field(default_factory=dict)  # the endpoint's env
+    # The endpoint's `engine_args`, as text (e.g. the transformers runtime's device, dtype).
+    options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

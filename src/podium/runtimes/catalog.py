@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint
 
 from podium.core.catalog_schemas import FrameworkKind, GpuNeed, WireProtocol
-from podium.runtimes.presets import COMMAND, PRESETS
+from podium.runtimes.presets import COMMAND, CONTAINER, PRESETS
 from podium.runtimes.registry import BUILTIN, plugins
 
 _HF, _OPENAI, _V2 = WireProtocol.HF, WireProtocol.OPENAI, WireProtocol.V2
@@ -135,6 +135,16 @@ _COMMAND = Framework(
     formats=("anything your program reads",),
 )
 
+# Needs a container engine on the node, not a package or a program of its own: the API's
+# catalog service says whether this server has one.
+_CONTAINER = Framework(
+    CONTAINER,
+    FrameworkKind.CONTAINER,
+    "your own OCI image (podman or docker), run with the spec's container block",
+    gpu=GpuNeed.OPTIONAL,  # the instance type's GPUs are passed into the container
+    formats=("anything your image reads, mounted read-only at /repository",),
+)
+
 
 def _presets() -> list[Framework]:
     out = []
@@ -171,6 +181,6 @@ def _plugin(name: str, ep: EntryPoint) -> Framework:
 def frameworks() -> list[Framework]:
     """Every framework an endpoint may name, sorted by name. Imports no runtime module."""
     builtins = [f for f in _BUILTINS if f.name in BUILTIN]
-    found = [*builtins, *_presets(), _COMMAND]
+    found = [*builtins, *_presets(), _COMMAND, _CONTAINER]
     found += [_plugin(name, ep) for name, ep in plugins().items()]
     return sorted(found, key=lambda f: f.name)

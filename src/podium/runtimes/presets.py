@@ -34,6 +34,15 @@ Framework `command`: the spec's `command` block runs as given, with `{port}` and
 and `PODIUM_MODEL_PATH` in its environment. Exiting with code 3 means "this model cannot
 load": the endpoint fails at once instead of being restarted.
 
+Official images: a preset endpoint with a `container` block runs the preset's image
+(`Preset.image`, or the block's `image`) instead of a program installed on the host, with
+`Preset.image_command` as its entrypoint and the base command as its arguments, the host
+0.0.0.0 and the model at the block's `model_mount` (`backends/containers.py`): vllm
+`docker.io/vllm/vllm-openai:latest`, sglang `docker.io/lmsysorg/sglang:latest`, tgi
+`ghcr.io/huggingface/text-generation-inference:latest`, llama.cpp
+`ghcr.io/ggml-org/llama.cpp:server`, triton `nvcr.io/nvidia/tritonserver:24.12-py3`,
+torchserve `docker.io/pytorch/torchserve:latest`.
+
 Probes: a replica of these frameworks is probed on its health route instead of the
 replica defaults (`/health/ready`, `/health/live`); a readiness or liveness path the user
 changed from those defaults is kept.
@@ -44,11 +53,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from podium.core.container_spec import CONTAINER_FRAMEWORK
 from podium.core.errors import LoadError
 from podium.core.probe_spec import ProbeKind
-from podium.core.spec import CommandSpec, EndpointSpec, ProbeSpec
+from podium.core.spec import CommandSpec, ContainerSpec, EndpointSpec, ProbeSpec
 
 COMMAND = "command"
+CONTAINER = CONTAINER_FRAMEWORK  # an OCI image (`core.container_spec`)
 HOST = "127.0.0.1"
 DEFAULT_READINESS = "/health/ready"
 DEFAULT_LIVENESS = "/health/live"
@@ -72,6 +83,12 @@ class Preset:
     config: str | None = None  # a config file the backend writes first ({config_file})
     env: tuple[tuple[str, str], ...] = ()  # environment defaults ({names} replaced)
     openai: bool = False  # the server answers OpenAI's /v1/chat/completions, /v1/embeddings…
+    # The project's official image: run (with the spec's `container` block) when the program
+    # is not installed on the host; its entrypoint is the program, so `base` is its args.
+    image: str | None = None
+    # The entrypoint Podium gives that image (the program as the image names it; a module
+    # preset's interpreter): images differ in their own entrypoints, so it is set explicitly.
+    image_command: tuple[str, ...] = ()
 
     @property
     def package(self) -> str | None:
@@ -115,6 +132,8 @@ PRESETS: dict[str, Preset] = {
     for p in (
         Preset(
             name="vllm",
+            image="docker.io/vllm/vllm-openai:latest",
+            image_command=("vllm",),
             openai=True,
             program="vllm",
             base="serve {model_path} --host {host} --port {port} --served-model-name {endpoint}",
@@ -124,6 +143,8 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="sglang",
+            image="docker.io/lmsysorg/sglang:latest",
+            image_command=("python3",),
             openai=True,
             program="python",
             module="sglang.launch_server",
@@ -135,6 +156,8 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="tgi",
+            image="ghcr.io/huggingface/text-generation-inference:latest",
+            image_command=("text-generation-launcher",),
             openai=True,
             program="text-generation-launcher",
             base="--model-id {model_path} --hostname {host} --port {port} "
@@ -148,6 +171,8 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="llama.cpp",
+            image="ghcr.io/ggml-org/llama.cpp:server",
+            image_command=("/app/llama-server",),
             openai=True,
             program="llama-server",
             base="-m {model_file} --host {host} --port {port}",
@@ -158,6 +183,8 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="triton",
+            image="nvcr.io/nvidia/tritonserver:24.12-py3",
+            image_command=("tritonserver",),
             program="tritonserver",
             base="--model-repository {model_path} --http-address {host} --http-port {port} "
             "--allow-grpc=false --metrics-port {port1}",
@@ -170,6 +197,8 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="torchserve",
+            image="docker.io/pytorch/torchserve:latest",
+            image_command=("torchserve",),
             program="torchserve",
             base="--start --foreground --model-store {model_path} --models all "
             "--ts-config {config_file} --ncs",
@@ -191,11 +220,12 @@ PRESETS: dict[str, Preset] = {
     )
 }
 
-EXTERNAL_FRAMEWORKS: frozenset[str] = frozenset({COMMAND, *PRESETS})
+EXTERNAL_FRAMEWORKS: frozenset[str] = frozenset({COMMAND, CONTAINER, *PRESETS})
 
 
 def is_external(framework: str) -> bool:
-    """True for frameworks served by an external server (`command` and the presets)."""
+    """True for frameworks served by an external server (`command`, `container` and the
+    presets)."""
     return framework in EXTERNAL_FRAMEWORKS
 
 
@@ -278,10 +308,15 @@ def pick_model_file(preset: Preset, names: Sequence[str]) -> str | None:
 # ---------------------------------------------------------------------- probes
 
 
-def health_route(framework: str, command: CommandSpec | None) -> str | None:
-    """Where an external server answers health checks; None for podium replicas."""
+def health_route(
+    framework: str, command: CommandSpec | None, container: ContainerSpec | None = None
+) -> str | None:
+    """Where an external server answers health checks; None for podium replicas. A preset
+    run from its image answers where the preset does."""
     if framework == COMMAND:
         return command.health_route if command is not None else "/health"
+    if framework == CONTAINER:
+        return container.health_route if container is not None else "/health"
     preset = PRESETS.get(framework)
     return preset.health_route if preset is not None else None
 
@@ -296,7 +331,7 @@ def probe_specs(
     replica's own port left at the replica defaults become the server's health route.
     """
     source = served if served is not None else spec
-    route = health_route(source.framework, source.command)
+    route = health_route(source.framework, source.command, source.container)
     ready, live = spec.readiness, spec.liveness
     if route is None:
         return ready, live

@@ -1,4 +1,19 @@
-"""The embedded server: one process running the API, the gateway and the controller.
+"""The server: one process running the API, the gateway and the controller, or some of them.
+
+`podium up` runs all three roles in one process on SQLite. `podium server --roles …`
+(issue 16) runs any subset, several processes sharing one PostgreSQL database: `Podium`
+builds only what its roles need (`settings.roles`):
+
+- api: the control API, the dashboard;
+- gateway: the gateway, the async task dispatcher, the request-record writer;
+- controller: a controller candidate (it runs passes only while it holds the lease,
+  `podium.coordination.leadership`), the job runner (only while the candidate leads: two
+  runners would read one job's input twice) and the callback sender (safe in several
+  processes at once: `CallbackQueue.take` skips rows another sender has locked and holds
+  what it took for longer than a delivery may take).
+
+Every process serves `/metrics` (its own parts' figures: a Prometheus scrapes each
+process). A path of a role this process does not run is answered 404 problem+json.
 
 `/endpoints/…`, `/p/{project}/endpoints/…` and the OpenAI router's `/v1/…` go to the
 gateway (raw ASGI, the hot path); everything else to the control-plane API (FastAPI, under
@@ -30,18 +45,21 @@ from prometheus_client import (
 from podium.api.app import create_api
 from podium.api.deps import ApiContext, GatewayLive
 from podium.artifacts.store import ArtifactStore
-from podium.backends.local import LocalBackend
+from podium.backends.base import RunsContainers
 from podium.control.loop import Controller
+from podium.coordination.leadership import lease_for
 from podium.core.asgi import Receive, Scope, Send, serve_lifespan
-from podium.core.problems import SAFE_HEADERS
+from podium.core.problems import PROBLEM, SAFE_HEADERS, problem_body
 from podium.core.request_record import RecordBuffer
 from podium.core.routing import InProcessRoutingSource, RoutingSource
-from podium.core.settings import Settings
+from podium.core.settings import ALL_ROLES, Role, Settings
 from podium.gateway.access import AccessStage
 from podium.gateway.app import Gateway
 from podium.gateway.task_store import DatabaseTaskStore
 from podium.gateway.tasks import TaskDispatcher
+from podium.server.backend_choice import make_backend
 from podium.server.callbacks import CallbackSender
+from podium.server.cluster import Cluster
 from podium.server.credentials import ensure_credentials
 from podium.server.hosts import HostCheck, allowed_hosts
 from podium.server.jobs import JobRunner
@@ -51,6 +69,7 @@ from podium.server.tokens import LiveTokens, TokenRefresher, store_loader
 from podium.store.db import Database
 from podium.store.files import FileStore, TaskResultFiles
 from podium.store.secret_box import SecretBox
+from podium.web.app import create_web, is_web_path
 
 log = logging.getLogger("podium.server")
 # OpenAI's Batch API is served by the control-plane API (api/routes/openai_batches.py).
@@ -59,16 +78,21 @@ WHY_FAILED_WAIT_S = 2.0  # how long a 502 for a crashed replica waits to say why
 
 
 class Podium:
-    """All of Podium wired together, as one ASGI app (lifespan starts and stops the parts)."""
+    """Podium's parts for this process's roles wired together, as one ASGI app (lifespan
+    starts and stops the parts)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, one_of_several: bool = False) -> None:
+        """`one_of_several`: a `podium server` on PostgreSQL, one of the processes sharing
+        the database (its replicas outlive it: the next leader adopts them)."""
         self.settings = settings
+        self.one_of_several = one_of_several
+        roles = settings.roles
         settings.home.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.database_url)
         self.db.migrate()
         if settings.auth:
             ensure_credentials(settings, self.db)
-        # The live tokens, for the API and the gateway alike (reloaded while serving).
+        # The live tokens, for the API, the gateway and /metrics (reloaded while serving).
         self.tokens = LiveTokens()
         self.token_refresher = TokenRefresher(
             store_loader(self.db), self.tokens, settings.token_refresh_s
@@ -76,12 +100,61 @@ class Podium:
         self.token_refresher.reload()
         self.hosts = HostCheck(allowed_hosts(settings))
         self.artifacts = ArtifactStore(settings.artifacts_dir, limits=settings.limits.archive)
-        # Replicas on this machine; the backend fetches their models into the node cache
-        # (settings.cache_dir) itself.
-        self.backend = LocalBackend(settings)
-        # One server process: the routing table travels in memory. A source shared by
-        # several processes (PostgreSQL LISTEN/NOTIFY) would be chosen here, and only here.
-        self.holder: RoutingSource = InProcessRoutingSource()
+        # Replicas on this machine (local) or a Ray cluster's nodes (`backend_choice`); the
+        # backend gets the models onto the replicas' nodes itself. Every role uses it: the
+        # controller acts through it, the API reads replica logs and the gateway a crashed
+        # replica's cause through it.
+        self.backend = make_backend(settings, self.db)
+        # The controller candidate's lease (the sole one on SQLite, `podium up`), made
+        # first: the routing source publishes under its fence.
+        self.lease = lease_for(settings.database_url) if Role.CONTROLLER in roles else None
+        fence = None if self.lease is None else self.lease.fence
+        # The routing table, wakes and gateway load: in memory for `podium up`; through
+        # PostgreSQL for one `podium server` of several (`cluster.Cluster`).
+        self.cluster = Cluster(settings, self.db, fence=fence) if one_of_several else None
+        self.holder: RoutingSource = (
+            InProcessRoutingSource() if self.cluster is None else self.cluster.routing
+        )
+        # The server's one Prometheus registry, which `/metrics` serves (docs/metrics.md):
+        # the gateway, the controller and the records writer register into it.
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.records: RecordBuffer | None = None
+        self.recorder: RecordWriter | None = None
+        self.gateway: Gateway | None = None
+        self.dispatcher: TaskDispatcher | None = None
+        if Role.GATEWAY in roles:
+            self._build_gateway()
+        self.controller: Controller | None = None
+        self.jobs: JobRunner | None = None
+        self.callbacks: CallbackSender | None = None
+        if Role.CONTROLLER in roles:
+            self._build_controller()
+        self._register()
+        self.api: Any = None
+        self.web: Any = None
+        if Role.API in roles:
+            self.api = create_api(
+                ApiContext(
+                    settings=settings,
+                    db=self.db,
+                    artifacts=self.artifacts,
+                    logs=self.backend,
+                    wake=self._wake,
+                    routing=self.holder,
+                    tokens=self.tokens,
+                    max_upload_bytes=settings.limits.max_upload_bytes,
+                    # `GET /api/v1/live` and `podium top`: the gateway's counts right now.
+                    live=(
+                        None
+                        if self.gateway is None
+                        else GatewayLive(self.gateway, records=self.records)
+                    ),
+                )
+            )
+            self.web = create_web()  # the dashboard at / (issue 15)
+
+    def _build_gateway(self) -> None:
+        settings = self.settings
         # Request records (issue 12): the gateway offers one per invocation to the buffer,
         # the writer thread stores them in batches and prunes them.
         observed = settings.observability
@@ -89,10 +162,7 @@ class Podium:
         self.recorder = (
             None if self.records is None else RecordWriter(self.db, self.records, observed)
         )
-        # The server's one Prometheus registry, which `/metrics` serves (docs/metrics.md):
-        # the gateway, the controller and the records writer register into it.
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.task_store = DatabaseTaskStore(self.db)
+        task_store = DatabaseTaskStore(self.db)
         self.gateway = Gateway(
             self.holder,
             settings.gateway,
@@ -105,7 +175,7 @@ class Podium:
             records=self.records,  # one record per invocation, offered to the buffer
             registry=self.registry,
             # Async tasks (issue 13): the async route stores them in the server's queue...
-            tasks=self.task_store,
+            tasks=task_store,
             task_settings=settings.tasks,
         )
         # ...and the dispatcher runs them through the gateway's own pipeline.
@@ -114,7 +184,7 @@ class Podium:
         self.dispatcher = TaskDispatcher(
             self.gateway.pipeline,
             self.holder,
-            self.task_store,
+            task_store,
             settings.tasks,
             save_result=result_files.save_result,
             delete_files=result_files.delete_files,
@@ -123,52 +193,60 @@ class Podium:
         )
         if self.gateway.task_intake is not None:
             self.gateway.task_intake.on_enqueued = self.dispatcher.wake
-        self.controller = Controller(
+        if self.cluster is not None:
+            self.cluster.report(self.gateway)  # the leader sums every gateway's load
+
+    def _build_controller(self) -> None:
+        settings = self.settings
+        lease = self.lease
+        assert lease is not None  # made with the controller role
+        self.controller = controller = Controller(
             settings,
             self.db,
             self.backend,
             self.holder,
-            gateway=self.gateway,
+            # The load the autoscaler and the draining read: this process's gateway, or
+            # the sum of every gateway's reports (one process of several).
+            gateway=self.gateway if self.cluster is None else self.cluster.view,
+            lease=lease,
         )
-        # Batch jobs (issue 13): turns job lines into tasks, writes their output files.
+        if self.cluster is not None:
+            self.cluster.listen(controller.wake)  # wakes from every process
+        # Batch jobs (issue 13): turns job lines into tasks, writes their output files;
+        # only while this process's controller leads, its writes fenced like the
+        # controller's.
         self.jobs = JobRunner(
-            self.db,
+            controller.db,
             FileStore(settings.files_dir),
             settings.tasks,
             max_line_bytes=settings.gateway.max_body_bytes,
+            active=None if lease.sole else (lambda: controller.leading),
         )
-        self._register()
         # Task callbacks (issue 13): POSTs each ended task's document to its callback URL.
         self.callbacks = CallbackSender(
             self.db, settings.tasks, SecretBox(settings.secret_key_path)
-        )
-        self.api = create_api(
-            ApiContext(
-                settings=settings,
-                db=self.db,
-                artifacts=self.artifacts,
-                logs=self.backend,
-                wake=self._wake,
-                routing=self.holder,
-                tokens=self.tokens,
-                max_upload_bytes=settings.limits.max_upload_bytes,
-                # `GET /api/v1/live` and `podium top`: the gateway's counts right now.
-                live=GatewayLive(self.gateway, records=self.records),
-            )
         )
 
     def _register(self) -> None:
         """Register the controller's, the records writer's and the server process's own
         collectors in the server's registry (the gateway registered its own)."""
         registry = self.registry
-        registry.register(self.controller.collector())
-        registry.register(self.controller.history_collector())  # the sampler's latest figures
+        if self.controller is not None:
+            registry.register(self.controller.collector())
+            # The sampler's latest figures.
+            registry.register(self.controller.history_collector())
         if self.recorder is not None:  # the request records written, dropped, buffered
             registry.register(self.recorder)
         ProcessCollector(registry=registry)  # process_*: the server's CPU, memory, fds
 
     def _wake(self, endpoint: str | None = None) -> None:
-        self.controller.wake(endpoint)
+        """Wake the leading controller: this process's own at once (a standby ignores it),
+        the leader elsewhere through PostgreSQL (one process of several)."""
+        controller = self.controller
+        if controller is not None:
+            controller.wake(endpoint)
+        if self.cluster is not None and not (controller is not None and controller.leading):
+            self.cluster.waker(endpoint)
 
     async def _why_failed(self, replica_id: str) -> str | None:
         """Why a replica died serving a request, as the backend learns it (the controller,
@@ -182,21 +260,31 @@ class Podium:
         return cause
 
     async def startup(self) -> None:
-        await self.gateway.startup()
+        if self.cluster is not None and not await asyncio.to_thread(self.cluster.start):
+            log.warning("the routing table could not be read yet: serving none until it is")
+        if self.gateway is not None:
+            await self.gateway.startup()
         self.token_refresher.start()
         if self.recorder is not None:
             self.recorder.start()
-        self.controller.start()
-        self.dispatcher.start()
-        self.callbacks.start()
-        # The job runner's thread wakes the dispatcher, through the loop, when it enqueued.
-        loop = asyncio.get_running_loop()
+        if self.controller is not None:
+            self.controller.start()  # a standby returns after its first try to lead
+        if self.dispatcher is not None:
+            self.dispatcher.start()
+        if self.callbacks is not None:
+            self.callbacks.start()
+        if self.jobs is not None:
+            # The job runner's thread wakes the dispatcher, through the loop, when it
+            # enqueued (a dispatcher in another process finds the tasks at its next round).
+            loop = asyncio.get_running_loop()
+            dispatcher = self.dispatcher
 
-        def wake_dispatcher() -> None:
-            loop.call_soon_threadsafe(self.dispatcher.wake)
+            def wake_dispatcher() -> None:
+                if dispatcher is not None:
+                    loop.call_soon_threadsafe(dispatcher.wake)
 
-        self.jobs.on_enqueued = wake_dispatcher
-        self.jobs.start()
+            self.jobs.on_enqueued = wake_dispatcher
+            self.jobs.start()
         # Everything built so far lives as long as the server: move it out of the garbage
         # collector's generations, so the full collections that long-lived objects (request
         # records waiting for the writer, connections) trigger under load no longer walk
@@ -205,6 +293,11 @@ class Podium:
         gc.freeze()
         # The port is bound already (`server.main.serve` binds it before building the app).
         log.info("Podium is up at %s (state in %s)", self.settings.public_url, self.settings.home)
+        if self.settings.roles != ALL_ROLES:
+            log.info("roles: %s", ",".join(sorted(self.settings.roles)))
+        if self.controller is not None and isinstance(self.backend, RunsContainers):
+            # The engine container replicas run with (the process that starts replicas).
+            log.info("containers: %s", await asyncio.to_thread(self.backend.container_engine))
         if self.settings.auth:
             log.info(
                 "API token for this machine's CLI and SDK: in %s (never printed)",
@@ -214,15 +307,28 @@ class Podium:
             log.info("%s", hint)
 
     async def shutdown(self, *, stop_replicas: bool = True) -> None:
-        await asyncio.to_thread(self.jobs.stop)
-        self.controller.stop()
-        await self.dispatcher.stop()  # before the gateway: its calls run through it
-        await asyncio.to_thread(self.callbacks.stop)
+        if self.jobs is not None:
+            await asyncio.to_thread(self.jobs.stop)
+        # `podium up` stops its replicas with it, as it always did (if it leads: on
+        # PostgreSQL another leader may have taken them over). A `podium server` of several
+        # leaves them to the next leader, which adopts them: a rolling restart of the
+        # servers restarts no replica. A process that never led never started any.
+        leads = self.controller is not None and self.controller.leading
+        stop = stop_replicas and leads and not self.one_of_several
+        if self.controller is not None:
+            self.controller.stop(replicas_stay=not stop)
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()  # before the gateway: its calls run through it
+        if self.callbacks is not None:
+            await asyncio.to_thread(self.callbacks.stop)
         self.token_refresher.stop()
-        await self.backend.close(stop_replicas=stop_replicas)
-        await self.gateway.shutdown()
+        await self.backend.close(stop_replicas=stop)
+        if self.gateway is not None:
+            await self.gateway.shutdown()
         if self.recorder is not None:  # after the gateway: nothing is offered any more
             await asyncio.to_thread(self.recorder.stop)
+        if self.cluster is not None:
+            await asyncio.to_thread(self.cluster.close)
         self.db.dispose()
         gc.unfreeze()  # an embedded server (tests, notebooks) gives its heap back to the GC
 
@@ -240,11 +346,19 @@ class Podium:
             and (path.startswith(("/endpoints/", "/v1/", "/p/")) or path == "/endpoints")
             and not path.startswith(OPENAI_BATCH_PREFIXES)
         ):
+            if self.gateway is None:
+                await _not_here(send, "gateway", path)
+                return
             await self.gateway(scope, receive, send)  # /v1/…: the OpenAI router
         elif kind == "http" and path == "/metrics":
             await self._metrics(scope, send)
-        elif kind == "http" and path == "/":
-            await _redirect(send, "/api/v1/docs")
+        elif self.api is None:
+            if kind == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            elif kind == "http":
+                await _not_here(send, "api", path)
+        elif kind == "http" and is_web_path(path):
+            await self.web(scope, receive, send)  # the dashboard (issue 15)
         else:
             await self.api(scope, receive, send)
 
@@ -286,6 +400,14 @@ async def _plain(send: Any, status: int, body: bytes, content_type: str) -> None
     await send({"type": "http.response.body", "body": body})
 
 
+async def _not_here(send: Any, role: str, path: str) -> None:
+    """404 problem+json for a path of a role this process does not run (`--roles`)."""
+    detail = f"{path} is served by a Podium process with the {role} role, not this one"
+    headers = [(b"content-type", PROBLEM), *SAFE_HEADERS]
+    await send({"type": "http.response.start", "status": 404, "headers": headers})
+    await send({"type": "http.response.body", "body": problem_body(404, detail)})
+
+
 async def _misdirected(send: Any, host: str, kind: str) -> None:
     """421 for a Host this server does not answer to (a websocket is closed instead)."""
     if kind != "http":
@@ -296,14 +418,3 @@ async def _misdirected(send: Any, host: str, kind: str) -> None:
     headers = [*headers, *SAFE_HEADERS]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _redirect(send: Any, location: str) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 307,
-            "headers": [(b"location", location.encode()), (b"content-length", b"0")],
-        }
-    )
-    await send({"type": "http.response.body", "body": b""})

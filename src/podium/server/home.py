@@ -13,6 +13,15 @@ replica adopted:
    warning), and the database files directly in it to 0600. `serve()` also sets the umask
    to 0o077, so everything the server and its replicas create later is owner-only.
 
+Several server processes on PostgreSQL (`podium server`, issue 16) may share one home: the
+replicas' node cache, their logs, artifacts and files are the machine's, and the controller
+that leads is chosen by the database, not by this lock. Each such process takes
+`server.lock` *shared* and `server-<server id>.lock` exclusively (the id is `--server-id`,
+by default the port: two processes cannot serve one port on one machine anyway). So two
+processes with one id stop as two `podium up` do, and a `podium up` (exclusive) and
+`podium server`s (shared) never run on one home at once: `podium up` stops the replicas
+when it stops, and would adopt replicas that a leader elsewhere manages.
+
 `bind(host, port)` opens the listening socket before anything else happens, so a port in
 use is one clear error before a replica is touched (uvicorn gets the bound socket).
 """
@@ -29,7 +38,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from podium.core.errors import Conflict, Unavailable
+from podium.core.errors import Conflict, Invalid, Unavailable
 from podium.core.settings import Settings
 
 log = logging.getLogger("podium.server")
@@ -48,20 +57,69 @@ class HomeLock:
 
     path: Path
     fd: int
+    shared_fd: int = -1  # `server.lock` held shared, for one of several servers
 
     def release(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)  # closing the only descriptor drops the flock
             self.fd = -1
+        if self.shared_fd >= 0:
+            os.close(self.shared_fd)
+            self.shared_fd = -1
 
 
-def claim_home(settings: Settings) -> HomeLock:
-    """Lock `settings.home` for this server and make it private (see the module doc)."""
+def claim_home(settings: Settings, *, server_id: str | None = None) -> HomeLock:
+    """Lock `settings.home` for this server and make it private (see the module doc).
+
+    `server_id` None: this server alone on the home (`podium up`, or any server on SQLite);
+    else one of several server processes on PostgreSQL, named `server_id`."""
     home = settings.home
     home.mkdir(mode=HOME_MODE, parents=True, exist_ok=True)
-    lock = _lock(home / LOCK_FILE, settings.public_url)
+    if server_id is None:
+        lock = _lock(home / LOCK_FILE, settings.public_url)
+    else:
+        lock = _lock_shared(home, server_id, settings.public_url)
     make_private(home)
     return lock
+
+
+def server_lock_name(server_id: str) -> str:
+    """The lock file of one of several servers on a home (`server_id` checked: a name, not
+    a path)."""
+    if (
+        not server_id
+        or len(server_id) > 64
+        or not all(c.isalnum() or c in "-_." for c in server_id)
+    ):
+        raise Invalid(
+            f"server id {server_id!r} must be 1-64 letters, digits, '-', '_' or '.'",
+            field="server_id",
+        )
+    return f"server-{server_id}.lock"
+
+
+def _lock_shared(home: Path, server_id: str, url: str) -> HomeLock:
+    """`server.lock` shared (kept open with the other) and `server-<id>.lock` exclusive."""
+    name = server_lock_name(server_id)
+    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as e:
+        holder = _read_holder(fd)
+        os.close(fd)
+        if e.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        raise Conflict(
+            f"podium up ({holder}) runs on PODIUM_HOME {home}; stop it before starting "
+            "podium server processes there, or use another PODIUM_HOME",
+            field="PODIUM_HOME",
+        ) from None
+    try:
+        own = _lock(home / name, url)
+    except BaseException:
+        os.close(fd)
+        raise
+    return HomeLock(own.path, own.fd, shared_fd=fd)
 
 
 def make_private(home: Path) -> None:

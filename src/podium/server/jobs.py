@@ -84,8 +84,12 @@ class JobRunner:
         interval_s: float = 0.2,
         on_enqueued: Callable[[], None] | None = None,
         max_line_bytes: int = GatewaySettings().max_body_bytes,
+        active: Callable[[], bool] | None = None,
     ) -> None:
         self._db = db
+        # With several server processes (issue 16) the runner works only in the one whose
+        # controller leads (`active`): two runners would read one job's input twice.
+        self._active = active
         # A line longer than this (the gateway's PODIUM_MAX_BODY_BYTES: a line is one
         # request body) fails alone, and is never read into memory whole.
         self._max_line = max_line_bytes
@@ -124,6 +128,9 @@ class JobRunner:
 
     def run_once(self) -> bool:
         """One round over every job not ended; True when something was done."""
+        if self._active is not None and not self._active():
+            self._readers.clear()  # the leader's runner reads on; resume from the store later
+            return False
         with self._db.unit_of_work(read_only=True) as uow:
             jobs = uow.jobs.active()
         done = False

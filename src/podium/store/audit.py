@@ -1,5 +1,6 @@
 """The audit log: one append-only row per control action (or refused attempt), read by
-admins newest-last with filters and `after_id` paging. Callers redact before they add:
+admins oldest first with filters and `after_id` paging, or newest first with
+`before_id` paging. Callers redact before they add:
 this module stores what it is given."""
 
 from __future__ import annotations
@@ -102,15 +103,20 @@ class AuditRepo:
         actor: str | None = None,
         action: str | None = None,
         after_id: int = 0,
+        before_id: int | None = None,
+        newest_first: bool = False,
         limit: int = 100,
     ) -> builtins.list[AuditRecord]:
-        """Up to `limit` entries with id > `after_id`, oldest first. `actor` matches the
+        """Up to `limit` entries with id > `after_id` (and < `before_id` when given), oldest
+        first; `newest_first` takes the newest of them, newest first. `actor` matches the
         token id or the token's name; `action` a whole action (`endpoint.create`) or its
         object kind (`endpoint`); `projects` (when not None) keeps the entries of those
         projects only."""
         if not 1 <= limit <= MAX_PAGE:
             raise Invalid(f"limit must be between 1 and {MAX_PAGE}, not {limit}", field="limit")
         stmt = select(AuditRow).where(AuditRow.id > after_id)
+        if before_id is not None:
+            stmt = stmt.where(AuditRow.id < before_id)
         if project is not None:
             stmt = stmt.where(AuditRow.project == project)
         if projects is not None:
@@ -122,5 +128,6 @@ class AuditRepo:
                 stmt = stmt.where(AuditRow.action == action)
             else:
                 stmt = stmt.where(AuditRow.object_kind == action)
-        stmt = stmt.order_by(AuditRow.id).limit(limit)
+        order = AuditRow.id.desc() if newest_first else AuditRow.id
+        stmt = stmt.order_by(order).limit(limit)
         return [_record(r) for r in self._s.scalars(stmt)]

@@ -21,7 +21,14 @@ can hold the write lock longer than a unit of work, and processes migrating one 
 once (servers, tests, the alembic CLI) must wait for each other, not fail.
 
 PostgreSQL (`postgresql://…`, driver psycopg 3): READ COMMITTED; writers of one model or
-endpoint serialize on advisory locks (see `locks`).
+endpoint serialize on advisory locks (see `locks`). Every connection is opened within
+`PG_CONNECT_TIMEOUT_S` and every statement (but a migration's) ends within
+`PG_STATEMENT_TIMEOUT_MS`; a statement that ran out of time is `Unavailable`.
+
+`db.fenced(check)` is a view of the same database (same engine and pool) whose writing
+units of work call `check(session)` first, in their own transaction: the controller hands
+such a view to its parts, so every write it makes checks its fencing number
+(`podium.coordination.fencing`) in one place.
 
 Lock contention and lost connections surface as `core.errors` (`Retryable`, `Unavailable`);
 every other database error propagates as it is (it is a bug).
@@ -29,10 +36,11 @@ every other database error propagates as it is (it is a bug).
 
 from __future__ import annotations
 
+import copy
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,7 +48,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from filelock import FileLock, Timeout
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -51,6 +59,7 @@ from podium.core.errors import Invalid, Retryable, Unavailable
 from podium.store.audit import AuditRepo
 from podium.store.callback_keys import CallbackKeyRepo
 from podium.store.callbacks import CallbackQueue
+from podium.store.coordination import GatewayReportRepo, RoutingStateRepo
 from podium.store.endpoints import EndpointRepo
 from podium.store.events import EventRepo
 from podium.store.files import FileRepo
@@ -63,6 +72,7 @@ from podium.store.projects import ProjectRepo
 from podium.store.replicas import ReplicaRepo
 from podium.store.requests import RequestRepo
 from podium.store.secrets import SecretRepo
+from podium.store.spec_cache import SpecCache
 from podium.store.stats import StatsRepo
 from podium.store.task_views import TaskViews
 from podium.store.tasks import TaskRepo
@@ -74,6 +84,9 @@ MIGRATE_LOCK_TIMEOUT_S = 300.0  # waiting for other processes migrating the same
 MIGRATE_BUSY_TIMEOUT_S = 60.0  # waiting for the write lock held by a unit of work
 
 BUSY_TIMEOUT_S = 5.0  # a unit of work waits this long for the write lock
+PG_CONNECT_TIMEOUT_S = 5  # libpq's connect_timeout (whole seconds)
+PG_STATEMENT_TIMEOUT_MS = 60_000  # any one statement (migrations: none)
+PG_POOL_TIMEOUT_S = 10.0  # waiting for a pooled connection when all are in use
 _SQLITE_PRAGMAS = (
     f"busy_timeout={int(BUSY_TIMEOUT_S * 1000)}",
     "foreign_keys=ON",
@@ -81,6 +94,7 @@ _SQLITE_PRAGMAS = (
 )
 _READ_ONLY = "podium_read_only"
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock
+_CANCELED = "57014"  # statement_timeout: the database did not answer in time
 
 
 def normalize_url(url: str) -> URL:
@@ -111,10 +125,17 @@ def normalize_url(url: str) -> URL:
 class UnitOfWork:
     """The repositories of one transaction, sharing one Session."""
 
-    def __init__(self, session: Session, clock: Clock) -> None:
+    def __init__(
+        self,
+        session: Session,
+        clock: Clock,
+        specs: SpecCache | None = None,
+        *,
+        read_only: bool = False,
+    ) -> None:
         self.session = session
         self.models = ModelRepo(session, clock)
-        self.endpoints = EndpointRepo(session, clock)
+        self.endpoints = EndpointRepo(session, clock, specs, keep_specs=read_only)
         self.replicas = ReplicaRepo(session)
         self.events = EventRepo(session, clock)
         self.memory = EndpointMemoryRepo(session, clock)
@@ -132,6 +153,8 @@ class UnitOfWork:
         self.callbacks = CallbackQueue(session, clock)  # callbacks due for delivery
         self.files = FileRepo(session, clock)  # the file store's rows (issue 13)
         self.jobs = JobRepo(session, clock)  # batch jobs (issue 13)
+        self.routing_state = RoutingStateRepo(session)  # the shared routing table (issue 16)
+        self.gateway_reports = GatewayReportRepo(session)  # every gateway's load (issue 16)
 
 
 class Database:
@@ -139,6 +162,7 @@ class Database:
         self._url = normalize_url(url)
         self._clock = clock or SystemClock()
         self._engine = self._create_engine()
+        self._specs = SpecCache()  # parsed endpoint specs, shared by every unit of work
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         read_options: dict[str, Any] = {_READ_ONLY: True}
         if self.dialect == "postgresql":
@@ -146,6 +170,16 @@ class Database:
         self._read_sessions = sessionmaker(
             self._engine.execution_options(**read_options), expire_on_commit=False
         )
+        # Called with the session at the start of every writing unit of work (`fenced`).
+        self._before_write: Callable[[Session], None] | None = None
+
+    def fenced(self, check: Callable[[Session], None]) -> Database:
+        """This database (same engine, same pool) with `check(session)` run first in every
+        writing unit of work, inside its transaction: raising there rolls the unit back
+        before it wrote anything. Reading units of work are not checked."""
+        view = copy.copy(self)
+        view._before_write = check
+        return view
 
     @property
     def url(self) -> str:
@@ -185,6 +219,7 @@ class Database:
         """
         if self.dialect == "postgresql":
             with self._engine.begin() as conn:
+                conn.execute(text("SET LOCAL statement_timeout = 0"))  # a migration may be long
                 conn.execute(select(func.pg_advisory_xact_lock(int(LockSpace.MIGRATE), 0)))
                 yield conn
             return
@@ -227,7 +262,9 @@ class Database:
         """
         factory = self._read_sessions if read_only else self._sessions
         with self._translate_errors(), factory() as session, session.begin():
-            yield UnitOfWork(session, self._clock)
+            if not read_only and self._before_write is not None:
+                self._before_write(session)
+            yield UnitOfWork(session, self._clock, self._specs, read_only=read_only)
 
     # ------------------------------------------------------------------ internals
 
@@ -249,6 +286,14 @@ class Database:
                 pool_pre_ping=True,
                 pool_size=5,
                 max_overflow=15,
+                pool_timeout=PG_POOL_TIMEOUT_S,
+                # Every call has a limit: connecting to a host that does not answer (a
+                # failover, a partition) would otherwise wait for the OS's TCP retries
+                # (about 2 min), and a statement for as long as the server takes.
+                connect_args={
+                    "connect_timeout": PG_CONNECT_TIMEOUT_S,
+                    "options": f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS}",
+                },
                 # A store error's text never carries the row values (captured payloads, a
                 # secret's ciphertext, client addresses) into a log line.
                 hide_parameters=True,
@@ -273,11 +318,13 @@ def _translated(e: DBAPIError) -> Exception | None:
     """The `core.errors` equivalent of a transient or connection error, else None."""
     if not isinstance(e, OperationalError | InterfaceError):
         return None
-    text = str(e.orig).lower()
+    message = str(e.orig).lower()
     sqlstate = getattr(e.orig, "sqlstate", None) or ""
-    if sqlstate in _TRANSIENT_SQLSTATES or "database is locked" in text or "is busy" in text:
+    if sqlstate in _TRANSIENT_SQLSTATES or "database is locked" in message or "is busy" in message:
         return Retryable("the database is busy; try again", retry_after=0.5)
-    if e.connection_invalidated or sqlstate.startswith("08") or "connect" in text:
+    if sqlstate == _CANCELED:
+        return Unavailable("the database did not answer in time")
+    if e.connection_invalidated or sqlstate.startswith("08") or "connect" in message:
         return Unavailable(f"the database is unavailable: {e.orig}")
     return None
 

@@ -25,6 +25,7 @@ from podium.core.spec import EndpointSpec
 from podium.store.locks import LockSpace, lock_name
 from podium.store.projects import ProjectRepo
 from podium.store.records import EndpointRecord, RevisionRecord
+from podium.store.spec_cache import SpecCache, SpecKey
 from podium.store.tables import (
     CallbackKeyRow,
     EndpointMemoryRow,
@@ -73,10 +74,38 @@ def _check_desired(desired: int) -> None:
         )
 
 
+# The columns a list reads besides the spec (which comes from the `SpecCache`).
+_LISTED = (
+    EndpointRow.name,
+    EndpointRow.project,
+    EndpointRow.status,
+    EndpointRow.status_reason,
+    EndpointRow.revision,
+    EndpointRow.model_ref,
+    EndpointRow.desired_replicas,
+    EndpointRow.generation,
+    EndpointRow.created_at,
+    EndpointRow.updated_at,
+)
+_SPECS_PER_QUERY = 500  # names in one `IN (…)` of the specs a list had not parsed yet
+
+
 class EndpointRepo:
-    def __init__(self, session: Session, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        clock: Clock | None = None,
+        specs: SpecCache | None = None,
+        *,
+        keep_specs: bool = True,
+    ) -> None:
         self._s = session
         self._clock = clock or SystemClock()
+        self._specs = SpecCache() if specs is None else specs  # the Database's, shared
+        # Only a read-only unit of work adds to the shared cache: what a writing one reads
+        # may be its own uncommitted spec, which a rollback would leave behind under a
+        # generation another server may then commit with another spec.
+        self._keep_specs = keep_specs
 
     # ------------------------------------------------------------------ reads
 
@@ -101,7 +130,7 @@ class EndpointRepo:
         """Endpoints ordered by key, filtered by status, `labels` (every one must match),
         a substring of the (bare) name (matched literally: `%` and `_` are not wildcards)
         and the projects they belong to (all when None)."""
-        stmt = select(EndpointRow).order_by(EndpointRow.name)
+        stmt = select(*_LISTED).order_by(EndpointRow.name)
         if status is not None:
             stmt = stmt.where(EndpointRow.status == status.value)
         if projects is not None:
@@ -109,13 +138,58 @@ class EndpointRepo:
         if name_contains:
             part = name_contains.lower()
             stmt = stmt.where(EndpointRow.name.contains(part, autoescape=True))
-        records = [_record(r) for r in self._s.scalars(stmt)]
+        rows = self._s.execute(stmt).all()
+        specs = self._parsed_specs([(r.name, r.created_at, r.generation) for r in rows])
+        records = [
+            EndpointRecord(
+                name=r.name,
+                spec=specs[r.name],
+                status=EndpointStatus(r.status),
+                status_reason=r.status_reason,
+                revision=r.revision,
+                model_ref=r.model_ref,
+                desired_replicas=r.desired_replicas,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                generation=r.generation,
+                project=r.project,
+            )
+            for r in rows
+            if r.name in specs
+        ]
         if name_contains:
             records = [r for r in records if name_contains.lower() in r.bare_name]
         if labels:
             wanted = labels.items()
             records = [r for r in records if wanted <= r.spec.labels.items()]
         return records
+
+    def _parsed_specs(self, keys: builtins.list[SpecKey]) -> dict[str, EndpointSpec]:
+        """Endpoint key → its parsed spec: from the cache, else read (only the specs not
+        parsed yet, a few hundred names a query) and parsed once, cached under the identity
+        the second read saw. Between the two reads PostgreSQL's read committed may see a
+        newer spec (the record gets it, as a later read would) or none (the endpoint was
+        deleted: it is left out of the list)."""
+        specs: dict[str, EndpointSpec] = {}
+        missing: dict[str, SpecKey] = {}
+        for key in keys:
+            spec = self._specs.get(key)
+            if spec is None:
+                missing[key[0]] = key
+            else:
+                specs[key[0]] = spec
+        names = sorted(missing)
+        for i in range(0, len(names), _SPECS_PER_QUERY):
+            chunk = names[i : i + _SPECS_PER_QUERY]
+            stmt = select(
+                EndpointRow.name, EndpointRow.created_at, EndpointRow.generation, EndpointRow.spec
+            ).where(EndpointRow.name.in_(chunk))
+            for name, created_at, generation, doc in self._s.execute(stmt):
+                spec = EndpointSpec.model_validate(doc, context=STORED)
+                if self._keep_specs:
+                    self._specs.put((name, created_at, generation), spec)
+                specs[name] = spec
+        return specs
 
     def revisions(self, name: str) -> builtins.list[RevisionRecord]:
         """Every revision of the endpoint, oldest first."""
@@ -233,6 +307,7 @@ class EndpointRepo:
             row.revision = number
             row.model_ref = new_revision_model_ref
         row.spec = doc
+        self._specs.forget(name)
         row.desired_replicas = desired_replicas
         row.generation += 1
         row.updated_at = now
@@ -269,6 +344,7 @@ class EndpointRepo:
         """Remove the endpoint with its revisions, replica rows, events, metrics history
         and the controller's memory of it."""
         self._load_for_update(name)
+        self._specs.forget(name)
         self._s.execute(delete(EndpointMemoryRow).where(EndpointMemoryRow.endpoint == name))
         self._s.execute(delete(ReplicaRow).where(ReplicaRow.endpoint == name))
         self._s.execute(delete(EventRow).where(EventRow.endpoint == name))

@@ -61,18 +61,22 @@ class EventRepo:
         return _record(row)
 
     def list(
-        self, endpoint: str, *, after_id: int = 0, limit: int = 500
+        self, endpoint: str, *, after_id: int = 0, limit: int = 500, newest: bool = False
     ) -> builtins.list[EventRecord]:
-        """Up to `limit` events of `endpoint` with id > `after_id`, oldest first."""
+        """Up to `limit` events of `endpoint` with id > `after_id`, oldest first: the
+        first `limit` of them, or with `newest` the last `limit` (a page that opens on
+        the latest events without reading the whole history, then follows with after)."""
         if not 1 <= limit <= MAX_PAGE:
             raise Invalid(f"limit must be between 1 and {MAX_PAGE}, not {limit}", field="limit")
+        order = EventRow.id.desc() if newest else EventRow.id
         stmt = (
             select(EventRow)
             .where(EventRow.endpoint == endpoint, EventRow.id > after_id)
-            .order_by(EventRow.id)
+            .order_by(order)
             .limit(limit)
         )
-        return [_record(r) for r in self._s.scalars(stmt)]
+        records = [_record(r) for r in self._s.scalars(stmt)]
+        return records[::-1] if newest else records
 
     def newest(self, endpoint: str, kind: EventKind, limit: int) -> builtins.list[EventRecord]:
         """The newest `limit` events of one kind of `endpoint`, newest first."""

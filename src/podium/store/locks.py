@@ -41,6 +41,7 @@ class LockSpace(IntEnum):
     ENDPOINT = 0x504F0002
     MIGRATE = 0x504F0003  # one `migrate()` at a time per database
     PROJECT = 0x504F0004  # a project's row, and quota checks that count its usage
+    CONTROLLER = 0x504F0005  # the controller lease: a session lock, held while leading
 
 
 def lock_name(session: Session, space: LockSpace, name: str, *, shared: bool = False) -> None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import Insert, delete, select, tuple_
+from sqlalchemy import Insert, Table, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -114,22 +115,30 @@ class MetricRepo:
         self._s = session
 
     def upsert(self, points: Iterable[MetricPoint]) -> int:
-        """Write the points, replacing a point of the same series, resolution and start."""
-        n = 0
-        postgres = self._s.get_bind().dialect.name == "postgresql"
-        for point in points:
-            values = asdict(point)
-            changes = {k: v for k, v in values.items() if k not in _KEY}
-            stmt: Insert
-            if postgres:
-                pg = postgresql.insert(MetricPointRow).values(values)
-                stmt = pg.on_conflict_do_update(index_elements=list(_KEY), set_=changes)
-            else:
-                lite = sqlite.insert(MetricPointRow).values(values)
-                stmt = lite.on_conflict_do_update(index_elements=list(_KEY), set_=changes)
-            self._s.execute(stmt)
-            n += 1
-        return n
+        """Write the points, replacing a point of the same series, resolution and start (a
+        point given twice: the later one). One statement for all of them (batched into
+        multi-row INSERTs by the driver): a sample writes a point per endpoint, and one
+        statement per point cost the controller ~70 % of its idle CPU at 1,000 endpoints."""
+        names = list(MetricPoint.__dataclass_fields__)
+        rows: dict[tuple[object, ...], dict[str, object]] = {}
+        for point in points:  # shallow (asdict copies deeply: a third of the write's CPU)
+            values = {k: getattr(point, k) for k in names}
+            rows[tuple(values[k] for k in _KEY)] = values
+        if not rows:
+            return 0
+        table = cast(Table, MetricPointRow.__table__)  # Core: executemany, no ORM objects
+        fields = [k for k in names if k not in _KEY]
+        stmt: Insert
+        if self._s.get_bind().dialect.name == "postgresql":
+            pg = postgresql.insert(table)
+            changes = {k: pg.excluded[k] for k in fields}
+            stmt = pg.on_conflict_do_update(index_elements=list(_KEY), set_=changes)
+        else:
+            lite = sqlite.insert(table)
+            changes = {k: lite.excluded[k] for k in fields}
+            stmt = lite.on_conflict_do_update(index_elements=list(_KEY), set_=changes)
+        self._s.execute(stmt, list(rows.values()))
+        return len(rows)
 
     def points(
         self,

@@ -490,3 +490,40 @@ class CallbackKeyRow(Base):
     endpoint: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
     ciphertext: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class ControllerLeaseRow(Base):
+    """Who leads the controllers (issue 16): one row (`id` 1). `epoch` is the fencing
+    number, raised by every controller that takes the lead; every write a controller makes
+    checks it still holds the epoch it took (`podium.coordination.fencing`)."""
+
+    __tablename__ = "controller_lease"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    acquired_at: Mapped[datetime | None]
+
+
+class RoutingStateRow(Base):
+    """The routing table the leading controller last published, for gateways in other
+    processes (`podium.coordination.routing_pg`): one row (`id` 1), the table as JSON."""
+
+    __tablename__ = "routing_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    epoch: Mapped[int] = mapped_column(BigInteger)  # the publisher's fencing number
+    body: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime]
+
+
+class GatewayReportRow(Base):
+    """One gateway process's latest load report (in flight, held, cumulative counts per
+    endpoint and replica), which the controller sums (`podium.coordination.loads`)."""
+
+    __tablename__ = "gateway_reports"
+
+    gateway_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reported_at: Mapped[datetime]
+    body: Mapped[str] = mapped_column(Text)

@@ -350,7 +350,7 @@ def test_prune_never_reaches_a_project_the_token_lacks(models: TestClient, ctx: 
 
 # Every field of the spec at a value other than its default (but `instance_type`, which
 # `resources` replaces; `command` and `engine_args`, which the `command` framework and the
-# presets take: the second document).
+# presets take: the second document; `container`, framework `container`'s: the third).
 EVERY_FIELD = {
     "project": "default",
     "model": "iris:1",
@@ -388,16 +388,39 @@ COMMAND_FIELDS = {
     "liveness": {"kind": "exec", "command": ["true"], "timeout_s": 2},
 }
 
+# A container endpoint's block, each of its fields off its default (the third document).
+CONTAINER_FIELDS = {
+    "framework": "container",
+    "container": {
+        "image": "localhost/podium-test/busybox:1",
+        "command": ["/bin/sh", "-c"],
+        "args": ["exec httpd -f -p {port}"],
+        "port": 9000,
+        "health_route": "/ready",
+        "env": {"MODE": "test"},
+        "model_mount": "/models",
+        "pull_policy": "never",
+        "registry_secret": "tok",
+    },
+}
+
 
 def test_export_then_apply_round_trips_every_field(models: TestClient) -> None:
     _apply(models, {"kind": "secret", "name": "tok", "value": "v"})
-    given = {"iris-all": EVERY_FIELD, "iris-cmd": {**EVERY_FIELD, **COMMAND_FIELDS}}
+    given = {
+        "iris-all": EVERY_FIELD,
+        "iris-cmd": {**EVERY_FIELD, **COMMAND_FIELDS},
+        "iris-box": {**EVERY_FIELD, **CONTAINER_FIELDS},
+    }
     for name, body in given.items():
         _apply(models, {"name": name, **body})
         exported = models.get(f"/api/v1/endpoints/{name}/export").json()
         assert _actions(_apply(models, exported, dry_run=True)) == [("no_change", name)]
         assert set(body) - {"project"} <= set(exported)  # each one exported, not defaulted
-    covered = set(EVERY_FIELD) | set(COMMAND_FIELDS) | {"name", "instance_type"}
+        if "container" in body:  # every field of the block too
+            assert exported["container"] == body["container"]
+    covered = set(EVERY_FIELD) | set(COMMAND_FIELDS) | set(CONTAINER_FIELDS)
+    covered |= {"name", "instance_type"}
     assert covered == set(EndpointCreate.model_fields)  # a new field joins this test
 
 
@@ -432,3 +455,46 @@ def test_the_apply_after_a_push_is_planned_as_its_dry_run(models: TestClient) ->
     done = _apply_body(models, ours, expect=shown["fingerprint"])
     assert done["fingerprint"] == shown["fingerprint"]
     assert models.get("/api/v1/endpoints/iris-a").json()["model_ref"] == "iris:2"
+
+
+def test_an_s3_model_is_applied_with_its_keys_named_as_secrets(client: TestClient) -> None:
+    keys = {"access_key_secret": "s3-id", "secret_key_secret": "s3-key"}
+    docs = [
+        {"kind": "secret", "name": "s3-id", "value": "AKIAEXAMPLE"},
+        {"kind": "secret", "name": "s3-key", "value": "s3-secret-v4lue"},
+        spec("iris-s3", "s3://models/team/iris", model_source=keys),
+    ]
+    plan = _apply(client, *docs)
+    assert _actions(plan) == [("create", "s3-id"), ("create", "s3-key"), ("create", "iris-s3")]
+    assert "s3-secret-v4lue" not in str(plan)
+    ep = client.get("/api/v1/endpoints/iris-s3").json()
+    assert ep["model_ref"] == "s3://models/team/iris"
+    assert ep["spec"]["model_source"] == {"token_secret": None, **keys}
+    assert _actions(_apply(client, *docs)) == [
+        ("no_change", "s3-id"),
+        ("no_change", "s3-key"),
+        ("no_change", "iris-s3"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"model": "s3://Bad_Bucket/iris"}, "model"),
+        ({"model": "s3://models/../iris"}, "model"),
+        ({"framework": None}, "framework"),
+        ({"model_source": {"access_key_secret": "s3-id"}}, "model_source"),
+        (
+            {"model_source": {"access_key_secret": "absent", "secret_key_secret": "absent"}},
+            "model_source.access_key_secret",
+        ),
+    ],
+)
+def test_bad_s3_endpoints_are_refused_naming_the_field(
+    client: TestClient, extra: dict[str, Any], field: str
+) -> None:
+    body = {k: v for k, v in {**spec("iris-s3", "s3://models/iris"), **extra}.items() if v}
+    r = client.post("/api/v1/endpoints", json=body)
+    assert r.status_code == 422, r.text
+    fields = [e.get("field") for e in r.json().get("errors", [])] + [r.json().get("field")]
+    assert any(f and f.endswith(field) for f in fields), r.text

@@ -267,3 +267,20 @@ def test_a_body_nested_too_deep_is_still_recorded(client: TestClient) -> None:
         422,
         None,
     )
+
+
+def test_newest_first_with_before_id_paging(client: TestClient) -> None:
+    for name in ("a1", "a2", "a3", "a4", "a5"):
+        client.post(f"/api/v1/endpoints/{name}/pause")
+    oldest_first = [e["id"] for e in entries(client)]  # the default order is unchanged
+    assert oldest_first == sorted(oldest_first) and len(oldest_first) == 5
+    newest = entries(client, order="desc", limit=2)
+    assert [e["object_name"] for e in newest] == ["a5", "a4"]
+    older = entries(client, order="desc", limit=2, before_id=newest[-1]["id"])
+    assert [e["object_name"] for e in older] == ["a3", "a2"]
+    rest = entries(client, order="desc", before_id=older[-1]["id"])
+    assert [e["object_name"] for e in rest] == ["a1"]
+    # new entries after the newest one seen, oldest first: what a page polls for
+    assert entries(client, after_id=newest[0]["id"]) == []
+    assert client.get(AUDIT, params={"order": "newest"}).status_code == 422
+    assert client.get(AUDIT, params={"before_id": 0}).status_code == 422

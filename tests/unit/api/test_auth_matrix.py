@@ -66,6 +66,7 @@ MATRIX: dict[tuple[str, str], Need] = {
     ("GET", "/models"): Need.READ_ANY,
     ("GET", "/models/{name}"): Need.READ,
     ("GET", "/models/{name}/versions/{version}"): Need.READ,
+    ("GET", "/models/{name}/versions/{version}/files"): Need.READ,
     ("POST", "/models/{name}/versions"): Need.DEPLOY,
     ("DELETE", "/models/{name}/versions/{version}"): Need.DEPLOY,
     ("DELETE", "/models/{name}"): Need.DEPLOY,

@@ -64,12 +64,12 @@ def test_hf_refs_are_stored_as_given(client: TestClient) -> None:
     ("change", "field"),
     [
         ({"name": "Bad Name"}, "name"),
-        ({"scaling": {"min_replicas": 3, "max_replicas": 1}}, "scaling"),
+        ({"scaling": {"min_replicas": 3, "max_replicas": 1}}, "scaling.max_replicas"),
         ({"scaling": {"min_replicas": -1}}, "scaling.min_replicas"),
         ({"scaling": {"target_concurrency": 0}}, "scaling.target_concurrency"),
         ({"scaling": {"stable_window": "-5s"}}, "scaling.stable_window"),
         ({"scaling": {"scale_down_delay": -1}}, "scaling.scale_down_delay"),
-        ({"scaling": {"panic_window": "1m", "stable_window": "30s"}}, "scaling"),
+        ({"scaling": {"panic_window": "1m", "stable_window": "30s"}}, "scaling.panic_window"),
         ({"scaling": {"rules": [{"metric": "gpu", "target": 50}]}}, "scaling.rules.0.metric"),
         ({"scaling": {"rules": [{"metric": "custom", "target": 5}]}}, "scaling.rules.0"),
         ({"scaling": {"max_queued_requests": -1}}, "scaling.max_queued_requests"),
@@ -237,6 +237,8 @@ def test_events_paging(client: TestClient, iris: None) -> None:
     assert len(events) == 3
     page = client.get(f"{EP}/iris-ep/events", params={"after": events[0]["id"], "limit": 1})
     assert [e["id"] for e in page.json()["items"]] == [events[1]["id"]]
+    newest = client.get(f"{EP}/iris-ep/events", params={"limit": 2, "newest": "true"})
+    assert [e["id"] for e in newest.json()["items"]] == [e["id"] for e in events[1:]]
     assert client.get(f"{EP}/nobody/events").status_code == 404
     assert client.get(f"{EP}/nobody/revisions").status_code == 404
 

@@ -4,11 +4,13 @@ service's installed/usable rules on a described host."""
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from podium.api.services.catalog import CatalogService, Host
 from podium.core.catalog_schemas import FrameworkPublic
+from podium.core.settings import BackendKind, ContainerSettings, Settings
 from podium.runtimes.catalog import TRANSFORMERS_TASKS
 from podium.runtimes.registry import known_runtimes
 from podium.runtimes.transformers.tasks import TASKS
@@ -26,10 +28,11 @@ def test_every_known_framework_is_listed_once_with_what_it_serves(client: TestCl
     items = r.json()
     assert [i["name"] for i in items] == known_runtimes()  # sorted, one each
     cat = by_name(items)
-    assert {n: cat[n]["kind"] for n in ("sklearn", "vllm", "command")} == {
+    assert {n: cat[n]["kind"] for n in ("sklearn", "vllm", "command", "container")} == {
         "sklearn": "builtin",
         "vllm": "preset",
         "command": "command",
+        "container": "container",
     }
     sk = cat["sklearn"]
     assert (sk["protocols"], sk["gpu"], sk["requires"]) == (
@@ -95,3 +98,19 @@ def test_installed_and_usable_follow_the_host() -> None:
 
 def test_the_transformers_tasks_in_the_catalog_are_the_runtimes() -> None:
     assert TRANSFORMERS_TASKS == TASKS
+
+
+def test_container_is_usable_where_a_container_deploy_is_accepted(tmp_path: Path) -> None:
+    """The catalog says what the deploy's check would: an engine here, and not Ray."""
+    here = {f.name: f for f in CatalogService(settings=Settings(home=tmp_path)).list()}
+    container = here["container"]
+    assert (container.kind, container.usable, container.why_not) == ("container", True, None)
+    assert container.requires == "a container engine (podman, or docker with its daemon)"
+
+    missing = ContainerSettings(engine=str(tmp_path / "nowhere" / "podman"))
+    none = CatalogService(settings=Settings(home=tmp_path, containers=missing)).list("container")
+    assert [(f.name, f.installed, f.usable) for f in none] == [("container", False, False)]
+    assert "cannot run container endpoints" in (none[0].why_not or "")
+    ray = CatalogService(settings=Settings(home=tmp_path, backend=BackendKind.RAY)).list("OCI")
+    assert [f.name for f in ray] == ["container"]
+    assert "local backend" in (ray[0].why_not or "")

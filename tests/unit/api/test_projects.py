@@ -11,10 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from podium.core.access import Scope
+from tests.support.fake_nvml import one_gpu_node
 from tests.unit.api.conftest import push, spec
 from tests.unit.api.projects_support import Tokens, admin, secure, tokens
 
-__all__ = ["admin", "secure", "tokens"]
+__all__ = ["admin", "one_gpu_node", "secure", "tokens"]
 
 P = "/api/v1/projects"
 EP = "/api/v1/endpoints"
@@ -214,7 +215,9 @@ def test_a_project_that_holds_things_cannot_be_deleted(
     assert secure.delete(f"{P}/team", headers=admin).status_code == 204
 
 
-def test_usage_counts_endpoints_replicas_and_cpus(secure: TestClient, admin: H, team: None) -> None:
+def test_usage_counts_endpoints_replicas_and_cpus(
+    secure: TestClient, admin: H, team: None, one_gpu_node: None
+) -> None:
     push_in(secure, admin, "team")
     two = spec(
         "ep-a",

@@ -11,7 +11,10 @@ from fastapi.testclient import TestClient
 
 from podium.core.phases import EndpointStatus
 from podium.store import Database
+from tests.support.fake_nvml import one_gpu_node
 from tests.unit.api.conftest import spec
+
+__all__ = ["one_gpu_node"]  # a fixture: gpu-small deploys only on a node with a GPU
 
 P = "/api/v1/projects"
 EP = "/api/v1/endpoints"
@@ -107,7 +110,9 @@ def test_deploy_and_scale_past_max_replicas(client: TestClient, team: None) -> N
     assert usage(client)["replicas"] == 4  # desired stays 3 within the new bounds, + idle's 1
 
 
-def test_update_instance_type_past_max_cpus_and_max_gpus(client: TestClient, team: None) -> None:
+def test_update_instance_type_past_max_cpus_and_max_gpus(
+    client: TestClient, team: None, one_gpu_node: None
+) -> None:
     quotas(client, max_cpus=4, max_gpus=0)
     assert create(client, "web", scaling={"min_replicas": 2, "max_replicas": 2}).status_code == 201
     assert usage(client)["cpus"] == 2

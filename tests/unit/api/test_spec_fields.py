@@ -79,6 +79,9 @@ def _refused(r: Any, field: str, *words: str) -> str:
             "env.API_KEY",
             "required variable API_KEY has no value",
         ),
+        # no process environment holds a NUL: it was stored, and every start then failed
+        ({"env": {"TOKEN": "ab\u0000cd"}}, "env.TOKEN", "cannot hold a NUL"),
+        ({"env": {"TOKEN": {"value": "\u0000"}}}, "env.TOKEN", "cannot hold a NUL"),
         ({"resources": {"memory": "4Gx"}}, "resources.memory", "not a memory size"),
         (
             {"resources": {"cpus": min(1024, NODE.cpus + 1)}},

@@ -71,7 +71,7 @@ def garden(client: TestClient, db: Database, clock: FakeClock) -> None:
         db,
         point("iris-ep", "", t - 10, requests=50, errors_5xx=5, latency_sum_ms=1000.0),
         point("iris-ep", "", t - 200, requests=10, errors_5xx=0, latency_sum_ms=200.0),
-        point("iris-ep", "", t - 3600, requests=940),
+        point("iris-ep", "", (t - 3600) // 60 * 60, resolution=60, requests=940),  # a minute
         point("iris-ep", "iris-ep-r1-a", t - 10, requests=30, latency_sum_ms=300.0),
         point("iris-ep", "iris-ep-r2-b", t - 10, requests=20, latency_sum_ms=600.0),
     )
@@ -107,6 +107,8 @@ def test_the_list_carries_the_figures_read_in_one_query(
         r = client.get(EP)
     assert r.status_code == 200, r.text
     assert len([q for q in queries if "metric_points" in q]) == 1  # not one per endpoint
+    # the replica rows too: one query per endpoint cost 200 ms with 200 endpoints
+    assert len([q for q in queries if "FROM replicas" in q]) == 1
     items = by_name(r.json()["items"])
     check_iris(items["iris-ep"])
     rose = items["rose"]

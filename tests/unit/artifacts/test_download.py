@@ -6,13 +6,14 @@ sends headers and then stalls the body.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from podium.artifacts.download import HubDownload
+from podium.artifacts.download import INHERITED_VARS, HubDownload
 from podium.artifacts.sources import NodeCache, ResolvedSource
 from podium.core.errors import PodiumError, Unavailable
 from podium.core.spec import HfRef
@@ -121,3 +122,35 @@ def test_a_file_body_that_stops_coming_fails_as_stalled(tmp_path: Path) -> None:
         error = outcome(download(tmp_path, hub, stall_s=2.0))
     assert isinstance(error, Unavailable)
     assert "download of hf://acme/never stalled: no data for 2 s" in str(error)
+
+
+def test_the_download_child_inherits_only_the_allow_list_of_the_server_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Hub download child used to get the server's whole environment less its Hub
+    settings: the database URL with its password, cloud keys, Podium's own variables."""
+    secrets = {
+        "PODIUM_DATABASE_URL": "postgresql://podium:db-pa55@db.internal/podium",
+        "AWS_SECRET_ACCESS_KEY": "server-aws-secret",
+        "PODIUM_TOKEN": "pdm_server_token",
+        "OPENAI_API_KEY": "sk-server",
+    }
+    for name, value in {**secrets, "HTTPS_PROXY": "http://proxy.internal:3128"}.items():
+        monkeypatch.setenv(name, value)
+    cache = NodeCache(tmp_path / "cache", env={"HF_HOME": str(tmp_path), "HF_TOKEN": "hf_x"})
+    job = HubDownload(
+        cache, HfRef("acme/model"), stall_s=60, connect_timeout_s=5, read_timeout_s=30
+    )
+    argv, env = job._command()
+    assert not set(secrets) & set(env), set(secrets) & set(env)
+    assert not any(v in str(env) or v in str(argv) for v in secrets.values())
+    assert set(env) <= INHERITED_VARS | set(cache.env) | {
+        "HF_XET_CACHE",
+        "HF_HUB_DISABLE_PROGRESS_BARS",
+        "HF_HUB_ETAG_TIMEOUT",
+        "HF_HUB_DOWNLOAD_TIMEOUT",
+        "HF_ENDPOINT",
+        "HF_TOKEN",
+    }
+    assert env["PATH"] == os.environ["PATH"] and env["HTTPS_PROXY"] == "http://proxy.internal:3128"
+    assert env["HF_TOKEN"] == "hf_x"  # the cache's (the endpoint's or the server's Hub token)

@@ -184,3 +184,36 @@ def test_the_child_keeps_hubs_own_timeouts_without_its_private_hook(
     monkeypatch.setattr("huggingface_hub.set_client_factory", installed.append)
     download._install_timeouts(1.0, 2.0)  # no AttributeError: the env timeouts stay
     assert installed == []
+
+
+def test_a_line_from_the_child_counts_as_progress(tmp_path: Path) -> None:
+    """A child that hashes a large cached copy writes no bytes but prints a heartbeat: it
+    is alive; one that prints nothing more stalls."""
+    clock = Clock()
+    fifo = tmp_path / "beats"
+    os.mkfifo(fifo)
+    beating = fake_child(tmp_path, f"exec cat {fifo}")  # prints what the test writes
+    d = job(tmp_path, "acme/hashing", beating, clock)
+    writer = os.open(fifo, os.O_WRONLY)
+    try:
+        for _ in range(12):  # 12 s without bytes, a line each second: never a stall
+            clock.now += 1.0
+            os.write(writer, b'{"hashing": true}\n')
+            wait_until_read(d)
+            assert d.check() is None
+        with pytest.raises(Unavailable, match="stalled"):
+            for _ in range(10):  # no more lines: stalled after stall_s (5 s)
+                clock.now += 1.0
+                d.check()
+    finally:
+        os.close(writer)
+        d.cancel()
+
+
+def wait_until_read(d: HubDownload) -> None:
+    """The child's line has reached the parent's buffer (a pipe: a moment, not a clock)."""
+    seen = len(d._out)
+    deadline = time.monotonic() + 30
+    while len(d._out) == seen and time.monotonic() < deadline:
+        d._read_out()
+        time.sleep(0.01)

@@ -19,12 +19,15 @@ import pytest
 
 from podium.backends import external
 from podium.backends.base import AdoptCandidate, ObservedReplica
+from podium.backends.gpu_inventory import GpuInventory
+from podium.backends.resources import Gpus
 from podium.core.errors import Invalid, LoadError
 from podium.core.phases import ExitReason
 from podium.core.settings import Settings
 from podium.core.spec import CommandSpec, EndpointSpec, InstanceType
 from podium.runtimes import presets
 from podium.runtimes.registry import get_runtime, known_runtimes
+from tests.support.fake_nvml import fake_nvml
 from tests.support.server import free_port
 from tests.unit.backends.conftest import SyncLocal, launch, wait_exit, wait_exits, wait_for
 
@@ -186,9 +189,24 @@ def test_gpu_presets_need_a_gpu(backend: SyncLocal, model: Path, fake_bin: Path)
     with pytest.raises(LoadError) as caught:
         backend.start(launch("llm-r1-c", model, runtime="vllm", env=env))
     assert str(caught.value) == "vllm needs a GPU; instance type cpu-small has none"
-    hidden = {**env, "CUDA_VISIBLE_DEVICES": ""}
-    with pytest.raises(LoadError, match="no NVIDIA GPU is visible on this backend"):
-        backend.start(launch("llm-r1-d", model, runtime="tgi", instance_type=GPU, env=hidden))
+    with pytest.raises(LoadError) as caught:  # a node without GPUs: never placed
+        backend.start(launch("llm-r1-d", model, runtime="tgi", instance_type=GPU, env=env))
+    assert str(caught.value) == (
+        "instance type 'gpu-small' asks for 1 GPU per replica; this node has no GPU "
+        "(none NVML could find)"
+    )
+
+
+def test_gpu_presets_need_a_visible_gpu(settings: Settings, model: Path, fake_bin: Path) -> None:
+    one_gpu = GpuInventory.detect(Gpus(fake_nvml(1)))  # placed, but the env hides it
+    backend = SyncLocal(settings, gpus=one_gpu)
+    try:
+        hidden = {**_path_env(fake_bin), "CUDA_VISIBLE_DEVICES": ""}
+        with pytest.raises(LoadError, match="no NVIDIA GPU is visible on this backend"):
+            backend.start(launch("llm-r1-d", model, runtime="tgi", instance_type=GPU, env=hidden))
+        assert backend.room_for(launch("x", model, instance_type=GPU).size) == 1  # given back
+    finally:
+        backend.close()
 
 
 def test_llama_cpp_preset_serves(

@@ -219,6 +219,9 @@ def test_adopt_checks_identity_and_takes_over(settings: Settings, fake_python: s
 
 
 def test_close_stops_everything(tmp_path: Path, fake_python: str) -> None:
+    # Only what this test starts: the worker may run other tests' servers (the browser
+    # tests' `podium up` lives for the whole session on the worker that ran them).
+    before = {c.pid for c in psutil.Process().children(recursive=True)}
     settings = Settings(home=tmp_path / "h", control=ControlSettings(stop_timeout_s=1.0))
     b = SyncLocal(settings, python=fake_python)
     pids = [
@@ -231,7 +234,8 @@ def test_close_stops_everything(tmp_path: Path, fake_python: str) -> None:
     for pid in pids:
         assert _gone(pid)
     me = psutil.Process()
-    assert not [c for c in me.children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
+    left = [c for c in me.children(recursive=True) if c.pid not in before]
+    assert not [c for c in left if c.status() != psutil.STATUS_ZOMBIE]
 
 
 def test_logs_of_unknown_and_earlier_replicas(settings: Settings, tmp_path: Path) -> None:

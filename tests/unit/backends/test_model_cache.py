@@ -5,6 +5,7 @@ from the node cache when the Hub is offline. Real files, real hashing; the local
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from podium.backends.base import ModelSource, Readiness
 from podium.backends.model_cache import ModelCache
 from podium.core.errors import LoadError, Unavailable
 from podium.core.settings import DownloadSettings, Settings
+from tests.support.s3_store import running_s3, slow_proxy
 from tests.unit.backends.conftest import SyncLocal, launch
 
 
@@ -92,3 +94,40 @@ def test_the_backend_starts_nothing_for_a_model_that_is_not_what_it_should_be(
         assert backend.logs("iris-r1-a") == []
     finally:
         backend.close()
+
+
+def test_an_s3_model_is_fetched_with_progress_then_served_from_the_cache(tmp_path: Path) -> None:
+    """Through a slow link to a real S3 server: FETCHING with bytes done of the total, then
+    READY with the pinned reference; the replicas' folder holds the objects. Wrong keys are
+    a FAILED preparation whose reason holds no secret."""
+    size = 600 * 1024
+    with running_s3(tmp_path / "moto") as store, slow_proxy(store.url, 200 * 1024) as slow:
+        client = store.client()
+        client.create_bucket(Bucket="models")
+        client.put_object(Bucket="models", Key="big/weights.bin", Body=b"w" * size)
+        models = _cache(tmp_path, PODIUM_S3_ENDPOINT_URL=slow)
+        keys = (store.access_key_id, store.secret_access_key)
+        model = ModelSource(ref="s3://models/big", s3_keys=keys)
+        assert store.secret_access_key not in repr(model)
+        seen: list[tuple[int, int | None]] = []
+        deadline = time.monotonic() + 120
+        while (prep := models.prepare(model)).state is Readiness.FETCHING:
+            assert prep.label == "s3://models/big" and prep.origin == slow
+            seen.append((prep.bytes_done, prep.bytes_total))
+            assert time.monotonic() < deadline, seen[-5:]
+            time.sleep(0.2)
+        assert prep.state is Readiness.READY, prep.reason
+        assert prep.resolved and prep.resolved.startswith("s3://models/big@")
+        assert prep.bytes_done == size
+        assert any(0 < done < size and total == size for done, total in seen), seen[::10]
+        folder = models.path(model)
+        assert (folder / "weights.bin").stat().st_size == size
+
+        wrong = ModelSource(ref="s3://models/big", s3_keys=(store.access_key_id, "nope-S3cret"))
+        deadline = time.monotonic() + 120
+        while (prep := models.prepare(wrong)).state is Readiness.FETCHING:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert prep.state is Readiness.FAILED and prep.reason
+        assert "refused the credentials" in prep.reason and "nope-S3cret" not in prep.reason
+        models.cancel_all()

@@ -1,5 +1,6 @@
 """A replica (user code) does not inherit the server's secrets: no `PODIUM_*` setting or
-token (but the few a replica reads itself), no `HF_TOKEN` / `HUGGING_FACE_HUB_TOKEN`; the
+token (but the few a replica reads itself), no `HF_TOKEN` / `HUGGING_FACE_HUB_TOKEN`, no
+`AWS_*` variable (the server's own S3 credentials and what points botocore at more); the
 endpoint's `env` and `env_from_secrets` values (both in `ReplicaLaunch.env`) do reach it."""
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ SERVER_SECRETS = {
     "PODIUM_HOME": "/srv/podium",
     "HF_TOKEN": "hf_server_token",
     "HUGGING_FACE_HUB_TOKEN": "hf_server_token_old_name",
+    "AWS_ACCESS_KEY_ID": "AKIASERVERKEY0000000",
+    "AWS_SECRET_ACCESS_KEY": "server-aws-secret",
+    "AWS_SESSION_TOKEN": "server-aws-session",
+    "AWS_PROFILE": "server-profile",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.23/creds",
+    "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/secrets/token",
 }
 # PODIUM_LOG_FORMAT: the replica formats its log as the server does (text or JSON lines).
 KEPT = {
@@ -28,7 +35,11 @@ KEPT = {
     "R1_ORDINARY_VARIABLE": "kept",
 }
 # What the controller hands the backend: the spec's env with its secrets laid over it.
-SPEC_ENV = {"FROM_SPEC": "yes", "HF_TOKEN": "hf_endpoint_secret"}
+SPEC_ENV = {
+    "FROM_SPEC": "yes",
+    "HF_TOKEN": "hf_endpoint_secret",
+    "AWS_ACCESS_KEY_ID": "AKIAENDPOINTKEY00000",
+}
 
 # Writes its environment to argv[1] (whole, by a rename), then waits to be stopped.
 DUMP_ENV = (
@@ -45,9 +56,12 @@ def server_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _check(env: dict[str, str]) -> None:
     for name in SERVER_SECRETS:
-        if name != "HF_TOKEN":
+        if name not in SPEC_ENV:
             assert name not in env, name
     assert env["HF_TOKEN"] == "hf_endpoint_secret"  # the endpoint's secret, not the server's
+    # an endpoint that needs AWS keys names them (env_from_secrets); only those arrive
+    assert [k for k in env if k.startswith("AWS_")] == ["AWS_ACCESS_KEY_ID"]
+    assert env["AWS_ACCESS_KEY_ID"] == "AKIAENDPOINTKEY00000"
     assert env["FROM_SPEC"] == "yes"
     for name, value in KEPT.items():
         assert env[name] == value
@@ -91,3 +105,9 @@ def test_without_an_endpoint_secret_there_is_no_hf_token(server_env: None, tmp_p
             "PODIUM_LOG_FORMAT",
         )
     ]
+
+
+def test_without_endpoint_keys_there_is_no_aws_variable(server_env: None, tmp_path: Path) -> None:
+    _, env = replica_command(launch("env-r4", tmp_path), tmp_path, 3, tmp_path / "status", "python")
+    assert not [k for k in env if k.startswith("AWS_")]
+    assert "server-aws-secret" not in json.dumps(env)

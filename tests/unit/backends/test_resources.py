@@ -157,6 +157,7 @@ def test_node_capacity_counts_nvml_gpus_else_the_device_files(
     size check NVML's)."""
     measure = node_capacity.__wrapped__
     monkeypatch.setattr(resources, "GPU_DEVICE_FILES", str(tmp_path / "nvidia[0-9]*"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setitem(sys.modules, "pynvml", None)
     bare = measure()
     assert bare.gpus == 0 and bare.cpus == os.cpu_count() and bare.memory_mb > 0

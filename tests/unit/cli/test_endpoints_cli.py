@@ -85,7 +85,8 @@ def test_deploy_from_file(cli: Cli, pushed: str, tmp_path: Path) -> None:
     [
         (
             "scaling: {min_replicas: 3, max_replicas: 1}",
-            "error: scaling: min_replicas (3) must not exceed max_replicas (1) (in {file})",
+            "error: scaling.max_replicas: min_replicas (3) must not exceed max_replicas (1) "
+            "(in {file})",
         ),
         ("colour: red", "error: colour: unknown field (in {file})"),
         (

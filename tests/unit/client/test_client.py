@@ -125,7 +125,7 @@ def test_deploy_validates_locally_and_sends_nothing(
     bad = {**SPEC, "scaling": {"min_replicas": 3, "max_replicas": 1}}
     with pytest.raises(Invalid) as info:
         client.deploy(bad)
-    assert info.value.field == "scaling"
+    assert info.value.field == "scaling.max_replicas"
     assert info.value.message == "min_replicas (3) must not exceed max_replicas (1)"
     with pytest.raises(Invalid) as info:
         client.deploy({**SPEC, "colour": "red"})

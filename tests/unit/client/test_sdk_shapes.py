@@ -34,7 +34,7 @@ from podium.client import (
     list_inference_endpoints,
     list_model_endpoints,
 )
-from podium.client._inference_endpoint import hub_status, model_ref
+from podium.client._inference_endpoint import VARIANTS, hub_status, model_ref
 from tests.support.inproc import InProcessPodium
 from tests.unit.client.test_packing import make_model
 
@@ -135,11 +135,6 @@ def test_wait_returns_at_zero_where_the_hub_would_wait_for_running(
 
 
 def test_hub_arguments_podium_cannot_honour_are_clear_422s(pushed: PodiumClient) -> None:
-    with pytest.raises(Invalid, match="container issue") as image:
-        create_inference_endpoint(
-            repository="iris", custom_image={"url": "ghcr.io/x:1"}, client=pushed
-        )
-    assert image.value.field == "custom_image"
     with pytest.raises(Invalid) as typo:
         create_inference_endpoint(repository="iris", min_replicas=1, client=pushed)
     assert typo.value.field == "min_replicas"
@@ -151,11 +146,156 @@ def test_hub_arguments_podium_cannot_honour_are_clear_422s(pushed: PodiumClient)
     assert refs.value.field == "model"
 
 
+IMAGE = "localhost/podium-test/busybox:1"
+
+
+def test_custom_image_runs_that_image_as_a_container_endpoint(pushed: PodiumClient) -> None:
+    """The Hub's `custom_image` is `framework: container` + its `container` block; the
+    Hub's framework name ("pytorch") gives way to the image."""
+    ep = create_inference_endpoint(
+        "box",
+        repository="iris",
+        framework="pytorch",
+        min_replica=0,
+        custom_image={
+            "url": IMAGE,
+            "health_route": "/health",
+            "env": {"MODEL_ID": "/repository"},
+            "port": 9000,
+        },
+        client=pushed,
+    )
+    assert ep.framework == "container"
+    block = ep.raw.spec.container
+    assert block is not None
+    assert (block.image, block.health_route, block.env, block.port) == (
+        IMAGE,
+        "/health",
+        {"MODEL_ID": "/repository"},
+        9000,
+    )
+    assert (block.model_mount, block.pull_policy.value) == ("/repository", "if_not_present")
+
+    revision = ep.revision
+    ep.update(custom_image={"url": IMAGE.replace(":1", ":2"), "pull_policy": "never"})
+    block = ep.raw.spec.container
+    assert block is not None and ep.revision == revision + 1
+    assert (block.image, block.pull_policy.value, block.port) == (
+        IMAGE.replace(":1", ":2"),
+        "never",
+        8080,  # the block is replaced whole, as the Hub replaces `custom_image`
+    )
+
+    # a server preset runs from the image given (its own arguments and routes)
+    tgi = create_inference_endpoint(
+        "gen", repository="iris", framework="tgi", custom_image={"url": IMAGE}, client=pushed
+    )
+    assert tgi.framework == "tgi" and tgi.raw.spec.container is not None
+
+
+def test_custom_image_shapes_podium_cannot_read_name_the_key(pushed: PodiumClient) -> None:
+    cases = [
+        ({"health_route": "/health"}, "custom_image.url"),
+        ({"url": IMAGE, "credentials": {"password": "x"}}, "custom_image.credentials"),
+        ("ghcr.io/x:1", "custom_image"),
+        ({"url": "Not An Image"}, "container.image"),  # the server's check of the block
+    ]
+    for custom_image, field in cases:
+        with pytest.raises(Invalid) as refused:
+            create_inference_endpoint(
+                repository="iris",
+                custom_image=custom_image,  # type: ignore[arg-type]
+                client=pushed,
+            )
+        assert refused.value.field == field
+    assert list_inference_endpoints(client=pushed) == []
+
+
+def test_custom_image_as_huggingface_hub_writes_it(pushed: PodiumClient) -> None:
+    """huggingface_hub's own docs example (camelCase `healthRoute`), and the same mapping
+    as huggingface_hub sends it (`_build_endpoint_image_payload` wraps a flat mapping in
+    `{"custom": …}`): both run the image as a container endpoint."""
+    from huggingface_hub._inference_endpoints import _build_endpoint_image_payload
+
+    example = {
+        "healthRoute": "/health",
+        "url": "ghcr.io/huggingface/text-generation-inference:1.1.0",
+    }
+    for name, custom_image in [
+        ("docs", example),
+        ("wrapped", _build_endpoint_image_payload({**example, "healthRoute": "/ping"})),
+    ]:
+        ep = create_inference_endpoint(
+            name, repository="iris", framework="pytorch", custom_image=custom_image, client=pushed
+        )
+        block = ep.raw.spec.container
+        assert ep.framework == "container" and block is not None
+        assert block.image == example["url"]
+        assert block.health_route == ("/health" if name == "docs" else "/ping")
+
+
+def test_custom_image_variants_run_their_preset(pushed: PodiumClient) -> None:
+    """The Hub's variant-keyed form (`{"vLLM": {"url": …, "port": 8000}}`) runs the matching
+    preset from that image; every variant Podium maps is one huggingface_hub names."""
+    import inspect
+
+    from huggingface_hub import HfApi
+    from huggingface_hub._inference_endpoints import _build_endpoint_image_payload
+
+    hub_doc = inspect.getdoc(HfApi.create_inference_endpoint) or ""
+    for variant in VARIANTS:
+        assert f"`{variant}`" in hub_doc or f'"{variant}"' in hub_doc, variant
+    images = {
+        "vLLM": "vllm/vllm-openai:v0.23.0",
+        "sGLang": "lmsysorg/sglang:v0.5.0",
+        "tgi": "ghcr.io/huggingface/text-generation-inference:3.0",
+        "llamacpp": "ghcr.io/ggml-org/llama.cpp:server",
+    }
+    for i, (variant, url) in enumerate(images.items()):
+        custom_image = {variant: {"url": url, "port": 8000, "healthRoute": "/health"}}
+        assert _build_endpoint_image_payload(custom_image) == custom_image  # sent as is
+        ep = create_inference_endpoint(
+            f"var-{i}",
+            repository="iris",
+            framework="pytorch",
+            custom_image=custom_image,
+            client=pushed,
+        )
+        block = ep.raw.spec.container
+        assert ep.framework == VARIANTS[variant] and block is not None
+        assert (block.image, block.port) == (url, 8000)
+    own = create_inference_endpoint(
+        "own-image", repository="iris", custom_image={"tgi": {}}, client=pushed
+    )
+    assert own.framework == "tgi" and own.raw.spec.container is not None
+    assert own.raw.spec.container.image is None  # the preset's official image
+
+
+def test_custom_image_variants_podium_cannot_run_name_the_key(pushed: PodiumClient) -> None:
+    url = "vllm/vllm-openai:v0.23.0"
+    cases: list[tuple[dict[str, object], str | None, str]] = [
+        ({"tei": {"url": "ghcr.io/huggingface/tei:1"}}, None, "custom_image.tei"),
+        ({"vLLM": {"url": url}, "tgi": {"url": url}}, None, "custom_image"),
+        ({"vLLM": {"url": url, "maxNumSeqs": 4}}, None, "custom_image.vLLM.maxNumSeqs"),
+        ({"vLLM": {"url": url}}, "tgi", "custom_image.vLLM"),  # two presets named
+        ({"vLLM": url}, None, "custom_image.vLLM"),
+        ({"custom": {"port": 80}}, None, "custom_image.custom.url"),
+    ]
+    for custom_image, framework, field in cases:
+        with pytest.raises(Invalid) as refused:
+            create_inference_endpoint(
+                repository="iris", framework=framework, custom_image=custom_image, client=pushed
+            )
+        assert refused.value.field == field, (custom_image, refused.value)
+    assert list_inference_endpoints(client=pushed) == []
+
+
 def test_repository_names_a_podium_model_or_a_hub_repo() -> None:
     assert model_ref("iris:2") == "iris:2"
     assert model_ref("google/gemma-2b") == "hf://google/gemma-2b"
     assert model_ref("google/gemma-2b", "v1") == "hf://google/gemma-2b@v1"
     assert model_ref("hf://org/name") == "hf://org/name"
+    assert model_ref("s3://models/team/iris") == "s3://models/team/iris"  # not hf://s3://…
     with pytest.raises(Invalid) as revision:
         model_ref("iris", "v1")
     assert revision.value.field == "revision"

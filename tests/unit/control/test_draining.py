@@ -5,13 +5,15 @@ and, for requests still on their way, the local gateway's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
 from podium.control.loop import Controller
+from podium.core.errors import Unavailable
 from podium.core.phases import EventKind, ExitReason, ReplicaState
+from podium.core.routing import EndpointRoute, InProcessRoutingSource, RoutingTable
 from podium.core.scaling_spec import ScalingSpec
 from podium.core.spec import CommandSpec
 from podium.store import Database
@@ -159,3 +161,46 @@ def test_an_external_server_drains_on_the_gateways_count(tmp_path: Path, db: Dat
 
     h.run(steps)
     assert replicas.asked_for("/podium/info") == []
+
+
+class RefusingHolder(InProcessRoutingSource):
+    """A routing source whose store refuses `refusals` publishes (the database is away)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refusals = 0
+
+    def publish(self, endpoints: Mapping[str, EndpointRoute]) -> RoutingTable:
+        if self.refusals:
+            self.refusals -= 1
+            raise Unavailable("the database is unavailable: (test)")
+        return super().publish(endpoints)
+
+
+def test_a_replica_is_not_stopped_before_a_table_without_it_was_stored(
+    tmp_path: Path, db: Database
+) -> None:
+    """A refused publish is retried by every pass (it is not remembered as published), and
+    the drained replica, which every gateway still routes to meanwhile, is not stopped
+    until a table without it was stored, plus the grace."""
+    h = Harness(tmp_path, db, FakeReplicas())
+    h.holder = holder = RefusingHolder()
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 3)
+        assert len(h.backend.live(1)) == 2 and len(h.routed()) == 2
+        holder.refusals = 4
+        scale_to_one(db)
+        for _ in range(4):  # the pass drains one, its publish is refused: the pass fails
+            with pytest.raises(Unavailable):
+                await h.passes(ctl, 1)
+        (out,) = draining(ctl)
+        assert h.host(out) in h.routed()  # every gateway still routes to it
+        assert stopped(h) == []
+        await h.passes(ctl, 1)  # stored at last: the grace starts now
+        assert h.host(out) not in h.routed()
+        assert stopped(h) == []
+        await h.passes(ctl, 1)
+        assert stopped(h) == [out]
+
+    h.run(steps)

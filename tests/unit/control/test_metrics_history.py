@@ -469,7 +469,7 @@ def test_a_long_prune_runs_in_bounded_batches_after_the_sample(
 def scrape(sampler: MetricsSampler) -> dict[str, dict[tuple[str, ...], float]]:
     """The collector's families as a Prometheus scrape parses them: name → labels → value."""
     registry = CollectorRegistry()
-    registry.register(HistoryCollector(sampler))
+    registry.register(HistoryCollector(lambda: sampler))
     text = generate_latest(registry).decode()
     return {
         f.name: {tuple(s.labels.values()): s.value for s in f.samples}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 from podium.backends.base import (
@@ -214,12 +215,17 @@ def test_starts_no_longer_wanted_are_skipped_or_stopped(tmp_path: Path, db: Data
         await h.passes(ctl, 1)  # the plan stops what slow has: its start is cancelled
         assert status_of(db, "slow") is EndpointStatus.PAUSED
         backend.release.set()
-        for _ in range(10):
+        # Passes until the start has returned, been tracked and been stopped: a deadline,
+        # not a count of passes (on a loaded machine the start's thread may take a while
+        # to return, and each pass gives it only its settle time).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             await h.passes(ctl, 1)
             if not ctl.state.starts.pending("slow") and not any(
                 r.endpoint == "slow" for r in ctl.state.replicas.values()
             ):
                 break
+            await asyncio.sleep(0.05)
         slow = [launch.replica_id for launch in backend.started if launch.endpoint == "slow"]
         assert len(slow) == 1  # the second start of the batch was skipped
         assert [rid for rid, _ in backend.killed] == slow  # stopped by the next plan once tracked

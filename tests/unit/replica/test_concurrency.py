@@ -24,6 +24,8 @@ async def test_slots_then_queue_then_refusal() -> None:
     limiter.release()
     limiter.release()
     assert limiter.in_flight == 0
+    # The high-water marks remember what the current counts no longer show.
+    assert (limiter.max_in_flight, limiter.max_queued) == (2, 1)
 
 
 async def test_waiters_are_served_in_order() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from podium.core.errors import Conflict, Unavailable
+from podium.core.errors import Conflict, Invalid, Unavailable
 from podium.core.settings import Settings
 from podium.server.home import bind, claim_home
 
@@ -90,3 +90,29 @@ def test_an_ipv6_literal_listens_on_ipv6() -> None:
         assert sock.family == socket.AF_INET6
     finally:
         sock.close()
+
+
+def test_several_servers_share_a_home_each_under_its_own_id(tmp_path: Path) -> None:
+    """`podium server` processes on PostgreSQL: one home, one lock per server id; a
+    `podium up` (alone on its home) and they exclude each other."""
+    settings = Settings(home=tmp_path / "home", port=8124)
+    first = claim_home(settings, server_id="8124")
+    second = claim_home(settings, server_id="8125")
+    try:
+        assert first.path.name == "server-8124.lock"
+        with pytest.raises(Conflict, match="already running"):
+            claim_home(settings, server_id="8124")  # the same server twice
+        with pytest.raises(Conflict):
+            claim_home(settings)  # podium up next to podium servers
+    finally:
+        first.release()
+        second.release()
+    alone = claim_home(settings)
+    try:
+        with pytest.raises(Conflict, match="podium up"):
+            claim_home(settings, server_id="8126")
+    finally:
+        alone.release()
+    with pytest.raises(Invalid, match="server id") as raised:
+        claim_home(settings, server_id="../x")
+    assert raised.value.field == "server_id"

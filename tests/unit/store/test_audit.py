@@ -57,3 +57,19 @@ def test_filters_and_pages(database: Database) -> None:
         assert [e.id for e in page] == [e.id for e in uow.audit.list()][1:3]
         with pytest.raises(Invalid):
             uow.audit.list(limit=0)
+
+
+def test_newest_first_pages_back_with_before_id(database: Database) -> None:
+    ids = [add(database, object_name=f"e{i}") for i in range(5)]
+    add(database, project="team")
+    with database.unit_of_work(read_only=True) as uow:
+        newest = uow.audit.list(project="default", newest_first=True, limit=2)
+        assert [e.id for e in newest] == [ids[4], ids[3]]
+        older = uow.audit.list(project="default", newest_first=True, before_id=ids[3], limit=2)
+        assert [e.id for e in older] == [ids[2], ids[1]]
+        last = uow.audit.list(project="default", newest_first=True, before_id=ids[1], limit=2)
+        assert [e.id for e in last] == [ids[0]]
+        # before_id bounds the oldest-first order too, and after_id the newest-first one
+        assert [e.id for e in uow.audit.list(before_id=ids[2])] == ids[:2]
+        between = uow.audit.list(after_id=ids[0], before_id=ids[4], newest_first=True)
+        assert [e.id for e in between] == [ids[3], ids[2], ids[1]]

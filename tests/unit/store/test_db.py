@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 
 from podium.core.errors import Invalid, Unavailable
 from podium.store import Database
-from podium.store.db import normalize_url
+from podium.store.db import PG_CONNECT_TIMEOUT_S, normalize_url
 from podium.store.tables import metadata
 from tests.unit.store.helpers import add_model
 
@@ -29,7 +29,7 @@ def test_migrate_is_idempotent(url_fixture: str, request: pytest.FixtureRequest)
     finally:
         db.dispose()
     assert tables == {*metadata.tables, "alembic_version"}
-    assert version == "0006"
+    assert version == "0007"
 
 
 @pytest.mark.parametrize("url_fixture", FRESH)
@@ -168,5 +168,27 @@ def test_a_store_error_never_shows_the_values_it_was_given(sqlite_url: str) -> N
                 assert "hidden due to hide_parameters" in str(e)
             else:
                 raise AssertionError("the statement should have failed")
+    finally:
+        db.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_connections_have_time_limits(postgres_url: str) -> None:
+    """Connecting and every statement are bounded (a blackholed host, a hung server); a
+    statement that runs out of time is `Unavailable`, not a raw driver error; a migration
+    has no limit."""
+    db = Database(postgres_url)
+    try:
+        db.migrate()
+        with db.engine.connect() as conn:
+            params = conn.connection.dbapi_connection.info.get_parameters()
+            assert params["connect_timeout"] == str(PG_CONNECT_TIMEOUT_S)
+            assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "1min"
+        with db.migration_connection() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "0"
+        late = pytest.raises(Unavailable, match="did not answer in time")
+        with late, db.unit_of_work() as uow:
+            uow.session.execute(text("SET LOCAL statement_timeout = 50"))
+            uow.session.execute(text("SELECT pg_sleep(2)"))
     finally:
         db.dispose()

@@ -187,3 +187,24 @@ def test_events_between_two_times_of_some_kinds(database: Database) -> None:
             "spin", kinds, start + timedelta(seconds=15), datetime.max.replace(tzinfo=UTC)
         )
         assert [e.message for e in late] == ["2 -> 1"]
+
+
+def test_one_upsert_of_many_points_keeps_the_later_of_a_point_given_twice(
+    database: Database,
+) -> None:
+    with database.unit_of_work() as uow:
+        assert uow.metrics.upsert([]) == 0
+        written = uow.metrics.upsert(
+            [point(T0 + 10 * i, requests=i) for i in range(300)]
+            + [point(T0, requests=7), point(T0 + 10, "spin-r1", requests=2)]
+        )
+        assert written == 301  # 300 + one replica point; (T0, "") twice counts once
+    with database.unit_of_work() as uow:
+        uow.metrics.upsert([point(T0 + 10, requests=42, latency_buckets=[1] * N_BUCKETS)])
+    with database.unit_of_work(read_only=True) as uow:
+        got = uow.metrics.points("spin", 10, T0, T0 + 30)
+        assert [(p.ts, p.requests) for p in got] == [(T0, 7), (T0 + 10, 42), (T0 + 20, 2)]
+        assert got[1].latency_buckets == [1] * N_BUCKETS
+        assert [
+            p.requests for p in uow.metrics.points("spin", 10, 0, 2**40, replica="spin-r1")
+        ] == [2]

@@ -77,6 +77,9 @@ def test_events_come_back_in_order_after_an_id(database: Database) -> None:
         assert uow.events.list("iris-api", after_id=first.id) == [second, third]
         assert uow.events.list("iris-api", after_id=first.id, limit=1) == [second]
         assert uow.events.list("iris-api", after_id=third.id) == []
+        # the newest page, still oldest first (a page opening on a long history)
+        assert uow.events.list("iris-api", limit=2, newest=True) == [second, third]
+        assert uow.events.list("iris-api", after_id=second.id, newest=True) == [third]
     assert first.data == {"by": "me"} and second.data == {}
     assert first.kind is EventKind.SPEC
     assert all(e.at.tzinfo is not None for e in all_)

@@ -15,6 +15,8 @@ from tests.support.live import counted_queries, insert, point
 
 NOW = 1_800_000_000.0  # a multiple of 10: the slot holding NOW is open (not written yet)
 END = NOW - 10  # the newest closed slot: the windows end with it
+MINUTE_IN_DAY = (END - DAY_S) // 60 * 60 + 60  # the oldest minute rollup in the day
+MINUTE_OUT_OF_DAY = MINUTE_IN_DAY - 60
 
 
 def test_traffic_sums_the_day_and_the_last_five_minutes(database: Database) -> None:
@@ -25,8 +27,11 @@ def test_traffic_sums_the_day_and_the_last_five_minutes(database: Database) -> N
         point("iris", "", END - 100, requests=20, errors_5xx=0, latency_sum_ms=500.0),
         point("iris", "", END - RECENT_S + 10, requests=30, errors_5xx=2, latency_sum_ms=900.0),
         point("iris", "", END - RECENT_S, requests=1000, errors_5xx=500, latency_sum_ms=9e6),
-        point("iris", "", END - DAY_S + 10, requests=7),
-        point("iris", "", END - DAY_S, requests=100_000),  # outside the day
+        # older than the last 5 minutes' minute: the day counts the minute rollups there,
+        # and not the 10 s points those minutes were rolled up from (never twice)
+        point("iris", "", MINUTE_IN_DAY, resolution=60, requests=7),
+        point("iris", "", MINUTE_IN_DAY + 10, requests=7),
+        point("iris", "", MINUTE_OUT_OF_DAY, resolution=60, requests=100_000),  # outside
         point("iris", "", NOW, requests=55_555),  # the open slot: not counted
         point("iris", "", END - 60, resolution=60, requests=99_999),  # a rollup: not counted
         # its replicas
@@ -86,6 +91,9 @@ def test_a_steady_load_reads_its_exact_rate_between_two_samples(
             with db.unit_of_work() as uow:
                 uow.session.query(MetricPointRow).delete()
             insert(db, *steady("iris", resolution, per_slot, start, end))
+            with db.unit_of_work() as uow:  # the minutes closed by now, as the sampler does
+                for minute in range(start, int(now) // 60 * 60, 60):
+                    uow.metrics.roll_up(60, minute, resolution)
             # 10 s points under a 5 s or 30 s interval: another resolution, never read
             if resolution != 10:
                 insert(db, *steady("iris", 10, 1000, start, end - 10))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from podium.api.access import From, needs, readable
 from podium.api.deps import CallerDep, EndpointsDep, SettingsDep, UowDep
@@ -53,7 +53,7 @@ def list_endpoints(
         ),
     ] = None,
     name: Annotated[str | None, Query(description="part of the name", max_length=48)] = None,
-) -> EndpointList:
+) -> Response:
     """Endpoints of `project`, or of every project the token may read."""
     labels = dict(_label(value) for value in label or ())
     projects = readable(caller)
@@ -62,7 +62,12 @@ def list_endpoints(
     records = uow.endpoints.list(
         status=status, labels=labels, name_contains=name, projects=projects
     )
-    return EndpointList(items=views.endpoints(uow, settings, records))  # + stats, one query
+    items = views.endpoints(uow, settings, records)  # + stats, one query
+    # Serialized here, in the route's worker thread, not by FastAPI on the event loop:
+    # 1,000 endpoints are 1.7 MB of JSON (~10 ms the gateway would wait). The views were
+    # built from validated records, so the list is not validated again either.
+    body = EndpointList.model_construct(items=items).model_dump_json()
+    return Response(body, media_type="application/json")
 
 
 @router.get(

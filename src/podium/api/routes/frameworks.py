@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from podium.api.access import From, needs
+from podium.api.deps import SettingsDep
 from podium.api.problems import responses
 from podium.api.services.catalog import CatalogService
 from podium.core.access import Scope
@@ -18,6 +19,7 @@ router = APIRouter(prefix="/frameworks", tags=["frameworks"], responses=response
 
 @router.get("", response_model=list[FrameworkPublic], dependencies=[needs(Scope.READ, From.ANY)])
 def list_frameworks(
+    settings: SettingsDep,
     q: Annotated[
         str | None,
         Query(
@@ -26,5 +28,6 @@ def list_frameworks(
         ),
     ] = None,
 ) -> list[FrameworkPublic]:
-    """Every framework (built-ins, presets, `command`, installed plugins), sorted by name."""
-    return CatalogService().list(q)
+    """Every framework (built-ins, presets, `command`, `container`, installed plugins),
+    sorted by name."""
+    return CatalogService(settings=settings).list(q)

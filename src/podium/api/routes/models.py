@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from podium.api.access import From, needs, readable
 from podium.api.deps import CallerDep, CtxDep, ModelsDep, UowDep
 from podium.api.problems import responses
 from podium.api.routes.params import ProjectDep, SomeProjectDep, key_of
 from podium.api.services import views
+from podium.api.services.model_files import SHA256_HEADER, pack_version
 from podium.api.services.uploads import FILENAME_RE
 from podium.core.access import Scope
 from podium.core.ids import NAME_RE, NAME_RULE
@@ -116,6 +119,31 @@ def get_version(
     name: ModelName, version: Version, project: ProjectDep, uow: UowDep
 ) -> ModelVersionPublic:
     return views.model_version(uow, uow.models.get(key_of(project, name, "model"), version))
+
+
+@router.get(
+    "/{name}/versions/{version}/files",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/x-tar": {}}, "description": "the version's files"},
+        **responses(404),
+    },
+    dependencies=[needs(Scope.READ)],
+)
+def get_version_files(
+    name: ModelName, version: Version, project: ProjectDep, uow: UowDep, ctx: CtxDep
+) -> FileResponse:
+    """The version's files as one uncompressed tar, and their sha256 (the version's digest)
+    in `x-podium-sha256`: how a node of a remote backend (Ray) fetches a repository model
+    into its own cache. The receiver checks the digest after unpacking."""
+    rec = uow.models.get(key_of(project, name, "model"), version)
+    packed = pack_version(ctx.artifacts.locate(rec.name, rec.version), ctx.settings.home / "tmp")
+    return FileResponse(
+        packed,
+        media_type="application/x-tar",
+        headers={SHA256_HEADER: rec.sha256},
+        background=BackgroundTask(packed.unlink, missing_ok=True),
+    )
 
 
 @router.delete(

@@ -50,10 +50,13 @@ def list_events(
     uow: UowDep,
     after: Annotated[int, Query(ge=0, le=2**63 - 1, description="events with a larger id")] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    newest: Annotated[
+        bool, Query(description="the last `limit` events after `after` (still oldest first)")
+    ] = False,
 ) -> EventList:
     key = key_of(project, name)
     uow.endpoints.get(key)
-    events = uow.events.list(key, after_id=after, limit=limit)
+    events = uow.events.list(key, after_id=after, limit=limit, newest=newest)
     return EventList(items=[views.event(e) for e in events])
 
 

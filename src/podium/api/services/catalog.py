@@ -6,6 +6,8 @@ replicas run; `importlib.util.find_spec`, which imports nothing) or its program 
 server's PATH. Usable means installed and, for a framework that requires a GPU, an NVIDIA
 GPU visible here (`backends.external.gpu_visible`, the check a preset's start makes, on
 the node's one GPU count, `backends.resources.node_gpus`, that the size check uses too).
+Framework `container` is usable where a deploy of it would be accepted
+(`checks.container_problem`: a container engine on this node, and the local backend).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from podium.api.services.checks import container_problem
 from podium.backends.external import find_program, gpu_visible
-from podium.core.catalog_schemas import FrameworkPublic, GpuNeed
+from podium.core.catalog_schemas import FrameworkKind, FrameworkPublic, GpuNeed
+from podium.core.settings import BackendKind, ContainerSettings, Settings
 from podium.runtimes.catalog import Framework, frameworks
 
 
@@ -42,8 +46,12 @@ class Host:
 
 
 class CatalogService:
-    def __init__(self, host: Host | None = None) -> None:
+    """`settings`: the server's (its backend and container engine decide whether framework
+    `container` is usable; None: the defaults)."""
+
+    def __init__(self, host: Host | None = None, settings: Settings | None = None) -> None:
         self._host = host or Host()
+        self._settings = settings
 
     def list(self, q: str | None = None) -> list[FrameworkPublic]:
         """Every framework (sorted by name) whose name, summary or a task contains `q`
@@ -60,7 +68,14 @@ class CatalogService:
         elif f.program is not None:
             requires, installed = f"program {f.program}", self._host.has_program(f.program)
         why_not = None
-        if not installed:
+        if f.kind is FrameworkKind.CONTAINER:
+            requires = "a container engine (podman, or docker with its daemon)"
+            if self._settings is None:
+                why_not = container_problem(BackendKind.LOCAL, ContainerSettings())
+            else:
+                why_not = container_problem(self._settings.backend, self._settings.containers)
+            installed = why_not is None
+        elif not installed:
             why_not = f"not installed: {requires} not found on this backend"
         elif f.gpu is GpuNeed.REQUIRED and not gpu:
             why_not = "needs a GPU; no NVIDIA GPU is visible on this backend"

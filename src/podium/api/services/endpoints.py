@@ -36,6 +36,7 @@ from podium.core.spec import (
     EndpointSpec,
     EndpointUpdate,
     HfRef,
+    S3Ref,
     ScaleRequest,
     ScalingSpec,
     derive_name,
@@ -308,6 +309,10 @@ def with_framework(uow: UnitOfWork, create: EndpointCreate) -> EndpointSpec:
             f"{create.model} is a Hugging Face model: give `framework` (e.g. transformers)",
             field="framework",
         )
+    if isinstance(ref, S3Ref):
+        raise Invalid(
+            f"{create.model} is an S3 model: give `framework` (e.g. sklearn)", field="framework"
+        )
     version = uow.models.get(endpoint_key(create.project, ref.name), ref.version)
     if not version.framework:
         raise Invalid(
@@ -361,7 +366,7 @@ def target_model(uow: UnitOfWork, rec: EndpointRecord, new: EndpointSpec) -> str
 
     An `hf://` ref is pinned later by the controller, so the stored one may carry a
     revision the user never wrote: it counts as moved only when the user's text changed."""
-    if isinstance(parse_model_ref(new.model), HfRef) and new.model == rec.spec.model:
+    if isinstance(parse_model_ref(new.model), HfRef | S3Ref) and new.model == rec.spec.model:
         return rec.model_ref
     return resolve_model(uow, new.model, rec.project)
 

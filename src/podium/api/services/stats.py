@@ -8,7 +8,7 @@ records: the views module reads the store (`traffic`) and calls these.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 from podium.core.metric_schemas import finest_resolution
@@ -72,7 +72,7 @@ def with_replica_stats(
 
 def with_stats(
     view: EndpointPublic,
-    records: list[ReplicaRecord],
+    records: Sequence[ReplicaRecord],
     ready_events: Mapping[str, datetime],
     traffic: Mapping[Key, Traffic],
     instance_of: Callable[[int], InstanceType | None],

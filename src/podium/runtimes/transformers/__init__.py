@@ -9,6 +9,7 @@
     embeddings   feature-extraction and OpenAI embeddings
     generation   text-generation: streaming, stop strings, chat templates
     streaming    tokens → text deltas between model.generate and the consumer
+    placement    device and dtype: the replica's GPU when it has one, from engine_args
     params       request value checks
 
 Importing this package imports neither torch nor transformers (they come with `load`).

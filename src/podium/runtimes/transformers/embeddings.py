@@ -21,6 +21,7 @@ from podium.runtimes.base import Capabilities, Embeddings
 from podium.runtimes.transformers import loading
 from podium.runtimes.transformers.handler import TaskHandler
 from podium.runtimes.transformers.params import get_bool, invalid, split, texts_of
+from podium.runtimes.transformers.placement import Chosen, torch_dtype
 from podium.runtimes.transformers.tasks import FEATURE_EXTRACTION, ModelInfo
 
 
@@ -38,17 +39,25 @@ class EmbeddingTask(TaskHandler):
             self.max_tokens = loading.max_tokens_of(model, tokenizer)
 
     @classmethod
-    def load(cls, info: ModelInfo, *, safetensors: bool) -> EmbeddingTask:
+    def load(
+        cls, info: ModelInfo, *, safetensors: bool, where: Chosen = loading.CPU
+    ) -> EmbeddingTask:
         if info.sentence_transformers:
             from sentence_transformers import SentenceTransformer
 
             with loading.load_errors("sentence-transformers model"):
                 model = SentenceTransformer(
-                    str(info.folder), device="cpu", local_files_only=True, trust_remote_code=False
+                    str(info.folder),
+                    device=where.device,
+                    local_files_only=True,
+                    trust_remote_code=False,
                 )
+                model.to(torch_dtype(where))
             model.eval()
             return cls(model, model.tokenizer, sentence_transformers=True)
-        model = loading.load_model(FEATURE_EXTRACTION, info.folder, safetensors=safetensors)
+        model = loading.load_model(
+            FEATURE_EXTRACTION, info.folder, safetensors=safetensors, where=where
+        )
         tokenizer = loading.load_tokenizer(info.folder)
         return cls(model, tokenizer, sentence_transformers=False)
 
@@ -103,8 +112,8 @@ class EmbeddingTask(TaskHandler):
                 truncation=self.max_tokens is not None,
                 max_length=self.max_tokens,
                 return_tensors="pt",
-            )
-            hidden = self.model(**batch).last_hidden_state
+            ).to(self.model.device)
+            hidden = self.model(**batch).last_hidden_state.float()  # pooled in float32
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
             if normalize:

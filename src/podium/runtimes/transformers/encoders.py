@@ -37,6 +37,7 @@ from podium.runtimes.transformers.params import (
     split,
     texts_of,
 )
+from podium.runtimes.transformers.placement import Chosen
 from podium.runtimes.transformers.tasks import (
     FILL_MASK,
     TEXT_CLASSIFICATION,
@@ -60,8 +61,10 @@ class TextPipelineTask(TaskHandler):
         self.max_tokens = loading.max_tokens_of(pipe.model, pipe.tokenizer)
 
     @classmethod
-    def load(cls, task: str, folder: Path, *, safetensors: bool) -> TextPipelineTask:
-        model = loading.load_model(task, folder, safetensors=safetensors)
+    def load(
+        cls, task: str, folder: Path, *, safetensors: bool, where: Chosen = loading.CPU
+    ) -> TextPipelineTask:
+        model = loading.load_model(task, folder, safetensors=safetensors, where=where)
         tokenizer = loading.load_tokenizer(folder)
         if task == FILL_MASK and tokenizer.mask_token is None:
             raise LoadError("the tokenizer has no mask token, so it cannot serve fill-mask")

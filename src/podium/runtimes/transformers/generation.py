@@ -35,6 +35,7 @@ from podium.runtimes.base import Capabilities, GenerationChunk, GenerationReques
 from podium.runtimes.transformers import loading
 from podium.runtimes.transformers.handler import TaskHandler
 from podium.runtimes.transformers.params import get_bool, get_float, get_int, invalid
+from podium.runtimes.transformers.placement import Chosen
 from podium.runtimes.transformers.streaming import HaltCriteria, TokenStream
 from podium.runtimes.transformers.tasks import TEXT_GENERATION
 
@@ -59,8 +60,10 @@ class GenerationTask(TaskHandler):
         self.pad_id = pad if pad is not None else next(iter(sorted(self.eos_ids)), None)
 
     @classmethod
-    def load(cls, folder: Path, *, safetensors: bool) -> GenerationTask:
-        model = loading.load_model(TEXT_GENERATION, folder, safetensors=safetensors)
+    def load(
+        cls, folder: Path, *, safetensors: bool, where: Chosen = loading.CPU
+    ) -> GenerationTask:
+        model = loading.load_model(TEXT_GENERATION, folder, safetensors=safetensors, where=where)
         return cls(model, loading.load_tokenizer(folder))
 
     def context_length(self) -> int | None:
@@ -176,7 +179,7 @@ class GenerationTask(TaskHandler):
             with torch.inference_mode():
                 if request.seed is not None:
                     torch.manual_seed(request.seed)
-                input_ids = torch.tensor([prompt_ids], dtype=torch.long)
+                input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.model.device)
                 self.model.generate(
                     input_ids=input_ids,
                     attention_mask=torch.ones_like(input_ids),

@@ -21,6 +21,7 @@ from podium.runtimes.base import Capabilities
 from podium.runtimes.transformers import loading
 from podium.runtimes.transformers.handler import TaskHandler
 from podium.runtimes.transformers.params import get_choice, get_int, invalid, plain
+from podium.runtimes.transformers.placement import Chosen
 from podium.runtimes.transformers.tasks import IMAGE_CLASSIFICATION
 
 NOT_AN_IMAGE = "inputs is not a valid base64-encoded image"
@@ -66,8 +67,12 @@ class ImageClassificationTask(TaskHandler):
         self.pipe = pipe
 
     @classmethod
-    def load(cls, folder: Path, *, safetensors: bool) -> ImageClassificationTask:
-        model = loading.load_model(IMAGE_CLASSIFICATION, folder, safetensors=safetensors)
+    def load(
+        cls, folder: Path, *, safetensors: bool, where: Chosen = loading.CPU
+    ) -> ImageClassificationTask:
+        model = loading.load_model(
+            IMAGE_CLASSIFICATION, folder, safetensors=safetensors, where=where
+        )
         processor = loading.load_image_processor(folder)
         return cls(loading.build_pipeline(IMAGE_CLASSIFICATION, model, image_processor=processor))
 

@@ -6,7 +6,8 @@
   transformers sees it, even where transformers would fall back to its own class.
 - Weights: safetensors (memory-mapped by transformers). A folder holding only pickled
   PyTorch weights (`pytorch_model.bin`) is refused unless the endpoint trusts pickles.
-- float32 on CPU; `model.eval()`; torch uses the endpoint's `threads`.
+- The device and dtype `placement` chose (float32 on the CPU, half precision on a GPU,
+  unless the endpoint says otherwise); `model.eval()`; torch uses the endpoint's `threads`.
 - Failures become `LoadError` with the library's message, so the endpoint's status says why.
 
 Heavy imports (torch, transformers) happen inside the functions.
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from podium.core.errors import LoadError
+from podium.runtimes.transformers.placement import Chosen, torch_dtype
+
+CPU = Chosen(device="cpu", dtype="float32")
 
 SAFE = (".safetensors",)
 PICKLES = (".bin", ".pt", ".pth", ".ckpt")
@@ -130,14 +134,16 @@ def load_errors(what: str) -> Iterator[None]:
         raise LoadError(f"the {what} could not be loaded: {type(e).__name__}: {message}") from e
 
 
-def load_model(task: str, folder: Path, *, safetensors: bool) -> Any:
-    import torch
-
+def load_model(task: str, folder: Path, *, safetensors: bool, where: Chosen = CPU) -> Any:
     auto = getattr(module("transformers"), AUTO_CLASSES[task])
     with load_errors("model"):
         model = auto.from_pretrained(
-            folder, dtype=torch.float32, use_safetensors=True if safetensors else None, **COMMON
+            folder,
+            dtype=torch_dtype(where),
+            use_safetensors=True if safetensors else None,
+            **COMMON,
         )
+        model.to(where.device)  # a CUDA error (out of memory) is a load error too
     model.eval()
     config = model.config
     if getattr(config, "id2label", None) and not getattr(config, "label2id", None):
@@ -157,9 +163,10 @@ def load_image_processor(folder: Path) -> Any:
 
 
 def build_pipeline(task: str, model: Any, **parts: Any) -> Any:
-    """A transformers pipeline around objects already loaded (it reads no files)."""
+    """A transformers pipeline around objects already loaded (it reads no files), on the
+    device the model is on."""
     with load_errors(f"{task} pipeline"):
-        return module("transformers").pipeline(task, model=model, device="cpu", **parts)
+        return module("transformers").pipeline(task, model=model, device=model.device, **parts)
 
 
 def max_tokens_of(model: Any, tokenizer: Any | None) -> int | None:

@@ -4,8 +4,9 @@
 own Python code (`auto_map`), decides the task (the endpoint's
 `task`, checked against the model, or inferred from its architecture: `tasks.py`),
 checks the weights (safetensors unless pickles are trusted), prepares torch (threads,
-seed, quiet) and builds the handler for the task; the runtime then delegates every call
-to it. `capabilities` follow the task:
+seed, quiet), chooses the device and dtype (`placement`: the replica's GPU when it has
+one, overridable by the endpoint's `engine_args`) and builds the handler for the task;
+the runtime then delegates every call to it. `capabilities` follow the task:
 
     text-generation           generative, streaming, chat (when the tokenizer has a
                               chat template)                          generation.py
@@ -32,7 +33,7 @@ from podium.runtimes.base import (
     Runtime,
     RuntimeConfig,
 )
-from podium.runtimes.transformers import loading, tasks
+from podium.runtimes.transformers import loading, placement, tasks
 from podium.runtimes.transformers.handler import TaskHandler
 
 
@@ -43,6 +44,7 @@ class TransformersRuntime(Runtime):
         super().__init__(config)
         self.task: str | None = None
         self._handler: TaskHandler | None = None
+        self.placement: placement.Chosen | None = None  # where the model runs, once loaded
 
     def load(self, path: Path) -> None:
         folder = tasks.find_model_folder(path)
@@ -52,12 +54,13 @@ class TransformersRuntime(Runtime):
         safetensors = loading.check_weights(folder, self.config.trust_pickle)
         try:
             loading.prepare_torch(self.config.threads)
-            handler = _build(task, info, safetensors)
+            where = placement.resolve(self.config.options)
+            handler = _build(task, info, safetensors, where)
         except ImportError as e:  # the optional dependencies are not installed
             raise LoadError(
                 f"the transformers runtime needs podium[transformers] installed: {e}"
             ) from e
-        self.task = task
+        self.task, self.placement = task, where
         self._handler = handler
         self.capabilities = handler.capabilities
 
@@ -101,20 +104,23 @@ class TransformersRuntime(Runtime):
             self._handler = None
 
 
-def _build(task: str, info: tasks.ModelInfo, safetensors: bool) -> TaskHandler:
-    """The handler for `task`, loaded from the folder (imports its module now)."""
+def _build(
+    task: str, info: tasks.ModelInfo, safetensors: bool, where: placement.Chosen
+) -> TaskHandler:
+    """The handler for `task`, loaded from the folder onto `where` (imports its module
+    now)."""
     if task == tasks.TEXT_GENERATION:
         from podium.runtimes.transformers.generation import GenerationTask
 
-        return GenerationTask.load(info.folder, safetensors=safetensors)
+        return GenerationTask.load(info.folder, safetensors=safetensors, where=where)
     if task == tasks.FEATURE_EXTRACTION:
         from podium.runtimes.transformers.embeddings import EmbeddingTask
 
-        return EmbeddingTask.load(info, safetensors=safetensors)
+        return EmbeddingTask.load(info, safetensors=safetensors, where=where)
     if task == tasks.IMAGE_CLASSIFICATION:
         from podium.runtimes.transformers.images import ImageClassificationTask
 
-        return ImageClassificationTask.load(info.folder, safetensors=safetensors)
+        return ImageClassificationTask.load(info.folder, safetensors=safetensors, where=where)
     from podium.runtimes.transformers.encoders import TextPipelineTask
 
-    return TextPipelineTask.load(task, info.folder, safetensors=safetensors)
+    return TextPipelineTask.load(task, info.folder, safetensors=safetensors, where=where)
