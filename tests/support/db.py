@@ -34,7 +34,7 @@ ADMIN_URL = os.environ.get("PODIUM_TEST_POSTGRES_URL", "postgresql://postgres@12
 
 
 @contextmanager
-def _fresh_postgres_database() -> Iterator[str]:
+def fresh_postgres_database() -> Iterator[str]:
     psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
     try:
         admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
@@ -66,13 +66,20 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    with _fresh_postgres_database() as url:
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def postgres_module_url() -> Iterator[str]:
+    """A fresh database for a module whose tests share servers (several processes)."""
+    with fresh_postgres_database() as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def postgres_shared_url() -> Iterator[str]:
-    with _fresh_postgres_database() as url:
+    with fresh_postgres_database() as url:
         yield url
 
 
@@ -88,3 +95,9 @@ def database(request: pytest.FixtureRequest) -> Iterator[Database]:
         if on_postgres:
             _empty(db)
         db.dispose()
+
+
+# pg_locks lists the locks of every database on the server, and advisory locks are per
+# database: a test that looks for "the" holder must look in its own database, or it finds
+# the lock of a test running beside it (xdist) on another database.
+IN_THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"

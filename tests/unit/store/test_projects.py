@@ -14,6 +14,7 @@ from podium.core.errors import Conflict, Invalid, NotFound
 from podium.core.phases import EndpointStatus
 from podium.core.quotas import Quotas
 from podium.store import Database
+from tests.support.db import IN_THIS_DATABASE
 from tests.unit.store.helpers import add_model, spec
 
 S = EndpointStatus
@@ -151,7 +152,7 @@ def _blocked_or_done(db: Database, thread: threading.Thread) -> None:
     (the old code, which took no lock, never waits): no timing, only state."""
     waiting = text(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        f" AND {IN_THIS_DATABASE}"
     )
     while thread.is_alive():
         with db.engine.connect() as conn:
