@@ -12,6 +12,12 @@ endpoint's figures are the sums over its replicas). A point starts at its interv
 aligned to the resolution (`floor(start / res) * res`); an interval that ran late (a long
 pass) is one point, the slots it spanned stay empty.
 
+Quiet endpoints (no replica, nothing desired, served, in flight or held) get one point when
+they turn quiet and none after while they stay so: 1,000 endpoints at zero would otherwise
+write 8.6 million points a day that all say zero. Each sample writes a point of the
+sampler's own series (`store.metrics.SAMPLED`) instead, which tells a quiet slot (zeros)
+from a gap (no sample) for the readers (`store.metrics` module docstring).
+
 When a sample crosses a minute or an hour, that minute (hour) is rolled up from the finer
 points (`MetricRepo.roll_up`): points and rollups in one transaction per sample, and what
 was rolled up is remembered only once it committed. Every `prune_every_s` each resolution
@@ -40,7 +46,7 @@ from podium.core.routing import EndpointLoad, GatewayView
 from podium.core.service_counts import ServiceCounts, ServiceSnapshot
 from podium.core.settings import Settings
 from podium.store.db import Database
-from podium.store.metrics import PRUNE_BATCH, MetricPoint
+from podium.store.metrics import PRUNE_BATCH, SAMPLED, MetricPoint
 from podium.store.records import EndpointRecord
 
 log = logging.getLogger("podium.control")
@@ -123,6 +129,7 @@ class MetricsSampler:
         self._since = 0.0  # wall time of the previous sample (the interval's start)
         self._due = 0.0  # the next sample is due at this wall time
         self._rolled: dict[int, int] = {}  # resolution -> end of the interval last rolled up
+        self._quiet: frozenset[str] = frozenset()  # endpoints whose last written point was quiet
         self._pruned = -math.inf  # monotonic time of the last prune
         # For /metrics (`control.history_metrics`), read by the server's thread: replaced
         # whole by each written sample (so a deleted endpoint or replica is forgotten),
@@ -155,10 +162,13 @@ class MetricsSampler:
             self._previous, self._since = snapshot, now
             return False  # the baseline: differences start from here
         ts = math.floor(since / self.resolution) * self.resolution
-        points = await self._points(ts, endpoints, snapshot, previous)
+        points, quiet = await self._points(ts, endpoints, snapshot, previous)
+        still = quiet & self._quiet  # quiet now and at their last written point: no row
+        written = [p for p in points if p.endpoint not in still]
+        written.append(MetricPoint(SAMPLED, "", self.resolution, ts))
         rolled: dict[int, int] = {}
         with self.db.unit_of_work() as uow:
-            uow.metrics.upsert(points)
+            uow.metrics.upsert(written)
             for resolution, finer in ((60, self.resolution), (3600, 60)):
                 end = math.floor(now / resolution) * resolution  # what has closed
                 if self._rolled.get(resolution) == end or resolution <= finer:
@@ -172,6 +182,7 @@ class MetricsSampler:
         # Only once committed: after a failed write the next sample covers both intervals
         # and rolls up again what this one would have.
         self._rolled.update(rolled)
+        self._quiet = quiet
         self._previous, self._since = snapshot, now
         self._remember(points)
         self._prune(now)
@@ -211,7 +222,8 @@ class MetricsSampler:
         endpoints: Sequence[EndpointRecord],
         snapshot: ServiceSnapshot,
         previous: ServiceSnapshot,
-    ) -> list[MetricPoint]:
+    ) -> tuple[list[MetricPoint], frozenset[str]]:
+        """Every endpoint's and replica's point, and the endpoints that are quiet."""
         live = [r for r in self.state.replicas.values() if r.state in _MEASURED]
         try:
             used = await self.backend.resources([r.replica_id for r in live])
@@ -222,6 +234,7 @@ class MetricsSampler:
         if self.gateway is not None:
             loads = self.gateway.load_snapshot()
         points: list[MetricPoint] = []
+        quiet: set[str] = set()
         for ep in endpoints:
             if ep.status is EndpointStatus.DELETING:
                 continue
@@ -250,7 +263,9 @@ class MetricsSampler:
             gpu_memory = _sum([m.gpu_memory_bytes for m in measured])
             point.gpu_memory_bytes = None if gpu_memory is None else int(gpu_memory)
             points += [point, *replicas]
-        return points
+            if not replicas and not tracked and _is_quiet(point):
+                quiet.add(ep.name)
+        return points, frozenset(quiet)
 
     def _replica_point(
         self,
@@ -272,6 +287,20 @@ class MetricsSampler:
             point.gpu_util_percent = measured.gpu_util_percent
             point.gpu_memory_bytes = measured.gpu_memory_bytes
         return point
+
+
+def _is_quiet(point: MetricPoint) -> bool:
+    """An endpoint point that says only zeros (as `store.metrics.quiet_point`)."""
+    return not (
+        point.requests
+        or point.cancelled
+        or point.bytes_in
+        or point.bytes_out
+        or point.in_flight
+        or point.held
+        or point.ready
+        or point.desired
+    )
 
 
 def _counts(snapshot: ServiceSnapshot, replica_id: str) -> ServiceCounts | None:

@@ -7,6 +7,15 @@ latency buckets add up, percentiles are recomputed from the summed buckets (so t
 exact to the bucket, like the 10 s ones), CPU, in flight, held and GPU are the mean of the
 points, RSS the largest, ready and desired replicas the last. Each resolution is pruned by
 age on its own (`prune`), a bounded batch per call.
+
+Quiet slots: the sampler writes no point for an endpoint that is quiet (no replica, nothing
+desired, served or held) and was quiet at its last written point already, so 1,000 idle
+endpoints cost no rows. It writes instead one point per sample of its own series,
+`SAMPLED` (endpoint "", every figure zero), at every resolution like the others. A slot
+with a `SAMPLED` point and none of an endpoint is a quiet slot of that endpoint (zero
+requests, no replica, nothing in flight: `quiet_point`); a slot without it is a gap (the
+sampler did not run: no data). A rollup counts an endpoint's quiet slots as zeros in its
+means (the `SAMPLED` points of the interval say how many slots were sampled).
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ MAX_POINTS = 10_000  # one read (the API asks for ~1000)
 PRUNE_BATCH = 5000  # points one `prune` call deletes at most
 
 _KEY = ("endpoint", "replica", "resolution", "ts")
+# The sampler's own series (module docstring): no endpoint key is empty.
+SAMPLED = ""
 
 
 @dataclass(slots=True)
@@ -75,9 +86,19 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
-def combine(points: Sequence[MetricPoint], resolution: int, ts: int) -> MetricPoint:
+def quiet_point(endpoint: str, resolution: int, ts: int) -> MetricPoint:
+    """What the sampler would have written for a quiet endpoint (module docstring)."""
+    return MetricPoint(
+        endpoint, "", resolution, ts, ready=0, desired=0, cpu_percent=0.0, rss_bytes=0
+    )
+
+
+def combine(
+    points: Sequence[MetricPoint], resolution: int, ts: int, *, quiet: int = 0
+) -> MetricPoint:
     """The point at `resolution` starting at `ts` rolled up from finer `points` of one
-    series (see the module docstring for the rules)."""
+    series (see the module docstring for the rules); `quiet`: how many finer slots of the
+    interval the series was quiet in (no point written: zeros in the means)."""
     first = points[0]
     out = MetricPoint(first.endpoint, first.replica, resolution, ts)
     for p in points:
@@ -91,9 +112,10 @@ def combine(points: Sequence[MetricPoint], resolution: int, ts: int) -> MetricPo
         out.bytes_out += p.bytes_out
         histogram.add(out.latency_buckets, p.latency_buckets)
     out.set_percentiles()
-    out.in_flight = _mean([p.in_flight for p in points]) or 0.0
-    out.held = _mean([p.held for p in points]) or 0.0
-    out.cpu_percent = _mean([p.cpu_percent for p in points])
+    zeros: list[float | None] = [0.0] * quiet
+    out.in_flight = _mean([p.in_flight for p in points] + zeros) or 0.0
+    out.held = _mean([p.held for p in points] + zeros) or 0.0
+    out.cpu_percent = _mean([p.cpu_percent for p in points] + zeros)
     out.gpu_util_percent = _mean([p.gpu_util_percent for p in points])
     gpu_memory = _mean([p.gpu_memory_bytes for p in points])
     out.gpu_memory_bytes = None if gpu_memory is None else round(gpu_memory)
@@ -189,7 +211,28 @@ class MetricRepo:
         series: dict[tuple[str, str], list[MetricPoint]] = {}
         for row in self._s.scalars(stmt):
             series.setdefault((row.endpoint, row.replica), []).append(_point(row))
-        return self.upsert(combine(pts, resolution, ts) for pts in series.values())
+        sampled = len(series.get((SAMPLED, ""), ()))  # slots the sampler covered
+
+        def quiet(key: tuple[str, str], pts: Sequence[MetricPoint]) -> int:
+            # only an endpoint is quiet between points: a replica did not exist
+            return max(0, sampled - len(pts)) if key[1] == "" and key[0] != SAMPLED else 0
+
+        return self.upsert(
+            combine(pts, resolution, ts, quiet=quiet(key, pts)) for key, pts in series.items()
+        )
+
+    def sampled(self, resolution: int, since: int, until: int) -> set[int]:
+        """The starts of the slots at `resolution` in [since, until) the sampler covered
+        (its `SAMPLED` points)."""
+        p = MetricPointRow
+        stmt = select(p.ts).where(
+            p.endpoint == SAMPLED,
+            p.replica == "",
+            p.resolution == resolution,
+            p.ts >= since,
+            p.ts < until,
+        )
+        return set(self._s.scalars(stmt))
 
     def prune(self, resolution: int, before: float, *, batch: int = PRUNE_BATCH) -> int:
         """Delete at most `batch` of the points at `resolution` that started before

@@ -15,7 +15,7 @@ from podium.core.service_counts import N_BUCKETS
 from podium.core.spec import EndpointSpec
 from podium.store import Database
 from podium.store.events import EventRepo
-from podium.store.metrics import MetricPoint, combine
+from podium.store.metrics import SAMPLED, MetricPoint, combine
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z, a multiple of 3600
 
@@ -100,6 +100,28 @@ def test_a_rollup_sums_counts_and_buckets_and_recomputes_percentiles(database: D
     assert (rolled.ready, rolled.desired) == (2, 3)  # the last
     assert rolled.bytes_in == 12
     assert (rolled.gpu_util_percent, rolled.gpu_memory_bytes) == (40.0, 2**30)  # known ones
+
+
+def test_a_rollup_counts_an_endpoints_quiet_slots_as_zeros(database: Database) -> None:
+    """Slots the sampler covered (its `SAMPLED` points) without a point of the endpoint are
+    quiet ones: zeros in the endpoint's means, nothing for a replica's (it did not exist)."""
+    sampled = [MetricPoint(SAMPLED, "", 10, T0 + 10 * k) for k in range(6)]
+    busy = [
+        point(T0, in_flight=6.0, held=3.0, cpu_percent=30.0, requests=5),
+        point(T0 + 30, in_flight=0.0, held=0.0, cpu_percent=0.0),
+        point(T0, replica="spin-r1", in_flight=4.0, cpu_percent=20.0),
+    ]
+    with database.unit_of_work() as uow:
+        uow.metrics.upsert(sampled + busy)
+        assert uow.metrics.roll_up(60, T0, 10) == 3  # the endpoint, its replica, SAMPLED
+    with database.unit_of_work(read_only=True) as uow:
+        (minute,) = uow.metrics.points("spin", 60, T0, T0 + 60)
+        (replica,) = uow.metrics.points("spin", 60, T0, T0 + 60, replica="spin-r1")
+        assert uow.metrics.sampled(60, T0, T0 + 60) == {T0}
+        assert uow.metrics.sampled(10, T0 + 10, T0 + 40) == {T0 + 10, T0 + 20, T0 + 30}
+    assert minute.requests == 5
+    assert (minute.in_flight, minute.held, minute.cpu_percent) == (1.0, 0.5, 5.0)  # over 6
+    assert (replica.in_flight, replica.cpu_percent) == (4.0, 20.0)  # its one point
 
 
 def test_combine_of_points_without_resources_leaves_them_unknown() -> None:

@@ -19,7 +19,7 @@ from podium.core.metric_schemas import (
     MetricHistory,
 )
 from podium.store.db import UnitOfWork
-from podium.store.metrics import MAX_POINTS, MetricPoint
+from podium.store.metrics import MAX_POINTS, MetricPoint, quiet_point
 
 DEFAULT_RANGE_S = 3600.0  # without `from`: the last hour
 MAX_EVENTS = 500
@@ -90,7 +90,7 @@ def history(
     step: int,
 ) -> MetricHistory:
     """The aligned arrays of `key` (or one of its replicas) over [since, until)."""
-    uow.endpoints.get(key)  # 404 for an unknown endpoint
+    record = uow.endpoints.get(key)  # 404 for an unknown endpoint
     if replica is not None and not (
         uow.metrics.has_series(key, replica) or replica in _running(uow, key)
     ):
@@ -107,6 +107,10 @@ def history(
     points = uow.metrics.points(key, step, start, end, replica=replica or "", limit=steps)
     at = {p.ts: p for p in points}
     timestamps = list(range(start, end, step))
+    if replica is None:  # the slots the endpoint was quiet in (`store.metrics`): zeros
+        born = math.floor(record.created_at.timestamp() / step) * step
+        for ts in uow.metrics.sampled(step, max(start, born), end) - at.keys():
+            at[ts] = quiet_point(key, step, ts)
     names = list(series) if series is not None else list(SERIES)
     out: dict[str, list[float | None]] = {}
     for name in names:
