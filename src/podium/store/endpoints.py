@@ -74,7 +74,8 @@ def _check_desired(desired: int) -> None:
         )
 
 
-# The columns a list reads besides the spec (which comes from the `SpecCache`).
+# The columns a list reads besides the spec (which comes from the `SpecCache`), in the
+# order `EndpointRepo.list` unpacks them.
 _LISTED = (
     EndpointRow.name,
     EndpointRow.project,
@@ -87,6 +88,7 @@ _LISTED = (
     EndpointRow.created_at,
     EndpointRow.updated_at,
 )
+_STATUSES = {s.value: s for s in EndpointStatus}  # a dict look-up, not an enum call, a row
 _SPECS_PER_QUERY = 500  # names in one `IN (…)` of the specs a list had not parsed yet
 
 
@@ -138,24 +140,40 @@ class EndpointRepo:
         if name_contains:
             part = name_contains.lower()
             stmt = stmt.where(EndpointRow.name.contains(part, autoescape=True))
-        rows = self._s.execute(stmt).all()
-        specs = self._parsed_specs([(r.name, r.created_at, r.generation) for r in rows])
+        # A Core execution on the session's connection (same transaction; flushed first,
+        # as the ORM's autoflush would): the ORM's result layer added a third to reading
+        # 1,000 rows, and the rows are unpacked by position (a named attribute costs a
+        # look-up per field and row).
+        self._s.flush()
+        rows = self._s.connection().execute(stmt).tuples().all()
+        specs = self._parsed_specs([(r[0], r[8], r[7]) for r in rows])
         records = [
             EndpointRecord(
-                name=r.name,
-                spec=specs[r.name],
-                status=EndpointStatus(r.status),
-                status_reason=r.status_reason,
-                revision=r.revision,
-                model_ref=r.model_ref,
-                desired_replicas=r.desired_replicas,
-                created_at=r.created_at,
-                updated_at=r.updated_at,
-                generation=r.generation,
-                project=r.project,
+                name,
+                spec,
+                _STATUSES[status_value],
+                reason,
+                revision,
+                model_ref,
+                desired,
+                created_at,
+                updated_at,
+                generation,
+                project,
             )
-            for r in rows
-            if r.name in specs
+            for (
+                name,
+                project,
+                status_value,
+                reason,
+                revision,
+                model_ref,
+                desired,
+                generation,
+                created_at,
+                updated_at,
+            ) in rows
+            if (spec := specs.get(name)) is not None
         ]
         if name_contains:
             records = [r for r in records if name_contains.lower() in r.bare_name]
@@ -190,6 +208,11 @@ class EndpointRepo:
                     self._specs.put((name, created_at, generation), spec)
                 specs[name] = spec
         return specs
+
+    def spec_json(self, rec: EndpointRecord) -> bytes:
+        """`rec.spec` as JSON, dumped once per stored spec when `rec` comes from a list
+        (the `SpecCache` keeps it with the parsed spec it shares)."""
+        return self._specs.json((rec.name, rec.created_at, rec.generation), rec.spec)
 
     def revisions(self, name: str) -> builtins.list[RevisionRecord]:
         """Every revision of the endpoint, oldest first."""

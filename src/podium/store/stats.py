@@ -37,9 +37,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
+from podium.core.access import DEFAULT_PROJECT, PROJECT_SEPARATOR, endpoint_key, split_key
 from podium.core.clock import Clock
 from podium.store.tables import MetricPointRow
 
@@ -47,6 +48,9 @@ DAY_S = 86_400
 ROLLUP_S = 60  # the sampler's minute rollups (control/metrics_history.py)
 RECENT_S = 300  # requests per minute, average latency and error rate are over this window
 ENDPOINT = ""  # the `replica` of an endpoint's own points
+
+_IN_LIST_MAX = 64  # endpoint keys named in one query; more: by project (`_of_endpoints`)
+_PROJECTS_MAX = 16  # projects named in one query; more: every endpoint's points
 
 Key = tuple[str, str]  # (endpoint key, replica id or "" for the endpoint itself)
 
@@ -97,6 +101,27 @@ def closed_slot(now: float, resolution: int) -> int:
     return math.floor(now / resolution) * resolution - resolution
 
 
+def _of_endpoints(column: Any, keys: Collection[str]) -> Any:
+    """The SQL filter for the points of endpoints `keys`: their names (`IN`) for a few;
+    for more (the list of every endpoint: 1,000 names to bind, render and parse on each
+    call were a sixth of it), the points of their projects (a key's project is its prefix,
+    `core.access.endpoint_key`), or of every endpoint past `_PROJECTS_MAX` projects; the
+    caller drops the keys it did not ask for. The day's points are found by
+    `ix_metric_points_resolution_ts` either way."""
+    if len(keys) <= _IN_LIST_MAX:
+        return column.in_(sorted(keys))
+    projects = sorted({split_key(k)[0] for k in keys})
+    if len(projects) > _PROJECTS_MAX:
+        return true()
+    return or_(*(_of_project(column, project) for project in projects))
+
+
+def _of_project(column: Any, project: str) -> Any:
+    if project == DEFAULT_PROJECT:  # keys without a project prefix
+        return ~column.contains(PROJECT_SEPARATOR, autoescape=True)
+    return column.startswith(endpoint_key(project, ""), autoescape=True)
+
+
 class StatsRepo:
     def __init__(self, session: Session, clock: Clock) -> None:
         self._s = session
@@ -118,7 +143,8 @@ class StatsRepo:
         (replica "") and those of the replicas named in `replicas` (None: every replica
         with points, retired ones too), at the sampled `resolution` (seconds; it divides
         60). Keys without a point in the day are absent."""
-        if not endpoints:
+        keys = set(endpoints)
+        if not keys:
             return {}
         end = closed_slot(self.now() if now is None else now, resolution)
         p = MetricPointRow
@@ -145,7 +171,7 @@ class StatsRepo:
                 recent_sum(p.errors_5xx),
                 recent_sum(p.latency_sum_ms),
             )
-            .where(p.endpoint.in_(sorted(set(endpoints))), rows)
+            .where(_of_endpoints(p.endpoint, keys), rows)
             .group_by(p.endpoint, p.replica)
         )
         if replicas is not None:
@@ -153,6 +179,8 @@ class StatsRepo:
             stmt = stmt.where(p.replica.in_(wanted))
         out: dict[Key, Traffic] = {}
         for endpoint, replica, day, requests, errors, latency in self._s.execute(stmt):
+            if endpoint not in keys:  # of the same projects, not asked for (`_of_endpoints`)
+                continue
             out[(endpoint, replica)] = Traffic(
                 requests=int(day),
                 recent_requests=int(requests),

@@ -111,3 +111,39 @@ def test_a_rolled_back_spec_never_stands_for_another_servers_change(database: Da
         assert listed(database)["iris-api"] == spec(timeout_s=6.0)
     finally:
         other.dispose()
+
+
+def test_a_spec_json_is_dumped_once_and_handed_out_only_for_its_own_spec() -> None:
+    """The list's JSON of a spec (`SpecCache.json`) is kept with the parsed spec it was
+    dumped from, and given for nothing else: another identity or another spec object
+    (a newer one, one a writing unit of work read) is dumped afresh."""
+    cache = SpecCache()
+    at = FakeClock().now()
+    old, new = spec("ep-a"), spec("ep-a", timeout_s=2.0)
+    cache.put(("ep-a", at, 1), old)
+    first = cache.json(("ep-a", at, 1), old)
+    assert first == old.model_dump_json().encode()
+    assert cache.json(("ep-a", at, 1), old) is first  # dumped once
+    assert cache.json(("ep-a", at, 1), new) == new.model_dump_json().encode()
+    assert cache.json(("ep-a", at, 2), new) == new.model_dump_json().encode()
+    cache.put(("ep-a", at, 2), new)
+    assert cache.json(("ep-a", at, 2), new) == new.model_dump_json().encode()
+    assert cache.json(("ep-a", at, 1), old) is not first  # its entry is gone
+    cache.forget("ep-a")
+    assert cache.json(("ep-a", at, 2), new) == new.model_dump_json().encode()
+
+
+def test_the_spec_json_of_a_record_is_never_an_older_specs(database: Database) -> None:
+    create(database)
+    with database.unit_of_work(read_only=True) as uow:
+        (listed_rec,) = uow.endpoints.list()
+        assert uow.endpoints.spec_json(listed_rec) == spec().model_dump_json().encode()
+    with database.unit_of_work() as uow:  # the answer to a change reads its own spec
+        rec = uow.endpoints.update_spec(
+            "iris-api", spec(timeout_s=5.0), new_revision_model_ref=None, desired_replicas=1
+        )
+        assert uow.endpoints.spec_json(rec) == spec(timeout_s=5.0).model_dump_json().encode()
+    with database.unit_of_work(read_only=True) as uow:
+        assert uow.endpoints.spec_json(listed_rec) == spec().model_dump_json().encode()
+        (rec,) = uow.endpoints.list()
+        assert uow.endpoints.spec_json(rec) == spec(timeout_s=5.0).model_dump_json().encode()

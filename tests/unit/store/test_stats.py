@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from podium.core.access import DEFAULT_PROJECT, endpoint_key
 from podium.core.clock import FakeClock
 from podium.store import Database
-from podium.store.stats import DAY_S, RECENT_S, Gauges, Traffic
+from podium.store.stats import _IN_LIST_MAX, DAY_S, RECENT_S, Gauges, Traffic
 from podium.store.tables import MetricPointRow
 from tests.support.live import counted_queries, insert, point
 
@@ -151,3 +152,43 @@ def test_latest_gauges_read_the_sampled_resolution(database: Database) -> None:
     with database.unit_of_work(read_only=True) as uow:
         got = uow.stats.latest_gauges(["iris"], resolution=5, max_age_s=60, now=NOW)
     assert got == {("iris", ""): Gauges(int(NOW - 5), 40.0, 400, None, None)}
+
+
+@pytest.mark.parametrize("projects", [3, 20])
+def test_the_traffic_of_many_endpoints_is_read_by_project_not_by_name(
+    database: Database, projects: int
+) -> None:
+    """Past `_IN_LIST_MAX` endpoints the query names their projects (past `_PROJECTS_MAX`
+    projects, none) instead of 1,000 keys; the figures are those read by name, and the
+    points of endpoints not asked for (of the same projects or not) are left out."""
+    names = [f"ep-{i:03d}" for i in range(_IN_LIST_MAX + 6)]
+    keys = [
+        endpoint_key(f"team{i % projects}" if i % 4 else DEFAULT_PROJECT, n)
+        for i, n in enumerate(names)
+    ]
+    points = [point(k, "", END - 10 * (i % 20), requests=i + 1) for i, k in enumerate(keys)]
+    points += [point(k, f"{k}-r", END, requests=2, latency_sum_ms=8.0) for k in keys[:5]]
+    points += [point(k, "", MINUTE_IN_DAY, resolution=60, requests=7) for k in keys[:5]]
+    points += [point(n, "", END, requests=99) for n in ("not-asked", "team1.not-asked")]
+    points += [point("other.stranger", "", END, requests=99)]  # a project not asked for
+    insert(database, *points)
+    with database.unit_of_work(read_only=True) as uow, counted_queries(database) as queries:
+        got = uow.stats.traffic(keys, resolution=10, now=NOW)
+        by_name = {
+            key: traffic
+            for chunk in range(0, len(keys), _IN_LIST_MAX)
+            for key, traffic in uow.stats.traffic(
+                keys[chunk : chunk + _IN_LIST_MAX], resolution=10, now=NOW
+            ).items()
+        }
+    assert len(queries) == 3  # one query for the whole list (and the two by name)
+
+    def bound(statement: str) -> int:  # parameters, in SQLite's and psycopg's marks
+        return statement.count("?") + statement.count("%(")
+
+    assert bound(queries[0]) < 40 < _IN_LIST_MAX < bound(queries[1])  # no name in the first
+    assert got == by_name
+    assert len(got) == len(keys) + 5
+    assert got[(keys[5], "")] == Traffic(requests=6, recent_requests=6)
+    assert got[(keys[0], "")] == Traffic(requests=8, recent_requests=1)
+    assert got[(keys[0], f"{keys[0]}-r")] == Traffic(2, 2, 0, 8.0)

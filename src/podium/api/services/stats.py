@@ -8,12 +8,12 @@ records: the views module reads the store (`traffic`) and calls these.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from podium.core.metric_schemas import finest_resolution
 from podium.core.phases import ReplicaState
-from podium.core.schemas import EndpointPublic, ReplicaPublic
 from podium.core.settings import Settings
 from podium.core.spec import InstanceType
 from podium.store import UnitOfWork
@@ -50,54 +50,39 @@ def uptime_s(since: datetime | None, now: float) -> float | None:
     return round(max(0.0, now - since.timestamp()), 3)
 
 
-def with_replica_stats(
-    view: ReplicaPublic,
+def replica_figures(
     traffic: Traffic | None,
     since: datetime | None,
     instance: InstanceType | None,
     now: float,
-) -> ReplicaPublic:
+) -> dict[str, Any]:
+    """What one replica served, its uptime and size: the figure fields of `ReplicaPublic`
+    (the views build each view once, with these; no copy after)."""
     t = traffic or _NONE
-    return view.model_copy(
-        update={
-            "uptime_s": uptime_s(since, now),
-            "requests": t.requests,
-            "requests_per_min": _round(t.requests_per_min),
-            "avg_latency_ms": _round(t.avg_latency_ms),
-            "cpus": instance.cpus if instance is not None else None,
-            "gpus": instance.gpus if instance is not None else None,
-        }
-    )
+    return {
+        "uptime_s": uptime_s(since, now),
+        "requests": t.requests,
+        "requests_per_min": _round(t.requests_per_min),
+        "avg_latency_ms": _round(t.avg_latency_ms),
+        "cpus": instance.cpus if instance is not None else None,
+        "gpus": instance.gpus if instance is not None else None,
+    }
 
 
-def with_stats(
-    view: EndpointPublic,
-    records: Sequence[ReplicaRecord],
-    ready_events: Mapping[str, datetime],
+def endpoint_figures(
+    key: str,
+    starts: Sequence[datetime | None],
     traffic: Mapping[Key, Traffic],
-    instance_of: Callable[[int], InstanceType | None],
     now: float,
-) -> EndpointPublic:
-    """`view` with its figures and its replicas' (`records`, in the order of
-    `view.replicas`); `ready_events`: replica id → its `replica_ready` event's time;
-    `instance_of(revision)`: the revision's instance type (None: unknown)."""
-    key = view.key
-    starts = [ready_at(r, ready_events.get(r.replica_id)) for r in records]
-    replicas = [
-        with_replica_stats(
-            public, traffic.get((key, r.replica_id)), since, instance_of(r.revision), now
-        )
-        for public, r, since in zip(view.replicas, records, starts, strict=True)
-    ]
+) -> dict[str, Any]:
+    """The figure fields of `EndpointPublic` for the endpoint `key`: what it served
+    (`traffic`) and its uptime; `starts`: its replicas' `ready_at` (None: not serving)."""
     serving = [s for s in starts if s is not None]
     t = traffic.get((key, ENDPOINT), _NONE)
-    return view.model_copy(
-        update={
-            "replicas": replicas,
-            "requests": t.requests,
-            "requests_per_min": _round(t.requests_per_min),
-            "avg_latency_ms": _round(t.avg_latency_ms),
-            "error_rate": _round(t.error_rate, 4),
-            "uptime_s": uptime_s(min(serving), now) if serving else None,
-        }
-    )
+    return {
+        "requests": t.requests,
+        "requests_per_min": _round(t.requests_per_min),
+        "avg_latency_ms": _round(t.avg_latency_ms),
+        "error_rate": _round(t.error_rate, 4),
+        "uptime_s": uptime_s(min(serving), now) if serving else None,
+    }
