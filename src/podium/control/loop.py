@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import httpx
 
@@ -126,6 +126,7 @@ class Controller:
             cfg, self.clock, self.state, self.journal, self._gateway, self.act.stop
         )
         self.publisher = Publisher(self._holder, self.state, self.clock)
+        self._listed: Sequence[EndpointRecord] | None = None  # as the last pass published
         self.scaling = Autoscaling(
             self.settings,
             self.db,
@@ -300,18 +301,26 @@ class Controller:
             if not observed.alive:
                 await self.act.replica_exited(observed)
         await self.probing.run(http)
+        self._publish_newly_ready()
         with self.db.unit_of_work(read_only=True) as uow:
             endpoints = uow.endpoints.list()
             self.scaling.read_queue(uow)  # the task queue's depth, at most once a second
         for ep in endpoints:  # read from the store when first seen (`recall`)
             self.recall.remember(ep)
         # Autoscale first, so a wake for held requests starts replicas in this same pass.
+        desired = {e.name: e.desired_replicas for e in endpoints}
         endpoints = await self.scaling.run(
             endpoints, state.replicas.values(), http, skip=state.failing
         )
         names = {e.name for e in endpoints}
-        for ep in endpoints:
+        # The endpoints the autoscaler just changed first (a wake starts its replica before
+        # 1,000 quiet endpoints are reconciled), the rest in the store's order.
+        scaled = [e for e in endpoints if desired.get(e.name) != e.desired_replicas]
+        for ep in scaled:
             await self._reconcile(ep)
+        for ep in endpoints:
+            if desired.get(ep.name) == ep.desired_replicas:
+                await self._reconcile(ep)
         for r in list(state.replicas.values()):
             if r.endpoint not in names and r.state in (ReplicaState.STARTING, ReplicaState.READY):
                 await self.act.stop(r, "its endpoint no longer exists")
@@ -332,10 +341,25 @@ class Controller:
         # Publish before stopping anything drained: a replica leaves the gateway's table
         # before its process is told to stop.
         self.publisher.publish(endpoints)
+        self._listed = endpoints
         await self.draining.advance(http)
         await self.metrics.run(endpoints)  # when an interval has passed (never raises)
         if self.on_tick is not None:
             self.on_tick()
+
+    def _publish_newly_ready(self) -> None:
+        """Route the replicas the probes just found ready at once, with the endpoints as
+        the last pass listed them, rather than after this pass has listed, scaled and
+        reconciled every endpoint (1,000 endpoints: 20-30 ms on every wake). The table is
+        the last one but for those replicas: the API's own changes since are kept by the
+        holder (`core.routing`), and this pass's publish brings the rest. Best effort: a
+        failure here is published again at the end of the pass, which raises it."""
+        if self._listed is None or not self.publisher.newly_ready():
+            return
+        try:
+            self.publisher.publish(self._listed)
+        except Exception:
+            log.warning("routing the newly ready replicas early failed", exc_info=True)
 
     async def _reconcile(self, ep: EndpointRecord) -> None:
         await self.act.observe(ep)

@@ -38,6 +38,7 @@ class Publisher:
         # object (1,000 endpoints at zero: no route rebuilt). The store's list hands the
         # same spec object while the spec is unchanged, so the key compares by identity.
         self._built: dict[str, tuple[tuple[object, ...], EndpointRoute]] = {}
+        self._ready: frozenset[str] = frozenset()  # the ready replicas the last build routed
 
     def build(self, endpoints: Iterable[EndpointRecord]) -> dict[str, EndpointRoute]:
         """The route of every endpoint that is not being deleted."""
@@ -47,6 +48,7 @@ class Publisher:
                 ready.setdefault(r.endpoint, []).append(
                     ReplicaRoute(r.replica_id, r.host, r.port, r.revision)
                 )
+        self._ready = frozenset(r.replica_id for routes in ready.values() for r in routes)
         routes: dict[str, EndpointRoute] = {}
         built: dict[str, tuple[tuple[object, ...], EndpointRoute]] = {}
         for ep in endpoints:
@@ -70,6 +72,13 @@ class Publisher:
             built[ep.name] = (key, route)
         self._built = built  # a deleted endpoint's entry goes with it
         return routes
+
+    def newly_ready(self) -> bool:
+        """A replica became ready since the last build: the table lacks it."""
+        return any(
+            r.state is ReplicaState.READY and r.replica_id not in self._ready
+            for r in self.state.replicas.values()
+        )
 
     def publish(self, endpoints: Iterable[EndpointRecord]) -> None:
         """Publish the table if it changed; raises what the holder raises (module doc)."""
