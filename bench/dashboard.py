@@ -121,8 +121,8 @@ def create_endpoints(server: ServerProcess, count: int) -> list[str]:
 
 def seed_history(server: ServerProcess, names: list[str], hours: float) -> int:
     """`hours` of 10 s points for each endpoint (its own series, replica ""), ending now,
-    and their minute rollups (what the sampler writes as each minute closes), written into
-    the server's SQLite store; returns how many rows."""
+    and their minute and hour rollups (what the sampler writes as each minute and hour
+    closes), written into the server's SQLite store; returns how many rows."""
     import sqlite3
 
     from podium.core.access import endpoint_key
@@ -150,6 +150,7 @@ def seed_history(server: ServerProcess, names: list[str], hours: float) -> int:
             key = endpoint_key("default", name)
             rows = []
             minutes: dict[int, dict[str, Any]] = {}  # the sampler's minute rollups too
+            hours_: dict[int, dict[str, Any]] = {}  # and its hour rollups
             for ts in slots:
                 n = 5 + (i + ts // res) % 7
                 point = zero | {
@@ -164,15 +165,18 @@ def seed_history(server: ServerProcess, names: list[str], hours: float) -> int:
                     "latency_buckets": "[]",
                 }
                 rows.append(tuple(point[c] for c in columns))
-                minute = ts // 60 * 60
-                if minute + 60 <= end:  # closed: rolled up
-                    rolled = minutes.get(minute)
+                for size, rollups in ((60, minutes), (3600, hours_)):
+                    start = ts // size * size
+                    if start + size > end:  # not closed: not rolled up yet
+                        continue
+                    rolled = rollups.get(start)
                     if rolled is None:
-                        minutes[minute] = point | {"resolution": 60, "ts": minute}
+                        rollups[start] = point | {"resolution": size, "ts": start}
                     else:
                         for field in ("requests", "ok", "errors_5xx", "latency_sum_ms"):
                             rolled[field] += point[field]
             rows.extend(tuple(m[c] for c in columns) for m in minutes.values())
+            rows.extend(tuple(h[c] for c in columns) for h in hours_.values())
             db.executemany(
                 f"INSERT OR REPLACE INTO metric_points ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' * len(columns))})",
@@ -181,6 +185,27 @@ def seed_history(server: ServerProcess, names: list[str], hours: float) -> int:
             written += len(rows)
     db.close()
     return written
+
+
+def check_day_total(server: ServerProcess, name: str) -> dict[str, object]:
+    """The list's day total of one endpoint against the sum of its seeded 10 s points in
+    the same window (`store.stats`: the day ends with the newest closed slot), so a list
+    that reads fewer rows than it should shows here, not as a faster figure."""
+    import sqlite3
+
+    from podium.core.access import endpoint_key
+
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=60) as http:
+        end = int(time.time()) // 10 * 10 - 10
+        listed = http.get(f"/api/v1/endpoints/{name}").json()["requests"]
+    db = sqlite3.connect(server.home / "podium.db", timeout=60)
+    (seeded,) = db.execute(
+        "SELECT coalesce(sum(requests), 0) FROM metric_points WHERE endpoint = ? "
+        "AND replica = '' AND resolution = 10 AND ts > ? AND ts <= ?",
+        (endpoint_key("default", name), end - 86_400, end),
+    ).fetchone()
+    db.close()
+    return {"listed": listed, "seeded": seeded}
 
 
 def cpu_ms(pid: int) -> float:
@@ -266,6 +291,8 @@ def main() -> None:
         points = seed_history(server, names, args.history_hours)
         print(f"{points} metric points written in {time.monotonic() - started:.1f} s")
         api_ms = time_list(server, args.loads)
+        day_check = check_day_total(server, names[0])
+        print(f"day total of {names[0]}: {day_check}")
         runs = measure(server, args.endpoints, args.loads, max(names))
     summary = {
         key: {
@@ -283,6 +310,7 @@ def main() -> None:
         "browser": CHROMIUM,
         "summary": summary,
         "list_api_direct_ms": api_ms,
+        "day_total_check": day_check,
         "runs": runs,
         "target": "rows and a sort click done in under 1000 ms from navigation start",
         "machine": machine(),

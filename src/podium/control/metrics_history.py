@@ -20,7 +20,9 @@ from a gap (no sample) for the readers (`store.metrics` module docstring).
 
 When a sample crosses a minute or an hour, that minute (hour) is rolled up from the finer
 points (`MetricRepo.roll_up`): points and rollups in one transaction per sample, and what
-was rolled up is remembered only once it committed. Every `prune_every_s` each resolution
+was rolled up is remembered only once it committed. A sampler's first write also rolls up
+the closed minutes and hours of the last 25 hours that a stop left without a rollup
+(`_catch_up`). Every `prune_every_s` each resolution
 is pruned by age after that transaction, in bounded batches of their own (`_prune`). The
 first run only takes the baseline snapshot. A failure is logged and never fails the
 controller's pass; the counts of an interval whose write failed go into the next point.
@@ -45,7 +47,7 @@ from podium.core.phases import EndpointStatus, ReplicaState
 from podium.core.routing import EndpointLoad, GatewayView
 from podium.core.service_counts import ServiceCounts, ServiceSnapshot
 from podium.core.settings import Settings
-from podium.store.db import Database
+from podium.store.db import Database, UnitOfWork
 from podium.store.metrics import PRUNE_BATCH, SAMPLED, MetricPoint
 from podium.store.records import EndpointRecord
 
@@ -53,6 +55,7 @@ log = logging.getLogger("podium.control")
 
 _MEASURED = (ReplicaState.STARTING, ReplicaState.READY, ReplicaState.DRAINING)
 PRUNE_BATCHES = 20  # prune statements one sample runs at most (each deletes PRUNE_BATCH)
+CATCH_UP_S = 25 * 3600  # how far back a first sample rolls up what a stop left out
 
 
 class SampleOutcome(StrEnum):
@@ -130,6 +133,7 @@ class MetricsSampler:
         self._due = 0.0  # the next sample is due at this wall time
         self._rolled: dict[int, int] = {}  # resolution -> end of the interval last rolled up
         self._quiet: frozenset[str] = frozenset()  # endpoints whose last written point was quiet
+        self._caught_up = False  # the rollups a stop left out are written (`_catch_up`)
         self._pruned = -math.inf  # monotonic time of the last prune
         # For /metrics (`control.history_metrics`), read by the server's thread: replaced
         # whole by each written sample (so a deleted endpoint or replica is forgotten),
@@ -169,6 +173,8 @@ class MetricsSampler:
         rolled: dict[int, int] = {}
         with self.db.unit_of_work() as uow:
             uow.metrics.upsert(written)
+            if not self._caught_up:
+                self._catch_up(uow, now)
             for resolution, finer in ((60, self.resolution), (3600, 60)):
                 end = math.floor(now / resolution) * resolution  # what has closed
                 if self._rolled.get(resolution) == end or resolution <= finer:
@@ -182,11 +188,25 @@ class MetricsSampler:
         # Only once committed: after a failed write the next sample covers both intervals
         # and rolls up again what this one would have.
         self._rolled.update(rolled)
+        self._caught_up = True
         self._quiet = quiet
         self._previous, self._since = snapshot, now
         self._remember(points)
         self._prune(now)
         return True
+
+    def _catch_up(self, uow: UnitOfWork, now: float) -> None:
+        """On this sampler's first write: roll up the closed minutes and hours of the last
+        `CATCH_UP_S` that have finer points but no rollup (the server stopped before their
+        end, or before the sample that would have rolled them up), minutes first. The
+        endpoint list's day totals read the rollups (`store.stats`)."""
+        for resolution, finer in ((60, self.resolution), (3600, 60)):
+            if resolution <= finer:
+                continue
+            closed = math.floor(now / resolution) * resolution
+            since = closed - CATCH_UP_S
+            for start in uow.metrics.missing_rollups(resolution, finer, since, closed):
+                uow.metrics.roll_up(resolution, start, finer)
 
     def _remember(self, points: Sequence[MetricPoint]) -> None:
         """The sample just written, as the newest figures of each endpoint and replica."""

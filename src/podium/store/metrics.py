@@ -221,6 +221,20 @@ class MetricRepo:
             combine(pts, resolution, ts, quiet=quiet(key, pts)) for key, pts in series.items()
         )
 
+    def missing_rollups(self, resolution: int, finer: int, since: int, until: int) -> list[int]:
+        """The starts of the intervals at `resolution` in [since, until) that hold points at
+        the `finer` resolution but none at `resolution`: the sampler did not roll them up
+        (the server stopped first). A rollup writes every series of its interval at once,
+        so one coarse point means the interval was rolled up."""
+        p = MetricPointRow
+
+        def starts(res: int) -> set[int]:
+            stmt = select(p.ts).where(p.resolution == res, p.ts >= since, p.ts < until)
+            return set(self._s.scalars(stmt.distinct()))
+
+        fine = {ts // resolution * resolution for ts in starts(finer)}
+        return sorted(fine - starts(resolution))
+
     def sampled(self, resolution: int, since: int, until: int) -> set[int]:
         """The starts of the slots at `resolution` in [since, until) the sampler covered
         (its `SAMPLED` points)."""

@@ -72,6 +72,7 @@ def garden(client: TestClient, db: Database, clock: FakeClock) -> None:
         point("iris-ep", "", t - 10, requests=50, errors_5xx=5, latency_sum_ms=1000.0),
         point("iris-ep", "", t - 200, requests=10, errors_5xx=0, latency_sum_ms=200.0),
         point("iris-ep", "", (t - 3600) // 60 * 60, resolution=60, requests=940),  # a minute
+        point("iris-ep", "", (t - 3600) // 3600 * 3600, resolution=3600, requests=940),  # its hour
         point("iris-ep", "iris-ep-r1-a", t - 10, requests=30, latency_sum_ms=300.0),
         point("iris-ep", "iris-ep-r2-b", t - 10, requests=20, latency_sum_ms=600.0),
     )

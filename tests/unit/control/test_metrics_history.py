@@ -286,6 +286,33 @@ def test_the_hour_is_rolled_up_from_its_minutes_and_a_late_sample_is_one_point(
     assert not w.sample()  # not due again within the same interval
 
 
+def test_a_first_sample_rolls_up_what_a_stop_left_out(tmp_path: Path, db: Database) -> None:
+    """The server stopped inside a minute (its 10 s points never rolled up) and before the
+    hour closed (its minutes never rolled up): a new sampler's first write rolls them up,
+    so the endpoint list's day totals (read from rollups) lose nothing."""
+    hour = math.ceil((EPOCH + 1000) / 3600) * 3600 + 3600
+    stopped = hour + 1800 + 30  # 30 s into a minute, half an hour into the hour
+    with db.unit_of_work() as uow:
+        uow.metrics.upsert(
+            [MetricPoint("spin", "", 60, hour + 60 * k, requests=10) for k in range(30)]
+        )
+        uow.metrics.upsert(
+            [
+                MetricPoint("spin", "", INTERVAL, stopped - 30 + INTERVAL * k, requests=1)
+                for k in range(3)
+            ]
+        )
+    w = world(tmp_path, db)
+    w.at(hour + 3 * 3600 + 1)  # back two hours later
+    assert not w.sample()  # the baseline
+    w.at(hour + 3 * 3600 + INTERVAL + 1)
+    assert w.sample()
+    minutes = {p.ts: p.requests for p in stored(db, 60)}
+    assert minutes[stopped - 30] == 3  # the minute it stopped in
+    (rolled_hour,) = [p for p in stored(db, 3600) if p.ts == hour]
+    assert rolled_hour.requests == 30 * 10 + 3
+
+
 def test_a_gateway_restart_takes_the_new_counts() -> None:
     before = Tally()
     for _ in range(50):

@@ -124,6 +124,19 @@ def test_a_rollup_counts_an_endpoints_quiet_slots_as_zeros(database: Database) -
     assert (replica.in_flight, replica.cpu_percent) == (4.0, 20.0)  # its one point
 
 
+def test_missing_rollups_are_the_intervals_with_finer_points_and_no_rollup(
+    database: Database,
+) -> None:
+    with database.unit_of_work() as uow:
+        uow.metrics.upsert([point(T0 + 10 * k, requests=1) for k in range(12)])  # 2 minutes
+        uow.metrics.upsert([point(T0, resolution=60, requests=6)])  # the first rolled up
+        uow.metrics.upsert([point(T0 + 3600 + 20, replica="spin-r1")])  # the next hour
+        uow.metrics.upsert([point(T0 + 7200 + 10)])  # past `until`
+    with database.unit_of_work(read_only=True) as uow:
+        assert uow.metrics.missing_rollups(60, 10, T0, T0 + 7200) == [T0 + 60, T0 + 3600]
+        assert uow.metrics.missing_rollups(3600, 60, T0, T0 + 7200) == [T0]
+
+
 def test_combine_of_points_without_resources_leaves_them_unknown() -> None:
     rolled = combine([point(T0), point(T0 + 10)], 60, T0)
     assert rolled.cpu_percent is None and rolled.rss_bytes is None

@@ -18,6 +18,34 @@ NOW = 1_800_000_000.0  # a multiple of 10: the slot holding NOW is open (not wri
 END = NOW - 10  # the newest closed slot: the windows end with it
 MINUTE_IN_DAY = (END - DAY_S) // 60 * 60 + 60  # the oldest minute rollup in the day
 MINUTE_OUT_OF_DAY = MINUTE_IN_DAY - 60
+HOUR_OF_MINUTE = MINUTE_IN_DAY // 3600 * 3600  # the hour rollup that minute is part of
+
+
+def test_the_day_reads_whole_hours_from_their_rollups_and_the_minutes_around_them(
+    database: Database,
+) -> None:
+    """Each part of the day from one resolution only: the sampled points from the last
+    five minutes' minute on, the hour rollups of the whole hours before it, the minute
+    rollups of the partial hours at both ends (values chosen so that reading any other
+    row, or a row twice, changes the sum)."""
+    cut = (END - RECENT_S) // 60 * 60
+    first_hour = (END - DAY_S) // 3600 * 3600 + 3600  # the first hour starting in the day
+    last_hour = cut // 3600 * 3600  # whole hours end here
+    head = range(int(MINUTE_IN_DAY), int(first_hour), 60)  # minutes before the first hour
+    tail = range(int(last_hour), int(cut), 60)  # minutes after the last whole hour
+    hours = range(int(first_hour), int(last_hour), 3600)
+    assert len(hours) == 23 and len(tail) > 0
+    rows = [point("iris", "", m, resolution=60, requests=1) for m in (*head, *tail)]
+    rows += [point("iris", "", h, resolution=3600, requests=1000) for h in hours]
+    # the minutes of the whole hours and the hour holding `cut`: rolled up, never read
+    rows += [point("iris", "", h + 60, resolution=60, requests=10**6) for h in hours]
+    rows += [point("iris", "", last_hour, resolution=3600, requests=10**6)]
+    rows += [point("iris", "", cut, requests=5), point("iris", "", END, requests=5)]
+    rows += [point("iris", "", cut - 10, requests=10**6)]  # rolled up into a minute
+    insert(database, *rows)
+    with database.unit_of_work(read_only=True) as uow:
+        got = uow.stats.traffic(["iris"], resolution=10, now=NOW)
+    assert got[("iris", "")].requests == len(head) + len(tail) + 1000 * 23 + 10
 
 
 def test_traffic_sums_the_day_and_the_last_five_minutes(database: Database) -> None:
@@ -31,6 +59,7 @@ def test_traffic_sums_the_day_and_the_last_five_minutes(database: Database) -> N
         # older than the last 5 minutes' minute: the day counts the minute rollups there,
         # and not the 10 s points those minutes were rolled up from (never twice)
         point("iris", "", MINUTE_IN_DAY, resolution=60, requests=7),
+        point("iris", "", HOUR_OF_MINUTE, resolution=3600, requests=7),  # its hour's rollup
         point("iris", "", MINUTE_IN_DAY + 10, requests=7),
         point("iris", "", MINUTE_OUT_OF_DAY, resolution=60, requests=100_000),  # outside
         point("iris", "", NOW, requests=55_555),  # the open slot: not counted
@@ -169,6 +198,7 @@ def test_the_traffic_of_many_endpoints_is_read_by_project_not_by_name(
     points = [point(k, "", END - 10 * (i % 20), requests=i + 1) for i, k in enumerate(keys)]
     points += [point(k, f"{k}-r", END, requests=2, latency_sum_ms=8.0) for k in keys[:5]]
     points += [point(k, "", MINUTE_IN_DAY, resolution=60, requests=7) for k in keys[:5]]
+    points += [point(k, "", HOUR_OF_MINUTE, resolution=3600, requests=7) for k in keys[:5]]
     points += [point(n, "", END, requests=99) for n in ("not-asked", "team1.not-asked")]
     points += [point("other.stranger", "", END, requests=99)]  # a project not asked for
     insert(database, *points)
