@@ -42,10 +42,8 @@ class FakeGateway:
         return {"spin": EndpointLoad(succeeded=total, succeeded_by_revision=dict(self.succeeded))}
 
 
-@pytest.fixture
-def db(sqlite_url: str, tmp_path: Path) -> Iterator[Database]:
-    database = Database(sqlite_url)
-    database.migrate()
+def add_bundle(database: Database, path: Path) -> None:
+    """The python model `bundle:1` (its files at `path`) the endpoints of these tests use."""
     with database.unit_of_work() as uow:
         uow.models.add_version(
             "bundle",
@@ -54,8 +52,16 @@ def db(sqlite_url: str, tmp_path: Path) -> Iterator[Database]:
             size_bytes=1,
             files=1,
             source="test",
-            path=str(tmp_path),
+            path=str(path),
         )
+
+
+@pytest.fixture
+def db(sqlite_url: str, tmp_path: Path) -> Iterator[Database]:
+    database = Database(sqlite_url)
+    database.migrate()
+    add_bundle(database, tmp_path)
+    with database.unit_of_work() as uow:
         spec = EndpointSpec.model_validate(
             {
                 "name": "spin",

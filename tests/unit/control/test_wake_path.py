@@ -16,7 +16,7 @@ from podium.store import Database
 from podium.store.endpoints import EndpointRepo
 from podium.store.records import EndpointRecord
 from tests.support.fake_replicas import FakeReplicas
-from tests.unit.control.fakes import Harness, db, sqlite_url
+from tests.unit.control.fakes import Harness, add_bundle, db, sqlite_url
 from tests.unit.control.test_autoscaling import FakeGateway, deploy
 
 __all__ = ["db", "sqlite_url"]
@@ -48,16 +48,7 @@ def test_the_endpoints_just_scaled_are_reconciled_first(
 ) -> None:
     database = Database(f"sqlite:///{tmp_path / 'podium.db'}")
     database.migrate()
-    with database.unit_of_work() as uow:
-        uow.models.add_version(
-            "bundle",
-            framework="python",
-            sha256="0" * 64,
-            size_bytes=1,
-            files=1,
-            source="test",
-            path=str(tmp_path),
-        )
+    add_bundle(database, tmp_path)
     for name in ("aaa", "bbb", "wake"):  # the store lists them in this order
         deploy(
             database,
