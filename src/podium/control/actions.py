@@ -85,8 +85,7 @@ class Actuator:
 
     async def observe(self, ep: EndpointRecord) -> None:
         """Start of a pass for this endpoint: the store's record is the truth."""
-        self.state.seen[ep.name] = ep
-        self.state.status[ep.name] = (ep.status, ep.status_reason)
+        self.state.saw(ep)
         backend = self._prewarms
         if backend is not None and ep.status not in _COLD:
             # e.g. a zygote, so wakes from zero fork. Asked once per framework and pass

@@ -73,12 +73,14 @@ class Publisher:
         self._built = built  # a deleted endpoint's entry goes with it
         return routes
 
-    def newly_ready(self) -> bool:
-        """A replica became ready since the last build: the table lacks it."""
-        return any(
-            r.state is ReplicaState.READY and r.replica_id not in self._ready
+    def newly_ready(self) -> set[str]:
+        """The endpoints with a replica that became ready since the last build (the table
+        lacks it)."""
+        return {
+            r.endpoint
             for r in self.state.replicas.values()
-        )
+            if r.state is ReplicaState.READY and r.replica_id not in self._ready
+        }
 
     def publish(self, endpoints: Iterable[EndpointRecord]) -> None:
         """Publish the table if it changed; raises what the holder raises (module doc)."""

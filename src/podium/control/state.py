@@ -60,6 +60,11 @@ class ControllerState:
     def of(self, endpoint: str) -> list[TrackedReplica]:
         return [r for r in self.replicas.values() if r.endpoint == endpoint]
 
+    def saw(self, ep: EndpointRecord) -> None:
+        """The store's record of the endpoint, as just read: the truth from now on."""
+        self.seen[ep.name] = ep
+        self.status[ep.name] = (ep.status, ep.status_reason)
+
     def current_status(self, ep: EndpointRecord) -> EndpointStatus:
         return self.status.get(ep.name, (ep.status, ep.status_reason))[0]
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from sqlalchemy import Insert, Table, delete, select, tuple_
+from sqlalchemy import Insert, Table, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -225,8 +225,14 @@ class MetricRepo:
         """The starts of the intervals at `resolution` in [since, until) that hold points at
         the `finer` resolution but none at `resolution`: the sampler did not roll them up
         (the server stopped first). A rollup writes every series of its interval at once,
-        so one coarse point means the interval was rolled up."""
+        so one coarse point means the interval was rolled up; and rollups are written in
+        the order of time, so only the intervals after the newest one can be missing:
+        `since` is moved up to it (one index probe), and the scan reads only the finer
+        points after it."""
         p = MetricPointRow
+        newest = self._s.scalar(select(func.max(p.ts)).where(p.resolution == resolution))
+        if newest is not None:
+            since = max(since, int(newest) + resolution)
 
         def starts(res: int) -> set[int]:
             stmt = select(p.ts).where(p.resolution == res, p.ts >= since, p.ts < until)

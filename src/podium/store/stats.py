@@ -30,8 +30,10 @@ minutes. The endpoint list (polled every 3 s by the dashboard) read 545 ms of se
 for 20 endpoints with a full day of 10 s points, and 328 ms for 200 endpoints with a day
 of minutes (bench/dashboard.py). The rollups are written by the sampler as each minute
 and hour closes, and on a controller's first sample it rolls up what a stop left out
-(`MetricRepo.missing_rollups`), so a restart loses no minute or hour of the totals. The
-minute and hour points must be kept for a day at least (the defaults: 7 and 90 days).
+(`MetricRepo.missing_rollups`), so a restart loses no minute or hour of the totals once
+sampling resumes; while no controller samples, the hour that was under way when sampling
+stopped reads nothing until then (its rollup does not exist yet). The minute and hour
+points must be kept for a day at least (the defaults: 7 and 90 days).
 """
 
 from __future__ import annotations
@@ -133,11 +135,11 @@ def _day_rows(resolution: int, end: int) -> Any:
     their minute rollups."""
     p = MetricPointRow
     first = end - DAY_S  # exclusive
-    if resolution < ROLLUP_S:
-        cut = math.floor((end - RECENT_S) / ROLLUP_S) * ROLLUP_S
-        parts = [and_(p.resolution == resolution, p.ts >= cut, p.ts <= end)]
-    else:  # minutes are the sampled points: all of them up to `end`
-        cut, parts = end + ROLLUP_S, []
+    # The sampled points from `cut` on (minutes, when 60 s is the sampled resolution). An
+    # hour is read from its rollup only once it closed `RECENT_S` ago at least: the rollup
+    # is written by the sample that crosses the hour, which may lag a little.
+    cut = math.floor((end - RECENT_S) / ROLLUP_S) * ROLLUP_S
+    parts = [and_(p.resolution == resolution, p.ts >= cut, p.ts <= end)]
     h0 = (first // HOUR_S + 1) * HOUR_S  # the first hour that starts inside the day
     h1 = (cut // HOUR_S) * HOUR_S  # the end of the last hour that ends before `cut`
     if h1 > h0:

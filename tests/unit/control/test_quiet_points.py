@@ -103,7 +103,7 @@ def test_the_history_reads_quiet_slots_as_zeros_and_unsampled_slots_as_gaps(
     w.serve(2)
     w.sample_at(4)  # slot 3 served
     w.sample_at(5)  # slot 4: quiet again (written)
-    w.sample_at(9)  # a late sample: slots 5..7 were never sampled (gaps), 8 is one point
+    w.sample_at(9)  # a late sample: one point at slot 5 (covering 5-8); 6-9 are gaps
     with db.unit_of_work(read_only=True) as uow:
         got = history(
             uow,

@@ -31,16 +31,47 @@ def test_a_replica_found_ready_is_routed_before_the_pass_reads_the_store(
         await h.passes(ctl, 1)  # both replicas started, not probed yet
         assert h.routed() == []
 
-        def store_away(self: EndpointRepo, **kwargs: object) -> None:
-            raise RuntimeError("the store is away")
-
-        monkeypatch.setattr(EndpointRepo, "list", store_away)
+        monkeypatch.setattr(EndpointRepo, "list", _store_away)
         h.clock.advance(1)
         with pytest.raises(RuntimeError, match="the store is away"):
             await ctl.run_once()  # probes ran first: ready, and routed already
         assert h.routed() == ["r1.test", "r2.test"]
 
     h.run(steps)
+
+
+@pytest.mark.parametrize("change", ["paused", "deleted"])
+def test_an_early_route_follows_the_store_not_the_last_pass(
+    tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """The endpoint of a replica found ready is read again before it is routed early: one
+    paused since the last pass is published paused (the gateway refuses its requests),
+    the replicas of one deleted are not routed (another server's API deleted it: this
+    holder never saw its remove)."""
+    h = Harness(tmp_path, db, FakeReplicas())
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 1)  # both replicas started, not probed yet
+        with db.unit_of_work() as uow:
+            if change == "paused":
+                uow.endpoints.set_status("spin", EndpointStatus.PAUSED, reason="paused by user")
+            else:
+                uow.endpoints.delete("spin")
+        monkeypatch.setattr(EndpointRepo, "list", _store_away)
+        h.clock.advance(1)
+        with pytest.raises(RuntimeError, match="the store is away"):
+            await ctl.run_once()
+        route = h.holder.table.endpoints.get("spin")
+        if change == "paused":
+            assert route is not None and route.status is EndpointStatus.PAUSED
+        else:  # its replicas are never routed
+            assert route is None or not route.replicas
+
+    h.run(steps)
+
+
+def _store_away(self: EndpointRepo, **kwargs: object) -> None:
+    raise RuntimeError("the store is away")
 
 
 def test_the_endpoints_just_scaled_are_reconciled_first(

@@ -48,6 +48,27 @@ def test_the_day_reads_whole_hours_from_their_rollups_and_the_minutes_around_the
     assert got[("iris", "")].requests == len(head) + len(tail) + 1000 * 23 + 10
 
 
+def test_an_hour_just_closed_is_read_from_its_minutes_at_any_resolution(
+    database: Database,
+) -> None:
+    """Just after an hour closes its rollup may not be written yet (the sample that crosses
+    the hour writes it): the day reads the hour's minutes until it closed `RECENT_S` ago,
+    with 60 s sampling as with 10 s."""
+    hour = 1_800_000_000 - 3600 * 3  # a multiple of 3600
+    for resolution in (10, 60):
+        now = hour + 2 * resolution  # the hour's last slot is closed; no hour rollup
+        starts = [hour - 3600 + 60 * k for k in range(60)]  # one request a minute
+        rows = [point("iris", "", m, resolution=60, requests=1) for m in starts]
+        if resolution < 60:  # the sampled points those minutes were rolled up from
+            rows += [point("iris", "", m, resolution=resolution, requests=1) for m in starts]
+        insert(database, *rows)
+        with database.unit_of_work(read_only=True) as uow:
+            got = uow.stats.traffic(["iris"], resolution=resolution, now=now)
+        assert got[("iris", "")].requests == 60, resolution
+        with database.engine.begin() as conn:  # the next resolution starts empty
+            conn.exec_driver_sql("DELETE FROM metric_points")
+
+
 def test_traffic_sums_the_day_and_the_last_five_minutes(database: Database) -> None:
     insert(
         database,
