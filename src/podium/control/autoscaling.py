@@ -28,7 +28,7 @@ Without a gateway (unit tests of the loop) there is no load to read and nothing 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import httpx
@@ -130,12 +130,16 @@ class Autoscaling:
         http: httpx.AsyncClient | None,
         *,
         skip: Callable[[str], bool] = lambda name: False,
+        only: Collection[str] | None = None,
     ) -> list[EndpointRecord]:
-        """One pass: the endpoints, with the desired counts written in this pass."""
-        names = {e.name for e in endpoints}
-        for gone in [n for n in self._tracks if n not in names]:
-            del self._tracks[gone]
-            self.metrics.forget(gone)
+        """One pass: the endpoints, with the desired counts written in this pass. `only`:
+        decide for these endpoints alone (the controller's wake lane); the others count
+        toward their projects' quotas and are left as they are."""
+        if only is None:
+            names = {e.name for e in endpoints}
+            for gone in [n for n in self._tracks if n not in names]:
+                del self._tracks[gone]
+                self.metrics.forget(gone)
         if self.gateway is None:
             return list(endpoints)
         try:
@@ -146,12 +150,20 @@ class Autoscaling:
         by_endpoint: dict[str, list[TrackedReplica]] = {}
         for r in replicas:
             by_endpoint.setdefault(r.endpoint, []).append(r)
-        active = [e for e in endpoints if e.status not in IDLE_STATUSES and not skip(e.name)]
+        active = [
+            e
+            for e in endpoints
+            if e.status not in IDLE_STATUSES
+            and not skip(e.name)
+            and (only is None or e.name in only)
+        ]
         scaled = {e.name for e in active}
         metrics = await self._rule_metrics(active, by_endpoint, http)
-        quotas = _Quotas(self._quotas)  # read once, by the first endpoint that needs them
+        # Quotas read once, by the first endpoint that needs them; a project's usage summed
+        # only when one of its endpoints would grow under a quota.
+        quotas = _Quotas(self._quotas, self._usage)
         for ep in endpoints:
-            quotas.count(ep.project, self._usage(ep))
+            quotas.add(ep)
         now = self.clock.monotonic()
         out: list[EndpointRecord] = []
         for ep in endpoints:
@@ -216,11 +228,12 @@ class Autoscaling:
         )
         decision = decide(ctx, track.state)
         using = self._usage(ep)
+        limits = quotas.of(ep.project)
         capped = cap(
             decision,
             ep.desired_replicas,
-            quotas.of(ep.project),
-            quotas.used(ep.project) - using,
+            limits,
+            Usage() if limits is None else quotas.used(ep.project) - using,  # no quota: unread
             *self._per_replica(ep),
         )
         if capped.held:  # cannot grow at all: say so once, change nothing
@@ -354,10 +367,18 @@ class _Quotas:
     """One pass's view of the projects' quotas and usage; the usage follows the counts
     this pass writes, so two endpoints of a project cannot both take the last room."""
 
-    def __init__(self, read: Callable[[], Mapping[str, Quotas]]) -> None:
+    def __init__(
+        self, read: Callable[[], Mapping[str, Quotas]], usage: Callable[[EndpointRecord], Usage]
+    ) -> None:
         self._read = read
+        self._usage = usage
         self._limits: Mapping[str, Quotas] | None = None  # read when first asked
         self._used: dict[str, Usage] = {}
+        self._unsummed: dict[str, list[EndpointRecord]] = {}  # summed when first asked
+
+    def add(self, ep: EndpointRecord) -> None:
+        """One of the pass's endpoints, as it stands: its usage counts for its project."""
+        self._unsummed.setdefault(ep.project, []).append(ep)
 
     def of(self, project: str) -> Quotas | None:
         """The project's quotas; the first call of a pass reads them (one query): a pass
@@ -367,6 +388,11 @@ class _Quotas:
         return self._limits.get(project)
 
     def used(self, project: str) -> Usage:
+        added = self._unsummed.pop(project, ())
+        if added:
+            self._used[project] = sum(
+                (self._usage(ep) for ep in added), self._used.get(project, Usage())
+            )
         return self._used.get(project, Usage())
 
     def count(self, project: str, usage: Usage) -> None:

@@ -36,10 +36,11 @@ from podium.control.reconciler import EndpointView, ReplicaView, plan
 from podium.control.starts import Starts
 from podium.control.state import ControllerState
 from podium.control.tracked import EndpointMemory
+from podium.control.wake_path import WakePath
 from podium.coordination.fenced_backend import FencedBackend
 from podium.coordination.leadership import RETRY_S, Lease, SoleLease
 from podium.core.clock import Clock, SystemClock
-from podium.core.errors import Fenced, NotFound
+from podium.core.errors import Fenced
 from podium.core.phases import EndpointStatus, EventKind, ReplicaState
 from podium.core.routing import GatewayView, RoutingSource
 from podium.core.settings import Settings
@@ -138,6 +139,17 @@ class Controller:
         self.metrics = MetricsSampler(
             self.settings, self.db, self.clock, self._gateway, self.backend, self.state
         )
+        self.wake_path = WakePath(
+            self.db,
+            self.state,
+            self.publisher,
+            self.scaling,
+            self.recall,
+            self._gateway,
+            self._reconcile,
+            self.act.collect_starts,
+            self.probing.run,
+        )
         self._adopted = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -163,6 +175,10 @@ class Controller:
             self._thread.join(30)
 
     def wake(self, endpoint: str | None = None) -> None:
+        """Run a pass now (from any thread); `endpoint`: the one the wake is for, e.g. the
+        gateway holds a request for it and it has no replica (`wake_path`)."""
+        if endpoint is not None:
+            self.wake_path.note(endpoint)
         loop, event = self._loop, self._wake
         if loop is not None and event is not None and not loop.is_closed():
             loop.call_soon_threadsafe(event.set)
@@ -301,7 +317,10 @@ class Controller:
             if not observed.alive:
                 await self.act.replica_exited(observed)
         await self.probing.run(http)
-        self._publish_newly_ready()
+        # A wake's short path (`wake_path`): route what just became ready, start what was
+        # just woken, before the pass goes over every endpoint.
+        self.wake_path.publish_newly_ready(self._listed)
+        await self.wake_path.lane(http, self._listed)
         with self.db.unit_of_work(read_only=True) as uow:
             endpoints = uow.endpoints.list()
             self.scaling.read_queue(uow)  # the task queue's depth, at most once a second
@@ -346,29 +365,6 @@ class Controller:
         await self.metrics.run(endpoints)  # when an interval has passed (never raises)
         if self.on_tick is not None:
             self.on_tick()
-
-    def _publish_newly_ready(self) -> None:
-        """Route the replicas the probes just found ready at once, rather than after this
-        pass has listed, scaled and reconciled every endpoint (1,000 endpoints: 20-30 ms on
-        every wake). The endpoints they belong to are read again by key (one paused or
-        deleted since the last pass is published as it is now: no route to a paused one's
-        replica, none for a deleted one); the others are as the last pass listed them,
-        which is the table already published. Best effort: a failure here is left to the
-        end of the pass, whose publish raises it."""
-        owners = self.publisher.newly_ready()
-        if self._listed is None or not owners:
-            return
-        try:
-            fresh: dict[str, EndpointRecord | None] = dict.fromkeys(owners)
-            with self.db.unit_of_work(read_only=True) as uow:
-                for name in owners:
-                    with contextlib.suppress(NotFound):  # deleted: no route
-                        fresh[name] = ep = uow.endpoints.get(name)
-                        self.state.saw(ep)
-            records = [fresh.get(e.name, e) for e in self._listed]
-            self.publisher.publish([r for r in records if r is not None])
-        except Exception as e:
-            log.debug("routing the newly ready replicas early failed: %s", e)
 
     async def _reconcile(self, ep: EndpointRecord) -> None:
         await self.act.observe(ep)

@@ -20,6 +20,7 @@ def served(cli: Cli) -> None:
         cli.api.podium.db,
         point("iris", "", now - 10, requests=60, errors_5xx=3, latency_sum_ms=1200.0),
         point("iris", "", (now - 3600) // 60 * 60, resolution=60, requests=940),  # a minute
+        point("iris", "", (now - 3600) // 3600 * 3600, resolution=3600, requests=940),  # its hour
         point("iris", "iris-r1-000000", now - 10, requests=40, latency_sum_ms=1000.0),
     )
 

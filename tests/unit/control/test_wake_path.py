@@ -109,3 +109,43 @@ def test_the_endpoints_just_scaled_are_reconciled_first(
         assert [s.endpoint for s in h.backend.started] == ["wake"]
 
     h.run(steps)
+
+
+def test_a_woken_endpoint_starts_before_the_pass_lists_every_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wake lane: an endpoint the gateway holds requests for, woken by name, gets its
+    decision, its start, its probe and its route from a fresh read of its own record,
+    before the pass's list of every endpoint (which fails here, so only the lane can have
+    done it)."""
+    database = Database(f"sqlite:///{tmp_path / 'podium.db'}")
+    database.migrate()
+    add_bundle(database, tmp_path)
+    for name in ("aaa", "wake"):
+        deploy(
+            database,
+            name,
+            desired=0,
+            status=EndpointStatus.SCALED_TO_ZERO,
+            min_replicas=0,
+            max_replicas=2,
+        )
+    gateway = FakeGateway()
+    h = Harness(tmp_path, database, FakeReplicas(), gateway)
+
+    async def steps(ctl: Controller) -> None:
+        await h.passes(ctl, 2)  # both at zero
+        gateway.loads["wake"] = EndpointLoad(held=1)
+        ctl.wake("wake")
+        monkeypatch.setattr(EndpointRepo, "list", _store_away)
+        h.clock.advance(1)
+        with pytest.raises(RuntimeError, match="the store is away"):
+            await ctl.run_once()
+        # started, probed ready and routed, all before the list that fails
+        assert [s.endpoint for s in h.backend.started] == ["wake"]
+        assert len(h.holder.table.endpoints["wake"].replicas) == 1
+        with database.unit_of_work(read_only=True) as uow:
+            assert uow.endpoints.get("wake").desired_replicas == 1
+            assert uow.endpoints.get("aaa").desired_replicas == 0
+
+    h.run(steps)
